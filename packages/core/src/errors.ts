@@ -1,0 +1,188 @@
+/**
+ * Every failure SwarmBee reports has its own error class with a stable `code`
+ * (`SWARMBEE_ERR_*`). Users match on `code`, never on message text. Errors that
+ * cross the wire travel as {@link WireError}: code, message, retryable and stage.
+ */
+
+/** The serialisable form of an error, as it crosses the wire or an HTTP response. */
+export interface WireError {
+  code: string;
+  message: string;
+  retryable: boolean;
+  /** Index of the pipeline stage that raised it, when one did. */
+  stage?: number;
+}
+
+export interface ErrorOptions {
+  cause?: unknown;
+  stage?: number;
+  /** Overrides the class default: some failures are transient in one context only. */
+  retryable?: boolean;
+}
+
+export class SwarmBeeError extends Error {
+  static readonly code: string = 'SWARMBEE_ERR_INTERNAL';
+  /** Whether repeating the same request later can succeed. */
+  static readonly retryable: boolean = false;
+  /** HTTP status the API answers with when this error ends a request. */
+  static readonly httpStatus: number = 500;
+
+  readonly code: string;
+  readonly retryable: boolean;
+  readonly stage: number | undefined;
+  readonly httpStatus: number;
+
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    const kind = new.target as typeof SwarmBeeError;
+    this.name = kind.name;
+    this.code = kind.code;
+    this.retryable = options.retryable ?? kind.retryable;
+    this.httpStatus = kind.httpStatus;
+    this.stage = options.stage;
+  }
+
+  toWire(): WireError {
+    const wire: WireError = { code: this.code, message: this.message, retryable: this.retryable };
+    if (this.stage !== undefined) wire.stage = this.stage;
+    return wire;
+  }
+}
+
+/** Input a caller supplied is malformed or out of range (an option, a flag, a parameter). */
+export class InvalidArgumentError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_INVALID_ARGUMENT';
+  static override readonly httpStatus = 400;
+}
+
+/** A llama2.c checkpoint is truncated, oversized, or its header is inconsistent. */
+export class CheckpointInvalidError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_CHECKPOINT_INVALID';
+}
+
+/** A tokenizer file is missing where one is required. */
+export class TokenizerMissingError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_TOKENIZER_MISSING';
+}
+
+/** A tokenizer file exists but cannot be parsed or does not match the model. */
+export class TokenizerInvalidError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_TOKENIZER_INVALID';
+}
+
+/** A token id lies outside the model's vocabulary. */
+export class TokenOutOfVocabularyError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_TOKEN_OUT_OF_VOCAB';
+  static override readonly httpStatus = 400;
+}
+
+/** A prompt (or prompt plus requested tokens) does not fit the model's context window. */
+export class ContextOverflowError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_CONTEXT_OVERFLOW';
+  static override readonly httpStatus = 400;
+}
+
+/** A requested split into stages or layer ranges is impossible for the model. */
+export class StageLayoutError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_STAGE_LAYOUT';
+  static override readonly httpStatus = 400;
+}
+
+/** A model dir is missing its manifest or weights, or they disagree. */
+export class ModelDirInvalidError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_MODEL_DIR_INVALID';
+}
+
+/** Content does not match its recorded sha256. */
+export class HashMismatchError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_HASH_MISMATCH';
+}
+
+/** An output location exists and holds something SwarmBee will not overwrite. */
+export class OutputExistsError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_OUTPUT_EXISTS';
+}
+
+/** A shard graph failed to load or does not match the shape it claims. */
+export class ShardInvalidError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_SHARD_INVALID';
+}
+
+/** The engine's KV-cache byte budget would be exceeded. */
+export class KvBudgetExceededError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_KV_BUDGET_EXCEEDED';
+  static override readonly retryable = true;
+  static override readonly httpStatus = 429;
+}
+
+/** A sequence id is not known to the stage that received it. */
+export class SequenceUnknownError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_SEQUENCE_UNKNOWN';
+  static override readonly httpStatus = 400;
+}
+
+/** onnxruntime failed while running a forward pass or creating a session. */
+export class EngineFailedError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_ENGINE_FAILED';
+}
+
+/** The engine was used after it was closed, or before it was ready. */
+export class EngineClosedError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_ENGINE_CLOSED';
+  static override readonly retryable = true;
+  static override readonly httpStatus = 503;
+}
+
+/** An operation was cancelled through its AbortSignal, or timed out. */
+export class AbortedError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_ABORTED';
+  static override readonly retryable = true;
+  static override readonly httpStatus = 503;
+}
+
+const byCode = new Map<string, typeof SwarmBeeError>();
+
+/** Registers error classes so {@link fromWire} can rebuild them; packages register their own. */
+export function registerErrors(...kinds: (typeof SwarmBeeError)[]): void {
+  for (const kind of kinds) byCode.set(kind.code, kind);
+}
+
+registerErrors(
+  SwarmBeeError,
+  InvalidArgumentError,
+  CheckpointInvalidError,
+  TokenizerMissingError,
+  TokenizerInvalidError,
+  TokenOutOfVocabularyError,
+  ContextOverflowError,
+  StageLayoutError,
+  ModelDirInvalidError,
+  HashMismatchError,
+  OutputExistsError,
+  ShardInvalidError,
+  KvBudgetExceededError,
+  SequenceUnknownError,
+  EngineFailedError,
+  EngineClosedError,
+  AbortedError,
+);
+
+/** Rebuilds an error received over the wire as the matching class (the base class if unknown). */
+export function fromWire(wire: WireError): SwarmBeeError {
+  const kind = byCode.get(wire.code);
+  const options: ErrorOptions = { retryable: wire.retryable };
+  if (wire.stage !== undefined) options.stage = wire.stage;
+  if (kind) return new kind(wire.message, options);
+  const error = new SwarmBeeError(wire.message, options);
+  (error as { code: string }).code = wire.code;
+  return error;
+}
+
+/** Wraps anything thrown into a SwarmBeeError, keeping coded errors as they are. */
+export function asSwarmBeeError(error: unknown, stage?: number): SwarmBeeError {
+  if (error instanceof SwarmBeeError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const options: ErrorOptions = { cause: error };
+  if (stage !== undefined) options.stage = stage;
+  return new SwarmBeeError(message, options);
+}

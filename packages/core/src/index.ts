@@ -1,0 +1,15 @@
+/**
+ * @swarmbee/core — the types and errors every SwarmBee package shares. No I/O.
+ *
+ * @example
+ * ```ts
+ * import { TokenOutOfVocabularyError } from '@swarmbee/core';
+ * try { ... } catch (e) { if (e.code === TokenOutOfVocabularyError.code) ... }
+ * ```
+ */
+export * from './errors.js';
+export * from './manifest.js';
+export * from './plan.js';
+export * from './sampling.js';
+export * from './tensor.js';
+export * from './version.js';

@@ -1,0 +1,110 @@
+/**
+ * The model dir's `manifest.json`: what a model is, where its weights sit in
+ * `weights.bin`, and what each layer costs in bytes — everything the planner and
+ * the shard builder need without reading a weight.
+ */
+
+/** Shape of a Llama-family decoder (Llama, Mistral, Qwen2 without biases, llama2.c). */
+export interface LlamaConfig {
+  /** Model (residual stream) width. */
+  dim: number;
+  /** Feed-forward inner width. */
+  hiddenDim: number;
+  nLayers: number;
+  nHeads: number;
+  /** Key/value heads; fewer than `nHeads` means grouped-query attention. */
+  nKvHeads: number;
+  vocabSize: number;
+  /** Longest context the model supports, in tokens (positions). */
+  maxSeqLen: number;
+  /** RMSNorm epsilon. */
+  normEps: number;
+  /** RoPE base frequency. */
+  ropeTheta: number;
+  /** The LM head reuses the token embedding matrix. */
+  sharedClassifier: boolean;
+}
+
+export type WeightDtype = 'float32';
+
+/** One tensor inside `weights.bin`, stored row-major with little-endian elements. */
+export interface WeightTensor {
+  name: string;
+  dtype: WeightDtype;
+  shape: number[];
+  /** Byte offset in `weights.bin`, a multiple of {@link WEIGHT_ALIGNMENT_BYTES}. */
+  offset: number;
+  bytes: number;
+}
+
+/** Byte alignment of every tensor in `weights.bin` (a page, so the file can be mapped). */
+export const WEIGHT_ALIGNMENT_BYTES = 4096;
+
+/** Bytes one layer costs: what the planner charges a device for holding it. */
+export interface LayerCost {
+  /** Weight bytes of the layer (norms, attention, feed-forward). */
+  paramBytes: number;
+  /** KV-cache bytes per token of context (keys and values, fp32). */
+  kvBytesPerToken: number;
+}
+
+export interface TokenizerRef {
+  kind: 'llama2c';
+  /** File name inside the model dir. */
+  file: string;
+  sha256: string;
+  bosId: number;
+  eosId: number;
+}
+
+export type ModelSource =
+  | { kind: 'llama2c'; checkpoint: string; checkpointSha256: string }
+  | { kind: 'synthetic'; seed: number; preset?: string };
+
+export const MANIFEST_FORMAT = 'swarmbee.model';
+export const MANIFEST_FORMAT_VERSION = 1;
+
+export interface ModelManifest {
+  format: typeof MANIFEST_FORMAT;
+  formatVersion: typeof MANIFEST_FORMAT_VERSION;
+  name: string;
+  architecture: 'llama';
+  config: LlamaConfig;
+  /**
+   * RoPE pairing the q/k weights are stored for. SwarmBee stores Hugging Face's
+   * rotate-half layout; llama2.c checkpoints (interleaved pairs) are permuted on import.
+   */
+  rope: 'rotate-half';
+  weights: {
+    file: string;
+    bytes: number;
+    sha256: string;
+    /**
+     * Stored in layer order (embedding, layers 0..n-1, final norm, head), so any
+     * layer range is one contiguous span of the file. Fused tensors keep the q/k/v
+     * and gate/up projections adjacent: `layers.N.wqkv` rows are q, then k, then v;
+     * `layers.N.w13` rows are gate (w1), then up (w3). Linear weights are
+     * [out, in] as in PyTorch.
+     */
+    tensors: WeightTensor[];
+  };
+  tokenizer?: TokenizerRef;
+  layers: LayerCost[];
+  /** Token embedding bytes (held by the first stage). */
+  embeddingBytes: number;
+  /** Final norm plus LM head bytes (held by the last stage; the head is shared when tied). */
+  headBytes: number;
+  /** sha256 over the config and the content hashes: the model's identity. */
+  modelHash: string;
+  source: ModelSource;
+  createdBy: string;
+}
+
+export function headDim(config: LlamaConfig): number {
+  return config.dim / config.nHeads;
+}
+
+/** Bytes of keys plus values, per token of context, for one layer at fp32. */
+export function kvBytesPerTokenPerLayer(config: LlamaConfig): number {
+  return 2 * config.nKvHeads * headDim(config) * 4;
+}
