@@ -1,1 +1,31 @@
-export {};
+/**
+ * @swarmbee/model — models in and out: llama2.c checkpoints and tokenizers,
+ * synthetic models, the model dir, and ONNX shards for any layer range.
+ *
+ * @example
+ * ```ts
+ * import { importLlama2c, openModelDir, buildShard } from '@swarmbee/model';
+ * await importLlama2c({ checkpoint: 'stories260K.bin', tokenizer: 'tok512.bin', out: 'models/s260k' });
+ * const dir = await openModelDir('models/s260k');
+ * const shard = buildShard(dir, { start: 0, end: 3 }); // layers 0..2 plus the embedding
+ * ```
+ */
+export * from './hash.js';
+export * from './llama-tensors.js';
+export * from './llama2c/checkpoint.js';
+export * from './llama2c/export.js';
+export * from './llama2c/import.js';
+export * from './model-dir.js';
+export * from './onnx/graph.js';
+export * from './onnx/llama-shard-graph.js';
+export * from './onnx/rope.js';
+export * from './onnx/shard-io.js';
+export * from './progress.js';
+export * from './shard.js';
+export * from './staging-dir.js';
+export * from './synth/presets.js';
+export * from './synth/synthesize.js';
+export * from './synth/vocab.js';
+export * from './tokenizer/llama2c-tokenizer.js';
+export * from './tokenizer/load.js';
+export * from './tokenizer/tokenizer.js';

@@ -1,0 +1,82 @@
+/** K stages of one model chained in this process, each in its own thread. */
+import { InvalidArgumentError } from '@swarmbee/core';
+import { buildShard, evenRanges, type LayerRange, type ModelDir } from '@swarmbee/model';
+import { OrtStage } from './ort-stage.js';
+import type { Pipeline, PipelineInfo, PipelineResult, PipelineStep } from './pipeline.js';
+import type { StageEngine, StageOptions } from './stage-engine.js';
+import { ThreadedStage } from './threaded-stage.js';
+
+export interface LocalPipelineOptions {
+  /** Layer ranges, one per stage; default: `stages` even ranges. */
+  ranges?: LayerRange[];
+  /** Number of even stages when `ranges` is absent. Default 1. */
+  stages?: number;
+  /** Run each stage in a worker thread (default true); false runs them on the calling thread. */
+  threaded?: boolean;
+  stage?: StageOptions;
+}
+
+export class LocalPipeline implements Pipeline {
+  readonly info: PipelineInfo;
+
+  private constructor(
+    readonly stages: StageEngine[],
+    info: PipelineInfo,
+  ) {
+    this.info = info;
+  }
+
+  static async create(dir: ModelDir, options: LocalPipelineOptions = {}): Promise<LocalPipeline> {
+    const { config } = dir.manifest;
+    const ranges = options.ranges ?? evenRanges(config.nLayers, options.stages ?? 1);
+    for (let i = 0; i < ranges.length; i++) {
+      const expectedStart = i === 0 ? 0 : ranges[i - 1]!.end;
+      if (ranges[i]!.start !== expectedStart) {
+        throw new InvalidArgumentError(
+          `stage ${i} starts at layer ${ranges[i]!.start}; the pipeline needs ${expectedStart}`,
+        );
+      }
+    }
+    if (ranges.at(-1)?.end !== config.nLayers) {
+      throw new InvalidArgumentError(`the last stage must end at layer ${config.nLayers}`);
+    }
+    // Stages of one process share the cores; spinning threads would steal them from each other.
+    const stageOptions: StageOptions = { allowSpinning: ranges.length === 1, ...options.stage };
+    const create = options.threaded === false ? OrtStage.create : ThreadedStage.create;
+    const stages: StageEngine[] = [];
+    try {
+      for (const range of ranges) stages.push(await create(buildShard(dir, range), stageOptions));
+    } catch (error) {
+      await Promise.allSettled(stages.map((s) => s.close()));
+      throw error;
+    }
+    return new LocalPipeline(stages, {
+      vocabSize: config.vocabSize,
+      maxSeqLen: config.maxSeqLen,
+      stages: ranges.map((r) => ({ layerStart: r.start, layerEnd: r.end })),
+    });
+  }
+
+  async step(step: PipelineStep): Promise<PipelineResult> {
+    const { rows } = step;
+    let output = await this.stages[0]!.forward({ rows, tokens: step.tokens, logits: step.logits });
+    for (const stage of this.stages.slice(1)) {
+      if (output.kind !== 'hidden') break;
+      output = await stage.forward({ rows, hidden: output.hidden, logits: step.logits });
+    }
+    if (output.kind !== 'tokens')
+      throw new InvalidArgumentError('the pipeline ended on a stage without the LM head');
+    const result: PipelineResult = { tokens: output.tokens };
+    if (output.logprobs) result.logprobs = output.logprobs;
+    if (output.logits) result.logits = output.logits;
+    return result;
+  }
+
+  async release(seqIds: string[]): Promise<void> {
+    await Promise.all(this.stages.map((s) => s.release(seqIds)));
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.stages.map((s) => s.close()));
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The public interface of one pipeline stage's inference. `OrtStage` runs it
+ * in the calling thread; `ThreadedStage` runs the same behind a worker thread
+ * so a forward pass never blocks the event loop that answers sockets.
+ */
+import type { SamplingParams } from '@swarmbee/core';
+
+/** One sequence's slice of a micro-batch. */
+export interface BatchRow {
+  seqId: string;
+  /** Position of the row's first token. Earlier KV is kept; anything at or after `start` is replaced. */
+  start: number;
+  /** Tokens this row carries (<= the batch width). */
+  count: number;
+  /** Last stage: sample the next token after this row's last token. Absent: no token (a prefill chunk). */
+  sampling?: SamplingParams;
+  /** Last stage: also return the sampled token's log-probability. */
+  logprobs?: boolean;
+}
+
+/**
+ * A micro-batch: B rows, each padded to width T = max(count). Token ids go to
+ * the first stage as [B, T]; hidden states to the others as [B, T, dim].
+ */
+export interface StageBatch {
+  rows: BatchRow[];
+  tokens?: BigInt64Array;
+  hidden?: Float32Array;
+  /** Last stage: return logits too — for the last position of each row, or for all T. */
+  logits?: 'last' | 'all';
+}
+
+export interface StageTiming {
+  /** Wall time of the onnxruntime run. */
+  forwardMs: number;
+  /** Wall time spent assembling inputs and storing the KV cache. */
+  kvMs: number;
+}
+
+export type StageOutput =
+  | { kind: 'hidden'; hidden: Float32Array; width: number; timing: StageTiming }
+  | {
+      kind: 'tokens';
+      /** Per row: the sampled token, or -1 for rows without sampling. */
+      tokens: Int32Array;
+      logprobs?: Float32Array;
+      /** [B, 1 or T, vocab] when asked for. */
+      logits?: Float32Array;
+      timing: StageTiming;
+    };
+
+export interface StageInfo {
+  layerStart: number;
+  layerEnd: number;
+  isFirst: boolean;
+  isLast: boolean;
+  dim: number;
+  vocabSize: number;
+  maxSeqLen: number;
+}
+
+export interface StageStats {
+  forwards: number;
+  forwardMsTotal: number;
+  sequences: number;
+  kvBytes: number;
+  kvBudgetBytes: number;
+}
+
+export interface StageOptions {
+  /** onnxruntime intra-op threads. Default: the machine's available parallelism. */
+  intraOpThreads?: number;
+  /**
+   * Let onnxruntime's worker threads spin while waiting for work. Default true;
+   * turn off when several stages share the cores (an in-process pipeline).
+   */
+  allowSpinning?: boolean;
+  /** KV-cache byte budget for all sequences of the stage. Default {@link DEFAULT_KV_BUDGET_BYTES}. */
+  kvBudgetBytes?: number;
+  /** Most sequences the stage keeps a cache for at once. Default {@link DEFAULT_MAX_SEQUENCES}. */
+  maxSequences?: number;
+}
+
+export const DEFAULT_KV_BUDGET_BYTES = 2 * 1024 ** 3;
+export const DEFAULT_MAX_SEQUENCES = 256;
+
+export interface StageEngine {
+  readonly info: StageInfo;
+  forward(batch: StageBatch): Promise<StageOutput>;
+  /** Frees the KV cache (and sampler state) of these sequences. Unknown ids are ignored. */
+  release(seqIds: string[]): Promise<void>;
+  stats(): Promise<StageStats>;
+  close(): Promise<void>;
+}
+
+/** The batch width T: the longest row. */
+export function batchWidth(rows: readonly BatchRow[]): number {
+  let width = 0;
+  for (const row of rows) width = Math.max(width, row.count);
+  return width;
+}

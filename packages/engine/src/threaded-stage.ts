@@ -1,0 +1,128 @@
+/**
+ * A StageEngine whose onnxruntime session lives in a worker thread, so the
+ * calling thread's event loop keeps answering sockets during forward passes.
+ */
+import { Worker } from 'node:worker_threads';
+import { EngineClosedError, EngineFailedError, fromWire, type SwarmBeeError } from '@swarmbee/core';
+import type { ShardGraph } from '@swarmbee/model';
+import type {
+  StageBatch,
+  StageEngine,
+  StageInfo,
+  StageOptions,
+  StageOutput,
+  StageStats,
+} from './stage-engine.js';
+import type { ThreadReply, ThreadRequest } from './thread-messages.js';
+
+const RUNNING_FROM_SOURCE = import.meta.url.endsWith('.ts');
+const THREAD_ENTRY = new URL(
+  `./stage-thread${RUNNING_FROM_SOURCE ? '.ts' : '.js'}`,
+  import.meta.url,
+);
+
+/**
+ * Under tsx (the tests) the entry point is TypeScript, and Node 20 does not pass
+ * `--import` loader hooks on to worker threads: register tsx inside the thread first.
+ */
+function startThread(workerData: unknown): Worker {
+  if (!RUNNING_FROM_SOURCE) return new Worker(THREAD_ENTRY, { workerData });
+  const bootstrap = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(THREAD_ENTRY.href)}); })`;
+  return new Worker(bootstrap, { eval: true, workerData });
+}
+
+type Pending = { resolve: (value: unknown) => void; reject: (error: SwarmBeeError) => void };
+type RequestBody<R = ThreadRequest> = R extends unknown ? Omit<R, 'id'> : never;
+
+export class ThreadedStage implements StageEngine {
+  readonly info: StageInfo;
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #closed = false;
+
+  private constructor(worker: Worker, info: StageInfo) {
+    this.#worker = worker;
+    this.info = info;
+    worker.on('message', (reply: ThreadReply) => this.#settle(reply));
+    worker.on('error', (error) =>
+      this.#failAll(
+        new EngineFailedError(`stage thread crashed: ${error.message}`, { cause: error }),
+      ),
+    );
+    worker.on('exit', () => this.#failAll(new EngineClosedError('the stage thread has exited')));
+  }
+
+  /** Starts a thread, loads the shard there, and resolves once the session is ready. */
+  static async create(shard: ShardGraph, options: StageOptions = {}): Promise<ThreadedStage> {
+    const worker = startThread({ shard, options });
+    const info = await new Promise<StageInfo>((resolve, reject) => {
+      const onExit = (code: number) =>
+        reject(new EngineFailedError(`stage thread exited with code ${code} while loading`));
+      worker.once('error', reject);
+      worker.once('exit', onExit);
+      worker.once('message', (reply: ThreadReply) => {
+        worker.off('error', reject);
+        worker.off('exit', onExit);
+        if (reply.ok) resolve(reply.value as StageInfo);
+        else {
+          void worker.terminate();
+          reject(fromWire(reply.error));
+        }
+      });
+    });
+    return new ThreadedStage(worker, info);
+  }
+
+  forward(batch: StageBatch): Promise<StageOutput> {
+    const transfer = [batch.tokens?.buffer, batch.hidden?.buffer].filter(
+      (b): b is ArrayBuffer => b instanceof ArrayBuffer,
+    );
+    return this.#call({ op: 'forward', batch }, transfer) as Promise<StageOutput>;
+  }
+
+  async release(seqIds: string[]): Promise<void> {
+    await this.#call({ op: 'release', seqIds });
+  }
+
+  stats(): Promise<StageStats> {
+    return this.#call({ op: 'stats' }) as Promise<StageStats>;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      await this.#call({ op: 'close' });
+    } finally {
+      this.#closed = true;
+      await this.#worker.terminate();
+    }
+  }
+
+  /**
+   * Sends a request. Buffers in `transfer` move to the thread: the caller must
+   * not touch the batch's token or hidden arrays afterwards.
+   */
+  #call(body: RequestBody, transfer: ArrayBuffer[] = []): Promise<unknown> {
+    if (this.#closed) return Promise.reject(new EngineClosedError('the stage engine is closed'));
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#worker.postMessage({ ...body, id } as ThreadRequest, transfer);
+    });
+  }
+
+  #settle(reply: ThreadReply): void {
+    const pending = this.#pending.get(reply.id);
+    if (!pending) return;
+    this.#pending.delete(reply.id);
+    if (reply.ok) pending.resolve(reply.value);
+    else pending.reject(fromWire(reply.error));
+  }
+
+  #failAll(error: SwarmBeeError): void {
+    this.#closed = true;
+    for (const pending of this.#pending.values()) pending.reject(error);
+    this.#pending.clear();
+  }
+}

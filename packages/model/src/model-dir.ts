@@ -1,0 +1,244 @@
+/**
+ * A model dir: `manifest.json`, `weights.bin` (every tensor page-aligned, in
+ * layer order) and optionally a tokenizer file. Written atomically; read with
+ * checks that name what is wrong.
+ */
+import { createHash } from 'node:crypto';
+import { type FileHandle, open, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  kvBytesPerTokenPerLayer,
+  type LayerCost,
+  type LlamaConfig,
+  MANIFEST_FORMAT,
+  MANIFEST_FORMAT_VERSION,
+  ModelDirInvalidError,
+  type ModelManifest,
+  type ModelSource,
+  SWARMBEE_VERSION,
+  type TokenizerRef,
+  WEIGHT_ALIGNMENT_BYTES,
+  type WeightTensor,
+} from '@swarmbee/core';
+import { sha256 } from './hash.js';
+import { llamaTensorSpecs, type TensorSpec } from './llama-tensors.js';
+import { noProgress, type ProgressFn } from './progress.js';
+import { StagingDir } from './staging-dir.js';
+import {
+  LLAMA2C_BOS_ID,
+  LLAMA2C_EOS_ID,
+  type Llama2cVocab,
+  serializeLlama2cVocab,
+} from './tokenizer/llama2c-tokenizer.js';
+
+export const MANIFEST_FILE = 'manifest.json';
+export const WEIGHTS_FILE = 'weights.bin';
+export const LLAMA2C_TOKENIZER_FILE = 'tokenizer.bin';
+
+export interface ModelDir {
+  path: string;
+  manifest: ModelManifest;
+  weightsPath: string;
+}
+
+/** Source of tensor data for a new model dir, asked for each spec in storage order. */
+export type TensorSource = (spec: TensorSpec) => Promise<Float32Array> | Float32Array;
+
+export interface WriteModelDirOptions {
+  name: string;
+  config: LlamaConfig;
+  source: ModelSource;
+  tensors: TensorSource;
+  tokenizer?: Llama2cVocab;
+  progress?: ProgressFn;
+}
+
+/** Writes a complete model dir at `out` (which must not exist or be empty). */
+export async function writeModelDir(out: string, options: WriteModelDirOptions): Promise<ModelDir> {
+  return StagingDir.build(out, async (dir) => {
+    const specs = llamaTensorSpecs(options.config);
+    const weights = await writeWeights(
+      join(dir, WEIGHTS_FILE),
+      specs,
+      options.tensors,
+      options.progress ?? noProgress,
+    );
+    let tokenizer: TokenizerRef | undefined;
+    if (options.tokenizer) {
+      const bytes = serializeLlama2cVocab(options.tokenizer);
+      await writeFile(join(dir, LLAMA2C_TOKENIZER_FILE), bytes);
+      tokenizer = {
+        kind: 'llama2c',
+        file: LLAMA2C_TOKENIZER_FILE,
+        sha256: sha256(bytes),
+        bosId: LLAMA2C_BOS_ID,
+        eosId: LLAMA2C_EOS_ID,
+      };
+    }
+    const manifest = buildManifest(options, weights, tokenizer);
+    await writeFile(join(dir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+    return { path: out, manifest, weightsPath: join(out, WEIGHTS_FILE) };
+  });
+}
+
+interface WrittenWeights {
+  bytes: number;
+  sha256: string;
+  tensors: WeightTensor[];
+}
+
+async function writeWeights(
+  path: string,
+  specs: TensorSpec[],
+  source: TensorSource,
+  progress: ProgressFn,
+): Promise<WrittenWeights> {
+  const handle = await open(path, 'w');
+  const hash = createHash('sha256');
+  const tensors: WeightTensor[] = [];
+  const total = specs.reduce((sum, s) => sum + 4 * s.shape.reduce((a, b) => a * b, 1), 0);
+  let offset = 0;
+  let written = 0;
+  try {
+    for (const spec of specs) {
+      const data = await source(spec);
+      const expected = spec.shape.reduce((a, b) => a * b, 1);
+      if (data.length !== expected) {
+        throw new ModelDirInvalidError(
+          `tensor ${spec.name} has ${data.length} elements, expected ${expected}`,
+        );
+      }
+      const padding =
+        (WEIGHT_ALIGNMENT_BYTES - (offset % WEIGHT_ALIGNMENT_BYTES)) % WEIGHT_ALIGNMENT_BYTES;
+      if (padding > 0) offset += await append(handle, hash, new Uint8Array(padding));
+      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      tensors.push({
+        name: spec.name,
+        dtype: 'float32',
+        shape: spec.shape,
+        offset,
+        bytes: bytes.length,
+      });
+      offset += await append(handle, hash, bytes);
+      written += bytes.length;
+      progress({ phase: 'write weights', done: written, total, unit: 'bytes' });
+    }
+  } finally {
+    await handle.close();
+  }
+  return { bytes: offset, sha256: hash.digest('hex'), tensors };
+}
+
+async function append(
+  handle: FileHandle,
+  hash: ReturnType<typeof createHash>,
+  bytes: Uint8Array,
+): Promise<number> {
+  hash.update(bytes);
+  await handle.write(bytes);
+  return bytes.length;
+}
+
+function buildManifest(
+  options: WriteModelDirOptions,
+  weights: WrittenWeights,
+  tokenizer?: TokenizerRef,
+): ModelManifest {
+  const { config } = options;
+  const bytesOf = (part: TensorSpec['part']) => {
+    const names = new Set(
+      llamaTensorSpecs(config)
+        .filter((s) => s.part === part)
+        .map((s) => s.name),
+    );
+    return weights.tensors.filter((t) => names.has(t.name)).reduce((sum, t) => sum + t.bytes, 0);
+  };
+  const kv = kvBytesPerTokenPerLayer(config);
+  const layers: LayerCost[] = Array.from({ length: config.nLayers }, (_, l) => ({
+    paramBytes: bytesOf(l),
+    kvBytesPerToken: kv,
+  }));
+  const embeddingBytes = bytesOf('embedding');
+  // A tied head still costs a full embedding-sized copy on a last stage that is not stage 0.
+  const headBytes = bytesOf('head') + (config.sharedClassifier ? embeddingBytes : 0);
+  const modelHash = sha256(JSON.stringify(config), weights.sha256, tokenizer?.sha256 ?? '');
+  const manifest: ModelManifest = {
+    format: MANIFEST_FORMAT,
+    formatVersion: MANIFEST_FORMAT_VERSION,
+    name: options.name,
+    architecture: 'llama',
+    config,
+    rope: 'rotate-half',
+    weights: {
+      file: WEIGHTS_FILE,
+      bytes: weights.bytes,
+      sha256: weights.sha256,
+      tensors: weights.tensors,
+    },
+    layers,
+    embeddingBytes,
+    headBytes,
+    modelHash,
+    source: options.source,
+    createdBy: `swarmbee ${SWARMBEE_VERSION}`,
+  };
+  if (tokenizer) manifest.tokenizer = tokenizer;
+  return manifest;
+}
+
+/** Opens a model dir, checking the manifest's shape and the weights file's size. */
+export async function openModelDir(path: string): Promise<ModelDir> {
+  let text: string;
+  try {
+    text = await readFile(join(path, MANIFEST_FILE), 'utf8');
+  } catch (error) {
+    throw new ModelDirInvalidError(
+      `${path} is not a model dir: cannot read ${MANIFEST_FILE} (${(error as Error).message}); ` +
+        'create one with `swarmbee model import` or `swarmbee model synth`',
+      { cause: error },
+    );
+  }
+  let manifest: ModelManifest;
+  try {
+    manifest = JSON.parse(text) as ModelManifest;
+  } catch (error) {
+    throw new ModelDirInvalidError(`${path}/${MANIFEST_FILE} is not valid JSON`, { cause: error });
+  }
+  if (manifest.format !== MANIFEST_FORMAT || manifest.formatVersion !== MANIFEST_FORMAT_VERSION) {
+    throw new ModelDirInvalidError(
+      `${path}/${MANIFEST_FILE} has format ${manifest.format} v${manifest.formatVersion}; ` +
+        `this SwarmBee reads ${MANIFEST_FORMAT} v${MANIFEST_FORMAT_VERSION}`,
+    );
+  }
+  const weightsPath = join(path, manifest.weights.file);
+  const size = await stat(weightsPath).then(
+    (s) => s.size,
+    () => -1,
+  );
+  if (size !== manifest.weights.bytes) {
+    throw new ModelDirInvalidError(
+      `${weightsPath} is ${size < 0 ? 'missing' : `${size} bytes`}; the manifest says ${manifest.weights.bytes} bytes`,
+    );
+  }
+  return { path, manifest, weightsPath };
+}
+
+export function findTensor(dir: ModelDir, name: string): WeightTensor {
+  const tensor = dir.manifest.weights.tensors.find((t) => t.name === name);
+  if (!tensor)
+    throw new ModelDirInvalidError(`${dir.path}: the manifest lists no tensor named ${name}`);
+  return tensor;
+}
+
+/** Reads one tensor's values from `weights.bin`. */
+export async function readTensor(dir: ModelDir, name: string): Promise<Float32Array> {
+  const tensor = findTensor(dir, name);
+  const handle = await open(dir.weightsPath, 'r');
+  try {
+    const out = new Float32Array(tensor.bytes / 4);
+    await handle.read(new Uint8Array(out.buffer), 0, tensor.bytes, tensor.offset);
+    return out;
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * The input/output contract of every shard graph. The engine fills these names;
+ * the graph builder and the ONNX splitter produce them.
+ *
+ * Inputs (B = rows in the micro-batch, T = new tokens per row, P = past tokens):
+ * - `input_ids` int64 [B, T] on the first stage, else `hidden_in` float32 [B, T, dim];
+ * - `position_ids` int64 [B, T]: absolute position of each new token;
+ * - `attention_bias` float32 [B, 1, T, P+T]: 0 where a token may attend, -1e30 elsewhere;
+ * - `past_key.L` / `past_value.L` float32 [B, P, kvDim] for each layer L of the shard
+ *   (sequence-major, so a cache prefix is one contiguous block);
+ * - on the last stage, `logit_index` int64 [B, R, 1]: which of the T positions get logits.
+ *
+ * Outputs: `hidden_out` [B, T, dim] (or `logits` [B, R, vocab] on the last stage), and
+ * `new_key.L` / `new_value.L` [B, T, kvDim]: only the new tokens' keys and values.
+ */
+export const SHARD_IO = {
+  inputIds: 'input_ids',
+  hiddenIn: 'hidden_in',
+  positionIds: 'position_ids',
+  attentionBias: 'attention_bias',
+  logitIndex: 'logit_index',
+  hiddenOut: 'hidden_out',
+  logits: 'logits',
+  pastKey: (layer: number) => `past_key.${layer}`,
+  pastValue: (layer: number) => `past_value.${layer}`,
+  newKey: (layer: number) => `new_key.${layer}`,
+  newValue: (layer: number) => `new_value.${layer}`,
+} as const;
+
+/** Additive attention bias for positions a token must not see. Finite, so a fully masked padding row stays NaN-free. */
+export const MASKED_BIAS = -1e30;

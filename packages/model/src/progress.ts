@@ -1,0 +1,16 @@
+/**
+ * Long model operations (import, synth, shard build) report progress through
+ * this callback; the CLI renders it as a progress bar, tests ignore it.
+ */
+export interface ProgressEvent {
+  /** What is happening, e.g. "import weights". */
+  phase: string;
+  /** Units done so far and in total (bytes unless `unit` says otherwise). */
+  done: number;
+  total: number;
+  unit: 'bytes' | 'tensors' | 'layers';
+}
+
+export type ProgressFn = (event: ProgressEvent) => void;
+
+export const noProgress: ProgressFn = () => {};

@@ -1,0 +1,231 @@
+/**
+ * Shards: the ONNX graph of one stage, for any layer range, built on demand
+ * from a model dir. In process a shard reads the model's own `weights.bin`;
+ * written out (for transfer to a worker) it carries just its own weights.
+ */
+import { createHash } from 'node:crypto';
+import { open, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  type LlamaConfig,
+  ShardInvalidError,
+  StageLayoutError,
+  SWARMBEE_VERSION,
+} from '@swarmbee/core';
+import { sha256 } from './hash.js';
+import { llamaTensorSpecs } from './llama-tensors.js';
+import { findTensor, type ModelDir } from './model-dir.js';
+import { buildLlamaShardGraph } from './onnx/llama-shard-graph.js';
+import { noProgress, type ProgressFn } from './progress.js';
+import { StagingDir } from './staging-dir.js';
+
+export const SHARD_GRAPH_FILE = 'model.onnx';
+export const SHARD_WEIGHTS_FILE = 'weights.bin';
+export const SHARD_MANIFEST_FILE = 'shard.json';
+
+/** A half-open layer range [start, end). */
+export interface LayerRange {
+  start: number;
+  end: number;
+}
+
+/** A shard ready for an engine: the graph bytes plus where its external weights live. */
+export interface ShardGraph {
+  modelHash: string;
+  config: LlamaConfig;
+  layerStart: number;
+  layerEnd: number;
+  onnx: Uint8Array;
+  /** Directory ONNX Runtime resolves the graph's external-data file names against. */
+  externalDataDir: string;
+}
+
+/** Recorded beside a written shard: what it is and the hashes that identify it. */
+export interface ShardManifest {
+  format: 'swarmbee.shard';
+  modelHash: string;
+  modelName: string;
+  config: LlamaConfig;
+  layerStart: number;
+  layerEnd: number;
+  files: { name: string; bytes: number; sha256: string }[];
+  /** sha256 over the files' hashes: the shard's content address. */
+  shardId: string;
+  createdBy: string;
+}
+
+export function checkRange(config: LlamaConfig, range: LayerRange): void {
+  const { start, end } = range;
+  if (
+    !Number.isInteger(start) ||
+    !Number.isInteger(end) ||
+    start < 0 ||
+    end > config.nLayers ||
+    start >= end
+  ) {
+    throw new StageLayoutError(
+      `layer range [${start}, ${end}) is not a non-empty range within the model's ${config.nLayers} layers`,
+    );
+  }
+}
+
+/** Splits `nLayers` into `stages` contiguous ranges whose sizes differ by at most one. */
+export function evenRanges(nLayers: number, stages: number): LayerRange[] {
+  if (!Number.isInteger(stages) || stages < 1 || stages > nLayers) {
+    throw new StageLayoutError(
+      `cannot split ${nLayers} layers into ${stages} stages: choose between 1 and ${nLayers}`,
+    );
+  }
+  const ranges: LayerRange[] = [];
+  let start = 0;
+  for (let s = 0; s < stages; s++) {
+    const size = Math.floor(nLayers / stages) + (s < nLayers % stages ? 1 : 0);
+    ranges.push({ start, end: start + size });
+    start += size;
+  }
+  return ranges;
+}
+
+/** Names of the weight tensors a shard for `range` needs, in storage order. */
+export function shardTensorNames(config: LlamaConfig, range: LayerRange): string[] {
+  const names = llamaTensorSpecs(config)
+    .filter((s) =>
+      typeof s.part === 'number'
+        ? s.part >= range.start && s.part < range.end
+        : s.part === 'embedding'
+          ? range.start === 0
+          : range.end === config.nLayers,
+    )
+    .map((s) => s.name);
+  if (range.end === config.nLayers && config.sharedClassifier && range.start !== 0)
+    names.unshift('tok_embeddings');
+  return names;
+}
+
+/** The shard for `range`, reading weights in place from the model dir. */
+export function buildShard(dir: ModelDir, range: LayerRange): ShardGraph {
+  const { config } = dir.manifest;
+  checkRange(config, range);
+  const onnx = buildLlamaShardGraph({
+    config,
+    layerStart: range.start,
+    layerEnd: range.end,
+    producer: `swarmbee ${SWARMBEE_VERSION}`,
+    locate: (name) => {
+      const tensor = findTensor(dir, name);
+      return {
+        dims: tensor.shape,
+        where: { location: dir.manifest.weights.file, offset: tensor.offset, length: tensor.bytes },
+      };
+    },
+  });
+  return {
+    modelHash: dir.manifest.modelHash,
+    config,
+    layerStart: range.start,
+    layerEnd: range.end,
+    onnx,
+    externalDataDir: dir.path,
+  };
+}
+
+/** Writes a self-contained shard directory (graph, its own weights, shard.json) at `out`. */
+export async function writeShard(
+  dir: ModelDir,
+  range: LayerRange,
+  out: string,
+  progress: ProgressFn = noProgress,
+): Promise<ShardManifest> {
+  const { config } = dir.manifest;
+  checkRange(config, range);
+  return StagingDir.build(out, async (staging) => {
+    const names = shardTensorNames(config, range);
+    const placed = new Map<string, { offset: number; bytes: number; shape: number[] }>();
+    const source = await open(dir.weightsPath, 'r');
+    const target = await open(join(staging, SHARD_WEIGHTS_FILE), 'w');
+    const weightsHash = createHash('sha256');
+    const total = names.reduce((sum, n) => sum + findTensor(dir, n).bytes, 0);
+    let offset = 0;
+    try {
+      for (const name of names) {
+        const tensor = findTensor(dir, name);
+        const bytes = new Uint8Array(tensor.bytes);
+        await source.read(bytes, 0, tensor.bytes, tensor.offset);
+        await target.write(bytes);
+        weightsHash.update(bytes);
+        placed.set(name, { offset, bytes: tensor.bytes, shape: tensor.shape });
+        offset += tensor.bytes;
+        progress({
+          phase: `shard [${range.start}, ${range.end})`,
+          done: offset,
+          total,
+          unit: 'bytes',
+        });
+      }
+    } finally {
+      await source.close();
+      await target.close();
+    }
+    const onnx = buildLlamaShardGraph({
+      config,
+      layerStart: range.start,
+      layerEnd: range.end,
+      producer: `swarmbee ${SWARMBEE_VERSION}`,
+      locate: (name) => {
+        const p = placed.get(name);
+        if (!p)
+          throw new ShardInvalidError(
+            `shard [${range.start}, ${range.end}) needs tensor ${name}, which was not copied`,
+          );
+        return {
+          dims: p.shape,
+          where: { location: SHARD_WEIGHTS_FILE, offset: p.offset, length: p.bytes },
+        };
+      },
+    });
+    await writeFile(join(staging, SHARD_GRAPH_FILE), onnx);
+    const files = [
+      { name: SHARD_GRAPH_FILE, bytes: onnx.length, sha256: sha256(onnx) },
+      { name: SHARD_WEIGHTS_FILE, bytes: offset, sha256: weightsHash.digest('hex') },
+    ];
+    const manifest: ShardManifest = {
+      format: 'swarmbee.shard',
+      modelHash: dir.manifest.modelHash,
+      modelName: dir.manifest.name,
+      config,
+      layerStart: range.start,
+      layerEnd: range.end,
+      files,
+      shardId: sha256(files.map((f) => `${f.name}:${f.sha256}`).join('\n')),
+      createdBy: `swarmbee ${SWARMBEE_VERSION}`,
+    };
+    await writeFile(join(staging, SHARD_MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+    return manifest;
+  });
+}
+
+/** Loads a written shard directory for an engine. */
+export async function openShard(
+  path: string,
+): Promise<{ manifest: ShardManifest; graph: ShardGraph }> {
+  let manifest: ShardManifest;
+  try {
+    manifest = JSON.parse(await readFile(join(path, SHARD_MANIFEST_FILE), 'utf8')) as ShardManifest;
+  } catch (error) {
+    throw new ShardInvalidError(`${path} is not a shard dir: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const onnx = await readFile(join(path, SHARD_GRAPH_FILE));
+  return {
+    manifest,
+    graph: {
+      modelHash: manifest.modelHash,
+      config: manifest.config,
+      layerStart: manifest.layerStart,
+      layerEnd: manifest.layerEnd,
+      onnx,
+      externalDataDir: path,
+    },
+  };
+}
