@@ -1,1 +1,10 @@
-export {};
+/**
+ * @swarmbee/cli — the `swarmbee` command.
+ *
+ * @example
+ * ```ts
+ * import { main } from '@swarmbee/cli';
+ * process.exitCode = await main(['generate', '--prompt', 'Once upon a time', '--steps', '64']);
+ * ```
+ */
+export { describeError, main } from './main.js';

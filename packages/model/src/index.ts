@@ -15,6 +15,7 @@ export * from './llama-tensors.js';
 export * from './llama2c/checkpoint.js';
 export * from './llama2c/export.js';
 export * from './llama2c/import.js';
+export * from './model-cache.js';
 export * from './model-dir.js';
 export * from './onnx/graph.js';
 export * from './onnx/llama-shard-graph.js';

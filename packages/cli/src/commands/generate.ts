@@ -1,0 +1,148 @@
+/** `swarmbee generate`: run a model's shards chained in this process and print the text. */
+import { InvalidArgumentError } from '@swarmbee/core';
+import { generate, LocalPipeline } from '@swarmbee/engine';
+import { decodeIds, loadTokenizer, type Tokenizer } from '@swarmbee/model';
+import type { Argv } from 'yargs';
+import { resolveModel } from '../model-arg.js';
+import { parsePromptIds, parseRanges } from '../options.js';
+
+export function generateCommand(yargs: Argv): Argv {
+  return yargs.command(
+    'generate',
+    'Generate text from a model, its stages chained in this process',
+    (y) =>
+      y
+        .option('model', {
+          type: 'string',
+          describe: 'Model dir (default: the embedded default model, random weights)',
+        })
+        .option('prompt', {
+          type: 'string',
+          default: '',
+          describe: 'Prompt text (encoded with BOS first, as run.c does)',
+        })
+        .option('prompt-ids', {
+          type: 'string',
+          describe:
+            'Raw token ids instead of text: "1,403,407"; ";" separates the sequences of a batch',
+        })
+        .option('steps', {
+          type: 'number',
+          default: 256,
+          describe: 'Positions to run, prompt included (run.c -n); 0 = the whole context',
+        })
+        .option('temperature', {
+          type: 'number',
+          default: 1,
+          describe: 'Sampling temperature; 0 = greedy',
+        })
+        .option('top-p', {
+          type: 'number',
+          default: 0.9,
+          describe: 'Nucleus sampling threshold in (0, 1]; 1 disables (run.c default 0.9)',
+        })
+        .option('top-k', {
+          type: 'number',
+          default: 0,
+          describe: 'Sample among the k most likely tokens; 0 disables',
+        })
+        .option('seed', {
+          type: 'number',
+          describe: 'Random seed for sampling (default: from the clock)',
+        })
+        .option('stages', {
+          type: 'number',
+          default: 1,
+          describe: 'Split the model into this many even stages',
+        })
+        .option('ranges', {
+          type: 'string',
+          describe: 'Explicit stage layer ranges instead of --stages, e.g. 0-2,2-5 (end exclusive)',
+        })
+        .option('threads', {
+          type: 'number',
+          describe: 'onnxruntime threads per stage (default: all cores)',
+        })
+        .option('json', {
+          type: 'boolean',
+          default: false,
+          describe: 'Print one JSON line per sequence: {"text","token_ids","tokens_per_s"}',
+        }),
+    async (args) => {
+      const dir = await resolveModel(args.model, (line) => process.stderr.write(`${line}\n`));
+      // Raw ids need no tokenizer; text does, and loadTokenizer says so when it is missing.
+      const tokenizer: Tokenizer | undefined =
+        args.promptIds === undefined || dir.manifest.tokenizer
+          ? await loadTokenizer(dir)
+          : undefined;
+      const prompts =
+        args.promptIds !== undefined
+          ? parsePromptIds(args.promptIds)
+          : [tokenizer!.encode(args.prompt)];
+      const ranges = args.ranges !== undefined ? parseRanges(args.ranges) : undefined;
+      if (!Number.isInteger(args.stages) || args.stages < 1)
+        throw new InvalidArgumentError(`--stages must be a positive integer, got ${args.stages}`);
+      const stage = args.threads === undefined ? {} : { intraOpThreads: args.threads };
+      const pipeline = await LocalPipeline.create(dir, { stages: args.stages, ranges, stage });
+      const controller = new AbortController();
+      const onSignal = () => controller.abort();
+      process.once('SIGINT', onSignal);
+      const sampling = {
+        temperature: args.temperature,
+        topP: args.topP,
+        topK: args.topK,
+        ...(args.seed === undefined ? {} : { seed: args.seed }),
+      };
+      // Stream the single sequence's text as run.c does; batches print when done.
+      const streaming = !args.json && prompts.length === 1 && tokenizer !== undefined;
+      const first = prompts[0]!;
+      if (streaming)
+        process.stdout.write(Buffer.from(decodeIds(tokenizer!, first.slice(0, args.steps + 1))));
+      let previous = first.at(-1)!;
+      try {
+        const results = await generate(
+          pipeline,
+          prompts.map((promptIds) => ({
+            promptIds,
+            steps: args.steps,
+            sampling,
+            stopIds: tokenizer ? [tokenizer.bosId] : [],
+          })),
+          {
+            signal: controller.signal,
+            onToken: (_, id) => {
+              if (!streaming) return;
+              process.stdout.write(tokenizer!.decodePiece(previous, id));
+              previous = id;
+            },
+          },
+        );
+        for (const result of results) {
+          const text = tokenizer ? decodeIds(tokenizer, result.ids) : '';
+          if (args.json) {
+            process.stdout.write(
+              `${JSON.stringify({ text, token_ids: result.ids, tokens_per_s: round(result.tokensPerSecond) })}\n`,
+            );
+          } else if (streaming) {
+            process.stdout.write('\n');
+          } else {
+            process.stdout.write(`${tokenizer ? text : result.ids.join(',')}\n`);
+          }
+        }
+        if (!args.json) {
+          const speeds = results.map((r) => round(r.tokensPerSecond)).join(', ');
+          process.stderr.write(
+            `achieved tok/s: ${speeds} (stages: ${pipeline.info.stages.map((s) => `[${s.layerStart},${s.layerEnd})`).join(' ')})\n`,
+          );
+        }
+      } finally {
+        process.off('SIGINT', onSignal);
+        await pipeline.close();
+      }
+    },
+  );
+}
+
+function round(value: number): number {
+  return Math.round(value * 10) / 10;
+}

@@ -1,0 +1,43 @@
+/**
+ * The `swarmbee` command. `main(argv)` runs one invocation and resolves to the
+ * exit code: 0 on success, 1 for a failure SwarmBee reports with an error code,
+ * 2 for a command line it cannot parse.
+ */
+import { SWARMBEE_VERSION, SwarmBeeError } from '@swarmbee/core';
+import yargs from 'yargs';
+import { generateCommand } from './commands/generate.js';
+import { modelCommand } from './commands/model.js';
+
+export async function main(argv: string[]): Promise<number> {
+  let usageError: string | undefined;
+  const cli = yargs(argv)
+    .scriptName('swarmbee')
+    .version(SWARMBEE_VERSION)
+    .strict()
+    .demandCommand(1, 'choose a command')
+    .recommendCommands()
+    .wrap(Math.min(120, process.stdout.columns ?? 100))
+    .fail((message, error) => {
+      if (error) throw error;
+      usageError = message;
+    });
+  modelCommand(cli);
+  generateCommand(cli);
+  try {
+    await cli.parseAsync();
+  } catch (error) {
+    process.stderr.write(`${describeError(error)}\n`);
+    return error instanceof SwarmBeeError ? 1 : 1;
+  }
+  if (usageError !== undefined) {
+    process.stderr.write(`swarmbee: ${usageError}\nRun "swarmbee --help" for usage.\n`);
+    return 2;
+  }
+  return 0;
+}
+
+export function describeError(error: unknown): string {
+  if (error instanceof SwarmBeeError) return `swarmbee: error ${error.code}: ${error.message}`;
+  if (error instanceof Error) return `swarmbee: unexpected error: ${error.stack ?? error.message}`;
+  return `swarmbee: unexpected error: ${String(error)}`;
+}

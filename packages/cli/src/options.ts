@@ -1,0 +1,30 @@
+/** Parsers for option values shared by several commands; each throws a coded error naming the flag. */
+import { InvalidArgumentError } from '@swarmbee/core';
+import type { LayerRange } from '@swarmbee/model';
+
+/** "0-2,2-5" -> [{start 0, end 2}, {start 2, end 5}] (half-open ranges). */
+export function parseRanges(text: string): LayerRange[] {
+  return text.split(',').map((part) => {
+    const match = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(part);
+    if (!match)
+      throw new InvalidArgumentError(
+        `--ranges: "${part}" is not START-END (e.g. 0-3,3-5; END is exclusive)`,
+      );
+    return { start: Number(match[1]), end: Number(match[2]) };
+  });
+}
+
+/** "1,403;1,52" -> [[1, 403], [1, 52]]: comma-separated ids, `;` between the sequences of a batch. */
+export function parsePromptIds(text: string): number[][] {
+  return text.split(';').map((sequence) =>
+    sequence.split(',').map((id) => {
+      const value = Number(id.trim());
+      if (id.trim() === '' || !Number.isInteger(value) || value < 0) {
+        throw new InvalidArgumentError(
+          `--prompt-ids: "${id}" is not a non-negative integer token id`,
+        );
+      }
+      return value;
+    }),
+  );
+}
