@@ -5,6 +5,7 @@
  */
 import { SWARMBEE_VERSION, SwarmBeeError } from '@swarmbee/core';
 import yargs from 'yargs';
+import { benchCommand } from './commands/bench.js';
 import { generateCommand } from './commands/generate.js';
 import { modelCommand } from './commands/model.js';
 
@@ -23,6 +24,7 @@ export async function main(argv: string[]): Promise<number> {
     });
   modelCommand(cli);
   generateCommand(cli);
+  benchCommand(cli);
   try {
     await cli.parseAsync();
   } catch (error) {

@@ -1,0 +1,16 @@
+import type { BenchResult } from './report/report.js';
+
+export interface SuiteContext {
+  /** Fewer repetitions, for a smoke run; figures are noisier. */
+  quick: boolean;
+  /** One line of progress (the CLI shows it on stderr). */
+  progress: (line: string) => void;
+  /** The command line that started the run, recorded in the report. */
+  command: string;
+}
+
+export interface Suite {
+  name: string;
+  describe: string;
+  run(context: SuiteContext): Promise<BenchResult>;
+}

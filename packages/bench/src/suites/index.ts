@@ -1,0 +1,7 @@
+import type { Suite } from '../suite.js';
+import { engineSuite } from './engine.js';
+
+/** The repository's own benchmark suites, by name (`npm run bench -- <name>`). */
+export const SUITES: Record<string, Suite> = {
+  engine: engineSuite,
+};
