@@ -11,5 +11,6 @@ export * from './errors.js';
 export * from './manifest.js';
 export * from './plan.js';
 export * from './sampling.js';
+export * from './service-errors.js';
 export * from './tensor.js';
 export * from './version.js';

@@ -23,6 +23,7 @@ export class Llama2cTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly bosId = LLAMA2C_BOS_ID;
   readonly eosId = LLAMA2C_EOS_ID;
+  readonly stopIds = [LLAMA2C_BOS_ID];
   readonly #pieces: string[];
   readonly #scores: Float32Array;
   readonly #ids = new Map<string, number>();

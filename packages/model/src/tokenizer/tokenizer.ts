@@ -3,6 +3,8 @@ export interface Tokenizer {
   readonly vocabSize: number;
   readonly bosId: number;
   readonly eosId: number;
+  /** Sampled ids that end a sequence. llama2.c's run.c stops at BOS, which delimits its stories. */
+  readonly stopIds: readonly number[];
   /** Token ids of `text`, with a BOS first when `bos` is set (run.c's `encode(text, 1, 0)`). */
   encode(text: string, options?: { bos?: boolean }): number[];
   /**

@@ -1,0 +1,85 @@
+/**
+ * OpenAI-compatible request bodies, checked with zod. SwarmBee extensions:
+ * `top_k`, `seed`, and `steps` (run.c-style positions, prompt included).
+ */
+import { DEFAULT_SAMPLING, InvalidArgumentError, type SamplingParams } from '@swarmbee/core';
+import { z } from 'zod';
+
+const samplingFields = {
+  model: z.string().optional(),
+  max_tokens: z.number().int().min(0).optional(),
+  max_completion_tokens: z.number().int().min(0).optional(),
+  steps: z.number().int().min(0).optional(),
+  temperature: z.number().min(0).max(100).optional(),
+  top_p: z.number().gt(0).max(1).optional(),
+  top_k: z.number().int().min(0).optional(),
+  seed: z.number().int().min(0).optional(),
+  stop: z.union([z.string(), z.array(z.string()).max(8)]).nullish(),
+  stream: z.boolean().optional(),
+  n: z.literal(1).optional(),
+  user: z.string().optional(),
+};
+
+export const completionBody = z.object({
+  ...samplingFields,
+  prompt: z.union([z.string(), z.array(z.number().int()).min(1)]),
+  echo: z.boolean().optional(),
+  logprobs: z.number().int().min(0).max(1).nullish(),
+});
+
+export const chatMessage = z.object({
+  role: z.enum(['system', 'user', 'assistant', 'developer']),
+  content: z.union([z.string(), z.array(z.object({ type: z.literal('text'), text: z.string() }))]),
+  name: z.string().optional(),
+});
+
+export const chatBody = z.object({
+  ...samplingFields,
+  messages: z.array(chatMessage).min(1),
+  logprobs: z.boolean().optional(),
+});
+
+export type CompletionBody = z.infer<typeof completionBody>;
+export type ChatBody = z.infer<typeof chatBody>;
+
+/** Parses a body, turning the first schema problem into a coded 400 that names the field. */
+export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const field = issue.path.join('.') || 'body';
+  throw new InvalidArgumentError(`${field}: ${issue.message}`);
+}
+
+export function samplingFrom(body: {
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  seed?: number;
+}): SamplingParams {
+  const sampling: SamplingParams = {
+    temperature: body.temperature ?? DEFAULT_SAMPLING.temperature,
+    topP: body.top_p ?? DEFAULT_SAMPLING.topP,
+    topK: body.top_k ?? DEFAULT_SAMPLING.topK,
+  };
+  if (body.seed !== undefined) sampling.seed = body.seed;
+  return sampling;
+}
+
+export function stopsFrom(stop: string | string[] | null | undefined): string[] {
+  if (stop === undefined || stop === null) return [];
+  return typeof stop === 'string' ? [stop] : stop;
+}
+
+/**
+ * SwarmBee's chat template for models without one of their own (llama2.c
+ * story models): the messages' text, one per line, which the model continues.
+ */
+export function renderChat(messages: ChatBody['messages']): string {
+  return messages
+    .filter((m) => m.role !== 'assistant' || m.content !== '')
+    .map((m) =>
+      typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join(''),
+    )
+    .join('\n');
+}

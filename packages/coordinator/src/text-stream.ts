@@ -1,0 +1,78 @@
+/**
+ * Turns a sequence's sampled tokens into text as they arrive: UTF-8 pieces are
+ * decoded incrementally (a character split across byte tokens waits for its
+ * last byte), and stop strings end the text. Text that might be the start of a
+ * stop string is held back until it is clear, so a stream never shows part of one.
+ */
+import type { Tokenizer } from '@swarmbee/model';
+
+export class TextStream {
+  readonly #tokenizer: Tokenizer;
+  readonly #stops: string[];
+  readonly #decoder = new TextDecoder('utf-8');
+  #previous: number;
+  /** Text decoded so far, stop string excluded. */
+  #text = '';
+  /** How much of #text has been handed out. */
+  #emitted = 0;
+  #stopped = false;
+
+  constructor(tokenizer: Tokenizer, lastPromptId: number, stops: string[]) {
+    this.#tokenizer = tokenizer;
+    this.#previous = lastPromptId;
+    this.#stops = stops.filter((s) => s.length > 0);
+  }
+
+  get text(): string {
+    return this.#text;
+  }
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** Adds a token; returns the text that is now safe to show. */
+  push(token: number): string {
+    if (this.#stopped) return '';
+    this.#text += this.#decoder.decode(this.#tokenizer.decodePiece(this.#previous, token), {
+      stream: true,
+    });
+    this.#previous = token;
+    for (const stop of this.#stops) {
+      const at = this.#text.indexOf(stop, Math.max(0, this.#emitted - stop.length));
+      if (at >= 0) {
+        this.#text = this.#text.slice(0, at);
+        this.#stopped = true;
+        return this.#flush(this.#text.length);
+      }
+    }
+    return this.#flush(this.#text.length - this.#heldBack());
+  }
+
+  /** The rest of the text once the sequence has ended. */
+  end(): string {
+    if (!this.#stopped) this.#text += this.#decoder.decode();
+    return this.#flush(this.#text.length);
+  }
+
+  /** Length of the longest tail of the text that begins some stop string. */
+  #heldBack(): number {
+    let hold = 0;
+    for (const stop of this.#stops) {
+      for (let n = Math.min(stop.length - 1, this.#text.length); n > hold; n--) {
+        if (this.#text.endsWith(stop.slice(0, n))) {
+          hold = n;
+          break;
+        }
+      }
+    }
+    return hold;
+  }
+
+  #flush(upTo: number): string {
+    if (upTo <= this.#emitted) return '';
+    const out = this.#text.slice(this.#emitted, upTo);
+    this.#emitted = upTo;
+    return out;
+  }
+}
