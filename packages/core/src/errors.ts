@@ -205,6 +205,11 @@ export class ConnectFailedError extends SwarmBeeError {
   static override readonly httpStatus = 503;
 }
 
+/** A server could not start listening: the address is in use or not available. */
+export class ListenFailedError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_LISTEN_FAILED';
+}
+
 /** The channel is closed (or closed while waiting): nothing more can be sent or received on it. */
 export class ChannelClosedError extends SwarmBeeError {
   static override readonly code = 'SWARMBEE_ERR_CHANNEL_CLOSED';
@@ -248,6 +253,7 @@ registerErrors(
   HandshakeTimeoutError,
   AuthFailedError,
   ConnectFailedError,
+  ListenFailedError,
   ChannelClosedError,
 );
 
