@@ -28,7 +28,7 @@ import {
 } from '@swarmbee/core';
 import { type RawData, WebSocket } from 'ws';
 import { CLOSE_CODES, closeCodeFor, errorForClose } from './close-codes.js';
-import { decode, encode } from './codec.js';
+import { checkMessage, decode, encode, errorMessageFor } from './codec.js';
 import {
   type ChannelCounters,
   channelCloseChannel,
@@ -160,13 +160,16 @@ export class Channel<P extends ChannelPlane = ChannelPlane> extends EventEmitter
   /**
    * Queues one message. Returns false when the send buffer is at or past
    * `highWaterMarkBytes`: stop sending until `drain`. Throws ChannelClosedError when not
-   * open, FrameTooLargeError past `maxFrameBytes`, and a retryable QueueFullError rather
-   * than buffer past `maxQueuedBytes`; the channel stays open after these.
+   * open, MessageSchemaError or MessageTypeUnknownError for a message the peer would
+   * refuse (with `checkOutgoing`), FrameTooLargeError past `maxFrameBytes`, and a
+   * retryable QueueFullError rather than buffer past `maxQueuedBytes`; the channel stays
+   * open after all of these.
    */
   send(message: PlaneMessage<P>): boolean {
     if (this.#state !== 'open') {
       throw new ChannelClosedError(`channel to ${this.peer.name} is ${this.#state}`);
     }
+    if (this.options.checkOutgoing) checkMessage(message, this.plane);
     const frame = encode(message);
     const { maxFrameBytes, maxQueuedBytes, highWaterMarkBytes } = this.options;
     if (frame.byteLength > maxFrameBytes) {
@@ -282,12 +285,18 @@ export class Channel<P extends ChannelPlane = ChannelPlane> extends EventEmitter
     ) {
       this.#peerError = fromWire(message);
     }
-    if (this.listenerCount('message') === 0) {
-      this.#inbox.push(message);
-      this.#ws.pause();
+    this.#deliver(message);
+  }
+
+  #deliver(message: PlaneMessage<P>): void {
+    const listening = this.listenerCount('message') > 0;
+    // Behind messages still waiting for a flush, a new one waits too: order is kept.
+    if (listening && this.#inbox.length === 0) {
+      this.emit('message', message);
       return;
     }
-    this.emit('message', message);
+    this.#inbox.push(message);
+    if (!listening) this.#ws.pause();
   }
 
   #flushInbox(): void {
@@ -306,7 +315,7 @@ export class Channel<P extends ChannelPlane = ChannelPlane> extends EventEmitter
     }));
     this.#closeError ??= error;
     try {
-      this.#ws.send(encode({ type: 'error', ...error.toWire() }));
+      this.#ws.send(encode(errorMessageFor(error)));
     } catch {
       // The socket is already going; the close code and reason still carry the error code.
     }

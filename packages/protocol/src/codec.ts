@@ -20,10 +20,12 @@ import {
   MessageSchemaError,
   MessageTypeUnknownError,
   ProtocolVersionError,
+  type SwarmBeeError,
 } from '@swarmbee/core';
 import { type Options, Packr, Unpackr } from 'msgpackr';
 import type { z } from 'zod';
 import {
+  type ErrorMessage,
   MESSAGE_SCHEMAS,
   type Message,
   type MessagePlane,
@@ -56,6 +58,15 @@ const unpackr = new Unpackr(portable);
  */
 export function encode(message: Message): Uint8Array {
   return packr.pack({ v: PROTOCOL_VERSION, ...message });
+}
+
+/** The `error` message that reports `error` to the peer, its text clipped to travel safely. */
+export function errorMessageFor(
+  error: SwarmBeeError,
+  about: { requestId?: string; batchId?: number } = {},
+): ErrorMessage {
+  const wire = error.toWire();
+  return { type: 'error', ...wire, message: clip(wire.message), ...about };
 }
 
 export interface DecodeOptions {
@@ -113,22 +124,40 @@ export function decode(bytes: Uint8Array, options: DecodeOptions = {}): Message 
   ) {
     throw new FrameInvalidError('frame is not a msgpack map');
   }
-  const { v, type } = frame as { v?: unknown; type?: unknown };
+  const { v } = frame as { v?: unknown };
   if (v !== PROTOCOL_VERSION) {
     throw new ProtocolVersionError(
       clip(`frame speaks protocol version ${String(v)}, this end speaks ${PROTOCOL_VERSION}`),
     );
   }
+  return checkMessage(frame, options.plane);
+}
+
+function schemaFor(type: unknown, plane: MessagePlane | undefined): z.ZodType {
   if (typeof type !== 'string') throw new MessageTypeUnknownError('frame carries no message type');
-  const schemas = options.plane === undefined ? MESSAGE_SCHEMAS : PLANE_SCHEMAS[options.plane];
+  const schemas = plane === undefined ? MESSAGE_SCHEMAS : PLANE_SCHEMAS[plane];
   const schema = Object.hasOwn(schemas, type)
     ? (schemas as Record<string, z.ZodType>)[type]
     : undefined;
   if (schema === undefined) {
-    const where = options.plane === undefined ? '' : ` on the ${options.plane} plane`;
+    const where = plane === undefined ? '' : ` on the ${plane} plane`;
     throw new MessageTypeUnknownError(clip(`unknown message type '${type}'${where}`));
   }
-  const checked = schema.safeParse(frame);
-  if (!checked.success) throw new MessageSchemaError(describeIssues(type, checked.error));
+  return schema;
+}
+
+/**
+ * Checks a message against the schema of its type (and `plane`, when given) and returns
+ * the checked copy, without unknown fields. Throws MessageTypeUnknownError or
+ * MessageSchemaError. `decode` calls it on every frame; channels call it before sending,
+ * so a malformed message fails where it was made instead of closing the connection.
+ */
+export function checkMessage(value: unknown, plane?: MessagePlane): Message {
+  if (typeof value !== 'object' || value === null) {
+    throw new MessageSchemaError('a message must be an object');
+  }
+  const type = (value as { type?: unknown }).type;
+  const checked = schemaFor(type, plane).safeParse(value);
+  if (!checked.success) throw new MessageSchemaError(describeIssues(String(type), checked.error));
   return checked.data as Message;
 }

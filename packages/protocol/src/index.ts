@@ -6,10 +6,11 @@
  *
  * @example
  * ```ts
+ * import { once } from 'node:events';
  * import { connect, float32Tensor, float32Values, generateClusterToken, listen } from '@swarmbee/protocol';
  *
  * const token = generateClusterToken();
- * // A stage's data-plane server: answers every forward frame with the sampled token.
+ * // A last stage's data-plane server: answers each forward frame with a greedy token.
  * const server = await listen({ host: '127.0.0.1', port: 0, token }, (channel) => {
  *   if (channel.plane !== 'data') return channel.close(1008, 'data plane only');
  *   channel.on('message', (message) => {
@@ -21,16 +22,15 @@
  * });
  *
  * const stage = await connect(server.url, { token, role: 'stage', name: 'stage-0' });
- * stage.on('message', (message) => {
- *   if (message.type === 'tokens') console.log(message.rows); // [ { seqId: 's1', tokenId: 2 } ]
- * });
+ * const reply = once(stage, 'message');
  * stage.send({
  *   type: 'forward',
  *   batchId: 1,
  *   rows: [{ seqId: 's1', start: 0, count: 1, sampling: { temperature: 0, topK: 0, topP: 1 } }],
  *   hidden: float32Tensor(new Float32Array([0.1, 0.2, 0.9, 0.3]), [1, 1, 4]),
  * });
- * // ...later
+ * const [tokens] = await reply;
+ * console.log(JSON.stringify(tokens)); // {"type":"tokens","batchId":1,"rows":[{"seqId":"s1","tokenId":2}]}
  * stage.close();
  * await server.close();
  * ```

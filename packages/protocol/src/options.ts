@@ -46,6 +46,12 @@ export interface ChannelOptions {
   requestTimeoutMs?: number;
   /** Time `close` waits for the peer's close frame before terminating the socket, ms; default 2000. */
   closeTimeoutMs?: number;
+  /**
+   * Check every outgoing message against its schema, so a malformed one throws
+   * MessageSchemaError in `send` instead of making the peer close the connection;
+   * default true. Costs about 3 µs for a forward frame; turn off only on a measured hot path.
+   */
+  checkOutgoing?: boolean;
 }
 
 export type ResolvedChannelOptions = Required<ChannelOptions>;
@@ -97,5 +103,6 @@ export function resolveChannelOptions(options: ChannelOptions = {}): ResolvedCha
       options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     ),
     closeTimeoutMs: positive('closeTimeoutMs', options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS),
+    checkOutgoing: options.checkOutgoing ?? true,
   };
 }

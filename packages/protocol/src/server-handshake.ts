@@ -17,7 +17,7 @@ import type { RawData, WebSocket } from 'ws';
 import { createNonce, helloProof, proofsMatch, welcomeProof } from './auth.js';
 import { Channel } from './channel.js';
 import { closeCodeFor } from './close-codes.js';
-import { decode, encode } from './codec.js';
+import { decode, encode, errorMessageFor } from './codec.js';
 import { authFailedChannel, channelOpenChannel, publish } from './diagnostics.js';
 import {
   type HandshakeMessage,
@@ -79,7 +79,7 @@ export function acceptConnection(
       reason: error.message,
     }));
     try {
-      ws.send(encode({ type: 'error', ...error.toWire() }));
+      ws.send(encode(errorMessageFor(error)));
       ws.close(closeCodeFor(error), error.code);
     } catch {
       // Already closing; terminate below still ends it.

@@ -40,6 +40,7 @@ export interface ListenOptions extends ChannelOptions {
   handshakeTimeoutMs?: number;
   /** Roles allowed to connect; default all of `worker`, `stage`, `coordinator`. */
   roles?: readonly Role[];
+  /** Aborting closes the server, as `close()` does. */
   signal?: AbortSignal;
 }
 
@@ -144,7 +145,7 @@ export async function listen(
       );
     };
     http.once('error', onError);
-    http.listen({ host, port, signal }, () => {
+    http.listen({ host, port }, () => {
       http.off('error', onError);
       resolve();
     });
@@ -152,26 +153,33 @@ export async function listen(
 
   const bound = (http.address() as AddressInfo).port;
   let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      signal?.removeEventListener('abort', onAbort);
+      const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
+      for (const ws of handshaking) ws.terminate();
+      await Promise.all(
+        [...channels].map((channel) => {
+          channel.close(CLOSE_CODES.goingAway, 'server closing');
+          return channel.closed;
+        }),
+      );
+      http.closeAllConnections();
+      wss.close();
+      await stopped;
+    })();
+    return closing;
+  };
+  const onAbort = (): void => {
+    void close();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) onAbort();
   return {
     url: formatUrl(options.tls !== undefined, host, bound),
     host,
     port: bound,
     channels,
-    close() {
-      closing ??= (async () => {
-        const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
-        for (const ws of handshaking) ws.terminate();
-        await Promise.all(
-          [...channels].map((channel) => {
-            channel.close(CLOSE_CODES.goingAway, 'server closing');
-            return channel.closed;
-          }),
-        );
-        http.closeAllConnections();
-        wss.close();
-        await stopped;
-      })();
-      return closing;
-    },
+    close,
   };
 }

@@ -396,3 +396,36 @@ for (const [name, sendBad, code, closeCode] of badFrames) {
     t.equal((await serverCloses[0]!).error?.code, code);
   });
 }
+
+t.test(
+  'send checks outgoing messages: a malformed one throws here and the channel stays open',
+  async (t) => {
+    const server = await startServer(t);
+    const worker = await startClient(t, server.url, { role: 'worker' });
+    t.equal(
+      codeOf(() =>
+        worker.send({ type: 'stats', requestId: 'r', stats: { latencyMs: Number.NaN } }),
+      ),
+      MessageSchemaError.code,
+    );
+    const stage = await startClient(t, server.url, { role: 'stage' });
+    t.equal(
+      codeOf(() => stage.send({ type: 'drain' } as unknown as Parameters<typeof stage.send>[0])),
+      MessageTypeUnknownError.code,
+      'a control message on a data channel',
+    );
+    t.equal(worker.state, 'open');
+    t.equal(stage.state, 'open');
+    t.equal(worker.counters.framesSent, 0, 'nothing reached the wire');
+  },
+);
+
+t.test('listen: aborting its signal closes the server and its channels', async (t) => {
+  const controller = new AbortController();
+  const server = await startServer(t, { signal: controller.signal });
+  const client = await startClient(t, server.url, { role: 'worker' });
+  controller.abort();
+  const close = await within(client.closed, 3_000, 'server close');
+  t.equal(close.code, CLOSE_CODES.goingAway);
+  t.equal(close.error, undefined, 'going away is not an error');
+});
