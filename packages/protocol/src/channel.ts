@@ -7,7 +7,8 @@
  * - `message` (message): every received message that is not the reply to a pending
  *   `request`. Messages that arrive while no `message` listener is attached wait, in
  *   order, until one is (and the socket is paused meanwhile), so none is lost between
- *   `await connect()` and subscribing.
+ *   `await connect()` and subscribing. A channel left without a listener stops reading,
+ *   so its heartbeat ends it after `heartbeatTimeoutMs`.
  * - `drain` (): the send buffer fell below `highWaterMarkBytes` after `send` returned false.
  * - `close` ({code, reason, error}): exactly once; `error` is the coded cause when the
  *   close was abnormal (bad frame, peer timeout, frame too large, peer's error).
@@ -22,6 +23,7 @@ import {
   FrameInvalidError,
   FrameTooLargeError,
   fromWire,
+  InvalidArgumentError,
   PeerTimeoutError,
   QueueFullError,
   type SwarmBeeError,
@@ -52,6 +54,16 @@ import {
 } from './options.js';
 import { PendingRequests } from './requests.js';
 import { waitForEvent } from './signals.js';
+
+/** Close codes an endpoint may put on the wire (RFC 6455 §7.4; 1004–1006 and 1015 are reserved). */
+function isSendableCloseCode(code: number): boolean {
+  return (
+    Number.isInteger(code) &&
+    ((code >= 1000 && code <= 1003) ||
+      (code >= 1007 && code <= 1014) ||
+      (code >= 3000 && code <= 4999))
+  );
+}
 
 export interface ChannelClose {
   /** WebSocket close code; 1006 when the socket died or was terminated. */
@@ -234,8 +246,17 @@ export class Channel<P extends ChannelPlane = ChannelPlane> extends EventEmitter
     return (await reply) as ReplyTo<T>;
   }
 
-  /** Starts the closing handshake; `closed` settles when it is done (or timed out). */
+  /**
+   * Starts the closing handshake; `closed` settles when it is done, or after
+   * `closeTimeoutMs` if the peer does not answer. `code` is 1000–1003, 1007–1014 or
+   * 3000–4999; `reason` at most 123 bytes of UTF-8.
+   */
   close(code: number = CLOSE_CODES.normal, reason = ''): void {
+    if (!isSendableCloseCode(code))
+      throw new InvalidArgumentError(`${code} is not a close code to send`);
+    if (Buffer.byteLength(reason) > 123) {
+      throw new InvalidArgumentError('a close reason must fit in 123 bytes');
+    }
     if (this.#state !== 'open') return;
     this.#closedLocally = true;
     this.#beginClose(code, reason);
@@ -256,7 +277,9 @@ export class Channel<P extends ChannelPlane = ChannelPlane> extends EventEmitter
   };
 
   #receive(data: RawData, isBinary: boolean): void {
-    if (this.#state !== 'open') return;
+    // After a bad frame nothing more from that peer is trusted; after a graceful close()
+    // frames the peer sent before it saw our close frame are still delivered.
+    if (this.#state === 'closed' || this.#closeError !== undefined) return;
     if (!isBinary) {
       this.#rejectFrame(
         new FrameInvalidError('text frames are not part of the protocol'),

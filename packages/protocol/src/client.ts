@@ -84,7 +84,6 @@ export async function connect<R extends Role>(
   const ws = new WebSocket(url, {
     maxPayload: channelOptions.maxFrameBytes,
     perMessageDeflate: false,
-    handshakeTimeout: handshakeTimeoutMs,
     ...(ca === undefined ? {} : { ca }),
     ...(tls.servername === undefined ? {} : { servername: tls.servername }),
     rejectUnauthorized: tls.rejectUnauthorized ?? true,

@@ -57,7 +57,14 @@ const unpackr = new Unpackr(portable);
  * buffer; it stays valid (later encodes write after it), but copy it before mutating.
  */
 export function encode(message: Message): Uint8Array {
-  return packr.pack({ v: PROTOCOL_VERSION, ...message });
+  try {
+    return packr.pack({ v: PROTOCOL_VERSION, ...message });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new MessageSchemaError(clip(`cannot encode a ${message.type} message: ${reason}`), {
+      cause: error,
+    });
+  }
 }
 
 /** The `error` message that reports `error` to the peer, its text clipped to travel safely. */

@@ -82,11 +82,12 @@ function formatUrl(secure: boolean, host: string, port: number): string {
 
 /**
  * Listens for peers. `onChannel` runs once per authenticated connection, in the same
- * tick as the welcome is sent; if it throws, that channel closes with 1011.
+ * tick as the welcome is sent; if it throws (or its promise rejects), that channel
+ * closes with 1011 and the server carries on.
  */
 export async function listen(
   options: ListenOptions,
-  onChannel: (channel: ServerChannel) => void,
+  onChannel: (channel: ServerChannel) => void | Promise<void>,
 ): Promise<ChannelServer> {
   const { token, host = '127.0.0.1', port = 0, signal } = options;
   if (typeof token !== 'string' || token.length === 0) {
@@ -127,10 +128,13 @@ export async function listen(
         handshaking.delete(ws);
         channels.add(channel);
         channel.once('close', () => channels.delete(channel));
+        const fail = (): void => channel.close(CLOSE_CODES.internalError, 'SWARMBEE_ERR_INTERNAL');
         try {
-          onChannel(channel);
+          // An async handler's rejection must end its channel, not the process.
+          const handled: unknown = onChannel(channel);
+          if (handled instanceof Promise) handled.catch(fail);
         } catch {
-          channel.close(CLOSE_CODES.internalError, 'SWARMBEE_ERR_INTERNAL');
+          fail();
         }
       },
     });

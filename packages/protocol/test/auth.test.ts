@@ -156,6 +156,28 @@ t.test('the client checks the server too: an impostor without the token is refus
   t.match(error.message, /server could not prove/);
 });
 
+t.test(
+  'connect: a server that never sends its challenge gives HandshakeTimeoutError',
+  async (t) => {
+    const silent = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    t.teardown(() => new Promise((resolve) => silent.close(resolve)));
+    silent.on('connection', (ws) => t.teardown(() => ws.terminate()));
+    await new Promise((resolve) => silent.once('listening', resolve));
+    const { port } = silent.address() as { port: number };
+    const started = Date.now();
+    const error = await rejection(
+      connect(`ws://127.0.0.1:${port}`, {
+        token: TOKEN,
+        role: 'worker',
+        name: 'w',
+        handshakeTimeoutMs: 200,
+      }),
+    );
+    t.equal(error.code, HandshakeTimeoutError.code);
+    t.ok(Date.now() - started < 2_000);
+  },
+);
+
 t.test('the token never crosses the wire, in accepted or refused handshakes', async (t) => {
   const { server } = await echoServer(t);
   const proxy = await startRecordingProxy(t, server.port);

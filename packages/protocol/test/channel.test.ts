@@ -429,3 +429,45 @@ t.test('listen: aborting its signal closes the server and its channels', async (
   t.equal(close.code, CLOSE_CODES.goingAway);
   t.equal(close.error, undefined, 'going away is not an error');
 });
+
+t.test(
+  'a throwing or rejecting onChannel closes that channel with 1011; the server carries on',
+  async (t) => {
+    let calls = 0;
+    const server = await startServer(t, {}, async (channel) => {
+      calls += 1;
+      if (calls === 1) throw new Error('handler bug');
+      if (calls === 2) {
+        await Promise.resolve();
+        throw new Error('async handler bug');
+      }
+      if (channel.plane === 'control') {
+        channel.on('message', (message) => {
+          if (message.type === 'stats.request')
+            channel.send({ type: 'stats', requestId: message.requestId, stats: {} });
+        });
+      }
+    });
+    for (let i = 0; i < 2; i++) {
+      const doomed = await startClient(t, server.url, { role: 'worker' });
+      const close = await within(doomed.closed, 3_000, 'internal-error close');
+      t.equal(close.code, CLOSE_CODES.internalError);
+    }
+    const fine = await startClient(t, server.url, { role: 'worker' });
+    t.equal((await fine.request({ type: 'stats.request', requestId: 'ok' })).requestId, 'ok');
+  },
+);
+
+t.test('close refuses reserved codes and oversized reasons', async (t) => {
+  const server = await startServer(t);
+  const client = await startClient(t, server.url, { role: 'worker' });
+  t.equal(
+    codeOf(() => client.close(1006)),
+    'SWARMBEE_ERR_INVALID_ARGUMENT',
+  );
+  t.equal(
+    codeOf(() => client.close(1000, 'x'.repeat(124))),
+    'SWARMBEE_ERR_INVALID_ARGUMENT',
+  );
+  t.equal(client.state, 'open');
+});
