@@ -51,8 +51,11 @@ export interface ChannelServer {
   readonly port: number;
   /** Authenticated channels that are open now. */
   readonly channels: ReadonlySet<ServerChannel>;
-  /** Stops accepting, closes every connection (1001 going away) and resolves when all are gone. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting, closes every connection (1001 going away) and resolves when all are
+   * gone; each gets up to closeTimeoutMs. Aborting `signal` cuts the remaining ones at once.
+   */
+  close(options?: { signal?: AbortSignal }): Promise<void>;
 }
 
 async function pem(
@@ -157,7 +160,13 @@ export async function listen(
 
   const bound = (http.address() as AddressInfo).port;
   let closing: Promise<void> | undefined;
-  const close = (): Promise<void> => {
+  const close = (closeOptions: { signal?: AbortSignal } = {}): Promise<void> => {
+    // Aborting a close skips the closing handshakes: every connection is cut at once.
+    const cut = (): void => {
+      for (const channel of channels) channel.terminate();
+    };
+    closeOptions.signal?.addEventListener('abort', cut, { once: true });
+    if (closeOptions.signal?.aborted) cut();
     closing ??= (async () => {
       signal?.removeEventListener('abort', onAbort);
       const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
@@ -172,7 +181,7 @@ export async function listen(
       wss.close();
       await stopped;
     })();
-    return closing;
+    return closing.finally(() => closeOptions.signal?.removeEventListener('abort', cut));
   };
   const onAbort = (): void => {
     void close();

@@ -471,3 +471,26 @@ t.test('close refuses reserved codes and oversized reasons', async (t) => {
   );
   t.equal(client.state, 'open');
 });
+
+t.test(
+  'server close waits for a silent peer only until closeTimeoutMs, or not at all when aborted',
+  async (t) => {
+    const server = await startServer(t, { closeTimeoutMs: 300 }, (channel) => {
+      channel.on('message', () => {});
+    });
+    const peer = await rawHandshake(t, server.url, { role: 'stage' });
+    peer.ws.pause(); // will never answer the close frame
+    let started = Date.now();
+    await within(server.close(), 3_000, 'close with a silent peer');
+    t.ok(Date.now() - started >= 250, `waited ${Date.now() - started} ms for the peer`);
+
+    const second = await startServer(t, {}, (channel) => {
+      channel.on('message', () => {});
+    });
+    const other = await rawHandshake(t, second.url, { role: 'stage' });
+    other.ws.pause();
+    started = Date.now();
+    await within(second.close({ signal: AbortSignal.abort() }), 3_000, 'aborted close');
+    t.ok(Date.now() - started < 1_000, `cut at once (${Date.now() - started} ms)`);
+  },
+);
