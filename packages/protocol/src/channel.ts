@@ -29,7 +29,13 @@ import {
   type SwarmBeeError,
 } from '@swarmbee/core';
 import { type RawData, WebSocket } from 'ws';
-import { CLOSE_CODES, closeCodeFor, errorForClose } from './close-codes.js';
+import {
+  CLOSE_CODES,
+  closeCodeFor,
+  errorForClose,
+  errorForSocketFailure,
+  isSendableCloseCode,
+} from './close-codes.js';
 import { checkMessage, decode, encode, errorMessageFor } from './codec.js';
 import {
   type ChannelCounters,
@@ -54,16 +60,6 @@ import {
 } from './options.js';
 import { PendingRequests } from './requests.js';
 import { waitForEvent } from './signals.js';
-
-/** Close codes an endpoint may put on the wire (RFC 6455 §7.4; 1004–1006 and 1015 are reserved). */
-function isSendableCloseCode(code: number): boolean {
-  return (
-    Number.isInteger(code) &&
-    ((code >= 1000 && code <= 1003) ||
-      (code >= 1007 && code <= 1014) ||
-      (code >= 3000 && code <= 4999))
-  );
-}
 
 export interface ChannelClose {
   /** WebSocket close code; 1006 when the socket died or was terminated. */
@@ -365,23 +361,9 @@ export class Channel<P extends ChannelPlane = ChannelPlane> extends EventEmitter
   }
 
   #socketFailed(error: Error & { code?: string }): void {
-    // ws reports protocol violations it detects itself (oversized or malformed frames) here,
-    // then closes the socket; 'close' follows and ends the channel.
-    const coded =
-      error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
-        ? new FrameTooLargeError(
-            `frame from ${this.peer.name} exceeds maxFrameBytes ${this.options.maxFrameBytes}`,
-            {
-              cause: error,
-            },
-          )
-        : error.code?.startsWith('WS_ERR_')
-          ? new FrameInvalidError(`bad WebSocket frame from ${this.peer.name}: ${error.message}`, {
-              cause: error,
-            })
-          : new ChannelClosedError(`connection to ${this.peer.name} failed: ${error.message}`, {
-              cause: error,
-            });
+    // ws reports protocol violations it detects itself (oversized or malformed frames)
+    // here, then closes the socket; 'close' follows and ends the channel.
+    const coded = errorForSocketFailure(error, this.peer.name, this.options.maxFrameBytes);
     if (coded.code !== ChannelClosedError.code) {
       publish(frameErrorChannel, () => ({
         peer: this.peer,

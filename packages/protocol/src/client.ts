@@ -94,7 +94,6 @@ export async function connect<R extends Role>(
     let serverNonce: string | undefined;
     let socket: Socket | undefined;
     let settled = false;
-    let failure: SwarmBeeError | undefined;
 
     const release = (): void => {
       settled = true;
@@ -108,7 +107,6 @@ export async function connect<R extends Role>(
     const fail = (error: SwarmBeeError): void => {
       if (settled) return;
       release();
-      failure = error;
       if (ws.readyState === WebSocket.OPEN) {
         ws.close(closeCodeFor(error), error.code);
         setTimeout(() => ws.terminate(), channelOptions.closeTimeoutMs).unref();
@@ -182,10 +180,7 @@ export async function connect<R extends Role>(
       socket = response.socket;
     };
     const onError = (error: Error): void => {
-      fail(
-        failure ??
-          new ConnectFailedError(`cannot connect to ${url}: ${error.message}`, { cause: error }),
-      );
+      fail(new ConnectFailedError(`cannot connect to ${url}: ${error.message}`, { cause: error }));
     };
     const onClose = (code: number, reason: Buffer): void => {
       fail(

@@ -93,3 +93,34 @@ export function errorForClose(code: number, reason: string): SwarmBeeError | und
   if (code === CLOSE_CODES.policyViolation) return new AuthFailedError(message);
   return new ChannelClosedError(message);
 }
+
+/** Close codes an endpoint may put on the wire (RFC 6455 §7.4: 1004–1006 and 1015 are reserved). */
+export function isSendableCloseCode(code: number): boolean {
+  return (
+    Number.isInteger(code) &&
+    ((code >= 1000 && code <= 1003) ||
+      (code >= 1007 && code <= 1014) ||
+      (code >= 3000 && code <= 4999))
+  );
+}
+
+/** The coded error for a failure `ws` reports on a socket (its own `WS_ERR_*` codes included). */
+export function errorForSocketFailure(
+  error: Error & { code?: string },
+  peerName: string,
+  maxFrameBytes: number,
+): SwarmBeeError {
+  if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+    return new FrameTooLargeError(`frame from ${peerName} exceeds maxFrameBytes ${maxFrameBytes}`, {
+      cause: error,
+    });
+  }
+  if (error.code?.startsWith('WS_ERR_')) {
+    return new FrameInvalidError(`bad WebSocket frame from ${peerName}: ${error.message}`, {
+      cause: error,
+    });
+  }
+  return new ChannelClosedError(`connection to ${peerName} failed: ${error.message}`, {
+    cause: error,
+  });
+}
