@@ -58,7 +58,7 @@ export {
 } from './channel.js';
 export { type ClientTlsOptions, type ConnectOptions, connect } from './client.js';
 export { CLOSE_CODES, closeCodeFor, errorForClose } from './close-codes.js';
-export { type DecodeOptions, decode, encode } from './codec.js';
+export { checkMessage, type DecodeOptions, decode, encode, errorMessageFor } from './codec.js';
 export {
   type AuthFailedDiagnostic,
   type ChannelCloseDiagnostic,

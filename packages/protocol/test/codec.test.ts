@@ -4,10 +4,13 @@ import {
   MessageSchemaError,
   MessageTypeUnknownError,
   ProtocolVersionError,
+  ShardInvalidError,
 } from '@swarmbee/core';
 import {
+  checkMessage,
   decode,
   encode,
+  errorMessageFor,
   float32Tensor,
   float32Values,
   MESSAGE_SCHEMAS,
@@ -457,3 +460,24 @@ t.test('codec cost of a forward frame carrying a 768 × fp32 hidden state', asyn
   t.ok(encodeUs < 100, `encode ${encodeUs.toFixed(2)} µs`);
   t.ok(decodeUs < 200, `decode ${decodeUs.toFixed(2)} µs`);
 });
+
+t.test(
+  'errorMessageFor: a coded error becomes a valid error message, its text clipped',
+  async (t) => {
+    const error = new ShardInvalidError('x'.repeat(5_000), { stage: 1 });
+    const message = errorMessageFor(error, { requestId: 'r9' });
+    t.equal(message.code, ShardInvalidError.code);
+    t.equal(message.stage, 1);
+    t.equal(message.requestId, 'r9');
+    t.ok(message.message.length < 600);
+    t.same(normalize(checkMessage(message, 'control')), normalize(message));
+    t.equal(
+      codeOf(() => checkMessage(null)),
+      MessageSchemaError.code,
+    );
+    t.equal(
+      codeOf(() => checkMessage({ type: 'drain' }, 'data')),
+      MessageTypeUnknownError.code,
+    );
+  },
+);

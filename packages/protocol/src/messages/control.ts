@@ -127,9 +127,9 @@ export const stageLoadSchema = z
     layerEnd: countSchema,
     shardId: sha256Schema,
     /**
-     * Where this stage sends its output: the next stage's data URL. On the last stage it
-     * may name the coordinator's data URL for token frames; absent, tokens go back over
-     * a connection the coordinator opened.
+     * Where this stage sends its output: the next stage's data URL, required before the
+     * last stage. On the last stage it may name the coordinator's data URL for `tokens`
+     * frames; how tokens return when it is absent is the coordinator's choice.
      */
     nextUrl: webSocketUrlSchema.optional(),
     isFirst: z.boolean(),
