@@ -140,6 +140,83 @@ export class AbortedError extends SwarmBeeError {
   static override readonly httpStatus = 503;
 }
 
+/** A frame is not one well-formed msgpack message: truncated, trailing bytes, not a map, or a text frame. */
+export class FrameInvalidError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_FRAME_INVALID';
+}
+
+/** A frame is larger than the receiver accepts (`maxFrameBytes`); WebSocket close code 1009. */
+export class FrameTooLargeError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_FRAME_TOO_LARGE';
+  static override readonly httpStatus = 413;
+}
+
+/** A message's `type` is not one this connection understands. */
+export class MessageTypeUnknownError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_MESSAGE_TYPE_UNKNOWN';
+}
+
+/** A message's fields do not match the schema of its type. */
+export class MessageSchemaError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_MESSAGE_SCHEMA';
+}
+
+/** The peer speaks a different wire protocol version. */
+export class ProtocolVersionError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_PROTOCOL_VERSION';
+}
+
+/** Tensor bytes do not match their dtype and dims, or the dtype is not the one expected. */
+export class TensorInvalidError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_TENSOR_INVALID';
+}
+
+/** Sending would exceed a channel's queued-bytes limit; wait for `drain` and retry. */
+export class SendQueueFullError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_SEND_QUEUE_FULL';
+  static override readonly retryable = true;
+  static override readonly httpStatus = 503;
+}
+
+/** The peer went silent: no pong (or any other byte) within the heartbeat timeout. */
+export class PeerTimeoutError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_PEER_TIMEOUT';
+  static override readonly retryable = true;
+  static override readonly httpStatus = 503;
+}
+
+/** A connection's authentication handshake did not finish in time. */
+export class HandshakeTimeoutError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_HANDSHAKE_TIMEOUT';
+  static override readonly retryable = true;
+  static override readonly httpStatus = 503;
+}
+
+/** A peer could not prove it holds the cluster token, or its role is not accepted. */
+export class AuthFailedError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_AUTH_FAILED';
+  static override readonly httpStatus = 401;
+}
+
+/** A connection could not be opened: refused, unreachable, or the TLS handshake failed. */
+export class ConnectFailedError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_CONNECT_FAILED';
+  static override readonly retryable = true;
+  static override readonly httpStatus = 503;
+}
+
+/** A server could not start listening: the address is in use or not available. */
+export class ListenFailedError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_LISTEN_FAILED';
+}
+
+/** The channel is closed (or closed while waiting): nothing more can be sent or received on it. */
+export class ChannelClosedError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_CHANNEL_CLOSED';
+  static override readonly retryable = true;
+  static override readonly httpStatus = 503;
+}
+
 const byCode = new Map<string, typeof SwarmBeeError>();
 
 /** Registers error classes so {@link fromWire} can rebuild them; packages register their own. */
@@ -165,6 +242,19 @@ registerErrors(
   EngineFailedError,
   EngineClosedError,
   AbortedError,
+  FrameInvalidError,
+  FrameTooLargeError,
+  MessageTypeUnknownError,
+  MessageSchemaError,
+  ProtocolVersionError,
+  TensorInvalidError,
+  SendQueueFullError,
+  PeerTimeoutError,
+  HandshakeTimeoutError,
+  AuthFailedError,
+  ConnectFailedError,
+  ListenFailedError,
+  ChannelClosedError,
 );
 
 /** Rebuilds an error received over the wire as the matching class (the base class if unknown). */

@@ -1,0 +1,170 @@
+/**
+ * The one msgpack codec of the wire. A frame is a single msgpack map: the message's own
+ * fields plus `v`, the protocol version. Only core msgpack types appear (maps, arrays,
+ * strings, numbers, booleans, `bin` for bytes), so any msgpack library can read a frame.
+ *
+ * Configuration, and why:
+ * - `useRecords: false`, `structuredClone: false`, `moreTypes: false`: records, reference
+ *   tracking and typed-array extensions are msgpackr-only (and records are stateful across
+ *   frames); plain maps cost a few bytes of keys per frame and stay portable.
+ * - `skipValues: [undefined]`: an optional field set to `undefined` is left out, as in
+ *   JSON, instead of becoming msgpackr's `undefined` extension that other decoders reject.
+ * - `int64AsType: 'number'`: other encoders write large integers (timestamps) as int64;
+ *   every integer field is range-checked by its schema anyway.
+ * - `copyBuffers: false` (the default): `bin` fields decode as views into the received
+ *   frame, so a tensor's bytes are never copied on the way in.
+ */
+import {
+  FrameInvalidError,
+  FrameTooLargeError,
+  MessageSchemaError,
+  MessageTypeUnknownError,
+  ProtocolVersionError,
+  type SwarmBeeError,
+} from '@swarmbee/core';
+import { type Options, Packr, Unpackr } from 'msgpackr';
+import type { z } from 'zod';
+import {
+  type ErrorMessage,
+  MESSAGE_SCHEMAS,
+  type Message,
+  type MessagePlane,
+  PLANE_SCHEMAS,
+  type PlaneMessage,
+  PROTOCOL_VERSION,
+} from './messages/index.js';
+
+/** Default largest frame accepted, bytes (64 MiB: a 2,048-token prefill chunk at dim 8,192 in fp32). */
+export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
+
+/** Longest error text a decode failure carries: errors travel back to the sender. */
+const MAX_ERROR_TEXT_LENGTH = 500;
+
+const portable: Options & { skipValues: unknown[] } = {
+  useRecords: false,
+  structuredClone: false,
+  moreTypes: false,
+  bundleStrings: false,
+  mapsAsObjects: true,
+  int64AsType: 'number',
+  skipValues: [undefined],
+};
+const packr = new Packr(portable);
+const unpackr = new Unpackr(portable);
+
+/**
+ * Encodes one message as one frame. The result is a view into the codec's shared output
+ * buffer; it stays valid (later encodes write after it), but copy it before mutating.
+ */
+export function encode(message: Message): Uint8Array {
+  try {
+    return packr.pack({ v: PROTOCOL_VERSION, ...message });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new MessageSchemaError(clip(`cannot encode a ${message.type} message: ${reason}`), {
+      cause: error,
+    });
+  }
+}
+
+/** The `error` message that reports `error` to the peer, its text clipped to travel safely. */
+export function errorMessageFor(
+  error: SwarmBeeError,
+  about: { requestId?: string; batchId?: number } = {},
+): ErrorMessage {
+  const wire = error.toWire();
+  return { type: 'error', ...wire, message: clip(wire.message), ...about };
+}
+
+export interface DecodeOptions {
+  /** Accept only this plane's messages; default: any message type. */
+  plane?: MessagePlane;
+  /** Largest frame accepted, bytes. Default {@link DEFAULT_MAX_FRAME_BYTES}. */
+  maxFrameBytes?: number;
+}
+
+function clip(text: string): string {
+  return text.length <= MAX_ERROR_TEXT_LENGTH ? text : `${text.slice(0, MAX_ERROR_TEXT_LENGTH)}…`;
+}
+
+function describeIssues(type: string, error: z.ZodError): string {
+  const issues = error.issues
+    .slice(0, 3)
+    .map(
+      (issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(message)'}: ${issue.message}`,
+    );
+  return clip(`${type} message does not match its schema: ${issues.join('; ')}`);
+}
+
+/**
+ * Decodes and checks one frame. Throws, with a stable `code`:
+ * FrameTooLargeError (over `maxFrameBytes`), FrameInvalidError (not exactly one msgpack
+ * map), ProtocolVersionError (`v` is not {@link PROTOCOL_VERSION}),
+ * MessageTypeUnknownError (type unknown, or not of `plane`), MessageSchemaError (fields).
+ * Byte fields of the result are views into `bytes`.
+ */
+export function decode<P extends MessagePlane>(
+  bytes: Uint8Array,
+  options: DecodeOptions & { plane: P },
+): PlaneMessage<P>;
+export function decode(bytes: Uint8Array, options?: DecodeOptions): Message;
+export function decode(bytes: Uint8Array, options: DecodeOptions = {}): Message {
+  const maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  if (bytes.byteLength > maxFrameBytes) {
+    throw new FrameTooLargeError(
+      `frame of ${bytes.byteLength} bytes exceeds the limit of ${maxFrameBytes}`,
+    );
+  }
+  let frame: unknown;
+  try {
+    frame = unpackr.unpack(bytes);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new FrameInvalidError(clip(`frame is not one msgpack message: ${reason}`), {
+      cause: error,
+    });
+  }
+  if (
+    typeof frame !== 'object' ||
+    frame === null ||
+    Object.getPrototypeOf(frame) !== Object.prototype
+  ) {
+    throw new FrameInvalidError('frame is not a msgpack map');
+  }
+  const { v } = frame as { v?: unknown };
+  if (v !== PROTOCOL_VERSION) {
+    throw new ProtocolVersionError(
+      clip(`frame speaks protocol version ${String(v)}, this end speaks ${PROTOCOL_VERSION}`),
+    );
+  }
+  return checkMessage(frame, options.plane);
+}
+
+function schemaFor(type: unknown, plane: MessagePlane | undefined): z.ZodType {
+  if (typeof type !== 'string') throw new MessageTypeUnknownError('frame carries no message type');
+  const schemas = plane === undefined ? MESSAGE_SCHEMAS : PLANE_SCHEMAS[plane];
+  const schema = Object.hasOwn(schemas, type)
+    ? (schemas as Record<string, z.ZodType>)[type]
+    : undefined;
+  if (schema === undefined) {
+    const where = plane === undefined ? '' : ` on the ${plane} plane`;
+    throw new MessageTypeUnknownError(clip(`unknown message type '${type}'${where}`));
+  }
+  return schema;
+}
+
+/**
+ * Checks a message against the schema of its type (and `plane`, when given) and returns
+ * the checked copy, without unknown fields. Throws MessageTypeUnknownError or
+ * MessageSchemaError. `decode` calls it on every frame; channels call it before sending,
+ * so a malformed message fails where it was made instead of closing the connection.
+ */
+export function checkMessage(value: unknown, plane?: MessagePlane): Message {
+  if (typeof value !== 'object' || value === null) {
+    throw new MessageSchemaError('a message must be an object');
+  }
+  const type = (value as { type?: unknown }).type;
+  const checked = schemaFor(type, plane).safeParse(value);
+  if (!checked.success) throw new MessageSchemaError(describeIssues(String(type), checked.error));
+  return checked.data as Message;
+}

@@ -1,0 +1,156 @@
+/** One valid sample of every message type, for round trips and fuzzing. */
+import {
+  type ControlMessage,
+  type DataMessage,
+  float32Tensor,
+  type HandshakeMessage,
+  int64Tensor,
+  type MessageType,
+} from '@swarmbee/protocol';
+
+const SHA = 'a'.repeat(64);
+const SHA2 = '0123456789abcdef'.repeat(4);
+const NONCE = 'f0'.repeat(32);
+
+export const HANDSHAKE_SAMPLES: HandshakeMessage[] = [
+  { type: 'challenge', protocolVersion: 1, nonce: NONCE },
+  {
+    type: 'hello',
+    protocolVersion: 1,
+    role: 'worker',
+    name: 'pi-4.local',
+    clientNonce: NONCE,
+    proof: new Uint8Array(32).fill(7),
+  },
+  { type: 'welcome', proof: new Uint8Array(32).fill(9) },
+];
+
+export const CONTROL_SAMPLES: ControlMessage[] = [
+  {
+    type: 'register',
+    name: 'jetson-1',
+    device: {
+      arch: 'arm64',
+      platform: 'linux',
+      cpus: 6,
+      memoryBytes: 8 * 2 ** 30,
+      freeMemoryBytes: 5 * 2 ** 30,
+      ortVersion: '1.30.0',
+      nodeVersion: 'v20.19.0',
+    },
+    dataUrl: 'ws://10.0.0.7:7701',
+    cachedShards: [SHA, SHA2],
+  },
+  { type: 'registered', workerId: 'w-1' },
+  {
+    type: 'shard.offer',
+    shardId: SHA,
+    bytes: 300,
+    files: [
+      { name: 'stage.onnx', bytes: 100, sha256: SHA2 },
+      { name: 'stage.onnx.data', bytes: 200, sha256: SHA },
+    ],
+  },
+  { type: 'shard.need', shardId: SHA, have: false },
+  {
+    type: 'shard.chunk',
+    shardId: SHA,
+    file: 'stage.onnx.data',
+    offset: 4096,
+    data: new Uint8Array([1, 2, 3]),
+  },
+  { type: 'shard.done', shardId: SHA },
+  { type: 'shard.stored', shardId: SHA },
+  {
+    type: 'stage.load',
+    stage: 0,
+    layerStart: 0,
+    layerEnd: 6,
+    shardId: SHA,
+    nextUrl: 'wss://10.0.0.8:7701',
+    isFirst: true,
+    isLast: false,
+    options: { intraOpThreads: 2, maxSequences: 8, kvBudgetBytes: 256 * 2 ** 20 },
+  },
+  { type: 'stage.ready', stage: 0, loadMs: 812.5 },
+  {
+    type: 'profile.request',
+    requestId: 'r1',
+    kind: 'compute',
+    params: { tokens: 16, model: 'tiny', warm: true },
+  },
+  { type: 'profile.result', requestId: 'r1', result: { msPerLayer: [1.5, 1.7], note: 'ok' } },
+  { type: 'stats.request', requestId: 'r2' },
+  { type: 'stats', requestId: 'r2', stats: { forwardMs: 3.25, kvBytes: 1024 } },
+  { type: 'drain' },
+  { type: 'stop' },
+  {
+    type: 'error',
+    code: 'SWARMBEE_ERR_SHARD_INVALID',
+    message: 'bad shard',
+    retryable: false,
+    stage: 1,
+    requestId: 'r3',
+  },
+];
+
+const hidden = new Float32Array(2 * 3 * 4).map((_, i) => i / 8);
+const tokens = new BigInt64Array([1n, 15043n, 0n, 2n, 29871n, 13n]);
+
+export const DATA_SAMPLES: DataMessage[] = [
+  {
+    type: 'forward',
+    batchId: 3,
+    rows: [
+      {
+        seqId: 'a',
+        start: 0,
+        count: 3,
+        sampling: { temperature: 0.7, topK: 40, topP: 0.9, seed: 42 },
+        logprobs: true,
+      },
+      { seqId: 'b', start: 0, count: 2 },
+    ],
+    tokens: int64Tensor(tokens, [2, 3]),
+    sentAt: 1_700_000_000_000.5,
+  },
+  {
+    type: 'forward',
+    batchId: 4,
+    rows: [
+      { seqId: 'a', start: 3, count: 3 },
+      { seqId: 'b', start: 2, count: 1, sampling: { temperature: 0, topK: 0, topP: 1 } },
+    ],
+    hidden: float32Tensor(hidden, [2, 3, 4]),
+  },
+  { type: 'tokens', batchId: 4, rows: [{ seqId: 'b', tokenId: 29871, logprob: -0.25 }], sentAt: 5 },
+  { type: 'release', seqIds: ['a', 'b'] },
+  {
+    type: 'error',
+    code: 'SWARMBEE_ERR_KV_BUDGET_EXCEEDED',
+    message: 'full',
+    retryable: true,
+    stage: 2,
+    batchId: 4,
+  },
+];
+
+export const ALL_SAMPLES = [...HANDSHAKE_SAMPLES, ...CONTROL_SAMPLES, ...DATA_SAMPLES];
+
+/** Every message type, from the samples: a test fails if a new type has no sample. */
+export const SAMPLED_TYPES = new Set<MessageType>(ALL_SAMPLES.map((message) => message.type));
+
+/** Turns every byte view into a plain Buffer so structures compare by content. */
+export function normalize(value: unknown): unknown {
+  if (value instanceof Uint8Array)
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  if (Array.isArray(value)) return value.map(normalize);
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => [k, normalize(v)]),
+    );
+  }
+  return value;
+}
