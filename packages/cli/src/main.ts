@@ -6,8 +6,11 @@
 import { SWARMBEE_VERSION, SwarmBeeError } from '@swarmbee/core';
 import yargs from 'yargs';
 import { benchCommand } from './commands/bench.js';
+import { coordinatorCommand } from './commands/coordinator.js';
 import { generateCommand } from './commands/generate.js';
 import { modelCommand } from './commands/model.js';
+import { upCommand } from './commands/up.js';
+import { workerCommand } from './commands/worker.js';
 
 export async function main(argv: string[]): Promise<number> {
   let usageError: string | undefined;
@@ -22,8 +25,11 @@ export async function main(argv: string[]): Promise<number> {
       if (error) throw error;
       usageError = message;
     });
+  upCommand(cli);
   modelCommand(cli);
   generateCommand(cli);
+  workerCommand(cli);
+  coordinatorCommand(cli);
   benchCommand(cli);
   try {
     await cli.parseAsync();

@@ -28,3 +28,14 @@ export function parsePromptIds(text: string): number[][] {
     }),
   );
 }
+
+/** "127.0.0.1:7070" -> { host, port }; "[::1]:7070" for IPv6. Port 0 means any free port. */
+export function parseHostPort(text: string, flag: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim());
+  const port = Number(match?.[3]);
+  if (!match || port > 65_535)
+    throw new InvalidArgumentError(
+      `--${flag}: "${text}" is not HOST:PORT (e.g. 127.0.0.1:7070; port 0 picks a free one)`,
+    );
+  return { host: match[1] ?? match[2]!, port };
+}

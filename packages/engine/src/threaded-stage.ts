@@ -31,6 +31,15 @@ function startThread(workerData: unknown): Worker {
   return new Worker(bootstrap, { eval: true, workerData });
 }
 
+/** The array itself when it spans its whole buffer, else a copy that does. */
+function ownBuffer<T extends Float32Array | BigInt64Array>(array: T): T {
+  const whole =
+    array.byteOffset === 0 &&
+    array.byteLength === array.buffer.byteLength &&
+    array.buffer instanceof ArrayBuffer;
+  return whole ? array : (array.slice() as T);
+}
+
 type Pending = { resolve: (value: unknown) => void; reject: (error: SwarmBeeError) => void };
 type RequestBody<R = ThreadRequest> = R extends unknown ? Omit<R, 'id'> : never;
 
@@ -74,11 +83,21 @@ export class ThreadedStage implements StageEngine {
     return new ThreadedStage(worker, info);
   }
 
+  /**
+   * Runs a micro-batch in the thread. Token and hidden arrays that own their whole
+   * buffer move to the thread (the caller must not use them afterwards); views into
+   * larger buffers (a received frame, say) are copied, never detached.
+   */
   forward(batch: StageBatch): Promise<StageOutput> {
-    const transfer = [batch.tokens?.buffer, batch.hidden?.buffer].filter(
+    const tokens = batch.tokens && ownBuffer(batch.tokens);
+    const hidden = batch.hidden && ownBuffer(batch.hidden);
+    const transfer = [tokens?.buffer, hidden?.buffer].filter(
       (b): b is ArrayBuffer => b instanceof ArrayBuffer,
     );
-    return this.#call({ op: 'forward', batch }, transfer) as Promise<StageOutput>;
+    return this.#call(
+      { op: 'forward', batch: { ...batch, tokens, hidden } },
+      transfer,
+    ) as Promise<StageOutput>;
   }
 
   async release(seqIds: string[]): Promise<void> {

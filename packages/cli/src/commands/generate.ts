@@ -1,10 +1,11 @@
 /** `swarmbee generate`: run a model's shards chained in this process and print the text. */
-import { InvalidArgumentError } from '@swarmbee/core';
+import { InvalidArgumentError, type SamplingParams } from '@swarmbee/core';
 import { generate, LocalPipeline } from '@swarmbee/engine';
 import { decodeIds, loadTokenizer, type Tokenizer } from '@swarmbee/model';
 import type { Argv } from 'yargs';
 import { resolveModel } from '../model-arg.js';
 import { parsePromptIds, parseRanges } from '../options.js';
+import { remoteComplete, remoteStream } from '../remote-generate.js';
 
 export function generateCommand(yargs: Argv): Argv {
   return yargs.command(
@@ -69,6 +70,27 @@ export function generateCommand(yargs: Argv): Argv {
           describe: 'Print one JSON line per sequence: {"text","token_ids","tokens_per_s"}',
         }),
     async (args) => {
+      const sampling = {
+        temperature: args.temperature,
+        topP: args.topP,
+        topK: args.topK,
+        ...(args.seed === undefined ? {} : { seed: args.seed }),
+      };
+      // yargs' inferred types go loose this deep in the option chain; both are strings when given.
+      const url = args.url as string | undefined;
+      if (url !== undefined) {
+        const prompts =
+          args.promptIds !== undefined ? parsePromptIds(args.promptIds) : [args.prompt];
+        await generateRemote(
+          url,
+          prompts,
+          args.steps,
+          sampling,
+          args.json,
+          args.apiKey as string | undefined,
+        );
+        return;
+      }
       const dir = await resolveModel(args.model, (line) => process.stderr.write(`${line}\n`));
       // Raw ids need no tokenizer; text does, and loadTokenizer says so when it is missing.
       const tokenizer: Tokenizer | undefined =
@@ -87,12 +109,6 @@ export function generateCommand(yargs: Argv): Argv {
       const controller = new AbortController();
       const onSignal = () => controller.abort();
       process.once('SIGINT', onSignal);
-      const sampling = {
-        temperature: args.temperature,
-        topP: args.topP,
-        topK: args.topK,
-        ...(args.seed === undefined ? {} : { seed: args.seed }),
-      };
       // Stream the single sequence's text as run.c does; batches print when done.
       const streaming = !args.json && prompts.length === 1 && tokenizer !== undefined;
       const first = prompts[0]!;
@@ -145,4 +161,29 @@ export function generateCommand(yargs: Argv): Argv {
 
 function round(value: number): number {
   return Math.round(value * 10) / 10;
+}
+
+async function generateRemote(
+  url: string,
+  prompts: (string | number[])[],
+  steps: number,
+  sampling: SamplingParams,
+  json: boolean,
+  apiKey?: string,
+): Promise<void> {
+  const requests = prompts.map((prompt) => ({ url, prompt, steps, sampling, apiKey }));
+  if (json || requests.length > 1) {
+    // A batch travels as concurrent requests; the coordinator micro-batches them.
+    const results = await Promise.all(requests.map((request) => remoteComplete(request)));
+    for (const result of results) {
+      if (json)
+        process.stdout.write(
+          `${JSON.stringify({ text: result.text, token_ids: result.tokenIds, tokens_per_s: round(result.tokensPerSecond) })}\n`,
+        );
+      else process.stdout.write(`${result.text}\n`);
+    }
+    return;
+  }
+  await remoteStream(requests[0]!, (text) => process.stdout.write(text));
+  process.stdout.write('\n');
 }

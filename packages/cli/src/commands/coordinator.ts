@@ -1,0 +1,82 @@
+/** `swarmbee coordinator`: accepts workers, deploys the model over them, serves the API. */
+import { join } from 'node:path';
+import { Coordinator } from '@swarmbee/coordinator';
+import { cacheRoot, openModelDir } from '@swarmbee/model';
+import type { Argv } from 'yargs';
+import { parseHostPort } from '../options.js';
+import { resolveToken, tokenOptions } from '../token.js';
+import { logger, untilSignal } from '../ui/log.js';
+import { deploymentTable } from './cluster-table.js';
+
+export function coordinatorCommand(yargs: Argv): Argv {
+  return yargs.command(
+    'coordinator',
+    'Run the coordinator: wait for workers, deploy the model over them, serve the OpenAI-compatible API',
+    (y) =>
+      y
+        .option('model', { type: 'string', demandOption: true, describe: 'Model dir to serve' })
+        .option('listen', {
+          type: 'string',
+          default: '127.0.0.1:7070',
+          describe: 'Worker-facing address HOST:PORT (0.0.0.0:7070 to serve a LAN)',
+        })
+        .option('advertise-url', {
+          type: 'string',
+          describe: 'URL workers use to reach the coordinator, if not the listen address',
+        })
+        .option('api', {
+          type: 'string',
+          default: '127.0.0.1:8080',
+          describe: 'HTTP API address HOST:PORT',
+        })
+        .option('api-key', {
+          type: 'string',
+          describe: 'Require "Authorization: Bearer <key>" on /v1 (default: open)',
+        })
+        .option('min-workers', {
+          type: 'number',
+          default: 1,
+          describe: 'Workers to wait for before deploying',
+        })
+        .option('threads', {
+          type: 'number',
+          describe: 'onnxruntime threads per stage (default: each worker uses all its cores)',
+        })
+        .option('cache-dir', {
+          type: 'string',
+          describe: 'Where built shards are kept (default: <cache>/coordinator)',
+        })
+        .options(tokenOptions),
+    async (args) => {
+      const listen = parseHostPort(args.listen, 'listen');
+      const api = parseHostPort(args.api, 'api');
+      const log = logger('coordinator');
+      const coordinator = new Coordinator({
+        model: await openModelDir(args.model),
+        token: resolveToken(args),
+        listenHost: listen.host,
+        listenPort: listen.port,
+        advertiseUrl: args.advertiseUrl,
+        apiHost: api.host,
+        apiPort: api.port,
+        apiKey: args.apiKey,
+        minWorkers: args.minWorkers,
+        cacheDir: args.cacheDir ?? join(cacheRoot(), 'coordinator'),
+        deploy: args.threads === undefined ? {} : { stage: { intraOpThreads: args.threads } },
+        log,
+      });
+      const stopping = untilSignal();
+      await coordinator.start();
+      log(`waiting for ${args.minWorkers} worker(s) at ${coordinator.workersUrl}`);
+      const ready = coordinator.whenReady().then(() => {
+        process.stdout.write(
+          `${deploymentTable(coordinator.deployment)}\nAPI: ${coordinator.apiUrl}/v1\n`,
+        );
+      });
+      ready.catch(() => {});
+      const signal = await stopping;
+      log(`${signal}: stopping`);
+      await coordinator.stop();
+    },
+  );
+}

@@ -1,0 +1,64 @@
+/** `swarmbee worker`: the stage daemon a device runs. */
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { cacheRoot } from '@swarmbee/model';
+import { WorkerDaemon } from '@swarmbee/worker';
+import type { Argv } from 'yargs';
+import { parseHostPort } from '../options.js';
+import { resolveToken, tokenOptions } from '../token.js';
+import { logger, untilSignal } from '../ui/log.js';
+
+export function workerCommand(yargs: Argv): Argv {
+  return yargs.command(
+    'worker',
+    'Run a stage worker: join a coordinator, receive a shard, serve forward passes',
+    (y) =>
+      y
+        .option('join', {
+          type: 'string',
+          demandOption: true,
+          describe: 'Coordinator URL, e.g. ws://192.168.1.10:7070',
+        })
+        .option('listen', {
+          type: 'string',
+          default: '127.0.0.1:0',
+          describe: 'Data-plane address HOST:PORT (0.0.0.0:7071 to serve a LAN; port 0 = any)',
+        })
+        .option('advertise', {
+          type: 'string',
+          describe:
+            'Host name or IP other stages use to reach this worker (default: the listen host)',
+        })
+        .option('name', {
+          type: 'string',
+          describe: 'Worker name, unique in the cluster (default: the host name)',
+        })
+        .option('cache-dir', {
+          type: 'string',
+          describe: 'Shard cache directory (default: <cache>/worker/<name>)',
+        })
+        .option('threads', { type: 'number', describe: 'onnxruntime threads (default: all cores)' })
+        .options(tokenOptions),
+    async (args) => {
+      const { host, port } = parseHostPort(args.listen, 'listen');
+      const name = args.name ?? hostname();
+      const log = logger(`worker ${name}`);
+      const worker = new WorkerDaemon({
+        coordinatorUrl: args.join,
+        token: resolveToken(args),
+        name,
+        cacheDir: args.cacheDir ?? join(cacheRoot(), 'worker', name),
+        listenHost: host,
+        listenPort: port,
+        advertiseHost: args.advertise,
+        threads: args.threads,
+        log,
+      });
+      const stopping = untilSignal();
+      const started = worker.start().then(() => log(`serving stage traffic on ${worker.dataUrl}`));
+      const signal = await Promise.race([stopping, started.then(() => stopping)]);
+      log(`${signal}: draining and stopping`);
+      await worker.stop();
+    },
+  );
+}

@@ -1,0 +1,86 @@
+/**
+ * The scheduler's transport to a cluster: forward frames go to stage 0's data
+ * URL; sampled tokens come back from the last stage on a data connection it
+ * opened to the coordinator; a stage that fails a batch reports it over its
+ * control connection. The coordinator never relays hidden states.
+ */
+import { fromWire, type SwarmBeeError } from '@swarmbee/core';
+import type { Channel, ErrorMessage, TokensMessage } from '@swarmbee/protocol';
+import { int64Tensor } from '@swarmbee/protocol';
+import type { BatchTransport, MicroBatch, MicroBatchResult } from '../scheduler.js';
+
+interface PendingBatch {
+  batch: MicroBatch;
+  resolve: (result: MicroBatchResult) => void;
+  reject: (error: SwarmBeeError) => void;
+}
+
+export class RemoteTransport implements BatchTransport {
+  readonly #pending = new Map<number, PendingBatch>();
+
+  constructor(readonly stage0: Channel<'data'>) {}
+
+  get pending(): number {
+    return this.#pending.size;
+  }
+
+  run(batch: MicroBatch): Promise<MicroBatchResult> {
+    return new Promise((resolve, reject) => {
+      this.#pending.set(batch.batchId, { batch, resolve, reject });
+      const width = batch.tokens.length / batch.rows.length;
+      try {
+        this.stage0.send({
+          type: 'forward',
+          batchId: batch.batchId,
+          rows: batch.rows,
+          tokens: int64Tensor(batch.tokens, [batch.rows.length, width]),
+          sentAt: Date.now(),
+        });
+      } catch (error) {
+        this.#pending.delete(batch.batchId);
+        reject(error);
+      }
+    });
+  }
+
+  onTokens(message: TokensMessage): void {
+    const pending = this.#pending.get(message.batchId);
+    if (!pending) return;
+    this.#pending.delete(message.batchId);
+    const { rows } = pending.batch;
+    const index = new Map(rows.map((row, r) => [row.seqId, r]));
+    const tokens = new Int32Array(rows.length).fill(-1);
+    const wantLogprobs = rows.some((row) => row.logprobs);
+    const logprobs = wantLogprobs ? new Float32Array(rows.length) : undefined;
+    for (const sampled of message.rows) {
+      const r = index.get(sampled.seqId);
+      if (r === undefined) continue;
+      tokens[r] = sampled.tokenId;
+      if (logprobs && sampled.logprob !== undefined) logprobs[r] = sampled.logprob;
+    }
+    pending.resolve(logprobs ? { tokens, logprobs } : { tokens });
+  }
+
+  onBatchError(message: ErrorMessage): void {
+    if (message.batchId === undefined) return;
+    const pending = this.#pending.get(message.batchId);
+    if (!pending) return;
+    this.#pending.delete(message.batchId);
+    pending.reject(fromWire(message));
+  }
+
+  release(seqIds: string[]): void {
+    if (seqIds.length === 0 || this.stage0.state !== 'open') return;
+    try {
+      this.stage0.send({ type: 'release', seqIds });
+    } catch {
+      // The pipeline is going away; its caches go with it.
+    }
+  }
+
+  /** Rejects every batch in flight (the pipeline broke). */
+  failAll(error: SwarmBeeError): void {
+    for (const pending of this.#pending.values()) pending.reject(error);
+    this.#pending.clear();
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The coordinator's shards: written once per (model, layer range) into its
+ * cache dir and offered to workers by content address.
+ */
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  type LayerRange,
+  type ModelDir,
+  openShard,
+  type ProgressFn,
+  SHARD_MANIFEST_FILE,
+  type ShardManifest,
+  sha256,
+  writeShard,
+} from '@swarmbee/model';
+
+export interface StoredShard {
+  path: string;
+  manifest: ShardManifest;
+  /** Every file a worker needs: the graph, its weights and shard.json (which names the rest). */
+  files: { name: string; bytes: number; sha256: string }[];
+}
+
+export class ShardStore {
+  readonly #building = new Map<string, Promise<StoredShard>>();
+
+  constructor(
+    readonly model: ModelDir,
+    readonly cacheDir: string,
+  ) {}
+
+  /** The shard for `range`, built on first use. */
+  ensure(range: LayerRange, progress?: ProgressFn): Promise<StoredShard> {
+    const path = join(
+      this.cacheDir,
+      'shards',
+      this.model.manifest.modelHash,
+      `${range.start}-${range.end}`,
+    );
+    let pending = this.#building.get(path);
+    if (!pending) {
+      pending = openShard(path)
+        .then(({ manifest }) => manifest)
+        .catch(() => writeShard(this.model, range, path, progress))
+        .then(async (manifest) => {
+          const description = await readFile(join(path, SHARD_MANIFEST_FILE));
+          const described = {
+            name: SHARD_MANIFEST_FILE,
+            bytes: description.length,
+            sha256: sha256(description),
+          };
+          return { path, manifest, files: [...manifest.files, described] };
+        });
+      this.#building.set(path, pending);
+      pending.catch(() => this.#building.delete(path));
+    }
+    return pending;
+  }
+}
+
+/** Reads a shard file in chunks of `chunkBytes`. */
+export async function* fileChunks(
+  path: string,
+  chunkBytes: number,
+): AsyncGenerator<{ offset: number; data: Uint8Array }> {
+  let offset = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: chunkBytes })) {
+    const data = chunk as Buffer;
+    yield { offset, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+    offset += data.byteLength;
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The data plane of one stage: forward frames in from upstream, through the
+ * engine, out to the next stage (or, from the last stage, sampled tokens to
+ * the coordinator). Frames are submitted to the engine the moment they arrive
+ * (its thread runs them in order), and results leave in the same order, so the
+ * engine never waits for the network and every link stays FIFO.
+ */
+import { asSwarmBeeError, type SwarmBeeError } from '@swarmbee/core';
+import type { BatchRow, StageBatch, StageEngine, StageOutput } from '@swarmbee/engine';
+import {
+  type Channel,
+  type DataMessage,
+  type ForwardMessage,
+  float32Tensor,
+  float32Values,
+  int64Values,
+  type SampledToken,
+} from '@swarmbee/protocol';
+
+export interface StageRunnerStats {
+  forwards: number;
+  forwardMsTotal: number;
+  /** Micro-batches received and not yet sent on. */
+  queueDepth: number;
+  bytesSent: number;
+  /** Share of wall time since loading that the engine was not computing, 0..1. */
+  idleShare: number;
+  failedBatches: number;
+}
+
+export interface StageRunnerOptions {
+  stage: number;
+  engine: StageEngine;
+  /** Where results go: the next stage, or the coordinator from the last stage. */
+  downstream: Channel<'data'>;
+  /** Reports a batch this stage could not run (over the control plane, to the coordinator). */
+  reportFailure: (batchId: number, error: SwarmBeeError) => void;
+}
+
+export class StageRunner {
+  readonly #options: StageRunnerOptions;
+  readonly #loadedAt = performance.now();
+  /** Sends happen in arrival order: each waits for the one before it. */
+  #tail: Promise<void> = Promise.resolve();
+  #queued = 0;
+  #forwards = 0;
+  #busyMs = 0;
+  #forwardMsTotal = 0;
+  #failed = 0;
+
+  constructor(options: StageRunnerOptions) {
+    this.#options = options;
+  }
+
+  get stage(): number {
+    return this.#options.stage;
+  }
+
+  accept(message: DataMessage): void {
+    switch (message.type) {
+      case 'forward':
+        this.#forward(message);
+        return;
+      case 'release': {
+        const released = this.#options.engine.release(message.seqIds);
+        this.#then(async () => {
+          await released.catch(() => {});
+          await this.#options.downstream.write(message);
+        });
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  #forward(message: ForwardMessage): void {
+    this.#queued++;
+    const rows: BatchRow[] = message.rows.map((row) => {
+      const out: BatchRow = { seqId: row.seqId, start: row.start, count: row.count };
+      if (row.sampling) out.sampling = row.sampling;
+      if (row.logprobs) out.logprobs = true;
+      return out;
+    });
+    const batch: StageBatch = { rows };
+    if (message.tokens) batch.tokens = int64Values(message.tokens);
+    if (message.hidden) batch.hidden = float32Values(message.hidden);
+    const output = this.#options.engine.forward(batch);
+    this.#then(async () => {
+      try {
+        const result = await output;
+        this.#account(result);
+        await this.#options.downstream.write(this.#outgoing(message, rows, result));
+      } catch (error) {
+        this.#failed++;
+        this.#options.reportFailure(message.batchId, asSwarmBeeError(error, this.#options.stage));
+      } finally {
+        this.#queued--;
+      }
+    });
+  }
+
+  #outgoing(message: ForwardMessage, rows: BatchRow[], result: StageOutput): DataMessage {
+    if (result.kind === 'hidden') {
+      const forward: ForwardMessage = {
+        type: 'forward',
+        batchId: message.batchId,
+        rows: message.rows,
+        hidden: float32Tensor(result.hidden, [
+          rows.length,
+          result.width,
+          result.hidden.length / (rows.length * result.width),
+        ]),
+      };
+      if (message.sentAt !== undefined) forward.sentAt = message.sentAt;
+      return forward;
+    }
+    const sampled: SampledToken[] = [];
+    rows.forEach((row, r) => {
+      if (!row.sampling) return;
+      const token: SampledToken = { seqId: row.seqId, tokenId: result.tokens[r]! };
+      if (row.logprobs && result.logprobs) token.logprob = result.logprobs[r]!;
+      sampled.push(token);
+    });
+    return message.sentAt === undefined
+      ? { type: 'tokens', batchId: message.batchId, rows: sampled }
+      : { type: 'tokens', batchId: message.batchId, rows: sampled, sentAt: message.sentAt };
+  }
+
+  #account(result: StageOutput): void {
+    this.#forwards++;
+    this.#forwardMsTotal += result.timing.forwardMs;
+    this.#busyMs += result.timing.forwardMs + result.timing.kvMs;
+  }
+
+  #then(step: () => Promise<void>): void {
+    this.#tail = this.#tail.then(step, step);
+  }
+
+  /** Resolves once everything received so far has been sent on. */
+  async idle(): Promise<void> {
+    let tail: Promise<void>;
+    do {
+      tail = this.#tail;
+      await tail;
+    } while (tail !== this.#tail);
+  }
+
+  stats(): StageRunnerStats {
+    const wallMs = performance.now() - this.#loadedAt;
+    return {
+      forwards: this.#forwards,
+      forwardMsTotal: this.#forwardMsTotal,
+      queueDepth: this.#queued,
+      bytesSent: this.#options.downstream.counters.bytesSent,
+      idleShare: wallMs > 0 ? Math.max(0, 1 - this.#busyMs / wallMs) : 1,
+      failedBatches: this.#failed,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.idle().catch(() => {});
+    this.#options.downstream.close(1001, 'stage unloaded');
+    await this.#options.engine.close();
+  }
+}

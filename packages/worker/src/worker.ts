@@ -1,0 +1,336 @@
+/**
+ * The stage worker daemon: joins a coordinator, receives its shard (or finds
+ * it in its disk cache), loads it, and serves forward passes on the data plane.
+ * The control connection is re-established when the coordinator goes away.
+ */
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  AuthFailedError,
+  asSwarmBeeError,
+  EngineClosedError,
+  fromWire,
+  type SwarmBeeError,
+} from '@swarmbee/core';
+import { type StageEngine, ThreadedStage } from '@swarmbee/engine';
+import { openShard } from '@swarmbee/model';
+import {
+  type Channel,
+  type ChannelServer,
+  type ClientTlsOptions,
+  type ControlMessage,
+  connect,
+  listen,
+  type ServerTlsOptions,
+  type ShardOfferMessage,
+  type StageLoadMessage,
+} from '@swarmbee/protocol';
+import { deviceFacts } from './device.js';
+import { ShardCache } from './shard-cache.js';
+import { StageRunner } from './stage-runner.js';
+import { type WorkerState, WorkerStateMachine } from './state.js';
+
+export interface WorkerOptions {
+  /** Coordinator URL, e.g. ws://192.168.1.10:7070. */
+  coordinatorUrl: string;
+  /** Cluster join token. */
+  token: string;
+  /** Worker name, unique in the cluster. Default: the host name. */
+  name?: string;
+  /** Shard cache directory. */
+  cacheDir: string;
+  /** Data-plane listen address. Default 127.0.0.1. */
+  listenHost?: string;
+  /** Data-plane listen port. Default 0: any free port. */
+  listenPort?: number;
+  /** Host name other stages use to reach this worker. Default: the listen host. */
+  advertiseHost?: string;
+  /** onnxruntime intra-op threads. Default: all cores. */
+  threads?: number;
+  /** Delay before re-joining a lost coordinator, ms; doubles up to 10 s. Default 500. */
+  rejoinDelayMs?: number;
+  tls?: { server?: ServerTlsOptions; client?: ClientTlsOptions };
+  log?: (line: string) => void;
+}
+
+export const DEFAULT_REJOIN_DELAY_MS = 500;
+const MAX_REJOIN_DELAY_MS = 10_000;
+
+export class WorkerDaemon {
+  readonly name: string;
+  readonly #options: WorkerOptions;
+  readonly #machine = new WorkerStateMachine();
+  readonly #cache: ShardCache;
+  readonly #log: (line: string) => void;
+  #server?: ChannelServer;
+  #control?: Channel<'control'>;
+  #runner?: StageRunner;
+  #chunkWrites: Promise<void> = Promise.resolve();
+  #stopped?: Promise<void>;
+  /** Cuts short the pause between attempts to re-join. */
+  readonly #stopping = new AbortController();
+  #counters = { shardsReceived: 0, shardBytesReceived: 0, shardCacheHits: 0 };
+
+  constructor(options: WorkerOptions) {
+    this.#options = options;
+    this.name = options.name ?? hostname();
+    this.#cache = new ShardCache(options.cacheDir);
+    this.#log = options.log ?? (() => {});
+    this.#machine.onChange((from, to) => this.#log(`state ${from} -> ${to}`));
+  }
+
+  get state(): WorkerState {
+    return this.#machine.state;
+  }
+
+  /** The data-plane URL other stages connect to. */
+  get dataUrl(): string {
+    if (!this.#server) throw new EngineClosedError('the worker is not listening yet');
+    const host = this.#options.advertiseHost ?? this.#server.host;
+    const scheme = this.#options.tls?.server ? 'wss' : 'ws';
+    return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${this.#server.port}`;
+  }
+
+  /** Listens on the data plane and joins the coordinator; resolves once registered. */
+  async start(): Promise<void> {
+    this.#server = await listen(
+      {
+        host: this.#options.listenHost ?? '127.0.0.1',
+        port: this.#options.listenPort ?? 0,
+        token: this.#options.token,
+        roles: ['stage', 'coordinator'],
+        tls: this.#options.tls?.server,
+      },
+      (channel) => {
+        if (channel.plane !== 'data') return;
+        channel.on('message', (message) => {
+          if (this.#runner && !this.#machine.is('draining', 'stopped'))
+            this.#runner.accept(message);
+          else if (message.type === 'forward')
+            this.#reportFailure(
+              message.batchId,
+              new EngineClosedError(`worker ${this.name} has no stage loaded`),
+            );
+        });
+      },
+    );
+    this.#machine.to('joining');
+    await this.#join();
+  }
+
+  async #join(): Promise<void> {
+    let delay = this.#options.rejoinDelayMs ?? DEFAULT_REJOIN_DELAY_MS;
+    while (this.#machine.is('joining')) {
+      try {
+        const control = await connect(this.#options.coordinatorUrl, {
+          token: this.#options.token,
+          role: 'worker',
+          name: this.name,
+          tls: this.#options.tls?.client,
+        });
+        await this.#register(control);
+        return;
+      } catch (error) {
+        const coded = asSwarmBeeError(error);
+        if (coded instanceof AuthFailedError || coded.code === AuthFailedError.code) {
+          this.#log(`the coordinator refused this worker's token: ${coded.message}`);
+          await this.stop();
+          throw coded;
+        }
+        this.#log(
+          `cannot reach the coordinator at ${this.#options.coordinatorUrl} (${coded.code}); retrying in ${delay} ms`,
+        );
+        await sleep(delay, undefined, { signal: this.#stopping.signal }).catch(() => {});
+        delay = Math.min(delay * 2, MAX_REJOIN_DELAY_MS);
+      }
+    }
+  }
+
+  async #register(control: Channel<'control'>): Promise<void> {
+    this.#control = control;
+    const registered = new Promise<void>((resolve, reject) => {
+      control.on('message', (message) => {
+        if (message.type === 'registered') {
+          this.#log(`registered with the coordinator as ${message.workerId}`);
+          resolve();
+        } else if (message.type === 'error' && this.#machine.is('joining')) {
+          reject(fromWire(message));
+        } else {
+          this.#onControl(message).catch((error) => this.#sendError(asSwarmBeeError(error)));
+        }
+      });
+      control.once('close', () =>
+        reject(new EngineClosedError('the coordinator closed the connection while registering')),
+      );
+    });
+    control.send({
+      type: 'register',
+      name: this.name,
+      device: deviceFacts(),
+      dataUrl: this.dataUrl,
+      cachedShards: await this.#cache.list(),
+    });
+    await registered;
+    this.#machine.to('idle');
+    control.on('close', () => {
+      if (this.#control !== control || this.#machine.is('stopped', 'draining')) return;
+      this.#log('lost the coordinator; re-joining');
+      this.#control = undefined;
+      this.#machine.to('joining');
+      void this.#join().catch(() => {});
+    });
+  }
+
+  async #onControl(message: ControlMessage): Promise<void> {
+    switch (message.type) {
+      case 'shard.offer':
+        return this.#onOffer(message);
+      case 'shard.chunk': {
+        const { shardId, file, offset, data } = message;
+        this.#chunkWrites = this.#chunkWrites.then(() =>
+          this.#cache.write(shardId, file, offset, data),
+        );
+        return this.#chunkWrites;
+      }
+      case 'shard.done': {
+        await this.#chunkWrites;
+        const offer = await this.#cache.offerOf(message.shardId);
+        await this.#cache.finish(message.shardId);
+        this.#counters.shardsReceived++;
+        this.#log(
+          `shard ${message.shardId.slice(0, 12)} received and verified${offer ? ` (${offer.bytes} bytes)` : ''}`,
+        );
+        this.#control?.send({ type: 'shard.stored', shardId: message.shardId });
+        return;
+      }
+      case 'stage.load':
+        return this.#load(message);
+      case 'stats.request':
+        this.#control?.send({ type: 'stats', requestId: message.requestId, stats: this.stats() });
+        return;
+      case 'drain':
+        await this.drain();
+        return;
+      case 'stop':
+        await this.stop();
+        return;
+      default:
+        return;
+    }
+  }
+
+  async #onOffer(offer: ShardOfferMessage): Promise<void> {
+    if (await this.#cache.has(offer)) {
+      this.#counters.shardCacheHits++;
+      this.#log(`shard ${offer.shardId.slice(0, 12)} found in cache: no transfer`);
+      this.#control?.send({ type: 'shard.need', shardId: offer.shardId, have: true });
+      return;
+    }
+    await this.#cache.begin(offer);
+    this.#counters.shardBytesReceived += offer.bytes;
+    this.#control?.send({ type: 'shard.need', shardId: offer.shardId, have: false });
+  }
+
+  async #load(load: StageLoadMessage): Promise<void> {
+    this.#machine.to('loading');
+    const started = performance.now();
+    const previous = this.#runner;
+    this.#runner = undefined;
+    await previous?.close().catch(() => {});
+    let engine: StageEngine | undefined;
+    try {
+      const offer = await this.#cache.offerOf(load.shardId);
+      if (!offer)
+        throw new EngineClosedError(
+          `shard ${load.shardId.slice(0, 12)} is not in this worker's cache`,
+        );
+      // Verify the bytes on disk before handing them to onnxruntime.
+      const path = await this.#cache.verify(offer);
+      const { graph } = await openShard(path);
+      const stageOptions = { ...load.options };
+      if (this.#options.threads !== undefined) stageOptions.intraOpThreads = this.#options.threads;
+      engine = await ThreadedStage.create(graph, stageOptions);
+      const nextUrl = load.nextUrl ?? this.#options.coordinatorUrl;
+      const downstream = await connect(nextUrl, {
+        token: this.#options.token,
+        role: 'stage',
+        name: `${this.name}/stage-${load.stage}`,
+        tls: this.#options.tls?.client,
+      });
+      this.#runner = new StageRunner({
+        stage: load.stage,
+        engine,
+        downstream,
+        reportFailure: (batchId, error) => this.#reportFailure(batchId, error),
+      });
+      this.#machine.to('ready');
+      const loadMs = performance.now() - started;
+      this.#log(
+        `stage ${load.stage} ready: layers [${load.layerStart}, ${load.layerEnd}) in ${loadMs.toFixed(0)} ms, sending to ${nextUrl}`,
+      );
+      this.#control?.send({ type: 'stage.ready', stage: load.stage, loadMs });
+    } catch (error) {
+      await engine?.close().catch(() => {});
+      if (this.#machine.is('loading')) this.#machine.to('idle');
+      throw error;
+    }
+  }
+
+  #reportFailure(batchId: number, error: SwarmBeeError): void {
+    this.#sendError(error, batchId);
+  }
+
+  #sendError(error: SwarmBeeError, batchId?: number): void {
+    const wire = error.toWire();
+    const stage = wire.stage ?? this.#runner?.stage;
+    try {
+      this.#control?.send({
+        type: 'error',
+        code: wire.code,
+        message: wire.message.slice(0, 4000),
+        retryable: wire.retryable,
+        ...(stage === undefined ? {} : { stage }),
+        ...(batchId === undefined ? {} : { batchId }),
+      });
+    } catch {
+      // The coordinator is gone; it will learn from the closed connection.
+    }
+  }
+
+  stats(): Record<string, number> {
+    const runner = this.#runner?.stats();
+    return {
+      ...this.#counters,
+      stage: this.#runner?.stage ?? -1,
+      forwards: runner?.forwards ?? 0,
+      forwardMsTotal: runner?.forwardMsTotal ?? 0,
+      queueDepth: runner?.queueDepth ?? 0,
+      bytesSent: runner?.bytesSent ?? 0,
+      idleShare: runner?.idleShare ?? 1,
+      failedBatches: runner?.failedBatches ?? 0,
+      rssBytes: process.memoryUsage().rss,
+    };
+  }
+
+  /** Finishes the work in hand and accepts no more. */
+  async drain(): Promise<void> {
+    if (this.#machine.is('draining', 'stopped')) return;
+    this.#machine.to('draining');
+    await this.#runner?.idle();
+  }
+
+  /** Drains, unloads and disconnects. Safe to call more than once. */
+  stop(): Promise<void> {
+    this.#stopping.abort();
+    this.#stopped ??= (async () => {
+      if (!this.#machine.is('stopped', 'draining') && !this.#machine.is('starting'))
+        await this.drain();
+      this.#machine.to('stopped');
+      await this.#runner?.close().catch(() => {});
+      this.#runner = undefined;
+      this.#control?.close(1001, 'worker stopping');
+      await this.#server?.close();
+    })();
+    return this.#stopped;
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * A real cluster on loopback for end-to-end tests: a coordinator process and
+ * worker processes, every address 127.0.0.1:0, every process stopped in teardown.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CLI_BIN } from './cli.js';
+
+export interface ProcessHandle {
+  child: ChildProcess;
+  /** Everything the process wrote to stderr so far. */
+  log: () => string;
+  /** Resolves with the first match of `pattern` in the log, within `timeoutMs`. */
+  waitFor: (pattern: RegExp, timeoutMs?: number) => Promise<RegExpMatchArray>;
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+}
+
+const STOP_GRACE_MS = 5000;
+
+export function startProcess(args: string[], env: NodeJS.ProcessEnv = {}): ProcessHandle {
+  const child = spawn(process.execPath, [CLI_BIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  const listeners = new Set<() => void>();
+  const append = (chunk: Buffer) => {
+    log += chunk.toString();
+    for (const listener of listeners) listener();
+  };
+  child.stderr!.on('data', append);
+  child.stdout!.on('data', append);
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  return {
+    child,
+    log: () => log,
+    waitFor: (pattern, timeoutMs = 30_000) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const match = log.match(pattern);
+          if (!match) return;
+          done();
+          resolve(match);
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(
+            new Error(
+              `timed out after ${timeoutMs} ms waiting for ${pattern}; log:\n${log.slice(-3000)}`,
+            ),
+          );
+        }, timeoutMs);
+        const onExit = () => {
+          done();
+          reject(
+            new Error(`process exited while waiting for ${pattern}; log:\n${log.slice(-3000)}`),
+          );
+        };
+        const done = () => {
+          clearTimeout(timer);
+          listeners.delete(check);
+          child.off('exit', onExit);
+        };
+        listeners.add(check);
+        child.once('exit', onExit);
+        check();
+      }),
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill(signal);
+        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+        const code = await exited;
+        clearTimeout(timer);
+        return code;
+      }
+      return exited;
+    },
+  };
+}
+
+export interface Cluster {
+  apiUrl: string;
+  workersUrl: string;
+  token: string;
+  coordinator: ProcessHandle;
+  workers: ProcessHandle[];
+  startWorker: (name: string, cacheDir: string, extra?: string[]) => ProcessHandle;
+  stop: () => Promise<void>;
+}
+
+export interface ClusterOptions {
+  model: string;
+  workers: number;
+  /** Worker cache dirs by index. */
+  cacheDir: (index: number) => string;
+  coordinatorCacheDir: string;
+  coordinatorArgs?: string[];
+  workerArgs?: string[];
+  token?: string;
+}
+
+export async function startCluster(options: ClusterOptions): Promise<Cluster> {
+  const token = options.token ?? `test-token-${process.pid}-${Date.now()}`;
+  const env = { SWARMBEE_TOKEN: token };
+  const coordinator = startProcess(
+    [
+      'coordinator',
+      '--model',
+      options.model,
+      '--listen',
+      '127.0.0.1:0',
+      '--api',
+      '127.0.0.1:0',
+      '--min-workers',
+      String(options.workers),
+      '--threads',
+      '1',
+      '--cache-dir',
+      options.coordinatorCacheDir,
+      ...(options.coordinatorArgs ?? []),
+    ],
+    env,
+  );
+  const workers: ProcessHandle[] = [];
+  const cluster: Cluster = {
+    apiUrl: '',
+    workersUrl: '',
+    token,
+    coordinator,
+    workers,
+    startWorker: (name, cacheDir, extra = []) => {
+      const worker = startProcess(
+        [
+          'worker',
+          '--join',
+          cluster.workersUrl,
+          '--name',
+          name,
+          '--listen',
+          '127.0.0.1:0',
+          '--cache-dir',
+          cacheDir,
+          ...(options.workerArgs ?? []),
+          ...extra,
+        ],
+        env,
+      );
+      workers.push(worker);
+      return worker;
+    },
+    stop: async () => {
+      await Promise.all([coordinator, ...workers].map((p) => p.stop()));
+    },
+  };
+  try {
+    const [, workersUrl, apiUrl] = await coordinator.waitFor(
+      /listening for workers on (\S+); API on (\S+)/,
+    );
+    cluster.workersUrl = workersUrl!;
+    cluster.apiUrl = apiUrl!;
+    for (let i = 0; i < options.workers; i++)
+      cluster.startWorker(`worker-${i}`, options.cacheDir(i));
+    await waitReady(cluster.apiUrl);
+  } catch (error) {
+    await cluster.stop();
+    throw error;
+  }
+  return cluster;
+}
+
+/** Polls /healthz until it answers 200, for at most `timeoutMs`. */
+export async function waitReady(apiUrl: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const status = await fetch(`${apiUrl}/healthz`).then(
+      (r) => r.status,
+      () => 0,
+    );
+    if (status === 200) return;
+    await sleep(100);
+  }
+  throw new Error(`${apiUrl} did not become ready within ${timeoutMs} ms`);
+}
+
+export async function complete(
+  apiUrl: string,
+  body: Record<string, unknown>,
+): Promise<{ status: number; json: Record<string, any> }> {
+  const response = await fetch(`${apiUrl}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, json: (await response.json()) as Record<string, any> };
+}

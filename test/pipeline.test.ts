@@ -1,0 +1,145 @@
+/** The distributed pipeline end to end: real worker and coordinator processes on loopback. */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { runCli } from './helpers/cli.js';
+import { complete, startCluster } from './helpers/cluster.js';
+import { haveSharedModel, STORIES260K } from './helpers/shared-models.js';
+
+async function importModel(root: string): Promise<string> {
+  const model = join(root, 's260k');
+  const result = await runCli([
+    'model',
+    'import',
+    'llama2c',
+    STORIES260K.checkpoint,
+    '--tokenizer',
+    STORIES260K.tokenizer,
+    '--out',
+    model,
+  ]);
+  if (result.code !== 0) throw new Error(result.stderr);
+  return model;
+}
+
+t.test(
+  'stories260K over 1, 2, 3 and 5 worker processes gives run.c text, streaming and not',
+  async (t) => {
+    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
+    const root = t.testdir();
+    const model = await importModel(root);
+    const refOnce = await readFile(STORIES260K.refOnceUponATime, 'utf8');
+    const refNone = await readFile(STORIES260K.refNoPrompt, 'utf8');
+    for (const workers of [1, 2, 3, 5]) {
+      const cluster = await startCluster({
+        model,
+        workers,
+        cacheDir: (i) => join(root, `w${workers}-${i}`),
+        coordinatorCacheDir: join(root, 'coordinator'),
+      });
+      t.teardown(() => cluster.stop());
+      try {
+        const once = await complete(cluster.apiUrl, {
+          prompt: 'Once upon a time',
+          steps: 64,
+          temperature: 0,
+          echo: true,
+        });
+        t.equal(
+          `${once.json.choices[0].text}\n`,
+          refOnce,
+          `${workers} workers: "Once upon a time", 64 steps`,
+        );
+        const streamed = await runCli([
+          'generate',
+          '--url',
+          cluster.apiUrl,
+          '--steps',
+          '200',
+          '--temperature',
+          '0',
+        ]);
+        t.equal(
+          streamed.stdout,
+          refNone,
+          `${workers} workers: no prompt, 200 steps, streamed through generate --url`,
+        );
+        const json = await runCli([
+          'generate',
+          '--url',
+          cluster.apiUrl,
+          '--prompt',
+          'Once upon a time',
+          '--steps',
+          '64',
+          '--temperature',
+          '0',
+          '--json',
+        ]);
+        const line = JSON.parse(json.stdout);
+        t.equal(`${line.text}\n`, refOnce);
+        t.same(line.token_ids.slice(0, 5), [1, 403, 407, 261, 378]);
+      } finally {
+        await cluster.stop();
+      }
+    }
+  },
+);
+
+t.test(
+  '8 concurrent requests each get the tokens they get alone; caches survive a restart',
+  async (t) => {
+    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
+    const root = t.testdir();
+    const model = await importModel(root);
+    const cluster = await startCluster({
+      model,
+      workers: 2,
+      cacheDir: (i) => join(root, `w-${i}`),
+      coordinatorCacheDir: join(root, 'coordinator'),
+    });
+    t.teardown(() => cluster.stop());
+    const prompts = [
+      'Once upon a time',
+      'The cat',
+      'Lily and Tom',
+      'A big red ball',
+      'Hi',
+      'One day, a little bird',
+      'Tim was sad',
+      'The sun was hot',
+    ];
+    const alone: number[][] = [];
+    for (const prompt of prompts)
+      alone.push(
+        (await complete(cluster.apiUrl, { prompt, max_tokens: 48, temperature: 0 })).json.choices[0]
+          .token_ids,
+      );
+    const together = await Promise.all(
+      prompts.map((prompt) => complete(cluster.apiUrl, { prompt, max_tokens: 48, temperature: 0 })),
+    );
+    together.forEach((result, i) => {
+      t.same(result.json.choices[0].token_ids, alone[i], `"${prompts[i]}" alone and among 8`);
+    });
+    for (const worker of cluster.workers)
+      t.match(worker.log(), /received and verified/, 'an empty cache receives its shard');
+
+    // Restart worker 0 with the same cache dir: it loads from cache, nothing is sent.
+    await cluster.workers[0]!.stop();
+    const again = cluster.startWorker('worker-0', join(root, 'w-0'));
+    await again.waitFor(/found in cache: no transfer/);
+    await again.waitFor(/stage \d ready/);
+    await cluster.coordinator.waitFor(/ready[\s\S]*ready/);
+    t.notMatch(
+      again.log(),
+      /received and verified/,
+      'the restarted worker received no shard bytes',
+    );
+    const after = await complete(cluster.apiUrl, {
+      prompt: prompts[0],
+      max_tokens: 48,
+      temperature: 0,
+    });
+    t.same(after.json.choices[0].token_ids, alone[0], 'and serves the same tokens');
+  },
+);
