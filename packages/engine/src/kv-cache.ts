@@ -5,7 +5,12 @@
  * feeds it to onnxruntime as a view and receives the new keys straight into
  * the slots after it, with no copy of the cache on any step.
  */
-import { ContextOverflowError, InvalidArgumentError, KvBudgetExceededError } from '@swarmbee/core';
+import {
+  ContextOverflowError,
+  InvalidArgumentError,
+  KvBudgetExceededError,
+  SequenceUnknownError,
+} from '@swarmbee/core';
 
 /** First allocation per layer, in positions; buffers double from there. */
 const INITIAL_CAPACITY_POSITIONS = 32;
@@ -56,7 +61,7 @@ export class KvCache {
     let seq = this.#sequences.get(seqId);
     if (!seq) {
       if (start !== 0) {
-        throw new InvalidArgumentError(
+        throw new SequenceUnknownError(
           `sequence ${seqId} is not cached here, so it must start at position 0, not ${start}`,
         );
       }

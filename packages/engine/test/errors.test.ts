@@ -32,7 +32,7 @@ t.test('BAD INPUT - the engine answers with coded errors and keeps serving', asy
   );
   await t.rejects(
     stage.forward({ rows: [{ seqId: 'b', start: 5, count: 1 }], tokens: BigInt64Array.of(1n) }),
-    { code: InvalidArgumentError.code, message: /must start at position 0/ },
+    { code: 'SWARMBEE_ERR_SEQUENCE_UNKNOWN', message: /must start at position 0/ },
   );
   await t.rejects(
     stage.forward({ rows: [{ seqId: 'c', start: 0, count: 2 }], tokens: BigInt64Array.of(1n) }),

@@ -211,7 +211,13 @@ export class Coordinator {
         message.dataUrl,
         channel,
       );
-      link.onBatchError = (error) => this.#transport?.onBatchError(error);
+      link.onBatchError = (error) => {
+        if (!this.#transport?.onBatchError(error)) {
+          this.#log(
+            `stage ${error.stage ?? '?'} on ${link.name} failed batch ${error.batchId}, which this coordinator did not send: ${error.code}: ${error.message}`,
+          );
+        }
+      };
       this.#workers.set(link.name, link);
       channel.send({ type: 'registered', workerId: link.id });
       this.#log(

@@ -61,12 +61,14 @@ export class RemoteTransport implements BatchTransport {
     pending.resolve(logprobs ? { tokens, logprobs } : { tokens });
   }
 
-  onBatchError(message: ErrorMessage): void {
-    if (message.batchId === undefined) return;
+  /** Fails the batch a stage reported; returns false for a batch this transport never sent. */
+  onBatchError(message: ErrorMessage): boolean {
+    if (message.batchId === undefined) return false;
     const pending = this.#pending.get(message.batchId);
-    if (!pending) return;
+    if (!pending) return false;
     this.#pending.delete(message.batchId);
     pending.reject(fromWire(message));
+    return true;
   }
 
   release(seqIds: string[]): void {
