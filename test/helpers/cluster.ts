@@ -184,14 +184,22 @@ export async function waitReady(apiUrl: string, timeoutMs = 60_000): Promise<voi
   throw new Error(`${apiUrl} did not become ready within ${timeoutMs} ms`);
 }
 
+/** A /v1/completions answer: `choices` on success, `error` otherwise (check `status`). */
+export interface CompletionJson {
+  choices: [{ text: string; token_ids: number[]; finish_reason: string }];
+  usage: { prompt_tokens: number; completion_tokens: number };
+  timings: { first_token_ms: number; total_ms: number; tokens_per_s: number };
+  error: { code: string; message: string; retryable: boolean };
+}
+
 export async function complete(
   apiUrl: string,
   body: Record<string, unknown>,
-): Promise<{ status: number; json: Record<string, any> }> {
+): Promise<{ status: number; json: CompletionJson }> {
   const response = await fetch(`${apiUrl}/v1/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
   });
-  return { status: response.status, json: (await response.json()) as Record<string, any> };
+  return { status: response.status, json: (await response.json()) as CompletionJson };
 }

@@ -8,6 +8,7 @@
  * await writeReport('bench-results/engine', result);
  * ```
  */
+export * from './local-cluster.js';
 export * from './machine.js';
 export * from './memory-bandwidth.js';
 export * from './report/report.js';

@@ -7,6 +7,8 @@ export interface SuiteContext {
   progress: (line: string) => void;
   /** The command line that started the run, recorded in the report. */
   command: string;
+  /** The `swarmbee` CLI entry point, for suites that start worker processes. */
+  cliBin: string;
 }
 
 export interface Suite {

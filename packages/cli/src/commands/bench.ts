@@ -4,6 +4,7 @@ import { type BenchResult, SUITES, writeReport } from '@swarmbee/bench';
 import { InvalidArgumentError } from '@swarmbee/core';
 import type { Argv } from 'yargs';
 import { renderTable } from '../ui/table.js';
+import { CLI_BIN } from './up.js';
 
 export function benchCommand(yargs: Argv): Argv {
   return yargs.command(
@@ -33,6 +34,7 @@ export function benchCommand(yargs: Argv): Argv {
         quick: args.quick,
         progress: (line) => process.stderr.write(`${line}\n`),
         command: `swarmbee bench --suite ${args.suite}${args.quick ? ' --quick' : ''}`,
+        cliBin: CLI_BIN,
       });
       process.stdout.write(formatResult(result));
       const out =

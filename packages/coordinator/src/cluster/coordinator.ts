@@ -300,7 +300,8 @@ export class Coordinator {
     });
     this.#transport = new RemoteTransport(this.#stage0);
     this.#scheduler = new Scheduler(this.#transport, {
-      maxInFlight: Math.max(2, plan.stages.length),
+      // One micro-batch per stage keeps every stage busy; more would split batches for nothing.
+      maxInFlight: plan.stages.length,
       ...this.#options.scheduler,
     });
     if (!this.#tokenizer)
