@@ -107,11 +107,38 @@ function run(
   }
 }
 
+/** What is wrong with a plan's shape (pins, one range per device, every layer once), if anything. */
+export function planDefect(
+  cost: CostModel,
+  e: Evaluation,
+  pinFirst?: number,
+  pinLast?: number,
+): string | undefined {
+  const seen = new Set<number>();
+  let next = 0;
+  for (const s of e.stages) {
+    if (seen.has(s.device)) return `device ${cost.devices[s.device]!.name} runs two stages`;
+    seen.add(s.device);
+    if (s.layerStart !== next || s.layerEnd <= s.layerStart) return `layer ranges break at ${next}`;
+    next = s.layerEnd;
+  }
+  if (next !== cost.nLayers) return `only ${next} of ${cost.nLayers} layers placed`;
+  if (pinFirst !== undefined && e.stages[0]?.device !== pinFirst)
+    return 'stage 0 is not on the pinned device';
+  if (pinLast !== undefined && e.stages[e.stages.length - 1]?.device !== pinLast) {
+    return 'the last stage is not on the pinned device';
+  }
+  return undefined;
+}
+
 function planWith(cost: CostModel, o: Resolved): PlanResult {
   checkFeasible(cost, { pinFirst: o.pinFirst, pinLast: o.pinLast, minSequences: minSequences(o) });
   const { evaluation, planner, steps } = run(cost, o);
-  // Whatever a planner claims, only a plan the cost model verifies as fitting leaves here.
+  // Whatever a planner claims, only a plan the cost model verifies leaves here.
   if (!evaluation?.feasible) throw noPlanError(cost, planner, evaluation);
+  const defect = planDefect(cost, evaluation, o.pinFirst, o.pinLast);
+  if (defect)
+    throw new SwarmBeeError(`internal: planner ${planner} returned a broken plan: ${defect}`);
   return toPlanResult(cost, evaluation, planner, o.objective, steps);
 }
 

@@ -130,7 +130,8 @@ export function decode(space: SearchSpace, genome: Float64Array): Evaluation {
   const batch = cands[Math.min(cands.length - 1, Math.floor(genome[2 * N]! * cands.length))]!;
   const pinned = (d: number) => d === pinFirst || d === pinLast;
   let middle: number[] = [];
-  for (let d = 0; d < N; d++) {
+  const alone = pinFirst !== undefined && pinFirst === pinLast;
+  for (let d = 0; d < N && !alone; d++) {
     if (!pinned(d) && genome[N + d]! >= PARTICIPATION_SHARE) middle.push(d);
   }
   const room =
@@ -149,6 +150,8 @@ export function decode(space: SearchSpace, genome: Float64Array): Evaluation {
     const order = [...middle];
     if (pinFirst !== undefined) order.unshift(pinFirst);
     if (pinLast !== undefined && pinLast !== pinFirst) order.push(pinLast);
+    // One device pinned as both first and last is the whole pipeline: nothing may join it.
+    if (alone) spare.length = 0;
     if (order.length === 0 && spare.length > 0) {
       middle.push(spare.shift()!);
       continue;
