@@ -82,37 +82,3 @@ export function buildTypeTables(
     hopPrefillNs,
   };
 }
-
-/**
- * A lower bound on the decode time still to come once layers [0, l) are placed, by l:
- * the remaining layers each on their fastest type, plus the cheapest head, hop and
- * return. Admissible, so pruning with it never loses the optimum.
- */
-export function remainingDecodeBound(tables: TypeTables, nLayers: number): Float64Array {
-  const T = tables.types;
-  let minHead = Number.POSITIVE_INFINITY;
-  let minOut = Number.POSITIVE_INFINITY;
-  let minHop = Number.POSITIVE_INFINITY;
-  for (let t = 0; t < T; t++) {
-    minHead = Math.min(minHead, tables.headDecodeNs[t]!);
-    minOut = Math.min(minOut, tables.outLatencyNs[t]! + tables.outDecodeNs[t]!);
-    for (let v = 0; v < T; v++) {
-      const hop = tables.hopLatencyNs[t * T + v]! + tables.hopDecodeNs[t * T + v]!;
-      if (hop < minHop) minHop = hop;
-    }
-  }
-  if (!Number.isFinite(minHop)) minHop = 0;
-  const bound = new Float64Array(nLayers + 1);
-  let rest = 0;
-  for (let l = nLayers - 1; l >= 0; l--) {
-    let fastest = Number.POSITIVE_INFINITY;
-    for (let t = 0; t < T; t++) {
-      const p = tables.decodePrefix[t]!;
-      fastest = Math.min(fastest, p[l + 1]! - p[l]!);
-    }
-    rest += fastest;
-    bound[l] = rest + minHead + minOut + minHop;
-  }
-  bound[nLayers] = 0;
-  return bound;
-}

@@ -46,6 +46,7 @@ export {
 } from './dp.js';
 export { planGa, type SearchOptions, type SearchOutcome } from './ga.js';
 export { interpolateAxis, interpolateGrid } from './grid.js';
+export * from './model-summary.js';
 export { compareCandidates, compareEvaluations } from './objective.js';
 export * from './plan.js';
 export * from './presets.js';

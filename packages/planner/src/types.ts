@@ -55,7 +55,11 @@ export interface PlanOptions {
   seed?: number;
   /** Fitness evaluations the GA/PSO may spend. Default: 12000. */
   searchEvaluations?: number;
-  /** Largest DP state space (layers × device-type mixes × last types) before `dp` refuses. Default: 4e6. */
+  /**
+   * Largest DP state space, (layers + 1) × Π(devices of a kind + 1) × kinds, before `dp`
+   * refuses with PlanTooLargeError (and `auto` switches to `ga`). Default: 600,000 — about
+   * a second on a 2-core machine; time grows roughly in proportion.
+   */
   dpStateLimit?: number;
 }
 
