@@ -6,7 +6,7 @@
 
 import type { Evaluation } from './cost-model.js';
 import { Rng } from './rng.js';
-import { SearchTally, seedGenomes } from './search-seeds.js';
+import { POLISH_SHARE, SearchTally, seedGenomes } from './search-seeds.js';
 import { genomeLength, type SearchSpace } from './search-space.js';
 
 export interface SearchOptions {
@@ -35,6 +35,7 @@ interface Individual {
 export function planGa(space: SearchSpace, options: SearchOptions): SearchOutcome {
   const rng = new Rng(options.seed);
   const tally = new SearchTally(space);
+  const searchBudget = Math.floor(options.evaluations * (1 - POLISH_SHARE));
   const D = genomeLength(space);
   const mutationRate = Math.max(1 / D, 0.02);
   const make = (genome: Float64Array): Individual => ({ genome, fitness: tally.evaluate(genome) });
@@ -54,7 +55,7 @@ export function planGa(space: SearchSpace, options: SearchOptions): SearchOutcom
     }
     return winner;
   };
-  while (tally.evaluations + POPULATION - ELITES <= options.evaluations) {
+  while (tally.evaluations + POPULATION - ELITES <= searchBudget) {
     population.sort(byFitness);
     const next = population.slice(0, ELITES);
     while (next.length < POPULATION) {
@@ -73,5 +74,6 @@ export function planGa(space: SearchSpace, options: SearchOptions): SearchOutcom
     }
     population = next;
   }
+  tally.polishBest(options.evaluations);
   return { best: tally.best, evaluations: tally.evaluations };
 }

@@ -2,7 +2,8 @@
 import type { Evaluation } from './cost-model.js';
 import type { Objective } from './types.js';
 
-function compareRates(a: Evaluation, b: Evaluation): number {
+/** Negative when `a` has the higher tokens/s, exactly (cross-multiplied). */
+export function compareRates(a: Evaluation, b: Evaluation): number {
   // tokens/s = b·M / cycle: cross-multiply so equal rates compare equal exactly.
   const left = a.microBatchSize * a.microBatchesInFlight * b.cycleNs;
   const right = b.microBatchSize * b.microBatchesInFlight * a.cycleNs;

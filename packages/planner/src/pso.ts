@@ -7,7 +7,7 @@
 import type { Evaluation } from './cost-model.js';
 import type { SearchOptions, SearchOutcome } from './ga.js';
 import { Rng } from './rng.js';
-import { SearchTally, seedGenomes } from './search-seeds.js';
+import { POLISH_SHARE, SearchTally, seedGenomes } from './search-seeds.js';
 import { genomeLength, type SearchSpace } from './search-space.js';
 
 const SWARM = 30;
@@ -25,6 +25,7 @@ interface Particle {
 export function planPso(space: SearchSpace, options: SearchOptions): SearchOutcome {
   const rng = new Rng(options.seed);
   const tally = new SearchTally(space);
+  const searchBudget = Math.floor(options.evaluations * (1 - POLISH_SHARE));
   const D = genomeLength(space);
   const starts = seedGenomes(space).slice(0, SWARM);
   while (starts.length < SWARM) {
@@ -42,7 +43,7 @@ export function planPso(space: SearchSpace, options: SearchOptions): SearchOutco
   for (const p of swarm) if (tally.compare(p.best, leader.best) < 0) leader = p;
   let globalPosition = new Float64Array(leader.bestPosition);
   let globalBest = leader.best;
-  while (tally.evaluations + SWARM <= options.evaluations) {
+  while (tally.evaluations + SWARM <= searchBudget) {
     for (const p of swarm) {
       for (let i = 0; i < D; i++) {
         const v =
@@ -63,5 +64,6 @@ export function planPso(space: SearchSpace, options: SearchOptions): SearchOutco
       }
     }
   }
+  tally.polishBest(options.evaluations);
   return { best: tally.best, evaluations: tally.evaluations };
 }

@@ -5,6 +5,7 @@
  */
 import { participantsInOrder } from './baselines.js';
 import type { Evaluation } from './cost-model.js';
+import { polish } from './local-search.js';
 import { compareCandidates } from './objective.js';
 import { decode, encode, type SearchSpace } from './search-space.js';
 
@@ -34,6 +35,9 @@ export function seedGenomes(space: SearchSpace): Float64Array[] {
   return seeds;
 }
 
+/** Share of a GA/PSO budget kept for polishing the best plan found. */
+export const POLISH_SHARE = 0.25;
+
 /** Counts evaluations and remembers the best plan that fits. */
 export class SearchTally {
   evaluations = 0;
@@ -48,6 +52,12 @@ export class SearchTally {
       this.best = e;
     }
     return e;
+  }
+
+  /** Hill-climbs from the best plan with what is left of the budget (local-search.ts). */
+  polishBest(budget: number): void {
+    if (this.best)
+      this.best = polish(this.space, this.best, Math.max(0, budget - this.evaluations), this);
   }
 
   compare(a: Evaluation, b: Evaluation): number {
