@@ -1,11 +1,11 @@
 /**
  * The plans SwarmBee is compared against, on the same cost model: the best single
  * device, an even split over every device, and a split in proportion to memory (what
- * exo and llama.cpp's RPC backend do). They choose the micro-batch size like the DP
- * does, but not the devices, the order or the cut.
+ * exo and llama.cpp's RPC backend do). They choose the micro-batch size and the number
+ * in flight like the DP does, but not the devices, the order or the cut.
  */
 import type { CostModel, Evaluation, StageAssignment } from './cost-model.js';
-import { compareCandidates } from './objective.js';
+import { compareCandidates, inFlightChoices } from './objective.js';
 import type { Objective } from './types.js';
 
 export interface BaselineOptions {
@@ -15,7 +15,7 @@ export interface BaselineOptions {
   microBatchesInFlight?: number;
 }
 
-/** Best evaluation over micro-batch sizes, preferring any that fits; undefined for no stages. */
+/** Best evaluation over micro-batch sizes and counts in flight, preferring any that fits; undefined for no stages. */
 export function bestOverBatches(
   cost: CostModel,
   objective: Objective,
@@ -24,11 +24,16 @@ export function bestOverBatches(
 ): Evaluation | undefined {
   if (stages.length === 0) return undefined;
   const batches = objective === 'latency' ? [1] : options.microBatchCandidates;
-  const defaultInFlight = objective === 'latency' ? 1 : stages.length;
+  // More than 2·S + 1 in flight cannot speed up S stages unless links are all delay.
+  const inFlight = inFlightChoices(cost, objective, options.microBatchesInFlight).filter(
+    (m) => m <= 2 * stages.length + 1,
+  );
   let best: Evaluation | undefined;
   for (const batch of batches) {
-    const e = cost.evaluate(stages, batch, options.microBatchesInFlight ?? defaultInFlight);
-    if (!best || compareCandidates(objective, e, best) < 0) best = e;
+    for (const m of inFlight) {
+      const e = cost.evaluate(stages, batch, m);
+      if (!best || compareCandidates(objective, e, best) < 0) best = e;
+    }
   }
   return best;
 }

@@ -1,6 +1,6 @@
 /**
- * One run of the DP (fixed micro-batch size b, micro-batches in flight M, and — when
- * the KV budget depends on it — an exact stage count S). See dp.ts for the model.
+ * One run of the DP: a fixed micro-batch size b and number of micro-batches in flight M,
+ * which fix every stage's KV budget. See dp.ts for the model.
  *
  * States are visited in order of layers placed; a state is (ℓ, type mix c, last type u)
  * packed into one integer key. Labels (labels.ts) carry the costs; `a` is TPOT so far in
@@ -17,8 +17,6 @@ import type { Objective } from './types.js';
 export interface RunSpec {
   batch: number;
   inFlight: number;
-  /** Exact number of stages, when the KV budget depends on it. */
-  stages: number | undefined;
 }
 
 export interface TypeRules {
@@ -109,8 +107,8 @@ export class DpSearch {
     if (work === Number.POSITIVE_INFINITY) return work;
     const sum = this.bounds.total(0, work, false);
     if (this.latency) return sum;
-    const stages = this.run.stages ?? this.counts.reduce((n, c) => n + c, 0);
-    return Math.max(this.run.inFlight * (work / stages), sum);
+    const devices = this.counts.reduce((n, c) => n + c, 0);
+    return Math.max(this.run.inFlight * (work / devices), sum);
   }
 
   /**
@@ -154,12 +152,11 @@ export class DpSearch {
     if (work === Number.POSITIVE_INFINITY) return false;
     const sum = a + this.bounds.total(l, work, this.stagesOf[cIdx]! > 0);
     if (this.latency) return sum <= this.bestTpot;
-    const S = this.run.stages;
-    const k = this.stagesOf[cIdx]!;
-    let stagesLeft = S === undefined ? 0 : S - k;
-    if (S === undefined)
-      for (let t = 0; t < this.T; t++)
-        stagesLeft += this.counts[t]! - this.digits[cIdx * this.T + t]!;
+    // The remaining layers spread over at most one stage per free device (and per layer).
+    let stagesLeft = this.L - l;
+    let free = 0;
+    for (let t = 0; t < this.T; t++) free += this.counts[t]! - this.digits[cIdx * this.T + t]!;
+    stagesLeft = Math.min(stagesLeft, free);
     const spread = stagesLeft > 0 ? work / stagesLeft : 0;
     return Math.max(this.run.inFlight * Math.max(busiest, spread), sum) <= this.limit;
   }
@@ -208,9 +205,7 @@ export class DpSearch {
     const { T, L, tables, pool, rules, latency } = this;
     const k = this.stagesOf[cIdx]!;
     const first = k === 0;
-    const S = this.run.stages;
     const M = this.run.inFlight;
-    if (S !== undefined && k + 1 > S) return;
     const count = labels === null ? 1 : labels.length;
     let minA = Number.POSITIVE_INFINITY;
     for (let i = 0; i < count; i++) {
@@ -233,10 +228,6 @@ export class DpSearch {
       let eMax = L;
       if (v === rules.pinLastType) eMin = L;
       else if (rules.pinLastType >= 0) eMax = L - 1;
-      if (S !== undefined) {
-        if (k + 1 === S) eMin = L;
-        else eMax = Math.min(eMax, L - (S - k - 1));
-      }
       if (eMin > eMax) continue;
       const memLimit = tables.memoryBytes[v]!;
       const dec = tables.decodePrefix[v]!;

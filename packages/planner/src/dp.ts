@@ -15,9 +15,11 @@
  * - throughput: (TPOT so far, busiest resource so far), Pareto set. The rate with M
  *   micro-batches in flight is b·M / max(M·busiest, TPOT): neither a pure sum nor a
  *   pure max, which is why the pair is kept.
- * Memory limits are checked on every transition; when M = number of stages (the
- * default), the KV cache depends on the final stage count S, so throughput runs once per
- * (micro-batch b, S) and requires exactly S stages.
+ * Memory limits are checked on every transition. The KV cache a stage holds depends on
+ * the micro-batch size b and the micro-batches in flight M, so the search runs once per
+ * (b, M) pair — for throughput, b from the candidates and M from 1 to 2·S_max + 1 — and
+ * the best run wins. Runs go best-first by an optimistic bound and stop once no run left
+ * can beat the best plan found.
  *
  * Complexity per run: O(L² · T · Π(n_t + 1) · T · F) for L layers, T device types with
  * n_t devices each and F labels per state (1 for latency in practice, small for
@@ -35,7 +37,7 @@ import { PlanTooLargeError, SwarmBeeError } from '@swarmbee/core';
 import type { CostModel, Evaluation, StageAssignment } from './cost-model.js';
 import { type DeviceType, groupDeviceTypes } from './device-types.js';
 import { DpSearch, type RunBest, type RunSpec, type TypeRules } from './dp-search.js';
-import { compareCandidates, compareEvaluations } from './objective.js';
+import { compareCandidates, compareEvaluations, inFlightChoices } from './objective.js';
 import { seedGenomes } from './search-seeds.js';
 import { decode } from './search-space.js';
 import type { Objective } from './types.js';
@@ -49,7 +51,7 @@ export interface DpOptions {
   pinFirst?: number;
   pinLast?: number;
   microBatchCandidates: readonly number[];
-  /** Fixed micro-batches in flight; undefined means one per stage (throughput) or 1 (latency). */
+  /** Fixed micro-batches in flight; undefined lets throughput choose (see inFlightChoices), latency uses 1. */
   microBatchesInFlight?: number;
   stateLimit?: number;
 }
@@ -73,32 +75,14 @@ function toStages(types: readonly DeviceType[], best: RunBest): StageAssignment[
 }
 
 function runsFor(cost: CostModel, objective: Objective, options: DpOptions): RunSpec[] {
-  if (objective === 'latency') {
-    return [{ batch: 1, inFlight: options.microBatchesInFlight ?? 1, stages: undefined }];
-  }
-  const runs: RunSpec[] = [];
-  const maxStages = Math.min(cost.devices.length, cost.nLayers);
-  // Large micro-batches first: they usually win, and a good early incumbent prunes the rest.
-  const batches = [...new Set(options.microBatchCandidates)].sort((x, y) => y - x);
-  for (const batch of batches) {
-    if (options.microBatchesInFlight !== undefined) {
-      runs.push({ batch, inFlight: options.microBatchesInFlight, stages: undefined });
-      continue;
-    }
-    for (let s = 1; s <= maxStages; s++) runs.push({ batch, inFlight: s, stages: s });
-  }
-  return runs;
+  const batches = objective === 'latency' ? [1] : [...new Set(options.microBatchCandidates)];
+  const inFlight = inFlightChoices(cost, objective, options.microBatchesInFlight);
+  return batches.flatMap((batch) => inFlight.map((m) => ({ batch, inFlight: m })));
 }
 
-/** True when no S devices can hold the whole model at this KV budget, whatever the cut. */
-function cannotFit(cost: CostModel, run: RunSpec, sortedMemory: readonly number[]): boolean {
-  const L = cost.nLayers;
-  const sequences = run.batch * run.inFlight;
-  const need = cost.stageMemoryBytes(0, L, true, true, sequences);
-  const stages = run.stages ?? sortedMemory.length;
-  let have = 0;
-  for (let i = 0; i < stages && i < sortedMemory.length; i++) have += sortedMemory[i]!;
-  return need > have;
+/** True when the devices together cannot hold the model at this run's KV budget. */
+function cannotFit(cost: CostModel, run: RunSpec, totalMemory: number): boolean {
+  return cost.stageMemoryBytes(0, cost.nLayers, true, true, run.batch * run.inFlight) > totalMemory;
 }
 
 /** The best plan the baselines' encodings give: the incumbent the search must beat. */
@@ -152,13 +136,13 @@ export function planDp(
     pinFirstType: typeOf(options.pinFirst),
     pinLastType: typeOf(options.pinLast),
   };
-  const sortedMemory = cost.devices.map((d) => d.memoryBytes).sort((x, y) => y - x);
+  const totalMemory = cost.devices.reduce((sum, d) => sum + d.memoryBytes, 0);
   // The incumbent only prunes; the answer always comes from a search, so it is exact.
   const incumbent = heuristicIncumbent(cost, objective, options);
   // Best-first over runs: the one with the most optimistic bound first, and stop once no
   // remaining run can beat the best plan found.
   const runs = runsFor(cost, objective, options)
-    .filter((run) => !cannotFit(cost, run, sortedMemory))
+    .filter((run) => !cannotFit(cost, run, totalMemory))
     .map((run) => {
       const search = new DpSearch(cost, objective, rules, run);
       const bound = search.startBound();

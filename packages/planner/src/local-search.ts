@@ -4,13 +4,14 @@
  * of balance that decide a pipeline's bottleneck; these moves fix exactly that. Moves,
  * tried in a fixed order (so runs repeat): shift one cut by up to a few layers, swap two
  * neighbouring stages' devices, hand a stage to an unused device, split a stage with an
- * unused device, merge a stage into a neighbour, and change the micro-batch size. A move
+ * unused device, merge a stage into a neighbour, and change the micro-batch size or the
+ * number in flight by one step. A move
  * that overflows a device is re-cut to the nearest cuts that fit. Pins never move. Only
  * plans the cost model says fit are accepted.
  */
 import { balanceCuts } from './balance.js';
 import type { Evaluation, StageAssignment } from './cost-model.js';
-import { compareCandidates, compareRates } from './objective.js';
+import { compareCandidates, compareRates, inFlightChoices } from './objective.js';
 import { fitCuts, type SearchSpace } from './search-space.js';
 
 /** Largest cut shift tried, in layers; larger shifts come from repeated moves. */
@@ -23,6 +24,7 @@ interface Counter {
 interface Move {
   stages: StageAssignment[];
   batch: number;
+  inFlight: number;
   /** The devices changed: worth re-cutting from scratch. */
   rebalance?: boolean;
 }
@@ -36,8 +38,9 @@ function* neighbours(space: SearchSpace, plan: Evaluation): Generator<Move> {
   }));
   const S = stages.length;
   const batch = plan.microBatchSize;
+  const inFlight = plan.microBatchesInFlight;
   const copy = () => stages.map((s) => ({ ...s }));
-  yield { stages: copy(), batch, rebalance: true };
+  yield { stages: copy(), batch, inFlight, rebalance: true };
   const movable = (k: number) =>
     !(k === 0 && pinFirst !== undefined) && !(k === S - 1 && pinLast !== undefined);
   for (let k = 0; k + 1 < S; k++) {
@@ -48,7 +51,7 @@ function* neighbours(space: SearchSpace, plan: Evaluation): Generator<Move> {
         const next = copy();
         next[k]!.layerEnd = cut;
         next[k + 1]!.layerStart = cut;
-        yield { stages: next, batch };
+        yield { stages: next, batch, inFlight };
       }
     }
   }
@@ -56,7 +59,7 @@ function* neighbours(space: SearchSpace, plan: Evaluation): Generator<Move> {
     if (!movable(k) || !movable(k + 1)) continue;
     const next = copy();
     [next[k]!.device, next[k + 1]!.device] = [next[k + 1]!.device, next[k]!.device];
-    yield { stages: next, batch, rebalance: true };
+    yield { stages: next, batch, inFlight, rebalance: true };
   }
   const used = new Set(stages.map((s) => s.device));
   const unused = cost.devices
@@ -67,7 +70,7 @@ function* neighbours(space: SearchSpace, plan: Evaluation): Generator<Move> {
       if (movable(k)) {
         const next = copy();
         next[k]!.device = d;
-        yield { stages: next, batch, rebalance: true };
+        yield { stages: next, batch, inFlight, rebalance: true };
       }
       const { layerStart, layerEnd } = stages[k]!;
       if (layerEnd - layerStart < 2) continue;
@@ -82,7 +85,7 @@ function* neighbours(space: SearchSpace, plan: Evaluation): Generator<Move> {
       else next[k]!.layerEnd = mid;
       next.splice(front ? k : k + 1, 0, added);
       if (front && k === 0 && pinFirst !== undefined) continue;
-      yield { stages: next, batch, rebalance: true };
+      yield { stages: next, batch, inFlight, rebalance: true };
     }
   }
   for (let k = 0; k < S && S > 1; k++) {
@@ -91,11 +94,16 @@ function* neighbours(space: SearchSpace, plan: Evaluation): Generator<Move> {
     const [gone] = next.splice(k, 1);
     if (k > 0) next[k - 1]!.layerEnd = gone!.layerEnd;
     else next[0]!.layerStart = gone!.layerStart;
-    yield { stages: next, batch, rebalance: true };
+    yield { stages: next, batch, inFlight, rebalance: true };
   }
   if (space.objective === 'throughput') {
-    for (const b of space.microBatchCandidates)
-      if (b !== batch) yield { stages: copy(), batch: b, rebalance: true };
+    for (const b of space.microBatchCandidates) {
+      if (b !== batch) yield { stages: copy(), batch: b, inFlight, rebalance: true };
+    }
+    for (const m of inFlightChoices(cost, 'throughput', space.microBatchesInFlight)) {
+      if (Math.abs(m - inFlight) === 1)
+        yield { stages: copy(), batch, inFlight: m, rebalance: true };
+    }
   }
 }
 
@@ -131,8 +139,7 @@ export function polish(
     for (const move of neighbours(space, current)) {
       if (counter.evaluations >= stop) break;
       counter.evaluations++;
-      const inFlight =
-        space.microBatchesInFlight ?? (objective === 'latency' ? 1 : move.stages.length);
+      const { inFlight } = move;
       let e = cost.evaluate(move.stages, move.batch, inFlight);
       if (!e.feasible) {
         // A move that overflows a device (a new stage raises everyone's KV budget) gets

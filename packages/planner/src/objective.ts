@@ -1,5 +1,5 @@
 /** What "better" means for each objective, over cost-model evaluations. */
-import type { Evaluation } from './cost-model.js';
+import type { CostModel, Evaluation } from './cost-model.js';
 import type { Objective } from './types.js';
 
 /** Negative when `a` has the higher tokens/s, exactly (cross-multiplied). */
@@ -27,4 +27,17 @@ export function compareCandidates(objective: Objective, a: Evaluation, b: Evalua
   if (a.feasible !== b.feasible) return a.feasible ? -1 : 1;
   if (!a.feasible) return a.overBytes - b.overBytes || compareEvaluations(objective, a, b);
   return compareEvaluations(objective, a, b);
+}
+
+/**
+ * Micro-batches in flight a plan may keep: what the request fixes, else 1 for latency,
+ * else 1 to 2·S + 1 for S = the most stages possible. A loop of S stages and S + 1 links
+ * is saturated by 2·S + 1 micro-batches unless link delays dwarf every busy time; more
+ * would only cost KV memory.
+ */
+export function inFlightChoices(cost: CostModel, objective: Objective, fixed?: number): number[] {
+  if (fixed !== undefined) return [fixed];
+  if (objective === 'latency') return [1];
+  const most = 2 * Math.min(cost.devices.length, cost.nLayers) + 1;
+  return Array.from({ length: most }, (_, i) => i + 1);
 }

@@ -20,9 +20,11 @@ export function seedGenomes(space: SearchSpace): Float64Array[] {
     order.map(speed),
   ];
   const seeds: Float64Array[] = [];
-  for (let b = 0; b < batches; b++) {
-    for (const weights of weightings) seeds.push(encode(space, order, weights, b));
+  // One micro-batch per stage fills a pipeline; the search moves from there.
+  for (let b = batches - 1; b >= 0; b--) {
+    for (const weights of weightings) seeds.push(encode(space, order, weights, b, order.length));
   }
+  seeds.push(encode(space, order, weightings[2]!, 0, 1));
   const byMemory = cost.devices
     .map((_, d) => d)
     .sort((x, y) => cost.devices[y]!.memoryBytes - cost.devices[x]!.memoryBytes);
@@ -30,7 +32,7 @@ export function seedGenomes(space: SearchSpace): Float64Array[] {
   for (const d of new Set([byMemory[0]!, bySpeed[0]!])) {
     if (space.pinFirst !== undefined && space.pinFirst !== d) continue;
     if (space.pinLast !== undefined && space.pinLast !== d) continue;
-    seeds.push(encode(space, [d], [1], 0));
+    seeds.push(encode(space, [d], [1], 0, 1));
   }
   return seeds;
 }

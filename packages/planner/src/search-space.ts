@@ -4,8 +4,8 @@
  *
  * Genes, per device i: an order key (devices run in ascending key order) and a share
  * (a device takes part when its share is at least one half; its layers are in
- * proportion to its share). One last gene picks the micro-batch size. Pinned devices
- * always take part, first or last.
+ * proportion to its share). Two last genes pick the micro-batch size and the number of
+ * micro-batches in flight. Pinned devices always take part, first or last.
  *
  * Decoding repairs: the cuts are moved to the nearest ones that fit every device's
  * memory, and devices are added (largest memory first) while the chosen ones cannot
@@ -13,6 +13,7 @@
  * that fits (see compareCandidates), and the planners only ever return verified plans.
  */
 import type { CostModel, Evaluation, StageAssignment } from './cost-model.js';
+import { inFlightChoices } from './objective.js';
 import type { Objective } from './types.js';
 
 export interface SearchSpace {
@@ -38,7 +39,12 @@ function layerWeight(share: number): number {
 }
 
 export function genomeLength(space: SearchSpace): number {
-  return 2 * space.cost.devices.length + 1;
+  return 2 * space.cost.devices.length + 2;
+}
+
+/** The choice a gene in [0, 1) points at. */
+function chosen<T>(choices: readonly T[], gene: number): T {
+  return choices[Math.min(choices.length - 1, Math.floor(gene * choices.length))]!;
 }
 
 /** Cuts a fixed device order into contiguous ranges that fit, as close as possible to the wished counts. */
@@ -126,8 +132,11 @@ export function decode(space: SearchSpace, genome: Float64Array): Evaluation {
   const { cost, objective, pinFirst, pinLast } = space;
   const N = cost.devices.length;
   const L = cost.nLayers;
-  const cands = objective === 'latency' ? [1] : space.microBatchCandidates;
-  const batch = cands[Math.min(cands.length - 1, Math.floor(genome[2 * N]! * cands.length))]!;
+  const batch = chosen(objective === 'latency' ? [1] : space.microBatchCandidates, genome[2 * N]!);
+  const inFlight = chosen(
+    inFlightChoices(cost, objective, space.microBatchesInFlight),
+    genome[2 * N + 1]!,
+  );
   const pinned = (d: number) => d === pinFirst || d === pinLast;
   let middle: number[] = [];
   const alone = pinFirst !== undefined && pinFirst === pinLast;
@@ -156,7 +165,6 @@ export function decode(space: SearchSpace, genome: Float64Array): Evaluation {
       middle.push(spare.shift()!);
       continue;
     }
-    const inFlight = space.microBatchesInFlight ?? (objective === 'latency' ? 1 : order.length);
     const stages = fitCuts(cost, order, order.map(share), batch * inFlight);
     if (stages) return cost.evaluate(stages, batch, inFlight);
     if (!closest) {
@@ -178,6 +186,7 @@ export function encode(
   order: readonly number[],
   weights: readonly number[],
   batchIndex: number,
+  inFlight: number,
 ): Float64Array {
   const N = space.cost.devices.length;
   const genome = new Float64Array(genomeLength(space));
@@ -194,5 +203,11 @@ export function encode(
   });
   const cands = space.objective === 'latency' ? 1 : space.microBatchCandidates.length;
   genome[2 * N] = (batchIndex + 0.5) / cands;
+  const choices = inFlightChoices(space.cost, space.objective, space.microBatchesInFlight);
+  const at = choices.reduce(
+    (best, m, i) => (Math.abs(m - inFlight) < Math.abs(choices[best]! - inFlight) ? i : best),
+    0,
+  );
+  genome[2 * N + 1] = (at + 0.5) / choices.length;
   return genome;
 }

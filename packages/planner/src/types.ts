@@ -47,8 +47,9 @@ export interface PlanOptions {
   /** Micro-batch sizes (sequences) the throughput objective chooses from. Default: [1, 2, 4, 8, 16]. Latency uses 1. */
   microBatchCandidates?: number[];
   /**
-   * Micro-batches kept in flight, which sizes the KV cache with the micro-batch size.
-   * Default: one per stage for `throughput` (what fills a pipeline), 1 for `latency`.
+   * Micro-batches kept in flight; with the micro-batch size it sizes every stage's KV
+   * cache. Default: latency keeps 1; throughput chooses it with the plan, from 1 to
+   * 2 × (most stages possible) + 1 — enough to keep every stage and link of the loop busy.
    */
   microBatchesInFlight?: number;
   /** Seed of the GA/PSO random stream; the same seed gives the same plan. Default: 1. */

@@ -1,6 +1,7 @@
 /**
  * The oracle: every ordered subset of devices (respecting pins), every cut into
- * contiguous ranges, every micro-batch size, each evaluated by the cost model. Written
+ * contiguous ranges, every micro-batch size and count in flight, each evaluated by the
+ * cost model. Written
  * without any of the planners' code so it can judge them.
  */
 import {
@@ -52,6 +53,14 @@ export function bruteForce(
   const N = cost.devices.length;
   const L = cost.nLayers;
   const batches = o.objective === 'latency' ? [1] : o.microBatchCandidates;
+  // Throughput may keep 1 to 2·S_max + 1 micro-batches in flight (S_max = most stages possible).
+  const most = 2 * Math.min(N, L) + 1;
+  const inFlightChoices =
+    o.microBatchesInFlight !== undefined
+      ? [o.microBatchesInFlight]
+      : o.objective === 'latency'
+        ? [1]
+        : Array.from({ length: most }, (_, i) => i + 1);
   let best: Evaluation | undefined;
   let plans = 0;
   for (let size = 1; size <= Math.min(N, L); size++) {
@@ -64,12 +73,13 @@ export function bruteForce(
           layerStart: k === 0 ? 0 : ends[k - 1]!,
           layerEnd: ends[k]!,
         }));
-        const inFlight = o.microBatchesInFlight ?? (o.objective === 'latency' ? 1 : size);
         for (const batch of batches) {
-          plans++;
-          const e = cost.evaluate(stages, batch, inFlight);
-          if (!e.feasible) continue;
-          if (!best || compareEvaluations(o.objective, e, best) < 0) best = e;
+          for (const inFlight of inFlightChoices) {
+            plans++;
+            const e = cost.evaluate(stages, batch, inFlight);
+            if (!e.feasible) continue;
+            if (!best || compareEvaluations(o.objective, e, best) < 0) best = e;
+          }
         }
       }
     }
