@@ -21,17 +21,26 @@
  * the best run wins. Runs go best-first by an optimistic bound and stop once no run left
  * can beat the best plan found.
  *
- * Complexity per run: O(L² · T · Π(n_t + 1) · T · F) for L layers, T device types with
- * n_t devices each and F labels per state (1 for latency in practice, small for
+ * Beyond the paper: pins on the first and last stage; the micro-batch size and the
+ * number in flight chosen with the cut; the exact closed-loop rate instead of the bare
+ * bottleneck; a TTFT tie-break; and the symmetry of identical devices.
+ *
+ * Complexity per run: O(L² · T² · Π(n_t + 1) · F) for L layers, T device types with n_t
+ * devices each, and F labels per state (1 for latency in practice, a few for
  * throughput). Identical devices collapse into one type, so 16 Pis cost like one type
  * with 17 counts, while 16 all-different devices cost 2^16 mixes: the state space is
  * exponential in the number of *distinct* devices. Pruning keeps the practical cost far
  * below the bound: the search starts from the best baseline plan as incumbent, a range
  * stops growing once it overflows memory or makes its stage slower than the incumbent,
- * and admissible lower bounds (dp-bounds.ts: a memory-aware fractional knapsack over the
- * devices still free) discard partial pipelines that cannot beat it — and states whose
- * free devices cannot even hold the remaining layers. Past `dpStateLimit` states the DP refuses with
- * PlanTooLargeError; the GA and PSO planners answer there.
+ * and admissible lower bounds (dp-bounds.ts: a memory-aware fractional knapsack over
+ * the devices still free) discard partial pipelines that cannot beat it, and states
+ * whose free devices cannot even hold the remaining layers.
+ *
+ * Measured on a busy 2-core machine, 80 layers, both objectives: 16 devices of 5 kinds
+ * (3.4e5 states) 0.2–0.4 s; of 6 kinds (1.1e6) 1.5–4 s; 8 kinds of 2 (4.3e6) 10–15 s;
+ * 16 distinct (8.5e7) minutes. Past `dpStateLimit` (default 6e5, about a second) the DP
+ * refuses with PlanTooLargeError and `auto` uses the GA, which is not exact but was
+ * within a few percent on the clusters we measured (see the heuristics test).
  */
 import { PlanTooLargeError, SwarmBeeError } from '@swarmbee/core';
 import type { CostModel, Evaluation, StageAssignment } from './cost-model.js';

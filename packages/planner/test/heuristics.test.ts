@@ -8,6 +8,7 @@ import {
   CostModel,
   clusterFromPresets,
   type Evaluation,
+  LLAMA2_7B_CONFIG,
   llamaModelSummary,
   plan,
   planDp,
@@ -17,6 +18,7 @@ import {
   TINYLLAMA_1B_CONFIG,
 } from '../src/index.js';
 import { planDefect } from '../src/plan.js';
+import { Rng } from '../src/rng.js';
 import { randomInstance } from './helpers/random-cluster.js';
 
 const INSTANCES = 250;
@@ -105,4 +107,52 @@ t.test('the same seed gives the same plan', async (t) => {
     t.same(again.stages, first.stages, `${planner} repeats its plan`);
     t.equal(first.planner, planner);
   }
+});
+
+t.test('gap to the DP on preset clusters of 8 to 14 devices', async (t) => {
+  const presets = [
+    'rpi4-4gb',
+    'rpi4-8gb',
+    'rpi5-8gb',
+    'orin-nano-8gb-cpu',
+    'orin-nano-8gb-gpu',
+    'laptop-16gb',
+  ];
+  const models = [
+    llamaModelSummary(TINYLLAMA_1B_CONFIG, 'tinyllama-1.1b'),
+    llamaModelSummary(LLAMA2_7B_CONFIG, 'llama2-7b'),
+  ];
+  const rows: string[] = [];
+  for (let seed = 1; seed <= 6; seed++) {
+    const rng = new Rng(seed);
+    const kinds = presets.filter(() => rng.next() < 0.6).slice(0, 4);
+    if (kinds.length < 2) kinds.push('rpi4-8gb', 'rpi5-8gb');
+    const n = 8 + rng.int(7);
+    const model = models[seed % 2]!;
+    const cluster = clusterFromPresets(
+      model,
+      Array.from({ length: n }, (_, i) => ({ name: `d${i}`, preset: kinds[i % kinds.length]! })),
+      { rttMs: 0.2 + rng.next(), bandwidthBytesPerS: 50e6 + rng.next() * 100e6 },
+      '2025-01-01T00:00:00.000Z',
+    );
+    for (const objective of ['latency', 'throughput'] as const) {
+      const request = { cluster, workload: { contextTokens: 512 } };
+      const dp = plan(request, { objective });
+      const cells = [
+        `${model.name} ×${n} ${objective}`.padEnd(32),
+        `dp ${dp.tpotMs.toFixed(0)} ms ${dp.tokensPerS.toFixed(2)} tok/s`,
+      ];
+      for (const planner of ['ga', 'pso'] as const) {
+        const found = plan(request, { objective, planner, seed, searchEvaluations: 4000 });
+        const g =
+          objective === 'latency'
+            ? found.tpotMs / dp.tpotMs - 1
+            : dp.tokensPerS / found.tokensPerS - 1;
+        t.ok(g >= -1e-9, `${planner} never beats the exact optimum`);
+        cells.push(`${planner} +${(g * 100).toFixed(1)}%`);
+      }
+      rows.push(cells.join('  '));
+    }
+  }
+  t.comment(`gap to the DP (4000 evaluations each):\n${rows.join('\n')}`);
 });
