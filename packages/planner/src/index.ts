@@ -10,7 +10,8 @@
  *
  * @example
  * ```ts
- * import { clusterFromPresets, plan, stageRows } from '@swarmbee/planner';
+ * import { clusterFromPresets, llamaModelSummary, plan, stageRows, TINYLLAMA_1B_CONFIG } from '@swarmbee/planner';
+ * const model = llamaModelSummary(TINYLLAMA_1B_CONFIG, 'tinyllama'); // or modelSummaryFromManifest(manifest)
  * const cluster = clusterFromPresets(model, [
  *   { name: 'pi-1', preset: 'rpi4-8gb' },
  *   { name: 'pi-2', preset: 'rpi5-8gb' },
