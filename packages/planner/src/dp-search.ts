@@ -11,7 +11,7 @@ import type { CostModel } from './cost-model.js';
 import type { DeviceType } from './device-types.js';
 import { RemainingBound } from './dp-bounds.js';
 import { buildTypeTables, type TypeTables } from './dp-tables.js';
-import { LabelPool } from './labels.js';
+import type { LabelPool } from './labels.js';
 import type { Objective } from './types.js';
 
 export interface RunSpec {
@@ -35,7 +35,6 @@ export interface RunBest {
 }
 
 export class DpSearch {
-  readonly pool = new LabelPool();
   private readonly tables: TypeTables;
   private readonly bounds: RemainingBound;
   private readonly T: number;
@@ -45,12 +44,14 @@ export class DpSearch {
   /** digits[cIdx * T + t]: devices of type t used in mix cIdx. */
   private readonly digits: Uint8Array;
   private readonly stagesOf: Uint16Array;
+  /** Devices still free in mix cIdx. */
+  private readonly freeOf: Uint16Array;
   // Allocated by solve(): a run skipped on its bound costs no state arrays.
   private slot = new Int32Array(0);
   private readonly lists: number[][] = [];
   private levels: number[][] = [];
   /** Lower bound on remaining layer work by (ℓ, cIdx); NaN until computed. */
-  private readonly workBound: Float64Array;
+  private workBound = new Float64Array(0);
   private readonly free: Float64Array;
   private readonly latency: boolean;
   private readonly counts: number[];
@@ -67,6 +68,8 @@ export class DpSearch {
     objective: Objective,
     private readonly rules: TypeRules,
     readonly run: RunSpec,
+    /** Shared by the runs of one planning call, emptied by solve(). */
+    readonly pool: LabelPool,
   ) {
     this.latency = objective === 'latency';
     this.tables = buildTypeTables(cost, rules.types, run.batch);
@@ -81,6 +84,8 @@ export class DpSearch {
     this.C = C;
     this.digits = new Uint8Array(C * this.T);
     this.stagesOf = new Uint16Array(C);
+    this.freeOf = new Uint16Array(C);
+    const devices = this.counts.reduce((n, c) => n + c, 0);
     for (let c = 0; c < C; c++) {
       let k = 0;
       for (let t = 0; t < this.T; t++) {
@@ -89,8 +94,8 @@ export class DpSearch {
         k += d;
       }
       this.stagesOf[c] = k;
+      this.freeOf[c] = devices - k;
     }
-    this.workBound = new Float64Array((this.L + 1) * C).fill(Number.NaN);
     this.free = new Float64Array(this.T);
     const sequences = run.batch * run.inFlight;
     this.bounds = new RemainingBound(cost, this.tables, sequences);
@@ -103,7 +108,7 @@ export class DpSearch {
    * max(M × busiest, TPOT) (throughput). ∞ when the devices cannot hold the model.
    */
   startBound(): number {
-    const work = this.work(0, 0);
+    const work = this.bounds.work(0, this.counts, false);
     if (work === Number.POSITIVE_INFINITY) return work;
     const sum = this.bounds.total(0, work, false);
     if (this.latency) return sum;
@@ -119,7 +124,9 @@ export class DpSearch {
   solve(incumbent: number): RunBest | undefined {
     if (this.latency) this.bestTpot = incumbent;
     else this.limit = incumbent;
+    this.pool.size = 0;
     this.slot = new Int32Array((this.L + 1) * this.C * this.T).fill(-1);
+    this.workBound = new Float64Array((this.L + 1) * this.C).fill(Number.NaN);
     this.levels = Array.from({ length: this.L + 1 }, () => []);
     this.expand(0, 0, -1, null);
     for (let l = 1; l < this.L; l++) {
@@ -153,10 +160,7 @@ export class DpSearch {
     const sum = a + this.bounds.total(l, work, this.stagesOf[cIdx]! > 0);
     if (this.latency) return sum <= this.bestTpot;
     // The remaining layers spread over at most one stage per free device (and per layer).
-    let stagesLeft = this.L - l;
-    let free = 0;
-    for (let t = 0; t < this.T; t++) free += this.counts[t]! - this.digits[cIdx * this.T + t]!;
-    stagesLeft = Math.min(stagesLeft, free);
+    const stagesLeft = Math.min(this.L - l, this.freeOf[cIdx]!);
     const spread = stagesLeft > 0 ? work / stagesLeft : 0;
     return Math.max(this.run.inFlight * Math.max(busiest, spread), sum) <= this.limit;
   }

@@ -46,6 +46,7 @@ import { PlanTooLargeError, SwarmBeeError } from '@swarmbee/core';
 import type { CostModel, Evaluation, StageAssignment } from './cost-model.js';
 import { type DeviceType, groupDeviceTypes } from './device-types.js';
 import { DpSearch, type RunBest, type RunSpec, type TypeRules } from './dp-search.js';
+import { LabelPool } from './labels.js';
 import { compareCandidates, compareEvaluations, inFlightChoices } from './objective.js';
 import { seedGenomes } from './search-seeds.js';
 import { decode } from './search-space.js';
@@ -148,12 +149,13 @@ export function planDp(
   const totalMemory = cost.devices.reduce((sum, d) => sum + d.memoryBytes, 0);
   // The incumbent only prunes; the answer always comes from a search, so it is exact.
   const incumbent = heuristicIncumbent(cost, objective, options);
+  const pool = new LabelPool();
   // Best-first over runs: the one with the most optimistic bound first, and stop once no
   // remaining run can beat the best plan found.
   const runs = runsFor(cost, objective, options)
     .filter((run) => !cannotFit(cost, run, totalMemory))
     .map((run) => {
-      const search = new DpSearch(cost, objective, rules, run);
+      const search = new DpSearch(cost, objective, rules, run, pool);
       const bound = search.startBound();
       const rate = objective === 'latency' ? -bound : (run.batch * run.inFlight * NS_PER_S) / bound;
       return { search, rate };
@@ -173,8 +175,9 @@ export function planDp(
         ((run.batch * run.inFlight * NS_PER_S) / reference.tokensPerS) * (1 + CROSS_RUN_SLACK);
     }
     const found = search.solve(bound);
-    labels += search.pool.size;
+    labels += pool.size;
     if (!found) continue;
+    // Read the plan out now: the next run reuses the pool.
     const evaluation = cost.evaluate(toStages(types, found), run.batch, run.inFlight);
     const agrees =
       evaluation.feasible &&
