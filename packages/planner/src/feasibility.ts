@@ -32,6 +32,12 @@ export function checkFeasible(cost: CostModel, input: FeasibilityInput): void {
     }
   };
   const { pinFirst, pinLast } = input;
+  if (pinFirst !== undefined && pinLast !== undefined && pinFirst !== pinLast && L < 2) {
+    throw new PlanInfeasibleError(
+      `pinning ${cost.devices[pinFirst]!.name} first and ${cost.devices[pinLast]!.name} last needs ` +
+        `two stages, but ${cost.model.name} has a single layer`,
+    );
+  }
   if (pinFirst !== undefined && pinFirst === pinLast) {
     pinned(
       pinFirst,
