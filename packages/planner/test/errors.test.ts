@@ -99,6 +99,14 @@ t.test(
   },
 );
 
+t.test('PLAN INFEASIBLE - different first and last pins on a one-layer model', async (t) => {
+  const one = cluster(flatModel({ nLayers: 1 }), [device('a', 9000), device('b', 9000)]);
+  t.throws(() => plan({ cluster: one }, { pinFirst: 'a', pinLast: 'b' }), {
+    code: PlanInfeasibleError.code,
+    message: /needs two stages/,
+  });
+});
+
 t.test(
   'PLAN TOO LARGE - the exact planner refuses a state space past its limit; auto falls back',
   async (t) => {
