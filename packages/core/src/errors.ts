@@ -217,6 +217,30 @@ export class ChannelClosedError extends SwarmBeeError {
   static override readonly httpStatus = 503;
 }
 
+/** No plan fits: the model does not fit in the devices' memory, or a pinned device is too small. */
+export class PlanInfeasibleError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_PLAN_INFEASIBLE';
+  static override readonly httpStatus = 422;
+}
+
+/** A device named in a request (a pin, a link endpoint) is not in the cluster profile. */
+export class DeviceUnknownError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_DEVICE_UNKNOWN';
+  static override readonly httpStatus = 400;
+}
+
+/** A device, link or cluster profile is malformed: a missing link, a bad timing grid. */
+export class ProfileInvalidError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_PROFILE_INVALID';
+  static override readonly httpStatus = 400;
+}
+
+/** The exact planner would take too long for this cluster; a heuristic planner can answer. */
+export class PlanTooLargeError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_PLAN_TOO_LARGE';
+  static override readonly httpStatus = 422;
+}
+
 const byCode = new Map<string, typeof SwarmBeeError>();
 
 /** Registers error classes so {@link fromWire} can rebuild them; packages register their own. */
@@ -255,6 +279,10 @@ registerErrors(
   ConnectFailedError,
   ListenFailedError,
   ChannelClosedError,
+  PlanInfeasibleError,
+  DeviceUnknownError,
+  ProfileInvalidError,
+  PlanTooLargeError,
 );
 
 /** Rebuilds an error received over the wire as the matching class (the base class if unknown). */

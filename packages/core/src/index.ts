@@ -10,6 +10,7 @@
 export * from './errors.js';
 export * from './manifest.js';
 export * from './plan.js';
+export * from './profile.js';
 export * from './sampling.js';
 export * from './service-errors.js';
 export * from './tensor.js';

@@ -1,1 +1,59 @@
-export {};
+/**
+ * @swarmbee/planner — decides which devices run which layers. Pure: no I/O.
+ *
+ * A cost model predicts, from a cluster profile (measured, or estimated from presets),
+ * each stage's compute, each hop's transfer, the time to first token, the time per
+ * output token and the pipelined throughput of any plan. An exact dynamic program
+ * (after EdgeShard, arXiv 2405.14371) picks the devices, their order, the layer cuts and
+ * the micro-batch size for a latency or throughput objective; GA and PSO searches cover
+ * clusters too varied for it; baselines show what naive splits would do.
+ *
+ * @example
+ * ```ts
+ * import { clusterFromPresets, llamaModelSummary, plan, stageRows, TINYLLAMA_1B_CONFIG } from '@swarmbee/planner';
+ * const model = llamaModelSummary(TINYLLAMA_1B_CONFIG, 'tinyllama'); // or modelSummaryFromManifest(manifest)
+ * const cluster = clusterFromPresets(model, [
+ *   { name: 'pi-1', preset: 'rpi4-8gb' },
+ *   { name: 'pi-2', preset: 'rpi5-8gb' },
+ * ]);
+ * const result = plan({ cluster, workload: { contextTokens: 1024 } }, { objective: 'latency' });
+ * console.table(stageRows(result));
+ * ```
+ */
+export * from './analytic.js';
+export {
+  bestOverBatches,
+  planEven,
+  planMemoryShare,
+  planSolo,
+  proportionalRanges,
+} from './baselines.js';
+export {
+  buildLinkTable,
+  DEFAULT_PREFILL_CHUNK_TOKENS,
+  DEFAULT_PROMPT_TOKENS,
+  resolveWorkload,
+  validateCluster,
+} from './cluster.js';
+export * from './cost-model.js';
+export { type DeviceType, groupDeviceTypes } from './device-types.js';
+export {
+  DEFAULT_DP_STATE_LIMIT,
+  type DpOptions,
+  type DpResult,
+  dpStateCount,
+  dpTypes,
+  planDp,
+} from './dp.js';
+export { planGa, type SearchOptions, type SearchOutcome } from './ga.js';
+export { interpolateAxis, interpolateGrid } from './grid.js';
+export * from './model-summary.js';
+export { compareCandidates, compareEvaluations } from './objective.js';
+export * from './plan.js';
+export * from './presets.js';
+export { planPso } from './pso.js';
+export { toPlanResult } from './result.js';
+export * from './rows.js';
+export { decode, encode, fitCuts, type SearchSpace } from './search-space.js';
+export * from './types.js';
+export { formatBytes, formatMs, msToNs, NS_PER_MS, nsToMs } from './units.js';

@@ -14,7 +14,7 @@ import {
 } from '@swarmbee/model';
 import { LocalCluster } from '../local-cluster.js';
 import { machineInfo } from '../machine.js';
-import { type BenchCheck, type BenchResult, check } from '../report/report.js';
+import { type BenchCheck, check } from '../report/report.js';
 import { barChart, lineChart } from '../report/svg.js';
 import { type Summary, summarize } from '../stats.js';
 import type { Suite, SuiteContext } from '../suite.js';

@@ -1,0 +1,156 @@
+/**
+ * What the planner knows about a cluster: the model's costs, each device's memory
+ * and forward times, and each link's round-trip time and bandwidth. Workers measure
+ * these (per-layer timings by running layers with onnxruntime); presets estimate
+ * them from published figures. Everything here is plain JSON so a profile can be
+ * saved, diffed and replayed.
+ */
+
+import type { LayerCost, ModelManifest } from './manifest.js';
+import { DTYPE_BYTES } from './tensor.js';
+
+/** Link endpoint name of the coordinator, which sends tokens to stage 0 and receives sampled ids. */
+export const COORDINATOR_NODE = 'coordinator';
+
+/** Bytes per element of a hidden state crossing a link (activations travel as fp32). */
+export const ACTIVATION_BYTES_PER_ELEMENT = 4;
+
+/** Framing around every forward frame on the wire (message header, sequence ids, tensor header). */
+export const FRAME_OVERHEAD_BYTES = 256;
+
+/** Bytes per token of a token-id frame (int32 id plus int32 position). */
+export const TOKEN_WIRE_BYTES = 8;
+
+/**
+ * Decode forward times on a rectangular grid: `ms[i][j]` is the time in milliseconds of
+ * one decode step for a micro-batch of `batchSizes[i]` sequences, each with
+ * `contextTokens[j]` tokens already in its KV cache. Axes ascend strictly.
+ */
+export interface DecodeTimingGrid {
+  batchSizes: number[];
+  contextTokens: number[];
+  ms: number[][];
+}
+
+/**
+ * Prefill forward times on a rectangular grid: `ms[i][j]` is the time in milliseconds
+ * to run a chunk of `chunkTokens[i]` prompt tokens of one sequence whose KV cache
+ * already holds `contextTokens[j]` tokens. Axes ascend strictly.
+ */
+export interface PrefillTimingGrid {
+  chunkTokens: number[];
+  contextTokens: number[];
+  ms: number[][];
+}
+
+/** Measured (or estimated) times of one operation: a decoder layer or the embedding. */
+export interface OpTiming {
+  decode: DecodeTimingGrid;
+  prefill: PrefillTimingGrid;
+}
+
+/**
+ * The LM head (final norm, projection to the vocabulary, sampling) only ever runs on
+ * the last position of each sequence — during prefill too, where the shard picks the
+ * last hidden state first — so decode times at (batch, context) describe it fully.
+ */
+export interface HeadTiming {
+  decode: DecodeTimingGrid;
+}
+
+/** Forward times of one device for one model. */
+export interface DeviceTiming {
+  /**
+   * One entry per model layer, in layer order; or a single entry that stands for every
+   * layer (Llama layers share one shape, so measuring one is often enough).
+   */
+  layers: OpTiming[];
+  embedding: OpTiming;
+  head: HeadTiming;
+}
+
+export interface DeviceProfile {
+  /** Unique worker name; never {@link COORDINATOR_NODE}. */
+  name: string;
+  /** Bytes available for weights plus KV cache (after the OS, runtime and buffers). */
+  memoryBytes: number;
+  timing: DeviceTiming;
+  /** True when the numbers come from a preset's published figures, not a measurement. */
+  estimate: boolean;
+  /** Where the numbers come from (a preset's one-line source note, or the measuring runtime). */
+  source?: string;
+}
+
+/** One direction of a network path. A link given in one direction only is taken as symmetric. */
+export interface LinkProfile {
+  /** Device name or {@link COORDINATOR_NODE}. */
+  from: string;
+  to: string;
+  /** Round-trip time in milliseconds; a message's one-way delay is half of it. */
+  rttMs: number;
+  /** Sustained payload bandwidth in bytes per second. */
+  bandwidthBytesPerS: number;
+}
+
+/** What the planner needs to know about a model, taken from its manifest. */
+export interface ModelSummary {
+  name: string;
+  modelHash: string;
+  nLayers: number;
+  /** Hidden size: a hidden state is [batch, tokens, dim] fp32 on the wire. */
+  dim: number;
+  vocabSize: number;
+  /** Longest context the model supports, in tokens. */
+  maxSeqLen: number;
+  /** Bytes per weight element (4 for fp32); turns weight bytes into parameter counts. */
+  weightBytesPerParam: number;
+  /** Per layer: weight bytes and KV-cache bytes per token of context. */
+  layers: LayerCost[];
+  /** Token embedding bytes, held by stage 0. */
+  embeddingBytes: number;
+  /**
+   * Final norm plus LM head bytes, held by the last stage. When the head is tied to the
+   * embedding this counts a full copy of it: a last stage other than stage 0 must hold one.
+   */
+  headBytes: number;
+  /**
+   * The head reuses the embedding matrix. A single device that is both first and last
+   * then holds the matrix once: `embeddingBytes + headBytes - embeddingBytes`.
+   */
+  tiedEmbedding: boolean;
+}
+
+/** Versions of the software that produced a profile, so stale measurements can be spotted. */
+export interface RuntimeVersions {
+  swarmbee: string;
+  node?: string;
+  onnxruntime?: string;
+}
+
+export interface ClusterProfile {
+  model: ModelSummary;
+  devices: DeviceProfile[];
+  /** Links between every pair of devices and between each device and the coordinator. */
+  links: LinkProfile[];
+  /** ISO 8601 time the profile was taken. */
+  createdAt: string;
+  versions: RuntimeVersions;
+}
+
+/** The model summary the planner needs, read from a model dir's manifest. */
+export function modelSummaryFromManifest(manifest: ModelManifest): ModelSummary {
+  const dtype = manifest.weights.tensors[0]?.dtype ?? 'float32';
+  return {
+    name: manifest.name,
+    modelHash: manifest.modelHash,
+    nLayers: manifest.config.nLayers,
+    dim: manifest.config.dim,
+    vocabSize: manifest.config.vocabSize,
+    maxSeqLen: manifest.config.maxSeqLen,
+    weightBytesPerParam: DTYPE_BYTES[dtype],
+    layers: manifest.layers.map((layer) => ({ ...layer })),
+    embeddingBytes: manifest.embeddingBytes,
+    headBytes: manifest.headBytes,
+    tiedEmbedding: manifest.config.sharedClassifier,
+  };
+}

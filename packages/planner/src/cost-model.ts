@@ -1,0 +1,353 @@
+/**
+ * The cost model every planner optimizes and every test checks against. Given stages
+ * (device, contiguous layers), a micro-batch size b and M micro-batches in flight:
+ *
+ * - a stage's decode step: its layers' interpolated times at (b, decode context), plus
+ *   the embedding on stage 0 and the head on the last stage;
+ * - a hop: half the round trip plus bytes over bandwidth. Activations cross as fp32
+ *   [b, tokens, dim] plus framing; token ids go coordinator → stage 0 and last stage →
+ *   coordinator;
+ * - time per output token (TPOT): one trip around the loop, coordinator → stages in turn
+ *   → coordinator, every compute and every hop summed;
+ * - throughput: the loop is a closed cycle of single-server resources (stages, and links
+ *   busy for bytes/bandwidth) plus pure delays (half round trips). With M micro-batches
+ *   its steady rate is min(M / TPOT, 1 / busiest resource) micro-batches per unit time,
+ *   exactly, for deterministic times;
+ * - time to first token (TTFT): the prompt is cut into K = ⌈P / chunk⌉ equal chunks that
+ *   pipeline through the stages (a flow shop of identical jobs), so TTFT = every resource
+ *   once + (K − 1) × the busiest resource, then the head on the last position and the
+ *   token's trip to the coordinator. Chunks are timed at the mean context they see.
+ *
+ * Times are integer nanoseconds so sums are exact (see units.ts).
+ */
+import {
+  ACTIVATION_BYTES_PER_ELEMENT,
+  type ClusterProfile,
+  COORDINATOR_NODE,
+  type DeviceProfile,
+  DeviceUnknownError,
+  FRAME_OVERHEAD_BYTES,
+  type ModelSummary,
+  TOKEN_WIRE_BYTES,
+} from '@swarmbee/core';
+import { buildLinkTable, type LinkTable, resolveWorkload, validateCluster } from './cluster.js';
+import { interpolateGrid } from './grid.js';
+import type { Workload } from './types.js';
+import { msToNs, NS_PER_S } from './units.js';
+
+/** A stage before prediction: a device (by index) and the layers [layerStart, layerEnd). */
+export interface StageAssignment {
+  device: number;
+  layerStart: number;
+  layerEnd: number;
+}
+
+export interface StageEvaluation extends StageAssignment {
+  memoryBytes: number;
+  decodeNs: number;
+  prefillNs: number;
+}
+
+export interface HopEvaluation {
+  /** Node indices; the coordinator is `devices.length`. */
+  from: number;
+  to: number;
+  bytes: number;
+  latencyNs: number;
+  occupancyNs: number;
+}
+
+export type Bottleneck =
+  | { kind: 'stage'; index: number }
+  | { kind: 'link'; index: number }
+  | { kind: 'round-trip' };
+
+export interface Evaluation {
+  stages: StageEvaluation[];
+  /** Decode-step hops: coordinator → stage 0, stage i → i+1, last → coordinator. */
+  hops: HopEvaluation[];
+  microBatchSize: number;
+  microBatchesInFlight: number;
+  /** How far the most over-full stage exceeds its device's memory; 0 when all fit. */
+  overBytes: number;
+  feasible: boolean;
+  tpotNs: number;
+  ttftNs: number;
+  /** Busy time of the busiest resource per micro-batch. */
+  maxOccupancyNs: number;
+  /** max(M × busiest, TPOT): the time M micro-batches take per token; what throughput divides by. */
+  cycleNs: number;
+  tokensPerS: number;
+  bottleneck: Bottleneck;
+}
+
+export class CostModel {
+  readonly cluster: ClusterProfile;
+  readonly model: ModelSummary;
+  readonly devices: readonly DeviceProfile[];
+  readonly workload: Workload;
+  /** Node index of the coordinator in link lookups. */
+  readonly coordinator: number;
+  /** Prefill chunks a prompt is cut into, and each chunk's length in tokens. */
+  readonly prefillChunks: number;
+  readonly prefillChunkLength: number;
+  /** Bytes of weights and KV per token of layers [0, l), by l. */
+  readonly paramPrefix: Float64Array;
+  readonly kvPrefix: Float64Array;
+
+  private readonly links: LinkTable;
+  private readonly byName: Map<string, number>;
+  private readonly decodeCache = new Map<string, Float64Array>();
+  private readonly prefillCache = new Map<number, Float64Array>();
+
+  constructor(cluster: ClusterProfile, workload?: Partial<Workload>) {
+    validateCluster(cluster);
+    this.cluster = cluster;
+    this.model = cluster.model;
+    this.devices = cluster.devices;
+    this.workload = resolveWorkload(cluster, workload);
+    this.links = buildLinkTable(cluster);
+    this.coordinator = cluster.devices.length;
+    this.byName = new Map(cluster.devices.map((d, i) => [d.name, i]));
+    const { promptTokens, prefillChunkTokens } = this.workload;
+    this.prefillChunks = Math.ceil(promptTokens / prefillChunkTokens);
+    this.prefillChunkLength = Math.ceil(promptTokens / this.prefillChunks);
+    const n = this.model.nLayers;
+    this.paramPrefix = new Float64Array(n + 1);
+    this.kvPrefix = new Float64Array(n + 1);
+    for (let l = 0; l < n; l++) {
+      const cost = this.model.layers[l]!;
+      this.paramPrefix[l + 1] = this.paramPrefix[l]! + cost.paramBytes;
+      this.kvPrefix[l + 1] = this.kvPrefix[l]! + cost.kvBytesPerToken;
+    }
+  }
+
+  get nLayers(): number {
+    return this.model.nLayers;
+  }
+
+  /** Index of the device with this name; an unknown name throws DeviceUnknownError. */
+  deviceIndex(name: string): number {
+    const index = this.byName.get(name);
+    if (index === undefined) {
+      const known = this.devices.map((d) => d.name).join(', ');
+      throw new DeviceUnknownError(`no device named ${name} in the cluster (devices: ${known})`);
+    }
+    return index;
+  }
+
+  nodeName(node: number): string {
+    return node === this.coordinator ? COORDINATOR_NODE : this.devices[node]!.name;
+  }
+
+  /** Decode time of layers [0, l) on a device, by l, for micro-batch b. */
+  decodePrefixNs(device: number, batch: number): Float64Array {
+    const key = `${device}/${batch}`;
+    let prefix = this.decodeCache.get(key);
+    if (!prefix) {
+      const { layers } = this.devices[device]!.timing;
+      const context = this.workload.decodeContextTokens;
+      prefix = this.prefix(layers.length, (l) => {
+        const g = layers[l]!.decode;
+        return msToNs(interpolateGrid(g.batchSizes, g.contextTokens, g.ms, batch, context));
+      });
+      this.decodeCache.set(key, prefix);
+    }
+    return prefix;
+  }
+
+  /** Time of one prefill chunk through layers [0, l) on a device, by l. */
+  prefillPrefixNs(device: number): Float64Array {
+    let prefix = this.prefillCache.get(device);
+    if (!prefix) {
+      const { layers } = this.devices[device]!.timing;
+      const chunk = this.prefillChunkLength;
+      const context = this.meanChunkContext();
+      prefix = this.prefix(layers.length, (l) => {
+        const g = layers[l]!.prefill;
+        return msToNs(interpolateGrid(g.chunkTokens, g.contextTokens, g.ms, chunk, context));
+      });
+      this.prefillCache.set(device, prefix);
+    }
+    return prefix;
+  }
+
+  embeddingDecodeNs(device: number, batch: number): number {
+    const g = this.devices[device]!.timing.embedding.decode;
+    return msToNs(interpolateGrid(g.batchSizes, g.contextTokens, g.ms, batch, 0));
+  }
+
+  embeddingPrefillNs(device: number): number {
+    const g = this.devices[device]!.timing.embedding.prefill;
+    return msToNs(
+      interpolateGrid(g.chunkTokens, g.contextTokens, g.ms, this.prefillChunkLength, 0),
+    );
+  }
+
+  headDecodeNs(device: number, batch: number): number {
+    const g = this.devices[device]!.timing.head.decode;
+    const context = this.workload.decodeContextTokens;
+    return msToNs(interpolateGrid(g.batchSizes, g.contextTokens, g.ms, batch, context));
+  }
+
+  latencyNs(from: number, to: number): number {
+    return this.links.latencyNs[from * this.links.nodes + to]!;
+  }
+
+  bandwidthBytesPerS(from: number, to: number): number {
+    return this.links.bandwidthBytesPerS[from * this.links.nodes + to]!;
+  }
+
+  /** How long a link is busy carrying `bytes` (bytes over bandwidth), in ns. */
+  occupancyNs(from: number, to: number, bytes: number): number {
+    return Math.round((bytes / this.bandwidthBytesPerS(from, to)) * NS_PER_S);
+  }
+
+  /** A frame of token ids: `tokens` × (id + position) plus framing. */
+  tokenFrameBytes(tokens: number): number {
+    return tokens * TOKEN_WIRE_BYTES + FRAME_OVERHEAD_BYTES;
+  }
+
+  /** A frame of hidden states: fp32 [tokens, dim] plus framing. */
+  activationFrameBytes(tokens: number): number {
+    return tokens * this.model.dim * ACTIVATION_BYTES_PER_ELEMENT + FRAME_OVERHEAD_BYTES;
+  }
+
+  /**
+   * Bytes a stage holds: its layers' weights, their KV cache for `sequences` full
+   * contexts, the embedding on stage 0 and the head on the last stage (a tied head
+   * on a device that also holds the embedding shares its matrix).
+   */
+  stageMemoryBytes(
+    layerStart: number,
+    layerEnd: number,
+    first: boolean,
+    last: boolean,
+    sequences: number,
+  ): number {
+    const { embeddingBytes, headBytes, tiedEmbedding } = this.model;
+    const weights = this.paramPrefix[layerEnd]! - this.paramPrefix[layerStart]!;
+    const kvPerToken = this.kvPrefix[layerEnd]! - this.kvPrefix[layerStart]!;
+    const kv = kvPerToken * this.workload.contextTokens * sequences;
+    let extra = first ? embeddingBytes : 0;
+    if (last) extra += first && tiedEmbedding ? Math.max(0, headBytes - embeddingBytes) : headBytes;
+    return weights + kv + extra;
+  }
+
+  /** One decode step of micro-batch b on a stage. */
+  stageDecodeNs(
+    device: number,
+    start: number,
+    end: number,
+    first: boolean,
+    last: boolean,
+    batch: number,
+  ): number {
+    const prefix = this.decodePrefixNs(device, batch);
+    let ns = prefix[end]! - prefix[start]!;
+    if (first) ns += this.embeddingDecodeNs(device, batch);
+    if (last) ns += this.headDecodeNs(device, batch);
+    return ns;
+  }
+
+  /** One prefill chunk on a stage (the head runs once, after the last chunk: see TTFT). */
+  stagePrefillNs(device: number, start: number, end: number, first: boolean): number {
+    const prefix = this.prefillPrefixNs(device);
+    return prefix[end]! - prefix[start]! + (first ? this.embeddingPrefillNs(device) : 0);
+  }
+
+  /** Predicts everything about a plan; `overBytes > 0` marks a plan that does not fit. */
+  evaluate(stages: readonly StageAssignment[], batch: number, inFlight: number): Evaluation {
+    const sequences = batch * inFlight;
+    const S = stages.length;
+    const coord = this.coordinator;
+    const evaluated: StageEvaluation[] = [];
+    const hops: HopEvaluation[] = [];
+    let overBytes = 0;
+    let tpotNs = 0;
+    let maxOcc = -1;
+    let bottleneck: Bottleneck = { kind: 'round-trip' };
+    let prefillSum = 0;
+    let prefillMax = 0;
+    const chunk = this.prefillChunkLength;
+    const busiest = (ns: number, at: Bottleneck) => {
+      if (ns > maxOcc) {
+        maxOcc = ns;
+        bottleneck = at;
+      }
+    };
+    const hop = (from: number, to: number, decodeBytes: number, prefillBytes: number) => {
+      const latencyNs = this.latencyNs(from, to);
+      const occupancyNs = this.occupancyNs(from, to, decodeBytes);
+      const prefillOcc = this.occupancyNs(from, to, prefillBytes);
+      hops.push({ from, to, bytes: decodeBytes, latencyNs, occupancyNs });
+      tpotNs += latencyNs + occupancyNs;
+      busiest(occupancyNs, { kind: 'link', index: hops.length - 1 });
+      prefillSum += latencyNs + prefillOcc;
+      prefillMax = Math.max(prefillMax, prefillOcc);
+    };
+    stages.forEach((stage, k) => {
+      const first = k === 0;
+      const last = k === S - 1;
+      const from = first ? coord : stages[k - 1]!.device;
+      if (first) hop(from, stage.device, this.tokenFrameBytes(batch), this.tokenFrameBytes(chunk));
+      else
+        hop(from, stage.device, this.activationFrameBytes(batch), this.activationFrameBytes(chunk));
+      const { device, layerStart, layerEnd } = stage;
+      const memoryBytes = this.stageMemoryBytes(layerStart, layerEnd, first, last, sequences);
+      overBytes = Math.max(overBytes, memoryBytes - this.devices[device]!.memoryBytes);
+      const decodeNs = this.stageDecodeNs(device, layerStart, layerEnd, first, last, batch);
+      const prefillNs = this.stagePrefillNs(device, layerStart, layerEnd, first);
+      evaluated.push({ device, layerStart, layerEnd, memoryBytes, decodeNs, prefillNs });
+      tpotNs += decodeNs;
+      busiest(decodeNs, { kind: 'stage', index: k });
+      prefillSum += prefillNs;
+      prefillMax = Math.max(prefillMax, prefillNs);
+    });
+    const lastDevice = stages[S - 1]!.device;
+    const outBytes = this.tokenFrameBytes(batch);
+    const out = {
+      latencyNs: this.latencyNs(lastDevice, coord),
+      occupancyNs: this.occupancyNs(lastDevice, coord, outBytes),
+    };
+    hops.push({ from: lastDevice, to: coord, bytes: outBytes, ...out });
+    tpotNs += out.latencyNs + out.occupancyNs;
+    busiest(out.occupancyNs, { kind: 'link', index: hops.length - 1 });
+    const ttftNs =
+      prefillSum +
+      (this.prefillChunks - 1) * prefillMax +
+      this.headDecodeNs(lastDevice, 1) +
+      this.latencyNs(lastDevice, coord) +
+      this.occupancyNs(lastDevice, coord, this.tokenFrameBytes(1));
+    const cycleNs = Math.max(inFlight * maxOcc, tpotNs);
+    if (inFlight * maxOcc < tpotNs) bottleneck = { kind: 'round-trip' };
+    return {
+      stages: evaluated,
+      hops,
+      microBatchSize: batch,
+      microBatchesInFlight: inFlight,
+      overBytes: Math.max(0, overBytes),
+      feasible: overBytes <= 0,
+      tpotNs,
+      ttftNs,
+      maxOccupancyNs: maxOcc,
+      cycleNs,
+      tokensPerS: cycleNs > 0 ? (batch * inFlight * NS_PER_S) / cycleNs : Number.POSITIVE_INFINITY,
+      bottleneck,
+    };
+  }
+
+  private meanChunkContext(): number {
+    return (this.prefillChunkLength * (this.prefillChunks - 1)) / 2;
+  }
+
+  private prefix(entries: number, nsOfEntry: (entry: number) => number): Float64Array {
+    const n = this.model.nLayers;
+    const prefix = new Float64Array(n + 1);
+    const shared = entries === 1 ? nsOfEntry(0) : 0;
+    for (let l = 0; l < n; l++) {
+      prefix[l + 1] = prefix[l]! + (entries === 1 ? shared : nsOfEntry(l));
+    }
+    return prefix;
+  }
+}

@@ -1,0 +1,108 @@
+/** The planner's request, options and result types. */
+import type { ClusterProfile, Plan, StagePlan } from '@swarmbee/core';
+
+/**
+ * `latency`: minimize the time per output token of one sequence (ties: time to first token).
+ * `throughput`: maximize pipelined tokens per second with micro-batches in flight
+ * (ties: time per output token).
+ */
+export type Objective = 'latency' | 'throughput';
+
+/**
+ * `dp`: exact dynamic program (EdgeShard, extended). `ga`/`pso`: seeded heuristic search
+ * for clusters too varied for the DP. `solo`: best single device. `even`: every device in
+ * the given order, equal layer counts. `memory`: every device, layers in proportion to
+ * memory (what exo and llama.cpp RPC do). `auto`: `dp` when its state space is small
+ * enough, else `ga`.
+ */
+export type PlannerName = 'dp' | 'ga' | 'pso' | 'solo' | 'even' | 'memory' | 'auto';
+
+/** The traffic a plan is judged on. All lengths in tokens. */
+export interface Workload {
+  /** Context window each sequence may fill (prompt plus output); sizes the KV cache. Default: the model's maxSeqLen. */
+  contextTokens: number;
+  /** Prompt length the time to first token is predicted for. Default: 128 (capped at contextTokens). */
+  promptTokens: number;
+  /** Longest prefill chunk; the prompt is cut into equal chunks no longer than this. Default: 128. */
+  prefillChunkTokens: number;
+  /** Context length decode steps are timed at. Default: halfway between the prompt and the full window. */
+  decodeContextTokens: number;
+}
+
+export interface PlanRequest {
+  cluster: ClusterProfile;
+  /** Missing fields take the defaults documented on {@link Workload}. */
+  workload?: Partial<Workload>;
+}
+
+export interface PlanOptions {
+  /** Which planner to run. Default: `dp`. */
+  planner?: PlannerName;
+  /** What to optimize. Default: `throughput`. */
+  objective?: Objective;
+  /** Device that must run stage 0 (so raw prompt tokens never leave it). Default: none. */
+  pinFirst?: string;
+  /** Device that must run the last stage (so sampled tokens never leave it but to the coordinator). Default: none. */
+  pinLast?: string;
+  /** Micro-batch sizes (sequences) the throughput objective chooses from. Default: [1, 2, 4, 8, 16]. Latency uses 1. */
+  microBatchCandidates?: number[];
+  /**
+   * Micro-batches kept in flight; with the micro-batch size it sizes every stage's KV
+   * cache. Default: latency keeps 1; throughput chooses it with the plan, from 1 to
+   * 2 × (most stages possible) + 1 — enough to keep every stage and link of the loop busy.
+   */
+  microBatchesInFlight?: number;
+  /** Seed of the GA/PSO random stream; the same seed gives the same plan. Default: 1. */
+  seed?: number;
+  /** Fitness evaluations the GA/PSO may spend. Default: 12000. */
+  searchEvaluations?: number;
+  /**
+   * Largest DP state space, (layers + 1) × Π(devices of a kind + 1) × kinds, before `dp`
+   * refuses with PlanTooLargeError (and `auto` switches to `ga`). Default: 600,000 — about
+   * a second on a 2-core machine; time grows roughly in proportion.
+   */
+  dpStateLimit?: number;
+}
+
+/** One stage of a planned pipeline, with what the cost model predicts for it. */
+export interface PlannedStage extends StagePlan {
+  /** Weights plus KV cache the stage holds, in bytes. */
+  memoryBytes: number;
+  /** Bytes the device has available. */
+  deviceMemoryBytes: number;
+  /** One decode step of a micro-batch on this stage, in ms. */
+  computeMs: number;
+  /** One prefill chunk on this stage, in ms. */
+  prefillChunkMs: number;
+}
+
+/** A message's trip along one link during a decode step. */
+export interface PlannedHop {
+  from: string;
+  to: string;
+  /** Payload plus framing, in bytes. */
+  bytes: number;
+  /** Half the round trip plus bytes over bandwidth, in ms. */
+  transferMs: number;
+}
+
+export interface PlanResult extends Plan {
+  stages: PlannedStage[];
+  /** Coordinator → stage 0, stage i → i+1, last stage → coordinator. */
+  hops: PlannedHop[];
+  planner: Exclude<PlannerName, 'auto'>;
+  objective: Objective;
+  microBatchSize: number;
+  microBatchesInFlight: number;
+  /** Predicted time to first token of one prompt, in ms. */
+  ttftMs: number;
+  /** Predicted time per output token of one micro-batch (a full trip around the pipeline), in ms. */
+  tpotMs: number;
+  /** Predicted pipelined tokens per second across all sequences in flight. */
+  tokensPerS: number;
+  /** What bounds the throughput: a stage, a link, or the round trip when too few micro-batches are in flight. */
+  bottleneck: string;
+  workload: Workload;
+  /** Work the planner did: DP labels created, or GA/PSO fitness evaluations. */
+  searchSteps: number;
+}
