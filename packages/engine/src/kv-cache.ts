@@ -1,9 +1,10 @@
 /**
- * Per-sequence KV cache of one stage, one growable buffer per layer for keys
- * and for values, laid out [position, kvDim]. Because the layout is
- * position-major, a sequence's past is a contiguous prefix: a single-row batch
- * feeds it to onnxruntime as a view and receives the new keys straight into
- * the slots after it, with no copy of the cache on any step.
+ * Per-sequence KV cache of one stage: one growable buffer per layer for keys
+ * and one for values, laid out head-major [kvHeads, capacity, headDim] as the
+ * attention reads them. A single-row batch feeds the buffers to onnxruntime as
+ * they lie, spare capacity masked; only the new tokens' rows are written each
+ * step, so no step copies the cache. Capacity doubles (amortised copy) as a
+ * sequence grows.
  */
 import {
   ContextOverflowError,
@@ -28,13 +29,18 @@ export class KvCache {
   readonly #sequences = new Map<string, SequenceCache>();
   #bytes = 0;
 
+  readonly kvDim: number;
+
   constructor(
     readonly layers: number,
-    readonly kvDim: number,
+    readonly kvHeads: number,
+    readonly headDim: number,
     readonly maxSeqLen: number,
     readonly budgetBytes: number,
     readonly maxSequences: number,
-  ) {}
+  ) {
+    this.kvDim = kvHeads * headDim;
+  }
 
   get bytes(): number {
     return this.#bytes;
@@ -94,9 +100,14 @@ export class KvCache {
         `KV cache needs ${extra} more bytes for sequence ${seqId}; ${this.#bytes} of ${this.budgetBytes} are in use`,
       );
     }
+    const { kvHeads, headDim } = this;
     const move = (old: Float32Array | undefined) => {
       const next = new Float32Array(capacity * this.kvDim);
-      if (old) next.set(old.subarray(0, seq.length * this.kvDim));
+      if (!old) return next;
+      for (let h = 0; h < kvHeads; h++) {
+        const from = h * seq.capacity * headDim;
+        next.set(old.subarray(from, from + seq.length * headDim), h * capacity * headDim);
+      }
       return next;
     };
     seq.keys = Array.from({ length: this.layers }, (_, l) => move(seq.keys[l]));

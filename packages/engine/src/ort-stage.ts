@@ -37,7 +37,6 @@ export class OrtStage implements StageEngine {
   readonly info: StageInfo;
   readonly #session: ort.InferenceSession;
   readonly #kv: KvCache;
-  readonly #kvDim: number;
   readonly #samplers = new Map<string, Sampler>();
   /** Reused [B, Pmax, kvDim] blocks for multi-row batches, per layer and K/V. */
   #scratch: Float32Array[] = [];
@@ -48,7 +47,6 @@ export class OrtStage implements StageEngine {
   private constructor(session: ort.InferenceSession, shard: ShardGraph, options: StageOptions) {
     const { config } = shard;
     this.#session = session;
-    this.#kvDim = config.nKvHeads * headDim(config);
     this.info = {
       layerStart: shard.layerStart,
       layerEnd: shard.layerEnd,
@@ -60,7 +58,8 @@ export class OrtStage implements StageEngine {
     };
     this.#kv = new KvCache(
       shard.layerEnd - shard.layerStart,
-      this.#kvDim,
+      config.nKvHeads,
+      headDim(config),
       config.maxSeqLen,
       options.kvBudgetBytes ?? DEFAULT_KV_BUDGET_BYTES,
       options.maxSequences ?? DEFAULT_MAX_SEQUENCES,
@@ -125,13 +124,15 @@ export class OrtStage implements StageEngine {
       ]);
     }
     const fetches: Fetches = { [this.info.isLast ? SHARD_IO.logits : SHARD_IO.hiddenOut]: null };
-    const pastWidth = rows.length === 1 ? rows[0]!.start : Math.max(...rows.map((r) => r.start));
+    // One row feeds its cache buffers whole (spare capacity masked); several are padded to the longest past.
+    const pastWidth =
+      rows.length === 1 ? caches[0]!.capacity : Math.max(...rows.map((r) => r.start));
     feeds[SHARD_IO.attentionBias] = new ort.Tensor(
       'float32',
       attentionBias(rows, width, pastWidth),
       [rows.length, 1, width, pastWidth + width],
     );
-    if (rows.length === 1) this.#feedSingleRow(caches[0]!, rows[0]!.start, width, feeds, fetches);
+    if (rows.length === 1) this.#feedSingleRow(caches[0]!, feeds, fetches);
     else this.#feedPadded(caches, pastWidth, feeds, fetches);
     let kvMs = performance.now() - kvStart;
 
@@ -149,7 +150,7 @@ export class OrtStage implements StageEngine {
     }
     const forwardMs = performance.now() - runStart;
     const storeStart = performance.now();
-    if (rows.length > 1) this.#storePadded(caches, batch, width, results);
+    this.#storeNewRows(caches, batch, width, results);
     rows.forEach((row, r) => {
       caches[r]!.length = row.start + row.count;
     });
@@ -217,44 +218,23 @@ export class OrtStage implements StageEngine {
     return width;
   }
 
-  /** One row: the cache prefix is the past, and the new keys land right after it. */
-  #feedSingleRow(
-    cache: SequenceCache,
-    start: number,
-    width: number,
-    feeds: Feeds,
-    fetches: Fetches,
-  ): void {
-    const d = this.#kvDim;
+  /** One row: the cache buffers are the past, as they lie. */
+  #feedSingleRow(cache: SequenceCache, feeds: Feeds, fetches: Fetches): void {
+    const dims = [1, this.#kv.kvHeads, cache.capacity, this.#kv.headDim];
     for (let l = 0; l < this.#kv.layers; l++) {
       const layer = this.info.layerStart + l;
-      feeds[SHARD_IO.pastKey(layer)] = new ort.Tensor(
-        'float32',
-        cache.keys[l]!.subarray(0, start * d),
-        [1, start, d],
-      );
-      feeds[SHARD_IO.pastValue(layer)] = new ort.Tensor(
-        'float32',
-        cache.values[l]!.subarray(0, start * d),
-        [1, start, d],
-      );
-      fetches[SHARD_IO.newKey(layer)] = new ort.Tensor(
-        'float32',
-        cache.keys[l]!.subarray(start * d, (start + width) * d),
-        [1, width, d],
-      );
-      fetches[SHARD_IO.newValue(layer)] = new ort.Tensor(
-        'float32',
-        cache.values[l]!.subarray(start * d, (start + width) * d),
-        [1, width, d],
-      );
+      feeds[SHARD_IO.pastKey(layer)] = new ort.Tensor('float32', cache.keys[l]!, dims);
+      feeds[SHARD_IO.pastValue(layer)] = new ort.Tensor('float32', cache.values[l]!, dims);
+      fetches[SHARD_IO.newKey(layer)] = null;
+      fetches[SHARD_IO.newValue(layer)] = null;
     }
   }
 
+  /** Several rows: each row's past, head by head, into one [B, kvHeads, pastWidth, headDim] block. */
   #feedPadded(caches: SequenceCache[], pastWidth: number, feeds: Feeds, fetches: Fetches): void {
-    const d = this.#kvDim;
+    const { kvHeads, headDim: hd } = this.#kv;
     const rows = caches.length;
-    const size = rows * pastWidth * d;
+    const size = rows * kvHeads * pastWidth * hd;
     for (let l = 0; l < this.#kv.layers; l++) {
       const layer = this.info.layerStart + l;
       const block = (slot: number, pick: (c: SequenceCache) => Float32Array) => {
@@ -265,9 +245,16 @@ export class OrtStage implements StageEngine {
         }
         const out = scratch.subarray(0, size);
         caches.forEach((cache, r) => {
-          out.set(pick(cache).subarray(0, cache.length * d), r * pastWidth * d);
+          const source = pick(cache);
+          for (let h = 0; h < kvHeads; h++) {
+            const from = h * cache.capacity * hd;
+            out.set(
+              source.subarray(from, from + cache.length * hd),
+              (r * kvHeads + h) * pastWidth * hd,
+            );
+          }
         });
-        return new ort.Tensor('float32', out, [rows, pastWidth, d]);
+        return new ort.Tensor('float32', out, [rows, kvHeads, pastWidth, hd]);
       };
       feeds[SHARD_IO.pastKey(layer)] = block(2 * l, (c) => c.keys[l]!);
       feeds[SHARD_IO.pastValue(layer)] = block(2 * l + 1, (c) => c.values[l]!);
@@ -276,21 +263,26 @@ export class OrtStage implements StageEngine {
     }
   }
 
-  #storePadded(
+  /** Writes each row's new keys and values ([B, kvHeads, T, headDim]) after its past. */
+  #storeNewRows(
     caches: SequenceCache[],
     batch: StageBatch,
     width: number,
     results: ort.InferenceSession.OnnxValueMapType,
   ): void {
-    const d = this.#kvDim;
+    const { kvHeads, headDim: hd } = this.#kv;
     for (let l = 0; l < this.#kv.layers; l++) {
       const layer = this.info.layerStart + l;
       const keys = results[SHARD_IO.newKey(layer)]!.data as Float32Array;
       const values = results[SHARD_IO.newValue(layer)]!.data as Float32Array;
       batch.rows.forEach((row, r) => {
-        const from = r * width * d;
-        caches[r]!.keys[l]!.set(keys.subarray(from, from + row.count * d), row.start * d);
-        caches[r]!.values[l]!.set(values.subarray(from, from + row.count * d), row.start * d);
+        const cache = caches[r]!;
+        for (let h = 0; h < kvHeads; h++) {
+          const from = (r * kvHeads + h) * width * hd;
+          const to = (h * cache.capacity + row.start) * hd;
+          cache.keys[l]!.set(keys.subarray(from, from + row.count * hd), to);
+          cache.values[l]!.set(values.subarray(from, from + row.count * hd), to);
+        }
       });
     }
   }

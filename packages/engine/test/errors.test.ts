@@ -108,7 +108,7 @@ t.test('BAD LAYOUT - more stages than layers', async (t) => {
 });
 
 t.test('KV cache enforces its budget and sequence limit, and frees on release', async (t) => {
-  const cache = new KvCache(2, 8, 128, 2 * 32 * 8 * 4 * 2 * 2, 2);
+  const cache = new KvCache(2, 2, 4, 128, 2 * 32 * 8 * 4 * 2 * 2, 2);
   // The engine records what it stored after each forward pass.
   cache.reserve('a', 0, 10).length = 10;
   t.equal(cache.bytes, 32 * 8 * 4 * 2 * 2);

@@ -61,7 +61,7 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
   const bt = g.op('Shape', [positions], {}, 'batch_tokens');
   const btShape = (hint: string, tail: number[]) =>
     g.op('Concat', [bt, g.ints(`${hint}_tail`, tail)], { axis: attr.int(0) }, hint);
-  const kvShape = btShape('kv_shape', [kvDim]);
+  const kv4Shape = btShape('kv4_shape', [nKvHeads, hd]);
   const q5Shape = btShape('q5_shape', [nKvHeads, group, hd]);
   const flatPositions = g.op('Reshape', [positions, g.ints('flat', [-1])], {}, 'flat_positions');
   const tables = ropeTables(config);
@@ -118,32 +118,57 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
     const [q, k, v] = g.opN('Split', [qkv, g.ints('qkv_split', [nHeads * hd, kvDim, kvDim])], 3, {
       axis: attr.int(1),
     }) as [string, string, string];
-    const newKey = g.op('Reshape', [rope(k, nKvHeads), kvShape], {}, SHARD_IO.newKey(layer));
-    const newValue = g.op('Reshape', [v, kvShape], {}, SHARD_IO.newValue(layer));
-    g.output(newKey, 'float32', ['batch', 'tokens', kvDim]);
-    g.output(newValue, 'float32', ['batch', 'tokens', kvDim]);
-    const pastKey = g.input(SHARD_IO.pastKey(layer), 'float32', ['batch', 'past', kvDim]);
-    const pastValue = g.input(SHARD_IO.pastValue(layer), 'float32', ['batch', 'past', kvDim]);
+    // New keys and values, head-major [B, KV, T, hd]: the layout of the cache they join.
+    const headMajor = (input: string, name: string) =>
+      g.op(
+        'Transpose',
+        [g.op('Reshape', [input, kv4Shape])],
+        { perm: attr.ints([0, 2, 1, 3]) },
+        name,
+      );
+    const newKey = headMajor(rope(k, nKvHeads), SHARD_IO.newKey(layer));
+    const newValue = headMajor(v, SHARD_IO.newValue(layer));
+    g.output(newKey, 'float32', ['batch', nKvHeads, 'tokens', hd]);
+    g.output(newValue, 'float32', ['batch', nKvHeads, 'tokens', hd]);
+    const pastKey = g.input(SHARD_IO.pastKey(layer), 'float32', ['batch', nKvHeads, 'past', hd]);
+    const pastValue = g.input(SHARD_IO.pastValue(layer), 'float32', [
+      'batch',
+      nKvHeads,
+      'past',
+      hd,
+    ]);
 
-    // Queries grouped by KV head: [B, KV, G*T, hd]; keys [B, KV, hd, S]; values [B, KV, S, hd].
+    // Queries grouped by KV head: [B, KV, G*T, hd]. The cache is used where it lies: scores
+    // against it are (K · Qᵀ)ᵀ, so only the small [P, G*T] result is transposed, and the
+    // new tokens are a second, small block of the same softmax. No step copies the cache.
     const q5 = g.op('Reshape', [rope(q, nHeads), q5Shape]);
     const queries = g.op('Reshape', [
       g.op('Transpose', [q5], { perm: attr.ints([0, 2, 3, 1, 4]) }),
       g.ints('q_grouped', [0, nKvHeads, -1, hd]),
     ]);
-    const kvHeads = g.ints('kv_heads', [0, -1, nKvHeads, hd]);
-    const keys = g.op(
-      'Transpose',
-      [g.op('Reshape', [g.op('Concat', [pastKey, newKey], { axis: attr.int(1) }), kvHeads])],
-      { perm: attr.ints([0, 2, 3, 1]) },
-    );
-    const values = g.op(
-      'Transpose',
-      [g.op('Reshape', [g.op('Concat', [pastValue, newValue], { axis: attr.int(1) }), kvHeads])],
-      { perm: attr.ints([0, 2, 1, 3]) },
-    );
-    const scores = g.op('Add', [g.op('Div', [g.op('MatMul', [queries, keys]), scale]), groupBias]);
-    const context = g.op('MatMul', [g.op('Softmax', [scores], { axis: attr.int(-1) }), values]);
+    const queriesT = g.op('Transpose', [queries], { perm: attr.ints([0, 1, 3, 2]) });
+    const pastScores = g.op('Transpose', [g.op('MatMul', [pastKey, queriesT])], {
+      perm: attr.ints([0, 1, 3, 2]),
+    });
+    const newScores = g.op('MatMul', [
+      queries,
+      g.op('Transpose', [newKey], { perm: attr.ints([0, 1, 3, 2]) }),
+    ]);
+    const scores = g.op('Add', [
+      g.op('Div', [g.op('Concat', [pastScores, newScores], { axis: attr.int(-1) }), scale]),
+      groupBias,
+    ]);
+    const probs = g.op('Softmax', [scores], { axis: attr.int(-1) });
+    const pastLength = g.op('Gather', [g.op('Shape', [pastKey]), g.ints('past_axis', [2])], {
+      axis: attr.int(0),
+    });
+    const lastAxis = g.ints('last_axis', [-1]);
+    const pastProbs = g.op('Slice', [probs, g.ints('zero', [0]), pastLength, lastAxis]);
+    const newProbs = g.op('Slice', [probs, pastLength, g.ints('to_end', [2 ** 31 - 1]), lastAxis]);
+    const context = g.op('Add', [
+      g.op('MatMul', [pastProbs, pastValue]),
+      g.op('MatMul', [newProbs, newValue]),
+    ]);
     const context5 = g.op('Reshape', [context, g.ints('ctx5', [0, nKvHeads, group, -1, hd])]);
     const merged = g.op('Reshape', [
       g.op('Transpose', [context5], { perm: attr.ints([0, 3, 1, 2, 4]) }),

@@ -6,12 +6,13 @@
  * - `input_ids` int64 [B, T] on the first stage, else `hidden_in` float32 [B, T, dim];
  * - `position_ids` int64 [B, T]: absolute position of each new token;
  * - `attention_bias` float32 [B, 1, T, P+T]: 0 where a token may attend, -1e30 elsewhere;
- * - `past_key.L` / `past_value.L` float32 [B, P, kvDim] for each layer L of the shard
- *   (sequence-major, so a cache prefix is one contiguous block);
+ * - `past_key.L` / `past_value.L` float32 [B, kvHeads, P, headDim] for each layer L of the
+ *   shard: head-major, so a single sequence's cache buffer (with room to grow) is fed as it
+ *   lies; slots the bias masks may hold anything finite;
  * - on the last stage, `logit_index` int64 [B, R, 1]: which of the T positions get logits.
  *
  * Outputs: `hidden_out` [B, T, dim] (or `logits` [B, R, vocab] on the last stage), and
- * `new_key.L` / `new_value.L` [B, T, kvDim]: only the new tokens' keys and values.
+ * `new_key.L` / `new_value.L` [B, kvHeads, T, headDim]: only the new tokens' keys and values.
  */
 export const SHARD_IO = {
   inputIds: 'input_ids',
