@@ -41,8 +41,15 @@ export interface ShardGraph {
 }
 
 /** Recorded beside a written shard: what it is and the hashes that identify it. */
+/**
+ * Version of the shard graph contract (inputs, outputs, layouts). Shards built by
+ * another version are rebuilt, never loaded.
+ */
+export const SHARD_FORMAT_VERSION = 2;
+
 export interface ShardManifest {
   format: 'swarmbee.shard';
+  formatVersion: number;
   modelHash: string;
   modelName: string;
   config: LlamaConfig;
@@ -190,6 +197,7 @@ export async function writeShard(
     ];
     const manifest: ShardManifest = {
       format: 'swarmbee.shard',
+      formatVersion: SHARD_FORMAT_VERSION,
       modelHash: dir.manifest.modelHash,
       modelName: dir.manifest.name,
       config,
@@ -215,6 +223,11 @@ export async function openShard(
     throw new ShardInvalidError(`${path} is not a shard dir: ${(error as Error).message}`, {
       cause: error,
     });
+  }
+  if (manifest.formatVersion !== SHARD_FORMAT_VERSION) {
+    throw new ShardInvalidError(
+      `${path} holds a shard of format version ${manifest.formatVersion ?? 1}; this SwarmBee builds and loads version ${SHARD_FORMAT_VERSION}`,
+    );
   }
   const onnx = await readFile(join(path, SHARD_GRAPH_FILE));
   return {

@@ -3,13 +3,14 @@
  * cache dir and offered to workers by content address.
  */
 import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type LayerRange,
   type ModelDir,
   openShard,
   type ProgressFn,
+  SHARD_FORMAT_VERSION,
   SHARD_MANIFEST_FILE,
   type ShardManifest,
   sha256,
@@ -33,17 +34,23 @@ export class ShardStore {
 
   /** The shard for `range`, built on first use. */
   ensure(range: LayerRange, progress?: ProgressFn): Promise<StoredShard> {
+    const { modelHash } = this.model.manifest;
     const path = join(
       this.cacheDir,
       'shards',
-      this.model.manifest.modelHash,
+      `v${SHARD_FORMAT_VERSION}`,
+      modelHash,
       `${range.start}-${range.end}`,
     );
     let pending = this.#building.get(path);
     if (!pending) {
       pending = openShard(path)
         .then(({ manifest }) => manifest)
-        .catch(() => writeShard(this.model, range, path, progress))
+        .catch(async () => {
+          // Missing or unreadable: build it afresh.
+          await rm(path, { recursive: true, force: true });
+          return writeShard(this.model, range, path, progress);
+        })
         .then(async (manifest) => {
           const description = await readFile(join(path, SHARD_MANIFEST_FILE));
           const described = {
