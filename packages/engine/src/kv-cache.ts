@@ -1,10 +1,13 @@
 /**
- * Per-sequence KV cache of one stage: one growable buffer per layer for keys
- * and one for values, laid out head-major [kvHeads, capacity, headDim] as the
- * attention reads them. A single-row batch feeds the buffers to onnxruntime as
- * they lie, spare capacity masked; only the new tokens' rows are written each
- * step, so no step copies the cache. Capacity doubles (amortised copy) as a
- * sequence grows.
+ * The KV cache of one stage, kept in *arenas*: one buffer per layer for keys
+ * and one for values, laid out [rows, kvHeads, capacity, headDim] — exactly the
+ * `past_key` / `past_value` inputs of a micro-batch whose rows are the arena's
+ * rows. The scheduler keeps micro-batches stable from step to step, so a batch
+ * almost always finds its arena ready and onnxruntime reads the cache where it
+ * lies; only the new tokens' rows are written. When a batch's rows differ (a
+ * sequence joined or left) its sequences move into a fresh arena once, and
+ * capacity doubles (an amortised copy) as sequences grow. No step copies the
+ * cache as such.
  */
 import {
   ContextOverflowError,
@@ -13,23 +16,42 @@ import {
   SequenceUnknownError,
 } from '@swarmbee/core';
 
-/** First allocation per layer, in positions; buffers double from there. */
+/** Smallest arena capacity, in positions; capacities double from there. */
 const INITIAL_CAPACITY_POSITIONS = 32;
 
-export interface SequenceCache {
-  /** Positions stored. */
-  length: number;
-  /** Positions the buffers hold room for. */
+export interface KvArena {
+  /** Sequence id of each row; undefined once the row's sequence moved or was released. */
+  rows: (string | undefined)[];
+  /** Positions each row has room for. */
   capacity: number;
+  /** Per layer: [rows, kvHeads, capacity, headDim]. */
   keys: Float32Array[];
   values: Float32Array[];
 }
 
-export class KvCache {
-  readonly #sequences = new Map<string, SequenceCache>();
-  #bytes = 0;
+interface Home {
+  arena: KvArena;
+  row: number;
+  /** Positions stored. */
+  length: number;
+}
 
+/** What a micro-batch needs from the cache: its arena, rows in batch order. */
+export interface BatchCache {
+  arena: KvArena;
+}
+
+export interface KvRequest {
+  seqId: string;
+  start: number;
+  count: number;
+}
+
+export class KvCache {
   readonly kvDim: number;
+  readonly #homes = new Map<string, Home>();
+  readonly #arenas = new Set<KvArena>();
+  #bytes = 0;
 
   constructor(
     readonly layers: number,
@@ -42,84 +64,156 @@ export class KvCache {
     this.kvDim = kvHeads * headDim;
   }
 
+  /** Bytes held by arenas (spare capacity included). */
   get bytes(): number {
     return this.#bytes;
   }
 
+  /** Sequences cached. */
   get size(): number {
-    return this.#sequences.size;
+    return this.#homes.size;
   }
 
-  get(seqId: string): SequenceCache | undefined {
-    return this.#sequences.get(seqId);
+  /** Cached positions of a sequence, or undefined when it is not cached here. */
+  length(seqId: string): number | undefined {
+    return this.#homes.get(seqId)?.length;
   }
 
   /**
-   * Makes room for `count` tokens at `start`, discarding anything stored at or
-   * after `start` (a replay rewrites history from there).
+   * Makes room for every row of a micro-batch and returns the arena whose rows are
+   * the batch's rows, in order. Anything a row stored at or after its `start` is
+   * discarded (a replay rewrites history from there). Checks every row before
+   * changing anything, so a refused batch leaves the cache as it was.
    */
-  reserve(seqId: string, start: number, count: number): SequenceCache {
-    if (start + count > this.maxSeqLen) {
-      throw new ContextOverflowError(
-        `sequence ${seqId} would reach position ${start + count}, beyond the model's context of ${this.maxSeqLen}`,
-      );
-    }
-    let seq = this.#sequences.get(seqId);
-    if (!seq) {
-      if (start !== 0) {
+  prepare(requests: readonly KvRequest[]): BatchCache {
+    let newSequences = 0;
+    for (const { seqId, start, count } of requests) {
+      if (start + count > this.maxSeqLen) {
+        throw new ContextOverflowError(
+          `sequence ${seqId} would reach position ${start + count}, beyond the model's context of ${this.maxSeqLen}`,
+        );
+      }
+      const home = this.#homes.get(seqId);
+      if (!home && start !== 0) {
         throw new SequenceUnknownError(
           `sequence ${seqId} is not cached here, so it must start at position 0, not ${start}`,
         );
       }
-      if (this.#sequences.size >= this.maxSequences) {
-        throw new KvBudgetExceededError(
-          `this stage already holds the most sequences it may (${this.maxSequences})`,
+      if (home && start > home.length) {
+        throw new InvalidArgumentError(
+          `sequence ${seqId} has ${home.length} cached positions; a row cannot start at ${start}`,
         );
       }
-      seq = { length: 0, capacity: 0, keys: [], values: [] };
-      this.#sequences.set(seqId, seq);
+      if (!home) newSequences++;
     }
-    if (start > seq.length) {
-      throw new InvalidArgumentError(
-        `sequence ${seqId} has ${seq.length} cached positions; a row cannot start at ${start}`,
+    if (this.#homes.size + newSequences > this.maxSequences) {
+      throw new KvBudgetExceededError(
+        `this stage already holds the most sequences it may (${this.maxSequences})`,
       );
     }
-    seq.length = start;
-    if (start + count > seq.capacity) this.#grow(seqId, seq, start + count);
-    return seq;
+    const needed = Math.max(...requests.map((r) => r.start + r.count));
+    let arena = this.#arenaOf(requests);
+    if (!arena || arena.capacity < needed) arena = this.#rebuild(requests, needed, arena);
+    requests.forEach(({ seqId, start }, row) => {
+      const home = this.#homes.get(seqId);
+      if (home) home.length = start;
+      else this.#homes.set(seqId, { arena: arena, row, length: start });
+    });
+    return { arena };
   }
 
-  #grow(seqId: string, seq: SequenceCache, needed: number): void {
-    let capacity = Math.max(seq.capacity, INITIAL_CAPACITY_POSITIONS);
-    while (capacity < needed) capacity *= 2;
-    capacity = Math.min(capacity, this.maxSeqLen);
-    const extra = (capacity - seq.capacity) * this.kvDim * 4 * 2 * this.layers;
-    if (this.#bytes + extra > this.budgetBytes) {
-      if (seq.length === 0 && seq.capacity === 0) this.#sequences.delete(seqId);
-      throw new KvBudgetExceededError(
-        `KV cache needs ${extra} more bytes for sequence ${seqId}; ${this.#bytes} of ${this.budgetBytes} are in use`,
-      );
+  /** Records that each row now holds its new tokens. */
+  commit(requests: readonly KvRequest[]): void {
+    for (const { seqId, start, count } of requests) {
+      const home = this.#homes.get(seqId);
+      if (home) home.length = start + count;
     }
-    const { kvHeads, headDim } = this;
-    const move = (old: Float32Array | undefined) => {
-      const next = new Float32Array(capacity * this.kvDim);
-      if (!old) return next;
-      for (let h = 0; h < kvHeads; h++) {
-        const from = h * seq.capacity * headDim;
-        next.set(old.subarray(from, from + seq.length * headDim), h * capacity * headDim);
-      }
-      return next;
-    };
-    seq.keys = Array.from({ length: this.layers }, (_, l) => move(seq.keys[l]));
-    seq.values = Array.from({ length: this.layers }, (_, l) => move(seq.values[l]));
-    seq.capacity = capacity;
-    this.#bytes += extra;
   }
 
   release(seqId: string): void {
-    const seq = this.#sequences.get(seqId);
-    if (!seq) return;
-    this.#bytes -= seq.capacity * this.kvDim * 4 * 2 * this.layers;
-    this.#sequences.delete(seqId);
+    const home = this.#homes.get(seqId);
+    if (!home) return;
+    this.#homes.delete(seqId);
+    this.#vacate(home);
+  }
+
+  /** The arena already holding exactly these sequences in this order, if any. */
+  #arenaOf(requests: readonly KvRequest[]): KvArena | undefined {
+    const first = this.#homes.get(requests[0]!.seqId);
+    if (!first || first.arena.rows.length !== requests.length) return undefined;
+    const arena = first.arena;
+    return requests.every((r, i) => arena.rows[i] === r.seqId) ? arena : undefined;
+  }
+
+  /** A fresh arena for these rows, with each known sequence's cache moved into it. */
+  #rebuild(
+    requests: readonly KvRequest[],
+    needed: number,
+    replacing: KvArena | undefined,
+  ): KvArena {
+    let capacity = Math.max(INITIAL_CAPACITY_POSITIONS, replacing?.capacity ?? 0);
+    while (capacity < needed) capacity *= 2;
+    capacity = Math.min(capacity, this.maxSeqLen);
+    const bytes = this.#arenaBytes(requests.length, capacity);
+    // Arenas about to empty are freed by the move, so they do not count against the budget.
+    const freed = this.#bytesFreedBy(requests);
+    if (this.#bytes - freed + bytes > this.budgetBytes) {
+      throw new KvBudgetExceededError(
+        `the KV cache needs ${bytes} bytes for a batch of ${requests.length} at ${capacity} positions; ${this.#bytes} of ${this.budgetBytes} are in use`,
+      );
+    }
+    const size = requests.length * this.kvHeads * capacity * this.headDim;
+    const arena: KvArena = {
+      rows: requests.map((r) => r.seqId),
+      capacity,
+      keys: Array.from({ length: this.layers }, () => new Float32Array(size)),
+      values: Array.from({ length: this.layers }, () => new Float32Array(size)),
+    };
+    this.#arenas.add(arena);
+    this.#bytes += bytes;
+    requests.forEach(({ seqId, start }, row) => {
+      const home = this.#homes.get(seqId);
+      if (!home) return;
+      this.#copyRow(home, arena, row, Math.min(home.length, start));
+      this.#vacate(home);
+      home.arena = arena;
+      home.row = row;
+    });
+    return arena;
+  }
+
+  #copyRow(from: Home, to: KvArena, toRow: number, positions: number): void {
+    const { kvHeads, headDim } = this;
+    const span = positions * headDim;
+    for (let l = 0; l < this.layers; l++) {
+      for (let h = 0; h < kvHeads; h++) {
+        const source = (from.row * kvHeads + h) * from.arena.capacity * headDim;
+        const target = (toRow * kvHeads + h) * to.capacity * headDim;
+        to.keys[l]!.set(from.arena.keys[l]!.subarray(source, source + span), target);
+        to.values[l]!.set(from.arena.values[l]!.subarray(source, source + span), target);
+      }
+    }
+  }
+
+  /** Marks a sequence's row empty, and drops its arena when no row is left. */
+  #vacate(home: Home): void {
+    home.arena.rows[home.row] = undefined;
+    if (home.arena.rows.every((id) => id === undefined) && this.#arenas.delete(home.arena)) {
+      this.#bytes -= this.#arenaBytes(home.arena.rows.length, home.arena.capacity);
+    }
+  }
+
+  #bytesFreedBy(requests: readonly KvRequest[]): number {
+    const moving = new Set(requests.map((r) => r.seqId));
+    let freed = 0;
+    for (const arena of this.#arenas) {
+      if (arena.rows.every((id) => id === undefined || moving.has(id)))
+        freed += this.#arenaBytes(arena.rows.length, arena.capacity);
+    }
+    return freed;
+  }
+
+  #arenaBytes(rows: number, capacity: number): number {
+    return rows * capacity * this.kvDim * 4 * 2 * this.layers;
   }
 }

@@ -16,7 +16,7 @@ import {
 import { SHARD_IO, type ShardGraph } from '@swarmbee/model';
 import ort from 'onnxruntime-node';
 import { attentionBias, logitIndex, positionIds } from './batch-feeds.js';
-import { KvCache, type SequenceCache } from './kv-cache.js';
+import { type KvArena, KvCache } from './kv-cache.js';
 import { Sampler } from './sampler.js';
 import {
   batchWidth,
@@ -38,8 +38,6 @@ export class OrtStage implements StageEngine {
   readonly #session: ort.InferenceSession;
   readonly #kv: KvCache;
   readonly #samplers = new Map<string, Sampler>();
-  /** Reused [B, Pmax, kvDim] blocks for multi-row batches, per layer and K/V. */
-  #scratch: Float32Array[] = [];
   #forwards = 0;
   #forwardMsTotal = 0;
   #closed = false;
@@ -99,7 +97,7 @@ export class OrtStage implements StageEngine {
     const { rows } = batch;
     const width = this.#checkBatch(batch);
     const kvStart = performance.now();
-    const caches = rows.map((row) => this.#kv.reserve(row.seqId, row.start, row.count));
+    const { arena } = this.#kv.prepare(rows);
     const feeds: Feeds = {
       [SHARD_IO.positionIds]: new ort.Tensor('int64', positionIds(rows, width), [
         rows.length,
@@ -124,16 +122,14 @@ export class OrtStage implements StageEngine {
       ]);
     }
     const fetches: Fetches = { [this.info.isLast ? SHARD_IO.logits : SHARD_IO.hiddenOut]: null };
-    // One row feeds its cache buffers whole (spare capacity masked); several are padded to the longest past.
-    const pastWidth =
-      rows.length === 1 ? caches[0]!.capacity : Math.max(...rows.map((r) => r.start));
+    // The arena is the past as it lies: spare capacity and other rows' history are masked.
+    const pastWidth = arena.capacity;
     feeds[SHARD_IO.attentionBias] = new ort.Tensor(
       'float32',
       attentionBias(rows, width, pastWidth),
       [rows.length, 1, width, pastWidth + width],
     );
-    if (rows.length === 1) this.#feedSingleRow(caches[0]!, feeds, fetches);
-    else this.#feedPadded(caches, pastWidth, feeds, fetches);
+    this.#feedArena(arena, feeds, fetches);
     let kvMs = performance.now() - kvStart;
 
     const runStart = performance.now();
@@ -150,10 +146,8 @@ export class OrtStage implements StageEngine {
     }
     const forwardMs = performance.now() - runStart;
     const storeStart = performance.now();
-    this.#storeNewRows(caches, batch, width, results);
-    rows.forEach((row, r) => {
-      caches[r]!.length = row.start + row.count;
-    });
+    this.#storeNewRows(arena, batch, width, results);
+    this.#kv.commit(rows);
     kvMs += performance.now() - storeStart;
     this.#forwards++;
     this.#forwardMsTotal += forwardMs;
@@ -218,46 +212,13 @@ export class OrtStage implements StageEngine {
     return width;
   }
 
-  /** One row: the cache buffers are the past, as they lie. */
-  #feedSingleRow(cache: SequenceCache, feeds: Feeds, fetches: Fetches): void {
-    const dims = [1, this.#kv.kvHeads, cache.capacity, this.#kv.headDim];
+  /** The arena's buffers are the `past_key` / `past_value` inputs, as they lie. */
+  #feedArena(arena: KvArena, feeds: Feeds, fetches: Fetches): void {
+    const dims = [arena.rows.length, this.#kv.kvHeads, arena.capacity, this.#kv.headDim];
     for (let l = 0; l < this.#kv.layers; l++) {
       const layer = this.info.layerStart + l;
-      feeds[SHARD_IO.pastKey(layer)] = new ort.Tensor('float32', cache.keys[l]!, dims);
-      feeds[SHARD_IO.pastValue(layer)] = new ort.Tensor('float32', cache.values[l]!, dims);
-      fetches[SHARD_IO.newKey(layer)] = null;
-      fetches[SHARD_IO.newValue(layer)] = null;
-    }
-  }
-
-  /** Several rows: each row's past, head by head, into one [B, kvHeads, pastWidth, headDim] block. */
-  #feedPadded(caches: SequenceCache[], pastWidth: number, feeds: Feeds, fetches: Fetches): void {
-    const { kvHeads, headDim: hd } = this.#kv;
-    const rows = caches.length;
-    const size = rows * kvHeads * pastWidth * hd;
-    for (let l = 0; l < this.#kv.layers; l++) {
-      const layer = this.info.layerStart + l;
-      const block = (slot: number, pick: (c: SequenceCache) => Float32Array) => {
-        let scratch = this.#scratch[slot];
-        if (!scratch || scratch.length < size) {
-          scratch = new Float32Array(size);
-          this.#scratch[slot] = scratch;
-        }
-        const out = scratch.subarray(0, size);
-        caches.forEach((cache, r) => {
-          const source = pick(cache);
-          for (let h = 0; h < kvHeads; h++) {
-            const from = h * cache.capacity * hd;
-            out.set(
-              source.subarray(from, from + cache.length * hd),
-              (r * kvHeads + h) * pastWidth * hd,
-            );
-          }
-        });
-        return new ort.Tensor('float32', out, [rows, kvHeads, pastWidth, hd]);
-      };
-      feeds[SHARD_IO.pastKey(layer)] = block(2 * l, (c) => c.keys[l]!);
-      feeds[SHARD_IO.pastValue(layer)] = block(2 * l + 1, (c) => c.values[l]!);
+      feeds[SHARD_IO.pastKey(layer)] = new ort.Tensor('float32', arena.keys[l]!, dims);
+      feeds[SHARD_IO.pastValue(layer)] = new ort.Tensor('float32', arena.values[l]!, dims);
       fetches[SHARD_IO.newKey(layer)] = null;
       fetches[SHARD_IO.newValue(layer)] = null;
     }
@@ -265,7 +226,7 @@ export class OrtStage implements StageEngine {
 
   /** Writes each row's new keys and values ([B, kvHeads, T, headDim]) after its past. */
   #storeNewRows(
-    caches: SequenceCache[],
+    arena: KvArena,
     batch: StageBatch,
     width: number,
     results: ort.InferenceSession.OnnxValueMapType,
@@ -276,12 +237,11 @@ export class OrtStage implements StageEngine {
       const keys = results[SHARD_IO.newKey(layer)]!.data as Float32Array;
       const values = results[SHARD_IO.newValue(layer)]!.data as Float32Array;
       batch.rows.forEach((row, r) => {
-        const cache = caches[r]!;
         for (let h = 0; h < kvHeads; h++) {
           const from = (r * kvHeads + h) * width * hd;
-          const to = (h * cache.capacity + row.start) * hd;
-          cache.keys[l]!.set(keys.subarray(from, from + row.count * hd), to);
-          cache.values[l]!.set(values.subarray(from, from + row.count * hd), to);
+          const to = ((r * kvHeads + h) * arena.capacity + row.start) * hd;
+          arena.keys[l]!.set(keys.subarray(from, from + row.count * hd), to);
+          arena.values[l]!.set(values.subarray(from, from + row.count * hd), to);
         }
       });
     }

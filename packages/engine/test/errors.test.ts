@@ -107,21 +107,65 @@ t.test('BAD LAYOUT - more stages than layers', async (t) => {
   );
 });
 
-t.test('KV cache enforces its budget and sequence limit, and frees on release', async (t) => {
-  const cache = new KvCache(2, 2, 4, 128, 2 * 32 * 8 * 4 * 2 * 2, 2);
-  // The engine records what it stored after each forward pass.
-  cache.reserve('a', 0, 10).length = 10;
-  t.equal(cache.bytes, 32 * 8 * 4 * 2 * 2);
-  cache.reserve('b', 0, 1);
-  t.throws(() => cache.reserve('c', 0, 1), {
-    code: KvBudgetExceededError.code,
-    message: /most sequences/,
-  });
-  t.throws(() => cache.reserve('a', 10, 40), { code: KvBudgetExceededError.code });
-  cache.release('b');
-  cache.reserve('a', 10, 40);
-  t.equal(cache.get('a')!.capacity, 64);
-  t.throws(() => cache.reserve('a', 60, 100), { code: ContextOverflowError.code });
-  cache.release('a');
-  t.equal(cache.bytes, 0);
-});
+t.test(
+  'KV cache: arenas are reused while a batch keeps its rows, budgets and limits hold',
+  async (t) => {
+    // 2 layers, 2 kv heads of 4: one row at the initial 32 positions is 2*32*8*4*2 = 4 KiB.
+    const rowBytes = 2 * 32 * 8 * 4 * 2;
+    const cache = new KvCache(2, 2, 4, 128, 3 * rowBytes, 3);
+    const a = cache.prepare([{ seqId: 'a', start: 0, count: 10 }]).arena;
+    cache.commit([{ seqId: 'a', start: 0, count: 10 }]);
+    t.equal(cache.bytes, rowBytes);
+    t.equal(
+      cache.prepare([{ seqId: 'a', start: 10, count: 1 }]).arena,
+      a,
+      'the same rows reuse their arena',
+    );
+    cache.commit([{ seqId: 'a', start: 10, count: 1 }]);
+    a.keys[0]![3] = 42; // position 0 of head 0, dim 3
+    const ab = cache.prepare([
+      { seqId: 'a', start: 11, count: 1 },
+      { seqId: 'b', start: 0, count: 1 },
+    ]).arena;
+    t.not(ab, a, 'a new composition gets a new arena');
+    t.equal(ab.keys[0]![3], 42, 'and keeps what was cached');
+    t.equal(cache.bytes, 2 * rowBytes, 'the old arena is gone');
+    cache.commit([
+      { seqId: 'a', start: 11, count: 1 },
+      { seqId: 'b', start: 0, count: 1 },
+    ]);
+    t.equal(cache.length('a'), 12);
+    t.throws(
+      () =>
+        cache.prepare([
+          { seqId: 'c', start: 0, count: 1 },
+          { seqId: 'd', start: 0, count: 1 },
+        ]),
+      { code: KvBudgetExceededError.code, message: /most sequences/ },
+    );
+    t.throws(
+      () =>
+        cache.prepare([
+          { seqId: 'a', start: 12, count: 60 },
+          { seqId: 'b', start: 1, count: 1 },
+        ]),
+      { code: KvBudgetExceededError.code },
+      'growing past the budget is refused',
+    );
+    t.equal(cache.length('a'), 12, 'a refused batch changes nothing');
+    t.throws(() => cache.prepare([{ seqId: 'a', start: 100, count: 40 }]), {
+      code: ContextOverflowError.code,
+    });
+    t.throws(() => cache.prepare([{ seqId: 'a', start: 20, count: 1 }]), {
+      code: InvalidArgumentError.code,
+      message: /cannot start at 20/,
+    });
+    t.throws(() => cache.prepare([{ seqId: 'x', start: 3, count: 1 }]), {
+      code: 'SWARMBEE_ERR_SEQUENCE_UNKNOWN',
+    });
+    cache.release('a');
+    cache.release('b');
+    t.equal(cache.bytes, 0, 'releasing every row frees the arena');
+    t.equal(cache.size, 0);
+  },
+);

@@ -93,78 +93,110 @@ function inProcessRun(context: SuiteContext, model: ModelDir, tokens: number): P
   });
 }
 
-interface ClusterFigures {
-  stages: number;
-  singleStream: Summary;
-  /** Aggregate tokens/s by concurrent streams. */
-  concurrent: Map<number, Summary>;
+interface Figures {
+  inProcess: number[];
+  /** Single-stream decode tok/s by stage count, one sample per round. */
+  single: Map<number, number[]>;
+  /** Aggregate tok/s by stage count and stream count, one sample per round. */
+  aggregate: Map<string, number[]>;
   bytesPerTokenPerHop?: number;
 }
 
-async function measureCluster(
+async function concurrentRate(
+  apiUrl: string,
+  streams: number,
+  tokens: number,
+  vocab: number,
+): Promise<number> {
+  const started = performance.now();
+  const results = await Promise.all(
+    Array.from({ length: streams }, (_, s) => complete(apiUrl, promptIds(s + 1, vocab), tokens)),
+  );
+  return (
+    (results.reduce((n, x) => n + x.completionTokens, 0) * 1000) / (performance.now() - started)
+  );
+}
+
+/**
+ * Both clusters stay up and every round measures each setup once, in turn, so a
+ * ratio compares runs minutes apart at most: this machine's speed drifts.
+ */
+async function measure(
   context: SuiteContext,
   model: ModelDir,
-  stages: number,
   tokens: number,
-  repeats: number,
+  rounds: number,
   streams: number[],
-): Promise<ClusterFigures> {
-  context.progress(`pipeline: starting ${stages} worker(s), each on its own core`);
-  const cluster = await LocalCluster.start({
-    model,
-    workers: stages,
-    cliBin: context.cliBin,
-    cacheDir: join(cacheRoot(), 'bench'),
-    threads: 1,
-    pinCores: true,
-    workerOutput: 'ignore',
-  });
+): Promise<Figures> {
+  const clusters = new Map<number, LocalCluster>();
   const vocab = model.manifest.config.vocabSize;
   try {
-    await complete(cluster.apiUrl, promptIds(0, vocab), 16); // warm-up, excluded
-    const single: number[] = [];
-    const before = await cluster.coordinator.workerStats();
-    let generated = 0;
-    for (let r = 0; r < repeats; r++) {
-      context.progress(`pipeline: ${stages} stage(s), one stream, run ${r + 1}/${repeats}`);
-      const result = await complete(cluster.apiUrl, promptIds(0, vocab), tokens);
-      single.push(result.tokensPerSecond);
-      generated += result.completionTokens;
+    for (const stages of [1, 2]) {
+      context.progress(`pipeline: starting ${stages} worker(s), each pinned to its own core`);
+      const cluster = await LocalCluster.start({
+        model,
+        workers: stages,
+        cliBin: context.cliBin,
+        cacheDir: join(cacheRoot(), 'bench', `stages-${stages}`),
+        threads: 1,
+        pinCores: true,
+        workerOutput: 'ignore',
+      });
+      clusters.set(stages, cluster);
+      await complete(cluster.apiUrl, promptIds(0, vocab), 16); // warm-up, excluded
     }
-    const after = await cluster.coordinator.workerStats();
-    const figures: ClusterFigures = {
-      stages,
-      singleStream: summarize(single),
-      concurrent: new Map(),
+    await inProcessRun(context, model, 16); // warm-up, excluded
+    const figures: Figures = {
+      inProcess: [],
+      single: new Map([
+        [1, []],
+        [2, []],
+      ]),
+      aggregate: new Map(),
     };
-    if (stages > 1) {
-      const first = cluster.coordinator.deployment[0]!.worker;
-      // Stage 0's frames carry a hidden state per token; prefill frames count too, spread over the tokens.
-      figures.bytesPerTokenPerHop =
-        ((after[first]?.bytesSent ?? 0) - (before[first]?.bytesSent ?? 0)) /
-        (generated + repeats * PROMPT_TOKENS);
-    }
-    for (const count of streams) {
-      const rates: number[] = [];
-      for (let r = 0; r < repeats; r++) {
-        context.progress(
-          `pipeline: ${stages} stage(s), ${count} concurrent streams, run ${r + 1}/${repeats}`,
-        );
-        const started = performance.now();
-        const results = await Promise.all(
-          Array.from({ length: count }, (_, s) =>
-            complete(cluster.apiUrl, promptIds(s + 1, vocab), tokens),
-          ),
-        );
-        const seconds = (performance.now() - started) / 1000;
-        rates.push(results.reduce((n, x) => n + x.completionTokens, 0) / seconds);
+    const two = clusters.get(2)!;
+    const first = two.coordinator.deployment[0]!.worker;
+    let stage0Bytes = 0;
+    let stage0Tokens = 0;
+    for (let round = 0; round < rounds; round++) {
+      context.progress(
+        `pipeline: round ${round + 1}/${rounds}: one stream in process, on 1 stage, on 2 stages`,
+      );
+      figures.inProcess.push(await inProcessRun(context, model, tokens));
+      for (const [stages, cluster] of clusters) {
+        const before = stages === 2 ? await cluster.coordinator.workerStats() : undefined;
+        const result = await complete(cluster.apiUrl, promptIds(0, vocab), tokens);
+        figures.single.get(stages)!.push(result.tokensPerSecond);
+        if (before) {
+          const after = await cluster.coordinator.workerStats();
+          stage0Bytes += (after[first]?.bytesSent ?? 0) - (before[first]?.bytesSent ?? 0);
+          // Stage 0 forwarded the prompt and every sampled token but the last.
+          stage0Tokens += PROMPT_TOKENS + result.completionTokens - 1;
+        }
       }
-      figures.concurrent.set(count, summarize(rates));
+      for (const count of streams) {
+        context.progress(
+          `pipeline: round ${round + 1}/${rounds}: ${count} concurrent streams on 1 and on 2 stages`,
+        );
+        for (const [stages, cluster] of clusters) {
+          const key = `${stages}x${count}`;
+          if (!figures.aggregate.has(key)) figures.aggregate.set(key, []);
+          figures.aggregate
+            .get(key)!
+            .push(await concurrentRate(cluster.apiUrl, count, tokens, vocab));
+        }
+      }
     }
+    figures.bytesPerTokenPerHop = stage0Bytes / stage0Tokens;
     return figures;
   } finally {
-    await cluster.stop();
+    await Promise.all([...clusters.values()].map((c) => c.stop()));
   }
+}
+
+/** Per-round ratios a[i] / b[i], summarised: the baseline is always the same round's. */
+function ratios(a: number[], b: number[]): Summary {
+  return summarize(a.map((value, i) => value / b[i]!));
 }
 
 export const pipelineSuite: Suite = {
@@ -173,77 +205,82 @@ export const pipelineSuite: Suite = {
     '110M preset over pinned single-thread worker processes: loopback cost, hop latency, pipelined throughput, bytes per hop',
   async run(context) {
     const started = Date.now();
-    const repeats = context.quick ? 1 : 3;
+    const rounds = context.quick ? 1 : 5;
     const tokens = context.quick ? 32 : 96;
     const streams = context.quick ? [4] : [4, 8];
     context.progress(
       `pipeline: preparing the ${BENCH_PRESET} synthetic model (cached after the first run)`,
     );
     const model = await cachedSynthModel(BENCH_PRESET, DEFAULT_SYNTH_SEED);
-    const inProcess: number[] = [];
-    await inProcessRun(context, model, 16); // warm-up: page cache, onnxruntime start
-    for (let r = 0; r < repeats; r++) {
-      context.progress(`pipeline: in-process engine (core 0, 1 thread), run ${r + 1}/${repeats}`);
-      inProcess.push(await inProcessRun(context, model, tokens));
-    }
-    const baseline = summarize(inProcess);
-    const one = await measureCluster(context, model, 1, tokens, repeats, streams);
-    const two = await measureCluster(context, model, 2, tokens, repeats, streams);
+    const figures = await measure(context, model, tokens, rounds, streams);
+    const baseline = summarize(figures.inProcess);
+    const single = (stages: number) => summarize(figures.single.get(stages)!);
+    const aggregate = (stages: number, count: number) =>
+      figures.aggregate.get(`${stages}x${count}`)!;
     const dim = model.manifest.config.dim;
     const checkStreams = streams.at(-1)!;
+    const loopback = ratios(figures.single.get(1)!, figures.inProcess);
+    const hopCost = ratios(figures.single.get(1)!, figures.single.get(2)!);
+    const scaling = new Map(
+      streams.map((count) => [count, ratios(aggregate(2, count), aggregate(1, count))]),
+    );
     const checks: BenchCheck[] = [
       check(
         '1 stage over loopback vs in-process engine',
-        one.singleStream.median / baseline.median,
+        loopback.median,
         0.9,
-        'decode tok/s, 1 worker / in-process, batch 1',
+        'decode tok/s, 1 worker / in-process, batch 1 (median of per-round ratios)',
       ),
       check(
         '2 stages: per-token latency vs 1 stage',
-        one.singleStream.median / two.singleStream.median,
+        hopCost.median,
         1.1,
-        'ms/token with 2 stages / ms/token with 1',
+        'ms/token with 2 stages / with 1 (median of per-round ratios)',
         '<=',
       ),
       check(
         `2 stages vs 1 with ${checkStreams} streams`,
-        two.concurrent.get(checkStreams)!.median / one.concurrent.get(checkStreams)!.median,
+        scaling.get(checkStreams)!.median,
         1.7,
-        'aggregate decode tok/s, 2 stages / 1 stage',
+        'aggregate decode tok/s, 2 stages / 1 stage (median of per-round ratios)',
       ),
       check(
         'bytes per token per hop',
-        two.bytesPerTokenPerHop ?? 0,
+        figures.bytesPerTokenPerHop ?? 0,
         dim * 4 + 512,
         `stage 0 bytes sent / tokens it forwarded (limit: hidden ${dim} x 4 + 512)`,
         '<=',
       ),
     ];
     const fmt = (v: number) => v.toFixed(1);
+    const spread = (x: Summary) => `${fmt(x.min)}..${fmt(x.max)}`;
     const rows: (string | number)[][] = [
       [
         'in-process engine',
-        1,
         fmt(baseline.median),
-        `${fmt(baseline.min)}..${fmt(baseline.max)}`,
-        '-',
+        spread(baseline),
+        (1000 / baseline.median).toFixed(2),
         '-',
       ],
-      ...[one, two].map((f) => [
-        `${f.stages} worker process(es)`,
-        1,
-        fmt(f.singleStream.median),
-        `${fmt(f.singleStream.min)}..${fmt(f.singleStream.max)}`,
-        (1000 / f.singleStream.median).toFixed(2),
-        f.bytesPerTokenPerHop === undefined ? '-' : f.bytesPerTokenPerHop.toFixed(0),
+      ...[1, 2].map((stages) => [
+        `${stages} worker process(es)`,
+        fmt(single(stages).median),
+        spread(single(stages)),
+        (1000 / single(stages).median).toFixed(2),
+        stages === 2 ? (figures.bytesPerTokenPerHop ?? 0).toFixed(0) : '-',
       ]),
     ];
-    const throughputRows = streams.map((count) => [
-      count,
-      fmt(one.concurrent.get(count)!.median),
-      fmt(two.concurrent.get(count)!.median),
-      (two.concurrent.get(count)!.median / one.concurrent.get(count)!.median).toFixed(2),
-    ]);
+    const throughputRows = streams.map((count) => {
+      const one = summarize(aggregate(1, count));
+      const two = summarize(aggregate(2, count));
+      const ratio = scaling.get(count)!;
+      return [
+        count,
+        fmt(one.median),
+        fmt(two.median),
+        `${ratio.median.toFixed(2)} (${ratio.min.toFixed(2)}..${ratio.max.toFixed(2)})`,
+      ];
+    });
     return {
       suite: 'pipeline',
       title: 'Pipeline: worker processes on loopback, one core and one thread each',
@@ -257,39 +294,41 @@ export const pipelineSuite: Suite = {
         weightBytes: model.manifest.weights.bytes,
         source: `synthetic preset ${BENCH_PRESET}`,
       },
-      options: { repeats, tokens, streams, promptTokens: PROMPT_TOKENS },
+      options: { rounds, tokens, streams, promptTokens: PROMPT_TOKENS },
       notes: [
-        `Each stream: a ${PROMPT_TOKENS}-token prompt, then ${tokens} greedy tokens. Medians of ${repeats} run(s); spread is min..max. One warm-up request per cluster is excluded.`,
+        `Each stream: a ${PROMPT_TOKENS}-token prompt, then ${tokens} greedy tokens. Both clusters stay up and each of ${rounds} round(s) measures every setup once, in turn; ratios are taken within a round and summarised by their median (spread min..max). One warm-up request per setup is excluded.`,
         'Workers are pinned with taskset (worker i on core i) and run one onnxruntime thread; the coordinator runs unpinned in the benchmark process.',
         'Single-stream tok/s excludes the first token (as run.c reports); aggregate tok/s is all completion tokens over the wall time of the concurrent run.',
         'For reference (not measured here): llama.cpp RPC with two single-thread servers decodes this shape at about 43 tok/s for one stream; one llama.cpp process about 70 with 2 threads.',
       ],
       metrics: {
-        inProcessTokensPerSecond: { unit: 'tok/s', summary: baseline, samples: inProcess },
-        oneStageTokensPerSecond: { unit: 'tok/s', summary: one.singleStream },
-        twoStageTokensPerSecond: { unit: 'tok/s', summary: two.singleStream },
+        inProcessTokensPerSecond: { unit: 'tok/s', summary: baseline, samples: figures.inProcess },
+        oneStageTokensPerSecond: {
+          unit: 'tok/s',
+          summary: single(1),
+          samples: figures.single.get(1)!,
+        },
+        twoStageTokensPerSecond: {
+          unit: 'tok/s',
+          summary: single(2),
+          samples: figures.single.get(2)!,
+        },
         ...Object.fromEntries(
-          streams.flatMap((count) => [
-            [
-              `oneStageAggregate.streams${count}`,
-              { unit: 'tok/s', summary: one.concurrent.get(count)! },
-            ],
-            [
-              `twoStageAggregate.streams${count}`,
-              { unit: 'tok/s', summary: two.concurrent.get(count)! },
-            ],
+          [...figures.aggregate].map(([key, samples]) => [
+            `aggregate.${key}`,
+            { unit: 'tok/s', summary: summarize(samples), samples },
           ]),
         ),
       },
       tables: [
         {
           title: 'One stream',
-          head: ['setup', 'streams', 'tok/s', 'spread', 'ms/token', 'bytes/token/hop'],
+          head: ['setup', 'tok/s', 'spread', 'ms/token', 'bytes/token/hop'],
           rows,
         },
         {
           title: 'Concurrent streams (aggregate decode tok/s)',
-          head: ['streams', '1 stage', '2 stages', 'ratio'],
+          head: ['streams', '1 stage', '2 stages', 'ratio (spread)'],
           rows: throughputRows,
         },
       ],
@@ -308,11 +347,11 @@ export const pipelineSuite: Suite = {
                 low: baseline.min,
                 high: baseline.max,
               },
-              ...[one, two].map((f) => ({
-                label: `${f.stages} stage(s)`,
-                value: f.singleStream.median,
-                low: f.singleStream.min,
-                high: f.singleStream.max,
+              ...[1, 2].map((stages) => ({
+                label: `${stages} stage(s)`,
+                value: single(stages).median,
+                low: single(stages).min,
+                high: single(stages).max,
               })),
             ],
           }),
@@ -324,11 +363,13 @@ export const pipelineSuite: Suite = {
             title: 'Aggregate decode tokens/s',
             xLabel: 'concurrent streams',
             yLabel: 'tokens/s',
-            series: [one, two].map((f) => ({
-              name: `${f.stages} stage(s)`,
+            series: [1, 2].map((stages) => ({
+              name: `${stages} stage(s)`,
               points: [
-                [1, f.singleStream.median] as [number, number],
-                ...streams.map((c) => [c, f.concurrent.get(c)!.median] as [number, number]),
+                [1, single(stages).median] as [number, number],
+                ...streams.map(
+                  (c) => [c, summarize(aggregate(stages, c)).median] as [number, number],
+                ),
               ],
             })),
           }),
