@@ -133,6 +133,11 @@ export class EngineClosedError extends SwarmBeeError {
   static override readonly httpStatus = 503;
 }
 
+/** The requested onnxruntime execution provider is not in this build of onnxruntime-node. */
+export class ExecutionProviderUnavailableError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_EXECUTION_PROVIDER_UNAVAILABLE';
+}
+
 /** An operation was cancelled through its AbortSignal, or timed out. */
 export class AbortedError extends SwarmBeeError {
   static override readonly code = 'SWARMBEE_ERR_ABORTED';
@@ -265,6 +270,7 @@ registerErrors(
   SequenceUnknownError,
   EngineFailedError,
   EngineClosedError,
+  ExecutionProviderUnavailableError,
   AbortedError,
   FrameInvalidError,
   FrameTooLargeError,

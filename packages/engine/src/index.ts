@@ -15,6 +15,7 @@
  * ```
  */
 export * from './batch-feeds.js';
+export * from './execution-provider.js';
 export * from './generate.js';
 export * from './kv-cache.js';
 export * from './local-pipeline.js';

@@ -16,6 +16,7 @@ import {
 import { SHARD_IO, type ShardGraph } from '@swarmbee/model';
 import ort from 'onnxruntime-node';
 import { attentionBias, logitIndex, positionIds } from './batch-feeds.js';
+import { executionProviders } from './execution-provider.js';
 import { type KvArena, KvCache } from './kv-cache.js';
 import { Sampler } from './sampler.js';
 import {
@@ -69,6 +70,7 @@ export class OrtStage implements StageEngine {
       intraOpNumThreads: options.intraOpThreads ?? availableParallelism(),
       interOpNumThreads: 1,
       executionMode: 'sequential',
+      executionProviders: executionProviders(options.executionProvider),
       graphOptimizationLevel: 'all',
       logSeverityLevel: 3,
       extra: {

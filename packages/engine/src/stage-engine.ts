@@ -75,6 +75,11 @@ export interface StageOptions {
    * turn off when several stages share the cores (an in-process pipeline).
    */
   allowSpinning?: boolean;
+  /**
+   * onnxruntime execution provider, e.g. `cpu`, `cuda`, `tensorrt`, `coreml`. Default `cpu`.
+   * Operators the provider lacks fall back to the CPU.
+   */
+  executionProvider?: string;
   /** KV-cache byte budget for all sequences of the stage. Default {@link DEFAULT_KV_BUDGET_BYTES}. */
   kvBudgetBytes?: number;
   /** Most sequences the stage keeps a cache for at once. Default {@link DEFAULT_MAX_SEQUENCES}. */

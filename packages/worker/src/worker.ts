@@ -47,6 +47,8 @@ export interface WorkerOptions {
   advertiseHost?: string;
   /** onnxruntime intra-op threads. Default: all cores. */
   threads?: number;
+  /** onnxruntime execution provider (cpu, cuda, ...). Default cpu. */
+  executionProvider?: string;
   /** Delay before re-joining a lost coordinator, ms; doubles up to 10 s. Default 500. */
   rejoinDelayMs?: number;
   tls?: { server?: ServerTlsOptions; client?: ClientTlsOptions };
@@ -249,7 +251,8 @@ export class WorkerDaemon {
       const { graph } = await openShard(path);
       const stageOptions = { ...load.options };
       if (this.#options.threads !== undefined) stageOptions.intraOpThreads = this.#options.threads;
-      engine = await ThreadedStage.create(graph, stageOptions);
+      const executionProvider = this.#options.executionProvider;
+      engine = await ThreadedStage.create(graph, { ...stageOptions, executionProvider });
       const nextUrl = load.nextUrl ?? this.#options.coordinatorUrl;
       const downstream = await connect(nextUrl, {
         token: this.#options.token,

@@ -97,24 +97,46 @@ interface Figures {
   inProcess: number[];
   /** Single-stream decode tok/s by stage count, one sample per round. */
   single: Map<number, number[]>;
-  /** Aggregate tok/s by stage count and stream count, one sample per round. */
-  aggregate: Map<string, number[]>;
+  /** Concurrent runs by stage count and stream count (`2x8`), one per round. */
+  aggregate: Map<string, ConcurrentRun[]>;
   bytesPerTokenPerHop?: number;
 }
 
-async function concurrentRate(
-  apiUrl: string,
+interface ConcurrentRun {
+  /** Aggregate completion tokens per second. */
+  rate: number;
+  /** Share of the run each stage spent in forward passes (mean over stages). */
+  busyShare: number;
+  /** Mean forward pass, ms (mean over stages). */
+  forwardMs: number;
+}
+
+/** `streams` concurrent completions; how fast, and how busy the stages were meanwhile. */
+async function concurrentRun(
+  cluster: LocalCluster,
   streams: number,
   tokens: number,
   vocab: number,
-): Promise<number> {
+): Promise<ConcurrentRun> {
+  const before = await cluster.coordinator.workerStats();
   const started = performance.now();
   const results = await Promise.all(
-    Array.from({ length: streams }, (_, s) => complete(apiUrl, promptIds(s + 1, vocab), tokens)),
+    Array.from({ length: streams }, (_, s) =>
+      complete(cluster.apiUrl, promptIds(s + 1, vocab), tokens),
+    ),
   );
-  return (
-    (results.reduce((n, x) => n + x.completionTokens, 0) * 1000) / (performance.now() - started)
-  );
+  const wallMs = performance.now() - started;
+  const after = await cluster.coordinator.workerStats();
+  const stages = Object.keys(after);
+  const delta = (name: string, key: string) =>
+    (after[name]?.[key] ?? 0) - (before[name]?.[key] ?? 0);
+  const mean = (f: (name: string) => number) =>
+    stages.reduce((n, name) => n + f(name), 0) / stages.length;
+  return {
+    rate: (results.reduce((n, x) => n + x.completionTokens, 0) * 1000) / wallMs,
+    busyShare: mean((name) => delta(name, 'forwardMsTotal') / wallMs),
+    forwardMs: mean((name) => delta(name, 'forwardMsTotal') / Math.max(1, delta(name, 'forwards'))),
+  };
 }
 
 /**
@@ -181,9 +203,7 @@ async function measure(
         for (const [stages, cluster] of clusters) {
           const key = `${stages}x${count}`;
           if (!figures.aggregate.has(key)) figures.aggregate.set(key, []);
-          figures.aggregate
-            .get(key)!
-            .push(await concurrentRate(cluster.apiUrl, count, tokens, vocab));
+          figures.aggregate.get(key)!.push(await concurrentRun(cluster, count, tokens, vocab));
         }
       }
     }
@@ -207,7 +227,7 @@ export const pipelineSuite: Suite = {
     const started = Date.now();
     const rounds = context.quick ? 1 : 5;
     const tokens = context.quick ? 32 : 96;
-    const streams = context.quick ? [4] : [4, 8];
+    const streams = context.quick ? [4] : [4, 8, 16];
     context.progress(
       `pipeline: preparing the ${BENCH_PRESET} synthetic model (cached after the first run)`,
     );
@@ -216,7 +236,9 @@ export const pipelineSuite: Suite = {
     const baseline = summarize(figures.inProcess);
     const single = (stages: number) => summarize(figures.single.get(stages)!);
     const aggregate = (stages: number, count: number) =>
-      figures.aggregate.get(`${stages}x${count}`)!;
+      figures.aggregate.get(`${stages}x${count}`)!.map((run) => run.rate);
+    const stageUse = (stages: number, count: number, pick: (run: ConcurrentRun) => number) =>
+      summarize(figures.aggregate.get(`${stages}x${count}`)!.map(pick)).median;
     const dim = model.manifest.config.dim;
     const checkStreams = streams.at(-1)!;
     const loopback = ratios(figures.single.get(1)!, figures.inProcess);
@@ -274,11 +296,15 @@ export const pipelineSuite: Suite = {
       const one = summarize(aggregate(1, count));
       const two = summarize(aggregate(2, count));
       const ratio = scaling.get(count)!;
+      const use = (stages: number) =>
+        `${(stageUse(stages, count, (r) => r.busyShare) * 100).toFixed(0)}% busy, ${stageUse(stages, count, (r) => r.forwardMs).toFixed(1)} ms/forward`;
       return [
         count,
         fmt(one.median),
         fmt(two.median),
         `${ratio.median.toFixed(2)} (${ratio.min.toFixed(2)}..${ratio.max.toFixed(2)})`,
+        use(1),
+        use(2),
       ];
     });
     return {
@@ -299,6 +325,7 @@ export const pipelineSuite: Suite = {
         `Each stream: a ${PROMPT_TOKENS}-token prompt, then ${tokens} greedy tokens. Both clusters stay up and each of ${rounds} round(s) measures every setup once, in turn; ratios are taken within a round and summarised by their median (spread min..max). One warm-up request per setup is excluded.`,
         'Workers are pinned with taskset (worker i on core i) and run one onnxruntime thread; the coordinator runs unpinned in the benchmark process.',
         'Single-stream tok/s excludes the first token (as run.c reports); aggregate tok/s is all completion tokens over the wall time of the concurrent run.',
+        'A decode step streams every weight of a stage once, whatever the micro-batch size, while both cores share one memory bus: two micro-batches of n/2 cost the engines close to two batches of n. The engine columns show it (forward time and busy share), and bound what pipelining can gain on one machine.',
         'For reference (not measured here): llama.cpp RPC with two single-thread servers decodes this shape at about 43 tok/s for one stream; one llama.cpp process about 70 with 2 threads.',
       ],
       metrics: {
@@ -314,9 +341,13 @@ export const pipelineSuite: Suite = {
           samples: figures.single.get(2)!,
         },
         ...Object.fromEntries(
-          [...figures.aggregate].map(([key, samples]) => [
+          [...figures.aggregate].map(([key, runs]) => [
             `aggregate.${key}`,
-            { unit: 'tok/s', summary: summarize(samples), samples },
+            {
+              unit: 'tok/s',
+              summary: summarize(runs.map((r) => r.rate)),
+              samples: runs.map((r) => r.rate),
+            },
           ]),
         ),
       },
@@ -328,7 +359,14 @@ export const pipelineSuite: Suite = {
         },
         {
           title: 'Concurrent streams (aggregate decode tok/s)',
-          head: ['streams', '1 stage', '2 stages', 'ratio (spread)'],
+          head: [
+            'streams',
+            '1 stage',
+            '2 stages',
+            'ratio (spread)',
+            '1 stage: engine',
+            '2 stages: each engine',
+          ],
           rows: throughputRows,
         },
       ],

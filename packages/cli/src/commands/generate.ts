@@ -64,6 +64,11 @@ export function generateCommand(yargs: Argv): Argv {
           type: 'number',
           describe: 'onnxruntime threads per stage (default: all cores)',
         })
+        .option('execution-provider', {
+          type: 'string',
+          default: 'cpu',
+          describe: 'onnxruntime execution provider: cpu, cuda, ... (CPU takes what it lacks)',
+        })
         .option('json', {
           type: 'boolean',
           default: false,
@@ -104,7 +109,10 @@ export function generateCommand(yargs: Argv): Argv {
       const ranges = args.ranges !== undefined ? parseRanges(args.ranges) : undefined;
       if (!Number.isInteger(args.stages) || args.stages < 1)
         throw new InvalidArgumentError(`--stages must be a positive integer, got ${args.stages}`);
-      const stage = args.threads === undefined ? {} : { intraOpThreads: args.threads };
+      const stage = {
+        executionProvider: args.executionProvider as string,
+        ...(args.threads === undefined ? {} : { intraOpThreads: args.threads }),
+      };
       const pipeline = await LocalPipeline.create(dir, { stages: args.stages, ranges, stage });
       const controller = new AbortController();
       const onSignal = () => controller.abort();

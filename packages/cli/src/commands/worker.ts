@@ -1,6 +1,7 @@
 /** `swarmbee worker`: the stage daemon a device runs. */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { executionProviders } from '@swarmbee/engine';
 import { cacheRoot } from '@swarmbee/model';
 import { WorkerDaemon } from '@swarmbee/worker';
 import type { Argv } from 'yargs';
@@ -38,11 +39,19 @@ export function workerCommand(yargs: Argv): Argv {
           describe: 'Shard cache directory (default: <cache>/worker/<name>)',
         })
         .option('threads', { type: 'number', describe: 'onnxruntime threads (default: all cores)' })
+        .option('execution-provider', {
+          type: 'string',
+          default: 'cpu',
+          describe:
+            'onnxruntime execution provider: cpu, cuda, tensorrt, ... (checked at start; CPU takes what it lacks)',
+        })
         .options(tokenOptions),
     async (args) => {
       const { host, port } = parseHostPort(args.listen, 'listen');
       const name = args.name ?? hostname();
       const log = logger(`worker ${name}`);
+      // Refuse an unavailable provider now, not when the first shard loads.
+      executionProviders(args.executionProvider);
       const worker = new WorkerDaemon({
         coordinatorUrl: args.join,
         token: resolveToken(args),
@@ -52,6 +61,7 @@ export function workerCommand(yargs: Argv): Argv {
         listenPort: port,
         advertiseHost: args.advertise,
         threads: args.threads,
+        executionProvider: args.executionProvider,
         log,
       });
       const stopping = untilSignal();
