@@ -9,6 +9,9 @@ import { benchCommand } from './commands/bench.js';
 import { coordinatorCommand } from './commands/coordinator.js';
 import { generateCommand } from './commands/generate.js';
 import { modelCommand } from './commands/model.js';
+import { planCommand } from './commands/plan.js';
+import { profileCommand } from './commands/profile.js';
+import { replanCommand } from './commands/replan.js';
 import { upCommand } from './commands/up.js';
 import { workerCommand } from './commands/worker.js';
 
@@ -30,6 +33,9 @@ export async function main(argv: string[]): Promise<number> {
   generateCommand(cli);
   workerCommand(cli);
   coordinatorCommand(cli);
+  profileCommand(cli);
+  planCommand(cli);
+  replanCommand(cli);
   benchCommand(cli);
   try {
     await cli.parseAsync();

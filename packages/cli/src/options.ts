@@ -1,4 +1,6 @@
 /** Parsers for option values shared by several commands; each throws a coded error naming the flag. */
+
+import type { PlanningOptions } from '@swarmbee/coordinator';
 import { InvalidArgumentError } from '@swarmbee/core';
 import type { LayerRange } from '@swarmbee/model';
 
@@ -38,4 +40,22 @@ export function parseHostPort(text: string, flag: string): { host: string; port:
       `--${flag}: "${text}" is not HOST:PORT (e.g. 127.0.0.1:7070; port 0 picks a free one)`,
     );
   return { host: match[1] ?? match[2]!, port };
+}
+
+/** Planning flags (--planner, --objective, --pin-first, --pin-last, --context) as coordinator options. */
+export function planningFrom(args: {
+  planner?: string;
+  objective?: string;
+  pinFirst?: string;
+  pinLast?: string;
+  context?: number;
+}): PlanningOptions {
+  const planning: PlanningOptions = {};
+  if (args.planner !== undefined) planning.planner = args.planner as PlanningOptions['planner'];
+  if (args.objective !== undefined)
+    planning.objective = args.objective as PlanningOptions['objective'];
+  if (args.pinFirst !== undefined) planning.pinFirst = args.pinFirst;
+  if (args.pinLast !== undefined) planning.pinLast = args.pinLast;
+  if (args.context !== undefined) planning.workload = { contextTokens: args.context };
+  return planning;
 }

@@ -69,6 +69,8 @@ export interface CompleteOptions {
   signal?: AbortSignal;
   /** Called with each piece of text as soon as it is safe to show. */
   onText?: (delta: string) => void;
+  /** Called with each sampled token id as it arrives (before any text it makes). */
+  onToken?: (id: number) => void;
 }
 
 export interface ModelInfo {
@@ -149,6 +151,7 @@ export class GenerationService {
           logprobs: request.logprobs,
           signal: options.signal,
           onToken: (id) => {
+            options.onToken?.(id);
             const delta = stream.push(id);
             if (delta) options.onText?.(delta);
             return !stream.stopped;

@@ -2,12 +2,17 @@
  * @swarmbee/coordinator — the worker registry, deployment, the micro-batch
  * scheduler and the OpenAI-compatible HTTP API.
  */
+
+export * from './api/admin.js';
 export * from './api/errors.js';
 export * from './api/schemas.js';
 export * from './api/server.js';
 export * from './cluster/coordinator.js';
 export * from './cluster/deployer.js';
+export * from './cluster/deployment.js';
 export * from './cluster/even-plan.js';
+export * from './cluster/planning.js';
+export * from './cluster/profiler.js';
 export * from './cluster/remote-transport.js';
 export * from './cluster/shard-store.js';
 export * from './cluster/worker-link.js';

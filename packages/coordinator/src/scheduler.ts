@@ -88,6 +88,8 @@ interface Sequence {
   awaitingToken: boolean;
   /** Micro-batches holding this sequence that have not come back. */
   inFlight: number;
+  /** Times the sequence was replayed into a rebuilt pipeline. */
+  replays: number;
   logprobs: number[];
   startedAt: number;
   firstTokenAt?: number;
@@ -97,8 +99,10 @@ interface Sequence {
 }
 
 export class Scheduler {
-  readonly #transport: BatchTransport;
-  readonly #maxInFlight: number;
+  /** Where batches go; undefined while the pipeline is being rebuilt (sequences wait). */
+  #transport: BatchTransport | undefined;
+  #maxInFlight: number;
+  #replayed = 0;
   readonly #maxBatchRows: number;
   readonly #chunk: number;
   readonly #live = new Map<string, Sequence>();
@@ -107,7 +111,7 @@ export class Scheduler {
   #nextSequence = 1;
   #prefillTurn = true;
 
-  constructor(transport: BatchTransport, options: SchedulerOptions = {}) {
+  constructor(transport: BatchTransport | undefined, options: SchedulerOptions = {}) {
     this.#transport = transport;
     this.#maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
     this.#maxBatchRows = options.maxBatchRows ?? DEFAULT_MAX_BATCH_ROWS;
@@ -135,6 +139,7 @@ export class Scheduler {
         sampled: 0,
         awaitingToken: false,
         inFlight: 0,
+        replays: 0,
         logprobs: [],
         startedAt: performance.now(),
         settled: false,
@@ -160,7 +165,40 @@ export class Scheduler {
     for (const seq of [...this.#live.values()]) this.#fail(seq, error);
   }
 
+  /**
+   * Forgets the current pipeline: batches in flight are abandoned (their results, if any
+   * come, are ignored), and every live sequence will be replayed from position 0 — its
+   * prompt and the tokens sampled so far — into whatever pipeline is attached next, so
+   * the stages rebuild its KV cache. Greedy sequences then continue exactly as before.
+   */
+  detach(): void {
+    this.#transport = undefined;
+    for (const batch of this.#inFlight.values()) for (const seq of batch) seq.inFlight--;
+    this.#inFlight.clear();
+    for (const seq of this.#live.values()) {
+      seq.sent = 0;
+      seq.awaitingToken = false;
+      seq.inFlight = 0;
+      seq.replays++;
+    }
+  }
+
+  /** Sends live sequences (replays first in line) into a new pipeline. */
+  attach(transport: BatchTransport, options: { maxInFlight?: number } = {}): void {
+    this.#transport = transport;
+    if (options.maxInFlight !== undefined) this.#maxInFlight = options.maxInFlight;
+    this.#pump();
+  }
+
+  /** Sequences replayed into a rebuilt pipeline since this scheduler started. */
+  get replays(): number {
+    let total = this.#replayed;
+    for (const seq of this.#live.values()) total += seq.replays;
+    return total;
+  }
+
   #pump(): void {
+    if (!this.#transport) return;
     while (this.#inFlight.size < this.#maxInFlight) {
       const batch = this.#nextMicroBatch();
       if (!batch) return;
@@ -212,9 +250,14 @@ export class Scheduler {
       seq.inFlight++;
     });
     this.#inFlight.set(batchId, sequences);
-    this.#transport.run({ batchId, rows, tokens }).then(
-      (result) => this.#complete(batchId, rows, result),
-      (error) => this.#failBatch(batchId, asSwarmBeeError(error)),
+    // A batch of an abandoned pipeline is no longer in #inFlight: its outcome is ignored.
+    this.#transport!.run({ batchId, rows, tokens }).then(
+      (result) => {
+        if (this.#inFlight.has(batchId)) this.#complete(batchId, rows, result);
+      },
+      (error) => {
+        if (this.#inFlight.has(batchId)) this.#failBatch(batchId, asSwarmBeeError(error));
+      },
     );
   }
 
@@ -253,7 +296,7 @@ export class Scheduler {
     this.#inFlight.delete(batchId);
     for (const seq of sequences) {
       seq.inFlight--;
-      if (seq.settled && seq.inFlight === 0) this.#transport.release([seq.id]);
+      if (seq.settled && seq.inFlight === 0) this.#transport?.release([seq.id]);
     }
     return sequences;
   }
@@ -274,7 +317,8 @@ export class Scheduler {
     seq.settled = true;
     this.#live.delete(seq.id);
     // A batch still out would reach a stage after the release: free the cache when it lands.
-    if (seq.inFlight === 0) this.#transport.release([seq.id]);
+    this.#replayed += seq.replays;
+    if (seq.inFlight === 0) this.#transport?.release([seq.id]);
   }
 
   #result(seq: Sequence, finish: SequenceResult['finish']): SequenceResult {

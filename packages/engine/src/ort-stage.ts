@@ -32,6 +32,16 @@ import {
 } from './stage-engine.js';
 
 type Feeds = Record<string, ort.Tensor>;
+
+const idleCell = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Blocks this thread for `ms` without using the CPU, as a slower device's compute
+ * would hold its stage. Runs in the stage's own thread, so no event loop waits on it.
+ */
+function idleFor(ms: number): void {
+  if (ms > 0) Atomics.wait(idleCell, 0, 0, ms);
+}
 type Fetches = Record<string, ort.Tensor | null>;
 
 export class OrtStage implements StageEngine {
@@ -39,6 +49,8 @@ export class OrtStage implements StageEngine {
   readonly #session: ort.InferenceSession;
   readonly #kv: KvCache;
   readonly #samplers = new Map<string, Sampler>();
+  /** Extra idle time per forward pass, as a multiple of it (benchmark slow-down). */
+  readonly #idleFactor: number;
   #forwards = 0;
   #forwardMsTotal = 0;
   #closed = false;
@@ -55,6 +67,10 @@ export class OrtStage implements StageEngine {
       vocabSize: config.vocabSize,
       maxSeqLen: config.maxSeqLen,
     };
+    const speed = options.speedFactor ?? 1;
+    if (!(speed > 0 && speed <= 1))
+      throw new InvalidArgumentError(`speed factor must be in (0, 1], got ${speed}`);
+    this.#idleFactor = 1 / speed - 1;
     this.#kv = new KvCache(
       shard.layerEnd - shard.layerStart,
       config.nKvHeads,
@@ -146,6 +162,7 @@ export class OrtStage implements StageEngine {
         },
       );
     }
+    idleFor(this.#idleFactor * (performance.now() - runStart));
     const forwardMs = performance.now() - runStart;
     const storeStart = performance.now();
     this.#storeNewRows(arena, batch, width, results);

@@ -9,6 +9,7 @@
  * ```
  */
 export * from './device.js';
+export * from './device-profiler.js';
 export * from './shard-cache.js';
 export * from './stage-runner.js';
 export * from './state.js';

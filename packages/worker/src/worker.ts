@@ -12,20 +12,26 @@ import {
   fromWire,
   type SwarmBeeError,
 } from '@swarmbee/core';
-import { type StageEngine, ThreadedStage } from '@swarmbee/engine';
+import { type StageEngine, type StageOptions, ThreadedStage } from '@swarmbee/engine';
 import { openShard } from '@swarmbee/model';
 import {
+  answerProbe,
   type Channel,
+  type ChannelOptions,
   type ChannelServer,
   type ClientTlsOptions,
   type ControlMessage,
   connect,
+  connectShaped,
+  type LinkShape,
   listen,
+  type ProfileRequestMessage,
   type ServerTlsOptions,
   type ShardOfferMessage,
   type StageLoadMessage,
 } from '@swarmbee/protocol';
 import { deviceFacts } from './device.js';
+import { answerProfileRequest } from './profile-requests.js';
 import { ShardCache } from './shard-cache.js';
 import { StageRunner } from './stage-runner.js';
 import { type WorkerState, WorkerStateMachine } from './state.js';
@@ -49,6 +55,14 @@ export interface WorkerOptions {
   threads?: number;
   /** onnxruntime execution provider (cpu, cuda, ...). Default cpu. */
   executionProvider?: string;
+  /** Bytes this worker offers for weights plus KV cache. Default: 90 % of the memory free when profiled. */
+  memoryLimitBytes?: number;
+  /** Benchmarks and tests only: run as a device this fraction as fast. Default 1. */
+  speedFactor?: number;
+  /** Benchmarks and tests only: shape this worker's outgoing data-plane links. Default: none. */
+  linkShape?: LinkShape;
+  /** Heartbeats, frame and queue limits of every connection. Defaults: the protocol's. */
+  channel?: ChannelOptions;
   /** Delay before re-joining a lost coordinator, ms; doubles up to 10 s. Default 500. */
   rejoinDelayMs?: number;
   tls?: { server?: ServerTlsOptions; client?: ClientTlsOptions };
@@ -97,6 +111,7 @@ export class WorkerDaemon {
   async start(): Promise<void> {
     this.#server = await listen(
       {
+        ...this.#options.channel,
         host: this.#options.listenHost ?? '127.0.0.1',
         port: this.#options.listenPort ?? 0,
         token: this.#options.token,
@@ -106,6 +121,7 @@ export class WorkerDaemon {
       (channel) => {
         if (channel.plane !== 'data') return;
         channel.on('message', (message) => {
+          if (answerProbe(channel, message)) return;
           if (this.#runner && !this.#machine.is('draining', 'stopped'))
             this.#runner.accept(message);
           else if (message.type === 'forward')
@@ -125,6 +141,7 @@ export class WorkerDaemon {
     while (this.#machine.is('joining')) {
       try {
         const control = await connect(this.#options.coordinatorUrl, {
+          ...this.#options.channel,
           token: this.#options.token,
           role: 'worker',
           name: this.name,
@@ -207,6 +224,9 @@ export class WorkerDaemon {
       }
       case 'stage.load':
         return this.#load(message);
+      case 'profile.request':
+        await this.#profile(message);
+        return;
       case 'stats.request':
         this.#control?.send({ type: 'stats', requestId: message.requestId, stats: this.stats() });
         return;
@@ -249,17 +269,19 @@ export class WorkerDaemon {
       // Verify the bytes on disk before handing them to onnxruntime.
       const path = await this.#cache.verify(offer);
       const { graph } = await openShard(path);
-      const stageOptions = { ...load.options };
-      if (this.#options.threads !== undefined) stageOptions.intraOpThreads = this.#options.threads;
-      const executionProvider = this.#options.executionProvider;
-      engine = await ThreadedStage.create(graph, { ...stageOptions, executionProvider });
+      engine = await ThreadedStage.create(graph, { ...load.options, ...this.#engineOptions() });
       const nextUrl = load.nextUrl ?? this.#options.coordinatorUrl;
-      const downstream = await connect(nextUrl, {
-        token: this.#options.token,
-        role: 'stage',
-        name: `${this.name}/stage-${load.stage}`,
-        tls: this.#options.tls?.client,
-      });
+      const downstream = await connectShaped(
+        nextUrl,
+        {
+          ...this.#options.channel,
+          token: this.#options.token,
+          role: 'stage',
+          name: `${this.name}/stage-${load.stage}`,
+          tls: this.#options.tls?.client,
+        },
+        this.#options.linkShape,
+      );
       this.#runner = new StageRunner({
         stage: load.stage,
         engine,
@@ -276,6 +298,42 @@ export class WorkerDaemon {
       await engine?.close().catch(() => {});
       if (this.#machine.is('loading')) this.#machine.to('idle');
       throw error;
+    }
+  }
+
+  /** Engine settings shared by serving and profiling, so a profile measures what serving runs. */
+  #engineOptions(): StageOptions {
+    const options: StageOptions = {};
+    if (this.#options.threads !== undefined) options.intraOpThreads = this.#options.threads;
+    if (this.#options.executionProvider !== undefined)
+      options.executionProvider = this.#options.executionProvider;
+    if (this.#options.speedFactor !== undefined) options.speedFactor = this.#options.speedFactor;
+    return options;
+  }
+
+  async #profile(request: ProfileRequestMessage): Promise<void> {
+    try {
+      const result = await answerProfileRequest(request, {
+        name: this.name,
+        token: this.#options.token,
+        tls: this.#options.tls?.client,
+        linkShape: this.#options.linkShape,
+        cacheDir: this.#options.cacheDir,
+        shards: this.#cache,
+        engine: this.#engineOptions(),
+        memoryLimitBytes: this.#options.memoryLimitBytes,
+        log: this.#log,
+      });
+      this.#control?.send({ type: 'profile.result', requestId: request.requestId, result });
+    } catch (error) {
+      const wire = asSwarmBeeError(error).toWire();
+      this.#control?.send({
+        type: 'error',
+        code: wire.code,
+        message: wire.message.slice(0, 4000),
+        retryable: wire.retryable,
+        requestId: request.requestId,
+      });
     }
   }
 

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { Coordinator } from '@swarmbee/coordinator';
 import { cacheRoot, openModelDir } from '@swarmbee/model';
 import type { Argv } from 'yargs';
-import { parseHostPort } from '../options.js';
+import { channelFrom, heartbeatOptions, linkShapeFrom, linkShapeOptions } from '../bench-flags.js';
+import { parseHostPort, planningFrom } from '../options.js';
 import { resolveToken, tokenOptions } from '../token.js';
 import { logger, untilSignal } from '../ui/log.js';
 import { deploymentTable } from './cluster-table.js';
@@ -46,6 +47,28 @@ export function coordinatorCommand(yargs: Argv): Argv {
           type: 'string',
           describe: 'Where built shards are kept (default: <cache>/coordinator)',
         })
+        .option('planner', {
+          choices: ['dp', 'ga', 'pso', 'auto', 'solo', 'even', 'memory'] as const,
+          default: 'dp' as const,
+          describe:
+            'How layers are assigned: dp (EdgeShard, exact), ga, pso, auto, or a baseline; even skips profiling',
+        })
+        .option('objective', {
+          choices: ['latency', 'throughput'] as const,
+          default: 'throughput' as const,
+          describe: 'What the plan optimizes',
+        })
+        .option('pin-first', {
+          type: 'string',
+          describe: 'Worker that must run stage 0 (raw tokens never leave it)',
+        })
+        .option('pin-last', { type: 'string', describe: 'Worker that must run the last stage' })
+        .option('context', {
+          type: 'number',
+          describe: "Context length plans size the KV cache for, tokens (default: the model's)",
+        })
+        .options(linkShapeOptions)
+        .options(heartbeatOptions)
         .options(tokenOptions),
     async (args) => {
       const listen = parseHostPort(args.listen, 'listen');
@@ -63,6 +86,9 @@ export function coordinatorCommand(yargs: Argv): Argv {
         minWorkers: args.minWorkers,
         cacheDir: args.cacheDir ?? join(cacheRoot(), 'coordinator'),
         deploy: args.threads === undefined ? {} : { stage: { intraOpThreads: args.threads } },
+        planning: planningFrom(args),
+        linkShape: linkShapeFrom(args),
+        channel: channelFrom(args),
         log,
       });
       const stopping = untilSignal();

@@ -53,6 +53,12 @@ export function upCommand(yargs: Argv): Argv {
           default: 0,
           describe: 'Demo sampling temperature (0 = greedy)',
         })
+        .option('planner', {
+          choices: ['even', 'dp', 'ga', 'pso', 'auto', 'solo', 'memory'] as const,
+          default: 'even' as const,
+          describe:
+            'How layers are assigned; even shows the pipeline over every worker, dp lets the planner choose (profiling first)',
+        })
         .option('serve', {
           type: 'boolean',
           default: true,
@@ -75,6 +81,7 @@ export function upCommand(yargs: Argv): Argv {
             apiHost: api.host,
             apiPort: api.port,
             log: logger('coordinator'),
+            coordinator: { planning: { planner: args.planner } },
           },
           abort.signal,
         ),

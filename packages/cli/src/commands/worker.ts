@@ -5,6 +5,7 @@ import { executionProviders } from '@swarmbee/engine';
 import { cacheRoot } from '@swarmbee/model';
 import { WorkerDaemon } from '@swarmbee/worker';
 import type { Argv } from 'yargs';
+import { channelFrom, heartbeatOptions, linkShapeFrom, linkShapeOptions } from '../bench-flags.js';
 import { parseHostPort } from '../options.js';
 import { resolveToken, tokenOptions } from '../token.js';
 import { logger, untilSignal } from '../ui/log.js';
@@ -45,6 +46,18 @@ export function workerCommand(yargs: Argv): Argv {
           describe:
             'onnxruntime execution provider: cpu, cuda, tensorrt, ... (checked at start; CPU takes what it lacks)',
         })
+        .option('memory-limit-mib', {
+          type: 'number',
+          describe:
+            'Memory offered for weights and KV cache, MiB (default: 90% of free memory when profiled)',
+        })
+        .option('speed-factor', {
+          type: 'number',
+          describe:
+            'BENCHMARKS/TESTS ONLY: run as a device this fraction as fast, in (0, 1] (default 1)',
+        })
+        .options(linkShapeOptions)
+        .options(heartbeatOptions)
         .options(tokenOptions),
     async (args) => {
       const { host, port } = parseHostPort(args.listen, 'listen');
@@ -62,6 +75,12 @@ export function workerCommand(yargs: Argv): Argv {
         advertiseHost: args.advertise,
         threads: args.threads,
         executionProvider: args.executionProvider,
+        ...(args.memoryLimitMib === undefined
+          ? {}
+          : { memoryLimitBytes: args.memoryLimitMib * 2 ** 20 }),
+        ...(args.speedFactor === undefined ? {} : { speedFactor: args.speedFactor }),
+        linkShape: linkShapeFrom(args),
+        channel: channelFrom(args),
         log,
       });
       const stopping = untilSignal();

@@ -8,6 +8,7 @@ import { UnauthorizedError } from '@swarmbee/core';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Completion, CompletionRequest, GenerationService } from '../generation-service.js';
 import type { Metrics } from '../metrics.js';
+import { type AdminHandlers, adminRoutes } from './admin.js';
 import { toApiError } from './errors.js';
 import {
   chatBody,
@@ -29,6 +30,8 @@ export interface ApiOptions {
   apiKey?: string;
   /** Largest request body, bytes. Default {@link DEFAULT_BODY_LIMIT_BYTES}. */
   bodyLimitBytes?: number;
+  /** SwarmBee's cluster routes (/swarmbee/*); absent for a server without a cluster. */
+  admin?: AdminHandlers;
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -46,15 +49,13 @@ export function createApi(options: ApiOptions): FastifyInstance {
     void reply.status(status).send(body);
   });
   app.addHook('onRequest', async (request) => {
-    if (
-      options.apiKey &&
-      request.url.startsWith('/v1/') &&
-      !keyMatches(request.headers.authorization, options.apiKey)
-    ) {
+    const guarded = request.url.startsWith('/v1/') || request.url.startsWith('/swarmbee/');
+    if (options.apiKey && guarded && !keyMatches(request.headers.authorization, options.apiKey)) {
       throw new UnauthorizedError('this API needs "Authorization: Bearer <api key>"');
     }
   });
 
+  if (options.admin) adminRoutes(app, options.admin);
   app.get('/healthz', async (_request, reply) => {
     const health = options.health();
     return reply.status(health.ready ? 200 : 503).send(health);

@@ -1,20 +1,31 @@
 /**
- * The coordinator: accepts workers, plans and deploys the model over them, and
- * serves the API through the scheduler. One WebSocket port takes both workers'
- * control connections and the last stage's token stream; the API has its own port.
+ * The coordinator: accepts workers, profiles them, plans and deploys the model
+ * over them, and serves the API through the scheduler. One WebSocket port takes
+ * both workers' control connections and the last stage's token stream; the API
+ * has its own port.
+ *
+ * When a worker that runs a stage is lost (killed, unplugged, or stalled past the
+ * heartbeat timeout) the coordinator re-plans on the workers that remain, deploys
+ * the new plan, and replays every live sequence into it, so response streams carry
+ * on; with greedy sampling the text is the same as without the failure. If no plan
+ * fits any more, every waiting request fails at once with a coded error.
  */
 import {
   asSwarmBeeError,
+  type ClusterProfile,
   ClusterUnavailableError,
   InvalidArgumentError,
   type Plan,
   type SwarmBeeError,
 } from '@swarmbee/core';
-import { loadTokenizer, type ModelDir, type ProgressFn, type Tokenizer } from '@swarmbee/model';
+import { loadTokenizer, type ModelDir, type ProgressFn } from '@swarmbee/model';
+import type { PlanResult } from '@swarmbee/planner';
 import {
+  answerProbe,
   type Channel,
+  type ChannelOptions,
   type ChannelServer,
-  connect,
+  type LinkShape,
   listen,
   type ServerTlsOptions,
 } from '@swarmbee/protocol';
@@ -23,10 +34,12 @@ import { createApi } from '../api/server.js';
 import { GenerationService, type ServiceLimits } from '../generation-service.js';
 import { Metrics, type StageMetrics } from '../metrics.js';
 import { Scheduler, type SchedulerOptions } from '../scheduler.js';
-import { type DeployedStage, type DeployOptions, deployPlan } from './deployer.js';
-import { evenPlan } from './even-plan.js';
-import { RemoteTransport } from './remote-transport.js';
+import type { DeployedStage, DeployOptions } from './deployer.js';
+import { bringUp, type Deployment, profileFor, tearDown } from './deployment.js';
+import { choosePlan, needsProfile, type PlanningOptions } from './planning.js';
+import { profileCluster } from './profiler.js';
 import { ShardStore } from './shard-store.js';
+import { pollStageMetrics } from './stage-metrics.js';
 import { WorkerLink } from './worker-link.js';
 
 export interface CoordinatorOptions {
@@ -41,17 +54,21 @@ export interface CoordinatorOptions {
   /** HTTP API address. Default 127.0.0.1:8080. */
   apiHost?: string;
   apiPort?: number;
-  /** Require this bearer key on /v1 routes. Default: none. */
+  /** Require this bearer key on /v1 and /swarmbee routes. Default: none. */
   apiKey?: string;
-  /** Workers to wait for before deploying. Default 1. */
+  /** Workers to wait for before the first deployment. Default 1. */
   minWorkers?: number;
   /** Where the coordinator keeps the shards it builds. */
   cacheDir: string;
   scheduler?: SchedulerOptions;
   limits?: Partial<ServiceLimits>;
   deploy?: DeployOptions;
-  /** Chooses the plan for the workers at hand. Default: an even split in join order. */
-  planner?: (model: ModelDir, workers: readonly WorkerLink[]) => Plan;
+  /** How plans are chosen. Default: profile the workers, then the DP for throughput. */
+  planning?: PlanningOptions;
+  /** Heartbeats, frame and queue limits of every connection. Defaults: the protocol's. */
+  channel?: ChannelOptions;
+  /** Benchmarks and tests only: shape the coordinator's outgoing data-plane links. */
+  linkShape?: LinkShape;
   /** How often to poll workers for their stage metrics, ms. Default 2000. */
   statsIntervalMs?: number;
   tls?: ServerTlsOptions;
@@ -62,8 +79,19 @@ export interface CoordinatorOptions {
 export const DEFAULT_COORDINATOR_PORT = 7070;
 export const DEFAULT_API_PORT = 8080;
 export const DEFAULT_STATS_INTERVAL_MS = 2000;
+/** Attempts to bring up a plan when workers keep failing during deployment. */
+const MAX_DEPLOY_ATTEMPTS = 3;
 
-type CoordinatorState = 'waiting' | 'deploying' | 'ready' | 'stopped';
+/** `waiting` for workers, `deploying` the first plan, `ready`, `recovering` (re-planning with requests held), `stopped`. */
+export type CoordinatorState = 'waiting' | 'deploying' | 'ready' | 'recovering' | 'stopped';
+
+export interface RecoveryEvent {
+  reason: string;
+  /** From the loss (or re-plan request) to the new pipeline accepting batches. */
+  durationMs: number;
+  /** Sequences replayed into the new pipeline. */
+  replayed: number;
+}
 
 export class Coordinator {
   readonly #options: CoordinatorOptions;
@@ -71,20 +99,20 @@ export class Coordinator {
   readonly #workers = new Map<string, WorkerLink>();
   readonly #store: ShardStore;
   readonly #metrics: Metrics;
+  readonly #recoveries: RecoveryEvent[] = [];
   #server?: ChannelServer;
   #api?: FastifyInstance;
   #apiUrl?: string;
-  #tokenizer?: Tokenizer;
   #state: CoordinatorState = 'waiting';
-  #plan?: Plan;
-  #deployed: DeployedStage[] = [];
-  #transport?: RemoteTransport;
+  #profile?: ClusterProfile;
+  #deployment?: Deployment;
   #scheduler?: Scheduler;
   #service?: GenerationService;
-  #stage0?: Channel<'data'>;
   #stageMetrics: StageMetrics[] = [];
   #statsTimer?: NodeJS.Timeout;
   #nextWorkerId = 1;
+  /** Reconfigurations run one at a time, in order. */
+  #reconfiguring: Promise<void> = Promise.resolve();
   #readyWaiters: { resolve: () => void; reject: (e: SwarmBeeError) => void }[] = [];
 
   constructor(options: CoordinatorOptions) {
@@ -105,12 +133,17 @@ export class Coordinator {
     return this.#state;
   }
 
-  get plan(): Plan | undefined {
-    return this.#plan;
+  get plan(): Plan | PlanResult | undefined {
+    return this.#deployment?.plan;
   }
 
   get deployment(): readonly DeployedStage[] {
-    return this.#deployed;
+    return this.#deployment?.stages ?? [];
+  }
+
+  /** Every re-plan and recovery so far, oldest first. */
+  get recoveries(): readonly RecoveryEvent[] {
+    return this.#recoveries;
   }
 
   /** Where workers connect. */
@@ -124,11 +157,12 @@ export class Coordinator {
     return this.#apiUrl;
   }
 
+  /** The completion service; while recovering it accepts requests and holds them. */
   get service(): GenerationService {
-    if (!this.#service || this.#state !== 'ready') {
+    if (!this.#service || (this.#state !== 'ready' && this.#state !== 'recovering')) {
       throw new ClusterUnavailableError(
         this.#state === 'waiting'
-          ? `waiting for workers: ${this.#workers.size} of ${this.#options.minWorkers ?? 1} have joined`
+          ? `waiting for workers: ${this.#openWorkers().length} of ${this.#options.minWorkers ?? 1} have joined`
           : `the cluster is ${this.#state}; retry shortly`,
       );
     }
@@ -137,9 +171,22 @@ export class Coordinator {
 
   async start(): Promise<void> {
     const { model } = this.#options;
-    this.#tokenizer = model.manifest.tokenizer ? await loadTokenizer(model) : undefined;
+    if (!model.manifest.tokenizer) {
+      throw new InvalidArgumentError(
+        `model ${model.manifest.name} has no tokenizer; the API needs one to serve text`,
+      );
+    }
+    const { config, name } = model.manifest;
+    this.#scheduler = new Scheduler(undefined, this.#options.scheduler);
+    this.#service = new GenerationService(
+      this.#scheduler,
+      await loadTokenizer(model),
+      { name, vocabSize: config.vocabSize, maxSeqLen: config.maxSeqLen },
+      this.#options.limits,
+    );
     this.#server = await listen(
       {
+        ...this.#options.channel,
         host: this.#options.listenHost ?? '127.0.0.1',
         port: this.#options.listenPort ?? DEFAULT_COORDINATOR_PORT,
         token: this.#options.token,
@@ -154,8 +201,13 @@ export class Coordinator {
       service: () => this.service,
       health: () => this.health(),
       metrics: this.#metrics,
-      modelName: model.manifest.name,
+      modelName: name,
       apiKey: this.#options.apiKey,
+      admin: {
+        profile: (reprofile, progress) => this.profile({ reprofile, progress }),
+        replan: (planning) => this.replan(planning),
+        cluster: () => this.describe(),
+      },
     });
     const host = this.#options.apiHost ?? '127.0.0.1';
     await this.#api.listen({ host, port: this.#options.apiPort ?? DEFAULT_API_PORT });
@@ -181,10 +233,27 @@ export class Coordinator {
     return {
       ready: this.#state === 'ready',
       state: this.#state,
-      workers: [...this.#workers.keys()],
-      stages: this.#deployed,
+      workers: this.#openWorkers().map((w) => w.name),
+      stages: [...this.deployment],
       model: this.#options.model.manifest.name,
     };
+  }
+
+  /** The cluster as the API's /swarmbee/cluster shows it. */
+  describe(): Record<string, unknown> {
+    return {
+      ...this.health(),
+      devices: this.#openWorkers().map((w) => ({ name: w.name, dataUrl: w.dataUrl, ...w.device })),
+      plan: this.plan,
+      profiled: this.#profile?.createdAt,
+      recoveries: this.#recoveries,
+    };
+  }
+
+  #openWorkers(): WorkerLink[] {
+    return [...this.#workers.values()]
+      .filter((w) => w.open)
+      .sort((a, b) => a.name.localeCompare(b.name));
   }
 
   #acceptWorker(channel: Channel<'control'>): void {
@@ -193,8 +262,7 @@ export class Coordinator {
         channel.close(1008, 'register first');
         return;
       }
-      const existing = this.#workers.get(message.name);
-      if (existing?.open) {
+      if (this.#workers.get(message.name)?.open) {
         channel.send({
           type: 'error',
           code: InvalidArgumentError.code,
@@ -212,7 +280,7 @@ export class Coordinator {
         channel,
       );
       link.onBatchError = (error) => {
-        if (!this.#transport?.onBatchError(error)) {
+        if (!this.#deployment?.transport.onBatchError(error)) {
           this.#log(
             `stage ${error.stage ?? '?'} on ${link.name} failed batch ${error.batchId}, which this coordinator did not send: ${error.code}: ${error.message}`,
           );
@@ -224,14 +292,21 @@ export class Coordinator {
         `worker ${link.name} joined (${message.device.arch}, ${message.device.cpus} cpus, data ${message.dataUrl}, ${message.cachedShards.length} cached shards)`,
       );
       channel.on('close', () => this.#workerLeft(link));
-      this.#maybeDeploy();
+      if (
+        this.#state === 'waiting' &&
+        !this.#deployment &&
+        this.#openWorkers().length >= (this.#options.minWorkers ?? 1)
+      ) {
+        this.#reconfigure('deploy', 'deploying');
+      }
     });
   }
 
   #acceptStage(channel: Channel<'data'>): void {
     channel.on('message', (message) => {
-      if (message.type === 'tokens') this.#transport?.onTokens(message);
-      else if (message.type === 'error') this.#transport?.onBatchError(message);
+      if (answerProbe(channel, message)) return;
+      if (message.type === 'tokens') this.#deployment?.transport.onTokens(message);
+      else if (message.type === 'error') this.#deployment?.transport.onBatchError(message);
     });
   }
 
@@ -239,119 +314,134 @@ export class Coordinator {
     if (this.#workers.get(link.name) === link) this.#workers.delete(link.name);
     this.#log(`worker ${link.name} left`);
     if (this.#state === 'stopped') return;
-    if (this.#plan?.stages.some((s) => s.device === link.name)) {
-      const error = new ClusterUnavailableError(
-        `worker ${link.name}, which ran a stage, disconnected`,
-      );
-      this.#teardownPipeline(error);
-      this.#maybeDeploy();
-    }
+    if (this.#deployment?.plan.stages.some((s) => s.device === link.name))
+      this.#reconfigure(`worker ${link.name}, which ran a stage, was lost`, 'recovering');
   }
 
-  #teardownPipeline(error: SwarmBeeError): void {
-    this.#state = 'waiting';
-    this.#transport?.failAll(error);
-    this.#scheduler?.failAll(error);
-    this.#stage0?.close(1001, 'pipeline torn down');
-    this.#transport = undefined;
-    this.#scheduler = undefined;
-    this.#service = undefined;
-    this.#stage0 = undefined;
-    this.#plan = undefined;
-    this.#deployed = [];
-  }
-
-  #maybeDeploy(): void {
-    if (this.#state !== 'waiting' || this.#workers.size < (this.#options.minWorkers ?? 1)) return;
-    this.#state = 'deploying';
-    this.#deploy().catch((error) => {
-      const coded = asSwarmBeeError(error);
-      this.#log(`deployment failed: ${coded.code}: ${coded.message}`);
-      this.#teardownPipeline(coded);
-      for (const waiter of this.#readyWaiters.splice(0)) waiter.reject(coded);
-    });
-  }
-
-  async #deploy(): Promise<void> {
-    const { model } = this.#options;
-    // Ordered by name, so the same workers always get the same stages and a restarted
-    // worker finds its shard in its cache.
-    const workers = [...this.#workers.values()].sort((a, b) => a.name.localeCompare(b.name));
-    const plan =
-      this.#options.planner?.(model, workers) ??
-      evenPlan(
-        model.manifest.modelHash,
-        model.manifest.config.nLayers,
-        workers.map((w) => w.name),
-      );
-    this.#log(
-      `deploying ${plan.stages.length} stage(s): ${plan.stages.map((s) => `${s.device}[${s.layerStart},${s.layerEnd})`).join(' -> ')}`,
-    );
-    const deployed = await deployPlan(plan, this.#workers, this.#store, this.workersUrl, {
-      ...this.#options.deploy,
-      log: this.#log,
-      progress: this.#options.progress,
-    });
-    const first = this.#workers.get(plan.stages[0]!.device)!;
-    this.#stage0 = await connect(first.dataUrl, {
+  /** Measures the workers and links (compute profiles are cached by each worker). */
+  async profile(
+    options: { reprofile?: boolean; progress?: ProgressFn } = {},
+  ): Promise<ClusterProfile> {
+    const workers = this.#openWorkers();
+    if (workers.length === 0) throw new ClusterUnavailableError('no workers have joined yet');
+    const progress = options.progress ?? this.#options.progress;
+    this.#profile = await profileCluster({
+      model: this.#options.model,
+      workers,
+      store: this.#store,
+      coordinatorUrl: this.workersUrl,
       token: this.#options.token,
-      role: 'coordinator',
-      name: 'coordinator',
+      reprofile: options.reprofile,
+      linkShape: this.#options.linkShape,
+      deploy: this.#options.deploy,
+      log: this.#log,
+      ...(progress ? { progress } : {}),
     });
-    this.#transport = new RemoteTransport(this.#stage0);
-    this.#scheduler = new Scheduler(this.#transport, {
-      // One micro-batch per stage keeps every stage busy; more would split batches for nothing.
-      maxInFlight: plan.stages.length,
-      ...this.#options.scheduler,
-    });
-    if (!this.#tokenizer)
-      throw new InvalidArgumentError(
-        `model ${model.manifest.name} has no tokenizer; the API needs one`,
-      );
-    const { config, name } = model.manifest;
-    this.#service = new GenerationService(
-      this.#scheduler,
-      this.#tokenizer,
-      { name, vocabSize: config.vocabSize, maxSeqLen: config.maxSeqLen },
-      this.#options.limits,
-    );
-    this.#plan = plan;
-    this.#deployed = deployed;
-    this.#state = 'ready';
-    this.#startStatsPolling();
-    this.#log('ready');
-    for (const waiter of this.#readyWaiters.splice(0)) waiter.resolve();
+    return this.#profile;
+  }
+
+  /** Chooses a plan again (with new planning options, if given) and moves the running sequences onto it. */
+  async replan(planning?: PlanningOptions): Promise<Plan | PlanResult> {
+    if (planning) this.#options.planning = { ...this.#options.planning, ...planning };
+    await this.#reconfigure('re-plan requested', this.#deployment ? 'recovering' : 'deploying');
+    if (!this.#deployment)
+      throw new ClusterUnavailableError('no plan could be deployed; see the coordinator log');
+    return this.#deployment.plan;
+  }
+
+  /**
+   * Brings up a plan for the workers connected now, replaying live sequences into it.
+   * Runs after any reconfiguration already under way; resolves when done (or failed).
+   */
+  #reconfigure(reason: string, state: 'deploying' | 'recovering'): Promise<void> {
+    this.#reconfiguring = this.#reconfiguring.then(() => this.#bringUp(reason, state));
+    return this.#reconfiguring;
+  }
+
+  async #bringUp(reason: string, state: 'deploying' | 'recovering'): Promise<void> {
+    if (this.#state === 'stopped') return;
+    const started = performance.now();
+    const scheduler = this.#scheduler!;
+    this.#state = state;
+    this.#log(`${reason}: planning`);
+    if (this.#deployment) {
+      scheduler.detach();
+      tearDown(this.#deployment, new ClusterUnavailableError(reason, { retryable: true }));
+      this.#deployment = undefined;
+    }
+    let failure: SwarmBeeError | undefined;
+    for (let attempt = 1; attempt <= MAX_DEPLOY_ATTEMPTS; attempt++) {
+      const workers = this.#openWorkers();
+      if (workers.length === 0) {
+        failure = new ClusterUnavailableError(`${reason}, and no worker is left to run the model`);
+        break;
+      }
+      try {
+        const planning = this.#options.planning ?? {};
+        let profile = profileFor(this.#profile, new Set(workers.map((w) => w.name)));
+        if (!profile && needsProfile(planning)) profile = await this.profile();
+        const plan = choosePlan(
+          this.#options.model,
+          workers.map((w) => w.name),
+          planning,
+          profile,
+        );
+        this.#log(
+          `deploying ${plan.stages.length} stage(s): ${plan.stages.map((s) => `${s.device}[${s.layerStart},${s.layerEnd})`).join(' -> ')}`,
+        );
+        const deployment = await bringUp(plan, {
+          workers: this.#workers,
+          store: this.#store,
+          coordinatorUrl: this.workersUrl,
+          token: this.#options.token,
+          linkShape: this.#options.linkShape,
+          deploy: {
+            ...this.#options.deploy,
+            log: this.#log,
+            ...(this.#options.progress ? { progress: this.#options.progress } : {}),
+          },
+        });
+        deployment.stage0.once('close', () => {
+          if (this.#deployment === deployment)
+            this.#reconfigure('the data link to stage 0 closed', 'recovering');
+        });
+        this.#deployment = deployment;
+        const replayed = scheduler.active;
+        scheduler.attach(deployment.transport, {
+          maxInFlight: this.#options.scheduler?.maxInFlight ?? deployment.maxInFlight,
+        });
+        this.#state = 'ready';
+        this.#startStatsPolling();
+        if (state === 'recovering') {
+          const event = { reason, durationMs: performance.now() - started, replayed };
+          this.#recoveries.push(event);
+          this.#log(
+            `recovered in ${event.durationMs.toFixed(0)} ms, replaying ${replayed} sequence(s)`,
+          );
+        }
+        this.#log('ready');
+        for (const waiter of this.#readyWaiters.splice(0)) waiter.resolve();
+        return;
+      } catch (error) {
+        failure = asSwarmBeeError(error);
+        this.#log(`deployment attempt ${attempt} failed: ${failure.code}: ${failure.message}`);
+        scheduler.detach();
+        if (!failure.retryable) break;
+      }
+    }
+    // Nothing could be deployed: every waiting request learns why now, never hangs.
+    const error = failure ?? new ClusterUnavailableError(reason);
+    this.#state = 'waiting';
+    scheduler.failAll(error);
+    for (const waiter of this.#readyWaiters.splice(0)) waiter.reject(error);
   }
 
   #startStatsPolling(): void {
     if (this.#statsTimer) return;
-    let requestId = 1;
     this.#statsTimer = setInterval(() => {
-      const stages = this.#plan?.stages ?? [];
-      void Promise.all(
-        stages.map(async (stage) => {
-          const link = this.#workers.get(stage.device);
-          if (!link?.open) return undefined;
-          const reply = await link.channel
-            .request(
-              { type: 'stats.request', requestId: `stats-${requestId++}` },
-              { timeoutMs: 5000 },
-            )
-            .catch(() => undefined);
-          if (!reply) return undefined;
-          const s = reply.stats;
-          return {
-            stage: stage.index,
-            device: stage.device,
-            forwards: s.forwards ?? 0,
-            forwardMsTotal: s.forwardMsTotal ?? 0,
-            queueDepth: s.queueDepth ?? 0,
-            bytesSent: s.bytesSent ?? 0,
-            idleShare: s.idleShare ?? 1,
-          };
-        }),
-      ).then((results) => {
-        this.#stageMetrics = results.filter((r): r is StageMetrics => r !== undefined);
+      const stages = this.#deployment?.plan.stages ?? [];
+      void pollStageMetrics(stages, this.#workers).then((metrics) => {
+        this.#stageMetrics = metrics;
       });
     }, this.#options.statsIntervalMs ?? DEFAULT_STATS_INTERVAL_MS);
     this.#statsTimer.unref();
@@ -362,7 +452,7 @@ export class Coordinator {
     const out: Record<string, Record<string, number>> = {};
     let requestId = 1;
     await Promise.all(
-      [...this.#workers.values()].map(async (link) => {
+      this.#openWorkers().map(async (link) => {
         const reply = await link.channel.request(
           { type: 'stats.request', requestId: `adhoc-${requestId++}` },
           { timeoutMs: 5000 },
@@ -376,12 +466,15 @@ export class Coordinator {
   async stop(options: { stopWorkers?: boolean } = {}): Promise<void> {
     if (this.#state === 'stopped') return;
     const error = new ClusterUnavailableError('the coordinator is shutting down');
-    this.#teardownPipeline(error);
     this.#state = 'stopped';
+    this.#scheduler?.detach();
+    this.#scheduler?.failAll(error);
+    if (this.#deployment) tearDown(this.#deployment, error);
+    this.#deployment = undefined;
     for (const waiter of this.#readyWaiters.splice(0)) waiter.reject(error);
     if (this.#statsTimer) clearInterval(this.#statsTimer);
-    for (const link of this.#workers.values()) {
-      if (options.stopWorkers) {
+    if (options.stopWorkers) {
+      for (const link of this.#workers.values()) {
         try {
           link.channel.send({ type: 'stop' });
         } catch {

@@ -58,7 +58,7 @@ export async function deployPlan(
       await store.ensure({ start: stage.layerStart, end: stage.layerEnd }, options.progress),
     );
   const transferred = await Promise.all(
-    plan.stages.map((_, i) => transfer(links[i]!, shards[i]!, options, timeoutMs)),
+    plan.stages.map((_, i) => sendShard(links[i]!, shards[i]!, options, timeoutMs)),
   );
   const loads = plan.stages.map(async (stage, i) => {
     const link = links[i]!;
@@ -94,7 +94,7 @@ export async function deployPlan(
 }
 
 /** Offers a shard; sends it only if the worker needs it. Resolves with the bytes sent. */
-async function transfer(
+export async function sendShard(
   link: WorkerLink,
   shard: StoredShard,
   options: DeployOptions,

@@ -5,7 +5,7 @@
  */
 import type { SamplingParams } from '@swarmbee/core';
 import { z } from 'zod';
-import { countSchema, errorMessageSchema, idSchema, tensorSchema } from './common.js';
+import { bytesSchema, countSchema, errorMessageSchema, idSchema, tensorSchema } from './common.js';
 
 /** Most rows (sequences) one micro-batch may carry. */
 export const MAX_BATCH_ROWS = 4096;
@@ -119,10 +119,31 @@ export const releaseSchema = z.object({
   seqIds: z.array(idSchema).max(MAX_BATCH_ROWS),
 });
 
+/**
+ * Link measurement over the data plane itself: the receiver answers every probe that
+ * asks for it with `probe.reply` on the same connection. Round-trip time comes from
+ * empty probes, bandwidth from a burst of full ones.
+ */
+export const probeSchema = z.object({
+  type: z.literal('probe'),
+  probeId: idSchema,
+  payload: bytesSchema,
+  reply: z.boolean(),
+});
+
+export const probeReplySchema = z.object({
+  type: z.literal('probe.reply'),
+  probeId: idSchema,
+  /** Payload bytes the probe carried. */
+  bytes: countSchema,
+});
+
 export const dataSchemas = {
   forward: forwardSchema,
   tokens: tokensSchema,
   release: releaseSchema,
+  probe: probeSchema,
+  'probe.reply': probeReplySchema,
   error: errorMessageSchema,
 } as const;
 
@@ -131,3 +152,5 @@ export type ForwardMessage = z.infer<typeof forwardSchema>;
 export type SampledToken = z.infer<typeof sampledTokenSchema>;
 export type TokensMessage = z.infer<typeof tokensSchema>;
 export type ReleaseMessage = z.infer<typeof releaseSchema>;
+export type ProbeMessage = z.infer<typeof probeSchema>;
+export type ProbeReplyMessage = z.infer<typeof probeReplySchema>;

@@ -125,6 +125,8 @@ export const DATA_SAMPLES: DataMessage[] = [
   },
   { type: 'tokens', batchId: 4, rows: [{ seqId: 'b', tokenId: 29871, logprob: -0.25 }], sentAt: 5 },
   { type: 'release', seqIds: ['a', 'b'] },
+  { type: 'probe', probeId: 'probe-1', payload: new Uint8Array(16), reply: true },
+  { type: 'probe.reply', probeId: 'probe-1', bytes: 16 },
   {
     type: 'error',
     code: 'SWARMBEE_ERR_KV_BUDGET_EXCEEDED',

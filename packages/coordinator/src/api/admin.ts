@@ -1,0 +1,66 @@
+/**
+ * SwarmBee's own routes beside the OpenAI ones: the cluster as deployed, profiling
+ * (progress as server-sent events, then the profile), and re-planning on demand.
+ */
+import type { ClusterProfile, Plan } from '@swarmbee/core';
+import type { ProgressEvent, ProgressFn } from '@swarmbee/model';
+import type { PlanResult } from '@swarmbee/planner';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { PlanningOptions } from '../cluster/planning.js';
+import { toApiError } from './errors.js';
+import { parseBody } from './schemas.js';
+import { EventStream } from './sse.js';
+
+export interface AdminHandlers {
+  profile: (reprofile: boolean, progress: ProgressFn) => Promise<ClusterProfile>;
+  replan: (planning?: PlanningOptions) => Promise<Plan | PlanResult>;
+  cluster: () => Record<string, unknown>;
+}
+
+const profileBody = z.object({ reprofile: z.boolean().optional() }).optional();
+const replanBody = z
+  .object({
+    planner: z.enum(['dp', 'ga', 'pso', 'solo', 'even', 'memory', 'auto']).optional(),
+    objective: z.enum(['latency', 'throughput']).optional(),
+    pin_first: z.string().optional(),
+    pin_last: z.string().optional(),
+    context_tokens: z.number().int().positive().optional(),
+  })
+  .optional();
+
+/** Events of `POST /swarmbee/profile`: progress while measuring, then the profile (or an error). */
+export type ProfileEvent =
+  | { type: 'progress'; progress: ProgressEvent }
+  | { type: 'profile'; profile: ClusterProfile };
+
+export function adminRoutes(app: FastifyInstance, admin: AdminHandlers): void {
+  app.get('/swarmbee/cluster', async () => admin.cluster());
+
+  app.post('/swarmbee/profile', async (request, reply) => {
+    const body = parseBody(profileBody, request.body);
+    reply.hijack();
+    const events = new EventStream(reply.raw);
+    try {
+      const profile = await admin.profile(body?.reprofile ?? false, (progress) =>
+        events.send({ type: 'progress', progress } satisfies ProfileEvent),
+      );
+      events.send({ type: 'profile', profile } satisfies ProfileEvent);
+    } catch (error) {
+      events.send(toApiError(error).body);
+    }
+    events.end();
+    return reply;
+  });
+
+  app.post('/swarmbee/replan', async (request) => {
+    const body = parseBody(replanBody, request.body);
+    const planning: PlanningOptions = {};
+    if (body?.planner) planning.planner = body.planner;
+    if (body?.objective) planning.objective = body.objective;
+    if (body?.pin_first) planning.pinFirst = body.pin_first;
+    if (body?.pin_last) planning.pinLast = body.pin_last;
+    if (body?.context_tokens) planning.workload = { contextTokens: body.context_tokens };
+    return { plan: await admin.replan(planning) };
+  });
+}

@@ -1,0 +1,83 @@
+/**
+ * One deployment of a plan: the stages loaded on their workers, the data link to
+ * stage 0, and the transport the scheduler sends micro-batches through. A new plan
+ * (a re-plan, or recovery from a lost worker) brings up a new deployment; the
+ * scheduler replays its live sequences into it.
+ */
+import type { ClusterProfile, Plan } from '@swarmbee/core';
+import type { PlanResult } from '@swarmbee/planner';
+import { type Channel, connectShaped, type LinkShape } from '@swarmbee/protocol';
+import { type DeployedStage, type DeployOptions, deployPlan } from './deployer.js';
+import { isPlanResult } from './planning.js';
+import { RemoteTransport } from './remote-transport.js';
+import type { ShardStore } from './shard-store.js';
+import type { WorkerLink } from './worker-link.js';
+
+export interface Deployment {
+  plan: Plan | PlanResult;
+  stages: DeployedStage[];
+  stage0: Channel<'data'>;
+  transport: RemoteTransport;
+  /** Micro-batches the scheduler should keep in flight for this plan. */
+  maxInFlight: number;
+}
+
+export interface BringUpOptions {
+  workers: ReadonlyMap<string, WorkerLink>;
+  store: ShardStore;
+  /** Where the last stage sends its tokens. */
+  coordinatorUrl: string;
+  token: string;
+  linkShape?: LinkShape;
+  deploy: DeployOptions;
+}
+
+export async function bringUp(
+  plan: Plan | PlanResult,
+  options: BringUpOptions,
+): Promise<Deployment> {
+  const stages = await deployPlan(
+    plan,
+    options.workers,
+    options.store,
+    options.coordinatorUrl,
+    options.deploy,
+  );
+  const first = options.workers.get(plan.stages[0]!.device)!;
+  const stage0 = await connectShaped(
+    first.dataUrl,
+    { token: options.token, role: 'coordinator', name: 'coordinator' },
+    options.linkShape,
+  );
+  // One micro-batch per stage keeps every stage busy; a throughput plan may ask for more.
+  const planned =
+    isPlanResult(plan) && plan.objective === 'throughput' ? plan.microBatchesInFlight : 1;
+  return {
+    plan,
+    stages,
+    stage0,
+    transport: new RemoteTransport(stage0),
+    maxInFlight: Math.max(plan.stages.length, planned),
+  };
+}
+
+/** Ends a deployment's data link; batches still out are failed (the scheduler has let them go). */
+export function tearDown(
+  deployment: Deployment,
+  error: Parameters<RemoteTransport['failAll']>[0],
+): void {
+  deployment.transport.failAll(error);
+  deployment.stage0.close(1001, 'pipeline replaced');
+}
+
+/** The profile restricted to these workers (and their links), or undefined if one is missing. */
+export function profileFor(
+  profile: ClusterProfile | undefined,
+  names: ReadonlySet<string>,
+): ClusterProfile | undefined {
+  if (!profile) return undefined;
+  const devices = profile.devices.filter((d) => names.has(d.name));
+  if (devices.length !== names.size) return undefined;
+  const known = (node: string) => node === 'coordinator' || names.has(node);
+  return { ...profile, devices, links: profile.links.filter((l) => known(l.from) && known(l.to)) };
+}

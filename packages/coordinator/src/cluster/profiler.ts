@@ -1,0 +1,137 @@
+/**
+ * Profiles the cluster for the planner: each worker times one-layer shards of the
+ * model (sent like any shard, and cached on the worker per model and runtime), and
+ * every link — worker to worker, worker to coordinator, coordinator to worker — is
+ * measured with probes over the data plane it will carry.
+ */
+import {
+  type ClusterProfile,
+  COORDINATOR_NODE,
+  type DeviceProfile,
+  type DeviceTiming,
+  type LinkProfile,
+  modelSummaryFromManifest,
+  SWARMBEE_VERSION,
+} from '@swarmbee/core';
+import type { ModelDir, ProgressFn } from '@swarmbee/model';
+import { connectShaped, type LinkShape, measureLink } from '@swarmbee/protocol';
+import ort from 'onnxruntime-node';
+import { type DeployOptions, sendShard } from './deployer.js';
+import type { ShardStore } from './shard-store.js';
+import type { WorkerLink } from './worker-link.js';
+
+export interface ProfileClusterOptions {
+  model: ModelDir;
+  workers: readonly WorkerLink[];
+  store: ShardStore;
+  /** The coordinator's data URL, for the worker → coordinator links. */
+  coordinatorUrl: string;
+  token: string;
+  /** Measure again even where a worker has a cached compute profile. */
+  reprofile?: boolean;
+  /** Shape of the coordinator's own outgoing links (benchmarks). */
+  linkShape?: LinkShape;
+  /** Longest wait for one worker's measurement, ms. Default 300000. */
+  timeoutMs?: number;
+  deploy?: DeployOptions;
+  progress?: ProgressFn;
+  log?: (line: string) => void;
+}
+
+export const DEFAULT_PROFILE_TIMEOUT_MS = 300_000;
+
+let nextRequest = 1;
+
+export async function profileCluster(options: ProfileClusterOptions): Promise<ClusterProfile> {
+  const { model, workers, store } = options;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_PROFILE_TIMEOUT_MS;
+  const nLayers = model.manifest.config.nLayers;
+  const total = workers.length + workers.length * (workers.length + 1);
+  let done = 0;
+  const step = (phase: string) =>
+    options.progress?.({ phase, done: ++done, total, unit: 'tensors' });
+
+  // One-layer shards: embedding + first layer, a middle layer, last layer + head.
+  const first = await store.ensure({ start: 0, end: 1 });
+  const last = await store.ensure({ start: nLayers - 1, end: nLayers });
+  const middle = nLayers >= 3 ? await store.ensure({ start: 1, end: 2 }) : undefined;
+  const shards = [first, last, ...(middle ? [middle] : [])];
+
+  const devices: DeviceProfile[] = [];
+  for (const worker of workers) {
+    for (const shard of shards) await sendShard(worker, shard, options.deploy ?? {}, timeoutMs);
+    const params: Record<string, string | boolean> = {
+      modelHash: model.manifest.modelHash,
+      first: first.manifest.shardId,
+      last: last.manifest.shardId,
+      reprofile: options.reprofile === true,
+    };
+    if (middle) params.middle = middle.manifest.shardId;
+    const reply = await worker.channel.request(
+      { type: 'profile.request', requestId: `profile-${nextRequest++}`, kind: 'compute', params },
+      { timeoutMs },
+    );
+    const result = reply.result as {
+      timing: DeviceTiming;
+      memoryBytes: number;
+      cached: boolean;
+      source: string;
+    };
+    options.log?.(`profiled ${worker.name}${result.cached ? ' (cached)' : ''}`);
+    devices.push({
+      name: worker.name,
+      memoryBytes: result.memoryBytes,
+      timing: result.timing,
+      estimate: false,
+      source: result.source,
+    });
+    step(`profile ${worker.name}`);
+  }
+
+  const links: LinkProfile[] = [];
+  const link = (from: string, to: string, m: { rttMs: number; bandwidthBytesPerS: number }) =>
+    links.push({ from, to, rttMs: m.rttMs, bandwidthBytesPerS: m.bandwidthBytesPerS });
+  const workerMeasures = async (worker: WorkerLink, url: string) => {
+    const reply = await worker.channel.request(
+      {
+        type: 'profile.request',
+        requestId: `profile-${nextRequest++}`,
+        kind: 'link',
+        params: { url },
+      },
+      { timeoutMs },
+    );
+    return reply.result as { rttMs: number; bandwidthBytesPerS: number };
+  };
+  for (const from of workers) {
+    for (const to of workers) {
+      if (from === to) continue;
+      link(from.name, to.name, await workerMeasures(from, to.dataUrl));
+      step(`link ${from.name} -> ${to.name}`);
+    }
+    link(from.name, COORDINATOR_NODE, await workerMeasures(from, options.coordinatorUrl));
+    step(`link ${from.name} -> coordinator`);
+    const channel = await connectShaped(
+      from.dataUrl,
+      { token: options.token, role: 'coordinator', name: 'coordinator/probe' },
+      options.linkShape,
+    );
+    try {
+      link(COORDINATOR_NODE, from.name, await measureLink(channel));
+    } finally {
+      channel.close(1000, 'probe done');
+    }
+    step(`link coordinator -> ${from.name}`);
+  }
+  return {
+    model: modelSummaryFromManifest(model.manifest),
+    devices,
+    links,
+    createdAt: new Date().toISOString(),
+    versions: {
+      swarmbee: SWARMBEE_VERSION,
+      node: process.version,
+      onnxruntime: ort.env.versions.node ?? 'unknown',
+    },
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * A user-space link shaper for benchmarks and tests: a TCP proxy on loopback that
+ * holds every byte for a one-way delay and paces it at a bandwidth, in both
+ * directions. The kernels here have no netem; this emulates a slow edge link
+ * between two processes on one machine. Not for production links.
+ */
+import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
+import { InvalidArgumentError } from '@swarmbee/core';
+import type { Channel } from './channel.js';
+import { type ConnectOptions, connect } from './client.js';
+import type { PlaneOfRole, Role } from './messages/index.js';
+
+export interface LinkShape {
+  /** One-way delay added to every byte, ms. */
+  delayMs: number;
+  /** Bandwidth, bytes per second; Infinity for no limit. */
+  bytesPerSecond: number;
+}
+
+/** Bytes a direction may hold in flight before it stops reading its source. */
+const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+
+export function checkShape(shape: LinkShape): void {
+  if (!(shape.delayMs >= 0) || !(shape.bytesPerSecond > 0)) {
+    throw new InvalidArgumentError(
+      `a link shape needs delay >= 0 ms and bandwidth > 0, got ${shape.delayMs} ms, ${shape.bytesPerSecond} B/s`,
+    );
+  }
+}
+
+/** One direction of a shaped link: bytes leave in order, paced, then arrive after the delay. */
+function shapeDirection(from: Socket, to: Socket, shape: LinkShape): void {
+  let freeAt = 0;
+  let queued = 0;
+  from.on('data', (chunk: Buffer) => {
+    const now = performance.now();
+    // Serialisation at the link's bandwidth, then propagation.
+    freeAt = Math.max(now, freeAt) + (chunk.length * 1000) / shape.bytesPerSecond;
+    const arriveIn = freeAt + shape.delayMs - now;
+    queued += chunk.length;
+    if (queued > MAX_QUEUED_BYTES) from.pause();
+    setTimeout(
+      () => {
+        queued -= chunk.length;
+        if (!to.destroyed) to.write(chunk);
+        if (queued <= MAX_QUEUED_BYTES && from.isPaused()) from.resume();
+      },
+      Math.max(0, arriveIn),
+    );
+  });
+  from.on('end', () =>
+    setTimeout(() => to.end(), Math.max(0, freeAt + shape.delayMs - performance.now())),
+  );
+  from.on('error', () => to.destroy());
+}
+
+export class ShapingProxy {
+  private constructor(
+    private readonly server: Server,
+    /** Loopback port to connect to instead of the target. */
+    readonly port: number,
+  ) {}
+
+  /** Starts a proxy on 127.0.0.1:0 that shapes traffic to and from `target`. */
+  static async start(
+    target: { host: string; port: number },
+    shape: LinkShape,
+  ): Promise<ShapingProxy> {
+    checkShape(shape);
+    const sockets = new Set<Socket>();
+    const server = createServer((client) => {
+      const upstream = tcpConnect(target.port, target.host);
+      for (const socket of [client, upstream]) {
+        socket.setNoDelay(true);
+        sockets.add(socket);
+        socket.on('close', () => sockets.delete(socket));
+      }
+      shapeDirection(client, upstream, shape);
+      shapeDirection(upstream, client, shape);
+    });
+    server.on('close', () => {
+      for (const socket of sockets) socket.destroy();
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    return new ShapingProxy(server, port);
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/**
+ * `connect` through a shaping proxy of its own when `shape` is given (plain ws:// only);
+ * the proxy closes with the channel.
+ */
+export async function connectShaped<R extends Role>(
+  url: string,
+  options: ConnectOptions<R>,
+  shape?: LinkShape,
+): Promise<Channel<PlaneOfRole<R>>> {
+  if (!shape) return connect(url, options);
+  const target = new URL(url);
+  if (target.protocol !== 'ws:')
+    throw new InvalidArgumentError(`link shaping works on ws:// links only, not ${url}`);
+  const proxy = await ShapingProxy.start(
+    { host: target.hostname.replace(/^\[|\]$/g, ''), port: Number(target.port) },
+    shape,
+  );
+  try {
+    const channel = await connect(`ws://127.0.0.1:${proxy.port}${target.pathname}`, options);
+    channel.once('close', () => void proxy.close());
+    return channel;
+  } catch (error) {
+    await proxy.close();
+    throw error;
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * Measures this device for the planner: forward times of a decoder layer, the
+ * embedding and the LM head on timing grids (decode: micro-batch size × context;
+ * prefill: chunk × context), run exactly as serving runs them (same engine,
+ * threads, execution provider and benchmark slow-down). One-layer shards keep it
+ * to seconds: layer = the middle shard; embedding = first − layer; head = last − layer.
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DecodeTimingGrid, DeviceTiming, OpTiming, PrefillTimingGrid } from '@swarmbee/core';
+import { type StageEngine, type StageOptions, ThreadedStage } from '@swarmbee/engine';
+import type { ShardGraph } from '@swarmbee/model';
+
+export interface ProfileGrid {
+  batchSizes: number[];
+  decodeContexts: number[];
+  prefillChunks: number[];
+  prefillContexts: number[];
+  /** Decode steps timed per grid point (their median counts). */
+  repeats: number;
+}
+
+export const DEFAULT_PROFILE_GRID: ProfileGrid = {
+  batchSizes: [1, 2, 4, 8],
+  decodeContexts: [16, 256],
+  prefillChunks: [16, 128],
+  prefillContexts: [0, 128],
+  repeats: 5,
+};
+
+/** Shards to measure: embedding + layer, one layer alone, layer + head. */
+export interface ProfileShards {
+  first: ShardGraph;
+  middle?: ShardGraph;
+  last: ShardGraph;
+}
+
+const GREEDY = { temperature: 0, topK: 0, topP: 1 };
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
+}
+
+/** Inputs a shard takes: token ids on a first stage, hidden states elsewhere. */
+function inputs(
+  stage: StageEngine,
+  rows: number,
+  width: number,
+): { tokens?: BigInt64Array; hidden?: Float32Array } {
+  if (stage.info.isFirst) return { tokens: new BigInt64Array(rows * width).fill(5n) };
+  return { hidden: new Float32Array(rows * width * stage.info.dim).fill(0.01) };
+}
+
+async function timeShard(
+  graph: ShardGraph,
+  options: StageOptions,
+  grid: ProfileGrid,
+  onStep: () => void,
+): Promise<OpTiming> {
+  const stage = await ThreadedStage.create(graph, options);
+  const limit = stage.info.maxSeqLen;
+  const fits = (n: number) => n < limit;
+  const decodeContexts = grid.decodeContexts.filter(fits);
+  const prefillContexts = grid.prefillContexts.filter((c) =>
+    fits(c + Math.max(...grid.prefillChunks)),
+  );
+  try {
+    const decode: DecodeTimingGrid = {
+      batchSizes: grid.batchSizes,
+      contextTokens: decodeContexts,
+      ms: [],
+    };
+    for (const [b, batch] of grid.batchSizes.entries()) {
+      const ids = Array.from({ length: batch }, (_, r) => `profile-${b}-${r}`);
+      decode.ms.push([]);
+      let cached = 0;
+      for (const context of decodeContexts) {
+        // Grow every sequence to `context` in one batched prefill, then time decode steps there.
+        const width = context - cached;
+        const rows = ids.map((seqId) => ({ seqId, start: cached, count: width }));
+        await stage.forward({ rows, ...inputs(stage, batch, width) });
+        cached = context;
+        const times: number[] = [];
+        for (let i = 0; i < grid.repeats; i++) {
+          const step = ids.map((seqId) => ({ seqId, start: cached, count: 1, sampling: GREEDY }));
+          const out = await stage.forward({ rows: step, ...inputs(stage, batch, 1) });
+          times.push(out.timing.forwardMs + out.timing.kvMs);
+          onStep();
+        }
+        decode.ms[b]!.push(median(times));
+      }
+      await stage.release(ids);
+    }
+    const prefill: PrefillTimingGrid = {
+      chunkTokens: grid.prefillChunks,
+      contextTokens: prefillContexts,
+      ms: [],
+    };
+    for (const [c, chunk] of grid.prefillChunks.entries()) {
+      prefill.ms.push([]);
+      for (const context of prefillContexts) {
+        const times: number[] = [];
+        for (let i = 0; i < Math.max(1, Math.floor(grid.repeats / 2)); i++) {
+          const seqId = `prefill-${c}-${context}-${i}`;
+          if (context > 0)
+            await stage.forward({
+              rows: [{ seqId, start: 0, count: context }],
+              ...inputs(stage, 1, context),
+            });
+          const out = await stage.forward({
+            rows: [{ seqId, start: context, count: chunk, sampling: GREEDY }],
+            ...inputs(stage, 1, chunk),
+          });
+          times.push(out.timing.forwardMs + out.timing.kvMs);
+          await stage.release([seqId]);
+          onStep();
+        }
+        prefill.ms[c]!.push(median(times));
+      }
+    }
+    return { decode, prefill };
+  } finally {
+    await stage.close();
+  }
+}
+
+/** `a - b` point by point, never below zero (noise can make a difference negative). */
+function minus<T extends { ms: number[][] }>(a: T, b: T): T {
+  return {
+    ...a,
+    ms: a.ms.map((row, i) => row.map((v, j) => Math.max(0, v - (b.ms[i]?.[j] ?? 0)))),
+  };
+}
+
+export async function profileDevice(
+  shards: ProfileShards,
+  options: StageOptions,
+  grid: ProfileGrid = DEFAULT_PROFILE_GRID,
+  onStep: () => void = () => {},
+): Promise<DeviceTiming> {
+  const first = await timeShard(shards.first, options, grid, onStep);
+  const last = await timeShard(shards.last, options, grid, onStep);
+  const middle = shards.middle ? await timeShard(shards.middle, options, grid, onStep) : undefined;
+  if (!middle) {
+    // Too few layers to tell the layer from the embedding and the head: charge it all to the layer.
+    const zero = (t: OpTiming): OpTiming => ({
+      decode: minus(t.decode, t.decode),
+      prefill: minus(t.prefill, t.prefill),
+    });
+    return {
+      layers: [first],
+      embedding: zero(first),
+      head: { decode: minus(last.decode, first.decode) },
+    };
+  }
+  return {
+    layers: [middle],
+    embedding: {
+      decode: minus(first.decode, middle.decode),
+      prefill: minus(first.prefill, middle.prefill),
+    },
+    head: { decode: minus(last.decode, middle.decode) },
+  };
+}
+
+/** Device profiles cached on disk per (model, runtime, engine settings); --reprofile ignores them. */
+export class ProfileCache {
+  constructor(private readonly dir: string) {}
+
+  #path(key: string): string {
+    return join(this.dir, 'profiles', `${key.replace(/[^A-Za-z0-9._-]/g, '_')}.json`);
+  }
+
+  async get(key: string): Promise<DeviceTiming | undefined> {
+    try {
+      return JSON.parse(await readFile(this.#path(key), 'utf8')) as DeviceTiming;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async put(key: string, timing: DeviceTiming): Promise<void> {
+    await mkdir(join(this.dir, 'profiles'), { recursive: true });
+    await writeFile(this.#path(key), JSON.stringify(timing));
+  }
+}
