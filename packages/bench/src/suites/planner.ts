@@ -208,10 +208,11 @@ export const plannerSuite: Suite = {
         const rates: number[] = [];
         for (let r = 0; r < repeats; r++) {
           rates.push(
+            // Long enough that the first streams still decode while the last ones prefill.
             steadyRate(
               await Promise.all(
                 Array.from({ length: streams }, (_, s) =>
-                  tokenTimes(cluster.coordinator, prompt(s + 1, vocab), tokens),
+                  tokenTimes(cluster.coordinator, prompt(s + 1, vocab), 3 * tokens),
                 ),
               ),
             ),
