@@ -120,6 +120,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       '--cache-dir',
       options.coordinatorCacheDir,
       ...(options.coordinatorArgs ?? []),
+      // Tests that do not ask for a planner get every worker, split evenly.
+      ...(options.coordinatorArgs?.includes('--planner') ? [] : ['--planner', 'even']),
     ],
     env,
   );
