@@ -25,6 +25,8 @@ export interface ServiceLimits {
   maxPromptTokens: number;
   /** Most tokens one request may ask for. Default: the model's context. */
   maxTokens: number;
+  /** Largest HTTP request body, bytes. Default 1 MiB (the API's). */
+  maxBodyBytes?: number;
 }
 
 export const DEFAULT_MAX_ACTIVE = 32;

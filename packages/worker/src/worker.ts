@@ -59,6 +59,10 @@ export interface WorkerOptions {
   memoryLimitBytes?: number;
   /** Benchmarks and tests only: run as a device this fraction as fast. Default 1. */
   speedFactor?: number;
+  /** KV-cache budget of the stage, bytes. Default: the engine's (2 GiB). */
+  kvBudgetBytes?: number;
+  /** Most sequences the stage keeps a cache for. Default: the engine's (256). */
+  maxSequences?: number;
   /** Benchmarks and tests only: shape this worker's outgoing data-plane links. Default: none. */
   linkShape?: LinkShape;
   /** Heartbeats, frame and queue limits of every connection. Defaults: the protocol's. */
@@ -308,6 +312,9 @@ export class WorkerDaemon {
     if (this.#options.executionProvider !== undefined)
       options.executionProvider = this.#options.executionProvider;
     if (this.#options.speedFactor !== undefined) options.speedFactor = this.#options.speedFactor;
+    if (this.#options.kvBudgetBytes !== undefined)
+      options.kvBudgetBytes = this.#options.kvBudgetBytes;
+    if (this.#options.maxSequences !== undefined) options.maxSequences = this.#options.maxSequences;
     return options;
   }
 

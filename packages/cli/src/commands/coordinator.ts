@@ -5,8 +5,18 @@ import { cacheRoot, openModelDir } from '@swarmbee/model';
 import type { Argv } from 'yargs';
 import { channelFrom, heartbeatOptions, linkShapeFrom, linkShapeOptions } from '../bench-flags.js';
 import { parseHostPort, planningFrom } from '../options.js';
+import {
+  clientTlsFrom,
+  frameLimitFrom,
+  frameLimitOption,
+  serverTlsFrom,
+  serviceLimitOptions,
+  serviceLimitsFrom,
+  tlsOptions,
+} from '../service-flags.js';
 import { resolveToken, tokenOptions } from '../token.js';
 import { logger, untilSignal } from '../ui/log.js';
+import { logProtocolEvents } from '../ui/protocol-log.js';
 import { deploymentTable } from './cluster-table.js';
 
 export function coordinatorCommand(yargs: Argv): Argv {
@@ -67,6 +77,9 @@ export function coordinatorCommand(yargs: Argv): Argv {
           type: 'number',
           describe: "Context length plans size the KV cache for, tokens (default: the model's)",
         })
+        .options(serviceLimitOptions)
+        .options(frameLimitOption)
+        .options(tlsOptions)
         .options(linkShapeOptions)
         .options(heartbeatOptions)
         .options(tokenOptions),
@@ -74,6 +87,7 @@ export function coordinatorCommand(yargs: Argv): Argv {
       const listen = parseHostPort(args.listen, 'listen');
       const api = parseHostPort(args.api, 'api');
       const log = logger('coordinator');
+      logProtocolEvents(log);
       const coordinator = new Coordinator({
         model: await openModelDir(args.model),
         token: resolveToken(args),
@@ -87,8 +101,11 @@ export function coordinatorCommand(yargs: Argv): Argv {
         cacheDir: args.cacheDir ?? join(cacheRoot(), 'coordinator'),
         deploy: args.threads === undefined ? {} : { stage: { intraOpThreads: args.threads } },
         planning: planningFrom(args),
+        limits: serviceLimitsFrom(args),
+        tls: serverTlsFrom(args),
+        clientTls: clientTlsFrom(args),
         linkShape: linkShapeFrom(args),
-        channel: channelFrom(args),
+        channel: { ...channelFrom(args), ...frameLimitFrom(args) },
         log,
       });
       const stopping = untilSignal();

@@ -7,8 +7,17 @@ import { WorkerDaemon } from '@swarmbee/worker';
 import type { Argv } from 'yargs';
 import { channelFrom, heartbeatOptions, linkShapeFrom, linkShapeOptions } from '../bench-flags.js';
 import { parseHostPort } from '../options.js';
+import {
+  clientTlsFrom,
+  frameLimitFrom,
+  frameLimitOption,
+  serverTlsFrom,
+  stageLimitOptions,
+  tlsOptions,
+} from '../service-flags.js';
 import { resolveToken, tokenOptions } from '../token.js';
 import { logger, untilSignal } from '../ui/log.js';
+import { logProtocolEvents } from '../ui/protocol-log.js';
 
 export function workerCommand(yargs: Argv): Argv {
   return yargs.command(
@@ -56,6 +65,9 @@ export function workerCommand(yargs: Argv): Argv {
           describe:
             'BENCHMARKS/TESTS ONLY: run as a device this fraction as fast, in (0, 1] (default 1)',
         })
+        .options(stageLimitOptions)
+        .options(frameLimitOption)
+        .options(tlsOptions)
         .options(linkShapeOptions)
         .options(heartbeatOptions)
         .options(tokenOptions),
@@ -63,6 +75,7 @@ export function workerCommand(yargs: Argv): Argv {
       const { host, port } = parseHostPort(args.listen, 'listen');
       const name = args.name ?? hostname();
       const log = logger(`worker ${name}`);
+      logProtocolEvents(log);
       // Refuse an unavailable provider now, not when the first shard loads.
       executionProviders(args.executionProvider);
       const worker = new WorkerDaemon({
@@ -79,8 +92,11 @@ export function workerCommand(yargs: Argv): Argv {
           ? {}
           : { memoryLimitBytes: args.memoryLimitMib * 2 ** 20 }),
         ...(args.speedFactor === undefined ? {} : { speedFactor: args.speedFactor }),
+        ...(args.maxSequences === undefined ? {} : { maxSequences: args.maxSequences }),
+        ...(args.kvBudgetMib === undefined ? {} : { kvBudgetBytes: args.kvBudgetMib * 2 ** 20 }),
+        tls: { server: serverTlsFrom(args), client: clientTlsFrom(args) },
         linkShape: linkShapeFrom(args),
-        channel: channelFrom(args),
+        channel: { ...channelFrom(args), ...frameLimitFrom(args) },
         log,
       });
       const stopping = untilSignal();

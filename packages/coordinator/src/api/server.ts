@@ -4,7 +4,8 @@
  * and `GET /metrics` (Prometheus text).
  */
 import { randomUUID, timingSafeEqual } from 'node:crypto';
-import { UnauthorizedError } from '@swarmbee/core';
+import { readFileSync } from 'node:fs';
+import { InvalidArgumentError, UnauthorizedError } from '@swarmbee/core';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Completion, CompletionRequest, GenerationService } from '../generation-service.js';
 import type { Metrics } from '../metrics.js';
@@ -32,6 +33,8 @@ export interface ApiOptions {
   bodyLimitBytes?: number;
   /** SwarmBee's cluster routes (/swarmbee/*); absent for a server without a cluster. */
   admin?: AdminHandlers;
+  /** Serve https:// with this certificate (PEM text or files). Default: http://. */
+  tls?: { cert?: string | Buffer; key?: string | Buffer; certFile?: string; keyFile?: string };
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -40,6 +43,14 @@ export function createApi(options: ApiOptions): FastifyInstance {
   const app = Fastify({
     bodyLimit: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
     logger: false,
+    ...(options.tls
+      ? {
+          https: {
+            cert: pem(options.tls.cert, options.tls.certFile),
+            key: pem(options.tls.key, options.tls.keyFile),
+          },
+        }
+      : {}),
   });
   const created = () => Math.floor(Date.now() / 1000);
 
@@ -202,6 +213,12 @@ async function serve(
   }
   events.end();
   return reply;
+}
+
+function pem(text: string | Buffer | undefined, file: string | undefined): string | Buffer {
+  if (text !== undefined) return text;
+  if (file !== undefined) return readFileSync(file);
+  throw new InvalidArgumentError('https needs a certificate and a key');
 }
 
 function keyMatches(header: string | undefined, key: string): boolean {

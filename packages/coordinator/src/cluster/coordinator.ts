@@ -25,6 +25,7 @@ import {
   type Channel,
   type ChannelOptions,
   type ChannelServer,
+  type ClientTlsOptions,
   type LinkShape,
   listen,
   type ServerTlsOptions,
@@ -71,7 +72,10 @@ export interface CoordinatorOptions {
   linkShape?: LinkShape;
   /** How often to poll workers for their stage metrics, ms. Default 2000. */
   statsIntervalMs?: number;
+  /** Serve wss:// to workers and https:// for the API with this certificate. Default: plain. */
   tls?: ServerTlsOptions;
+  /** How to check workers' wss:// certificates (a cluster CA). Default: the system's CAs. */
+  clientTls?: ClientTlsOptions;
   log?: (line: string) => void;
   progress?: ProgressFn;
 }
@@ -203,6 +207,8 @@ export class Coordinator {
       metrics: this.#metrics,
       modelName: name,
       apiKey: this.#options.apiKey,
+      ...(this.#options.tls ? { tls: this.#options.tls } : {}),
+      bodyLimitBytes: this.#options.limits?.maxBodyBytes,
       admin: {
         profile: (reprofile, progress) => this.profile({ reprofile, progress }),
         replan: (planning) => this.replan(planning),
@@ -213,7 +219,7 @@ export class Coordinator {
     await this.#api.listen({ host, port: this.#options.apiPort ?? DEFAULT_API_PORT });
     const address = this.#api.server.address();
     const port = typeof address === 'object' && address ? address.port : this.#options.apiPort;
-    this.#apiUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    this.#apiUrl = `${this.#options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
     this.#log(`listening for workers on ${this.workersUrl}; API on ${this.#apiUrl}`);
   }
 
@@ -333,6 +339,7 @@ export class Coordinator {
       token: this.#options.token,
       reprofile: options.reprofile,
       linkShape: this.#options.linkShape,
+      clientTls: this.#options.clientTls,
       deploy: this.#options.deploy,
       log: this.#log,
       ...(progress ? { progress } : {}),
@@ -395,6 +402,7 @@ export class Coordinator {
           coordinatorUrl: this.workersUrl,
           token: this.#options.token,
           linkShape: this.#options.linkShape,
+          clientTls: this.#options.clientTls,
           deploy: {
             ...this.#options.deploy,
             log: this.#log,

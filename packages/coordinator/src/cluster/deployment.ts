@@ -6,7 +6,12 @@
  */
 import type { ClusterProfile, Plan } from '@swarmbee/core';
 import type { PlanResult } from '@swarmbee/planner';
-import { type Channel, connectShaped, type LinkShape } from '@swarmbee/protocol';
+import {
+  type Channel,
+  type ClientTlsOptions,
+  connectShaped,
+  type LinkShape,
+} from '@swarmbee/protocol';
 import { type DeployedStage, type DeployOptions, deployPlan } from './deployer.js';
 import { isPlanResult } from './planning.js';
 import { RemoteTransport } from './remote-transport.js';
@@ -29,6 +34,7 @@ export interface BringUpOptions {
   coordinatorUrl: string;
   token: string;
   linkShape?: LinkShape;
+  clientTls?: ClientTlsOptions;
   deploy: DeployOptions;
 }
 
@@ -46,7 +52,7 @@ export async function bringUp(
   const first = options.workers.get(plan.stages[0]!.device)!;
   const stage0 = await connectShaped(
     first.dataUrl,
-    { token: options.token, role: 'coordinator', name: 'coordinator' },
+    { token: options.token, role: 'coordinator', name: 'coordinator', tls: options.clientTls },
     options.linkShape,
   );
   // One micro-batch per stage keeps every stage busy; a throughput plan may ask for more.

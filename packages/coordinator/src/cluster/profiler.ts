@@ -14,7 +14,12 @@ import {
   SWARMBEE_VERSION,
 } from '@swarmbee/core';
 import type { ModelDir, ProgressFn } from '@swarmbee/model';
-import { connectShaped, type LinkShape, measureLink } from '@swarmbee/protocol';
+import {
+  type ClientTlsOptions,
+  connectShaped,
+  type LinkShape,
+  measureLink,
+} from '@swarmbee/protocol';
 import ort from 'onnxruntime-node';
 import { type DeployOptions, sendShard } from './deployer.js';
 import type { ShardStore } from './shard-store.js';
@@ -31,6 +36,8 @@ export interface ProfileClusterOptions {
   reprofile?: boolean;
   /** Shape of the coordinator's own outgoing links (benchmarks). */
   linkShape?: LinkShape;
+  /** How to check workers' wss:// certificates. */
+  clientTls?: ClientTlsOptions;
   /** Longest wait for one worker's measurement, ms. Default 300000. */
   timeoutMs?: number;
   deploy?: DeployOptions;
@@ -113,7 +120,12 @@ export async function profileCluster(options: ProfileClusterOptions): Promise<Cl
     step(`link ${from.name} -> coordinator`);
     const channel = await connectShaped(
       from.dataUrl,
-      { token: options.token, role: 'coordinator', name: 'coordinator/probe' },
+      {
+        token: options.token,
+        role: 'coordinator',
+        name: 'coordinator/probe',
+        tls: options.clientTls,
+      },
       options.linkShape,
     );
     try {

@@ -1,0 +1,29 @@
+/**
+ * Logs what the wire reports through node:diagnostics_channel — refused peers,
+ * bad frames, silent peers — on a daemon's log, so an operator sees a wrong token
+ * or a misbehaving client without a debugger.
+ */
+import { subscribe } from 'node:diagnostics_channel';
+import {
+  type AuthFailedDiagnostic,
+  DIAGNOSTICS,
+  type FrameErrorDiagnostic,
+  type PeerTimeoutDiagnostic,
+} from '@swarmbee/protocol';
+
+export function logProtocolEvents(log: (line: string) => void): void {
+  subscribe(DIAGNOSTICS.authFailed, (event) => {
+    const e = event as AuthFailedDiagnostic;
+    log(
+      `refused a connection from ${e.address ?? 'unknown address'} (${e.role ?? 'no role'} ${e.name ?? ''}): ${e.code}: ${e.reason}`,
+    );
+  });
+  subscribe(DIAGNOSTICS.frameError, (event) => {
+    const e = event as FrameErrorDiagnostic;
+    log(`bad frame from ${e.peer?.name ?? 'unknown peer'}: ${e.code}: ${e.message}`);
+  });
+  subscribe(DIAGNOSTICS.peerTimeout, (event) => {
+    const e = event as PeerTimeoutDiagnostic;
+    log(`peer ${e.peer?.name ?? 'unknown'} went silent; connection dropped`);
+  });
+}
