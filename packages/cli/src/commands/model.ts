@@ -1,4 +1,4 @@
-/** `swarmbee model ...`: import, synthesize, export, shard and inspect model dirs. */
+/** `swarmbee model ...`: import (llama2c, onnx), synthesize, export, shard and inspect model dirs. */
 
 import { join } from 'node:path';
 import { InvalidArgumentError, type LlamaConfig } from '@swarmbee/core';
@@ -16,6 +16,7 @@ import type { Argv } from 'yargs';
 import { parseRanges } from '../options.js';
 import { withProgress } from '../ui/progress.js';
 import { formatBytes, renderTable } from '../ui/table.js';
+import { importOnnxCommand, onnxDecoderTables } from './model-onnx.js';
 
 const PRESET_NAMES = Object.keys(SYNTH_PRESETS) as SynthPresetName[];
 
@@ -60,6 +61,7 @@ export function modelCommand(yargs: Argv): Argv {
           );
         },
       )
+      .command(importOnnxCommand)
       .command(
         'synth',
         'Make a model dir with seeded random Llama weights',
@@ -206,6 +208,10 @@ export function modelCommand(yargs: Argv): Argv {
           const m = dir.manifest;
           if (args.json) {
             process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
+            return;
+          }
+          if (m.architecture === 'onnx-decoder') {
+            process.stdout.write(`${onnxDecoderTables(m)}\n`);
             return;
           }
           const c = m.config;

@@ -23,6 +23,7 @@ import { createApi } from '../api/server.js';
 import { GenerationService, type ServiceLimits } from '../generation-service.js';
 import { Metrics, type StageMetrics } from '../metrics.js';
 import { Scheduler, type SchedulerOptions } from '../scheduler.js';
+import { TokenIdsOnly } from '../token-ids-only.js';
 import { type DeployedStage, type DeployOptions, deployPlan } from './deployer.js';
 import { evenPlan } from './even-plan.js';
 import { RemoteTransport } from './remote-transport.js';
@@ -304,14 +305,11 @@ export class Coordinator {
       maxInFlight: plan.stages.length,
       ...this.#options.scheduler,
     });
-    if (!this.#tokenizer)
-      throw new InvalidArgumentError(
-        `model ${model.manifest.name} has no tokenizer; the API needs one`,
-      );
     const { config, name } = model.manifest;
     this.#service = new GenerationService(
       this.#scheduler,
-      this.#tokenizer,
+      // A model without a tokenizer is still served, from token ids.
+      this.#tokenizer ?? new TokenIdsOnly(config.vocabSize, name),
       { name, vocabSize: config.vocabSize, maxSeqLen: config.maxSeqLen },
       this.#options.limits,
     );
