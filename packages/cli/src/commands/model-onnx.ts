@@ -12,9 +12,9 @@ interface ImportOnnxArgs {
   context?: number;
 }
 
-/** `model import onnx <model>`, as a command module the `model` command mounts. */
+/** `model import onnx <model>`, as a command module `model import` mounts. */
 export const importOnnxCommand: CommandModule<object, ImportOnnxArgs> = {
-  command: 'import onnx <model>',
+  command: 'onnx <model>',
   describe:
     'Import an ONNX decoder export with a KV cache (Optimum, onnxruntime GPT-2 tooling); its layers are found and cut on demand',
   builder: (c) =>

@@ -23,45 +23,50 @@ const PRESET_NAMES = Object.keys(SYNTH_PRESETS) as SynthPresetName[];
 export function modelCommand(yargs: Argv): Argv {
   return yargs.command('model', 'Import, synthesize, export, shard and inspect model dirs', (y) =>
     y
-      .command(
-        'import llama2c <checkpoint>',
-        'Import a llama2.c (version 0) checkpoint and its tokenizer',
-        (c) =>
-          c
-            .positional('checkpoint', {
-              type: 'string',
-              demandOption: true,
-              describe: 'llama2.c .bin checkpoint',
-            })
-            .option('tokenizer', {
-              type: 'string',
-              describe: 'llama2.c tokenizer .bin (tokenizer.bin, tok512.bin)',
-            })
-            .option('out', {
-              type: 'string',
-              demandOption: true,
-              describe: 'Model dir to create (must not exist or be empty)',
-            })
-            .option('name', {
-              type: 'string',
-              describe: 'Model name (default: the checkpoint file name)',
-            }),
-        async (args) => {
-          const dir = await withProgress((progress) =>
-            importLlama2c({
-              checkpoint: args.checkpoint,
-              tokenizer: args.tokenizer,
-              out: args.out,
-              name: args.name,
-              progress,
-            }),
-          );
-          process.stdout.write(
-            `imported ${dir.manifest.name} into ${dir.path} (model hash ${dir.manifest.modelHash.slice(0, 12)})\n`,
-          );
-        },
+      // yargs dispatches on one word, so each format is a subcommand of `import`.
+      .command('import', 'Import a model from another format (llama2c, onnx)', (i) =>
+        i
+          .command(
+            'llama2c <checkpoint>',
+            'Import a llama2.c (version 0) checkpoint and its tokenizer',
+            (c) =>
+              c
+                .positional('checkpoint', {
+                  type: 'string',
+                  demandOption: true,
+                  describe: 'llama2.c .bin checkpoint',
+                })
+                .option('tokenizer', {
+                  type: 'string',
+                  describe: 'llama2.c tokenizer .bin (tokenizer.bin, tok512.bin)',
+                })
+                .option('out', {
+                  type: 'string',
+                  demandOption: true,
+                  describe: 'Model dir to create (must not exist or be empty)',
+                })
+                .option('name', {
+                  type: 'string',
+                  describe: 'Model name (default: the checkpoint file name)',
+                }),
+            async (args) => {
+              const dir = await withProgress((progress) =>
+                importLlama2c({
+                  checkpoint: args.checkpoint,
+                  tokenizer: args.tokenizer,
+                  out: args.out,
+                  name: args.name,
+                  progress,
+                }),
+              );
+              process.stdout.write(
+                `imported ${dir.manifest.name} into ${dir.path} (model hash ${dir.manifest.modelHash.slice(0, 12)})\n`,
+              );
+            },
+          )
+          .command(importOnnxCommand)
+          .demandCommand(1, 'choose a format to import: llama2c or onnx'),
       )
-      .command(importOnnxCommand)
       .command(
         'synth',
         'Make a model dir with seeded random Llama weights',
