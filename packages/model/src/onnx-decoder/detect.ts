@@ -178,12 +178,12 @@ function findBoundaries(
       depends.slice(first).includes(false) ||
       (layer > 0 && first - 1 <= at[layer - 1]!)
     ) {
+      const before = layer === 0 ? 'the embedding' : `layer ${layer - 1}`;
+      const shown = chain.slice(0, 12).map((v) => index.nodes[v]!.opType);
       throw new OnnxLayersNotFoundError(
-        `no node between layer ${layer - 1} and layer ${layer} carries every token's state ` +
-          `(looked for the residual add ending layer ${layer - 1} on the token flow's dominator chain: ${chain
-            .slice(0, 12)
-            .map((v) => index.nodes[v]!.opType)
-            .join(' -> ')}${chain.length > 12 ? ' -> ...' : ''})`,
+        `no node between ${before} and layer ${layer} carries every token's state ` +
+          `(looked for the residual add ending ${before} on the token flow's dominator chain: ` +
+          `${shown.join(' -> ')}${chain.length > 12 ? ' -> ...' : ''})`,
       );
     }
     at.push(first - 1);

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type FileHandle, open, readFile, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import {
   DECODER_DTYPE_BYTES,
   InvalidArgumentError,
@@ -325,6 +325,12 @@ async function copyExternal(
   let handle = handles.get(location);
   if (!handle) {
     const file = resolve(sourceDir, location);
+    // As onnxruntime does: external data lives beside the graph, never elsewhere on the disk.
+    if (isAbsolute(location) || relative(sourceDir, file).startsWith('..')) {
+      throw new OnnxGraphUnsupportedError(
+        `initializer ${tensor.name} points outside the graph's directory (${location})`,
+      );
+    }
     try {
       handle = await open(file, 'r');
     } catch (error) {
