@@ -110,7 +110,7 @@ t.test('BAD INPUT - each mistake exits non-zero with a coded message', async (t)
     [
       'token id outside the vocabulary',
       ['generate', '--model', model, '--prompt-ids', '1,600', '--steps', '8'],
-      /SWARMBEE_ERR_INVALID_ARGUMENT.*vocabulary of 512/,
+      /SWARMBEE_ERR_TOKEN_OUT_OF_VOCAB.*vocabulary of 512/,
     ],
     [
       'prompt longer than the context',

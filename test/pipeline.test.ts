@@ -124,12 +124,17 @@ t.test(
     for (const worker of cluster.workers)
       t.match(worker.log(), /received and verified/, 'an empty cache receives its shard');
 
-    // Restart worker 0 with the same cache dir: it loads from cache, nothing is sent.
+    // Restart worker 0 with the same cache dir. The cluster carries on without it, and the
+    // next re-plan takes it back: it loads its shard from cache, nothing is sent.
     await cluster.workers[0]!.stop();
+    await cluster.coordinator.waitFor(/recovered in/);
     const again = cluster.startWorker('worker-0', join(root, 'w-0'));
+    await again.waitFor(/registered with the coordinator/);
+    const replanned = await runCli(['replan', '--url', cluster.apiUrl]);
+    t.equal(replanned.code, 0, replanned.stderr);
+    t.match(replanned.stdout, /worker-0/, 'the re-plan uses the worker that came back');
     await again.waitFor(/found in cache: no transfer/);
     await again.waitFor(/stage \d ready/);
-    await cluster.coordinator.waitFor(/ready[\s\S]*ready/);
     t.notMatch(
       again.log(),
       /received and verified/,

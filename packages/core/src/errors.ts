@@ -246,6 +246,22 @@ export class PlanTooLargeError extends SwarmBeeError {
   static override readonly httpStatus = 422;
 }
 
+/**
+ * An ONNX decoder export's layers could not be found: no per-layer past/present IO
+ * by a known naming, or no single residual tensor between the layers. The message
+ * names what was looked for.
+ */
+export class OnnxLayersNotFoundError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_ONNX_LAYERS_NOT_FOUND';
+  static override readonly httpStatus = 400;
+}
+
+/** An ONNX graph uses something the splitter or the decoder engine cannot handle (named in the message). */
+export class OnnxGraphUnsupportedError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_ONNX_GRAPH_UNSUPPORTED';
+  static override readonly httpStatus = 400;
+}
+
 const byCode = new Map<string, typeof SwarmBeeError>();
 
 /** Registers error classes so {@link fromWire} can rebuild them; packages register their own. */
@@ -289,6 +305,8 @@ registerErrors(
   DeviceUnknownError,
   ProfileInvalidError,
   PlanTooLargeError,
+  OnnxLayersNotFoundError,
+  OnnxGraphUnsupportedError,
 );
 
 /** Rebuilds an error received over the wire as the matching class (the base class if unknown). */

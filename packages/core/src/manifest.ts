@@ -1,8 +1,11 @@
 /**
  * The model dir's `manifest.json`: what a model is, where its weights sit in
  * `weights.bin`, and what each layer costs in bytes — everything the planner and
- * the shard builder need without reading a weight.
+ * the shard builder need without reading a weight. Two kinds, told apart by
+ * `architecture`: a Llama-family model SwarmBee builds graphs for, and an
+ * imported ONNX decoder export it cuts graphs from (see `onnx-decoder.ts`).
  */
+import type { OnnxDecoderManifest } from './onnx-decoder.js';
 
 /** Shape of a Llama-family decoder (Llama, Mistral, Qwen2 without biases, llama2.c). */
 export interface LlamaConfig {
@@ -64,7 +67,8 @@ export type ModelSource =
 export const MANIFEST_FORMAT = 'swarmbee.model';
 export const MANIFEST_FORMAT_VERSION = 1;
 
-export interface ModelManifest {
+/** A Llama-family model whose shard graphs SwarmBee builds from `weights.bin`. */
+export interface LlamaManifest {
   format: typeof MANIFEST_FORMAT;
   formatVersion: typeof MANIFEST_FORMAT_VERSION;
   name: string;
@@ -99,6 +103,9 @@ export interface ModelManifest {
   source: ModelSource;
   createdBy: string;
 }
+
+/** Every kind of model dir. Fields common to both (`config.nLayers`, `layers`, `modelHash`, ...) need no narrowing. */
+export type ModelManifest = LlamaManifest | OnnxDecoderManifest;
 
 export function headDim(config: LlamaConfig): number {
   return config.dim / config.nHeads;

@@ -139,7 +139,10 @@ export interface ClusterProfile {
 
 /** The model summary the planner needs, read from a model dir's manifest. */
 export function modelSummaryFromManifest(manifest: ModelManifest): ModelSummary {
-  const dtype = manifest.weights.tensors[0]?.dtype ?? 'float32';
+  const dtype =
+    manifest.architecture === 'onnx-decoder'
+      ? manifest.config.weightDtype
+      : (manifest.weights.tensors[0]?.dtype ?? 'float32');
   return {
     name: manifest.name,
     modelHash: manifest.modelHash,
@@ -151,6 +154,9 @@ export function modelSummaryFromManifest(manifest: ModelManifest): ModelSummary 
     layers: manifest.layers.map((layer) => ({ ...layer })),
     embeddingBytes: manifest.embeddingBytes,
     headBytes: manifest.headBytes,
-    tiedEmbedding: manifest.config.sharedClassifier,
+    tiedEmbedding:
+      manifest.architecture === 'onnx-decoder'
+        ? manifest.decoder.tiedEmbedding
+        : manifest.config.sharedClassifier,
   };
 }

@@ -8,6 +8,7 @@ import {
   ContextOverflowError,
   InvalidArgumentError,
   type SamplingParams,
+  TokenOutOfVocabularyError,
   validateSampling,
 } from '@swarmbee/core';
 import type { Pipeline } from './pipeline.js';
@@ -92,7 +93,7 @@ export async function generate(
     }
     for (const id of promptIds) {
       if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
-        throw new InvalidArgumentError(
+        throw new TokenOutOfVocabularyError(
           `token id ${id} is outside the vocabulary of ${vocabSize} tokens`,
         );
       }

@@ -15,12 +15,16 @@
  * ```
  */
 export * from './batch-feeds.js';
+export * from './decoder-feeds.js';
 export * from './execution-provider.js';
 export * from './generate.js';
 export * from './kv-cache.js';
 export * from './local-pipeline.js';
+export * from './onnx-decoder-stage.js';
 export * from './ort-stage.js';
 export * from './pipeline.js';
 export * from './sampler.js';
 export * from './stage-engine.js';
+export * from './stage-factory.js';
+export * from './stage-session.js';
 export * from './threaded-stage.js';

@@ -19,26 +19,43 @@ import {
 /** Smallest arena capacity, in positions; capacities double from there. */
 const INITIAL_CAPACITY_POSITIONS = 32;
 
-export interface KvArena {
+/** Element arrays a cache holds: float32, or float16 kept as raw 16-bit words. */
+export type KvElements = Float32Array | Uint16Array;
+
+/** How a cache lays out its arenas. SwarmBee's own shards use the defaults. */
+export interface KvCacheLayout {
+  /** Element type. Default float32. */
+  dtype?: 'float32' | 'float16';
+  /**
+   * Keep a layer's keys and values in one buffer, [2, rows, kvHeads, capacity, headDim],
+   * so a graph that takes them stacked (GPT-2's `past_L`) reads the arena as it lies.
+   * Default false.
+   */
+  stacked?: boolean;
+}
+
+export interface KvArena<T extends KvElements = Float32Array> {
   /** Sequence id of each row; undefined once the row's sequence moved or was released. */
   rows: (string | undefined)[];
   /** Positions each row has room for. */
   capacity: number;
   /** Per layer: [rows, kvHeads, capacity, headDim]. */
-  keys: Float32Array[];
-  values: Float32Array[];
+  keys: T[];
+  values: T[];
+  /** Per layer, when stacked: the keys then the values as one array. */
+  stacked?: T[];
 }
 
-interface Home {
-  arena: KvArena;
+interface Home<T extends KvElements> {
+  arena: KvArena<T>;
   row: number;
   /** Positions stored. */
   length: number;
 }
 
 /** What a micro-batch needs from the cache: its arena, rows in batch order. */
-export interface BatchCache {
-  arena: KvArena;
+export interface BatchCache<T extends KvElements = Float32Array> {
+  arena: KvArena<T>;
 }
 
 export interface KvRequest {
@@ -47,10 +64,11 @@ export interface KvRequest {
   count: number;
 }
 
-export class KvCache {
+export class KvCache<T extends KvElements = Float32Array> {
   readonly kvDim: number;
-  readonly #homes = new Map<string, Home>();
-  readonly #arenas = new Set<KvArena>();
+  readonly #homes = new Map<string, Home<T>>();
+  readonly #arenas = new Set<KvArena<T>>();
+  readonly #layout: Required<KvCacheLayout>;
   #bytes = 0;
 
   constructor(
@@ -60,8 +78,10 @@ export class KvCache {
     readonly maxSeqLen: number,
     readonly budgetBytes: number,
     readonly maxSequences: number,
+    layout: KvCacheLayout = {},
   ) {
     this.kvDim = kvHeads * headDim;
+    this.#layout = { dtype: layout.dtype ?? 'float32', stacked: layout.stacked ?? false };
   }
 
   /** Bytes held by arenas (spare capacity included). */
@@ -85,7 +105,7 @@ export class KvCache {
    * discarded (a replay rewrites history from there). Checks every row before
    * changing anything, so a refused batch leaves the cache as it was.
    */
-  prepare(requests: readonly KvRequest[]): BatchCache {
+  prepare(requests: readonly KvRequest[]): BatchCache<T> {
     let newSequences = 0;
     for (const { seqId, start, count } of requests) {
       if (start + count > this.maxSeqLen) {
@@ -138,7 +158,7 @@ export class KvCache {
   }
 
   /** The arena already holding exactly these sequences in this order, if any. */
-  #arenaOf(requests: readonly KvRequest[]): KvArena | undefined {
+  #arenaOf(requests: readonly KvRequest[]): KvArena<T> | undefined {
     const first = this.#homes.get(requests[0]!.seqId);
     if (!first || first.arena.rows.length !== requests.length) return undefined;
     const arena = first.arena;
@@ -149,8 +169,8 @@ export class KvCache {
   #rebuild(
     requests: readonly KvRequest[],
     needed: number,
-    replacing: KvArena | undefined,
-  ): KvArena {
+    replacing: KvArena<T> | undefined,
+  ): KvArena<T> {
     let capacity = Math.max(INITIAL_CAPACITY_POSITIONS, replacing?.capacity ?? 0);
     while (capacity < needed) capacity *= 2;
     capacity = Math.min(capacity, this.maxSeqLen);
@@ -162,13 +182,10 @@ export class KvCache {
         `the KV cache needs ${bytes} bytes for a batch of ${requests.length} at ${capacity} positions; ${this.#bytes} of ${this.budgetBytes} are in use`,
       );
     }
-    const size = requests.length * this.kvHeads * capacity * this.headDim;
-    const arena: KvArena = {
-      rows: requests.map((r) => r.seqId),
+    const arena = this.#allocate(
+      requests.map((r) => r.seqId),
       capacity,
-      keys: Array.from({ length: this.layers }, () => new Float32Array(size)),
-      values: Array.from({ length: this.layers }, () => new Float32Array(size)),
-    };
+    );
     this.#arenas.add(arena);
     this.#bytes += bytes;
     requests.forEach(({ seqId, start }, row) => {
@@ -182,7 +199,30 @@ export class KvCache {
     return arena;
   }
 
-  #copyRow(from: Home, to: KvArena, toRow: number, positions: number): void {
+  /** An arena's buffers: per layer one for keys and one for values, or one holding both when stacked. */
+  #allocate(rows: string[], capacity: number): KvArena<T> {
+    const size = rows.length * this.kvHeads * capacity * this.headDim;
+    const make = (n: number) =>
+      (this.#layout.dtype === 'float16' ? new Uint16Array(n) : new Float32Array(n)) as T;
+    if (!this.#layout.stacked) {
+      return {
+        rows,
+        capacity,
+        keys: Array.from({ length: this.layers }, () => make(size)),
+        values: Array.from({ length: this.layers }, () => make(size)),
+      };
+    }
+    const stacked = Array.from({ length: this.layers }, () => make(2 * size));
+    return {
+      rows,
+      capacity,
+      stacked,
+      keys: stacked.map((both) => both.subarray(0, size) as T),
+      values: stacked.map((both) => both.subarray(size) as T),
+    };
+  }
+
+  #copyRow(from: Home<T>, to: KvArena<T>, toRow: number, positions: number): void {
     const { kvHeads, headDim } = this;
     const span = positions * headDim;
     for (let l = 0; l < this.layers; l++) {
@@ -196,7 +236,7 @@ export class KvCache {
   }
 
   /** Marks a sequence's row empty, and drops its arena when no row is left. */
-  #vacate(home: Home): void {
+  #vacate(home: Home<T>): void {
     home.arena.rows[home.row] = undefined;
     if (home.arena.rows.every((id) => id === undefined) && this.#arenas.delete(home.arena)) {
       this.#bytes -= this.#arenaBytes(home.arena.rows.length, home.arena.capacity);
@@ -214,6 +254,7 @@ export class KvCache {
   }
 
   #arenaBytes(rows: number, capacity: number): number {
-    return rows * capacity * this.kvDim * 4 * 2 * this.layers;
+    const elementBytes = this.#layout.dtype === 'float16' ? 2 : 4;
+    return rows * capacity * this.kvDim * elementBytes * 2 * this.layers;
   }
 }

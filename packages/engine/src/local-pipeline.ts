@@ -1,9 +1,9 @@
 /** K stages of one model chained in this process, each in its own thread. */
 import { InvalidArgumentError } from '@swarmbee/core';
 import { buildShard, evenRanges, type LayerRange, type ModelDir } from '@swarmbee/model';
-import { OrtStage } from './ort-stage.js';
 import type { Pipeline, PipelineInfo, PipelineResult, PipelineStep } from './pipeline.js';
 import type { StageEngine, StageOptions } from './stage-engine.js';
+import { createStageEngine } from './stage-factory.js';
 import { ThreadedStage } from './threaded-stage.js';
 
 export interface LocalPipelineOptions {
@@ -42,7 +42,7 @@ export class LocalPipeline implements Pipeline {
     }
     // Stages of one process share the cores; spinning threads would steal them from each other.
     const stageOptions: StageOptions = { allowSpinning: ranges.length === 1, ...options.stage };
-    const create = options.threaded === false ? OrtStage.create : ThreadedStage.create;
+    const create = options.threaded === false ? createStageEngine : ThreadedStage.create;
     const stages: StageEngine[] = [];
     try {
       for (const range of ranges) stages.push(await create(buildShard(dir, range), stageOptions));

@@ -3,7 +3,6 @@
  * through `ThreadedStage` wherever an event loop must stay responsive:
  * onnxruntime-node's `run()` blocks its thread for the whole forward pass.
  */
-import { availableParallelism } from 'node:os';
 import {
   asSwarmBeeError,
   EngineClosedError,
@@ -11,16 +10,12 @@ import {
   headDim,
   InvalidArgumentError,
   ShardInvalidError,
-  TokenOutOfVocabularyError,
 } from '@swarmbee/core';
-import { SHARD_IO, type ShardGraph } from '@swarmbee/model';
+import { type LlamaShardGraph, SHARD_IO, type ShardGraph } from '@swarmbee/model';
 import ort from 'onnxruntime-node';
 import { attentionBias, logitIndex, positionIds } from './batch-feeds.js';
-import { executionProviders } from './execution-provider.js';
 import { type KvArena, KvCache } from './kv-cache.js';
-import { Sampler } from './sampler.js';
 import {
-  batchWidth,
   DEFAULT_KV_BUDGET_BYTES,
   DEFAULT_MAX_SEQUENCES,
   type StageBatch,
@@ -30,6 +25,7 @@ import {
   type StageOutput,
   type StageStats,
 } from './stage-engine.js';
+import { checkBatch, createShardSession, RowSampler } from './stage-session.js';
 
 type Feeds = Record<string, ort.Tensor>;
 
@@ -48,14 +44,18 @@ export class OrtStage implements StageEngine {
   readonly info: StageInfo;
   readonly #session: ort.InferenceSession;
   readonly #kv: KvCache;
-  readonly #samplers = new Map<string, Sampler>();
+  readonly #sampler: RowSampler;
   /** Extra idle time per forward pass, as a multiple of it (benchmark slow-down). */
   readonly #idleFactor: number;
   #forwards = 0;
   #forwardMsTotal = 0;
   #closed = false;
 
-  private constructor(session: ort.InferenceSession, shard: ShardGraph, options: StageOptions) {
+  private constructor(
+    session: ort.InferenceSession,
+    shard: LlamaShardGraph,
+    options: StageOptions,
+  ) {
     const { config } = shard;
     this.#session = session;
     this.info = {
@@ -79,41 +79,23 @@ export class OrtStage implements StageEngine {
       options.kvBudgetBytes ?? DEFAULT_KV_BUDGET_BYTES,
       options.maxSequences ?? DEFAULT_MAX_SEQUENCES,
     );
+    this.#sampler = new RowSampler(config.vocabSize);
   }
 
+  /** Runs SwarmBee's own Llama shards; {@link createStageEngine} picks the engine for any shard. */
   static async create(shard: ShardGraph, options: StageOptions = {}): Promise<OrtStage> {
-    const sessionOptions: ort.InferenceSession.SessionOptions = {
-      intraOpNumThreads: options.intraOpThreads ?? availableParallelism(),
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      executionProviders: executionProviders(options.executionProvider),
-      graphOptimizationLevel: 'all',
-      logSeverityLevel: 3,
-      extra: {
-        session: {
-          model_external_initializers_file_folder_path: shard.externalDataDir,
-          intra_op: { allow_spinning: options.allowSpinning === false ? '0' : '1' },
-        },
-      },
-    };
-    let session: ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(shard.onnx, sessionOptions);
-    } catch (error) {
+    if (shard.kind !== 'llama') {
       throw new ShardInvalidError(
-        `onnxruntime cannot load the shard for layers [${shard.layerStart}, ${shard.layerEnd}): ${(error as Error).message}`,
-        {
-          cause: error,
-        },
+        `OrtStage runs SwarmBee's Llama shards; this is an ${shard.kind} shard (use createStageEngine)`,
       );
     }
-    return new OrtStage(session, shard, options);
+    return new OrtStage(await createShardSession(shard, options), shard, options);
   }
 
   async forward(batch: StageBatch): Promise<StageOutput> {
     if (this.#closed) throw new EngineClosedError('the stage engine is closed');
     const { rows } = batch;
-    const width = this.#checkBatch(batch);
+    const width = checkBatch(batch, this.info);
     const kvStart = performance.now();
     const { arena } = this.#kv.prepare(rows);
     const feeds: Feeds = {
@@ -179,56 +161,12 @@ export class OrtStage implements StageEngine {
         timing,
       };
     }
-    return this.#sample(
+    return this.#sampler.sample(
       batch,
       results[SHARD_IO.logits]!.data as Float32Array,
       logitsWhich === 'all' ? width : 1,
       timing,
     );
-  }
-
-  #checkBatch(batch: StageBatch): number {
-    const { rows } = batch;
-    if (rows.length === 0) throw new InvalidArgumentError('a micro-batch needs at least one row');
-    const seen = new Set<string>();
-    for (const row of rows) {
-      if (
-        !Number.isInteger(row.count) ||
-        row.count < 1 ||
-        !Number.isInteger(row.start) ||
-        row.start < 0
-      ) {
-        throw new InvalidArgumentError(
-          `row ${row.seqId}: start ${row.start} and count ${row.count} must be integers, count >= 1`,
-        );
-      }
-      if (seen.has(row.seqId))
-        throw new InvalidArgumentError(`sequence ${row.seqId} appears twice in one micro-batch`);
-      seen.add(row.seqId);
-    }
-    const width = batchWidth(rows);
-    if (this.info.isFirst) {
-      if (batch.tokens?.length !== rows.length * width) {
-        throw new InvalidArgumentError(
-          `the first stage needs ${rows.length}x${width} token ids, got ${batch.tokens?.length ?? 'none'}`,
-        );
-      }
-      rows.forEach((row, r) => {
-        for (let i = 0; i < row.count; i++) {
-          const id = batch.tokens![r * width + i]!;
-          if (id < 0n || id >= BigInt(this.info.vocabSize)) {
-            throw new TokenOutOfVocabularyError(
-              `token id ${id} (sequence ${row.seqId}) is outside the vocabulary of ${this.info.vocabSize} tokens`,
-            );
-          }
-        }
-      });
-    } else if (batch.hidden?.length !== rows.length * width * this.info.dim) {
-      throw new InvalidArgumentError(
-        `stage needs hidden states of ${rows.length}x${width}x${this.info.dim}, got ${batch.hidden?.length ?? 'none'} values`,
-      );
-    }
-    return width;
   }
 
   /** The arena's buffers are the `past_key` / `past_value` inputs, as they lie. */
@@ -266,39 +204,10 @@ export class OrtStage implements StageEngine {
     }
   }
 
-  #sample(
-    batch: StageBatch,
-    logits: Float32Array,
-    perRow: number,
-    timing: StageOutput['timing'],
-  ): StageOutput {
-    const vocab = this.info.vocabSize;
-    const tokens = new Int32Array(batch.rows.length).fill(-1);
-    const wantLogprobs = batch.rows.some((row) => row.logprobs);
-    const logprobs = wantLogprobs ? new Float32Array(batch.rows.length) : undefined;
-    batch.rows.forEach((row, r) => {
-      if (!row.sampling) return;
-      let sampler = this.#samplers.get(row.seqId);
-      if (!sampler || row.start === 0) {
-        sampler = new Sampler(row.sampling);
-        this.#samplers.set(row.seqId, sampler);
-      }
-      const lastPosition = perRow === 1 ? 0 : row.count - 1;
-      const offset = (r * perRow + lastPosition) * vocab;
-      const sample = sampler.sample(logits.subarray(offset, offset + vocab), row.logprobs === true);
-      tokens[r] = sample.token;
-      if (logprobs) logprobs[r] = sample.logprob;
-    });
-    const output: StageOutput = { kind: 'tokens', tokens, timing };
-    if (logprobs) output.logprobs = logprobs;
-    if (batch.logits) output.logits = logits;
-    return output;
-  }
-
   async release(seqIds: string[]): Promise<void> {
     for (const id of seqIds) {
       this.#kv.release(id);
-      this.#samplers.delete(id);
+      this.#sampler.release(id);
     }
   }
 

@@ -1,12 +1,13 @@
 /**
- * Worker-thread entry that hosts one OrtStage. Requests are answered in
- * arrival order, one at a time, so the KV cache sees forwards in sequence.
+ * Worker-thread entry that hosts one stage engine (the factory picks it from
+ * the shard's kind). Requests are answered in arrival order, one at a time, so
+ * the KV cache sees forwards in sequence.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { asSwarmBeeError } from '@swarmbee/core';
 import type { ShardGraph } from '@swarmbee/model';
-import { OrtStage } from './ort-stage.js';
 import type { StageOptions, StageOutput } from './stage-engine.js';
+import { createStageEngine } from './stage-factory.js';
 import type { ThreadReply, ThreadRequest } from './thread-messages.js';
 
 const port = parentPort!;
@@ -14,7 +15,7 @@ const { shard, options } = workerData as { shard: ShardGraph; options: StageOpti
 
 let queue: Promise<void> = Promise.resolve();
 
-const startup = OrtStage.create(shard, options).then(
+const startup = createStageEngine(shard, options).then(
   (stage) => {
     port.postMessage({ id: 0, ok: true, value: stage.info } satisfies ThreadReply);
     return stage;

@@ -74,7 +74,7 @@ t.test(
       { code: ContextOverflowError.code },
     );
     await t.rejects(generate(pipeline, [{ promptIds: [1, 9999], steps: 4, sampling: GREEDY }]), {
-      code: InvalidArgumentError.code,
+      code: TokenOutOfVocabularyError.code,
       message: /vocabulary/,
     });
     await t.rejects(

@@ -1,6 +1,7 @@
 /**
  * @swarmbee/model — models in and out: llama2.c checkpoints and tokenizers,
- * synthetic models, the model dir, and ONNX shards for any layer range.
+ * synthetic models, imported ONNX decoder exports, the model dir, and ONNX
+ * shards for any layer range.
  *
  * @example
  * ```ts
@@ -21,6 +22,9 @@ export * from './onnx/graph.js';
 export * from './onnx/llama-shard-graph.js';
 export * from './onnx/rope.js';
 export * from './onnx/shard-io.js';
+export * from './onnx-decoder/detect.js';
+export * from './onnx-decoder/import.js';
+export * from './onnx-decoder/shard.js';
 export * from './progress.js';
 export * from './shard.js';
 export * from './staging-dir.js';

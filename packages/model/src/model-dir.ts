@@ -7,9 +7,11 @@ import { createHash } from 'node:crypto';
 import { type FileHandle, open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  InvalidArgumentError,
   kvBytesPerTokenPerLayer,
   type LayerCost,
   type LlamaConfig,
+  type LlamaManifest,
   MANIFEST_FORMAT,
   MANIFEST_FORMAT_VERSION,
   ModelDirInvalidError,
@@ -35,10 +37,21 @@ export const MANIFEST_FILE = 'manifest.json';
 export const WEIGHTS_FILE = 'weights.bin';
 export const LLAMA2C_TOKENIZER_FILE = 'tokenizer.bin';
 
-export interface ModelDir {
+export interface ModelDir<M extends ModelManifest = ModelManifest> {
   path: string;
-  manifest: ModelManifest;
+  manifest: M;
   weightsPath: string;
+}
+
+/** A model dir of a Llama-family model (weights SwarmBee builds graphs from). */
+export type LlamaModelDir = ModelDir<LlamaManifest>;
+
+/** Narrows a model dir to a Llama-family one, or says what needs one. */
+export function requireLlamaDir(dir: ModelDir, what: string): LlamaModelDir {
+  if (dir.manifest.architecture === 'llama') return dir as LlamaModelDir;
+  throw new InvalidArgumentError(
+    `${what} needs a Llama-family model; ${dir.manifest.name} is an imported ${dir.manifest.architecture}`,
+  );
 }
 
 /** Source of tensor data for a new model dir, asked for each spec in storage order. */
@@ -54,7 +67,10 @@ export interface WriteModelDirOptions {
 }
 
 /** Writes a complete model dir at `out` (which must not exist or be empty). */
-export async function writeModelDir(out: string, options: WriteModelDirOptions): Promise<ModelDir> {
+export async function writeModelDir(
+  out: string,
+  options: WriteModelDirOptions,
+): Promise<LlamaModelDir> {
   return StagingDir.build(out, async (dir) => {
     const specs = llamaTensorSpecs(options.config);
     const weights = await writeWeights(
@@ -143,7 +159,7 @@ function buildManifest(
   options: WriteModelDirOptions,
   weights: WrittenWeights,
   tokenizer?: TokenizerRef,
-): ModelManifest {
+): LlamaManifest {
   const { config } = options;
   const bytesOf = (part: TensorSpec['part']) => {
     const names = new Set(
@@ -162,7 +178,7 @@ function buildManifest(
   // A tied head still costs a full embedding-sized copy on a last stage that is not stage 0.
   const headBytes = bytesOf('head') + (config.sharedClassifier ? embeddingBytes : 0);
   const modelHash = sha256(JSON.stringify(config), weights.sha256, tokenizer?.sha256 ?? '');
-  const manifest: ModelManifest = {
+  const manifest: LlamaManifest = {
     format: MANIFEST_FORMAT,
     formatVersion: MANIFEST_FORMAT_VERSION,
     name: options.name,
@@ -220,10 +236,22 @@ export async function openModelDir(path: string): Promise<ModelDir> {
       `${weightsPath} is ${size < 0 ? 'missing' : `${size} bytes`}; the manifest says ${manifest.weights.bytes} bytes`,
     );
   }
+  if (manifest.architecture === 'onnx-decoder') {
+    const graph = manifest.decoder.graph;
+    const graphSize = await stat(join(path, graph.file)).then(
+      (s) => s.size,
+      () => -1,
+    );
+    if (graphSize !== graph.bytes) {
+      throw new ModelDirInvalidError(
+        `${join(path, graph.file)} is ${graphSize < 0 ? 'missing' : `${graphSize} bytes`}; the manifest says ${graph.bytes} bytes`,
+      );
+    }
+  }
   return { path, manifest, weightsPath };
 }
 
-export function findTensor(dir: ModelDir, name: string): WeightTensor {
+export function findTensor(dir: LlamaModelDir, name: string): WeightTensor {
   const tensor = dir.manifest.weights.tensors.find((t) => t.name === name);
   if (!tensor)
     throw new ModelDirInvalidError(`${dir.path}: the manifest lists no tensor named ${name}`);
@@ -231,7 +259,7 @@ export function findTensor(dir: ModelDir, name: string): WeightTensor {
 }
 
 /** Reads one tensor's values from `weights.bin`. */
-export async function readTensor(dir: ModelDir, name: string): Promise<Float32Array> {
+export async function readTensor(dir: LlamaModelDir, name: string): Promise<Float32Array> {
   const tensor = findTensor(dir, name);
   const handle = await open(dir.weightsPath, 'r');
   try {

@@ -2,20 +2,26 @@
  * Shards: the ONNX graph of one stage, for any layer range, built on demand
  * from a model dir. In process a shard reads the model's own `weights.bin`;
  * written out (for transfer to a worker) it carries just its own weights.
+ * Llama-family shards are built from weights; shards of an imported ONNX
+ * decoder are cut out of its graph (`onnx-decoder/`). `kind` tells them apart.
  */
 import { createHash } from 'node:crypto';
 import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type LlamaConfig,
+  type OnnxDecoderConfig,
+  type OnnxDecoderStageIo,
   ShardInvalidError,
   StageLayoutError,
   SWARMBEE_VERSION,
 } from '@swarmbee/core';
 import { sha256 } from './hash.js';
 import { llamaTensorSpecs } from './llama-tensors.js';
-import { findTensor, type ModelDir } from './model-dir.js';
+import { findTensor, type LlamaModelDir, type ModelDir } from './model-dir.js';
 import { buildLlamaShardGraph } from './onnx/llama-shard-graph.js';
+import type { OnnxDecoderModelDir } from './onnx-decoder/import.js';
+import { buildOnnxDecoderShard, writeOnnxDecoderShard } from './onnx-decoder/shard.js';
 import { noProgress, type ProgressFn } from './progress.js';
 import { StagingDir } from './staging-dir.js';
 
@@ -29,10 +35,8 @@ export interface LayerRange {
   end: number;
 }
 
-/** A shard ready for an engine: the graph bytes plus where its external weights live. */
-export interface ShardGraph {
+interface ShardGraphBase {
   modelHash: string;
-  config: LlamaConfig;
   layerStart: number;
   layerEnd: number;
   onnx: Uint8Array;
@@ -40,19 +44,33 @@ export interface ShardGraph {
   externalDataDir: string;
 }
 
-/** Recorded beside a written shard: what it is and the hashes that identify it. */
+/** A shard ready for an engine: the graph bytes plus where its external weights live. */
+export interface LlamaShardGraph extends ShardGraphBase {
+  kind: 'llama';
+  config: LlamaConfig;
+}
+
+/** A stage cut out of an imported decoder: its IO follows the export, described by `io`. */
+export interface OnnxDecoderShardGraph extends ShardGraphBase {
+  kind: 'onnx-decoder';
+  config: OnnxDecoderConfig;
+  io: OnnxDecoderStageIo;
+}
+
+export type ShardGraph = LlamaShardGraph | OnnxDecoderShardGraph;
+
 /**
  * Version of the shard graph contract (inputs, outputs, layouts). Shards built by
  * another version are rebuilt, never loaded.
  */
 export const SHARD_FORMAT_VERSION = 2;
 
-export interface ShardManifest {
+/** Recorded beside a written shard: what it is and the hashes that identify it. */
+interface ShardManifestBase {
   format: 'swarmbee.shard';
   formatVersion: number;
   modelHash: string;
   modelName: string;
-  config: LlamaConfig;
   layerStart: number;
   layerEnd: number;
   files: { name: string; bytes: number; sha256: string }[];
@@ -61,7 +79,21 @@ export interface ShardManifest {
   createdBy: string;
 }
 
-export function checkRange(config: LlamaConfig, range: LayerRange): void {
+export interface LlamaShardManifest extends ShardManifestBase {
+  /** Absent in shards written before imported decoders existed: those are Llama shards. */
+  kind?: 'llama';
+  config: LlamaConfig;
+}
+
+export interface OnnxDecoderShardManifest extends ShardManifestBase {
+  kind: 'onnx-decoder';
+  config: OnnxDecoderConfig;
+  io: OnnxDecoderStageIo;
+}
+
+export type ShardManifest = LlamaShardManifest | OnnxDecoderShardManifest;
+
+export function checkRange(config: { nLayers: number }, range: LayerRange): void {
   const { start, end } = range;
   if (
     !Number.isInteger(start) ||
@@ -111,6 +143,12 @@ export function shardTensorNames(config: LlamaConfig, range: LayerRange): string
 
 /** The shard for `range`, reading weights in place from the model dir. */
 export function buildShard(dir: ModelDir, range: LayerRange): ShardGraph {
+  if (dir.manifest.architecture === 'onnx-decoder')
+    return buildOnnxDecoderShard(dir as OnnxDecoderModelDir, range);
+  return buildLlamaShard(dir as LlamaModelDir, range);
+}
+
+function buildLlamaShard(dir: LlamaModelDir, range: LayerRange): LlamaShardGraph {
   const { config } = dir.manifest;
   checkRange(config, range);
   const onnx = buildLlamaShardGraph({
@@ -127,6 +165,7 @@ export function buildShard(dir: ModelDir, range: LayerRange): ShardGraph {
     },
   });
   return {
+    kind: 'llama',
     modelHash: dir.manifest.modelHash,
     config,
     layerStart: range.start,
@@ -143,6 +182,17 @@ export async function writeShard(
   out: string,
   progress: ProgressFn = noProgress,
 ): Promise<ShardManifest> {
+  if (dir.manifest.architecture === 'onnx-decoder')
+    return writeOnnxDecoderShard(dir as OnnxDecoderModelDir, range, out, progress);
+  return writeLlamaShard(dir as LlamaModelDir, range, out, progress);
+}
+
+async function writeLlamaShard(
+  dir: LlamaModelDir,
+  range: LayerRange,
+  out: string,
+  progress: ProgressFn,
+): Promise<LlamaShardManifest> {
   const { config } = dir.manifest;
   checkRange(config, range);
   return StagingDir.build(out, async (staging) => {
@@ -195,9 +245,10 @@ export async function writeShard(
       { name: SHARD_GRAPH_FILE, bytes: onnx.length, sha256: sha256(onnx) },
       { name: SHARD_WEIGHTS_FILE, bytes: offset, sha256: weightsHash.digest('hex') },
     ];
-    const manifest: ShardManifest = {
+    const manifest: LlamaShardManifest = {
       format: 'swarmbee.shard',
       formatVersion: SHARD_FORMAT_VERSION,
+      kind: 'llama',
       modelHash: dir.manifest.modelHash,
       modelName: dir.manifest.name,
       config,
@@ -230,15 +281,16 @@ export async function openShard(
     );
   }
   const onnx = await readFile(join(path, SHARD_GRAPH_FILE));
-  return {
-    manifest,
-    graph: {
-      modelHash: manifest.modelHash,
-      config: manifest.config,
-      layerStart: manifest.layerStart,
-      layerEnd: manifest.layerEnd,
-      onnx,
-      externalDataDir: path,
-    },
+  const common = {
+    modelHash: manifest.modelHash,
+    layerStart: manifest.layerStart,
+    layerEnd: manifest.layerEnd,
+    onnx,
+    externalDataDir: path,
   };
+  const graph: ShardGraph =
+    manifest.kind === 'onnx-decoder'
+      ? { ...common, kind: 'onnx-decoder', config: manifest.config, io: manifest.io }
+      : { ...common, kind: 'llama', config: manifest.config };
+  return { manifest, graph };
 }

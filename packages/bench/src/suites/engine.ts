@@ -4,7 +4,7 @@
  * how long the event loop stalls while a forward pass runs.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { LocalPipeline, OrtStage, type Pipeline } from '@swarmbee/engine';
+import { createStageEngine, LocalPipeline, type Pipeline } from '@swarmbee/engine';
 import {
   BENCH_PRESET,
   buildShard,
@@ -115,7 +115,7 @@ function loopDelay(histogram: ReturnType<typeof monitorEventLoopDelay>): Summary
 
 /** The same decode on the event loop's own thread: how long it would stall. */
 async function mainThreadStall(dir: ModelDir, steps: number): Promise<Summary> {
-  const stage = await OrtStage.create(
+  const stage = await createStageEngine(
     buildShard(dir, { start: 0, end: dir.manifest.config.nLayers }),
     { intraOpThreads: 2 },
   );

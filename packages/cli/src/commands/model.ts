@@ -1,4 +1,4 @@
-/** `swarmbee model ...`: import, synthesize, export, shard and inspect model dirs. */
+/** `swarmbee model ...`: import (llama2c, onnx), synthesize, export, shard and inspect model dirs. */
 
 import { join } from 'node:path';
 import { InvalidArgumentError, type LlamaConfig } from '@swarmbee/core';
@@ -16,49 +16,56 @@ import type { Argv } from 'yargs';
 import { parseRanges } from '../options.js';
 import { withProgress } from '../ui/progress.js';
 import { formatBytes, renderTable } from '../ui/table.js';
+import { importOnnxCommand, onnxDecoderTables } from './model-onnx.js';
 
 const PRESET_NAMES = Object.keys(SYNTH_PRESETS) as SynthPresetName[];
 
 export function modelCommand(yargs: Argv): Argv {
   return yargs.command('model', 'Import, synthesize, export, shard and inspect model dirs', (y) =>
     y
-      .command(
-        'import llama2c <checkpoint>',
-        'Import a llama2.c (version 0) checkpoint and its tokenizer',
-        (c) =>
-          c
-            .positional('checkpoint', {
-              type: 'string',
-              demandOption: true,
-              describe: 'llama2.c .bin checkpoint',
-            })
-            .option('tokenizer', {
-              type: 'string',
-              describe: 'llama2.c tokenizer .bin (tokenizer.bin, tok512.bin)',
-            })
-            .option('out', {
-              type: 'string',
-              demandOption: true,
-              describe: 'Model dir to create (must not exist or be empty)',
-            })
-            .option('name', {
-              type: 'string',
-              describe: 'Model name (default: the checkpoint file name)',
-            }),
-        async (args) => {
-          const dir = await withProgress((progress) =>
-            importLlama2c({
-              checkpoint: args.checkpoint,
-              tokenizer: args.tokenizer,
-              out: args.out,
-              name: args.name,
-              progress,
-            }),
-          );
-          process.stdout.write(
-            `imported ${dir.manifest.name} into ${dir.path} (model hash ${dir.manifest.modelHash.slice(0, 12)})\n`,
-          );
-        },
+      // yargs dispatches on one word, so each format is a subcommand of `import`.
+      .command('import', 'Import a model from another format (llama2c, onnx)', (i) =>
+        i
+          .command(
+            'llama2c <checkpoint>',
+            'Import a llama2.c (version 0) checkpoint and its tokenizer',
+            (c) =>
+              c
+                .positional('checkpoint', {
+                  type: 'string',
+                  demandOption: true,
+                  describe: 'llama2.c .bin checkpoint',
+                })
+                .option('tokenizer', {
+                  type: 'string',
+                  describe: 'llama2.c tokenizer .bin (tokenizer.bin, tok512.bin)',
+                })
+                .option('out', {
+                  type: 'string',
+                  demandOption: true,
+                  describe: 'Model dir to create (must not exist or be empty)',
+                })
+                .option('name', {
+                  type: 'string',
+                  describe: 'Model name (default: the checkpoint file name)',
+                }),
+            async (args) => {
+              const dir = await withProgress((progress) =>
+                importLlama2c({
+                  checkpoint: args.checkpoint,
+                  tokenizer: args.tokenizer,
+                  out: args.out,
+                  name: args.name,
+                  progress,
+                }),
+              );
+              process.stdout.write(
+                `imported ${dir.manifest.name} into ${dir.path} (model hash ${dir.manifest.modelHash.slice(0, 12)})\n`,
+              );
+            },
+          )
+          .command(importOnnxCommand)
+          .demandCommand(1, 'choose a format to import: llama2c or onnx'),
       )
       .command(
         'synth',
@@ -206,6 +213,10 @@ export function modelCommand(yargs: Argv): Argv {
           const m = dir.manifest;
           if (args.json) {
             process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
+            return;
+          }
+          if (m.architecture === 'onnx-decoder') {
+            process.stdout.write(`${onnxDecoderTables(m)}\n`);
             return;
           }
           const c = m.config;

@@ -91,7 +91,12 @@ export function upCommand(yargs: Argv): Argv {
         process.stdout.write(
           `\nPlan for ${model.manifest.name} over ${args.workers} worker(s):\n${deploymentTable(coordinator.deployment)}\n`,
         );
-        if (args.prompt !== '') await demo(coordinator, args.prompt, args.steps, args.temperature);
+        if (args.prompt !== '' && !model.manifest.tokenizer)
+          process.stdout.write(
+            `\n${model.manifest.name} has no tokenizer: no text demo; send prompts to the API as token ids\n`,
+          );
+        else if (args.prompt !== '')
+          await demo(coordinator, args.prompt, args.steps, args.temperature);
         process.stdout.write(
           `\nAPI: ${coordinator.apiUrl}/v1  (metrics: ${coordinator.apiUrl}/metrics)\n`,
         );

@@ -35,6 +35,7 @@ import { createApi } from '../api/server.js';
 import { GenerationService, type ServiceLimits } from '../generation-service.js';
 import { Metrics, type StageMetrics } from '../metrics.js';
 import { Scheduler, type SchedulerOptions } from '../scheduler.js';
+import { TokenIdsOnly } from '../token-ids-only.js';
 import type { DeployedStage, DeployOptions } from './deployer.js';
 import { bringUp, type Deployment, profileFor, tearDown } from './deployment.js';
 import { choosePlan, needsProfile, type PlanningOptions } from './planning.js';
@@ -175,16 +176,15 @@ export class Coordinator {
 
   async start(): Promise<void> {
     const { model } = this.#options;
-    if (!model.manifest.tokenizer) {
-      throw new InvalidArgumentError(
-        `model ${model.manifest.name} has no tokenizer; the API needs one to serve text`,
-      );
-    }
     const { config, name } = model.manifest;
+    // A model without a tokenizer (an imported ONNX decoder) is still served, from token ids.
+    const tokenizer = model.manifest.tokenizer
+      ? await loadTokenizer(model)
+      : new TokenIdsOnly(config.vocabSize, name);
     this.#scheduler = new Scheduler(undefined, this.#options.scheduler);
     this.#service = new GenerationService(
       this.#scheduler,
-      await loadTokenizer(model),
+      tokenizer,
       { name, vocabSize: config.vocabSize, maxSeqLen: config.maxSeqLen },
       this.#options.limits,
     );

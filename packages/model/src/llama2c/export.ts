@@ -11,16 +11,17 @@ import {
   rotateHalfToInterleaved,
   TOKEN_EMBEDDING,
 } from '../llama-tensors.js';
-import { type ModelDir, readTensor } from '../model-dir.js';
+import { type ModelDir, readTensor, requireLlamaDir } from '../model-dir.js';
 import { ropeTables } from '../onnx/rope.js';
 import { Llama2cTokenizer, serializeLlama2cVocab } from '../tokenizer/llama2c-tokenizer.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 
 export async function exportLlama2c(
-  dir: ModelDir,
+  model: ModelDir,
   checkpointOut: string,
   tokenizerOut?: string,
 ): Promise<void> {
+  const dir = requireLlamaDir(model, 'export llama2c');
   const { config } = dir.manifest;
   const hd = headDim(config);
   const qRows = config.nHeads * hd;

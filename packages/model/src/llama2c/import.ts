@@ -10,7 +10,7 @@ import {
   layerTensor,
   TOKEN_EMBEDDING,
 } from '../llama-tensors.js';
-import { type ModelDir, writeModelDir } from '../model-dir.js';
+import { type LlamaModelDir, writeModelDir } from '../model-dir.js';
 import type { ProgressFn } from '../progress.js';
 import { Llama2cTokenizer } from '../tokenizer/llama2c-tokenizer.js';
 import { type Llama2cBlock, readLlama2cLayout } from './checkpoint.js';
@@ -25,7 +25,7 @@ export interface ImportLlama2cOptions {
   progress?: ProgressFn;
 }
 
-export async function importLlama2c(options: ImportLlama2cOptions): Promise<ModelDir> {
+export async function importLlama2c(options: ImportLlama2cOptions): Promise<LlamaModelDir> {
   const layout = await readLlama2cLayout(options.checkpoint);
   const { config } = layout;
   if (!options.tokenizer) {

@@ -1,6 +1,6 @@
 /** `swarmbee model synth`: a model dir with seeded random Llama weights. */
 import { InvalidArgumentError, type LlamaConfig } from '@swarmbee/core';
-import { type ModelDir, writeModelDir } from '../model-dir.js';
+import { type LlamaModelDir, writeModelDir } from '../model-dir.js';
 import type { ProgressFn } from '../progress.js';
 import { mulberry32, streamSeed, uniform } from './random.js';
 
@@ -48,7 +48,7 @@ export function checkConfig(config: LlamaConfig): void {
   }
 }
 
-export async function synthesizeModel(options: SynthOptions): Promise<ModelDir> {
+export async function synthesizeModel(options: SynthOptions): Promise<LlamaModelDir> {
   const { config, seed } = options;
   checkConfig(config);
   if (config.vocabSize < MIN_SYNTH_VOCAB || config.vocabSize > MAX_SYNTH_VOCAB) {
