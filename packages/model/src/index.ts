@@ -1,6 +1,7 @@
 /**
  * @swarmbee/model — models in and out: llama2.c checkpoints and tokenizers,
- * synthetic models, the model dir, and ONNX shards for any layer range.
+ * Hugging Face safetensors checkpoints and tokenizers, synthetic models, the model
+ * dir, and ONNX shards for any layer range.
  *
  * @example
  * ```ts
@@ -11,6 +12,11 @@
  * ```
  */
 export * from './hash.js';
+export * from './hf/checkpoint.js';
+export * from './hf/config.js';
+export * from './hf/import.js';
+export * from './hf/safetensors.js';
+export * from './hf/tokenizer-files.js';
 export * from './llama-tensors.js';
 export * from './llama2c/checkpoint.js';
 export * from './llama2c/export.js';
@@ -27,6 +33,7 @@ export * from './staging-dir.js';
 export * from './synth/presets.js';
 export * from './synth/synthesize.js';
 export * from './synth/vocab.js';
+export * from './tokenizer/hf-tokenizer.js';
 export * from './tokenizer/llama2c-tokenizer.js';
 export * from './tokenizer/load.js';
 export * from './tokenizer/tokenizer.js';
