@@ -134,12 +134,12 @@ export class HfTokenizer implements Tokenizer {
     // ids[0, settled) decode to text already shown; ids[settled, end) are new.
     const ids = [...contextIds];
     let settled = 0;
-    // Keep the last few shown ids as context, never starting inside a character
-    // split over byte tokens (its bytes would regroup once more ids arrive).
+    // Keep the last few shown ids as context, never starting inside a character split
+    // over byte tokens (its bytes would regroup once more ids arrive), and never none:
+    // a new id first in the window would lose what decoders strip from the first token.
     const settle = () => {
       let drop = Math.max(0, ids.length - DECODER_CONTEXT_TOKENS);
-      while (drop < ids.length && this.decode(ids.slice(drop, drop + 1)).includes(REPLACEMENT))
-        drop++;
+      while (drop < ids.length - 1 && this.decode(ids.slice(drop)).startsWith(REPLACEMENT)) drop++;
       ids.splice(0, drop);
       settled = ids.length;
     };

@@ -1,0 +1,10 @@
+import { HfTokenizer } from '@swarmbee/model';
+import { hfTokenizerFromTok512 } from './test/helpers/hf-stories260k.js';
+const { tokenizer, tokenizerConfig } = await hfTokenizerFromTok512();
+const hf = HfTokenizer.parse(tokenizer, tokenizerConfig, { bosId: 1, eosId: 2, addBos: true, stopIds: [2] }, 512, 'x');
+const ids = hf.encode('café ☕ 日本語 — “quotes”');
+console.log(ids.join(','));
+const d = hf.decoder([1]);
+console.log(JSON.stringify(ids.slice(1).map((i) => d.push(i))), JSON.stringify(d.end()));
+console.log(JSON.stringify(hf.decode(ids)));
+for (const i of ids) console.log(i, JSON.stringify(hf.decode([i])));
