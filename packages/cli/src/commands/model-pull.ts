@@ -1,4 +1,5 @@
 /** `swarmbee model pull`: download a published model, check it, and import it. */
+import { relative } from 'node:path';
 import {
   DEFAULT_DOWNLOAD_RETRIES,
   DEFAULT_HF_ENDPOINT,
@@ -70,12 +71,14 @@ export function modelPullCommand(yargs: Argv): Argv {
           }),
         );
         const rows = result.files.map((f) => [
-          f.path,
+          relative(result.downloadDir, f.path),
           formatBytes(f.bytes),
           f.verified === 'nothing' ? 'not checked (no published hash)' : f.verified,
           f.resumedFrom > 0 ? `resumed at ${formatBytes(f.resumedFrom)}` : '',
         ]);
-        process.stderr.write(`${renderTable(['file', 'size', 'verified', ''], rows)}\n`);
+        process.stderr.write(
+          `downloaded into ${result.downloadDir}\n${renderTable(['file', 'size', 'verified', ''], rows)}\n`,
+        );
         const m = result.dir.manifest;
         process.stdout.write(
           `pulled ${m.name} into ${result.dir.path} (model hash ${m.modelHash.slice(0, 12)})\n`,

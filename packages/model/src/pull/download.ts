@@ -66,11 +66,13 @@ export async function downloadFile(options: DownloadOptions): Promise<Downloaded
   const retries = options.retries ?? DEFAULT_DOWNLOAD_RETRIES;
   const label = options.label ?? new URL(url).pathname.split('/').pop() ?? url;
   if ((await sizeOf(dest)) >= 0) return verify(dest, dest, expected, url, 0);
-  const resumedFrom = Math.max(0, await sizeOf(partial));
+  let resumedFrom = 0;
   for (let attempt = 0; ; attempt++) {
     options.signal?.throwIfAborted();
     try {
-      await fetchInto(url, partial, expected, options, label);
+      await fetchInto(url, partial, expected, options, label, (start) => {
+        if (resumedFrom === 0) resumedFrom = start;
+      });
       break;
     } catch (error) {
       if (options.signal?.aborted)
@@ -98,6 +100,7 @@ async function fetchInto(
   expected: ExpectedFile,
   options: DownloadOptions,
   label: string,
+  onResume: (start: number) => void,
 ): Promise<void> {
   let start = Math.max(0, await sizeOf(partial));
   if (expected.bytes !== undefined && start > expected.bytes) {
@@ -137,6 +140,7 @@ async function fetchInto(
       await truncate(partial, 0); // the server ignored the Range: it sends everything again
       start = 0;
     }
+    if (start > 0) onResume(start);
     const length = Number(response.headers.get('content-length') ?? Number.NaN);
     const total = expected.bytes ?? (Number.isFinite(length) ? start + length : 0);
     let done = start;
