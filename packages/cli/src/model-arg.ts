@@ -4,7 +4,7 @@ import { withProgress } from './ui/progress.js';
 
 export const DEFAULT_MODEL_NOTICE =
   `using the embedded default model (synthetic "${DEFAULT_PRESET}" preset: random weights, so the text is noise). ` +
-  'For real text, import a trained model: swarmbee model import llama2c stories260K.bin --tokenizer tok512.bin --out models/s260k';
+  'For a model that writes real text: swarmbee model pull stories15M --out models/stories15m, then --model models/stories15m';
 
 export async function resolveModel(
   path: string | undefined,

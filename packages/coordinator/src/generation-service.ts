@@ -140,7 +140,7 @@ export class GenerationService {
 
   async run(prepared: PreparedCompletion, options: CompleteOptions = {}): Promise<Completion> {
     const { request, promptIds, maxTokens } = prepared;
-    const stream = new TextStream(this.#tokenizer, promptIds.at(-1)!, request.stop ?? []);
+    const stream = new TextStream(this.#tokenizer, promptIds, request.stop ?? []);
     const echo = request.echo ? decodeIds(this.#tokenizer, promptIds) : '';
     if (echo) options.onText?.(echo);
     const result = await this.#queue.add(

@@ -1,25 +1,23 @@
 /**
- * Turns a sequence's sampled tokens into text as they arrive: UTF-8 pieces are
- * decoded incrementally (a character split across byte tokens waits for its
- * last byte), and stop strings end the text. Text that might be the start of a
+ * Turns a sequence's sampled tokens into text as they arrive through the
+ * tokenizer's incremental decoder (a character split across byte tokens waits for
+ * its last byte), and stop strings end the text. Text that might be the start of a
  * stop string is held back until it is clear, so a stream never shows part of one.
  */
-import type { Tokenizer } from '@swarmbee/model';
+import type { TokenDecoder, Tokenizer } from '@swarmbee/model';
 
 export class TextStream {
-  readonly #tokenizer: Tokenizer;
   readonly #stops: string[];
-  readonly #decoder = new TextDecoder('utf-8');
-  #previous: number;
+  readonly #decoder: TokenDecoder;
   /** Text decoded so far, stop string excluded. */
   #text = '';
   /** How much of #text has been handed out. */
   #emitted = 0;
   #stopped = false;
 
-  constructor(tokenizer: Tokenizer, lastPromptId: number, stops: string[]) {
-    this.#tokenizer = tokenizer;
-    this.#previous = lastPromptId;
+  /** `promptIds`: the ids the sampled tokens continue (their text is not part of this stream). */
+  constructor(tokenizer: Tokenizer, promptIds: readonly number[], stops: string[]) {
+    this.#decoder = tokenizer.decoder(promptIds);
     this.#stops = stops.filter((s) => s.length > 0);
   }
 
@@ -34,10 +32,7 @@ export class TextStream {
   /** Adds a token; returns the text that is now safe to show. */
   push(token: number): string {
     if (this.#stopped) return '';
-    this.#text += this.#decoder.decode(this.#tokenizer.decodePiece(this.#previous, token), {
-      stream: true,
-    });
-    this.#previous = token;
+    this.#text += this.#decoder.push(token);
     for (const stop of this.#stops) {
       const at = this.#text.indexOf(stop, Math.max(0, this.#emitted - stop.length));
       if (at >= 0) {
@@ -51,7 +46,7 @@ export class TextStream {
 
   /** The rest of the text once the sequence has ended. */
   end(): string {
-    if (!this.#stopped) this.#text += this.#decoder.decode();
+    if (!this.#stopped) this.#text += this.#decoder.end();
     return this.#flush(this.#text.length);
   }
 

@@ -5,7 +5,7 @@
  * error that says what to send instead.
  */
 import { InvalidArgumentError } from '@swarmbee/core';
-import type { Tokenizer } from '@swarmbee/model';
+import type { TokenDecoder, Tokenizer } from '@swarmbee/model';
 
 export class TokenIdsOnly implements Tokenizer {
   /** No id is BOS or EOS: nothing is added to prompts, and sampling stops only at max_tokens. */
@@ -24,7 +24,8 @@ export class TokenIdsOnly implements Tokenizer {
     );
   }
 
-  decodePiece(): Uint8Array {
-    return new Uint8Array(0);
+  /** Text is empty without a tokenizer; completions carry their token ids instead. */
+  decoder(): TokenDecoder {
+    return { push: () => '', end: () => '' };
   }
 }

@@ -7,7 +7,7 @@
  */
 import type { OnnxDecoderManifest } from './onnx-decoder.js';
 
-/** Shape of a Llama-family decoder (Llama, Mistral, Qwen2 without biases, llama2.c). */
+/** Shape of a Llama-family decoder (Llama, Mistral, Qwen2, llama2.c). */
 export interface LlamaConfig {
   /** Model (residual stream) width. */
   dim: number;
@@ -26,6 +26,11 @@ export interface LlamaConfig {
   ropeTheta: number;
   /** The LM head reuses the token embedding matrix. */
   sharedClassifier: boolean;
+  /**
+   * The q/k/v projections add a bias (Qwen2): the model dir then holds a
+   * `layers.N.bqkv` vector beside each `wqkv`. Absent means false.
+   */
+  qkvBias?: boolean;
 }
 
 export type WeightDtype = 'float32';
@@ -51,7 +56,8 @@ export interface LayerCost {
   kvBytesPerToken: number;
 }
 
-export interface TokenizerRef {
+/** A llama2.c tokenizer file (`tokenizer.bin`): run.c's encode and decode. */
+export interface Llama2cTokenizerRef {
   kind: 'llama2c';
   /** File name inside the model dir. */
   file: string;
@@ -60,9 +66,43 @@ export interface TokenizerRef {
   eosId: number;
 }
 
+/**
+ * A Hugging Face tokenizer: `tokenizer.json` plus `tokenizer_config.json`, run by
+ * @huggingface/tokenizers.
+ */
+export interface HfTokenizerRef {
+  kind: 'hf';
+  /** `tokenizer.json` inside the model dir. */
+  file: string;
+  /** `tokenizer_config.json` inside the model dir. */
+  configFile: string;
+  /** sha256 over both files' hashes. */
+  sha256: string;
+  /** BOS id; -1 when the tokenizer has none (Qwen2). */
+  bosId: number;
+  eosId: number;
+  /** Whether encoding a prompt puts BOS first (tokenizer_config's `add_bos_token`). */
+  addBos: boolean;
+  /** Sampled ids that end a sequence: generation_config's and config's `eos_token_id`s. */
+  stopIds: number[];
+}
+
+export type TokenizerRef = Llama2cTokenizerRef | HfTokenizerRef;
+
 export type ModelSource =
   | { kind: 'llama2c'; checkpoint: string; checkpointSha256: string }
-  | { kind: 'synthetic'; seed: number; preset?: string };
+  | { kind: 'synthetic'; seed: number; preset?: string }
+  | {
+      kind: 'hf';
+      /** `architectures[0]` of config.json, e.g. LlamaForCausalLM. */
+      architecture: string;
+      /** sha256 of config.json. */
+      configSha256: string;
+      /** The safetensors files read, with their sha256. */
+      weights: { file: string; sha256: string }[];
+      /** The Hugging Face repository it was pulled from, when it was. */
+      repo?: string;
+    };
 
 export const MANIFEST_FORMAT = 'swarmbee.model';
 export const MANIFEST_FORMAT_VERSION = 1;

@@ -1,7 +1,7 @@
 /**
  * @swarmbee/model — models in and out: llama2.c checkpoints and tokenizers,
- * synthetic models, imported ONNX decoder exports, the model dir, and ONNX
- * shards for any layer range.
+ * Hugging Face safetensors checkpoints and tokenizers, synthetic models, imported
+ * ONNX decoder exports, the model dir, and ONNX shards for any layer range.
  *
  * @example
  * ```ts
@@ -12,6 +12,11 @@
  * ```
  */
 export * from './hash.js';
+export * from './hf/checkpoint.js';
+export * from './hf/config.js';
+export * from './hf/import.js';
+export * from './hf/safetensors.js';
+export * from './hf/tokenizer-files.js';
 export * from './llama-tensors.js';
 export * from './llama2c/checkpoint.js';
 export * from './llama2c/export.js';
@@ -26,11 +31,16 @@ export * from './onnx-decoder/detect.js';
 export * from './onnx-decoder/import.js';
 export * from './onnx-decoder/shard.js';
 export * from './progress.js';
+export * from './pull/catalog.js';
+export * from './pull/download.js';
+export * from './pull/hub.js';
+export * from './pull/pull.js';
 export * from './shard.js';
 export * from './staging-dir.js';
 export * from './synth/presets.js';
 export * from './synth/synthesize.js';
 export * from './synth/vocab.js';
+export * from './tokenizer/hf-tokenizer.js';
 export * from './tokenizer/llama2c-tokenizer.js';
 export * from './tokenizer/load.js';
 export * from './tokenizer/tokenizer.js';

@@ -14,6 +14,8 @@ export interface TensorSpec {
 export const layerTensor = {
   attnNorm: (layer: number) => `layers.${layer}.attn_norm`,
   wqkv: (layer: number) => `layers.${layer}.wqkv`,
+  /** q/k/v biases, rows as `wqkv`'s; only when `config.qkvBias` (Qwen2). */
+  bqkv: (layer: number) => `layers.${layer}.bqkv`,
   wo: (layer: number) => `layers.${layer}.wo`,
   ffnNorm: (layer: number) => `layers.${layer}.ffn_norm`,
   w13: (layer: number) => `layers.${layer}.w13`,
@@ -34,6 +36,14 @@ export function llamaTensorSpecs(config: LlamaConfig): TensorSpec[] {
     specs.push(
       { name: layerTensor.attnNorm(layer), shape: [dim], part: layer },
       { name: layerTensor.wqkv(layer), shape: [(nHeads + 2 * nKvHeads) * hd, dim], part: layer },
+    );
+    if (config.qkvBias)
+      specs.push({
+        name: layerTensor.bqkv(layer),
+        shape: [(nHeads + 2 * nKvHeads) * hd],
+        part: layer,
+      });
+    specs.push(
       { name: layerTensor.wo(layer), shape: [dim, nHeads * hd], part: layer },
       { name: layerTensor.ffnNorm(layer), shape: [dim], part: layer },
       { name: layerTensor.w13(layer), shape: [2 * hiddenDim, dim], part: layer },

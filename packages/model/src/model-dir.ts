@@ -1,6 +1,7 @@
 /**
  * A model dir: `manifest.json`, `weights.bin` (every tensor page-aligned, in
- * layer order) and optionally a tokenizer file. Written atomically; read with
+ * layer order) and optionally a tokenizer (llama2.c `tokenizer.bin`, or Hugging
+ * Face `tokenizer.json` + `tokenizer_config.json`). Written atomically; read with
  * checks that name what is wrong.
  */
 import { createHash } from 'node:crypto';
@@ -26,6 +27,11 @@ import { sha256 } from './hash.js';
 import { llamaTensorSpecs, type TensorSpec } from './llama-tensors.js';
 import { noProgress, type ProgressFn } from './progress.js';
 import { StagingDir } from './staging-dir.js';
+import {
+  HF_TOKENIZER_CONFIG_FILE,
+  HF_TOKENIZER_FILE,
+  type HfTokenizerSettings,
+} from './tokenizer/hf-tokenizer.js';
 import {
   LLAMA2C_BOS_ID,
   LLAMA2C_EOS_ID,
@@ -54,8 +60,21 @@ export function requireLlamaDir(dir: ModelDir, what: string): LlamaModelDir {
   );
 }
 
-/** Source of tensor data for a new model dir, asked for each spec in storage order. */
-export type TensorSource = (spec: TensorSpec) => Promise<Float32Array> | Float32Array;
+/**
+ * Source of tensor data for a new model dir, asked for each spec in storage order:
+ * the whole tensor, or its values in consecutive chunks (so an importer never holds
+ * a large tensor in memory).
+ */
+export type TensorSource = (spec: TensorSpec) => Promise<TensorValues> | TensorValues;
+
+export type TensorValues = Float32Array | AsyncIterable<Float32Array>;
+
+/** A Hugging Face tokenizer to store: its two JSON files and what the manifest records. */
+export interface HfTokenizerFiles {
+  tokenizerJson: Uint8Array;
+  tokenizerConfigJson: Uint8Array;
+  settings: HfTokenizerSettings;
+}
 
 export interface WriteModelDirOptions {
   name: string;
@@ -63,6 +82,8 @@ export interface WriteModelDirOptions {
   source: ModelSource;
   tensors: TensorSource;
   tokenizer?: Llama2cVocab;
+  /** A Hugging Face tokenizer instead of a llama2.c one. */
+  hfTokenizer?: HfTokenizerFiles;
   progress?: ProgressFn;
 }
 
@@ -91,10 +112,27 @@ export async function writeModelDir(
         eosId: LLAMA2C_EOS_ID,
       };
     }
+    if (options.hfTokenizer) tokenizer = await writeHfTokenizer(dir, options.hfTokenizer);
     const manifest = buildManifest(options, weights, tokenizer);
     await writeFile(join(dir, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
     return { path: out, manifest, weightsPath: join(out, WEIGHTS_FILE) };
   });
+}
+
+async function writeHfTokenizer(dir: string, files: HfTokenizerFiles): Promise<TokenizerRef> {
+  await writeFile(join(dir, HF_TOKENIZER_FILE), files.tokenizerJson);
+  await writeFile(join(dir, HF_TOKENIZER_CONFIG_FILE), files.tokenizerConfigJson);
+  const { bosId, eosId, addBos, stopIds } = files.settings;
+  return {
+    kind: 'hf',
+    file: HF_TOKENIZER_FILE,
+    configFile: HF_TOKENIZER_CONFIG_FILE,
+    sha256: sha256(sha256(files.tokenizerJson), sha256(files.tokenizerConfigJson)),
+    bosId,
+    eosId,
+    addBos,
+    stopIds: [...stopIds],
+  };
 }
 
 interface WrittenWeights {
@@ -119,25 +157,34 @@ async function writeWeights(
     for (const spec of specs) {
       const data = await source(spec);
       const expected = spec.shape.reduce((a, b) => a * b, 1);
-      if (data.length !== expected) {
-        throw new ModelDirInvalidError(
-          `tensor ${spec.name} has ${data.length} elements, expected ${expected}`,
-        );
-      }
       const padding =
         (WEIGHT_ALIGNMENT_BYTES - (offset % WEIGHT_ALIGNMENT_BYTES)) % WEIGHT_ALIGNMENT_BYTES;
       if (padding > 0) offset += await append(handle, hash, new Uint8Array(padding));
-      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      const start = offset;
+      let elements = 0;
+      for await (const chunk of data instanceof Float32Array ? [data] : data) {
+        elements += chunk.length;
+        if (elements > expected) break;
+        offset += await append(
+          handle,
+          hash,
+          new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
+        );
+        written += chunk.byteLength;
+        progress({ phase: 'write weights', done: written, total, unit: 'bytes' });
+      }
+      if (elements !== expected) {
+        throw new ModelDirInvalidError(
+          `tensor ${spec.name} has ${elements > expected ? 'more than ' : ''}${elements} elements, expected ${expected}`,
+        );
+      }
       tensors.push({
         name: spec.name,
         dtype: 'float32',
         shape: spec.shape,
-        offset,
-        bytes: bytes.length,
+        offset: start,
+        bytes: offset - start,
       });
-      offset += await append(handle, hash, bytes);
-      written += bytes.length;
-      progress({ phase: 'write weights', done: written, total, unit: 'bytes' });
     }
   } finally {
     await handle.close();

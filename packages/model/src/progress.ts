@@ -8,7 +8,7 @@ export interface ProgressEvent {
   /** Units done so far and in total (bytes unless `unit` says otherwise). */
   done: number;
   total: number;
-  unit: 'bytes' | 'tensors' | 'layers';
+  unit: 'bytes' | 'tensors' | 'layers' | 'files';
 }
 
 export type ProgressFn = (event: ProgressEvent) => void;

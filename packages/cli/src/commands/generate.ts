@@ -120,9 +120,13 @@ export function generateCommand(yargs: Argv): Argv {
       // Stream the single sequence's text as run.c does; batches print when done.
       const streaming = !args.json && prompts.length === 1 && tokenizer !== undefined;
       const first = prompts[0]!;
-      if (streaming)
-        process.stdout.write(Buffer.from(decodeIds(tokenizer!, first.slice(0, args.steps + 1))));
-      let previous = first.at(-1)!;
+      // One decoder over prompt and continuation, so text joining the two comes out right.
+      const decoder = streaming ? tokenizer!.decoder(first.slice(0, 1)) : undefined;
+      if (decoder) {
+        let prompt = '';
+        for (const id of first.slice(1, args.steps + 1)) prompt += decoder.push(id);
+        process.stdout.write(prompt);
+      }
       try {
         const results = await generate(
           pipeline,
@@ -130,14 +134,13 @@ export function generateCommand(yargs: Argv): Argv {
             promptIds,
             steps: args.steps,
             sampling,
-            stopIds: tokenizer ? [tokenizer.bosId] : [],
+            stopIds: tokenizer ? [...tokenizer.stopIds] : [],
           })),
           {
             signal: controller.signal,
             onToken: (_, id) => {
-              if (!streaming) return;
-              process.stdout.write(tokenizer!.decodePiece(previous, id));
-              previous = id;
+              const text = decoder?.push(id);
+              if (text) process.stdout.write(text);
             },
           },
         );
@@ -147,8 +150,8 @@ export function generateCommand(yargs: Argv): Argv {
             process.stdout.write(
               `${JSON.stringify({ text, token_ids: result.ids, tokens_per_s: round(result.tokensPerSecond) })}\n`,
             );
-          } else if (streaming) {
-            process.stdout.write('\n');
+          } else if (decoder) {
+            process.stdout.write(`${decoder.end()}\n`);
           } else {
             process.stdout.write(`${tokenizer ? text : result.ids.join(',')}\n`);
           }

@@ -1,11 +1,10 @@
-/** `swarmbee model ...`: import (llama2c, onnx), synthesize, export, shard and inspect model dirs. */
+/** `swarmbee model ...`: import (llama2c, hf, onnx), pull, synthesize, export, shard and inspect model dirs. */
 
 import { join } from 'node:path';
 import { InvalidArgumentError, type LlamaConfig } from '@swarmbee/core';
 import {
   evenRanges,
   exportLlama2c,
-  importLlama2c,
   openModelDir,
   SYNTH_PRESETS,
   type SynthPresetName,
@@ -16,235 +15,226 @@ import type { Argv } from 'yargs';
 import { parseRanges } from '../options.js';
 import { withProgress } from '../ui/progress.js';
 import { formatBytes, renderTable } from '../ui/table.js';
+import { modelImportCommands } from './model-import.js';
 import { importOnnxCommand, onnxDecoderTables } from './model-onnx.js';
+import { modelPullCommand } from './model-pull.js';
 
 const PRESET_NAMES = Object.keys(SYNTH_PRESETS) as SynthPresetName[];
 
 export function modelCommand(yargs: Argv): Argv {
-  return yargs.command('model', 'Import, synthesize, export, shard and inspect model dirs', (y) =>
-    y
-      // yargs dispatches on one word, so each format is a subcommand of `import`.
-      .command('import', 'Import a model from another format (llama2c, onnx)', (i) =>
-        i
-          .command(
-            'llama2c <checkpoint>',
-            'Import a llama2.c (version 0) checkpoint and its tokenizer',
-            (c) =>
-              c
-                .positional('checkpoint', {
-                  type: 'string',
-                  demandOption: true,
-                  describe: 'llama2.c .bin checkpoint',
-                })
-                .option('tokenizer', {
-                  type: 'string',
-                  describe: 'llama2.c tokenizer .bin (tokenizer.bin, tok512.bin)',
-                })
-                .option('out', {
-                  type: 'string',
-                  demandOption: true,
-                  describe: 'Model dir to create (must not exist or be empty)',
-                })
-                .option('name', {
-                  type: 'string',
-                  describe: 'Model name (default: the checkpoint file name)',
-                }),
-            async (args) => {
-              const dir = await withProgress((progress) =>
-                importLlama2c({
-                  checkpoint: args.checkpoint,
-                  tokenizer: args.tokenizer,
-                  out: args.out,
-                  name: args.name,
-                  progress,
-                }),
+  return yargs.command(
+    'model',
+    'Import, pull, synthesize, export, shard and inspect model dirs',
+    (y) =>
+      modelPullCommand(y)
+        .command('import', 'Import a checkpoint into a model dir: llama2.c or Hugging Face', (i) =>
+          modelImportCommands(i)
+            .command(importOnnxCommand)
+            .demandCommand(1, 'choose what to import: llama2c, hf or onnx'),
+        )
+        .command(
+          'synth',
+          'Make a model dir with seeded random Llama weights',
+          (c) =>
+            c
+              .option('preset', {
+                choices: PRESET_NAMES,
+                describe: 'Start from a preset shape; flags below override it',
+              })
+              .option('dim', { type: 'number', describe: 'Model width' })
+              .option('hidden-dim', { type: 'number', describe: 'Feed-forward width' })
+              .option('layers', { type: 'number', describe: 'Transformer layers' })
+              .option('heads', { type: 'number', describe: 'Attention heads' })
+              .option('kv-heads', {
+                type: 'number',
+                describe: 'Key/value heads (default: = heads)',
+              })
+              .option('vocab', {
+                type: 'number',
+                describe: 'Vocabulary size (354..1024 for the synthetic tokenizer)',
+              })
+              .option('seq-len', { type: 'number', describe: 'Context length in tokens' })
+              .option('seed', { type: 'number', default: 0, describe: 'Weight seed' })
+              .option('out', {
+                type: 'string',
+                demandOption: true,
+                describe: 'Model dir to create',
+              })
+              .option('llama2c', {
+                type: 'string',
+                describe:
+                  'Also write the weights as a llama2.c checkpoint here (tokenizer beside it, .tok.bin)',
+              }),
+          async (args) => {
+            const base: Partial<LlamaConfig> = args.preset
+              ? SYNTH_PRESETS[args.preset].config
+              : { normEps: 1e-5, ropeTheta: 10_000, sharedClassifier: true };
+            const pick = (
+              flag: number | undefined,
+              key: keyof LlamaConfig,
+              name: string,
+            ): number => {
+              const value = flag ?? (base[key] as number | undefined);
+              if (value === undefined)
+                throw new InvalidArgumentError(`--${name} is required without --preset`);
+              return value;
+            };
+            const heads = pick(args.heads, 'nHeads', 'heads');
+            const config: LlamaConfig = {
+              dim: pick(args.dim, 'dim', 'dim'),
+              hiddenDim: pick(args.hiddenDim, 'hiddenDim', 'hidden-dim'),
+              nLayers: pick(args.layers, 'nLayers', 'layers'),
+              nHeads: heads,
+              nKvHeads:
+                args.kvHeads ?? (args.heads !== undefined ? heads : (base.nKvHeads ?? heads)),
+              vocabSize: pick(args.vocab, 'vocabSize', 'vocab'),
+              maxSeqLen: pick(args.seqLen, 'maxSeqLen', 'seq-len'),
+              normEps: base.normEps ?? 1e-5,
+              ropeTheta: base.ropeTheta ?? 10_000,
+              sharedClassifier: base.sharedClassifier ?? true,
+            };
+            const dir = await withProgress((progress) =>
+              synthesizeModel({
+                config,
+                seed: args.seed,
+                out: args.out,
+                preset: args.preset,
+                progress,
+              }),
+            );
+            process.stdout.write(
+              `synthesized ${dir.manifest.name} into ${dir.path} (${formatBytes(dir.manifest.weights.bytes)} of weights)\n`,
+            );
+            if (args.llama2c) {
+              await exportLlama2c(
+                dir,
+                args.llama2c,
+                `${args.llama2c.replace(/\.bin$/, '')}.tok.bin`,
               );
-              process.stdout.write(
-                `imported ${dir.manifest.name} into ${dir.path} (model hash ${dir.manifest.modelHash.slice(0, 12)})\n`,
+              process.stdout.write(`wrote llama2.c checkpoint ${args.llama2c}\n`);
+            }
+          },
+        )
+        .command(
+          'export llama2c <dir>',
+          'Write a model dir as a llama2.c checkpoint (and tokenizer) for other runtimes',
+          (c) =>
+            c
+              .positional('dir', { type: 'string', demandOption: true, describe: 'Model dir' })
+              .option('out', {
+                type: 'string',
+                demandOption: true,
+                describe: 'Checkpoint file to write',
+              })
+              .option('tokenizer-out', {
+                type: 'string',
+                describe: 'Also write the llama2.c tokenizer here',
+              }),
+          async (args) => {
+            await exportLlama2c(await openModelDir(args.dir), args.out, args.tokenizerOut);
+            process.stdout.write(
+              `wrote ${args.out}${args.tokenizerOut ? ` and ${args.tokenizerOut}` : ''}\n`,
+            );
+          },
+        )
+        .command(
+          'shard <dir>',
+          'Write stage shards (ONNX graph + weights) for a split of the model',
+          (c) =>
+            c
+              .positional('dir', { type: 'string', demandOption: true, describe: 'Model dir' })
+              .option('stages', { type: 'number', describe: 'Even split into this many stages' })
+              .option('ranges', {
+                type: 'string',
+                describe: 'Explicit layer ranges, e.g. 0-2,2-5 (end exclusive)',
+              })
+              .option('out', {
+                type: 'string',
+                demandOption: true,
+                describe: 'Directory to write one sub-directory per shard into',
+              })
+              .conflicts('stages', 'ranges'),
+          async (args) => {
+            const dir = await openModelDir(args.dir);
+            const ranges =
+              args.ranges !== undefined
+                ? parseRanges(args.ranges)
+                : evenRanges(dir.manifest.config.nLayers, args.stages ?? 1);
+            const rows: (string | number)[][] = [];
+            for (const [i, range] of ranges.entries()) {
+              const path = join(args.out, `stage-${i}-layers-${range.start}-${range.end}`);
+              const shard = await withProgress((progress) =>
+                writeShard(dir, range, path, progress),
               );
-            },
-          )
-          .command(importOnnxCommand)
-          .demandCommand(1, 'choose a format to import: llama2c or onnx'),
-      )
-      .command(
-        'synth',
-        'Make a model dir with seeded random Llama weights',
-        (c) =>
-          c
-            .option('preset', {
-              choices: PRESET_NAMES,
-              describe: 'Start from a preset shape; flags below override it',
-            })
-            .option('dim', { type: 'number', describe: 'Model width' })
-            .option('hidden-dim', { type: 'number', describe: 'Feed-forward width' })
-            .option('layers', { type: 'number', describe: 'Transformer layers' })
-            .option('heads', { type: 'number', describe: 'Attention heads' })
-            .option('kv-heads', { type: 'number', describe: 'Key/value heads (default: = heads)' })
-            .option('vocab', {
-              type: 'number',
-              describe: 'Vocabulary size (354..1024 for the synthetic tokenizer)',
-            })
-            .option('seq-len', { type: 'number', describe: 'Context length in tokens' })
-            .option('seed', { type: 'number', default: 0, describe: 'Weight seed' })
-            .option('out', { type: 'string', demandOption: true, describe: 'Model dir to create' })
-            .option('llama2c', {
-              type: 'string',
-              describe:
-                'Also write the weights as a llama2.c checkpoint here (tokenizer beside it, .tok.bin)',
-            }),
-        async (args) => {
-          const base: Partial<LlamaConfig> = args.preset
-            ? SYNTH_PRESETS[args.preset].config
-            : { normEps: 1e-5, ropeTheta: 10_000, sharedClassifier: true };
-          const pick = (flag: number | undefined, key: keyof LlamaConfig, name: string): number => {
-            const value = flag ?? (base[key] as number | undefined);
-            if (value === undefined)
-              throw new InvalidArgumentError(`--${name} is required without --preset`);
-            return value;
-          };
-          const heads = pick(args.heads, 'nHeads', 'heads');
-          const config: LlamaConfig = {
-            dim: pick(args.dim, 'dim', 'dim'),
-            hiddenDim: pick(args.hiddenDim, 'hiddenDim', 'hidden-dim'),
-            nLayers: pick(args.layers, 'nLayers', 'layers'),
-            nHeads: heads,
-            nKvHeads: args.kvHeads ?? (args.heads !== undefined ? heads : (base.nKvHeads ?? heads)),
-            vocabSize: pick(args.vocab, 'vocabSize', 'vocab'),
-            maxSeqLen: pick(args.seqLen, 'maxSeqLen', 'seq-len'),
-            normEps: base.normEps ?? 1e-5,
-            ropeTheta: base.ropeTheta ?? 10_000,
-            sharedClassifier: base.sharedClassifier ?? true,
-          };
-          const dir = await withProgress((progress) =>
-            synthesizeModel({
-              config,
-              seed: args.seed,
-              out: args.out,
-              preset: args.preset,
-              progress,
-            }),
-          );
-          process.stdout.write(
-            `synthesized ${dir.manifest.name} into ${dir.path} (${formatBytes(dir.manifest.weights.bytes)} of weights)\n`,
-          );
-          if (args.llama2c) {
-            await exportLlama2c(dir, args.llama2c, `${args.llama2c.replace(/\.bin$/, '')}.tok.bin`);
-            process.stdout.write(`wrote llama2.c checkpoint ${args.llama2c}\n`);
-          }
-        },
-      )
-      .command(
-        'export llama2c <dir>',
-        'Write a model dir as a llama2.c checkpoint (and tokenizer) for other runtimes',
-        (c) =>
-          c
-            .positional('dir', { type: 'string', demandOption: true, describe: 'Model dir' })
-            .option('out', {
-              type: 'string',
-              demandOption: true,
-              describe: 'Checkpoint file to write',
-            })
-            .option('tokenizer-out', {
-              type: 'string',
-              describe: 'Also write the llama2.c tokenizer here',
-            }),
-        async (args) => {
-          await exportLlama2c(await openModelDir(args.dir), args.out, args.tokenizerOut);
-          process.stdout.write(
-            `wrote ${args.out}${args.tokenizerOut ? ` and ${args.tokenizerOut}` : ''}\n`,
-          );
-        },
-      )
-      .command(
-        'shard <dir>',
-        'Write stage shards (ONNX graph + weights) for a split of the model',
-        (c) =>
-          c
-            .positional('dir', { type: 'string', demandOption: true, describe: 'Model dir' })
-            .option('stages', { type: 'number', describe: 'Even split into this many stages' })
-            .option('ranges', {
-              type: 'string',
-              describe: 'Explicit layer ranges, e.g. 0-2,2-5 (end exclusive)',
-            })
-            .option('out', {
-              type: 'string',
-              demandOption: true,
-              describe: 'Directory to write one sub-directory per shard into',
-            })
-            .conflicts('stages', 'ranges'),
-        async (args) => {
-          const dir = await openModelDir(args.dir);
-          const ranges =
-            args.ranges !== undefined
-              ? parseRanges(args.ranges)
-              : evenRanges(dir.manifest.config.nLayers, args.stages ?? 1);
-          const rows: (string | number)[][] = [];
-          for (const [i, range] of ranges.entries()) {
-            const path = join(args.out, `stage-${i}-layers-${range.start}-${range.end}`);
-            const shard = await withProgress((progress) => writeShard(dir, range, path, progress));
-            const bytes = shard.files.reduce((n, f) => n + f.bytes, 0);
-            rows.push([
+              const bytes = shard.files.reduce((n, f) => n + f.bytes, 0);
+              rows.push([
+                i,
+                `[${range.start}, ${range.end})`,
+                formatBytes(bytes),
+                shard.shardId.slice(0, 16),
+                path,
+              ]);
+            }
+            process.stdout.write(
+              `${renderTable(['stage', 'layers', 'size', 'shard id', 'path'], rows)}\n`,
+            );
+          },
+        )
+        .command(
+          'inspect <dir>',
+          "Print a model dir's manifest as tables",
+          (c) =>
+            c
+              .positional('dir', { type: 'string', demandOption: true, describe: 'Model dir' })
+              .option('json', {
+                type: 'boolean',
+                default: false,
+                describe: 'Print the manifest JSON instead',
+              }),
+          async (args) => {
+            const dir = await openModelDir(args.dir);
+            const m = dir.manifest;
+            if (args.json) {
+              process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
+              return;
+            }
+            if (m.architecture === 'onnx-decoder') {
+              process.stdout.write(`${onnxDecoderTables(m)}\n`);
+              return;
+            }
+            const c = m.config;
+            const facts: (string | number)[][] = [
+              ['name', m.name],
+              ['architecture', `${m.architecture} (RoPE ${m.rope})`],
+              ['dim / hidden', `${c.dim} / ${c.hiddenDim}`],
+              ['layers', c.nLayers],
+              ['heads / kv heads', `${c.nHeads} / ${c.nKvHeads}`],
+              ['vocab', c.vocabSize],
+              ['context', c.maxSeqLen],
+              ['classifier', c.sharedClassifier ? 'shared with embedding' : 'separate'],
+              ['q/k/v bias', c.qkvBias ? 'yes' : 'no'],
+              ['norm eps / RoPE theta', `${c.normEps} / ${c.ropeTheta}`],
+              ['weights', `${formatBytes(m.weights.bytes)} (${m.weights.tensors.length} tensors)`],
+              ['tokenizer', m.tokenizer ? `${m.tokenizer.kind} (${m.tokenizer.file})` : 'none'],
+              [
+                'source',
+                m.source.kind === 'hf'
+                  ? `hf ${m.source.architecture}${m.source.repo ? ` (${m.source.repo})` : ''}`
+                  : m.source.kind,
+              ],
+              ['model hash', m.modelHash],
+            ];
+            process.stdout.write(`${renderTable(['field', 'value'], facts)}\n`);
+            const layers = m.layers.map((l, i) => [
               i,
-              `[${range.start}, ${range.end})`,
-              formatBytes(bytes),
-              shard.shardId.slice(0, 16),
-              path,
+              formatBytes(l.paramBytes),
+              `${l.kvBytesPerToken} B`,
             ]);
-          }
-          process.stdout.write(
-            `${renderTable(['stage', 'layers', 'size', 'shard id', 'path'], rows)}\n`,
-          );
-        },
-      )
-      .command(
-        'inspect <dir>',
-        "Print a model dir's manifest as tables",
-        (c) =>
-          c
-            .positional('dir', { type: 'string', demandOption: true, describe: 'Model dir' })
-            .option('json', {
-              type: 'boolean',
-              default: false,
-              describe: 'Print the manifest JSON instead',
-            }),
-        async (args) => {
-          const dir = await openModelDir(args.dir);
-          const m = dir.manifest;
-          if (args.json) {
-            process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
-            return;
-          }
-          if (m.architecture === 'onnx-decoder') {
-            process.stdout.write(`${onnxDecoderTables(m)}\n`);
-            return;
-          }
-          const c = m.config;
-          const facts: (string | number)[][] = [
-            ['name', m.name],
-            ['architecture', `${m.architecture} (RoPE ${m.rope})`],
-            ['dim / hidden', `${c.dim} / ${c.hiddenDim}`],
-            ['layers', c.nLayers],
-            ['heads / kv heads', `${c.nHeads} / ${c.nKvHeads}`],
-            ['vocab', c.vocabSize],
-            ['context', c.maxSeqLen],
-            ['classifier', c.sharedClassifier ? 'shared with embedding' : 'separate'],
-            ['weights', `${formatBytes(m.weights.bytes)} (${m.weights.tensors.length} tensors)`],
-            ['tokenizer', m.tokenizer ? `${m.tokenizer.kind} (${m.tokenizer.file})` : 'none'],
-            ['source', m.source.kind],
-            ['model hash', m.modelHash],
-          ];
-          process.stdout.write(`${renderTable(['field', 'value'], facts)}\n`);
-          const layers = m.layers.map((l, i) => [
-            i,
-            formatBytes(l.paramBytes),
-            `${l.kvBytesPerToken} B`,
-          ]);
-          layers.unshift(['embedding', formatBytes(m.embeddingBytes), '-']);
-          layers.push(['norm + head', formatBytes(m.headBytes), '-']);
-          process.stdout.write(`${renderTable(['layer', 'weights', 'KV per token'], layers)}\n`);
-        },
-      )
-      .demandCommand(1, 'choose a model subcommand'),
+            layers.unshift(['embedding', formatBytes(m.embeddingBytes), '-']);
+            layers.push(['norm + head', formatBytes(m.headBytes), '-']);
+            process.stdout.write(`${renderTable(['layer', 'weights', 'KV per token'], layers)}\n`);
+          },
+        )
+        .demandCommand(1, 'choose a model subcommand'),
   );
 }

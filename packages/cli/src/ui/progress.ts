@@ -11,6 +11,7 @@ const UNIT_SCALE: Record<ProgressEvent['unit'], { divisor: number; label: string
   bytes: { divisor: 1024 * 1024, label: 'MiB' },
   tensors: { divisor: 1, label: 'tensors' },
   layers: { divisor: 1, label: 'layers' },
+  files: { divisor: 1, label: 'files' },
 };
 
 export function progressBar(stream: NodeJS.WriteStream = process.stderr): ProgressDisplay {

@@ -101,8 +101,15 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
     const rms = g.op('Sqrt', [g.op('Add', [meanSquare, eps])]);
     return g.op('Mul', [g.op('Div', [input, rms]), weight(weightName)], {}, 'normed');
   };
-  const linear = (input: string, weightName: string) =>
-    g.op('Gemm', [input, weight(weightName)], { transB: attr.int(1) });
+  // Gemm's optional C input carries a bias (Qwen2's q/k/v), broadcast over the rows.
+  const linear = (input: string, weightName: string, biasName?: string) =>
+    g.op(
+      'Gemm',
+      biasName ? [input, weight(weightName), weight(biasName)] : [input, weight(weightName)],
+      {
+        transB: attr.int(1),
+      },
+    );
   // Rotate-half RoPE on [N, heads, hd]: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin).
   const rope = (input: string, heads: number) => {
     const split = g.op('Reshape', [input, g.ints('heads_shape', [-1, heads, hd])]);
@@ -114,7 +121,11 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
 
   for (let layer = layerStart; layer < layerEnd; layer++) {
     const h = rmsNorm(x, layerTensor.attnNorm(layer));
-    const qkv = linear(h, layerTensor.wqkv(layer));
+    const qkv = linear(
+      h,
+      layerTensor.wqkv(layer),
+      config.qkvBias ? layerTensor.bqkv(layer) : undefined,
+    );
     const [q, k, v] = g.opN('Split', [qkv, g.ints('qkv_split', [nHeads * hd, kvDim, kvDim])], 3, {
       axis: attr.int(1),
     }) as [string, string, string];

@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { TokenizerInvalidError, TokenizerMissingError } from '@swarmbee/core';
-import type { Tokenizer } from './tokenizer.js';
+import type { TokenDecoder, Tokenizer } from './tokenizer.js';
 
 export const LLAMA2C_BOS_ID = 1;
 export const LLAMA2C_EOS_ID = 2;
@@ -99,6 +99,10 @@ export class Llama2cTokenizer implements Tokenizer {
     }
   }
 
+  /**
+   * Bytes run.c prints for `token` following `prev`: the leading space after BOS is
+   * dropped, byte tokens become raw bytes, and lone unprintable bytes print as nothing.
+   */
   decodePiece(prev: number, token: number): Uint8Array {
     let piece = this.#pieces[token];
     if (piece === undefined) return new Uint8Array(0);
@@ -108,6 +112,23 @@ export class Llama2cTokenizer implements Tokenizer {
     // run.c's safe_printf: a lone byte that is neither printable nor whitespace prints nothing.
     if (bytes.length === 1 && !isPrintableOrSpace(bytes[0]!)) return new Uint8Array(0);
     return bytes;
+  }
+
+  /**
+   * run.c's pieces, joined into text by a streaming UTF-8 decoder: a character split
+   * over byte tokens is emitted with its last byte. Only the last context id matters.
+   */
+  decoder(contextIds: readonly number[]): TokenDecoder {
+    let previous = contextIds.at(-1) ?? -1;
+    const utf8 = new TextDecoder('utf-8');
+    return {
+      push: (id) => {
+        const text = utf8.decode(this.decodePiece(previous, id), { stream: true });
+        previous = id;
+        return text;
+      },
+      end: () => utf8.decode(),
+    };
   }
 
   /** The raw vocabulary, for writing it back out as a llama2.c tokenizer file. */

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { TokenizerMissingError } from '@swarmbee/core';
 import type { ModelDir } from '../model-dir.js';
+import { HfTokenizer } from './hf-tokenizer.js';
 import { Llama2cTokenizer } from './llama2c-tokenizer.js';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -12,5 +13,11 @@ export async function loadTokenizer(dir: ModelDir): Promise<Tokenizer> {
       `model ${dir.manifest.name} (${dir.path}) has no tokenizer; pass token ids (--prompt-ids) instead of text`,
     );
   }
-  return Llama2cTokenizer.load(join(dir.path, ref.file), dir.manifest.config.vocabSize);
+  const { vocabSize } = dir.manifest.config;
+  switch (ref.kind) {
+    case 'llama2c':
+      return Llama2cTokenizer.load(join(dir.path, ref.file), vocabSize);
+    case 'hf':
+      return HfTokenizer.load(dir.path, ref, vocabSize);
+  }
 }

@@ -1,0 +1,86 @@
+/** `swarmbee model import llama2c|hf`: checkpoints into model dirs. */
+import { importHf, importLlama2c } from '@swarmbee/model';
+import type { Argv } from 'yargs';
+import { withProgress } from '../ui/progress.js';
+
+export function modelImportCommands(yargs: Argv): Argv {
+  return yargs
+    .command(
+      'llama2c <checkpoint>',
+      'Import a llama2.c (version 0) checkpoint and its tokenizer',
+      (c) =>
+        c
+          .positional('checkpoint', {
+            type: 'string',
+            demandOption: true,
+            describe: 'llama2.c .bin checkpoint',
+          })
+          .option('tokenizer', {
+            type: 'string',
+            describe: 'llama2.c tokenizer .bin (tokenizer.bin, tok512.bin)',
+          })
+          .option('out', {
+            type: 'string',
+            demandOption: true,
+            describe: 'Model dir to create (must not exist or be empty)',
+          })
+          .option('name', {
+            type: 'string',
+            describe: 'Model name (default: the checkpoint file name)',
+          }),
+      async (args) => {
+        const dir = await withProgress((progress) =>
+          importLlama2c({
+            checkpoint: args.checkpoint,
+            tokenizer: args.tokenizer,
+            out: args.out,
+            name: args.name,
+            progress,
+          }),
+        );
+        process.stdout.write(
+          `imported ${dir.manifest.name} into ${dir.path} (model hash ${dir.manifest.modelHash.slice(0, 12)})\n`,
+        );
+      },
+    )
+    .command(
+      'hf <dir>',
+      'Import a Hugging Face Llama, Mistral or Qwen2 checkpoint dir (config.json, safetensors, tokenizer.json)',
+      (c) =>
+        c
+          .positional('dir', {
+            type: 'string',
+            demandOption: true,
+            describe:
+              'Checkpoint dir: config.json, model.safetensors or shards with index, tokenizer.json',
+          })
+          .option('out', {
+            type: 'string',
+            demandOption: true,
+            describe: 'Model dir to create (must not exist or be empty)',
+          })
+          .option('name', {
+            type: 'string',
+            describe: "Model name (default: the checkpoint dir's name)",
+          })
+          .option('context', {
+            type: 'number',
+            describe:
+              'Context to record, in tokens (default: max_position_embeddings; at most that). A context no longer than a sliding window lets such a model import',
+          }),
+      async (args) => {
+        const dir = await withProgress((progress) =>
+          importHf({
+            dir: args.dir,
+            out: args.out,
+            name: args.name,
+            progress,
+            ...(args.context === undefined ? {} : { contextLength: args.context }),
+          }),
+        );
+        process.stdout.write(
+          `imported ${dir.manifest.name} into ${dir.path} (model hash ${dir.manifest.modelHash.slice(0, 12)})\n`,
+        );
+      },
+    );
+}

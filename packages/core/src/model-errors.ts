@@ -1,0 +1,58 @@
+/** Errors of bringing models in: Hugging Face checkpoints and downloads. */
+import { registerErrors, SwarmBeeError } from './errors.js';
+
+/**
+ * A checkpoint asks for something the Llama graph builder cannot honour: an
+ * unknown architecture, RoPE scaling, a sliding window shorter than the context,
+ * an unusual head size, biases where the builder has none. The message names
+ * what was found.
+ */
+export class ModelUnsupportedError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_MODEL_UNSUPPORTED';
+}
+
+/** A Hugging Face checkpoint dir is incomplete or inconsistent: config, index or tensors. */
+export class HfCheckpointInvalidError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_HF_CHECKPOINT_INVALID';
+}
+
+/** A safetensors file is malformed: header, dtype, shape or data offsets. */
+export class SafetensorsInvalidError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_SAFETENSORS_INVALID';
+}
+
+/** The server answered 404: no such model, repository or file (or it is private). */
+export class DownloadNotFoundError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_DOWNLOAD_NOT_FOUND';
+  static override readonly httpStatus = 404;
+}
+
+/** A downloaded file's sha256 or size differs from what the server or catalogue says. */
+export class DownloadChecksumError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_DOWNLOAD_CHECKSUM';
+}
+
+/** The server refused or failed a download (401/403 for gated models, 5xx, a bad answer). */
+export class DownloadFailedError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_DOWNLOAD_FAILED';
+}
+
+/**
+ * The network failed: the host cannot be resolved or reached, the connection was
+ * dropped mid-way, or it stalled. What was downloaded is kept; running again resumes.
+ */
+export class NetworkUnavailableError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_NETWORK_UNAVAILABLE';
+  static override readonly retryable = true;
+  static override readonly httpStatus = 503;
+}
+
+registerErrors(
+  ModelUnsupportedError,
+  HfCheckpointInvalidError,
+  SafetensorsInvalidError,
+  DownloadNotFoundError,
+  DownloadChecksumError,
+  DownloadFailedError,
+  NetworkUnavailableError,
+);
