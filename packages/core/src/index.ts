@@ -11,6 +11,7 @@ export * from './errors.js';
 export * from './manifest.js';
 export * from './model-errors.js';
 export * from './onnx-decoder.js';
+export * from './optimize-errors.js';
 export * from './plan.js';
 export * from './profile.js';
 export * from './sampling.js';

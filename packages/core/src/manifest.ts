@@ -33,7 +33,40 @@ export interface LlamaConfig {
   qkvBias?: boolean;
 }
 
-export type WeightDtype = 'float32';
+/** `uint8` holds packed quantization codes (see {@link WeightQuantization}) or zero points. */
+export type WeightDtype = 'float32' | 'uint8';
+
+/** Numeric precision of a layer's linear weights (norms always stay fp32). */
+export type LayerPrecision = 'fp32' | 'int8' | 'int4';
+
+/**
+ * Block-wise weight-only quantization of one linear weight, as onnxruntime's
+ * `com.microsoft.MatMulNBits` takes it. The tensor that carries this holds the codes,
+ * shape `[out, blocks, blockSize * bits / 8]` (blocks = ⌈in / blockSize⌉, codes packed
+ * low bits first along the input dimension, the last block zero-padded); a weight is
+ * `(code − zeroPoint) × scale` of its block. Scales and zero points are tensors of their
+ * own, stored right after the codes so a layer stays one contiguous span.
+ */
+export interface WeightQuantization {
+  /** Bits per code: 8 (int8) or 4 (int4). */
+  bits: 8 | 4;
+  /** Weights per block along the input dimension; a power of two, at least 16. */
+  blockSize: number;
+  /** `[out, in]` of the matrix the codes stand for (PyTorch's layout). */
+  shape: [number, number];
+  /** Name of the float32 tensor of per-block scales, `[out, blocks]`. */
+  scales: string;
+  /** Name of the uint8 tensor of per-block zero points, `[out, ⌈blocks × bits / 8⌉]`, packed like the codes. */
+  zeroPoints: string;
+  /**
+   * How the matmul treats activations. `float32`: multiplies by the dequantized weights
+   * exactly (onnxruntime's `accuracy_level` 0). `int8`: quantizes each block of the
+   * activations to int8 first and multiplies in integers (`accuracy_level` 4, what
+   * llama.cpp's CPU kernels do for its quantized formats): much faster on CPUs, with an
+   * error below the weights' own.
+   */
+  activations: 'float32' | 'int8';
+}
 
 /** One tensor inside `weights.bin`, stored row-major with little-endian elements. */
 export interface WeightTensor {
@@ -43,6 +76,8 @@ export interface WeightTensor {
   /** Byte offset in `weights.bin`, a multiple of {@link WEIGHT_ALIGNMENT_BYTES}. */
   offset: number;
   bytes: number;
+  /** Present on quantized linear weights: how to read the codes. Absent: plain fp32. */
+  quantization?: WeightQuantization;
 }
 
 /** Byte alignment of every tensor in `weights.bin` (a page, so the file can be mapped). */
@@ -54,6 +89,8 @@ export interface LayerCost {
   paramBytes: number;
   /** KV-cache bytes per token of context (keys and values, fp32). */
   kvBytesPerToken: number;
+  /** Precision of the layer's linear weights. Absent means fp32. */
+  precision?: LayerPrecision;
 }
 
 /** A llama2.c tokenizer file (`tokenizer.bin`): run.c's encode and decode. */
@@ -104,6 +141,32 @@ export type ModelSource =
       repo?: string;
     };
 
+/** What `swarmbee optimize` did to the model a derived model dir was made from. */
+export interface ModelDerivation {
+  /** `modelHash` and name of the original model, before the first step. */
+  fromModelHash: string;
+  fromName: string;
+  /** Every step, oldest first (a model quantized twice, or pruned then quantized, lists both). */
+  steps: ModelDerivationStep[];
+}
+
+export type ModelDerivationStep =
+  | {
+      kind: 'quantize';
+      bits: 8 | 4;
+      blockSize: number;
+      activations: WeightQuantization['activations'];
+      /** Layers (of the model as it was then) quantized by this step. */
+      layers: number[];
+      /** Whether the LM head was quantized too. */
+      head: boolean;
+    }
+  | {
+      kind: 'prune';
+      /** Layers (of the model as it was then) removed by this step. */
+      dropped: number[];
+    };
+
 export const MANIFEST_FORMAT = 'swarmbee.model';
 export const MANIFEST_FORMAT_VERSION = 1;
 
@@ -141,6 +204,8 @@ export interface LlamaManifest {
   /** sha256 over the config and the content hashes: the model's identity. */
   modelHash: string;
   source: ModelSource;
+  /** Present on models made by `swarmbee optimize` (quantized, pruned) from another. */
+  derivedFrom?: ModelDerivation;
   createdBy: string;
 }
 

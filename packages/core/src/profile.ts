@@ -139,10 +139,9 @@ export interface ClusterProfile {
 
 /** The model summary the planner needs, read from a model dir's manifest. */
 export function modelSummaryFromManifest(manifest: ModelManifest): ModelSummary {
-  const dtype =
-    manifest.architecture === 'onnx-decoder'
-      ? manifest.config.weightDtype
-      : (manifest.weights.tensors[0]?.dtype ?? 'float32');
+  // A Llama model dir's weights are fp32 unless quantized; quantized layers already
+  // count their real (smaller) bytes in `layers`, which is what memory planning needs.
+  const dtype = manifest.architecture === 'onnx-decoder' ? manifest.config.weightDtype : 'float32';
   return {
     name: manifest.name,
     modelHash: manifest.modelHash,

@@ -11,6 +11,7 @@
  * const shard = buildShard(dir, { start: 0, end: 3 }); // layers 0..2 plus the embedding
  * ```
  */
+export * from './derived-model.js';
 export * from './hash.js';
 export * from './hf/checkpoint.js';
 export * from './hf/config.js';
@@ -31,10 +32,16 @@ export * from './onnx-decoder/detect.js';
 export * from './onnx-decoder/import.js';
 export * from './onnx-decoder/shard.js';
 export * from './progress.js';
+export * from './prune/prune-model.js';
 export * from './pull/catalog.js';
 export * from './pull/download.js';
 export * from './pull/hub.js';
 export * from './pull/pull.js';
+export * from './quant/block-quant.js';
+export * from './quant/model-variant.js';
+export * from './quant/quantize-model.js';
+export * from './quant/stored-tensors.js';
+export * from './quant/stored-weights.js';
 export * from './shard.js';
 export * from './staging-dir.js';
 export * from './synth/presets.js';

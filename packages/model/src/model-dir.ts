@@ -11,21 +11,30 @@ import {
   InvalidArgumentError,
   kvBytesPerTokenPerLayer,
   type LayerCost,
+  type LayerPrecision,
   type LlamaConfig,
   type LlamaManifest,
   MANIFEST_FORMAT,
   MANIFEST_FORMAT_VERSION,
+  type ModelDerivation,
   ModelDirInvalidError,
   type ModelManifest,
   type ModelSource,
+  QuantizationUnsupportedError,
   SWARMBEE_VERSION,
   type TokenizerRef,
   WEIGHT_ALIGNMENT_BYTES,
+  type WeightQuantization,
   type WeightTensor,
 } from '@swarmbee/core';
 import { sha256 } from './hash.js';
 import { llamaTensorSpecs, type TensorSpec } from './llama-tensors.js';
 import { noProgress, type ProgressFn } from './progress.js';
+import {
+  isQuantized,
+  type QuantizedTensorValues,
+  quantizedTensors,
+} from './quant/stored-tensors.js';
 import { StagingDir } from './staging-dir.js';
 import {
   HF_TOKENIZER_CONFIG_FILE,
@@ -67,7 +76,7 @@ export function requireLlamaDir(dir: ModelDir, what: string): LlamaModelDir {
  */
 export type TensorSource = (spec: TensorSpec) => Promise<TensorValues> | TensorValues;
 
-export type TensorValues = Float32Array | AsyncIterable<Float32Array>;
+export type TensorValues = Float32Array | AsyncIterable<Float32Array> | QuantizedTensorValues;
 
 /** A Hugging Face tokenizer to store: its two JSON files and what the manifest records. */
 export interface HfTokenizerFiles {
@@ -84,6 +93,8 @@ export interface WriteModelDirOptions {
   tokenizer?: Llama2cVocab;
   /** A Hugging Face tokenizer instead of a llama2.c one. */
   hfTokenizer?: HfTokenizerFiles;
+  /** Recorded in the manifest when the model was made from another by `swarmbee optimize`. */
+  derivedFrom?: ModelDerivation;
   progress?: ProgressFn;
 }
 
@@ -139,6 +150,8 @@ interface WrittenWeights {
   bytes: number;
   sha256: string;
   tensors: WeightTensor[];
+  /** The part (layer, embedding, head) each written tensor belongs to, companions included. */
+  parts: Map<string, TensorSpec['part']>;
 }
 
 async function writeWeights(
@@ -150,16 +163,33 @@ async function writeWeights(
   const handle = await open(path, 'w');
   const hash = createHash('sha256');
   const tensors: WeightTensor[] = [];
+  const parts = new Map<string, TensorSpec['part']>();
   const total = specs.reduce((sum, s) => sum + 4 * s.shape.reduce((a, b) => a * b, 1), 0);
   let offset = 0;
   let written = 0;
+  const align = async () => {
+    const padding =
+      (WEIGHT_ALIGNMENT_BYTES - (offset % WEIGHT_ALIGNMENT_BYTES)) % WEIGHT_ALIGNMENT_BYTES;
+    if (padding > 0) offset += await append(handle, hash, new Uint8Array(padding));
+  };
   try {
     for (const spec of specs) {
       const data = await source(spec);
       const expected = spec.shape.reduce((a, b) => a * b, 1);
-      const padding =
-        (WEIGHT_ALIGNMENT_BYTES - (offset % WEIGHT_ALIGNMENT_BYTES)) % WEIGHT_ALIGNMENT_BYTES;
-      if (padding > 0) offset += await append(handle, hash, new Uint8Array(padding));
+      await align();
+      if (isQuantized(data)) {
+        for (const tensor of quantizedTensors(spec, data)) {
+          await align();
+          const start = offset;
+          offset += await append(handle, hash, tensor.bytes);
+          tensors.push({ ...tensor.entry, offset: start, bytes: offset - start });
+          parts.set(tensor.entry.name, spec.part);
+        }
+        // Progress counts what the fp32 tensor would have been, so the total stays right.
+        written += 4 * expected;
+        progress({ phase: 'write weights', done: written, total, unit: 'bytes' });
+        continue;
+      }
       const start = offset;
       let elements = 0;
       for await (const chunk of data instanceof Float32Array ? [data] : data) {
@@ -185,11 +215,12 @@ async function writeWeights(
         offset: start,
         bytes: offset - start,
       });
+      parts.set(spec.name, spec.part);
     }
   } finally {
     await handle.close();
   }
-  return { bytes: offset, sha256: hash.digest('hex'), tensors };
+  return { bytes: offset, sha256: hash.digest('hex'), tensors, parts };
 }
 
 async function append(
@@ -208,19 +239,16 @@ function buildManifest(
   tokenizer?: TokenizerRef,
 ): LlamaManifest {
   const { config } = options;
-  const bytesOf = (part: TensorSpec['part']) => {
-    const names = new Set(
-      llamaTensorSpecs(config)
-        .filter((s) => s.part === part)
-        .map((s) => s.name),
-    );
-    return weights.tensors.filter((t) => names.has(t.name)).reduce((sum, t) => sum + t.bytes, 0);
-  };
+  const inPart = (part: TensorSpec['part']) =>
+    weights.tensors.filter((t) => weights.parts.get(t.name) === part);
+  const bytesOf = (part: TensorSpec['part']) => inPart(part).reduce((sum, t) => sum + t.bytes, 0);
   const kv = kvBytesPerTokenPerLayer(config);
-  const layers: LayerCost[] = Array.from({ length: config.nLayers }, (_, l) => ({
-    paramBytes: bytesOf(l),
-    kvBytesPerToken: kv,
-  }));
+  const layers: LayerCost[] = Array.from({ length: config.nLayers }, (_, l) => {
+    const cost: LayerCost = { paramBytes: bytesOf(l), kvBytesPerToken: kv };
+    const bits = inPart(l).find((t) => t.quantization)?.quantization?.bits;
+    if (bits !== undefined) cost.precision = precisionOfBits(bits);
+    return cost;
+  });
   const embeddingBytes = bytesOf('embedding');
   // A tied head still costs a full embedding-sized copy on a last stage that is not stage 0.
   const headBytes = bytesOf('head') + (config.sharedClassifier ? embeddingBytes : 0);
@@ -246,7 +274,12 @@ function buildManifest(
     createdBy: `swarmbee ${SWARMBEE_VERSION}`,
   };
   if (tokenizer) manifest.tokenizer = tokenizer;
+  if (options.derivedFrom) manifest.derivedFrom = options.derivedFrom;
   return manifest;
+}
+
+export function precisionOfBits(bits: WeightQuantization['bits']): LayerPrecision {
+  return bits === 8 ? 'int8' : 'int4';
 }
 
 /** Opens a model dir, checking the manifest's shape and the weights file's size. */
@@ -305,9 +338,15 @@ export function findTensor(dir: LlamaModelDir, name: string): WeightTensor {
   return tensor;
 }
 
-/** Reads one tensor's values from `weights.bin`. */
+/** Reads one fp32 tensor's values from `weights.bin` (a quantized one is refused: see quant/). */
 export async function readTensor(dir: LlamaModelDir, name: string): Promise<Float32Array> {
   const tensor = findTensor(dir, name);
+  if (tensor.dtype !== 'float32') {
+    throw new QuantizationUnsupportedError(
+      `${dir.path}: tensor ${name} is ${tensor.quantization ? `int${tensor.quantization.bits}-quantized` : tensor.dtype}; ` +
+        'this needs the fp32 weights (use the model it was quantized from)',
+    );
+  }
   const handle = await open(dir.weightsPath, 'r');
   try {
     const out = new Float32Array(tensor.bytes / 4);

@@ -19,7 +19,7 @@ import {
 import { sha256 } from './hash.js';
 import { llamaTensorSpecs } from './llama-tensors.js';
 import { findTensor, type LlamaModelDir, type ModelDir } from './model-dir.js';
-import { buildLlamaShardGraph } from './onnx/llama-shard-graph.js';
+import { buildLlamaShardGraph, type LocatedWeight } from './onnx/llama-shard-graph.js';
 import type { OnnxDecoderModelDir } from './onnx-decoder/import.js';
 import { buildOnnxDecoderShard, writeOnnxDecoderShard } from './onnx-decoder/shard.js';
 import { noProgress, type ProgressFn } from './progress.js';
@@ -141,6 +141,37 @@ export function shardTensorNames(config: LlamaConfig, range: LayerRange): string
   return names;
 }
 
+/**
+ * The tensors stored for a weight: itself, plus its scales and zero points when it is
+ * quantized (adjacent in `weights.bin`, in this order).
+ */
+export function storedTensorNames(dir: LlamaModelDir, name: string): string[] {
+  const q = findTensor(dir, name).quantization;
+  return q ? [name, q.scales, q.zeroPoints] : [name];
+}
+
+/** A weight located through `where` for each of its stored tensors (see {@link storedTensorNames}). */
+export function locateWeight(
+  dir: LlamaModelDir,
+  name: string,
+  where: (tensor: string) => LocatedWeight['where'],
+): LocatedWeight {
+  const tensor = findTensor(dir, name);
+  const located: LocatedWeight = { dims: tensor.shape, where: where(name) };
+  const q = tensor.quantization;
+  if (q) {
+    located.quantization = {
+      bits: q.bits,
+      blockSize: q.blockSize,
+      shape: q.shape,
+      activations: q.activations,
+      scales: { dims: findTensor(dir, q.scales).shape, where: where(q.scales) },
+      zeroPoints: { dims: findTensor(dir, q.zeroPoints).shape, where: where(q.zeroPoints) },
+    };
+  }
+  return located;
+}
+
 /** The shard for `range`, reading weights in place from the model dir. */
 export function buildShard(dir: ModelDir, range: LayerRange): ShardGraph {
   if (dir.manifest.architecture === 'onnx-decoder')
@@ -156,13 +187,15 @@ function buildLlamaShard(dir: LlamaModelDir, range: LayerRange): LlamaShardGraph
     layerStart: range.start,
     layerEnd: range.end,
     producer: `swarmbee ${SWARMBEE_VERSION}`,
-    locate: (name) => {
-      const tensor = findTensor(dir, name);
-      return {
-        dims: tensor.shape,
-        where: { location: dir.manifest.weights.file, offset: tensor.offset, length: tensor.bytes },
-      };
-    },
+    locate: (name) =>
+      locateWeight(dir, name, (stored) => {
+        const tensor = findTensor(dir, stored);
+        return {
+          location: dir.manifest.weights.file,
+          offset: tensor.offset,
+          length: tensor.bytes,
+        };
+      }),
   });
   return {
     kind: 'llama',
@@ -196,7 +229,7 @@ async function writeLlamaShard(
   const { config } = dir.manifest;
   checkRange(config, range);
   return StagingDir.build(out, async (staging) => {
-    const names = shardTensorNames(config, range);
+    const names = shardTensorNames(config, range).flatMap((n) => storedTensorNames(dir, n));
     const placed = new Map<string, { offset: number; bytes: number; shape: number[] }>();
     const source = await open(dir.weightsPath, 'r');
     const target = await open(join(staging, SHARD_WEIGHTS_FILE), 'w');
@@ -208,6 +241,15 @@ async function writeLlamaShard(
         const tensor = findTensor(dir, name);
         const bytes = new Uint8Array(tensor.bytes);
         await source.read(bytes, 0, tensor.bytes, tensor.offset);
+        // Quantized codes and zero points are bytes; keep every tensor 4-byte aligned so the
+        // fp32 ones after them stay aligned (fp32-only shards never need the padding).
+        const padding = (4 - (offset % 4)) % 4;
+        if (padding > 0) {
+          const pad = new Uint8Array(padding);
+          await target.write(pad);
+          weightsHash.update(pad);
+          offset += padding;
+        }
         await target.write(bytes);
         weightsHash.update(bytes);
         placed.set(name, { offset, bytes: tensor.bytes, shape: tensor.shape });
@@ -228,17 +270,15 @@ async function writeLlamaShard(
       layerStart: range.start,
       layerEnd: range.end,
       producer: `swarmbee ${SWARMBEE_VERSION}`,
-      locate: (name) => {
-        const p = placed.get(name);
-        if (!p)
-          throw new ShardInvalidError(
-            `shard [${range.start}, ${range.end}) needs tensor ${name}, which was not copied`,
-          );
-        return {
-          dims: p.shape,
-          where: { location: SHARD_WEIGHTS_FILE, offset: p.offset, length: p.bytes },
-        };
-      },
+      locate: (name) =>
+        locateWeight(dir, name, (stored) => {
+          const p = placed.get(stored);
+          if (!p)
+            throw new ShardInvalidError(
+              `shard [${range.start}, ${range.end}) needs tensor ${stored}, which was not copied`,
+            );
+          return { location: SHARD_WEIGHTS_FILE, offset: p.offset, length: p.bytes };
+        }),
     });
     await writeFile(join(staging, SHARD_GRAPH_FILE), onnx);
     const files = [

@@ -10,6 +10,7 @@ export const DataType = {
   float32: onnx.TensorProto.DataType.FLOAT,
   int64: onnx.TensorProto.DataType.INT64,
   int32: onnx.TensorProto.DataType.INT32,
+  uint8: onnx.TensorProto.DataType.UINT8,
 } as const;
 export type GraphDtype = keyof typeof DataType;
 
@@ -27,6 +28,10 @@ export const attr = {
   ints: (value: number[]): Attribute => ({ kind: 'ints', value }),
 };
 
+/** Version of the `com.microsoft` contrib opset that graphs using its ops import. */
+export const CONTRIB_OPSET = 1;
+export const CONTRIB_DOMAIN = 'com.microsoft';
+
 /** Where an initializer's bytes live outside the model file. */
 export interface ExternalLocation {
   /** File name relative to the directory ONNX Runtime resolves external data against. */
@@ -42,6 +47,8 @@ export class GraphBuilder {
   readonly #outputs: onnxProto.onnx.IValueInfoProto[] = [];
   readonly #names = new Map<string, number>();
   readonly #intConstants = new Map<string, string>();
+  /** Operator domains other than the default one that nodes use (each needs an opset import). */
+  readonly #domains = new Set<string>();
 
   constructor(readonly name: string) {}
 
@@ -66,7 +73,7 @@ export class GraphBuilder {
     hint: string,
     dtype: GraphDtype,
     dims: number[],
-    data: Float32Array | BigInt64Array | Int32Array,
+    data: Float32Array | BigInt64Array | Int32Array | Uint8Array,
   ): string {
     const name = this.fresh(hint);
     this.#initializers.push({
@@ -142,12 +149,31 @@ export class GraphBuilder {
     return names;
   }
 
+  /**
+   * Adds a node of a contrib operator (`com.microsoft`, e.g. MatMulNBits) with one output;
+   * the graph then imports that opset. Empty strings in `inputs` skip optional inputs.
+   */
+  contribOp(
+    opType: string,
+    inputs: string[],
+    attributes: Record<string, Attribute> = {},
+    hint?: string,
+  ): string {
+    const name = this.op(opType, inputs, attributes, hint);
+    this.#nodes.at(-1)!.domain = CONTRIB_DOMAIN;
+    this.#domains.add(CONTRIB_DOMAIN);
+    return name;
+  }
+
   encode(options: { opset: number; producer: string; docString?: string }): Uint8Array {
     const model = onnx.ModelProto.create({
       irVersion: 8,
       producerName: options.producer,
       docString: options.docString ?? '',
-      opsetImport: [{ domain: '', version: options.opset }],
+      opsetImport: [
+        { domain: '', version: options.opset },
+        ...[...this.#domains].map((domain) => ({ domain, version: CONTRIB_OPSET })),
+      ],
       graph: {
         name: this.name,
         node: this.#nodes,

@@ -5,10 +5,13 @@
  *
  * Linear layers are Gemm with transB over a [tokens, dim] residual stream, so
  * weights keep their PyTorch [out, in] layout and each shard's weights are byte
- * ranges of the model's `weights.bin`. Grouped-query attention folds the query
+ * ranges of the model's `weights.bin`. A quantized weight is onnxruntime's
+ * `com.microsoft.MatMulNBits` instead, which multiplies by the dequantized
+ * weight transposed — the same [out, in] orientation — so layers of any
+ * precision mix in one graph. Grouped-query attention folds the query
  * heads of a KV group into one matmul instead of repeating keys and values.
  */
-import { headDim, type LlamaConfig } from '@swarmbee/core';
+import { headDim, type LlamaConfig, type WeightQuantization } from '@swarmbee/core';
 import { CLASSIFIER, FINAL_NORM, layerTensor, TOKEN_EMBEDDING } from '../llama-tensors.js';
 import { attr, type ExternalLocation, GraphBuilder } from './graph.js';
 import { ropeTables } from './rope.js';
@@ -16,26 +19,71 @@ import { SHARD_IO } from './shard-io.js';
 
 export const SHARD_OPSET = 17;
 
+/**
+ * A tensor's bytes: in external data (`where`, how model dirs and written shards keep
+ * them), or given inline (`data`, for model variants built in memory). Exactly one.
+ */
+export interface LocatedTensor {
+  dims: number[];
+  where?: ExternalLocation;
+  data?: Float32Array | Uint8Array;
+}
+
+/** A weight as the builder needs it: fp32, or quantized codes with their scales and zero points. */
+export interface LocatedWeight extends LocatedTensor {
+  quantization?: Pick<WeightQuantization, 'bits' | 'blockSize' | 'shape' | 'activations'> & {
+    scales: LocatedTensor;
+    zeroPoints: LocatedTensor;
+  };
+}
+
 export interface LlamaShardSpec {
   config: LlamaConfig;
   layerStart: number;
   layerEnd: number;
   /** Where each weight tensor's bytes are, by canonical tensor name. */
-  locate: (tensor: string) => { dims: number[]; where: ExternalLocation };
+  locate: (tensor: string) => LocatedWeight;
   producer: string;
+  /**
+   * End with `hidden_out` even when the range reaches the last layer: no final norm, no
+   * head. Calibration reads every layer's output this way; shards for serving never set it.
+   */
+  headless?: boolean;
+}
+
+/** onnxruntime's MatMulNBits `accuracy_level` for each way of treating activations. */
+const ACCURACY_LEVEL: Record<WeightQuantization['activations'], number> = {
+  float32: 0,
+  int8: 4,
+};
+
+function initializer(
+  g: GraphBuilder,
+  name: string,
+  dtype: 'float32' | 'uint8',
+  tensor: LocatedTensor,
+): string {
+  if (tensor.where && !tensor.data) return g.external(name, dtype, tensor.dims, tensor.where);
+  if (tensor.data && !tensor.where) return g.constant(name, dtype, tensor.dims, tensor.data);
+  throw new Error(`internal: tensor ${name} must be located by exactly one of where or data`);
 }
 
 export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
   const { config, layerStart, layerEnd } = spec;
   const isFirst = layerStart === 0;
-  const isLast = layerEnd === config.nLayers;
+  const isLast = layerEnd === config.nLayers && !spec.headless;
   const g = new GraphBuilder(`llama_layers_${layerStart}_${layerEnd}`);
   const weights = new Map<string, string>();
   const weight = (name: string) => {
     let value = weights.get(name);
     if (value === undefined) {
-      const { dims, where } = spec.locate(name);
-      value = g.external(name, 'float32', dims, where);
+      const located = spec.locate(name);
+      if (located.quantization) {
+        throw new Error(
+          `internal: ${name} is quantized; only linear layers take quantized weights`,
+        );
+      }
+      value = initializer(g, name, 'float32', located);
       weights.set(name, value);
     }
     return value;
@@ -102,14 +150,20 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
     return g.op('Mul', [g.op('Div', [input, rms]), weight(weightName)], {}, 'normed');
   };
   // Gemm's optional C input carries a bias (Qwen2's q/k/v), broadcast over the rows.
-  const linear = (input: string, weightName: string, biasName?: string) =>
-    g.op(
+  const linear = (input: string, weightName: string, biasName?: string) => {
+    const located = spec.locate(weightName);
+    if (located.quantization) {
+      const product = quantizedLinear(g, input, weightName, located);
+      return biasName ? g.op('Add', [product, weight(biasName)]) : product;
+    }
+    return g.op(
       'Gemm',
       biasName ? [input, weight(weightName), weight(biasName)] : [input, weight(weightName)],
       {
         transB: attr.int(1),
       },
     );
+  };
   // Rotate-half RoPE on [N, heads, hd]: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin).
   const rope = (input: string, heads: number) => {
     const split = g.op('Reshape', [input, g.ints('heads_shape', [-1, heads, hd])]);
@@ -221,5 +275,25 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
     opset: SHARD_OPSET,
     producer: spec.producer,
     docString: `layers [${layerStart}, ${layerEnd}) of a ${config.nLayers}-layer Llama`,
+  });
+}
+
+/** `input × dequant(W)ᵀ` with onnxruntime's MatMulNBits, W being [out, in] as for Gemm. */
+function quantizedLinear(
+  g: GraphBuilder,
+  input: string,
+  name: string,
+  located: LocatedWeight,
+): string {
+  const q = located.quantization!;
+  const codes = initializer(g, name, 'uint8', located);
+  const scales = initializer(g, `${name}.scales`, 'float32', q.scales);
+  const zeroPoints = initializer(g, `${name}.zero_points`, 'uint8', q.zeroPoints);
+  return g.contribOp('MatMulNBits', [input, codes, scales, zeroPoints], {
+    K: attr.int(q.shape[1]),
+    N: attr.int(q.shape[0]),
+    bits: attr.int(q.bits),
+    block_size: attr.int(q.blockSize),
+    accuracy_level: attr.int(ACCURACY_LEVEL[q.activations]),
   });
 }

@@ -1,0 +1,59 @@
+/**
+ * Reading a model dir's weights back as what `writeModelDir` takes, whatever their
+ * precision: fp32 tensors as values, quantized ones as their codes, scales and zero
+ * points (so a derived model carries them over bit for bit, never requantized).
+ */
+import { open } from 'node:fs/promises';
+import { ModelDirInvalidError, type WeightTensor } from '@swarmbee/core';
+import { findTensor, type LlamaModelDir, readTensor, type TensorValues } from '../model-dir.js';
+import type { QuantizedMatrix } from './block-quant.js';
+import type { QuantizedTensorValues } from './stored-tensors.js';
+
+async function readBytes(dir: LlamaModelDir, tensor: WeightTensor): Promise<Uint8Array> {
+  const handle = await open(dir.weightsPath, 'r');
+  try {
+    // A fresh buffer per tensor: Float32Array views over it are then always aligned.
+    const out = new Uint8Array(new ArrayBuffer(tensor.bytes));
+    const { bytesRead } = await handle.read(out, 0, tensor.bytes, tensor.offset);
+    if (bytesRead !== tensor.bytes) {
+      throw new ModelDirInvalidError(
+        `${dir.weightsPath} ends inside tensor ${tensor.name} (read ${bytesRead} of ${tensor.bytes} bytes)`,
+      );
+    }
+    return out;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A stored quantized weight: its codes, scales and zero points as written. */
+export async function readQuantizedWeight(
+  dir: LlamaModelDir,
+  name: string,
+): Promise<QuantizedTensorValues> {
+  const tensor = findTensor(dir, name);
+  const q = tensor.quantization;
+  if (!q) throw new ModelDirInvalidError(`${dir.path}: tensor ${name} is not quantized`);
+  const scaleBytes = await readBytes(dir, findTensor(dir, q.scales));
+  const matrix: QuantizedMatrix = {
+    bits: q.bits,
+    blockSize: q.blockSize,
+    rows: q.shape[0],
+    cols: q.shape[1],
+    codes: await readBytes(dir, tensor),
+    scales: new Float32Array(scaleBytes.buffer, 0, scaleBytes.byteLength / 4),
+    zeroPoints: await readBytes(dir, findTensor(dir, q.zeroPoints)),
+  };
+  return { kind: 'quantized', matrix, activations: q.activations };
+}
+
+/** A weight as stored: fp32 values, or (when quantized) the quantized payload unchanged. */
+export async function readStoredWeight(dir: LlamaModelDir, name: string): Promise<TensorValues> {
+  if (findTensor(dir, name).quantization) return readQuantizedWeight(dir, name);
+  return readTensor(dir, name);
+}
+
+/** Whether a weight is stored quantized. */
+export function isQuantizedWeight(dir: LlamaModelDir, name: string): boolean {
+  return findTensor(dir, name).quantization !== undefined;
+}
