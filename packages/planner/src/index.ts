@@ -6,7 +6,9 @@
  * output token and the pipelined throughput of any plan. An exact dynamic program
  * (after EdgeShard, arXiv 2405.14371) picks the devices, their order, the layer cuts and
  * the micro-batch size for a latency or throughput objective; GA and PSO searches cover
- * clusters too varied for it; baselines show what naive splits would do.
+ * clusters too varied for it; baselines show what naive splits would do. A swarm search
+ * over deployments (deployment/) adds which layers to drop and which precision each
+ * keeps, under a fidelity budget, with the DP picking the partition of each.
  *
  * @example
  * ```ts
@@ -36,6 +38,20 @@ export {
   validateCluster,
 } from './cluster.js';
 export * from './cost-model.js';
+export * from './deployment/config.js';
+export * from './deployment/search.js';
+export {
+  compareFitness,
+  type Fitness,
+  runGa,
+  runHybrid,
+  runPso,
+  SWARM_ALGORITHMS,
+  type SwarmAlgorithm,
+  type SwarmOptions,
+  type SwarmOutcome,
+  type SwarmProblem,
+} from './deployment/swarm.js';
 export { type DeviceType, groupDeviceTypes } from './device-types.js';
 export {
   DEFAULT_DP_STATE_LIMIT,
