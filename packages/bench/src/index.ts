@@ -1,5 +1,7 @@
 /**
- * @swarmbee/bench — benchmark suites and their reports (tables, JSON, Markdown, SVG).
+ * @swarmbee/bench — benchmark suites and their reports (tables, JSON, Markdown, SVG), and the
+ * measurements `swarmbee optimize` runs: fidelity against a reference on a corpus, layer
+ * redundancy for pruning, and decode speed measured fairly on a noisy machine.
  *
  * @example
  * ```ts
@@ -11,6 +13,15 @@
 export * from './local-cluster.js';
 export * from './machine.js';
 export * from './memory-bandwidth.js';
+export * from './optimize/calibration.js';
+export * from './optimize/corpus.js';
+export * from './optimize/decode-speed.js';
+export * from './optimize/fidelity.js';
+export * from './optimize/layer-fidelity.js';
+export * from './optimize/pipelines.js';
+export * from './optimize/precision-timing.js';
+export * from './optimize/prune-choice.js';
+export * from './optimize/workflows.js';
 export * from './report/report.js';
 export * from './report/svg.js';
 export * from './stats.js';

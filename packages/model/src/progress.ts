@@ -8,7 +8,8 @@ export interface ProgressEvent {
   /** Units done so far and in total (bytes unless `unit` says otherwise). */
   done: number;
   total: number;
-  unit: 'bytes' | 'tensors' | 'layers' | 'files';
+  /** `steps`: anything counted one by one (corpus windows, configurations measured). */
+  unit: 'bytes' | 'tensors' | 'layers' | 'files' | 'steps';
 }
 
 export type ProgressFn = (event: ProgressEvent) => void;

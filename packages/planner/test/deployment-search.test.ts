@@ -18,6 +18,7 @@ import {
   predictFidelity,
   searchDeployments,
   TINYLLAMA_1B_CONFIG,
+  top1MissCoefficient,
 } from '../src/index.js';
 import { Rng } from '../src/rng.js';
 
@@ -80,12 +81,14 @@ t.test('the additive fidelity model and the configured profile', async (t) => {
   const p = predictFidelity(table, config);
   const kl = table.quantized.int8![2]!.kl + table.quantized.int4![3]!.kl + table.dropped![5]!.kl;
   t.ok(Math.abs(p.kl - kl) < 1e-15);
-  const miss =
-    1 -
-    table.quantized.int8![2]!.top1 +
-    (1 - table.quantized.int4![3]!.top1) +
-    (1 - table.dropped![5]!.top1);
-  t.ok(Math.abs(p.top1 - (1 - miss)) < 1e-12);
+  // 1 − top-1 ≈ c·√KL, c fitted to the table: the entries here have miss = 2·KL exactly.
+  const c = top1MissCoefficient(table);
+  t.ok(c > 0);
+  t.ok(Math.abs(p.top1 - (1 - c * Math.sqrt(kl))) < 1e-12);
+  const exact = {
+    quantized: { int8: Array.from({ length: N }, () => ({ kl: 0.01, top1: 1 - 0.6 * 0.1 })) },
+  };
+  t.ok(Math.abs(top1MissCoefficient(exact) - 0.6) < 1e-12, 'c recovered from the table');
   t.equal(configKey(config).slice(0, 7), 'ff84f-f');
 
   const req = request(MIXED);

@@ -1,11 +1,13 @@
 import type { Suite } from '../suite.js';
 import { engineSuite } from './engine.js';
+import { optimizeSuite } from './optimize.js';
 import { pipelineSuite } from './pipeline.js';
 import { plannerSuite } from './planner.js';
 
 /** The repository's own benchmark suites, by name (`npm run bench -- <name>`). */
 export const SUITES: Record<string, Suite> = {
   engine: engineSuite,
+  optimize: optimizeSuite,
   pipeline: pipelineSuite,
   planner: plannerSuite,
 };

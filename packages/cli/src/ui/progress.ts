@@ -12,6 +12,7 @@ const UNIT_SCALE: Record<ProgressEvent['unit'], { divisor: number; label: string
   tensors: { divisor: 1, label: 'tensors' },
   layers: { divisor: 1, label: 'layers' },
   files: { divisor: 1, label: 'files' },
+  steps: { divisor: 1, label: 'steps' },
 };
 
 export function progressBar(stream: NodeJS.WriteStream = process.stderr): ProgressDisplay {
