@@ -9,6 +9,7 @@ import { benchCommand } from './commands/bench.js';
 import { coordinatorCommand } from './commands/coordinator.js';
 import { generateCommand } from './commands/generate.js';
 import { modelCommand } from './commands/model.js';
+import { optimizeCommand } from './commands/optimize.js';
 import { planCommand } from './commands/plan.js';
 import { profileCommand } from './commands/profile.js';
 import { replanCommand } from './commands/replan.js';
@@ -30,6 +31,7 @@ export async function main(argv: string[]): Promise<number> {
     });
   upCommand(cli);
   modelCommand(cli);
+  optimizeCommand(cli);
   generateCommand(cli);
   workerCommand(cli);
   coordinatorCommand(cli);
