@@ -74,23 +74,25 @@ async function checkEverySplit(t: Test, dir: ModelDir, prompt: number[]): Promis
 
 let base: LlamaModelDir;
 let run: ReferenceRun;
+const root = t.testdir();
 
 t.before(async () => {
   if (!existsSync(STORIES260K.checkpoint)) return;
   base = await importLlama2c({
     checkpoint: STORIES260K.checkpoint,
     tokenizer: STORIES260K.tokenizer,
-    out: join(t.testdirName, 'fp32'),
+    out: join(root, 'fp32'),
   });
   run = await referenceRun(base);
 });
 
 t.test('int8 agrees with fp32 on >= 98% of next tokens; int4 is measured and sane', async (t) => {
   if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
+  const scratch = t.testdir();
   const positions = run.corpus.predictions;
   t.ok(positions >= 1000, `${positions} predicted tokens in the bundled corpus`);
-  const int8 = await quantizeModel(base, { bits: 8, out: join(t.testdirName, 'int8') });
-  const int4 = await quantizeModel(base, { bits: 4, out: join(t.testdirName, 'int4') });
+  const int8 = await quantizeModel(base, { bits: 8, out: join(scratch, 'int8') });
+  const int4 = await quantizeModel(base, { bits: 4, out: join(scratch, 'int4') });
   const f8 = await modelFidelity(int8, run);
   const f4 = await modelFidelity(int4, run);
   t.comment(
@@ -116,23 +118,25 @@ t.test(
   'quantized, mixed-precision and pruned models generate the same at every split',
   async (t) => {
     if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
+    const scratch = t.testdir();
     const prompt = (await loadTokenizer(base)).encode('Once upon a time');
-    const int4 = await quantizeModel(base, { bits: 4, out: join(t.testdirName, 'int4') });
+    const int4 = await quantizeModel(base, { bits: 4, out: join(scratch, 'int4') });
     const mixed = await quantizeModel(
-      await quantizeModel(base, { bits: 4, layers: [0, 1], out: join(t.testdirName, 'm4') }),
-      { bits: 8, layers: [3, 4], out: join(t.testdirName, 'm48') },
+      await quantizeModel(base, { bits: 4, layers: [0, 1], out: join(scratch, 'm4') }),
+      { bits: 8, layers: [3, 4], out: join(scratch, 'm48') },
     );
     t.same(
       mixed.manifest.layers.map((l) => l.precision ?? 'fp32'),
       ['int4', 'int4', 'fp32', 'int8', 'int8'],
     );
-    const pruned = await pruneModel(mixed, { drop: [2], out: join(t.testdirName, 'pruned') });
+    const pruned = await pruneModel(mixed, { drop: [2], out: join(scratch, 'pruned') });
     for (const dir of [int4, mixed, pruned]) await checkEverySplit(t, dir, prompt);
   },
 );
 
 t.test('pruning ranks layers by Block Influence and measures what dropping costs', async (t) => {
   if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
+  const scratch = t.testdir();
   const similarity = await measureLayerSimilarity(base, run.corpus);
   const influence = blockInfluence(similarity);
   t.equal(influence.length, 5);
@@ -153,7 +157,7 @@ t.test('pruning ranks layers by Block Influence and measures what dropping costs
   t.ok(two.chosen.fidelity.kl === Math.min(...two.candidates.map((c) => c.fidelity.kl)));
   t.ok(two.chosen.fidelity.kl > one.chosen.fidelity.kl, 'two layers cost more than one');
   // The variant measured in memory is the model dir written.
-  const dir = await pruneModel(base, { drop: one.chosen.drop, out: join(t.testdirName, 'p1') });
+  const dir = await pruneModel(base, { drop: one.chosen.drop, out: join(scratch, 'p1') });
   const written = await modelFidelity(dir, run);
   t.ok(Math.abs(written.kl - one.chosen.fidelity.kl) < 1e-9);
   await t.rejects(choosePrune(base, run.reference, similarity, 5), {
@@ -163,7 +167,8 @@ t.test('pruning ranks layers by Block Influence and measures what dropping costs
 
 t.test('per-layer fidelity is measured once and cached', async (t) => {
   if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-  const cacheDir = join(t.testdirName, 'fidelity-cache');
+  const scratch = t.testdir();
+  const cacheDir = join(scratch, 'fidelity-cache');
   const started = performance.now();
   const table = await measureLayerFidelity(base, run.reference, { cacheDir });
   const measuredMs = performance.now() - started;
