@@ -156,6 +156,8 @@ export type ModelDerivationStep =
       bits: 8 | 4;
       blockSize: number;
       activations: WeightQuantization['activations'];
+      /** How codes were chosen (`asymmetric-range-search`); absent in the first quantized models. */
+      method?: string;
       /** Layers (of the model as it was then) quantized by this step. */
       layers: number[];
       /** Whether the LM head was quantized too. */

@@ -33,33 +33,65 @@ function randomMatrix(rows: number, cols: number, seed: number): Float32Array {
   });
 }
 
-t.test('block quantization reads back within half a step, zeros stay zero', async (t) => {
-  for (const bits of [8, 4] as const) {
-    for (const [rows, cols] of [
-      [3, 64],
-      [5, 172],
-      [2, 17],
-    ] as const) {
-      const values = randomMatrix(rows, cols, rows * cols + bits);
-      values[3] = 0;
-      const q = quantizeBlockwise(values, rows, cols, bits, 32);
-      const layout = quantizedLayout(rows, cols, bits, 32);
-      t.equal(q.codes.length, rows * layout.blocks * layout.blockBytes);
-      t.equal(q.scales.length, rows * layout.blocks);
-      t.equal(q.zeroPoints.length, rows * layout.zeroPointBytesPerRow);
-      const back = dequantizeBlockwise(q);
-      let worst = 0;
-      for (let r = 0; r < rows; r++) {
-        for (let k = 0; k < cols; k++) {
-          const step = q.scales[r * layout.blocks + Math.floor(k / 32)]!;
-          worst = Math.max(worst, Math.abs(back[r * cols + k]! - values[r * cols + k]!) / step);
-        }
-      }
-      t.ok(worst <= 0.5 + 1e-4, `int${bits} [${rows}, ${cols}]: error ${worst} steps`);
-      t.equal(back[3], 0, 'an exact zero stays zero');
+/** Squared error of plain min/max quantization (the first range the search tries). */
+function minMaxError(values: Float32Array, cols: number, bits: number): number {
+  const maxCode = 2 ** bits - 1;
+  let error = 0;
+  for (let from = 0; from < values.length; from += 32) {
+    const row = Math.floor(from / cols);
+    const end = Math.min((row + 1) * cols, from + 32);
+    const block = values.subarray(from, end);
+    const lo = Math.min(0, ...block);
+    const hi = Math.max(0, ...block);
+    const scale = Math.fround((hi - lo) / maxCode);
+    const zero = Math.round(-lo / scale);
+    for (const v of block) {
+      const code = Math.min(maxCode, Math.max(0, Math.round(v / scale) + zero));
+      error += ((code - zero) * scale - v) ** 2;
     }
   }
-});
+  return error;
+}
+
+t.test(
+  'block quantization: within a step of min/max, never worse than it, zeros stay zero',
+  async (t) => {
+    for (const bits of [8, 4] as const) {
+      for (const [rows, cols] of [
+        [3, 64],
+        [5, 96],
+        [2, 32],
+      ] as const) {
+        const values = randomMatrix(rows, cols, rows * cols + bits);
+        values[3] = 0;
+        const q = quantizeBlockwise(values, rows, cols, bits, 32);
+        const layout = quantizedLayout(rows, cols, bits, 32);
+        t.equal(q.codes.length, rows * layout.blocks * layout.blockBytes);
+        t.equal(q.scales.length, rows * layout.blocks);
+        t.equal(q.zeroPoints.length, rows * layout.zeroPointBytesPerRow);
+        const back = dequantizeBlockwise(q);
+        let error = 0;
+        let worst = 0;
+        for (let i = 0; i < values.length; i++) {
+          const block = values.subarray(i - (i % 32), i - (i % 32) + 32);
+          const step = (Math.max(0, ...block) - Math.min(0, ...block)) / (2 ** bits - 1);
+          worst = Math.max(worst, Math.abs(back[i]! - values[i]!) / step);
+          error += (back[i]! - values[i]!) ** 2;
+        }
+        t.ok(
+          worst <= 1 + 1e-4,
+          `int${bits} [${rows}, ${cols}]: worst error ${worst} min/max steps`,
+        );
+        t.ok(error <= minMaxError(values, cols, bits) * (1 + 1e-6), 'no worse than min/max');
+        t.equal(back[3], 0, 'an exact zero stays zero');
+      }
+    }
+    // Ragged blocks (172 = 5 × 32 + 12) read back with the padding ignored.
+    const ragged = randomMatrix(2, 172, 5);
+    const back = dequantizeBlockwise(quantizeBlockwise(ragged, 2, 172, 8, 32));
+    t.ok(back.every((v, i) => Math.abs(v - ragged[i]!) < 0.01));
+  },
+);
 
 t.test('int4 codes pack low nibble first; padding holds the zero point', async (t) => {
   const values = Float32Array.of(-1, 1);
@@ -148,6 +180,7 @@ t.test('a quantized model dir stores codes, scales and zero points in layer orde
       bits: 4,
       blockSize: 32,
       activations: 'int8',
+      method: 'asymmetric-range-search',
       layers: [0, 1, 2, 3, 4],
       head: false,
     },

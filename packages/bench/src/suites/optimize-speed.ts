@@ -15,6 +15,7 @@ import {
   type LlamaModelDir,
   type ModelDir,
   openModelDir,
+  QUANT_METHOD,
   quantizeModel,
   requireLlamaDir,
 } from '@swarmbee/model';
@@ -68,7 +69,8 @@ async function cachedQuantized(
     existing.manifest.derivedFrom?.fromModelHash === base.manifest.modelHash &&
     step?.kind === 'quantize' &&
     step.bits === bits &&
-    step.activations === activations
+    step.activations === activations &&
+    step.method === QUANT_METHOD
   ) {
     return existing;
   }

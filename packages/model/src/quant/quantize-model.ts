@@ -21,7 +21,12 @@ import {
   writeModelDir,
 } from '../model-dir.js';
 import type { ProgressFn } from '../progress.js';
-import { checkQuantization, DEFAULT_QUANT_BLOCK_SIZE, quantizeBlockwise } from './block-quant.js';
+import {
+  checkQuantization,
+  DEFAULT_QUANT_BLOCK_SIZE,
+  QUANT_METHOD,
+  quantizeBlockwise,
+} from './block-quant.js';
 import { isQuantizedWeight, readStoredWeight } from './stored-weights.js';
 
 /** Default treatment of activations by quantized matmuls (see WeightQuantization). */
@@ -105,6 +110,7 @@ export async function quantizeModel(
     bits,
     blockSize,
     activations,
+    method: QUANT_METHOD,
     layers: chosen,
     head,
   };
