@@ -1,4 +1,5 @@
 /** Weight quantization and layer pruning of model dirs: the stored format, never the numerics of a run. */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -9,6 +10,7 @@ import {
 } from '@swarmbee/core';
 import {
   dequantizeBlockwise,
+  exportLlama2c,
   formatLayers,
   type LlamaModelDir,
   openShard,
@@ -193,6 +195,12 @@ t.test('a quantized model dir stores codes, scales and zero points in layer orde
   t.same(Buffer.from(stored.matrix.codes), Buffer.from(expected.codes));
   t.same(stored.matrix.scales, expected.scales);
   await t.rejects(readTensor(q4, 'layers.2.w2'), { code: QuantizationUnsupportedError.code });
+  const checkpoint = join(root, 'q4.bin');
+  await t.rejects(exportLlama2c(q4, checkpoint), {
+    code: QuantizationUnsupportedError.code,
+    message: /llama2\.c checkpoints are fp32/,
+  });
+  t.notOk(existsSync(checkpoint), 'a refused export writes nothing');
 });
 
 t.test('quantizing some layers leaves the others as they are: mixed precision', async (t) => {

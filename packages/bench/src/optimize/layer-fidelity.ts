@@ -16,6 +16,7 @@ import {
   type LlamaModelDir,
   type ModelVariant,
   type ProgressFn,
+  QUANT_METHOD,
   sha256,
   VariantBuilder,
 } from '@swarmbee/model';
@@ -70,6 +71,7 @@ export async function measureLayerFidelity(
     JSON.stringify(reference.corpus.windows.map((w) => w.length)),
     String(blockSize),
     activations,
+    QUANT_METHOD,
     [...precisions].sort().join(','),
     String(drops),
   );

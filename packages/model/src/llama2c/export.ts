@@ -3,7 +3,7 @@
  * other runtimes (run.c, llama.cpp's converter) can run the very same weights.
  */
 import { open, writeFile } from 'node:fs/promises';
-import { headDim, InvalidArgumentError } from '@swarmbee/core';
+import { headDim, InvalidArgumentError, QuantizationUnsupportedError } from '@swarmbee/core';
 import {
   CLASSIFIER,
   FINAL_NORM,
@@ -22,6 +22,12 @@ export async function exportLlama2c(
   tokenizerOut?: string,
 ): Promise<void> {
   const dir = requireLlamaDir(model, 'export llama2c');
+  // Checked before the file is opened, so a refused export leaves nothing behind.
+  if (dir.manifest.weights.tensors.some((tensor) => tensor.quantization)) {
+    throw new QuantizationUnsupportedError(
+      `${dir.manifest.name} has quantized weights; llama2.c checkpoints are fp32: export the model it was quantized from`,
+    );
+  }
   const { config } = dir.manifest;
   const hd = headDim(config);
   const qRows = config.nHeads * hd;
