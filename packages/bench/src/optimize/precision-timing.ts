@@ -49,41 +49,34 @@ export function quantizedLayerBytes(
   return { int8: byLayer(8), int4: byLayer(4) };
 }
 
-async function timeStage(stage: StageEngine, dim: number, steps: number, chunk: number) {
-  const seqId = `timing-${Math.random().toString(36).slice(2)}`;
-  const hidden = (tokens: number) => new Float32Array(tokens * dim).fill(0.01);
-  const decode: number[] = [];
-  try {
-    await stage.forward({ rows: [{ seqId, start: 0, count: 16 }], hidden: hidden(16) });
-    for (let i = 0; i < steps; i++) {
-      const started = performance.now();
-      await stage.forward({
-        rows: [{ seqId, start: 16 + i, count: 1 }],
-        hidden: hidden(1),
-      });
-      decode.push(performance.now() - started);
-    }
-  } finally {
-    await stage.release([seqId]);
-  }
+/** Times one forward pass of `count` new tokens of sequence `seqId` at position `start`. */
+async function timeForward(
+  stage: StageEngine,
+  dim: number,
+  seqId: string,
+  start: number,
+  count: number,
+): Promise<number> {
+  const hidden = new Float32Array(count * dim).fill(0.01);
   const started = performance.now();
-  const prefillId = `${seqId}-prefill`;
-  await stage.forward({
-    rows: [{ seqId: prefillId, start: 0, count: chunk }],
-    hidden: hidden(chunk),
-  });
-  const prefill = performance.now() - started;
-  await stage.release([prefillId]);
-  return { decode, prefill };
+  await stage.forward({ rows: [{ seqId, start, count }], hidden });
+  return performance.now() - started;
 }
 
-/** Measured factors. A middle layer is timed alone, so the model needs at least 3 layers. */
+/**
+ * Measured factors. A middle layer is timed alone (so the model needs at least 3 layers)
+ * at each precision; the three run back to back, step by step, and each factor is the
+ * median over steps of the quantized step's time over the fp32 step's beside it — paired
+ * like this, a burst of load elsewhere hits both sides of a ratio alike.
+ */
 export async function measureTimeScales(
   dir: LlamaModelDir,
   options: {
     blockSize?: number;
-    rounds?: number;
+    /** Decode steps per precision. Default 160. */
     steps?: number;
+    /** Prefill chunks of 64 tokens per precision. Default 6. */
+    chunks?: number;
     stage?: StageOptions;
     progress?: ProgressFn;
   } = {},
@@ -96,8 +89,9 @@ export async function measureTimeScales(
   const layer = Math.floor(nLayers / 2);
   const precisions = ['fp32', 'int8', 'int4'] as const;
   const stages: StageEngine[] = [];
-  const rounds = options.rounds ?? 5;
-  const steps = options.steps ?? 16;
+  const steps = options.steps ?? 160;
+  const chunks = options.chunks ?? 6;
+  const seq = (i: number) => `timing-${process.pid}-${i}`;
   try {
     for (const p of precisions) {
       const variant = p === 'fp32' ? {} : { precision: { [layer]: p } };
@@ -108,24 +102,46 @@ export async function measureTimeScales(
         ),
       );
     }
-    const decode = precisions.map(() => [] as number[]);
-    const prefill = precisions.map(() => [] as number[]);
-    for (let r = 0; r < rounds; r++) {
+    const context = 16;
+    for (const [i, stage] of stages.entries()) await timeForward(stage, dim, seq(i), 0, context);
+    const decode: number[][] = [[], []];
+    for (let step = 0; step <= steps; step++) {
+      const times: number[] = [];
       for (const [i, stage] of stages.entries()) {
-        const run = await timeStage(stage, dim, steps, 64);
-        if (r > 0) {
-          decode[i]!.push(...run.decode);
-          prefill[i]!.push(run.prefill);
-        }
+        times.push(await timeForward(stage, dim, seq(i), context + step, 1));
       }
-      options.progress?.({ phase: 'time precisions', done: r + 1, total: rounds, unit: 'steps' });
+      // The first step of each is a warm-up.
+      if (step > 0) for (const q of [0, 1]) decode[q]!.push(times[q + 1]! / times[0]!);
+      if (step % 8 === 0)
+        options.progress?.({
+          phase: 'time precisions',
+          done: step,
+          total: steps + chunks,
+          unit: 'steps',
+        });
+    }
+    const prefill: number[][] = [[], []];
+    for (let chunk = 0; chunk < chunks; chunk++) {
+      const times: number[] = [];
+      for (const [i, stage] of stages.entries()) {
+        const id = `${seq(i)}-prefill-${chunk}`;
+        times.push(await timeForward(stage, dim, id, 0, 64));
+        await stage.release([id]);
+      }
+      for (const q of [0, 1]) prefill[q]!.push(times[q + 1]! / times[0]!);
+      options.progress?.({
+        phase: 'time precisions',
+        done: steps + chunk + 1,
+        total: steps + chunks,
+        unit: 'steps',
+      });
     }
     const median = (xs: number[]) => summarize(xs).median;
-    const scale = (i: number): PrecisionTimeScale => ({
-      decode: median(decode[i]!) / median(decode[0]!),
-      prefill: median(prefill[i]!) / median(prefill[0]!),
+    const scale = (q: number): PrecisionTimeScale => ({
+      decode: median(decode[q]!),
+      prefill: median(prefill[q]!),
     });
-    return { int8: scale(1), int4: scale(2) };
+    return { int8: scale(0), int4: scale(1) };
   } finally {
     await Promise.allSettled(stages.map((s) => s.close()));
   }

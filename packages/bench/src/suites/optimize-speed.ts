@@ -94,7 +94,7 @@ export async function speedPart(context: SuiteContext): Promise<SuitePart & { mo
   context.progress('optimize: one layer at each precision (the search timing model)');
   const scales = await measureTimeScales(base, {
     stage: { intraOpThreads: 2 },
-    rounds: context.quick ? 3 : 6,
+    steps: context.quick ? 64 : 240,
   });
   const fp32 = speeds[0]!;
   const bytes = dirs.map((d) => d.manifest.weights.bytes);
