@@ -69,10 +69,13 @@ export interface PreparedCompletion {
 
 export interface CompleteOptions {
   signal?: AbortSignal;
-  /** Called with each piece of text as soon as it is safe to show. */
+  /** Called with each piece of text as soon as it is safe to show (the echo, and the end). */
   onText?: (delta: string) => void;
-  /** Called with each sampled token id as it arrives (before any text it makes). */
-  onToken?: (id: number) => void;
+  /**
+   * Called for every sampled token with the text it made safe to show ('' when none);
+   * when given, token text goes here rather than to `onText`.
+   */
+  onToken?: (id: number, delta: string) => void;
 }
 
 export interface ModelInfo {
@@ -153,9 +156,9 @@ export class GenerationService {
           logprobs: request.logprobs,
           signal: options.signal,
           onToken: (id) => {
-            options.onToken?.(id);
             const delta = stream.push(id);
-            if (delta) options.onText?.(delta);
+            if (options.onToken) options.onToken(id, delta);
+            else if (delta) options.onText?.(delta);
             return !stream.stopped;
           },
         }),

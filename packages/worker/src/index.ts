@@ -12,5 +12,6 @@ export * from './device.js';
 export * from './device-profiler.js';
 export * from './shard-cache.js';
 export * from './stage-runner.js';
+export * from './stage-timeline.js';
 export * from './state.js';
 export * from './worker.js';

@@ -329,6 +329,7 @@ export class WorkerDaemon {
         shards: this.#cache,
         engine: this.#engineOptions(),
         memoryLimitBytes: this.#options.memoryLimitBytes,
+        ...(this.#runner ? { timeline: this.#runner.timeline } : {}),
         log: this.#log,
       });
       this.#control?.send({ type: 'profile.result', requestId: request.requestId, result });
