@@ -7,7 +7,8 @@
  */
 import { join } from 'node:path';
 import { BENCH_PRESET, cachedSynthModel, cacheRoot, DEFAULT_SYNTH_SEED } from '@swarmbee/model';
-import { planChecks, sweepPlans } from '../cluster-bench/plans.js';
+import { sweepPlans } from '../cluster-bench/plans.js';
+import { planChecks } from '../cluster-bench/run.js';
 import { LocalCluster } from '../local-cluster.js';
 import { machineInfo } from '../machine.js';
 import { barChart } from '../report/svg.js';
