@@ -40,6 +40,8 @@ Options (each also read from the environment variable in brackets):
                           checkout (npm ci && npm run build)         [SWARMBEE_SOURCE]
                           (default: the checkout this script is in)
   --install-dir DIR       where releases go (default: /opt/swarmbee) [INSTALL_DIR]
+  --env-file FILE         where the settings go                      [ENV_FILE]
+                          (default: /etc/swarmbee/worker.env)
   --node PATH             the node binary (default: node on PATH)    [NODE]
   --no-start              install and enable, but do not (re)start
   --dry-run               check this host and print the settings and unit it would
@@ -74,6 +76,7 @@ TOKEN_FILE=''
 SOURCE="${SWARMBEE_SOURCE:-}"
 INSTALL_DIR="${INSTALL_DIR:-/opt/swarmbee}"
 NODE="${NODE:-}"
+ENV_FILE="${ENV_FILE:-/etc/swarmbee/worker.env}"
 DRY_RUN=0
 START=1
 
@@ -93,6 +96,7 @@ while [[ $# -gt 0 ]]; do
   --source) need_value "$@" && SOURCE="$2" && shift 2 ;;
   --install-dir) need_value "$@" && INSTALL_DIR="$2" && shift 2 ;;
   --node) need_value "$@" && NODE="$2" && shift 2 ;;
+  --env-file) need_value "$@" && ENV_FILE="$2" && shift 2 ;;
   --no-start) START=0 && shift ;;
   --dry-run) DRY_RUN=1 && shift ;;
   -h | --help) usage && exit 0 ;;
@@ -100,8 +104,10 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-ETC_DIR='/etc/swarmbee'
-ENV_FILE="${ETC_DIR}/worker.env"
+for path in "${INSTALL_DIR}" "${ENV_FILE}"; do
+  [[ "${path}" == /* && "${path}" != *[\|[:space:]]* ]] ||
+    die "${path} must be an absolute path without spaces or '|'"
+done
 UNIT_FILE="/etc/systemd/system/${UNIT_NAME}.service"
 DROPIN_FILE="/etc/systemd/system/${UNIT_NAME}.service.d/gpu.conf"
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -355,9 +361,10 @@ render_env() {
     '
 }
 
-# The unit on stdin with this host's node and install dir.
+# The unit on stdin with this host's node, install dir and env file.
 render_unit() {
-  sed -e "s|/usr/bin/node|${NODE}|g" -e "s|/opt/swarmbee|${INSTALL_DIR}|g"
+  sed -e "s|/usr/bin/node|${NODE}|g" -e "s|/opt/swarmbee|${INSTALL_DIR}|g" \
+    -e "s|^EnvironmentFile=/etc/swarmbee/worker.env$|EnvironmentFile=${ENV_FILE}|"
 }
 
 main() {
@@ -383,7 +390,8 @@ main() {
   local current="${INSTALL_DIR}/current/deploy/systemd" rendered
   rendered="$(mktemp)"
   render_env "${TOKEN}" <"${current}/worker.env.example" >"${rendered}"
-  install -d -m 0750 -o root -g "${SERVICE_USER}" "${ETC_DIR}"
+  # The settings hold the token: a new directory for them is readable by root and the service only.
+  [[ -d "$(dirname "${ENV_FILE}")" ]] || install -d -m 0750 -o root -g "${SERVICE_USER}" "$(dirname "${ENV_FILE}")"
   install_file "${rendered}" "${ENV_FILE}" 0640 "root:${SERVICE_USER}"
   render_unit <"${current}/${UNIT_NAME}.service" >"${rendered}"
   install_file "${rendered}" "${UNIT_FILE}" 0644 root:root
