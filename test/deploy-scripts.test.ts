@@ -24,12 +24,13 @@ import { expandExecStart, parseUnit, setting } from './helpers/systemd-unit.js';
 const INSTALL = repoPath('scripts', 'install-worker.sh');
 const PACK = repoPath('scripts', 'pack-release.sh');
 
-t.test('shellcheck passes on every script', async (t) => {
+t.test('shellcheck passes on every script (and .ci/run)', async (t) => {
   if (!haveTool(t, 'shellcheck', 'shellcheck')) return;
   const scripts = readdirSync(repoPath('scripts'))
     .filter((name) => name.endsWith('.sh'))
     .map((name) => repoPath('scripts', name));
   t.ok(scripts.length >= 2, `${scripts.length} scripts`);
+  scripts.push(repoPath('.ci', 'run'));
   const result = spawnSync('shellcheck', ['--severity=style', ...scripts], { encoding: 'utf8' });
   t.equal(result.status, 0, result.stdout + result.stderr);
 });
