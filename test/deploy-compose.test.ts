@@ -307,9 +307,23 @@ t.test('the compose command lines and health checks work together (run on loopba
   );
   env.SWARMBEE_TOKEN = randomBytes(24).toString('hex');
 
-  const { coordinators, workers } = await roles();
+  // Stopped in `finally` rather than in teardown, which tap runs after removing the test dir.
   const processes: ProcessHandle[] = [];
-  t.teardown(() => Promise.all(processes.map((p) => p.stop())));
+  try {
+    await runComposeOnLoopback(t, root, model, env, processes);
+  } finally {
+    await Promise.all(processes.map((p) => p.stop()));
+  }
+});
+
+async function runComposeOnLoopback(
+  t: Test,
+  root: string,
+  model: string,
+  env: Record<string, string>,
+  processes: ProcessHandle[],
+): Promise<void> {
+  const { coordinators, workers } = await roles();
   // Docker's addresses become loopback ones; paths inside containers, this test's.
   const coordinator = coordinators[0]!;
   const coordinatorProcess = startProcess(
@@ -377,4 +391,4 @@ t.test('the compose command lines and health checks work together (run on loopba
     `${dataUrls[0]!.replace(/^ws:/, 'http:')}/`,
   );
   t.equal(stopped.code, 1, 'a stopped worker is unhealthy');
-});
+}

@@ -9,6 +9,7 @@
  * ```
  */
 export * from './device.js';
+export * from './discovery.js';
 export * from './shard-cache.js';
 export * from './stage-runner.js';
 export * from './state.js';
