@@ -10,6 +10,7 @@
  */
 export * from './device.js';
 export * from './device-profiler.js';
+export * from './discovery.js';
 export * from './shard-cache.js';
 export * from './stage-runner.js';
 export * from './stage-timeline.js';
