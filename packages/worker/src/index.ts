@@ -8,6 +8,7 @@
  * await worker.start(); // registered; the coordinator deploys a stage to it
  * ```
  */
+export * from './advertise.js';
 export * from './device.js';
 export * from './device-profiler.js';
 export * from './discovery.js';

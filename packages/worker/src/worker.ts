@@ -30,6 +30,7 @@ import {
   type ShardOfferMessage,
   type StageLoadMessage,
 } from '@swarmbee/protocol';
+import { reachableHost } from './advertise.js';
 import { deviceFacts } from './device.js';
 import { answerProfileRequest } from './profile-requests.js';
 import { ShardCache } from './shard-cache.js';
@@ -106,7 +107,7 @@ export class WorkerDaemon {
   /** The data-plane URL other stages connect to. */
   get dataUrl(): string {
     if (!this.#server) throw new EngineClosedError('the worker is not listening yet');
-    const host = this.#options.advertiseHost ?? this.#server.host;
+    const host = this.#options.advertiseHost ?? reachableHost(this.#server.host);
     const scheme = this.#options.tls?.server ? 'wss' : 'ws';
     return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${this.#server.port}`;
   }

@@ -32,10 +32,10 @@ export function workerCommand(yargs: Argv): Argv {
         })
         .option('discover', {
           type: 'boolean',
-          default: false,
+          // No default: yargs counts a defaulted flag as given when checking conflicts.
           conflicts: 'join',
           describe:
-            'Find the coordinator on the LAN by mDNS (_swarmbee._tcp; start it with --mdns) instead of --join',
+            'Find the coordinator on the LAN by mDNS (_swarmbee._tcp; start it with --mdns) instead of --join (default: off)',
         })
         .option('listen', {
           type: 'string',
@@ -45,7 +45,7 @@ export function workerCommand(yargs: Argv): Argv {
         .option('advertise', {
           type: 'string',
           describe:
-            'Host name or IP other stages use to reach this worker (default: the listen host)',
+            "Host name or IP other stages use to reach this worker (default: the listen host; for 0.0.0.0, this machine's first external IPv4 address)",
         })
         .option('name', {
           type: 'string',
@@ -120,7 +120,13 @@ export function workerCommand(yargs: Argv): Argv {
         channel: { ...channelFrom(args), ...frameLimitFrom(args) },
         log,
       });
-      const started = worker.start().then(() => log(`serving stage traffic on ${worker.dataUrl}`));
+      let stopRequested = false;
+      void stopping.then(() => {
+        stopRequested = true;
+      });
+      const started = worker.start().then(() => {
+        if (!stopRequested) log(`serving stage traffic on ${worker.dataUrl}`);
+      });
       const signal = await Promise.race([stopping, started.then(() => stopping)]);
       log(`${signal}: draining and stopping`);
       await worker.stop();
