@@ -94,7 +94,8 @@ export async function runCell(
     for (const run of runs) {
       samples.ttftMs.push(run.ttftMs);
       samples.e2eMs.push(run.e2eMs);
-      run.tokenMs.slice(1).forEach((t, i) => samples.tpotMs.push(t - run.tokenMs[i]!));
+      for (let i = 1; i < run.tokenMs.length; i++)
+        samples.tpotMs.push(run.tokenMs[i]! - run.tokenMs[i - 1]!);
     }
     samples.tokensPerS.push(runs.reduce((n, r) => n + r.tokenMs.length, 0) / wallS);
     samples.steadyTokensPerS.push(steadyRate(runs));
