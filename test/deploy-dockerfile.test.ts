@@ -6,6 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { WORKER_NODE_FLAGS } from '@swarmbee/worker';
 import { validate } from 'dockerfile-utils';
 import t from 'tap';
 import { readRepoFile, repoPath } from './helpers/deploy.js';
@@ -125,6 +126,13 @@ t.test(
       );
     }
 
+    t.ok(
+      final.some(
+        (i) =>
+          i.keyword === 'ENV' && i.args.includes(`NODE_OPTIONS=${WORKER_NODE_FLAGS.join(' ')}`),
+      ),
+      'node runs with the flags that keep RSS flat (see the soak benchmark)',
+    );
     const entrypoint = final.find((i) => i.keyword === 'ENTRYPOINT')!;
     const [node, script] = JSON.parse(entrypoint.args) as string[];
     t.equal(node, 'node');

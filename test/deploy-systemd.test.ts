@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { WORKER_NODE_FLAGS } from '@swarmbee/worker';
 import t from 'tap';
 import { checkCommandLine, flag, portOf } from './helpers/cli-spec.js';
 import {
@@ -32,8 +33,8 @@ function load(role: (typeof UNITS)[number]) {
   const env = new Map(envFile);
   for (const assignment of setting(unit, 'Service', 'Environment'))
     for (const pair of assignment.split(/\s+/)) {
-      const [key, value] = pair.split('=');
-      env.set(key!, value ?? '');
+      const at = pair.indexOf('=');
+      env.set(pair.slice(0, at), pair.slice(at + 1));
     }
   const [execStart] = setting(unit, 'Service', 'ExecStart');
   return { unit, envFile, env, execStart: execStart ?? '' };
@@ -81,6 +82,11 @@ for (const role of UNITS) {
       'and writable under ProtectSystem=strict',
     );
     t.equal(env.get('SWARMBEE_CACHE_DIR'), `/var/cache/${cacheDirectory}`);
+    t.equal(
+      env.get('NODE_OPTIONS'),
+      WORKER_NODE_FLAGS.join(' '),
+      'node runs with the flags that keep RSS flat (see the soak benchmark)',
+    );
   });
 
   t.test(`${role.unit} restarts on failure and is hardened as far as Node allows`, async (t) => {

@@ -43,6 +43,8 @@ export interface CompletionRequest {
   steps?: number;
   sampling: SamplingParams;
   stop?: string[];
+  /** Keep generating past the tokenizer's end-of-sequence ids (benchmarks). Default false. */
+  ignoreEos?: boolean;
   logprobs?: boolean;
   /** Put the prompt's text in front of the completion. */
   echo?: boolean;
@@ -152,7 +154,7 @@ export class GenerationService {
           promptIds,
           maxTokens,
           sampling: request.sampling,
-          stopIds: [...this.#tokenizer.stopIds],
+          stopIds: request.ignoreEos ? [] : [...this.#tokenizer.stopIds],
           logprobs: request.logprobs,
           signal: options.signal,
           onToken: (id) => {

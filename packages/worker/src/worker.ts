@@ -378,7 +378,7 @@ export class WorkerDaemon {
       bytesSent: runner?.bytesSent ?? 0,
       idleShare: runner?.idleShare ?? 1,
       failedBatches: runner?.failedBatches ?? 0,
-      rssBytes: process.memoryUsage().rss,
+      ...memoryStats(),
     };
   }
 
@@ -403,4 +403,14 @@ export class WorkerDaemon {
     })();
     return this.#stopped;
   }
+}
+
+/** This process's memory, bytes: resident, the JS heap in use, and memory outside it. */
+function memoryStats(): Record<string, number> {
+  const memory = process.memoryUsage();
+  return {
+    rssBytes: memory.rss,
+    heapUsedBytes: memory.heapUsed,
+    externalBytes: memory.external,
+  };
 }

@@ -49,7 +49,7 @@ export async function postJson<T>(target: ApiTarget, path: string, body: unknown
   return (await response.json()) as T;
 }
 
-/** One streamed greedy completion of exactly `maxTokens` tokens (no stop ids: ignore_eos). */
+/** One streamed greedy completion of exactly `maxTokens` tokens (`ignore_eos`: no early stop). */
 export async function timedCompletion(
   target: ApiTarget,
   prompt: number[],
@@ -59,7 +59,13 @@ export async function timedCompletion(
   const response = await fetch(apiUrl(target, '/v1/completions'), {
     method: 'POST',
     headers: headers(target),
-    body: JSON.stringify({ prompt, max_tokens: maxTokens, temperature: 0, stream: true }),
+    body: JSON.stringify({
+      prompt,
+      max_tokens: maxTokens,
+      temperature: 0,
+      ignore_eos: true,
+      stream: true,
+    }),
   });
   if (!response.ok)
     throw new Error(`completion answered ${response.status}: ${await response.text()}`);

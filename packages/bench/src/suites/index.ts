@@ -2,10 +2,12 @@ import type { Suite } from '../suite.js';
 import { engineSuite } from './engine.js';
 import { pipelineSuite } from './pipeline.js';
 import { plannerSuite } from './planner.js';
+import { soakSuite } from './soak.js';
 
 /** The repository's own benchmark suites, by name (`npm run bench -- <name>`). */
 export const SUITES: Record<string, Suite> = {
   engine: engineSuite,
   pipeline: pipelineSuite,
   planner: plannerSuite,
+  soak: soakSuite,
 };

@@ -45,7 +45,7 @@ async function complete(
   const response = await fetch(`${apiUrl}/v1/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ prompt, max_tokens: maxTokens, temperature: 0 }),
+    body: JSON.stringify({ prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true }),
   });
   const json = (await response.json()) as {
     usage: { completion_tokens: number };

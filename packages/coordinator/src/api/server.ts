@@ -89,6 +89,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
       steps: body.steps,
       sampling: samplingFrom(body),
       stop: stopsFrom(body.stop),
+      ignoreEos: body.ignore_eos ?? false,
       logprobs: (body.logprobs ?? 0) > 0,
       echo: body.echo ?? false,
     };
@@ -130,6 +131,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
       steps: body.steps,
       sampling: samplingFrom(body),
       stop: stopsFrom(body.stop),
+      ignoreEos: body.ignore_eos ?? false,
       logprobs: body.logprobs ?? false,
     };
     const id = `chatcmpl-${randomUUID()}`;
