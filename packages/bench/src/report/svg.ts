@@ -120,11 +120,12 @@ export function lineChart(spec: {
   const y = (v: number) => MARGIN.top + plotHeight - (plotHeight * v) / yMax;
   const body = yAxis(yMax, plotHeight);
   const distinct = [...new Set(xs)].sort((a, b) => a - b);
-  // At most MAX_X_TICKS labels, evenly picked, so dense series stay legible.
+  // At most MAX_X_TICKS labels, evenly picked, so dense series stay legible; low
+  // enough to clear the y axis's 0 at the corner.
   const every = Math.ceil(distinct.length / MAX_X_TICKS);
   for (const value of distinct.filter((_, i) => i % every === 0)) {
     body.push(
-      `<text x="${x(value).toFixed(1)}" y="${MARGIN.top + plotHeight + 16}" text-anchor="middle">${formatTick(value)}</text>`,
+      `<text x="${x(value).toFixed(1)}" y="${MARGIN.top + plotHeight + 22}" text-anchor="middle">${formatTick(value)}</text>`,
     );
   }
   spec.series.forEach((series, i) => {
