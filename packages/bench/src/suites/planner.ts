@@ -10,10 +10,9 @@ import { BENCH_PRESET, cachedSynthModel, cacheRoot, DEFAULT_SYNTH_SEED } from '@
 import { sweepPlans } from '../cluster-bench/plans.js';
 import { planChecks } from '../cluster-bench/run.js';
 import { LocalCluster } from '../local-cluster.js';
-import { machineInfo } from '../machine.js';
 import { barChart } from '../report/svg.js';
 import { summarize } from '../stats.js';
-import type { Suite, SuiteContext } from '../suite.js';
+import { resultHeader, type Suite, type SuiteContext } from '../suite.js';
 
 export const PLANNER_BENCH_SPEEDS = [1, 0.5, 0.25];
 export const PLANNER_BENCH_LINK = { delayMs: 2, mbit: 100 };
@@ -75,16 +74,7 @@ export const plannerSuite: Suite = {
       return {
         suite: 'planner',
         title: 'Planner: plans on an emulated heterogeneous cluster, measured against predictions',
-        command: context.command,
-        startedAt: new Date(started).toISOString(),
-        durationMs: Date.now() - started,
-        machine: machineInfo(),
-        model: {
-          name: model.manifest.name,
-          modelHash: model.manifest.modelHash,
-          weightBytes: model.manifest.weights.bytes,
-          source: `synthetic preset ${BENCH_PRESET}`,
-        },
+        ...resultHeader(context, started, model, `synthetic preset ${BENCH_PRESET}`),
         options: {
           speeds: PLANNER_BENCH_SPEEDS,
           link: PLANNER_BENCH_LINK,

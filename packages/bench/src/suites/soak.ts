@@ -9,11 +9,10 @@ import { cachedSynthModel, cacheRoot, DEFAULT_SYNTH_SEED, type ModelDir } from '
 import { timedCompletion } from '../cluster-bench/client.js';
 import { promptIds } from '../cluster-bench/scenario.js';
 import { LocalCluster } from '../local-cluster.js';
-import { machineInfo } from '../machine.js';
 import { type BenchCheck, check } from '../report/report.js';
 import { lineChart } from '../report/svg.js';
 import { summarize } from '../stats.js';
-import type { Suite, SuiteContext } from '../suite.js';
+import { resultHeader, type Suite, type SuiteContext } from '../suite.js';
 
 const WORKERS = 3;
 const CONCURRENCY = 8;
@@ -234,16 +233,7 @@ export const soakSuite: Suite = {
     return {
       suite: 'soak',
       title: `Soak: ${shape.requests} mixed requests, ${CONCURRENCY} in flight, ${WORKERS} workers`,
-      command: context.command,
-      startedAt: new Date(started).toISOString(),
-      durationMs: Date.now() - started,
-      machine: machineInfo(),
-      model: {
-        name: model.manifest.name,
-        modelHash: model.manifest.modelHash,
-        weightBytes: model.manifest.weights.bytes,
-        source: `synthetic preset ${shape.preset}`,
-      },
+      ...resultHeader(context, started, model, `synthetic preset ${shape.preset}`),
       options: { ...shape, workers: WORKERS, concurrency: CONCURRENCY, stages },
       notes: [
         `Prompts of ${shape.promptTokens.join('..')} tokens and ${shape.outputTokens.join('..')} greedy output tokens, drawn uniformly from a fixed seed; ${CONCURRENCY} requests in flight at all times, streamed over the HTTP API.`,
