@@ -10,6 +10,8 @@
  * await writeReport('bench-results/engine', result);
  * ```
  */
+export * from './cluster-bench/index.js';
+export * from './compare.js';
 export * from './local-cluster.js';
 export * from './machine.js';
 export * from './memory-bandwidth.js';

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Coordinator, type CoordinatorOptions } from '@swarmbee/coordinator';
 import { InvalidArgumentError } from '@swarmbee/core';
 import type { ModelDir } from '@swarmbee/model';
+import { WORKER_NODE_FLAGS } from '@swarmbee/worker';
 
 export interface LocalClusterOptions {
   model: ModelDir;
@@ -96,6 +97,7 @@ export class LocalCluster {
   #spawnWorker(index: number): ChildProcess {
     const { cliBin, cacheDir, pinCores } = this.#options;
     const args = [
+      ...WORKER_NODE_FLAGS,
       cliBin,
       'worker',
       '--join',

@@ -1,3 +1,5 @@
+import type { ModelDir } from '@swarmbee/model';
+import { machineInfo } from './machine.js';
 import type { BenchResult } from './report/report.js';
 
 export interface SuiteContext {
@@ -15,4 +17,25 @@ export interface Suite {
   name: string;
   describe: string;
   run(context: SuiteContext): Promise<BenchResult>;
+}
+
+/** What every suite's result starts with: the command, when it ran and for how long, where, on which model. */
+export function resultHeader(
+  context: SuiteContext,
+  startedAt: number,
+  model: ModelDir,
+  source: string,
+): Pick<BenchResult, 'command' | 'startedAt' | 'durationMs' | 'machine' | 'model'> {
+  return {
+    command: context.command,
+    startedAt: new Date(startedAt).toISOString(),
+    durationMs: Date.now() - startedAt,
+    machine: machineInfo(),
+    model: {
+      name: model.manifest.name,
+      modelHash: model.manifest.modelHash,
+      weightBytes: model.manifest.weights.bytes,
+      source,
+    },
+  };
 }

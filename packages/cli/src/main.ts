@@ -16,8 +16,10 @@ import { replanCommand } from './commands/replan.js';
 import { upCommand } from './commands/up.js';
 import { workerCommand } from './commands/worker.js';
 
+/** A command line yargs could not parse; thrown from its fail hook so no handler runs. */
+class UsageError extends Error {}
+
 export async function main(argv: string[]): Promise<number> {
-  let usageError: string | undefined;
   const cli = yargs(argv)
     .scriptName('swarmbee')
     .version(SWARMBEE_VERSION)
@@ -27,7 +29,7 @@ export async function main(argv: string[]): Promise<number> {
     .wrap(Math.min(120, process.stdout.columns ?? 100))
     .fail((message, error) => {
       if (error) throw error;
-      usageError = message;
+      throw new UsageError(message);
     });
   upCommand(cli);
   modelCommand(cli);
@@ -42,12 +44,12 @@ export async function main(argv: string[]): Promise<number> {
   try {
     await cli.parseAsync();
   } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`swarmbee: ${error.message}\nRun "swarmbee --help" for usage.\n`);
+      return 2;
+    }
     process.stderr.write(`${describeError(error)}\n`);
-    return error instanceof SwarmBeeError ? 1 : 1;
-  }
-  if (usageError !== undefined) {
-    process.stderr.write(`swarmbee: ${usageError}\nRun "swarmbee --help" for usage.\n`);
-    return 2;
+    return 1;
   }
   return 0;
 }

@@ -43,6 +43,8 @@ export interface CompletionRequest {
   steps?: number;
   sampling: SamplingParams;
   stop?: string[];
+  /** Keep generating past the tokenizer's end-of-sequence ids (benchmarks). Default false. */
+  ignoreEos?: boolean;
   logprobs?: boolean;
   /** Put the prompt's text in front of the completion. */
   echo?: boolean;
@@ -69,10 +71,13 @@ export interface PreparedCompletion {
 
 export interface CompleteOptions {
   signal?: AbortSignal;
-  /** Called with each piece of text as soon as it is safe to show. */
+  /** Called with each piece of text as soon as it is safe to show (the echo, and the end). */
   onText?: (delta: string) => void;
-  /** Called with each sampled token id as it arrives (before any text it makes). */
-  onToken?: (id: number) => void;
+  /**
+   * Called for every sampled token with the text it made safe to show ('' when none);
+   * when given, token text goes here rather than to `onText`.
+   */
+  onToken?: (id: number, delta: string) => void;
 }
 
 export interface ModelInfo {
@@ -149,13 +154,13 @@ export class GenerationService {
           promptIds,
           maxTokens,
           sampling: request.sampling,
-          stopIds: [...this.#tokenizer.stopIds],
+          stopIds: request.ignoreEos ? [] : [...this.#tokenizer.stopIds],
           logprobs: request.logprobs,
           signal: options.signal,
           onToken: (id) => {
-            options.onToken?.(id);
             const delta = stream.push(id);
-            if (delta) options.onText?.(delta);
+            if (options.onToken) options.onToken(id, delta);
+            else if (delta) options.onText?.(delta);
             return !stream.stopped;
           },
         }),

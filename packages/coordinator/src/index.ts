@@ -16,6 +16,7 @@ export * from './cluster/profiler.js';
 export * from './cluster/remote-transport.js';
 export * from './cluster/shard-store.js';
 export * from './cluster/worker-link.js';
+export * from './discovery.js';
 export * from './generation-service.js';
 export * from './local-transport.js';
 export * from './metrics.js';

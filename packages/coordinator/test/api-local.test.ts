@@ -128,6 +128,32 @@ t.test(
       'the stop string ends the text and is not part of it',
     );
 
+    // Sampled stories end with BOS, run.c's stop token; ignore_eos runs past it.
+    let stopped: { seed: number; ids: number[] } | undefined;
+    for (let seed = 1; seed <= 20 && !stopped; seed++) {
+      const body = { prompt: 'Once upon a time', max_tokens: 400, temperature: 1, seed };
+      const choice = (await post('/v1/completions', body)).json().choices[0];
+      if (choice.finish_reason === 'stop') stopped = { seed, ids: choice.token_ids };
+    }
+    t.ok(stopped, 'a sampled story ends at an end-of-sequence token within 20 seeds');
+    if (stopped) {
+      const past = await post('/v1/completions', {
+        prompt: 'Once upon a time',
+        max_tokens: 400,
+        temperature: 1,
+        seed: stopped.seed,
+        ignore_eos: true,
+      });
+      const choice = past.json().choices[0];
+      t.equal(choice.finish_reason, 'length', 'ignore_eos runs to max_tokens');
+      t.equal(past.json().usage.completion_tokens, 400);
+      t.same(
+        choice.token_ids.slice(0, stopped.ids.length),
+        stopped.ids,
+        'the same tokens up to where the plain request stopped',
+      );
+    }
+
     const bad: [unknown, number, string][] = [
       [{ prompt: new Array(600).fill(5), max_tokens: 1 }, 400, 'SWARMBEE_ERR_CONTEXT_OVERFLOW'],
       [{ prompt: [1, 999], max_tokens: 1 }, 400, 'SWARMBEE_ERR_TOKEN_OUT_OF_VOCAB'],

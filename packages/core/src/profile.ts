@@ -67,6 +67,12 @@ export interface DeviceTiming {
   layers: OpTiming[];
   embedding: OpTiming;
   head: HeadTiming;
+  /**
+   * What the runtime adds around each stage step, whatever the layers: handing the batch
+   * to the engine's thread and back, assembling inputs. Charged once per stage per step.
+   * Absent in presets (zero).
+   */
+  stageOverhead?: HeadTiming;
 }
 
 export interface DeviceProfile {

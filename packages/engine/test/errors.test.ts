@@ -1,12 +1,22 @@
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import {
   ContextOverflowError,
+  ExecutionProviderUnavailableError,
   InvalidArgumentError,
   KvBudgetExceededError,
   StageLayoutError,
   TokenOutOfVocabularyError,
 } from '@swarmbee/core';
-import { generate, KvCache, LocalPipeline, OrtStage } from '@swarmbee/engine';
+import {
+  availableExecutionProviders,
+  executionProviders,
+  generate,
+  KvCache,
+  LocalPipeline,
+  OrtStage,
+} from '@swarmbee/engine';
 import { buildShard, SYNTH_PRESETS, synthesizeModel } from '@swarmbee/model';
 import t from 'tap';
 
@@ -167,5 +177,28 @@ t.test(
     cache.release('b');
     t.equal(cache.bytes, 0, 'releasing every row frees the arena');
     t.equal(cache.size, 0);
+  },
+);
+
+t.test(
+  'execution providers: cpu always, an uninstalled GPU provider refused by name',
+  async (t) => {
+    const available = availableExecutionProviders();
+    t.ok(available.includes('cpu'));
+    t.same(executionProviders('cpu'), ['cpu']);
+    t.throws(() => executionProviders('no-such-provider'), {
+      code: ExecutionProviderUnavailableError.code,
+      message: /"no-such-provider" is not available.*available: cpu/,
+    });
+    // .npmrc skips onnxruntime-node's download of the CUDA provider library, so
+    // CUDA must not be offered here even though the binding lists it.
+    const cudaLibrary = join(
+      dirname(dirname(createRequire(import.meta.url).resolve('onnxruntime-node'))),
+      'bin/napi-v6',
+      process.platform,
+      process.arch,
+      'libonnxruntime_providers_cuda.so',
+    );
+    t.equal(available.includes('cuda'), existsSync(cudaLibrary), 'cuda counts only when installed');
   },
 );

@@ -190,6 +190,12 @@ export class CostModel {
     return msToNs(interpolateGrid(g.batchSizes, g.contextTokens, g.ms, batch, context));
   }
 
+  /** The runtime's fixed cost of one stage step on a device (0 when not profiled). */
+  stageOverheadNs(device: number, batch: number): number {
+    const g = this.devices[device]!.timing.stageOverhead?.decode;
+    return g ? msToNs(interpolateGrid(g.batchSizes, g.contextTokens, g.ms, batch, 0)) : 0;
+  }
+
   latencyNs(from: number, to: number): number {
     return this.links.latencyNs[from * this.links.nodes + to]!;
   }
@@ -244,7 +250,7 @@ export class CostModel {
     batch: number,
   ): number {
     const prefix = this.decodePrefixNs(device, batch);
-    let ns = prefix[end]! - prefix[start]!;
+    let ns = prefix[end]! - prefix[start]! + this.stageOverheadNs(device, batch);
     if (first) ns += this.embeddingDecodeNs(device, batch);
     if (last) ns += this.headDecodeNs(device, batch);
     return ns;
@@ -253,7 +259,12 @@ export class CostModel {
   /** One prefill chunk on a stage (the head runs once, after the last chunk: see TTFT). */
   stagePrefillNs(device: number, start: number, end: number, first: boolean): number {
     const prefix = this.prefillPrefixNs(device);
-    return prefix[end]! - prefix[start]! + (first ? this.embeddingPrefillNs(device) : 0);
+    return (
+      prefix[end]! -
+      prefix[start]! +
+      this.stageOverheadNs(device, 1) +
+      (first ? this.embeddingPrefillNs(device) : 0)
+    );
   }
 
   /** Predicts everything about a plan; `overBytes > 0` marks a plan that does not fit. */

@@ -235,6 +235,8 @@ export class DpSearch {
       if (eMin > eMax) continue;
       const memLimit = tables.memoryBytes[v]!;
       const dec = tables.decodePrefix[v]!;
+      const fixedDec =
+        tables.stageOverheadDecodeNs[v]! + (first ? tables.embeddingDecodeNs[v]! : 0);
       const firstMem = first ? embeddingBytes : 0;
       const cNext = cIdx + this.radix[v]!;
       let fits = true;
@@ -246,7 +248,7 @@ export class DpSearch {
         }
         if (e < eMin) continue;
         // Stage time only grows with e, so once a range is too slow, longer ones are too.
-        const stageDec = dec[e]! - dec[l]! + (first ? tables.embeddingDecodeNs[v]! : 0);
+        const stageDec = dec[e]! - dec[l]! + fixedDec;
         if (latency ? minA + hl + hd + stageDec > this.bestTpot : M * stageDec > this.limit) break;
         this.extend(labels, count, l, e, v, cNext, hl, hd, hp, stageDec, first);
       }
@@ -256,11 +258,7 @@ export class DpSearch {
         const mem =
           param[L]! - param[l]! + (kv[L]! - kv[l]!) * this.kvPerLayerToken + firstMem + headMem;
         if (mem <= memLimit) {
-          const stageDec =
-            dec[L]! -
-            dec[l]! +
-            (first ? tables.embeddingDecodeNs[v]! : 0) +
-            tables.headDecodeNs[v]!;
+          const stageDec = dec[L]! - dec[l]! + fixedDec + tables.headDecodeNs[v]!;
           this.extend(labels, count, l, L, v, cNext, hl, hd, hp, stageDec, first);
         }
       }
@@ -285,7 +283,11 @@ export class DpSearch {
     const last = e === L;
     const M = this.run.inFlight;
     const pre = tables.prefillPrefix[v]!;
-    const stagePre = pre[e]! - pre[l]! + (first ? tables.embeddingPrefillNs[v]! : 0);
+    const stagePre =
+      pre[e]! -
+      pre[l]! +
+      tables.stageOverheadPrefillNs[v]! +
+      (first ? tables.embeddingPrefillNs[v]! : 0);
     const outL = tables.outLatencyNs[v]!;
     const outD = tables.outDecodeNs[v]!;
     for (let i = 0; i < count; i++) {

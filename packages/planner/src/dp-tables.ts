@@ -19,6 +19,9 @@ export interface TypeTables {
   prefillPrefix: Float64Array[];
   embeddingDecodeNs: number[];
   embeddingPrefillNs: number[];
+  /** The runtime's fixed cost of one stage step: a decode micro-batch, a prefill chunk. */
+  stageOverheadDecodeNs: number[];
+  stageOverheadPrefillNs: number[];
   headDecodeNs: number[];
   /** The head on one position: what TTFT adds after the last chunk. */
   headFirstTokenNs: number[];
@@ -69,6 +72,8 @@ export function buildTypeTables(
     prefillPrefix: reps.map((r) => cost.prefillPrefixNs(r)),
     embeddingDecodeNs: reps.map((r) => cost.embeddingDecodeNs(r, batch)),
     embeddingPrefillNs: reps.map((r) => cost.embeddingPrefillNs(r)),
+    stageOverheadDecodeNs: reps.map((r) => cost.stageOverheadNs(r, batch)),
+    stageOverheadPrefillNs: reps.map((r) => cost.stageOverheadNs(r, 1)),
     headDecodeNs: reps.map((r) => cost.headDecodeNs(r, batch)),
     headFirstTokenNs: reps.map((r) => cost.headDecodeNs(r, 1)),
     inLatencyNs: reps.map((r) => cost.latencyNs(coord, r)),

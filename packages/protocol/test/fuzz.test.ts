@@ -8,7 +8,6 @@ import { once } from 'node:events';
 import { connect as tcpConnect } from 'node:net';
 import type { Message } from '@swarmbee/protocol';
 import t from 'tap';
-import type { WebSocket } from 'ws';
 import { exchange, makeFuzzer, type Outcome } from './helpers/fuzz.js';
 import { DATA_SAMPLES } from './helpers/messages.js';
 import { type RawPeer, rawHandshake, startClient, startServer, within } from './helpers/net.js';

@@ -52,12 +52,17 @@ function inputs(
   return { hidden: new Float32Array(rows * width * stage.info.dim).fill(0.01) };
 }
 
+interface ShardTiming extends OpTiming {
+  /** Per batch size: median wall time of a decode step minus the engine's own time. */
+  overheadMs: number[];
+}
+
 async function timeShard(
   graph: ShardGraph,
   options: StageOptions,
   grid: ProfileGrid,
   onStep: () => void,
-): Promise<OpTiming> {
+): Promise<ShardTiming> {
   const stage = await ThreadedStage.create(graph, options);
   const limit = stage.info.maxSeqLen;
   const fits = (n: number) => n < limit;
@@ -71,9 +76,11 @@ async function timeShard(
       contextTokens: decodeContexts,
       ms: [],
     };
+    const overheadMs: number[] = [];
     for (const [b, batch] of grid.batchSizes.entries()) {
       const ids = Array.from({ length: batch }, (_, r) => `profile-${b}-${r}`);
       decode.ms.push([]);
+      const overheads: number[] = [];
       let cached = 0;
       for (const context of decodeContexts) {
         // Grow every sequence to `context` in one batched prefill, then time decode steps there.
@@ -84,12 +91,16 @@ async function timeShard(
         const times: number[] = [];
         for (let i = 0; i < grid.repeats; i++) {
           const step = ids.map((seqId) => ({ seqId, start: cached, count: 1, sampling: GREEDY }));
+          const started = performance.now();
           const out = await stage.forward({ rows: step, ...inputs(stage, batch, 1) });
-          times.push(out.timing.forwardMs + out.timing.kvMs);
+          const engineMs = out.timing.forwardMs + out.timing.kvMs;
+          times.push(engineMs);
+          overheads.push(Math.max(0, performance.now() - started - engineMs));
           onStep();
         }
         decode.ms[b]!.push(median(times));
       }
+      overheadMs.push(median(overheads));
       await stage.release(ids);
     }
     const prefill: PrefillTimingGrid = {
@@ -119,7 +130,7 @@ async function timeShard(
         prefill.ms[c]!.push(median(times));
       }
     }
-    return { decode, prefill };
+    return { decode, prefill, overheadMs };
   } finally {
     await stage.close();
   }
@@ -131,6 +142,22 @@ function minus<T extends { ms: number[][] }>(a: T, b: T): T {
     ...a,
     ms: a.ms.map((row, i) => row.map((v, j) => Math.max(0, v - (b.ms[i]?.[j] ?? 0)))),
   };
+}
+
+/** The runtime's per-step overhead as a timing grid (one context column). */
+function overheadGrid(timing: ShardTiming): { decode: DecodeTimingGrid } {
+  return {
+    decode: {
+      batchSizes: timing.decode.batchSizes,
+      contextTokens: [timing.decode.contextTokens[0] ?? 0],
+      ms: timing.overheadMs.map((ms) => [ms]),
+    },
+  };
+}
+
+/** Only the engine's time per layer: the overhead is charged once per stage, not per layer. */
+function engineOnly(timing: ShardTiming): OpTiming {
+  return { decode: timing.decode, prefill: timing.prefill };
 }
 
 export async function profileDevice(
@@ -149,13 +176,15 @@ export async function profileDevice(
       prefill: minus(t.prefill, t.prefill),
     });
     return {
-      layers: [first],
+      layers: [engineOnly(first)],
       embedding: zero(first),
       head: { decode: minus(last.decode, first.decode) },
+      stageOverhead: overheadGrid(first),
     };
   }
   return {
-    layers: [middle],
+    layers: [engineOnly(middle)],
+    stageOverhead: overheadGrid(middle),
     embedding: {
       decode: minus(first.decode, middle.decode),
       prefill: minus(first.prefill, middle.prefill),

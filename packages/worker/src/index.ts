@@ -8,9 +8,13 @@
  * await worker.start(); // registered; the coordinator deploys a stage to it
  * ```
  */
+export * from './advertise.js';
 export * from './device.js';
 export * from './device-profiler.js';
+export * from './discovery.js';
+export * from './node-flags.js';
 export * from './shard-cache.js';
 export * from './stage-runner.js';
+export * from './stage-timeline.js';
 export * from './state.js';
 export * from './worker.js';

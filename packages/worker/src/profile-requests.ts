@@ -17,11 +17,17 @@ import {
 import { deviceFacts } from './device.js';
 import { ProfileCache, type ProfileShards, profileDevice } from './device-profiler.js';
 import type { ShardCache } from './shard-cache.js';
+import type { StageTimeline } from './stage-timeline.js';
+
+/** Version of the measured timing's shape; cached profiles of another version are measured again. */
+export const PROFILE_FORMAT_VERSION = 2;
 
 /** Share of free memory a worker offers when no limit is set. */
 export const DEFAULT_MEMORY_SHARE = 0.9;
 
 export interface ProfileContext {
+  /** The stage's timeline, when a stage is loaded (answers `timeline` requests). */
+  timeline?: StageTimeline;
   name: string;
   token: string;
   tls?: ClientTlsOptions;
@@ -50,10 +56,14 @@ export async function answerProfileRequest(
       channel.close(1000, 'probe done');
     }
   }
+  if (request.kind === 'timeline') {
+    return { events: context.timeline?.since(Number(params.since ?? 0)) ?? [] };
+  }
   if (request.kind !== 'compute')
     throw new InvalidArgumentError(`unknown profile kind ${request.kind}`);
   const { engine } = context;
   const key = [
+    `v${PROFILE_FORMAT_VERSION}`,
     params.modelHash,
     deviceFacts().ortVersion,
     SWARMBEE_VERSION,

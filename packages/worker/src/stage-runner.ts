@@ -16,6 +16,7 @@ import {
   int64Values,
   type SampledToken,
 } from '@swarmbee/protocol';
+import { epochMs, StageTimeline } from './stage-timeline.js';
 
 export interface StageRunnerStats {
   forwards: number;
@@ -39,6 +40,8 @@ export interface StageRunnerOptions {
 
 export class StageRunner {
   readonly #options: StageRunnerOptions;
+  /** Recent micro-batches on the wall clock, for `swarmbee bench`'s timeline. */
+  readonly timeline = new StageTimeline();
   readonly #loadedAt = performance.now();
   /** Sends happen in arrival order: each waits for the one before it. */
   #tail: Promise<void> = Promise.resolve();
@@ -75,6 +78,7 @@ export class StageRunner {
   }
 
   #forward(message: ForwardMessage): void {
+    const arrivedAt = epochMs();
     this.#queued++;
     const rows: BatchRow[] = message.rows.map((row) => {
       const out: BatchRow = { seqId: row.seqId, start: row.start, count: row.count };
@@ -86,11 +90,23 @@ export class StageRunner {
     if (message.tokens) batch.tokens = int64Values(message.tokens);
     if (message.hidden) batch.hidden = float32Values(message.hidden);
     const output = this.#options.engine.forward(batch);
+    // Stamped when the engine answers, not when this frame's turn to send comes.
+    const computedAt = output.then(epochMs, epochMs);
     this.#then(async () => {
       try {
         const result = await output;
         this.#account(result);
         await this.#options.downstream.write(this.#outgoing(message, rows, result));
+        const computeEnd = await computedAt;
+        const computeMs = result.timing.forwardMs + result.timing.kvMs;
+        this.timeline.record({
+          batchId: message.batchId,
+          rows: rows.length,
+          arrivedAt,
+          computeStart: computeEnd - computeMs,
+          computeEnd,
+          sentAt: epochMs(),
+        });
       } catch (error) {
         this.#failed++;
         this.#options.reportFailure(message.batchId, asSwarmBeeError(error, this.#options.stage));

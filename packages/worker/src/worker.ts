@@ -30,6 +30,7 @@ import {
   type ShardOfferMessage,
   type StageLoadMessage,
 } from '@swarmbee/protocol';
+import { reachableHost } from './advertise.js';
 import { deviceFacts } from './device.js';
 import { answerProfileRequest } from './profile-requests.js';
 import { ShardCache } from './shard-cache.js';
@@ -106,7 +107,7 @@ export class WorkerDaemon {
   /** The data-plane URL other stages connect to. */
   get dataUrl(): string {
     if (!this.#server) throw new EngineClosedError('the worker is not listening yet');
-    const host = this.#options.advertiseHost ?? this.#server.host;
+    const host = this.#options.advertiseHost ?? reachableHost(this.#server.host);
     const scheme = this.#options.tls?.server ? 'wss' : 'ws';
     return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${this.#server.port}`;
   }
@@ -329,6 +330,7 @@ export class WorkerDaemon {
         shards: this.#cache,
         engine: this.#engineOptions(),
         memoryLimitBytes: this.#options.memoryLimitBytes,
+        ...(this.#runner ? { timeline: this.#runner.timeline } : {}),
         log: this.#log,
       });
       this.#control?.send({ type: 'profile.result', requestId: request.requestId, result });
@@ -376,7 +378,7 @@ export class WorkerDaemon {
       bytesSent: runner?.bytesSent ?? 0,
       idleShare: runner?.idleShare ?? 1,
       failedBatches: runner?.failedBatches ?? 0,
-      rssBytes: process.memoryUsage().rss,
+      ...memoryStats(),
     };
   }
 
@@ -401,4 +403,14 @@ export class WorkerDaemon {
     })();
     return this.#stopped;
   }
+}
+
+/** This process's memory, bytes: resident, the JS heap in use, and memory outside it. */
+function memoryStats(): Record<string, number> {
+  const memory = process.memoryUsage();
+  return {
+    rssBytes: memory.rss,
+    heapUsedBytes: memory.heapUsed,
+    externalBytes: memory.external,
+  };
 }

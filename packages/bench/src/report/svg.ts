@@ -5,6 +5,7 @@
 const WIDTH = 720;
 const HEIGHT = 360;
 const MARGIN = { top: 40, right: 24, bottom: 64, left: 72 };
+const MAX_X_TICKS = 12;
 const PALETTE = ['#3b6ea5', '#e08a2e', '#4f9a57', '#c0504d', '#8064a2', '#4bacc6', '#9b7d3a'];
 
 function escapeXml(text: string): string {
@@ -118,9 +119,13 @@ export function lineChart(spec: {
     MARGIN.left + (xMax === xMin ? plotWidth / 2 : ((v - xMin) / (xMax - xMin)) * plotWidth);
   const y = (v: number) => MARGIN.top + plotHeight - (plotHeight * v) / yMax;
   const body = yAxis(yMax, plotHeight);
-  for (const value of [...new Set(xs)].sort((a, b) => a - b)) {
+  const distinct = [...new Set(xs)].sort((a, b) => a - b);
+  // At most MAX_X_TICKS labels, evenly picked, so dense series stay legible; low
+  // enough to clear the y axis's 0 at the corner.
+  const every = Math.ceil(distinct.length / MAX_X_TICKS);
+  for (const value of distinct.filter((_, i) => i % every === 0)) {
     body.push(
-      `<text x="${x(value).toFixed(1)}" y="${MARGIN.top + plotHeight + 16}" text-anchor="middle">${formatTick(value)}</text>`,
+      `<text x="${x(value).toFixed(1)}" y="${MARGIN.top + plotHeight + 22}" text-anchor="middle">${formatTick(value)}</text>`,
     );
   }
   spec.series.forEach((series, i) => {

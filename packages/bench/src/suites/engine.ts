@@ -12,12 +12,11 @@ import {
   DEFAULT_SYNTH_SEED,
   type ModelDir,
 } from '@swarmbee/model';
-import { machineInfo } from '../machine.js';
 import { measureCopyBandwidth } from '../memory-bandwidth.js';
 import { type BenchCheck, type BenchResult, check } from '../report/report.js';
 import { barChart } from '../report/svg.js';
 import { type Summary, summarize } from '../stats.js';
-import type { Suite, SuiteContext } from '../suite.js';
+import { resultHeader, type Suite, type SuiteContext } from '../suite.js';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1 };
 export const SHORT_CONTEXT_TOKENS = 16;
@@ -222,16 +221,7 @@ export const engineSuite: Suite = {
     return {
       suite: 'engine',
       title: 'Engine: one stage in process, batch 1',
-      command: context.command,
-      startedAt: new Date(started).toISOString(),
-      durationMs: Date.now() - started,
-      machine: machineInfo(),
-      model: {
-        name: dir.manifest.name,
-        modelHash: dir.manifest.modelHash,
-        weightBytes,
-        source: `synthetic preset ${BENCH_PRESET}`,
-      },
+      ...resultHeader(context, started, dir, `synthetic preset ${BENCH_PRESET}`),
       options: {
         steps,
         quick: context.quick,

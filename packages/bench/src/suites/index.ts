@@ -3,6 +3,7 @@ import { engineSuite } from './engine.js';
 import { optimizeSuite } from './optimize.js';
 import { pipelineSuite } from './pipeline.js';
 import { plannerSuite } from './planner.js';
+import { soakSuite } from './soak.js';
 
 /** The repository's own benchmark suites, by name (`npm run bench -- <name>`). */
 export const SUITES: Record<string, Suite> = {
@@ -10,4 +11,5 @@ export const SUITES: Record<string, Suite> = {
   optimize: optimizeSuite,
   pipeline: pipelineSuite,
   planner: plannerSuite,
+  soak: soakSuite,
 };

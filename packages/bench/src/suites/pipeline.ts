@@ -13,11 +13,10 @@ import {
   type ModelDir,
 } from '@swarmbee/model';
 import { LocalCluster } from '../local-cluster.js';
-import { machineInfo } from '../machine.js';
 import { type BenchCheck, check } from '../report/report.js';
 import { barChart, lineChart } from '../report/svg.js';
 import { type Summary, summarize } from '../stats.js';
-import type { Suite, SuiteContext } from '../suite.js';
+import { resultHeader, type Suite, type SuiteContext } from '../suite.js';
 
 const PROMPT_TOKENS = 16;
 
@@ -45,7 +44,7 @@ async function complete(
   const response = await fetch(`${apiUrl}/v1/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ prompt, max_tokens: maxTokens, temperature: 0 }),
+    body: JSON.stringify({ prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true }),
   });
   const json = (await response.json()) as {
     usage: { completion_tokens: number };
@@ -310,16 +309,7 @@ export const pipelineSuite: Suite = {
     return {
       suite: 'pipeline',
       title: 'Pipeline: worker processes on loopback, one core and one thread each',
-      command: context.command,
-      startedAt: new Date(started).toISOString(),
-      durationMs: Date.now() - started,
-      machine: machineInfo(),
-      model: {
-        name: model.manifest.name,
-        modelHash: model.manifest.modelHash,
-        weightBytes: model.manifest.weights.bytes,
-        source: `synthetic preset ${BENCH_PRESET}`,
-      },
+      ...resultHeader(context, started, model, `synthetic preset ${BENCH_PRESET}`),
       options: { rounds, tokens, streams, promptTokens: PROMPT_TOKENS },
       notes: [
         `Each stream: a ${PROMPT_TOKENS}-token prompt, then ${tokens} greedy tokens. Both clusters stay up and each of ${rounds} round(s) measures every setup once, in turn; ratios are taken within a round and summarised by their median (spread min..max). One warm-up request per setup is excluded.`,

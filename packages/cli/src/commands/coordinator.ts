@@ -1,6 +1,6 @@
 /** `swarmbee coordinator`: accepts workers, deploys the model over them, serves the API. */
 import { join } from 'node:path';
-import { Coordinator } from '@swarmbee/coordinator';
+import { announceCoordinator, Coordinator } from '@swarmbee/coordinator';
 import { cacheRoot, openModelDir } from '@swarmbee/model';
 import type { Argv } from 'yargs';
 import { channelFrom, heartbeatOptions, linkShapeFrom, linkShapeOptions } from '../bench-flags.js';
@@ -82,15 +82,22 @@ export function coordinatorCommand(yargs: Argv): Argv {
         .options(tlsOptions)
         .options(linkShapeOptions)
         .options(heartbeatOptions)
+        .option('mdns', {
+          type: 'boolean',
+          default: false,
+          describe:
+            'Announce this coordinator on the LAN (mDNS _swarmbee._tcp) for `swarmbee worker --discover`',
+        })
         .options(tokenOptions),
     async (args) => {
       const listen = parseHostPort(args.listen, 'listen');
       const api = parseHostPort(args.api, 'api');
       const log = logger('coordinator');
       logProtocolEvents(log);
+      const token = resolveToken(args);
       const coordinator = new Coordinator({
         model: await openModelDir(args.model),
-        token: resolveToken(args),
+        token,
         listenHost: listen.host,
         listenPort: listen.port,
         advertiseUrl: args.advertiseUrl,
@@ -111,6 +118,15 @@ export function coordinatorCommand(yargs: Argv): Argv {
       const stopping = untilSignal();
       await coordinator.start();
       log(`waiting for ${args.minWorkers} worker(s) at ${coordinator.workersUrl}`);
+      const announcement = args.mdns
+        ? announceCoordinator({
+            token,
+            port: Number(new URL(coordinator.workersUrl).port),
+            url: args.advertiseUrl,
+            onError: (error) => log(`mDNS: ${error.message}`),
+          })
+        : undefined;
+      if (announcement) log(`announced on the LAN as "${announcement.name}" (mDNS _swarmbee._tcp)`);
       const ready = coordinator.whenReady().then(() => {
         process.stdout.write(
           `${deploymentTable(coordinator.deployment)}\nAPI: ${coordinator.apiUrl}/v1\n`,
@@ -119,6 +135,7 @@ export function coordinatorCommand(yargs: Argv): Argv {
       ready.catch(() => {});
       const signal = await stopping;
       log(`${signal}: stopping`);
+      await announcement?.stop();
       await coordinator.stop();
     },
   );

@@ -17,6 +17,14 @@ export function generateCommand(yargs: Argv): Argv {
           type: 'string',
           describe: 'Model dir (default: the embedded default model, random weights)',
         })
+        .option('url', {
+          type: 'string',
+          describe: "A running coordinator's base URL; generate there instead of in this process",
+        })
+        .option('api-key', {
+          type: 'string',
+          describe: 'Bearer key for --url when the coordinator requires one',
+        })
         .option('prompt', {
           type: 'string',
           default: '',
@@ -81,19 +89,11 @@ export function generateCommand(yargs: Argv): Argv {
         topK: args.topK,
         ...(args.seed === undefined ? {} : { seed: args.seed }),
       };
-      // yargs' inferred types go loose this deep in the option chain; both are strings when given.
-      const url = args.url as string | undefined;
+      const url = args.url;
       if (url !== undefined) {
         const prompts =
           args.promptIds !== undefined ? parsePromptIds(args.promptIds) : [args.prompt];
-        await generateRemote(
-          url,
-          prompts,
-          args.steps,
-          sampling,
-          args.json,
-          args.apiKey as string | undefined,
-        );
+        await generateRemote(url, prompts, args.steps, sampling, args.json, args.apiKey);
         return;
       }
       const dir = await resolveModel(args.model, (line) => process.stderr.write(`${line}\n`));
@@ -110,7 +110,7 @@ export function generateCommand(yargs: Argv): Argv {
       if (!Number.isInteger(args.stages) || args.stages < 1)
         throw new InvalidArgumentError(`--stages must be a positive integer, got ${args.stages}`);
       const stage = {
-        executionProvider: args.executionProvider as string,
+        executionProvider: args.executionProvider,
         ...(args.threads === undefined ? {} : { intraOpThreads: args.threads }),
       };
       const pipeline = await LocalPipeline.create(dir, { stages: args.stages, ranges, stage });

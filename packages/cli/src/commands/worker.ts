@@ -1,9 +1,10 @@
 /** `swarmbee worker`: the stage daemon a device runs. */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { InvalidArgumentError } from '@swarmbee/core';
 import { executionProviders } from '@swarmbee/engine';
 import { cacheRoot } from '@swarmbee/model';
-import { WorkerDaemon } from '@swarmbee/worker';
+import { discoverCoordinator, WorkerDaemon } from '@swarmbee/worker';
 import type { Argv } from 'yargs';
 import { channelFrom, heartbeatOptions, linkShapeFrom, linkShapeOptions } from '../bench-flags.js';
 import { parseHostPort } from '../options.js';
@@ -27,8 +28,14 @@ export function workerCommand(yargs: Argv): Argv {
       y
         .option('join', {
           type: 'string',
-          demandOption: true,
-          describe: 'Coordinator URL, e.g. ws://192.168.1.10:7070',
+          describe: 'Coordinator URL, e.g. ws://192.168.1.10:7070 (or --discover)',
+        })
+        .option('discover', {
+          type: 'boolean',
+          // No default: yargs counts a defaulted flag as given when checking conflicts.
+          conflicts: 'join',
+          describe:
+            'Find the coordinator on the LAN by mDNS (_swarmbee._tcp; start it with --mdns) instead of --join (default: off)',
         })
         .option('listen', {
           type: 'string',
@@ -38,7 +45,7 @@ export function workerCommand(yargs: Argv): Argv {
         .option('advertise', {
           type: 'string',
           describe:
-            'Host name or IP other stages use to reach this worker (default: the listen host)',
+            "Host name or IP other stages use to reach this worker (default: the listen host; for 0.0.0.0, this machine's first external IPv4 address)",
         })
         .option('name', {
           type: 'string',
@@ -78,9 +85,23 @@ export function workerCommand(yargs: Argv): Argv {
       logProtocolEvents(log);
       // Refuse an unavailable provider now, not when the first shard loads.
       executionProviders(args.executionProvider);
+      const token = resolveToken(args);
+      const stopping = untilSignal();
+      let coordinatorUrl = args.join;
+      if (coordinatorUrl === undefined) {
+        if (!args.discover)
+          throw new InvalidArgumentError(
+            'pass --join ws://COORDINATOR:7070, or --discover to find the coordinator on the LAN',
+          );
+        const abort = new AbortController();
+        void stopping.then(() => abort.abort());
+        const found = await discoverCoordinator({ token, signal: abort.signal, log });
+        log(`found "${found.name}" on the LAN: joining ${found.url}`);
+        coordinatorUrl = found.url;
+      }
       const worker = new WorkerDaemon({
-        coordinatorUrl: args.join,
-        token: resolveToken(args),
+        coordinatorUrl,
+        token,
         name,
         cacheDir: args.cacheDir ?? join(cacheRoot(), 'worker', name),
         listenHost: host,
@@ -99,8 +120,13 @@ export function workerCommand(yargs: Argv): Argv {
         channel: { ...channelFrom(args), ...frameLimitFrom(args) },
         log,
       });
-      const stopping = untilSignal();
-      const started = worker.start().then(() => log(`serving stage traffic on ${worker.dataUrl}`));
+      let stopRequested = false;
+      void stopping.then(() => {
+        stopRequested = true;
+      });
+      const started = worker.start().then(() => {
+        if (!stopRequested) log(`serving stage traffic on ${worker.dataUrl}`);
+      });
       const signal = await Promise.race([stopping, started.then(() => stopping)]);
       log(`${signal}: draining and stopping`);
       await worker.stop();

@@ -16,6 +16,7 @@ export interface AdminHandlers {
   profile: (reprofile: boolean, progress: ProgressFn) => Promise<ClusterProfile>;
   replan: (planning?: PlanningOptions) => Promise<Plan | PlanResult>;
   cluster: () => Record<string, unknown>;
+  timeline: (since: number) => Promise<unknown>;
 }
 
 const profileBody = z.object({ reprofile: z.boolean().optional() }).optional();
@@ -26,6 +27,9 @@ const replanBody = z
     pin_first: z.string().optional(),
     pin_last: z.string().optional(),
     context_tokens: z.number().int().positive().optional(),
+    prompt_tokens: z.number().int().positive().optional(),
+    decode_context_tokens: z.number().int().positive().optional(),
+    micro_batch_candidates: z.array(z.number().int().positive()).min(1).max(16).optional(),
   })
   .optional();
 
@@ -36,6 +40,10 @@ export type ProfileEvent =
 
 export function adminRoutes(app: FastifyInstance, admin: AdminHandlers): void {
   app.get('/swarmbee/cluster', async () => admin.cluster());
+  app.get('/swarmbee/timeline', async (request) => {
+    const since = Number((request.query as { since?: string }).since ?? 0);
+    return { stages: await admin.timeline(Number.isFinite(since) ? since : 0) };
+  });
 
   app.post('/swarmbee/profile', async (request, reply) => {
     const body = parseBody(profileBody, request.body);
@@ -60,7 +68,12 @@ export function adminRoutes(app: FastifyInstance, admin: AdminHandlers): void {
     if (body?.objective) planning.objective = body.objective;
     if (body?.pin_first) planning.pinFirst = body.pin_first;
     if (body?.pin_last) planning.pinLast = body.pin_last;
-    if (body?.context_tokens) planning.workload = { contextTokens: body.context_tokens };
+    const workload: NonNullable<PlanningOptions['workload']> = {};
+    if (body?.context_tokens) workload.contextTokens = body.context_tokens;
+    if (body?.prompt_tokens) workload.promptTokens = body.prompt_tokens;
+    if (body?.decode_context_tokens) workload.decodeContextTokens = body.decode_context_tokens;
+    if (Object.keys(workload).length > 0) planning.workload = workload;
+    if (body?.micro_batch_candidates) planning.microBatchCandidates = body.micro_batch_candidates;
     return { plan: await admin.replan(planning) };
   });
 }

@@ -1,6 +1,7 @@
 /**
  * OpenAI-compatible request bodies, checked with zod. SwarmBee extensions:
- * `top_k`, `seed`, and `steps` (run.c-style positions, prompt included).
+ * `top_k`, `seed`, `steps` (run.c-style positions, prompt included) and, as
+ * vLLM names it, `ignore_eos` (generate past end-of-sequence tokens).
  */
 import { DEFAULT_SAMPLING, InvalidArgumentError, type SamplingParams } from '@swarmbee/core';
 import { z } from 'zod';
@@ -15,6 +16,7 @@ const samplingFields = {
   top_k: z.number().int().min(0).optional(),
   seed: z.number().int().min(0).optional(),
   stop: z.union([z.string(), z.array(z.string()).max(8)]).nullish(),
+  ignore_eos: z.boolean().optional(),
   stream: z.boolean().optional(),
   n: z.literal(1).optional(),
   user: z.string().optional(),

@@ -89,15 +89,16 @@ export function createApi(options: ApiOptions): FastifyInstance {
       steps: body.steps,
       sampling: samplingFrom(body),
       stop: stopsFrom(body.stop),
+      ignoreEos: body.ignore_eos ?? false,
       logprobs: (body.logprobs ?? 0) > 0,
       echo: body.echo ?? false,
     };
     const id = `cmpl-${randomUUID()}`;
     const base = { id, object: 'text_completion', created: created(), model: options.modelName };
     return serve(request, reply, options, completion, body.stream ?? false, {
-      chunk: (text) => ({
+      chunk: (text, tokenIds) => ({
         ...base,
-        choices: [{ index: 0, text, finish_reason: null, logprobs: null }],
+        choices: [{ index: 0, text, finish_reason: null, logprobs: null, token_ids: tokenIds }],
       }),
       done: (c) => ({
         ...base,
@@ -130,19 +131,20 @@ export function createApi(options: ApiOptions): FastifyInstance {
       steps: body.steps,
       sampling: samplingFrom(body),
       stop: stopsFrom(body.stop),
+      ignoreEos: body.ignore_eos ?? false,
       logprobs: body.logprobs ?? false,
     };
     const id = `chatcmpl-${randomUUID()}`;
     const base = { id, created: created(), model: options.modelName };
     let first = true;
     return serve(request, reply, options, completion, body.stream ?? false, {
-      chunk: (text) => {
+      chunk: (text, tokenIds) => {
         const delta = first ? { role: 'assistant', content: text } : { content: text };
         first = false;
         return {
           ...base,
           object: 'chat.completion.chunk',
-          choices: [{ index: 0, delta, finish_reason: null }],
+          choices: [{ index: 0, delta, finish_reason: null, token_ids: tokenIds }],
         };
       },
       done: (c) => ({
@@ -170,7 +172,8 @@ export function createApi(options: ApiOptions): FastifyInstance {
 }
 
 interface Shapes {
-  chunk: (text: string) => unknown;
+  /** A streamed piece: its text and the token ids that made it (SwarmBee extension `token_ids`). */
+  chunk: (text: string, tokenIds: number[]) => unknown;
   done: (completion: Completion) => unknown;
   whole: (completion: Completion) => unknown;
 }
@@ -202,7 +205,9 @@ async function serve(
   try {
     const result = await service.run(prepared, {
       signal: abort.signal,
-      onText: (text) => events.send(shapes.chunk(text)),
+      onText: (text) => events.send(shapes.chunk(text, [])),
+      // One event per token, even one that shows no text yet: clients can count and time them.
+      onToken: (id, text) => events.send(shapes.chunk(text, [id])),
     });
     options.metrics.observe(endpoint, result);
     events.send(shapes.done(result));

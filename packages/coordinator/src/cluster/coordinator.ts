@@ -81,6 +81,20 @@ export interface CoordinatorOptions {
   progress?: ProgressFn;
 }
 
+/** One stage's recent micro-batches (see the worker's StageTimeline). */
+export interface StageTimelineEntry {
+  stage: number;
+  device: string;
+  events: {
+    batchId: number;
+    rows: number;
+    arrivedAt: number;
+    computeStart: number;
+    computeEnd: number;
+    sentAt: number;
+  }[];
+}
+
 export const DEFAULT_COORDINATOR_PORT = 7070;
 export const DEFAULT_API_PORT = 8080;
 export const DEFAULT_STATS_INTERVAL_MS = 2000;
@@ -213,6 +227,7 @@ export class Coordinator {
         profile: (reprofile, progress) => this.profile({ reprofile, progress }),
         replan: (planning) => this.replan(planning),
         cluster: () => this.describe(),
+        timeline: (since) => this.timeline(since),
       },
     });
     const host = this.#options.apiHost ?? '127.0.0.1';
@@ -247,8 +262,11 @@ export class Coordinator {
 
   /** The cluster as the API's /swarmbee/cluster shows it. */
   describe(): Record<string, unknown> {
+    const { manifest } = this.#options.model;
     return {
       ...this.health(),
+      vocabSize: manifest.config.vocabSize,
+      maxSeqLen: manifest.config.maxSeqLen,
       devices: this.#openWorkers().map((w) => ({ name: w.name, dataUrl: w.dataUrl, ...w.device })),
       plan: this.plan,
       profiled: this.#profile?.createdAt,
@@ -453,6 +471,34 @@ export class Coordinator {
       });
     }, this.#options.statsIntervalMs ?? DEFAULT_STATS_INTERVAL_MS);
     this.#statsTimer.unref();
+  }
+
+  /**
+   * Each stage's micro-batches since `since` (epoch ms): arrival, compute and send
+   * times, for a per-stage timeline. Clocks are the workers' own.
+   */
+  async timeline(since: number): Promise<StageTimelineEntry[]> {
+    const stages = this.#deployment?.plan.stages ?? [];
+    return Promise.all(
+      stages.map(async (stage) => {
+        const link = this.#workers.get(stage.device);
+        if (!link?.open) return { stage: stage.index, device: stage.device, events: [] };
+        const reply = await link.channel.request(
+          {
+            type: 'profile.request',
+            requestId: `timeline-${stage.index}-${Date.now()}`,
+            kind: 'timeline',
+            params: { since },
+          },
+          { timeoutMs: 10_000 },
+        );
+        return {
+          stage: stage.index,
+          device: stage.device,
+          events: (reply.result as { events: StageTimelineEntry['events'] }).events,
+        };
+      }),
+    );
   }
 
   /** Current stats of every connected worker, by name. */

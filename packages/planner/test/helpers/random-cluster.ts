@@ -65,6 +65,8 @@ function timing(rng: Rng, nLayers: number): DeviceTiming {
     })),
     embedding: { decode: decodeGrid(rng, scale / 4), prefill: prefillGrid(rng, scale / 4) },
     head: { decode: decodeGrid(rng, scale) },
+    // Half the devices carry a measured per-stage step cost, as real profiles do.
+    ...(rng.next() < 0.5 ? { stageOverhead: { decode: decodeGrid(rng, scale / 2) } } : {}),
   };
 }
 
