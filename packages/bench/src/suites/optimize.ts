@@ -5,8 +5,7 @@
  * 1- and 2-layer pruning against fp32 — every check a ratio against a baseline measured
  * in the same run.
  */
-import { machineInfo } from '../machine.js';
-import type { Suite } from '../suite.js';
+import { resultHeader, type Suite } from '../suite.js';
 import { fidelityPart } from './optimize-fidelity.js';
 import { LLAMACPP_Q8_0_TOKENS_PER_S, speedPart } from './optimize-speed.js';
 
@@ -21,17 +20,12 @@ export const optimizeSuite: Suite = {
     return {
       suite: 'optimize',
       title: 'Optimize: quantization and layer pruning',
-      command: context.command,
-      startedAt: new Date(started).toISOString(),
-      durationMs: Date.now() - started,
-      machine: machineInfo(),
-      model: {
-        name: speed.model.manifest.name,
-        modelHash: speed.model.manifest.modelHash,
-        weightBytes: speed.model.manifest.weights.bytes,
-        source:
-          'synthetic preset stories110m (speed); stories260K from ../shared/models (fidelity)',
-      },
+      ...resultHeader(
+        context,
+        started,
+        speed.model,
+        'synthetic preset stories110m (speed); stories260K from ../shared/models (fidelity)',
+      ),
       options: {
         quick: context.quick,
         blockSize: 32,
