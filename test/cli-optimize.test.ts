@@ -212,8 +212,8 @@ t.test('BAD INPUT - optimize refuses what it cannot do, with codes', async (t) =
     '--out',
     join(root, 'y'),
   ]);
-  t.equal(badBits.code, 1);
-  t.match(badBits.stderr, /SWARMBEE_ERR_QUANTIZATION_UNSUPPORTED: --bits must be 8 or 4, got 3/);
+  t.equal(badBits.code, 2, 'a flag outside its choices is a usage error');
+  t.match(badBits.stderr, /Argument: bits, Given: 3, Choices: 8, 4/);
   const q = await runCli(['optimize', 'quantize', model, '--bits', '8', '--out', join(root, 'q8')]);
   t.equal(q.code, 0, q.stderr);
   const twice = await runCli([
