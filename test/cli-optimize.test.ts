@@ -5,29 +5,13 @@ import { modelSummaryFromManifest } from '@swarmbee/core';
 import { openModelDir } from '@swarmbee/model';
 import { clusterFromPresets } from '@swarmbee/planner';
 import t from 'tap';
-import { runCli } from './helpers/cli.js';
+import { importStories260k, runCli } from './helpers/cli.js';
 import { haveSharedModel, STORIES260K } from './helpers/shared-models.js';
-
-async function importModel(root: string): Promise<string> {
-  const model = join(root, 's260k');
-  const result = await runCli([
-    'model',
-    'import',
-    'llama2c',
-    STORIES260K.checkpoint,
-    '--tokenizer',
-    STORIES260K.tokenizer,
-    '--out',
-    model,
-  ]);
-  if (result.code !== 0) throw new Error(result.stderr);
-  return model;
-}
 
 t.test('quantize some layers, eval against fp32, prune a layer', async (t) => {
   if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
   const root = t.testdir();
-  const model = await importModel(root);
+  const model = await importStories260k(root);
   const q = await runCli([
     'optimize',
     'quantize',
@@ -93,7 +77,7 @@ t.test('quantize some layers, eval against fp32, prune a layer', async (t) => {
 t.test('search: reproducible with a seed, within the budget and memory', async (t) => {
   if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
   const root = t.testdir();
-  const model = await importModel(root);
+  const model = await importStories260k(root);
   const dir = await openModelDir(model);
   const profile = join(root, 'profile.json');
   const cluster = clusterFromPresets(
@@ -189,7 +173,7 @@ t.test('search: reproducible with a seed, within the budget and memory', async (
 t.test('BAD INPUT - optimize refuses what it cannot do, with codes', async (t) => {
   if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
   const root = t.testdir();
-  const model = await importModel(root);
+  const model = await importStories260k(root);
   const badLayers = await runCli([
     'optimize',
     'quantize',

@@ -11,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
-import { runCli } from './helpers/cli.js';
+import { importStories260k } from './helpers/cli.js';
 import {
   checkCommandLine,
   flag,
@@ -290,18 +290,7 @@ function replaceFlags(t: Test, argv: string[], values: Record<string, string>): 
 t.test('the compose command lines and health checks work together (run on loopback)', async (t) => {
   if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
   const root = t.testdir();
-  const model = join(root, 's260k');
-  const imported = await runCli([
-    'model',
-    'import',
-    'llama2c',
-    STORIES260K.checkpoint,
-    '--tokenizer',
-    STORIES260K.tokenizer,
-    '--out',
-    model,
-  ]);
-  t.equal(imported.code, 0, imported.stderr);
+  const model = await importStories260k(root);
   const env = Object.fromEntries(
     parseEnvFile(readRepoFile('deploy', 'docker', 'swarmbee.env.example')),
   );

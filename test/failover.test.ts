@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { runCli } from './helpers/cli.js';
+import { importStories260k } from './helpers/cli.js';
 import { type Cluster, complete, startCluster } from './helpers/cluster.js';
 import { haveSharedModel, STORIES260K } from './helpers/shared-models.js';
 
@@ -56,22 +56,6 @@ async function uninterrupted(cluster: Cluster): Promise<string[]> {
   return results.map((r) => r.json.choices[0].text);
 }
 
-async function importModel(root: string): Promise<string> {
-  const model = join(root, 's260k');
-  const result = await runCli([
-    'model',
-    'import',
-    'llama2c',
-    STORIES260K.checkpoint,
-    '--tokenizer',
-    STORIES260K.tokenizer,
-    '--out',
-    model,
-  ]);
-  if (result.code !== 0) throw new Error(result.stderr);
-  return model;
-}
-
 async function startSlowCluster(root: string, model: string): Promise<Cluster> {
   // Slowed workers make the generation last long enough to lose a worker in the middle of it.
   return startCluster({
@@ -113,7 +97,7 @@ t.test(
   async (t) => {
     if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
     const root = t.testdir();
-    const model = await importModel(root);
+    const model = await importStories260k(root);
     const cluster = await startSlowCluster(root, model);
     t.teardown(() => cluster.stop());
     // Batching never changes tokens, so the four baselines may run together.
@@ -136,7 +120,7 @@ t.test(
   async (t) => {
     if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
     const root = t.testdir();
-    const model = await importModel(root);
+    const model = await importStories260k(root);
     const cluster = await startSlowCluster(root, model);
     t.teardown(async () => {
       cluster.workers[2]?.child.kill('SIGCONT');
@@ -160,7 +144,7 @@ t.test(
 t.test('with no worker left, every waiting request fails at once with a coded error', async (t) => {
   if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
   const root = t.testdir();
-  const model = await importModel(root);
+  const model = await importStories260k(root);
   const cluster = await startCluster({
     model,
     workers: 1,

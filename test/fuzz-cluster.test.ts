@@ -12,7 +12,7 @@ import { decode, type MessagePlane, type Role } from '@swarmbee/protocol';
 import t from 'tap';
 import { exchange, makeFuzzer } from '../packages/protocol/test/helpers/fuzz.js';
 import { rawHandshake, within } from '../packages/protocol/test/helpers/net.js';
-import { runCli } from './helpers/cli.js';
+import { importStories260k } from './helpers/cli.js';
 import { complete, startCluster } from './helpers/cluster.js';
 import { haveSharedModel, STORIES260K } from './helpers/shared-models.js';
 
@@ -43,22 +43,7 @@ t.test(
   async (t) => {
     if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
     const root = t.testdir();
-    const model = join(root, 's260k');
-    t.equal(
-      (
-        await runCli([
-          'model',
-          'import',
-          'llama2c',
-          STORIES260K.checkpoint,
-          '--tokenizer',
-          STORIES260K.tokenizer,
-          '--out',
-          model,
-        ])
-      ).code,
-      0,
-    );
+    const model = await importStories260k(root);
     const cluster = await startCluster({
       model,
       workers: 1,

@@ -2,32 +2,16 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { runCli } from './helpers/cli.js';
+import { importStories260k, runCli } from './helpers/cli.js';
 import { complete, startCluster } from './helpers/cluster.js';
 import { haveSharedModel, STORIES260K } from './helpers/shared-models.js';
-
-async function importModel(root: string): Promise<string> {
-  const model = join(root, 's260k');
-  const result = await runCli([
-    'model',
-    'import',
-    'llama2c',
-    STORIES260K.checkpoint,
-    '--tokenizer',
-    STORIES260K.tokenizer,
-    '--out',
-    model,
-  ]);
-  if (result.code !== 0) throw new Error(result.stderr);
-  return model;
-}
 
 t.test(
   'stories260K over 1, 2, 3 and 5 worker processes gives run.c text, streaming and not',
   async (t) => {
     if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
     const root = t.testdir();
-    const model = await importModel(root);
+    const model = await importStories260k(root);
     const refOnce = await readFile(STORIES260K.refOnceUponATime, 'utf8');
     const refNone = await readFile(STORIES260K.refNoPrompt, 'utf8');
     for (const workers of [1, 2, 3, 5]) {
@@ -91,7 +75,7 @@ t.test(
   async (t) => {
     if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
     const root = t.testdir();
-    const model = await importModel(root);
+    const model = await importStories260k(root);
     const cluster = await startCluster({
       model,
       workers: 2,

@@ -4,25 +4,9 @@ import { readFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import t from 'tap';
-import { runCli } from './helpers/cli.js';
+import { importStories260k, runCli } from './helpers/cli.js';
 import { startCluster, startProcess } from './helpers/cluster.js';
 import { haveSharedModel, STORIES260K } from './helpers/shared-models.js';
-
-async function importModel(root: string): Promise<string> {
-  const model = join(root, 's260k');
-  const result = await runCli([
-    'model',
-    'import',
-    'llama2c',
-    STORIES260K.checkpoint,
-    '--tokenizer',
-    STORIES260K.tokenizer,
-    '--out',
-    model,
-  ]);
-  if (result.code !== 0) throw new Error(result.stderr);
-  return model;
-}
 
 /** POSTs JSON over https trusting `ca`. */
 function postHttps(
@@ -52,7 +36,7 @@ t.test(
   async (t) => {
     if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
     const root = t.testdir();
-    const model = await importModel(root);
+    const model = await importStories260k(root);
     const cert = join(root, 'cert.pem');
     const key = join(root, 'key.pem');
     execFileSync(
@@ -143,7 +127,7 @@ t.test(
 t.test('API key: /v1 and /swarmbee routes need it; health does not', async (t) => {
   if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
   const root = t.testdir();
-  const model = await importModel(root);
+  const model = await importStories260k(root);
   const cluster = await startCluster({
     model,
     workers: 1,
@@ -178,7 +162,7 @@ t.test(
   async (t) => {
     if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
     const root = t.testdir();
-    const model = await importModel(root);
+    const model = await importStories260k(root);
     const cluster = await startCluster({
       model,
       workers: 1,

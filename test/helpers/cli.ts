@@ -1,7 +1,7 @@
 /** Runs the built `swarmbee` CLI as a real process. */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { REPO_ROOT } from './shared-models.js';
+import { REPO_ROOT, STORIES260K } from './shared-models.js';
 
 export const CLI_BIN = join(REPO_ROOT, 'packages', 'cli', 'bin', 'swarmbee.js');
 
@@ -35,4 +35,21 @@ export function runCli(
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** Imports stories260K through `swarmbee model import llama2c` into `<root>/s260k`. */
+export async function importStories260k(root: string): Promise<string> {
+  const model = join(root, 's260k');
+  const result = await runCli([
+    'model',
+    'import',
+    'llama2c',
+    STORIES260K.checkpoint,
+    '--tokenizer',
+    STORIES260K.tokenizer,
+    '--out',
+    model,
+  ]);
+  if (result.code !== 0) throw new Error(`importing stories260K failed: ${result.stderr}`);
+  return model;
 }
