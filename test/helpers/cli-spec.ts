@@ -179,11 +179,15 @@ export async function checkCommandLine(
         value = argv[i++]!;
       }
     }
+    const values = [value];
+    // An array option takes every word up to the next flag.
+    while (option.type === 'array' && argv[i] !== undefined && !argv[i]!.startsWith('--'))
+      values.push(argv[i++]!);
     if (option.type === 'number' && !Number.isFinite(Number(value)))
       problems.push(`${where}: --${name} takes a number, got "${value}"`);
     if (option.choices && !option.choices.includes(value))
       problems.push(`${where}: --${name} is one of ${option.choices.join(', ')}, got "${value}"`);
-    flags.set(name, [...(flags.get(name) ?? []), value]);
+    flags.set(name, [...(flags.get(name) ?? []), ...values]);
   }
   for (const option of page.options.values())
     if (option.required && !flags.has(option.name))
