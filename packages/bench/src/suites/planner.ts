@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { BENCH_PRESET, cachedSynthModel, cacheRoot, DEFAULT_SYNTH_SEED } from '@swarmbee/model';
 import { sweepPlans } from '../cluster-bench/plans.js';
 import { planChecks } from '../cluster-bench/run.js';
-import { LocalCluster } from '../local-cluster.js';
+import { coresBySpeed, LocalCluster } from '../local-cluster.js';
 import { barChart } from '../report/svg.js';
 import { summarize } from '../stats.js';
 import { resultHeader, type Suite, type SuiteContext } from '../suite.js';
@@ -42,7 +42,7 @@ export const plannerSuite: Suite = {
       cliBin: context.cliBin,
       cacheDir: join(cacheRoot(), 'bench', 'planner'),
       threads: 1,
-      pinCores: true,
+      pinCores: coresBySpeed(PLANNER_BENCH_SPEEDS),
       workerOutput: 'ignore',
       workerArgs: (i) => [
         '--speed-factor',

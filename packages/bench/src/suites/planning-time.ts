@@ -9,6 +9,7 @@
 import type { ClusterProfile } from '@swarmbee/core';
 import {
   clusterFromPresets,
+  DEVICE_PRESETS,
   LLAMA2_7B_CONFIG,
   llamaModelSummary,
   type Objective,
@@ -25,14 +26,8 @@ export const HEURISTIC_64_DEVICES_BUDGET_MS = 5000;
 
 const MODEL_80 = llamaModelSummary({ ...LLAMA2_7B_CONFIG, nLayers: 80 }, 'llama-80L-4096');
 const WORKLOAD = { contextTokens: 512, promptTokens: 128 };
-const PRESETS_64 = [
-  'rpi4-4gb',
-  'rpi4-8gb',
-  'rpi5-8gb',
-  'orin-nano-8gb-cpu',
-  'orin-nano-8gb-gpu',
-  'laptop-16gb',
-];
+/** Every device preset, in turn: Pis, Jetsons (CPU and GPU), a laptop. */
+const PRESETS_64 = DEVICE_PRESETS.map((preset) => preset.id);
 
 function mixed16(): ClusterProfile {
   const kinds = [

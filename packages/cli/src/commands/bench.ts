@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import {
   type BenchResult,
   compareResults,
+  coresBySpeed,
   DEFAULT_MATRIX,
   LocalCluster,
   loadResult,
@@ -64,7 +65,7 @@ export function benchCommand(yargs: Argv): Argv {
         .option('speed-factors', {
           type: 'string',
           describe:
-            'With --local, BENCHMARKS/TESTS ONLY: per-worker speed, e.g. 1,0.5,0.25 (idle after each forward pass)',
+            'With --local, BENCHMARKS/TESTS ONLY: per-worker speed, e.g. 1,0.5,0.25 (idle after each forward pass; with fewer cores than workers, the slower ones share cores)',
         })
         .options(linkShapeOptions)
         .option('prompt-lengths', {
@@ -192,7 +193,7 @@ async function benchLocal(
       cliBin: CLI_BIN,
       cacheDir: join(cacheRoot(), 'bench', 'local'),
       threads: args.threads,
-      pinCores: true,
+      pinCores: speeds ? coresBySpeed(speeds) : true,
       workerOutput: 'ignore',
       workerArgs: (i) => [...(speeds ? ['--speed-factor', String(speeds[i])] : []), ...shapeArgs],
       coordinator: {
