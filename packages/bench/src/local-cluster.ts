@@ -3,7 +3,7 @@
  * process (optionally pinned to one core with taskset, as a small board would
  * be). `swarmbee up` and the benchmarks start the very same thing.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -22,11 +22,10 @@ export interface LocalClusterOptions {
   /** onnxruntime threads per worker. Default 1. */
   threads?: number;
   /**
-   * Pin each worker to one core with taskset: `true` puts worker i on core i mod (cores); a
-   * placement names each worker's core and may hold this process (the coordinator, and a
-   * benchmark's clients) to one core while the cluster runs. Default false.
+   * Pin each worker to one core with taskset: `true` puts worker i on core i mod (cores),
+   * a function names worker i's core given the core count. Default false.
    */
-  pinCores?: boolean | CorePlacement;
+  pinCores?: boolean | ((index: number, cores: number) => number);
   /** Extra arguments for every worker (benchmark-only slow-down and link shaping). */
   workerArgs?: (index: number) => string[];
   apiHost?: string;
@@ -40,20 +39,11 @@ export interface LocalClusterOptions {
 /** Time a worker gets to exit after SIGTERM before it is killed, ms. */
 export const WORKER_EXIT_GRACE_MS = 5000;
 
-/** Where a local cluster's processes run. */
-export interface CorePlacement {
-  /** The core of worker `index`, given the machine's core count. */
-  worker(index: number, cores: number): number;
-  /** The core this process is held to while the cluster runs; undefined leaves it free. */
-  coordinator?(cores: number): number | undefined;
-}
-
 export class LocalCluster {
   readonly coordinator: Coordinator;
   readonly workers: ChildProcess[] = [];
   readonly #options: LocalClusterOptions;
   readonly #token = randomBytes(24).toString('base64url');
-  #pinnedSelf = false;
 
   private constructor(options: LocalClusterOptions) {
     if (!Number.isInteger(options.workers) || options.workers < 1) {
@@ -80,7 +70,6 @@ export class LocalCluster {
   static async start(options: LocalClusterOptions, signal?: AbortSignal): Promise<LocalCluster> {
     const cluster = new LocalCluster(options);
     try {
-      cluster.#pinSelf();
       await cluster.coordinator.start();
       for (let i = 0; i < options.workers; i++) cluster.workers.push(cluster.#spawnWorker(i));
       const exited = cluster.workers.map(
@@ -125,8 +114,7 @@ export class LocalCluster {
       ...(this.#options.workerArgs?.(index) ?? []),
     ];
     const cores = availableParallelism();
-    const core =
-      typeof pinCores === 'object' ? pinCores.worker(index, cores) % cores : index % cores;
+    const core = typeof pinCores === 'function' ? pinCores(index, cores) % cores : index % cores;
     const [command, argv] = pinCores
       ? ['taskset', ['-c', String(core), process.execPath, ...args]]
       : [process.execPath, args];
@@ -144,27 +132,7 @@ export class LocalCluster {
   async stop(): Promise<void> {
     await this.coordinator.stop({ stopWorkers: true });
     await Promise.all(this.workers.map(stopProcess));
-    if (this.#pinnedSelf) {
-      setAffinity(`0-${availableParallelism() - 1}`);
-      this.#pinnedSelf = false;
-    }
   }
-
-  /** Holds this process, every thread of it, to the placement's coordinator core. */
-  #pinSelf(): void {
-    const { pinCores } = this.#options;
-    if (typeof pinCores !== 'object') return;
-    const core = pinCores.coordinator?.(availableParallelism());
-    if (core === undefined) return;
-    setAffinity(String(core));
-    this.#pinnedSelf = true;
-  }
-}
-
-function setAffinity(cores: string): void {
-  execFileSync('taskset', ['--all-tasks', '--cpu-list', '--pid', cores, String(process.pid)], {
-    stdio: 'ignore',
-  });
 }
 
 export async function stopProcess(child: ChildProcess): Promise<void> {
@@ -179,14 +147,13 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
 /**
  * Cores for workers slowed by speed factors (`--speed-factors`): a worker at speed s computes
  * for s of its time and idles for the rest, and each is profiled alone, so the predictions
- * assume it has its core to itself. With fewer cores than workers, the busiest go first,
- * each onto the core with the least load so far, and this process (the coordinator, and the
- * benchmark's clients) joins the least-loaded core. On 2 cores, speeds 1, 0.5, 0.25 give the
- * first worker a core of its own and put the other two (0.75 of a core) and the coordinator
- * on the second. With a core per worker and one to spare, nothing shares.
+ * assume it has its core to itself. The busiest go first, each onto the core with the least
+ * load so far: on 2 cores, speeds 1, 0.5, 0.25 give the first worker a core of its own and
+ * put the other two (0.75 of a core) on the second. The coordinator is left free: held to a
+ * busy core it becomes the bottleneck.
  */
-export function coresBySpeed(speeds: readonly number[]): CorePlacement {
-  const pack = (cores: number) => {
+export function coresBySpeed(speeds: readonly number[]): (index: number, cores: number) => number {
+  return (index, cores) => {
     const load = new Array<number>(cores).fill(0);
     const core = new Array<number>(speeds.length).fill(0);
     const order = speeds
@@ -197,10 +164,6 @@ export function coresBySpeed(speeds: readonly number[]): CorePlacement {
       core[i] = least;
       load[least]! += speed;
     }
-    return { core, least: load.indexOf(Math.min(...load)) };
-  };
-  return {
-    worker: (index, cores) => pack(cores).core[index] ?? 0,
-    coordinator: (cores) => (cores > speeds.length ? undefined : pack(cores).least),
+    return core[index] ?? 0;
   };
 }
