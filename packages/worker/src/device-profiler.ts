@@ -20,8 +20,14 @@ export interface ProfileGrid {
   repeats: number;
 }
 
+/**
+ * Batch sizes reach 32 because serving batches that many rows when streams outnumber the
+ * micro-batches in flight (a single device with 32 streams runs batches of 32): past the last
+ * sample the cost model extrapolates the last segment's slope, and from 4 → 8 alone a little
+ * noise made batch 32 look as cheap as batch 8.
+ */
 export const DEFAULT_PROFILE_GRID: ProfileGrid = {
-  batchSizes: [1, 2, 4, 8],
+  batchSizes: [1, 2, 4, 8, 16, 32],
   decodeContexts: [16, 256],
   prefillChunks: [16, 128],
   prefillContexts: [0, 128],
