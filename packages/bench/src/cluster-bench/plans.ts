@@ -112,11 +112,12 @@ export async function sweepPlans(
       entry.plan.stages.length,
       entry.plan.objective === 'throughput' ? entry.plan.microBatchesInFlight : 1,
     );
-    // The cost model predicts the steady state: every stream decoding.
+    // The cost model predicts the steady state: every stream decoding, at the mean
+    // context of these longer streams (not the one-stream cell's).
     entry.tokensPerS = loaded.steadyTokensPerS.median;
     entry.predictedTokensPerS = predictPlan(
       profile,
-      workload,
+      { ...workload, decodeContextTokens: promptTokens + (3 * outputTokens) / 2 },
       entry.plan,
       Math.ceil(streams / inFlight),
       inFlight,
