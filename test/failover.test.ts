@@ -1,10 +1,3 @@
-/**
- * Survive worker failure mid-generation (real processes on loopback): a killed
- * worker and a stalled one are detected, the coordinator re-plans on the workers
- * that remain and replays every live sequence, and every stream completes with
- * exactly the text of an uninterrupted run.
- */
-import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { importStories260k } from './helpers/cli.js';
 import { type Cluster, complete, startCluster } from './helpers/cluster.js';
@@ -61,8 +54,7 @@ async function startSlowCluster(root: string, model: string): Promise<Cluster> {
   return startCluster({
     model,
     workers: 3,
-    cacheDir: (i) => join(root, `w-${i}`),
-    coordinatorCacheDir: join(root, 'c'),
+    root,
     coordinatorArgs: ['--planner', 'even', '--heartbeat-timeout-ms', String(HEARTBEAT_TIMEOUT_MS)],
     workerArgs: ['--speed-factor', '0.1', '--heartbeat-timeout-ms', String(HEARTBEAT_TIMEOUT_MS)],
   });
@@ -148,8 +140,7 @@ t.test('with no worker left, every waiting request fails at once with a coded er
   const cluster = await startCluster({
     model,
     workers: 1,
-    cacheDir: (i) => join(root, `w-${i}`),
-    coordinatorCacheDir: join(root, 'c'),
+    root,
     coordinatorArgs: ['--planner', 'even'],
     workerArgs: ['--speed-factor', '0.05'],
   });

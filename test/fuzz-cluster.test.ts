@@ -7,7 +7,6 @@
  */
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { decode, type MessagePlane, type Role } from '@swarmbee/protocol';
 import t from 'tap';
 import { exchange, makeFuzzer } from '../packages/protocol/test/helpers/fuzz.js';
@@ -47,8 +46,7 @@ t.test(
     const cluster = await startCluster({
       model,
       workers: 1,
-      cacheDir: (i) => join(root, `w-${i}`),
-      coordinatorCacheDir: join(root, 'c'),
+      root,
     });
     t.teardown(() => cluster.stop());
     const [, workerUrl] = await cluster.workers[0]!.waitFor(/serving stage traffic on (\S+)/);

@@ -114,8 +114,7 @@ t.test(
     const cluster = await startCluster({
       model,
       workers: 2,
-      cacheDir: (i) => join(root, `w${i}`),
-      coordinatorCacheDir: join(root, 'coordinator'),
+      root,
     });
     t.teardown(() => cluster.stop());
     // Both prompts at once, so the coordinator batches their rows into shared micro-batches.

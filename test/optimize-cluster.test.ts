@@ -57,8 +57,7 @@ t.test('int4 + fp32 stages over 2 workers and int8 over 3 generate as in process
     const cluster = await startCluster({
       model: dir.path,
       workers,
-      cacheDir: (i) => join(root, `${dir.manifest.name}-w${i}`),
-      coordinatorCacheDir: join(root, `${dir.manifest.name}-coordinator`),
+      root: join(root, dir.manifest.name),
     });
     t.teardown(() => cluster.stop());
     try {

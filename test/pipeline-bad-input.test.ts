@@ -1,5 +1,3 @@
-/** Bad input against real worker and coordinator processes: coded errors, and everyone keeps serving. */
-import { join } from 'node:path';
 import { connect, encode, int64Tensor } from '@swarmbee/protocol';
 import { pack } from 'msgpackr';
 import t from 'tap';
@@ -17,8 +15,7 @@ t.test(
     const cluster = await startCluster({
       model,
       workers: 2,
-      cacheDir: (i) => join(root, `w-${i}`),
-      coordinatorCacheDir: join(root, 'c'),
+      root,
     });
     t.teardown(() => cluster.stop());
     const [, stage0Url] = await cluster.workers[0]!.waitFor(/serving stage traffic on (\S+)/);

@@ -18,6 +18,8 @@ t.test(
       const cluster = await startCluster({
         model,
         workers,
+        root,
+        // One coordinator cache for every size, so shards built once are reused.
         cacheDir: (i) => join(root, `w${workers}-${i}`),
         coordinatorCacheDir: join(root, 'coordinator'),
       });
@@ -79,8 +81,7 @@ t.test(
     const cluster = await startCluster({
       model,
       workers: 2,
-      cacheDir: (i) => join(root, `w-${i}`),
-      coordinatorCacheDir: join(root, 'coordinator'),
+      root,
     });
     t.teardown(() => cluster.stop());
     const prompts = [

@@ -131,8 +131,7 @@ t.test('API key: /v1 and /swarmbee routes need it; health does not', async (t) =
   const cluster = await startCluster({
     model,
     workers: 1,
-    cacheDir: (i) => join(root, `w-${i}`),
-    coordinatorCacheDir: join(root, 'c'),
+    root,
     coordinatorArgs: ['--api-key', 'sesame'],
   });
   t.teardown(() => cluster.stop());
@@ -166,8 +165,7 @@ t.test(
     const cluster = await startCluster({
       model,
       workers: 1,
-      cacheDir: (i) => join(root, `w-${i}`),
-      coordinatorCacheDir: join(root, 'c'),
+      root,
     });
     t.teardown(() => cluster.stop());
     const intruder = startProcess(

@@ -3,6 +3,7 @@
  * worker processes, every address 127.0.0.1:0, every process stopped in teardown.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CLI_BIN } from './cli.js';
 
@@ -93,9 +94,12 @@ export interface Cluster {
 export interface ClusterOptions {
   model: string;
   workers: number;
-  /** Worker cache dirs by index. */
-  cacheDir: (index: number) => string;
-  coordinatorCacheDir: string;
+  /** Where the caches go: worker i's in `<root>/w-<i>`, the coordinator's in `<root>/c`. */
+  root: string;
+  /** Worker cache dirs by index, when not `<root>/w-<i>` (clusters sharing a root). */
+  cacheDir?: (index: number) => string;
+  /** The coordinator's cache dir, when not `<root>/c`. */
+  coordinatorCacheDir?: string;
   coordinatorArgs?: string[];
   workerArgs?: string[];
   token?: string;
@@ -118,7 +122,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       '--threads',
       '1',
       '--cache-dir',
-      options.coordinatorCacheDir,
+      options.coordinatorCacheDir ?? join(options.root, 'c'),
       ...(options.coordinatorArgs ?? []),
       // Tests that do not ask for a planner get every worker, split evenly.
       ...(options.coordinatorArgs?.includes('--planner') ? [] : ['--planner', 'even']),
@@ -163,7 +167,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     cluster.workersUrl = workersUrl!;
     cluster.apiUrl = apiUrl!;
     for (let i = 0; i < options.workers; i++)
-      cluster.startWorker(`worker-${i}`, options.cacheDir(i));
+      cluster.startWorker(`worker-${i}`, options.cacheDir?.(i) ?? join(options.root, `w-${i}`));
     await waitReady(cluster.apiUrl);
   } catch (error) {
     await cluster.stop();
