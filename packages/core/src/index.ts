@@ -16,5 +16,6 @@ export * from './plan.js';
 export * from './profile.js';
 export * from './sampling.js';
 export * from './service-errors.js';
+export * from './stage-timeline.js';
 export * from './tensor.js';
 export * from './version.js';

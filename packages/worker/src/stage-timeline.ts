@@ -4,22 +4,11 @@
  * ring of recent events; `swarmbee bench` turns them into a per-stage timeline
  * showing where the pipeline idles.
  */
+import type { StageEvent } from '@swarmbee/core';
 
 /** Milliseconds since the Unix epoch, sub-millisecond: comparable across processes on one machine. */
 export function epochMs(): number {
   return performance.timeOrigin + performance.now();
-}
-
-export interface StageEvent {
-  batchId: number;
-  rows: number;
-  /** The frame arrived from upstream. */
-  arrivedAt: number;
-  /** The engine started and finished computing it (the end minus the engine's own timing). */
-  computeStart: number;
-  computeEnd: number;
-  /** The result was handed to the downstream link. */
-  sentAt: number;
 }
 
 /** Events kept per stage. */

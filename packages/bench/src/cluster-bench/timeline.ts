@@ -2,22 +2,10 @@
  * A per-stage timeline of one run: for every micro-batch, when each stage waited
  * for its engine, computed, and sent on — and, between batches, when it sat idle.
  */
+import type { StageTimelineEntry } from '@swarmbee/core';
 import type { TimelineSpan } from '../report/svg.js';
 import { type ApiTarget, getJson } from './client.js';
 import { runCell } from './scenario.js';
-
-interface StageEvents {
-  stage: number;
-  device: string;
-  events: {
-    batchId: number;
-    rows: number;
-    arrivedAt: number;
-    computeStart: number;
-    computeEnd: number;
-    sentAt: number;
-  }[];
-}
 
 export interface StageTimeline {
   lanes: { name: string; spans: TimelineSpan[] }[];
@@ -36,7 +24,7 @@ export async function recordTimeline(
 ): Promise<StageTimeline> {
   const since = performance.timeOrigin + performance.now();
   await runCell(target, vocab, promptTokens, outputTokens, streams, 1);
-  const { stages } = await getJson<{ stages: StageEvents[] }>(
+  const { stages } = await getJson<{ stages: StageTimelineEntry[] }>(
     target,
     `/swarmbee/timeline?since=${Math.floor(since)}`,
   );

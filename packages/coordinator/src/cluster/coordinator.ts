@@ -16,6 +16,7 @@ import {
   ClusterUnavailableError,
   InvalidArgumentError,
   type Plan,
+  type StageTimelineEntry,
   type SwarmBeeError,
 } from '@swarmbee/core';
 import { loadTokenizer, type ModelDir, type ProgressFn } from '@swarmbee/model';
@@ -79,20 +80,6 @@ export interface CoordinatorOptions {
   clientTls?: ClientTlsOptions;
   log?: (line: string) => void;
   progress?: ProgressFn;
-}
-
-/** One stage's recent micro-batches (see the worker's StageTimeline). */
-export interface StageTimelineEntry {
-  stage: number;
-  device: string;
-  events: {
-    batchId: number;
-    rows: number;
-    arrivedAt: number;
-    computeStart: number;
-    computeEnd: number;
-    sentAt: number;
-  }[];
 }
 
 export const DEFAULT_COORDINATOR_PORT = 7070;
