@@ -24,6 +24,7 @@ export * from './onnx-decoder-stage.js';
 export * from './ort-stage.js';
 export * from './pipeline.js';
 export * from './sampler.js';
+export * from './shard-stage.js';
 export * from './stage-engine.js';
 export * from './stage-factory.js';
 export * from './stage-session.js';

@@ -11,13 +11,7 @@
  * each run only the new tokens' slots are copied into the cache.
  */
 
-import type { OnnxDecoderStageIo } from '@swarmbee/core';
-import {
-  asSwarmBeeError,
-  type DecoderFloatDtype,
-  EngineClosedError,
-  EngineFailedError,
-} from '@swarmbee/core';
+import type { DecoderFloatDtype, OnnxDecoderStageIo } from '@swarmbee/core';
 import type { OnnxDecoderShardGraph } from '@swarmbee/model';
 import ort from 'onnxruntime-node';
 import {
@@ -27,30 +21,21 @@ import {
   pickLogits,
 } from './decoder-feeds.js';
 import { type KvArena, KvCache, type KvElements } from './kv-cache.js';
+import { ShardStage } from './shard-stage.js';
 import {
   DEFAULT_KV_BUDGET_BYTES,
   DEFAULT_MAX_SEQUENCES,
   type StageBatch,
-  type StageEngine,
-  type StageInfo,
   type StageOptions,
   type StageOutput,
-  type StageStats,
 } from './stage-engine.js';
-import { checkBatch, createShardSession, RowSampler } from './stage-session.js';
+import { checkBatch, createShardSession } from './stage-session.js';
 
 type Feeds = Record<string, ort.Tensor>;
 type Results = ort.InferenceSession.OnnxValueMapType;
 
-export class OnnxDecoderStage implements StageEngine {
-  readonly info: StageInfo;
-  readonly #session: ort.InferenceSession;
+export class OnnxDecoderStage extends ShardStage<KvElements> {
   readonly #io: OnnxDecoderStageIo;
-  readonly #kv: KvCache<KvElements>;
-  readonly #sampler: RowSampler;
-  #forwards = 0;
-  #forwardMsTotal = 0;
-  #closed = false;
 
   private constructor(
     session: ort.InferenceSession,
@@ -58,27 +43,21 @@ export class OnnxDecoderStage implements StageEngine {
     options: StageOptions,
   ) {
     const { config, io } = shard;
-    this.#session = session;
-    this.#io = io;
-    this.info = {
-      layerStart: shard.layerStart,
-      layerEnd: shard.layerEnd,
-      isFirst: shard.layerStart === 0,
-      isLast: shard.layerEnd === config.nLayers,
-      dim: config.dim,
-      vocabSize: config.vocabSize,
-      maxSeqLen: config.maxSeqLen,
-    };
-    this.#kv = new KvCache<KvElements>(
-      shard.layerEnd - shard.layerStart,
-      io.kv.kvHeads,
-      io.kv.headDim,
-      config.maxSeqLen,
-      options.kvBudgetBytes ?? DEFAULT_KV_BUDGET_BYTES,
-      options.maxSequences ?? DEFAULT_MAX_SEQUENCES,
-      { dtype: io.kv.dtype, stacked: io.kv.kind === 'stacked' },
+    super(
+      session,
+      shard,
+      new KvCache<KvElements>(
+        shard.layerEnd - shard.layerStart,
+        io.kv.kvHeads,
+        io.kv.headDim,
+        config.maxSeqLen,
+        options.kvBudgetBytes ?? DEFAULT_KV_BUDGET_BYTES,
+        options.maxSequences ?? DEFAULT_MAX_SEQUENCES,
+        { dtype: io.kv.dtype, stacked: io.kv.kind === 'stacked' },
+      ),
+      options,
     );
-    this.#sampler = new RowSampler(config.vocabSize);
+    this.#io = io;
   }
 
   static async create(
@@ -89,12 +68,12 @@ export class OnnxDecoderStage implements StageEngine {
   }
 
   async forward(batch: StageBatch): Promise<StageOutput> {
-    if (this.#closed) throw new EngineClosedError('the stage engine is closed');
+    this.checkOpen();
     const { rows } = batch;
     const width = checkBatch(batch, this.info);
     const io = this.#io;
     const kvStart = performance.now();
-    const { arena } = this.#kv.prepare(rows);
+    const { arena } = this.kv.prepare(rows);
     const dims = [rows.length, width];
     const feeds: Feeds = {};
     if (io.inputIds) feeds[io.inputIds.name] = indexTensor(io.inputIds.dtype, batch.tokens!, dims);
@@ -114,23 +93,11 @@ export class OnnxDecoderStage implements StageEngine {
     this.#feedPast(arena, feeds);
     let kvMs = performance.now() - kvStart;
 
-    const runStart = performance.now();
-    let results: Results;
-    try {
-      results = await this.#session.run(feeds);
-    } catch (error) {
-      throw new EngineFailedError(
-        `forward pass of layers [${this.info.layerStart}, ${this.info.layerEnd}) failed: ${(error as Error).message}`,
-        { cause: error },
-      );
-    }
-    const forwardMs = performance.now() - runStart;
+    const { results, forwardMs } = await this.run(feeds);
     const storeStart = performance.now();
     this.#storeNewTokens(arena, batch, width, results);
-    this.#kv.commit(rows);
+    this.kv.commit(rows);
     kvMs += performance.now() - storeStart;
-    this.#forwards++;
-    this.#forwardMsTotal += forwardMs;
     const timing = { forwardMs, kvMs };
     if (io.hiddenOut)
       return { kind: 'hidden', hidden: results[io.hiddenOut]!.data as Float32Array, width, timing };
@@ -142,7 +109,7 @@ export class OnnxDecoderStage implements StageEngine {
       this.info.vocabSize,
       which,
     );
-    return this.#sampler.sample(batch, logits, which === 'all' ? width : 1, timing);
+    return this.sampler.sample(batch, logits, which === 'all' ? width : 1, timing);
   }
 
   /** The arena's buffers are the past inputs as they lie: stacked [2, B, H, cap, D] or K and V apart. */
@@ -185,33 +152,6 @@ export class OnnxDecoderStage implements StageEngine {
         });
       });
     });
-  }
-
-  async release(seqIds: string[]): Promise<void> {
-    for (const id of seqIds) {
-      this.#kv.release(id);
-      this.#sampler.release(id);
-    }
-  }
-
-  async stats(): Promise<StageStats> {
-    return {
-      forwards: this.#forwards,
-      forwardMsTotal: this.#forwardMsTotal,
-      sequences: this.#kv.size,
-      kvBytes: this.#kv.bytes,
-      kvBudgetBytes: this.#kv.budgetBytes,
-    };
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      await this.#session.release();
-    } catch (error) {
-      throw asSwarmBeeError(error);
-    }
   }
 }
 

@@ -3,83 +3,45 @@
  * through `ThreadedStage` wherever an event loop must stay responsive:
  * onnxruntime-node's `run()` blocks its thread for the whole forward pass.
  */
-import {
-  asSwarmBeeError,
-  EngineClosedError,
-  EngineFailedError,
-  headDim,
-  InvalidArgumentError,
-  ShardInvalidError,
-} from '@swarmbee/core';
+import { headDim, ShardInvalidError } from '@swarmbee/core';
 import { type LlamaShardGraph, SHARD_IO, type ShardGraph } from '@swarmbee/model';
 import ort from 'onnxruntime-node';
 import { attentionBias, logitIndex, positionIds } from './batch-feeds.js';
 import { type KvArena, KvCache } from './kv-cache.js';
+import { ShardStage } from './shard-stage.js';
 import {
   DEFAULT_KV_BUDGET_BYTES,
   DEFAULT_MAX_SEQUENCES,
   type StageBatch,
-  type StageEngine,
-  type StageInfo,
   type StageOptions,
   type StageOutput,
-  type StageStats,
 } from './stage-engine.js';
-import { checkBatch, createShardSession, RowSampler } from './stage-session.js';
+import { checkBatch, createShardSession } from './stage-session.js';
 
 type Feeds = Record<string, ort.Tensor>;
 
-const idleCell = new Int32Array(new SharedArrayBuffer(4));
-
-/**
- * Blocks this thread for `ms` without using the CPU, as a slower device's compute
- * would hold its stage. Runs in the stage's own thread, so no event loop waits on it.
- */
-function idleFor(ms: number): void {
-  if (ms > 0) Atomics.wait(idleCell, 0, 0, ms);
-}
 type Fetches = Record<string, ort.Tensor | null>;
 
-export class OrtStage implements StageEngine {
-  readonly info: StageInfo;
-  readonly #session: ort.InferenceSession;
-  readonly #kv: KvCache;
-  readonly #sampler: RowSampler;
-  /** Extra idle time per forward pass, as a multiple of it (benchmark slow-down). */
-  readonly #idleFactor: number;
-  #forwards = 0;
-  #forwardMsTotal = 0;
-  #closed = false;
-
+export class OrtStage extends ShardStage<Float32Array> {
   private constructor(
     session: ort.InferenceSession,
     shard: LlamaShardGraph,
     options: StageOptions,
   ) {
     const { config } = shard;
-    this.#session = session;
-    this.info = {
-      layerStart: shard.layerStart,
-      layerEnd: shard.layerEnd,
-      isFirst: shard.layerStart === 0,
-      isLast: shard.layerEnd === config.nLayers,
-      dim: config.dim,
-      vocabSize: config.vocabSize,
-      maxSeqLen: config.maxSeqLen,
-    };
-    const speed = options.speedFactor ?? 1;
-    if (!(speed > 0 && speed <= 1))
-      throw new InvalidArgumentError(`speed factor must be in (0, 1], got ${speed}`);
-    this.#idleFactor = 1 / speed - 1;
-    this.#kv = new KvCache(
-      shard.layerEnd - shard.layerStart,
-      config.nKvHeads,
-      headDim(config),
-      config.maxSeqLen,
-      options.kvBudgetBytes ?? DEFAULT_KV_BUDGET_BYTES,
-      options.maxSequences ?? DEFAULT_MAX_SEQUENCES,
+    super(
+      session,
+      shard,
+      new KvCache(
+        shard.layerEnd - shard.layerStart,
+        config.nKvHeads,
+        headDim(config),
+        config.maxSeqLen,
+        options.kvBudgetBytes ?? DEFAULT_KV_BUDGET_BYTES,
+        options.maxSequences ?? DEFAULT_MAX_SEQUENCES,
+      ),
+      options,
     );
-    this.#sampler = new RowSampler(config.vocabSize);
   }
 
   /** Runs SwarmBee's own Llama shards; {@link createStageEngine} picks the engine for any shard. */
@@ -93,11 +55,11 @@ export class OrtStage implements StageEngine {
   }
 
   async forward(batch: StageBatch): Promise<StageOutput> {
-    if (this.#closed) throw new EngineClosedError('the stage engine is closed');
+    this.checkOpen();
     const { rows } = batch;
     const width = checkBatch(batch, this.info);
     const kvStart = performance.now();
-    const { arena } = this.#kv.prepare(rows);
+    const { arena } = this.kv.prepare(rows);
     const feeds: Feeds = {
       [SHARD_IO.positionIds]: new ort.Tensor('int64', positionIds(rows, width), [
         rows.length,
@@ -132,26 +94,11 @@ export class OrtStage implements StageEngine {
     this.#feedArena(arena, feeds, fetches);
     let kvMs = performance.now() - kvStart;
 
-    const runStart = performance.now();
-    let results: ort.InferenceSession.OnnxValueMapType;
-    try {
-      results = await this.#session.run(feeds, fetches);
-    } catch (error) {
-      throw new EngineFailedError(
-        `forward pass of layers [${this.info.layerStart}, ${this.info.layerEnd}) failed: ${(error as Error).message}`,
-        {
-          cause: error,
-        },
-      );
-    }
-    idleFor(this.#idleFactor * (performance.now() - runStart));
-    const forwardMs = performance.now() - runStart;
+    const { results, forwardMs } = await this.run(feeds, fetches);
     const storeStart = performance.now();
     this.#storeNewRows(arena, batch, width, results);
-    this.#kv.commit(rows);
+    this.kv.commit(rows);
     kvMs += performance.now() - storeStart;
-    this.#forwards++;
-    this.#forwardMsTotal += forwardMs;
     const timing = { forwardMs, kvMs };
     if (!this.info.isLast) {
       return {
@@ -161,7 +108,7 @@ export class OrtStage implements StageEngine {
         timing,
       };
     }
-    return this.#sampler.sample(
+    return this.sampler.sample(
       batch,
       results[SHARD_IO.logits]!.data as Float32Array,
       logitsWhich === 'all' ? width : 1,
@@ -171,8 +118,8 @@ export class OrtStage implements StageEngine {
 
   /** The arena's buffers are the `past_key` / `past_value` inputs, as they lie. */
   #feedArena(arena: KvArena, feeds: Feeds, fetches: Fetches): void {
-    const dims = [arena.rows.length, this.#kv.kvHeads, arena.capacity, this.#kv.headDim];
-    for (let l = 0; l < this.#kv.layers; l++) {
+    const dims = [arena.rows.length, this.kv.kvHeads, arena.capacity, this.kv.headDim];
+    for (let l = 0; l < this.kv.layers; l++) {
       const layer = this.info.layerStart + l;
       feeds[SHARD_IO.pastKey(layer)] = new ort.Tensor('float32', arena.keys[l]!, dims);
       feeds[SHARD_IO.pastValue(layer)] = new ort.Tensor('float32', arena.values[l]!, dims);
@@ -188,8 +135,8 @@ export class OrtStage implements StageEngine {
     width: number,
     results: ort.InferenceSession.OnnxValueMapType,
   ): void {
-    const { kvHeads, headDim: hd } = this.#kv;
-    for (let l = 0; l < this.#kv.layers; l++) {
+    const { kvHeads, headDim: hd } = this.kv;
+    for (let l = 0; l < this.kv.layers; l++) {
       const layer = this.info.layerStart + l;
       const keys = results[SHARD_IO.newKey(layer)]!.data as Float32Array;
       const values = results[SHARD_IO.newValue(layer)]!.data as Float32Array;
@@ -201,33 +148,6 @@ export class OrtStage implements StageEngine {
           arena.values[l]!.set(values.subarray(from, from + row.count * hd), to);
         }
       });
-    }
-  }
-
-  async release(seqIds: string[]): Promise<void> {
-    for (const id of seqIds) {
-      this.#kv.release(id);
-      this.#sampler.release(id);
-    }
-  }
-
-  async stats(): Promise<StageStats> {
-    return {
-      forwards: this.#forwards,
-      forwardMsTotal: this.#forwardMsTotal,
-      sequences: this.#kv.size,
-      kvBytes: this.#kv.bytes,
-      kvBudgetBytes: this.#kv.budgetBytes,
-    };
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      await this.#session.release();
-    } catch (error) {
-      throw asSwarmBeeError(error);
     }
   }
 }

@@ -1,0 +1,130 @@
+/**
+ * What every onnxruntime stage engine shares, whatever graph it runs: the stage's
+ * place in the model, its KV cache and sampler, running the session (slowed by the
+ * benchmark speed factor, errors coded, time counted), and release, stats and close.
+ * `OrtStage` (SwarmBee's Llama shards) and `OnnxDecoderStage` (imported decoders)
+ * add only how they build feeds and store what the graph returns.
+ */
+import {
+  asSwarmBeeError,
+  EngineClosedError,
+  EngineFailedError,
+  InvalidArgumentError,
+} from '@swarmbee/core';
+import type { ShardGraph } from '@swarmbee/model';
+import type ort from 'onnxruntime-node';
+import type { KvCache, KvElements } from './kv-cache.js';
+import type {
+  StageBatch,
+  StageEngine,
+  StageInfo,
+  StageOptions,
+  StageOutput,
+  StageStats,
+} from './stage-engine.js';
+import { RowSampler } from './stage-session.js';
+
+const idleCell = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Blocks this thread for `ms` without using the CPU, as a slower device's compute
+ * would hold its stage. Runs in the stage's own thread, so no event loop waits on it.
+ */
+function idleFor(ms: number): void {
+  if (ms > 0) Atomics.wait(idleCell, 0, 0, ms);
+}
+
+export abstract class ShardStage<T extends KvElements> implements StageEngine {
+  readonly info: StageInfo;
+  protected readonly kv: KvCache<T>;
+  protected readonly sampler: RowSampler;
+  readonly #session: ort.InferenceSession;
+  /** Extra idle time per forward pass, as a multiple of it (benchmark slow-down). */
+  readonly #idleFactor: number;
+  #forwards = 0;
+  #forwardMsTotal = 0;
+  #closed = false;
+
+  protected constructor(
+    session: ort.InferenceSession,
+    shard: ShardGraph,
+    kv: KvCache<T>,
+    options: StageOptions,
+  ) {
+    const { config } = shard;
+    const speed = options.speedFactor ?? 1;
+    if (!(speed > 0 && speed <= 1))
+      throw new InvalidArgumentError(`speed factor must be in (0, 1], got ${speed}`);
+    this.#idleFactor = 1 / speed - 1;
+    this.#session = session;
+    this.info = {
+      layerStart: shard.layerStart,
+      layerEnd: shard.layerEnd,
+      isFirst: shard.layerStart === 0,
+      isLast: shard.layerEnd === config.nLayers,
+      dim: config.dim,
+      vocabSize: config.vocabSize,
+      maxSeqLen: config.maxSeqLen,
+    };
+    this.kv = kv;
+    this.sampler = new RowSampler(config.vocabSize);
+  }
+
+  abstract forward(batch: StageBatch): Promise<StageOutput>;
+
+  protected checkOpen(): void {
+    if (this.#closed) throw new EngineClosedError('the stage engine is closed');
+  }
+
+  /**
+   * One forward pass of the graph: errors become EngineFailedError, a slowed stage idles
+   * in proportion, and the time (idle included) is counted and returned.
+   */
+  protected async run(
+    feeds: Record<string, ort.Tensor>,
+    fetches?: Record<string, ort.Tensor | null>,
+  ): Promise<{ results: ort.InferenceSession.OnnxValueMapType; forwardMs: number }> {
+    const runStart = performance.now();
+    let results: ort.InferenceSession.OnnxValueMapType;
+    try {
+      results = await (fetches ? this.#session.run(feeds, fetches) : this.#session.run(feeds));
+    } catch (error) {
+      throw new EngineFailedError(
+        `forward pass of layers [${this.info.layerStart}, ${this.info.layerEnd}) failed: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    idleFor(this.#idleFactor * (performance.now() - runStart));
+    const forwardMs = performance.now() - runStart;
+    this.#forwards++;
+    this.#forwardMsTotal += forwardMs;
+    return { results, forwardMs };
+  }
+
+  async release(seqIds: string[]): Promise<void> {
+    for (const id of seqIds) {
+      this.kv.release(id);
+      this.sampler.release(id);
+    }
+  }
+
+  async stats(): Promise<StageStats> {
+    return {
+      forwards: this.#forwards,
+      forwardMsTotal: this.#forwardMsTotal,
+      sequences: this.kv.size,
+      kvBytes: this.kv.bytes,
+      kvBudgetBytes: this.kv.budgetBytes,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.#session.release();
+    } catch (error) {
+      throw asSwarmBeeError(error);
+    }
+  }
+}
