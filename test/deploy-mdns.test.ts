@@ -4,14 +4,13 @@
  * interface and a free port of its own, never 5353 on a real network. Skipped
  * with a message where multicast does not work on loopback (failed under CI=true).
  */
+
+import { createHmac } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
-import {
-  announceCoordinator,
-  clusterFingerprint as coordinatorFingerprint,
-  type MdnsOptions,
-} from '@swarmbee/coordinator';
-import { clusterFingerprint, discoverCoordinator } from '@swarmbee/worker';
+import { announceCoordinator } from '@swarmbee/coordinator';
+import { clusterFingerprint, type MdnsOptions } from '@swarmbee/protocol';
+import { discoverCoordinator } from '@swarmbee/worker';
 import t, { type Test } from 'tap';
 import { runCli } from './helpers/cli.js';
 import { helpPage } from './helpers/cli-spec.js';
@@ -76,9 +75,13 @@ function needMulticast(t: Test): boolean {
   return false;
 }
 
-t.test('the worker and the coordinator compute the same cluster fingerprint', async (t) => {
+t.test('the cluster fingerprint is HMAC-SHA256 of a fixed label under the token', async (t) => {
+  // The coordinator announces it and the worker compares it: both call this one function.
   for (const token of ['a', 'test-token', 'f'.repeat(48)])
-    t.equal(clusterFingerprint(token), coordinatorFingerprint(token));
+    t.equal(
+      clusterFingerprint(token),
+      createHmac('sha256', token).update('swarmbee mdns cluster v1').digest('hex').slice(0, 16),
+    );
   t.not(clusterFingerprint('one'), clusterFingerprint('two'));
   t.match(clusterFingerprint('one'), /^[0-9a-f]{16}$/, '64 bits: no token in the clear');
 });

@@ -9,34 +9,15 @@
  * mDNS stays on one link: it does not cross routers, Docker bridge networks or
  * Kubernetes pod networks, and some Wi-Fi access points drop multicast.
  */
-import { createHmac } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
+import {
+  clusterFingerprint,
+  MDNS_SERVICE_TYPE,
+  MDNS_TXT_VERSION,
+  type MdnsOptions,
+  mdnsSocketOf,
+} from '@swarmbee/protocol';
 import { Bonjour, type Service } from 'bonjour-service';
-
-/** DNS-SD service type: `_swarmbee._tcp`. */
-export const MDNS_SERVICE_TYPE = 'swarmbee';
-/** Version of the TXT record's layout. */
-export const MDNS_TXT_VERSION = '1';
-
-/** Where mDNS runs. Defaults: every interface, port 5353, as any mDNS responder. */
-export interface MdnsOptions {
-  /** Multicast interface address, e.g. 127.0.0.1 to stay on loopback. Default: all. */
-  interface?: string;
-  /** UDP port. Default 5353. */
-  port?: number;
-  /** Address the socket binds to. Default: the interface (0.0.0.0 when there is none). */
-  bind?: string;
-}
-
-/**
- * 16 hex digits of HMAC-SHA256(token, "swarmbee mdns cluster v1"): tells a worker
- * whether a coordinator is of its cluster without revealing the token (the worker's
- * copy is in packages/worker/src/discovery.ts; a test checks they agree).
- */
-export function clusterFingerprint(token: string): string {
-  return createHmac('sha256', token).update('swarmbee mdns cluster v1').digest('hex').slice(0, 16);
-}
 
 export interface AnnounceOptions {
   /** The cluster token (only its fingerprint is announced). */
@@ -62,10 +43,7 @@ export function announceCoordinator(options: AnnounceOptions): CoordinatorAnnoun
   const onError = (error: unknown): void =>
     options.onError?.(error instanceof Error ? error : new Error(String(error)));
   const bonjour = new Bonjour({ ...options.mdns }, onError);
-  // multicast-dns emits 'error' (EACCES, EADDRINUSE) on an emitter bonjour-service
-  // keeps to itself and does not listen to; unheard, it would end the process.
-  const server = (bonjour as unknown as { server?: { mdns?: unknown } }).server;
-  if (server?.mdns instanceof EventEmitter) server.mdns.on('error', onError);
+  mdnsSocketOf(bonjour)?.on('error', onError);
   const name = options.name ?? `SwarmBee coordinator on ${hostname()}:${options.port}`;
   const service: Service = bonjour.publish({
     name,

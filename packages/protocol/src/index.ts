@@ -71,6 +71,7 @@ export {
 } from './diagnostics.js';
 export { answerProbe, type LinkMeasurement, measureLink, type ProbeOptions } from './link-probe.js';
 export { checkShape, connectShaped, type LinkShape, ShapingProxy } from './link-shaper.js';
+export * from './mdns.js';
 export * from './messages/index.js';
 export * from './options.js';
 export {

@@ -9,29 +9,15 @@
  * picks the cluster; the token's challenge and response on connecting is what
  * proves a coordinator genuine (a fake one fails it, and the worker stops).
  */
-import { createHmac } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import { AbortedError, ConnectFailedError } from '@swarmbee/core';
+import {
+  clusterFingerprint,
+  MDNS_SERVICE_TYPE,
+  MDNS_TXT_VERSION,
+  type MdnsOptions,
+  mdnsSocketOf,
+} from '@swarmbee/protocol';
 import { Bonjour, type Service } from 'bonjour-service';
-
-/** DNS-SD service type the coordinator announces: `_swarmbee._tcp`. */
-export const MDNS_SERVICE_TYPE = 'swarmbee';
-const MDNS_TXT_VERSION = '1';
-
-/** Where mDNS runs. Defaults: every interface, port 5353, as any mDNS responder. */
-export interface MdnsOptions {
-  /** Multicast interface address, e.g. 127.0.0.1 to stay on loopback. Default: all. */
-  interface?: string;
-  /** UDP port. Default 5353. */
-  port?: number;
-  /** Address the socket binds to. Default: the interface (0.0.0.0 when there is none). */
-  bind?: string;
-}
-
-/** The coordinator's copy of this function is the reference; a test checks they agree. */
-export function clusterFingerprint(token: string): string {
-  return createHmac('sha256', token).update('swarmbee mdns cluster v1').digest('hex').slice(0, 16);
-}
 
 export interface DiscoverOptions {
   /** The cluster token: only coordinators with its fingerprint are taken. */
@@ -51,15 +37,6 @@ export interface DiscoveredCoordinator {
   url: string;
   /** Its mDNS instance name. */
   name: string;
-}
-
-/**
- * multicast-dns emits 'error' (EACCES, EADDRINUSE) on an emitter bonjour-service
- * keeps to itself and does not listen to; unheard, it would end the process.
- */
-export function mdnsSocketOf(bonjour: Bonjour): EventEmitter | undefined {
-  const server = (bonjour as unknown as { server?: { mdns?: unknown } }).server;
-  return server?.mdns instanceof EventEmitter ? server.mdns : undefined;
 }
 
 /** The URL a worker joins: the announced one, else the answer's source address. */
