@@ -7,6 +7,7 @@ export * from './api/admin.js';
 export * from './api/errors.js';
 export * from './api/schemas.js';
 export * from './api/server.js';
+export * from './api-client.js';
 export * from './cluster/coordinator.js';
 export * from './cluster/deployer.js';
 export * from './cluster/deployment.js';

@@ -5,9 +5,10 @@
  * the coordinator's re-plan route, and measure it against the cost model's
  * predictions from that same profile.
  */
+
+import { type ApiTarget, postJson } from '@swarmbee/coordinator';
 import type { ClusterProfile, Plan } from '@swarmbee/core';
 import { CostModel, type PlanResult, type Workload } from '@swarmbee/planner';
-import { type ApiTarget, postJson } from './client.js';
 import { runCell } from './scenario.js';
 
 export interface PlanCase {

@@ -2,12 +2,13 @@
  * `swarmbee bench --url URL` / `--local`: the latency and throughput matrix, a
  * per-stage timeline, and (with --plans) the plan sweep, as one report.
  */
+
+import { type ApiTarget, getJson, postEvents } from '@swarmbee/coordinator';
 import type { ClusterProfile } from '@swarmbee/core';
 import { machineInfo } from '../machine.js';
 import { type BenchCheck, type BenchResult, check } from '../report/report.js';
 import { barChart, lineChart, timelineChart } from '../report/svg.js';
 import { summarize } from '../stats.js';
-import { type ApiTarget, getJson, postEvents } from './client.js';
 import { type PlanMeasurement, sweepPlans } from './plans.js';
 import { type CellResult, DEFAULT_MATRIX, type Matrix, runMatrix } from './scenario.js';
 import { recordTimeline } from './timeline.js';

@@ -4,8 +4,10 @@
  * token. Warm-up runs first and is excluded; each cell repeats and reports
  * medians and percentiles.
  */
+
+import type { ApiTarget } from '@swarmbee/coordinator';
 import { type Summary, summarize } from '../stats.js';
-import { type ApiTarget, type TimedCompletion, timedCompletion } from './client.js';
+import { type TimedCompletion, timedCompletion } from './client.js';
 
 export interface Matrix {
   promptTokens: number[];

@@ -2,9 +2,10 @@
  * A per-stage timeline of one run: for every micro-batch, when each stage waited
  * for its engine, computed, and sent on — and, between batches, when it sat idle.
  */
+
+import { type ApiTarget, getJson } from '@swarmbee/coordinator';
 import type { StageTimelineEntry } from '@swarmbee/core';
 import type { TimelineSpan } from '../report/svg.js';
-import { type ApiTarget, getJson } from './client.js';
 import { runCell } from './scenario.js';
 
 export interface StageTimeline {

@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { postJson } from '@swarmbee/coordinator';
 import {
   BENCH_PRESET,
   cachedSynthModel,
@@ -41,17 +42,15 @@ async function complete(
   prompt: number[],
   maxTokens: number,
 ): Promise<CompletionTimings> {
-  const response = await fetch(`${apiUrl}/v1/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true }),
-  });
-  const json = (await response.json()) as {
+  const json = await postJson<{
     usage: { completion_tokens: number };
     timings: { tokens_per_s: number };
-    error?: { message: string };
-  };
-  if (!response.ok) throw new Error(`completion failed: ${json.error?.message}`);
+  }>({ url: apiUrl }, '/v1/completions', {
+    prompt,
+    max_tokens: maxTokens,
+    temperature: 0,
+    ignore_eos: true,
+  });
   return {
     completionTokens: json.usage.completion_tokens,
     tokensPerSecond: json.timings.tokens_per_s,

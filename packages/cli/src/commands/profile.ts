@@ -1,9 +1,9 @@
 /** `swarmbee profile`: measure a running cluster's devices and links, print and save them. */
 import { writeFile } from 'node:fs/promises';
 import type { ProfileEvent } from '@swarmbee/coordinator';
+import { postEvents } from '@swarmbee/coordinator';
 import type { ClusterProfile, DecodeTimingGrid } from '@swarmbee/core';
 import type { Argv } from 'yargs';
-import { postEvents } from '../api-client.js';
 import { progressBar } from '../ui/progress.js';
 import { formatBytes, renderTable } from '../ui/table.js';
 

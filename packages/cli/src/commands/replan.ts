@@ -1,6 +1,7 @@
 /** `swarmbee replan`: ask a running coordinator to choose a plan again and move onto it. */
+
+import { postJson } from '@swarmbee/coordinator';
 import type { Argv } from 'yargs';
-import { postJson } from '../api-client.js';
 import { renderTable } from '../ui/table.js';
 
 interface ReplanReply {
