@@ -24,7 +24,7 @@ import { StagingDir } from '../staging-dir.js';
 import { type GraphIndex, indexGraph } from './graph-index.js';
 import { externalTensor, type OnnxDecoderModelDir } from './import.js';
 import { externalLocation, isExternal, type ModelProto, onnx } from './proto.js';
-import { cutStageGraph } from './stage-graph.js';
+import { cutStageGraph, type StageGraph, type StageGraphSpec } from './stage-graph.js';
 
 const decoded = new Map<string, { model: ModelProto; index: GraphIndex }>();
 
@@ -44,21 +44,31 @@ function sourceGraph(dir: OnnxDecoderModelDir): { model: ModelProto; index: Grap
   return entry;
 }
 
+/** The stage graph of `range`, each initializer placed by `place` (kept, or moved to the shard's file). */
+function cutStage(
+  dir: OnnxDecoderModelDir,
+  range: LayerRange,
+  place: StageGraphSpec['place'],
+): StageGraph {
+  const { manifest } = dir;
+  return cutStageGraph({
+    ...sourceGraph(dir),
+    layout: manifest.decoder,
+    nLayers: manifest.config.nLayers,
+    dim: manifest.config.dim,
+    range,
+    place,
+    producer: `swarmbee ${SWARMBEE_VERSION}`,
+  });
+}
+
 export function buildOnnxDecoderShard(
   dir: OnnxDecoderModelDir,
   range: LayerRange,
 ): OnnxDecoderShardGraph {
   const { manifest } = dir;
   checkRange(manifest.config, range);
-  const stage = cutStageGraph({
-    ...sourceGraph(dir),
-    layout: manifest.decoder,
-    nLayers: manifest.config.nLayers,
-    dim: manifest.config.dim,
-    range,
-    place: (tensor) => tensor,
-    producer: `swarmbee ${SWARMBEE_VERSION}`,
-  });
+  const stage = cutStage(dir, range, (tensor) => tensor);
   return {
     kind: 'onnx-decoder',
     modelHash: manifest.modelHash,
@@ -82,21 +92,13 @@ export async function writeOnnxDecoderShard(
   // Each external initializer gets the next aligned slot of the shard's own weights file.
   const copies: { from: number; to: number; length: number }[] = [];
   let cursor = 0;
-  const stage = cutStageGraph({
-    ...sourceGraph(dir),
-    layout: manifest.decoder,
-    nLayers: manifest.config.nLayers,
-    dim: manifest.config.dim,
-    range,
-    place: (tensor) => {
-      if (!isExternal(tensor)) return tensor;
-      const { offset, length } = externalLocation(tensor);
-      const to = Math.ceil(cursor / WEIGHT_ALIGNMENT_BYTES) * WEIGHT_ALIGNMENT_BYTES;
-      copies.push({ from: offset, to, length });
-      cursor = to + length;
-      return externalTensor(tensor, SHARD_WEIGHTS_FILE, to, length);
-    },
-    producer: `swarmbee ${SWARMBEE_VERSION}`,
+  const stage = cutStage(dir, range, (tensor) => {
+    if (!isExternal(tensor)) return tensor;
+    const { offset, length } = externalLocation(tensor);
+    const to = Math.ceil(cursor / WEIGHT_ALIGNMENT_BYTES) * WEIGHT_ALIGNMENT_BYTES;
+    copies.push({ from: offset, to, length });
+    cursor = to + length;
+    return externalTensor(tensor, SHARD_WEIGHTS_FILE, to, length);
   });
   return StagingDir.build(out, async (staging) => {
     const source = await open(dir.weightsPath, 'r');
