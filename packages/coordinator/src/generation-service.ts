@@ -1,6 +1,9 @@
 /**
  * Serves completions over a scheduler: text in and out, limits checked,
  * admission bounded by p-queue — a full queue is refused (429), never buffered.
+ * Prompts are prepared (rendered, tokenized, echo decoded) by a {@link PromptPreparer}
+ * off the event loop, after every limit that can be checked without tokenizing has been;
+ * only the per-token streaming decode, bounded per token, runs here.
  */
 import {
   ContextOverflowError,
@@ -11,8 +14,10 @@ import {
   TokenOutOfVocabularyError,
   validateSampling,
 } from '@swarmbee/core';
-import { decodeIds, type Tokenizer } from '@swarmbee/model';
+import type { Tokenizer } from '@swarmbee/model';
 import PQueue from 'p-queue';
+import type { ChatMessage, PromptInput, PromptPreparer } from './prompt/prompt.js';
+import { promptChars } from './prompt/prompt.js';
 import type { Scheduler, SequenceResult } from './scheduler.js';
 import { TextStream } from './text-stream.js';
 
@@ -23,6 +28,12 @@ export interface ServiceLimits {
   maxQueued: number;
   /** Longest prompt, in tokens. Default: the model's context. */
   maxPromptTokens: number;
+  /**
+   * Longest text prompt (a chat: its messages' text), characters, refused (413) before it
+   * is tokenized. Default: maxPromptTokens × the tokenizer's longest token, the most text
+   * that many tokens can stand for.
+   */
+  maxPromptChars: number;
   /** Most tokens one request may ask for. Default: the model's context. */
   maxTokens: number;
   /** Largest HTTP request body, bytes. Default 1 MiB (the API's). */
@@ -35,8 +46,8 @@ export const DEFAULT_MAX_QUEUED = 256;
 export const DEFAULT_COMPLETION_TOKENS = 256;
 
 export interface CompletionRequest {
-  /** Text (encoded with BOS first) or token ids. */
-  prompt: string | number[];
+  /** Text (encoded with BOS first), chat messages (rendered, then encoded) or token ids. */
+  prompt: string | number[] | { messages: ChatMessage[] };
   /** Tokens to sample at most; see also `steps`. */
   maxTokens?: number;
   /** run.c-style positions, prompt included: overrides maxTokens with steps + 1 - prompt tokens. */
@@ -67,6 +78,8 @@ export interface PreparedCompletion {
   request: CompletionRequest;
   promptIds: number[];
   maxTokens: number;
+  /** The prompt's text when the request echoes it; else ''. */
+  echo: string;
 }
 
 export interface CompleteOptions {
@@ -86,24 +99,38 @@ export interface ModelInfo {
   maxSeqLen: number;
 }
 
+export interface GenerationServiceOptions {
+  scheduler: Scheduler;
+  /** Decodes sampled tokens as they stream; its stop ids end sequences. */
+  tokenizer: Tokenizer;
+  /** Prepares prompts off the event loop, with its own copies of the tokenizer. */
+  prompts: PromptPreparer;
+  model: ModelInfo;
+  limits?: Partial<ServiceLimits>;
+}
+
 export class GenerationService {
   readonly #scheduler: Scheduler;
   readonly #tokenizer: Tokenizer;
+  readonly #prompts: PromptPreparer;
   readonly #queue: PQueue;
+  readonly model: ModelInfo;
   readonly limits: ServiceLimits;
 
-  constructor(
-    scheduler: Scheduler,
-    tokenizer: Tokenizer,
-    readonly model: ModelInfo,
-    limits: Partial<ServiceLimits> = {},
-  ) {
-    this.#scheduler = scheduler;
-    this.#tokenizer = tokenizer;
+  constructor(options: GenerationServiceOptions) {
+    const { model, limits = {} } = options;
+    this.#scheduler = options.scheduler;
+    this.#tokenizer = options.tokenizer;
+    this.#prompts = options.prompts;
+    this.model = model;
+    const maxPromptTokens = limits.maxPromptTokens ?? model.maxSeqLen;
     this.limits = {
       maxActive: limits.maxActive ?? DEFAULT_MAX_ACTIVE,
       maxQueued: limits.maxQueued ?? DEFAULT_MAX_QUEUED,
-      maxPromptTokens: limits.maxPromptTokens ?? model.maxSeqLen,
+      maxPromptTokens,
+      maxPromptChars:
+        limits.maxPromptChars ??
+        Math.min(maxPromptTokens, model.maxSeqLen) * options.tokenizer.maxTokenChars,
       maxTokens: limits.maxTokens ?? model.maxSeqLen,
     };
     this.#queue = new PQueue({ concurrency: this.limits.maxActive });
@@ -118,35 +145,59 @@ export class GenerationService {
     return this.#queue.pending;
   }
 
-  /** Encodes a text prompt as run.c does (BOS first). */
-  encode(text: string): number[] {
-    return this.#tokenizer.encode(text);
-  }
-
   /**
-   * Checks and encodes a request, throwing coded errors (400, 413, 429) before any
-   * response has started, so that a streaming client still gets a proper status.
+   * Checks and prepares a request, throwing coded errors (400, 413, 429) before any
+   * response has started, so that a streaming client still gets a proper status. What
+   * can be checked without the prompt's tokens is checked first; the prompt is then
+   * tokenized off the event loop.
    */
-  prepare(request: CompletionRequest): PreparedCompletion {
-    const promptIds =
-      typeof request.prompt === 'string' ? this.#tokenizer.encode(request.prompt) : request.prompt;
-    const maxTokens = this.#check(request, promptIds);
-    if (this.#queue.size >= this.limits.maxQueued) {
-      throw new QueueFullError(
-        `${this.#queue.size} requests are already waiting (limit ${this.limits.maxQueued}); retry shortly`,
+  async prepare(
+    request: CompletionRequest,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<PreparedCompletion> {
+    this.#checkRequest(request);
+    this.#checkRoom();
+    const prompt: PromptInput =
+      typeof request.prompt === 'string'
+        ? { text: request.prompt }
+        : Array.isArray(request.prompt)
+          ? { ids: request.prompt }
+          : { messages: request.prompt.messages };
+    const chars = promptChars(prompt);
+    if (chars > this.limits.maxPromptChars) {
+      throw new RequestTooLargeError(
+        `the prompt has ${chars} characters; this server tokenizes at most ${this.limits.maxPromptChars} (--max-prompt-chars)`,
       );
     }
-    return { request, promptIds, maxTokens };
+    const maxIds = Math.min(this.model.maxSeqLen, this.limits.maxPromptTokens);
+    if ('ids' in prompt) {
+      this.#checkLength(prompt.ids.length);
+      this.#checkVocabulary(prompt.ids);
+    }
+    let promptIds: number[];
+    let echo = '';
+    if ('ids' in prompt && !request.echo) promptIds = prompt.ids;
+    else {
+      const prepared = await this.#prompts.prepare(
+        { prompt, echo: request.echo ?? false, maxIds },
+        options,
+      );
+      this.#checkLength(prepared.count);
+      promptIds = prepared.ids ?? [];
+      echo = prepared.echo;
+    }
+    const maxTokens = this.#maxTokens(request, promptIds.length);
+    this.#checkRoom();
+    return { request, promptIds, maxTokens, echo };
   }
 
   async complete(request: CompletionRequest, options: CompleteOptions = {}): Promise<Completion> {
-    return this.run(this.prepare(request), options);
+    return this.run(await this.prepare(request, options), options);
   }
 
   async run(prepared: PreparedCompletion, options: CompleteOptions = {}): Promise<Completion> {
-    const { request, promptIds, maxTokens } = prepared;
+    const { request, promptIds, maxTokens, echo } = prepared;
     const stream = new TextStream(this.#tokenizer, promptIds, request.stop ?? []);
-    const echo = request.echo ? decodeIds(this.#tokenizer, promptIds) : '';
     if (echo) options.onText?.(echo);
     const result = await this.#queue.add(
       (): Promise<SequenceResult> =>
@@ -184,21 +235,46 @@ export class GenerationService {
     };
   }
 
-  /** Validates a request and returns how many tokens it may sample. */
-  #check(request: CompletionRequest, promptIds: number[]): number {
-    validateSampling(request.sampling);
-    const { maxSeqLen, vocabSize } = this.model;
-    if (promptIds.length === 0)
-      throw new InvalidArgumentError('prompt must hold at least one token');
-    if (promptIds.length > maxSeqLen)
-      throw new ContextOverflowError(
-        `the prompt has ${promptIds.length} tokens; the model's context holds ${maxSeqLen}`,
-      );
-    if (promptIds.length > this.limits.maxPromptTokens) {
-      throw new RequestTooLargeError(
-        `the prompt has ${promptIds.length} tokens; this server accepts at most ${this.limits.maxPromptTokens}`,
+  /** A full admission queue refuses at once (429), before any work. */
+  #checkRoom(): void {
+    if (this.#queue.size >= this.limits.maxQueued) {
+      throw new QueueFullError(
+        `${this.#queue.size} requests are already waiting (limit ${this.limits.maxQueued}); retry shortly`,
       );
     }
+  }
+
+  /** A prompt of `count` tokens fits the context and this server's limit. */
+  #checkLength(count: number): void {
+    const { maxSeqLen } = this.model;
+    if (count === 0) throw new InvalidArgumentError('prompt must hold at least one token');
+    if (count > maxSeqLen)
+      throw new ContextOverflowError(
+        `the prompt has ${count} tokens; the model's context holds ${maxSeqLen}`,
+      );
+    if (count > this.limits.maxPromptTokens) {
+      throw new RequestTooLargeError(
+        `the prompt has ${count} tokens; this server accepts at most ${this.limits.maxPromptTokens} (--max-prompt-tokens)`,
+      );
+    }
+  }
+
+  /** Checks what does not depend on the prompt's tokens: sampling, max_tokens, steps. */
+  #checkRequest(request: CompletionRequest): void {
+    validateSampling(request.sampling);
+    const { maxTokens, steps } = request;
+    if (steps !== undefined && (!Number.isInteger(steps) || steps < 0))
+      throw new InvalidArgumentError(`steps must be a non-negative integer, got ${steps}`);
+    if (maxTokens !== undefined && (!Number.isInteger(maxTokens) || maxTokens < 0))
+      throw new InvalidArgumentError(`max_tokens must be a non-negative integer, got ${maxTokens}`);
+    if (steps === undefined && (maxTokens ?? 0) > this.limits.maxTokens)
+      throw new InvalidArgumentError(
+        `max_tokens ${maxTokens} exceeds this server's limit of ${this.limits.maxTokens}`,
+      );
+  }
+
+  #checkVocabulary(promptIds: readonly number[]): void {
+    const { vocabSize } = this.model;
     for (const id of promptIds) {
       if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
         throw new TokenOutOfVocabularyError(
@@ -206,23 +282,22 @@ export class GenerationService {
         );
       }
     }
+  }
+
+  /** How many tokens a request may sample after a prompt of `promptTokens`. */
+  #maxTokens(request: CompletionRequest, promptTokens: number): number {
+    const { maxSeqLen } = this.model;
     let maxTokens = request.maxTokens ?? DEFAULT_COMPLETION_TOKENS;
     if (request.steps !== undefined) {
-      if (!Number.isInteger(request.steps) || request.steps < 0)
-        throw new InvalidArgumentError(
-          `steps must be a non-negative integer, got ${request.steps}`,
-        );
       const positions =
         request.steps === 0 || request.steps > maxSeqLen ? maxSeqLen : request.steps;
-      maxTokens = Math.max(0, positions + 1 - promptIds.length);
+      maxTokens = Math.max(0, positions + 1 - promptTokens);
     }
-    if (!Number.isInteger(maxTokens) || maxTokens < 0)
-      throw new InvalidArgumentError(`max_tokens must be a non-negative integer, got ${maxTokens}`);
     if (maxTokens > this.limits.maxTokens)
       throw new InvalidArgumentError(
         `max_tokens ${maxTokens} exceeds this server's limit of ${this.limits.maxTokens}`,
       );
     // The context bounds what can be sampled: positions 0..maxSeqLen-1 are fed, so maxSeqLen + 1 tokens at most.
-    return Math.min(maxTokens, maxSeqLen + 1 - promptIds.length);
+    return Math.min(maxTokens, maxSeqLen + 1 - promptTokens);
   }
 }

@@ -21,5 +21,8 @@ export * from './discovery.js';
 export * from './generation-service.js';
 export * from './local-transport.js';
 export * from './metrics.js';
+export * from './prompt/prompt.js';
+export * from './prompt/tokenizer-pool.js';
 export * from './scheduler.js';
+export * from './stop-matcher.js';
 export * from './text-stream.js';

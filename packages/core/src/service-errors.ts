@@ -33,10 +33,18 @@ export class UnauthorizedError extends SwarmBeeError {
   static override readonly httpStatus = 401;
 }
 
+/** A tokenizer thread crashed, or the pool of them is closed; the request may be retried. */
+export class TokenizerFailedError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_TOKENIZER_FAILED';
+  static override readonly retryable = true;
+  static override readonly httpStatus = 503;
+}
+
 registerErrors(
   QueueFullError,
   RequestTooLargeError,
   ClusterUnavailableError,
   ModelNotFoundError,
   UnauthorizedError,
+  TokenizerFailedError,
 );

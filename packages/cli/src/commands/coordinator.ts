@@ -109,6 +109,7 @@ export function coordinatorCommand(yargs: Argv): Argv {
         deploy: args.threads === undefined ? {} : { stage: { intraOpThreads: args.threads } },
         planning: planningFrom(args),
         limits: serviceLimitsFrom(args),
+        tokenizerThreads: args.tokenizerThreads,
         tls: serverTlsFrom(args),
         clientTls: clientTlsFrom(args),
         linkShape: linkShapeFrom(args),

@@ -72,16 +72,3 @@ export function stopsFrom(stop: string | string[] | null | undefined): string[] 
   if (stop === undefined || stop === null) return [];
   return typeof stop === 'string' ? [stop] : stop;
 }
-
-/**
- * SwarmBee's chat template for models without one of their own (llama2.c
- * story models): the messages' text, one per line, which the model continues.
- */
-export function renderChat(messages: ChatBody['messages']): string {
-  return messages
-    .filter((m) => m.role !== 'assistant' || m.content !== '')
-    .map((m) =>
-      typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join(''),
-    )
-    .join('\n');
-}

@@ -11,14 +11,7 @@ import type { Completion, CompletionRequest, GenerationService } from '../genera
 import type { Metrics } from '../metrics.js';
 import { type AdminHandlers, adminRoutes } from './admin.js';
 import { toApiError } from './errors.js';
-import {
-  chatBody,
-  completionBody,
-  parseBody,
-  renderChat,
-  samplingFrom,
-  stopsFrom,
-} from './schemas.js';
+import { chatBody, completionBody, parseBody, samplingFrom, stopsFrom } from './schemas.js';
 import { EventStream } from './sse.js';
 
 export interface ApiOptions {
@@ -126,7 +119,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
   app.post('/v1/chat/completions', async (request, reply) => {
     const body = parseBody(chatBody, request.body);
     const completion: CompletionRequest = {
-      prompt: renderChat(body.messages),
+      prompt: { messages: body.messages },
       maxTokens: body.max_completion_tokens ?? body.max_tokens,
       steps: body.steps,
       sampling: samplingFrom(body),
@@ -193,7 +186,7 @@ async function serve(
     if (!reply.raw.writableFinished) abort.abort();
   });
   const endpoint = request.routeOptions.url ?? request.url;
-  const prepared = service.prepare(completion);
+  const prepared = await service.prepare(completion, { signal: abort.signal });
   if (!stream) {
     const result = await service.run(prepared, { signal: abort.signal });
     options.metrics.observe(endpoint, result);

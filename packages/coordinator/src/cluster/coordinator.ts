@@ -35,6 +35,7 @@ import type { FastifyInstance } from 'fastify';
 import { createApi } from '../api/server.js';
 import { GenerationService, type ServiceLimits } from '../generation-service.js';
 import { Metrics, type StageMetrics } from '../metrics.js';
+import { TokenizerPool } from '../prompt/tokenizer-pool.js';
 import { Scheduler, type SchedulerOptions } from '../scheduler.js';
 import { TokenIdsOnly } from '../token-ids-only.js';
 import type { DeployedStage, DeployOptions } from './deployer.js';
@@ -65,6 +66,8 @@ export interface CoordinatorOptions {
   cacheDir: string;
   scheduler?: SchedulerOptions;
   limits?: Partial<ServiceLimits>;
+  /** Threads that tokenize prompts off the event loop. Default 2. */
+  tokenizerThreads?: number;
   deploy?: DeployOptions;
   /** How plans are chosen. Default: profile the workers, then the DP for throughput. */
   planning?: PlanningOptions;
@@ -114,6 +117,7 @@ export class Coordinator {
   #deployment?: Deployment;
   #scheduler?: Scheduler;
   #service?: GenerationService;
+  #prompts?: TokenizerPool;
   #stageMetrics: StageMetrics[] = [];
   #statsTimer?: NodeJS.Timeout;
   #nextWorkerId = 1;
@@ -182,13 +186,19 @@ export class Coordinator {
     const tokenizer = model.manifest.tokenizer
       ? await loadTokenizer(model)
       : new TokenIdsOnly(config.vocabSize, name);
+    this.#prompts = await TokenizerPool.start(model, {
+      threads: this.#options.tokenizerThreads,
+      maxQueued: this.#options.limits?.maxQueued,
+      log: this.#log,
+    });
     this.#scheduler = new Scheduler(undefined, this.#options.scheduler);
-    this.#service = new GenerationService(
-      this.#scheduler,
+    this.#service = new GenerationService({
+      scheduler: this.#scheduler,
       tokenizer,
-      { name, vocabSize: config.vocabSize, maxSeqLen: config.maxSeqLen },
-      this.#options.limits,
-    );
+      prompts: this.#prompts,
+      model: { name, vocabSize: config.vocabSize, maxSeqLen: config.maxSeqLen },
+      limits: this.#options.limits,
+    });
     this.#server = await listen(
       {
         ...this.#options.channel,
@@ -525,5 +535,6 @@ export class Coordinator {
     }
     await this.#api?.close();
     await this.#server?.close();
+    await this.#prompts?.close();
   }
 }

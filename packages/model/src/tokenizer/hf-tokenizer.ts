@@ -36,6 +36,7 @@ export class HfTokenizer implements Tokenizer {
   readonly eosId: number;
   readonly stopIds: readonly number[];
   readonly addBos: boolean;
+  readonly maxTokenChars: number;
   readonly #model: HfTokenizerModel;
   /** Ids the tokenizer knows; others (padding rows of the embedding) decode to nothing. */
   readonly #known: (id: number) => boolean;
@@ -48,6 +49,11 @@ export class HfTokenizer implements Tokenizer {
     this.addBos = settings.addBos && settings.bosId >= 0;
     this.stopIds = [...settings.stopIds];
     this.#known = (id) => model.id_to_token(id) !== undefined;
+    // Token strings spell a byte-level token's bytes one character each, a SentencePiece
+    // piece's characters as they are ("▁" for a space): never fewer than the text's.
+    let longest = 1;
+    for (const token of model.get_vocab(true).keys()) longest = Math.max(longest, token.length);
+    this.maxTokenChars = longest;
   }
 
   /** Parses tokenizer.json and tokenizer_config.json, checking the ids fit the model. */

@@ -25,6 +25,7 @@ export class Llama2cTokenizer implements Tokenizer {
   readonly bosId = LLAMA2C_BOS_ID;
   readonly eosId = LLAMA2C_EOS_ID;
   readonly stopIds = [LLAMA2C_BOS_ID];
+  readonly maxTokenChars: number;
   readonly #pieces: string[];
   readonly #scores: Float32Array;
   readonly #ids = new Map<string, number>();
@@ -34,6 +35,8 @@ export class Llama2cTokenizer implements Tokenizer {
     this.#pieces = vocab.pieces;
     this.#scores = vocab.scores;
     this.vocabSize = vocab.pieces.length;
+    // A piece's bytes bound the UTF-16 code units it stands for (a byte token: one byte).
+    this.maxTokenChars = vocab.pieces.reduce((most, piece) => Math.max(most, piece.length), 1);
     vocab.pieces.forEach((piece, id) => {
       if (!this.#ids.has(piece)) this.#ids.set(piece, id);
     });
