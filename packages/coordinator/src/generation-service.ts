@@ -167,11 +167,12 @@ export class GenerationService {
     if (chars > this.limits.maxPromptChars) {
       throw new RequestTooLargeError(
         `the prompt has ${chars} characters; this server tokenizes at most ${this.limits.maxPromptChars} (--max-prompt-chars)`,
+        { param: 'text' in prompt ? 'prompt' : 'messages' },
       );
     }
     const maxIds = Math.min(this.model.maxSeqLen, this.limits.maxPromptTokens);
     if ('ids' in prompt) {
-      this.#checkLength(prompt.ids.length);
+      this.checkPromptLength(prompt.ids.length);
       this.#checkVocabulary(prompt.ids);
     }
     let promptIds: number[];
@@ -182,7 +183,7 @@ export class GenerationService {
         { prompt, echo: request.echo ?? false, maxIds },
         options,
       );
-      this.#checkLength(prepared.count);
+      this.checkPromptLength(prepared.count);
       promptIds = prepared.ids ?? [];
       echo = prepared.echo;
     }
@@ -244,17 +245,21 @@ export class GenerationService {
     }
   }
 
-  /** A prompt of `count` tokens fits the context and this server's limit. */
-  #checkLength(count: number): void {
+  /** Throws unless a prompt of `count` tokens fits the context and this server's limit. */
+  checkPromptLength(count: number): void {
     const { maxSeqLen } = this.model;
-    if (count === 0) throw new InvalidArgumentError('prompt must hold at least one token');
+    const param = 'prompt';
+    if (count === 0)
+      throw new InvalidArgumentError('prompt: must hold at least one token', { param });
     if (count > maxSeqLen)
       throw new ContextOverflowError(
         `the prompt has ${count} tokens; the model's context holds ${maxSeqLen}`,
+        { param },
       );
     if (count > this.limits.maxPromptTokens) {
       throw new RequestTooLargeError(
         `the prompt has ${count} tokens; this server accepts at most ${this.limits.maxPromptTokens} (--max-prompt-tokens)`,
+        { param },
       );
     }
   }
@@ -279,6 +284,7 @@ export class GenerationService {
       if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
         throw new TokenOutOfVocabularyError(
           `token id ${id} is outside the vocabulary of ${vocabSize} tokens`,
+          { param: 'prompt' },
         );
       }
     }

@@ -4,7 +4,10 @@
  */
 
 export * from './api/admin.js';
+export * from './api/completions.js';
 export * from './api/errors.js';
+export * from './api/intake.js';
+export * from './api/routing.js';
 export * from './api/schemas.js';
 export * from './api/server.js';
 export * from './api-client.js';

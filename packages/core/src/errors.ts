@@ -18,6 +18,8 @@ export interface ErrorOptions {
   stage?: number;
   /** Overrides the class default: some failures are transient in one context only. */
   retryable?: boolean;
+  /** The request field (or header) the error is about, e.g. `messages.0.role`. */
+  param?: string;
 }
 
 export class SwarmBeeError extends Error {
@@ -31,6 +33,7 @@ export class SwarmBeeError extends Error {
   readonly retryable: boolean;
   readonly stage: number | undefined;
   readonly httpStatus: number;
+  readonly param: string | undefined;
 
   constructor(message: string, options: ErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -40,6 +43,7 @@ export class SwarmBeeError extends Error {
     this.retryable = options.retryable ?? kind.retryable;
     this.httpStatus = kind.httpStatus;
     this.stage = options.stage;
+    this.param = options.param;
   }
 
   toWire(): WireError {

@@ -1,0 +1,158 @@
+/**
+ * What happens to a request before any route sees it: slow clients are cut off (a
+ * deadline for the headers and one for the whole request, body included), HTTP that
+ * does not parse, an `Expect` header it cannot meet and CONNECT tunnels are answered with
+ * the API's error body, and JSON bodies are parsed with a message that says what is wrong
+ * — a syntax error, or a key (`__proto__`, a `constructor` holding a `prototype`) that
+ * could change objects' prototypes.
+ */
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import {
+  ExpectationFailedError,
+  HeadersTooLargeError,
+  InvalidArgumentError,
+  MethodNotAllowedError,
+  RequestTimeoutError,
+  type SwarmBeeError,
+} from '@swarmbee/core';
+import type { FastifyInstance } from 'fastify';
+import { rawErrorResponse, toApiError } from './errors.js';
+
+export interface IntakeTimeouts {
+  /** Time a client has to send a request's headers, ms. Default {@link DEFAULT_HEADERS_TIMEOUT_MS}. */
+  headersTimeoutMs?: number;
+  /** Time a client has to send a whole request, body included, ms (≥ the headers'). Default {@link DEFAULT_REQUEST_TIMEOUT_MS}. */
+  requestTimeoutMs?: number;
+}
+
+export const DEFAULT_HEADERS_TIMEOUT_MS = 10_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+/** Node checks its request deadlines on an interval; at most this late, ms. */
+const MAX_TIMEOUT_CHECK_INTERVAL_MS = 1000;
+
+/** The timeouts, checked, and the options Fastify and Node's HTTP server take for them. */
+export function intakeServerOptions(timeouts: IntakeTimeouts) {
+  const headersTimeout = timeouts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+  const requestTimeout = timeouts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  for (const [name, value] of [
+    ['headers timeout', headersTimeout],
+    ['request timeout', requestTimeout],
+  ] as const) {
+    if (!Number.isInteger(value) || value <= 0)
+      throw new InvalidArgumentError(`the ${name} must be a positive number of ms, got ${value}`);
+  }
+  if (headersTimeout > requestTimeout) {
+    throw new InvalidArgumentError(
+      `the headers timeout (${headersTimeout} ms) cannot exceed the request timeout (${requestTimeout} ms), which includes it`,
+    );
+  }
+  return {
+    headersTimeout,
+    requestTimeout,
+    connectionsCheckingInterval: Math.min(
+      MAX_TIMEOUT_CHECK_INTERVAL_MS,
+      Math.max(50, Math.floor(headersTimeout / 4)),
+    ),
+  };
+}
+
+/**
+ * Answers what Node's HTTP parser refuses (Fastify's `clientErrorHandler`): a request
+ * past its deadline, headers too large, anything that is not HTTP/1.1.
+ */
+export function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  // A response already under way on this connection cannot be followed by another.
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+  if (socket.writable && !inFlight?.headersSent) socket.write(rawErrorResponse(clientError(error)));
+  socket.destroy();
+}
+
+function clientError(error: Error & { code?: string }): SwarmBeeError {
+  switch (error.code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new RequestTimeoutError(
+        'the request did not arrive in time: its headers or its body came too slowly (see --headers-timeout-ms and --request-timeout-ms)',
+      );
+    case 'HPE_HEADER_OVERFLOW':
+      return new HeadersTooLargeError('the request headers are larger than the server reads');
+    default:
+      return new InvalidArgumentError(
+        `the request is not valid HTTP/1.1: ${error.code ?? ''} ${error.message}`.trim(),
+      );
+  }
+}
+
+/** Installs the JSON body parser and the answers Node would otherwise give without a body. */
+export function installIntake(app: FastifyInstance, headersTimeoutMs: number): void {
+  app.server.headersTimeout = headersTimeoutMs;
+  app.removeContentTypeParser(['application/json', 'text/plain']);
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseJson(body as string));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
+  app.server.on('checkExpectation', (request, response: ServerResponse) => {
+    const { status, body } = toApiError(
+      new ExpectationFailedError(
+        `expect: only "100-continue" is supported, got ${JSON.stringify(request.headers.expect)}`,
+        { param: 'expect' },
+      ),
+    );
+    const json = JSON.stringify(body);
+    response.writeHead(status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(json),
+    });
+    response.end(json);
+  });
+  app.server.on('connect', (_request, socket: Socket) => {
+    socket.on('error', () => {});
+    socket.end(
+      rawErrorResponse(new MethodNotAllowedError('CONNECT is not served: this is not a proxy')),
+    );
+  });
+}
+
+const PROTOTYPE_KEY_SPELLING = /__proto__|constructor|\\u/;
+
+/** JSON.parse, with a refusal that names the key for what could pollute prototypes. */
+export function parseJson(text: string): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new InvalidArgumentError(`body: not valid JSON: ${(error as Error).message}`, {
+      param: 'body',
+    });
+  }
+  // Only a text that spells one of the keys (or escapes a character) can hold one.
+  if (PROTOTYPE_KEY_SPELLING.test(text)) {
+    const path = prototypeKey(value);
+    if (path !== undefined)
+      throw new InvalidArgumentError(
+        `${path}: this key is not accepted in a request: it could replace an object's prototype`,
+        { param: path },
+      );
+  }
+  return value;
+}
+
+/** Where `value` holds a `__proto__` key or a `constructor` object with a `prototype`, if anywhere. */
+function prototypeKey(value: unknown): string | undefined {
+  const pending: [unknown, string][] = [[value, '']];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [node, path] = next;
+    if (node === null || typeof node !== 'object') continue;
+    const at = (key: string) => (path ? `${path}.${key}` : key);
+    if (Object.hasOwn(node, '__proto__')) return at('__proto__');
+    const ctor = (node as { constructor?: unknown }).constructor;
+    if (Object.hasOwn(node, 'constructor') && typeof ctor === 'object' && ctor !== null)
+      if (Object.hasOwn(ctor, 'prototype')) return at('constructor');
+    for (const [key, child] of Object.entries(node)) pending.push([child, at(key)]);
+  }
+  return undefined;
+}
