@@ -97,6 +97,29 @@ export function serviceLimitsFrom(args: {
   return limits;
 }
 
+export const httpTimeoutOptions = {
+  'headers-timeout-ms': {
+    type: 'number',
+    describe:
+      'Time an API client has to send its request headers, ms (default 10000); slower gets 408',
+  },
+  'request-timeout-ms': {
+    type: 'number',
+    describe:
+      'Time an API client has to send a whole request, body included, ms (default 30000); slower gets 408',
+  },
+} as const;
+
+export function httpTimeoutsFrom(args: { headersTimeoutMs?: number; requestTimeoutMs?: number }): {
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
+} {
+  const timeouts: { headersTimeoutMs?: number; requestTimeoutMs?: number } = {};
+  if (args.headersTimeoutMs !== undefined) timeouts.headersTimeoutMs = args.headersTimeoutMs;
+  if (args.requestTimeoutMs !== undefined) timeouts.requestTimeoutMs = args.requestTimeoutMs;
+  return timeouts;
+}
+
 export const stageLimitOptions = {
   'max-sequences': {
     type: 'number',

@@ -32,7 +32,8 @@ import {
   type ServerTlsOptions,
 } from '@swarmbee/protocol';
 import type { FastifyInstance } from 'fastify';
-import { createApi } from '../api/server.js';
+import type { IntakeTimeouts } from '../api/intake.js';
+import { createApi, listenApi } from '../api/server.js';
 import { GenerationService, type ServiceLimits } from '../generation-service.js';
 import { Metrics, type StageMetrics } from '../metrics.js';
 import { TokenizerPool } from '../prompt/tokenizer-pool.js';
@@ -68,6 +69,8 @@ export interface CoordinatorOptions {
   limits?: Partial<ServiceLimits>;
   /** Threads that tokenize prompts off the event loop. Default 2. */
   tokenizerThreads?: number;
+  /** How long API clients may take to send headers and whole requests. Defaults: the API's. */
+  http?: IntakeTimeouts;
   deploy?: DeployOptions;
   /** How plans are chosen. Default: profile the workers, then the DP for throughput. */
   planning?: PlanningOptions;
@@ -199,39 +202,49 @@ export class Coordinator {
       model: { name, vocabSize: config.vocabSize, maxSeqLen: config.maxSeqLen },
       limits: this.#options.limits,
     });
-    this.#server = await listen(
-      {
-        ...this.#options.channel,
-        host: this.#options.listenHost ?? '127.0.0.1',
-        port: this.#options.listenPort ?? DEFAULT_COORDINATOR_PORT,
-        token: this.#options.token,
-        tls: this.#options.tls,
-      },
-      (channel) => {
-        if (channel.plane === 'control') this.#acceptWorker(channel);
-        else this.#acceptStage(channel);
-      },
-    );
-    this.#api = createApi({
-      service: () => this.service,
-      health: () => this.health(),
-      metrics: this.#metrics,
-      modelName: name,
-      apiKey: this.#options.apiKey,
-      ...(this.#options.tls ? { tls: this.#options.tls } : {}),
-      bodyLimitBytes: this.#options.limits?.maxBodyBytes,
-      admin: {
-        profile: (reprofile, progress) => this.profile({ reprofile, progress }),
-        replan: (planning) => this.replan(planning),
-        cluster: () => this.describe(),
-        timeline: (since) => this.timeline(since),
-      },
-    });
-    const host = this.#options.apiHost ?? '127.0.0.1';
-    await this.#api.listen({ host, port: this.#options.apiPort ?? DEFAULT_API_PORT });
-    const address = this.#api.server.address();
-    const port = typeof address === 'object' && address ? address.port : this.#options.apiPort;
-    this.#apiUrl = `${this.#options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    // Both ports are bound before anything is accepted: a port that cannot be had fails
+    // the start with a coded error, and nothing has begun.
+    try {
+      this.#api = createApi({
+        service: () => this.service,
+        health: () => this.health(),
+        metrics: this.#metrics,
+        modelName: name,
+        apiKey: this.#options.apiKey,
+        ...(this.#options.tls ? { tls: this.#options.tls } : {}),
+        ...this.#options.http,
+        bodyLimitBytes: this.#options.limits?.maxBodyBytes,
+        admin: {
+          profile: (reprofile, progress) => this.profile({ reprofile, progress }),
+          replan: (planning) => this.replan(planning),
+          cluster: () => this.describe(),
+          timeline: (since) => this.timeline(since),
+        },
+      });
+      this.#apiUrl = await listenApi(this.#api, {
+        host: this.#options.apiHost ?? '127.0.0.1',
+        port: this.#options.apiPort ?? DEFAULT_API_PORT,
+        tls: this.#options.tls !== undefined,
+      });
+      this.#server = await listen(
+        {
+          ...this.#options.channel,
+          host: this.#options.listenHost ?? '127.0.0.1',
+          port: this.#options.listenPort ?? DEFAULT_COORDINATOR_PORT,
+          token: this.#options.token,
+          tls: this.#options.tls,
+        },
+        (channel) => {
+          if (channel.plane === 'control') this.#acceptWorker(channel);
+          else this.#acceptStage(channel);
+        },
+      );
+    } catch (error) {
+      this.#state = 'stopped';
+      await this.#api?.close();
+      await this.#prompts.close();
+      throw error;
+    }
     this.#log(`listening for workers on ${this.workersUrl}; API on ${this.#apiUrl}`);
   }
 
