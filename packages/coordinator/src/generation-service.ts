@@ -269,12 +269,17 @@ export class GenerationService {
     validateSampling(request.sampling);
     const { maxTokens, steps } = request;
     if (steps !== undefined && (!Number.isInteger(steps) || steps < 0))
-      throw new InvalidArgumentError(`steps must be a non-negative integer, got ${steps}`);
+      throw new InvalidArgumentError(`steps: expected an integer ≥ 0, got ${steps}`, {
+        param: 'steps',
+      });
     if (maxTokens !== undefined && (!Number.isInteger(maxTokens) || maxTokens < 0))
-      throw new InvalidArgumentError(`max_tokens must be a non-negative integer, got ${maxTokens}`);
+      throw new InvalidArgumentError(`max_tokens: expected an integer ≥ 0, got ${maxTokens}`, {
+        param: 'max_tokens',
+      });
     if (steps === undefined && (maxTokens ?? 0) > this.limits.maxTokens)
       throw new InvalidArgumentError(
-        `max_tokens ${maxTokens} exceeds this server's limit of ${this.limits.maxTokens}`,
+        `max_tokens: at most ${this.limits.maxTokens} on this server (--max-tokens), got ${maxTokens}`,
+        { param: 'max_tokens' },
       );
   }
 
@@ -299,10 +304,13 @@ export class GenerationService {
         request.steps === 0 || request.steps > maxSeqLen ? maxSeqLen : request.steps;
       maxTokens = Math.max(0, positions + 1 - promptTokens);
     }
-    if (maxTokens > this.limits.maxTokens)
+    if (maxTokens > this.limits.maxTokens) {
+      const param = request.steps === undefined ? 'max_tokens' : 'steps';
       throw new InvalidArgumentError(
-        `max_tokens ${maxTokens} exceeds this server's limit of ${this.limits.maxTokens}`,
+        `${param}: asks for ${maxTokens} tokens; this server generates at most ${this.limits.maxTokens} (--max-tokens)`,
+        { param },
       );
+    }
     // The context bounds what can be sampled: positions 0..maxSeqLen-1 are fed, so maxSeqLen + 1 tokens at most.
     return Math.min(maxTokens, maxSeqLen + 1 - promptTokens);
   }

@@ -50,6 +50,8 @@ export function intakeServerOptions(timeouts: IntakeTimeouts) {
   return {
     headersTimeout,
     requestTimeout,
+    // Checked in a hook instead, so that the refusal has the API's error body.
+    requireHostHeader: false,
     connectionsCheckingInterval: Math.min(
       MAX_TIMEOUT_CHECK_INTERVAL_MS,
       Math.max(50, Math.floor(headersTimeout / 4)),
@@ -94,6 +96,12 @@ export function installIntake(app: FastifyInstance, headersTimeoutMs: number): v
     } catch (error) {
       done(error as Error, undefined);
     }
+  });
+  app.addHook('onRequest', async (request) => {
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined)
+      throw new InvalidArgumentError('host: an HTTP/1.1 request needs a Host header', {
+        param: 'host',
+      });
   });
   app.server.on('checkExpectation', (request, response: ServerResponse) => {
     const { status, body } = toApiError(

@@ -46,6 +46,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
     requestTimeout: timeouts.requestTimeout,
     headersTimeout: timeouts.headersTimeout,
     connectionsCheckingInterval: timeouts.connectionsCheckingInterval,
+    requireHostHeader: timeouts.requireHostHeader,
   };
   const app = Fastify({
     bodyLimit: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,

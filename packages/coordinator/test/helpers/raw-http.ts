@@ -62,6 +62,12 @@ export function rawRequest(
 
 /** Status, lower-cased headers and the (de-chunked) body of the first response in `bytes`. */
 export function parseResponse(bytes: Buffer): Omit<RawResponse, 'ms'> {
+  // Interim answers (100 Continue) come before the response itself.
+  while (/^HTTP\/1\.[01] 1\d\d /.test(bytes.toString('latin1', 0, 16))) {
+    const end = bytes.indexOf('\r\n\r\n');
+    if (end < 0) break;
+    bytes = bytes.subarray(end + 4);
+  }
   const text = bytes.toString('latin1');
   const end = text.indexOf('\r\n\r\n');
   if (!text.startsWith('HTTP/1.') || end < 0) return { status: 0, headers: {}, body: '' };
@@ -78,7 +84,13 @@ export function parseResponse(bytes: Buffer): Omit<RawResponse, 'ms'> {
   return { status: Number(statusLine!.split(' ')[1]), headers, body: body.toString('utf8') };
 }
 
-function isComplete(bytes: Buffer): boolean {
+function isComplete(received: Buffer): boolean {
+  let bytes = received;
+  while (/^HTTP\/1\.[01] 1\d\d /.test(bytes.toString('latin1', 0, 16))) {
+    const interim = bytes.indexOf('\r\n\r\n');
+    if (interim < 0) return false;
+    bytes = bytes.subarray(interim + 4);
+  }
   const end = bytes.indexOf('\r\n\r\n');
   if (end < 0) return false;
   const headText = bytes.toString('latin1', 0, end).toLowerCase();
