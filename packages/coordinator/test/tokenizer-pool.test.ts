@@ -7,8 +7,9 @@ import {
   QueueFullError,
   TokenizerFailedError,
 } from '@swarmbee/core';
-import { decodeIds, importLlama2c, loadTokenizer, type ModelDir } from '@swarmbee/model';
+import { decodeIds, importHf, importLlama2c, loadTokenizer, type ModelDir } from '@swarmbee/model';
 import t, { type Test } from 'tap';
+import { writeHfStories260K } from '../../../test/helpers/hf-stories260k.js';
 import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
 
 async function stories260k(t: Test): Promise<ModelDir | undefined> {
@@ -124,4 +125,21 @@ t.test('closing fails what waits; a model without a tokenizer refuses text', asy
   });
   const ids = await bare.prepare({ prompt: { ids: [1, 5] }, echo: true, maxIds: 10 });
   t.same(ids, { ids: [1, 5], count: 2, echo: '' });
+});
+
+t.test('a tokenizer.json model: its threads encode as @huggingface/tokenizers does', async (t) => {
+  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
+  const root = t.testdir();
+  await writeHfStories260K(join(root, 'hf'));
+  const dir = await importHf({ dir: join(root, 'hf'), out: join(root, 'm') });
+  const tokenizer = await loadTokenizer(dir);
+  t.equal(dir.manifest.tokenizer?.kind, 'hf');
+  t.ok(tokenizer.maxTokenChars >= 2, `longest token: ${tokenizer.maxTokenChars} characters`);
+  const pool = await TokenizerPool.start(dir, { threads: 1 });
+  t.teardown(() => pool.close());
+  for (const text of ['Once upon a time', 'café ☕ 日本語', LONG_TEXT.slice(0, 5000)]) {
+    const prepared = await pool.prepare({ prompt: { text }, echo: true, maxIds: 100_000 });
+    t.same(prepared.ids, tokenizer.encode(text));
+    t.equal(prepared.echo, decodeIds(tokenizer, tokenizer.encode(text)));
+  }
 });

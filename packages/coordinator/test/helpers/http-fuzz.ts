@@ -277,7 +277,7 @@ export function makeHttpFuzzer(seed: number, options: { apiKey?: string; port: n
           'Expect: 200-ok',
           'Content-Encoding: gzip',
           'Transfer-Encoding: gzip, chunked',
-          'X-Big: ' + 'b'.repeat(20_000),
+          `X-Big: ${'b'.repeat(20_000)}`,
           'Bad Header: x',
           'X-Tab:\tv',
           'X-Null: a\u0000b',
