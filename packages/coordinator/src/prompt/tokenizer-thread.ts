@@ -12,7 +12,7 @@ import type {
   PromptRequestMessage,
   TokenizerThreadData,
 } from './pool-messages.js';
-import { type PromptJob, renderChat } from './prompt.js';
+import { type ChatMessage, type PromptJob, renderChat } from './prompt.js';
 
 const port = parentPort!;
 const { model } = workerData as TokenizerThreadData;
@@ -21,12 +21,19 @@ function reply(message: PromptReplyMessage, transfer: ArrayBuffer[] = []): void 
   port.postMessage(message, transfer);
 }
 
+/**
+ * Chat messages as the prompt text the model continues. This is where a model's own chat
+ * template (rendered from the model dir, in this thread) plugs in; models without one get
+ * SwarmBee's plain rendering.
+ */
+const renderMessages: (messages: ChatMessage[]) => string = renderChat;
+
 function prepare(tokenizer: Tokenizer, job: PromptJob): PromptReplyMessage & { ok: true } {
   const { prompt } = job;
   const ids =
     'ids' in prompt
       ? prompt.ids
-      : tokenizer.encode('text' in prompt ? prompt.text : renderChat(prompt.messages));
+      : tokenizer.encode('text' in prompt ? prompt.text : renderMessages(prompt.messages));
   // A prompt over the limit is refused by its count: its ids need not cross back.
   if (ids.length > job.maxIds) return { id: 0, ok: true, count: ids.length, echo: '' };
   const echo = job.echo ? decodeIds(tokenizer, ids) : '';
