@@ -18,6 +18,7 @@ import {
 import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
 
 const BASE = HF_STORIES260K_CONFIG;
+const { hidden_act: _act, ...GEMMA_BASE } = { ...BASE, architectures: ['Gemma3ForCausalLM'] };
 
 t.test('config.json fields map to the Llama config, with transformers defaults', async (t) => {
   const parsed = parseHfConfig(BASE, 'x');
@@ -49,7 +50,8 @@ t.test('config.json fields map to the Llama config, with transformers defaults',
   t.equal(qwen.config.qkvBias, true, 'Qwen2 has q/k/v biases');
   t.equal(qwen.config.maxSeqLen, 512, 'an unused sliding window does not limit the context');
   const mistral = { ...BASE, architectures: ['MistralForCausalLM'], sliding_window: 256 };
-  t.equal(parseHfConfig(mistral, 'x', { contextLength: 256 }).config.maxSeqLen, 256);
+  t.match(parseHfConfig(mistral, 'x').config, { maxSeqLen: 512, slidingWindow: 256 });
+  t.notOk('layerAttention' in parseHfConfig(mistral, 'x').config, 'Mistral windows every layer');
 });
 
 t.test('UNSUPPORTED CONFIG - each refusal is coded and names what it found', async (t) => {
@@ -63,28 +65,62 @@ t.test('UNSUPPORTED CONFIG - each refusal is coded and names what it found', asy
       },
     ],
     [
-      'rope scaling',
+      'a RoPE type not implemented',
+      { ...BASE, rope_scaling: { rope_type: 'yarn', factor: 4 } },
+      {
+        code: ModelUnsupportedError.code,
+        message: /rope_scaling: RoPE type "yarn" is not implemented/,
+      },
+    ],
+    [
+      'llama3 RoPE without its parameters',
       { ...BASE, rope_scaling: { rope_type: 'llama3', factor: 8 } },
+      { code: ModelUnsupportedError.code, message: /rope_scaling: low_freq_factor is null/ },
+    ],
+    [
+      'a RoPE parameter not read',
+      { ...BASE, rope_parameters: { rope_type: 'linear', factor: 2, beta_fast: 32 } },
       {
         code: ModelUnsupportedError.code,
-        message: /rope_scaling \{"rope_type":"llama3","factor":8\}/,
+        message: /rope_parameters: beta_fast is not a parameter/,
       },
     ],
     [
-      'sliding window shorter than the context',
-      { ...BASE, architectures: ['MistralForCausalLM'], sliding_window: 256 },
+      'partial rotary factor',
+      { ...BASE, architectures: ['Phi3ForCausalLM'], partial_rotary_factor: 0.5 },
+      { code: ModelUnsupportedError.code, message: /partial_rotary_factor 0\.5/ },
+    ],
+    [
+      'a key SwarmBee does not read (MoE)',
+      { ...BASE, num_local_experts: 8 },
       {
         code: ModelUnsupportedError.code,
-        message: /sliding_window 256 is shorter than the context 512.*--context 256/,
+        message: /num_local_experts = 8, which SwarmBee does not read for LlamaForCausalLM/,
       },
     ],
     [
-      'head_dim not hidden / heads',
-      { ...BASE, head_dim: 16 },
+      'Gemma 3 attention soft-capping',
+      { ...GEMMA_BASE, attn_logit_softcapping: 50 },
+      { code: ModelUnsupportedError.code, message: /attn_logit_softcapping 50/ },
+    ],
+    [
+      'a layer type not built',
+      { ...GEMMA_BASE, layer_types: Array(5).fill('chunked_attention') },
+      { code: ModelUnsupportedError.code, message: /layer_types has "chunked_attention"/ },
+    ],
+    [
+      'longrope factors of the wrong length',
       {
-        code: ModelUnsupportedError.code,
-        message: /head_dim 16 differs from hidden_size \/ num_attention_heads = 8/,
+        ...BASE,
+        architectures: ['Phi3ForCausalLM'],
+        original_max_position_embeddings: 128,
+        rope_scaling: {
+          type: 'longrope',
+          short_factor: Array(3).fill(1),
+          long_factor: Array(4).fill(2),
+        },
       },
+      { code: ModelUnsupportedError.code, message: /short_factor must list 4 positive numbers/ },
     ],
     [
       'attention bias on a Llama',
@@ -116,7 +152,22 @@ t.test('UNSUPPORTED CONFIG - each refusal is coded and names what it found', asy
     t.throws(() => parseHfConfig(config, 'x'), expected, what);
   t.throws(() => parseHfConfig(BASE, 'x', { contextLength: 1024 }), {
     code: InvalidArgumentError.code,
-    message: /no larger than max_position_embeddings 512/,
+    message: /no larger than 512 \(max_position_embeddings 512\)/,
+  });
+  const longrope = {
+    ...BASE,
+    architectures: ['Phi3ForCausalLM'],
+    original_max_position_embeddings: 128,
+    rope_scaling: { type: 'su', short_factor: Array(4).fill(1), long_factor: Array(4).fill(2) },
+  };
+  t.equal(
+    parseHfConfig(longrope, 'x').config.maxSeqLen,
+    128,
+    'longrope defaults to its original context',
+  );
+  t.throws(() => parseHfConfig(longrope, 'x', { contextLength: 129 }), {
+    code: ModelUnsupportedError.code,
+    message: /longrope long_factor: a context of 129 passes original_max_position_embeddings 128/,
   });
 });
 

@@ -57,6 +57,11 @@ export class HfWeights {
     return new HfWeights(dir, files, open);
   }
 
+  /** Every tensor name across the files. */
+  names(): IterableIterator<string> {
+    return this.#byTensor.keys();
+  }
+
   entry(name: string): SafetensorsEntry | undefined {
     return this.#byTensor.get(name)?.entry(name);
   }
