@@ -46,3 +46,36 @@ for (const name of HF_FAMILY_FIXTURES) {
     }
   });
 }
+
+t.test(
+  'phi3-longrope: served through original_max_position_embeddings; its switch point is a coded error',
+  async (t) => {
+    // transformers' Phi-3 switches every position to the long factors once a sequence passes
+    // original_max_position_embeddings, recomputing the whole cache (prepare_inputs_for_generation);
+    // a pipeline's cache cannot, so SwarmBee's context stops there and the next token is refused.
+    const reference = await readFamilyReference('phi3-longrope');
+    const dir = await importHf({
+      dir: join(HF_FAMILIES_DIR, 'phi3-longrope'),
+      out: join(t.testdir(), 'model'),
+    });
+    const { config } = dir.manifest;
+    t.equal(config.maxSeqLen, 64, 'the context is original_max_position_embeddings');
+    t.equal(config.ropeScaling?.type, 'longrope');
+    const pipeline = await LocalPipeline.create(dir, { stages: 2, threaded: false });
+    try {
+      const steps = config.maxSeqLen - reference.promptIds.length;
+      const run = await runGreedy(pipeline, reference.promptIds, steps, reference.vocab, 'keep');
+      t.same(run.ids.slice(0, reference.ids.length), reference.ids, "transformers' ids up to 60");
+      t.equal(run.ids.length, config.maxSeqLen, 'every position up to the switch');
+      await t.rejects(
+        pipeline.step({
+          rows: [{ seqId: 'next', start: 0, count: config.maxSeqLen + 1 }],
+          tokens: new BigInt64Array(config.maxSeqLen + 1).fill(3n),
+        }),
+        { code: 'SWARMBEE_ERR_CONTEXT_OVERFLOW', message: /beyond the model's context of 64/ },
+      );
+    } finally {
+      await pipeline.close();
+    }
+  },
+);

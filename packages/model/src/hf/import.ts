@@ -61,7 +61,7 @@ export async function importHf(options: ImportHfOptions): Promise<LlamaModelDir>
     const unread = unreadTensors(weights.names(), sources, config);
     if (unread.length > 0)
       throw new HfCheckpointInvalidError(
-        `${weights.dir}: the checkpoint has tensors its config.json does not account for: ${unread.slice(0, 5).join(', ')}` +
+        `${weights.fileOf(unread[0]!)}: the checkpoint has tensors its config.json does not account for: ${unread.slice(0, 5).join(', ')}` +
           (unread.length > 5 ? ` and ${unread.length - 5} more` : ''),
       );
     const hashes = await hashFiles(weights, progress);
