@@ -29,7 +29,7 @@ for (const name of ['mistral-window', 'gemma3-local-global'] as const) {
     ];
     const pipeline = await LocalPipeline.create(dir, { stages: 2, threaded: false });
     try {
-      const alone = [];
+      const alone: number[][] = [];
       for (const request of requests) alone.push((await generate(pipeline, [request]))[0]!.ids);
       t.same(alone[0], reference.ids, 'alone: transformers greedy ids');
       for (const chunk of [2, window + 3]) {
