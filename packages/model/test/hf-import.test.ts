@@ -228,3 +228,94 @@ t.test('BAD CHECKPOINT - missing or misshapen pieces fail before any output exis
   });
   t.equal((await readFile(join(source, 'tokenizer.json'), 'utf8')).length > 0, true);
 });
+
+t.test('RoPE reads the same from either config layout', async (t) => {
+  const llama3 = {
+    rope_type: 'llama3',
+    factor: 32,
+    low_freq_factor: 1,
+    high_freq_factor: 4,
+    original_max_position_embeddings: 8192,
+  };
+  const older = parseHfConfig(
+    { ...BASE, rope_theta: 500000, rope_scaling: { ...llama3, type: 'llama3' } },
+    'x',
+  ).config;
+  const { rope_theta: _theta, ...noTheta } = BASE;
+  const current = parseHfConfig(
+    { ...noTheta, rope_parameters: { ...llama3, rope_theta: 500000 } },
+    'x',
+  ).config;
+  t.same(current, older, 'rope_parameters with rope_theta inside = rope_theta + rope_scaling');
+  t.match(current, {
+    ropeTheta: 500000,
+    ropeScaling: { type: 'llama3', factor: 32, originalContext: 8192 },
+  });
+
+  const gemma = { ...GEMMA_BASE, head_dim: 16, layer_types: undefined, sliding_window: 4 };
+  const gemmaOlder = parseHfConfig(
+    {
+      ...gemma,
+      rope_theta: 1e6,
+      rope_local_base_freq: 1e4,
+      rope_scaling: { rope_type: 'linear', factor: 8 },
+      sliding_window_pattern: 2,
+    },
+    'x',
+  ).config;
+  const gemmaCurrent = parseHfConfig(
+    {
+      ...gemma,
+      rope_parameters: {
+        full_attention: { rope_type: 'linear', factor: 8, rope_theta: 1e6 },
+        sliding_attention: { rope_type: 'default', rope_theta: 1e4 },
+      },
+      layer_types: [
+        'sliding_attention',
+        'full_attention',
+        'sliding_attention',
+        'full_attention',
+        'sliding_attention',
+      ],
+    },
+    'x',
+  ).config;
+  t.same(
+    gemmaCurrent,
+    gemmaOlder,
+    'Gemma 3 nested rope_parameters = rope_theta + rope_local_base_freq',
+  );
+  t.match(gemmaCurrent, {
+    ropeTheta: 1e6,
+    ropeScaling: { type: 'linear', factor: 8 },
+    localRope: { theta: 1e4 },
+    slidingWindow: 4,
+    layerAttention: ['sliding', 'full', 'sliding', 'full', 'sliding'],
+    embeddingScale: 8,
+    attentionScale: 1 / 16,
+  });
+  const bf16 = parseHfConfig(
+    {
+      ...GEMMA_BASE,
+      hidden_size: 1152,
+      num_attention_heads: 4,
+      head_dim: 256,
+      torch_dtype: 'bfloat16',
+    },
+    'x',
+  );
+  t.equal(bf16.config.embeddingScale, 34, '√1152 as transformers holds it in bf16');
+  t.equal(
+    parseHfConfig(
+      {
+        ...GEMMA_BASE,
+        hidden_size: 1152,
+        num_attention_heads: 4,
+        head_dim: 256,
+        torch_dtype: 'float32',
+      },
+      'x',
+    ).config.embeddingScale,
+    Math.fround(Math.sqrt(1152)),
+  );
+});
