@@ -1,23 +1,17 @@
 /**
  * Serves completions over a scheduler: text in and out, limits checked,
  * admission bounded by p-queue — a full queue is refused (429), never buffered.
- * Prompts are prepared (rendered, tokenized, echo decoded) by a {@link PromptPreparer}
- * off the event loop, after every limit that can be checked without tokenizing has been;
- * only the per-token streaming decode, bounded per token, runs here.
+ * Requests are prepared — an API body parsed and checked, every limit that needs no
+ * tokens checked, the prompt rendered, tokenized, echo decoded — by a
+ * {@link PromptPreparer} off the event loop; only the per-token streaming decode, bounded
+ * per token, runs here.
  */
-import {
-  ContextOverflowError,
-  InvalidArgumentError,
-  QueueFullError,
-  RequestTooLargeError,
-  type SamplingParams,
-  TokenOutOfVocabularyError,
-  validateSampling,
-} from '@swarmbee/core';
+import { QueueFullError } from '@swarmbee/core';
 import type { Tokenizer } from '@swarmbee/model';
 import PQueue from 'p-queue';
-import type { ChatMessage, PromptInput, PromptPreparer } from './prompt/prompt.js';
-import { promptChars } from './prompt/prompt.js';
+import type { CompletionEndpoint } from './api/requests.js';
+import type { CompletionLimits, CompletionRequest } from './completion-request.js';
+import type { CompletionJob, PromptPreparer } from './prompt/prompt.js';
 import type { Scheduler, SequenceResult } from './scheduler.js';
 import { TextStream } from './text-stream.js';
 
@@ -42,24 +36,7 @@ export interface ServiceLimits {
 
 export const DEFAULT_MAX_ACTIVE = 32;
 export const DEFAULT_MAX_QUEUED = 256;
-/** max_tokens when a request does not say. */
-export const DEFAULT_COMPLETION_TOKENS = 256;
-
-export interface CompletionRequest {
-  /** Text (encoded with BOS first), chat messages (rendered, then encoded) or token ids. */
-  prompt: string | number[] | { messages: ChatMessage[] };
-  /** Tokens to sample at most; see also `steps`. */
-  maxTokens?: number;
-  /** run.c-style positions, prompt included: overrides maxTokens with steps + 1 - prompt tokens. */
-  steps?: number;
-  sampling: SamplingParams;
-  stop?: string[];
-  /** Keep generating past the tokenizer's end-of-sequence ids (benchmarks). Default false. */
-  ignoreEos?: boolean;
-  logprobs?: boolean;
-  /** Put the prompt's text in front of the completion. */
-  echo?: boolean;
-}
+export { type CompletionRequest, DEFAULT_COMPLETION_TOKENS } from './completion-request.js';
 
 export interface Completion {
   text: string;
@@ -80,6 +57,8 @@ export interface PreparedCompletion {
   maxTokens: number;
   /** The prompt's text when the request echoes it; else ''. */
   echo: string;
+  /** An API body asked for server-sent events. */
+  stream: boolean;
 }
 
 export interface CompleteOptions {
@@ -145,51 +124,51 @@ export class GenerationService {
     return this.#queue.pending;
   }
 
+  /** What requests are checked against: this server's limits and the model's. */
+  get checks(): CompletionLimits {
+    return {
+      maxSeqLen: this.model.maxSeqLen,
+      vocabSize: this.model.vocabSize,
+      maxPromptTokens: this.limits.maxPromptTokens,
+      maxPromptChars: this.limits.maxPromptChars,
+      maxTokens: this.limits.maxTokens,
+    };
+  }
+
   /**
    * Checks and prepares a request, throwing coded errors (400, 413, 429) before any
-   * response has started, so that a streaming client still gets a proper status. What
-   * can be checked without the prompt's tokens is checked first; the prompt is then
-   * tokenized off the event loop.
+   * response has started, so that a streaming client still gets a proper status.
    */
-  async prepare(
+  prepare(
     request: CompletionRequest,
     options: { signal?: AbortSignal } = {},
   ): Promise<PreparedCompletion> {
-    this.#checkRequest(request);
+    return this.#prepare({ source: { request }, limits: this.checks }, options);
+  }
+
+  /** The same for an API body as received (null: none), parsed off the event loop too. */
+  prepareBody(
+    endpoint: CompletionEndpoint,
+    body: Uint8Array | null,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<PreparedCompletion> {
+    return this.#prepare({ source: { endpoint, body }, limits: this.checks }, options);
+  }
+
+  async #prepare(
+    job: CompletionJob,
+    options: { signal?: AbortSignal },
+  ): Promise<PreparedCompletion> {
     this.#checkRoom();
-    const prompt: PromptInput =
-      typeof request.prompt === 'string'
-        ? { text: request.prompt }
-        : Array.isArray(request.prompt)
-          ? { ids: request.prompt }
-          : { messages: request.prompt.messages };
-    const chars = promptChars(prompt);
-    if (chars > this.limits.maxPromptChars) {
-      throw new RequestTooLargeError(
-        `the prompt has ${chars} characters; this server tokenizes at most ${this.limits.maxPromptChars} (--max-prompt-chars)`,
-        { param: 'text' in prompt ? 'prompt' : 'messages' },
-      );
-    }
-    const maxIds = Math.min(this.model.maxSeqLen, this.limits.maxPromptTokens);
-    if ('ids' in prompt) {
-      this.checkPromptLength(prompt.ids.length);
-      this.#checkVocabulary(prompt.ids);
-    }
-    let promptIds: number[];
-    let echo = '';
-    if ('ids' in prompt && !request.echo) promptIds = prompt.ids;
-    else {
-      const prepared = await this.#prompts.prepare(
-        { prompt, echo: request.echo ?? false, maxIds },
-        options,
-      );
-      this.checkPromptLength(prepared.count);
-      promptIds = prepared.ids ?? [];
-      echo = prepared.echo;
-    }
-    const maxTokens = this.#maxTokens(request, promptIds.length);
+    const prepared = await this.#prompts.prepare(job, options);
     this.#checkRoom();
-    return { request, promptIds, maxTokens, echo };
+    return {
+      request: prepared.request,
+      promptIds: prepared.request.prompt,
+      maxTokens: prepared.maxTokens,
+      echo: prepared.echo,
+      stream: prepared.stream,
+    };
   }
 
   async complete(request: CompletionRequest, options: CompleteOptions = {}): Promise<Completion> {
@@ -243,75 +222,5 @@ export class GenerationService {
         `${this.#queue.size} requests are already waiting (limit ${this.limits.maxQueued}); retry shortly`,
       );
     }
-  }
-
-  /** Throws unless a prompt of `count` tokens fits the context and this server's limit. */
-  checkPromptLength(count: number): void {
-    const { maxSeqLen } = this.model;
-    const param = 'prompt';
-    if (count === 0)
-      throw new InvalidArgumentError('prompt: must hold at least one token', { param });
-    if (count > maxSeqLen)
-      throw new ContextOverflowError(
-        `the prompt has ${count} tokens; the model's context holds ${maxSeqLen}`,
-        { param },
-      );
-    if (count > this.limits.maxPromptTokens) {
-      throw new RequestTooLargeError(
-        `the prompt has ${count} tokens; this server accepts at most ${this.limits.maxPromptTokens} (--max-prompt-tokens)`,
-        { param },
-      );
-    }
-  }
-
-  /** Checks what does not depend on the prompt's tokens: sampling, max_tokens, steps. */
-  #checkRequest(request: CompletionRequest): void {
-    validateSampling(request.sampling);
-    const { maxTokens, steps } = request;
-    if (steps !== undefined && (!Number.isInteger(steps) || steps < 0))
-      throw new InvalidArgumentError(`steps: expected an integer ≥ 0, got ${steps}`, {
-        param: 'steps',
-      });
-    if (maxTokens !== undefined && (!Number.isInteger(maxTokens) || maxTokens < 0))
-      throw new InvalidArgumentError(`max_tokens: expected an integer ≥ 0, got ${maxTokens}`, {
-        param: 'max_tokens',
-      });
-    if (steps === undefined && (maxTokens ?? 0) > this.limits.maxTokens)
-      throw new InvalidArgumentError(
-        `max_tokens: at most ${this.limits.maxTokens} on this server (--max-tokens), got ${maxTokens}`,
-        { param: 'max_tokens' },
-      );
-  }
-
-  #checkVocabulary(promptIds: readonly number[]): void {
-    const { vocabSize } = this.model;
-    for (const id of promptIds) {
-      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
-        throw new TokenOutOfVocabularyError(
-          `token id ${id} is outside the vocabulary of ${vocabSize} tokens`,
-          { param: 'prompt' },
-        );
-      }
-    }
-  }
-
-  /** How many tokens a request may sample after a prompt of `promptTokens`. */
-  #maxTokens(request: CompletionRequest, promptTokens: number): number {
-    const { maxSeqLen } = this.model;
-    let maxTokens = request.maxTokens ?? DEFAULT_COMPLETION_TOKENS;
-    if (request.steps !== undefined) {
-      const positions =
-        request.steps === 0 || request.steps > maxSeqLen ? maxSeqLen : request.steps;
-      maxTokens = Math.max(0, positions + 1 - promptTokens);
-    }
-    if (maxTokens > this.limits.maxTokens) {
-      const param = request.steps === undefined ? 'max_tokens' : 'steps';
-      throw new InvalidArgumentError(
-        `${param}: asks for ${maxTokens} tokens; this server generates at most ${this.limits.maxTokens} (--max-tokens)`,
-        { param },
-      );
-    }
-    // The context bounds what can be sampled: positions 0..maxSeqLen-1 are fed, so maxSeqLen + 1 tokens at most.
-    return Math.min(maxTokens, maxSeqLen + 1 - promptTokens);
   }
 }

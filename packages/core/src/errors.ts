@@ -325,10 +325,11 @@ registerErrors(
 );
 
 /** Rebuilds an error received over the wire as the matching class (the base class if unknown). */
-export function fromWire(wire: WireError): SwarmBeeError {
+export function fromWire(wire: WireError, extra: { param?: string } = {}): SwarmBeeError {
   const kind = byCode.get(wire.code);
   const options: ErrorOptions = { retryable: wire.retryable };
   if (wire.stage !== undefined) options.stage = wire.stage;
+  if (extra.param !== undefined) options.param = extra.param;
   if (kind) return new kind(wire.message, options);
   const error = new SwarmBeeError(wire.message, options);
   (error as { code: string }).code = wire.code;

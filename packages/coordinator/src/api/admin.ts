@@ -19,6 +19,9 @@ export interface AdminHandlers {
   timeline: (since: number) => Promise<unknown>;
 }
 
+/** Largest body of an admin route, bytes. */
+export const ADMIN_BODY_LIMIT_BYTES = 64 * 1024;
+
 const positive = (what: string) =>
   z.number().int().positive().optional().describe(`expected an integer ≥ 1 (${what})`);
 
@@ -59,6 +62,11 @@ export type ProfileEvent =
   | { type: 'profile'; profile: ClusterProfile };
 
 const GUARDED = { config: { access: 'guarded' } } as const;
+/** Admin bodies are a few fields: parsed here, and small. */
+const GUARDED_JSON = {
+  config: { access: 'guarded', jsonBody: true },
+  bodyLimit: ADMIN_BODY_LIMIT_BYTES,
+} as const;
 
 export function adminRoutes(app: FastifyInstance, admin: AdminHandlers): void {
   app.get('/swarmbee/cluster', GUARDED, async () => admin.cluster());
@@ -67,7 +75,7 @@ export function adminRoutes(app: FastifyInstance, admin: AdminHandlers): void {
     return { stages: await admin.timeline(Number.isFinite(since) ? since : 0) };
   });
 
-  app.post('/swarmbee/profile', GUARDED, async (request, reply) => {
+  app.post('/swarmbee/profile', GUARDED_JSON, async (request, reply) => {
     const body = parseBody(profileBody, request.body);
     reply.hijack();
     const events = new EventStream(reply.raw);
@@ -83,7 +91,7 @@ export function adminRoutes(app: FastifyInstance, admin: AdminHandlers): void {
     return reply;
   });
 
-  app.post('/swarmbee/replan', GUARDED, async (request) => {
+  app.post('/swarmbee/replan', GUARDED_JSON, async (request) => {
     const body = parseBody(replanBody, request.body);
     const planning: PlanningOptions = {};
     if (body?.planner) planning.planner = body.planner;

@@ -4,10 +4,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Completion, CompletionRequest, GenerationService } from '../generation-service.js';
+import type { CompletionRequest } from '../completion-request.js';
+import type { Completion, GenerationService } from '../generation-service.js';
 import type { Metrics } from '../metrics.js';
 import { toApiError } from './errors.js';
-import { chatBody, completionBody, parseBody, samplingFrom, stopsFrom } from './schemas.js';
+import type { CompletionEndpoint } from './requests.js';
 import { EventStream } from './sse.js';
 
 export interface CompletionRoutesOptions {
@@ -17,6 +18,7 @@ export interface CompletionRoutesOptions {
   modelName: string;
 }
 
+/** Bodies reach these routes as received bytes, parsed off the event loop. */
 const GUARDED = { config: { access: 'guarded' } } as const;
 
 export function completionRoutes(app: FastifyInstance, options: CompletionRoutesOptions): void {
@@ -29,21 +31,9 @@ export function completionRoutes(app: FastifyInstance, options: CompletionRoutes
   }));
 
   app.post('/v1/completions', GUARDED, async (request, reply) => {
-    refuseLongIdPrompt(options, request.body);
-    const body = parseBody(completionBody, request.body);
-    const completion: CompletionRequest = {
-      prompt: body.prompt,
-      maxTokens: body.max_tokens ?? body.max_completion_tokens,
-      steps: body.steps,
-      sampling: samplingFrom(body),
-      stop: stopsFrom(body.stop),
-      ignoreEos: body.ignore_eos ?? false,
-      logprobs: (body.logprobs ?? 0) > 0,
-      echo: body.echo ?? false,
-    };
     const id = `cmpl-${randomUUID()}`;
     const base = { id, object: 'text_completion', created: created(), model: modelName };
-    return serve(request, reply, options, completion, body.stream ?? false, {
+    return serve(request, reply, options, 'completions', (completion) => ({
       chunk: (text, tokenIds) => ({
         ...base,
         choices: [{ index: 0, text, finish_reason: null, logprobs: null, token_ids: tokenIds }],
@@ -68,24 +58,14 @@ export function completionRoutes(app: FastifyInstance, options: CompletionRoutes
         usage: usage(c),
         timings: timings(c),
       }),
-    });
+    }));
   });
 
   app.post('/v1/chat/completions', GUARDED, async (request, reply) => {
-    const body = parseBody(chatBody, request.body);
-    const completion: CompletionRequest = {
-      prompt: { messages: body.messages },
-      maxTokens: body.max_completion_tokens ?? body.max_tokens,
-      steps: body.steps,
-      sampling: samplingFrom(body),
-      stop: stopsFrom(body.stop),
-      ignoreEos: body.ignore_eos ?? false,
-      logprobs: body.logprobs ?? false,
-    };
     const id = `chatcmpl-${randomUUID()}`;
     const base = { id, created: created(), model: modelName };
     let first = true;
-    return serve(request, reply, options, completion, body.stream ?? false, {
+    return serve(request, reply, options, 'chat', () => ({
       chunk: (text, tokenIds) => {
         const delta = first ? { role: 'assistant', content: text } : { content: text };
         first = false;
@@ -114,24 +94,8 @@ export function completionRoutes(app: FastifyInstance, options: CompletionRoutes
         usage: usage(c),
         timings: timings(c),
       }),
-    });
+    }));
   });
-}
-
-/**
- * A token-id prompt longer than the server accepts is refused by its length, before
- * the schema walks every element of a body that may hold a quarter of a million.
- */
-function refuseLongIdPrompt(options: CompletionRoutesOptions, body: unknown): void {
-  const prompt = (body as { prompt?: unknown } | null | undefined)?.prompt;
-  if (!Array.isArray(prompt) || prompt.length === 0) return;
-  let service: GenerationService;
-  try {
-    service = options.service();
-  } catch {
-    return; // No service yet: the request is refused with why once parsed.
-  }
-  service.checkPromptLength(prompt.length);
 }
 
 interface Shapes {
@@ -141,13 +105,16 @@ interface Shapes {
   whole: (completion: Completion) => unknown;
 }
 
+/**
+ * Prepares the request from its body (off the event loop), runs it, and answers with
+ * `shapesFor`'s JSON, or its events when the body asked for a stream.
+ */
 async function serve(
   request: FastifyRequest,
   reply: FastifyReply,
   options: CompletionRoutesOptions,
-  completion: CompletionRequest,
-  stream: boolean,
-  shapes: Shapes,
+  kind: CompletionEndpoint,
+  shapesFor: (completion: CompletionRequest) => Shapes,
 ): Promise<unknown> {
   const service = options.service();
   const abort = new AbortController();
@@ -156,8 +123,10 @@ async function serve(
     if (!reply.raw.writableFinished) abort.abort();
   });
   const endpoint = request.routeOptions.url ?? request.url;
-  const prepared = await service.prepare(completion, { signal: abort.signal });
-  if (!stream) {
+  const body = request.body === undefined ? null : (request.body as Buffer);
+  const prepared = await service.prepareBody(kind, body, { signal: abort.signal });
+  const shapes = shapesFor(prepared.request);
+  if (!prepared.stream) {
     const result = await service.run(prepared, { signal: abort.signal });
     options.metrics.observe(endpoint, result);
     return shapes.whole(result);

@@ -1,10 +1,9 @@
 /**
  * What happens to a request before any route sees it: slow clients are cut off (a
  * deadline for the headers and one for the whole request, body included), HTTP that
- * does not parse, an `Expect` header it cannot meet and CONNECT tunnels are answered with
- * the API's error body, and JSON bodies are parsed with a message that says what is wrong
- * — a syntax error, or a key (`__proto__`, a `constructor` holding a `prototype`) that
- * could change objects' prototypes.
+ * does not parse, a missing Host, an `Expect` header it cannot meet and CONNECT tunnels are
+ * answered with the API's error body, and JSON bodies are parsed (json-body.ts) for the routes
+ * that ask; the others get the bytes, which the completion routes parse off the event loop.
  */
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -18,6 +17,17 @@ import {
 } from '@swarmbee/core';
 import type { FastifyInstance } from 'fastify';
 import { rawErrorResponse, toApiError } from './errors.js';
+import { parseJson } from './json-body.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * The route gets its JSON body parsed here, on the event loop (small admin bodies);
+     * every other route gets the bytes as received, to parse off the loop or ignore.
+     */
+    jsonBody?: boolean;
+  }
+}
 
 export interface IntakeTimeouts {
   /** Time a client has to send a request's headers, ms. Default {@link DEFAULT_HEADERS_TIMEOUT_MS}. */
@@ -90,9 +100,13 @@ function clientError(error: Error & { code?: string }): SwarmBeeError {
 export function installIntake(app: FastifyInstance, headersTimeoutMs: number): void {
   app.server.headersTimeout = headersTimeoutMs;
   app.removeContentTypeParser(['application/json', 'text/plain']);
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    if (!request.routeOptions.config.jsonBody) {
+      done(null, body);
+      return;
+    }
     try {
-      done(null, parseJson(body as string));
+      done(null, parseJson((body as Buffer).toString('utf8')));
     } catch (error) {
       done(error as Error, undefined);
     }
@@ -123,44 +137,4 @@ export function installIntake(app: FastifyInstance, headersTimeoutMs: number): v
       rawErrorResponse(new MethodNotAllowedError('CONNECT is not served: this is not a proxy')),
     );
   });
-}
-
-const PROTOTYPE_KEY_SPELLING = /__proto__|constructor|\\u/;
-
-/** JSON.parse, with a refusal that names the key for what could pollute prototypes. */
-export function parseJson(text: string): unknown {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new InvalidArgumentError(`body: not valid JSON: ${(error as Error).message}`, {
-      param: 'body',
-    });
-  }
-  // Only a text that spells one of the keys (or escapes a character) can hold one.
-  if (PROTOTYPE_KEY_SPELLING.test(text)) {
-    const path = prototypeKey(value);
-    if (path !== undefined)
-      throw new InvalidArgumentError(
-        `${path}: this key is not accepted in a request: it could replace an object's prototype`,
-        { param: path },
-      );
-  }
-  return value;
-}
-
-/** Where `value` holds a `__proto__` key or a `constructor` object with a `prototype`, if anywhere. */
-function prototypeKey(value: unknown): string | undefined {
-  const pending: [unknown, string][] = [[value, '']];
-  for (let next = pending.pop(); next; next = pending.pop()) {
-    const [node, path] = next;
-    if (node === null || typeof node !== 'object') continue;
-    const at = (key: string) => (path ? `${path}.${key}` : key);
-    if (Object.hasOwn(node, '__proto__')) return at('__proto__');
-    const ctor = (node as { constructor?: unknown }).constructor;
-    if (Object.hasOwn(node, 'constructor') && typeof ctor === 'object' && ctor !== null)
-      if (Object.hasOwn(ctor, 'prototype')) return at('constructor');
-    for (const [key, child] of Object.entries(node)) pending.push([child, at(key)]);
-  }
-  return undefined;
 }

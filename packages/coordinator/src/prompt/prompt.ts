@@ -1,9 +1,11 @@
 /**
- * What a request asks the model to continue — a text, chat messages or token ids — and
- * what preparing it gives: the ids, and the prompt's text when it is echoed. Preparing
- * grows with the prompt (tokenizing, rendering chat, decoding an echo), so the
- * coordinator does it off its event loop ({@link TokenizerPool}).
+ * What preparing a completion takes — an API body as received, or a request built in
+ * process — and gives: the checked request, its prompt's token ids and, when echoed, the
+ * prompt's text. Preparing grows with the request (parsing, rendering chat, tokenizing,
+ * decoding an echo), so the coordinator does it off its event loop ({@link TokenizerPool}).
  */
+import type { CompletionEndpoint } from '../api/requests.js';
+import type { CompletionLimits, CompletionRequest } from '../completion-request.js';
 
 /** One chat message as the API takes it. */
 export interface ChatMessage {
@@ -12,28 +14,28 @@ export interface ChatMessage {
   name?: string;
 }
 
-export type PromptInput = { text: string } | { messages: ChatMessage[] } | { ids: number[] };
-
-export interface PromptJob {
-  prompt: PromptInput;
-  /** Also decode the prompt's ids into text (`echo`). */
-  echo: boolean;
-  /** Ids the caller accepts: a longer prompt comes back as its count alone. */
-  maxIds: number;
+export interface CompletionJob {
+  /** The body of a request to an endpoint (null: it had none), or a request made in process. */
+  source:
+    | { endpoint: CompletionEndpoint; body: Uint8Array | null }
+    | { request: CompletionRequest };
+  limits: CompletionLimits;
 }
 
 export interface PreparedPrompt {
-  /** Token ids, BOS first when the tokenizer adds one; absent when more than `maxIds`. */
-  ids: number[] | undefined;
-  /** How many ids the prompt has. */
-  count: number;
-  /** The prompt's ids decoded, when echo was asked for; else ''. */
+  /** The request, checked; its `prompt` is the token ids. */
+  request: CompletionRequest & { prompt: number[] };
+  /** An API body asked for server-sent events. */
+  stream: boolean;
+  /** Tokens the request may sample after its prompt. */
+  maxTokens: number;
+  /** The prompt's ids decoded, when the request echoes it; else ''. */
   echo: string;
 }
 
-/** Prepares prompts; implemented by {@link TokenizerPool}. */
+/** Prepares completions; implemented by {@link TokenizerPool}. */
 export interface PromptPreparer {
-  prepare(job: PromptJob, options?: { signal?: AbortSignal }): Promise<PreparedPrompt>;
+  prepare(job: CompletionJob, options?: { signal?: AbortSignal }): Promise<PreparedPrompt>;
   close(): Promise<void>;
 }
 
@@ -44,28 +46,8 @@ export interface PromptPreparer {
 export function renderChat(messages: readonly ChatMessage[]): string {
   return messages
     .filter((m) => m.role !== 'assistant' || m.content !== '')
-    .map(messageText)
+    .map((m) =>
+      typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join(''),
+    )
     .join('\n');
-}
-
-/**
- * Characters of text a prompt holds before any template: a text's length, or the
- * messages' text. A rendered chat prompt is at least this long, so a limit on it can be
- * checked before anything is rendered or tokenized.
- */
-export function promptChars(prompt: PromptInput): number {
-  if ('text' in prompt) return prompt.text.length;
-  if ('ids' in prompt) return 0;
-  let chars = 0;
-  for (const message of prompt.messages) {
-    if (typeof message.content === 'string') chars += message.content.length;
-    else for (const part of message.content) chars += part.text.length;
-  }
-  return chars;
-}
-
-function messageText(message: ChatMessage): string {
-  return typeof message.content === 'string'
-    ? message.content
-    : message.content.map((part) => part.text).join('');
 }

@@ -1,7 +1,7 @@
 /**
  * A small pool of worker threads, each holding its own instance of the model's tokenizer,
- * that prepares prompts (chat rendering, tokenizing, echo decoding) off the event loop
- * that serves every other request and stream. Jobs wait in a bounded FIFO queue (one more
+ * that prepares completions (parsing and checking API bodies, chat rendering, tokenizing,
+ * echo decoding) off the event loop that serves every other request and stream. Jobs wait in a bounded FIFO queue (one more
  * is refused with 429); an aborted job leaves the queue, or has its result dropped if a
  * thread already runs it. A thread that dies (out of memory on some input, say) fails only
  * its own job, with a retryable coded error, and is replaced.
@@ -9,7 +9,9 @@
  * @example
  * ```ts
  * const pool = await TokenizerPool.start(await openModelDir('models/s260k'));
- * const { ids } = await pool.prepare({ prompt: { text: 'Once upon a time' }, echo: false, maxIds: 512 });
+ * const limits = { maxSeqLen: 512, vocabSize: 512, maxPromptTokens: 512, maxPromptChars: 3584, maxTokens: 512 };
+ * const request = { prompt: 'Once upon a time', sampling: { temperature: 0, topK: 0, topP: 1 } };
+ * const { request: { prompt } } = await pool.prepare({ source: { request }, limits }); // [1, 403, 407, 261, 378]
  * await pool.close();
  * ```
  */
@@ -28,7 +30,7 @@ import type {
   PromptRequestMessage,
   TokenizerThreadData,
 } from './pool-messages.js';
-import type { PreparedPrompt, PromptJob, PromptPreparer } from './prompt.js';
+import type { CompletionJob, PreparedPrompt, PromptPreparer } from './prompt.js';
 
 export interface TokenizerPoolOptions {
   /** Threads, each with its own tokenizer. Default {@link DEFAULT_TOKENIZER_THREADS}. */
@@ -48,7 +50,7 @@ const THREAD_ENTRY = threadEntry(import.meta.url, 'tokenizer-thread');
 
 interface Job {
   id: number;
-  job: PromptJob;
+  job: CompletionJob;
   resolve: (prepared: PreparedPrompt) => void;
   reject: (error: SwarmBeeError) => void;
   signal?: AbortSignal;
@@ -99,7 +101,7 @@ export class TokenizerPool implements PromptPreparer {
     return this.#queue.length;
   }
 
-  prepare(job: PromptJob, options: { signal?: AbortSignal } = {}): Promise<PreparedPrompt> {
+  prepare(job: CompletionJob, options: { signal?: AbortSignal } = {}): Promise<PreparedPrompt> {
     if (this.#closed)
       return Promise.reject(new TokenizerFailedError('the tokenizer threads are shutting down'));
     if (options.signal?.aborted) return Promise.reject(aborted(options.signal));
@@ -227,13 +229,11 @@ export class TokenizerPool implements PromptPreparer {
     thread.job = undefined;
     thread.worker.unref();
     if (entry && entry.id === reply.id) {
-      if (reply.ok)
-        this.#settle(entry, undefined, {
-          ids: reply.ids ? Array.from(reply.ids) : undefined,
-          count: reply.count,
-          echo: reply.echo,
-        });
-      else this.#settle(entry, fromWire(reply.error));
+      if (reply.ok && reply.prepared) {
+        const { request, ...rest } = reply.prepared;
+        const prompt = Array.from(reply.ids ?? []);
+        this.#settle(entry, undefined, { ...rest, request: { ...request, prompt } });
+      } else if (!reply.ok) this.#settle(entry, fromWire(reply.error, { param: reply.param }));
     }
     this.#dispatch();
   }

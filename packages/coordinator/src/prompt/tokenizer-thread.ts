@@ -1,25 +1,30 @@
 /**
  * Worker-thread entry of the {@link TokenizerPool}: loads the model's tokenizer once,
- * then prepares one prompt at a time — renders chat messages, encodes text, decodes an
- * echo — so none of that runs on the coordinator's event loop.
+ * then prepares one completion at a time — parses and checks an API body, renders chat
+ * messages, encodes text, decodes an echo — so none of that runs on the coordinator's
+ * event loop.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { asSwarmBeeError } from '@swarmbee/core';
 import { decodeIds, loadTokenizer, type Tokenizer } from '@swarmbee/model';
+import { completionFromBody } from '../api/requests.js';
+import {
+  checkPromptChars,
+  checkPromptLength,
+  checkRequest,
+  checkVocabulary,
+  maxTokensFor,
+} from '../completion-request.js';
 import { TokenIdsOnly } from '../token-ids-only.js';
 import type {
   PromptReplyMessage,
   PromptRequestMessage,
   TokenizerThreadData,
 } from './pool-messages.js';
-import { type ChatMessage, type PromptJob, renderChat } from './prompt.js';
+import { type ChatMessage, type CompletionJob, renderChat } from './prompt.js';
 
 const port = parentPort!;
 const { model } = workerData as TokenizerThreadData;
-
-function reply(message: PromptReplyMessage, transfer: ArrayBuffer[] = []): void {
-  port.postMessage(message, transfer);
-}
 
 /**
  * Chat messages as the prompt text the model continues. This is where a model's own chat
@@ -28,16 +33,37 @@ function reply(message: PromptReplyMessage, transfer: ArrayBuffer[] = []): void 
  */
 const renderMessages: (messages: ChatMessage[]) => string = renderChat;
 
-function prepare(tokenizer: Tokenizer, job: PromptJob): PromptReplyMessage & { ok: true } {
-  const { prompt } = job;
-  const ids =
-    'ids' in prompt
-      ? prompt.ids
-      : tokenizer.encode('text' in prompt ? prompt.text : renderMessages(prompt.messages));
-  // A prompt over the limit is refused by its count: its ids need not cross back.
-  if (ids.length > job.maxIds) return { id: 0, ok: true, count: ids.length, echo: '' };
-  const echo = job.echo ? decodeIds(tokenizer, ids) : '';
-  return { id: 0, ok: true, count: ids.length, ids: Int32Array.from(ids), echo };
+function prepare(tokenizer: Tokenizer, id: number, job: CompletionJob): PromptReplyMessage {
+  const { limits, source } = job;
+  const { request, stream } =
+    'body' in source
+      ? completionFromBody(source.endpoint, source.body, limits)
+      : { request: source.request, stream: false };
+  checkRequest(request, limits);
+  const { prompt } = request;
+  // Every limit that needs no tokens is checked before any are made.
+  checkPromptChars(prompt, limits);
+  let ids: number[];
+  if (Array.isArray(prompt)) {
+    checkPromptLength(prompt.length, limits);
+    checkVocabulary(prompt, limits);
+    ids = prompt;
+  } else {
+    ids = tokenizer.encode(typeof prompt === 'string' ? prompt : renderMessages(prompt.messages));
+    checkPromptLength(ids.length, limits);
+  }
+  const { prompt: _prompt, ...rest } = request;
+  return {
+    id,
+    ok: true,
+    prepared: {
+      request: rest,
+      stream,
+      maxTokens: maxTokensFor(request, ids.length, limits),
+      echo: request.echo ? decodeIds(tokenizer, ids) : '',
+    },
+    ids: Int32Array.from(ids),
+  };
 }
 
 try {
@@ -45,14 +71,21 @@ try {
     ? await loadTokenizer(model)
     : new TokenIdsOnly(model.manifest.config.vocabSize, model.manifest.name);
   port.on('message', ({ id, job }: PromptRequestMessage) => {
+    let reply: PromptReplyMessage;
     try {
-      const prepared = { ...prepare(tokenizer, job), id };
-      reply(prepared, prepared.ids ? [prepared.ids.buffer as ArrayBuffer] : []);
+      reply = prepare(tokenizer, id, job);
     } catch (error) {
-      reply({ id, ok: false, error: asSwarmBeeError(error).toWire() });
+      const coded = asSwarmBeeError(error);
+      reply = { id, ok: false, error: coded.toWire() };
+      if (coded.param !== undefined) reply.param = coded.param;
     }
+    port.postMessage(reply, reply.ok && reply.ids ? [reply.ids.buffer as ArrayBuffer] : []);
   });
-  reply({ id: 0, ok: true, count: 0, echo: '' });
+  port.postMessage({ id: 0, ok: true } satisfies PromptReplyMessage);
 } catch (error) {
-  reply({ id: 0, ok: false, error: asSwarmBeeError(error).toWire() });
+  port.postMessage({
+    id: 0,
+    ok: false,
+    error: asSwarmBeeError(error).toWire(),
+  } satisfies PromptReplyMessage);
 }
