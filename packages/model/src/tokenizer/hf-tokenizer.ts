@@ -40,8 +40,17 @@ export class HfTokenizer implements Tokenizer {
   readonly #model: HfTokenizerModel;
   /** Ids the tokenizer knows; others (padding rows of the embedding) decode to nothing. */
   readonly #known: (id: number) => boolean;
+  /** Special tokens' ids: `decode` skips them, as transformers' does. */
+  readonly #special: ReadonlySet<number>;
 
-  constructor(model: HfTokenizerModel, settings: HfTokenizerSettings, vocabSize: number) {
+  /** `specialIds`: the ids of tokenizer.json's special added tokens ({@link specialIdsOf}). */
+  constructor(
+    model: HfTokenizerModel,
+    settings: HfTokenizerSettings,
+    vocabSize: number,
+    specialIds: ReadonlySet<number> = new Set(),
+  ) {
+    this.#special = specialIds;
     this.#model = model;
     this.vocabSize = vocabSize;
     this.bosId = settings.bosId;
@@ -80,7 +89,12 @@ export class HfTokenizer implements Tokenizer {
         `${where}: the tokenizer has token id ${maxId}, beyond the model's vocabulary of ${vocabSize}`,
       );
     }
-    return new HfTokenizer(model, settings, vocabSize);
+    return new HfTokenizer(
+      model,
+      settings,
+      vocabSize,
+      specialIdsOf(model, tokenizerJson, configJson),
+    );
   }
 
   static async load(dirPath: string, ref: HfTokenizerRef, vocabSize: number): Promise<HfTokenizer> {
@@ -155,16 +169,46 @@ export class HfTokenizer implements Tokenizer {
       const after = this.decode(ids);
       const complete =
         !after.endsWith(REPLACEMENT) || ids.length - settled > DECODER_MAX_HELD_TOKENS;
-      if (after.length <= before.length || !(complete || force)) return '';
+      if (!(complete || force)) return '';
+      // Settled even when they show nothing (special tokens, ids the tokenizer lacks), so
+      // the window never grows: every push costs the same, however long the sequence.
       settle();
-      return after.slice(before.length);
+      return after.length > before.length ? after.slice(before.length) : '';
     };
     return {
       push: (id) => {
+        // An id that shows nothing, wherever it stands, never enters the window: a run of
+        // them can neither grow it nor push the text before them out of its context.
+        if (!this.#known(id) || this.#special.has(id)) return '';
         ids.push(id);
         return emit(false);
       },
       end: () => emit(true),
     };
   }
+}
+
+/**
+ * The ids `decode` skips as special: tokenizer.json's added tokens marked special, and
+ * tokenizer_config.json's `additional_special_tokens`.
+ */
+export function specialIdsOf(
+  model: HfTokenizerModel,
+  tokenizerJson: unknown,
+  configJson: unknown,
+): Set<number> {
+  const ids = new Set<number>();
+  const added = (tokenizerJson as { added_tokens?: { id?: unknown; special?: unknown }[] })
+    .added_tokens;
+  for (const token of Array.isArray(added) ? added : [])
+    if (token.special === true && typeof token.id === 'number') ids.add(token.id);
+  const extra = (configJson as { additional_special_tokens?: unknown } | null)
+    ?.additional_special_tokens;
+  for (const token of Array.isArray(extra) ? extra : []) {
+    // A string, or an AddedToken record {content, ...}.
+    const content: unknown = typeof token === 'string' ? token : token?.content;
+    const id = typeof content === 'string' ? model.token_to_id(content) : undefined;
+    if (id !== undefined) ids.add(id);
+  }
+  return ids;
 }
