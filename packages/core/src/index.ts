@@ -8,6 +8,7 @@
  * ```
  */
 export * from './errors.js';
+export * from './gguf.js';
 export * from './manifest.js';
 export * from './model-errors.js';
 export * from './onnx-decoder.js';

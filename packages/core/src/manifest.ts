@@ -5,6 +5,7 @@
  * `architecture`: a Llama-family model SwarmBee builds graphs for, and an
  * imported ONNX decoder export it cuts graphs from (see `onnx-decoder.ts`).
  */
+import type { GgufSource } from './gguf.js';
 import type { OnnxDecoderManifest } from './onnx-decoder.js';
 
 /** Shape of a Llama-family decoder (Llama, Mistral, Qwen2, llama2.c). */
@@ -139,7 +140,8 @@ export type ModelSource =
       weights: { file: string; sha256: string }[];
       /** The Hugging Face repository it was pulled from, when it was. */
       repo?: string;
-    };
+    }
+  | GgufSource;
 
 /** What `swarmbee optimize` did to the model a derived model dir was made from. */
 export interface ModelDerivation {
