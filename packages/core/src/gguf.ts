@@ -43,19 +43,25 @@ export interface RequantizationError {
   relativeRms: number;
 }
 
+/** One GGUF tensor that went into a model-dir tensor. */
+export interface GgufTensorPart {
+  name: string;
+  type: GgmlTypeName;
+  conversion: GgufConversion;
+  /** Present when `conversion` is `requantized`. */
+  error?: RequantizationError;
+}
+
 /** One model-dir tensor and the GGUF tensors it was made from. */
 export interface GgufTensorOrigin {
   /** Canonical model-dir tensor name (`layers.0.wqkv`). */
   name: string;
-  /** GGUF tensors, in the order their rows were stacked (q, k, v; gate, up). */
-  from: { name: string; type: GgmlTypeName }[];
   /** What the model dir stores. */
   stored: 'fp32' | 'int8' | 'int4';
   /** Weights per block of a quantized tensor. */
   blockSize?: number;
-  conversion: GgufConversion;
-  /** Present when `conversion` is `requantized`. */
-  error?: RequantizationError;
+  /** GGUF tensors, in the order their rows were stacked (q, k, v; gate, up). */
+  from: GgufTensorPart[];
 }
 
 /** A scalar GGUF metadata value as the manifest keeps it (arrays and long strings summarised). */
