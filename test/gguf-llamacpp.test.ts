@@ -54,13 +54,13 @@ for (const [file, path] of [
       );
     for (const stages of [1, 2, 3]) {
       const ids = await greedyIds(dir, runs, stages);
-      runs.forEach((run, i) =>
+      runs.forEach((run, i) => {
         t.same(
           ids[i],
           run.greedy_ids,
           `${stages} stage${stages > 1 ? 's' : ''}: "${run.prompt}" → llama.cpp's 64 ids`,
-        ),
-      );
+        );
+      });
     }
   });
 }

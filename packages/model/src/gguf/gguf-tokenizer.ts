@@ -327,7 +327,7 @@ function bpeTokenizerJson(
 
 function strings(keys: GgufKeys, key: string): string[] {
   const list = keys.array(key);
-  if (!list || !list.every((s): s is string => typeof s === 'string'))
+  if (!list?.every((s): s is string => typeof s === 'string'))
     throw new TokenizerInvalidError(
       `${keys.name}: ${key} is ${list ? 'not a list of strings' : 'missing'}`,
     );
