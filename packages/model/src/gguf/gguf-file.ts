@@ -114,6 +114,11 @@ export async function openGguf(path: string): Promise<GgufFile> {
     });
   }
   const dataOffset = Number(parsed.tensorDataOffset);
+  // The parser reads a short file's missing bytes as zeros rather than failing.
+  if (dataOffset > fileBytes)
+    throw invalid(
+      `its header (${parsed.tensorInfos.length} tensor infos, ${metadata.size} keys) runs past the end of the file (${fileBytes} bytes): the file is truncated or not what its header claims`,
+    );
   const alignment = Number(metadata.get('general.alignment')?.value ?? 32);
   const tensors: GgufTensorInfo[] = [];
   const seen = new Set<string>();
