@@ -24,8 +24,10 @@ import { haveSharedModel } from './helpers/shared-models.js';
 interface Case {
   what: string;
   source: string;
-  /** Edits the layout, or returns the bytes to write. */
-  edit: (layout: GgufLayout) => void | Buffer;
+  /** Edits the layout to write … */
+  edit?: (layout: GgufLayout) => void;
+  /** … or makes the file's bytes from it. */
+  bytes?: (layout: GgufLayout) => Buffer;
   code: string;
   /** Text the message must hold besides the file name (the key or tensor). */
   names: RegExp;
@@ -39,14 +41,14 @@ const CASES: Case[] = [
   {
     what: 'a file truncated inside its tensor data',
     source: SHARED_GGUF.stories260kF32,
-    edit: (l) => ggufBytes(l).subarray(0, 600_000),
+    bytes: (l) => ggufBytes(l).subarray(0, 600_000),
     code: GgufInvalidError.code,
     names: /tensor blk\.\d\.\S+ .*runs past the end of the file/,
   },
   {
     what: 'a file truncated inside its header',
     source: SHARED_GGUF.stories260kF32,
-    edit: (l) => ggufBytes(l).subarray(0, 5_000),
+    bytes: (l) => ggufBytes(l).subarray(0, 5_000),
     code: GgufInvalidError.code,
     names: /header .* runs past the end of the file|does not parse as GGUF v3/,
   },
@@ -105,14 +107,14 @@ const CASES: Case[] = [
   {
     what: 'a v1 layout (32-bit counts) claiming to be v3',
     source: SHARED_GGUF.stories260kF32,
-    edit: (l) => ggufBytes({ ...l, counts32: true }),
+    bytes: (l) => ggufBytes({ ...l, counts32: true }),
     code: GgufInvalidError.code,
     names: /does not parse as GGUF v3/,
   },
   {
     what: 'a version GGUF does not have',
     source: SHARED_GGUF.stories260kF32,
-    edit: (l) => ggufBytes({ ...l, version: 4 }),
+    bytes: (l) => ggufBytes({ ...l, version: 4 }),
     code: GgufInvalidError.code,
     names: /GGUF version 4 is not read/,
   },
