@@ -71,8 +71,15 @@ export interface GgufTensorPlan {
 const blk = (layer: number, name: string) => `blk.${layer}.${name}`;
 
 /** The GGUF tensors each canonical tensor is made of, in row order. */
-function sourceNames(model: GgufModelConfig, spec: TensorSpec, head: string): string[] {
-  const { fusedQkv, fusedGateUp } = model.layout;
+function sourceNames(
+  model: GgufModelConfig,
+  spec: TensorSpec,
+  head: string,
+  has: (name: string) => boolean,
+): string[] {
+  const { fusedGateUp } = model.layout;
+  // phi3 files hold q, k and v fused (attn_qkv) or, from some converters, apart.
+  const fusedQkv = model.layout.fusedQkv && has(blk(spec.part as number, 'attn_qkv.weight'));
   if (spec.name === TOKEN_EMBEDDING) return ['token_embd.weight'];
   if (spec.name === FINAL_NORM) return ['output_norm.weight'];
   if (spec.name === CLASSIFIER) return [head];
@@ -137,7 +144,7 @@ export function planGgufTensors(
   const used = new Set<string>();
   if (options.headIsEmbedding && byName.has('output.weight')) used.add('output.weight');
   const tensors = llamaTensorSpecs(config).map((spec): PlannedTensor => {
-    const names = sourceNames(model, spec, head);
+    const names = sourceNames(model, spec, head, (n) => byName.has(n));
     const rows = sourceRows(config, spec, names.length);
     const cols = spec.shape.length === 2 ? spec.shape[1]! : 1;
     const parts = names.map((source, i): GgufPart => {
