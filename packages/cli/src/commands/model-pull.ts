@@ -51,7 +51,7 @@ export function modelPullCommand(yargs: Argv): Argv {
           .option('context', {
             type: 'number',
             describe:
-              "Hugging Face and GGUF models: context to record, in tokens (default: max_position_embeddings or the GGUF's context_length)",
+              "Hugging Face and GGUF models: context to record, in tokens (default: max_position_embeddings or the GGUF's context_length; see `model import hf --context`)",
           })
           .option('file', {
             type: 'string',
