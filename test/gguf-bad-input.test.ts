@@ -126,13 +126,13 @@ const CASES: Case[] = [
     names: /llama\.expert_count is 8/,
   },
   {
-    what: 'Llama 3.1 RoPE factors',
+    what: 'RoPE factors of the wrong length',
     source: SHARED_GGUF.stories260kF32,
     edit: (l) => {
-      l.tensors.push({ name: 'rope_freqs.weight', ne: [4], typeId: 0, data: new Uint8Array(16) });
+      l.tensors.push({ name: 'rope_freqs.weight', ne: [3], typeId: 0, data: new Uint8Array(12) });
     },
-    code: ModelUnsupportedError.code,
-    names: /tensor rope_freqs\.weight/,
+    code: GgufInvalidError.code,
+    names: /tensor rope_freqs\.weight is \[3\].*expected 4 F32 factors/,
   },
   {
     what: 'a missing tensor',

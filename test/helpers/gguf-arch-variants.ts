@@ -1,8 +1,10 @@
 /**
  * stories260K's weights as GGUFs of other architectures, laid out as llama.cpp's converters
- * lay those out: `qwen2` (NEOX RoPE, so q/k rows in rotate-half order; seeded q/k/v biases)
- * and `phi3` (NEOX RoPE; q, k, v fused in `attn_qkv`, gate and up fused in `ffn_up`; a sliding
- * window as long as the context). llama.cpp's greedy ids for them are in
+ * lay those out: `qwen2` (NEOX RoPE, so q/k rows in rotate-half order; seeded q/k/v biases),
+ * `qwen3` (NEOX RoPE; seeded per-head q/k norms), `phi3` (NEOX RoPE; q, k, v fused in
+ * `attn_qkv`, gate and up fused in `ffn_up`; a sliding window as long as the context), and
+ * `ropefreqs` (llama with a `rope_freqs.weight` of per-frequency divisors, as converters store
+ * Llama 3.1's RoPE scaling). llama.cpp's greedy ids for them are in
  * test/fixtures/gguf/arch-reference.json (make_arch_reference.py runs this file to write them).
  *
  *   node --import=tsx --conditions=swarmbee:source test/helpers/gguf-arch-variants.ts OUT_DIR
@@ -13,8 +15,9 @@ import { pathToFileURL } from 'node:url';
 import { SHARED_GGUF } from './gguf-fixtures.js';
 import { type GgufLayout, type GgufTensorData, readGgufLayout, writeGguf } from './gguf-writer.js';
 
-export const ARCH_VARIANTS = ['qwen2', 'phi3'] as const;
-export type ArchVariant = (typeof ARCH_VARIANTS)[number];
+/** The variants llama.cpp c392e509 runs (it predates Qwen3), with greedy ids in arch-reference.json. */
+export const ARCH_VARIANTS = ['qwen2', 'phi3', 'ropefreqs'] as const;
+export type ArchVariant = (typeof ARCH_VARIANTS)[number] | 'qwen3';
 
 const F32 = 0;
 const HEADS = 8;
@@ -63,6 +66,12 @@ function seeded(length: number, seed: number, amplitude: number): Float32Array {
 
 export async function archVariantLayout(arch: ArchVariant): Promise<GgufLayout> {
   const layout = await readGgufLayout(SHARED_GGUF.stories260kF32);
+  if (arch === 'ropefreqs') {
+    // One divisor per frequency of the 8-wide heads: the low frequencies slowed most, as llama3 does.
+    const factors = Float32Array.of(1, 1.5, 3, 8);
+    layout.tensors.push({ name: 'rope_freqs.weight', ne: [4], typeId: F32, data: bytes(factors) });
+    return layout;
+  }
   const context = layout.kv.find((k) => k.key === 'llama.context_length')!.value as number;
   layout.kv = layout.kv.map((kv) =>
     kv.key === 'general.architecture'
@@ -101,6 +110,12 @@ export async function archVariantLayout(arch: ArchVariant): Promise<GgufLayout> 
           data: bytes(seeded(rows, 1000 * l + i + 1, 0.05)),
         });
       });
+    } else if (arch === 'qwen3') {
+      tensors.push(q, k, v, t('ffn_gate'), t('ffn_up'));
+      for (const [i, name] of ['attn_q_norm', 'attn_k_norm'].entries()) {
+        const norm = seeded(8, 2000 * l + i + 1, 0.3).map((x) => 1 + x);
+        tensors.push({ name: `blk.${l}.${name}.weight`, ne: [8], typeId: F32, data: bytes(norm) });
+      }
     } else {
       tensors.push(
         stackRows(`blk.${l}.attn_qkv.weight`, [q, k, v]),

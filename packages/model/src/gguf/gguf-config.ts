@@ -9,8 +9,9 @@ import {
   InvalidArgumentError,
   type LlamaConfig,
   ModelUnsupportedError,
+  type RopeScaling,
 } from '@swarmbee/core';
-import type { GgufFile, GgufValue } from './gguf-file.js';
+import type { GgufFile, GgufTensorInfo, GgufValue } from './gguf-file.js';
 
 /**
  * How each architecture's tensors sit in the file. `ropeInterleaved`: q/k rows are in
@@ -21,7 +22,13 @@ import type { GgufFile, GgufValue } from './gguf-file.js';
 export const GGUF_ARCHITECTURES = {
   llama: { ropeInterleaved: true, qkvBias: false, fusedQkv: false, fusedGateUp: false },
   qwen2: { ropeInterleaved: false, qkvBias: true, fusedQkv: false, fusedGateUp: false },
-  qwen3: { ropeInterleaved: false, qkvBias: false, fusedQkv: false, fusedGateUp: false },
+  qwen3: {
+    ropeInterleaved: false,
+    qkvBias: false,
+    fusedQkv: false,
+    fusedGateUp: false,
+    qkNorm: true,
+  },
   phi3: { ropeInterleaved: false, qkvBias: false, fusedQkv: true, fusedGateUp: true },
   gemma3: { ropeInterleaved: false, qkvBias: false, fusedQkv: false, fusedGateUp: false },
 } as const;
@@ -35,6 +42,11 @@ export interface GgufModelConfig {
   architecture: GgufArchitecture;
   config: LlamaConfig;
   layout: (typeof GGUF_ARCHITECTURES)[GgufArchitecture];
+  /**
+   * `rope_freqs.weight`: llama.cpp divides each RoPE frequency by its factor (how converters
+   * store Llama 3.1's scaling). The importer reads it into `config.ropeScaling`.
+   */
+  ropeFreqs?: GgufTensorInfo;
 }
 
 export interface GgufConfigOptions {
@@ -163,14 +175,17 @@ export function parseGgufConfig(file: GgufFile, options: GgufConfigOptions = {})
     throw new GgufInvalidError(
       `${keys.name}: ${k('attention.head_count')} ${nHeads} is not a multiple of ${k('attention.head_count_kv')} ${nKvHeads}`,
     );
-  const headSize = dim / nHeads;
-  for (const key of [k('attention.key_length'), k('attention.value_length')]) {
-    const size = keys.uint(key, headSize);
-    if (size !== headSize)
-      unsupported(
-        `${key} is ${size}, not ${k('embedding_length')} / ${k('attention.head_count')} = ${headSize}; the builder derives the head size from the width`,
-      );
-  }
+  // llama.cpp's head size: key_length when given (Qwen3 sets it apart from the width).
+  const headSize = keys.uint(k('attention.key_length'), dim / nHeads);
+  const valueSize = keys.uint(k('attention.value_length'), headSize);
+  if (valueSize !== headSize)
+    unsupported(
+      `${k('attention.value_length')} is ${valueSize}, not ${k('attention.key_length')} ${headSize}; the builder gives keys and values one head size`,
+    );
+  if (!Number.isInteger(headSize) || headSize === 0)
+    throw new GgufInvalidError(
+      `${keys.name}: the head size ${headSize} (${k('embedding_length')} / ${k('attention.head_count')}) is not a whole number`,
+    );
   const rotated = keys.uint(k('rope.dimension_count'), headSize);
   if (rotated !== headSize)
     unsupported(
@@ -179,13 +194,23 @@ export function parseGgufConfig(file: GgufFile, options: GgufConfigOptions = {})
   if (headSize % 2 !== 0) unsupported(`head size ${headSize} is odd; RoPE needs pairs`);
   const scaling = keys.string(k('rope.scaling.type'), 'none');
   const factor = keys.number(k('rope.scaling.factor'), keys.number(k('rope.scale_linear'), 0));
-  if (scaling !== 'none' && !(scaling === 'linear' && (factor === 0 || factor === 1)))
+  let ropeScaling: RopeScaling | undefined;
+  if (scaling === 'linear' && factor > 0 && factor !== 1) ropeScaling = { type: 'linear', factor };
+  else if (scaling !== 'none' && scaling !== 'linear')
     unsupported(
-      `${k('rope.scaling.type')} is ${JSON.stringify(scaling)} (factor ${factor}); the builder applies plain RoPE only`,
+      `${k('rope.scaling.type')} is ${JSON.stringify(scaling)} (factor ${factor}); SwarmBee reads linear scaling and rope_freqs factors`,
     );
-  if (file.tensors.some((t) => t.name === 'rope_freqs.weight'))
+  const ropeFreqs = file.tensors.find((t) => t.name === 'rope_freqs.weight');
+  if (ropeFreqs && ropeScaling)
     unsupported(
-      'tensor rope_freqs.weight holds per-frequency RoPE factors (Llama 3.1-style scaling); the builder applies plain RoPE only',
+      `both ${k('rope.scaling.type')} linear and tensor rope_freqs.weight are set; llama.cpp applies both, the builder one`,
+    );
+  if (
+    ropeFreqs &&
+    (ropeFreqs.ne.length !== 1 || ropeFreqs.ne[0] !== headSize / 2 || ropeFreqs.typeId !== 0)
+  )
+    throw new GgufInvalidError(
+      `${keys.name}: tensor rope_freqs.weight is [${ropeFreqs.ne.join(', ')}] of type id ${ropeFreqs.typeId}; expected ${headSize / 2} F32 factors, one per frequency`,
     );
   for (const key of [
     k('attn_logit_softcapping'),
@@ -242,7 +267,10 @@ export function parseGgufConfig(file: GgufFile, options: GgufConfigOptions = {})
     sharedClassifier: false,
   };
   if (layout.qkvBias) config.qkvBias = true;
-  return { architecture, config, layout };
+  if ('qkNorm' in layout) config.qkNorm = true;
+  if (headSize !== dim / nHeads) config.headDim = headSize;
+  if (ropeScaling) config.ropeScaling = ropeScaling;
+  return { architecture, config, layout, ...(ropeFreqs ? { ropeFreqs } : {}) };
 }
 
 /** What the architectures the builder lacks need, named so the refusal says what is missing. */
@@ -255,13 +283,14 @@ function refuseMissingNumerics(
   if (BUILT.includes(architecture)) return;
   const missing: Record<Exclude<GgufArchitecture, 'llama' | 'qwen2' | 'phi3'>, string> = {
     qwen3:
-      'per-head RMSNorm of queries and keys (tensors blk.N.attn_q_norm.weight / attn_k_norm.weight)',
+      'its per-head q/k norms (blk.N.attn_q_norm / attn_k_norm) and head size (key_length) mapped onto the config as they are, ' +
+      'which this importer has not been checked against a reference yet (the llama.cpp it is tested with predates Qwen3)',
     gemma3:
-      'the embedding scaled by √dim, GELU (tanh) feed-forward, query/key norms, post-attention and post-feed-forward norms, ' +
-      `and local sliding-window layers with their own RoPE base (${k('attention.sliding_window')})`,
+      "llama.cpp's own Gemma 3 conventions mapped and checked against it — norm weights stored with their +1, the √dim embedding scale, " +
+      `the local RoPE base and window pattern of its sliding layers (${k('attention.sliding_window')}) — which this importer has not been checked against yet`,
   };
   throw new ModelUnsupportedError(
-    `${name}: architecture ${architecture} needs ${missing[architecture as keyof typeof missing]}, which the graph builder does not have yet; ` +
-      `its keys map onto the model config (${file.tensors.length} tensors read), but importing it would compute something else`,
+    `${name}: architecture ${architecture} needs ${missing[architecture as keyof typeof missing]}; ` +
+      `the graph builder computes it (import it from Hugging Face safetensors), but a GGUF import is not proven to compute the same (${file.tensors.length} tensors)`,
   );
 }

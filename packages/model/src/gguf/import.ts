@@ -19,8 +19,9 @@ import { sha256File } from '../hash.js';
 import { type LlamaModelDir, writeModelDir } from '../model-dir.js';
 import { noProgress, type ProgressFn } from '../progress.js';
 import { DEFAULT_QUANT_ACTIVATIONS } from '../quant/quantize-model.js';
+import { dequantize } from './dequantize.js';
 import { type GgufConfigOptions, GgufKeys, parseGgufConfig } from './gguf-config.js';
-import { type GgufFile, type GgufTensorInfo, openGguf } from './gguf-file.js';
+import { type GgufFile, type GgufTensorInfo, openGguf, readTensorBytes } from './gguf-file.js';
 import { ggufTokenizer } from './gguf-tokenizer.js';
 import {
   DEFAULT_GGUF_REQUANTIZE,
@@ -64,6 +65,17 @@ export async function importGguf(options: ImportGgufOptions): Promise<LlamaModel
   const tokenizer = ggufTokenizer(keys, model.config.vocabSize);
   const handle = await open(file.path, 'r');
   try {
+    if (model.ropeFreqs) {
+      // llama.cpp divides frequency i by factor i: the builder's per-frequency divisors.
+      const factors = [...dequantize('F32', await readTensorBytes(handle, model.ropeFreqs))];
+      model.config.ropeScaling = {
+        type: 'longrope',
+        shortFactor: factors,
+        longFactor: factors,
+        originalContext: keys.uint(`${model.architecture}.context_length`),
+        attentionFactor: 1,
+      };
+    }
     const plan = planGgufTensors(file, model, {
       requantize: options.requantize ?? DEFAULT_GGUF_REQUANTIZE,
       headIsEmbedding: await headIsEmbedding(file),

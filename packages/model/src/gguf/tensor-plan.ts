@@ -94,6 +94,10 @@ function sourceNames(
         : ['attn_q', 'attn_k', 'attn_v'].map((p) => blk(layer, `${p}.weight`));
     case layerTensor.bqkv(layer):
       return ['attn_q', 'attn_k', 'attn_v'].map((p) => blk(layer, `${p}.bias`));
+    case layerTensor.qNorm(layer):
+      return of('attn_q_norm.weight');
+    case layerTensor.kNorm(layer):
+      return of('attn_k_norm.weight');
     case layerTensor.wo(layer):
       return of('attn_output.weight');
     case layerTensor.ffnNorm(layer):
@@ -143,6 +147,8 @@ export function planGgufTensors(
   const config: LlamaConfig = { ...model.config, sharedClassifier: tied };
   const used = new Set<string>();
   if (options.headIsEmbedding && byName.has('output.weight')) used.add('output.weight');
+  // Read into the config's RoPE scaling, not stored (see parseGgufConfig).
+  if (model.ropeFreqs) used.add(model.ropeFreqs.name);
   const tensors = llamaTensorSpecs(config).map((spec): PlannedTensor => {
     const names = sourceNames(model, spec, head, (n) => byName.has(n));
     const rows = sourceRows(config, spec, names.length);
