@@ -13,6 +13,7 @@ import { generate, LocalPipeline } from '@swarmbee/engine';
 import { importOnnxDecoder } from '@swarmbee/model';
 import onnxProto from 'onnx-proto';
 import t from 'tap';
+import { withInt4MatMuls } from '../../../test/helpers/genai-variants.js';
 import {
   type DecoderNaming,
   DecoderReference,
@@ -150,5 +151,37 @@ t.test(
       message: /\/model\/layers\.0\/attn\/MultiHeadAttention is a GroupQueryAttention/,
     });
     t.notOk(existsSync(join(root, 'm')), 'nothing written');
+  },
+);
+
+t.test(
+  'genai builder export with int4 MatMulNBits weights: every split gives the unsplit ids',
+  async (t) => {
+    if (!haveSharedModel(t, TINY_GENAI_LLAMA.onnx)) return;
+    const root = t.testdir({ int4: {} });
+    const source = await withInt4MatMuls(TINY_GENAI_LLAMA.onnx, join(root, 'int4'));
+    const dir = await importOnnxDecoder({ model: source, out: join(root, 'm') });
+    const reference = await DecoderReference.open(source, NAMING);
+    const want = await reference.greedy([TINY_GENAI_LLAMA.prompt], LENGTH);
+    await reference.close();
+    const fp16 = await DecoderReference.open(TINY_GENAI_LLAMA.onnx, NAMING);
+    const unquantized = await fp16.greedy([TINY_GENAI_LLAMA.prompt], LENGTH);
+    await fp16.close();
+    t.not(want.ids[0]!.join(), unquantized.ids[0]!.join(), 'int4 weights change the greedy ids');
+    for (const ranges of everySplit(2)) {
+      const pipeline = await LocalPipeline.create(dir, { ranges, threaded: false });
+      try {
+        const [got] = await generate(pipeline, [
+          { promptIds: TINY_GENAI_LLAMA.prompt, steps: LENGTH - 1, sampling: GREEDY },
+        ]);
+        t.same(
+          got!.ids,
+          want.ids[0],
+          `split ${ranges.map((r) => `${r.start}-${r.end}`).join(',')}`,
+        );
+      } finally {
+        await pipeline.close();
+      }
+    }
   },
 );
