@@ -26,12 +26,13 @@ export const STORY_CHAT_TEMPLATE = [
   '{% endif %}',
 ].join('');
 
-/** Writes the checkpoint dir (with `chat_template.jinja`) at `checkpoint` and imports it to `out`. */
+/** Writes the checkpoint dir (with `template` as `chat_template.jinja`) at `checkpoint` and imports it to `out`. */
 export async function importStoryChatModel(
   checkpoint: string,
   out: string,
+  template = STORY_CHAT_TEMPLATE,
 ): Promise<LlamaModelDir> {
   await writeHfStories260K(checkpoint);
-  await writeFile(join(checkpoint, 'chat_template.jinja'), STORY_CHAT_TEMPLATE);
+  await writeFile(join(checkpoint, 'chat_template.jinja'), template);
   return importHf({ dir: checkpoint, out });
 }

@@ -133,3 +133,48 @@ t.test('chat completions use the model’s template', async (t) => {
   );
   t.ok(existsSync(join(dir.path, 'tokenizer_config.json')));
 });
+
+t.test(
+  'the template’s end-of-turn token ends a reply: finish_reason stop, its text not returned',
+  async (t) => {
+    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
+    const root = t.testdir();
+    // Turns end with <s> here, which stories260K samples when a story is over; it is no EOS id.
+    const template = STORY_CHAT_TEMPLATE.replace(
+      "m.content + eos_token + '\\n'",
+      'm.content + bos_token',
+    );
+    t.not(template, STORY_CHAT_TEMPLATE);
+    const dir = await importStoryChatModel(join(root, 'ckpt'), join(root, 'm'), template);
+    const ref = dir.manifest.tokenizer;
+    if (ref?.kind !== 'hf') throw new Error('expected an HF tokenizer');
+    t.equal(ref.endOfTurnId, 1, 'the end of turn is <s>');
+    t.same(ref.stopIds, [2, 1], 'generation_config’s EOS, then the end of turn');
+    const tokenizer = await loadTokenizer(dir);
+    const pipeline = await LocalPipeline.create(dir, { stages: 1 });
+    t.teardown(() => pipeline.close());
+    const { config, name } = dir.manifest;
+    const service = new GenerationService(
+      new Scheduler(pipelineTransport(pipeline), { maxInFlight: 1 }),
+      tokenizer,
+      { name, vocabSize: config.vocabSize, maxSeqLen: config.maxSeqLen },
+    );
+    const messages = [{ role: 'user', content: 'Once upon a time' }];
+    const reply = await service.complete({
+      prompt: { messages },
+      maxTokens: 400,
+      sampling: { temperature: 0, topP: 1, topK: 0 },
+    });
+    t.equal(reply.finishReason, 'stop', `stopped after ${reply.completionTokens} tokens`);
+    t.ok(reply.completionTokens < 400);
+    t.not(reply.tokenIds.at(-1), 1, 'the end-of-turn token is not part of the reply');
+    t.notMatch(reply.text, /<s>/);
+    const longer = await service.complete({
+      prompt: { messages },
+      maxTokens: reply.completionTokens + 5,
+      sampling: { temperature: 0, topP: 1, topK: 0 },
+      ignoreEos: true,
+    });
+    t.equal(longer.tokenIds[reply.tokenIds.length], 1, 'what was sampled next was <s>');
+  },
+);

@@ -10,6 +10,8 @@
  * records the versions).
  */
 import { existsSync } from 'node:fs';
+import { copyFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { TokenizerInvalidError } from '@swarmbee/core';
 import { decodeIds, readHfTokenizerFiles } from '@swarmbee/model';
 import t from 'tap';
@@ -55,5 +57,41 @@ t.test(
       262_144,
     );
     t.same(gemma.tokenizer.encode('<image_soft_token>', { bos: false }), [262_144]);
+  },
+);
+
+t.test(
+  'stop ids: every eos_token_id of generation_config.json (a list) and config.json, the eos_token, the end of turn',
+  async (t) => {
+    const files = tokenizerDir(TOKENIZER_FIXTURES.tokenizers_recorded.llama3!);
+    const root = t.testdir({
+      // Llama 3.1's generation_config.json lists three.
+      list: {
+        'generation_config.json': JSON.stringify({
+          bos_token_id: 128000,
+          eos_token_id: [128001, 128008, 128009],
+        }),
+      },
+      single: { 'generation_config.json': JSON.stringify({ eos_token_id: 128001 }) },
+    });
+    const dir = join(root, 'list');
+    const single = join(root, 'single');
+    await copyFile(join(files, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+    await copyFile(join(files, 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+    const { tokenizer, files: stored } = await readHfTokenizerFiles(
+      dir,
+      { eosTokenIds: [128001, 7] },
+      128_256,
+    );
+    t.same(tokenizer.stopIds, [128001, 128008, 128009, 7], 'each once, generation_config first');
+    t.equal(stored.settings.endOfTurnId, 128009, '<|eot_id|>');
+    await copyFile(join(files, 'tokenizer.json'), join(single, 'tokenizer.json'));
+    await copyFile(join(files, 'tokenizer_config.json'), join(single, 'tokenizer_config.json'));
+    const one = await readHfTokenizerFiles(single, { eosTokenIds: [] }, 128_256);
+    t.same(
+      one.tokenizer.stopIds,
+      [128001, 128009],
+      'one id, then eos_token and end of turn (the same here)',
+    );
   },
 );
