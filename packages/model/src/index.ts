@@ -13,6 +13,7 @@
  */
 export * from './derived-model.js';
 export * from './hash.js';
+export * from './hf/chat-template-files.js';
 export * from './hf/checkpoint.js';
 export * from './hf/config.js';
 export * from './hf/import.js';
@@ -47,7 +48,10 @@ export * from './staging-dir.js';
 export * from './synth/presets.js';
 export * from './synth/synthesize.js';
 export * from './synth/vocab.js';
+export * from './tokenizer/chat.js';
+export * from './tokenizer/chat-template.js';
 export * from './tokenizer/hf-tokenizer.js';
 export * from './tokenizer/llama2c-tokenizer.js';
 export * from './tokenizer/load.js';
 export * from './tokenizer/tokenizer.js';
+export * from './tokenizer/transformers-compat.js';
