@@ -61,6 +61,25 @@ export class NetworkUnavailableError extends SwarmBeeError {
   static override readonly httpStatus = 503;
 }
 
+/**
+ * A model's chat template cannot be used: the file is missing or unreadable, its
+ * `chat_template` has no default among named templates, or @huggingface/jinja cannot
+ * parse it. The message names the file and the problem.
+ */
+export class ChatTemplateInvalidError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_CHAT_TEMPLATE_INVALID';
+}
+
+/**
+ * A conversation cannot be rendered by the model's chat template: the template raised
+ * (`raise_exception`, e.g. roles that do not alternate) or failed on the messages. A
+ * client error: the message names the template and what it said.
+ */
+export class ChatTemplateRenderError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_CHAT_TEMPLATE_FAILED';
+  static override readonly httpStatus = 400;
+}
+
 registerErrors(
   ModelUnsupportedError,
   HfCheckpointInvalidError,
@@ -71,4 +90,6 @@ registerErrors(
   DownloadChecksumError,
   DownloadFailedError,
   NetworkUnavailableError,
+  ChatTemplateInvalidError,
+  ChatTemplateRenderError,
 );

@@ -235,6 +235,20 @@ export function modelCommand(yargs: Argv): Argv {
               ['norm eps / RoPE theta', `${c.normEps} / ${c.ropeTheta}`],
               ['weights', `${formatBytes(m.weights.bytes)} (${m.weights.tensors.length} tensors)`],
               ['tokenizer', m.tokenizer ? `${m.tokenizer.kind} (${m.tokenizer.file})` : 'none'],
+              ...(m.tokenizer?.kind === 'hf'
+                ? [
+                    [
+                      'chat template',
+                      m.tokenizer.chatTemplate
+                        ? `${m.tokenizer.chatTemplate.file} (from ${m.tokenizer.chatTemplate.source})`
+                        : 'none (messages joined by lines)',
+                    ],
+                    [
+                      'stop ids',
+                      `${m.tokenizer.stopIds.join(', ')}${m.tokenizer.endOfTurnId === undefined ? '' : ` (end of turn ${m.tokenizer.endOfTurnId})`}`,
+                    ],
+                  ]
+                : []),
               [
                 'source',
                 m.source.kind === 'hf' || m.source.kind === 'gguf'

@@ -23,6 +23,7 @@ import { importLlama2c } from '../llama2c/import.js';
 import { cacheRoot } from '../model-cache.js';
 import type { ModelDir } from '../model-dir.js';
 import type { ProgressFn } from '../progress.js';
+import { CHAT_TEMPLATE_FILE } from '../tokenizer/chat-template.js';
 import { HF_TOKENIZER_CONFIG_FILE, HF_TOKENIZER_FILE } from '../tokenizer/hf-tokenizer.js';
 import { DEFAULT_LLAMA2C_URL, type Llama2cCatalogEntry, parsePullTarget } from './catalog.js';
 import { type DownloadedFile, downloadFile, type ExpectedFile } from './download.js';
@@ -245,8 +246,8 @@ async function pullHfRepo(
       throw new HfCheckpointInvalidError(
         `hf:${hub.repo} has no ${path}; SwarmBee imports Hugging Face checkpoints with ${required.join(' and ')}`,
       );
-  const optional = [HF_GENERATION_CONFIG_FILE, HF_TOKENIZER_CONFIG_FILE].filter((p) =>
-    byPath.has(p),
+  const optional = [HF_GENERATION_CONFIG_FILE, HF_TOKENIZER_CONFIG_FILE, CHAT_TEMPLATE_FILE].filter(
+    (p) => byPath.has(p),
   );
   const files: DownloadedFile[] = [];
   for (const path of [...required, ...optional]) files.push(await fetchFile(path));
