@@ -6,6 +6,7 @@
  * imported ONNX decoder export it cuts graphs from (see `onnx-decoder.ts`).
  */
 import type { LlamaConfig } from './decoder-config.js';
+import type { GgufSource } from './gguf.js';
 import type { OnnxDecoderManifest } from './onnx-decoder.js';
 
 /** `uint8` holds packed quantization codes (see {@link WeightQuantization}) or zero points. */
@@ -144,7 +145,8 @@ export type ModelSource =
       weights: { file: string; sha256: string }[];
       /** The Hugging Face repository it was pulled from, when it was. */
       repo?: string;
-    };
+    }
+  | GgufSource;
 
 /** What `swarmbee optimize` did to the model a derived model dir was made from. */
 export interface ModelDerivation {

@@ -1,4 +1,4 @@
-/** Errors of bringing models in: Hugging Face checkpoints and downloads. */
+/** Errors of bringing models in: Hugging Face checkpoints, GGUF files and downloads. */
 import { registerErrors, SwarmBeeError } from './errors.js';
 
 /**
@@ -14,6 +14,20 @@ export class ModelUnsupportedError extends SwarmBeeError {
 /** A Hugging Face checkpoint dir is incomplete or inconsistent: config, index or tensors. */
 export class HfCheckpointInvalidError extends SwarmBeeError {
   static override readonly code = 'SWARMBEE_ERR_HF_CHECKPOINT_INVALID';
+}
+
+/**
+ * A GGUF file is malformed or inconsistent: truncated, a tensor's data past the end of
+ * the file, a version it does not follow, a missing or mistyped key, a vocabulary that
+ * disagrees with the embedding. The message names the file and the key or tensor.
+ */
+export class GgufInvalidError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_GGUF_INVALID';
+}
+
+/** A GGUF tensor is stored in a ggml type SwarmBee does not decode (IQ*, TQ*, I8…); the message names it. */
+export class GgufTensorTypeUnsupportedError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_GGUF_TENSOR_TYPE_UNSUPPORTED';
 }
 
 /** A safetensors file is malformed: header, dtype, shape or data offsets. */
@@ -69,6 +83,8 @@ export class ChatTemplateRenderError extends SwarmBeeError {
 registerErrors(
   ModelUnsupportedError,
   HfCheckpointInvalidError,
+  GgufInvalidError,
+  GgufTensorTypeUnsupportedError,
   SafetensorsInvalidError,
   DownloadNotFoundError,
   DownloadChecksumError,

@@ -12,6 +12,15 @@
  * ```
  */
 export * from './derived-model.js';
+export * from './gguf/dequantize.js';
+export * from './gguf/ggml-types.js';
+export * from './gguf/gguf-config.js';
+export * from './gguf/gguf-file.js';
+export * from './gguf/gguf-tokenizer.js';
+export * from './gguf/import.js';
+export * from './gguf/nbits-mapping.js';
+export * from './gguf/tensor-plan.js';
+export * from './gguf/tensor-values.js';
 export * from './hash.js';
 export * from './hf/chat-template-files.js';
 export * from './hf/checkpoint.js';
@@ -39,6 +48,7 @@ export * from './pull/download.js';
 export * from './pull/hub.js';
 export * from './pull/pull.js';
 export * from './quant/block-quant.js';
+export * from './quant/matrix-ops.js';
 export * from './quant/model-variant.js';
 export * from './quant/quantize-model.js';
 export * from './quant/stored-tensors.js';
