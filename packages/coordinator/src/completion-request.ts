@@ -12,11 +12,17 @@ import {
   TokenOutOfVocabularyError,
   validateSampling,
 } from '@swarmbee/core';
-import type { ChatMessage } from './prompt/prompt.js';
+import type { ChatMessage, ChatTemplateOptions } from '@swarmbee/model';
+
+/** A conversation, rendered through the model's chat template (plain lines without one). */
+export interface ChatPrompt {
+  messages: ChatMessage[];
+  template?: ChatTemplateOptions;
+}
 
 export interface CompletionRequest {
-  /** Text (encoded with BOS first), chat messages (rendered, then encoded) or token ids. */
-  prompt: string | number[] | { messages: ChatMessage[] };
+  /** Text (plain encoding: BOS first when the tokenizer adds one), token ids, or a conversation. */
+  prompt: string | number[] | ChatPrompt;
   /** Tokens to sample at most; see also `steps`. */
   maxTokens?: number;
   /** run.c-style positions, prompt included: overrides maxTokens with steps + 1 - prompt tokens. */
@@ -65,15 +71,15 @@ export function checkRequest(request: CompletionRequest, limits: CompletionLimit
     );
 }
 
-/** The characters a prompt holds before any template: a text's, or its messages' text. */
+/**
+ * The characters a prompt holds before any template: a text's, or its messages' text. A
+ * rendered conversation is at least this long, so the limit holds before rendering too.
+ */
 export function promptChars(prompt: CompletionRequest['prompt']): number {
   if (typeof prompt === 'string') return prompt.length;
   if (Array.isArray(prompt)) return 0;
   let chars = 0;
-  for (const message of prompt.messages) {
-    if (typeof message.content === 'string') chars += message.content.length;
-    else for (const part of message.content) chars += part.text.length;
-  }
+  for (const message of prompt.messages) chars += message.content.length;
   return chars;
 }
 

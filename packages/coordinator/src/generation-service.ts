@@ -36,7 +36,11 @@ export interface ServiceLimits {
 
 export const DEFAULT_MAX_ACTIVE = 32;
 export const DEFAULT_MAX_QUEUED = 256;
-export { type CompletionRequest, DEFAULT_COMPLETION_TOKENS } from './completion-request.js';
+export {
+  type ChatPrompt,
+  type CompletionRequest,
+  DEFAULT_COMPLETION_TOKENS,
+} from './completion-request.js';
 
 export interface Completion {
   text: string;

@@ -34,24 +34,35 @@ export class TextStream {
   /** Adds a token; returns the text that is now safe to show. */
   push(token: number): string {
     if (this.#stopped) return '';
-    const piece = this.#decoder.push(token);
-    this.#text += piece;
-    for (const stop of this.#stops) stop.feed(piece);
-    // The first stop string in the request's order that occurs ends the text there.
-    const found = this.#stops.find((stop) => stop.foundAt >= 0);
-    if (found) {
-      this.#text = this.#text.slice(0, found.foundAt);
-      this.#stopped = true;
-      return this.#flush(this.#text.length);
-    }
+    this.#append(this.#decoder.push(token));
+    if (this.#cutAtStop()) return this.#flush(this.#text.length);
     const heldBack = this.#stops.reduce((most, stop) => Math.max(most, stop.pending), 0);
     return this.#flush(this.#text.length - heldBack);
   }
 
-  /** The rest of the text once the sequence has ended. */
+  /** The rest of the text once the sequence has ended (text the decoder held back may still hold a stop string). */
   end(): string {
-    if (!this.#stopped) this.#text += this.#decoder.end();
+    if (!this.#stopped) {
+      this.#append(this.#decoder.end());
+      this.#cutAtStop();
+    }
     return this.#flush(this.#text.length);
+  }
+
+  #append(piece: string): void {
+    this.#text += piece;
+    for (const stop of this.#stops) stop.feed(piece);
+  }
+
+  /** Ends the text before the earliest stop string found; true when there is one. */
+  #cutAtStop(): boolean {
+    let cut = -1;
+    for (const stop of this.#stops)
+      if (stop.foundAt >= 0 && (cut < 0 || stop.foundAt < cut)) cut = stop.foundAt;
+    if (cut < 0) return false;
+    this.#text = this.#text.slice(0, cut);
+    this.#stopped = true;
+    return true;
   }
 
   #flush(upTo: number): string {

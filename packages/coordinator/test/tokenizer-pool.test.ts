@@ -8,7 +8,6 @@ import {
   type CompletionJob,
   type CompletionLimits,
   type CompletionRequest,
-  renderChat,
   TokenizerPool,
 } from '@swarmbee/coordinator';
 import {
@@ -19,7 +18,14 @@ import {
   RequestTooLargeError,
   TokenizerFailedError,
 } from '@swarmbee/core';
-import { decodeIds, importHf, importLlama2c, loadTokenizer, type ModelDir } from '@swarmbee/model';
+import {
+  decodeIds,
+  encodeChat,
+  importHf,
+  importLlama2c,
+  loadTokenizer,
+  type ModelDir,
+} from '@swarmbee/model';
 import t, { type Test } from 'tap';
 import { writeHfStories260K } from '../../../test/helpers/hf-stories260k.js';
 import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
@@ -72,11 +78,11 @@ t.test('prepares text, chat, ids and API bodies as the tokenizer does in process
   t.equal(text.maxTokens, 7);
   t.equal(text.stream, false);
   const messages = [
-    { role: 'system' as const, content: 'Tell a story.' },
-    { role: 'user' as const, content: [{ type: 'text' as const, text: 'Lily and Tom' }] },
+    { role: 'system', content: 'Tell a story.' },
+    { role: 'user', content: 'Lily and Tom' },
   ];
   const chat = await pool.prepare(job({ messages }));
-  t.same(chat.request.prompt, tokenizer.encode(renderChat(messages)));
+  t.same(chat.request.prompt, encodeChat(tokenizer, messages));
   t.equal(chat.echo, '', 'no echo unless asked for');
   const ids = tokenizer.encode('The cat sat. ☃');
   const echoed = await pool.prepare(job(ids, { echo: true }));
@@ -91,7 +97,21 @@ t.test('prepares text, chat, ids and API bodies as the tokenizer does in process
   );
   t.same(api.request.prompt, [1, 403, 407, 261, 378], 'an API body is parsed and encoded');
   t.match(api, { stream: true, maxTokens: 3, request: { stop: ['.'], sampling: { topP: 1 } } });
-  const apiChat = await pool.prepare(body('chat', { messages, max_completion_tokens: 2 }));
+  const apiChat = await pool.prepare(
+    body('chat', {
+      messages: [
+        { role: 'developer', content: 'Tell a story.' },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'Lily and ' },
+            { type: 'text', text: 'Tom' },
+          ],
+        },
+      ],
+      max_completion_tokens: 2,
+    }),
+  );
   t.same(apiChat.request.prompt, chat.request.prompt);
   await t.rejects(pool.prepare(body('completions', { prompt: 'x', stop: Array(9).fill('.') })), {
     code: InvalidArgumentError.code,

@@ -8,6 +8,7 @@
 import { STATUS_CODES } from 'node:http';
 import {
   asSwarmBeeError,
+  ChatTemplateRenderError,
   ClusterUnavailableError,
   ContextOverflowError,
   DeviceUnknownError,
@@ -39,6 +40,7 @@ export const API_ERROR_STATUS: ReadonlyMap<string, number> = new Map(
     InvalidArgumentError,
     ContextOverflowError,
     TokenOutOfVocabularyError,
+    ChatTemplateRenderError,
     DeviceUnknownError,
     UnauthorizedError,
     NotFoundError,

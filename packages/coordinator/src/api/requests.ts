@@ -10,7 +10,14 @@ import {
   checkPromptLength,
 } from '../completion-request.js';
 import { parseJson } from './json-body.js';
-import { chatBody, completionBody, parseBody, samplingFrom, stopsFrom } from './schemas.js';
+import {
+  chatBody,
+  chatPromptFrom,
+  completionBody,
+  parseBody,
+  samplingFrom,
+  stopsFrom,
+} from './schemas.js';
 
 export type CompletionEndpoint = 'completions' | 'chat';
 
@@ -34,7 +41,7 @@ export function completionFromBody(
     const body = parseBody(chatBody, value);
     return {
       request: {
-        prompt: { messages: body.messages },
+        prompt: chatPromptFrom(body),
         maxTokens: body.max_completion_tokens ?? body.max_tokens,
         steps: body.steps,
         sampling: samplingFrom(body),

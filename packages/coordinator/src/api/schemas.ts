@@ -1,7 +1,8 @@
 /**
  * OpenAI-compatible request bodies, checked with zod. SwarmBee extensions:
  * `top_k`, `seed`, `steps` (run.c-style positions, prompt included) and, as
- * vLLM names it, `ignore_eos` (generate past end-of-sequence tokens).
+ * vLLM names them, `ignore_eos` (generate past end-of-sequence tokens) and
+ * `chat_template_kwargs.enable_thinking` (Qwen3's thinking toggle).
  *
  * Every field describes what it expects; a body that does not parse is refused with
  * that description and what was sent instead (`stop: expected a string or an array of
@@ -9,6 +10,7 @@
  */
 import { DEFAULT_SAMPLING, InvalidArgumentError, type SamplingParams } from '@swarmbee/core';
 import { z } from 'zod';
+import type { ChatPrompt } from '../completion-request.js';
 
 /** Most stop strings one request may give. */
 export const MAX_STOP_STRINGS = 8;
@@ -64,6 +66,12 @@ export const chatBody = z
       .min(1)
       .describe('expected a non-empty array of messages {"role", "content"}'),
     logprobs: flag,
+    /** Variables for the model's chat template, as vLLM takes them; only those SwarmBee passes on. */
+    chat_template_kwargs: z
+      .object({ enable_thinking: z.boolean().optional() })
+      .strict()
+      .optional()
+      .describe('expected an object with at most "enable_thinking" (true or false)'),
   })
   .describe('expected a JSON object with "messages"');
 
@@ -170,4 +178,20 @@ export function samplingFrom(body: {
 export function stopsFrom(stop: string | string[] | null | undefined): string[] {
   if (stop === undefined || stop === null) return [];
   return typeof stop === 'string' ? [stop] : stop;
+}
+
+/**
+ * The messages as the chat template takes them: content parts joined into text,
+ * OpenAI's `developer` role as the `system` role templates know.
+ */
+export function chatPromptFrom(body: ChatBody): ChatPrompt {
+  const prompt: ChatPrompt = {
+    messages: body.messages.map((m) => ({
+      role: m.role === 'developer' ? 'system' : m.role,
+      content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join(''),
+    })),
+  };
+  const thinking = body.chat_template_kwargs?.enable_thinking;
+  if (thinking !== undefined) prompt.template = { enableThinking: thinking };
+  return prompt;
 }

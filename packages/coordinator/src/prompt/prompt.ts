@@ -1,18 +1,12 @@
 /**
  * What preparing a completion takes — an API body as received, or a request built in
  * process — and gives: the checked request, its prompt's token ids and, when echoed, the
- * prompt's text. Preparing grows with the request (parsing, rendering chat, tokenizing,
- * decoding an echo), so the coordinator does it off its event loop ({@link TokenizerPool}).
+ * prompt's text. Preparing grows with the request (parsing, rendering a conversation through
+ * the model's chat template, tokenizing, decoding an echo), so the coordinator does it off
+ * its event loop ({@link TokenizerPool}).
  */
 import type { CompletionEndpoint } from '../api/requests.js';
 import type { CompletionLimits, CompletionRequest } from '../completion-request.js';
-
-/** One chat message as the API takes it. */
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant' | 'developer';
-  content: string | { type: 'text'; text: string }[];
-  name?: string;
-}
 
 export interface CompletionJob {
   /** The body of a request to an endpoint (null: it had none), or a request made in process. */
@@ -37,17 +31,4 @@ export interface PreparedPrompt {
 export interface PromptPreparer {
   prepare(job: CompletionJob, options?: { signal?: AbortSignal }): Promise<PreparedPrompt>;
   close(): Promise<void>;
-}
-
-/**
- * SwarmBee's chat template for models without one of their own (llama2.c story
- * models): the messages' text, one per line, which the model continues.
- */
-export function renderChat(messages: readonly ChatMessage[]): string {
-  return messages
-    .filter((m) => m.role !== 'assistant' || m.content !== '')
-    .map((m) =>
-      typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join(''),
-    )
-    .join('\n');
 }

@@ -1,12 +1,12 @@
 /**
  * Worker-thread entry of the {@link TokenizerPool}: loads the model's tokenizer once,
- * then prepares one completion at a time — parses and checks an API body, renders chat
- * messages, encodes text, decodes an echo — so none of that runs on the coordinator's
- * event loop.
+ * (and chat template) once, then prepares one completion at a time — parses and checks an
+ * API body, renders a conversation through the template, encodes text, decodes an echo — so
+ * none of that runs on the coordinator's event loop.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { asSwarmBeeError } from '@swarmbee/core';
-import { decodeIds, loadTokenizer, type Tokenizer } from '@swarmbee/model';
+import { decodeIds, encodeChat, loadTokenizer, type Tokenizer } from '@swarmbee/model';
 import { completionFromBody } from '../api/requests.js';
 import {
   checkPromptChars,
@@ -21,17 +21,10 @@ import type {
   PromptRequestMessage,
   TokenizerThreadData,
 } from './pool-messages.js';
-import { type ChatMessage, type CompletionJob, renderChat } from './prompt.js';
+import type { CompletionJob } from './prompt.js';
 
 const port = parentPort!;
 const { model } = workerData as TokenizerThreadData;
-
-/**
- * Chat messages as the prompt text the model continues. This is where a model's own chat
- * template (rendered from the model dir, in this thread) plugs in; models without one get
- * SwarmBee's plain rendering.
- */
-const renderMessages: (messages: ChatMessage[]) => string = renderChat;
 
 function prepare(tokenizer: Tokenizer, id: number, job: CompletionJob): PromptReplyMessage {
   const { limits, source } = job;
@@ -49,7 +42,11 @@ function prepare(tokenizer: Tokenizer, id: number, job: CompletionJob): PromptRe
     checkVocabulary(prompt, limits);
     ids = prompt;
   } else {
-    ids = tokenizer.encode(typeof prompt === 'string' ? prompt : renderMessages(prompt.messages));
+    // A conversation goes through the model's chat template (plain lines without one).
+    ids =
+      typeof prompt === 'string'
+        ? tokenizer.encode(prompt)
+        : encodeChat(tokenizer, prompt.messages, prompt.template);
     checkPromptLength(ids.length, limits);
   }
   const { prompt: _prompt, ...rest } = request;
