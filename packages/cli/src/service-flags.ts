@@ -53,9 +53,18 @@ export const serviceLimitOptions = {
     type: 'number',
     describe: "Longest prompt accepted, tokens (default: the model's context); longer gets 413",
   },
+  'max-prompt-chars': {
+    type: 'number',
+    describe:
+      "Longest text prompt (a chat: its messages' text), characters; longer gets 413 before it is tokenized (default: --max-prompt-tokens × the tokenizer's longest token)",
+  },
   'max-tokens': {
     type: 'number',
     describe: "Most tokens one request may ask for (default: the model's context)",
+  },
+  'tokenizer-threads': {
+    type: 'number',
+    describe: 'Threads that tokenize prompts off the event loop (default 2)',
   },
   'max-body-kib': {
     type: 'number',
@@ -67,6 +76,7 @@ export function serviceLimitsFrom(args: {
   maxActive?: number;
   maxQueued?: number;
   maxPromptTokens?: number;
+  maxPromptChars?: number;
   maxTokens?: number;
   maxBodyKib?: number;
 }) {
@@ -74,15 +84,40 @@ export function serviceLimitsFrom(args: {
     maxActive?: number;
     maxQueued?: number;
     maxPromptTokens?: number;
+    maxPromptChars?: number;
     maxTokens?: number;
     maxBodyBytes?: number;
   } = {};
   if (args.maxActive !== undefined) limits.maxActive = args.maxActive;
   if (args.maxQueued !== undefined) limits.maxQueued = args.maxQueued;
   if (args.maxPromptTokens !== undefined) limits.maxPromptTokens = args.maxPromptTokens;
+  if (args.maxPromptChars !== undefined) limits.maxPromptChars = args.maxPromptChars;
   if (args.maxTokens !== undefined) limits.maxTokens = args.maxTokens;
   if (args.maxBodyKib !== undefined) limits.maxBodyBytes = Math.round(args.maxBodyKib * 1024);
   return limits;
+}
+
+export const httpTimeoutOptions = {
+  'headers-timeout-ms': {
+    type: 'number',
+    describe:
+      'Time an API client has to send its request headers, ms (default 10000); slower gets 408',
+  },
+  'request-timeout-ms': {
+    type: 'number',
+    describe:
+      'Time an API client has to send a whole request, body included, ms (default 30000); slower gets 408',
+  },
+} as const;
+
+export function httpTimeoutsFrom(args: { headersTimeoutMs?: number; requestTimeoutMs?: number }): {
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
+} {
+  const timeouts: { headersTimeoutMs?: number; requestTimeoutMs?: number } = {};
+  if (args.headersTimeoutMs !== undefined) timeouts.headersTimeoutMs = args.headersTimeoutMs;
+  if (args.requestTimeoutMs !== undefined) timeouts.requestTimeoutMs = args.requestTimeoutMs;
+  return timeouts;
 }
 
 export const stageLimitOptions = {

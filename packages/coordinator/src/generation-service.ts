@@ -1,24 +1,17 @@
 /**
  * Serves completions over a scheduler: text in and out, limits checked,
  * admission bounded by p-queue — a full queue is refused (429), never buffered.
+ * Requests are prepared — an API body parsed and checked, every limit that needs no
+ * tokens checked, the prompt rendered, tokenized, echo decoded — by a
+ * {@link PromptPreparer} off the event loop; only the per-token streaming decode, bounded
+ * per token, runs here.
  */
-import {
-  ContextOverflowError,
-  InvalidArgumentError,
-  QueueFullError,
-  RequestTooLargeError,
-  type SamplingParams,
-  TokenOutOfVocabularyError,
-  validateSampling,
-} from '@swarmbee/core';
-import {
-  type ChatMessage,
-  type ChatTemplateOptions,
-  decodeIds,
-  encodeChat,
-  type Tokenizer,
-} from '@swarmbee/model';
+import { QueueFullError } from '@swarmbee/core';
+import type { Tokenizer } from '@swarmbee/model';
 import PQueue from 'p-queue';
+import type { CompletionEndpoint } from './api/requests.js';
+import type { CompletionLimits, CompletionRequest } from './completion-request.js';
+import type { CompletionJob, PromptPreparer } from './prompt/prompt.js';
 import type { Scheduler, SequenceResult } from './scheduler.js';
 import { TextStream } from './text-stream.js';
 
@@ -29,6 +22,12 @@ export interface ServiceLimits {
   maxQueued: number;
   /** Longest prompt, in tokens. Default: the model's context. */
   maxPromptTokens: number;
+  /**
+   * Longest text prompt (a chat: its messages' text), characters, refused (413) before it
+   * is tokenized. Default: maxPromptTokens × the tokenizer's longest token, the most text
+   * that many tokens can stand for.
+   */
+  maxPromptChars: number;
   /** Most tokens one request may ask for. Default: the model's context. */
   maxTokens: number;
   /** Largest HTTP request body, bytes. Default 1 MiB (the API's). */
@@ -37,30 +36,11 @@ export interface ServiceLimits {
 
 export const DEFAULT_MAX_ACTIVE = 32;
 export const DEFAULT_MAX_QUEUED = 256;
-/** max_tokens when a request does not say. */
-export const DEFAULT_COMPLETION_TOKENS = 256;
-
-/** A conversation, rendered through the model's chat template (plain lines without one). */
-export interface ChatPrompt {
-  messages: ChatMessage[];
-  template?: ChatTemplateOptions;
-}
-
-export interface CompletionRequest {
-  /** Text (plain encoding: BOS first when the tokenizer adds one), token ids, or a conversation. */
-  prompt: string | number[] | ChatPrompt;
-  /** Tokens to sample at most; see also `steps`. */
-  maxTokens?: number;
-  /** run.c-style positions, prompt included: overrides maxTokens with steps + 1 - prompt tokens. */
-  steps?: number;
-  sampling: SamplingParams;
-  stop?: string[];
-  /** Keep generating past the tokenizer's end-of-sequence ids (benchmarks). Default false. */
-  ignoreEos?: boolean;
-  logprobs?: boolean;
-  /** Put the prompt's text in front of the completion. */
-  echo?: boolean;
-}
+export {
+  type ChatPrompt,
+  type CompletionRequest,
+  DEFAULT_COMPLETION_TOKENS,
+} from './completion-request.js';
 
 export interface Completion {
   text: string;
@@ -79,6 +59,10 @@ export interface PreparedCompletion {
   request: CompletionRequest;
   promptIds: number[];
   maxTokens: number;
+  /** The prompt's text when the request echoes it; else ''. */
+  echo: string;
+  /** An API body asked for server-sent events. */
+  stream: boolean;
 }
 
 export interface CompleteOptions {
@@ -98,24 +82,38 @@ export interface ModelInfo {
   maxSeqLen: number;
 }
 
+export interface GenerationServiceOptions {
+  scheduler: Scheduler;
+  /** Decodes sampled tokens as they stream; its stop ids end sequences. */
+  tokenizer: Tokenizer;
+  /** Prepares prompts off the event loop, with its own copies of the tokenizer. */
+  prompts: PromptPreparer;
+  model: ModelInfo;
+  limits?: Partial<ServiceLimits>;
+}
+
 export class GenerationService {
   readonly #scheduler: Scheduler;
   readonly #tokenizer: Tokenizer;
+  readonly #prompts: PromptPreparer;
   readonly #queue: PQueue;
+  readonly model: ModelInfo;
   readonly limits: ServiceLimits;
 
-  constructor(
-    scheduler: Scheduler,
-    tokenizer: Tokenizer,
-    readonly model: ModelInfo,
-    limits: Partial<ServiceLimits> = {},
-  ) {
-    this.#scheduler = scheduler;
-    this.#tokenizer = tokenizer;
+  constructor(options: GenerationServiceOptions) {
+    const { model, limits = {} } = options;
+    this.#scheduler = options.scheduler;
+    this.#tokenizer = options.tokenizer;
+    this.#prompts = options.prompts;
+    this.model = model;
+    const maxPromptTokens = limits.maxPromptTokens ?? model.maxSeqLen;
     this.limits = {
       maxActive: limits.maxActive ?? DEFAULT_MAX_ACTIVE,
       maxQueued: limits.maxQueued ?? DEFAULT_MAX_QUEUED,
-      maxPromptTokens: limits.maxPromptTokens ?? model.maxSeqLen,
+      maxPromptTokens,
+      maxPromptChars:
+        limits.maxPromptChars ??
+        Math.min(maxPromptTokens, model.maxSeqLen) * options.tokenizer.maxTokenChars,
       maxTokens: limits.maxTokens ?? model.maxSeqLen,
     };
     this.#queue = new PQueue({ concurrency: this.limits.maxActive });
@@ -130,40 +128,60 @@ export class GenerationService {
     return this.#queue.pending;
   }
 
-  /** Encodes a text prompt as run.c does (BOS first). */
-  encode(text: string): number[] {
-    return this.#tokenizer.encode(text);
+  /** What requests are checked against: this server's limits and the model's. */
+  get checks(): CompletionLimits {
+    return {
+      maxSeqLen: this.model.maxSeqLen,
+      vocabSize: this.model.vocabSize,
+      maxPromptTokens: this.limits.maxPromptTokens,
+      maxPromptChars: this.limits.maxPromptChars,
+      maxTokens: this.limits.maxTokens,
+    };
   }
 
   /**
-   * Checks and encodes a request, throwing coded errors (400, 413, 429) before any
+   * Checks and prepares a request, throwing coded errors (400, 413, 429) before any
    * response has started, so that a streaming client still gets a proper status.
    */
-  prepare(request: CompletionRequest): PreparedCompletion {
-    const { prompt } = request;
-    const promptIds =
-      typeof prompt === 'string'
-        ? this.#tokenizer.encode(prompt)
-        : Array.isArray(prompt)
-          ? prompt
-          : encodeChat(this.#tokenizer, prompt.messages, prompt.template);
-    const maxTokens = this.#check(request, promptIds);
-    if (this.#queue.size >= this.limits.maxQueued) {
-      throw new QueueFullError(
-        `${this.#queue.size} requests are already waiting (limit ${this.limits.maxQueued}); retry shortly`,
-      );
-    }
-    return { request, promptIds, maxTokens };
+  prepare(
+    request: CompletionRequest,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<PreparedCompletion> {
+    return this.#prepare({ source: { request }, limits: this.checks }, options);
+  }
+
+  /** The same for an API body as received (null: none), parsed off the event loop too. */
+  prepareBody(
+    endpoint: CompletionEndpoint,
+    body: Uint8Array | null,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<PreparedCompletion> {
+    return this.#prepare({ source: { endpoint, body }, limits: this.checks }, options);
+  }
+
+  async #prepare(
+    job: CompletionJob,
+    options: { signal?: AbortSignal },
+  ): Promise<PreparedCompletion> {
+    this.#checkRoom();
+    const prepared = await this.#prompts.prepare(job, options);
+    this.#checkRoom();
+    return {
+      request: prepared.request,
+      promptIds: prepared.request.prompt,
+      maxTokens: prepared.maxTokens,
+      echo: prepared.echo,
+      stream: prepared.stream,
+    };
   }
 
   async complete(request: CompletionRequest, options: CompleteOptions = {}): Promise<Completion> {
-    return this.run(this.prepare(request), options);
+    return this.run(await this.prepare(request, options), options);
   }
 
   async run(prepared: PreparedCompletion, options: CompleteOptions = {}): Promise<Completion> {
-    const { request, promptIds, maxTokens } = prepared;
+    const { request, promptIds, maxTokens, echo } = prepared;
     const stream = new TextStream(this.#tokenizer, promptIds, request.stop ?? []);
-    const echo = request.echo ? decodeIds(this.#tokenizer, promptIds) : '';
     if (echo) options.onText?.(echo);
     const result = await this.#queue.add(
       (): Promise<SequenceResult> =>
@@ -201,45 +219,12 @@ export class GenerationService {
     };
   }
 
-  /** Validates a request and returns how many tokens it may sample. */
-  #check(request: CompletionRequest, promptIds: number[]): number {
-    validateSampling(request.sampling);
-    const { maxSeqLen, vocabSize } = this.model;
-    if (promptIds.length === 0)
-      throw new InvalidArgumentError('prompt must hold at least one token');
-    if (promptIds.length > maxSeqLen)
-      throw new ContextOverflowError(
-        `the prompt has ${promptIds.length} tokens; the model's context holds ${maxSeqLen}`,
-      );
-    if (promptIds.length > this.limits.maxPromptTokens) {
-      throw new RequestTooLargeError(
-        `the prompt has ${promptIds.length} tokens; this server accepts at most ${this.limits.maxPromptTokens}`,
+  /** A full admission queue refuses at once (429), before any work. */
+  #checkRoom(): void {
+    if (this.#queue.size >= this.limits.maxQueued) {
+      throw new QueueFullError(
+        `${this.#queue.size} requests are already waiting (limit ${this.limits.maxQueued}); retry shortly`,
       );
     }
-    for (const id of promptIds) {
-      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
-        throw new TokenOutOfVocabularyError(
-          `token id ${id} is outside the vocabulary of ${vocabSize} tokens`,
-        );
-      }
-    }
-    let maxTokens = request.maxTokens ?? DEFAULT_COMPLETION_TOKENS;
-    if (request.steps !== undefined) {
-      if (!Number.isInteger(request.steps) || request.steps < 0)
-        throw new InvalidArgumentError(
-          `steps must be a non-negative integer, got ${request.steps}`,
-        );
-      const positions =
-        request.steps === 0 || request.steps > maxSeqLen ? maxSeqLen : request.steps;
-      maxTokens = Math.max(0, positions + 1 - promptIds.length);
-    }
-    if (!Number.isInteger(maxTokens) || maxTokens < 0)
-      throw new InvalidArgumentError(`max_tokens must be a non-negative integer, got ${maxTokens}`);
-    if (maxTokens > this.limits.maxTokens)
-      throw new InvalidArgumentError(
-        `max_tokens ${maxTokens} exceeds this server's limit of ${this.limits.maxTokens}`,
-      );
-    // The context bounds what can be sampled: positions 0..maxSeqLen-1 are fed, so maxSeqLen + 1 tokens at most.
-    return Math.min(maxTokens, maxSeqLen + 1 - promptIds.length);
   }
 }

@@ -4,7 +4,12 @@
  */
 
 export * from './api/admin.js';
+export * from './api/completions.js';
 export * from './api/errors.js';
+export * from './api/intake.js';
+export * from './api/json-body.js';
+export * from './api/requests.js';
+export * from './api/routing.js';
 export * from './api/schemas.js';
 export * from './api/server.js';
 export * from './api-client.js';
@@ -17,9 +22,13 @@ export * from './cluster/profiler.js';
 export * from './cluster/remote-transport.js';
 export * from './cluster/shard-store.js';
 export * from './cluster/worker-link.js';
+export * from './completion-request.js';
 export * from './discovery.js';
 export * from './generation-service.js';
 export * from './local-transport.js';
 export * from './metrics.js';
+export * from './prompt/prompt.js';
+export * from './prompt/tokenizer-pool.js';
 export * from './scheduler.js';
+export * from './stop-matcher.js';
 export * from './text-stream.js';

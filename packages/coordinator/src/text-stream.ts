@@ -3,11 +3,13 @@
  * tokenizer's incremental decoder (a character split across byte tokens waits for
  * its last byte), and stop strings end the text. Text that might be the start of a
  * stop string is held back until it is clear, so a stream never shows part of one.
+ * Each token costs time in the text it adds, not in the text so far or the stops' length.
  */
 import type { TokenDecoder, Tokenizer } from '@swarmbee/model';
+import { StopMatcher } from './stop-matcher.js';
 
 export class TextStream {
-  readonly #stops: string[];
+  readonly #stops: StopMatcher[];
   readonly #decoder: TokenDecoder;
   /** Text decoded so far, stop string excluded. */
   #text = '';
@@ -18,7 +20,7 @@ export class TextStream {
   /** `promptIds`: the ids the sampled tokens continue (their text is not part of this stream). */
   constructor(tokenizer: Tokenizer, promptIds: readonly number[], stops: string[]) {
     this.#decoder = tokenizer.decoder(promptIds);
-    this.#stops = stops.filter((s) => s.length > 0);
+    this.#stops = stops.filter((s) => s.length > 0).map((s) => new StopMatcher(s));
   }
 
   get text(): string {
@@ -32,45 +34,35 @@ export class TextStream {
   /** Adds a token; returns the text that is now safe to show. */
   push(token: number): string {
     if (this.#stopped) return '';
-    this.#text += this.#decoder.push(token);
+    this.#append(this.#decoder.push(token));
     if (this.#cutAtStop()) return this.#flush(this.#text.length);
-    return this.#flush(this.#text.length - this.#heldBack());
+    const heldBack = this.#stops.reduce((most, stop) => Math.max(most, stop.pending), 0);
+    return this.#flush(this.#text.length - heldBack);
   }
 
   /** The rest of the text once the sequence has ended (text the decoder held back may still hold a stop string). */
   end(): string {
     if (!this.#stopped) {
-      this.#text += this.#decoder.end();
+      this.#append(this.#decoder.end());
       this.#cutAtStop();
     }
     return this.#flush(this.#text.length);
   }
 
-  /** Ends the text before the first stop string in what has not been shown; true when one was found. */
+  #append(piece: string): void {
+    this.#text += piece;
+    for (const stop of this.#stops) stop.feed(piece);
+  }
+
+  /** Ends the text before the earliest stop string found; true when there is one. */
   #cutAtStop(): boolean {
     let cut = -1;
-    for (const stop of this.#stops) {
-      const at = this.#text.indexOf(stop, Math.max(0, this.#emitted - stop.length + 1));
-      if (at >= 0 && (cut < 0 || at < cut)) cut = at;
-    }
+    for (const stop of this.#stops)
+      if (stop.foundAt >= 0 && (cut < 0 || stop.foundAt < cut)) cut = stop.foundAt;
     if (cut < 0) return false;
     this.#text = this.#text.slice(0, cut);
     this.#stopped = true;
     return true;
-  }
-
-  /** Length of the longest tail of the text that begins some stop string. */
-  #heldBack(): number {
-    let hold = 0;
-    for (const stop of this.#stops) {
-      for (let n = Math.min(stop.length - 1, this.#text.length); n > hold; n--) {
-        if (this.#text.endsWith(stop.slice(0, n))) {
-          hold = n;
-          break;
-        }
-      }
-    }
-    return hold;
   }
 
   #flush(upTo: number): string {

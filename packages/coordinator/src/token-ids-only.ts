@@ -12,6 +12,8 @@ export class TokenIdsOnly implements Tokenizer {
   readonly bosId = -1;
   readonly eosId = -1;
   readonly stopIds: readonly number[] = [];
+  /** Text is refused whatever its length, with a message that says to send ids. */
+  readonly maxTokenChars = Number.POSITIVE_INFINITY;
 
   constructor(
     readonly vocabSize: number,

@@ -15,6 +15,7 @@ import {
   Metrics,
   pipelineTransport,
   Scheduler,
+  TokenizerPool,
 } from '@swarmbee/coordinator';
 import { ChatTemplateRenderError, InvalidArgumentError } from '@swarmbee/core';
 import { LocalPipeline } from '@swarmbee/engine';
@@ -46,10 +47,13 @@ t.test('chat completions use the model’s template', async (t) => {
   t.teardown(() => pipeline.close());
   const scheduler = new Scheduler(pipelineTransport(pipeline), { maxInFlight: 2 });
   const { config, name } = dir.manifest;
-  const service = new GenerationService(scheduler, tokenizer, {
-    name,
-    vocabSize: config.vocabSize,
-    maxSeqLen: config.maxSeqLen,
+  const prompts = await TokenizerPool.start(dir, { threads: 1 });
+  t.teardown(() => prompts.close());
+  const service = new GenerationService({
+    scheduler,
+    tokenizer,
+    prompts,
+    model: { name, vocabSize: config.vocabSize, maxSeqLen: config.maxSeqLen },
   });
   const app = createApi({
     service: () => service,
@@ -154,11 +158,14 @@ t.test(
     const pipeline = await LocalPipeline.create(dir, { stages: 1 });
     t.teardown(() => pipeline.close());
     const { config, name } = dir.manifest;
-    const service = new GenerationService(
-      new Scheduler(pipelineTransport(pipeline), { maxInFlight: 1 }),
+    const prompts = await TokenizerPool.start(dir, { threads: 1 });
+    t.teardown(() => prompts.close());
+    const service = new GenerationService({
+      scheduler: new Scheduler(pipelineTransport(pipeline), { maxInFlight: 1 }),
       tokenizer,
-      { name, vocabSize: config.vocabSize, maxSeqLen: config.maxSeqLen },
-    );
+      prompts,
+      model: { name, vocabSize: config.vocabSize, maxSeqLen: config.maxSeqLen },
+    });
     const messages = [{ role: 'user', content: 'Once upon a time' }];
     const reply = await service.complete({
       prompt: { messages },

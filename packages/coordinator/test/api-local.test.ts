@@ -7,6 +7,7 @@ import {
   Metrics,
   pipelineTransport,
   Scheduler,
+  TokenizerPool,
 } from '@swarmbee/coordinator';
 import { LocalPipeline } from '@swarmbee/engine';
 import { importLlama2c, loadTokenizer } from '@swarmbee/model';
@@ -29,12 +30,15 @@ t.test(
       prefillChunkTokens: 3,
     });
     const { config, name } = dir.manifest;
-    const service = new GenerationService(
+    const pool = await TokenizerPool.start(dir);
+    t.teardown(() => pool.close());
+    const service = new GenerationService({
       scheduler,
-      await loadTokenizer(dir),
-      { name, vocabSize: config.vocabSize, maxSeqLen: config.maxSeqLen },
-      { maxQueued: 4, maxActive: 4 },
-    );
+      tokenizer: await loadTokenizer(dir),
+      prompts: pool,
+      model: { name, vocabSize: config.vocabSize, maxSeqLen: config.maxSeqLen },
+      limits: { maxQueued: 4, maxActive: 4 },
+    });
     const metrics = new Metrics({
       queued: () => service.queued,
       active: () => service.active,

@@ -18,6 +18,8 @@ export interface ErrorOptions {
   stage?: number;
   /** Overrides the class default: some failures are transient in one context only. */
   retryable?: boolean;
+  /** The request field (or header) the error is about, e.g. `messages.0.role`. */
+  param?: string;
 }
 
 export class SwarmBeeError extends Error {
@@ -31,6 +33,7 @@ export class SwarmBeeError extends Error {
   readonly retryable: boolean;
   readonly stage: number | undefined;
   readonly httpStatus: number;
+  readonly param: string | undefined;
 
   constructor(message: string, options: ErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -40,6 +43,7 @@ export class SwarmBeeError extends Error {
     this.retryable = options.retryable ?? kind.retryable;
     this.httpStatus = kind.httpStatus;
     this.stage = options.stage;
+    this.param = options.param;
   }
 
   toWire(): WireError {
@@ -321,10 +325,11 @@ registerErrors(
 );
 
 /** Rebuilds an error received over the wire as the matching class (the base class if unknown). */
-export function fromWire(wire: WireError): SwarmBeeError {
+export function fromWire(wire: WireError, extra: { param?: string } = {}): SwarmBeeError {
   const kind = byCode.get(wire.code);
   const options: ErrorOptions = { retryable: wire.retryable };
   if (wire.stage !== undefined) options.stage = wire.stage;
+  if (extra.param !== undefined) options.param = extra.param;
   if (kind) return new kind(wire.message, options);
   const error = new SwarmBeeError(wire.message, options);
   (error as { code: string }).code = wire.code;

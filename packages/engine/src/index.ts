@@ -25,6 +25,7 @@ export * from './ort-stage.js';
 export * from './pipeline.js';
 export * from './sampler.js';
 export * from './shard-stage.js';
+export * from './source-thread.js';
 export * from './stage-engine.js';
 export * from './stage-factory.js';
 export * from './stage-session.js';

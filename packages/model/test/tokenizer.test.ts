@@ -126,6 +126,31 @@ t.test('HF decoder: streamed text equals decoding the whole sequence', async (t)
   t.equal(decodeIds(hf, [1, 403, 407, 2]), 'Once upon');
 });
 
+t.test('HF decoder: a push costs the same however many silent tokens came before', async (t) => {
+  if (!haveSharedModel(t, STORIES260K.tokenizer)) return;
+  const hf = await tok512Hf();
+  // EOS (special) and an id past the tokenizer's vocabulary show nothing.
+  const silent = (i: number) => (i % 2 ? 2 : 600);
+  const run = (n: number) => {
+    const decoder = hf.decoder([1, 403]);
+    const started = performance.now();
+    for (let i = 0; i < n; i++) decoder.push(silent(i));
+    return performance.now() - started;
+  };
+  run(4000); // warm up
+  const small = run(4000);
+  const large = run(40_000);
+  t.comment(`4,000 silent tokens ${small.toFixed(0)} ms, 40,000 ${large.toFixed(0)} ms`);
+  t.ok(large < 30 * Math.max(small, 5), 'ten times the tokens, not a hundred times the time');
+  const random = mulberry32(5);
+  for (let trial = 0; trial < 50; trial++) {
+    const ids = [1, ...hf.encode('Once upon a time, Lily ran.', { bos: false })];
+    for (let i = 0; i < 20; i++)
+      ids.splice(1 + Math.floor(random() * (ids.length - 1)), 0, silent(i));
+    t.equal(streamed(hf, ids.slice(0, 1), ids.slice(1)).join(''), hf.decode(ids), `trial ${trial}`);
+  }
+});
+
 t.test('HF decoder on byte-level BPE (GPT-2 style): streaming equals whole decoding', async (t) => {
   // A tiny byte-level BPE: every byte is a token, plus a few merges.
   const bytesToUnicode = new Map<number, string>();

@@ -9,13 +9,15 @@ import {
   clientTlsFrom,
   frameLimitFrom,
   frameLimitOption,
+  httpTimeoutOptions,
+  httpTimeoutsFrom,
   serverTlsFrom,
   serviceLimitOptions,
   serviceLimitsFrom,
   tlsOptions,
 } from '../service-flags.js';
 import { resolveToken, tokenOptions } from '../token.js';
-import { logger, untilSignal } from '../ui/log.js';
+import { logger, shutdownGraceOption, untilSignal } from '../ui/log.js';
 import { logProtocolEvents } from '../ui/protocol-log.js';
 import { deploymentTable } from './cluster-table.js';
 
@@ -42,7 +44,8 @@ export function coordinatorCommand(yargs: Argv): Argv {
         })
         .option('api-key', {
           type: 'string',
-          describe: 'Require "Authorization: Bearer <key>" on /v1 (default: open)',
+          describe:
+            'Require "Authorization: Bearer <key>" on the /v1 and /swarmbee routes; /healthz and /metrics stay open (default: no key)',
         })
         .option('min-workers', {
           type: 'number',
@@ -78,6 +81,8 @@ export function coordinatorCommand(yargs: Argv): Argv {
           describe: "Context length plans size the KV cache for, tokens (default: the model's)",
         })
         .options(serviceLimitOptions)
+        .options(httpTimeoutOptions)
+        .options(shutdownGraceOption)
         .options(frameLimitOption)
         .options(tlsOptions)
         .options(linkShapeOptions)
@@ -90,9 +95,10 @@ export function coordinatorCommand(yargs: Argv): Argv {
         })
         .options(tokenOptions),
     async (args) => {
+      const log = logger('coordinator');
+      const stopping = untilSignal({ graceMs: args.shutdownGraceMs, log });
       const listen = parseHostPort(args.listen, 'listen');
       const api = parseHostPort(args.api, 'api');
-      const log = logger('coordinator');
       logProtocolEvents(log);
       const token = resolveToken(args);
       const coordinator = new Coordinator({
@@ -109,13 +115,14 @@ export function coordinatorCommand(yargs: Argv): Argv {
         deploy: args.threads === undefined ? {} : { stage: { intraOpThreads: args.threads } },
         planning: planningFrom(args),
         limits: serviceLimitsFrom(args),
+        tokenizerThreads: args.tokenizerThreads,
+        http: httpTimeoutsFrom(args),
         tls: serverTlsFrom(args),
         clientTls: clientTlsFrom(args),
         linkShape: linkShapeFrom(args),
         channel: { ...channelFrom(args), ...frameLimitFrom(args) },
         log,
       });
-      const stopping = untilSignal();
       await coordinator.start();
       log(`waiting for ${args.minWorkers} worker(s) at ${coordinator.workersUrl}`);
       const announcement = args.mdns

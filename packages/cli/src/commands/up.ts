@@ -11,7 +11,7 @@ import { cacheRoot } from '@swarmbee/model';
 import type { Argv } from 'yargs';
 import { resolveModel } from '../model-arg.js';
 import { parseHostPort } from '../options.js';
-import { logger, untilSignal } from '../ui/log.js';
+import { logger, shutdownGraceOption, untilSignal } from '../ui/log.js';
 import { withProgress } from '../ui/progress.js';
 import { deploymentTable } from './cluster-table.js';
 
@@ -59,15 +59,16 @@ export function upCommand(yargs: Argv): Argv {
           describe:
             'How layers are assigned; even shows the pipeline over every worker, dp lets the planner choose (profiling first)',
         })
+        .options(shutdownGraceOption)
         .option('serve', {
           type: 'boolean',
           default: true,
           describe: 'Keep serving the API after the demo (--no-serve exits)',
         }),
     async (args) => {
+      const stopping = untilSignal({ graceMs: args.shutdownGraceMs, log: logger('up') });
       const api = parseHostPort(args.api, 'api');
       const model = await resolveModel(args.model, (line) => process.stderr.write(`${line}\n`));
-      const stopping = untilSignal();
       const abort = new AbortController();
       void stopping.then(() => abort.abort(new Error('interrupted')));
       const cluster = await withProgress(() =>

@@ -17,7 +17,7 @@ import {
   tlsOptions,
 } from '../service-flags.js';
 import { resolveToken, tokenOptions } from '../token.js';
-import { logger, untilSignal } from '../ui/log.js';
+import { logger, shutdownGraceOption, untilSignal } from '../ui/log.js';
 import { logProtocolEvents } from '../ui/protocol-log.js';
 
 export function workerCommand(yargs: Argv): Argv {
@@ -73,6 +73,7 @@ export function workerCommand(yargs: Argv): Argv {
             'BENCHMARKS/TESTS ONLY: run as a device this fraction as fast, in (0, 1] (default 1)',
         })
         .options(stageLimitOptions)
+        .options(shutdownGraceOption)
         .options(frameLimitOption)
         .options(tlsOptions)
         .options(linkShapeOptions)
@@ -82,11 +83,11 @@ export function workerCommand(yargs: Argv): Argv {
       const { host, port } = parseHostPort(args.listen, 'listen');
       const name = args.name ?? hostname();
       const log = logger(`worker ${name}`);
+      const stopping = untilSignal({ graceMs: args.shutdownGraceMs, log });
       logProtocolEvents(log);
       // Refuse an unavailable provider now, not when the first shard loads.
       executionProviders(args.executionProvider);
       const token = resolveToken(args);
-      const stopping = untilSignal();
       let coordinatorUrl = args.join;
       if (coordinatorUrl === undefined) {
         if (!args.discover)

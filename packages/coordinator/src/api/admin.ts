@@ -19,33 +19,63 @@ export interface AdminHandlers {
   timeline: (since: number) => Promise<unknown>;
 }
 
-const profileBody = z.object({ reprofile: z.boolean().optional() }).optional();
+/** Largest body of an admin route, bytes. */
+export const ADMIN_BODY_LIMIT_BYTES = 64 * 1024;
+
+const positive = (what: string) =>
+  z.number().int().positive().optional().describe(`expected an integer ≥ 1 (${what})`);
+
+const profileBody = z
+  .object({
+    reprofile: z.boolean().optional().describe('expected true or false'),
+  })
+  .optional()
+  .describe('expected a JSON object');
 const replanBody = z
   .object({
-    planner: z.enum(['dp', 'ga', 'pso', 'solo', 'even', 'memory', 'auto']).optional(),
-    objective: z.enum(['latency', 'throughput']).optional(),
-    pin_first: z.string().optional(),
-    pin_last: z.string().optional(),
-    context_tokens: z.number().int().positive().optional(),
-    prompt_tokens: z.number().int().positive().optional(),
-    decode_context_tokens: z.number().int().positive().optional(),
-    micro_batch_candidates: z.array(z.number().int().positive()).min(1).max(16).optional(),
+    planner: z
+      .enum(['dp', 'ga', 'pso', 'solo', 'even', 'memory', 'auto'])
+      .optional()
+      .describe('expected one of dp, ga, pso, solo, even, memory, auto'),
+    objective: z
+      .enum(['latency', 'throughput'])
+      .optional()
+      .describe('expected latency or throughput'),
+    pin_first: z.string().optional().describe("expected a string (a worker's name)"),
+    pin_last: z.string().optional().describe("expected a string (a worker's name)"),
+    context_tokens: positive('tokens'),
+    prompt_tokens: positive('tokens'),
+    decode_context_tokens: positive('tokens'),
+    micro_batch_candidates: z
+      .array(z.number().int().positive())
+      .min(1)
+      .max(16)
+      .optional()
+      .describe('expected an array of 1 to 16 integers ≥ 1'),
   })
-  .optional();
+  .optional()
+  .describe('expected a JSON object');
 
 /** Events of `POST /swarmbee/profile`: progress while measuring, then the profile (or an error). */
 export type ProfileEvent =
   | { type: 'progress'; progress: ProgressEvent }
   | { type: 'profile'; profile: ClusterProfile };
 
+const GUARDED = { config: { access: 'guarded' } } as const;
+/** Admin bodies are a few fields: parsed here, and small. */
+const GUARDED_JSON = {
+  config: { access: 'guarded', jsonBody: true },
+  bodyLimit: ADMIN_BODY_LIMIT_BYTES,
+} as const;
+
 export function adminRoutes(app: FastifyInstance, admin: AdminHandlers): void {
-  app.get('/swarmbee/cluster', async () => admin.cluster());
-  app.get('/swarmbee/timeline', async (request) => {
+  app.get('/swarmbee/cluster', GUARDED, async () => admin.cluster());
+  app.get('/swarmbee/timeline', GUARDED, async (request) => {
     const since = Number((request.query as { since?: string }).since ?? 0);
     return { stages: await admin.timeline(Number.isFinite(since) ? since : 0) };
   });
 
-  app.post('/swarmbee/profile', async (request, reply) => {
+  app.post('/swarmbee/profile', GUARDED_JSON, async (request, reply) => {
     const body = parseBody(profileBody, request.body);
     reply.hijack();
     const events = new EventStream(reply.raw);
@@ -61,7 +91,7 @@ export function adminRoutes(app: FastifyInstance, admin: AdminHandlers): void {
     return reply;
   });
 
-  app.post('/swarmbee/replan', async (request) => {
+  app.post('/swarmbee/replan', GUARDED_JSON, async (request) => {
     const body = parseBody(replanBody, request.body);
     const planning: PlanningOptions = {};
     if (body?.planner) planning.planner = body.planner;

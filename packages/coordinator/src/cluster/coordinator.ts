@@ -32,9 +32,11 @@ import {
   type ServerTlsOptions,
 } from '@swarmbee/protocol';
 import type { FastifyInstance } from 'fastify';
-import { createApi } from '../api/server.js';
+import type { IntakeTimeouts } from '../api/intake.js';
+import { createApi, listenApi } from '../api/server.js';
 import { GenerationService, type ServiceLimits } from '../generation-service.js';
 import { Metrics, type StageMetrics } from '../metrics.js';
+import { TokenizerPool } from '../prompt/tokenizer-pool.js';
 import { Scheduler, type SchedulerOptions } from '../scheduler.js';
 import { TokenIdsOnly } from '../token-ids-only.js';
 import type { DeployedStage, DeployOptions } from './deployer.js';
@@ -65,6 +67,10 @@ export interface CoordinatorOptions {
   cacheDir: string;
   scheduler?: SchedulerOptions;
   limits?: Partial<ServiceLimits>;
+  /** Threads that tokenize prompts off the event loop. Default 2. */
+  tokenizerThreads?: number;
+  /** How long API clients may take to send headers and whole requests. Defaults: the API's. */
+  http?: IntakeTimeouts;
   deploy?: DeployOptions;
   /** How plans are chosen. Default: profile the workers, then the DP for throughput. */
   planning?: PlanningOptions;
@@ -114,6 +120,7 @@ export class Coordinator {
   #deployment?: Deployment;
   #scheduler?: Scheduler;
   #service?: GenerationService;
+  #prompts?: TokenizerPool;
   #stageMetrics: StageMetrics[] = [];
   #statsTimer?: NodeJS.Timeout;
   #nextWorkerId = 1;
@@ -182,46 +189,62 @@ export class Coordinator {
     const tokenizer = model.manifest.tokenizer
       ? await loadTokenizer(model)
       : new TokenIdsOnly(config.vocabSize, name);
-    this.#scheduler = new Scheduler(undefined, this.#options.scheduler);
-    this.#service = new GenerationService(
-      this.#scheduler,
-      tokenizer,
-      { name, vocabSize: config.vocabSize, maxSeqLen: config.maxSeqLen },
-      this.#options.limits,
-    );
-    this.#server = await listen(
-      {
-        ...this.#options.channel,
-        host: this.#options.listenHost ?? '127.0.0.1',
-        port: this.#options.listenPort ?? DEFAULT_COORDINATOR_PORT,
-        token: this.#options.token,
-        tls: this.#options.tls,
-      },
-      (channel) => {
-        if (channel.plane === 'control') this.#acceptWorker(channel);
-        else this.#acceptStage(channel);
-      },
-    );
-    this.#api = createApi({
-      service: () => this.service,
-      health: () => this.health(),
-      metrics: this.#metrics,
-      modelName: name,
-      apiKey: this.#options.apiKey,
-      ...(this.#options.tls ? { tls: this.#options.tls } : {}),
-      bodyLimitBytes: this.#options.limits?.maxBodyBytes,
-      admin: {
-        profile: (reprofile, progress) => this.profile({ reprofile, progress }),
-        replan: (planning) => this.replan(planning),
-        cluster: () => this.describe(),
-        timeline: (since) => this.timeline(since),
-      },
+    this.#prompts = await TokenizerPool.start(model, {
+      threads: this.#options.tokenizerThreads,
+      maxQueued: this.#options.limits?.maxQueued,
+      log: this.#log,
     });
-    const host = this.#options.apiHost ?? '127.0.0.1';
-    await this.#api.listen({ host, port: this.#options.apiPort ?? DEFAULT_API_PORT });
-    const address = this.#api.server.address();
-    const port = typeof address === 'object' && address ? address.port : this.#options.apiPort;
-    this.#apiUrl = `${this.#options.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    this.#scheduler = new Scheduler(undefined, this.#options.scheduler);
+    this.#service = new GenerationService({
+      scheduler: this.#scheduler,
+      tokenizer,
+      prompts: this.#prompts,
+      model: { name, vocabSize: config.vocabSize, maxSeqLen: config.maxSeqLen },
+      limits: this.#options.limits,
+    });
+    // Both ports are bound before anything is accepted: a port that cannot be had fails
+    // the start with a coded error, and nothing has begun.
+    try {
+      this.#api = createApi({
+        service: () => this.service,
+        health: () => this.health(),
+        metrics: this.#metrics,
+        modelName: name,
+        apiKey: this.#options.apiKey,
+        ...(this.#options.tls ? { tls: this.#options.tls } : {}),
+        ...this.#options.http,
+        bodyLimitBytes: this.#options.limits?.maxBodyBytes,
+        admin: {
+          profile: (reprofile, progress) => this.profile({ reprofile, progress }),
+          replan: (planning) => this.replan(planning),
+          cluster: () => this.describe(),
+          timeline: (since) => this.timeline(since),
+        },
+      });
+      this.#apiUrl = await listenApi(this.#api, {
+        host: this.#options.apiHost ?? '127.0.0.1',
+        port: this.#options.apiPort ?? DEFAULT_API_PORT,
+        tls: this.#options.tls !== undefined,
+      });
+      this.#server = await listen(
+        {
+          ...this.#options.channel,
+          host: this.#options.listenHost ?? '127.0.0.1',
+          port: this.#options.listenPort ?? DEFAULT_COORDINATOR_PORT,
+          token: this.#options.token,
+          tls: this.#options.tls,
+        },
+        (channel) => {
+          if (channel.plane === 'control') this.#acceptWorker(channel);
+          else this.#acceptStage(channel);
+        },
+      );
+    } catch (error) {
+      this.#state = 'stopped';
+      await this.#api?.close();
+      await this.#prompts.close();
+      throw error;
+    }
     this.#log(`listening for workers on ${this.workersUrl}; API on ${this.#apiUrl}`);
   }
 
@@ -525,5 +548,6 @@ export class Coordinator {
     }
     await this.#api?.close();
     await this.#server?.close();
+    await this.#prompts?.close();
   }
 }

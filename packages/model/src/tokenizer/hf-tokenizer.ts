@@ -46,9 +46,12 @@ export class HfTokenizer implements Tokenizer {
   readonly eosId: number;
   readonly stopIds: readonly number[];
   readonly addBos: boolean;
+  readonly maxTokenChars: number;
   readonly #model: HfTokenizerModel;
   /** Ids the tokenizer knows; others (padding rows of the embedding) decode to nothing. */
   readonly #known: (id: number) => boolean;
+  /** Special tokens' ids: `decode` skips them, as transformers' does. */
+  readonly #special = new Set<number>();
 
   constructor(
     model: HfTokenizerModel,
@@ -63,6 +66,13 @@ export class HfTokenizer implements Tokenizer {
     this.addBos = settings.addBos && settings.bosId >= 0;
     this.stopIds = [...settings.stopIds];
     this.#known = (id) => model.id_to_token(id) !== undefined;
+    for (const [id, token] of model.get_added_tokens_decoder())
+      if (token.special) this.#special.add(id);
+    // Token strings spell a byte-level token's bytes one character each, a SentencePiece
+    // piece's characters as they are ("▁" for a space): never fewer than the text's.
+    let longest = 1;
+    for (const token of model.get_vocab(true).keys()) longest = Math.max(longest, token.length);
+    this.maxTokenChars = longest;
   }
 
   /**
@@ -192,12 +202,17 @@ export class HfTokenizer implements Tokenizer {
       const after = this.decode(ids);
       const complete =
         !after.endsWith(REPLACEMENT) || ids.length - settled > DECODER_MAX_HELD_TOKENS;
-      if (after.length <= before.length || !(complete || force)) return '';
+      if (!(complete || force)) return '';
+      // Settled even when they show nothing, so the window never grows: every push
+      // costs the same, however long the sequence.
       settle();
-      return after.slice(before.length);
+      return after.length > before.length ? after.slice(before.length) : '';
     };
     return {
       push: (id) => {
+        // An id that shows nothing, wherever it stands, never enters the window: a run of
+        // them can neither grow it nor push the text before them out of its context.
+        if (!this.#known(id) || this.#special.has(id)) return '';
         ids.push(id);
         return emit(false);
       },

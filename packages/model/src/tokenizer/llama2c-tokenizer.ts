@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { TokenizerInvalidError, TokenizerMissingError } from '@swarmbee/core';
+import { mergeGreedy } from './greedy-merge.js';
 import type { TokenDecoder, Tokenizer } from './tokenizer.js';
 
 export const LLAMA2C_BOS_ID = 1;
@@ -24,6 +25,7 @@ export class Llama2cTokenizer implements Tokenizer {
   readonly bosId = LLAMA2C_BOS_ID;
   readonly eosId = LLAMA2C_EOS_ID;
   readonly stopIds = [LLAMA2C_BOS_ID];
+  readonly maxTokenChars: number;
   readonly #pieces: string[];
   readonly #scores: Float32Array;
   readonly #ids = new Map<string, number>();
@@ -33,6 +35,8 @@ export class Llama2cTokenizer implements Tokenizer {
     this.#pieces = vocab.pieces;
     this.#scores = vocab.scores;
     this.vocabSize = vocab.pieces.length;
+    // A piece's bytes bound the UTF-16 code units it stands for (a byte token: one byte).
+    this.maxTokenChars = vocab.pieces.reduce((most, piece) => Math.max(most, piece.length), 1);
     vocab.pieces.forEach((piece, id) => {
       if (!this.#ids.has(piece)) this.#ids.set(piece, id);
     });
@@ -75,29 +79,13 @@ export class Llama2cTokenizer implements Tokenizer {
       else for (let i = start; i < end; i++) tokens.push(bytes[i]! + BYTE_TOKEN_BASE);
       start = end;
     }
-    this.#mergePairs(tokens, (options.bos ?? true) ? 1 : 0);
-    return tokens;
+    // run.c also considers the pair (BOS, next); BOS never merges, so starting after it is equal.
+    return mergeGreedy(tokens, (options.bos ?? true) ? 1 : 0, this.#merge, this.#scores);
   }
 
-  /** run.c's greedy merge: repeatedly join the adjacent pair whose merge scores highest. */
-  #mergePairs(tokens: number[], from: number): void {
-    // run.c also considers the pair (BOS, next); BOS never merges, so starting after it is equal.
-    for (;;) {
-      let bestScore = -1e10;
-      let bestId = -1;
-      let bestIndex = -1;
-      for (let i = from; i < tokens.length - 1; i++) {
-        const id = this.#ids.get(this.#pieces[tokens[i]!]! + this.#pieces[tokens[i + 1]!]!);
-        if (id !== undefined && this.#scores[id]! > bestScore) {
-          bestScore = this.#scores[id]!;
-          bestId = id;
-          bestIndex = i;
-        }
-      }
-      if (bestIndex < 0) return;
-      tokens.splice(bestIndex, 2, bestId);
-    }
-  }
+  /** The token two adjacent tokens' text joins into (run.c's `str_lookup` of the pair), or -1. */
+  readonly #merge = (left: number, right: number): number =>
+    this.#ids.get(this.#pieces[left]! + this.#pieces[right]!) ?? -1;
 
   /**
    * Bytes run.c prints for `token` following `prev`: the leading space after BOS is

@@ -12,6 +12,13 @@ export interface Tokenizer {
    */
   readonly stopIds: readonly number[];
   /**
+   * The most characters (UTF-16 code units) of text one token stands for, its longest
+   * piece: a text of more than n × this many characters cannot encode to n tokens or
+   * fewer (for tokenizers that keep every character; normalizers that compose or drop
+   * characters can beat it). Infinity when there is no such bound.
+   */
+  readonly maxTokenChars: number;
+  /**
    * Token ids of `text`, with a BOS first when `bos` is set (default) and the
    * tokenizer puts one there (run.c's `encode(text, 1, 0)`; HF's `add_bos_token`).
    */
