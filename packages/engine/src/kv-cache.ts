@@ -84,6 +84,11 @@ export class KvCache<T extends KvElements = Float32Array> {
     this.#layout = { dtype: layout.dtype ?? 'float32', stacked: layout.stacked ?? false };
   }
 
+  /** Bytes one row takes per position: keys and values of every layer. */
+  get bytesPerPosition(): number {
+    return this.#arenaBytes(1, 1);
+  }
+
   /** Bytes held by arenas (spare capacity included). */
   get bytes(): number {
     return this.#bytes;

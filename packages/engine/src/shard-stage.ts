@@ -65,6 +65,11 @@ export abstract class ShardStage<T extends KvElements> implements StageEngine {
       dim: config.dim,
       vocabSize: config.vocabSize,
       maxSeqLen: config.maxSeqLen,
+      limits: {
+        maxSequences: kv.maxSequences,
+        kvBudgetBytes: kv.budgetBytes,
+        kvBytesPerPosition: kv.bytesPerPosition,
+      },
     };
     this.kv = kv;
     this.sampler = new RowSampler(config.vocabSize);

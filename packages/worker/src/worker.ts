@@ -10,6 +10,7 @@ import {
   asSwarmBeeError,
   EngineClosedError,
   fromWire,
+  processFaults,
   type SwarmBeeError,
 } from '@swarmbee/core';
 import { type StageEngine, type StageOptions, ThreadedStage } from '@swarmbee/engine';
@@ -86,7 +87,13 @@ export class WorkerDaemon {
   #server?: ChannelServer;
   #control?: Channel<'control'>;
   #runner?: StageRunner;
-  #chunkWrites: Promise<void> = Promise.resolve();
+  /** Why the worker stopped itself (a refusal it cannot retry), if it did. */
+  #fatal?: SwarmBeeError;
+  #ended!: () => void;
+  /** Settles (never rejects) once stop() has finished. */
+  readonly #hasEnded = new Promise<void>((resolve) => {
+    this.#ended = resolve;
+  });
   #stopped?: Promise<void>;
   /** Cuts short the pause between attempts to re-join. */
   readonly #stopping = new AbortController();
@@ -156,8 +163,14 @@ export class WorkerDaemon {
         return;
       } catch (error) {
         const coded = asSwarmBeeError(error);
-        if (coded instanceof AuthFailedError || coded.code === AuthFailedError.code) {
-          this.#log(`the coordinator refused this worker's token: ${coded.message}`);
+        if (!coded.retryable) {
+          // A wrong token, a name another worker holds: trying again cannot help.
+          this.#log(
+            coded.code === AuthFailedError.code
+              ? `the coordinator refused this worker's token: ${coded.message}`
+              : `the coordinator refused this worker: ${coded.code}: ${coded.message}`,
+          );
+          this.#fatal = coded;
           await this.stop();
           throw coded;
         }
@@ -172,36 +185,40 @@ export class WorkerDaemon {
 
   async #register(control: Channel<'control'>): Promise<void> {
     this.#control = control;
-    const registered = new Promise<void>((resolve, reject) => {
+    const cachedShards = await this.#cache.list();
+    const workerId = await new Promise<string>((resolve, reject) => {
       control.on('message', (message) => {
-        if (message.type === 'registered') {
-          this.#log(`registered with the coordinator as ${message.workerId}`);
-          resolve();
-        } else if (message.type === 'error' && this.#machine.is('joining')) {
-          reject(fromWire(message));
-        } else {
-          this.#onControl(message).catch((error) => this.#sendError(asSwarmBeeError(error)));
-        }
+        if (message.type === 'registered') resolve(message.workerId);
+        else if (message.type === 'error' && this.#machine.is('joining')) reject(fromWire(message));
+        else this.#onControl(message).catch((error) => this.#sendError(asSwarmBeeError(error)));
       });
       control.once('close', () =>
         reject(new EngineClosedError('the coordinator closed the connection while registering')),
       );
+      try {
+        control.send({
+          type: 'register',
+          name: this.name,
+          device: deviceFacts(),
+          dataUrl: this.dataUrl,
+          cachedShards,
+        });
+      } catch (error) {
+        reject(asSwarmBeeError(error));
+      }
     });
-    control.send({
-      type: 'register',
-      name: this.name,
-      device: deviceFacts(),
-      dataUrl: this.dataUrl,
-      cachedShards: await this.#cache.list(),
-    });
-    await registered;
+    this.#log(`registered with the coordinator as ${workerId}`);
     this.#machine.to('idle');
     control.on('close', () => {
       if (this.#control !== control || this.#machine.is('stopped', 'draining')) return;
       this.#log('lost the coordinator; re-joining');
       this.#control = undefined;
+      // Shards it was sending will not be finished by it.
+      void this.#cache.abortAll();
       this.#machine.to('joining');
-      void this.#join().catch(() => {});
+      this.#join().catch((error: unknown) =>
+        this.#log(`stopped re-joining: ${asSwarmBeeError(error).message}`),
+      );
     });
   }
 
@@ -211,13 +228,9 @@ export class WorkerDaemon {
         return this.#onOffer(message);
       case 'shard.chunk': {
         const { shardId, file, offset, data } = message;
-        this.#chunkWrites = this.#chunkWrites.then(() =>
-          this.#cache.write(shardId, file, offset, data),
-        );
-        return this.#chunkWrites;
+        return this.#cache.write(shardId, file, offset, data);
       }
       case 'shard.done': {
-        await this.#chunkWrites;
         const offer = await this.#cache.offerOf(message.shardId);
         await this.#cache.finish(message.shardId);
         this.#counters.shardsReceived++;
@@ -298,7 +311,12 @@ export class WorkerDaemon {
       this.#log(
         `stage ${load.stage} ready: layers [${load.layerStart}, ${load.layerEnd}) in ${loadMs.toFixed(0)} ms, sending to ${nextUrl}`,
       );
-      this.#control?.send({ type: 'stage.ready', stage: load.stage, loadMs });
+      this.#control?.send({
+        type: 'stage.ready',
+        stage: load.stage,
+        loadMs,
+        limits: engine.info.limits,
+      });
     } catch (error) {
       await engine?.close().catch(() => {});
       if (this.#machine.is('loading')) this.#machine.to('idle');
@@ -378,6 +396,7 @@ export class WorkerDaemon {
       bytesSent: runner?.bytesSent ?? 0,
       idleShare: runner?.idleShare ?? 1,
       failedBatches: runner?.failedBatches ?? 0,
+      processFaults: processFaults(),
       ...memoryStats(),
     };
   }
@@ -400,8 +419,19 @@ export class WorkerDaemon {
       this.#runner = undefined;
       this.#control?.close(1001, 'worker stopping');
       await this.#server?.close();
+      this.#ended();
     })();
     return this.#stopped;
+  }
+
+  /**
+   * Resolves once the worker has stopped — asked to, or told to by the coordinator — and
+   * rejects with the refusal when it stopped itself because re-joining could not help (a
+   * wrong token, a name another connected worker holds).
+   */
+  async whenStopped(): Promise<void> {
+    await this.#hasEnded;
+    if (this.#fatal) throw this.#fatal;
   }
 }
 
