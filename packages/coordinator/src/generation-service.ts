@@ -109,7 +109,7 @@ export class GenerationService {
     this.#queue = new PQueue({ concurrency: this.limits.maxActive });
   }
 
-  /** Requests waiting for a generation slot. */
+  /** Requests waiting for a generation slot (not counting those waiting for KV-cache room). */
   get queued(): number {
     return this.#queue.size;
   }
@@ -131,6 +131,9 @@ export class GenerationService {
     const promptIds =
       typeof request.prompt === 'string' ? this.#tokenizer.encode(request.prompt) : request.prompt;
     const maxTokens = this.#check(request, promptIds);
+    // Refused now, as a status, rather than failed mid-stream by a stage.
+    const refusal = this.#scheduler.refusal(promptIds.length + Math.max(0, maxTokens - 1));
+    if (refusal) throw new RequestTooLargeError(refusal);
     if (this.#queue.size >= this.limits.maxQueued) {
       throw new QueueFullError(
         `${this.#queue.size} requests are already waiting (limit ${this.limits.maxQueued}); retry shortly`,
