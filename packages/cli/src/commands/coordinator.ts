@@ -1,6 +1,7 @@
 /** `swarmbee coordinator`: accepts workers, deploys the model over them, serves the API. */
 import { join } from 'node:path';
 import { announceCoordinator, Coordinator } from '@swarmbee/coordinator';
+import { installFaultHandlers } from '@swarmbee/core';
 import { cacheRoot, openModelDir } from '@swarmbee/model';
 import type { Argv } from 'yargs';
 import { channelFrom, heartbeatOptions, linkShapeFrom, linkShapeOptions } from '../bench-flags.js';
@@ -93,6 +94,7 @@ export function coordinatorCommand(yargs: Argv): Argv {
       const listen = parseHostPort(args.listen, 'listen');
       const api = parseHostPort(args.api, 'api');
       const log = logger('coordinator');
+      installFaultHandlers(log);
       logProtocolEvents(log);
       const token = resolveToken(args);
       const coordinator = new Coordinator({

@@ -6,7 +6,10 @@ export function logger(
   return (line) => stream.write(`${new Date().toISOString()} ${who}: ${line}\n`);
 }
 
-/** Resolves on the first SIGINT or SIGTERM. */
+/**
+ * Resolves on the first SIGINT or SIGTERM.
+ * @neverRejects
+ */
 export function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
     const on = (signal: NodeJS.Signals) => {
