@@ -43,11 +43,13 @@ async function request(
   target: ApiTarget,
   path: string,
   init: { method: 'GET' } | { method: 'POST'; body: unknown },
+  signal?: AbortSignal,
 ): Promise<Response> {
   const response = await fetch(apiUrl(target, path), {
     method: init.method,
     headers: headers(target),
     ...(init.method === 'POST' ? { body: JSON.stringify(init.body) } : {}),
+    ...(signal ? { signal } : {}),
   });
   if (response.ok) return response;
   const text = await response.text();
@@ -68,6 +70,13 @@ export async function postJson<T>(target: ApiTarget, path: string, body: unknown
   return (await (await request(target, path, { method: 'POST', body })).json()) as T;
 }
 
+export interface EventStreamOptions {
+  /** Ends the request (and the wait for its events). Default: none. */
+  signal?: AbortSignal;
+  /** Called once the server has accepted the request (its status and headers arrived). */
+  onOpen?: () => void;
+}
+
 /**
  * POSTs and reads server-sent events until the stream ends, handing each to `onEvent` as it
  * arrives; returns them in order. An error event throws its coded error after the stream.
@@ -77,8 +86,10 @@ export async function postEvents<T>(
   path: string,
   body: unknown,
   onEvent: (event: T) => void = () => {},
+  options: EventStreamOptions = {},
 ): Promise<T[]> {
-  const response = await request(target, path, { method: 'POST', body });
+  const response = await request(target, path, { method: 'POST', body }, options.signal);
+  options.onOpen?.();
   const events: T[] = [];
   let failure: Error | undefined;
   const parser = createParser({

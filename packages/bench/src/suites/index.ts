@@ -1,4 +1,5 @@
 import type { Suite } from '../suite.js';
+import { chaosSuite } from './chaos.js';
 import { engineSuite } from './engine.js';
 import { optimizeSuite } from './optimize.js';
 import { pipelineSuite } from './pipeline.js';
@@ -7,6 +8,7 @@ import { soakSuite } from './soak.js';
 
 /** The repository's own benchmark suites, by name (`npm run bench -- <name>`). */
 export const SUITES: Record<string, Suite> = {
+  chaos: chaosSuite,
   engine: engineSuite,
   optimize: optimizeSuite,
   pipeline: pipelineSuite,
