@@ -55,7 +55,7 @@ import { pollStages, stageTimelines, statsOf } from './queries.js';
 import { DEFAULT_REPLAN_GAIN } from './replan-policy.js';
 import { ShardStore } from './shard-store.js';
 import type { WorkerLink } from './worker-link.js';
-import { WorkerRegistry } from './worker-registry.js';
+import { NAME_PROBE_TIMEOUT_MS, WorkerRegistry } from './worker-registry.js';
 
 export class Coordinator {
   readonly #options: CoordinatorOptions;
@@ -92,7 +92,10 @@ export class Coordinator {
         left: (link) => this.#left(link),
         log: this.#log,
       },
-      options.channel?.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
+      Math.min(
+        NAME_PROBE_TIMEOUT_MS,
+        options.channel?.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
+      ),
     );
     const plans = new PlanChoice({
       model,

@@ -177,6 +177,14 @@ export class Deployments {
       maxInFlight: this.#options.maxInFlight ?? deployment.maxInFlight,
       limits: deployment.stages.flatMap((s) => (s.limits ? [{ stage: s.stage, ...s.limits }] : [])),
     });
+    // On disk before the deployment counts as ready: a coordinator killed right after
+    // finds the plan when it starts again.
+    await this.#options.plans
+      .remember(candidates, deployment.plan)
+      .catch((error: unknown) =>
+        log(`could not remember the plan: ${asSwarmBeeError(error).message}`),
+      );
+    if (this.#stopped()) return;
     this.#state = 'ready';
     if (replacing || returning) {
       const event: RecoveryEvent = {
@@ -189,11 +197,6 @@ export class Deployments {
       this.#recoveries.push(event);
       log(`recovered in ${event.durationMs.toFixed(0)} ms, replaying ${replayed} sequence(s)`);
     }
-    this.#options.plans
-      .remember(candidates, deployment.plan)
-      .catch((error: unknown) =>
-        log(`could not remember the plan: ${asSwarmBeeError(error).message}`),
-      );
     log('ready');
     for (const waiter of this.#readyWaiters.splice(0)) waiter.resolve();
   }

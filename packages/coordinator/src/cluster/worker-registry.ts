@@ -19,13 +19,16 @@ export interface WorkerRegistryEvents {
 
 let nextProbe = 1;
 
+/** A worker holding a wanted name answers within this (or the heartbeat timeout, if shorter), ms. */
+export const NAME_PROBE_TIMEOUT_MS = 5000;
+
 export class WorkerRegistry {
   readonly links = new Map<string, WorkerLink>();
 
   constructor(
     readonly events: WorkerRegistryEvents,
     /** How long a worker holding a wanted name has to answer before it counts as gone, ms. */
-    readonly probeTimeoutMs: number,
+    readonly probeTimeoutMs: number = NAME_PROBE_TIMEOUT_MS,
   ) {}
 
   /** Connected workers, by name. */
