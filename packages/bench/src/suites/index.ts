@@ -5,6 +5,7 @@ import { optimizeSuite } from './optimize.js';
 import { pipelineSuite } from './pipeline.js';
 import { plannerSuite } from './planner.js';
 import { soakSuite } from './soak.js';
+import { soakFaultsSuite } from './soak-faults.js';
 
 /** The repository's own benchmark suites, by name (`npm run bench -- <name>`). */
 export const SUITES: Record<string, Suite> = {
@@ -14,4 +15,5 @@ export const SUITES: Record<string, Suite> = {
   pipeline: pipelineSuite,
   planner: plannerSuite,
   soak: soakSuite,
+  'soak-faults': soakFaultsSuite,
 };
