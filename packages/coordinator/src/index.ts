@@ -18,6 +18,7 @@ export * from './cluster/planning.js';
 export * from './cluster/profiler.js';
 export * from './cluster/reconfigurations.js';
 export * from './cluster/remote-transport.js';
+export * from './cluster/replan-policy.js';
 export * from './cluster/shard-store.js';
 export * from './cluster/shard-transfer.js';
 export * from './cluster/worker-link.js';

@@ -13,70 +13,33 @@ import {
   processFaults,
   type SwarmBeeError,
 } from '@swarmbee/core';
-import { type StageEngine, type StageOptions, ThreadedStage } from '@swarmbee/engine';
+import { type StageEngine, ThreadedStage } from '@swarmbee/engine';
 import { openShard } from '@swarmbee/model';
 import {
   answerProbe,
   type Channel,
-  type ChannelOptions,
   type ChannelServer,
-  type ClientTlsOptions,
   type ControlMessage,
   connect,
   connectShaped,
-  type LinkShape,
+  errorMessageFor,
   listen,
   type ProfileRequestMessage,
-  type ServerTlsOptions,
-  type ShardOfferMessage,
   type StageLoadMessage,
 } from '@swarmbee/protocol';
 import { reachableHost } from './advertise.js';
 import { deviceFacts } from './device.js';
 import { answerProfileRequest } from './profile-requests.js';
 import { ShardCache } from './shard-cache.js';
+import { ShardIntake } from './shard-intake.js';
 import { StageRunner } from './stage-runner.js';
 import { type WorkerState, WorkerStateMachine } from './state.js';
-
-export interface WorkerOptions {
-  /** Coordinator URL, e.g. ws://192.168.1.10:7070. */
-  coordinatorUrl: string;
-  /** Cluster join token. */
-  token: string;
-  /** Worker name, unique in the cluster. Default: the host name. */
-  name?: string;
-  /** Shard cache directory. */
-  cacheDir: string;
-  /** Data-plane listen address. Default 127.0.0.1. */
-  listenHost?: string;
-  /** Data-plane listen port. Default 0: any free port. */
-  listenPort?: number;
-  /** Host name other stages use to reach this worker. Default: the listen host. */
-  advertiseHost?: string;
-  /** onnxruntime intra-op threads. Default: all cores. */
-  threads?: number;
-  /** onnxruntime execution provider (cpu, cuda, ...). Default cpu. */
-  executionProvider?: string;
-  /** Bytes this worker offers for weights plus KV cache. Default: 90 % of the memory free when profiled. */
-  memoryLimitBytes?: number;
-  /** Benchmarks and tests only: run as a device this fraction as fast. Default 1. */
-  speedFactor?: number;
-  /** KV-cache budget of the stage, bytes. Default: the engine's (2 GiB). */
-  kvBudgetBytes?: number;
-  /** Most sequences the stage keeps a cache for. Default: the engine's (256). */
-  maxSequences?: number;
-  /** Benchmarks and tests only: shape this worker's outgoing data-plane links. Default: none. */
-  linkShape?: LinkShape;
-  /** Heartbeats, frame and queue limits of every connection. Defaults: the protocol's. */
-  channel?: ChannelOptions;
-  /** Delay before re-joining a lost coordinator, ms; doubles up to 10 s. Default 500. */
-  rejoinDelayMs?: number;
-  tls?: { server?: ServerTlsOptions; client?: ClientTlsOptions };
-  log?: (line: string) => void;
-}
-
-export const DEFAULT_REJOIN_DELAY_MS = 500;
-const MAX_REJOIN_DELAY_MS = 10_000;
+import {
+  DEFAULT_REJOIN_DELAY_MS,
+  engineOptions,
+  MAX_REJOIN_DELAY_MS,
+  type WorkerOptions,
+} from './worker-options.js';
 
 export class WorkerDaemon {
   readonly name: string;
@@ -97,12 +60,17 @@ export class WorkerDaemon {
   #stopped?: Promise<void>;
   /** Cuts short the pause between attempts to re-join. */
   readonly #stopping = new AbortController();
-  #counters = { shardsReceived: 0, shardBytesReceived: 0, shardCacheHits: 0 };
+  readonly #shards: ShardIntake;
 
   constructor(options: WorkerOptions) {
     this.#options = options;
     this.name = options.name ?? hostname();
     this.#cache = new ShardCache(options.cacheDir);
+    this.#shards = new ShardIntake(
+      this.#cache,
+      (message) => this.#control?.send(message),
+      (line) => this.#log(line),
+    );
     this.#log = options.log ?? (() => {});
     this.#machine.onChange((from, to) => this.#log(`state ${from} -> ${to}`));
   }
@@ -225,21 +193,11 @@ export class WorkerDaemon {
   async #onControl(message: ControlMessage): Promise<void> {
     switch (message.type) {
       case 'shard.offer':
-        return this.#onOffer(message);
-      case 'shard.chunk': {
-        const { shardId, file, offset, data } = message;
-        return this.#cache.write(shardId, file, offset, data);
-      }
-      case 'shard.done': {
-        const offer = await this.#cache.offerOf(message.shardId);
-        await this.#cache.finish(message.shardId);
-        this.#counters.shardsReceived++;
-        this.#log(
-          `shard ${message.shardId.slice(0, 12)} received and verified${offer ? ` (${offer.bytes} bytes)` : ''}`,
-        );
-        this.#control?.send({ type: 'shard.stored', shardId: message.shardId });
-        return;
-      }
+        return this.#shards.offer(message);
+      case 'shard.chunk':
+        return this.#shards.chunk(message);
+      case 'shard.done':
+        return this.#shards.done(message);
       case 'stage.load':
         return this.#load(message);
       case 'profile.request':
@@ -259,18 +217,6 @@ export class WorkerDaemon {
     }
   }
 
-  async #onOffer(offer: ShardOfferMessage): Promise<void> {
-    if (await this.#cache.has(offer)) {
-      this.#counters.shardCacheHits++;
-      this.#log(`shard ${offer.shardId.slice(0, 12)} found in cache: no transfer`);
-      this.#control?.send({ type: 'shard.need', shardId: offer.shardId, have: true });
-      return;
-    }
-    await this.#cache.begin(offer);
-    this.#counters.shardBytesReceived += offer.bytes;
-    this.#control?.send({ type: 'shard.need', shardId: offer.shardId, have: false });
-  }
-
   async #load(load: StageLoadMessage): Promise<void> {
     this.#machine.to('loading');
     const started = performance.now();
@@ -287,7 +233,10 @@ export class WorkerDaemon {
       // Verify the bytes on disk before handing them to onnxruntime.
       const path = await this.#cache.verify(offer);
       const { graph } = await openShard(path);
-      engine = await ThreadedStage.create(graph, { ...load.options, ...this.#engineOptions() });
+      engine = await ThreadedStage.create(graph, {
+        ...load.options,
+        ...engineOptions(this.#options),
+      });
       const nextUrl = load.nextUrl ?? this.#options.coordinatorUrl;
       const downstream = await connectShaped(
         nextUrl,
@@ -324,19 +273,6 @@ export class WorkerDaemon {
     }
   }
 
-  /** Engine settings shared by serving and profiling, so a profile measures what serving runs. */
-  #engineOptions(): StageOptions {
-    const options: StageOptions = {};
-    if (this.#options.threads !== undefined) options.intraOpThreads = this.#options.threads;
-    if (this.#options.executionProvider !== undefined)
-      options.executionProvider = this.#options.executionProvider;
-    if (this.#options.speedFactor !== undefined) options.speedFactor = this.#options.speedFactor;
-    if (this.#options.kvBudgetBytes !== undefined)
-      options.kvBudgetBytes = this.#options.kvBudgetBytes;
-    if (this.#options.maxSequences !== undefined) options.maxSequences = this.#options.maxSequences;
-    return options;
-  }
-
   async #profile(request: ProfileRequestMessage): Promise<void> {
     try {
       const result = await answerProfileRequest(request, {
@@ -346,21 +282,16 @@ export class WorkerDaemon {
         linkShape: this.#options.linkShape,
         cacheDir: this.#options.cacheDir,
         shards: this.#cache,
-        engine: this.#engineOptions(),
+        engine: engineOptions(this.#options),
         memoryLimitBytes: this.#options.memoryLimitBytes,
         ...(this.#runner ? { timeline: this.#runner.timeline } : {}),
         log: this.#log,
       });
       this.#control?.send({ type: 'profile.result', requestId: request.requestId, result });
     } catch (error) {
-      const wire = asSwarmBeeError(error).toWire();
-      this.#control?.send({
-        type: 'error',
-        code: wire.code,
-        message: wire.message.slice(0, 4000),
-        retryable: wire.retryable,
-        requestId: request.requestId,
-      });
+      this.#control?.send(
+        errorMessageFor(asSwarmBeeError(error), { requestId: request.requestId }),
+      );
     }
   }
 
@@ -369,16 +300,11 @@ export class WorkerDaemon {
   }
 
   #sendError(error: SwarmBeeError, batchId?: number): void {
-    const wire = error.toWire();
-    const stage = wire.stage ?? this.#runner?.stage;
+    const stage = error.stage ?? this.#runner?.stage;
     try {
       this.#control?.send({
-        type: 'error',
-        code: wire.code,
-        message: wire.message.slice(0, 4000),
-        retryable: wire.retryable,
+        ...errorMessageFor(error, batchId === undefined ? {} : { batchId }),
         ...(stage === undefined ? {} : { stage }),
-        ...(batchId === undefined ? {} : { batchId }),
       });
     } catch {
       // The coordinator is gone; it will learn from the closed connection.
@@ -388,7 +314,7 @@ export class WorkerDaemon {
   stats(): Record<string, number> {
     const runner = this.#runner?.stats();
     return {
-      ...this.#counters,
+      ...this.#shards.counters,
       stage: this.#runner?.stage ?? -1,
       forwards: runner?.forwards ?? 0,
       forwardMsTotal: runner?.forwardMsTotal ?? 0,

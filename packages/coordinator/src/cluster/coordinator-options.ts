@@ -1,4 +1,5 @@
 /** The coordinator's options, states and recovery records. */
+import { InvalidArgumentError } from '@swarmbee/core';
 import type { ModelDir, ProgressFn } from '@swarmbee/model';
 import type {
   ChannelOptions,
@@ -73,4 +74,16 @@ export interface RecoveryEvent {
   durationMs: number;
   /** Sequences replayed into the new pipeline. */
   replayed: number;
+}
+
+/** Throws InvalidArgumentError naming the first option out of range. */
+export function checkCoordinatorOptions(options: CoordinatorOptions): void {
+  if ((options.minWorkers ?? 1) < 1)
+    throw new InvalidArgumentError('--min-workers must be at least 1');
+  const gain = options.replanGain;
+  if (gain !== undefined && !(gain >= 0 && Number.isFinite(gain)))
+    throw new InvalidArgumentError(`--replan-gain must be a fraction of at least 0, got ${gain}`);
+  const stall = options.deploy?.transferStallTimeoutMs;
+  if (stall !== undefined && !(stall > 0))
+    throw new InvalidArgumentError(`--transfer-stall-timeout-ms must be above 0, got ${stall}`);
 }

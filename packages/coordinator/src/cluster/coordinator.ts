@@ -16,20 +16,13 @@
 import {
   type ClusterProfile,
   ClusterUnavailableError,
-  InvalidArgumentError,
   type Plan,
   processFaults,
   type StageTimelineEntry,
 } from '@swarmbee/core';
 import { loadTokenizer, type ProgressFn } from '@swarmbee/model';
 import type { PlanResult } from '@swarmbee/planner';
-import {
-  answerProbe,
-  type Channel,
-  type ChannelServer,
-  DEFAULT_HEARTBEAT_TIMEOUT_MS,
-  listen,
-} from '@swarmbee/protocol';
+import { type ChannelServer, DEFAULT_HEARTBEAT_TIMEOUT_MS, listen } from '@swarmbee/protocol';
 import type { FastifyInstance } from 'fastify';
 import { createApi } from '../api/server.js';
 import { GenerationService } from '../generation-service.js';
@@ -39,6 +32,7 @@ import { TokenIdsOnly } from '../token-ids-only.js';
 import {
   type CoordinatorOptions,
   type CoordinatorState,
+  checkCoordinatorOptions,
   DEFAULT_API_PORT,
   DEFAULT_COORDINATOR_PORT,
   DEFAULT_STATS_INTERVAL_MS,
@@ -65,8 +59,6 @@ export class Coordinator {
   readonly #scheduler: Scheduler;
   readonly #deployments: Deployments;
   readonly #metrics: Metrics;
-  /** The last stage's token link per peer name (`<worker>/stage-<n>`), newest connection. */
-  readonly #tokenLinks = new Map<string, Channel<'data'>>();
   #server?: ChannelServer;
   #api?: FastifyInstance;
   #apiUrl?: string;
@@ -76,8 +68,7 @@ export class Coordinator {
   #statsPoller?: { stop: () => void };
 
   constructor(options: CoordinatorOptions) {
-    if ((options.minWorkers ?? 1) < 1)
-      throw new InvalidArgumentError('--min-workers must be at least 1');
+    checkCoordinatorOptions(options);
     this.#options = options;
     this.#log = options.log ?? (() => {});
     const { model } = options;
@@ -205,7 +196,7 @@ export class Coordinator {
       },
       (channel) => {
         if (channel.plane === 'control') this.#registry.accept(channel);
-        else this.#acceptStage(channel);
+        else this.#deployments.acceptTokenLink(channel);
       },
     );
     this.#api = createApi({
@@ -303,24 +294,6 @@ export class Coordinator {
     const deployment = this.#deployments.current;
     if (deployment?.links.includes(link))
       this.#deployments.fault(deployment, `worker ${link.name}, which ran a stage, was lost`);
-  }
-
-  #acceptStage(channel: Channel<'data'>): void {
-    const name = channel.peer.name;
-    this.#tokenLinks.set(name, channel);
-    channel.on('message', (message) => {
-      if (answerProbe(channel, message)) return;
-      if (message.type === 'tokens') this.#deployments.current?.transport.onTokens(message);
-      else if (message.type === 'error') this.#deployments.current?.transport.onBatchError(message);
-    });
-    channel.once('close', () => {
-      if (this.#tokenLinks.get(name) !== channel) return;
-      this.#tokenLinks.delete(name);
-      const deployment = this.#deployments.current;
-      const last = deployment?.stages.at(-1);
-      if (deployment && last && name === `${last.worker}/stage-${last.stage}`)
-        this.#deployments.fault(deployment, `the token link from the last stage (${name}) closed`);
-    });
   }
 
   /** Measures the workers and links (compute profiles are cached by each worker). */

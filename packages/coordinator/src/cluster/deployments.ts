@@ -14,6 +14,7 @@ import {
   type SwarmBeeError,
 } from '@swarmbee/core';
 import type { PlanResult } from '@swarmbee/planner';
+import { answerProbe, type Channel } from '@swarmbee/protocol';
 import type { Scheduler } from '../scheduler.js';
 import type { CoordinatorState, RecoveryEvent } from './coordinator-options.js';
 import { type Deployment, tearDown } from './deployment.js';
@@ -46,6 +47,8 @@ export class Deployments {
   readonly #options: DeploymentsOptions;
   readonly #queue: ReconfigurationQueue;
   readonly #recoveries: RecoveryEvent[] = [];
+  /** The last stage's token link per peer name (`<worker>/stage-<n>`), newest connection. */
+  readonly #tokenLinks = new Map<string, Channel<'data'>>();
   #current?: Deployment;
   #state: CoordinatorState = 'waiting';
   /** Whether any plan was ever deployed: after that, one returning worker is enough to serve. */
@@ -93,6 +96,28 @@ export class Deployments {
     if (this.#current !== deployment || deployment.faulted || this.#state === 'stopped') return;
     deployment.faulted = true;
     void this.#queue.request('repair', reason);
+  }
+
+  /**
+   * A last stage's data connection to the coordinator: its tokens go to the serving
+   * deployment, and its closing breaks that deployment if it was its last stage's link.
+   */
+  acceptTokenLink(channel: Channel<'data'>): void {
+    const name = channel.peer.name;
+    this.#tokenLinks.set(name, channel);
+    channel.on('message', (message) => {
+      if (answerProbe(channel, message)) return;
+      if (message.type === 'tokens') this.#current?.transport.onTokens(message);
+      else if (message.type === 'error') this.#current?.transport.onBatchError(message);
+    });
+    channel.once('close', () => {
+      if (this.#tokenLinks.get(name) !== channel) return;
+      this.#tokenLinks.delete(name);
+      const deployment = this.#current;
+      const last = deployment?.stages.at(-1);
+      if (deployment && last && name === `${last.worker}/stage-${last.stage}`)
+        this.fault(deployment, `the token link from the last stage (${name}) closed`);
+    });
   }
 
   /** Stops serving: live and waiting requests fail with `error`; nothing is deployed again. */
