@@ -8,6 +8,7 @@
  * ```
  */
 export * from './deadlines.js';
+export * from './decoder-config.js';
 export * from './errors.js';
 export * from './manifest.js';
 export * from './model-errors.js';
