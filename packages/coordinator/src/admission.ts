@@ -3,7 +3,7 @@
  * what it admits (most sequences, KV budget in bytes, bytes per position); a sequence
  * is charged as the engine's arenas charge it: a row of capacity rounded up to a power
  * of two (from 32 positions, at most the context) for the positions it can reach
- * (prompt + max_tokens - 1), and since a micro-batch's rows share one capacity, every
+ * (prompt + max_tokens - 1), plus its fixed sliding-window rings, and since a micro-batch's rows share one capacity, every
  * live row is charged at the largest live capacity. A sequence that does not fit waits
  * in the scheduler's queue; one that could never fit is refused before it starts.
  */
@@ -34,13 +34,18 @@ export class KvAdmission {
     const rows = live.length + 1;
     const capacity = this.capacity(Math.max(positions, ...live));
     return this.#stages.every(
-      (s) => rows <= s.maxSequences && rows * capacity * s.kvBytesPerPosition <= s.kvBudgetBytes,
+      (s) => rows <= s.maxSequences && rows * this.#rowBytes(s, capacity) <= s.kvBudgetBytes,
     );
+  }
+
+  /** One row's bytes on a stage at this arena capacity (sliding-window rings are fixed). */
+  #rowBytes(stage: StageLimits, capacity: number): number {
+    return capacity * stage.kvBytesPerPosition + (stage.kvBytesPerRow ?? 0);
   }
 
   /** Why a sequence reaching `positions` could never fit, even alone; undefined when it can. */
   refusal(positions: number): string | undefined {
-    const bytes = (s: StageLimits) => this.capacity(positions) * s.kvBytesPerPosition;
+    const bytes = (s: StageLimits) => this.#rowBytes(s, this.capacity(positions));
     const stage = this.#stages.find((s) => bytes(s) > s.kvBudgetBytes);
     if (!stage) return undefined;
     return `a sequence of ${positions} positions needs ${bytes(stage)} bytes of KV cache on stage ${stage.stage}, whose budget is ${stage.kvBudgetBytes} bytes; ask for fewer tokens`;

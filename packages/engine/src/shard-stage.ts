@@ -69,6 +69,7 @@ export abstract class ShardStage<T extends KvElements> implements StageEngine {
         maxSequences: kv.maxSequences,
         kvBudgetBytes: kv.budgetBytes,
         kvBytesPerPosition: kv.bytesPerPosition,
+        kvBytesPerRow: kv.bytesPerRow,
       },
     };
     this.kv = kv;

@@ -66,8 +66,10 @@ export interface StageLimits {
   maxSequences: number;
   /** KV-cache budget, bytes. */
   kvBudgetBytes: number;
-  /** Cache bytes per sequence per position (every layer of the stage, keys and values). */
+  /** Cache bytes per sequence per position (every layer of the stage that grows, keys and values). */
   kvBytesPerPosition: number;
+  /** Cache bytes per sequence whatever its length (sliding-window rings; 0 without them). */
+  kvBytesPerRow: number;
 }
 
 export interface StageStats {

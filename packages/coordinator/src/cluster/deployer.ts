@@ -22,8 +22,10 @@ export interface StageLimits {
   maxSequences: number;
   /** The stage's KV-cache budget, bytes. */
   kvBudgetBytes: number;
-  /** KV-cache bytes one sequence needs per position on this stage (all its layers, keys and values). */
+  /** KV-cache bytes one sequence needs per position on this stage (its layers that grow, keys and values). */
   kvBytesPerPosition: number;
+  /** KV-cache bytes one sequence needs whatever its length (sliding-window rings). Default 0. */
+  kvBytesPerRow?: number;
 }
 
 export interface DeployedStage {

@@ -169,8 +169,10 @@ export const stageLimitsSchema = z.object({
   maxSequences: z.int().min(1),
   /** The stage's KV-cache budget, bytes. */
   kvBudgetBytes: byteCountSchema,
-  /** KV-cache bytes one sequence takes per position on this stage (its layers, keys and values). */
+  /** KV-cache bytes one sequence takes per position on this stage (its layers that grow, keys and values). */
   kvBytesPerPosition: byteCountSchema,
+  /** KV-cache bytes one sequence takes whatever its length (sliding-window rings). Default 0. */
+  kvBytesPerRow: byteCountSchema.optional(),
 });
 export type StageLimitsMessage = z.infer<typeof stageLimitsSchema>;
 
