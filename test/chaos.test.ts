@@ -1,7 +1,8 @@
 /**
  * The quick chaos run on real processes (the full one is `npm run bench -- chaos`):
  * kill -9 of two workers at once in decode, SIGSTOP of one past the heartbeat timeout in
- * prefill, SIGTERM of every worker, kill -9 of one with another stopped, then the
+ * prefill, SIGTERM of two in prefill and of every worker in decode, kill -9 of one with
+ * another stopped, then the
  * coordinator killed and restarted — each under 8 greedy streams of stories260K.
  * Every wait is on observable state (stream events, /swarmbee/cluster), each bounded.
  */

@@ -218,6 +218,8 @@ export class WorkerDaemon {
   }
 
   async #load(load: StageLoadMessage): Promise<void> {
+    if (this.#machine.is('draining', 'stopped'))
+      throw new EngineClosedError(`worker ${this.name} is shutting down: it loads no stage`);
     this.#machine.to('loading');
     const started = performance.now();
     const previous = this.#runner;
@@ -334,16 +336,19 @@ export class WorkerDaemon {
     await this.#runner?.idle();
   }
 
-  /** Drains, unloads and disconnects. Safe to call more than once. */
+  /** Leaves the coordinator, drains, unloads and stops listening. Safe to call more than once. */
   stop(): Promise<void> {
     this.#stopping.abort();
     this.#stopped ??= (async () => {
-      if (!this.#machine.is('stopped', 'draining') && !this.#machine.is('starting'))
-        await this.drain();
+      const draining = !this.#machine.is('stopped', 'draining', 'starting');
+      if (draining) this.#machine.to('draining');
+      // Leave the cluster first, so the coordinator plans around this worker at once
+      // instead of sending it a stage while it finishes the work in hand.
+      this.#control?.close(1001, 'worker stopping');
+      if (draining) await this.#runner?.idle();
       this.#machine.to('stopped');
       await this.#runner?.close().catch(() => {});
       this.#runner = undefined;
-      this.#control?.close(1001, 'worker stopping');
       await this.#server?.close();
       this.#ended();
     })();

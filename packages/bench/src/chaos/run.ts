@@ -52,6 +52,7 @@ export function chaosFaults(workers: number, quick: boolean): Fault[] {
     return [
       { kind: 'kill', targets: [0, workers - 1], phase: 'decode' },
       { kind: 'stop', targets: [1], phase: 'prefill' },
+      { kind: 'term', targets: [0, workers - 1], phase: 'prefill' },
       { kind: 'term', targets: all, phase: 'decode' },
       { kind: 'kill+stop', targets: [workers - 1, 0], phase: 'decode' },
     ];
