@@ -28,7 +28,9 @@ t.test('faults of one, two and all workers, and of the coordinator, under 8 stre
     promptTokens: 160,
     outputTokens: 64,
     speedFactor: 0.2,
-    heartbeatTimeoutMs: 1500,
+    // Longer than the bench's 1.5 s: a test shares the machine with other work, and a
+    // starved worker must not be taken for a stopped one.
+    heartbeatTimeoutMs: 4000,
     faults: chaosFaults(WORKERS, true),
     restartCoordinator: true,
     progress: (line) => t.comment(line),

@@ -99,7 +99,13 @@ export async function runFault(
   options: FaultOptions,
 ): Promise<FaultResult> {
   const workerCount = cluster.workers.length;
-  const before = (await cluster.view()).recoveries.length;
+  // Start from a settled cluster: every worker in the serving plan.
+  const settled = await cluster.waitUntil(
+    (v) => usesAll(cluster, v, workerCount),
+    options.settleMs,
+    'every worker to serve before the fault',
+  );
+  const before = settled.recoveries.length;
   const hit = fault.targets.map((i) => cluster.workers[i]!);
   const counts = specs.map(() => 0);
   let opened = 0;
@@ -128,8 +134,12 @@ export async function runFault(
       if (fault.phase === 'decode' && counts.every((c) => c >= decodeAfter)) inject();
     },
   });
-  if (faultAt === undefined)
-    throw new Error(`${faultName(fault, workerCount)}: the fault never fired`);
+  if (faultAt === undefined) {
+    const why = outcomes.map((o) => o.error?.code ?? o.failure ?? `${o.tokens.length} tokens`);
+    throw new Error(
+      `${faultName(fault, workerCount)}: the fault never fired (${opened} of ${specs.length} streams accepted; ${why.join(', ')}); coordinator log:\n${cluster.coordinator.log().slice(-4000)}`,
+    );
+  }
   const stopped = hit.filter(
     (_, k) => fault.kind === 'stop' || (fault.kind === 'kill+stop' && k > 0),
   );
