@@ -40,11 +40,14 @@ export interface WorkerOptions {
   channel?: ChannelOptions;
   /** Delay before re-joining a lost coordinator, ms; doubles up to 10 s. Default 500. */
   rejoinDelayMs?: number;
+  /** On stop, the longest wait for the work in hand and for unloading the stage, ms. Default 10000. */
+  drainTimeoutMs?: number;
   tls?: { server?: ServerTlsOptions; client?: ClientTlsOptions };
   log?: (line: string) => void;
 }
 
 export const DEFAULT_REJOIN_DELAY_MS = 500;
+export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 /** The longest pause between attempts to re-join, ms: a restarted coordinator is found within it. */
 export const MAX_REJOIN_DELAY_MS = 10_000;
 

@@ -35,6 +35,7 @@ import { ShardIntake } from './shard-intake.js';
 import { StageRunner } from './stage-runner.js';
 import { type WorkerState, WorkerStateMachine } from './state.js';
 import {
+  DEFAULT_DRAIN_TIMEOUT_MS,
   DEFAULT_REJOIN_DELAY_MS,
   engineOptions,
   MAX_REJOIN_DELAY_MS,
@@ -345,11 +346,14 @@ export class WorkerDaemon {
       // Leave the cluster first, so the coordinator plans around this worker at once
       // instead of sending it a stage while it finishes the work in hand.
       this.#control?.close(1001, 'worker stopping');
-      if (draining) await this.#runner?.idle();
+      // The work in hand gets the drain timeout; a stage that cannot finish (a downstream
+      // that stopped reading, an engine that does not answer) must not keep the process.
+      const drainMs = this.#options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+      if (draining) await within(this.#runner?.idle(), drainMs);
       this.#machine.to('stopped');
-      await this.#runner?.close().catch(() => {});
+      await within(this.#runner?.close(), drainMs);
       this.#runner = undefined;
-      await this.#server?.close();
+      await this.#server?.close({ signal: AbortSignal.timeout(drainMs) });
       this.#ended();
     })();
     return this.#stopped;
@@ -364,6 +368,19 @@ export class WorkerDaemon {
     await this.#hasEnded;
     if (this.#fatal) throw this.#fatal;
   }
+}
+
+/** Waits for `work` (never rejecting), at most `ms`. */
+async function within(work: Promise<unknown> | undefined, ms: number): Promise<void> {
+  if (!work) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    work.catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 /** This process's memory, bytes: resident, the JS heap in use, and memory outside it. */
