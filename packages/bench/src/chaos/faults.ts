@@ -29,8 +29,10 @@ export interface FaultResult {
   name: string;
   phase: FaultPhase;
   workers: string[];
-  /** Whether the fault landed in its phase (no token yet for prefill; all decoding for decode). */
+  /** Whether the fault landed in its phase for every stream (no token yet for prefill; all decoding for decode). */
   phaseHit: boolean;
+  /** Streams that were in the fault's phase when it fired. */
+  streamsInPhase: number;
   streams: number;
   /** Streams that ended whole with the tokens of the run without faults. */
   completed: number;
@@ -110,14 +112,13 @@ export async function runFault(
   const counts = specs.map(() => 0);
   let opened = 0;
   let faultAt: number | undefined;
-  let phaseHit = false;
+  let inPhase = 0;
   const inject = () => {
     if (faultAt !== undefined) return;
     faultAt = performance.now();
-    phaseHit =
-      fault.phase === 'prefill'
-        ? counts.every((c) => c === 0)
-        : counts.every((c) => c >= (options.decodeAfterTokens ?? 10));
+    inPhase = counts.filter((c) =>
+      fault.phase === 'prefill' ? c === 0 : c >= (options.decodeAfterTokens ?? 10),
+    ).length;
     hit.forEach((p, k) => {
       p.signal(
         fault.kind === 'kill+stop' ? (k === 0 ? 'SIGKILL' : 'SIGSTOP') : SIGNALS[fault.kind],
@@ -164,7 +165,8 @@ export async function runFault(
     name: faultName(fault, workerCount),
     phase: fault.phase,
     workers: fault.targets.map((i) => cluster.workerName(i)),
-    phaseHit,
+    phaseHit: inPhase === specs.length,
+    streamsInPhase: inPhase,
     ...judge(outcomes, expected, faultAt),
     recoveryMs: recovered.map((r) => r.durationMs),
     returnMs,

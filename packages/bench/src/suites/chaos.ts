@@ -158,7 +158,7 @@ export const chaosSuite: Suite = {
             head: [
               '#',
               'fault',
-              'in phase',
+              'streams in phase',
               'streams',
               'tokens lost',
               'stall p50 ms',
@@ -170,7 +170,7 @@ export const chaosSuite: Suite = {
             rows: result.faults.map((r, i) => [
               i + 1,
               r.name,
-              r.phaseHit ? 'yes' : 'NO',
+              `${r.streamsInPhase}/${r.streams}`,
               outcomeOf(r),
               r.tokensLost,
               ms(r.stallMs, 'median'),
