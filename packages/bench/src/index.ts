@@ -16,6 +16,7 @@ export * from './chaos/run.js';
 export * from './chaos/streams.js';
 export * from './cluster-bench/index.js';
 export * from './compare.js';
+export * from './gguf/llama-bench.js';
 export * from './local-cluster.js';
 export * from './machine.js';
 export * from './memory-bandwidth.js';

@@ -39,17 +39,23 @@ function codedError(payload: ApiErrorBody, status: number, text = ''): Error {
   return fromWire({ code, message, retryable });
 }
 
+/** What a call may pass besides its body. */
+export interface RequestOptions {
+  /** Aborting cancels the request (and a stream being read); the server stops the sequence. */
+  signal?: AbortSignal;
+}
+
 async function request(
   target: ApiTarget,
   path: string,
   init: { method: 'GET' } | { method: 'POST'; body: unknown },
-  signal?: AbortSignal,
+  options: RequestOptions = {},
 ): Promise<Response> {
   const response = await fetch(apiUrl(target, path), {
     method: init.method,
     headers: headers(target),
     ...(init.method === 'POST' ? { body: JSON.stringify(init.body) } : {}),
-    ...(signal ? { signal } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
   });
   if (response.ok) return response;
   const text = await response.text();
@@ -70,9 +76,7 @@ export async function postJson<T>(target: ApiTarget, path: string, body: unknown
   return (await (await request(target, path, { method: 'POST', body })).json()) as T;
 }
 
-export interface EventStreamOptions {
-  /** Ends the request (and the wait for its events). Default: none. */
-  signal?: AbortSignal;
+export interface EventStreamOptions extends RequestOptions {
   /** Called once the server has accepted the request (its status and headers arrived). */
   onOpen?: () => void;
 }
@@ -88,7 +92,7 @@ export async function postEvents<T>(
   onEvent: (event: T) => void = () => {},
   options: EventStreamOptions = {},
 ): Promise<T[]> {
-  const response = await request(target, path, { method: 'POST', body }, options.signal);
+  const response = await request(target, path, { method: 'POST', body }, options);
   options.onOpen?.();
   const events: T[] = [];
   let failure: Error | undefined;

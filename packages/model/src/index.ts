@@ -12,7 +12,17 @@
  * ```
  */
 export * from './derived-model.js';
+export * from './gguf/dequantize.js';
+export * from './gguf/ggml-types.js';
+export * from './gguf/gguf-config.js';
+export * from './gguf/gguf-file.js';
+export * from './gguf/gguf-tokenizer.js';
+export * from './gguf/import.js';
+export * from './gguf/nbits-mapping.js';
+export * from './gguf/tensor-plan.js';
+export * from './gguf/tensor-values.js';
 export * from './hash.js';
+export * from './hf/chat-template-files.js';
 export * from './hf/checkpoint.js';
 export * from './hf/config.js';
 export * from './hf/import.js';
@@ -38,6 +48,7 @@ export * from './pull/download.js';
 export * from './pull/hub.js';
 export * from './pull/pull.js';
 export * from './quant/block-quant.js';
+export * from './quant/matrix-ops.js';
 export * from './quant/model-variant.js';
 export * from './quant/quantize-model.js';
 export * from './quant/stored-tensors.js';
@@ -47,7 +58,10 @@ export * from './staging-dir.js';
 export * from './synth/presets.js';
 export * from './synth/synthesize.js';
 export * from './synth/vocab.js';
+export * from './tokenizer/chat.js';
+export * from './tokenizer/chat-template.js';
 export * from './tokenizer/hf-tokenizer.js';
 export * from './tokenizer/llama2c-tokenizer.js';
 export * from './tokenizer/load.js';
 export * from './tokenizer/tokenizer.js';
+export * from './tokenizer/transformers-compat.js';
