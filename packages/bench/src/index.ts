@@ -10,6 +10,10 @@
  * await writeReport('bench-results/engine', result);
  * ```
  */
+export * from './chaos/faults.js';
+export * from './chaos/process-cluster.js';
+export * from './chaos/run.js';
+export * from './chaos/streams.js';
 export * from './cluster-bench/index.js';
 export * from './compare.js';
 export * from './gguf/llama-bench.js';
@@ -27,6 +31,7 @@ export * from './optimize/prune-choice.js';
 export * from './optimize/workflows.js';
 export * from './report/report.js';
 export * from './report/svg.js';
+export * from './shared-models.js';
 export * from './stats.js';
 export * from './suite.js';
 export { timeDecode } from './suites/engine.js';

@@ -123,10 +123,12 @@ export function httpTimeoutsFrom(args: { headersTimeoutMs?: number; requestTimeo
 export const stageLimitOptions = {
   'max-sequences': {
     type: 'number',
-    describe: 'Most sequences this stage keeps a KV cache for (default 256)',
+    describe:
+      'Most sequences this stage keeps a KV cache for (default 256); the coordinator queues requests beyond it',
   },
   'kv-budget-mib': {
     type: 'number',
-    describe: 'KV-cache budget of this stage, MiB (default 2048); beyond it requests get 429',
+    describe:
+      'KV-cache budget of this stage, MiB (default 2048); the coordinator queues requests beyond it, and refuses (413) one that could never fit',
   },
 } as const;

@@ -76,6 +76,11 @@ export async function postJson<T>(target: ApiTarget, path: string, body: unknown
   return (await (await request(target, path, { method: 'POST', body })).json()) as T;
 }
 
+export interface EventStreamOptions extends RequestOptions {
+  /** Called once the server has accepted the request (its status and headers arrived). */
+  onOpen?: () => void;
+}
+
 /**
  * POSTs and reads server-sent events until the stream ends, handing each to `onEvent` as it
  * arrives; returns them in order. An error event throws its coded error after the stream.
@@ -85,9 +90,10 @@ export async function postEvents<T>(
   path: string,
   body: unknown,
   onEvent: (event: T) => void = () => {},
-  options: RequestOptions = {},
+  options: EventStreamOptions = {},
 ): Promise<T[]> {
   const response = await request(target, path, { method: 'POST', body }, options);
+  options.onOpen?.();
   const events: T[] = [];
   let failure: Error | undefined;
   const parser = createParser({

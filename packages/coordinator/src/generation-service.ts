@@ -6,7 +6,7 @@
  * {@link PromptPreparer} off the event loop; only the per-token streaming decode, bounded
  * per token, runs here.
  */
-import { QueueFullError } from '@swarmbee/core';
+import { QueueFullError, RequestTooLargeError } from '@swarmbee/core';
 import type { Tokenizer } from '@swarmbee/model';
 import PQueue from 'p-queue';
 import type { CompletionEndpoint } from './api/requests.js';
@@ -119,7 +119,7 @@ export class GenerationService {
     this.#queue = new PQueue({ concurrency: this.limits.maxActive });
   }
 
-  /** Requests waiting for a generation slot. */
+  /** Requests waiting for a generation slot (not counting those waiting for KV-cache room). */
   get queued(): number {
     return this.#queue.size;
   }
@@ -165,6 +165,10 @@ export class GenerationService {
   ): Promise<PreparedCompletion> {
     this.#checkRoom();
     const prepared = await this.#prompts.prepare(job, options);
+    // Refused now, as a status, rather than failed mid-stream by a stage.
+    const positions = prepared.request.prompt.length + Math.max(0, prepared.maxTokens - 1);
+    const refusal = this.#scheduler.refusal(positions);
+    if (refusal) throw new RequestTooLargeError(refusal);
     this.#checkRoom();
     return {
       request: prepared.request,

@@ -23,6 +23,10 @@ export interface MetricsSources {
   active: () => number;
   inFlight: () => number;
   stages: () => StageMetrics[];
+  /** Deployments replaced so far (recoveries, returns, re-plans). Default: none reported. */
+  recoveries?: () => number;
+  /** Unhandled rejections and uncaught exceptions the process survived. Default: none reported. */
+  processFaults?: () => number;
 }
 
 export class Metrics {
@@ -69,6 +73,18 @@ export class Metrics {
     gauge('swarmbee_queue_depth', 'Requests waiting for a generation slot', sources.queued);
     gauge('swarmbee_active_sequences', 'Sequences being generated', sources.active);
     gauge('swarmbee_inflight_microbatches', 'Micro-batches in the pipeline', sources.inFlight);
+    if (sources.recoveries)
+      gauge(
+        'swarmbee_recoveries',
+        'Deployments replaced so far: recoveries from a lost worker, workers taken back, re-plans',
+        sources.recoveries,
+      );
+    if (sources.processFaults)
+      gauge(
+        'swarmbee_process_faults',
+        'Unhandled rejections and uncaught exceptions the coordinator process survived (each one a bug)',
+        sources.processFaults,
+      );
     const perStage = (name: string, help: string, read: (s: StageMetrics) => number) =>
       new Gauge({
         name,

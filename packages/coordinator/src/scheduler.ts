@@ -12,34 +12,37 @@
  *   (padding a decode row to a chunk's width would waste the work) and take turns
  *   with decode so neither starves.
  * - Batching never changes a sequence's tokens (the engine guarantees it).
+ * - Admission: a sequence starts only when it fits every stage's KV cache (see
+ *   {@link KvAdmission}); until then it waits here, first come first served. A batch a
+ *   stage still refuses for its KV budget parks its sequences: their caches are freed and
+ *   they wait at the front until another sequence has freed room, then replay.
  */
 import {
   AbortedError,
   asSwarmBeeError,
-  type SamplingParams,
+  ClusterUnavailableError,
+  KvBudgetExceededError,
   type SwarmBeeError,
 } from '@swarmbee/core';
 import type { BatchRow } from '@swarmbee/engine';
+import { KvAdmission } from './admission.js';
+import type { StageLimits } from './cluster/deployer.js';
+import {
+  type BatchTransport,
+  MicroBatcher,
+  type MicroBatchResult,
+  type Sequence,
+  type SequenceRequest,
+  type SequenceResult,
+} from './micro-batch.js';
 
-export interface MicroBatch {
-  batchId: number;
-  rows: BatchRow[];
-  /** Token ids [rows, width], width = the longest row. */
-  tokens: BigInt64Array;
-}
-
-export interface MicroBatchResult {
-  /** Per row: the sampled token, or -1 for rows that did not sample. */
-  tokens: Int32Array;
-  logprobs?: Float32Array;
-}
-
-/** Where micro-batches go: a local pipeline or the stages of a cluster. */
-export interface BatchTransport {
-  run(batch: MicroBatch): Promise<MicroBatchResult>;
-  /** Frees the sequences' KV caches on every stage. Fire and forget. */
-  release(seqIds: string[]): void;
-}
+export type {
+  BatchTransport,
+  MicroBatch,
+  MicroBatchResult,
+  SequenceRequest,
+  SequenceResult,
+} from './micro-batch.js';
 
 export interface SchedulerOptions {
   /** Micro-batches in the pipeline at once. Default 2; use at least the stage count. */
@@ -48,54 +51,23 @@ export interface SchedulerOptions {
   maxBatchRows?: number;
   /** Tokens per prefill chunk. Default 128. */
   prefillChunkTokens?: number;
+  /** The model's context, positions: the largest KV arena a sequence can need. Default 2048. */
+  maxSeqLen?: number;
+  /** Times a sequence may be replayed into a rebuilt pipeline before it fails. Default 8. */
+  maxReplays?: number;
 }
 
 export const DEFAULT_MAX_IN_FLIGHT = 2;
 export const DEFAULT_MAX_BATCH_ROWS = 16;
 export const DEFAULT_PREFILL_CHUNK_TOKENS = 128;
+export const DEFAULT_MAX_REPLAYS = 8;
+const DEFAULT_MAX_SEQ_LEN = 2048;
 
-export interface SequenceRequest {
-  promptIds: number[];
-  /** Most tokens to sample. */
-  maxTokens: number;
-  sampling: SamplingParams;
-  /** Sampled ids that end the sequence without being part of it. */
-  stopIds: number[];
-  logprobs?: boolean;
-  /** Called for each sampled token; return false to stop the sequence here (a stop string matched). */
-  onToken?: (id: number, logprob: number | undefined) => boolean | undefined;
-  signal?: AbortSignal;
-}
-
-export interface SequenceResult {
-  ids: number[];
-  promptTokens: number;
-  logprobs: number[];
-  finish: 'length' | 'stop';
-  /** From submission to the first sampled token. */
-  firstTokenMs: number;
-  /** Wall time from submission to the end. */
-  totalMs: number;
-}
-
-interface Sequence {
-  id: string;
-  request: SequenceRequest;
-  ids: number[];
-  /** Positions handed to the pipeline (in flight or done). */
-  sent: number;
-  sampled: number;
-  awaitingToken: boolean;
-  /** Micro-batches holding this sequence that have not come back. */
-  inFlight: number;
-  /** Times the sequence was replayed into a rebuilt pipeline. */
-  replays: number;
-  logprobs: number[];
-  startedAt: number;
-  firstTokenAt?: number;
-  settled: boolean;
-  resolve: (result: SequenceResult) => void;
-  reject: (error: SwarmBeeError) => void;
+/** What attaching a pipeline tells the scheduler: how much to keep in flight and what fits. */
+export interface AttachOptions {
+  maxInFlight?: number;
+  /** Each stage's admission limits; absent or empty admits every sequence at once. */
+  limits?: readonly (StageLimits & { stage: number })[];
 }
 
 export class Scheduler {
@@ -103,24 +75,48 @@ export class Scheduler {
   #transport: BatchTransport | undefined;
   #maxInFlight: number;
   #replayed = 0;
-  readonly #maxBatchRows: number;
-  readonly #chunk: number;
+  readonly #batcher: MicroBatcher;
+  readonly #maxReplays: number;
+  /** Sequences admitted to the pipeline and not finished. */
   readonly #live = new Map<string, Sequence>();
+  /** Finished sequences whose cache is not released yet (a batch of theirs is out). */
+  readonly #unreleased = new Set<Sequence>();
+  /** Sequences waiting for room, in arrival order (parked ones in front). */
+  #waiting: Sequence[] = [];
+  readonly #admission: KvAdmission;
+  /** Cache releases sent so far: a parked sequence retries after the next one. */
+  #releases = 0;
   readonly #inFlight = new Map<number, Sequence[]>();
   #nextBatch = 1;
   #nextSequence = 1;
-  #prefillTurn = true;
 
   constructor(transport: BatchTransport | undefined, options: SchedulerOptions = {}) {
     this.#transport = transport;
     this.#maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-    this.#maxBatchRows = options.maxBatchRows ?? DEFAULT_MAX_BATCH_ROWS;
-    this.#chunk = options.prefillChunkTokens ?? DEFAULT_PREFILL_CHUNK_TOKENS;
+    this.#batcher = new MicroBatcher(
+      options.maxBatchRows ?? DEFAULT_MAX_BATCH_ROWS,
+      options.prefillChunkTokens ?? DEFAULT_PREFILL_CHUNK_TOKENS,
+    );
+    this.#maxReplays = options.maxReplays ?? DEFAULT_MAX_REPLAYS;
+    this.#admission = new KvAdmission(options.maxSeqLen ?? DEFAULT_MAX_SEQ_LEN);
   }
 
-  /** Sequences being generated now. */
+  /** Sequences being generated now (admitted to the pipeline). */
   get active(): number {
     return this.#live.size;
+  }
+
+  /** Sequences waiting for room in the stages' KV caches. */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
+  /**
+   * Why a sequence of `positions` (prompt + max tokens - 1) can never run on the attached
+   * pipeline, or undefined: check it before answering, so a refusal is a status, not a stream error.
+   */
+  refusal(positions: number): string | undefined {
+    return this.#admission.refusal(positions);
   }
 
   get inFlight(): number {
@@ -140,6 +136,9 @@ export class Scheduler {
         awaitingToken: false,
         inFlight: 0,
         replays: 0,
+        positions: request.promptIds.length + Math.max(0, request.maxTokens - 1),
+        admitted: false,
+        dispose: () => {},
         logprobs: [],
         startedAt: performance.now(),
         settled: false,
@@ -150,19 +149,36 @@ export class Scheduler {
         resolve(this.#result(seq, 'length'));
         return;
       }
-      this.#live.set(seq.id, seq);
-      request.signal?.addEventListener(
-        'abort',
-        () => this.#fail(seq, new AbortedError('the request was cancelled')),
-        { once: true },
-      );
+      const { signal } = request;
+      if (signal) {
+        const onAbort = () => this.#fail(seq, new AbortedError('the request was cancelled'));
+        signal.addEventListener('abort', onAbort, { once: true });
+        seq.dispose = () => signal.removeEventListener('abort', onAbort);
+      }
+      this.#waiting.push(seq);
+      this.#admit();
       this.#pump();
     });
   }
 
-  /** Fails every live sequence (the pipeline is gone). */
+  /** Lets waiting sequences in, in order, while they fit beside the live ones. */
+  #admit(): void {
+    while (this.#waiting.length > 0) {
+      const seq = this.#waiting[0]!;
+      // A parked sequence retries only once another sequence has given room back.
+      if (seq.parkedAt !== undefined && seq.parkedAt >= this.#releases) return;
+      const live = [...this.#live.values(), ...this.#unreleased].map((s) => s.positions);
+      if (live.length > 0 && !this.#admission.fits(live, seq.positions)) return;
+      this.#waiting.shift();
+      seq.parkedAt = undefined;
+      seq.admitted = true;
+      this.#live.set(seq.id, seq);
+    }
+  }
+
+  /** Fails every live and waiting sequence (the pipeline is gone). */
   failAll(error: SwarmBeeError): void {
-    for (const seq of [...this.#live.values()]) this.#fail(seq, error);
+    for (const seq of [...this.#live.values(), ...this.#waiting]) this.#fail(seq, error);
   }
 
   /**
@@ -175,18 +191,29 @@ export class Scheduler {
     this.#transport = undefined;
     for (const batch of this.#inFlight.values()) for (const seq of batch) seq.inFlight--;
     this.#inFlight.clear();
-    for (const seq of this.#live.values()) {
+    // The old pipeline's caches went with it.
+    this.#unreleased.clear();
+    for (const seq of [...this.#live.values()]) {
       seq.sent = 0;
       seq.awaitingToken = false;
       seq.inFlight = 0;
-      seq.replays++;
+      seq.parkOnLand = false;
+      if (++seq.replays > this.#maxReplays)
+        this.#fail(
+          seq,
+          new ClusterUnavailableError(
+            `the pipeline broke ${seq.replays} times while this request ran; retry it`,
+          ),
+        );
     }
   }
 
   /** Sends live sequences (replays first in line) into a new pipeline. */
-  attach(transport: BatchTransport, options: { maxInFlight?: number } = {}): void {
+  attach(transport: BatchTransport, options: AttachOptions = {}): void {
     this.#transport = transport;
     if (options.maxInFlight !== undefined) this.#maxInFlight = options.maxInFlight;
+    this.#admission.set(options.limits ?? []);
+    this.#admit();
     this.#pump();
   }
 
@@ -200,43 +227,10 @@ export class Scheduler {
   #pump(): void {
     if (!this.#transport) return;
     while (this.#inFlight.size < this.#maxInFlight) {
-      const batch = this.#nextMicroBatch();
+      const batch = this.#batcher.next(this.#live.values(), this.#maxInFlight);
       if (!batch) return;
       this.#send(batch.rows, batch.sequences);
     }
-  }
-
-  #nextMicroBatch(): { rows: BatchRow[]; sequences: Sequence[] } | undefined {
-    const feedable = [...this.#live.values()].filter(
-      (s) => !s.awaitingToken && s.ids.length > s.sent,
-    );
-    const decoders = feedable.filter((s) => s.ids.length - s.sent === 1);
-    const prefillers = feedable.filter((s) => s.ids.length - s.sent > 1);
-    const takePrefill = prefillers.length > 0 && (decoders.length === 0 || this.#prefillTurn);
-    if (takePrefill) {
-      this.#prefillTurn = false;
-      const seq = prefillers[0]!;
-      const count = Math.min(this.#chunk, seq.ids.length - seq.sent);
-      return { rows: [this.#row(seq, count)], sequences: [seq] };
-    }
-    if (decoders.length === 0) return undefined;
-    this.#prefillTurn = true;
-    const decoding = [...this.#live.values()].filter(
-      (s) => s.sent >= s.request.promptIds.length - 1 && s.sampled > 0,
-    ).length;
-    const share = Math.ceil(Math.max(decoding, decoders.length) / this.#maxInFlight);
-    const take = decoders.slice(0, Math.max(1, Math.min(this.#maxBatchRows, share)));
-    return { rows: take.map((s) => this.#row(s, 1)), sequences: take };
-  }
-
-  #row(seq: Sequence, count: number): BatchRow {
-    const row: BatchRow = { seqId: seq.id, start: seq.sent, count };
-    if (seq.sent + count === seq.ids.length) {
-      row.sampling = seq.request.sampling;
-      if (seq.request.logprobs) row.logprobs = true;
-      seq.awaitingToken = true;
-    }
-    return row;
   }
 
   #send(rows: BatchRow[], sequences: Sequence[]): void {
@@ -266,7 +260,7 @@ export class Scheduler {
     const now = performance.now();
     rows.forEach((row, r) => {
       const seq = sequences[r]!;
-      if (!row.sampling || seq.settled) return;
+      if (!row.sampling || seq.settled || !seq.admitted) return;
       seq.awaitingToken = false;
       const token = result.tokens[r]!;
       seq.firstTokenAt ??= now;
@@ -286,8 +280,41 @@ export class Scheduler {
   }
 
   #failBatch(batchId: number, error: SwarmBeeError): void {
-    for (const seq of this.#landed(batchId)) this.#fail(seq, error);
+    const sequences = this.#landed(batchId);
+    if (error.code === KvBudgetExceededError.code) {
+      for (const seq of sequences) this.#park(seq, error);
+    } else {
+      for (const seq of sequences) this.#fail(seq, error);
+    }
+    this.#admit();
     this.#pump();
+  }
+
+  /**
+   * A stage had no room for this sequence after all: free its cache everywhere and put it
+   * first in line, to replay once another sequence has given room back. With nothing
+   * else running no room will come, so it fails.
+   */
+  #park(seq: Sequence, error: SwarmBeeError): void {
+    if (seq.settled || !seq.admitted) return;
+    const others = [...this.#live.values()].some((s) => s !== seq) || this.#unreleased.size > 0;
+    if (!others) {
+      this.#fail(seq, error);
+      return;
+    }
+    if (seq.inFlight > 0) {
+      // Its other batches are still out: park it when they have landed.
+      seq.parkOnLand = true;
+      return;
+    }
+    seq.parkOnLand = false;
+    seq.admitted = false;
+    seq.sent = 0;
+    seq.awaitingToken = false;
+    this.#live.delete(seq.id);
+    this.#transport?.release([seq.id]);
+    seq.parkedAt = this.#releases;
+    this.#waiting.unshift(seq);
   }
 
   /** The batch's sequences; releases those retired while the batch was out. */
@@ -296,9 +323,16 @@ export class Scheduler {
     this.#inFlight.delete(batchId);
     for (const seq of sequences) {
       seq.inFlight--;
-      if (seq.settled && seq.inFlight === 0) this.#transport?.release([seq.id]);
+      if (seq.inFlight > 0) continue;
+      if (seq.settled && this.#unreleased.delete(seq)) this.#release(seq);
+      else if (seq.parkOnLand) this.#park(seq, new KvBudgetExceededError('parked'));
     }
     return sequences;
+  }
+
+  #release(seq: Sequence): void {
+    this.#transport?.release([seq.id]);
+    this.#releases++;
   }
 
   #finish(seq: Sequence, finish: SequenceResult['finish']): void {
@@ -315,10 +349,17 @@ export class Scheduler {
 
   #retire(seq: Sequence): void {
     seq.settled = true;
+    seq.dispose();
+    this.#replayed += seq.replays;
+    if (!seq.admitted) {
+      this.#waiting = this.#waiting.filter((s) => s !== seq);
+      return;
+    }
     this.#live.delete(seq.id);
     // A batch still out would reach a stage after the release: free the cache when it lands.
-    this.#replayed += seq.replays;
-    if (seq.inFlight === 0) this.#transport?.release([seq.id]);
+    if (seq.inFlight === 0) this.#release(seq);
+    else this.#unreleased.add(seq);
+    this.#admit();
   }
 
   #result(seq: Sequence, finish: SequenceResult['finish']): SequenceResult {

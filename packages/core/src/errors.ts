@@ -159,6 +159,16 @@ export class AbortedError extends SwarmBeeError {
   static override readonly httpStatus = 503;
 }
 
+/**
+ * A step did not finish within its deadline: a reply that did not come, or a transfer
+ * that made no progress for too long. Retryable: the next attempt may meet a faster peer.
+ */
+export class TimeoutError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_TIMEOUT';
+  static override readonly retryable = true;
+  static override readonly httpStatus = 503;
+}
+
 /** A frame is not one well-formed msgpack message: truncated, trailing bytes, not a map, or a text frame. */
 export class FrameInvalidError extends SwarmBeeError {
   static override readonly code = 'SWARMBEE_ERR_FRAME_INVALID';
@@ -215,6 +225,15 @@ export class HandshakeTimeoutError extends SwarmBeeError {
 export class AuthFailedError extends SwarmBeeError {
   static override readonly code = 'SWARMBEE_ERR_AUTH_FAILED';
   static override readonly httpStatus = 401;
+}
+
+/**
+ * A worker asked to join under a name another connected (and answering) worker holds.
+ * Not retryable: the same name will keep being refused while that worker runs.
+ */
+export class WorkerNameTakenError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_WORKER_NAME_TAKEN';
+  static override readonly httpStatus = 409;
 }
 
 /** A connection could not be opened: refused, unreachable, or the TLS handshake failed. */
@@ -303,6 +322,7 @@ registerErrors(
   EngineClosedError,
   ExecutionProviderUnavailableError,
   AbortedError,
+  TimeoutError,
   FrameInvalidError,
   FrameTooLargeError,
   MessageTypeUnknownError,
@@ -313,6 +333,7 @@ registerErrors(
   PeerTimeoutError,
   HandshakeTimeoutError,
   AuthFailedError,
+  WorkerNameTakenError,
   ConnectFailedError,
   ListenFailedError,
   ChannelClosedError,

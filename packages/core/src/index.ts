@@ -7,6 +7,7 @@
  * try { ... } catch (e) { if (e.code === TokenOutOfVocabularyError.code) ... }
  * ```
  */
+export * from './deadlines.js';
 export * from './decoder-config.js';
 export * from './errors.js';
 export * from './gguf.js';
@@ -15,6 +16,7 @@ export * from './model-errors.js';
 export * from './onnx-decoder.js';
 export * from './optimize-errors.js';
 export * from './plan.js';
+export * from './process-faults.js';
 export * from './profile.js';
 export * from './sampling.js';
 export * from './service-errors.js';

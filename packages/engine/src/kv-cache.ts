@@ -116,6 +116,16 @@ export class KvCache<T extends KvElements = Float32Array> {
     return this.#windows[layer];
   }
 
+  /** Bytes one row takes per position of its capacity: keys and values of every layer that grows with it. */
+  get bytesPerPosition(): number {
+    return this.#arenaBytes(1, 1) - this.bytesPerRow;
+  }
+
+  /** Bytes one row takes whatever its length: the sliding-window layers' rings (0 without them). */
+  get bytesPerRow(): number {
+    return this.#arenaBytes(1, 0);
+  }
+
   /** Bytes held by arenas (spare capacity included). */
   get bytes(): number {
     return this.#bytes;

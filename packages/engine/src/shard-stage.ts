@@ -65,6 +65,12 @@ export abstract class ShardStage<T extends KvElements> implements StageEngine {
       dim: config.dim,
       vocabSize: config.vocabSize,
       maxSeqLen: config.maxSeqLen,
+      limits: {
+        maxSequences: kv.maxSequences,
+        kvBudgetBytes: kv.budgetBytes,
+        kvBytesPerPosition: kv.bytesPerPosition,
+        kvBytesPerRow: kv.bytesPerRow,
+      },
     };
     this.kv = kv;
     this.sampler = new RowSampler(config.vocabSize);

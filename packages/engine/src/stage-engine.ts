@@ -57,6 +57,19 @@ export interface StageInfo {
   dim: number;
   vocabSize: number;
   maxSeqLen: number;
+  /** What the stage's KV cache admits; a scheduler in front of it queues what would exceed it. */
+  limits: StageLimits;
+}
+
+export interface StageLimits {
+  /** Most sequences the stage keeps a cache for. */
+  maxSequences: number;
+  /** KV-cache budget, bytes. */
+  kvBudgetBytes: number;
+  /** Cache bytes per sequence per position (every layer of the stage that grows, keys and values). */
+  kvBytesPerPosition: number;
+  /** Cache bytes per sequence whatever its length (sliding-window rings; 0 without them). */
+  kvBytesPerRow: number;
 }
 
 export interface StageStats {

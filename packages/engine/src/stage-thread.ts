@@ -31,7 +31,8 @@ const startup = createStageEngine(shard, options).then(
 );
 
 port.on('message', (request: ThreadRequest) => {
-  queue = queue.then(() => handle(request));
+  // handle() answers every request itself; the chain must outlive one that could not.
+  queue = queue.then(() => handle(request)).catch(() => {});
 });
 
 async function handle(request: ThreadRequest): Promise<void> {

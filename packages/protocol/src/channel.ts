@@ -97,7 +97,10 @@ export class Channel<P extends ChannelPlane = ChannelPlane> extends EventEmitter
   readonly plane: P;
   readonly peer: PeerInfo;
   readonly options: ResolvedChannelOptions;
-  /** Settles (never rejects) with the close, once the channel is closed. */
+  /**
+   * Settles with the close, once the channel is closed.
+   * @neverRejects
+   */
   readonly closed: Promise<ChannelClose>;
 
   readonly #ws: WebSocket;
@@ -218,8 +221,8 @@ export class Channel<P extends ChannelPlane = ChannelPlane> extends EventEmitter
 
   /**
    * Sends a request and resolves with its reply (matched by `requestId`); an `error`
-   * reply rejects with its coded error. Rejects with AbortedError on timeout or abort,
-   * and with the close's error (or ChannelClosedError) if the channel closes first.
+   * reply rejects with its coded error. Rejects with TimeoutError when no reply comes in
+   * time, AbortedError on abort, the send's own error when sending fails, and with the close's error (or ChannelClosedError) if the channel closes first.
    */
   async request<T extends RequestMessage & PlaneMessage<P>>(
     message: T,
@@ -229,17 +232,14 @@ export class Channel<P extends ChannelPlane = ChannelPlane> extends EventEmitter
     if (this.#state !== 'open') {
       throw new ChannelClosedError(`channel to ${this.peer.name} is ${this.#state}`);
     }
-    const reply = this.#requests.wait(message.requestId, message.type, replyType, {
-      timeoutMs: options.timeoutMs ?? this.options.requestTimeoutMs,
-      signal: options.signal,
-    });
-    try {
-      this.send(message);
-    } catch (error) {
-      this.#requests.cancel(message.requestId);
-      throw error;
-    }
-    return (await reply) as ReplyTo<T>;
+    const reply = await this.#requests.exchange(
+      message.requestId,
+      message.type,
+      replyType,
+      { timeoutMs: options.timeoutMs ?? this.options.requestTimeoutMs, signal: options.signal },
+      () => this.send(message),
+    );
+    return reply as ReplyTo<T>;
   }
 
   /**

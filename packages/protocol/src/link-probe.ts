@@ -3,7 +3,7 @@
  * turn, bandwidth from a burst of full ones. The far end answers with
  * {@link answerProbe}.
  */
-import { AbortedError } from '@swarmbee/core';
+import { asSwarmBeeError, ChannelClosedError, TimeoutError } from '@swarmbee/core';
 import type { Channel } from './channel.js';
 import type { DataMessage, ProbeMessage } from './messages/index.js';
 
@@ -44,20 +44,35 @@ export async function measureLink(
   options: ProbeOptions = {},
 ): Promise<LinkMeasurement> {
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const waitFor = (probeId: string) =>
+  // Sends a probe and resolves on its reply: one promise, settled by the reply, a failed
+  // send, the channel closing or the deadline, so nothing is left waiting unobserved.
+  const roundTrip = (message: ProbeMessage, send: () => void | Promise<void>) =>
     new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const release = () => {
+        clearTimeout(timer);
         channel.off('message', onMessage);
-        reject(new AbortedError(`no probe reply from ${channel.peer.name} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const onMessage = (message: DataMessage) => {
-        if (message.type === 'probe.reply' && message.probeId === probeId) {
-          clearTimeout(timer);
-          channel.off('message', onMessage);
+        channel.off('close', onClose);
+      };
+      const fail = (error: unknown) => {
+        release();
+        reject(asSwarmBeeError(error));
+      };
+      const timer = setTimeout(
+        () =>
+          fail(new TimeoutError(`no probe reply from ${channel.peer.name} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      const onMessage = (reply: DataMessage) => {
+        if (reply.type === 'probe.reply' && reply.probeId === message.probeId) {
+          release();
           resolve();
         }
       };
+      const onClose = () =>
+        fail(new ChannelClosedError(`the channel to ${channel.peer.name} closed during a probe`));
       channel.on('message', onMessage);
+      channel.on('close', onClose);
+      Promise.resolve().then(send).catch(fail);
     });
   const probe = (payload: Uint8Array, reply: boolean): ProbeMessage => ({
     type: 'probe',
@@ -69,10 +84,8 @@ export async function measureLink(
   const rtts: number[] = [];
   for (let i = 0; i < (options.rttProbes ?? 10); i++) {
     const message = probe(new Uint8Array(0), true);
-    const reply = waitFor(message.probeId);
     const started = performance.now();
-    channel.send(message);
-    await reply;
+    await roundTrip(message, () => void channel.send(message));
     rtts.push(performance.now() - started);
   }
   rtts.sort((a, b) => a - b);
@@ -81,13 +94,9 @@ export async function measureLink(
   const chunk = new Uint8Array(options.burstProbeBytes ?? 256 * 1024);
   const count = Math.max(1, Math.round((options.burstBytes ?? 2 * 1024 * 1024) / chunk.byteLength));
   const started = performance.now();
-  let last: ProbeMessage | undefined;
-  for (let i = 0; i < count; i++) {
-    last = probe(chunk, i === count - 1);
-    const done = i === count - 1 ? waitFor(last.probeId) : undefined;
-    await channel.write(last);
-    if (done) await done;
-  }
+  for (let i = 0; i < count - 1; i++) await channel.write(probe(chunk, false));
+  const last = probe(chunk, true);
+  await roundTrip(last, () => channel.write(last));
   // The burst's last byte crossed once and its reply came back: one round trip is not bandwidth.
   const seconds = Math.max(1e-6, (performance.now() - started - rttMs) / 1000);
   return { rttMs, bandwidthBytesPerS: (count * chunk.byteLength) / seconds };

@@ -1,22 +1,22 @@
 /**
  * Requests waiting for their reply on one channel, keyed by `requestId`. A reply is the
  * request's reply type or an `error` with the same id; whichever comes first of reply,
- * timeout, abort and channel close settles the request, and every timer and listener is
+ * timeout (TimeoutError), abort (AbortedError) and channel close settles the request, and every timer and listener is
  * released then.
  */
 import {
   AbortedError,
+  asSwarmBeeError,
   fromWire,
   InvalidArgumentError,
   MessageSchemaError,
   type SwarmBeeError,
+  TimeoutError,
 } from '@swarmbee/core';
 import { type Message, REPLY_MESSAGE_TYPES } from './messages/index.js';
 
 interface Pending {
   requestType: string;
-  /** Clears the timer and abort listener and forgets the request, without settling it. */
-  release: () => void;
   replyType: string;
   resolve: (reply: Message) => void;
   reject: (error: SwarmBeeError) => void;
@@ -34,12 +34,17 @@ export class PendingRequests {
     return this.#pending.size;
   }
 
-  /** Registers a request before it is sent, so a fast reply cannot slip past. */
-  wait(
+  /**
+   * Registers a request, sends it with `send`, and resolves with its reply. Registering
+   * first means a fast reply cannot slip past; a `send` that throws rejects this same
+   * promise and forgets the request, so nothing is left waiting that nobody observes.
+   */
+  exchange(
     requestId: string,
     requestType: string,
     replyType: string,
     options: WaitOptions,
+    send: () => void,
   ): Promise<Message> {
     const { timeoutMs, signal } = options;
     if (this.#pending.has(requestId)) {
@@ -60,13 +65,12 @@ export class PendingRequests {
       };
       const timer = setTimeout(() => {
         release();
-        reject(new AbortedError(`no reply to ${requestType} ${requestId} within ${timeoutMs} ms`));
+        reject(new TimeoutError(`no reply to ${requestType} ${requestId} within ${timeoutMs} ms`));
       }, timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.#pending.set(requestId, {
+      const pending: Pending = {
         requestType,
         replyType,
-        release,
         resolve: (reply) => {
           release();
           resolve(reply);
@@ -75,13 +79,14 @@ export class PendingRequests {
           release();
           reject(error);
         },
-      });
+      };
+      this.#pending.set(requestId, pending);
+      try {
+        send();
+      } catch (error) {
+        pending.reject(asSwarmBeeError(error));
+      }
     });
-  }
-
-  /** Forgets a request whose sending failed; the caller never got its promise, so it stays unsettled. */
-  cancel(requestId: string): void {
-    this.#pending.get(requestId)?.release();
   }
 
   /** Settles the request `message` answers; false when it answers none (deliver it as a message). */

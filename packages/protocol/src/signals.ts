@@ -1,10 +1,10 @@
 /** Waiting on events with an AbortSignal, releasing every listener however the wait ends. */
 import type { EventEmitter } from 'node:events';
-import { AbortedError, ChannelClosedError } from '@swarmbee/core';
+import { abortError, ChannelClosedError } from '@swarmbee/core';
 
 /**
- * Resolves on `event`; rejects with ChannelClosedError on the emitter's `close` and with
- * AbortedError when `signal` aborts.
+ * Resolves on `event`; rejects with ChannelClosedError on the emitter's `close` and, when
+ * `signal` aborts, with its coded reason (TimeoutError for a passed deadline, else AbortedError).
  */
 export function waitForEvent(
   emitter: EventEmitter,
@@ -14,7 +14,7 @@ export function waitForEvent(
   const { signal, what } = options;
   return new Promise<void>((resolve, reject) => {
     if (signal?.aborted) {
-      reject(new AbortedError(`waiting for ${what} aborted`, { cause: signal.reason }));
+      reject(abortError(signal, what));
       return;
     }
     const release = (): void => {
@@ -32,7 +32,7 @@ export function waitForEvent(
     };
     const onAbort = (): void => {
       release();
-      reject(new AbortedError(`waiting for ${what} aborted`, { cause: signal?.reason }));
+      reject(abortError(signal!, what));
     };
     emitter.on(event, onEvent);
     emitter.on('close', onClose);

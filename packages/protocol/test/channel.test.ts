@@ -10,6 +10,7 @@ import {
   ProtocolVersionError,
   SendQueueFullError,
   ShardInvalidError,
+  TimeoutError,
 } from '@swarmbee/core';
 import {
   type Channel,
@@ -97,7 +98,7 @@ t.test('request/reply: an error reply rejects with the coded error', async (t) =
 });
 
 t.test(
-  'request/reply: timeout and abort reject with AbortedError and free the request',
+  'request/reply: a timeout rejects with TimeoutError, an abort with AbortedError, and both free the request',
   async (t) => {
     const { server } = await statsServer(t);
     const client = await startClient(t, server.url, { role: 'worker' });
@@ -108,7 +109,8 @@ t.test(
         { timeoutMs: 100 },
       )
       .catch((e: unknown) => e);
-    t.equal((timedOut as AbortedError).code, AbortedError.code);
+    t.equal((timedOut as TimeoutError).code, TimeoutError.code);
+    t.equal((timedOut as TimeoutError).retryable, true);
     t.ok(Date.now() - started < 2_000);
     const controller = new AbortController();
     const pending = client.request(
@@ -434,6 +436,7 @@ t.test(
   'a throwing or rejecting onChannel closes that channel with 1011; the server carries on',
   async (t) => {
     let calls = 0;
+    // biome-ignore lint/nursery/noMisusedPromises: onChannel may return a promise; a rejecting one is what this test feeds it
     const server = await startServer(t, {}, async (channel) => {
       calls += 1;
       if (calls === 1) throw new Error('handler bug');

@@ -18,3 +18,4 @@ export * from './stage-runner.js';
 export * from './stage-timeline.js';
 export * from './state.js';
 export * from './worker.js';
+export * from './worker-options.js';

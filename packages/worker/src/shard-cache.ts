@@ -18,7 +18,13 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HashMismatchError, InvalidArgumentError, ShardInvalidError } from '@swarmbee/core';
+import {
+  asSwarmBeeError,
+  HashMismatchError,
+  InvalidArgumentError,
+  ShardInvalidError,
+  type SwarmBeeError,
+} from '@swarmbee/core';
 
 export interface ShardFileEntry {
   name: string;
@@ -61,6 +67,8 @@ async function sha256OfFile(path: string): Promise<string> {
 export class ShardCache {
   readonly #root: string;
   readonly #incoming = new Map<string, IncomingShard>();
+  /** Transfers that failed, with why, until the coordinator finishes or restarts them. */
+  readonly #failed = new Map<string, SwarmBeeError>();
 
   constructor(readonly cacheDir: string) {
     this.#root = join(cacheDir, 'shards');
@@ -126,21 +134,46 @@ export class ShardCache {
     checkShardId(offer.shardId);
     for (const file of offer.files) checkFileName(file.name);
     await this.abort(offer.shardId);
+    this.#failed.delete(offer.shardId);
     const dir = join(this.#root, `.incoming-${offer.shardId}`);
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
     this.#incoming.set(offer.shardId, new IncomingShard(offer, dir));
   }
 
-  async write(shardId: string, file: string, offset: number, data: Uint8Array): Promise<void> {
+  /**
+   * Writes one chunk of a shard being received. Chunks of one shard are written in
+   * arrival order; the first that fails rejects (report it once) and fails the transfer:
+   * its later chunks are dropped without another error, and {@link finish} throws that
+   * failure. Other shards' transfers are not affected.
+   */
+  write(shardId: string, file: string, offset: number, data: Uint8Array): Promise<void> {
+    if (this.#failed.has(shardId)) return Promise.resolve();
     const incoming = this.#incoming.get(shardId);
-    if (!incoming)
-      throw new InvalidArgumentError(`no transfer of shard ${shardId.slice(0, 12)} is in progress`);
-    await incoming.write(file, offset, data);
+    if (!incoming) {
+      this.#failed.set(
+        shardId,
+        new InvalidArgumentError(`no transfer of shard ${shardId.slice(0, 12)} is in progress`),
+      );
+      return Promise.reject(this.#failed.get(shardId));
+    }
+    return incoming.write(file, offset, data).catch((error: unknown) => {
+      const coded = asSwarmBeeError(error);
+      // Unless finish() has taken the transfer already (then it reports the failure itself).
+      if (this.#incoming.get(shardId) === incoming) {
+        this.#incoming.delete(shardId);
+        this.#failed.set(shardId, coded);
+        void incoming.discard();
+      }
+      throw coded;
+    });
   }
 
   /** Verifies the received files and moves the shard into the cache; returns its path. */
   async finish(shardId: string): Promise<string> {
+    const failure = this.#failed.get(shardId);
+    this.#failed.delete(shardId);
+    if (failure) throw failure;
     const incoming = this.#incoming.get(shardId);
     if (!incoming)
       throw new InvalidArgumentError(`no transfer of shard ${shardId.slice(0, 12)} is in progress`);
@@ -167,17 +200,28 @@ export class ShardCache {
 
   /** Drops a transfer in progress (its staging directory included). */
   async abort(shardId: string): Promise<void> {
+    this.#failed.delete(shardId);
     const incoming = this.#incoming.get(shardId);
     if (!incoming) return;
     this.#incoming.delete(shardId);
-    await incoming.close().catch(() => {});
-    await rm(incoming.dir, { recursive: true, force: true });
+    await incoming.discard();
+  }
+
+  /** Drops every transfer in progress: the coordinator that sent them is gone. */
+  async abortAll(): Promise<void> {
+    await Promise.all(
+      [...this.#incoming.keys(), ...this.#failed.keys()].map((id) => this.abort(id)),
+    );
   }
 }
 
 class IncomingShard {
   readonly #handles = new Map<string, FileHandle>();
   readonly #files: Map<string, ShardFileEntry>;
+  /** Writes run one after another, in arrival order (a file is opened once). */
+  #tail: Promise<void> = Promise.resolve();
+  /** The first write that failed: the transfer has failed. */
+  #failure?: unknown;
 
   constructor(
     readonly offer: ShardOffer,
@@ -186,7 +230,15 @@ class IncomingShard {
     this.#files = new Map(offer.files.map((f) => [f.name, f]));
   }
 
-  async write(name: string, offset: number, data: Uint8Array): Promise<void> {
+  write(name: string, offset: number, data: Uint8Array): Promise<void> {
+    const step = this.#tail.then(() => this.#write(name, offset, data));
+    this.#tail = step.catch((error: unknown) => {
+      this.#failure ??= error;
+    });
+    return step;
+  }
+
+  async #write(name: string, offset: number, data: Uint8Array): Promise<void> {
     const file = this.#files.get(name);
     if (!file)
       throw new InvalidArgumentError(
@@ -205,7 +257,21 @@ class IncomingShard {
     await handle.write(data, 0, data.length, offset);
   }
 
+  /** Closes the files and removes the staging directory. Never rejects. */
+  async discard(): Promise<void> {
+    await this.#tail;
+    await Promise.all([...this.#handles.values()].map((h) => h.close().catch(() => {})));
+    this.#handles.clear();
+    await rm(this.dir, { recursive: true, force: true }).catch(() => {});
+  }
+
+  /** Closes the files once every write is done; throws the first write's failure, if one failed. */
   async close(): Promise<void> {
+    await this.#tail;
+    if (this.#failure !== undefined) {
+      await this.discard();
+      throw this.#failure;
+    }
     // Files that got no chunks (empty, or never sent) still exist, so verification can judge them.
     for (const name of this.#files.keys()) {
       if (!this.#handles.has(name)) this.#handles.set(name, await open(join(this.dir, name), 'w'));

@@ -68,7 +68,8 @@ export class StageRunner {
         const released = this.#options.engine.release(message.seqIds);
         this.#then(async () => {
           await released.catch(() => {});
-          await this.#options.downstream.write(message);
+          // A downstream that is gone took the next stages' caches with it.
+          await this.#options.downstream.write(message).catch(() => {});
         });
         return;
       }
@@ -149,8 +150,9 @@ export class StageRunner {
     this.#busyMs += result.timing.forwardMs + result.timing.kvMs;
   }
 
+  /** Runs `step` after the steps before it; the chain never rejects (steps report their own failures). */
   #then(step: () => Promise<void>): void {
-    this.#tail = this.#tail.then(step, step);
+    this.#tail = this.#tail.then(step).catch(() => {});
   }
 
   /** Resolves once everything received so far has been sent on. */

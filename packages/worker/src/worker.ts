@@ -10,72 +10,37 @@ import {
   asSwarmBeeError,
   EngineClosedError,
   fromWire,
+  processFaults,
   type SwarmBeeError,
 } from '@swarmbee/core';
-import { type StageEngine, type StageOptions, ThreadedStage } from '@swarmbee/engine';
+import { type StageEngine, ThreadedStage } from '@swarmbee/engine';
 import { openShard } from '@swarmbee/model';
 import {
   answerProbe,
   type Channel,
-  type ChannelOptions,
   type ChannelServer,
-  type ClientTlsOptions,
   type ControlMessage,
   connect,
   connectShaped,
-  type LinkShape,
+  errorMessageFor,
   listen,
   type ProfileRequestMessage,
-  type ServerTlsOptions,
-  type ShardOfferMessage,
   type StageLoadMessage,
 } from '@swarmbee/protocol';
 import { reachableHost } from './advertise.js';
 import { deviceFacts } from './device.js';
 import { answerProfileRequest } from './profile-requests.js';
 import { ShardCache } from './shard-cache.js';
+import { ShardIntake } from './shard-intake.js';
 import { StageRunner } from './stage-runner.js';
 import { type WorkerState, WorkerStateMachine } from './state.js';
-
-export interface WorkerOptions {
-  /** Coordinator URL, e.g. ws://192.168.1.10:7070. */
-  coordinatorUrl: string;
-  /** Cluster join token. */
-  token: string;
-  /** Worker name, unique in the cluster. Default: the host name. */
-  name?: string;
-  /** Shard cache directory. */
-  cacheDir: string;
-  /** Data-plane listen address. Default 127.0.0.1. */
-  listenHost?: string;
-  /** Data-plane listen port. Default 0: any free port. */
-  listenPort?: number;
-  /** Host name other stages use to reach this worker. Default: the listen host. */
-  advertiseHost?: string;
-  /** onnxruntime intra-op threads. Default: all cores. */
-  threads?: number;
-  /** onnxruntime execution provider (cpu, cuda, ...). Default cpu. */
-  executionProvider?: string;
-  /** Bytes this worker offers for weights plus KV cache. Default: 90 % of the memory free when profiled. */
-  memoryLimitBytes?: number;
-  /** Benchmarks and tests only: run as a device this fraction as fast. Default 1. */
-  speedFactor?: number;
-  /** KV-cache budget of the stage, bytes. Default: the engine's (2 GiB). */
-  kvBudgetBytes?: number;
-  /** Most sequences the stage keeps a cache for. Default: the engine's (256). */
-  maxSequences?: number;
-  /** Benchmarks and tests only: shape this worker's outgoing data-plane links. Default: none. */
-  linkShape?: LinkShape;
-  /** Heartbeats, frame and queue limits of every connection. Defaults: the protocol's. */
-  channel?: ChannelOptions;
-  /** Delay before re-joining a lost coordinator, ms; doubles up to 10 s. Default 500. */
-  rejoinDelayMs?: number;
-  tls?: { server?: ServerTlsOptions; client?: ClientTlsOptions };
-  log?: (line: string) => void;
-}
-
-export const DEFAULT_REJOIN_DELAY_MS = 500;
-const MAX_REJOIN_DELAY_MS = 10_000;
+import {
+  DEFAULT_DRAIN_TIMEOUT_MS,
+  DEFAULT_REJOIN_DELAY_MS,
+  engineOptions,
+  MAX_REJOIN_DELAY_MS,
+  type WorkerOptions,
+} from './worker-options.js';
 
 export class WorkerDaemon {
   readonly name: string;
@@ -86,16 +51,27 @@ export class WorkerDaemon {
   #server?: ChannelServer;
   #control?: Channel<'control'>;
   #runner?: StageRunner;
-  #chunkWrites: Promise<void> = Promise.resolve();
+  /** Why the worker stopped itself (a refusal it cannot retry), if it did. */
+  #fatal?: SwarmBeeError;
+  #ended!: () => void;
+  /** Settles (never rejects) once stop() has finished. */
+  readonly #hasEnded = new Promise<void>((resolve) => {
+    this.#ended = resolve;
+  });
   #stopped?: Promise<void>;
   /** Cuts short the pause between attempts to re-join. */
   readonly #stopping = new AbortController();
-  #counters = { shardsReceived: 0, shardBytesReceived: 0, shardCacheHits: 0 };
+  readonly #shards: ShardIntake;
 
   constructor(options: WorkerOptions) {
     this.#options = options;
     this.name = options.name ?? hostname();
     this.#cache = new ShardCache(options.cacheDir);
+    this.#shards = new ShardIntake(
+      this.#cache,
+      (message) => this.#control?.send(message),
+      (line) => this.#log(line),
+    );
     this.#log = options.log ?? (() => {});
     this.#machine.onChange((from, to) => this.#log(`state ${from} -> ${to}`));
   }
@@ -156,8 +132,14 @@ export class WorkerDaemon {
         return;
       } catch (error) {
         const coded = asSwarmBeeError(error);
-        if (coded instanceof AuthFailedError || coded.code === AuthFailedError.code) {
-          this.#log(`the coordinator refused this worker's token: ${coded.message}`);
+        if (!coded.retryable) {
+          // A wrong token, a name another worker holds: trying again cannot help.
+          this.#log(
+            coded.code === AuthFailedError.code
+              ? `the coordinator refused this worker's token: ${coded.message}`
+              : `the coordinator refused this worker: ${coded.code}: ${coded.message}`,
+          );
+          this.#fatal = coded;
           await this.stop();
           throw coded;
         }
@@ -172,61 +154,51 @@ export class WorkerDaemon {
 
   async #register(control: Channel<'control'>): Promise<void> {
     this.#control = control;
-    const registered = new Promise<void>((resolve, reject) => {
+    const cachedShards = await this.#cache.list();
+    const workerId = await new Promise<string>((resolve, reject) => {
       control.on('message', (message) => {
-        if (message.type === 'registered') {
-          this.#log(`registered with the coordinator as ${message.workerId}`);
-          resolve();
-        } else if (message.type === 'error' && this.#machine.is('joining')) {
-          reject(fromWire(message));
-        } else {
-          this.#onControl(message).catch((error) => this.#sendError(asSwarmBeeError(error)));
-        }
+        if (message.type === 'registered') resolve(message.workerId);
+        else if (message.type === 'error' && this.#machine.is('joining')) reject(fromWire(message));
+        else this.#onControl(message).catch((error) => this.#sendError(asSwarmBeeError(error)));
       });
       control.once('close', () =>
         reject(new EngineClosedError('the coordinator closed the connection while registering')),
       );
+      try {
+        control.send({
+          type: 'register',
+          name: this.name,
+          device: deviceFacts(),
+          dataUrl: this.dataUrl,
+          cachedShards,
+        });
+      } catch (error) {
+        reject(asSwarmBeeError(error));
+      }
     });
-    control.send({
-      type: 'register',
-      name: this.name,
-      device: deviceFacts(),
-      dataUrl: this.dataUrl,
-      cachedShards: await this.#cache.list(),
-    });
-    await registered;
+    this.#log(`registered with the coordinator as ${workerId}`);
     this.#machine.to('idle');
     control.on('close', () => {
       if (this.#control !== control || this.#machine.is('stopped', 'draining')) return;
       this.#log('lost the coordinator; re-joining');
       this.#control = undefined;
+      // Shards it was sending will not be finished by it.
+      void this.#cache.abortAll();
       this.#machine.to('joining');
-      void this.#join().catch(() => {});
+      this.#join().catch((error: unknown) =>
+        this.#log(`stopped re-joining: ${asSwarmBeeError(error).message}`),
+      );
     });
   }
 
   async #onControl(message: ControlMessage): Promise<void> {
     switch (message.type) {
       case 'shard.offer':
-        return this.#onOffer(message);
-      case 'shard.chunk': {
-        const { shardId, file, offset, data } = message;
-        this.#chunkWrites = this.#chunkWrites.then(() =>
-          this.#cache.write(shardId, file, offset, data),
-        );
-        return this.#chunkWrites;
-      }
-      case 'shard.done': {
-        await this.#chunkWrites;
-        const offer = await this.#cache.offerOf(message.shardId);
-        await this.#cache.finish(message.shardId);
-        this.#counters.shardsReceived++;
-        this.#log(
-          `shard ${message.shardId.slice(0, 12)} received and verified${offer ? ` (${offer.bytes} bytes)` : ''}`,
-        );
-        this.#control?.send({ type: 'shard.stored', shardId: message.shardId });
-        return;
-      }
+        return this.#shards.offer(message);
+      case 'shard.chunk':
+        return this.#shards.chunk(message);
+      case 'shard.done':
+        return this.#shards.done(message);
       case 'stage.load':
         return this.#load(message);
       case 'profile.request':
@@ -246,19 +218,9 @@ export class WorkerDaemon {
     }
   }
 
-  async #onOffer(offer: ShardOfferMessage): Promise<void> {
-    if (await this.#cache.has(offer)) {
-      this.#counters.shardCacheHits++;
-      this.#log(`shard ${offer.shardId.slice(0, 12)} found in cache: no transfer`);
-      this.#control?.send({ type: 'shard.need', shardId: offer.shardId, have: true });
-      return;
-    }
-    await this.#cache.begin(offer);
-    this.#counters.shardBytesReceived += offer.bytes;
-    this.#control?.send({ type: 'shard.need', shardId: offer.shardId, have: false });
-  }
-
   async #load(load: StageLoadMessage): Promise<void> {
+    if (this.#machine.is('draining', 'stopped'))
+      throw new EngineClosedError(`worker ${this.name} is shutting down: it loads no stage`);
     this.#machine.to('loading');
     const started = performance.now();
     const previous = this.#runner;
@@ -274,7 +236,10 @@ export class WorkerDaemon {
       // Verify the bytes on disk before handing them to onnxruntime.
       const path = await this.#cache.verify(offer);
       const { graph } = await openShard(path);
-      engine = await ThreadedStage.create(graph, { ...load.options, ...this.#engineOptions() });
+      engine = await ThreadedStage.create(graph, {
+        ...load.options,
+        ...engineOptions(this.#options),
+      });
       const nextUrl = load.nextUrl ?? this.#options.coordinatorUrl;
       const downstream = await connectShaped(
         nextUrl,
@@ -298,25 +263,17 @@ export class WorkerDaemon {
       this.#log(
         `stage ${load.stage} ready: layers [${load.layerStart}, ${load.layerEnd}) in ${loadMs.toFixed(0)} ms, sending to ${nextUrl}`,
       );
-      this.#control?.send({ type: 'stage.ready', stage: load.stage, loadMs });
+      this.#control?.send({
+        type: 'stage.ready',
+        stage: load.stage,
+        loadMs,
+        limits: engine.info.limits,
+      });
     } catch (error) {
       await engine?.close().catch(() => {});
       if (this.#machine.is('loading')) this.#machine.to('idle');
       throw error;
     }
-  }
-
-  /** Engine settings shared by serving and profiling, so a profile measures what serving runs. */
-  #engineOptions(): StageOptions {
-    const options: StageOptions = {};
-    if (this.#options.threads !== undefined) options.intraOpThreads = this.#options.threads;
-    if (this.#options.executionProvider !== undefined)
-      options.executionProvider = this.#options.executionProvider;
-    if (this.#options.speedFactor !== undefined) options.speedFactor = this.#options.speedFactor;
-    if (this.#options.kvBudgetBytes !== undefined)
-      options.kvBudgetBytes = this.#options.kvBudgetBytes;
-    if (this.#options.maxSequences !== undefined) options.maxSequences = this.#options.maxSequences;
-    return options;
   }
 
   async #profile(request: ProfileRequestMessage): Promise<void> {
@@ -328,21 +285,16 @@ export class WorkerDaemon {
         linkShape: this.#options.linkShape,
         cacheDir: this.#options.cacheDir,
         shards: this.#cache,
-        engine: this.#engineOptions(),
+        engine: engineOptions(this.#options),
         memoryLimitBytes: this.#options.memoryLimitBytes,
         ...(this.#runner ? { timeline: this.#runner.timeline } : {}),
         log: this.#log,
       });
       this.#control?.send({ type: 'profile.result', requestId: request.requestId, result });
     } catch (error) {
-      const wire = asSwarmBeeError(error).toWire();
-      this.#control?.send({
-        type: 'error',
-        code: wire.code,
-        message: wire.message.slice(0, 4000),
-        retryable: wire.retryable,
-        requestId: request.requestId,
-      });
+      this.#control?.send(
+        errorMessageFor(asSwarmBeeError(error), { requestId: request.requestId }),
+      );
     }
   }
 
@@ -351,16 +303,11 @@ export class WorkerDaemon {
   }
 
   #sendError(error: SwarmBeeError, batchId?: number): void {
-    const wire = error.toWire();
-    const stage = wire.stage ?? this.#runner?.stage;
+    const stage = error.stage ?? this.#runner?.stage;
     try {
       this.#control?.send({
-        type: 'error',
-        code: wire.code,
-        message: wire.message.slice(0, 4000),
-        retryable: wire.retryable,
+        ...errorMessageFor(error, batchId === undefined ? {} : { batchId }),
         ...(stage === undefined ? {} : { stage }),
-        ...(batchId === undefined ? {} : { batchId }),
       });
     } catch {
       // The coordinator is gone; it will learn from the closed connection.
@@ -370,7 +317,7 @@ export class WorkerDaemon {
   stats(): Record<string, number> {
     const runner = this.#runner?.stats();
     return {
-      ...this.#counters,
+      ...this.#shards.counters,
       stage: this.#runner?.stage ?? -1,
       forwards: runner?.forwards ?? 0,
       forwardMsTotal: runner?.forwardMsTotal ?? 0,
@@ -378,6 +325,7 @@ export class WorkerDaemon {
       bytesSent: runner?.bytesSent ?? 0,
       idleShare: runner?.idleShare ?? 1,
       failedBatches: runner?.failedBatches ?? 0,
+      processFaults: processFaults(),
       ...memoryStats(),
     };
   }
@@ -389,20 +337,50 @@ export class WorkerDaemon {
     await this.#runner?.idle();
   }
 
-  /** Drains, unloads and disconnects. Safe to call more than once. */
+  /** Leaves the coordinator, drains, unloads and stops listening. Safe to call more than once. */
   stop(): Promise<void> {
     this.#stopping.abort();
     this.#stopped ??= (async () => {
-      if (!this.#machine.is('stopped', 'draining') && !this.#machine.is('starting'))
-        await this.drain();
-      this.#machine.to('stopped');
-      await this.#runner?.close().catch(() => {});
-      this.#runner = undefined;
+      const draining = !this.#machine.is('stopped', 'draining', 'starting');
+      if (draining) this.#machine.to('draining');
+      // Leave the cluster first, so the coordinator plans around this worker at once
+      // instead of sending it a stage while it finishes the work in hand.
       this.#control?.close(1001, 'worker stopping');
-      await this.#server?.close();
+      // The work in hand gets the drain timeout; a stage that cannot finish (a downstream
+      // that stopped reading, an engine that does not answer) must not keep the process.
+      const drainMs = this.#options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+      if (draining) await within(this.#runner?.idle(), drainMs);
+      this.#machine.to('stopped');
+      await within(this.#runner?.close(), drainMs);
+      this.#runner = undefined;
+      await this.#server?.close({ signal: AbortSignal.timeout(drainMs) });
+      this.#ended();
     })();
     return this.#stopped;
   }
+
+  /**
+   * Resolves once the worker has stopped — asked to, or told to by the coordinator — and
+   * rejects with the refusal when it stopped itself because re-joining could not help (a
+   * wrong token, a name another connected worker holds).
+   */
+  async whenStopped(): Promise<void> {
+    await this.#hasEnded;
+    if (this.#fatal) throw this.#fatal;
+  }
+}
+
+/** Waits for `work` (never rejecting), at most `ms`. */
+async function within(work: Promise<unknown> | undefined, ms: number): Promise<void> {
+  if (!work) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    work.catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 /** This process's memory, bytes: resident, the JS heap in use, and memory outside it. */

@@ -78,7 +78,47 @@ t.test('BAD SHARD - ids and file names cannot leave the cache dir', async (t) =>
     code: 'SWARMBEE_ERR_INVALID_ARGUMENT',
     message: /outside/,
   });
+  await cache.begin(offer);
   await t.rejects(cache.write(offer.shardId, 'other.bin', 0, bytes('x')), {
     code: 'SWARMBEE_ERR_INVALID_ARGUMENT',
   });
 });
+
+t.test(
+  'BAD CHUNK - a failed write fails its shard once; later chunks are dropped quietly and other shards carry on',
+  async (t) => {
+    const cache = new ShardCache(t.testdir());
+    const bad = offerOf({ 'weights.bin': 'abc' });
+    const good = offerOf({ 'weights.bin': 'fine weights' });
+    await cache.begin(bad);
+    await cache.begin(good);
+    // Chunks arrive without waiting for each other, as the worker hands them over.
+    const writes = [
+      cache.write(bad.shardId, 'weights.bin', 2, bytes('xyz')),
+      cache.write(bad.shardId, 'weights.bin', 0, bytes('a')),
+      cache.write(bad.shardId, 'weights.bin', 1, bytes('b')),
+      cache.write(good.shardId, 'weights.bin', 0, bytes('fine weights')),
+    ];
+    const outcomes = await Promise.allSettled(writes);
+    t.same(
+      outcomes.map((o) => o.status),
+      ['rejected', 'fulfilled', 'fulfilled', 'fulfilled'],
+      'one error for the failed shard, none for its later chunks',
+    );
+    await t.rejects(cache.finish(bad.shardId), { message: /outside/ }, 'finish names the failure');
+    t.equal(await cache.finish(good.shardId), cache.pathOf(good.shardId));
+    t.same(await cache.list(), [good.shardId], 'the failed shard left nothing behind');
+    await cache.begin(bad);
+    await cache.write(bad.shardId, 'weights.bin', 0, bytes('abc'));
+    await cache.finish(bad.shardId);
+    t.ok(await cache.has(bad), 'offered again, the shard arrives whole');
+    // shard.done right behind a chunk that will fail: finish reports that chunk's failure.
+    const late = offerOf({ 'weights.bin': 'late' });
+    await cache.begin(late);
+    const failing = cache.write(late.shardId, 'weights.bin', 3, bytes('xy'));
+    const finishing = cache.finish(late.shardId);
+    await t.rejects(failing, { message: /outside/ });
+    await t.rejects(finishing, { message: /outside/ });
+    t.notOk(await cache.has(late));
+  },
+);

@@ -1,17 +1,21 @@
 import type { Suite } from '../suite.js';
+import { chaosSuite } from './chaos.js';
 import { engineSuite } from './engine.js';
 import { ggufSuite } from './gguf.js';
 import { optimizeSuite } from './optimize.js';
 import { pipelineSuite } from './pipeline.js';
 import { plannerSuite } from './planner.js';
 import { soakSuite } from './soak.js';
+import { soakFaultsSuite } from './soak-faults.js';
 
 /** The repository's own benchmark suites, by name (`npm run bench -- <name>`). */
 export const SUITES: Record<string, Suite> = {
+  chaos: chaosSuite,
   engine: engineSuite,
   gguf: ggufSuite,
   optimize: optimizeSuite,
   pipeline: pipelineSuite,
   planner: plannerSuite,
   soak: soakSuite,
+  'soak-faults': soakFaultsSuite,
 };

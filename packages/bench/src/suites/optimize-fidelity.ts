@@ -8,8 +8,7 @@
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import {
   importLlama2c,
   type LlamaModelDir,
@@ -27,13 +26,9 @@ import { choosePrune, type PruneChoice } from '../optimize/prune-choice.js';
 import { checkPredictions, modelFidelity, referenceRun } from '../optimize/workflows.js';
 import { check } from '../report/report.js';
 import { barChart } from '../report/svg.js';
+import { SHARED_MODELS } from '../shared-models.js';
 import type { SuiteContext } from '../suite.js';
 import type { SuitePart } from './optimize-speed.js';
-
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
-/** The read-only test models: `$SWARMBEE_SHARED_MODELS`, else `../shared/models` beside the repository. */
-export const SHARED_MODELS =
-  process.env.SWARMBEE_SHARED_MODELS ?? resolve(REPO_ROOT, '..', 'shared', 'models');
 
 interface Row {
   label: string;

@@ -17,16 +17,16 @@ import { resultHeader, type Suite, type SuiteContext } from '../suite.js';
 const WORKERS = 3;
 const CONCURRENCY = 8;
 /** Resident memory after the run / after warm-up, per worker, at most. */
-const RSS_GROWTH_LIMIT = 1.1;
+export const RSS_GROWTH_LIMIT = 1.1;
 /** Requests between two memory samples. */
-const SAMPLE_EVERY = 5;
+export const SAMPLE_EVERY = 5;
 /**
  * Memory is compared as each worker's median over the samples of the last this
  * many requests of warm-up and of the run: RSS saws between major collections.
  */
-const WINDOW_REQUESTS = 50;
+export const WINDOW_REQUESTS = 50;
 
-interface SoakShape {
+export interface SoakShape {
   preset: 'tiny' | 'small';
   requests: number;
   warmup: number;
@@ -34,14 +34,14 @@ interface SoakShape {
   outputTokens: [number, number];
 }
 
-const FULL: SoakShape = {
+export const SOAK_FULL: SoakShape = {
   preset: 'small',
   requests: 300,
   warmup: 100,
   promptTokens: [1, 64],
   outputTokens: [8, 128],
 };
-const QUICK: SoakShape = {
+export const SOAK_QUICK: SoakShape = {
   preset: 'tiny',
   requests: 60,
   warmup: 30,
@@ -49,13 +49,18 @@ const QUICK: SoakShape = {
   outputTokens: [4, 32],
 };
 
-interface SoakRequest {
+export interface SoakRequest {
   prompt: number[];
   maxTokens: number;
 }
 
 /** A seeded mix of prompt and output lengths, uniform over each range. */
-function requestMix(count: number, shape: SoakShape, vocab: number, salt: number): SoakRequest[] {
+export function requestMix(
+  count: number,
+  shape: SoakShape,
+  vocab: number,
+  salt: number,
+): SoakRequest[] {
   let state = (0x9e3779b9 ^ salt) >>> 0;
   const next = () => {
     state ^= state << 13;
@@ -202,10 +207,10 @@ const MIB = 2 ** 20;
 
 export const soakSuite: Suite = {
   name: 'soak',
-  describe: `${FULL.requests} requests of mixed lengths, ${CONCURRENCY} in flight, over ${WORKERS} workers: all complete, worker memory flat`,
+  describe: `${SOAK_FULL.requests} requests of mixed lengths, ${CONCURRENCY} in flight, over ${WORKERS} workers: all complete, worker memory flat`,
   async run(context) {
     const started = Date.now();
-    const shape = context.quick ? QUICK : FULL;
+    const shape = context.quick ? SOAK_QUICK : SOAK_FULL;
     context.progress(`soak: preparing the ${shape.preset} synthetic model`);
     const model = await cachedSynthModel(shape.preset, DEFAULT_SYNTH_SEED);
     const { outcome, afterWarmup, afterRun, samples, stages } = await soak(context, model, shape);

@@ -1,6 +1,12 @@
 /** `swarmbee coordinator`: accepts workers, deploys the model over them, serves the API. */
 import { join } from 'node:path';
-import { announceCoordinator, Coordinator } from '@swarmbee/coordinator';
+import {
+  announceCoordinator,
+  Coordinator,
+  DEFAULT_REPLAN_GAIN,
+  DEFAULT_TRANSFER_STALL_TIMEOUT_MS,
+} from '@swarmbee/coordinator';
+import { installFaultHandlers } from '@swarmbee/core';
 import { cacheRoot, openModelDir } from '@swarmbee/model';
 import type { Argv } from 'yargs';
 import { channelFrom, heartbeatOptions, linkShapeFrom, linkShapeOptions } from '../bench-flags.js';
@@ -76,6 +82,18 @@ export function coordinatorCommand(yargs: Argv): Argv {
           describe: 'Worker that must run stage 0 (raw tokens never leave it)',
         })
         .option('pin-last', { type: 'string', describe: 'Worker that must run the last stage' })
+        .option('transfer-stall-timeout-ms', {
+          type: 'number',
+          default: DEFAULT_TRANSFER_STALL_TIMEOUT_MS,
+          describe:
+            'Give a shard transfer up when no chunk went out for this long, ms (a slow link that keeps moving never times out)',
+        })
+        .option('replan-gain', {
+          type: 'number',
+          default: DEFAULT_REPLAN_GAIN,
+          describe:
+            'Take a worker that joins a serving cluster into a new plan when it is predicted this much better (0.1 = 10 % more tokens/s or less time per token)',
+        })
         .option('context', {
           type: 'number',
           describe: "Context length plans size the KV cache for, tokens (default: the model's)",
@@ -96,6 +114,7 @@ export function coordinatorCommand(yargs: Argv): Argv {
         .options(tokenOptions),
     async (args) => {
       const log = logger('coordinator');
+      installFaultHandlers(log);
       const stopping = untilSignal({ graceMs: args.shutdownGraceMs, log });
       const listen = parseHostPort(args.listen, 'listen');
       const api = parseHostPort(args.api, 'api');
@@ -112,7 +131,11 @@ export function coordinatorCommand(yargs: Argv): Argv {
         apiKey: args.apiKey,
         minWorkers: args.minWorkers,
         cacheDir: args.cacheDir ?? join(cacheRoot(), 'coordinator'),
-        deploy: args.threads === undefined ? {} : { stage: { intraOpThreads: args.threads } },
+        deploy: {
+          transferStallTimeoutMs: args.transferStallTimeoutMs,
+          ...(args.threads === undefined ? {} : { stage: { intraOpThreads: args.threads } }),
+        },
+        replanGain: args.replanGain,
         planning: planningFrom(args),
         limits: serviceLimitsFrom(args),
         tokenizerThreads: args.tokenizerThreads,

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalCluster } from '@swarmbee/bench';
 import type { Coordinator } from '@swarmbee/coordinator';
+import { installFaultHandlers } from '@swarmbee/core';
 import { cacheRoot } from '@swarmbee/model';
 import type { Argv } from 'yargs';
 import { resolveModel } from '../model-arg.js';
@@ -68,6 +69,7 @@ export function upCommand(yargs: Argv): Argv {
     async (args) => {
       const stopping = untilSignal({ graceMs: args.shutdownGraceMs, log: logger('up') });
       const api = parseHostPort(args.api, 'api');
+      installFaultHandlers(logger('up'));
       const model = await resolveModel(args.model, (line) => process.stderr.write(`${line}\n`));
       const abort = new AbortController();
       void stopping.then(() => abort.abort(new Error('interrupted')));

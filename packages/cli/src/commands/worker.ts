@@ -1,7 +1,7 @@
 /** `swarmbee worker`: the stage daemon a device runs. */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { InvalidArgumentError } from '@swarmbee/core';
+import { InvalidArgumentError, installFaultHandlers } from '@swarmbee/core';
 import { executionProviders } from '@swarmbee/engine';
 import { cacheRoot } from '@swarmbee/model';
 import { discoverCoordinator, WorkerDaemon } from '@swarmbee/worker';
@@ -83,6 +83,7 @@ export function workerCommand(yargs: Argv): Argv {
       const { host, port } = parseHostPort(args.listen, 'listen');
       const name = args.name ?? hostname();
       const log = logger(`worker ${name}`);
+      installFaultHandlers(log);
       const stopping = untilSignal({ graceMs: args.shutdownGraceMs, log });
       logProtocolEvents(log);
       // Refuse an unavailable provider now, not when the first shard loads.
@@ -128,8 +129,13 @@ export function workerCommand(yargs: Argv): Argv {
       const started = worker.start().then(() => {
         if (!stopRequested) log(`serving stage traffic on ${worker.dataUrl}`);
       });
-      const signal = await Promise.race([stopping, started.then(() => stopping)]);
-      log(`${signal}: draining and stopping`);
+      // Ends on a signal, or when the worker stops itself (told to, or refused for good:
+      // then its coded error ends the command with status 1).
+      const signal = await Promise.race([
+        stopping,
+        started.then(() => Promise.race([stopping, worker.whenStopped()])),
+      ]);
+      log(signal ? `${signal}: draining and stopping` : 'stopped by the coordinator');
       await worker.stop();
     },
   );

@@ -21,6 +21,7 @@ export const shutdownGraceOption = {
  * if it is still running `graceMs` later (a stop that hangs, or a failed start that left
  * something open) it exits with code 1, and a second signal exits at once. Either way one
  * line on the log says so.
+ * @neverRejects
  */
 export function untilSignal(
   options: { graceMs?: number; log?: (line: string) => void } = {},

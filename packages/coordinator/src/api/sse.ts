@@ -11,6 +11,8 @@ export class EventStream {
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
     });
+    // The client learns at once that its request was accepted, not at its first token.
+    response.flushHeaders();
     response.on('close', () => {
       this.#open = false;
     });

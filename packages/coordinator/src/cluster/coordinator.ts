@@ -5,158 +5,150 @@
  * has its own port.
  *
  * When a worker that runs a stage is lost (killed, unplugged, or stalled past the
- * heartbeat timeout) the coordinator re-plans on the workers that remain, deploys
- * the new plan, and replays every live sequence into it, so response streams carry
- * on; with greedy sampling the text is the same as without the failure. If no plan
- * fits any more, every waiting request fails at once with a coded error.
+ * heartbeat timeout), or a link of the pipeline breaks, the coordinator re-plans on the
+ * workers that remain, deploys the new plan, and replays every live sequence into it,
+ * so response streams carry on; with greedy sampling the text is the same as without
+ * the failure. If no plan fits any more, every waiting request fails at once with a
+ * coded retryable error. A worker that joins or returns is taken back when that pays
+ * (see PlanChoice). Reconfigurations run one at a time; requests for one that arrive
+ * while another waits to start are merged into it.
  */
 import {
-  asSwarmBeeError,
   type ClusterProfile,
   ClusterUnavailableError,
-  InvalidArgumentError,
   type Plan,
+  processFaults,
   type StageTimelineEntry,
-  type SwarmBeeError,
 } from '@swarmbee/core';
-import { loadTokenizer, type ModelDir, type ProgressFn } from '@swarmbee/model';
+import { loadTokenizer, type ProgressFn } from '@swarmbee/model';
 import type { PlanResult } from '@swarmbee/planner';
-import {
-  answerProbe,
-  type Channel,
-  type ChannelOptions,
-  type ChannelServer,
-  type ClientTlsOptions,
-  type LinkShape,
-  listen,
-  type ServerTlsOptions,
-} from '@swarmbee/protocol';
+import { type ChannelServer, DEFAULT_HEARTBEAT_TIMEOUT_MS, listen } from '@swarmbee/protocol';
 import type { FastifyInstance } from 'fastify';
-import type { IntakeTimeouts } from '../api/intake.js';
 import { createApi, listenApi } from '../api/server.js';
-import { GenerationService, type ServiceLimits } from '../generation-service.js';
+import { GenerationService } from '../generation-service.js';
 import { Metrics, type StageMetrics } from '../metrics.js';
 import { TokenizerPool } from '../prompt/tokenizer-pool.js';
-import { Scheduler, type SchedulerOptions } from '../scheduler.js';
+import { Scheduler } from '../scheduler.js';
 import { TokenIdsOnly } from '../token-ids-only.js';
-import type { DeployedStage, DeployOptions } from './deployer.js';
-import { bringUp, type Deployment, profileFor, tearDown } from './deployment.js';
-import { choosePlan, needsProfile, type PlanningOptions } from './planning.js';
+import {
+  type CoordinatorOptions,
+  type CoordinatorState,
+  checkCoordinatorOptions,
+  DEFAULT_API_PORT,
+  DEFAULT_COORDINATOR_PORT,
+  DEFAULT_STATS_INTERVAL_MS,
+  type RecoveryEvent,
+} from './coordinator-options.js';
+import type { DeployedStage } from './deployer.js';
+import { bringUp, profileFor } from './deployment.js';
+import { Deployments } from './deployments.js';
+import { PlanChoice } from './plan-choice.js';
+import { PlanMemory } from './plan-memory.js';
+import type { PlanningOptions } from './planning.js';
 import { profileCluster } from './profiler.js';
+import { pollStages, stageTimelines, statsOf } from './queries.js';
+import { DEFAULT_REPLAN_GAIN } from './replan-policy.js';
 import { ShardStore } from './shard-store.js';
-import { pollStageMetrics } from './stage-metrics.js';
-import { WorkerLink } from './worker-link.js';
-
-export interface CoordinatorOptions {
-  model: ModelDir;
-  /** Cluster join token workers must prove they hold. */
-  token: string;
-  /** Worker-facing WebSocket address. Default 127.0.0.1:7070 (use 0.0.0.0 for a LAN). */
-  listenHost?: string;
-  listenPort?: number;
-  /** URL workers use to reach this coordinator, when it differs from the listen address. */
-  advertiseUrl?: string;
-  /** HTTP API address. Default 127.0.0.1:8080. */
-  apiHost?: string;
-  apiPort?: number;
-  /** Require this bearer key on /v1 and /swarmbee routes. Default: none. */
-  apiKey?: string;
-  /** Workers to wait for before the first deployment. Default 1. */
-  minWorkers?: number;
-  /** Where the coordinator keeps the shards it builds. */
-  cacheDir: string;
-  scheduler?: SchedulerOptions;
-  limits?: Partial<ServiceLimits>;
-  /** Threads that tokenize prompts off the event loop. Default 2. */
-  tokenizerThreads?: number;
-  /** How long API clients may take to send headers and whole requests. Defaults: the API's. */
-  http?: IntakeTimeouts;
-  deploy?: DeployOptions;
-  /** How plans are chosen. Default: profile the workers, then the DP for throughput. */
-  planning?: PlanningOptions;
-  /** Heartbeats, frame and queue limits of every connection. Defaults: the protocol's. */
-  channel?: ChannelOptions;
-  /** Benchmarks and tests only: shape the coordinator's outgoing data-plane links. */
-  linkShape?: LinkShape;
-  /** How often to poll workers for their stage metrics, ms. Default 2000. */
-  statsIntervalMs?: number;
-  /** Serve wss:// to workers and https:// for the API with this certificate. Default: plain. */
-  tls?: ServerTlsOptions;
-  /** How to check workers' wss:// certificates (a cluster CA). Default: the system's CAs. */
-  clientTls?: ClientTlsOptions;
-  log?: (line: string) => void;
-  progress?: ProgressFn;
-}
-
-export const DEFAULT_COORDINATOR_PORT = 7070;
-export const DEFAULT_API_PORT = 8080;
-export const DEFAULT_STATS_INTERVAL_MS = 2000;
-/** Attempts to bring up a plan when workers keep failing during deployment. */
-const MAX_DEPLOY_ATTEMPTS = 3;
-
-/** `waiting` for workers, `deploying` the first plan, `ready`, `recovering` (re-planning with requests held), `stopped`. */
-export type CoordinatorState = 'waiting' | 'deploying' | 'ready' | 'recovering' | 'stopped';
-
-export interface RecoveryEvent {
-  reason: string;
-  /** From the loss (or re-plan request) to the new pipeline accepting batches. */
-  durationMs: number;
-  /** Sequences replayed into the new pipeline. */
-  replayed: number;
-}
+import type { WorkerLink } from './worker-link.js';
+import { NAME_PROBE_TIMEOUT_MS, WorkerRegistry } from './worker-registry.js';
 
 export class Coordinator {
   readonly #options: CoordinatorOptions;
   readonly #log: (line: string) => void;
-  readonly #workers = new Map<string, WorkerLink>();
+  readonly #registry: WorkerRegistry;
   readonly #store: ShardStore;
+  readonly #scheduler: Scheduler;
+  readonly #deployments: Deployments;
   readonly #metrics: Metrics;
-  readonly #recoveries: RecoveryEvent[] = [];
   #server?: ChannelServer;
   #api?: FastifyInstance;
   #apiUrl?: string;
-  #state: CoordinatorState = 'waiting';
   #profile?: ClusterProfile;
-  #deployment?: Deployment;
-  #scheduler?: Scheduler;
   #service?: GenerationService;
   #prompts?: TokenizerPool;
   #stageMetrics: StageMetrics[] = [];
-  #statsTimer?: NodeJS.Timeout;
-  #nextWorkerId = 1;
-  /** Reconfigurations run one at a time, in order. */
-  #reconfiguring: Promise<void> = Promise.resolve();
-  #readyWaiters: { resolve: () => void; reject: (e: SwarmBeeError) => void }[] = [];
+  #statsPoller?: { stop: () => void };
 
   constructor(options: CoordinatorOptions) {
-    if ((options.minWorkers ?? 1) < 1)
-      throw new InvalidArgumentError('--min-workers must be at least 1');
+    checkCoordinatorOptions(options);
     this.#options = options;
     this.#log = options.log ?? (() => {});
-    this.#store = new ShardStore(options.model, options.cacheDir);
+    const { model } = options;
+    this.#store = new ShardStore(model, options.cacheDir);
+    this.#scheduler = new Scheduler(undefined, {
+      maxSeqLen: model.manifest.config.maxSeqLen,
+      ...options.scheduler,
+    });
+    this.#registry = new WorkerRegistry(
+      {
+        joined: (link, message) => this.#joined(link, message.cachedShards.length),
+        left: (link) => this.#left(link),
+        log: this.#log,
+      },
+      Math.min(
+        NAME_PROBE_TIMEOUT_MS,
+        options.channel?.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
+      ),
+    );
+    const plans = new PlanChoice({
+      model,
+      memory: new PlanMemory(options.cacheDir, model.manifest.modelHash),
+      planning: () => this.#options.planning ?? {},
+      profile: (names) => profileFor(this.#profile, new Set(names)),
+      measure: () => this.profile(),
+      replanGain: options.replanGain ?? DEFAULT_REPLAN_GAIN,
+      log: this.#log,
+    });
+    this.#deployments = new Deployments({
+      scheduler: this.#scheduler,
+      plans,
+      connected: () => this.#registry.open(),
+      bringUp: (plan, candidates, onFault) =>
+        bringUp(plan, {
+          workers: this.#registry.links,
+          store: this.#store,
+          coordinatorUrl: this.workersUrl,
+          token: this.#options.token,
+          linkShape: this.#options.linkShape,
+          clientTls: this.#options.clientTls,
+          candidates,
+          onFault: (error) => onFault(`a stage reported ${error.code}: ${error.message}`),
+          deploy: {
+            ...this.#options.deploy,
+            log: this.#log,
+            ...(this.#options.progress ? { progress: this.#options.progress } : {}),
+          },
+        }),
+      ...(options.scheduler?.maxInFlight === undefined
+        ? {}
+        : { maxInFlight: options.scheduler.maxInFlight }),
+      log: this.#log,
+    });
     this.#metrics = new Metrics({
-      queued: () => this.#service?.queued ?? 0,
+      queued: () => (this.#service?.queued ?? 0) + this.#scheduler.waiting,
       active: () => this.#service?.active ?? 0,
-      inFlight: () => this.#scheduler?.inFlight ?? 0,
+      inFlight: () => this.#scheduler.inFlight,
       stages: () => this.#stageMetrics,
+      recoveries: () => this.#deployments.recoveries.length,
+      processFaults,
     });
   }
 
   get state(): CoordinatorState {
-    return this.#state;
+    return this.#deployments.state;
   }
 
   get plan(): Plan | PlanResult | undefined {
-    return this.#deployment?.plan;
+    return this.#deployments.current?.plan;
   }
 
   get deployment(): readonly DeployedStage[] {
-    return this.#deployment?.stages ?? [];
+    return this.#deployments.current?.stages ?? [];
   }
 
   /** Every re-plan and recovery so far, oldest first. */
   get recoveries(): readonly RecoveryEvent[] {
-    return this.#recoveries;
+    return this.#deployments.recoveries;
   }
 
   /** Where workers connect. */
@@ -172,11 +164,12 @@ export class Coordinator {
 
   /** The completion service; while recovering it accepts requests and holds them. */
   get service(): GenerationService {
-    if (!this.#service || (this.#state !== 'ready' && this.#state !== 'recovering')) {
+    const { state, everDeployed } = this.#deployments;
+    if (!this.#service || (state !== 'ready' && state !== 'recovering')) {
       throw new ClusterUnavailableError(
-        this.#state === 'waiting'
-          ? `waiting for workers: ${this.#openWorkers().length} of ${this.#options.minWorkers ?? 1} have joined`
-          : `the cluster is ${this.#state}; retry shortly`,
+        state === 'waiting'
+          ? `waiting for workers: ${this.#openWorkers().length} connected, ${everDeployed ? 'and no plan fits them' : `${this.#options.minWorkers ?? 1} wanted`}; retry shortly`
+          : `the cluster is ${state}; retry shortly`,
       );
     }
     return this.#service;
@@ -194,7 +187,6 @@ export class Coordinator {
       maxQueued: this.#options.limits?.maxQueued,
       log: this.#log,
     });
-    this.#scheduler = new Scheduler(undefined, this.#options.scheduler);
     this.#service = new GenerationService({
       scheduler: this.#scheduler,
       tokenizer,
@@ -235,23 +227,30 @@ export class Coordinator {
           tls: this.#options.tls,
         },
         (channel) => {
-          if (channel.plane === 'control') this.#acceptWorker(channel);
-          else this.#acceptStage(channel);
+          if (channel.plane === 'control') this.#registry.accept(channel);
+          else this.#deployments.acceptTokenLink(channel);
         },
       );
     } catch (error) {
-      this.#state = 'stopped';
+      this.#deployments.stop(new ClusterUnavailableError('the coordinator could not start'));
       await this.#api?.close();
       await this.#prompts.close();
       throw error;
     }
+    this.#statsPoller = pollStages(
+      this.#options.statsIntervalMs ?? DEFAULT_STATS_INTERVAL_MS,
+      () => this.plan?.stages ?? [],
+      this.#registry.links,
+      (metrics) => {
+        this.#stageMetrics = metrics;
+      },
+    );
     this.#log(`listening for workers on ${this.workersUrl}; API on ${this.#apiUrl}`);
   }
 
   /** Resolves once a plan is deployed and the API serves completions. */
   whenReady(): Promise<void> {
-    if (this.#state === 'ready') return Promise.resolve();
-    return new Promise((resolve, reject) => this.#readyWaiters.push({ resolve, reject }));
+    return this.#deployments.whenReady();
   }
 
   health(): {
@@ -262,8 +261,8 @@ export class Coordinator {
     model: string;
   } {
     return {
-      ready: this.#state === 'ready',
-      state: this.#state,
+      ready: this.state === 'ready',
+      state: this.state,
       workers: this.#openWorkers().map((w) => w.name),
       stages: [...this.deployment],
       model: this.#options.model.manifest.name,
@@ -280,76 +279,39 @@ export class Coordinator {
       devices: this.#openWorkers().map((w) => ({ name: w.name, dataUrl: w.dataUrl, ...w.device })),
       plan: this.plan,
       profiled: this.#profile?.createdAt,
-      recoveries: this.#recoveries,
+      recoveries: this.recoveries,
+      processFaults: processFaults(),
     };
   }
 
   #openWorkers(): WorkerLink[] {
-    return [...this.#workers.values()]
-      .filter((w) => w.open)
-      .sort((a, b) => a.name.localeCompare(b.name));
+    return this.#registry.open();
   }
 
-  #acceptWorker(channel: Channel<'control'>): void {
-    channel.once('message', (message) => {
-      if (message.type !== 'register') {
-        channel.close(1008, 'register first');
-        return;
+  #joined(link: WorkerLink, cachedShards: number): void {
+    link.onBatchError = (error) => {
+      if (!this.#deployments.current?.transport.onBatchError(error)) {
+        this.#log(
+          `stage ${error.stage ?? '?'} on ${link.name} failed batch ${error.batchId}, which this coordinator did not send: ${error.code}: ${error.message}`,
+        );
       }
-      if (this.#workers.get(message.name)?.open) {
-        channel.send({
-          type: 'error',
-          code: InvalidArgumentError.code,
-          message: `a worker named ${message.name} is already connected`,
-          retryable: true,
-        });
-        channel.close(1008, 'duplicate worker name');
-        return;
-      }
-      const link = new WorkerLink(
-        `w${this.#nextWorkerId++}`,
-        message.name,
-        message.device,
-        message.dataUrl,
-        channel,
-      );
-      link.onBatchError = (error) => {
-        if (!this.#deployment?.transport.onBatchError(error)) {
-          this.#log(
-            `stage ${error.stage ?? '?'} on ${link.name} failed batch ${error.batchId}, which this coordinator did not send: ${error.code}: ${error.message}`,
-          );
-        }
-      };
-      this.#workers.set(link.name, link);
-      channel.send({ type: 'registered', workerId: link.id });
-      this.#log(
-        `worker ${link.name} joined (${message.device.arch}, ${message.device.cpus} cpus, data ${message.dataUrl}, ${message.cachedShards.length} cached shards)`,
-      );
-      channel.on('close', () => this.#workerLeft(link));
-      if (
-        this.#state === 'waiting' &&
-        !this.#deployment &&
-        this.#openWorkers().length >= (this.#options.minWorkers ?? 1)
-      ) {
-        this.#reconfigure('deploy', 'deploying');
-      }
-    });
+    };
+    this.#log(
+      `worker ${link.name} joined (${link.device.arch}, ${link.device.cpus} cpus, data ${link.dataUrl}, ${cachedShards} cached shards)`,
+    );
+    if (this.state === 'stopped') return;
+    if (this.#deployments.current || this.#deployments.everDeployed) {
+      void this.#deployments.request('consider', `worker ${link.name} joined`);
+    } else if (this.#openWorkers().length >= (this.#options.minWorkers ?? 1)) {
+      void this.#deployments.request('consider', 'deploy');
+    }
   }
 
-  #acceptStage(channel: Channel<'data'>): void {
-    channel.on('message', (message) => {
-      if (answerProbe(channel, message)) return;
-      if (message.type === 'tokens') this.#deployment?.transport.onTokens(message);
-      else if (message.type === 'error') this.#deployment?.transport.onBatchError(message);
-    });
-  }
-
-  #workerLeft(link: WorkerLink): void {
-    if (this.#workers.get(link.name) === link) this.#workers.delete(link.name);
+  #left(link: WorkerLink): void {
     this.#log(`worker ${link.name} left`);
-    if (this.#state === 'stopped') return;
-    if (this.#deployment?.plan.stages.some((s) => s.device === link.name))
-      this.#reconfigure(`worker ${link.name}, which ran a stage, was lost`, 'recovering');
+    const deployment = this.#deployments.current;
+    if (deployment?.links.includes(link))
+      this.#deployments.fault(deployment, `worker ${link.name}, which ran a stage, was lost`);
   }
 
   /** Measures the workers and links (compute profiles are cached by each worker). */
@@ -375,176 +337,39 @@ export class Coordinator {
     return this.#profile;
   }
 
-  /** Chooses a plan again (with new planning options, if given) and moves the running sequences onto it. */
+  /** Chooses a plan afresh (with new planning options, if given) and moves the running sequences onto it. */
   async replan(planning?: PlanningOptions): Promise<Plan | PlanResult> {
     if (planning) this.#options.planning = { ...this.#options.planning, ...planning };
-    await this.#reconfigure('re-plan requested', this.#deployment ? 'recovering' : 'deploying');
-    if (!this.#deployment)
+    await this.#deployments.request('replan', 're-plan requested');
+    const deployment = this.#deployments.current;
+    if (!deployment)
       throw new ClusterUnavailableError('no plan could be deployed; see the coordinator log');
-    return this.#deployment.plan;
-  }
-
-  /**
-   * Brings up a plan for the workers connected now, replaying live sequences into it.
-   * Runs after any reconfiguration already under way; resolves when done (or failed).
-   */
-  #reconfigure(reason: string, state: 'deploying' | 'recovering'): Promise<void> {
-    this.#reconfiguring = this.#reconfiguring.then(() => this.#bringUp(reason, state));
-    return this.#reconfiguring;
-  }
-
-  async #bringUp(reason: string, state: 'deploying' | 'recovering'): Promise<void> {
-    if (this.#state === 'stopped') return;
-    const started = performance.now();
-    const scheduler = this.#scheduler!;
-    this.#state = state;
-    this.#log(`${reason}: planning`);
-    if (this.#deployment) {
-      scheduler.detach();
-      tearDown(this.#deployment, new ClusterUnavailableError(reason, { retryable: true }));
-      this.#deployment = undefined;
-    }
-    let failure: SwarmBeeError | undefined;
-    for (let attempt = 1; attempt <= MAX_DEPLOY_ATTEMPTS; attempt++) {
-      const workers = this.#openWorkers();
-      if (workers.length === 0) {
-        failure = new ClusterUnavailableError(`${reason}, and no worker is left to run the model`);
-        break;
-      }
-      try {
-        const planning = this.#options.planning ?? {};
-        let profile = profileFor(this.#profile, new Set(workers.map((w) => w.name)));
-        if (!profile && needsProfile(planning)) profile = await this.profile();
-        const plan = choosePlan(
-          this.#options.model,
-          workers.map((w) => w.name),
-          planning,
-          profile,
-        );
-        this.#log(
-          `deploying ${plan.stages.length} stage(s): ${plan.stages.map((s) => `${s.device}[${s.layerStart},${s.layerEnd})`).join(' -> ')}`,
-        );
-        const deployment = await bringUp(plan, {
-          workers: this.#workers,
-          store: this.#store,
-          coordinatorUrl: this.workersUrl,
-          token: this.#options.token,
-          linkShape: this.#options.linkShape,
-          clientTls: this.#options.clientTls,
-          deploy: {
-            ...this.#options.deploy,
-            log: this.#log,
-            ...(this.#options.progress ? { progress: this.#options.progress } : {}),
-          },
-        });
-        deployment.stage0.once('close', () => {
-          if (this.#deployment === deployment)
-            this.#reconfigure('the data link to stage 0 closed', 'recovering');
-        });
-        this.#deployment = deployment;
-        const replayed = scheduler.active;
-        scheduler.attach(deployment.transport, {
-          maxInFlight: this.#options.scheduler?.maxInFlight ?? deployment.maxInFlight,
-        });
-        this.#state = 'ready';
-        this.#startStatsPolling();
-        if (state === 'recovering') {
-          const event = { reason, durationMs: performance.now() - started, replayed };
-          this.#recoveries.push(event);
-          this.#log(
-            `recovered in ${event.durationMs.toFixed(0)} ms, replaying ${replayed} sequence(s)`,
-          );
-        }
-        this.#log('ready');
-        for (const waiter of this.#readyWaiters.splice(0)) waiter.resolve();
-        return;
-      } catch (error) {
-        failure = asSwarmBeeError(error);
-        this.#log(`deployment attempt ${attempt} failed: ${failure.code}: ${failure.message}`);
-        scheduler.detach();
-        if (!failure.retryable) break;
-      }
-    }
-    // Nothing could be deployed: every waiting request learns why now, never hangs.
-    const error = failure ?? new ClusterUnavailableError(reason);
-    this.#state = 'waiting';
-    scheduler.failAll(error);
-    for (const waiter of this.#readyWaiters.splice(0)) waiter.reject(error);
-  }
-
-  #startStatsPolling(): void {
-    if (this.#statsTimer) return;
-    this.#statsTimer = setInterval(() => {
-      const stages = this.#deployment?.plan.stages ?? [];
-      void pollStageMetrics(stages, this.#workers).then((metrics) => {
-        this.#stageMetrics = metrics;
-      });
-    }, this.#options.statsIntervalMs ?? DEFAULT_STATS_INTERVAL_MS);
-    this.#statsTimer.unref();
+    return deployment.plan;
   }
 
   /**
    * Each stage's micro-batches since `since` (epoch ms): arrival, compute and send
    * times, for a per-stage timeline. Clocks are the workers' own.
    */
-  async timeline(since: number): Promise<StageTimelineEntry[]> {
-    const stages = this.#deployment?.plan.stages ?? [];
-    return Promise.all(
-      stages.map(async (stage) => {
-        const link = this.#workers.get(stage.device);
-        if (!link?.open) return { stage: stage.index, device: stage.device, events: [] };
-        const reply = await link.channel.request(
-          {
-            type: 'profile.request',
-            requestId: `timeline-${stage.index}-${Date.now()}`,
-            kind: 'timeline',
-            params: { since },
-          },
-          { timeoutMs: 10_000 },
-        );
-        return {
-          stage: stage.index,
-          device: stage.device,
-          events: (reply.result as { events: StageTimelineEntry['events'] }).events,
-        };
-      }),
+  timeline(since: number): Promise<StageTimelineEntry[]> {
+    return stageTimelines(
+      this.#deployments.current?.plan.stages ?? [],
+      this.#registry.links,
+      since,
     );
   }
 
-  /** Current stats of every connected worker, by name. */
-  async workerStats(): Promise<Record<string, Record<string, number>>> {
-    const out: Record<string, Record<string, number>> = {};
-    let requestId = 1;
-    await Promise.all(
-      this.#openWorkers().map(async (link) => {
-        const reply = await link.channel.request(
-          { type: 'stats.request', requestId: `adhoc-${requestId++}` },
-          { timeoutMs: 5000 },
-        );
-        out[link.name] = reply.stats;
-      }),
-    );
-    return out;
+  /** Current stats of every connected worker that answers, by name. */
+  workerStats(): Promise<Record<string, Record<string, number>>> {
+    return statsOf(this.#openWorkers(), this.#log);
   }
 
   async stop(options: { stopWorkers?: boolean } = {}): Promise<void> {
-    if (this.#state === 'stopped') return;
-    const error = new ClusterUnavailableError('the coordinator is shutting down');
-    this.#state = 'stopped';
-    this.#scheduler?.detach();
-    this.#scheduler?.failAll(error);
-    if (this.#deployment) tearDown(this.#deployment, error);
-    this.#deployment = undefined;
-    for (const waiter of this.#readyWaiters.splice(0)) waiter.reject(error);
-    if (this.#statsTimer) clearInterval(this.#statsTimer);
+    if (this.state === 'stopped') return;
+    this.#deployments.stop(new ClusterUnavailableError('the coordinator is shutting down'));
+    this.#statsPoller?.stop();
     if (options.stopWorkers) {
-      for (const link of this.#workers.values()) {
-        try {
-          link.channel.send({ type: 'stop' });
-        } catch {
-          // Already gone.
-        }
-      }
+      for (const link of this.#registry.links.values()) link.trySend({ type: 'stop' });
     }
     await this.#api?.close();
     await this.#server?.close();

@@ -4,7 +4,7 @@
  * (a re-plan, or recovery from a lost worker) brings up a new deployment; the
  * scheduler replays its live sequences into it.
  */
-import type { ClusterProfile, Plan } from '@swarmbee/core';
+import type { ClusterProfile, Plan, SwarmBeeError } from '@swarmbee/core';
 import type { PlanResult } from '@swarmbee/planner';
 import {
   type Channel,
@@ -21,10 +21,16 @@ import type { WorkerLink } from './worker-link.js';
 export interface Deployment {
   plan: Plan | PlanResult;
   stages: DeployedStage[];
+  /** The control links of the workers running it: if one closes, the deployment is broken. */
+  links: WorkerLink[];
+  /** Worker names the plan was chosen among (connected when it was planned). */
+  candidates: string[];
   stage0: Channel<'data'>;
   transport: RemoteTransport;
   /** Micro-batches the scheduler should keep in flight for this plan. */
   maxInFlight: number;
+  /** Set when a link or stage of it broke: the next reconfiguration rebuilds it. */
+  faulted: boolean;
 }
 
 export interface BringUpOptions {
@@ -36,6 +42,10 @@ export interface BringUpOptions {
   linkShape?: LinkShape;
   clientTls?: ClientTlsOptions;
   deploy: DeployOptions;
+  /** Worker names the plan was chosen among. */
+  candidates: string[];
+  /** Hears of a batch that failed because the pipeline broke. */
+  onFault: (error: SwarmBeeError) => void;
 }
 
 export async function bringUp(
@@ -49,7 +59,8 @@ export async function bringUp(
     options.coordinatorUrl,
     options.deploy,
   );
-  const first = options.workers.get(plan.stages[0]!.device)!;
+  const links = plan.stages.map((s) => options.workers.get(s.device)!);
+  const first = links[0]!;
   const stage0 = await connectShaped(
     first.dataUrl,
     { token: options.token, role: 'coordinator', name: 'coordinator', tls: options.clientTls },
@@ -61,9 +72,12 @@ export async function bringUp(
   return {
     plan,
     stages,
+    links,
+    candidates: options.candidates,
     stage0,
-    transport: new RemoteTransport(stage0),
+    transport: new RemoteTransport(stage0, options.onFault),
     maxInFlight: Math.max(plan.stages.length, planned),
+    faulted: false,
   };
 }
 

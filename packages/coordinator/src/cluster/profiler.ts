@@ -21,8 +21,9 @@ import {
   measureLink,
 } from '@swarmbee/protocol';
 import ort from 'onnxruntime-node';
-import { type DeployOptions, sendShard } from './deployer.js';
+import type { DeployOptions } from './deployer.js';
 import type { ShardStore } from './shard-store.js';
+import { sendShard } from './shard-transfer.js';
 import type { WorkerLink } from './worker-link.js';
 
 export interface ProfileClusterOptions {
@@ -66,7 +67,7 @@ export async function profileCluster(options: ProfileClusterOptions): Promise<Cl
 
   const devices: DeviceProfile[] = [];
   for (const worker of workers) {
-    for (const shard of shards) await sendShard(worker, shard, options.deploy ?? {}, timeoutMs);
+    for (const shard of shards) await sendShard(worker, shard, options.deploy ?? {});
     const params: Record<string, string | boolean> = {
       modelHash: model.manifest.modelHash,
       first: first.manifest.shardId,

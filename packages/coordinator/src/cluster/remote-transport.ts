@@ -3,8 +3,24 @@
  * URL; sampled tokens come back from the last stage on a data connection it
  * opened to the coordinator; a stage that fails a batch reports it over its
  * control connection. The coordinator never relays hidden states.
+ *
+ * A batch that failed because the pipeline itself broke (a link closed or went silent,
+ * a stage gone) is not the request's fault: it is reported through `onFault`, stays
+ * pending, and the coordinator rebuilds the pipeline and replays its sequences. Only a
+ * failure of the batch itself (bad input, a full KV cache) reaches the scheduler.
  */
-import { fromWire, type SwarmBeeError } from '@swarmbee/core';
+import {
+  AbortedError,
+  asSwarmBeeError,
+  ChannelClosedError,
+  ConnectFailedError,
+  EngineClosedError,
+  fromWire,
+  PeerTimeoutError,
+  SendQueueFullError,
+  type SwarmBeeError,
+  TimeoutError,
+} from '@swarmbee/core';
 import type { Channel, ErrorMessage, TokensMessage } from '@swarmbee/protocol';
 import { int64Tensor } from '@swarmbee/protocol';
 import type { BatchTransport, MicroBatch, MicroBatchResult } from '../scheduler.js';
@@ -15,10 +31,29 @@ interface PendingBatch {
   reject: (error: SwarmBeeError) => void;
 }
 
+/** Codes that mean a link or stage of the pipeline broke, not that the batch was bad. */
+const PIPELINE_FAULTS: ReadonlySet<string> = new Set([
+  ChannelClosedError.code,
+  PeerTimeoutError.code,
+  ConnectFailedError.code,
+  EngineClosedError.code,
+  SendQueueFullError.code,
+  TimeoutError.code,
+  AbortedError.code,
+]);
+
+export function isPipelineFault(error: Pick<SwarmBeeError, 'code'>): boolean {
+  return PIPELINE_FAULTS.has(error.code);
+}
+
 export class RemoteTransport implements BatchTransport {
   readonly #pending = new Map<number, PendingBatch>();
 
-  constructor(readonly stage0: Channel<'data'>) {}
+  /** `onFault` hears of a broken pipeline (a batch failed for a fault of links or stages). */
+  constructor(
+    readonly stage0: Channel<'data'>,
+    readonly onFault: (error: SwarmBeeError) => void = () => {},
+  ) {}
 
   get pending(): number {
     return this.#pending.size;
@@ -37,8 +72,13 @@ export class RemoteTransport implements BatchTransport {
           sentAt: Date.now(),
         });
       } catch (error) {
-        this.#pending.delete(batch.batchId);
-        reject(error);
+        // The link to stage 0 is closing: the coordinator will rebuild and replay.
+        const coded = asSwarmBeeError(error);
+        if (isPipelineFault(coded)) this.onFault(coded);
+        else {
+          this.#pending.delete(batch.batchId);
+          reject(coded);
+        }
       }
     });
   }
@@ -66,8 +106,13 @@ export class RemoteTransport implements BatchTransport {
     if (message.batchId === undefined) return false;
     const pending = this.#pending.get(message.batchId);
     if (!pending) return false;
+    const error = fromWire(message);
+    if (isPipelineFault(error)) {
+      this.onFault(error);
+      return true;
+    }
     this.#pending.delete(message.batchId);
-    pending.reject(fromWire(message));
+    pending.reject(error);
     return true;
   }
 

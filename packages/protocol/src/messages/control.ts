@@ -163,12 +163,27 @@ export const stageLoadSchema = z
     }
   });
 
+/** What a loaded stage admits; the coordinator queues requests beyond it instead of sending them. */
+export const stageLimitsSchema = z.object({
+  /** Most sequences the stage keeps a KV cache for. */
+  maxSequences: z.int().min(1),
+  /** The stage's KV-cache budget, bytes. */
+  kvBudgetBytes: byteCountSchema,
+  /** KV-cache bytes one sequence takes per position on this stage (its layers that grow, keys and values). */
+  kvBytesPerPosition: byteCountSchema,
+  /** KV-cache bytes one sequence takes whatever its length (sliding-window rings). Default 0. */
+  kvBytesPerRow: byteCountSchema.optional(),
+});
+export type StageLimitsMessage = z.infer<typeof stageLimitsSchema>;
+
 /** Worker → coordinator: the stage's sessions are loaded and it accepts forward frames. */
 export const stageReadySchema = z.object({
   type: z.literal('stage.ready'),
   stage: countSchema,
   /** Time to load the shard and create its sessions, milliseconds. */
   loadMs: z.number().min(0),
+  /** The engine's admission limits (absent from workers that predate them). */
+  limits: stageLimitsSchema.optional(),
 });
 
 /** Coordinator → worker: measure something (compute speed, a link) and report. */

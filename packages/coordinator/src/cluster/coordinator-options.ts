@@ -1,0 +1,95 @@
+/** The coordinator's options, states and recovery records. */
+
+import { InvalidArgumentError } from '@swarmbee/core';
+import type { ModelDir, ProgressFn } from '@swarmbee/model';
+import type {
+  ChannelOptions,
+  ClientTlsOptions,
+  LinkShape,
+  ServerTlsOptions,
+} from '@swarmbee/protocol';
+import type { IntakeTimeouts } from '../api/intake.js';
+import type { ServiceLimits } from '../generation-service.js';
+import type { SchedulerOptions } from '../scheduler.js';
+import type { DeployOptions } from './deployer.js';
+import type { PlanningOptions } from './planning.js';
+
+export interface CoordinatorOptions {
+  model: ModelDir;
+  /** Cluster join token workers must prove they hold. */
+  token: string;
+  /** Worker-facing WebSocket address. Default 127.0.0.1:7070 (use 0.0.0.0 for a LAN). */
+  listenHost?: string;
+  listenPort?: number;
+  /** URL workers use to reach this coordinator, when it differs from the listen address. */
+  advertiseUrl?: string;
+  /** HTTP API address. Default 127.0.0.1:8080. */
+  apiHost?: string;
+  apiPort?: number;
+  /** Require this bearer key on /v1 and /swarmbee routes. Default: none. */
+  apiKey?: string;
+  /** Workers to wait for before the first deployment. Default 1. */
+  minWorkers?: number;
+  /** Where the coordinator keeps the shards it builds. */
+  cacheDir: string;
+  scheduler?: SchedulerOptions;
+  limits?: Partial<ServiceLimits>;
+  /** Threads that tokenize prompts off the event loop. Default 2. */
+  tokenizerThreads?: number;
+  /** How long API clients may take to send headers and whole requests. Defaults: the API's. */
+  http?: IntakeTimeouts;
+  deploy?: DeployOptions;
+  /** How plans are chosen. Default: profile the workers, then the DP for throughput. */
+  planning?: PlanningOptions;
+  /** Heartbeats, frame and queue limits of every connection. Defaults: the protocol's. */
+  channel?: ChannelOptions;
+  /** Benchmarks and tests only: shape the coordinator's outgoing data-plane links. */
+  linkShape?: LinkShape;
+  /** How often to poll workers for their stage metrics, ms. Default 2000. */
+  statsIntervalMs?: number;
+  /**
+   * Smallest predicted gain (0.1 = 10 % more tokens/s, or less time per token) for which a
+   * worker that joins while serving is taken into a new plan. Default 0.1.
+   */
+  replanGain?: number;
+  /** Serve wss:// to workers and https:// for the API with this certificate. Default: plain. */
+  tls?: ServerTlsOptions;
+  /** How to check workers' wss:// certificates (a cluster CA). Default: the system's CAs. */
+  clientTls?: ClientTlsOptions;
+  log?: (line: string) => void;
+  progress?: ProgressFn;
+}
+
+export const DEFAULT_COORDINATOR_PORT = 7070;
+export const DEFAULT_API_PORT = 8080;
+export const DEFAULT_STATS_INTERVAL_MS = 2000;
+/** Attempts to bring up a plan when workers keep failing during deployment. */
+export const MAX_DEPLOY_ATTEMPTS = 3;
+
+/** `waiting` for workers, `deploying` the first plan, `ready`, `recovering` (re-planning with requests held), `stopped`. */
+export type CoordinatorState = 'waiting' | 'deploying' | 'ready' | 'recovering' | 'stopped';
+
+export interface RecoveryEvent {
+  /** Why the cluster was reconfigured: a loss, a fault, a returning worker, a request. */
+  reason: string;
+  /** When it finished (epoch ms). */
+  at: number;
+  /** The workers the new plan runs on, in stage order. */
+  workers: string[];
+  /** From the loss (or re-plan request) to the new pipeline accepting batches. */
+  durationMs: number;
+  /** Sequences replayed into the new pipeline. */
+  replayed: number;
+}
+
+/** Throws InvalidArgumentError naming the first option out of range. */
+export function checkCoordinatorOptions(options: CoordinatorOptions): void {
+  if ((options.minWorkers ?? 1) < 1)
+    throw new InvalidArgumentError('--min-workers must be at least 1');
+  const gain = options.replanGain;
+  if (gain !== undefined && !(gain >= 0 && Number.isFinite(gain)))
+    throw new InvalidArgumentError(`--replan-gain must be a fraction of at least 0, got ${gain}`);
+  const stall = options.deploy?.transferStallTimeoutMs;
+  if (stall !== undefined && !(stall > 0))
+    throw new InvalidArgumentError(`--transfer-stall-timeout-ms must be above 0, got ${stall}`);
+}

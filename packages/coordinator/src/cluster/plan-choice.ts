@@ -1,0 +1,93 @@
+/**
+ * Which plan the coordinator deploys: for a set of workers it has deployed on before,
+ * the plan it remembers for them (see PlanMemory); otherwise the planner's, from the
+ * cluster profile. And when a worker joins a serving cluster, whether a new plan pays:
+ * the remembered plan for exactly the connected workers is restored (the one that served
+ * before a loss or a restart); with the even planner, the even split is taken once it
+ * covers more workers; otherwise a new plan is adopted when the cost model predicts it
+ * better than the running one, on the same profile, by `replanGain`.
+ */
+import type { ClusterProfile, Plan } from '@swarmbee/core';
+import type { ModelDir } from '@swarmbee/model';
+import type { PlanResult } from '@swarmbee/planner';
+import type { Deployment } from './deployment.js';
+import { evenPlan } from './even-plan.js';
+import { type PlanMemory, samePlan } from './plan-memory.js';
+import { choosePlan, isPlanResult, needsProfile, type PlanningOptions } from './planning.js';
+import { predictedGain } from './replan-policy.js';
+
+export interface PlanChoiceOptions {
+  model: ModelDir;
+  memory: PlanMemory;
+  planning: () => PlanningOptions;
+  /** The cluster profile restricted to these workers, if one covers them all. */
+  profile: (names: readonly string[]) => ClusterProfile | undefined;
+  /** Measures the connected workers (compute profiles are cached by each worker). */
+  measure: () => Promise<ClusterProfile>;
+  /** Smallest predicted gain that pays for a re-plan, as a fraction. */
+  replanGain: number;
+  log: (line: string) => void;
+}
+
+export class PlanChoice {
+  constructor(readonly options: PlanChoiceOptions) {}
+
+  /** The plan for these workers: remembered for them, unless `fresh`; else planned (profiling first if needed). */
+  async choose(names: readonly string[], fresh: boolean): Promise<Plan | PlanResult> {
+    const planning = this.options.planning();
+    if (!fresh) {
+      const remembered = await this.options.memory.recall(names, planning);
+      if (remembered) return remembered;
+    }
+    let profile = this.options.profile(names);
+    if (!profile && needsProfile(planning)) profile = await this.options.measure();
+    return choosePlan(this.options.model, names, planning, profile);
+  }
+
+  /** Remembers the plan deployed for these workers. */
+  remember(names: readonly string[], plan: Plan | PlanResult): Promise<void> {
+    return this.options.memory.remember(names, this.options.planning(), plan);
+  }
+
+  /**
+   * Whether a worker that joined while a deployment serves should be taken in, and with
+   * which plan: the plan remembered for exactly these workers (the one that served before
+   * a loss or a restart); with the even planner, the even split once it covers more
+   * workers; otherwise a new plan, adopted when predicted better by `replanGain`.
+   */
+  async decide(
+    current: Deployment,
+    names: readonly string[],
+    reason: string,
+  ): Promise<Plan | PlanResult | undefined> {
+    // Nothing new since this deployment was planned.
+    if (names.join('\n') === current.candidates.join('\n')) return undefined;
+    const planning = this.options.planning();
+    const remembered = await this.options.memory.recall(names, planning);
+    if (remembered) {
+      if (samePlan(remembered, current.plan)) return undefined;
+      this.options.log(`${reason}: restoring the plan last deployed on ${names.join(', ')}`);
+      return remembered;
+    }
+    const { manifest } = this.options.model;
+    if (!needsProfile(planning)) {
+      const even = evenPlan(manifest.modelHash, manifest.config.nLayers, names);
+      return samePlan(even, current.plan) ? undefined : even;
+    }
+    const profile = this.options.profile(names) ?? (await this.options.measure());
+    const candidate = choosePlan(this.options.model, names, planning, profile);
+    if (samePlan(candidate, current.plan) || !isPlanResult(candidate)) return undefined;
+    const gain = predictedGain(
+      profile,
+      planning.workload,
+      planning.objective ?? 'throughput',
+      current.plan,
+      candidate,
+    );
+    const wanted = this.options.replanGain;
+    this.options.log(
+      `${reason}: a plan over ${candidate.stages.map((s) => s.device).join(', ')} is predicted ${(gain * 100).toFixed(0)} % better (re-planning from ${(wanted * 100).toFixed(0)} %)`,
+    );
+    return gain >= wanted ? candidate : undefined;
+  }
+}

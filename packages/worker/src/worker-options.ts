@@ -1,0 +1,63 @@
+/** The worker daemon's options, and the engine settings they give every stage. */
+import type { StageOptions } from '@swarmbee/engine';
+import type {
+  ChannelOptions,
+  ClientTlsOptions,
+  LinkShape,
+  ServerTlsOptions,
+} from '@swarmbee/protocol';
+
+export interface WorkerOptions {
+  /** Coordinator URL, e.g. ws://192.168.1.10:7070. */
+  coordinatorUrl: string;
+  /** Cluster join token. */
+  token: string;
+  /** Worker name, unique in the cluster. Default: the host name. */
+  name?: string;
+  /** Shard cache directory. */
+  cacheDir: string;
+  /** Data-plane listen address. Default 127.0.0.1. */
+  listenHost?: string;
+  /** Data-plane listen port. Default 0: any free port. */
+  listenPort?: number;
+  /** Host name other stages use to reach this worker. Default: the listen host. */
+  advertiseHost?: string;
+  /** onnxruntime intra-op threads. Default: all cores. */
+  threads?: number;
+  /** onnxruntime execution provider (cpu, cuda, ...). Default cpu. */
+  executionProvider?: string;
+  /** Bytes this worker offers for weights plus KV cache. Default: 90 % of the memory free when profiled. */
+  memoryLimitBytes?: number;
+  /** Benchmarks and tests only: run as a device this fraction as fast. Default 1. */
+  speedFactor?: number;
+  /** KV-cache budget of the stage, bytes. Default: the engine's (2 GiB). */
+  kvBudgetBytes?: number;
+  /** Most sequences the stage keeps a cache for. Default: the engine's (256). */
+  maxSequences?: number;
+  /** Benchmarks and tests only: shape this worker's outgoing data-plane links. Default: none. */
+  linkShape?: LinkShape;
+  /** Heartbeats, frame and queue limits of every connection. Defaults: the protocol's. */
+  channel?: ChannelOptions;
+  /** Delay before re-joining a lost coordinator, ms; doubles up to 10 s. Default 500. */
+  rejoinDelayMs?: number;
+  /** On stop, the longest wait for the work in hand and for unloading the stage, ms. Default 10000. */
+  drainTimeoutMs?: number;
+  tls?: { server?: ServerTlsOptions; client?: ClientTlsOptions };
+  log?: (line: string) => void;
+}
+
+export const DEFAULT_REJOIN_DELAY_MS = 500;
+export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+/** The longest pause between attempts to re-join, ms: a restarted coordinator is found within it. */
+export const MAX_REJOIN_DELAY_MS = 10_000;
+
+/** Engine settings shared by serving and profiling, so a profile measures what serving runs. */
+export function engineOptions(o: WorkerOptions): StageOptions {
+  const options: StageOptions = {};
+  if (o.threads !== undefined) options.intraOpThreads = o.threads;
+  if (o.executionProvider !== undefined) options.executionProvider = o.executionProvider;
+  if (o.speedFactor !== undefined) options.speedFactor = o.speedFactor;
+  if (o.kvBudgetBytes !== undefined) options.kvBudgetBytes = o.kvBudgetBytes;
+  if (o.maxSequences !== undefined) options.maxSequences = o.maxSequences;
+  return options;
+}
