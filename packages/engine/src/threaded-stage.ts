@@ -2,7 +2,7 @@
  * A StageEngine whose onnxruntime session lives in a worker thread, so the
  * calling thread's event loop keeps answering sockets during forward passes.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { EngineClosedError, EngineFailedError, fromWire, type SwarmBeeError } from '@swarmbee/core';
 import type { ShardGraph } from '@swarmbee/model';
 import type {
@@ -14,31 +14,9 @@ import type {
   StageStats,
 } from './stage-engine.js';
 import type { ThreadReply, ThreadRequest } from './thread-messages.js';
+import { ownBuffer, startThread, threadEntry } from './thread-start.js';
 
-const RUNNING_FROM_SOURCE = import.meta.url.endsWith('.ts');
-const THREAD_ENTRY = new URL(
-  `./stage-thread${RUNNING_FROM_SOURCE ? '.ts' : '.js'}`,
-  import.meta.url,
-);
-
-/**
- * Under tsx (the tests) the entry point is TypeScript, and Node 20 does not pass
- * `--import` loader hooks on to worker threads: register tsx inside the thread first.
- */
-function startThread(workerData: unknown): Worker {
-  if (!RUNNING_FROM_SOURCE) return new Worker(THREAD_ENTRY, { workerData });
-  const bootstrap = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(THREAD_ENTRY.href)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData });
-}
-
-/** The array itself when it spans its whole buffer, else a copy that does. */
-function ownBuffer<T extends Float32Array | BigInt64Array>(array: T): T {
-  const whole =
-    array.byteOffset === 0 &&
-    array.byteLength === array.buffer.byteLength &&
-    array.buffer instanceof ArrayBuffer;
-  return whole ? array : (array.slice() as T);
-}
+const THREAD_ENTRY = threadEntry(import.meta.url, './stage-thread');
 
 type Pending = { resolve: (value: unknown) => void; reject: (error: SwarmBeeError) => void };
 type RequestBody<R = ThreadRequest> = R extends unknown ? Omit<R, 'id'> : never;
@@ -64,7 +42,7 @@ export class ThreadedStage implements StageEngine {
 
   /** Starts a thread, loads the shard there, and resolves once the session is ready. */
   static async create(shard: ShardGraph, options: StageOptions = {}): Promise<ThreadedStage> {
-    const worker = startThread({ shard, options });
+    const worker = startThread(THREAD_ENTRY, { shard, options });
     const info = await new Promise<StageInfo>((resolve, reject) => {
       const onExit = (code: number) =>
         reject(new EngineFailedError(`stage thread exited with code ${code} while loading`));

@@ -1,0 +1,328 @@
+/**
+ * One stage's training over onnxruntime-node, in the calling thread (run it through
+ * `ThreadedTrainingStage` where an event loop must stay responsive). Two sessions: the
+ * stage's forward and backward graphs (see @swarmbee/model's stage-graphs.ts). The
+ * adapter tensors are fed to both from this stage's own arrays, which AdamW updates in
+ * place; gradients accumulate in float32 over the micro-batches of a step.
+ */
+import {
+  asSwarmBeeError,
+  EngineClosedError,
+  EngineFailedError,
+  InvalidArgumentError,
+  ShardInvalidError,
+} from '@swarmbee/core';
+import { TRAIN_IO, type TrainingShard } from '@swarmbee/model';
+import ort from 'onnxruntime-node';
+import { stageSessionOptions } from '../stage-session.js';
+import { type AdamWMoments, adamwStep, DEFAULT_ADAMW, squaredNorm } from './adamw.js';
+import { checkTrainingBatch, type TrainingMicroBatch, trainingFeeds } from './training-batch.js';
+import type {
+  TrainingBackward,
+  TrainingForward,
+  TrainingStage,
+  TrainingStageInfo,
+  TrainingStageOptions,
+  TrainingStageState,
+  TrainingStageStats,
+  TrainingUpdate,
+} from './training-stage.js';
+
+type Feeds = Record<string, ort.Tensor>;
+
+/** What a micro-batch leaves on the stage between its forward and backward pass. */
+interface Held {
+  feeds: Feeds;
+  bytes: number;
+  loss?: number;
+}
+
+interface Tensor {
+  value: Float32Array;
+  grad: Float32Array;
+  moments: AdamWMoments;
+}
+
+export class OrtTrainingStage implements TrainingStage {
+  readonly info: TrainingStageInfo;
+  readonly #forward: ort.InferenceSession;
+  readonly #backward: ort.InferenceSession | undefined;
+  readonly #tensors = new Map<string, Tensor>();
+  readonly #held = new Map<number, Held>();
+  readonly #optimizer: Required<NonNullable<TrainingStageOptions['optimizer']>>;
+  #step = 0;
+  #closed = false;
+  readonly #stats: TrainingStageStats = {
+    forwards: 0,
+    backwards: 0,
+    forwardMsTotal: 0,
+    backwardMsTotal: 0,
+    peakInFlight: 0,
+    peakStashBytes: 0,
+  };
+
+  private constructor(
+    shard: TrainingShard,
+    sessions: { forward: ort.InferenceSession; backward?: ort.InferenceSession },
+    adapters: Readonly<Record<string, Float32Array>>,
+    options: TrainingStageOptions,
+  ) {
+    this.#forward = sessions.forward;
+    this.#backward = sessions.backward;
+    this.#optimizer = { ...DEFAULT_ADAMW, ...options.optimizer };
+    const { config } = shard;
+    this.info = {
+      layerStart: shard.layerStart,
+      layerEnd: shard.layerEnd,
+      isFirst: shard.layerStart === 0,
+      isLast: shard.layerEnd === config.nLayers,
+      dim: config.dim,
+      vocabSize: config.vocabSize,
+      maxSeqLen: config.maxSeqLen,
+      params: shard.params,
+      inputGradient: shard.inputGradient,
+      activations: shard.activations,
+    };
+    for (const { name, dims } of shard.params) {
+      const size = dims[0] * dims[1];
+      const initial = adapters[name];
+      if (initial?.length !== size)
+        throw new InvalidArgumentError(
+          `adapter tensor ${name} needs ${size} values [${dims}], got ${initial?.length ?? 'none'}`,
+        );
+      this.#tensors.set(name, {
+        value: Float32Array.from(initial),
+        grad: new Float32Array(size),
+        moments: { expAvg: new Float32Array(size), expAvgSq: new Float32Array(size) },
+      });
+    }
+  }
+
+  /** Loads the stage's graphs; `adapters` holds at least this stage's adapter tensors. */
+  static async create(
+    shard: TrainingShard,
+    adapters: Readonly<Record<string, Float32Array>>,
+    options: TrainingStageOptions = {},
+  ): Promise<OrtTrainingStage> {
+    if (shard.float !== 'float32')
+      throw new ShardInvalidError(`stages train float32 graphs; this one is ${shard.float}`);
+    const sessionOptions = stageSessionOptions(shard.externalDataDir, options);
+    const load = async (graph: Uint8Array, which: string) => {
+      try {
+        return await ort.InferenceSession.create(graph, sessionOptions);
+      } catch (error) {
+        throw new ShardInvalidError(
+          `onnxruntime cannot load the ${which} training graph of layers [${shard.layerStart}, ${shard.layerEnd}): ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
+    };
+    const forward = await load(shard.forward, 'forward');
+    const backward = shard.backward ? await load(shard.backward, 'backward') : undefined;
+    return new OrtTrainingStage(shard, { forward, backward }, adapters, options);
+  }
+
+  async forward(
+    batch: TrainingMicroBatch,
+    options: { evaluate?: boolean } = {},
+  ): Promise<TrainingForward> {
+    this.#checkOpen();
+    checkTrainingBatch(batch, this.info);
+    const train = options.evaluate !== true;
+    if (train && this.#held.has(batch.id))
+      throw new InvalidArgumentError(`micro-batch ${batch.id} is already held by this stage`);
+    const inputs = trainingFeeds(batch, this.info);
+    const feeds = { ...inputs, ...this.#paramFeeds() };
+    const held: Held = { feeds, bytes: tensorBytes(Object.values(inputs)) };
+    // A recomputing last stage runs everything in its backward graph; the forward only holds.
+    const skip = train && this.info.isLast && this.info.activations === 'recompute';
+    let out: TrainingForward = {};
+    if (!skip) {
+      const results = await this.#run(this.#forward, feeds, 'forward');
+      if (this.info.isLast) out = { loss: scalar(results[TRAIN_IO.loss]!) };
+      else out = { hidden: results[TRAIN_IO.hiddenOut]!.data as Float32Array };
+      if (train && this.info.activations === 'stash') {
+        for (const name of this.#forward.outputNames) {
+          if (!name.startsWith('saved.')) continue;
+          held.feeds[name] = results[name]!;
+          held.bytes += tensorBytes([results[name]!]);
+        }
+        if (out.loss !== undefined) held.loss = out.loss;
+      }
+    }
+    if (train) this.#hold(batch.id, held);
+    return out;
+  }
+
+  async backward(id: number, gradOut?: Float32Array): Promise<TrainingBackward> {
+    this.#checkOpen();
+    const held = this.#held.get(id);
+    if (!held)
+      throw new InvalidArgumentError(
+        `micro-batch ${id} was not run forward on this stage (or is done)`,
+      );
+    this.#held.delete(id);
+    const session = this.#backward;
+    if (!session) return held.loss === undefined ? {} : { loss: held.loss };
+    const feeds: Feeds = { ...held.feeds, ...this.#paramFeeds() };
+    if (!this.info.isLast) {
+      const dims = held.feeds[TRAIN_IO.hiddenIn]?.dims ?? held.feeds[TRAIN_IO.inputIds]!.dims;
+      const [rows, width] = dims as [number, number];
+      if (gradOut?.length !== rows * width * this.info.dim)
+        throw new InvalidArgumentError(
+          `grad_out: expected ${rows}x${width}x${this.info.dim} values, got ${gradOut?.length ?? 'none'}`,
+        );
+      feeds[TRAIN_IO.gradHiddenOut] = new ort.Tensor('float32', gradOut, [
+        rows,
+        width,
+        this.info.dim,
+      ]);
+    }
+    const results = await this.#run(session, feeds, 'backward');
+    for (const [name, tensor] of this.#tensors) {
+      const grad = results[TRAIN_IO.grad(name)]!.data as Float32Array;
+      for (let i = 0; i < grad.length; i++) tensor.grad[i]! += grad[i]!;
+    }
+    const out: TrainingBackward = {};
+    if (this.info.inputGradient) out.gradIn = results[TRAIN_IO.gradHiddenIn]!.data as Float32Array;
+    const lossTensor = results[TRAIN_IO.loss];
+    const loss = lossTensor ? scalar(lossTensor) : held.loss;
+    if (loss !== undefined) out.loss = loss;
+    return out;
+  }
+
+  async gradientSquaredNorm(): Promise<number> {
+    let sum = 0;
+    for (const tensor of this.#tensors.values()) sum += squaredNorm(tensor.grad);
+    return sum;
+  }
+
+  async applyUpdate(update: TrainingUpdate): Promise<void> {
+    this.#checkOpen();
+    if (this.#held.size > 0)
+      throw new InvalidArgumentError(
+        `cannot update while ${this.#held.size} micro-batches still wait for their backward pass`,
+      );
+    this.#step++;
+    for (const tensor of this.#tensors.values()) {
+      adamwStep(
+        tensor.value,
+        tensor.grad,
+        tensor.moments,
+        this.#step,
+        update.learningRate,
+        update.gradientScale,
+        this.#optimizer,
+      );
+      tensor.grad.fill(0);
+    }
+  }
+
+  async discard(): Promise<void> {
+    this.#held.clear();
+    for (const tensor of this.#tensors.values()) tensor.grad.fill(0);
+  }
+
+  async state(): Promise<TrainingStageState> {
+    const tensors: TrainingStageState['tensors'] = {};
+    for (const [name, t] of this.#tensors)
+      tensors[name] = {
+        value: t.value.slice(),
+        expAvg: t.moments.expAvg.slice(),
+        expAvgSq: t.moments.expAvgSq.slice(),
+      };
+    return { step: this.#step, tensors };
+  }
+
+  async loadState(state: TrainingStageState): Promise<void> {
+    for (const [name, t] of this.#tensors) {
+      const saved = state.tensors[name];
+      const ok = [saved?.value, saved?.expAvg, saved?.expAvgSq].every(
+        (a) => a?.length === t.value.length,
+      );
+      if (!ok)
+        throw new InvalidArgumentError(
+          `the state has no tensor ${name} of ${t.value.length} values`,
+        );
+      t.value.set(saved!.value);
+      t.moments.expAvg.set(saved!.expAvg);
+      t.moments.expAvgSq.set(saved!.expAvgSq);
+      t.grad.fill(0);
+    }
+    this.#step = state.step;
+    this.#held.clear();
+  }
+
+  async stats(): Promise<TrainingStageStats> {
+    return { ...this.#stats };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#held.clear();
+    try {
+      await this.#forward.release();
+      await this.#backward?.release();
+    } catch (error) {
+      throw asSwarmBeeError(error);
+    }
+  }
+
+  #paramFeeds(): Feeds {
+    const feeds: Feeds = {};
+    for (const { name, dims } of this.info.params)
+      feeds[name] = new ort.Tensor('float32', this.#tensors.get(name)!.value, dims);
+    return feeds;
+  }
+
+  #hold(id: number, held: Held): void {
+    this.#held.set(id, held);
+    let bytes = 0;
+    for (const h of this.#held.values()) bytes += h.bytes;
+    this.#stats.peakInFlight = Math.max(this.#stats.peakInFlight, this.#held.size);
+    this.#stats.peakStashBytes = Math.max(this.#stats.peakStashBytes, bytes);
+  }
+
+  async #run(
+    session: ort.InferenceSession,
+    all: Feeds,
+    which: 'forward' | 'backward',
+  ): Promise<ort.InferenceSession.OnnxValueMapType> {
+    const feeds: Feeds = {};
+    for (const name of session.inputNames) feeds[name] = all[name]!;
+    const start = performance.now();
+    let results: ort.InferenceSession.OnnxValueMapType;
+    try {
+      results = await session.run(feeds);
+    } catch (error) {
+      throw new EngineFailedError(
+        `${which} pass of layers [${this.info.layerStart}, ${this.info.layerEnd}) failed: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    const ms = performance.now() - start;
+    if (which === 'forward') {
+      this.#stats.forwards++;
+      this.#stats.forwardMsTotal += ms;
+    } else {
+      this.#stats.backwards++;
+      this.#stats.backwardMsTotal += ms;
+    }
+    return results;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new EngineClosedError('the training stage is closed');
+  }
+}
+
+function scalar(tensor: ort.Tensor): number {
+  return Number((tensor.data as Float32Array)[0]);
+}
+
+function tensorBytes(tensors: ort.Tensor[]): number {
+  let bytes = 0;
+  for (const tensor of tensors) bytes += (tensor.data as ArrayBufferView).byteLength;
+  return bytes;
+}
