@@ -197,6 +197,10 @@ export class OrtTrainingStage implements TrainingStage {
     return sum;
   }
 
+  async gradients(): Promise<Record<string, Float32Array>> {
+    return Object.fromEntries([...this.#tensors].map(([name, t]) => [name, t.grad.slice()]));
+  }
+
   async applyUpdate(update: TrainingUpdate): Promise<void> {
     this.#checkOpen();
     if (this.#held.size > 0)

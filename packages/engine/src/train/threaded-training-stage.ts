@@ -95,6 +95,10 @@ export class ThreadedTrainingStage implements TrainingStage {
     return this.#call('gradientSquaredNorm', []) as Promise<number>;
   }
 
+  gradients(): Promise<Record<string, Float32Array>> {
+    return this.#call('gradients', []) as Promise<Record<string, Float32Array>>;
+  }
+
   async applyUpdate(update: TrainingUpdate): Promise<void> {
     await this.#call('applyUpdate', [update]);
   }

@@ -116,8 +116,19 @@ export class TrainingPipeline {
     }
   }
 
-  /** One optimizer step over `microBatches`; a non-finite loss or gradient applies nothing and throws. */
+  /** One optimizer step over `microBatches`: {@link accumulate}, then {@link update}. */
   async step(microBatches: readonly StepMicroBatch[], options: StepOptions): Promise<StepResult> {
+    const result = await this.accumulate(microBatches);
+    await this.update(result.gradNorm, options);
+    return result;
+  }
+
+  /**
+   * Runs the micro-batches forward and backward through the stages, each accumulating
+   * its gradients; returns the step's mean loss and the global gradient norm. A loss or
+   * norm that is not finite discards the gradients and throws TrainingDivergedError.
+   */
+  async accumulate(microBatches: readonly StepMicroBatch[]): Promise<StepResult> {
     const counts = countTokens(microBatches);
     let loss = 0;
     try {
@@ -134,12 +145,23 @@ export class TrainingPipeline {
         `the step's loss is ${loss} and its gradient norm ${gradNorm}; the step was not applied`,
       );
     }
-    const update = {
-      learningRate: options.learningRate,
-      gradientScale: clipFactor(gradNorm, options.maxGradNorm),
-    };
-    await Promise.all(this.stages.map((s) => s.applyUpdate(update)));
     return { loss, gradNorm, ...counts };
+  }
+
+  /** The accumulated gradients of every stage, by adapter tensor. */
+  async gradients(): Promise<Map<string, Float32Array>> {
+    const all = new Map<string, Float32Array>();
+    for (const grads of await Promise.all(this.stages.map((s) => s.gradients())))
+      for (const [name, grad] of Object.entries(grads)) all.set(name, grad);
+    return all;
+  }
+
+  /** Clips the accumulated gradients (global norm `gradNorm`) and applies AdamW on every stage. */
+  async update(gradNorm: number, options: StepOptions): Promise<void> {
+    const gradientScale = clipFactor(gradNorm, options.maxGradNorm);
+    await Promise.all(
+      this.stages.map((s) => s.applyUpdate({ learningRate: options.learningRate, gradientScale })),
+    );
   }
 
   /** Σ over the micro-batches of −log p(target), and the target tokens: forward passes only. */

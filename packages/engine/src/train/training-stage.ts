@@ -85,6 +85,8 @@ export interface TrainingStage {
   backward(id: number, gradOut?: Float32Array): Promise<TrainingBackward>;
   /** Σ g² over the gradients accumulated since the last update (for global-norm clipping). */
   gradientSquaredNorm(): Promise<number>;
+  /** The gradients accumulated since the last update, by adapter tensor (copies). */
+  gradients(): Promise<Record<string, Float32Array>>;
   /** Applies AdamW to the accumulated gradients and clears them. */
   applyUpdate(update: TrainingUpdate): Promise<void>;
   /** Drops accumulated gradients and held micro-batches without updating (a failed step). */
