@@ -11,6 +11,7 @@ import {
   EngineFailedError,
   InvalidArgumentError,
   ShardInvalidError,
+  TrainingDivergedError,
 } from '@swarmbee/core';
 import { TRAIN_IO, type TrainingShard } from '@swarmbee/model';
 import ort from 'onnxruntime-node';
@@ -51,6 +52,7 @@ export class OrtTrainingStage implements TrainingStage {
   readonly #held = new Map<number, Held>();
   readonly #optimizer: Required<NonNullable<TrainingStageOptions['optimizer']>>;
   #step = 0;
+  #pending: Map<string, Pick<Tensor, 'value' | 'moments'>> | undefined;
   #closed = false;
   readonly #stats: TrainingStageStats = {
     forwards: 0,
@@ -201,29 +203,58 @@ export class OrtTrainingStage implements TrainingStage {
     return Object.fromEntries([...this.#tensors].map(([name, t]) => [name, t.grad.slice()]));
   }
 
-  async applyUpdate(update: TrainingUpdate): Promise<void> {
+  async prepareUpdate(update: TrainingUpdate): Promise<void> {
     this.#checkOpen();
     if (this.#held.size > 0)
       throw new InvalidArgumentError(
         `cannot update while ${this.#held.size} micro-batches still wait for their backward pass`,
       );
-    this.#step++;
-    for (const tensor of this.#tensors.values()) {
+    this.#pending = undefined;
+    const step = this.#step + 1;
+    const pending = new Map<string, Pick<Tensor, 'value' | 'moments'>>();
+    for (const [name, tensor] of this.#tensors) {
+      const next = {
+        value: tensor.value.slice(),
+        moments: {
+          expAvg: tensor.moments.expAvg.slice(),
+          expAvgSq: tensor.moments.expAvgSq.slice(),
+        },
+      };
       adamwStep(
-        tensor.value,
+        next.value,
         tensor.grad,
-        tensor.moments,
-        this.#step,
+        next.moments,
+        step,
         update.learningRate,
         update.gradientScale,
         this.#optimizer,
       );
+      if (!next.value.every(Number.isFinite) || !next.moments.expAvgSq.every(Number.isFinite))
+        throw new TrainingDivergedError(
+          `layers [${this.info.layerStart}, ${this.info.layerEnd}): the update would make ${name} non-finite`,
+        );
+      pending.set(name, next);
+    }
+    this.#pending = pending;
+  }
+
+  async commitUpdate(): Promise<void> {
+    this.#checkOpen();
+    const pending = this.#pending;
+    if (!pending) throw new InvalidArgumentError('no prepared update to commit');
+    for (const [name, tensor] of this.#tensors) {
+      const next = pending.get(name)!;
+      tensor.value = next.value;
+      tensor.moments = next.moments;
       tensor.grad.fill(0);
     }
+    this.#pending = undefined;
+    this.#step++;
   }
 
   async discard(): Promise<void> {
     this.#held.clear();
+    this.#pending = undefined;
     for (const tensor of this.#tensors.values()) tensor.grad.fill(0);
   }
 
@@ -254,6 +285,7 @@ export class OrtTrainingStage implements TrainingStage {
       t.grad.fill(0);
     }
     this.#step = state.step;
+    this.#pending = undefined;
     this.#held.clear();
   }
 

@@ -99,8 +99,12 @@ export class ThreadedTrainingStage implements TrainingStage {
     return this.#call('gradients', []) as Promise<Record<string, Float32Array>>;
   }
 
-  async applyUpdate(update: TrainingUpdate): Promise<void> {
-    await this.#call('applyUpdate', [update]);
+  async prepareUpdate(update: TrainingUpdate): Promise<void> {
+    await this.#call('prepareUpdate', [update]);
+  }
+
+  async commitUpdate(): Promise<void> {
+    await this.#call('commitUpdate', []);
   }
 
   async discard(): Promise<void> {

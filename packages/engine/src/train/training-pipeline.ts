@@ -156,12 +156,22 @@ export class TrainingPipeline {
     return all;
   }
 
-  /** Clips the accumulated gradients (global norm `gradNorm`) and applies AdamW on every stage. */
+  /**
+   * Clips the accumulated gradients (global norm `gradNorm`) and applies AdamW on every
+   * stage — or, if any new value would not be finite, on none (TrainingDivergedError).
+   */
   async update(gradNorm: number, options: StepOptions): Promise<void> {
-    const gradientScale = clipFactor(gradNorm, options.maxGradNorm);
-    await Promise.all(
-      this.stages.map((s) => s.applyUpdate({ learningRate: options.learningRate, gradientScale })),
-    );
+    const update = {
+      learningRate: options.learningRate,
+      gradientScale: clipFactor(gradNorm, options.maxGradNorm),
+    };
+    const prepared = await Promise.allSettled(this.stages.map((s) => s.prepareUpdate(update)));
+    const failed = prepared.find((p): p is PromiseRejectedResult => p.status === 'rejected');
+    if (failed) {
+      await this.#discard();
+      throw failed.reason;
+    }
+    await Promise.all(this.stages.map((s) => s.commitUpdate()));
   }
 
   /** Σ over the micro-batches of −log p(target), and the target tokens: forward passes only. */
@@ -213,11 +223,12 @@ export class TrainingPipeline {
     hidden: Float32Array | undefined,
     lossScale: number,
   ): TrainingMicroBatch {
-    const batch: TrainingMicroBatch = { id, lengths: mb.lengths, width: mb.width };
-    if (stage.info.isFirst) batch.tokens = mb.tokens;
+    // Copies: a threaded stage takes the arrays it is given away from this thread.
+    const batch: TrainingMicroBatch = { id, lengths: mb.lengths.slice(), width: mb.width };
+    if (stage.info.isFirst) batch.tokens = mb.tokens.slice();
     else batch.hidden = hidden;
     if (stage.info.isLast) {
-      batch.targets = mb.targets;
+      batch.targets = mb.targets.slice();
       batch.lossScale = lossScale;
     }
     return batch;
@@ -242,10 +253,6 @@ export class TrainingPipeline {
         if (op.pass === 'forward') {
           const hidden = s === 0 ? undefined : await outputs[s - 1]![i]!.promise;
           const batch = this.#stageBatch(stage, microBatches[i]!, ids[i]!, hidden, lossScale);
-          // Copy what a threaded stage would take away from the driver's own micro-batch.
-          if (batch.tokens) batch.tokens = batch.tokens.slice();
-          if (batch.targets) batch.targets = batch.targets.slice();
-          batch.lengths = batch.lengths.slice();
           outputs[s]![i]!.resolve((await stage.forward(batch)).hidden);
         } else {
           const gradOut = s === stages.length - 1 ? undefined : await gradients[s + 1]![i]!.promise;

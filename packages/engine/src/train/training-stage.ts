@@ -87,9 +87,15 @@ export interface TrainingStage {
   gradientSquaredNorm(): Promise<number>;
   /** The gradients accumulated since the last update, by adapter tensor (copies). */
   gradients(): Promise<Record<string, Float32Array>>;
-  /** Applies AdamW to the accumulated gradients and clears them. */
-  applyUpdate(update: TrainingUpdate): Promise<void>;
-  /** Drops accumulated gradients and held micro-batches without updating (a failed step). */
+  /**
+   * Computes the AdamW step from the accumulated gradients, without applying it yet;
+   * throws TrainingDivergedError (and keeps nothing) if a new value would not be finite.
+   * An update is prepared on every stage, then committed on every stage — or on none.
+   */
+  prepareUpdate(update: TrainingUpdate): Promise<void>;
+  /** Applies the prepared update and clears the accumulated gradients. */
+  commitUpdate(): Promise<void>;
+  /** Drops accumulated gradients, held micro-batches and a prepared update (a failed step). */
   discard(): Promise<void>;
   state(): Promise<TrainingStageState>;
   loadState(state: TrainingStageState): Promise<void>;
