@@ -7,6 +7,7 @@ import { SWARMBEE_VERSION, SwarmBeeError } from '@swarmbee/core';
 import yargs from 'yargs';
 import { benchCommand } from './commands/bench.js';
 import { coordinatorCommand } from './commands/coordinator.js';
+import { finetuneCommand } from './commands/finetune.js';
 import { generateCommand } from './commands/generate.js';
 import { modelCommand } from './commands/model.js';
 import { optimizeCommand } from './commands/optimize.js';
@@ -35,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
   modelCommand(cli);
   optimizeCommand(cli);
   generateCommand(cli);
+  finetuneCommand(cli);
   workerCommand(cli);
   coordinatorCommand(cli);
   profileCommand(cli);
