@@ -11,12 +11,37 @@ import type { LocatedTensor, LocatedWeight } from '../onnx/llama-shard-graph.js'
 import type { TrainGraph } from './train-graph.js';
 
 export class FrozenWeights {
-  readonly #values = new Map<string, string>();
+  /** Initializers, declared once per graph. */
+  readonly #initializers = new Map<string, string>();
+  /** Values computed from them (casts, dequantized weights), per phase. */
+  #values = new Map<string, string>();
+  /** A value quantized weights wait for before they are dequantized (see {@link gate}). */
+  #gate: string | undefined;
 
   constructor(
     private readonly tg: TrainGraph,
     private readonly locate: (tensor: string) => LocatedWeight,
   ) {}
+
+  /**
+   * Starts a new phase: weights asked for from now on are cast or dequantized again rather
+   * than reused. A recomputing backward graph calls this between its forward and its
+   * backward part, so a layer's dequantized weights are freed after the forward part uses
+   * them instead of living until the backward part does (every layer's fp32 copy at once).
+   */
+  newPhase(): void {
+    this.#values = new Map();
+  }
+
+  /**
+   * Quantized weights asked for from now on are dequantized only once `value` exists.
+   * onnxruntime runs nodes whose inputs are all initializers first, so without a gate
+   * every layer's DequantizeLinear would run at the start and all the fp32 copies would
+   * be alive at once; gated on the layer's input, each is made just before its use.
+   */
+  gate(value: string): void {
+    this.#gate = value;
+  }
 
   /** An fp32 tensor (a norm's gain, the embedding table) as a value of the graph's float type. */
   tensor(name: string): string {
@@ -39,7 +64,15 @@ export class FrozenWeights {
       const codeType = q.bits === 4 ? 'uint4' : 'uint8';
       // MatMulNBits' codes [out, blocks, blockSize·bits/8] are the bytes of [out, padded] codes.
       const codes = this.#initializer(name, codeType, { ...located, dims: [out, padded] });
-      const scales = this.#initializer(`${name}.scales`, 'float32', q.scales);
+      let scales = this.#initializer(`${name}.scales`, 'float32', q.scales);
+      if (this.#gate) {
+        // The scales reshaped to their own shape, computed from the gate's: a view that
+        // waits for the gate (4-bit tensors have no Reshape kernel; the scales are fp32).
+        const tg = this.tg;
+        const zero = tg.op('Mul', [tg.op('Size', [this.#gate]), tg.ints([0])]);
+        const dims = [out, padded / q.blockSize];
+        scales = tg.reshape(scales, tg.op('Add', [zero, tg.ints(dims)]));
+      }
       const zeroPoints = this.#initializer(`${name}.zero_points`, codeType, {
         ...q.zeroPoints,
         dims: [out, padded / q.blockSize],
@@ -68,10 +101,17 @@ export class FrozenWeights {
   }
 
   #initializer(name: string, dtype: 'float32' | 'uint8' | 'uint4', tensor: LocatedTensor): string {
+    const known = this.#initializers.get(name);
+    if (known !== undefined) return known;
     const g = this.tg.g;
-    if (tensor.where && !tensor.data) return g.external(name, dtype, tensor.dims, tensor.where);
-    if (tensor.data && !tensor.where) return g.constant(name, dtype, tensor.dims, tensor.data);
-    throw new Error(`internal: tensor ${name} must be located by exactly one of where or data`);
+    let value: string;
+    if (tensor.where && !tensor.data) value = g.external(name, dtype, tensor.dims, tensor.where);
+    else if (tensor.data && !tensor.where)
+      value = g.constant(name, dtype, tensor.dims, tensor.data);
+    else
+      throw new Error(`internal: tensor ${name} must be located by exactly one of where or data`);
+    this.#initializers.set(name, value);
+    return value;
   }
 }
 

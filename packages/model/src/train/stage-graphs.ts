@@ -107,12 +107,15 @@ export function buildTrainingStageGraphs(spec: TrainingStageSpec): TrainingStage
     const saved = new Map<string, Saved>();
     for (let layer = layerStart; layer < layerEnd; layer++) {
       const kept: Saved = new Map();
+      ctx.weights.gate(x);
       x = attentionForward(ctx, layer, x, kept);
+      ctx.weights.gate(x);
       x = mlpForward(ctx, layer, x, kept);
       if (needsBackward && layer >= lowest) saved.set(String(layer), kept);
     }
     if (!targets) return { out: x, saved };
     const kept: Saved = new Map();
+    ctx.weights.gate(x);
     const loss = headForward(ctx, x, targets, kept);
     saved.set(HEAD, kept);
     return { out: loss, saved };
@@ -153,6 +156,8 @@ export function buildTrainingStageGraphs(spec: TrainingStageSpec): TrainingStage
   if (spec.activations === 'recompute') {
     const again = forwardPass(ctx, bwdTargets);
     if (isLast) tg.output(again.out, TRAIN_IO.loss, []);
+    ctx.weights.newPhase();
+    ctx.weights.gate(again.out);
     lookup = (part) => (key) => {
       const value = again.saved.get(part)?.get(key)?.value;
       if (value === undefined) throw new Error(`internal: nothing saved as ${part}/${key}`);
@@ -175,7 +180,9 @@ export function buildTrainingStageGraphs(spec: TrainingStageSpec): TrainingStage
       ]);
   for (let layer = layerEnd - 1; layer >= lowest; layer--) {
     const saved = lookup(String(layer));
+    ctx.weights.gate(d);
     d = mlpBackward(ctx, layer, d, saved, grads);
+    ctx.weights.gate(d);
     if (layer > lowest || inputGradient || attentionAdapted(ctx, layer))
       d = attentionBackward(ctx, layer, d, saved, grads);
   }
