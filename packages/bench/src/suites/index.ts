@@ -1,5 +1,6 @@
 import type { Suite } from '../suite.js';
 import { engineSuite } from './engine.js';
+import { finetuneSuite } from './finetune.js';
 import { optimizeSuite } from './optimize.js';
 import { pipelineSuite } from './pipeline.js';
 import { plannerSuite } from './planner.js';
@@ -8,6 +9,7 @@ import { soakSuite } from './soak.js';
 /** The repository's own benchmark suites, by name (`npm run bench -- <name>`). */
 export const SUITES: Record<string, Suite> = {
   engine: engineSuite,
+  finetune: finetuneSuite,
   optimize: optimizeSuite,
   pipeline: pipelineSuite,
   planner: plannerSuite,
