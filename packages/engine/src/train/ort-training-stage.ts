@@ -11,12 +11,11 @@ import {
   EngineFailedError,
   InvalidArgumentError,
   ShardInvalidError,
-  TrainingDivergedError,
 } from '@swarmbee/core';
 import { TRAIN_IO, type TrainingShard } from '@swarmbee/model';
 import ort from 'onnxruntime-node';
 import { stageSessionOptions } from '../stage-session.js';
-import { type AdamWMoments, adamwStep, DEFAULT_ADAMW, squaredNorm } from './adamw.js';
+import { AdapterState } from './adapter-state.js';
 import { checkTrainingBatch, type TrainingMicroBatch, trainingFeeds } from './training-batch.js';
 import type {
   TrainingBackward,
@@ -38,21 +37,12 @@ interface Held {
   loss?: number;
 }
 
-interface Tensor {
-  value: Float32Array;
-  grad: Float32Array;
-  moments: AdamWMoments;
-}
-
 export class OrtTrainingStage implements TrainingStage {
   readonly info: TrainingStageInfo;
   readonly #forward: ort.InferenceSession;
   readonly #backward: ort.InferenceSession | undefined;
-  readonly #tensors = new Map<string, Tensor>();
+  readonly #adapter: AdapterState;
   readonly #held = new Map<number, Held>();
-  readonly #optimizer: Required<NonNullable<TrainingStageOptions['optimizer']>>;
-  #step = 0;
-  #pending: Map<string, Pick<Tensor, 'value' | 'moments'>> | undefined;
   #closed = false;
   readonly #stats: TrainingStageStats = {
     forwards: 0,
@@ -71,7 +61,6 @@ export class OrtTrainingStage implements TrainingStage {
   ) {
     this.#forward = sessions.forward;
     this.#backward = sessions.backward;
-    this.#optimizer = { ...DEFAULT_ADAMW, ...options.optimizer };
     const { config } = shard;
     this.info = {
       layerStart: shard.layerStart,
@@ -85,19 +74,12 @@ export class OrtTrainingStage implements TrainingStage {
       inputGradient: shard.inputGradient,
       activations: shard.activations,
     };
-    for (const { name, dims } of shard.params) {
-      const size = dims[0] * dims[1];
-      const initial = adapters[name];
-      if (initial?.length !== size)
-        throw new InvalidArgumentError(
-          `adapter tensor ${name} needs ${size} values [${dims}], got ${initial?.length ?? 'none'}`,
-        );
-      this.#tensors.set(name, {
-        value: Float32Array.from(initial),
-        grad: new Float32Array(size),
-        moments: { expAvg: new Float32Array(size), expAvgSq: new Float32Array(size) },
-      });
-    }
+    this.#adapter = new AdapterState(
+      shard.params,
+      adapters,
+      options.optimizer,
+      `layers [${shard.layerStart}, ${shard.layerEnd})`,
+    );
   }
 
   /** Loads the stage's graphs; `adapters` holds at least this stage's adapter tensors. */
@@ -181,10 +163,7 @@ export class OrtTrainingStage implements TrainingStage {
       ]);
     }
     const results = await this.#run(session, feeds, 'backward');
-    for (const [name, tensor] of this.#tensors) {
-      const grad = results[TRAIN_IO.grad(name)]!.data as Float32Array;
-      for (let i = 0; i < grad.length; i++) tensor.grad[i]! += grad[i]!;
-    }
+    this.#adapter.accumulate((name) => results[TRAIN_IO.grad(name)]!.data as Float32Array);
     const out: TrainingBackward = {};
     if (this.info.inputGradient) out.gradIn = results[TRAIN_IO.gradHiddenIn]!.data as Float32Array;
     const lossTensor = results[TRAIN_IO.loss];
@@ -194,13 +173,11 @@ export class OrtTrainingStage implements TrainingStage {
   }
 
   async gradientSquaredNorm(): Promise<number> {
-    let sum = 0;
-    for (const tensor of this.#tensors.values()) sum += squaredNorm(tensor.grad);
-    return sum;
+    return this.#adapter.squaredNorm();
   }
 
   async gradients(): Promise<Record<string, Float32Array>> {
-    return Object.fromEntries([...this.#tensors].map(([name, t]) => [name, t.grad.slice()]));
+    return this.#adapter.gradients();
   }
 
   async prepareUpdate(update: TrainingUpdate): Promise<void> {
@@ -209,83 +186,25 @@ export class OrtTrainingStage implements TrainingStage {
       throw new InvalidArgumentError(
         `cannot update while ${this.#held.size} micro-batches still wait for their backward pass`,
       );
-    this.#pending = undefined;
-    const step = this.#step + 1;
-    const pending = new Map<string, Pick<Tensor, 'value' | 'moments'>>();
-    for (const [name, tensor] of this.#tensors) {
-      const next = {
-        value: tensor.value.slice(),
-        moments: {
-          expAvg: tensor.moments.expAvg.slice(),
-          expAvgSq: tensor.moments.expAvgSq.slice(),
-        },
-      };
-      adamwStep(
-        next.value,
-        tensor.grad,
-        next.moments,
-        step,
-        update.learningRate,
-        update.gradientScale,
-        this.#optimizer,
-      );
-      if (!next.value.every(Number.isFinite) || !next.moments.expAvgSq.every(Number.isFinite))
-        throw new TrainingDivergedError(
-          `layers [${this.info.layerStart}, ${this.info.layerEnd}): the update would make ${name} non-finite`,
-        );
-      pending.set(name, next);
-    }
-    this.#pending = pending;
+    this.#adapter.prepare(update);
   }
 
   async commitUpdate(): Promise<void> {
     this.#checkOpen();
-    const pending = this.#pending;
-    if (!pending) throw new InvalidArgumentError('no prepared update to commit');
-    for (const [name, tensor] of this.#tensors) {
-      const next = pending.get(name)!;
-      tensor.value = next.value;
-      tensor.moments = next.moments;
-      tensor.grad.fill(0);
-    }
-    this.#pending = undefined;
-    this.#step++;
+    this.#adapter.commit();
   }
 
   async discard(): Promise<void> {
     this.#held.clear();
-    this.#pending = undefined;
-    for (const tensor of this.#tensors.values()) tensor.grad.fill(0);
+    this.#adapter.discard();
   }
 
   async state(): Promise<TrainingStageState> {
-    const tensors: TrainingStageState['tensors'] = {};
-    for (const [name, t] of this.#tensors)
-      tensors[name] = {
-        value: t.value.slice(),
-        expAvg: t.moments.expAvg.slice(),
-        expAvgSq: t.moments.expAvgSq.slice(),
-      };
-    return { step: this.#step, tensors };
+    return this.#adapter.snapshot();
   }
 
   async loadState(state: TrainingStageState): Promise<void> {
-    for (const [name, t] of this.#tensors) {
-      const saved = state.tensors[name];
-      const ok = [saved?.value, saved?.expAvg, saved?.expAvgSq].every(
-        (a) => a?.length === t.value.length,
-      );
-      if (!ok)
-        throw new InvalidArgumentError(
-          `the state has no tensor ${name} of ${t.value.length} values`,
-        );
-      t.value.set(saved!.value);
-      t.moments.expAvg.set(saved!.expAvg);
-      t.moments.expAvgSq.set(saved!.expAvgSq);
-      t.grad.fill(0);
-    }
-    this.#step = state.step;
-    this.#pending = undefined;
+    this.#adapter.load(state);
     this.#held.clear();
   }
 
@@ -308,7 +227,7 @@ export class OrtTrainingStage implements TrainingStage {
   #paramFeeds(): Feeds {
     const feeds: Feeds = {};
     for (const { name, dims } of this.info.params)
-      feeds[name] = new ort.Tensor('float32', this.#tensors.get(name)!.value, dims);
+      feeds[name] = new ort.Tensor('float32', this.#adapter.value(name), dims);
     return feeds;
   }
 
