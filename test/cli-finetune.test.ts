@@ -53,13 +53,12 @@ t.test(
     const result = JSON.parse(trained.stdout) as {
       steps: number;
       adapterDir: string;
-      evalBefore: { perplexity: number };
-      evalAfter: { perplexity: number };
+      eval: { before: { perplexity: number }; after: { perplexity: number } }[];
     };
     t.equal(result.steps, 12);
     t.ok(
-      result.evalAfter.perplexity < 0.8 * result.evalBefore.perplexity,
-      `held-out perplexity ${result.evalBefore.perplexity} → ${result.evalAfter.perplexity}`,
+      result.eval[0]!.after.perplexity < 0.8 * result.eval[0]!.before.perplexity,
+      `held-out perplexity ${result.eval[0]!.before.perplexity} → ${result.eval[0]!.after.perplexity}`,
     );
     t.match(trained.stderr, /eval after step 12/);
     const config = JSON.parse(await readFile(join(adapter, ADAPTER_CONFIG_FILE), 'utf8')) as {

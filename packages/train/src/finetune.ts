@@ -51,7 +51,15 @@ export type FinetuneEvent =
       stepMs: number;
     }
   | { type: 'checkpoint'; step: number; path: string }
-  | { type: 'eval'; step: number; loss: number; perplexity: number; targetTokens: number };
+  | {
+      type: 'eval';
+      /** The evaluation data file. */
+      data: string;
+      step: number;
+      loss: number;
+      perplexity: number;
+      targetTokens: number;
+    };
 
 /** Fine-tuning progress, published as {@link FinetuneEvent}s (subscribe with node:diagnostics_channel). */
 export const FINETUNE_CHANNEL = 'swarmbee:train:progress';
@@ -66,8 +74,8 @@ export interface FinetuneRun {
   checkpointDir: string;
   /** Continue from the newest checkpoint in `checkpointDir`. */
   resume?: boolean;
-  /** JSONL data to report the loss and perplexity on, before and after training. */
-  evalData?: string;
+  /** JSONL files to report the loss and perplexity on, before and after training. */
+  evalData?: string[];
   settings: FinetuneSettings;
   renderChat?: DatasetOptions['renderChat'];
   onEvent?: (event: FinetuneEvent) => void;
@@ -75,16 +83,26 @@ export interface FinetuneRun {
   signal?: AbortSignal;
 }
 
+/** Loss and perplexity on one evaluation file, before and after training. */
+export interface EvalFigures {
+  data: string;
+  targetTokens: number;
+  before: { loss: number; perplexity: number };
+  after?: { loss: number; perplexity: number };
+}
+
 export interface FinetuneResult {
   /** Optimizer steps done (all of them unless stopped). */
   steps: number;
+  /** Real (non-padding) tokens trained on by this invocation, and the time its steps took, ms. */
+  tokens: number;
+  trainingMs: number;
   stopped: boolean;
   history: StepRecord[];
   /** The adapter dir, when the run finished. */
   adapterDir?: string;
   checkpoint: string;
-  evalBefore?: { loss: number; perplexity: number };
-  evalAfter?: { loss: number; perplexity: number };
+  eval: EvalFigures[];
 }
 
 export async function finetune(run: FinetuneRun): Promise<FinetuneResult> {
@@ -104,7 +122,9 @@ export async function finetune(run: FinetuneRun): Promise<FinetuneResult> {
     renderChat: run.renderChat,
   };
   const examples = await readTrainingData(run.data, dataset);
-  const evalExamples = run.evalData ? await readTrainingData(run.evalData, dataset) : undefined;
+  const evalSets: { data: string; examples: TrainingExample[] }[] = [];
+  for (const data of run.evalData ?? [])
+    evalSets.push({ data, examples: await readTrainingData(data, dataset) });
   const layers = settings.layers ?? Array.from({ length: config.nLayers }, (_, i) => i);
   const spec: LoraSpec = {
     rank: settings.rank,
@@ -184,21 +204,30 @@ export async function finetune(run: FinetuneRun): Promise<FinetuneResult> {
     emit({ type: 'checkpoint', step, path });
     return path;
   };
-  const evaluate = async (label: 'evalBefore' | 'evalAfter', result: FinetuneResult) => {
-    if (!evalExamples) return;
-    const { nll, targetTokens } = await pipeline.evaluate(
-      toMicroBatches(evalExamples, settings.microBatchSize),
-    );
-    const loss = nll / targetTokens;
-    result[label] = { loss, perplexity: Math.exp(loss) };
-    emit({ type: 'eval', step, loss, perplexity: Math.exp(loss), targetTokens });
+  const evaluate = async (when: 'before' | 'after', result: FinetuneResult) => {
+    for (const [i, set] of evalSets.entries()) {
+      const batches = toMicroBatches(set.examples, settings.microBatchSize);
+      const { nll, targetTokens } = await pipeline.evaluate(batches);
+      const figures = { loss: nll / targetTokens, perplexity: Math.exp(nll / targetTokens) };
+      if (when === 'before') result.eval.push({ data: set.data, targetTokens, before: figures });
+      else result.eval[i]!.after = figures;
+      emit({ type: 'eval', data: set.data, step, targetTokens, ...figures });
+    }
   };
 
-  const result: FinetuneResult = { steps: step, stopped: false, history, checkpoint: '' };
+  const result: FinetuneResult = {
+    steps: step,
+    tokens: 0,
+    trainingMs: 0,
+    stopped: false,
+    history,
+    checkpoint: '',
+    eval: [],
+  };
   try {
     if (resumed) await pipeline.loadState(stageStates(pipeline, resumed));
     emit({ type: 'start', step, totalSteps: settings.steps, examples: examples.length, batchSize });
-    await evaluate('evalBefore', result);
+    await evaluate('before', result);
     let lastCheckpoint = '';
     while (step < settings.steps) {
       if (run.signal?.aborted) {
@@ -226,6 +255,9 @@ export async function finetune(run: FinetuneRun): Promise<FinetuneResult> {
         );
       }
       step++;
+      const stepMs = performance.now() - started;
+      result.tokens += done.tokens;
+      result.trainingMs += stepMs;
       history.push({ step, loss: done.loss, gradNorm: done.gradNorm, learningRate });
       emit({
         type: 'step',
@@ -236,7 +268,7 @@ export async function finetune(run: FinetuneRun): Promise<FinetuneResult> {
         learningRate,
         tokens: done.tokens,
         targetTokens: done.targetTokens,
-        stepMs: performance.now() - started,
+        stepMs,
       });
       if (
         settings.checkpointInterval > 0 &&
@@ -248,7 +280,7 @@ export async function finetune(run: FinetuneRun): Promise<FinetuneResult> {
     result.steps = step;
     result.checkpoint = step > 0 || !lastCheckpoint ? await checkpoint() : lastCheckpoint;
     if (!result.stopped) {
-      await evaluate('evalAfter', result);
+      await evaluate('after', result);
       await writePeftAdapter(run.out, (await snapshot()).adapter);
       result.adapterDir = run.out;
     }

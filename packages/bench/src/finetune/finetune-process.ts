@@ -21,7 +21,7 @@ export interface FinetuneJson {
   }[];
 }
 
-export interface FinetuneRun {
+export interface FinetuneProcessRun {
   result: FinetuneJson;
   /** Training tokens (real, not padding) per second of step time. */
   tokensPerSecond: number;
@@ -45,7 +45,7 @@ export function runFinetune(
   cliBin: string,
   args: string[],
   timeoutMs: number,
-): Promise<FinetuneRun> {
+): Promise<FinetuneProcessRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliBin, 'finetune', ...args, '--json'], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -94,4 +94,41 @@ export function runFinetune(
       });
     });
   });
+}
+
+/**
+ * Runs every row once per round — in reverse order every other round, so load drifting
+ * over the run favours none — and returns each row's runs in round order.
+ */
+export async function roundRobin<R extends { label: string }>(
+  rows: readonly R[],
+  rounds: number,
+  run: (row: R, round: number) => Promise<FinetuneProcessRun>,
+): Promise<Map<R, FinetuneProcessRun[]>> {
+  const runs = new Map(rows.map((row) => [row, [] as FinetuneProcessRun[]]));
+  for (let round = 0; round < rounds; round++)
+    for (const row of round % 2 === 0 ? rows : [...rows].reverse())
+      runs.get(row)!.push(await run(row, round));
+  return runs;
+}
+
+/** Per round, `value(run) / value(baseline run)`; their median and range. */
+export function roundRatios(
+  runs: readonly FinetuneProcessRun[],
+  baseline: readonly FinetuneProcessRun[],
+  value: (run: FinetuneProcessRun) => number,
+): { median: number; min: number; max: number; samples: number[] } {
+  const samples = runs.map((run, i) => value(run) / value(baseline[i]!));
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = sorted.length / 2;
+  const median =
+    sorted.length % 2 ? sorted[Math.floor(mid)]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { median, min: sorted[0]!, max: sorted.at(-1)!, samples };
+}
+
+/** "0.41 (0.38–0.45)": a median ratio with its range over rounds. */
+export function formatRatio(r: { median: number; min: number; max: number }): string {
+  return r.min === r.max
+    ? r.median.toFixed(2)
+    : `${r.median.toFixed(2)} (${r.min.toFixed(2)}–${r.max.toFixed(2)})`;
 }

@@ -15,97 +15,105 @@ import { type BenchResult, check } from '../report/report.js';
 import { summarize } from '../stats.js';
 import type { SuiteContext } from '../suite.js';
 import { cachedQuantized, type SuitePart } from '../suites/optimize-speed.js';
-import { type FinetuneRun, runFinetune, words } from './finetune-process.js';
-import { FINETUNE_CORPUS } from './pipeline-part.js';
+import {
+  type FinetuneProcessRun,
+  formatRatio,
+  roundRatios,
+  roundRobin,
+  runFinetune,
+  words,
+} from './finetune-process.js';
+import { FINETUNE_CORPUS, RUN_TIMEOUT_MS } from './pipeline-part.js';
 
-const RUN_TIMEOUT_MS = 30 * 60_000;
 const MIB = 2 ** 20;
+
+interface Row {
+  label: string;
+  args: string[];
+}
 
 export async function resourcesPart(context: SuiteContext, root: string): Promise<SuitePart> {
   const small = requireLlamaDir(await cachedSynthModel('small'), 'finetune bench');
-  const rounds = context.quick ? 1 : 2;
-  const activationRows: { label: string; args: string[]; runs: FinetuneRun[] }[] = [
-    {
-      label: '1 stage, recompute',
-      args: ['--stages', '1', '--activations', 'recompute'],
-      runs: [],
-    },
-    { label: '1 stage, stash', args: ['--stages', '1', '--activations', 'stash'], runs: [] },
-    {
-      label: '3 stages, recompute',
-      args: ['--stages', '3', '--activations', 'recompute'],
-      runs: [],
-    },
-    { label: '3 stages, stash', args: ['--stages', '3', '--activations', 'stash'], runs: [] },
+  const activationRows: Row[] = [
+    { label: '1 stage, recompute', args: words('--stages 1 --activations recompute') },
+    { label: '1 stage, stash', args: words('--stages 1 --activations stash') },
+    { label: '3 stages, recompute', args: words('--stages 3 --activations recompute') },
+    { label: '3 stages, stash', args: words('--stages 3 --activations stash') },
   ];
-  const activationSteps = context.quick ? 2 : 4;
-  for (let round = 0; round < rounds; round++)
-    for (const row of round % 2 === 0 ? activationRows : [...activationRows].reverse()) {
-      context.progress(`finetune: 15M shape, ${row.label} (round ${round + 1}/${rounds})`);
-      row.runs.push(
-        await runFinetune(
-          context.cliBin,
-          [
-            ...['--model', small.path, '--data', FINETUNE_CORPUS],
-            ...['--out', join(root, `act-${round}-${row.label.replaceAll(/[ ,]+/g, '-')}`)],
-            ...words(
-              `--targets all --steps ${activationSteps} --micro-batch-size 4 --accumulation 3`,
-            ),
-            ...words('--truncate --threads 1 --checkpoint-interval 0'),
-            ...row.args,
-          ],
-          RUN_TIMEOUT_MS,
-        ),
-      );
-    }
+  const activationSteps = context.quick ? 2 : 3;
+  const activationRounds = context.quick ? 1 : 3;
+  const activationRuns = await roundRobin(activationRows, activationRounds, (row, round) => {
+    context.progress(`finetune: 15M shape, ${row.label} (round ${round + 1}/${activationRounds})`);
+    return runFinetune(
+      context.cliBin,
+      [
+        ...['--model', small.path, '--data', FINETUNE_CORPUS],
+        ...['--out', join(root, `act-${round}-${row.label.replaceAll(/[ ,]+/g, '-')}`)],
+        ...words(`--targets all --steps ${activationSteps} --micro-batch-size 4 --accumulation 3`),
+        ...words('--truncate --threads 1 --checkpoint-interval 0'),
+        ...row.args,
+      ],
+      RUN_TIMEOUT_MS,
+    );
+  });
 
   const big = requireLlamaDir(await cachedSynthModel(BENCH_PRESET), 'finetune bench');
-  const precisionRows: { label: string; path: string; runs: FinetuneRun[] }[] = [
-    { label: 'fp32', path: big.path, runs: [] },
-  ];
+  const precisionRows: (Row & { path: string })[] = [{ label: 'fp32', path: big.path, args: [] }];
   for (const bits of [8, 4] as const) {
     context.progress(`finetune: ${BENCH_PRESET} int${bits} (cached after the first run)`);
-    precisionRows.push({
-      label: `int${bits}`,
-      path: (await cachedQuantized(big, bits, 'int8')).path,
-      runs: [],
-    });
+    const dir = await cachedQuantized(big, bits, 'int8');
+    precisionRows.push({ label: `int${bits}`, path: dir.path, args: [] });
   }
   const precisionSteps = context.quick ? 2 : 3;
-  for (const row of precisionRows) {
-    context.progress(`finetune: ${BENCH_PRESET} ${row.label} base, ${precisionSteps} steps`);
-    row.runs.push(
-      await runFinetune(
-        context.cliBin,
-        [
-          ...[
-            '--model',
-            row.path,
-            '--data',
-            FINETUNE_CORPUS,
-            '--out',
-            join(root, `prec-${row.label}`),
-          ],
-          ...words(
-            `--targets q_proj,v_proj --steps ${precisionSteps} --micro-batch-size 1 --accumulation 2`,
-          ),
-          ...words('--seq-len 64 --truncate --threads 2 --checkpoint-interval 0'),
-        ],
-        RUN_TIMEOUT_MS,
-      ),
+  const precisionRounds = context.quick ? 1 : 2;
+  const precisionRuns = await roundRobin(precisionRows, precisionRounds, (row, round) => {
+    context.progress(
+      `finetune: ${BENCH_PRESET} ${row.label} base (round ${round + 1}/${precisionRounds})`,
     );
-  }
-  return assemble(activationRows, precisionRows, activationSteps, precisionSteps);
+    return runFinetune(
+      context.cliBin,
+      [
+        ...[
+          '--model',
+          row.path,
+          '--data',
+          FINETUNE_CORPUS,
+          '--out',
+          join(root, `prec-${round}-${row.label}`),
+        ],
+        ...words(
+          `--targets q_proj,v_proj --steps ${precisionSteps} --micro-batch-size 1 --accumulation 2`,
+        ),
+        ...words('--seq-len 64 --truncate --threads 2 --checkpoint-interval 0'),
+      ],
+      RUN_TIMEOUT_MS,
+    );
+  });
+  return assemble(
+    activationRows.map((row) => ({ label: row.label, runs: activationRuns.get(row)! })),
+    precisionRows.map((row) => ({ label: row.label, runs: precisionRuns.get(row)! })),
+    { activationSteps, activationRounds, precisionSteps, precisionRounds },
+  );
 }
 
 function assemble(
-  activationRows: { label: string; runs: FinetuneRun[] }[],
-  precisionRows: { label: string; runs: FinetuneRun[] }[],
-  activationSteps: number,
-  precisionSteps: number,
+  activationRows: { label: string; runs: FinetuneProcessRun[] }[],
+  precisionRows: { label: string; runs: FinetuneProcessRun[] }[],
+  shape: {
+    activationSteps: number;
+    activationRounds: number;
+    precisionSteps: number;
+    precisionRounds: number;
+  },
 ): SuitePart {
-  const speed = (runs: FinetuneRun[]) => summarize(runs.map((r) => r.tokensPerSecond)).median;
-  const rss = (runs: FinetuneRun[]) => Math.max(...runs.map((r) => r.peakRssBytes));
+  const speed = (runs: FinetuneProcessRun[]) =>
+    summarize(runs.map((r) => r.tokensPerSecond)).median;
+  const rss = (runs: FinetuneProcessRun[]) => Math.max(...runs.map((r) => r.peakRssBytes));
+  const perRound = (
+    runs: FinetuneProcessRun[],
+    base: FinetuneProcessRun[],
+    value: (r: FinetuneProcessRun) => number,
+  ) => roundRatios(runs, base, value);
   const metrics: BenchResult['metrics'] = {};
   for (const row of [...activationRows, ...precisionRows]) {
     const samples = row.runs.map((r) => r.tokensPerSecond);
@@ -121,59 +129,66 @@ function assemble(
   }
   const [recompute1, stash1, recompute3, stash3] = activationRows.map((r) => r.runs);
   const fp32 = precisionRows[0]!.runs;
+  const table = (
+    rows: { label: string; runs: FinetuneProcessRun[] }[],
+    baseOf: (i: number) => FinetuneProcessRun[],
+    digits: number,
+  ) =>
+    rows.map((row, i) => {
+      const base = baseOf(i);
+      const same = base === row.runs;
+      return [
+        row.label,
+        speed(row.runs).toFixed(digits),
+        same ? '1' : formatRatio(perRound(row.runs, base, (r) => r.tokensPerSecond)),
+        (rss(row.runs) / MIB).toFixed(0),
+        same ? '1' : formatRatio(perRound(row.runs, base, (r) => r.peakRssBytes)),
+      ];
+    });
   return {
     metrics,
     tables: [
       {
-        title: `Keeping activations: 15M shape (dim 288, 6 layers), LoRA r=8 on all projections, 12 sequences of ≤ 256 tokens a step, ${activationSteps} steps`,
+        title: `Keeping activations: 15M shape (dim 288, 6 layers), LoRA r=8 on all projections, 12 sequences of ≤ 256 tokens a step, ${shape.activationSteps} steps, ${shape.activationRounds} round(s)`,
         head: [
           'pipeline, activations',
-          'tokens/s',
-          'vs recompute',
+          'tokens/s (median)',
+          'vs recompute, per round',
           'peak RSS (MiB)',
-          'vs recompute',
+          'vs recompute, per round',
         ],
-        rows: activationRows.map((row, i) => {
-          const baseline = activationRows[i - (i % 2)]!.runs;
-          return [
-            row.label,
-            speed(row.runs).toFixed(0),
-            (speed(row.runs) / speed(baseline)).toFixed(2),
-            (rss(row.runs) / MIB).toFixed(0),
-            (rss(row.runs) / rss(baseline)).toFixed(2),
-          ];
-        }),
+        rows: table(activationRows, (i) => activationRows[i - (i % 2)]!.runs, 0),
       },
       {
-        title: `Frozen base precision: ${BENCH_PRESET} shape (dim 768, 12 layers), LoRA r=8 on q and v, 2 sequences of ≤ 64 tokens a step, ${precisionSteps} steps, 2 threads`,
-        head: ['base weights', 'tokens/s', 'vs fp32', 'peak RSS (MiB)', 'vs fp32'],
-        rows: precisionRows.map((row) => [
-          row.label,
-          speed(row.runs).toFixed(1),
-          (speed(row.runs) / speed(fp32)).toFixed(2),
-          (rss(row.runs) / MIB).toFixed(0),
-          (rss(row.runs) / rss(fp32)).toFixed(2),
-        ]),
+        title: `Frozen base precision: ${BENCH_PRESET} shape (dim 768, 12 layers), LoRA r=8 on q and v, 2 sequences of ≤ 64 tokens a step, ${shape.precisionSteps} steps, 2 threads, ${shape.precisionRounds} round(s)`,
+        head: [
+          'base weights',
+          'tokens/s (median)',
+          'vs fp32, per round',
+          'peak RSS (MiB)',
+          'vs fp32, per round',
+        ],
+        rows: table(precisionRows, () => fp32, 1),
       },
     ],
     checks: [
       check(
         'stash / recompute peak RSS, 3 stages',
-        rss(stash3!) / rss(recompute3!),
+        perRound(stash3!, recompute3!, (r) => r.peakRssBytes).median,
         1.2,
-        'peak RSS of the stashing run / the recomputing one: what recomputing saves',
+        'peak RSS of the stashing run / the recomputing one, median over rounds: what recomputing saves',
       ),
       check(
         'recompute / stash tokens/s, 1 stage',
-        speed(recompute1!) / speed(stash1!),
+        perRound(recompute1!, stash1!, (r) => r.tokensPerSecond).median,
         0.9,
-        'recomputing runs the forward pass twice; stashing moves every activation out of onnxruntime and back',
+        'median over rounds: recomputing runs the forward pass twice; stashing moves every activation out of onnxruntime and back',
       ),
       check(
         'int4 / fp32 peak RSS',
-        rss(precisionRows[2]!.runs) / rss(fp32),
+        perRound(precisionRows[2]!.runs, fp32, (r) => r.peakRssBytes).median,
         0.7,
-        `${BENCH_PRESET}: peak RSS of training on int4 codes / on fp32 weights`,
+        `${BENCH_PRESET}: peak RSS of training on int4 codes / on fp32 weights, median over rounds`,
         '<=',
       ),
     ],

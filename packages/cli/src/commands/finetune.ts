@@ -196,7 +196,9 @@ export function finetuneCommand(yargs: Argv): Argv {
         })
         .option('eval-data', {
           type: 'string',
-          describe: 'JSONL records to report loss and perplexity on, before and after training',
+          array: true,
+          describe:
+            'JSONL records to report loss and perplexity on, before and after training (repeatable)',
         })
         .option('seed', {
           type: 'number',
@@ -245,7 +247,7 @@ export function finetuneCommand(yargs: Argv): Argv {
           out: args.out,
           checkpointDir: args.checkpointDir ?? `${args.out.replace(/\/+$/, '')}.checkpoints`,
           resume: args.resume,
-          ...(args.evalData === undefined ? {} : { evalData: args.evalData }),
+          evalData: args.evalData ?? [],
           settings,
           renderChat,
           onEvent: progress.report,
@@ -274,10 +276,12 @@ function report(result: FinetuneResult, settings: FinetuneSettings, json: boolea
       first && last ? `${first.loss.toFixed(4)} → ${last.loss.toFixed(4)}` : '-',
     ],
   ];
-  if (result.evalBefore && result.evalAfter)
+  if (result.trainingMs > 0)
+    rows.push(['training tokens/s', (result.tokens / (result.trainingMs / 1000)).toFixed(0)]);
+  for (const e of result.eval)
     rows.push([
-      'eval perplexity (before → after)',
-      `${result.evalBefore.perplexity.toFixed(3)} → ${result.evalAfter.perplexity.toFixed(3)}`,
+      `perplexity on ${e.data} (before → after)`,
+      `${e.before.perplexity.toFixed(3)} → ${e.after ? e.after.perplexity.toFixed(3) : '-'}`,
     ]);
   rows.push(
     ['adapter', result.adapterDir ?? '(not written: stopped early)'],

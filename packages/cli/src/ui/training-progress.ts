@@ -72,7 +72,7 @@ export function trainingProgress(stream: NodeJS.WriteStream = process.stderr): T
           return;
         case 'eval':
           line(
-            `eval after step ${event.step}: loss ${event.loss.toFixed(4)}, perplexity ${event.perplexity.toFixed(3)} over ${event.targetTokens} tokens`,
+            `eval after step ${event.step} on ${event.data}: loss ${event.loss.toFixed(4)}, perplexity ${event.perplexity.toFixed(3)} over ${event.targetTokens} tokens`,
           );
           return;
       }
