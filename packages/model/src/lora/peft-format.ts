@@ -47,6 +47,11 @@ const PEFT_NAME =
 
 /** Writes `adapter` as a PEFT adapter dir at `out` (which must not exist or be empty). */
 export async function writePeftAdapter(out: string, adapter: LoraAdapter): Promise<void> {
+  await StagingDir.build(out, (dir) => writePeftAdapterFiles(dir, adapter));
+}
+
+/** Writes the adapter's two PEFT files into the existing dir `dir`. */
+export async function writePeftAdapterFiles(dir: string, adapter: LoraAdapter): Promise<void> {
   const { spec } = adapter;
   const config = {
     peft_type: 'LORA',
@@ -87,10 +92,8 @@ export async function writePeftAdapter(out: string, adapter: LoraAdapter): Promi
   const metadata: Record<string, string> = { format: 'pt' };
   if (adapter.baseModelHash) metadata[ADAPTER_BASE_HASH_KEY] = adapter.baseModelHash;
   if (adapter.baseModelName) metadata[ADAPTER_BASE_NAME_KEY] = adapter.baseModelName;
-  await StagingDir.build(out, async (dir) => {
-    await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), tensors, metadata);
-    await writeFile(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
-  });
+  await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), tensors, metadata);
+  await writeFile(join(dir, ADAPTER_CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`);
 }
 
 /** Reads a PEFT adapter dir (written here or by PEFT). */
