@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packs a built checkout into a release tarball for boards: the compiled
-# JavaScript (packages/*/dist), the package manifests and lock file, .npmrc, the
+# JavaScript (packages/*/dist), the package manifests and lock file, the
 # deploy files and the install script. On the board, install-worker.sh unpacks it
 # and runs `npm ci --omit=dev --ignore-scripts`, so the board compiles nothing
 # and needs no dev tools; npm fetches the runtime dependencies for the board's
@@ -31,7 +31,7 @@ trap 'rm -rf "${staging}"' EXIT
 release="${staging}/swarmbee-${version}"
 mkdir -p "${release}/packages" "${release}/scripts" "${release}/docs"
 
-cp "${root}/package.json" "${root}/package-lock.json" "${root}/.npmrc" "${root}/README.md" "${release}/"
+cp "${root}/package.json" "${root}/package-lock.json" "${root}/README.md" "${release}/"
 cp -R "${root}/deploy" "${release}/"
 cp "${root}/scripts/install-worker.sh" "${root}/scripts/pack-release.sh" "${release}/scripts/"
 cp "${root}"/docs/*.md "${release}/docs/"

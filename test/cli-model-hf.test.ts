@@ -34,7 +34,7 @@ t.test('import hf, then generate streams run.c text through the HF tokenizer', a
 });
 
 t.test(
-  'BAD INPUT - a sliding window shorter than the context is refused; --context fits it',
+  'a sliding window shorter than the context imports windowed; --context still records a shorter context',
   async (t) => {
     if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
     const root = t.testdir();
@@ -49,9 +49,13 @@ t.test(
         sliding_window: 256,
       }),
     );
-    const refused = await runCli(['model', 'import', 'hf', source, '--out', join(root, 'a')]);
-    t.equal(refused.code, 1);
-    t.match(refused.stderr, /SWARMBEE_ERR_MODEL_UNSUPPORTED.*sliding_window 256.*--context 256/);
+    const windowed = await runCli(['model', 'import', 'hf', source, '--out', join(root, 'a')]);
+    t.equal(windowed.code, 0, windowed.stderr);
+    const manifest = JSON.parse(
+      (await runCli(['model', 'inspect', join(root, 'a'), '--json'])).stdout,
+    );
+    t.match(manifest.config, { maxSeqLen: 512, slidingWindow: 256 });
+    t.equal(manifest.layers[0].kvWindowTokens, 256, 'KV per layer bounded by the window');
     const fitted = await runCli([
       'model',
       'import',

@@ -121,6 +121,16 @@ export class SequenceUnknownError extends SwarmBeeError {
   static override readonly httpStatus = 400;
 }
 
+/**
+ * A sequence asked to rewind to a position whose sliding-window past its stage no
+ * longer holds: a windowed layer keeps a ring of W slots, so positions older than
+ * the newest W are overwritten. Replay it from position 0.
+ */
+export class KvHistoryLostError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_KV_HISTORY_LOST';
+  static override readonly httpStatus = 400;
+}
+
 /** onnxruntime failed while running a forward pass or creating a session. */
 export class EngineFailedError extends SwarmBeeError {
   static override readonly code = 'SWARMBEE_ERR_ENGINE_FAILED';
@@ -284,6 +294,7 @@ registerErrors(
   ShardInvalidError,
   KvBudgetExceededError,
   SequenceUnknownError,
+  KvHistoryLostError,
   EngineFailedError,
   EngineClosedError,
   ExecutionProviderUnavailableError,

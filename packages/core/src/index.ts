@@ -7,6 +7,7 @@
  * try { ... } catch (e) { if (e.code === TokenOutOfVocabularyError.code) ... }
  * ```
  */
+export * from './decoder-config.js';
 export * from './errors.js';
 export * from './manifest.js';
 export * from './model-errors.js';

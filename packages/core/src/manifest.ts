@@ -5,33 +5,8 @@
  * `architecture`: a Llama-family model SwarmBee builds graphs for, and an
  * imported ONNX decoder export it cuts graphs from (see `onnx-decoder.ts`).
  */
+import type { LlamaConfig } from './decoder-config.js';
 import type { OnnxDecoderManifest } from './onnx-decoder.js';
-
-/** Shape of a Llama-family decoder (Llama, Mistral, Qwen2, llama2.c). */
-export interface LlamaConfig {
-  /** Model (residual stream) width. */
-  dim: number;
-  /** Feed-forward inner width. */
-  hiddenDim: number;
-  nLayers: number;
-  nHeads: number;
-  /** Key/value heads; fewer than `nHeads` means grouped-query attention. */
-  nKvHeads: number;
-  vocabSize: number;
-  /** Longest context the model supports, in tokens (positions). */
-  maxSeqLen: number;
-  /** RMSNorm epsilon. */
-  normEps: number;
-  /** RoPE base frequency. */
-  ropeTheta: number;
-  /** The LM head reuses the token embedding matrix. */
-  sharedClassifier: boolean;
-  /**
-   * The q/k/v projections add a bias (Qwen2): the model dir then holds a
-   * `layers.N.bqkv` vector beside each `wqkv`. Absent means false.
-   */
-  qkvBias?: boolean;
-}
 
 /** `uint8` holds packed quantization codes (see {@link WeightQuantization}) or zero points. */
 export type WeightDtype = 'float32' | 'uint8';
@@ -89,6 +64,11 @@ export interface LayerCost {
   paramBytes: number;
   /** KV-cache bytes per token of context (keys and values, fp32). */
   kvBytesPerToken: number;
+  /**
+   * Most positions the layer caches: its sliding window (a ring of this many slots).
+   * Absent: every position of the context.
+   */
+  kvWindowTokens?: number;
   /** Precision of the layer's linear weights. Absent means fp32. */
   precision?: LayerPrecision;
 }
@@ -214,11 +194,7 @@ export interface LlamaManifest {
 /** Every kind of model dir. Fields common to both (`config.nLayers`, `layers`, `modelHash`, ...) need no narrowing. */
 export type ModelManifest = LlamaManifest | OnnxDecoderManifest;
 
-export function headDim(config: LlamaConfig): number {
-  return config.dim / config.nHeads;
-}
-
-/** Bytes of keys plus values, per token of context, for one layer at fp32. */
-export function kvBytesPerTokenPerLayer(config: LlamaConfig): number {
-  return 2 * config.nKvHeads * headDim(config) * 4;
+/** KV-cache bytes one sequence of `contextTokens` costs a layer: a windowed layer stops at its window. */
+export function layerKvBytes(cost: LayerCost, contextTokens: number): number {
+  return cost.kvBytesPerToken * Math.min(contextTokens, cost.kvWindowTokens ?? contextTokens);
 }

@@ -38,6 +38,37 @@ export function attentionBias(
   return out;
 }
 
+/**
+ * Bias [B, 1, T, W + T] of sliding-window layers, whose past is a ring of W slots
+ * (position p in slot p mod W). Row r's query i, at position q = start + i, may see
+ * a past slot when the position it holds, p < start, has q − p < W, and its new
+ * tokens j ≤ i with i − j < W — so a chunk longer than the window is windowed
+ * within itself too. Padding queries see nothing.
+ */
+export function windowAttentionBias(
+  rows: readonly BatchRow[],
+  width: number,
+  window: number,
+): Float32Array {
+  const total = window + width;
+  const out = new Float32Array(rows.length * width * total).fill(MASKED_BIAS);
+  rows.forEach((row, r) => {
+    for (let i = 0; i < row.count; i++) {
+      const line = (r * width + i) * total;
+      const query = row.start + i;
+      if (row.start > 0) {
+        for (let slot = 0; slot < window; slot++) {
+          // The newest position before `start` that lives in this slot.
+          const held = row.start - 1 - ((((row.start - 1 - slot) % window) + window) % window);
+          if (held >= 0 && query - held < window) out[line + slot] = 0;
+        }
+      }
+      out.fill(0, line + window + Math.max(0, i - window + 1), line + window + i + 1);
+    }
+  });
+  return out;
+}
+
 /** Which positions get logits: each row's last real token, or all T. */
 export function logitIndex(
   rows: readonly BatchRow[],

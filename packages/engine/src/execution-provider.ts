@@ -13,7 +13,8 @@ export const DEFAULT_EXECUTION_PROVIDER = 'cpu';
 /**
  * Providers this onnxruntime-node install can run (`cpu` always). A backend it
  * does not bundle (CUDA, TensorRT) counts only when its provider library is on
- * disk: the package's install script fetches it, and `.npmrc` skips that here.
+ * disk: the package's install script fetches it, and this repository does not run
+ * that script (package.json `allowScripts`).
  */
 export function availableExecutionProviders(): string[] {
   return listSupportedBackends()

@@ -8,11 +8,16 @@
  * sequence joined or left) its sequences move into a fresh arena once, and
  * capacity doubles (an amortised copy) as sequences grow. No step copies the
  * cache as such.
+ *
+ * A sliding-window layer keeps a *ring* instead: W slots per row whatever the
+ * context, position p in slot p mod W (keys are stored after RoPE, so slot order
+ * does not matter; the attention bias masks what lies outside the window).
  */
 import {
   ContextOverflowError,
   InvalidArgumentError,
   KvBudgetExceededError,
+  KvHistoryLostError,
   SequenceUnknownError,
 } from '@swarmbee/core';
 
@@ -32,14 +37,19 @@ export interface KvCacheLayout {
    * Default false.
    */
   stacked?: boolean;
+  /**
+   * Per layer: the sliding window in positions for a layer kept as a ring of that many
+   * slots, or undefined for a layer that keeps every position. Default: none are rings.
+   */
+  windows?: readonly (number | undefined)[];
 }
 
 export interface KvArena<T extends KvElements = Float32Array> {
   /** Sequence id of each row; undefined once the row's sequence moved or was released. */
   rows: (string | undefined)[];
-  /** Positions each row has room for. */
+  /** Positions each row has room for in full-context layers. */
   capacity: number;
-  /** Per layer: [rows, kvHeads, capacity, headDim]. */
+  /** Per layer: [rows, kvHeads, capacity (ring layers: their window), headDim]. */
   keys: T[];
   values: T[];
   /** Per layer, when stacked: the keys then the values as one array. */
@@ -68,7 +78,13 @@ export class KvCache<T extends KvElements = Float32Array> {
   readonly kvDim: number;
   readonly #homes = new Map<string, Home<T>>();
   readonly #arenas = new Set<KvArena<T>>();
-  readonly #layout: Required<KvCacheLayout>;
+  readonly #layout: Required<Omit<KvCacheLayout, 'windows'>>;
+  /** Per layer: ring size, or undefined for a full-context layer. */
+  readonly #windows: readonly (number | undefined)[];
+  /** Smallest window of a ring layer (rewinds must keep it), if any layer is a ring. */
+  readonly #ringWindow: number | undefined;
+  /** Whether some layer keeps every position (then arenas grow with the context). */
+  readonly #hasFullLayers: boolean;
   #bytes = 0;
 
   constructor(
@@ -82,6 +98,22 @@ export class KvCache<T extends KvElements = Float32Array> {
   ) {
     this.kvDim = kvHeads * headDim;
     this.#layout = { dtype: layout.dtype ?? 'float32', stacked: layout.stacked ?? false };
+    this.#windows = Array.from({ length: layers }, (_, l) => layout.windows?.[l]);
+    const rings = this.#windows.filter((w): w is number => w !== undefined);
+    if (rings.length > 0 && this.#layout.stacked)
+      throw new InvalidArgumentError('a stacked KV layout cannot hold sliding-window rings');
+    this.#ringWindow = rings.length > 0 ? Math.min(...rings) : undefined;
+    this.#hasFullLayers = rings.length < layers;
+  }
+
+  /** Slots a row of layer `layer` has in `arena`: the ring's window, or the arena's capacity. */
+  slots(arena: KvArena<T>, layer: number): number {
+    return this.#windows[layer] ?? arena.capacity;
+  }
+
+  /** The ring size of layer `layer`, or undefined when it keeps every position. */
+  window(layer: number): number | undefined {
+    return this.#windows[layer];
   }
 
   /** Bytes held by arenas (spare capacity included). */
@@ -124,6 +156,12 @@ export class KvCache<T extends KvElements = Float32Array> {
           `sequence ${seqId} has ${home.length} cached positions; a row cannot start at ${start}`,
         );
       }
+      // A ring lost positions [start - W + 1, start) once positions from start + 1 on overwrote them.
+      if (home && this.#ringWindow !== undefined && start > 0 && home.length > start + 1) {
+        throw new KvHistoryLostError(
+          `sequence ${seqId} cannot rewind from ${home.length} to position ${start}: its sliding-window layers keep only the newest ${this.#ringWindow} positions; replay it from position 0`,
+        );
+      }
       if (!home) newSequences++;
     }
     if (this.#homes.size + newSequences > this.maxSequences) {
@@ -133,7 +171,8 @@ export class KvCache<T extends KvElements = Float32Array> {
     }
     const needed = Math.max(...requests.map((r) => r.start + r.count));
     let arena = this.#arenaOf(requests);
-    if (!arena || arena.capacity < needed) arena = this.#rebuild(requests, needed, arena);
+    if (!arena || (this.#hasFullLayers && arena.capacity < needed))
+      arena = this.#rebuild(requests, needed, arena);
     requests.forEach(({ seqId, start }, row) => {
       const home = this.#homes.get(seqId);
       if (home) home.length = start;
@@ -173,7 +212,8 @@ export class KvCache<T extends KvElements = Float32Array> {
   ): KvArena<T> {
     let capacity = Math.max(INITIAL_CAPACITY_POSITIONS, replacing?.capacity ?? 0);
     while (capacity < needed) capacity *= 2;
-    capacity = Math.min(capacity, this.maxSeqLen);
+    // Rings never grow; an arena of rings alone records no capacity.
+    capacity = this.#hasFullLayers ? Math.min(capacity, this.maxSeqLen) : 0;
     const bytes = this.#arenaBytes(requests.length, capacity);
     // Arenas about to empty are freed by the move, so they do not count against the budget.
     const freed = this.#bytesFreedBy(requests);
@@ -205,11 +245,14 @@ export class KvCache<T extends KvElements = Float32Array> {
     const make = (n: number) =>
       (this.#layout.dtype === 'float16' ? new Uint16Array(n) : new Float32Array(n)) as T;
     if (!this.#layout.stacked) {
+      const sizes = this.#windows.map((w) =>
+        w === undefined ? size : rows.length * this.kvHeads * w * this.headDim,
+      );
       return {
         rows,
         capacity,
-        keys: Array.from({ length: this.layers }, () => make(size)),
-        values: Array.from({ length: this.layers }, () => make(size)),
+        keys: sizes.map((n) => make(n)),
+        values: sizes.map((n) => make(n)),
       };
     }
     const stacked = Array.from({ length: this.layers }, () => make(2 * size));
@@ -224,11 +267,15 @@ export class KvCache<T extends KvElements = Float32Array> {
 
   #copyRow(from: Home<T>, to: KvArena<T>, toRow: number, positions: number): void {
     const { kvHeads, headDim } = this;
-    const span = positions * headDim;
     for (let l = 0; l < this.layers; l++) {
+      // A ring's slots are copied whole: slot = position mod W in both arenas.
+      const window = this.#windows[l];
+      const span = Math.min(positions, window ?? positions) * headDim;
+      const fromSlots = window ?? from.arena.capacity;
+      const toSlots = window ?? to.capacity;
       for (let h = 0; h < kvHeads; h++) {
-        const source = (from.row * kvHeads + h) * from.arena.capacity * headDim;
-        const target = (toRow * kvHeads + h) * to.capacity * headDim;
+        const source = (from.row * kvHeads + h) * fromSlots * headDim;
+        const target = (toRow * kvHeads + h) * toSlots * headDim;
         to.keys[l]!.set(from.arena.keys[l]!.subarray(source, source + span), target);
         to.values[l]!.set(from.arena.values[l]!.subarray(source, source + span), target);
       }
@@ -255,6 +302,8 @@ export class KvCache<T extends KvElements = Float32Array> {
 
   #arenaBytes(rows: number, capacity: number): number {
     const elementBytes = this.#layout.dtype === 'float16' ? 2 : 4;
-    return rows * capacity * this.kvDim * elementBytes * 2 * this.layers;
+    let slots = 0;
+    for (const window of this.#windows) slots += window ?? capacity;
+    return rows * slots * this.kvDim * elementBytes * 2;
   }
 }

@@ -3,10 +3,10 @@
  * through `ThreadedStage` wherever an event loop must stay responsive:
  * onnxruntime-node's `run()` blocks its thread for the whole forward pass.
  */
-import { headDim, ShardInvalidError } from '@swarmbee/core';
-import { type LlamaShardGraph, SHARD_IO, type ShardGraph } from '@swarmbee/model';
+import { headDim, layerWindow, ShardInvalidError } from '@swarmbee/core';
+import { type LlamaShardGraph, SHARD_IO, type ShardGraph, shardBiasInputs } from '@swarmbee/model';
 import ort from 'onnxruntime-node';
-import { attentionBias, logitIndex, positionIds } from './batch-feeds.js';
+import { attentionBias, logitIndex, positionIds, windowAttentionBias } from './batch-feeds.js';
 import { type KvArena, KvCache } from './kv-cache.js';
 import { ShardStage } from './shard-stage.js';
 import {
@@ -23,12 +23,20 @@ type Feeds = Record<string, ort.Tensor>;
 type Fetches = Record<string, ort.Tensor | null>;
 
 export class OrtStage extends ShardStage<Float32Array> {
+  /** Which attention-bias inputs the shard takes (full-context layers', windowed layers'). */
+  readonly #biases: { full: boolean; window: boolean };
+  /** The sliding window of the shard's windowed layers, in positions. */
+  readonly #window: number | undefined;
+
   private constructor(
     session: ort.InferenceSession,
     shard: LlamaShardGraph,
     options: StageOptions,
   ) {
     const { config } = shard;
+    const windows = Array.from({ length: shard.layerEnd - shard.layerStart }, (_, l) =>
+      layerWindow(config, shard.layerStart + l),
+    );
     super(
       session,
       shard,
@@ -39,9 +47,12 @@ export class OrtStage extends ShardStage<Float32Array> {
         config.maxSeqLen,
         options.kvBudgetBytes ?? DEFAULT_KV_BUDGET_BYTES,
         options.maxSequences ?? DEFAULT_MAX_SEQUENCES,
+        { windows },
       ),
       options,
     );
+    this.#biases = shardBiasInputs(config, shard.layerStart, shard.layerEnd);
+    this.#window = windows.find((w) => w !== undefined);
   }
 
   /** Runs SwarmBee's own Llama shards; {@link createStageEngine} picks the engine for any shard. */
@@ -85,12 +96,22 @@ export class OrtStage extends ShardStage<Float32Array> {
     }
     const fetches: Fetches = { [this.info.isLast ? SHARD_IO.logits : SHARD_IO.hiddenOut]: null };
     // The arena is the past as it lies: spare capacity and other rows' history are masked.
-    const pastWidth = arena.capacity;
-    feeds[SHARD_IO.attentionBias] = new ort.Tensor(
-      'float32',
-      attentionBias(rows, width, pastWidth),
-      [rows.length, 1, width, pastWidth + width],
-    );
+    if (this.#biases.full) {
+      const pastWidth = arena.capacity;
+      feeds[SHARD_IO.attentionBias] = new ort.Tensor(
+        'float32',
+        attentionBias(rows, width, pastWidth),
+        [rows.length, 1, width, pastWidth + width],
+      );
+    }
+    if (this.#window !== undefined) {
+      const window = this.#window;
+      feeds[SHARD_IO.attentionBiasWindow] = new ort.Tensor(
+        'float32',
+        windowAttentionBias(rows, width, window),
+        [rows.length, 1, width, window + width],
+      );
+    }
     this.#feedArena(arena, feeds, fetches);
     let kvMs = performance.now() - kvStart;
 
@@ -118,8 +139,8 @@ export class OrtStage extends ShardStage<Float32Array> {
 
   /** The arena's buffers are the `past_key` / `past_value` inputs, as they lie. */
   #feedArena(arena: KvArena, feeds: Feeds, fetches: Fetches): void {
-    const dims = [arena.rows.length, this.kv.kvHeads, arena.capacity, this.kv.headDim];
     for (let l = 0; l < this.kv.layers; l++) {
+      const dims = [arena.rows.length, this.kv.kvHeads, this.kv.slots(arena, l), this.kv.headDim];
       const layer = this.info.layerStart + l;
       feeds[SHARD_IO.pastKey(layer)] = new ort.Tensor('float32', arena.keys[l]!, dims);
       feeds[SHARD_IO.pastValue(layer)] = new ort.Tensor('float32', arena.values[l]!, dims);
@@ -128,7 +149,10 @@ export class OrtStage extends ShardStage<Float32Array> {
     }
   }
 
-  /** Writes each row's new keys and values ([B, kvHeads, T, headDim]) after its past. */
+  /**
+   * Writes each row's new keys and values ([B, kvHeads, T, headDim]) after its past; on a
+   * ring layer, the newest W of them into slots position mod W.
+   */
   #storeNewRows(
     arena: KvArena,
     batch: StageBatch,
@@ -140,12 +164,24 @@ export class OrtStage extends ShardStage<Float32Array> {
       const layer = this.info.layerStart + l;
       const keys = results[SHARD_IO.newKey(layer)]!.data as Float32Array;
       const values = results[SHARD_IO.newValue(layer)]!.data as Float32Array;
+      const window = this.kv.window(l);
+      const slots = this.kv.slots(arena, l);
       batch.rows.forEach((row, r) => {
         for (let h = 0; h < kvHeads; h++) {
           const from = (r * kvHeads + h) * width * hd;
-          const to = ((r * kvHeads + h) * arena.capacity + row.start) * hd;
-          arena.keys[l]!.set(keys.subarray(from, from + row.count * hd), to);
-          arena.values[l]!.set(values.subarray(from, from + row.count * hd), to);
+          const base = (r * kvHeads + h) * slots * hd;
+          if (window === undefined) {
+            const to = base + row.start * hd;
+            arena.keys[l]!.set(keys.subarray(from, from + row.count * hd), to);
+            arena.values[l]!.set(values.subarray(from, from + row.count * hd), to);
+            continue;
+          }
+          for (let i = Math.max(0, row.count - window); i < row.count; i++) {
+            const to = base + ((row.start + i) % window) * hd;
+            const at = from + i * hd;
+            arena.keys[l]!.set(keys.subarray(at, at + hd), to);
+            arena.values[l]!.set(values.subarray(at, at + hd), to);
+          }
         }
       });
     }

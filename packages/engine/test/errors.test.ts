@@ -190,7 +190,7 @@ t.test(
       code: ExecutionProviderUnavailableError.code,
       message: /"no-such-provider" is not available.*available: cpu/,
     });
-    // .npmrc skips onnxruntime-node's download of the CUDA provider library, so
+    // package.json's allowScripts keeps onnxruntime-node's CUDA download from running, so
     // CUDA must not be offered here even though the binding lists it.
     const cudaLibrary = join(
       dirname(dirname(createRequire(import.meta.url).resolve('onnxruntime-node'))),

@@ -16,11 +16,24 @@ export const layerTensor = {
   wqkv: (layer: number) => `layers.${layer}.wqkv`,
   /** q/k/v biases, rows as `wqkv`'s; only when `config.qkvBias` (Qwen2). */
   bqkv: (layer: number) => `layers.${layer}.bqkv`,
+  /** Per-head query and key norms, [headDim]; only when `config.qkNorm` (Qwen3, Gemma 3). */
+  qNorm: (layer: number) => `layers.${layer}.q_norm`,
+  kNorm: (layer: number) => `layers.${layer}.k_norm`,
   wo: (layer: number) => `layers.${layer}.wo`,
+  /** Norm of the attention output before its residual add; only when `config.postNorms` (Gemma 3). */
+  attnPostNorm: (layer: number) => `layers.${layer}.attn_post_norm`,
   ffnNorm: (layer: number) => `layers.${layer}.ffn_norm`,
   w13: (layer: number) => `layers.${layer}.w13`,
   w2: (layer: number) => `layers.${layer}.w2`,
+  /** Norm of the feed-forward output before its residual add; only when `config.postNorms`. */
+  ffnPostNorm: (layer: number) => `layers.${layer}.ffn_post_norm`,
 } as const;
+
+/**
+ * Every norm weight is the multiplier of the normalised value. Gemma's checkpoints
+ * store `w` for a `(1 + w)` multiplier; its importer stores `1 + w` (the float32 sum
+ * transformers computes), so the graph needs no second norm style.
+ */
 
 export const TOKEN_EMBEDDING = 'tok_embeddings';
 export const FINAL_NORM = 'norm';
@@ -43,12 +56,21 @@ export function llamaTensorSpecs(config: LlamaConfig): TensorSpec[] {
         shape: [(nHeads + 2 * nKvHeads) * hd],
         part: layer,
       });
+    if (config.qkNorm)
+      specs.push(
+        { name: layerTensor.qNorm(layer), shape: [hd], part: layer },
+        { name: layerTensor.kNorm(layer), shape: [hd], part: layer },
+      );
+    specs.push({ name: layerTensor.wo(layer), shape: [dim, nHeads * hd], part: layer });
+    if (config.postNorms)
+      specs.push({ name: layerTensor.attnPostNorm(layer), shape: [dim], part: layer });
     specs.push(
-      { name: layerTensor.wo(layer), shape: [dim, nHeads * hd], part: layer },
       { name: layerTensor.ffnNorm(layer), shape: [dim], part: layer },
       { name: layerTensor.w13(layer), shape: [2 * hiddenDim, dim], part: layer },
       { name: layerTensor.w2(layer), shape: [dim, hiddenDim], part: layer },
     );
+    if (config.postNorms)
+      specs.push({ name: layerTensor.ffnPostNorm(layer), shape: [dim], part: layer });
   }
   specs.push({ name: FINAL_NORM, shape: [dim], part: 'head' });
   if (!config.sharedClassifier)

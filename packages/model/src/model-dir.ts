@@ -14,6 +14,7 @@ import {
   type LayerPrecision,
   type LlamaConfig,
   type LlamaManifest,
+  layerWindow,
   MANIFEST_FORMAT,
   MANIFEST_FORMAT_VERSION,
   type ModelDerivation,
@@ -245,6 +246,8 @@ function buildManifest(
   const kv = kvBytesPerTokenPerLayer(config);
   const layers: LayerCost[] = Array.from({ length: config.nLayers }, (_, l) => {
     const cost: LayerCost = { paramBytes: bytesOf(l), kvBytesPerToken: kv };
+    const window = layerWindow(config, l);
+    if (window !== undefined) cost.kvWindowTokens = window;
     const bits = inPart(l).find((t) => t.quantization)?.quantization?.bits;
     if (bits !== undefined) cost.precision = precisionOfBits(bits);
     return cost;

@@ -18,6 +18,7 @@ import {
 import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
 
 const BASE = HF_STORIES260K_CONFIG;
+const { hidden_act: _act, ...GEMMA_BASE } = { ...BASE, architectures: ['Gemma3ForCausalLM'] };
 
 t.test('config.json fields map to the Llama config, with transformers defaults', async (t) => {
   const parsed = parseHfConfig(BASE, 'x');
@@ -49,7 +50,8 @@ t.test('config.json fields map to the Llama config, with transformers defaults',
   t.equal(qwen.config.qkvBias, true, 'Qwen2 has q/k/v biases');
   t.equal(qwen.config.maxSeqLen, 512, 'an unused sliding window does not limit the context');
   const mistral = { ...BASE, architectures: ['MistralForCausalLM'], sliding_window: 256 };
-  t.equal(parseHfConfig(mistral, 'x', { contextLength: 256 }).config.maxSeqLen, 256);
+  t.match(parseHfConfig(mistral, 'x').config, { maxSeqLen: 512, slidingWindow: 256 });
+  t.notOk('layerAttention' in parseHfConfig(mistral, 'x').config, 'Mistral windows every layer');
 });
 
 t.test('UNSUPPORTED CONFIG - each refusal is coded and names what it found', async (t) => {
@@ -63,28 +65,62 @@ t.test('UNSUPPORTED CONFIG - each refusal is coded and names what it found', asy
       },
     ],
     [
-      'rope scaling',
+      'a RoPE type not implemented',
+      { ...BASE, rope_scaling: { rope_type: 'yarn', factor: 4 } },
+      {
+        code: ModelUnsupportedError.code,
+        message: /rope_scaling: RoPE type "yarn" is not implemented/,
+      },
+    ],
+    [
+      'llama3 RoPE without its parameters',
       { ...BASE, rope_scaling: { rope_type: 'llama3', factor: 8 } },
+      { code: ModelUnsupportedError.code, message: /rope_scaling: low_freq_factor is null/ },
+    ],
+    [
+      'a RoPE parameter not read',
+      { ...BASE, rope_parameters: { rope_type: 'linear', factor: 2, beta_fast: 32 } },
       {
         code: ModelUnsupportedError.code,
-        message: /rope_scaling \{"rope_type":"llama3","factor":8\}/,
+        message: /rope_parameters: beta_fast is not a parameter/,
       },
     ],
     [
-      'sliding window shorter than the context',
-      { ...BASE, architectures: ['MistralForCausalLM'], sliding_window: 256 },
+      'partial rotary factor',
+      { ...BASE, architectures: ['Phi3ForCausalLM'], partial_rotary_factor: 0.5 },
+      { code: ModelUnsupportedError.code, message: /partial_rotary_factor 0\.5/ },
+    ],
+    [
+      'a key SwarmBee does not read (MoE)',
+      { ...BASE, num_local_experts: 8 },
       {
         code: ModelUnsupportedError.code,
-        message: /sliding_window 256 is shorter than the context 512.*--context 256/,
+        message: /num_local_experts = 8, which SwarmBee does not read for LlamaForCausalLM/,
       },
     ],
     [
-      'head_dim not hidden / heads',
-      { ...BASE, head_dim: 16 },
+      'Gemma 3 attention soft-capping',
+      { ...GEMMA_BASE, attn_logit_softcapping: 50 },
+      { code: ModelUnsupportedError.code, message: /attn_logit_softcapping 50/ },
+    ],
+    [
+      'a layer type not built',
+      { ...GEMMA_BASE, layer_types: Array(5).fill('chunked_attention') },
+      { code: ModelUnsupportedError.code, message: /layer_types has "chunked_attention"/ },
+    ],
+    [
+      'longrope factors of the wrong length',
       {
-        code: ModelUnsupportedError.code,
-        message: /head_dim 16 differs from hidden_size \/ num_attention_heads = 8/,
+        ...BASE,
+        architectures: ['Phi3ForCausalLM'],
+        original_max_position_embeddings: 128,
+        rope_scaling: {
+          type: 'longrope',
+          short_factor: Array(3).fill(1),
+          long_factor: Array(4).fill(2),
+        },
       },
+      { code: ModelUnsupportedError.code, message: /short_factor must list 4 positive numbers/ },
     ],
     [
       'attention bias on a Llama',
@@ -116,7 +152,22 @@ t.test('UNSUPPORTED CONFIG - each refusal is coded and names what it found', asy
     t.throws(() => parseHfConfig(config, 'x'), expected, what);
   t.throws(() => parseHfConfig(BASE, 'x', { contextLength: 1024 }), {
     code: InvalidArgumentError.code,
-    message: /no larger than max_position_embeddings 512/,
+    message: /no larger than 512 \(max_position_embeddings 512\)/,
+  });
+  const longrope = {
+    ...BASE,
+    architectures: ['Phi3ForCausalLM'],
+    original_max_position_embeddings: 128,
+    rope_scaling: { type: 'su', short_factor: Array(4).fill(1), long_factor: Array(4).fill(2) },
+  };
+  t.equal(
+    parseHfConfig(longrope, 'x').config.maxSeqLen,
+    128,
+    'longrope defaults to its original context',
+  );
+  t.throws(() => parseHfConfig(longrope, 'x', { contextLength: 129 }), {
+    code: ModelUnsupportedError.code,
+    message: /longrope long_factor: a context of 129 passes original_max_position_embeddings 128/,
   });
 });
 
@@ -176,4 +227,95 @@ t.test('BAD CHECKPOINT - missing or misshapen pieces fail before any output exis
     message: /no readable config\.json/,
   });
   t.equal((await readFile(join(source, 'tokenizer.json'), 'utf8')).length > 0, true);
+});
+
+t.test('RoPE reads the same from either config layout', async (t) => {
+  const llama3 = {
+    rope_type: 'llama3',
+    factor: 32,
+    low_freq_factor: 1,
+    high_freq_factor: 4,
+    original_max_position_embeddings: 8192,
+  };
+  const older = parseHfConfig(
+    { ...BASE, rope_theta: 500000, rope_scaling: { ...llama3, type: 'llama3' } },
+    'x',
+  ).config;
+  const { rope_theta: _theta, ...noTheta } = BASE;
+  const current = parseHfConfig(
+    { ...noTheta, rope_parameters: { ...llama3, rope_theta: 500000 } },
+    'x',
+  ).config;
+  t.same(current, older, 'rope_parameters with rope_theta inside = rope_theta + rope_scaling');
+  t.match(current, {
+    ropeTheta: 500000,
+    ropeScaling: { type: 'llama3', factor: 32, originalContext: 8192 },
+  });
+
+  const gemma = { ...GEMMA_BASE, head_dim: 16, layer_types: undefined, sliding_window: 4 };
+  const gemmaOlder = parseHfConfig(
+    {
+      ...gemma,
+      rope_theta: 1e6,
+      rope_local_base_freq: 1e4,
+      rope_scaling: { rope_type: 'linear', factor: 8 },
+      sliding_window_pattern: 2,
+    },
+    'x',
+  ).config;
+  const gemmaCurrent = parseHfConfig(
+    {
+      ...gemma,
+      rope_parameters: {
+        full_attention: { rope_type: 'linear', factor: 8, rope_theta: 1e6 },
+        sliding_attention: { rope_type: 'default', rope_theta: 1e4 },
+      },
+      layer_types: [
+        'sliding_attention',
+        'full_attention',
+        'sliding_attention',
+        'full_attention',
+        'sliding_attention',
+      ],
+    },
+    'x',
+  ).config;
+  t.same(
+    gemmaCurrent,
+    gemmaOlder,
+    'Gemma 3 nested rope_parameters = rope_theta + rope_local_base_freq',
+  );
+  t.match(gemmaCurrent, {
+    ropeTheta: 1e6,
+    ropeScaling: { type: 'linear', factor: 8 },
+    localRope: { theta: 1e4 },
+    slidingWindow: 4,
+    layerAttention: ['sliding', 'full', 'sliding', 'full', 'sliding'],
+    embeddingScale: 8,
+    attentionScale: 1 / 16,
+  });
+  const bf16 = parseHfConfig(
+    {
+      ...GEMMA_BASE,
+      hidden_size: 1152,
+      num_attention_heads: 4,
+      head_dim: 256,
+      torch_dtype: 'bfloat16',
+    },
+    'x',
+  );
+  t.equal(bf16.config.embeddingScale, 34, '√1152 as transformers holds it in bf16');
+  t.equal(
+    parseHfConfig(
+      {
+        ...GEMMA_BASE,
+        hidden_size: 1152,
+        num_attention_heads: 4,
+        head_dim: 256,
+        torch_dtype: 'float32',
+      },
+      'x',
+    ).config.embeddingScale,
+    Math.fround(Math.sqrt(1152)),
+  );
 });

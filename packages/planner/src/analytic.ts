@@ -10,12 +10,13 @@
  * sampled onto the same grids a measured profile carries, so the planner sees presets
  * and measurements through one interpolating cost model.
  */
-import type {
-  DecodeTimingGrid,
-  DeviceTiming,
-  ModelSummary,
-  OpTiming,
-  PrefillTimingGrid,
+import {
+  type DecodeTimingGrid,
+  type DeviceTiming,
+  layerKvBytes,
+  type ModelSummary,
+  type OpTiming,
+  type PrefillTimingGrid,
 } from '@swarmbee/core';
 
 /** The published figures a device estimate is built from. */
@@ -67,9 +68,10 @@ export function analyticLayerDecodeMs(
   contextTokens: number,
 ): number {
   const cost = model.layers[layer];
-  const kv = cost?.kvBytesPerToken ?? 0;
-  const bytes = (cost?.paramBytes ?? 0) + batch * (contextTokens + 1) * kv;
-  const flops = batch * (2 * layerParams(model, layer) + 4 * contextTokens * model.dim);
+  const kv = cost ? layerKvBytes(cost, contextTokens + 1) : 0;
+  const attended = Math.min(contextTokens, cost?.kvWindowTokens ?? contextTokens);
+  const bytes = (cost?.paramBytes ?? 0) + batch * kv;
+  const flops = batch * (2 * layerParams(model, layer) + 4 * attended * model.dim);
   return opMs(spec, bytes, flops);
 }
 
@@ -82,9 +84,12 @@ export function analyticLayerPrefillMs(
   contextTokens: number,
 ): number {
   const cost = model.layers[layer];
-  const kv = cost?.kvBytesPerToken ?? 0;
-  const bytes = (cost?.paramBytes ?? 0) + (contextTokens + chunkTokens) * kv;
-  const attendedPerToken = contextTokens + (chunkTokens + 1) / 2;
+  const kv = cost ? layerKvBytes(cost, contextTokens + chunkTokens) : 0;
+  const bytes = (cost?.paramBytes ?? 0) + kv;
+  const attendedPerToken = Math.min(
+    contextTokens + (chunkTokens + 1) / 2,
+    cost?.kvWindowTokens ?? Number.POSITIVE_INFINITY,
+  );
   const flops = chunkTokens * (2 * layerParams(model, layer) + 4 * attendedPerToken * model.dim);
   return opMs(spec, bytes, flops);
 }

@@ -27,6 +27,7 @@ import {
   type DeviceProfile,
   DeviceUnknownError,
   FRAME_OVERHEAD_BYTES,
+  layerKvBytes,
   type ModelSummary,
   TOKEN_WIRE_BYTES,
 } from '@swarmbee/core';
@@ -91,7 +92,11 @@ export class CostModel {
   /** Prefill chunks a prompt is cut into, and each chunk's length in tokens. */
   readonly prefillChunks: number;
   readonly prefillChunkLength: number;
-  /** Bytes of weights and KV per token of layers [0, l), by l. */
+  /**
+   * Bytes of weights, and KV bytes per token of the workload's context, of layers [0, l),
+   * by l. A sliding-window layer's KV stops at its window, so its share per context token
+   * is smaller when the context is longer than the window.
+   */
   readonly paramPrefix: Float64Array;
   readonly kvPrefix: Float64Array;
 
@@ -118,7 +123,8 @@ export class CostModel {
     for (let l = 0; l < n; l++) {
       const cost = this.model.layers[l]!;
       this.paramPrefix[l + 1] = this.paramPrefix[l]! + cost.paramBytes;
-      this.kvPrefix[l + 1] = this.kvPrefix[l]! + cost.kvBytesPerToken;
+      const context = this.workload.contextTokens;
+      this.kvPrefix[l + 1] = this.kvPrefix[l]! + layerKvBytes(cost, context) / context;
     }
   }
 

@@ -60,7 +60,7 @@ export class RemainingBound {
     this.ratio = new Float64Array(T).fill(Number.POSITIVE_INFINITY);
     for (let l = L - 1; l >= 0; l--) {
       const bytes =
-        cost.model.layers[l]!.paramBytes + cost.model.layers[l]!.kvBytesPerToken * perToken;
+        cost.model.layers[l]!.paramBytes + (cost.kvPrefix[l + 1]! - cost.kvPrefix[l]!) * perToken;
       if (!(bytes > 0)) usable = false;
       this.remainingBytes[l] = this.remainingBytes[l + 1]! + bytes;
       let fastest = Number.POSITIVE_INFINITY;

@@ -66,7 +66,7 @@ export function modelImportCommands(yargs: Argv): Argv {
           .option('context', {
             type: 'number',
             describe:
-              'Context to record, in tokens (default: max_position_embeddings; at most that). A context no longer than a sliding window lets such a model import',
+              'Context to record, in tokens (default and limit: max_position_embeddings; with dynamic RoPE scaling that times its factor; with longrope original_max_position_embeddings)',
           }),
       async (args) => {
         const dir = await withProgress((progress) =>

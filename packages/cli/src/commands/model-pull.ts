@@ -49,7 +49,7 @@ export function modelPullCommand(yargs: Argv): Argv {
         .option('context', {
           type: 'number',
           describe:
-            'Hugging Face models: context to record, in tokens (default: max_position_embeddings)',
+            'Hugging Face models: context to record, in tokens (default: max_position_embeddings; see `model import hf --context`)',
         }),
     async (args) => {
       const controller = new AbortController();

@@ -57,19 +57,31 @@ export class HfWeights {
     return new HfWeights(dir, files, open);
   }
 
+  /** Every tensor name across the files. */
+  names(): IterableIterator<string> {
+    return this.#byTensor.keys();
+  }
+
   entry(name: string): SafetensorsEntry | undefined {
     return this.#byTensor.get(name)?.entry(name);
   }
 
-  /** Checks that `name` exists with `shape`, naming what was found otherwise. */
+  /** Checks that `name` exists with `shape`, naming the file and what was found otherwise. */
   expect(name: string, shape: number[]): void {
     const entry = this.entry(name);
     if (!entry)
-      throw new HfCheckpointInvalidError(`${this.dir}: the checkpoint has no tensor ${name}`);
+      throw new HfCheckpointInvalidError(
+        `${this.dir}: the checkpoint (${this.files.join(', ')}) has no tensor ${name}, which config.json implies`,
+      );
     if (entry.shape.join(',') !== shape.join(','))
       throw new HfCheckpointInvalidError(
-        `${this.dir}: tensor ${name} has shape [${entry.shape.join(', ')}]; config.json implies [${shape.join(', ')}]`,
+        `${this.#byTensor.get(name)!.path}: tensor ${name} has shape [${entry.shape.join(', ')}]; config.json implies [${shape.join(', ')}]`,
       );
+  }
+
+  /** The file that holds tensor `name`. */
+  fileOf(name: string): string | undefined {
+    return this.#byTensor.get(name)?.path;
   }
 
   /** Streams one tensor as fp32 chunks. */

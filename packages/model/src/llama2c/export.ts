@@ -3,7 +3,14 @@
  * other runtimes (run.c, llama.cpp's converter) can run the very same weights.
  */
 import { open, writeFile } from 'node:fs/promises';
-import { headDim, InvalidArgumentError, QuantizationUnsupportedError } from '@swarmbee/core';
+import {
+  headDim,
+  InvalidArgumentError,
+  type LlamaConfig,
+  layerWindow,
+  ModelUnsupportedError,
+  QuantizationUnsupportedError,
+} from '@swarmbee/core';
 import {
   CLASSIFIER,
   FINAL_NORM,
@@ -15,6 +22,7 @@ import { type ModelDir, readTensor, requireLlamaDir } from '../model-dir.js';
 import { ropeTables } from '../onnx/rope.js';
 import { Llama2cTokenizer, serializeLlama2cVocab } from '../tokenizer/llama2c-tokenizer.js';
 import { loadTokenizer } from '../tokenizer/load.js';
+import { LLAMA2C_NORM_EPS, LLAMA2C_ROPE_THETA } from './checkpoint.js';
 
 export async function exportLlama2c(
   model: ModelDir,
@@ -29,6 +37,12 @@ export async function exportLlama2c(
     );
   }
   const { config } = dir.manifest;
+  const beyond = beyondLlama2c(config);
+  if (beyond.length > 0) {
+    throw new ModelUnsupportedError(
+      `${dir.manifest.name} cannot be a llama2.c checkpoint: run.c has no ${beyond.join(', ')}`,
+    );
+  }
   const hd = headDim(config);
   const qRows = config.nHeads * hd;
   const kvRows = config.nKvHeads * hd;
@@ -96,4 +110,34 @@ export async function exportLlama2c(
     }
     await writeFile(tokenizerOut, serializeLlama2cVocab(tokenizer.vocab()));
   }
+}
+
+/**
+ * What a config has that a llama2.c checkpoint cannot say: run.c computes plain
+ * Llama with head size dim / heads, RoPE base 10000 and RMSNorm ε 1e-5, and nothing else.
+ */
+export function beyondLlama2c(config: LlamaConfig): string[] {
+  const beyond: string[] = [];
+  const note = (present: boolean, what: string) => {
+    if (present) beyond.push(what);
+  };
+  note(config.ropeTheta !== LLAMA2C_ROPE_THETA, `RoPE base ${config.ropeTheta}`);
+  note(config.normEps !== LLAMA2C_NORM_EPS, `RMSNorm epsilon ${config.normEps}`);
+  note(config.qkvBias === true, 'q/k/v biases');
+  note(config.headDim !== undefined, `head size ${config.headDim}`);
+  note(config.ropeScaling !== undefined, `${config.ropeScaling?.type} RoPE scaling`);
+  note(config.qkNorm === true, 'q/k norms');
+  note(config.postNorms === true, 'post-norms');
+  note((config.activation ?? 'silu') !== 'silu', `${config.activation} activation`);
+  note(config.embeddingScale !== undefined, 'embedding scale');
+  note(config.attentionScale !== undefined, 'attention scale');
+  note(config.finalLogitSoftcap !== undefined, 'logit soft-cap');
+  note(
+    Array.from({ length: config.nLayers }, (_, l) => layerWindow(config, l)).some(
+      (w) => w !== undefined,
+    ),
+    'sliding-window attention',
+  );
+  note(config.localRope !== undefined, 'second RoPE for local layers');
+  return beyond;
 }

@@ -6,7 +6,10 @@
  * - `input_ids` int64 [B, T] on the first stage, else `hidden_in` float32 [B, T, dim];
  * - `position_ids` int64 [B, T]: absolute position of each new token;
  * - `attention_bias` float32 [B, 1, T, P+T]: 0 where a token may attend, -1e30 elsewhere;
- * - `past_key.L` / `past_value.L` float32 [B, kvHeads, P, headDim] for each layer L of the
+ *   only when the shard has a full-attention layer;
+ * - `attention_bias_window` float32 [B, 1, T, W+T]: the same for sliding-window layers, whose
+ *   past is a ring of W slots (slot = position mod W); only when the shard has such a layer;
+ * - `past_key.L` / `past_value.L` float32 [B, kvHeads, P (W on windowed layers), headDim] for each layer L of the
  *   shard: head-major, so a single sequence's cache buffer (with room to grow) is fed as it
  *   lies; slots the bias masks may hold anything finite;
  * - on the last stage, `logit_index` int64 [B, R, 1]: which of the T positions get logits.
@@ -19,6 +22,7 @@ export const SHARD_IO = {
   hiddenIn: 'hidden_in',
   positionIds: 'position_ids',
   attentionBias: 'attention_bias',
+  attentionBiasWindow: 'attention_bias_window',
   logitIndex: 'logit_index',
   hiddenOut: 'hidden_out',
   logits: 'logits',

@@ -1,0 +1,212 @@
+/**
+ * The per-family blocks of the decoder graph, each chosen from the config: RMSNorm,
+ * linear layers (fp32 Gemm or quantized MatMulNBits, with an optional bias), RoPE
+ * tables and rotation, the gated feed-forward (SwiGLU or GELU-tanh), and logit
+ * soft-capping. `buildLlamaShardGraph` strings them into layers.
+ */
+import { headDim, type LlamaConfig, type RopeSpec, type WeightQuantization } from '@swarmbee/core';
+import { attr, type ExternalLocation, type GraphBuilder } from './graph.js';
+import { ropeTables } from './rope.js';
+
+/**
+ * A tensor's bytes: in external data (`where`, how model dirs and written shards keep
+ * them), or given inline (`data`, for model variants built in memory). Exactly one.
+ */
+export interface LocatedTensor {
+  dims: number[];
+  where?: ExternalLocation;
+  data?: Float32Array | Uint8Array;
+}
+
+/** A weight as the builder needs it: fp32, or quantized codes with their scales and zero points. */
+export interface LocatedWeight extends LocatedTensor {
+  quantization?: Pick<WeightQuantization, 'bits' | 'blockSize' | 'shape' | 'activations'> & {
+    scales: LocatedTensor;
+    zeroPoints: LocatedTensor;
+  };
+}
+
+/** onnxruntime's MatMulNBits `accuracy_level` for each way of treating activations. */
+const ACCURACY_LEVEL: Record<WeightQuantization['activations'], number> = {
+  float32: 0,
+  int8: 4,
+};
+
+/** √(2/π), the constant of GELU's tanh approximation. */
+const GELU_TANH_SCALE = Math.sqrt(2 / Math.PI);
+const GELU_TANH_CUBIC = 0.044715;
+
+/** cos and sin rows of the batch's positions, [B·T, 1, hd/2], ready to broadcast over heads. */
+export interface RopeRows {
+  cos: string;
+  sin: string;
+}
+
+export class DecoderBlocks {
+  readonly hd: number;
+  readonly #weights = new Map<string, string>();
+  readonly #ropes = new Map<string, RopeRows>();
+  readonly #eps: string;
+  readonly #two: string;
+
+  constructor(
+    readonly g: GraphBuilder,
+    readonly config: LlamaConfig,
+    readonly locate: (tensor: string) => LocatedWeight,
+    /** Token positions flattened to [B·T]. */
+    readonly flatPositions: string,
+  ) {
+    this.hd = headDim(config);
+    this.#eps = g.scalar('norm_eps', config.normEps);
+    this.#two = g.scalar('two', 2);
+  }
+
+  /** An fp32 weight's initializer, declared once. */
+  weight(name: string): string {
+    let value = this.#weights.get(name);
+    if (value === undefined) {
+      const located = this.locate(name);
+      if (located.quantization)
+        throw new Error(
+          `internal: ${name} is quantized; only linear layers take quantized weights`,
+        );
+      value = initializer(this.g, name, 'float32', located);
+      this.#weights.set(name, value);
+    }
+    return value;
+  }
+
+  /** RMSNorm over the last axis: `x / √(mean(x²) + ε) · w`. */
+  rmsNorm(input: string, weightName: string): string {
+    const { g } = this;
+    const meanSquare = g.op('ReduceMean', [g.op('Pow', [input, this.#two])], {
+      axes: attr.ints([-1]),
+      keepdims: attr.int(1),
+    });
+    const rms = g.op('Sqrt', [g.op('Add', [meanSquare, this.#eps])]);
+    return g.op('Mul', [g.op('Div', [input, rms]), this.weight(weightName)], {}, 'normed');
+  }
+
+  /** `input × Wᵀ (+ b)` over [rows, in]; Gemm's optional C input carries the bias. */
+  linear(input: string, weightName: string, biasName?: string): string {
+    const { g } = this;
+    const located = this.locate(weightName);
+    if (located.quantization) {
+      const product = quantizedLinear(g, input, weightName, located);
+      return biasName ? g.op('Add', [product, this.weight(biasName)]) : product;
+    }
+    return g.op(
+      'Gemm',
+      biasName
+        ? [input, this.weight(weightName), this.weight(biasName)]
+        : [input, this.weight(weightName)],
+      { transB: attr.int(1) },
+    );
+  }
+
+  /** The cos/sin rows of one RoPE, gathered for the batch's positions once per graph. */
+  ropeRows(spec: RopeSpec): RopeRows {
+    const key = JSON.stringify(spec);
+    let rows = this.#ropes.get(key);
+    if (!rows) {
+      const { g } = this;
+      const tables = ropeTables(this.config, spec);
+      const dims = [this.config.maxSeqLen, this.hd / 2];
+      const axis = g.ints('axis1', [1]);
+      const gather = (name: string, table: Float32Array) =>
+        g.op(
+          'Unsqueeze',
+          [
+            g.op('Gather', [
+              g.constant(`rope_${name}`, 'float32', dims, table),
+              this.flatPositions,
+            ]),
+            axis,
+          ],
+          {},
+          name,
+        );
+      rows = { cos: gather('cos', tables.cos), sin: gather('sin', tables.sin) };
+      this.#ropes.set(key, rows);
+    }
+    return rows;
+  }
+
+  /** Rotate-half RoPE on [N, heads, hd]: (x1, x2) → (x1 cos − x2 sin, x2 cos + x1 sin). */
+  rope(heads: string, rows: RopeRows): string {
+    const { g } = this;
+    const [x1, x2] = g.opN('Split', [heads], 2, { axis: attr.int(2) }) as [string, string];
+    const first = g.op('Sub', [g.op('Mul', [x1, rows.cos]), g.op('Mul', [x2, rows.sin])]);
+    const second = g.op('Add', [g.op('Mul', [x2, rows.cos]), g.op('Mul', [x1, rows.sin])]);
+    return g.op('Concat', [first, second], { axis: attr.int(2) }, 'roped');
+  }
+
+  /** [N, heads·hd] as [N, heads, hd]. */
+  heads(input: string, heads: number): string {
+    return this.g.op('Reshape', [input, this.g.ints(`heads_${heads}`, [-1, heads, this.hd])]);
+  }
+
+  /** The gated feed-forward: `w2 · (act(gate) ⊙ up)`, gate and up being w13's halves. */
+  feedForward(input: string, w13: string, w2: string): string {
+    const { g } = this;
+    const [gate, up] = g.opN('Split', [this.linear(input, w13)], 2, {
+      axis: attr.int(1),
+    }) as [string, string];
+    const activated =
+      this.config.activation === 'gelu-tanh'
+        ? this.#geluTanh(gate)
+        : g.op('Mul', [gate, g.op('Sigmoid', [gate])]);
+    return this.linear(g.op('Mul', [activated, up], {}, 'gated'), w2);
+  }
+
+  /** `cap · tanh(x / cap)`. */
+  softcap(input: string, cap: number): string {
+    const { g } = this;
+    const c = g.scalar('softcap', cap);
+    return g.op('Mul', [g.op('Tanh', [g.op('Div', [input, c])]), c], {}, 'softcapped');
+  }
+
+  /** PyTorch's `gelu(approximate='tanh')`: ½x(1 + tanh(√(2/π)(x + 0.044715x³))). */
+  #geluTanh(x: string): string {
+    const { g } = this;
+    const cube = g.op('Mul', [g.op('Mul', [x, x]), x]);
+    const inner = g.op('Mul', [
+      g.op('Add', [x, g.op('Mul', [cube, g.scalar('gelu_cubic', GELU_TANH_CUBIC)])]),
+      g.scalar('gelu_scale', GELU_TANH_SCALE),
+    ]);
+    const one = g.scalar('one', 1);
+    const half = g.scalar('half', 0.5);
+    return g.op('Mul', [g.op('Mul', [x, half]), g.op('Add', [one, g.op('Tanh', [inner])])]);
+  }
+}
+
+export function initializer(
+  g: GraphBuilder,
+  name: string,
+  dtype: 'float32' | 'uint8',
+  tensor: LocatedTensor,
+): string {
+  if (tensor.where && !tensor.data) return g.external(name, dtype, tensor.dims, tensor.where);
+  if (tensor.data && !tensor.where) return g.constant(name, dtype, tensor.dims, tensor.data);
+  throw new Error(`internal: tensor ${name} must be located by exactly one of where or data`);
+}
+
+/** `input × dequant(W)ᵀ` with onnxruntime's MatMulNBits, W being [out, in] as for Gemm. */
+function quantizedLinear(
+  g: GraphBuilder,
+  input: string,
+  name: string,
+  located: LocatedWeight,
+): string {
+  const q = located.quantization!;
+  const codes = initializer(g, name, 'uint8', located);
+  const scales = initializer(g, `${name}.scales`, 'float32', q.scales);
+  const zeroPoints = initializer(g, `${name}.zero_points`, 'uint8', q.zeroPoints);
+  return g.contribOp('MatMulNBits', [input, codes, scales, zeroPoints], {
+    K: attr.int(q.shape[1]),
+    N: attr.int(q.shape[0]),
+    bits: attr.int(q.bits),
+    block_size: attr.int(q.blockSize),
+    accuracy_level: attr.int(ACCURACY_LEVEL[q.activations]),
+  });
+}
