@@ -284,6 +284,62 @@ t.test(
   },
 );
 
+t.test(
+  'scaled RoPE (llama3 bands, longrope with an attention factor) and a head size apart from dim / heads',
+  async (t) => {
+    const shape = {
+      dim: 48,
+      hiddenDim: 64,
+      nLayers: 2,
+      nHeads: 4,
+      nKvHeads: 2,
+      vocabSize: 400,
+      maxSeqLen: 64,
+      normEps: 1e-5,
+      ropeTheta: 10000,
+      sharedClassifier: true,
+    };
+    const scalings: LlamaConfig[] = [
+      {
+        ...shape,
+        ropeScaling: {
+          type: 'llama3',
+          factor: 8,
+          lowFreqFactor: 1,
+          highFreqFactor: 4,
+          originalContext: 16,
+        },
+      },
+      {
+        ...shape,
+        headDim: 16,
+        ropeScaling: {
+          type: 'longrope',
+          shortFactor: [1, 1.5, 2, 3, 4, 5, 6, 8],
+          longFactor: [1, 1, 1, 1, 1, 1, 1, 1],
+          originalContext: 64,
+          attentionFactor: 1.2,
+        },
+      },
+    ];
+    for (const [i, config] of scalings.entries()) {
+      const dir = await synthesizeModel({ config, seed: 4, out: join(t.testdir(), `r${i}`) });
+      const h = await harness(
+        dir,
+        { start: 0, end: 2 },
+        { ...ALL, layers: [0, 1] },
+        'recompute',
+        5,
+      );
+      const { worst, where, checked } = await worstError(h);
+      t.ok(
+        worst < TOLERANCE,
+        `${config.ropeScaling!.type}: worst ${worst.toExponential(2)} over ${checked} (${where})`,
+      );
+    }
+  },
+);
+
 t.test('some targets on some layers: the backward pass stops at the lowest adapter', async (t) => {
   if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
   const dir = await stories(t.testdir());

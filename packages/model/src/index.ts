@@ -59,4 +59,5 @@ export * from './tokenizer/tokenizer.js';
 export * from './train/stage-graphs.js';
 export * from './train/train-graph.js';
 export * from './train/train-io.js';
+export * from './train/trainable.js';
 export * from './train/training-shard.js';

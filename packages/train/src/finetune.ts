@@ -16,6 +16,7 @@ import {
 import { learningRateFactor, TrainingPipeline, type TrainingStageState } from '@swarmbee/engine';
 import {
   checkAdapterBase,
+  checkTrainable,
   initLoraAdapter,
   type LlamaModelDir,
   type LoraAdapter,
@@ -108,6 +109,7 @@ export interface FinetuneResult {
 export async function finetune(run: FinetuneRun): Promise<FinetuneResult> {
   const { model, settings } = run;
   const { config } = model.manifest;
+  checkTrainable(config, model.manifest.name);
   checkSettings(settings, config);
   await assertEmpty(run.out, 'the adapter output dir; choose another --out');
   const emit = (event: FinetuneEvent) => {

@@ -4,7 +4,7 @@
  * bias, and the reshapes between the [N, features] residual stream and head-major
  * attention layouts.
  */
-import { headDim, type LlamaConfig } from '@swarmbee/core';
+import { headDim, type LlamaConfig, layerRope } from '@swarmbee/core';
 import type { LoraModule, LoraTarget } from '../lora/lora-spec.js';
 import { ropeTables } from '../onnx/rope.js';
 import type { FrozenWeights } from './frozen-weights.js';
@@ -56,7 +56,8 @@ export function stageContext(
   const kv4 = shape([nKvHeads, hd]);
   const hidden3 = shape([dim]);
 
-  const tables = ropeTables(config);
+  // Every layer rotates alike: checkTrainable refuses per-layer RoPE (sliding-window layers).
+  const tables = ropeTables(config, layerRope(config, 0));
   const half = [config.maxSeqLen, hd / 2];
   const flat = tg.reshape(positions, [-1]);
   const rows = (table: string) =>

@@ -15,6 +15,7 @@ import {
   type TrainingStageGraphs,
 } from './stage-graphs.js';
 import type { FloatType } from './train-graph.js';
+import { checkTrainable } from './trainable.js';
 
 /** Everything a training stage engine needs: its graphs and where their weights live. */
 export interface TrainingShard extends TrainingStageGraphs {
@@ -44,6 +45,7 @@ export async function buildTrainingShard(
   options: TrainingShardOptions = {},
 ): Promise<TrainingShard> {
   const { config } = dir.manifest;
+  checkTrainable(config, dir.manifest.name);
   checkRange(config, range);
   const float = options.float ?? 'float32';
   const activations = options.activations ?? DEFAULT_ACTIVATION_POLICY;
