@@ -1,3 +1,4 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -11,7 +12,9 @@ import t, { type Test } from 'tap';
 import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
 import {
   checkpointSteps,
+  FINETUNE_CHANNEL,
   FINETUNE_DEFAULTS,
+  type FinetuneEvent,
   type FinetuneRun,
   type FinetuneSettings,
   finetune,
@@ -200,7 +203,19 @@ t.test(
     await t.rejects(finetune(run(model, data, join(root, 'x'), { seqLen: 4096 })), {
       code: ContextOverflowError.code,
     });
-    await finetune(run(model, data, join(root, 'y'), { steps: 2 }));
+    const published: FinetuneEvent[] = [];
+    const listen = (event: unknown) => published.push(event as FinetuneEvent);
+    subscribe(FINETUNE_CHANNEL, listen);
+    try {
+      await finetune(run(model, data, join(root, 'y'), { steps: 2 }));
+    } finally {
+      unsubscribe(FINETUNE_CHANNEL, listen);
+    }
+    t.same(
+      published.map((e) => (e.type === 'step' ? `step ${e.step}` : e.type)),
+      ['start', 'step 1', 'step 2', 'checkpoint'],
+      `progress is published on ${FINETUNE_CHANNEL}`,
+    );
     await t.rejects(finetune(run(model, data, join(root, 'y'), { steps: 2 })), {
       code: OutputExistsError.code,
     });
