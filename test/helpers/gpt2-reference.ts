@@ -1,7 +1,7 @@
 /**
  * The reference for imported ONNX decoders: a GPT-2-style decoder-with-past graph
  * run whole and directly with onnxruntime-node (no SwarmBee code in the loop), and
- * the golden ids of tiny-random-gpt2-fp32's README.
+ * the golden ids of tiny-random-gpt2-fp32's README. Half-precision logits are widened.
  */
 import ort from 'onnxruntime-node';
 
@@ -93,8 +93,9 @@ export class DecoderReference {
       });
     });
     const out = await this.session.run(feeds);
+    const logits = out.logits!.data as Float32Array | Uint16Array;
     return {
-      logits: out.logits!.data as Float32Array,
+      logits: logits instanceof Uint16Array ? Float32Array.from(logits, halfToFloat) : logits,
       presents: naming.present.map((names) => names.map((name) => out[name]!)),
     };
   }
@@ -129,6 +130,16 @@ export class DecoderReference {
   async close(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** An IEEE 754 half's bits as a number (fp16 logits of a half-precision export). */
+export function halfToFloat(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >> 10) & 0x1f;
+  const fraction = bits & 0x3ff;
+  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
+  if (exponent === 0x1f) return fraction ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
 }
 
 export function argmax(values: Float32Array): number {

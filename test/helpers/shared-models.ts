@@ -24,6 +24,14 @@ export const TINY_GPT2 = {
   onnx: join(SHARED_MODELS, 'tiny-random-gpt2-fp32', 'past.onnx'),
 };
 
+/** onnxruntime-genai's model-builder Llama export (fp16, external data, MultiHeadAttention). */
+export const TINY_GENAI_LLAMA = {
+  dir: join(SHARED_MODELS, 'tiny-random-LlamaForCausalLM-fp16'),
+  onnx: join(SHARED_MODELS, 'tiny-random-LlamaForCausalLM-fp16', 'model.onnx'),
+  /** The shared README's example prompt. */
+  prompt: [1, 9038, 2501, 263, 931],
+};
+
 interface Skippable {
   plan(count: number, comment?: string): void;
   fail(message: string): unknown;

@@ -12,6 +12,7 @@
  */
 export * from './cluster-bench/index.js';
 export * from './compare.js';
+export * from './gguf/llama-bench.js';
 export * from './local-cluster.js';
 export * from './machine.js';
 export * from './memory-bandwidth.js';

@@ -11,6 +11,10 @@ export interface SuiteContext {
   command: string;
   /** The `swarmbee` CLI entry point, for suites that start worker processes. */
   cliBin: string;
+  /** gguf suite: the directory of `*-f32.gguf`, `*-q8_0.gguf` and `*-q4_0.gguf` to measure. */
+  ggufDir?: string;
+  /** gguf suite: where llama.cpp's `llama-bench` is (else PATH). */
+  llamaCppDir?: string;
 }
 
 export interface Suite {

@@ -6,6 +6,7 @@
 import { SWARMBEE_VERSION, SwarmBeeError } from '@swarmbee/core';
 import yargs from 'yargs';
 import { benchCommand } from './commands/bench.js';
+import { chatCommand } from './commands/chat.js';
 import { coordinatorCommand } from './commands/coordinator.js';
 import { finetuneCommand } from './commands/finetune.js';
 import { generateCommand } from './commands/generate.js';
@@ -37,6 +38,7 @@ export async function main(argv: string[]): Promise<number> {
   optimizeCommand(cli);
   generateCommand(cli);
   finetuneCommand(cli);
+  chatCommand(cli);
   workerCommand(cli);
   coordinatorCommand(cli);
   profileCommand(cli);

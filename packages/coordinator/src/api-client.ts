@@ -39,15 +39,23 @@ function codedError(payload: ApiErrorBody, status: number, text = ''): Error {
   return fromWire({ code, message, retryable });
 }
 
+/** What a call may pass besides its body. */
+export interface RequestOptions {
+  /** Aborting cancels the request (and a stream being read); the server stops the sequence. */
+  signal?: AbortSignal;
+}
+
 async function request(
   target: ApiTarget,
   path: string,
   init: { method: 'GET' } | { method: 'POST'; body: unknown },
+  options: RequestOptions = {},
 ): Promise<Response> {
   const response = await fetch(apiUrl(target, path), {
     method: init.method,
     headers: headers(target),
     ...(init.method === 'POST' ? { body: JSON.stringify(init.body) } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
   });
   if (response.ok) return response;
   const text = await response.text();
@@ -77,8 +85,9 @@ export async function postEvents<T>(
   path: string,
   body: unknown,
   onEvent: (event: T) => void = () => {},
+  options: RequestOptions = {},
 ): Promise<T[]> {
-  const response = await request(target, path, { method: 'POST', body });
+  const response = await request(target, path, { method: 'POST', body }, options);
   const events: T[] = [];
   let failure: Error | undefined;
   const parser = createParser({

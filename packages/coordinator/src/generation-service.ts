@@ -11,7 +11,13 @@ import {
   TokenOutOfVocabularyError,
   validateSampling,
 } from '@swarmbee/core';
-import { decodeIds, type Tokenizer } from '@swarmbee/model';
+import {
+  type ChatMessage,
+  type ChatTemplateOptions,
+  decodeIds,
+  encodeChat,
+  type Tokenizer,
+} from '@swarmbee/model';
 import PQueue from 'p-queue';
 import type { Scheduler, SequenceResult } from './scheduler.js';
 import { TextStream } from './text-stream.js';
@@ -34,9 +40,15 @@ export const DEFAULT_MAX_QUEUED = 256;
 /** max_tokens when a request does not say. */
 export const DEFAULT_COMPLETION_TOKENS = 256;
 
+/** A conversation, rendered through the model's chat template (plain lines without one). */
+export interface ChatPrompt {
+  messages: ChatMessage[];
+  template?: ChatTemplateOptions;
+}
+
 export interface CompletionRequest {
-  /** Text (encoded with BOS first) or token ids. */
-  prompt: string | number[];
+  /** Text (plain encoding: BOS first when the tokenizer adds one), token ids, or a conversation. */
+  prompt: string | number[] | ChatPrompt;
   /** Tokens to sample at most; see also `steps`. */
   maxTokens?: number;
   /** run.c-style positions, prompt included: overrides maxTokens with steps + 1 - prompt tokens. */
@@ -128,8 +140,13 @@ export class GenerationService {
    * response has started, so that a streaming client still gets a proper status.
    */
   prepare(request: CompletionRequest): PreparedCompletion {
+    const { prompt } = request;
     const promptIds =
-      typeof request.prompt === 'string' ? this.#tokenizer.encode(request.prompt) : request.prompt;
+      typeof prompt === 'string'
+        ? this.#tokenizer.encode(prompt)
+        : Array.isArray(prompt)
+          ? prompt
+          : encodeChat(this.#tokenizer, prompt.messages, prompt.template);
     const maxTokens = this.#check(request, promptIds);
     if (this.#queue.size >= this.limits.maxQueued) {
       throw new QueueFullError(

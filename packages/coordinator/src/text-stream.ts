@@ -33,21 +33,30 @@ export class TextStream {
   push(token: number): string {
     if (this.#stopped) return '';
     this.#text += this.#decoder.push(token);
-    for (const stop of this.#stops) {
-      const at = this.#text.indexOf(stop, Math.max(0, this.#emitted - stop.length));
-      if (at >= 0) {
-        this.#text = this.#text.slice(0, at);
-        this.#stopped = true;
-        return this.#flush(this.#text.length);
-      }
-    }
+    if (this.#cutAtStop()) return this.#flush(this.#text.length);
     return this.#flush(this.#text.length - this.#heldBack());
   }
 
-  /** The rest of the text once the sequence has ended. */
+  /** The rest of the text once the sequence has ended (text the decoder held back may still hold a stop string). */
   end(): string {
-    if (!this.#stopped) this.#text += this.#decoder.end();
+    if (!this.#stopped) {
+      this.#text += this.#decoder.end();
+      this.#cutAtStop();
+    }
     return this.#flush(this.#text.length);
+  }
+
+  /** Ends the text before the first stop string in what has not been shown; true when one was found. */
+  #cutAtStop(): boolean {
+    let cut = -1;
+    for (const stop of this.#stops) {
+      const at = this.#text.indexOf(stop, Math.max(0, this.#emitted - stop.length + 1));
+      if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+    }
+    if (cut < 0) return false;
+    this.#text = this.#text.slice(0, cut);
+    this.#stopped = true;
+    return true;
   }
 
   /** Length of the longest tail of the text that begins some stop string. */

@@ -9,6 +9,7 @@
  */
 export * from './decoder-config.js';
 export * from './errors.js';
+export * from './gguf.js';
 export * from './manifest.js';
 export * from './model-errors.js';
 export * from './onnx-decoder.js';

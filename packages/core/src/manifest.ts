@@ -6,6 +6,7 @@
  * imported ONNX decoder export it cuts graphs from (see `onnx-decoder.ts`).
  */
 import type { LlamaConfig } from './decoder-config.js';
+import type { GgufSource } from './gguf.js';
 import type { OnnxDecoderManifest } from './onnx-decoder.js';
 
 /** `uint8` holds packed quantization codes (see {@link WeightQuantization}) or zero points. */
@@ -100,8 +101,33 @@ export interface HfTokenizerRef {
   eosId: number;
   /** Whether encoding a prompt puts BOS first (tokenizer_config's `add_bos_token`). */
   addBos: boolean;
-  /** Sampled ids that end a sequence: generation_config's and config's `eos_token_id`s. */
+  /**
+   * Sampled ids that end a sequence: generation_config's and config's `eos_token_id`s,
+   * tokenizer_config's `eos_token`, and the chat template's end-of-turn token.
+   */
   stopIds: number[];
+  /**
+   * The chat template's end-of-turn token (`<|eot_id|>`, `<|im_end|>`, `<end_of_turn>`):
+   * the special token the template writes right after an assistant message. One of
+   * `stopIds`. Absent without a template, or when the template ends turns otherwise.
+   */
+  endOfTurnId?: number;
+  /** The model's chat template, when it has one (see {@link ChatTemplateRef}). */
+  chatTemplate?: ChatTemplateRef;
+}
+
+/**
+ * A chat template kept in the model dir as `chat_template.jinja`, whatever the
+ * checkpoint held: that file, or tokenizer_config.json's `chat_template` (a string, or
+ * the list of named templates, whose `default` is the one used — the others serve
+ * tool calls and documents, which the API does not take).
+ */
+export interface ChatTemplateRef {
+  /** File name inside the model dir. */
+  file: string;
+  sha256: string;
+  /** Where the checkpoint held it: `chat_template.jinja`, or `tokenizer_config.json` (`chat_template`). */
+  source: string;
 }
 
 export type TokenizerRef = Llama2cTokenizerRef | HfTokenizerRef;
@@ -119,7 +145,8 @@ export type ModelSource =
       weights: { file: string; sha256: string }[];
       /** The Hugging Face repository it was pulled from, when it was. */
       repo?: string;
-    };
+    }
+  | GgufSource;
 
 /** What `swarmbee optimize` did to the model a derived model dir was made from. */
 export interface ModelDerivation {

@@ -1,4 +1,4 @@
-/** Errors of bringing models in: Hugging Face checkpoints and downloads. */
+/** Errors of bringing models in: Hugging Face checkpoints, GGUF files and downloads. */
 import { registerErrors, SwarmBeeError } from './errors.js';
 
 /**
@@ -14,6 +14,20 @@ export class ModelUnsupportedError extends SwarmBeeError {
 /** A Hugging Face checkpoint dir is incomplete or inconsistent: config, index or tensors. */
 export class HfCheckpointInvalidError extends SwarmBeeError {
   static override readonly code = 'SWARMBEE_ERR_HF_CHECKPOINT_INVALID';
+}
+
+/**
+ * A GGUF file is malformed or inconsistent: truncated, a tensor's data past the end of
+ * the file, a version it does not follow, a missing or mistyped key, a vocabulary that
+ * disagrees with the embedding. The message names the file and the key or tensor.
+ */
+export class GgufInvalidError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_GGUF_INVALID';
+}
+
+/** A GGUF tensor is stored in a ggml type SwarmBee does not decode (IQ*, TQ*, I8…); the message names it. */
+export class GgufTensorTypeUnsupportedError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_GGUF_TENSOR_TYPE_UNSUPPORTED';
 }
 
 /** A safetensors file is malformed: header, dtype, shape or data offsets. */
@@ -47,12 +61,35 @@ export class NetworkUnavailableError extends SwarmBeeError {
   static override readonly httpStatus = 503;
 }
 
+/**
+ * A model's chat template cannot be used: the file is missing or unreadable, its
+ * `chat_template` has no default among named templates, or @huggingface/jinja cannot
+ * parse it. The message names the file and the problem.
+ */
+export class ChatTemplateInvalidError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_CHAT_TEMPLATE_INVALID';
+}
+
+/**
+ * A conversation cannot be rendered by the model's chat template: the template raised
+ * (`raise_exception`, e.g. roles that do not alternate) or failed on the messages. A
+ * client error: the message names the template and what it said.
+ */
+export class ChatTemplateRenderError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_CHAT_TEMPLATE_FAILED';
+  static override readonly httpStatus = 400;
+}
+
 registerErrors(
   ModelUnsupportedError,
   HfCheckpointInvalidError,
+  GgufInvalidError,
+  GgufTensorTypeUnsupportedError,
   SafetensorsInvalidError,
   DownloadNotFoundError,
   DownloadChecksumError,
   DownloadFailedError,
   NetworkUnavailableError,
+  ChatTemplateInvalidError,
+  ChatTemplateRenderError,
 );

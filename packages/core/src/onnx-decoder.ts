@@ -81,6 +81,21 @@ export interface OnnxLayerCut {
   normalized?: { tensor: string; replay: OnnxCutReplay };
 }
 
+/**
+ * An additive attention bias `[batch, 1, new tokens, past + new]` that the export
+ * computes from the attention mask alone and hands to `com.microsoft.MultiHeadAttention`
+ * (onnxruntime-genai's model builder: `/model/attn_mask_reformat/...`). The export
+ * builds its causal part as a new × new triangle, which only fits a past of width 0
+ * (a prompt) or one new token; SwarmBee feeds both at once (cache capacity, chunked
+ * prefill), so every stage computes this tensor itself: 0 where a new token may attend
+ * (the mask is 1 and the slot is not after it), the dtype's lowest value elsewhere.
+ */
+export interface OnnxAttentionBias {
+  /** The tensor the attention ops read. */
+  tensor: string;
+  dtype: DecoderFloatDtype;
+}
+
 /** What the splitter found in the source graph. */
 export interface OnnxDecoderLayout {
   /** The source graph inside the model dir; its initializers point into the weights file. */
@@ -99,6 +114,8 @@ export interface OnnxDecoderLayout {
   cuts: OnnxLayerCut[];
   /** The LM head reads the token embedding's initializer. */
   tiedEmbedding: boolean;
+  /** Attention biases every stage rebuilds from the mask; absent: none. */
+  attentionBiases?: OnnxAttentionBias[];
   /** The patterns that were recognised, for `model inspect` and error reports. */
   patterns: string[];
 }

@@ -20,13 +20,25 @@ export async function carriedTokenizer(
       tokenizer: parseLlama2cVocab(await readFile(path), dir.manifest.config.vocabSize, path),
     };
   }
-  return {
-    hfTokenizer: {
-      tokenizerJson: await readFile(join(dir.path, ref.file)),
-      tokenizerConfigJson: await readFile(join(dir.path, ref.configFile)),
-      settings: { bosId: ref.bosId, eosId: ref.eosId, addBos: ref.addBos, stopIds: ref.stopIds },
+  const { bosId, eosId, addBos, stopIds, endOfTurnId } = ref;
+  const hfTokenizer: HfTokenizerFiles = {
+    tokenizerJson: await readFile(join(dir.path, ref.file)),
+    tokenizerConfigJson: await readFile(join(dir.path, ref.configFile)),
+    settings: {
+      bosId,
+      eosId,
+      addBos,
+      stopIds,
+      ...(endOfTurnId === undefined ? {} : { endOfTurnId }),
     },
   };
+  if (ref.chatTemplate) {
+    hfTokenizer.chatTemplate = {
+      text: await readFile(join(dir.path, ref.chatTemplate.file), 'utf8'),
+      source: ref.chatTemplate.source,
+    };
+  }
+  return { hfTokenizer };
 }
 
 /** The derivation record of a model made from `dir` by one more step. */

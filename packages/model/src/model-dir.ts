@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { type FileHandle, open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  type HfTokenizerRef,
   InvalidArgumentError,
   kvBytesPerTokenPerLayer,
   type LayerCost,
@@ -37,6 +38,7 @@ import {
   quantizedTensors,
 } from './quant/stored-tensors.js';
 import { StagingDir } from './staging-dir.js';
+import { CHAT_TEMPLATE_FILE } from './tokenizer/chat-template.js';
 import {
   HF_TOKENIZER_CONFIG_FILE,
   HF_TOKENIZER_FILE,
@@ -79,11 +81,13 @@ export type TensorSource = (spec: TensorSpec) => Promise<TensorValues> | TensorV
 
 export type TensorValues = Float32Array | AsyncIterable<Float32Array> | QuantizedTensorValues;
 
-/** A Hugging Face tokenizer to store: its two JSON files and what the manifest records. */
+/** A Hugging Face tokenizer to store: its two JSON files, its chat template and what the manifest records. */
 export interface HfTokenizerFiles {
   tokenizerJson: Uint8Array;
   tokenizerConfigJson: Uint8Array;
   settings: HfTokenizerSettings;
+  /** The default chat template and the file it came from; stored as `chat_template.jinja`. */
+  chatTemplate?: { text: string; source: string };
 }
 
 export interface WriteModelDirOptions {
@@ -134,17 +138,32 @@ export async function writeModelDir(
 async function writeHfTokenizer(dir: string, files: HfTokenizerFiles): Promise<TokenizerRef> {
   await writeFile(join(dir, HF_TOKENIZER_FILE), files.tokenizerJson);
   await writeFile(join(dir, HF_TOKENIZER_CONFIG_FILE), files.tokenizerConfigJson);
-  const { bosId, eosId, addBos, stopIds } = files.settings;
-  return {
+  const { bosId, eosId, addBos, stopIds, endOfTurnId } = files.settings;
+  const hashes = [sha256(files.tokenizerJson), sha256(files.tokenizerConfigJson)];
+  const ref: HfTokenizerRef = {
     kind: 'hf',
     file: HF_TOKENIZER_FILE,
     configFile: HF_TOKENIZER_CONFIG_FILE,
-    sha256: sha256(sha256(files.tokenizerJson), sha256(files.tokenizerConfigJson)),
+    sha256: '',
     bosId,
     eosId,
     addBos,
     stopIds: [...stopIds],
   };
+  if (endOfTurnId !== undefined) ref.endOfTurnId = endOfTurnId;
+  if (files.chatTemplate) {
+    const text = Buffer.from(files.chatTemplate.text, 'utf8');
+    await writeFile(join(dir, CHAT_TEMPLATE_FILE), text);
+    const hash = sha256(text);
+    ref.chatTemplate = {
+      file: CHAT_TEMPLATE_FILE,
+      sha256: hash,
+      source: files.chatTemplate.source,
+    };
+    hashes.push(hash);
+  }
+  ref.sha256 = sha256(...hashes);
+  return ref;
 }
 
 interface WrittenWeights {

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  ChatTemplateInvalidError,
   HfCheckpointInvalidError,
   InvalidArgumentError,
   ModelUnsupportedError,
@@ -319,3 +320,37 @@ t.test('RoPE reads the same from either config layout', async (t) => {
     Math.fround(Math.sqrt(1152)),
   );
 });
+
+t.test(
+  'BAD INPUT - a chat template that cannot be parsed: coded, naming the file, nothing written',
+  async (t) => {
+    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
+    const root = t.testdir();
+    await writeHfStories260K(join(root, 'ckpt'));
+    await writeFile(
+      join(root, 'ckpt', 'chat_template.jinja'),
+      '{% for m in messages %}{{ m.content }}',
+    );
+    await t.rejects(importHf({ dir: join(root, 'ckpt'), out: join(root, 'm') }), {
+      code: ChatTemplateInvalidError.code,
+      message: /ckpt\/chat_template\.jinja: the chat template cannot be parsed/,
+    });
+    t.notOk(existsSync(join(root, 'm')), 'no model dir');
+    // In tokenizer_config.json instead, as a list of named templates: the default one is kept.
+    await rm(join(root, 'ckpt', 'chat_template.jinja'));
+    const configPath = join(root, 'ckpt', 'tokenizer_config.json');
+    const config = JSON.parse(await readFile(configPath, 'utf8'));
+    config.chat_template = [
+      { name: 'tool_use', template: '{{ tools }}' },
+      { name: 'default', template: '{{ bos_token }}{{ messages[0].content }}' },
+    ];
+    await writeFile(configPath, JSON.stringify(config));
+    const dir = await importHf({ dir: join(root, 'ckpt'), out: join(root, 'm') });
+    const ref = dir.manifest.tokenizer;
+    t.same(ref?.kind === 'hf' && ref.chatTemplate?.source, 'tokenizer_config.json');
+    t.equal(
+      await readFile(join(dir.path, 'chat_template.jinja'), 'utf8'),
+      '{{ bos_token }}{{ messages[0].content }}',
+    );
+  },
+);

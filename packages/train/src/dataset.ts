@@ -1,18 +1,21 @@
 /**
  * Training data: a JSONL file, one record a line — `{"text": "..."}` (a document: every
  * token is a target) or `{"messages": [{"role", "content"}, ...]}` (a chat: only the
- * assistant turns are targets). Each record becomes one sequence: BOS, the text, and
- * the tokenizer's first stop id, so the model also learns where a record ends.
+ * assistant turns are targets). A text record becomes BOS, the text, and the tokenizer's
+ * first stop id, so the model also learns where a record ends.
  *
- * Chats are rendered to text by the `renderChat` the caller passes (the coordinator's,
- * for models without a chat template of their own), the whole text is encoded once,
- * and an assistant turn's tokens are found by encoding the text up to the turn's start
- * and end and taking the tokens those share with the whole.
+ * A chat is rendered as the model is prompted with it: through its chat template when it
+ * has one (the template writes BOS and each turn's end itself), else SwarmBee's plain
+ * rendering — the messages one a line, BOS first, the stop id after a final assistant
+ * turn. The whole chat is encoded once, and an assistant turn's tokens are found by
+ * rendering the conversation up to the turn's start (the assistant header opened) and
+ * end, encoding those, and taking the tokens they share with the whole.
  */
 import { readFile } from 'node:fs/promises';
 import { ContextOverflowError, TrainingDataInvalidError } from '@swarmbee/core';
-import type { Tokenizer } from '@swarmbee/model';
+import { plainChatText, type Tokenizer } from '@swarmbee/model';
 
+/** A chat record's message; text parts are joined into one text. */
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'developer';
   content: string | { type: 'text'; text: string }[];
@@ -33,8 +36,6 @@ export interface DatasetOptions {
   seqLen: number;
   /** Cut records longer than `seqLen` instead of refusing them. Default false. */
   truncate?: boolean;
-  /** Renders a chat's messages to text; chat records are refused without it. */
-  renderChat?: (messages: ChatMessage[]) => string;
 }
 
 const ROLES = new Set(['system', 'user', 'assistant', 'developer']);
@@ -150,40 +151,49 @@ function encodeChat(
   where: string,
   options: DatasetOptions,
 ): TrainingExample {
-  const render = options.renderChat;
-  if (!render)
-    throw new TrainingDataInvalidError(`${where}: a chat record, and no chat renderer was given`);
   if (!messages.some((m) => m.role === 'assistant'))
     throw new TrainingDataInvalidError(
       `${where}: a chat without an assistant message has nothing to learn`,
     );
   const { tokenizer } = options;
-  const full = render(messages);
-  const encoded = tokenizer.encode(full, { bos: true });
-  const ids = withStop(encoded, tokenizer);
+  const template = tokenizer.chatTemplate;
+  const plain = messages.map((m) => ({
+    role: m.role,
+    content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join(''),
+  }));
+  /** The first `count` messages as the model sees them; `opening` opens the assistant's turn after them. */
+  const render = (count: number, opening: boolean) => {
+    if (count === 0) return '';
+    const part = plain.slice(0, count);
+    return template ? template.render(part, { addGenerationPrompt: opening }) : plainChatText(part);
+  };
+  const full = render(plain.length, false);
+  const encode = (text: string) => tokenizer.encode(text, { bos: !template });
+  const encoded = encode(full);
+  const lastIsAssistant = plain.at(-1)!.role === 'assistant';
+  const ids =
+    template || !lastIsAssistant ? Int32Array.from(encoded) : withStop(encoded, tokenizer);
   const targetMask = new Uint8Array(ids.length - 1);
-  /** Tokens of `full` up to character `end` (those its encoding shares with the whole). */
-  const tokensBefore = (end: number) => {
-    const prefix = tokenizer.encode(full.slice(0, end), { bos: true });
+  /** Tokens of `full` up to the end of `prefix` (those its encoding shares with the whole). */
+  const tokensBefore = (prefix: string) => {
+    if (!full.startsWith(prefix))
+      throw new TrainingDataInvalidError(
+        `${where}: the chat template does not render the conversation's start as a prefix of the whole`,
+      );
+    if (prefix === '') return template ? 0 : 1;
+    const ids = encode(prefix);
     let n = 0;
-    while (n < prefix.length && n < encoded.length && prefix[n] === encoded[n]) n++;
+    while (n < ids.length && n < encoded.length && ids[n] === encoded[n]) n++;
     return n;
   };
-  let previous = '';
-  for (let i = 0; i < messages.length; i++) {
-    const text = render(messages.slice(0, i + 1));
-    if (!text.startsWith(previous) || !full.startsWith(text))
-      throw new TrainingDataInvalidError(
-        `${where}: the chat renderer does not render message ${i} after the ones before it`,
-      );
-    if (messages[i]!.role === 'assistant' && text.length > previous.length) {
-      const [from, to] = [tokensBefore(previous.length), tokensBefore(text.length)];
-      // Target index j predicts ids[j + 1]: the turn's tokens are ids[from, to).
-      for (let j = Math.max(0, from - 1); j < to - 1; j++) targetMask[j] = 1;
-      // The stop id after a final assistant turn is learned too.
-      if (i === messages.length - 1 && ids.length > encoded.length) targetMask[ids.length - 2] = 1;
-    }
-    previous = text;
-  }
+  plain.forEach((message, i) => {
+    if (message.role !== 'assistant') return;
+    const from = tokensBefore(render(i, true));
+    const to = tokensBefore(render(i + 1, false));
+    // Target index j predicts ids[j + 1]: the turn's tokens are ids[from, to).
+    for (let j = Math.max(0, from - 1); j < to - 1; j++) targetMask[j] = 1;
+  });
+  // SwarmBee's plain rendering ends a final assistant turn with the stop id, learned too.
+  if (ids.length > encoded.length) targetMask[ids.length - 2] = 1;
   return { line, ids, targetMask };
 }

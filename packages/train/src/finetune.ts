@@ -34,7 +34,7 @@ import {
   writeCheckpoint,
 } from './checkpoint.js';
 import { DataOrder, toMicroBatches } from './data-order.js';
-import { type DatasetOptions, readTrainingData, type TrainingExample } from './dataset.js';
+import { readTrainingData, type TrainingExample } from './dataset.js';
 import { checkSettings, type FinetuneSettings, runIdentity } from './finetune-options.js';
 
 export type FinetuneEvent =
@@ -78,7 +78,6 @@ export interface FinetuneRun {
   /** JSONL files to report the loss and perplexity on, before and after training. */
   evalData?: string[];
   settings: FinetuneSettings;
-  renderChat?: DatasetOptions['renderChat'];
   onEvent?: (event: FinetuneEvent) => void;
   /** Stops after the current step, writing a checkpoint. */
   signal?: AbortSignal;
@@ -121,7 +120,6 @@ export async function finetune(run: FinetuneRun): Promise<FinetuneResult> {
     tokenizer,
     seqLen: settings.seqLen,
     truncate: settings.truncate,
-    renderChat: run.renderChat,
   };
   const examples = await readTrainingData(run.data, dataset);
   const evalSets: { data: string; examples: TrainingExample[] }[] = [];

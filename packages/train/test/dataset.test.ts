@@ -1,16 +1,41 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ContextOverflowError, TrainingDataInvalidError } from '@swarmbee/core';
-import { Llama2cTokenizer, synthVocab, type Tokenizer } from '@swarmbee/model';
+import {
+  ChatTemplate,
+  Llama2cTokenizer,
+  plainChatText,
+  synthVocab,
+  type Tokenizer,
+} from '@swarmbee/model';
 import t, { type Test } from 'tap';
-import { type ChatMessage, DataOrder, readTrainingData, toMicroBatches } from '../src/index.js';
+import { DataOrder, readTrainingData, toMicroBatches } from '../src/index.js';
 
 const tokenizer: Tokenizer = new Llama2cTokenizer(synthVocab(512));
-/** The coordinator's renderer for models without a template: the messages, one a line. */
-const renderChat = (messages: ChatMessage[]) =>
-  messages
-    .map((m) => (typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('')))
-    .join('\n');
+/** The same tokenizer with a chat template: each turn `[role] text [end]`, the reply opened by `[assistant]`. */
+const templated: Tokenizer = {
+  vocabSize: tokenizer.vocabSize,
+  bosId: tokenizer.bosId,
+  eosId: tokenizer.eosId,
+  stopIds: tokenizer.stopIds,
+  encode: (text, options) => tokenizer.encode(text, options),
+  decoder: (context) => tokenizer.decoder(context),
+  chatTemplate: new ChatTemplate(
+    '{% for m in messages %}[{{ m.role }}] {{ m.content }} [end]\n{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}',
+    {},
+    'test template',
+  ),
+};
+
+/** The text the target tokens of an example spell, turn by turn. */
+function learnedText(ids: Int32Array, targetMask: Uint8Array, tok: Tokenizer): string {
+  const decoder = tok.decoder([1]);
+  let text = '';
+  targetMask.forEach((m, j) => {
+    if (m) text += decoder.push(ids[j + 1]!);
+  });
+  return text + decoder.end();
+}
 
 async function data(t: Test, lines: string[]): Promise<string> {
   const path = join(t.testdir(), 'data.jsonl');
@@ -35,40 +60,68 @@ t.test('text records: BOS, the text and the stop id; every position is a target'
   t.ok(examples[0]!.targetMask.every((m) => m === 1));
 });
 
-t.test('chat records: only the assistant turns (and the final stop id) are targets', async (t) => {
-  const messages = [
-    { role: 'system', content: 'be brief' },
-    { role: 'user', content: 'hello there' },
-    { role: 'assistant', content: 'hi' },
-    { role: 'user', content: [{ type: 'text', text: 'and now' }] },
-    { role: 'assistant', content: 'bye now' },
-  ];
-  const path = await data(t, [JSON.stringify({ messages })]);
-  const [example] = await readTrainingData(path, { tokenizer, seqLen: 128, renderChat });
-  const { ids, targetMask } = example!;
-  t.same(
-    [...ids],
-    [
-      ...tokenizer.encode(renderChat(messages as ChatMessage[]), { bos: true }),
-      tokenizer.stopIds[0],
-    ],
-  );
-  const learned = [...targetMask].flatMap((m, j) => (m ? [ids[j + 1]!] : []));
-  const decoder = tokenizer.decoder([1]);
-  let text = '';
-  for (const id of learned.slice(0, -1)) text += decoder.push(id);
-  text += decoder.end();
-  t.ok(text.includes('hi') && text.includes('bye now'), `learned text: ${JSON.stringify(text)}`);
-  t.notOk(
-    text.includes('hello') || text.includes('brief') || text.includes('and now'),
-    'prompt turns are not learned',
-  );
-  t.equal(
-    learned.at(-1),
-    tokenizer.stopIds[0],
-    'the stop id after the last assistant turn is learned',
-  );
-});
+const CHAT = [
+  { role: 'system', content: 'be brief' },
+  { role: 'user', content: 'hello there' },
+  { role: 'assistant', content: 'hi' },
+  { role: 'user', content: [{ type: 'text', text: 'and now' }] },
+  { role: 'assistant', content: 'bye now' },
+];
+
+t.test(
+  'chat records without a template: the messages one a line; only assistant turns and the stop id are targets',
+  async (t) => {
+    const path = await data(t, [JSON.stringify({ messages: CHAT })]);
+    const [example] = await readTrainingData(path, { tokenizer, seqLen: 128 });
+    const { ids, targetMask } = example!;
+    const text = plainChatText(
+      CHAT.map((m) => ({
+        role: m.role,
+        content: typeof m.content === 'string' ? m.content : m.content[0]!.text,
+      })),
+    );
+    t.same([...ids], [...tokenizer.encode(text, { bos: true }), tokenizer.stopIds[0]]);
+    const learned = learnedText(ids, targetMask, tokenizer);
+    t.ok(
+      learned.includes('hi') && learned.includes('bye now'),
+      `learned text: ${JSON.stringify(learned)}`,
+    );
+    t.notOk(/hello|brief|and now/.test(learned), 'prompt turns are not learned');
+    t.equal(ids[ids.length - 1], tokenizer.stopIds[0]);
+    t.equal(targetMask.at(-1), 1, 'the stop id after the last assistant turn is learned');
+  },
+);
+
+t.test(
+  "chat records with the model's template: rendered by it, each assistant turn learned through its end",
+  async (t) => {
+    const path = await data(t, [JSON.stringify({ messages: CHAT })]);
+    const [example] = await readTrainingData(path, { tokenizer: templated, seqLen: 128 });
+    const { ids, targetMask } = example!;
+    const rendered = templated.chatTemplate!.render(
+      CHAT.map((m) => ({
+        role: m.role,
+        content: typeof m.content === 'string' ? m.content : m.content[0]!.text,
+      })),
+      { addGenerationPrompt: false },
+    );
+    t.same(
+      [...ids],
+      tokenizer.encode(rendered, { bos: false }),
+      'the template writes the whole sequence (no BOS or stop added)',
+    );
+    const learned = learnedText(ids, targetMask, tokenizer);
+    t.match(
+      learned,
+      /hi \[end\][\s\S]*bye now \[end\]/,
+      `learned text: ${JSON.stringify(learned)}`,
+    );
+    t.notOk(
+      /hello|brief|and now|\[user\]|\[system\]/.test(learned),
+      'prompt turns and headers are not learned',
+    );
+  },
+);
 
 t.test('BAD INPUT - a bad record is a coded error naming its line', async (t) => {
   const cases: [string, string, string][] = [
@@ -94,22 +147,13 @@ t.test('BAD INPUT - a bad record is a coded error naming its line', async (t) =>
   for (const [text, message, code] of cases) {
     const path = join(t.testdir(), 'data.jsonl');
     await writeFile(path, text);
-    const error = await readTrainingData(path, { tokenizer, seqLen: 64, renderChat }).catch(
-      (e: Error) => e,
-    );
+    const error = await readTrainingData(path, { tokenizer, seqLen: 64 }).catch((e: Error) => e);
     t.match(
       error,
       { code, message: new RegExp(message.replace(/[[\]{}()*+?.\\^$|]/g, '\\$&')) },
       message,
     );
   }
-  const chatPath = await data(t, [
-    '{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}',
-  ]);
-  await t.rejects(readTrainingData(chatPath, { tokenizer, seqLen: 64 }), {
-    code: TrainingDataInvalidError.code,
-    message: /no chat renderer/,
-  });
   await t.rejects(readTrainingData(join(t.testdir(), 'missing.jsonl'), { tokenizer, seqLen: 64 }), {
     code: TrainingDataInvalidError.code,
   });

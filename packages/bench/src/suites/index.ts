@@ -1,6 +1,7 @@
 import type { Suite } from '../suite.js';
 import { engineSuite } from './engine.js';
 import { finetuneSuite } from './finetune.js';
+import { ggufSuite } from './gguf.js';
 import { optimizeSuite } from './optimize.js';
 import { pipelineSuite } from './pipeline.js';
 import { plannerSuite } from './planner.js';
@@ -10,6 +11,7 @@ import { soakSuite } from './soak.js';
 export const SUITES: Record<string, Suite> = {
   engine: engineSuite,
   finetune: finetuneSuite,
+  gguf: ggufSuite,
   optimize: optimizeSuite,
   pipeline: pipelineSuite,
   planner: plannerSuite,

@@ -106,6 +106,16 @@ export function benchCommand(yargs: Argv): Argv {
           default: false,
           describe: 'With --suite: fewer repetitions, noisier figures',
         })
+        .option('gguf-dir', {
+          type: 'string',
+          describe:
+            'With --suite gguf: directory of *-f32.gguf, *-q8_0.gguf and *-q4_0.gguf of one model (default: $SWARMBEE_GGUF_BENCH_DIR, else ../shared/models/gguf)',
+        })
+        .option('llama-cpp', {
+          type: 'string',
+          describe:
+            'With --suite gguf: llama.cpp directory holding llama-bench, run on the same files as the same-run peer (default: $SWARMBEE_LLAMA_CPP, else llama-bench on PATH; none: no peer figures)',
+        })
         .option('compare', {
           type: 'array',
           string: true,
@@ -125,8 +135,10 @@ export function benchCommand(yargs: Argv): Argv {
         result = await suite.run({
           quick: args.quick,
           progress,
-          command: `swarmbee bench --suite ${args.suite}${args.quick ? ' --quick' : ''}`,
+          command: `swarmbee ${process.argv.slice(2).join(' ')}`,
           cliBin: CLI_BIN,
+          ...(args.ggufDir ? { ggufDir: args.ggufDir } : {}),
+          ...(args.llamaCpp ? { llamaCppDir: args.llamaCpp } : {}),
         });
       } else {
         const matrix: Matrix = {

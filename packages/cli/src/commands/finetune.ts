@@ -3,7 +3,6 @@
  * process, over an in-process pipeline of `--stages` stages; writes the adapter as a
  * Hugging Face PEFT adapter dir that `swarmbee generate --adapter` (and PEFT) load.
  */
-import { renderChat } from '@swarmbee/coordinator';
 import { InvalidArgumentError } from '@swarmbee/core';
 import {
   LEARNING_RATE_SCHEDULES,
@@ -249,7 +248,6 @@ export function finetuneCommand(yargs: Argv): Argv {
           resume: args.resume,
           evalData: args.evalData ?? [],
           settings,
-          renderChat,
           onEvent: progress.report,
           signal: controller.signal,
         });

@@ -1,10 +1,12 @@
-/** `swarmbee model ...`: import (llama2c, hf, onnx), pull, synthesize, export, shard and inspect model dirs. */
+/** `swarmbee model ...`: import (llama2c, hf, gguf, onnx), pull, synthesize, export, shard and inspect model dirs. */
 
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgumentError, type LlamaConfig } from '@swarmbee/core';
 import {
   evenRanges,
   exportLlama2c,
+  openGguf,
   openModelDir,
   SYNTH_PRESETS,
   type SynthPresetName,
@@ -15,6 +17,7 @@ import type { Argv } from 'yargs';
 import { parseRanges } from '../options.js';
 import { withProgress } from '../ui/progress.js';
 import { formatBytes, renderTable } from '../ui/table.js';
+import { ggufFileTables, ggufSourceTables, importGgufCommand } from './model-gguf.js';
 import { modelImportCommands } from './model-import.js';
 import { importOnnxCommand, onnxDecoderTables } from './model-onnx.js';
 import { modelPullCommand } from './model-pull.js';
@@ -27,10 +30,14 @@ export function modelCommand(yargs: Argv): Argv {
     'Import, pull, synthesize, export, shard and inspect model dirs',
     (y) =>
       modelPullCommand(y)
-        .command('import', 'Import a checkpoint into a model dir: llama2.c or Hugging Face', (i) =>
-          modelImportCommands(i)
-            .command(importOnnxCommand)
-            .demandCommand(1, 'choose what to import: llama2c, hf or onnx'),
+        .command(
+          'import',
+          'Import a checkpoint into a model dir: llama2.c, Hugging Face, GGUF or ONNX',
+          (i) =>
+            modelImportCommands(i)
+              .command(importGgufCommand)
+              .command(importOnnxCommand)
+              .demandCommand(1, 'choose what to import: llama2c, hf, gguf or onnx'),
         )
         .command(
           'synth',
@@ -182,16 +189,28 @@ export function modelCommand(yargs: Argv): Argv {
         )
         .command(
           'inspect <dir>',
-          "Print a model dir's manifest as tables",
+          "Print a model dir's manifest as tables (or a GGUF file's metadata and tensors)",
           (c) =>
             c
-              .positional('dir', { type: 'string', demandOption: true, describe: 'Model dir' })
+              .positional('dir', {
+                type: 'string',
+                demandOption: true,
+                describe: 'Model dir, or a .gguf file',
+              })
               .option('json', {
                 type: 'boolean',
                 default: false,
                 describe: 'Print the manifest JSON instead',
               }),
           async (args) => {
+            const isDir = await stat(args.dir).then(
+              (s) => s.isDirectory(),
+              () => false,
+            );
+            if (/\.gguf$/i.test(args.dir) && !isDir) {
+              process.stdout.write(`${ggufFileTables(await openGguf(args.dir))}\n`);
+              return;
+            }
             const dir = await openModelDir(args.dir);
             const m = dir.manifest;
             if (args.json) {
@@ -216,10 +235,24 @@ export function modelCommand(yargs: Argv): Argv {
               ['norm eps / RoPE theta', `${c.normEps} / ${c.ropeTheta}`],
               ['weights', `${formatBytes(m.weights.bytes)} (${m.weights.tensors.length} tensors)`],
               ['tokenizer', m.tokenizer ? `${m.tokenizer.kind} (${m.tokenizer.file})` : 'none'],
+              ...(m.tokenizer?.kind === 'hf'
+                ? [
+                    [
+                      'chat template',
+                      m.tokenizer.chatTemplate
+                        ? `${m.tokenizer.chatTemplate.file} (from ${m.tokenizer.chatTemplate.source})`
+                        : 'none (messages joined by lines)',
+                    ],
+                    [
+                      'stop ids',
+                      `${m.tokenizer.stopIds.join(', ')}${m.tokenizer.endOfTurnId === undefined ? '' : ` (end of turn ${m.tokenizer.endOfTurnId})`}`,
+                    ],
+                  ]
+                : []),
               [
                 'source',
-                m.source.kind === 'hf'
-                  ? `hf ${m.source.architecture}${m.source.repo ? ` (${m.source.repo})` : ''}`
+                m.source.kind === 'hf' || m.source.kind === 'gguf'
+                  ? `${m.source.kind} ${m.source.architecture}${m.source.repo ? ` (${m.source.repo})` : ''}`
                   : m.source.kind,
               ],
               ['model hash', m.modelHash],
@@ -233,6 +266,7 @@ export function modelCommand(yargs: Argv): Argv {
             layers.unshift(['embedding', formatBytes(m.embeddingBytes), '-']);
             layers.push(['norm + head', formatBytes(m.headBytes), '-']);
             process.stdout.write(`${renderTable(['layer', 'weights', 'KV per token'], layers)}\n`);
+            if (m.source.kind === 'gguf') process.stdout.write(`${ggufSourceTables(m.source)}\n`);
           },
         )
         .demandCommand(1, 'choose a model subcommand'),

@@ -1,10 +1,12 @@
 /**
  * OpenAI-compatible request bodies, checked with zod. SwarmBee extensions:
  * `top_k`, `seed`, `steps` (run.c-style positions, prompt included) and, as
- * vLLM names it, `ignore_eos` (generate past end-of-sequence tokens).
+ * vLLM names them, `ignore_eos` (generate past end-of-sequence tokens) and
+ * `chat_template_kwargs.enable_thinking` (Qwen3's thinking toggle).
  */
 import { DEFAULT_SAMPLING, InvalidArgumentError, type SamplingParams } from '@swarmbee/core';
 import { z } from 'zod';
+import type { ChatPrompt } from '../generation-service.js';
 
 const samplingFields = {
   model: z.string().optional(),
@@ -39,6 +41,8 @@ export const chatBody = z.object({
   ...samplingFields,
   messages: z.array(chatMessage).min(1),
   logprobs: z.boolean().optional(),
+  /** Variables for the model's chat template, as vLLM takes them; only those SwarmBee passes on. */
+  chat_template_kwargs: z.object({ enable_thinking: z.boolean().optional() }).strict().optional(),
 });
 
 export type CompletionBody = z.infer<typeof completionBody>;
@@ -74,14 +78,17 @@ export function stopsFrom(stop: string | string[] | null | undefined): string[] 
 }
 
 /**
- * SwarmBee's chat template for models without one of their own (llama2.c
- * story models): the messages' text, one per line, which the model continues.
+ * The messages as the chat template takes them: content parts joined into text,
+ * OpenAI's `developer` role as the `system` role templates know.
  */
-export function renderChat(messages: ChatBody['messages']): string {
-  return messages
-    .filter((m) => m.role !== 'assistant' || m.content !== '')
-    .map((m) =>
-      typeof m.content === 'string' ? m.content : m.content.map((part) => part.text).join(''),
-    )
-    .join('\n');
+export function chatPromptFrom(body: ChatBody): ChatPrompt {
+  const prompt: ChatPrompt = {
+    messages: body.messages.map((m) => ({
+      role: m.role === 'developer' ? 'system' : m.role,
+      content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join(''),
+    })),
+  };
+  const thinking = body.chat_template_kwargs?.enable_thinking;
+  if (thinking !== undefined) prompt.template = { enableThinking: thinking };
+  return prompt;
 }

@@ -13,9 +13,9 @@ import { type AdminHandlers, adminRoutes } from './admin.js';
 import { toApiError } from './errors.js';
 import {
   chatBody,
+  chatPromptFrom,
   completionBody,
   parseBody,
-  renderChat,
   samplingFrom,
   stopsFrom,
 } from './schemas.js';
@@ -126,7 +126,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
   app.post('/v1/chat/completions', async (request, reply) => {
     const body = parseBody(chatBody, request.body);
     const completion: CompletionRequest = {
-      prompt: renderChat(body.messages),
+      prompt: chatPromptFrom(body),
       maxTokens: body.max_completion_tokens ?? body.max_tokens,
       steps: body.steps,
       sampling: samplingFrom(body),

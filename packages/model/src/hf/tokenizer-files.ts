@@ -1,18 +1,21 @@
 /**
- * A checkpoint dir's tokenizer: `tokenizer.json` and `tokenizer_config.json`,
- * plus the ids generation needs — BOS, EOS, whether prompts start with BOS, and
- * the stop ids of `generation_config.json` and `config.json`.
+ * A checkpoint dir's tokenizer: `tokenizer.json` and `tokenizer_config.json`, its chat
+ * template, plus the ids generation needs — BOS, EOS, whether prompts start with BOS,
+ * and the stop ids: `generation_config.json`'s and `config.json`'s `eos_token_id` (one
+ * or a list), tokenizer_config's `eos_token`, and the template's end-of-turn token.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TokenizerInvalidError, TokenizerMissingError } from '@swarmbee/core';
 import type { HfTokenizerFiles } from '../model-dir.js';
+import { ChatTemplate, specialTokensOf } from '../tokenizer/chat-template.js';
 import {
   HF_TOKENIZER_CONFIG_FILE,
   HF_TOKENIZER_FILE,
   HfTokenizer,
   type HfTokenizerSettings,
 } from '../tokenizer/hf-tokenizer.js';
+import { findEndOfTurn, readChatTemplate } from './chat-template-files.js';
 import { HF_GENERATION_CONFIG_FILE } from './checkpoint.js';
 import { tokenIds } from './config.js';
 
@@ -58,6 +61,11 @@ export async function readHfTokenizerFiles(
     vocabSize,
     dir,
   );
+  const found = await readChatTemplate(dir, config);
+  const template = found
+    ? new ChatTemplate(found.text, specialTokensOf(config), join(dir, found.source))
+    : undefined;
+  const endOfTurnId = template ? findEndOfTurn(template, probe) : undefined;
   const idOf = (token: unknown): number | undefined => {
     const content =
       typeof token === 'string'
@@ -70,11 +78,14 @@ export async function readHfTokenizerFiles(
   const bosId =
     tokenIds(generation.bos_token_id)[0] ?? fromConfig.bosTokenId ?? idOf(config.bos_token) ?? -1;
   const stopIds = [
-    ...new Set([
-      ...tokenIds(generation.eos_token_id),
-      ...fromConfig.eosTokenIds,
-      ...[idOf(config.eos_token)].filter((id): id is number => id !== undefined),
-    ]),
+    ...new Set(
+      [
+        ...tokenIds(generation.eos_token_id),
+        ...fromConfig.eosTokenIds,
+        idOf(config.eos_token),
+        endOfTurnId,
+      ].filter((id): id is number => id !== undefined),
+    ),
   ];
   const eosId = stopIds[0] ?? -1;
   const addBos =
@@ -82,8 +93,11 @@ export async function readHfTokenizerFiles(
       ? config.add_bos_token && bosId >= 0
       : probe.templateAddsBos(bosId);
   const settings: HfTokenizerSettings = { bosId, eosId, addBos, stopIds };
+  if (endOfTurnId !== undefined) settings.endOfTurnId = endOfTurnId;
+  const files: HfTokenizerFiles = { tokenizerJson, tokenizerConfigJson, settings };
+  if (found) files.chatTemplate = found;
   return {
-    files: { tokenizerJson, tokenizerConfigJson, settings },
-    tokenizer: HfTokenizer.parse(tokenizerSpec, config, settings, vocabSize, dir),
+    files,
+    tokenizer: HfTokenizer.parse(tokenizerSpec, config, settings, vocabSize, dir, template),
   };
 }

@@ -10,11 +10,13 @@
  */
 import {
   type DecoderFloatDtype,
+  type OnnxAttentionBias,
   type OnnxCutReplay,
   OnnxGraphUnsupportedError,
   type OnnxLayerCut,
   OnnxLayersNotFoundError,
 } from '@swarmbee/core';
+import { findAttentionBiases } from './attention-bias.js';
 import { type DecoderIo, recognizeDecoderIo } from './decoder-io.js';
 import {
   type GraphIndex,
@@ -50,6 +52,7 @@ export interface DetectedDecoder {
   tiedEmbedding: boolean;
   /** Parts whose nodes read each initializer (directly or through constant-only nodes). */
   initializerParts: Map<string, Part[]>;
+  attentionBiases: OnnxAttentionBias[];
   patterns: string[];
 }
 
@@ -71,7 +74,10 @@ export function detectDecoder(model: ModelProto): DetectedDecoder {
   const index = indexGraph(graph);
   for (const node of index.nodes) {
     const why = UNSUPPORTED_ATTENTION[node.opType ?? ''];
-    if (why) throw new OnnxGraphUnsupportedError(`the graph uses ${node.opType}: ${why}`);
+    if (why)
+      throw new OnnxGraphUnsupportedError(
+        `node ${node.name || '(unnamed)'} is a ${node.opType}, which SwarmBee cannot feed: ${why}`,
+      );
   }
   const io = recognizeDecoderIo(index);
   const nLayers = io.kv.past.length;
@@ -132,6 +138,7 @@ export function detectDecoder(model: ModelProto): DetectedDecoder {
   const initializerParts = attributeInitializers(index, parts);
   const shape = modelShape(index, io, initializerParts, parts);
   const weightDtype = dominantFloat(index);
+  const attentionBiases = findAttentionBiases(index, io, types);
   const patterns = [
     `KV: ${io.naming}`,
     `layer ends: ${[...new Set(cuts.map((c) => c.boundaryOp))].join(', ') || '(one layer)'}${
@@ -141,6 +148,11 @@ export function detectDecoder(model: ModelProto): DetectedDecoder {
     }`,
     `embedding ends at: ${index.nodes[chain[boundaryIndex[0]!]!]!.opType}`,
     `attention: ${attentionOps(index, parts).join(', ')}`,
+    ...(attentionBiases.length > 0
+      ? [
+          `attention bias from the mask, rebuilt per stage: ${attentionBiases.map((b) => b.tensor).join(', ')}`,
+        ]
+      : []),
   ];
   return {
     index,
@@ -150,6 +162,7 @@ export function detectDecoder(model: ModelProto): DetectedDecoder {
     weightDtype,
     cuts,
     initializerParts,
+    attentionBiases,
     patterns,
     ...shape,
   };

@@ -118,6 +118,7 @@ export async function importOnnxDecoder(options: ImportOnnxOptions): Promise<Onn
       hiddenDtype: detected.hiddenDtype,
       cuts: detected.cuts,
       tiedEmbedding: detected.tiedEmbedding,
+      ...(detected.attentionBiases.length > 0 ? { attentionBiases: detected.attentionBiases } : {}),
       patterns: detected.patterns,
     };
     const manifest: OnnxDecoderManifest = {

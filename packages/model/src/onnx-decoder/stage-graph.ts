@@ -17,6 +17,7 @@ import {
 } from '@swarmbee/core';
 import { SHARD_IO } from '../onnx/shard-io.js';
 import type { LayerRange } from '../shard.js';
+import { attentionBiasNodes, type ExtraValueSource } from './attention-bias.js';
 import type { GraphIndex } from './graph-index.js';
 import {
   intAttribute,
@@ -72,6 +73,9 @@ export function cutStageGraph(spec: StageGraphSpec): StageGraph {
   const entry = isFirst ? undefined : layout.cuts[start - 1]!;
   const exit = isLast ? undefined : layout.cuts[end - 1]!;
   const prologueMade = new Set<string>();
+  // Mask-derived attention biases are rebuilt from the mask and the positions' shape.
+  const biases = new Map((layout.attentionBiases ?? []).map((b) => [b.tensor, b]));
+  const neededBiases = new Set<string>();
   if (entry) {
     prologueMade.add(entry.residual);
     if (entry.normalized) prologueMade.add(entry.normalized.tensor);
@@ -90,6 +94,11 @@ export function cutStageGraph(spec: StageGraphSpec): StageGraph {
   while (pending.length > 0) {
     const name = pending.pop()!;
     if (!name || prologueMade.has(name)) continue;
+    if (biases.has(name)) {
+      if (!neededBiases.has(name)) pending.push(layout.attentionMask.name, layout.positionIds.name);
+      neededBiases.add(name);
+      continue;
+    }
     if (givenInputs.has(name)) {
       usedInputs.add(name);
       continue;
@@ -160,6 +169,8 @@ export function cutStageGraph(spec: StageGraphSpec): StageGraph {
       });
     }
   }
+  for (const name of neededBiases)
+    nodes.push(...attentionBiasNodes(biases.get(name)!, layout, extra));
   index.nodes.forEach((node, p) => {
     if (!keep.has(p)) return;
     const proxied = shapeProxies.get(p);
@@ -212,8 +223,8 @@ export function cutStageGraph(spec: StageGraphSpec): StageGraph {
   return { onnx: onnx.ModelProto.encode(stage).finish(), io, initializers: initializerOrder };
 }
 
-/** Fresh value names and the small int64 initializers the surgery adds. */
-class ExtraValues {
+/** Fresh value names and the small initializers the surgery adds. */
+class ExtraValues implements ExtraValueSource {
   readonly initializers: TensorProto[] = [];
   #count = 0;
 
@@ -226,15 +237,18 @@ class ExtraValues {
     return name;
   }
 
-  ints(hint: string, values: number[]): string {
-    const name = this.name(hint);
+  ints(hint: string, values: number[], scalar = false): string {
     const data = BigInt64Array.from(values, BigInt);
-    this.initializers.push({
-      name,
+    return this.tensor(hint, {
       dataType: DataType.INT64,
-      dims: [values.length],
+      dims: scalar ? [] : [values.length],
       rawData: new Uint8Array(data.buffer),
     });
+  }
+
+  tensor(hint: string, tensor: Omit<TensorProto, 'name'>): string {
+    const name = this.name(hint);
+    this.initializers.push({ ...tensor, name });
     return name;
   }
 }

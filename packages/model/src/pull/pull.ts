@@ -1,10 +1,17 @@
 /**
  * `swarmbee model pull`: download a published model (a llama2.c checkpoint by
- * name, or a Hugging Face repository), check every file, then import it.
+ * name, a Hugging Face repository, or one GGUF file of one), check every file, then
+ * import it.
  */
 import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { HfCheckpointInvalidError } from '@swarmbee/core';
+import { basename, join } from 'node:path';
+import {
+  HfCheckpointInvalidError,
+  InvalidArgumentError,
+  type WeightQuantization,
+} from '@swarmbee/core';
+import { importGguf } from '../gguf/import.js';
+import type { GgufRequantizeTarget } from '../gguf/tensor-plan.js';
 import {
   HF_CONFIG_FILE,
   HF_GENERATION_CONFIG_FILE,
@@ -16,6 +23,7 @@ import { importLlama2c } from '../llama2c/import.js';
 import { cacheRoot } from '../model-cache.js';
 import type { ModelDir } from '../model-dir.js';
 import type { ProgressFn } from '../progress.js';
+import { CHAT_TEMPLATE_FILE } from '../tokenizer/chat-template.js';
 import { HF_TOKENIZER_CONFIG_FILE, HF_TOKENIZER_FILE } from '../tokenizer/hf-tokenizer.js';
 import { DEFAULT_LLAMA2C_URL, type Llama2cCatalogEntry, parsePullTarget } from './catalog.js';
 import { type DownloadedFile, downloadFile, type ExpectedFile } from './download.js';
@@ -43,8 +51,17 @@ export interface PullOptions {
   token?: string;
   /** Network retries per file, each resuming. Default 3. */
   retries?: number;
-  /** Context to record for a Hugging Face model (see `importHf`). */
+  /** Context to record for a Hugging Face or GGUF model (see `importHf`, `importGguf`). */
   contextLength?: number;
+  /**
+   * A GGUF file of the Hub repository to download and import (`NAME.gguf`, or its path in
+   * the repository) instead of its safetensors checkpoint.
+   */
+  file?: string;
+  /** GGUF: what tensors that cannot be mapped without loss become (see `importGguf`). */
+  requantize?: GgufRequantizeTarget;
+  /** GGUF: how quantized matmuls treat activations (see `importGguf`). */
+  activations?: WeightQuantization['activations'];
   name?: string;
   progress?: ProgressFn;
   signal?: AbortSignal;
@@ -72,6 +89,10 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
     progress: options.progress,
     signal: options.signal,
   };
+  if (target.kind === 'llama2c' && options.file !== undefined)
+    throw new InvalidArgumentError(
+      `--file picks a file of a Hugging Face repository (hf:OWNER/NAME); ${options.target} is a llama2.c model`,
+    );
   if (target.kind === 'llama2c') {
     const hub: HubRepo = {
       endpoint,
@@ -98,6 +119,20 @@ export async function pullModel(options: PullOptions): Promise<PullResult> {
     revision: target.revision,
     ...(token ? { token } : {}),
   };
+  if (options.file !== undefined) {
+    const gguf = await pullGgufFile(hub, options.file, downloadDir, common);
+    const dir = await importGguf({
+      file: gguf.path,
+      out: options.out,
+      name: options.name ?? basename(gguf.path).replace(/\.gguf$/i, ''),
+      repo: target.repo,
+      progress: options.progress,
+      ...(options.requantize ? { requantize: options.requantize } : {}),
+      ...(options.activations ? { activations: options.activations } : {}),
+      ...(options.contextLength === undefined ? {} : { contextLength: options.contextLength }),
+    });
+    return { dir, downloadDir, files: [gguf] };
+  }
   const files = await pullHfRepo(hub, downloadDir, common);
   const dir = await importHf({
     dir: downloadDir,
@@ -156,6 +191,39 @@ async function pullLlama2c(
   return [checkpoint, tokenizer];
 }
 
+/** One GGUF file of a repository, named by its path or its file name, downloaded and checked. */
+async function pullGgufFile(
+  hub: HubRepo,
+  file: string,
+  downloadDir: string,
+  common: Common,
+): Promise<DownloadedFile> {
+  if (!/\.gguf$/i.test(file))
+    throw new InvalidArgumentError(
+      `--file ${file} is not a .gguf file; SwarmBee pulls single GGUF files`,
+    );
+  const listing = await listHubFiles(hub, common.signal);
+  const matches = listing.filter((f) => f.path === file || basename(f.path) === file);
+  if (matches.length !== 1) {
+    const ggufs = listing.map((f) => f.path).filter((p) => /\.gguf$/i.test(p));
+    throw new HfCheckpointInvalidError(
+      `hf:${hub.repo} has ${matches.length === 0 ? 'no' : 'more than one'} file ${file}` +
+        (ggufs.length > 0
+          ? `; its GGUF files: ${ggufs.slice(0, 8).join(', ')}`
+          : '; it has no GGUF files'),
+    );
+  }
+  const entry = matches[0]!;
+  return downloadFile({
+    ...common,
+    url: resolveUrl(hub, entry.path),
+    dest: join(downloadDir, basename(entry.path)),
+    expected: expectation(entry),
+    headers: hubHeaders(hub),
+    label: entry.path,
+  });
+}
+
 async function pullHfRepo(
   hub: HubRepo,
   downloadDir: string,
@@ -178,8 +246,8 @@ async function pullHfRepo(
       throw new HfCheckpointInvalidError(
         `hf:${hub.repo} has no ${path}; SwarmBee imports Hugging Face checkpoints with ${required.join(' and ')}`,
       );
-  const optional = [HF_GENERATION_CONFIG_FILE, HF_TOKENIZER_CONFIG_FILE].filter((p) =>
-    byPath.has(p),
+  const optional = [HF_GENERATION_CONFIG_FILE, HF_TOKENIZER_CONFIG_FILE, CHAT_TEMPLATE_FILE].filter(
+    (p) => byPath.has(p),
   );
   const files: DownloadedFile[] = [];
   for (const path of [...required, ...optional]) files.push(await fetchFile(path));

@@ -1,14 +1,22 @@
 /**
  * Hugging Face tokenizers (`tokenizer.json` + `tokenizer_config.json`) through
  * @huggingface/tokenizers: byte-fallback SentencePiece BPE (Llama, Mistral) and
- * byte-level BPE (Qwen2, Llama 3) alike. Which ids end a sequence and whether a
- * prompt starts with BOS are the model dir's record, fixed at import.
+ * byte-level BPE (Qwen2, Llama 3) alike, as transformers 5 runs them. Which ids end
+ * a sequence, whether a prompt starts with BOS and the chat template are the model
+ * dir's record, fixed at import.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizerModel } from '@huggingface/tokenizers';
-import { type HfTokenizerRef, TokenizerInvalidError, TokenizerMissingError } from '@swarmbee/core';
+import {
+  ChatTemplateInvalidError,
+  type HfTokenizerRef,
+  TokenizerInvalidError,
+  TokenizerMissingError,
+} from '@swarmbee/core';
+import { ChatTemplate, specialTokensOf } from './chat-template.js';
 import type { TokenDecoder, Tokenizer } from './tokenizer.js';
+import { asTransformersLoadsIt } from './transformers-compat.js';
 
 export const HF_TOKENIZER_FILE = 'tokenizer.json';
 export const HF_TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
@@ -19,6 +27,8 @@ export interface HfTokenizerSettings {
   eosId: number;
   addBos: boolean;
   stopIds: number[];
+  /** The chat template's end-of-turn token, one of `stopIds`. */
+  endOfTurnId?: number;
 }
 
 /** Context ids an incremental decoder keeps to settle the text at its start. */
@@ -40,7 +50,12 @@ export class HfTokenizer implements Tokenizer {
   /** Ids the tokenizer knows; others (padding rows of the embedding) decode to nothing. */
   readonly #known: (id: number) => boolean;
 
-  constructor(model: HfTokenizerModel, settings: HfTokenizerSettings, vocabSize: number) {
+  constructor(
+    model: HfTokenizerModel,
+    settings: HfTokenizerSettings,
+    vocabSize: number,
+    readonly chatTemplate?: ChatTemplate,
+  ) {
     this.#model = model;
     this.vocabSize = vocabSize;
     this.bosId = settings.bosId;
@@ -50,31 +65,46 @@ export class HfTokenizer implements Tokenizer {
     this.#known = (id) => model.id_to_token(id) !== undefined;
   }
 
-  /** Parses tokenizer.json and tokenizer_config.json, checking the ids fit the model. */
+  /**
+   * Parses tokenizer.json and tokenizer_config.json as transformers 5 loads them,
+   * checking the vocabulary fits the model's embedding: every id of the BPE vocabulary
+   * and every ordinary added token must have a row. Special tokens past the embedding are
+   * let be (Gemma 3's text models have 262,144 rows; id 262,144 is the image token of
+   * its multimodal siblings): a prompt that holds one is refused as out of vocabulary.
+   */
   static parse(
     tokenizerJson: unknown,
     configJson: unknown,
     settings: HfTokenizerSettings,
     vocabSize: number,
     where: string,
+    chatTemplate?: ChatTemplate,
   ): HfTokenizer {
+    const files = asTransformersLoadsIt({
+      tokenizer: tokenizerJson as Record<string, unknown>,
+      config: configJson as Record<string, unknown>,
+    });
     let model: HfTokenizerModel;
     try {
-      model = new HfTokenizerModel(tokenizerJson as object, configJson as object);
+      model = new HfTokenizerModel(files.tokenizer, files.config);
     } catch (error) {
       throw new TokenizerInvalidError(
         `${where}: @huggingface/tokenizers cannot load this tokenizer.json: ${(error as Error).message}`,
         { cause: error },
       );
     }
+    const special = new Set<number>();
+    for (const [id, token] of model.get_added_tokens_decoder()) if (token.special) special.add(id);
     let maxId = -1;
-    for (const id of model.get_vocab(true).values()) maxId = Math.max(maxId, id);
+    for (const id of model.get_vocab(true).values())
+      if (!special.has(id)) maxId = Math.max(maxId, id);
     if (maxId >= vocabSize) {
       throw new TokenizerInvalidError(
-        `${where}: the tokenizer has token id ${maxId}, beyond the model's vocabulary of ${vocabSize}`,
+        `${where}: ${HF_TOKENIZER_FILE} has token id ${maxId} (${JSON.stringify(model.id_to_token(maxId))}), ` +
+          `beyond the model's embedding of ${vocabSize} rows: the tokenizer does not belong to this model`,
       );
     }
-    return new HfTokenizer(model, settings, vocabSize);
+    return new HfTokenizer(model, settings, vocabSize, chatTemplate);
   }
 
   static async load(dirPath: string, ref: HfTokenizerRef, vocabSize: number): Promise<HfTokenizer> {
@@ -88,13 +118,18 @@ export class HfTokenizer implements Tokenizer {
         );
       }
     };
-    return HfTokenizer.parse(
-      await read(ref.file),
-      await read(ref.configFile),
-      ref,
-      vocabSize,
-      dirPath,
-    );
+    const config = (await read(ref.configFile)) as Record<string, unknown>;
+    let chatTemplate: ChatTemplate | undefined;
+    if (ref.chatTemplate) {
+      const path = join(dirPath, ref.chatTemplate.file);
+      const source = await readFile(path, 'utf8').catch((error: Error) => {
+        throw new ChatTemplateInvalidError(`${path} cannot be read: ${error.message}`, {
+          cause: error,
+        });
+      });
+      chatTemplate = new ChatTemplate(source, specialTokensOf(config), path);
+    }
+    return HfTokenizer.parse(await read(ref.file), config, ref, vocabSize, dirPath, chatTemplate);
   }
 
   encode(text: string, options: { bos?: boolean } = {}): number[] {
@@ -102,6 +137,14 @@ export class HfTokenizer implements Tokenizer {
     const ids = text.length > 0 ? this.#model.encode(text, { add_special_tokens: false }).ids : [];
     if ((options.bos ?? true) && this.addBos) ids.unshift(this.bosId);
     return ids;
+  }
+
+  /** The special added tokens (BOS, EOS, end-of-turn, ...) by id. */
+  specialTokens(): Map<number, string> {
+    const out = new Map<number, string>();
+    for (const [id, token] of this.#model.get_added_tokens_decoder())
+      if (token.special) out.set(id, token.content);
+    return out;
   }
 
   /** The id of a token's string, e.g. `</s>`. */

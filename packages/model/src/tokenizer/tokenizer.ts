@@ -1,3 +1,5 @@
+import type { ChatTemplate } from './chat-template.js';
+
 /** What generation needs from a tokenizer, whatever its file format. */
 export interface Tokenizer {
   readonly vocabSize: number;
@@ -14,6 +16,8 @@ export interface Tokenizer {
    * tokenizer puts one there (run.c's `encode(text, 1, 0)`; HF's `add_bos_token`).
    */
   encode(text: string, options?: { bos?: boolean }): number[];
+  /** The model's chat template, when it has one (see `encodeChat`). */
+  readonly chatTemplate?: ChatTemplate;
   /**
    * An incremental decoder for a sequence that continues `contextIds` (ids already
    * shown or not to be shown, such as BOS; usually the prompt). Push each new id and
