@@ -8,6 +8,7 @@ import yargs from 'yargs';
 import { benchCommand } from './commands/bench.js';
 import { chatCommand } from './commands/chat.js';
 import { coordinatorCommand } from './commands/coordinator.js';
+import { finetuneCommand } from './commands/finetune.js';
 import { generateCommand } from './commands/generate.js';
 import { modelCommand } from './commands/model.js';
 import { optimizeCommand } from './commands/optimize.js';
@@ -36,6 +37,7 @@ export async function main(argv: string[]): Promise<number> {
   modelCommand(cli);
   optimizeCommand(cli);
   generateCommand(cli);
+  finetuneCommand(cli);
   chatCommand(cli);
   workerCommand(cli);
   coordinatorCommand(cli);

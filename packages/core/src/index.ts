@@ -22,4 +22,5 @@ export * from './sampling.js';
 export * from './service-errors.js';
 export * from './stage-timeline.js';
 export * from './tensor.js';
+export * from './train-errors.js';
 export * from './version.js';

@@ -1,6 +1,12 @@
 /** K stages of one model chained in this process, each in its own thread. */
 import { InvalidArgumentError } from '@swarmbee/core';
-import { buildShard, evenRanges, type LayerRange, type ModelDir } from '@swarmbee/model';
+import {
+  buildShard,
+  evenRanges,
+  type LayerRange,
+  type ModelDir,
+  type ShardGraph,
+} from '@swarmbee/model';
 import type { Pipeline, PipelineInfo, PipelineResult, PipelineStep } from './pipeline.js';
 import type { StageEngine, StageOptions } from './stage-engine.js';
 import { createStageEngine } from './stage-factory.js';
@@ -14,6 +20,8 @@ export interface LocalPipelineOptions {
   /** Run each stage in a worker thread (default true); false runs them on the calling thread. */
   threaded?: boolean;
   stage?: StageOptions;
+  /** Builds each stage's shard; default `buildShard(dir, range)` (an adapted model passes its own). */
+  shard?: (range: LayerRange) => ShardGraph;
 }
 
 export class LocalPipeline implements Pipeline {
@@ -45,7 +53,8 @@ export class LocalPipeline implements Pipeline {
     const create = options.threaded === false ? createStageEngine : ThreadedStage.create;
     const stages: StageEngine[] = [];
     try {
-      for (const range of ranges) stages.push(await create(buildShard(dir, range), stageOptions));
+      const shard = options.shard ?? ((range: LayerRange) => buildShard(dir, range));
+      for (const range of ranges) stages.push(await create(shard(range), stageOptions));
     } catch (error) {
       await Promise.allSettled(stages.map((s) => s.close()));
       throw error;

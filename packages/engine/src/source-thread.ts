@@ -25,3 +25,12 @@ export function startThread(
   const bootstrap = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry.href)}); })`;
   return new Worker(bootstrap, { ...options, eval: true, workerData });
 }
+
+/** The array itself when it spans its whole buffer, else a copy that does (so it can be transferred). */
+export function ownBuffer<T extends Float32Array | BigInt64Array | Int32Array>(array: T): T {
+  const whole =
+    array.byteOffset === 0 &&
+    array.byteLength === array.buffer.byteLength &&
+    array.buffer instanceof ArrayBuffer;
+  return whole ? array : (array.slice() as T);
+}

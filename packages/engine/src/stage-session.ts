@@ -18,12 +18,12 @@ import {
   type StageOutput,
 } from './stage-engine.js';
 
-/** Loads a shard into onnxruntime; a graph it cannot load is a ShardInvalidError. */
-export async function createShardSession(
-  shard: ShardGraph,
-  options: StageOptions,
-): Promise<ort.InferenceSession> {
-  const sessionOptions: ort.InferenceSession.SessionOptions = {
+/** Session options of every stage graph: threads, provider, and where external weights live. */
+export function stageSessionOptions(
+  externalDataDir: string,
+  options: Pick<StageOptions, 'intraOpThreads' | 'allowSpinning' | 'executionProvider'>,
+): ort.InferenceSession.SessionOptions {
+  return {
     intraOpNumThreads: options.intraOpThreads ?? availableParallelism(),
     interOpNumThreads: 1,
     executionMode: 'sequential',
@@ -32,11 +32,19 @@ export async function createShardSession(
     logSeverityLevel: 3,
     extra: {
       session: {
-        model_external_initializers_file_folder_path: shard.externalDataDir,
+        model_external_initializers_file_folder_path: externalDataDir,
         intra_op: { allow_spinning: options.allowSpinning === false ? '0' : '1' },
       },
     },
   };
+}
+
+/** Loads a shard into onnxruntime; a graph it cannot load is a ShardInvalidError. */
+export async function createShardSession(
+  shard: ShardGraph,
+  options: StageOptions,
+): Promise<ort.InferenceSession> {
+  const sessionOptions = stageSessionOptions(shard.externalDataDir, options);
   try {
     return await ort.InferenceSession.create(shard.onnx, sessionOptions);
   } catch (error) {

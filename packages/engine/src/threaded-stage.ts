@@ -5,7 +5,7 @@
 import type { Worker } from 'node:worker_threads';
 import { EngineClosedError, EngineFailedError, fromWire, type SwarmBeeError } from '@swarmbee/core';
 import type { ShardGraph } from '@swarmbee/model';
-import { startThread, threadEntry } from './source-thread.js';
+import { ownBuffer, startThread, threadEntry } from './source-thread.js';
 import type {
   StageBatch,
   StageEngine,
@@ -17,15 +17,6 @@ import type {
 import type { ThreadReply, ThreadRequest } from './thread-messages.js';
 
 const THREAD_ENTRY = threadEntry(import.meta.url, 'stage-thread');
-
-/** The array itself when it spans its whole buffer, else a copy that does. */
-function ownBuffer<T extends Float32Array | BigInt64Array>(array: T): T {
-  const whole =
-    array.byteOffset === 0 &&
-    array.byteLength === array.buffer.byteLength &&
-    array.buffer instanceof ArrayBuffer;
-  return whole ? array : (array.slice() as T);
-}
 
 type Pending = { resolve: (value: unknown) => void; reject: (error: SwarmBeeError) => void };
 type RequestBody<R = ThreadRequest> = R extends unknown ? Omit<R, 'id'> : never;

@@ -1,6 +1,7 @@
 import type { Suite } from '../suite.js';
 import { chaosSuite } from './chaos.js';
 import { engineSuite } from './engine.js';
+import { finetuneSuite } from './finetune.js';
 import { ggufSuite } from './gguf.js';
 import { optimizeSuite } from './optimize.js';
 import { pipelineSuite } from './pipeline.js';
@@ -12,6 +13,7 @@ import { soakFaultsSuite } from './soak-faults.js';
 export const SUITES: Record<string, Suite> = {
   chaos: chaosSuite,
   engine: engineSuite,
+  finetune: finetuneSuite,
   gguf: ggufSuite,
   optimize: optimizeSuite,
   pipeline: pipelineSuite,

@@ -53,8 +53,8 @@ const VARIANTS: Variant[] = [
   { label: 'int4, fp32 activations', bits: 4, activations: 'float32' },
 ];
 
-/** A quantized copy of `base` in the cache, made on first use. */
-async function cachedQuantized(
+/** A quantized copy of `base` in the cache, made on first use (reused by the finetune suite). */
+export async function cachedQuantized(
   base: LlamaModelDir,
   bits: 8 | 4,
   activations: WeightQuantization['activations'],

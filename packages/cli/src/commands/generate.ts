@@ -1,7 +1,19 @@
 /** `swarmbee generate`: run a model's shards chained in this process and print the text. */
 import { InvalidArgumentError, type SamplingParams } from '@swarmbee/core';
 import { generate, LocalPipeline } from '@swarmbee/engine';
-import { decodeIds, loadTokenizer, type Tokenizer } from '@swarmbee/model';
+import {
+  adapterHash,
+  buildMergedShard,
+  decodeIds,
+  type LayerRange,
+  loadTokenizer,
+  type ModelDir,
+  mergeAdapter,
+  readPeftAdapter,
+  requireLlamaDir,
+  type ShardGraph,
+  type Tokenizer,
+} from '@swarmbee/model';
 import type { Argv } from 'yargs';
 import { resolveModel } from '../model-arg.js';
 import { parsePromptIds, parseRanges } from '../options.js';
@@ -16,6 +28,11 @@ export function generateCommand(yargs: Argv): Argv {
         .option('model', {
           type: 'string',
           describe: 'Model dir (default: the embedded default model, random weights)',
+        })
+        .option('adapter', {
+          type: 'string',
+          describe:
+            'LoRA adapter dir (PEFT format, e.g. from swarmbee finetune), merged into the fp32 weights in memory',
         })
         .option('url', {
           type: 'string',
@@ -91,6 +108,10 @@ export function generateCommand(yargs: Argv): Argv {
       };
       const url = args.url;
       if (url !== undefined) {
+        if (args.adapter !== undefined)
+          throw new InvalidArgumentError(
+            '--adapter applies to generation in this process; a coordinator serves the model it deployed',
+          );
         const prompts =
           args.promptIds !== undefined ? parsePromptIds(args.promptIds) : [args.prompt];
         await generateRemote(url, prompts, args.steps, sampling, args.json, args.apiKey);
@@ -113,7 +134,13 @@ export function generateCommand(yargs: Argv): Argv {
         executionProvider: args.executionProvider,
         ...(args.threads === undefined ? {} : { intraOpThreads: args.threads }),
       };
-      const pipeline = await LocalPipeline.create(dir, { stages: args.stages, ranges, stage });
+      const shard = args.adapter === undefined ? undefined : await adaptedShards(dir, args.adapter);
+      const pipeline = await LocalPipeline.create(dir, {
+        stages: args.stages,
+        ranges,
+        stage,
+        ...(shard ? { shard } : {}),
+      });
       const controller = new AbortController();
       const onSignal = () => controller.abort();
       process.once('SIGINT', onSignal);
@@ -168,6 +195,18 @@ export function generateCommand(yargs: Argv): Argv {
       }
     },
   );
+}
+
+/** Shards of `dir` with the adapter merged into its weights (adapters of another model are refused). */
+async function adaptedShards(
+  dir: ModelDir,
+  adapterDir: string,
+): Promise<(range: LayerRange) => ShardGraph> {
+  const model = requireLlamaDir(dir, '--adapter');
+  const adapter = await readPeftAdapter(adapterDir);
+  const merged = await mergeAdapter(model, adapter);
+  const id = adapterHash(adapter);
+  return (range) => buildMergedShard(model, range, merged, id);
 }
 
 function round(value: number): number {

@@ -8,9 +8,16 @@ const { onnx } = onnxProto;
 
 export const DataType = {
   float32: onnx.TensorProto.DataType.FLOAT,
+  float64: onnx.TensorProto.DataType.DOUBLE,
   int64: onnx.TensorProto.DataType.INT64,
   int32: onnx.TensorProto.DataType.INT32,
   uint8: onnx.TensorProto.DataType.UINT8,
+  bool: onnx.TensorProto.DataType.BOOL,
+  /**
+   * Packed 4-bit codes, two per byte, low nibble first (ONNX IR 10). onnx-proto 8 predates
+   * the type, so its enum value (21) is spelled out.
+   */
+  uint4: 21,
 } as const;
 export type GraphDtype = keyof typeof DataType;
 
@@ -73,7 +80,7 @@ export class GraphBuilder {
     hint: string,
     dtype: GraphDtype,
     dims: number[],
-    data: Float32Array | BigInt64Array | Int32Array | Uint8Array,
+    data: Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array,
   ): string {
     const name = this.fresh(hint);
     this.#initializers.push({
@@ -165,9 +172,15 @@ export class GraphBuilder {
     return name;
   }
 
-  encode(options: { opset: number; producer: string; docString?: string }): Uint8Array {
+  /** `irVersion` defaults to 8; graphs with 4-bit tensors need 10. */
+  encode(options: {
+    opset: number;
+    producer: string;
+    docString?: string;
+    irVersion?: number;
+  }): Uint8Array {
     const model = onnx.ModelProto.create({
-      irVersion: 8,
+      irVersion: options.irVersion ?? 8,
       producerName: options.producer,
       docString: options.docString ?? '',
       opsetImport: [

@@ -1,0 +1,19 @@
+/**
+ * @swarmbee/train — LoRA fine-tuning runs: JSONL training data (text and chat records),
+ * the order of examples and micro-batches, checkpoints to resume from, and the step
+ * loop over an in-process TrainingPipeline of @swarmbee/engine.
+ *
+ * @example
+ * ```ts
+ * import { openModelDir, requireLlamaDir } from '@swarmbee/model';
+ * import { finetune, FINETUNE_DEFAULTS, defaultWarmupSteps } from '@swarmbee/train';
+ * const model = requireLlamaDir(await openModelDir('models/s260k'), 'finetune');
+ * const settings = { ...FINETUNE_DEFAULTS, targets: [...FINETUNE_DEFAULTS.targets], warmupSteps: defaultWarmupSteps(100) };
+ * await finetune({ model, data: 'stories.jsonl', out: 'adapters/a', checkpointDir: 'adapters/a.ckpt', settings });
+ * ```
+ */
+export * from './checkpoint.js';
+export * from './data-order.js';
+export * from './dataset.js';
+export * from './finetune.js';
+export * from './finetune-options.js';

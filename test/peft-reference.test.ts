@@ -1,0 +1,160 @@
+/**
+ * SwarmBee's LoRA training against PyTorch + PEFT (test/fixtures/peft-reference, made by
+ * scripts/fixtures/peft_reference.py): the same model, PEFT's initial adapter loaded from
+ * PEFT's own files, the same 20 steps of data and settings. Per step, the loss and every
+ * adapter gradient must equal PyTorch's within 1e-4 relative, over 1, 2 and 3 stages
+ * and both schedules; micro-batches are padded differently from the reference's batch.
+ * Then the round trip: the adapter SwarmBee trained, loaded by PEFT, gives PEFT the
+ * logits SwarmBee's merged model gives.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LocalPipeline } from '@swarmbee/engine';
+import {
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_WEIGHTS_FILE,
+  adapterHash,
+  buildMergedShard,
+  mergeAdapter,
+  readPeftAdapter,
+  SafetensorsFile,
+  writePeftAdapter,
+} from '@swarmbee/model';
+import t from 'tap';
+import {
+  caseDir,
+  loadReferenceCase,
+  REFERENCE_CASES,
+  relativeDifference,
+  runReference,
+} from './helpers/peft-reference.js';
+import { haveSharedModel, STORIES260K } from './helpers/shared-models.js';
+
+const TOLERANCE = 1e-4;
+
+for (const name of REFERENCE_CASES) {
+  t.test(
+    `${name}: 20 steps of loss and adapter gradients equal PyTorch + PEFT within 1e-4`,
+    async (t) => {
+      if (name === 'stories260k' && !haveSharedModel(t, STORIES260K.checkpoint)) return;
+      const c = await loadReferenceCase(name, t.testdir());
+      const nLayers = c.dir.manifest.config.nLayers;
+      const runs = [
+        ...[1, 2, 3]
+          .filter((k) => k <= nLayers)
+          .map((stages) => ({ stages, schedule: '1f1b' as const })),
+        { stages: Math.min(3, nLayers), schedule: 'gpipe' as const },
+      ];
+      for (const run of runs) {
+        const perStep: string[] = [];
+        let worstLoss = 0;
+        let worstGrad = 0;
+        const final = await runReference(c, {
+          ...run,
+          onStep: ({ step, result, learningRate, gradients }) => {
+            const ref = c.reference.steps[step]!;
+            const lossDiff = Math.abs(result.loss - ref.loss) / Math.abs(ref.loss);
+            let gradDiff = 0;
+            for (const [tensor, grad] of gradients)
+              gradDiff = Math.max(
+                gradDiff,
+                relativeDifference(
+                  grad,
+                  c.tensors.get(`step${String(step).padStart(2, '0')}/${tensor}`)!,
+                ),
+              );
+            t.ok(
+              Math.abs(learningRate - ref.learning_rate) <= 1e-12 * ref.learning_rate + 1e-15,
+              `step ${step + 1}: learning rate`,
+            );
+            t.ok(
+              Math.abs(result.gradNorm - ref.grad_norm) / ref.grad_norm < TOLERANCE,
+              `step ${step + 1}: gradient norm`,
+            );
+            worstLoss = Math.max(worstLoss, lossDiff);
+            worstGrad = Math.max(worstGrad, gradDiff);
+            perStep.push(`${lossDiff.toExponential(1)}/${gradDiff.toExponential(1)}`);
+          },
+        });
+        t.comment(
+          `${name} ${run.stages} stage(s) ${run.schedule}, per step loss/gradient max relative difference: ${perStep.join(' ')}`,
+        );
+        t.ok(
+          worstLoss < TOLERANCE,
+          `${run.stages} stage(s), ${run.schedule}: worst loss difference ${worstLoss.toExponential(2)}`,
+        );
+        t.ok(
+          worstGrad < TOLERANCE,
+          `${run.stages} stage(s), ${run.schedule}: worst gradient difference ${worstGrad.toExponential(2)}`,
+        );
+        let worstFinal = 0;
+        for (const [tensor, values] of final)
+          worstFinal = Math.max(
+            worstFinal,
+            relativeDifference(values, c.tensors.get(`final/${tensor}`)!),
+          );
+        t.ok(
+          worstFinal < TOLERANCE,
+          `${run.stages} stage(s), ${run.schedule}: adapter after 20 steps within ${worstFinal.toExponential(2)} of PEFT's`,
+        );
+      }
+    },
+  );
+}
+
+for (const name of REFERENCE_CASES) {
+  t.test(
+    `${name}: PEFT's logits with the adapter SwarmBee trained equal SwarmBee's merged model`,
+    async (t) => {
+      if (name === 'stories260k' && !haveSharedModel(t, STORIES260K.checkpoint)) return;
+      const root = t.testdir();
+      const c = await loadReferenceCase(name, root);
+      const trainedDir = join(caseDir(name), 'trained-by-swarmbee');
+      const adapter = await readPeftAdapter(trainedDir);
+      t.equal(adapter.baseModelHash, c.dir.manifest.modelHash, 'the adapter names its base model');
+      const rewritten = join(root, 'rewritten');
+      await writePeftAdapter(rewritten, adapter);
+      for (const file of [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE])
+        t.same(
+          await readFile(join(rewritten, file)),
+          await readFile(join(trainedDir, file)),
+          `${file}: read and written again, byte for byte`,
+        );
+
+      const merged = await mergeAdapter(c.dir, adapter);
+      const id = adapterHash(adapter);
+      const pipeline = await LocalPipeline.create(c.dir, {
+        stages: 2,
+        shard: (range) => buildMergedShard(c.dir, range, merged, id),
+      });
+      const file = await SafetensorsFile.open(join(caseDir(name), 'roundtrip.safetensors'));
+      const chunks: Float32Array[] = [];
+      for await (const chunk of file.readFloat32('logits')) chunks.push(chunk.slice());
+      await file.close();
+      const peft = Float32Array.from(chunks.flatMap((chunk) => [...chunk]));
+      const { lengths, ids } = c.reference.eval;
+      const vocab = c.dir.manifest.config.vocabSize;
+      const width = Math.max(...lengths);
+      let worst = 0;
+      try {
+        for (const [r, length] of lengths.entries()) {
+          const seqId = `eval-${r}`;
+          const { logits } = await pipeline.step({
+            rows: [{ seqId, start: 0, count: length }],
+            tokens: BigInt64Array.from(ids[r]!.slice(0, length), BigInt),
+            logits: 'all',
+          });
+          await pipeline.release([seqId]);
+          const expected = peft.subarray(r * width * vocab, (r * width + length) * vocab);
+          worst = Math.max(worst, relativeDifference(logits!, expected));
+        }
+      } finally {
+        await pipeline.close();
+      }
+      t.ok(
+        worst < 1e-4,
+        `logits over ${lengths.length} rows within ${worst.toExponential(2)} of PEFT's, relative to the largest`,
+      );
+    },
+  );
+}
