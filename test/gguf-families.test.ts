@@ -5,7 +5,9 @@
  * local RoPE base, the window, the soft-cap as keys), imported with `importGguf`, must give
  * transformers' logits (within 1e-4) and greedy ids on the original checkpoints
  * (test/fixtures/hf-families, transformers 5.18.0) in 1, 2 and 3 stages, and the same model
- * config the Hugging Face import makes. What llama.cpp would compute otherwise is refused.
+ * config the Hugging Face import makes; and a newer llama.cpp's ids and logits on the same files
+ * (family-llamacpp.json, make_family_llamacpp_reference.mjs). Their Q8_0 versions map without
+ * loss and give llama.cpp's ids. What llama.cpp would compute otherwise is refused.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -24,6 +26,7 @@ import {
 } from './helpers/hf-families.js';
 
 const LOGIT_TOLERANCE = 1e-4;
+const GREEDY = { temperature: 0, topK: 0, topP: 1 };
 const FAMILY_GGUFS = ['qwen3-qknorm', 'gemma3-pattern6'] as const;
 /**
  * How far llama.cpp's logits may be from SwarmBee's: float32 rounding for qwen3; for gemma3,
@@ -34,7 +37,7 @@ const LLAMA_CPP_TOLERANCE = { 'qwen3-qknorm': 1e-4, 'gemma3-pattern6': 5e-3 } as
 
 const record = JSON.parse(readFileSync(join(GGUF_FIXTURES_DIR, 'family-ggufs.json'), 'utf8')) as {
   gguf: string;
-  files: Record<string, { architecture: string; sha256: string }>;
+  files: Record<string, { architecture: string; sha256: string; dequantizedReference?: string }>;
 };
 
 const llamaCpp = JSON.parse(
@@ -100,6 +103,95 @@ for (const name of FAMILY_GGUFS) {
         t.ok(
           fromCpp.error < LLAMA_CPP_TOLERANCE[name],
           `${stages} stage(s): max |Δlogit| from llama.cpp ${fromCpp.error.toExponential(2)} (position ${fromCpp.row}) < ${LLAMA_CPP_TOLERANCE[name]}`,
+        );
+      } finally {
+        await pipeline.close();
+      }
+    }
+  });
+}
+
+/** Logits of every position of `ids` but the last, from one prefill. */
+async function teacherForced(pipeline: LocalPipeline, ids: number[]): Promise<Float32Array> {
+  const seq = ids.slice(0, -1);
+  const result = await pipeline.step({
+    rows: [{ seqId: 'teacher', start: 0, count: seq.length, sampling: GREEDY }],
+    tokens: BigInt64Array.from(seq, BigInt),
+    logits: 'all',
+  });
+  await pipeline.release(['teacher']);
+  return result.logits!;
+}
+
+/**
+ * Q8_0 maps onto int8 MatMulNBits without loss, for these architectures as for llama: with
+ * float activations the Q8_0 files give transformers' logits over the checkpoint whose
+ * matrices gguf-py dequantized from them; with int8 activations (the default, as llama.cpp's
+ * kernels quantize them) llama.cpp's greedy ids on the same file. The logits then differ from
+ * llama.cpp's by its and SwarmBee's activation rounding, the size of the gap between either and
+ * float activations (~0.1–0.2).
+ */
+const Q8_0_ACTIVATION_GAP = 0.3;
+
+for (const name of FAMILY_GGUFS) {
+  t.test(`${name}-q8_0.gguf: mapped without loss; llama.cpp's greedy ids`, async (t) => {
+    const file = join(GGUF_FIXTURES_DIR, `${name}-q8_0.gguf`);
+    const made = record.files[`${name}-q8_0.gguf`]!;
+    t.equal(
+      createHash('sha256').update(readFileSync(file)).digest('hex'),
+      made.sha256,
+      'the file make_family_ggufs.py wrote',
+    );
+    const reference = await readFamilyReference(name);
+    const root = t.testdir();
+    const exact = await importGguf({ file, out: join(root, 'exact'), activations: 'float32' });
+    const source = exact.manifest.source;
+    const matrices =
+      source.kind === 'gguf' ? source.tensors.filter((x) => x.stored !== 'fp32') : [];
+    t.ok(
+      matrices.length > 0 &&
+        matrices.every(
+          (x) => x.stored === 'int8' && x.from.every((f) => f.conversion === 'mapped'),
+        ),
+      `every matrix stored int8, mapped from Q8_0 (${matrices.length})`,
+    );
+    const dequantized = readLogits(join(GGUF_FIXTURES_DIR, made.dequantizedReference!));
+    let pipeline = await LocalPipeline.create(exact, { stages: 2, threaded: false });
+    try {
+      const { error, row } = maxLogitError(
+        await teacherForced(pipeline, reference.ids),
+        dequantized,
+        reference.vocab,
+      );
+      t.ok(
+        error < LOGIT_TOLERANCE,
+        `float activations: max |Δlogit| from transformers over the dequantized weights ${error.toExponential(2)} (position ${row}) < ${LOGIT_TOLERANCE}`,
+      );
+    } finally {
+      await pipeline.close();
+    }
+
+    const dir = await importGguf({ file, out: join(root, 'int8') });
+    const cpp = llamaCpp.files[`${name}-q8_0.gguf`]!;
+    const cppLogits = readLogits(join(GGUF_FIXTURES_DIR, `${name}-q8_0.llamacpp-logits.f32`));
+    for (const stages of [1, 2]) {
+      pipeline = await LocalPipeline.create(dir, { stages, threaded: false });
+      try {
+        const steps = cpp.greedyIds.length;
+        const run = await runGreedy(pipeline, cpp.promptIds, steps, reference.vocab);
+        t.same(
+          run.ids.slice(cpp.promptIds.length),
+          cpp.greedyIds,
+          `${stages} stage(s), int8 activations: llama.cpp's ${steps} greedy ids`,
+        );
+        const { error, row } = maxLogitError(
+          await teacherForced(pipeline, reference.ids),
+          cppLogits,
+          reference.vocab,
+        );
+        t.ok(
+          error < Q8_0_ACTIVATION_GAP,
+          `${stages} stage(s): max |Δlogit| from llama.cpp ${error.toExponential(2)} (position ${row}) < ${Q8_0_ACTIVATION_GAP}`,
         );
       } finally {
         await pipeline.close();
