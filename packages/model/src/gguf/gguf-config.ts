@@ -46,7 +46,8 @@ export type GgufArchitecture = keyof typeof GGUF_ARCHITECTURES;
  * The `<arch>.*` keys SwarmBee reads (the key without its `<arch>.` prefix); any other is
  * refused by name, since llama.cpp may compute with it. `expert_used_count` goes with
  * `expert_count` (refused when positive); `rope.scaling.original_context_length` matters
- * only to YaRN and LongRoPE, which are refused by their scaling type or tensors.
+ * only to YaRN and LongRoPE, which are refused by their scaling type or tensors;
+ * `rope.scaling.finetuned` and `tensor_data_layout` are bookkeeping llama.cpp does not compute with.
  */
 const READ_KEYS = [
   'context_length',
@@ -66,6 +67,8 @@ const READ_KEYS = [
   'rope.scaling.factor',
   'rope.scale_linear',
   'rope.scaling.original_context_length',
+  'rope.scaling.finetuned',
+  'tensor_data_layout',
   'expert_count',
   'expert_used_count',
 ];
@@ -183,7 +186,6 @@ export function parseGgufConfig(file: GgufFile, options: GgufConfigOptions = {})
   ])
     if (keys.has(key))
       unsupported(`${key} is ${preview(keys.raw(key)!)}; the builder has no such scaling`);
-  refuseUnreadKeys(keys, architecture);
   if (
     !keys.has(k('attention.layer_norm_rms_epsilon')) &&
     keys.has(k('attention.layer_norm_epsilon'))
@@ -191,6 +193,7 @@ export function parseGgufConfig(file: GgufFile, options: GgufConfigOptions = {})
     unsupported(
       `${k('attention.layer_norm_epsilon')} is set: LayerNorm; the builder normalises with RMSNorm`,
     );
+  refuseUnreadKeys(keys, architecture);
   const normEps = keys.number(k('attention.layer_norm_rms_epsilon'));
   if (!(normEps > 0))
     throw new GgufInvalidError(
