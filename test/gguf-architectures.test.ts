@@ -2,8 +2,8 @@
  * GGUF architectures beside llama: stories260K's weights laid out as llama.cpp lays out
  * qwen2 (NEOX RoPE, q/k/v biases) and phi3 (fused q/k/v and gate/up, a sliding window)
  * files, and as a llama file with `rope_freqs.weight` (Llama 3.1-style per-frequency RoPE
- * divisors), give llama.cpp's greedy ids for them (arch-reference.json, from llama-server);
- * the architectures whose GGUF import is not proven yet are refused, saying why.
+ * divisors), give llama.cpp's greedy ids for them (arch-reference.json, from llama-server).
+ * qwen3 and gemma3, which that llama.cpp predates, are in gguf-families.test.ts.
  */
 
 import { readFileSync } from 'node:fs';
@@ -89,25 +89,3 @@ t.test(
     t.equal(dir.manifest.config.maxSeqLen, 64, 'recorded with the shorter context');
   },
 );
-
-for (const [arch, needs] of [
-  ['qwen3', /per-head q\/k norms .* not been checked against a reference yet/],
-  ['gemma3', /norm weights stored with their \+1/],
-] as const) {
-  t.test(`${arch}: keys mapped, refused until the GGUF import is proven`, async (t) => {
-    if (!haveSharedModel(t, SHARED_GGUF.stories260kF32)) return;
-    const layout = await archVariantLayout(arch === 'qwen3' ? 'qwen3' : 'qwen2');
-    layout.kv = layout.kv.map((kv) =>
-      kv.key === 'general.architecture'
-        ? { ...kv, value: arch }
-        : { ...kv, key: kv.key.replace(/^qwen[23]\./, `${arch}.`) },
-    );
-    const root = t.testdir();
-    const file = join(root, `${arch}.gguf`);
-    await writeGguf(file, layout);
-    await t.rejects(importGguf({ file, out: join(root, 'out') }), {
-      code: ModelUnsupportedError.code,
-      message: new RegExp(`architecture ${arch} needs .*${needs.source}`),
-    });
-  });
-}

@@ -1,7 +1,7 @@
 /**
  * stories260K's weights as GGUFs of other architectures, laid out as llama.cpp's converters
  * lay those out: `qwen2` (NEOX RoPE, so q/k rows in rotate-half order; seeded q/k/v biases),
- * `qwen3` (NEOX RoPE; seeded per-head q/k norms), `phi3` (NEOX RoPE; q, k, v fused in
+ * `phi3` (NEOX RoPE; q, k, v fused in
  * `attn_qkv`, gate and up fused in `ffn_up`; a sliding window as long as the context), and
  * `ropefreqs` (llama with a `rope_freqs.weight` of per-frequency divisors, as converters store
  * Llama 3.1's RoPE scaling). llama.cpp's greedy ids for them are in
@@ -17,7 +17,7 @@ import { type GgufLayout, type GgufTensorData, readGgufLayout, writeGguf } from 
 
 /** The variants llama.cpp c392e509 runs (it predates Qwen3), with greedy ids in arch-reference.json. */
 export const ARCH_VARIANTS = ['qwen2', 'phi3', 'ropefreqs'] as const;
-export type ArchVariant = (typeof ARCH_VARIANTS)[number] | 'qwen3';
+export type ArchVariant = (typeof ARCH_VARIANTS)[number];
 
 const F32 = 0;
 const HEADS = 8;
@@ -110,12 +110,6 @@ export async function archVariantLayout(arch: ArchVariant): Promise<GgufLayout> 
           data: bytes(seeded(rows, 1000 * l + i + 1, 0.05)),
         });
       });
-    } else if (arch === 'qwen3') {
-      tensors.push(q, k, v, t('ffn_gate'), t('ffn_up'));
-      for (const [i, name] of ['attn_q_norm', 'attn_k_norm'].entries()) {
-        const norm = seeded(8, 2000 * l + i + 1, 0.3).map((x) => 1 + x);
-        tensors.push({ name: `blk.${l}.${name}.weight`, ne: [8], typeId: F32, data: bytes(norm) });
-      }
     } else {
       tensors.push(
         stackRows(`blk.${l}.attn_qkv.weight`, [q, k, v]),

@@ -21,6 +21,7 @@ export const HF_FAMILY_FIXTURES = [
   'phi3-window',
   'phi3-longrope',
   'gemma3-local-global',
+  'gemma3-pattern6',
 ] as const;
 
 export interface HfFamilyReference {

@@ -13,9 +13,11 @@
  */
 export * from './derived-model.js';
 export * from './gguf/dequantize.js';
+export * from './gguf/gemma3-config.js';
 export * from './gguf/ggml-types.js';
 export * from './gguf/gguf-config.js';
 export * from './gguf/gguf-file.js';
+export * from './gguf/gguf-keys.js';
 export * from './gguf/gguf-tokenizer.js';
 export * from './gguf/import.js';
 export * from './gguf/nbits-mapping.js';

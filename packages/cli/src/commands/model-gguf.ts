@@ -44,7 +44,7 @@ export function ggufImportOptions<T>(c: Argv<T>) {
 export const importGgufCommand: CommandModule<object, ImportGgufArgs> = {
   command: 'gguf <file>',
   describe:
-    'Import a GGUF file (llama.cpp): llama, qwen2 or phi3 architecture; F32, F16, BF16, Q4_0…Q8_0, Q2_K…Q8_K',
+    'Import a GGUF file (llama.cpp): llama, qwen2, qwen3, phi3 or gemma3 architecture; F32, F16, BF16, Q4_0…Q8_0, Q2_K…Q8_K',
   builder: (c) =>
     ggufImportOptions(
       c

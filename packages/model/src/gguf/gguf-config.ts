@@ -3,7 +3,6 @@
  * to a {@link LlamaConfig}, per architecture, refusing with a coded error what the graph
  * builder cannot honour — naming the key or tensor and the value found.
  */
-import { basename } from 'node:path';
 import {
   GgufInvalidError,
   InvalidArgumentError,
@@ -11,7 +10,9 @@ import {
   ModelUnsupportedError,
   type RopeScaling,
 } from '@swarmbee/core';
-import type { GgufFile, GgufTensorInfo, GgufValue } from './gguf-file.js';
+import { gemma3Fields } from './gemma3-config.js';
+import type { GgufFile, GgufTensorInfo } from './gguf-file.js';
+import { GgufKeys, preview } from './gguf-keys.js';
 
 /**
  * How each architecture's tensors sit in the file. `ropeInterleaved`: q/k rows are in
@@ -30,13 +31,51 @@ export const GGUF_ARCHITECTURES = {
     qkNorm: true,
   },
   phi3: { ropeInterleaved: false, qkvBias: false, fusedQkv: true, fusedGateUp: true },
-  gemma3: { ropeInterleaved: false, qkvBias: false, fusedQkv: false, fusedGateUp: false },
+  gemma3: {
+    ropeInterleaved: false,
+    qkvBias: false,
+    fusedQkv: false,
+    fusedGateUp: false,
+    qkNorm: true,
+  },
 } as const;
 
 export type GgufArchitecture = keyof typeof GGUF_ARCHITECTURES;
 
-/** Architectures whose numerics the builder has today; the others are mapped and refused. */
-const BUILT: readonly GgufArchitecture[] = ['llama', 'qwen2', 'phi3'];
+/**
+ * The `<arch>.*` keys SwarmBee reads (the key without its `<arch>.` prefix); any other is
+ * refused by name, since llama.cpp may compute with it. `expert_used_count` goes with
+ * `expert_count` (refused when positive); `rope.scaling.original_context_length` matters
+ * only to YaRN and LongRoPE, which are refused by their scaling type or tensors;
+ * `rope.scaling.finetuned` and `tensor_data_layout` are bookkeeping llama.cpp does not compute with.
+ */
+const READ_KEYS = [
+  'context_length',
+  'embedding_length',
+  'block_count',
+  'feed_forward_length',
+  'vocab_size',
+  'attention.head_count',
+  'attention.head_count_kv',
+  'attention.key_length',
+  'attention.value_length',
+  'attention.layer_norm_rms_epsilon',
+  'attention.sliding_window',
+  'rope.dimension_count',
+  'rope.freq_base',
+  'rope.scaling.type',
+  'rope.scaling.factor',
+  'rope.scale_linear',
+  'rope.scaling.original_context_length',
+  'rope.scaling.finetuned',
+  'tensor_data_layout',
+  'expert_count',
+  'expert_used_count',
+];
+/** Keys read for one architecture only (see gemma3-config.ts). */
+const ARCH_KEYS: Partial<Record<GgufArchitecture, readonly string[]>> = {
+  gemma3: ['final_logit_softcapping', 'rope.freq_base_swa'],
+};
 
 export interface GgufModelConfig {
   architecture: GgufArchitecture;
@@ -58,89 +97,15 @@ export interface GgufConfigOptions {
   contextLength?: number;
 }
 
-/** Typed access to a file's metadata; every failure names the file and the key. */
-export class GgufKeys {
-  readonly name: string;
-  constructor(readonly file: GgufFile) {
-    this.name = basename(file.path);
-  }
-
-  has(key: string): boolean {
-    return this.file.metadata.has(key);
-  }
-
-  raw(key: string): GgufValue | undefined {
-    return this.file.metadata.get(key)?.value;
-  }
-
-  #invalid(key: string, what: string): never {
-    const entry = this.file.metadata.get(key);
-    throw new GgufInvalidError(
-      `${this.name}: key ${key} is ${entry ? `${entry.type} ${preview(entry.value)}` : 'missing'}; expected ${what}`,
-    );
-  }
-
-  /** A non-negative integer; `fallback` when absent (required when no fallback). */
-  uint(key: string, fallback?: number): number {
-    const value = this.raw(key);
-    if (value === undefined && fallback !== undefined) return fallback;
-    const n = typeof value === 'bigint' ? Number(value) : value;
-    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0)
-      this.#invalid(key, 'a non-negative integer');
-    return n;
-  }
-
-  /** A positive integer; a per-layer array is refused unless all its entries are equal. */
-  positive(key: string, fallback?: number): number {
-    const value = this.raw(key);
-    if (Array.isArray(value)) {
-      const distinct = [...new Set(value.map(Number))];
-      if (distinct.length === 1 && distinct[0]! > 0) return distinct[0]!;
+/** Refuses every `<arch>.*` key SwarmBee does not read, naming it and its value. */
+function refuseUnreadKeys(keys: GgufKeys, architecture: GgufArchitecture): void {
+  const read = new Set([...READ_KEYS, ...(ARCH_KEYS[architecture] ?? [])]);
+  const prefix = `${architecture}.`;
+  for (const [key, entry] of keys.file.metadata)
+    if (key.startsWith(prefix) && !read.has(key.slice(prefix.length)))
       throw new ModelUnsupportedError(
-        `${this.name}: key ${key} varies per layer (${preview(value)}); the builder gives every layer the same shape`,
+        `${keys.name}: key ${key} = ${preview(entry.value)} is not one SwarmBee reads for ${architecture}; llama.cpp may compute with it (docs/MODELS.md lists the keys read)`,
       );
-    }
-    const n = this.uint(key, fallback);
-    if (n === 0) this.#invalid(key, 'a positive integer');
-    return n;
-  }
-
-  number(key: string, fallback?: number): number {
-    const value = this.raw(key);
-    if (value === undefined && fallback !== undefined) return fallback;
-    if (typeof value !== 'number' || !Number.isFinite(value)) this.#invalid(key, 'a number');
-    return value;
-  }
-
-  string(key: string, fallback?: string): string {
-    const value = this.raw(key);
-    if (value === undefined && fallback !== undefined) return fallback;
-    if (typeof value !== 'string') this.#invalid(key, 'a string');
-    return value;
-  }
-
-  bool(key: string, fallback: boolean): boolean {
-    const value = this.raw(key);
-    if (value === undefined) return fallback;
-    if (typeof value !== 'boolean') this.#invalid(key, 'a boolean');
-    return value;
-  }
-
-  array(key: string): GgufValue[] | undefined {
-    const value = this.raw(key);
-    if (value === undefined) return undefined;
-    if (!Array.isArray(value)) this.#invalid(key, 'an array');
-    return value;
-  }
-}
-
-/** A short rendering of a metadata value for messages. */
-export function preview(value: GgufValue): string {
-  if (Array.isArray(value))
-    return `[${value.slice(0, 4).map(preview).join(', ')}${value.length > 4 ? `, … ${value.length} in all` : ''}]`;
-  return typeof value === 'string'
-    ? JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value)
-    : String(value);
 }
 
 export function parseGgufConfig(file: GgufFile, options: GgufConfigOptions = {}): GgufModelConfig {
@@ -214,7 +179,7 @@ export function parseGgufConfig(file: GgufFile, options: GgufConfigOptions = {})
     );
   for (const key of [
     k('attn_logit_softcapping'),
-    k('final_logit_softcapping'),
+    ...(architecture === 'gemma3' ? [] : [k('final_logit_softcapping')]),
     k('logit_scale'),
     k('embedding_scale'),
     k('residual_scale'),
@@ -228,6 +193,7 @@ export function parseGgufConfig(file: GgufFile, options: GgufConfigOptions = {})
     unsupported(
       `${k('attention.layer_norm_epsilon')} is set: LayerNorm; the builder normalises with RMSNorm`,
     );
+  refuseUnreadKeys(keys, architecture);
   const normEps = keys.number(k('attention.layer_norm_rms_epsilon'));
   if (!(normEps > 0))
     throw new GgufInvalidError(
@@ -245,13 +211,11 @@ export function parseGgufConfig(file: GgufFile, options: GgufConfigOptions = {})
       `context ${contextLength} must be a positive integer no larger than ${k('context_length')} ${trained}`,
     );
   const window = keys.uint(k('attention.sliding_window'), 0);
-  if (window > 0 && window < contextLength)
+  if (architecture !== 'gemma3' && window > 0 && window < contextLength)
     unsupported(
       `${k('attention.sliding_window')} ${window} is shorter than the context ${contextLength}: the builder attends to the whole context; ` +
         `import with a context of at most ${window} tokens (--context ${window})`,
     );
-  refuseMissingNumerics(architecture, file, keys.name, k);
-
   const vocab = keys.array('tokenizer.ggml.tokens')?.length ?? keys.positive(k('vocab_size'));
   const config: LlamaConfig = {
     dim,
@@ -270,27 +234,7 @@ export function parseGgufConfig(file: GgufFile, options: GgufConfigOptions = {})
   if ('qkNorm' in layout) config.qkNorm = true;
   if (headSize !== dim / nHeads) config.headDim = headSize;
   if (ropeScaling) config.ropeScaling = ropeScaling;
+  if (architecture === 'gemma3')
+    Object.assign(config, gemma3Fields(keys, { dim, nHeads, nLayers, headSize }));
   return { architecture, config, layout, ...(ropeFreqs ? { ropeFreqs } : {}) };
-}
-
-/** What the architectures the builder lacks need, named so the refusal says what is missing. */
-function refuseMissingNumerics(
-  architecture: GgufArchitecture,
-  file: GgufFile,
-  name: string,
-  k: (suffix: string) => string,
-): void {
-  if (BUILT.includes(architecture)) return;
-  const missing: Record<Exclude<GgufArchitecture, 'llama' | 'qwen2' | 'phi3'>, string> = {
-    qwen3:
-      'its per-head q/k norms (blk.N.attn_q_norm / attn_k_norm) and head size (key_length) mapped onto the config as they are, ' +
-      'which this importer has not been checked against a reference yet (the llama.cpp it is tested with predates Qwen3)',
-    gemma3:
-      "llama.cpp's own Gemma 3 conventions mapped and checked against it — norm weights stored with their +1, the √dim embedding scale, " +
-      `the local RoPE base and window pattern of its sliding layers (${k('attention.sliding_window')}) — which this importer has not been checked against yet`,
-  };
-  throw new ModelUnsupportedError(
-    `${name}: architecture ${architecture} needs ${missing[architecture as keyof typeof missing]}; ` +
-      `the graph builder computes it (import it from Hugging Face safetensors), but a GGUF import is not proven to compute the same (${file.tensors.length} tensors)`,
-  );
 }

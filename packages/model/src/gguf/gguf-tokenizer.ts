@@ -19,7 +19,7 @@
 import { ModelUnsupportedError, TokenizerInvalidError } from '@swarmbee/core';
 import type { HfTokenizerFiles } from '../model-dir.js';
 import { HfTokenizer } from '../tokenizer/hf-tokenizer.js';
-import { type GgufKeys, preview } from './gguf-config.js';
+import { type GgufKeys, preview } from './gguf-keys.js';
 
 /** llama.cpp's token types (`tokenizer.ggml.token_type`). */
 const TokenType = {

@@ -20,8 +20,9 @@ import { type LlamaModelDir, writeModelDir } from '../model-dir.js';
 import { noProgress, type ProgressFn } from '../progress.js';
 import { DEFAULT_QUANT_ACTIVATIONS } from '../quant/quantize-model.js';
 import { dequantize } from './dequantize.js';
-import { type GgufConfigOptions, GgufKeys, parseGgufConfig } from './gguf-config.js';
+import { type GgufConfigOptions, parseGgufConfig } from './gguf-config.js';
 import { type GgufFile, type GgufTensorInfo, openGguf, readTensorBytes } from './gguf-file.js';
+import { GgufKeys } from './gguf-keys.js';
 import { ggufTokenizer } from './gguf-tokenizer.js';
 import {
   DEFAULT_GGUF_REQUANTIZE,

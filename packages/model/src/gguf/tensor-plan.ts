@@ -100,8 +100,12 @@ function sourceNames(
       return of('attn_k_norm.weight');
     case layerTensor.wo(layer):
       return of('attn_output.weight');
+    case layerTensor.attnPostNorm(layer):
+      return of('post_attention_norm.weight');
     case layerTensor.ffnNorm(layer):
       return of('ffn_norm.weight');
+    case layerTensor.ffnPostNorm(layer):
+      return of('post_ffw_norm.weight');
     case layerTensor.w13(layer):
       return fusedGateUp
         ? of('ffn_up.weight')
