@@ -19,6 +19,7 @@ export * from './decoder-feeds.js';
 export * from './execution-provider.js';
 export * from './generate.js';
 export * from './kv-cache.js';
+export * from './layer-states.js';
 export * from './local-pipeline.js';
 export * from './onnx-decoder-stage.js';
 export * from './ort-stage.js';

@@ -13,10 +13,10 @@ import {
   DEFAULT_SYNTH_SEED,
   type ModelDir,
 } from '@swarmbee/model';
+import { type Summary, summarize } from '@swarmbee/optimize';
 import { LocalCluster } from '../local-cluster.js';
 import { type BenchCheck, check } from '../report/report.js';
 import { barChart, lineChart } from '../report/svg.js';
-import { type Summary, summarize } from '../stats.js';
 import { resultHeader, type Suite, type SuiteContext } from '../suite.js';
 
 const PROMPT_TOKENS = 16;
