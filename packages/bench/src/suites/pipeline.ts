@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { postJson } from '@swarmbee/coordinator';
+import { LocalCluster } from '@swarmbee/local-cluster';
 import {
   BENCH_PRESET,
   cachedSynthModel,
@@ -14,7 +15,6 @@ import {
   type ModelDir,
 } from '@swarmbee/model';
 import { type Summary, summarize } from '@swarmbee/optimize';
-import { LocalCluster } from '../local-cluster.js';
 import { type BenchCheck, check } from '../report/report.js';
 import { barChart, lineChart } from '../report/svg.js';
 import { resultHeader, type Suite, type SuiteContext } from '../suite.js';
