@@ -6,9 +6,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LocalPipeline } from '@swarmbee/engine';
-import { importHf } from '@swarmbee/model';
+import { importHf, mulberry32 } from '@swarmbee/model';
 import t from 'tap';
-import { mulberry32 } from '../packages/model/src/synth/random.js';
 import { hfTokenizerFromTok512, safetensorsFile } from './helpers/hf-stories260k.js';
 import { haveSharedModel, STORIES260K } from './helpers/shared-models.js';
 

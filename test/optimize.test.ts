@@ -5,15 +5,6 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  blockInfluence,
-  choosePrune,
-  measureLayerFidelity,
-  measureLayerSimilarity,
-  modelFidelity,
-  type ReferenceRun,
-  referenceRun,
-} from '@swarmbee/bench';
 import { generate, LocalPipeline } from '@swarmbee/engine';
 import {
   importLlama2c,
@@ -24,6 +15,15 @@ import {
   pruneModel,
   quantizeModel,
 } from '@swarmbee/model';
+import {
+  blockInfluence,
+  choosePrune,
+  measureLayerFidelity,
+  measureLayerSimilarity,
+  modelFidelity,
+  type ReferenceRun,
+  referenceRun,
+} from '@swarmbee/optimize';
 import t, { type Test } from 'tap';
 import { haveSharedModel, STORIES260K } from './helpers/shared-models.js';
 

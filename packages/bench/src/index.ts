@@ -1,7 +1,7 @@
 /**
- * @swarmbee/bench — benchmark suites and their reports (tables, JSON, Markdown, SVG), and the
- * measurements `swarmbee optimize` runs: fidelity against a reference on a corpus, layer
- * redundancy for pruning, and decode speed measured fairly on a noisy machine.
+ * @swarmbee/bench — benchmark suites and their reports (tables, JSON, Markdown, SVG). It only
+ * measures: what `swarmbee optimize` runs is @swarmbee/optimize, which the optimize suites
+ * measure like any user would.
  *
  * @example
  * ```ts
@@ -10,29 +10,40 @@
  * await writeReport('bench-results/engine', result);
  * ```
  */
-export * from './chaos/faults.js';
-export * from './chaos/process-cluster.js';
-export * from './chaos/run.js';
-export * from './chaos/streams.js';
-export * from './cluster-bench/index.js';
-export * from './compare.js';
-export * from './gguf/llama-bench.js';
-export * from './local-cluster.js';
-export * from './machine.js';
-export * from './memory-bandwidth.js';
-export * from './optimize/calibration.js';
-export * from './optimize/corpus.js';
-export * from './optimize/decode-speed.js';
-export * from './optimize/fidelity.js';
-export * from './optimize/layer-fidelity.js';
-export * from './optimize/pipelines.js';
-export * from './optimize/precision-timing.js';
-export * from './optimize/prune-choice.js';
-export * from './optimize/workflows.js';
-export * from './report/report.js';
-export * from './report/svg.js';
-export * from './shared-models.js';
-export * from './stats.js';
-export * from './suite.js';
-export { timeDecode } from './suites/engine.js';
-export * from './suites/index.js';
+export { type ChaosOptions, type ChaosResult, chaosFaults, runChaos } from './chaos/run.js';
+export {
+  type CellResult,
+  type ClusterBenchOptions,
+  DEFAULT_MATRIX,
+  type Matrix,
+  type PlanCase,
+  type PlanMeasurement,
+  runClusterBench,
+  type StageTimeline,
+  type SweepOptions,
+  type TimedCompletion,
+} from './cluster-bench/index.js';
+export { compareResults, loadResult, type MetricRatio } from './compare.js';
+export { coresBySpeed } from './core-placement.js';
+export {
+  findLlamaBench,
+  type LlamaBenchFigure,
+  parseLlamaBench,
+  runLlamaBench,
+} from './gguf/llama-bench.js';
+export {
+  type BenchChart,
+  type BenchCheck,
+  type BenchResult,
+  type BenchTable,
+  writeReport,
+} from './report/report.js';
+export {
+  type Bar,
+  barChart,
+  lineChart,
+  type Series,
+  type TimelineSpan,
+  timelineChart,
+} from './report/svg.js';
+export { SUITES } from './suites/index.js';

@@ -2,38 +2,56 @@
  * @swarmbee/coordinator — the worker registry, deployment, the micro-batch
  * scheduler and the OpenAI-compatible HTTP API.
  */
-
-export * from './api/admin.js';
-export * from './api/completions.js';
-export * from './api/errors.js';
-export * from './api/intake.js';
-export * from './api/json-body.js';
-export * from './api/requests.js';
-export * from './api/routing.js';
-export * from './api/schemas.js';
-export * from './api/server.js';
-export * from './api-client.js';
-export * from './cluster/coordinator.js';
-export * from './cluster/coordinator-options.js';
-export * from './cluster/deployer.js';
-export * from './cluster/deployment.js';
-export * from './cluster/even-plan.js';
-export * from './cluster/plan-memory.js';
-export * from './cluster/planning.js';
-export * from './cluster/profiler.js';
-export * from './cluster/reconfigurations.js';
-export * from './cluster/remote-transport.js';
-export * from './cluster/replan-policy.js';
-export * from './cluster/shard-store.js';
-export * from './cluster/shard-transfer.js';
-export * from './cluster/worker-link.js';
-export * from './completion-request.js';
-export * from './discovery.js';
-export * from './generation-service.js';
-export * from './local-transport.js';
-export * from './metrics.js';
-export * from './prompt/prompt.js';
-export * from './prompt/tokenizer-pool.js';
-export * from './scheduler.js';
-export * from './stop-matcher.js';
-export * from './text-stream.js';
+export type { ProfileEvent } from './api/admin.js';
+export { API_ERROR_STATUS, type ApiErrorBody } from './api/errors.js';
+export { type ApiOptions, createApi } from './api/server.js';
+export {
+  type ApiTarget,
+  type EventStreamOptions,
+  getJson,
+  postEvents,
+  postJson,
+  type RequestOptions,
+} from './api-client.js';
+export { Coordinator } from './cluster/coordinator.js';
+export type {
+  CoordinatorOptions,
+  CoordinatorState,
+  RecoveryEvent,
+} from './cluster/coordinator-options.js';
+export type { DeployedStage } from './cluster/deployer.js';
+export type { PlanningOptions } from './cluster/planning.js';
+export { DEFAULT_REPLAN_GAIN } from './cluster/replan-policy.js';
+export {
+  DEFAULT_TRANSFER_STALL_TIMEOUT_MS,
+  type TransferOptions,
+} from './cluster/shard-transfer.js';
+export type { ChatPrompt, CompletionLimits, CompletionRequest } from './completion-request.js';
+export {
+  type AnnounceOptions,
+  announceCoordinator,
+  type CoordinatorAnnouncement,
+} from './discovery.js';
+export {
+  type CompleteOptions,
+  type Completion,
+  GenerationService,
+  type GenerationServiceOptions,
+  type ModelInfo,
+  type PreparedCompletion,
+  type ServiceLimits,
+} from './generation-service.js';
+export { pipelineTransport } from './local-transport.js';
+export { Metrics, type MetricsSources, type StageMetrics } from './metrics.js';
+export { TokenizerPool, type TokenizerPoolOptions } from './prompt/tokenizer-pool.js';
+export {
+  type AttachOptions,
+  type BatchTransport,
+  type MicroBatch,
+  type MicroBatchResult,
+  Scheduler,
+  type SchedulerOptions,
+  type SequenceRequest,
+  type SequenceResult,
+} from './scheduler.js';
+export { TextStream } from './text-stream.js';

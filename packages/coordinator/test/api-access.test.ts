@@ -5,8 +5,9 @@
  * reaches a handler. Unknown paths answer 401 without the key, like guarded ones, so
  * nothing tells which routes exist.
  */
-import { routesOf } from '@swarmbee/coordinator';
+
 import t from 'tap';
+import { routesOf } from '../src/api/routing.js';
 import { startLocalApi } from './helpers/local-api.js';
 import { head, rawRequest } from './helpers/raw-http.js';
 

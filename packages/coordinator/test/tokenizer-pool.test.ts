@@ -5,7 +5,6 @@
  */
 import { join } from 'node:path';
 import {
-  type CompletionJob,
   type CompletionLimits,
   type CompletionRequest,
   TokenizerPool,
@@ -29,6 +28,7 @@ import {
 import t, { type Test } from 'tap';
 import { writeHfStories260K } from '../../../test/helpers/hf-stories260k.js';
 import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import type { CompletionJob } from '../src/prompt/prompt.js';
 
 async function stories260k(t: Test): Promise<ModelDir | undefined> {
   if (!haveSharedModel(t, STORIES260K.checkpoint)) return undefined;

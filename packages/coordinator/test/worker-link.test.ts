@@ -6,7 +6,6 @@
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type StoredShard, sendShard, WorkerLink } from '@swarmbee/coordinator';
 import { sha256 } from '@swarmbee/model';
 import {
   type Channel,
@@ -16,6 +15,9 @@ import {
   type ServerChannel,
 } from '@swarmbee/protocol';
 import t, { type Test } from 'tap';
+import type { StoredShard } from '../src/cluster/shard-store.js';
+import { sendShard } from '../src/cluster/shard-transfer.js';
+import { WorkerLink } from '../src/cluster/worker-link.js';
 
 const TOKEN = 'worker-link-test-token';
 const DEVICE = {

@@ -7,20 +7,173 @@
  * try { ... } catch (e) { if (e.code === TokenOutOfVocabularyError.code) ... }
  * ```
  */
-export * from './deadlines.js';
-export * from './decoder-config.js';
-export * from './errors.js';
-export * from './gguf.js';
-export * from './manifest.js';
-export * from './model-errors.js';
-export * from './onnx-decoder.js';
-export * from './optimize-errors.js';
-export * from './plan.js';
-export * from './process-faults.js';
-export * from './profile.js';
-export * from './sampling.js';
-export * from './service-errors.js';
-export * from './stage-timeline.js';
-export * from './tensor.js';
-export * from './train-errors.js';
-export * from './version.js';
+export { abortError, isTimeout, ProgressDeadline, stepSignal } from './deadlines.js';
+export {
+  headDim,
+  kvBytesPerTokenPerLayer,
+  type LayerAttention,
+  type LlamaConfig,
+  layerRope,
+  layerWindow,
+  type MlpActivation,
+  type RopeScaling,
+  type RopeSpec,
+} from './decoder-config.js';
+export {
+  AbortedError,
+  AuthFailedError,
+  asSwarmBeeError,
+  ChannelClosedError,
+  CheckpointInvalidError,
+  ConnectFailedError,
+  ContextOverflowError,
+  DeviceUnknownError,
+  EngineClosedError,
+  EngineFailedError,
+  type ErrorOptions,
+  ExecutionProviderUnavailableError,
+  FrameInvalidError,
+  FrameTooLargeError,
+  fromWire,
+  HandshakeTimeoutError,
+  HashMismatchError,
+  InvalidArgumentError,
+  KvBudgetExceededError,
+  KvHistoryLostError,
+  ListenFailedError,
+  MessageSchemaError,
+  MessageTypeUnknownError,
+  ModelDirInvalidError,
+  OnnxGraphUnsupportedError,
+  OnnxLayersNotFoundError,
+  OutputExistsError,
+  PeerTimeoutError,
+  PlanInfeasibleError,
+  PlanTooLargeError,
+  ProfileInvalidError,
+  ProtocolVersionError,
+  SendQueueFullError,
+  SequenceUnknownError,
+  ShardInvalidError,
+  StageLayoutError,
+  SwarmBeeError,
+  TensorInvalidError,
+  TimeoutError,
+  TokenizerInvalidError,
+  TokenizerMissingError,
+  TokenOutOfVocabularyError,
+  type WireError,
+  WorkerNameTakenError,
+} from './errors.js';
+export type {
+  GgmlTypeName,
+  GgufConversion,
+  GgufMetadataValue,
+  GgufSource,
+  GgufTensorOrigin,
+  GgufTensorPart,
+  RequantizationError,
+} from './gguf.js';
+export {
+  type ChatTemplateRef,
+  type HfTokenizerRef,
+  type LayerCost,
+  type LayerPrecision,
+  type Llama2cTokenizerRef,
+  type LlamaManifest,
+  layerKvBytes,
+  MANIFEST_FORMAT,
+  MANIFEST_FORMAT_VERSION,
+  type ModelDerivation,
+  type ModelDerivationStep,
+  type ModelManifest,
+  type ModelSource,
+  type TokenizerRef,
+  WEIGHT_ALIGNMENT_BYTES,
+  type WeightDtype,
+  type WeightQuantization,
+  type WeightTensor,
+} from './manifest.js';
+export {
+  ChatTemplateInvalidError,
+  ChatTemplateRenderError,
+  DownloadChecksumError,
+  DownloadFailedError,
+  DownloadNotFoundError,
+  GgufInvalidError,
+  GgufTensorTypeUnsupportedError,
+  HfCheckpointInvalidError,
+  ModelUnsupportedError,
+  NetworkUnavailableError,
+  SafetensorsInvalidError,
+} from './model-errors.js';
+export {
+  DECODER_DTYPE_BYTES,
+  type DecoderFloatDtype,
+  type DecoderIndexDtype,
+  ONNX_EXTERNAL_MIN_BYTES,
+  type OnnxAttentionBias,
+  type OnnxCutReplay,
+  type OnnxDecoderConfig,
+  type OnnxDecoderLayout,
+  type OnnxDecoderManifest,
+  type OnnxDecoderStageIo,
+  type OnnxIoTensor,
+  type OnnxKvLayout,
+  type OnnxLayerCut,
+  type OnnxModelSource,
+  type OnnxWeightDtype,
+  type OnnxWeightTensor,
+} from './onnx-decoder.js';
+export {
+  CorpusInvalidError,
+  ModelMismatchError,
+  PruneInvalidError,
+  QuantizationUnsupportedError,
+} from './optimize-errors.js';
+export type { Plan, StagePlan } from './plan.js';
+export { installFaultHandlers, processFaults } from './process-faults.js';
+export {
+  ACTIVATION_BYTES_PER_ELEMENT,
+  type ClusterProfile,
+  COORDINATOR_NODE,
+  type DecodeTimingGrid,
+  type DeviceProfile,
+  type DeviceRuntime,
+  type DeviceTiming,
+  FRAME_OVERHEAD_BYTES,
+  type HeadTiming,
+  type LinkProfile,
+  type ModelSummary,
+  modelSummaryFromManifest,
+  type OpTiming,
+  type PrefillTimingGrid,
+  type RuntimeVersions,
+  TOKEN_WIRE_BYTES,
+} from './profile.js';
+export { DEFAULT_SAMPLING, type SamplingParams, validateSampling } from './sampling.js';
+export {
+  ClusterUnavailableError,
+  ExpectationFailedError,
+  HeadersTooLargeError,
+  MethodNotAllowedError,
+  ModelNotFoundError,
+  NotFoundError,
+  QueueFullError,
+  RequestTimeoutError,
+  RequestTooLargeError,
+  TokenizerFailedError,
+  UnauthorizedError,
+  UnsupportedMediaTypeError,
+} from './service-errors.js';
+export type { StageEvent, StageTimelineEntry } from './stage-timeline.js';
+export { DTYPE_BYTES, elementCount, type TensorData, type TensorDtype } from './tensor.js';
+export {
+  AdapterBaseMismatchError,
+  AdapterInvalidError,
+  AdapterUnsupportedError,
+  TrainingCheckpointInvalidError,
+  TrainingDataInvalidError,
+  TrainingDivergedError,
+} from './train-errors.js';
+export { SWARMBEE_VERSION } from './version.js';

@@ -85,6 +85,16 @@ export interface DeviceProfile {
   estimate: boolean;
   /** Where the numbers come from (a preset's one-line source note, or the measuring runtime). */
   source?: string;
+  /** The software that measured it, as the worker reported when it joined; absent for presets. */
+  runtime?: DeviceRuntime;
+}
+
+/** A worker's runtime: what its timing depends on besides its hardware. */
+export interface DeviceRuntime {
+  /** Node.js, `process.version` on the worker. */
+  node: string;
+  /** onnxruntime-node on the worker (its native binding's version). */
+  onnxruntime: string;
 }
 
 /** One direction of a network path. A link given in one direction only is taken as symmetric. */
@@ -126,11 +136,14 @@ export interface ModelSummary {
   tiedEmbedding: boolean;
 }
 
-/** Versions of the software that produced a profile, so stale measurements can be spotted. */
+/**
+ * Versions of the software that produced a profile, so stale measurements can be spotted:
+ * SwarmBee and the Node.js of the process that assembled it. Each measured device records its
+ * own runtime (`DeviceProfile.runtime`): onnxruntime runs on the workers, not the coordinator.
+ */
 export interface RuntimeVersions {
   swarmbee: string;
   node?: string;
-  onnxruntime?: string;
 }
 
 export interface ClusterProfile {

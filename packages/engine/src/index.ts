@@ -14,26 +14,55 @@
  * await pipeline.close();
  * ```
  */
-export * from './batch-feeds.js';
-export * from './decoder-feeds.js';
-export * from './execution-provider.js';
-export * from './generate.js';
-export * from './kv-cache.js';
-export * from './local-pipeline.js';
-export * from './onnx-decoder-stage.js';
-export * from './ort-stage.js';
-export * from './pipeline.js';
-export * from './sampler.js';
-export * from './shard-stage.js';
-export * from './source-thread.js';
-export * from './stage-engine.js';
-export * from './stage-factory.js';
-export * from './stage-session.js';
-export * from './threaded-stage.js';
-export * from './train/adamw.js';
-export * from './train/ort-training-stage.js';
-export * from './train/pipeline-schedule.js';
-export * from './train/threaded-training-stage.js';
-export * from './train/training-batch.js';
-export * from './train/training-pipeline.js';
-export * from './train/training-stage.js';
+export { availableExecutionProviders, executionProviders } from './execution-provider.js';
+export {
+  type GenerateOptions,
+  type GenerateRequest,
+  type GenerateResult,
+  generate,
+} from './generate.js';
+export { LayerStateChain } from './layer-states.js';
+export { LocalPipeline, type LocalPipelineOptions } from './local-pipeline.js';
+export type { Pipeline, PipelineInfo, PipelineResult, PipelineStep } from './pipeline.js';
+export type {
+  BatchRow,
+  StageBatch,
+  StageEngine,
+  StageInfo,
+  StageLimits,
+  StageOptions,
+  StageOutput,
+  StageStats,
+  StageTiming,
+} from './stage-engine.js';
+export { createStageEngine } from './stage-factory.js';
+export { ThreadedStage } from './threaded-stage.js';
+export {
+  type AdamWMoments,
+  type AdamWOptions,
+  LEARNING_RATE_SCHEDULES,
+  type LearningRateSchedule,
+  learningRateFactor,
+  type ScheduleOptions,
+} from './train/adamw.js';
+export {
+  DEFAULT_PIPELINE_SCHEDULE,
+  PIPELINE_SCHEDULES,
+  type PipelineScheduleKind,
+  type ScheduleOp,
+} from './train/pipeline-schedule.js';
+export type { TrainingMicroBatch } from './train/training-batch.js';
+export {
+  type LocalTrainingOptions,
+  type StepMicroBatch,
+  type StepOptions,
+  type StepResult,
+  TrainingPipeline,
+} from './train/training-pipeline.js';
+export type {
+  TrainingStage,
+  TrainingStageInfo,
+  TrainingStageOptions,
+  TrainingStageState,
+  TrainingStageStats,
+} from './train/training-stage.js';

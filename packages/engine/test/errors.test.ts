@@ -13,12 +13,12 @@ import {
   availableExecutionProviders,
   executionProviders,
   generate,
-  KvCache,
   LocalPipeline,
-  OrtStage,
 } from '@swarmbee/engine';
 import { buildShard, SYNTH_PRESETS, synthesizeModel } from '@swarmbee/model';
 import t from 'tap';
+import { KvCache } from '../src/kv-cache.js';
+import { OrtStage } from '../src/ort-stage.js';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1 };
 

@@ -7,14 +7,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ShardInvalidError, TokenOutOfVocabularyError } from '@swarmbee/core';
-import {
-  createStageEngine,
-  generate,
-  LocalPipeline,
-  OnnxDecoderStage,
-  OrtStage,
-  type Pipeline,
-} from '@swarmbee/engine';
+import { createStageEngine, generate, LocalPipeline, type Pipeline } from '@swarmbee/engine';
 import {
   buildShard,
   evenRanges,
@@ -37,6 +30,8 @@ import {
   SYNTHETIC_DECODER,
   SYNTHETIC_NAMING,
 } from '../../../test/helpers/synthetic-decoder.js';
+import { OnnxDecoderStage } from '../src/onnx-decoder-stage.js';
+import { OrtStage } from '../src/ort-stage.js';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1 };
 /**

@@ -1,5 +1,5 @@
-import { argmax, Sampler, XorShiftRandom } from '@swarmbee/engine';
 import t from 'tap';
+import { argmax, Sampler, XorShiftRandom } from '../src/sampler.js';
 
 t.test("xorshift stream equals run.c's random_u32 / random_f32", async (t) => {
   // Computed independently with run.c's formula in 64-bit integers.

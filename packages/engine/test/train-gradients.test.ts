@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import type { LlamaConfig } from '@swarmbee/core';
-import { type TrainingMicroBatch, trainingFeeds } from '@swarmbee/engine';
+import type { TrainingMicroBatch } from '@swarmbee/engine';
 import {
   type ActivationPolicy,
   buildTrainingShard,
@@ -26,6 +26,7 @@ import {
 import ort from 'onnxruntime-node';
 import t from 'tap';
 import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { trainingFeeds } from '../src/train/training-batch.js';
 
 const STEP = 1e-5;
 /** Largest |analytic − finite difference| allowed, relative to the tensor's largest gradient. */

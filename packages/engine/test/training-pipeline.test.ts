@@ -1,14 +1,10 @@
 import { join } from 'node:path';
 import { TrainingDivergedError } from '@swarmbee/core';
-import {
-  PIPELINE_SCHEDULES,
-  pipelineSchedule,
-  type StepMicroBatch,
-  TrainingPipeline,
-} from '@swarmbee/engine';
+import { PIPELINE_SCHEDULES, type StepMicroBatch, TrainingPipeline } from '@swarmbee/engine';
 import { importLlama2c, initLoraAdapter, type LlamaModelDir } from '@swarmbee/model';
 import t from 'tap';
 import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { pipelineSchedule } from '../src/train/pipeline-schedule.js';
 
 /**
  * Runs a schedule as the pipeline does — each stage in order, an op waiting for its

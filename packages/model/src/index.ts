@@ -11,69 +11,187 @@
  * const shard = buildShard(dir, { start: 0, end: 3 }); // layers 0..2 plus the embedding
  * ```
  */
-export * from './derived-model.js';
-export * from './gguf/dequantize.js';
-export * from './gguf/gemma3-config.js';
-export * from './gguf/ggml-types.js';
-export * from './gguf/gguf-config.js';
-export * from './gguf/gguf-file.js';
-export * from './gguf/gguf-keys.js';
-export * from './gguf/gguf-tokenizer.js';
-export * from './gguf/import.js';
-export * from './gguf/nbits-mapping.js';
-export * from './gguf/tensor-plan.js';
-export * from './gguf/tensor-values.js';
-export * from './hash.js';
-export * from './hf/chat-template-files.js';
-export * from './hf/checkpoint.js';
-export * from './hf/config.js';
-export * from './hf/import.js';
-export * from './hf/safetensors.js';
-export * from './hf/safetensors-writer.js';
-export * from './hf/tokenizer-files.js';
-export * from './llama-tensors.js';
-export * from './llama2c/checkpoint.js';
-export * from './llama2c/export.js';
-export * from './llama2c/import.js';
-export * from './lora/adapter.js';
-export * from './lora/lora-spec.js';
-export * from './lora/merge.js';
-export * from './lora/peft-format.js';
-export * from './model-cache.js';
-export * from './model-dir.js';
-export * from './onnx/graph.js';
-export * from './onnx/llama-shard-graph.js';
-export * from './onnx/rope.js';
-export * from './onnx/shard-io.js';
-export * from './onnx-decoder/detect.js';
-export * from './onnx-decoder/import.js';
-export * from './onnx-decoder/shard.js';
-export * from './progress.js';
-export * from './prune/prune-model.js';
-export * from './pull/catalog.js';
-export * from './pull/download.js';
-export * from './pull/hub.js';
-export * from './pull/pull.js';
-export * from './quant/block-quant.js';
-export * from './quant/matrix-ops.js';
-export * from './quant/model-variant.js';
-export * from './quant/quantize-model.js';
-export * from './quant/stored-tensors.js';
-export * from './quant/stored-weights.js';
-export * from './shard.js';
-export * from './staging-dir.js';
-export * from './synth/presets.js';
-export * from './synth/synthesize.js';
-export * from './synth/vocab.js';
-export * from './tokenizer/chat.js';
-export * from './tokenizer/chat-template.js';
-export * from './tokenizer/hf-tokenizer.js';
-export * from './tokenizer/llama2c-tokenizer.js';
-export * from './tokenizer/load.js';
-export * from './tokenizer/tokenizer.js';
-export * from './tokenizer/transformers-compat.js';
-export * from './train/stage-graphs.js';
-export * from './train/train-graph.js';
-export * from './train/train-io.js';
-export * from './train/trainable.js';
-export * from './train/training-shard.js';
+export { type GgmlTypeInfo, ggmlTypeName } from './gguf/ggml-types.js';
+export type {
+  GgufArchitecture,
+  GgufConfigOptions,
+  GgufModelConfig,
+} from './gguf/gguf-config.js';
+export {
+  type GgufEntry,
+  type GgufFile,
+  type GgufScalar,
+  type GgufTensorInfo,
+  type GgufValue,
+  openGguf,
+} from './gguf/gguf-file.js';
+export { GgufKeys } from './gguf/gguf-keys.js';
+export { type GgufTokenizer, ggufTokenizer } from './gguf/gguf-tokenizer.js';
+export { type ImportGgufOptions, importGguf, metadataSummary } from './gguf/import.js';
+export {
+  DEFAULT_GGUF_REQUANTIZE,
+  type GgufPart,
+  type GgufRequantizeTarget,
+  type GgufTensorPlan,
+  type PlannedTensor,
+  type StoredFormat,
+} from './gguf/tensor-plan.js';
+export { sha256, sha256File } from './hash.js';
+export { type ImportHfOptions, importHf } from './hf/import.js';
+export { type SafetensorsEntry, SafetensorsFile } from './hf/safetensors.js';
+export { type NamedTensor, writeSafetensors } from './hf/safetensors-writer.js';
+export { type HfIdsFromConfig, readHfTokenizerFiles } from './hf/tokenizer-files.js';
+export { type TensorSpec, TOKEN_EMBEDDING } from './llama-tensors.js';
+export { exportLlama2c } from './llama2c/export.js';
+export { type ImportLlama2cOptions, importLlama2c } from './llama2c/import.js';
+export {
+  adapterModules,
+  checkAdapterBase,
+  initLoraAdapter,
+  type LoraAdapter,
+} from './lora/adapter.js';
+export {
+  DEFAULT_LORA_ALPHA,
+  DEFAULT_LORA_RANK,
+  DEFAULT_LORA_TARGETS,
+  LORA_TARGETS,
+  type LoraModule,
+  type LoraSpec,
+  type LoraTarget,
+  loraModules,
+  loraTensor,
+  type TargetPlace,
+} from './lora/lora-spec.js';
+export { adapterHash, buildMergedShard, mergeAdapter } from './lora/merge.js';
+export {
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_WEIGHTS_FILE,
+  peftTensorName,
+  readPeftAdapter,
+  writePeftAdapter,
+  writePeftAdapterFiles,
+} from './lora/peft-format.js';
+export { cachedSynthModel, cacheRoot } from './model-cache.js';
+export {
+  type HfTokenizerFiles,
+  type LlamaModelDir,
+  type ModelDir,
+  openModelDir,
+  readTensor,
+  requireLlamaDir,
+  type TensorSource,
+  type TensorValues,
+  type WriteModelDirOptions,
+} from './model-dir.js';
+export {
+  type Attribute,
+  attr,
+  type Dim,
+  type ExternalLocation,
+  GraphBuilder,
+  type GraphDtype,
+} from './onnx/graph.js';
+export {
+  type LlamaShardSpec,
+  type LocatedTensor,
+  type LocatedWeight,
+  shardBiasInputs,
+} from './onnx/llama-shard-graph.js';
+export { MASKED_BIAS, SHARD_IO } from './onnx/shard-io.js';
+export {
+  type ImportOnnxOptions,
+  importOnnxDecoder,
+  type OnnxDecoderModelDir,
+} from './onnx-decoder/import.js';
+export type { ProgressEvent, ProgressFn } from './progress.js';
+export { type PruneModelOptions, pruneModel } from './prune/prune-model.js';
+export {
+  DEFAULT_LLAMA2C_URL,
+  LLAMA2C_CATALOG,
+  type Llama2cCatalogEntry,
+  type PullTarget,
+} from './pull/catalog.js';
+export {
+  DEFAULT_DOWNLOAD_RETRIES,
+  type DownloadedFile,
+  type DownloadOptions,
+  type ExpectedFile,
+} from './pull/download.js';
+export { DEFAULT_HF_ENDPOINT, type HubFile, type HubRepo } from './pull/hub.js';
+export { type PullOptions, type PullResult, pullModel } from './pull/pull.js';
+export {
+  DEFAULT_QUANT_BLOCK_SIZE,
+  QUANT_METHOD,
+  type QuantBits,
+  type QuantizedLayout,
+  type QuantizedMatrix,
+  quantizeBlockwise,
+  quantizedLayout,
+} from './quant/block-quant.js';
+export {
+  type ModelVariant,
+  VariantBuilder,
+  type VariantBuilderOptions,
+} from './quant/model-variant.js';
+export {
+  DEFAULT_QUANT_ACTIVATIONS,
+  layerPrecisions,
+  type QuantizeModelOptions,
+  quantizeModel,
+} from './quant/quantize-model.js';
+export {
+  buildShard,
+  evenRanges,
+  type LayerRange,
+  type LlamaShardGraph,
+  type LlamaShardManifest,
+  type OnnxDecoderShardGraph,
+  type OnnxDecoderShardManifest,
+  openShard,
+  SHARD_FORMAT_VERSION,
+  SHARD_MANIFEST_FILE,
+  type ShardGraph,
+  type ShardManifest,
+  writeShard,
+} from './shard.js';
+export { StagingDir } from './staging-dir.js';
+export {
+  BENCH_PRESET,
+  DEFAULT_PRESET,
+  DEFAULT_SYNTH_SEED,
+  SYNTH_PRESETS,
+  type SynthPreset,
+  type SynthPresetName,
+} from './synth/presets.js';
+export { mulberry32 } from './synth/random.js';
+export { type SynthOptions, synthesizeModel } from './synth/synthesize.js';
+export { synthVocab } from './synth/vocab.js';
+export { encodeChat, plainChatText } from './tokenizer/chat.js';
+export {
+  type ChatMessage,
+  ChatTemplate,
+  type ChatTemplateOptions,
+} from './tokenizer/chat-template.js';
+export { HfTokenizer, type HfTokenizerSettings } from './tokenizer/hf-tokenizer.js';
+export {
+  Llama2cTokenizer,
+  type Llama2cVocab,
+  serializeLlama2cVocab,
+} from './tokenizer/llama2c-tokenizer.js';
+export { loadTokenizer } from './tokenizer/load.js';
+export { decodeIds, type TokenDecoder, type Tokenizer } from './tokenizer/tokenizer.js';
+export {
+  ACTIVATION_POLICIES,
+  type ActivationPolicy,
+  type SavedTensor,
+  type TrainingStageGraphs,
+  type TrainingStageSpec,
+} from './train/stage-graphs.js';
+export { TRAIN_IO } from './train/train-io.js';
+export { checkTrainable } from './train/trainable.js';
+export {
+  buildTrainingShard,
+  DEFAULT_ACTIVATION_POLICY,
+  type TrainingShard,
+  type TrainingShardOptions,
+} from './train/training-shard.js';

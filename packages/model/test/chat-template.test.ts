@@ -20,12 +20,12 @@ import {
   encodeChat,
   HfTokenizer,
   plainChatText,
-  readChatTemplate,
   readHfTokenizerFiles,
-  specialTokensOf,
 } from '@swarmbee/model';
 import t from 'tap';
 import { haveSharedModel } from '../../../test/helpers/shared-models.js';
+import { readChatTemplate } from '../src/hf/chat-template-files.js';
+import { specialTokensOf } from '../src/tokenizer/chat-template.js';
 import { MODEL_VOCAB, TOKENIZER_FIXTURES, tokenizerDir } from './helpers/tokenizer-fixtures.js';
 
 /** The end-of-turn token each template writes after an assistant's message. */

@@ -8,18 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import {
-  DECODED_GGML_TYPES,
-  dequantize,
-  dequantizeBlockwise,
-  mapsLosslessly,
-  mapToMatMulNBits,
-  openGguf,
-  readTensorBytes,
-  reorderQuantizedRows,
-  reshapeQuantized,
-  stackQuantized,
-} from '@swarmbee/model';
+import { openGguf } from '@swarmbee/model';
 import t from 'tap';
 import {
   GGUF_FIXTURES_DIR,
@@ -27,6 +16,12 @@ import {
   SHARED_GGUF,
 } from '../../../test/helpers/gguf-fixtures.js';
 import { haveSharedModel } from '../../../test/helpers/shared-models.js';
+import { dequantize } from '../src/gguf/dequantize.js';
+import { DECODED_GGML_TYPES } from '../src/gguf/ggml-types.js';
+import { readTensorBytes } from '../src/gguf/gguf-file.js';
+import { mapsLosslessly, mapToMatMulNBits } from '../src/gguf/nbits-mapping.js';
+import { dequantizeBlockwise } from '../src/quant/block-quant.js';
+import { reorderQuantizedRows, reshapeQuantized, stackQuantized } from '../src/quant/matrix-ops.js';
 
 const bits = (values: Float32Array) =>
   new Uint32Array(values.buffer, values.byteOffset, values.length);

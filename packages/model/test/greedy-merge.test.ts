@@ -4,10 +4,11 @@
  * loop transcribed here as the oracle, on thousands of random and adversarial texts.
  */
 import { readFile } from 'node:fs/promises';
-import { Llama2cTokenizer, type Llama2cVocab, synthVocab } from '@swarmbee/model';
+import { Llama2cTokenizer, synthVocab } from '@swarmbee/model';
 import t from 'tap';
 import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
 import { mulberry32 } from '../src/synth/random.js';
+import type { Llama2cVocab } from '../src/tokenizer/llama2c-tokenizer.js';
 import { adversarialTexts, randomText, STORY_ALPHABET, tieVocab } from './helpers/encode-cases.js';
 
 const FIXTURE = new URL('./fixtures/runc-encodings.jsonl', import.meta.url);

@@ -8,7 +8,7 @@ import {
   ModelUnsupportedError,
   TokenizerMissingError,
 } from '@swarmbee/core';
-import { importHf, parseHfConfig } from '@swarmbee/model';
+import { importHf } from '@swarmbee/model';
 import t from 'tap';
 import {
   HF_STORIES260K_CONFIG,
@@ -17,6 +17,7 @@ import {
   writeHfStories260K,
 } from '../../../test/helpers/hf-stories260k.js';
 import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { parseHfConfig } from '../src/hf/config.js';
 
 const BASE = HF_STORIES260K_CONFIG;
 const { hidden_act: _act, ...GEMMA_BASE } = { ...BASE, architectures: ['Gemma3ForCausalLM'] };

@@ -6,9 +6,10 @@ import {
   TokenizerInvalidError,
   TokenizerMissingError,
 } from '@swarmbee/core';
-import { importLlama2c, Llama2cTokenizer, openModelDir, readLlama2cLayout } from '@swarmbee/model';
+import { importLlama2c, Llama2cTokenizer, openModelDir } from '@swarmbee/model';
 import t from 'tap';
 import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { readLlama2cLayout } from '../src/llama2c/checkpoint.js';
 
 t.test('stories260K header decodes to its documented shape', async (t) => {
   if (!haveSharedModel(t, STORIES260K.checkpoint)) return;

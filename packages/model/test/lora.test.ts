@@ -11,7 +11,6 @@ import {
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
   checkAdapterBase,
-  encodeSafetensors,
   initLoraAdapter,
   LORA_TARGETS,
   loraModules,
@@ -24,10 +23,11 @@ import {
   requireLlamaDir,
   SYNTH_PRESETS,
   synthesizeModel,
-  targetPlace,
   writePeftAdapter,
 } from '@swarmbee/model';
 import t from 'tap';
+import { encodeSafetensors } from '../src/hf/safetensors-writer.js';
+import { targetPlace } from '../src/lora/lora-spec.js';
 
 const config = SYNTH_PRESETS.tiny.config;
 

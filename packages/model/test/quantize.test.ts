@@ -9,16 +9,13 @@ import {
   WEIGHT_ALIGNMENT_BYTES,
 } from '@swarmbee/core';
 import {
-  dequantizeBlockwise,
   exportLlama2c,
-  formatLayers,
   type LlamaModelDir,
   openShard,
   pruneModel,
   quantizeBlockwise,
   quantizedLayout,
   quantizeModel,
-  readQuantizedWeight,
   readTensor,
   SYNTH_PRESETS,
   synthesizeModel,
@@ -26,6 +23,9 @@ import {
   writeShard,
 } from '@swarmbee/model';
 import t, { type Test } from 'tap';
+import { dequantizeBlockwise } from '../src/quant/block-quant.js';
+import { formatLayers } from '../src/quant/quantize-model.js';
+import { readQuantizedWeight } from '../src/quant/stored-weights.js';
 
 function randomMatrix(rows: number, cols: number, seed: number): Float32Array {
   let state = seed;

@@ -1,14 +1,8 @@
 import { join } from 'node:path';
 import { StageLayoutError } from '@swarmbee/core';
-import {
-  evenRanges,
-  openShard,
-  SYNTH_PRESETS,
-  shardTensorNames,
-  synthesizeModel,
-  writeShard,
-} from '@swarmbee/model';
+import { evenRanges, openShard, SYNTH_PRESETS, synthesizeModel, writeShard } from '@swarmbee/model';
 import t from 'tap';
+import { shardTensorNames } from '../src/shard.js';
 
 t.test('even ranges cover every layer with sizes differing by at most one', async (t) => {
   for (let layers = 1; layers <= 13; layers++) {

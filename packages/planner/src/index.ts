@@ -22,7 +22,7 @@
  * console.table(stageRows(result));
  * ```
  */
-export * from './analytic.js';
+export type { DeviceSpec } from './analytic.js';
 export {
   bestOverBatches,
   planEven,
@@ -37,9 +37,35 @@ export {
   resolveWorkload,
   validateCluster,
 } from './cluster.js';
-export * from './cost-model.js';
-export * from './deployment/config.js';
-export * from './deployment/search.js';
+export {
+  type Bottleneck,
+  CostModel,
+  type Evaluation,
+  type HopEvaluation,
+  type StageAssignment,
+  type StageEvaluation,
+} from './cost-model.js';
+export {
+  type DeploymentConfig,
+  describeConfig,
+  type FidelityTable,
+  type LayerChoice,
+  type LayerFidelity,
+  type PrecisionCosts,
+  type PrecisionTimeScale,
+  type PredictedFidelity,
+  predictFidelity,
+  type QuantizedPrecision,
+} from './deployment/config.js';
+export {
+  DEFAULT_SEARCH_EVALUATIONS_PER_ALGORITHM,
+  type DeploymentCandidate,
+  type DeploymentRun,
+  type DeploymentSearchOptions,
+  type DeploymentSearchRequest,
+  type DeploymentSearchResult,
+  searchDeployments,
+} from './deployment/search.js';
 export {
   compareFitness,
   type Fitness,
@@ -63,13 +89,28 @@ export {
 } from './dp.js';
 export { planGa, type SearchOptions, type SearchOutcome } from './ga.js';
 export { interpolateAxis, interpolateGrid } from './grid.js';
-export * from './model-summary.js';
+export { LLAMA2_7B_CONFIG, llamaModelSummary, TINYLLAMA_1B_CONFIG } from './model-summary.js';
 export { compareCandidates, compareEvaluations } from './objective.js';
-export * from './plan.js';
-export * from './presets.js';
+export { comparePlanners, type PlannerComparison, plan } from './plan.js';
+export {
+  clusterFromPresets,
+  DEVICE_PRESETS,
+  type DevicePreset,
+  findPreset,
+  type LinkSpec,
+} from './presets.js';
 export { planPso } from './pso.js';
 export { toPlanResult } from './result.js';
-export * from './rows.js';
+export { comparisonRows, stageRows, summaryRows } from './rows.js';
 export { decode, encode, fitCuts, type SearchSpace } from './search-space.js';
-export * from './types.js';
+export type {
+  Objective,
+  PlannedHop,
+  PlannedStage,
+  PlannerName,
+  PlanOptions,
+  PlanRequest,
+  PlanResult,
+  Workload,
+} from './types.js';
 export { formatBytes, formatMs, msToNs, NS_PER_MS, nsToMs } from './units.js';

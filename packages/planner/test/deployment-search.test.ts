@@ -5,20 +5,18 @@
  */
 import { InvalidArgumentError } from '@swarmbee/core';
 import t from 'tap';
+import { configKey, deploymentCluster, top1MissCoefficient } from '../src/deployment/config.js';
 import {
   CostModel,
   clusterFromPresets,
-  configKey,
   type DeploymentSearchRequest,
   type DeploymentSearchResult,
-  deploymentCluster,
   type FidelityTable,
   type LayerChoice,
   llamaModelSummary,
   predictFidelity,
   searchDeployments,
   TINYLLAMA_1B_CONFIG,
-  top1MissCoefficient,
 } from '../src/index.js';
 import { Rng } from '../src/rng.js';
 

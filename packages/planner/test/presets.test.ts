@@ -7,17 +7,17 @@ import {
   modelSummaryFromManifest,
 } from '@swarmbee/core';
 import t from 'tap';
+import { analyticLayerDecodeMs } from '../src/analytic.js';
 import {
-  analyticLayerDecodeMs,
   CostModel,
   clusterFromPresets,
   DEVICE_PRESETS,
-  deviceProfileFromPreset,
   findPreset,
   llamaModelSummary,
   plan,
   TINYLLAMA_1B_CONFIG,
 } from '../src/index.js';
+import { deviceProfileFromPreset } from '../src/presets.js';
 
 const tiny = llamaModelSummary(TINYLLAMA_1B_CONFIG, 'tinyllama');
 

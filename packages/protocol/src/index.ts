@@ -71,9 +71,63 @@ export {
 } from './diagnostics.js';
 export { answerProbe, type LinkMeasurement, measureLink, type ProbeOptions } from './link-probe.js';
 export { checkShape, connectShaped, type LinkShape, ShapingProxy } from './link-shaper.js';
-export * from './mdns.js';
-export * from './messages/index.js';
-export * from './options.js';
+export {
+  clusterFingerprint,
+  MDNS_SERVICE_TYPE,
+  MDNS_TXT_VERSION,
+  type MdnsOptions,
+  mdnsSocketOf,
+} from './mdns.js';
+export {
+  type ChallengeMessage,
+  type ChannelPlane,
+  type ControlMessage,
+  type DataMessage,
+  type DeviceFacts,
+  type DrainMessage,
+  type ErrorMessage,
+  type ForwardMessage,
+  type ForwardRow,
+  type HandshakeMessage,
+  type HelloMessage,
+  type Message,
+  type MessageOf,
+  type MessagePlane,
+  type MessageType,
+  type PlaneMessage,
+  type PlaneOfRole,
+  PROTOCOL_VERSION,
+  type ProbeMessage,
+  type ProbeReplyMessage,
+  type ProfileRequestMessage,
+  type ProfileResultMessage,
+  type RegisteredMessage,
+  type RegisterMessage,
+  type ReleaseMessage,
+  type ReplyTo,
+  type RequestMessage,
+  type Role,
+  type SampledToken,
+  type ShardChunkMessage,
+  type ShardDoneMessage,
+  type ShardFile,
+  type ShardNeedMessage,
+  type ShardOfferMessage,
+  type ShardStoredMessage,
+  type StageLimitsMessage,
+  type StageLoadMessage,
+  type StageReadyMessage,
+  type StatsMessage,
+  type StatsRequestMessage,
+  type StopMessage,
+  type TokensMessage,
+  type WelcomeMessage,
+} from './messages/index.js';
+export {
+  type ChannelOptions,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  type ResolvedChannelOptions,
+} from './options.js';
 export {
   type ChannelServer,
   type ListenOptions,
@@ -82,4 +136,15 @@ export {
   type ServerTlsOptions,
 } from './server.js';
 export { MAX_HANDSHAKE_BYTES } from './server-handshake.js';
-export * from './tensor.js';
+export {
+  checkTensor,
+  float16Bits,
+  float16Tensor,
+  float32Tensor,
+  float32Values,
+  int32Tensor,
+  int32Values,
+  int64Tensor,
+  int64Values,
+  type TensorArrays,
+} from './tensor.js';

@@ -13,14 +13,13 @@ import {
   errorMessageFor,
   float32Tensor,
   float32Values,
-  MESSAGE_SCHEMAS,
   type Message,
   type MessagePlane,
-  PLANE_SCHEMAS,
   PROTOCOL_VERSION,
 } from '@swarmbee/protocol';
 import { Packr, Unpackr } from 'msgpackr';
 import t from 'tap';
+import { MESSAGE_SCHEMAS, PLANE_SCHEMAS } from '../src/messages/index.js';
 import {
   ALL_SAMPLES,
   CONTROL_SAMPLES,

@@ -12,8 +12,17 @@
  * await finetune({ model, data: 'stories.jsonl', out: 'adapters/a', checkpointDir: 'adapters/a.ckpt', settings });
  * ```
  */
-export * from './checkpoint.js';
-export * from './data-order.js';
-export * from './dataset.js';
-export * from './finetune.js';
-export * from './finetune-options.js';
+export {
+  type EvalFigures,
+  FINETUNE_CHANNEL,
+  type FinetuneEvent,
+  type FinetuneResult,
+  type FinetuneRun,
+  finetune,
+  type TrainingExample,
+} from './finetune.js';
+export {
+  defaultWarmupSteps,
+  FINETUNE_DEFAULTS,
+  type FinetuneSettings,
+} from './finetune-options.js';

@@ -9,7 +9,8 @@ import {
   type Tokenizer,
 } from '@swarmbee/model';
 import t, { type Test } from 'tap';
-import { DataOrder, readTrainingData, toMicroBatches } from '../src/index.js';
+import { DataOrder, toMicroBatches } from '../src/data-order.js';
+import { readTrainingData } from '../src/dataset.js';
 
 const tokenizer: Tokenizer = new Llama2cTokenizer(synthVocab(512));
 /** The same tokenizer with a chat template: each turn `[role] text [end]`, the reply opened by `[assistant]`. */

@@ -10,15 +10,14 @@ import {
 import { importLlama2c, type LlamaModelDir, readPeftAdapter } from '@swarmbee/model';
 import t, { type Test } from 'tap';
 import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { checkpointSteps, readCheckpoint } from '../src/checkpoint.js';
 import {
-  checkpointSteps,
   FINETUNE_CHANNEL,
   FINETUNE_DEFAULTS,
   type FinetuneEvent,
   type FinetuneRun,
   type FinetuneSettings,
   finetune,
-  readCheckpoint,
 } from '../src/index.js';
 
 const STORIES = [

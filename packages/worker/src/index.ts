@@ -8,14 +8,12 @@
  * await worker.start(); // registered; the coordinator deploys a stage to it
  * ```
  */
-export * from './advertise.js';
-export * from './device.js';
-export * from './device-profiler.js';
-export * from './discovery.js';
-export * from './node-flags.js';
-export * from './shard-cache.js';
-export * from './stage-runner.js';
-export * from './stage-timeline.js';
-export * from './state.js';
-export * from './worker.js';
-export * from './worker-options.js';
+export {
+  type DiscoveredCoordinator,
+  type DiscoverOptions,
+  discoverCoordinator,
+} from './discovery.js';
+export { WORKER_NODE_FLAGS } from './node-flags.js';
+export type { WorkerState } from './state.js';
+export { WorkerDaemon } from './worker.js';
+export type { WorkerOptions } from './worker-options.js';

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
-import { reachableHost } from '@swarmbee/worker';
 import t from 'tap';
+import { reachableHost } from '../src/advertise.js';
 
 const lo = { address: '127.0.0.1', family: 'IPv4', internal: true } as const;
 const v6 = { address: 'fe80::1', family: 'IPv6', internal: false } as const;

@@ -1,8 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256 } from '@swarmbee/model';
-import { ShardCache } from '@swarmbee/worker';
 import t from 'tap';
+import { ShardCache } from '../src/shard-cache.js';
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 

@@ -5,10 +5,10 @@
 
 import { type ApiTarget, getJson, postEvents } from '@swarmbee/coordinator';
 import type { ClusterProfile } from '@swarmbee/core';
+import { summarize } from '@swarmbee/optimize';
 import { machineInfo } from '../machine.js';
 import { type BenchCheck, type BenchResult, check } from '../report/report.js';
 import { barChart, lineChart, timelineChart } from '../report/svg.js';
-import { summarize } from '../stats.js';
 import { type PlanMeasurement, sweepPlans } from './plans.js';
 import { type CellResult, DEFAULT_MATRIX, type Matrix, runMatrix } from './scenario.js';
 import { recordTimeline } from './timeline.js';

@@ -6,7 +6,7 @@
  */
 
 import type { ApiTarget } from '@swarmbee/coordinator';
-import { type Summary, summarize } from '../stats.js';
+import { type Summary, summarize } from '@swarmbee/optimize';
 import { type TimedCompletion, timedCompletion } from './client.js';
 
 export interface Matrix {

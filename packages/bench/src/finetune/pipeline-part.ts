@@ -9,10 +9,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { importLlama2c, type LlamaModelDir } from '@swarmbee/model';
-import { DEFAULT_CORPUS_FILE } from '../optimize/corpus.js';
+import { DEFAULT_CORPUS_FILE, summarize } from '@swarmbee/optimize';
 import { type BenchResult, check } from '../report/report.js';
 import { barChart } from '../report/svg.js';
-import { summarize } from '../stats.js';
 import type { SuiteContext } from '../suite.js';
 import type { SuitePart } from '../suites/optimize-speed.js';
 import {

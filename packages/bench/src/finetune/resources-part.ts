@@ -11,8 +11,8 @@
  */
 import { join } from 'node:path';
 import { BENCH_PRESET, cachedSynthModel, requireLlamaDir } from '@swarmbee/model';
+import { summarize } from '@swarmbee/optimize';
 import { type BenchResult, check } from '../report/report.js';
-import { summarize } from '../stats.js';
 import type { SuiteContext } from '../suite.js';
 import { cachedQuantized, type SuitePart } from '../suites/optimize-speed.js';
 import {

@@ -5,8 +5,8 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Summary } from '@swarmbee/optimize';
 import type { MachineInfo } from '../machine.js';
-import type { Summary } from '../stats.js';
 
 export interface BenchTable {
   title: string;

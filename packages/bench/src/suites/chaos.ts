@@ -10,12 +10,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { summarize } from '@swarmbee/optimize';
 import type { FaultResult } from '../chaos/faults.js';
 import { chaosFaults, runChaos } from '../chaos/run.js';
 import { type BenchCheck, check } from '../report/report.js';
 import { barChart } from '../report/svg.js';
 import { importStories260k, STORIES260K_CHECKPOINT } from '../shared-models.js';
-import { summarize } from '../stats.js';
 import { resultHeader, type Suite } from '../suite.js';
 
 const WORKERS = 3;

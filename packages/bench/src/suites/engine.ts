@@ -12,13 +12,12 @@ import {
   DEFAULT_SYNTH_SEED,
   type ModelDir,
 } from '@swarmbee/model';
+import { type Summary, summarize, timeDecode } from '@swarmbee/optimize';
 import { measureCopyBandwidth } from '../memory-bandwidth.js';
 import { type BenchCheck, type BenchResult, check } from '../report/report.js';
 import { barChart } from '../report/svg.js';
-import { type Summary, summarize } from '../stats.js';
 import { resultHeader, type Suite, type SuiteContext } from '../suite.js';
 
-const GREEDY = { temperature: 0, topK: 0, topP: 1 };
 export const SHORT_CONTEXT_TOKENS = 16;
 export const LONG_CONTEXT_TOKENS = 256;
 
@@ -35,40 +34,6 @@ interface DecodeRounds {
   runs: DecodeRun[];
   /** Per round: median step time at short context / at long context (tok/s long / short). */
   longOverShort: number[];
-}
-
-/** Prefills `context` tokens, then times `steps` single-token decode steps. */
-export async function timeDecode(
-  pipeline: Pipeline,
-  context: number,
-  steps: number,
-  vocab: number,
-): Promise<number[]> {
-  const seqId = `bench-${context}-${Math.random().toString(36).slice(2)}`;
-  const prompt = BigInt64Array.from({ length: context }, (_, i) =>
-    BigInt(1 + ((i * 7919) % (vocab - 1))),
-  );
-  let token = (
-    await pipeline.step({
-      rows: [{ seqId, start: 0, count: context, sampling: GREEDY }],
-      tokens: prompt,
-    })
-  ).tokens[0]!;
-  const samples: number[] = [];
-  try {
-    for (let i = 0; i < steps; i++) {
-      const start = performance.now();
-      const result = await pipeline.step({
-        rows: [{ seqId, start: context + i, count: 1, sampling: GREEDY }],
-        tokens: BigInt64Array.of(BigInt(token)),
-      });
-      samples.push(performance.now() - start);
-      token = result.tokens[0]!;
-    }
-  } finally {
-    await pipeline.release([seqId]);
-  }
-  return samples;
 }
 
 async function decodeRuns(

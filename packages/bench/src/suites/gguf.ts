@@ -15,13 +15,12 @@ import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { LocalPipeline, type Pipeline } from '@swarmbee/engine';
 import { type ModelDir, openModelDir } from '@swarmbee/model';
+import { summarize, timeDecode } from '@swarmbee/optimize';
 import { findLlamaBench, type LlamaBenchFigure, runLlamaBench } from '../gguf/llama-bench.js';
 import { measureCopyBandwidth } from '../memory-bandwidth.js';
 import { type BenchCheck, type BenchResult, check } from '../report/report.js';
 import { barChart } from '../report/svg.js';
-import { summarize } from '../stats.js';
 import { resultHeader, type Suite } from '../suite.js';
-import { timeDecode } from './engine.js';
 
 const run = promisify(execFile);
 const QUANTS = ['f32', 'q8_0', 'q4_0'] as const;

@@ -17,13 +17,19 @@ import {
   quantizeModel,
   VariantBuilder,
 } from '@swarmbee/model';
+import {
+  checkPredictions,
+  choosePrune,
+  type DecodeSpeed,
+  type FidelityFigures,
+  measureLayerFidelity,
+  measureLayerSimilarity,
+  measureModelDecodeSpeeds,
+  modelFidelity,
+  type PruneChoice,
+  referenceRun,
+} from '@swarmbee/optimize';
 import type { DeploymentConfig, LayerChoice } from '@swarmbee/planner';
-import { measureLayerSimilarity } from '../optimize/calibration.js';
-import { type DecodeSpeed, measureModelDecodeSpeeds } from '../optimize/decode-speed.js';
-import type { FidelityFigures } from '../optimize/fidelity.js';
-import { measureLayerFidelity } from '../optimize/layer-fidelity.js';
-import { choosePrune, type PruneChoice } from '../optimize/prune-choice.js';
-import { checkPredictions, modelFidelity, referenceRun } from '../optimize/workflows.js';
 import { check } from '../report/report.js';
 import { barChart } from '../report/svg.js';
 import { SHARED_MODELS } from '../shared-models.js';
@@ -127,7 +133,7 @@ function assemble(
   return {
     metrics: {},
     notes: [
-      `stories260K: fidelity against the fp32 model over the default corpus (packages/bench/corpus/default.txt, ${positions} predicted tokens, teacher forcing, logits for every position). KL is the mean KL(P_fp32 ‖ P_model) in nats per token, as llama.cpp's perplexity --kl-divergence reports it.`,
+      `stories260K: fidelity against the fp32 model over the default corpus (packages/optimize/corpus/default.txt, ${positions} predicted tokens, teacher forcing, logits for every position). KL is the mean KL(P_fp32 ‖ P_model) in nats per token, as llama.cpp's perplexity --kl-divergence reports it.`,
       "Pruning ranks layers by Block Influence (1 − cos of a layer's input and output hidden states, ShortGPT) and compares the least-influence set with the best consecutive run (1 − cos across the run); the lower measured KL wins.",
       "Fidelity model of the deployment search: a configuration's KL is the sum of each changed layer's KL measured alone; its top-1 miss rate is c·√KL with c fitted to those single-layer measurements. The table sets both against direct measurement.",
     ],

@@ -19,8 +19,11 @@ import {
   quantizeModel,
   requireLlamaDir,
 } from '@swarmbee/model';
-import { measureModelDecodeSpeeds } from '../optimize/decode-speed.js';
-import { measureTimeScales, quantizedLayerBytes } from '../optimize/precision-timing.js';
+import {
+  measureModelDecodeSpeeds,
+  measureTimeScales,
+  quantizedLayerBytes,
+} from '@swarmbee/optimize';
 import { type BenchCheck, type BenchResult, check } from '../report/report.js';
 import { barChart } from '../report/svg.js';
 import type { SuiteContext } from '../suite.js';

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { postJson } from '@swarmbee/coordinator';
+import { LocalCluster } from '@swarmbee/local-cluster';
 import {
   BENCH_PRESET,
   cachedSynthModel,
@@ -13,10 +14,9 @@ import {
   DEFAULT_SYNTH_SEED,
   type ModelDir,
 } from '@swarmbee/model';
-import { LocalCluster } from '../local-cluster.js';
+import { type Summary, summarize } from '@swarmbee/optimize';
 import { type BenchCheck, check } from '../report/report.js';
 import { barChart, lineChart } from '../report/svg.js';
-import { type Summary, summarize } from '../stats.js';
 import { resultHeader, type Suite, type SuiteContext } from '../suite.js';
 
 const PROMPT_TOKENS = 16;

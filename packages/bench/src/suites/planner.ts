@@ -7,12 +7,13 @@
  * same plan sweep as `swarmbee bench --local --plans`.
  */
 import { join } from 'node:path';
+import { LocalCluster } from '@swarmbee/local-cluster';
 import { BENCH_PRESET, cachedSynthModel, cacheRoot, DEFAULT_SYNTH_SEED } from '@swarmbee/model';
+import { summarize } from '@swarmbee/optimize';
 import { sweepPlans } from '../cluster-bench/plans.js';
 import { planChecks } from '../cluster-bench/run.js';
-import { coresBySpeed, LocalCluster } from '../local-cluster.js';
+import { coresBySpeed } from '../core-placement.js';
 import { barChart } from '../report/svg.js';
-import { summarize } from '../stats.js';
 import { resultHeader, type Suite, type SuiteContext } from '../suite.js';
 import { measurePlanningTime, planningTimeChecks, planningTimeTable } from './planning-time.js';
 

@@ -7,6 +7,7 @@
  * planner suite.
  */
 import type { ClusterProfile } from '@swarmbee/core';
+import { type Summary, summarize } from '@swarmbee/optimize';
 import {
   clusterFromPresets,
   DEVICE_PRESETS,
@@ -18,7 +19,6 @@ import {
   plan,
 } from '@swarmbee/planner';
 import { type BenchCheck, check } from '../report/report.js';
-import { type Summary, summarize } from '../stats.js';
 
 /** The planning times the brief sets: the DP over 16 devices, GA/PSO over 64. */
 export const DP_16_DEVICES_BUDGET_MS = 1000;

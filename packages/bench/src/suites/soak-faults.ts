@@ -9,11 +9,11 @@
  */
 import { join } from 'node:path';
 import { cachedSynthModel, cacheRoot, DEFAULT_SYNTH_SEED } from '@swarmbee/model';
+import { summarize } from '@swarmbee/optimize';
 import { ProcessCluster } from '../chaos/process-cluster.js';
 import { drive, faultLoop, type Pass, SOAK_CONCURRENCY } from '../chaos/soak-load.js';
 import { type BenchCheck, check } from '../report/report.js';
 import { lineChart } from '../report/svg.js';
-import { summarize } from '../stats.js';
 import { resultHeader, type Suite } from '../suite.js';
 import {
   RSS_GROWTH_LIMIT,

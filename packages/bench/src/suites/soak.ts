@@ -5,13 +5,13 @@
  * held against its resident memory after a warm-up of the same mix.
  */
 import { join } from 'node:path';
+import { LocalCluster } from '@swarmbee/local-cluster';
 import { cachedSynthModel, cacheRoot, DEFAULT_SYNTH_SEED, type ModelDir } from '@swarmbee/model';
+import { summarize } from '@swarmbee/optimize';
 import { timedCompletion } from '../cluster-bench/client.js';
 import { promptIds } from '../cluster-bench/scenario.js';
-import { LocalCluster } from '../local-cluster.js';
 import { type BenchCheck, check } from '../report/report.js';
 import { lineChart } from '../report/svg.js';
-import { summarize } from '../stats.js';
 import { resultHeader, type Suite, type SuiteContext } from '../suite.js';
 
 const WORKERS = 3;

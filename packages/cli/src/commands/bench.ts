@@ -10,7 +10,6 @@ import {
   compareResults,
   coresBySpeed,
   DEFAULT_MATRIX,
-  LocalCluster,
   loadResult,
   type Matrix,
   runClusterBench,
@@ -18,6 +17,7 @@ import {
   writeReport,
 } from '@swarmbee/bench';
 import { InvalidArgumentError } from '@swarmbee/core';
+import { LocalCluster } from '@swarmbee/local-cluster';
 import { cacheRoot } from '@swarmbee/model';
 import type { Argv } from 'yargs';
 import { linkShapeFrom, linkShapeOptions } from '../bench-flags.js';

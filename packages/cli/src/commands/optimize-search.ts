@@ -7,15 +7,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import {
-  byteTimeScales,
-  checkPredictions,
-  measureLayerFidelity,
-  measureTimeScales,
-  type PrecisionTimeScales,
-  quantizedLayerBytes,
-  referenceRun,
-} from '@swarmbee/bench';
-import {
   type ClusterProfile,
   InvalidArgumentError,
   ModelMismatchError,
@@ -28,6 +19,15 @@ import {
   layerPrecisions,
   requireLlamaDir,
 } from '@swarmbee/model';
+import {
+  byteTimeScales,
+  checkPredictions,
+  measureLayerFidelity,
+  measureTimeScales,
+  type PrecisionTimeScales,
+  quantizedLayerBytes,
+  referenceRun,
+} from '@swarmbee/optimize';
 import {
   DEFAULT_SEARCH_EVALUATIONS_PER_ALGORITHM,
   type DeploymentCandidate,

@@ -4,17 +4,7 @@
  * it came from, and search deployments (pruning, precisions, partition) under a
  * fidelity budget (`optimize search`, in optimize-search.ts).
  */
-import {
-  checkComparable,
-  choosePrune,
-  DEFAULT_CORPUS_FILE,
-  DEFAULT_WINDOW_TOKENS,
-  type FidelityFigures,
-  measureLayerSimilarity,
-  measureModelDecodeSpeeds,
-  modelFidelity,
-  referenceRun,
-} from '@swarmbee/bench';
+
 import { InvalidArgumentError, type WeightQuantization } from '@swarmbee/core';
 import {
   DEFAULT_QUANT_ACTIVATIONS,
@@ -26,6 +16,17 @@ import {
   quantizeModel,
   requireLlamaDir,
 } from '@swarmbee/model';
+import {
+  checkComparable,
+  choosePrune,
+  DEFAULT_CORPUS_FILE,
+  DEFAULT_WINDOW_TOKENS,
+  type FidelityFigures,
+  measureLayerSimilarity,
+  measureModelDecodeSpeeds,
+  modelFidelity,
+  referenceRun,
+} from '@swarmbee/optimize';
 import type { Argv } from 'yargs';
 import { withProgress } from '../ui/progress.js';
 import { formatBytes, renderTable } from '../ui/table.js';

@@ -76,6 +76,7 @@ export function formatProfile(profile: ClusterProfile): string {
       decodeMs(d.timing.embedding.decode, 1),
       decodeMs(d.timing.head.decode, 1),
       d.estimate ? 'estimate' : 'measured',
+      d.runtime ? `node ${d.runtime.node}, onnxruntime ${d.runtime.onnxruntime}` : '-',
     ];
   });
   const links = profile.links.map((l) => [
@@ -95,6 +96,7 @@ export function formatProfile(profile: ClusterProfile): string {
         'embedding ms',
         'head ms',
         'source',
+        'runtime',
       ],
       devices,
     ),

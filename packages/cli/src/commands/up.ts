@@ -5,9 +5,9 @@
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LocalCluster } from '@swarmbee/bench';
 import type { Coordinator } from '@swarmbee/coordinator';
 import { installFaultHandlers } from '@swarmbee/core';
+import { LocalCluster } from '@swarmbee/local-cluster';
 import { cacheRoot } from '@swarmbee/model';
 import type { Argv } from 'yargs';
 import { resolveModel } from '../model-arg.js';

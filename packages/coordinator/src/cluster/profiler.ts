@@ -20,7 +20,6 @@ import {
   type LinkShape,
   measureLink,
 } from '@swarmbee/protocol';
-import ort from 'onnxruntime-node';
 import type { DeployOptions } from './deployer.js';
 import type { ShardStore } from './shard-store.js';
 import { sendShard } from './shard-transfer.js';
@@ -92,6 +91,7 @@ export async function profileCluster(options: ProfileClusterOptions): Promise<Cl
       timing: result.timing,
       estimate: false,
       source: result.source,
+      runtime: { node: worker.device.nodeVersion, onnxruntime: worker.device.ortVersion },
     });
     step(`profile ${worker.name}`);
   }
@@ -144,7 +144,6 @@ export async function profileCluster(options: ProfileClusterOptions): Promise<Cl
     versions: {
       swarmbee: SWARMBEE_VERSION,
       node: process.version,
-      onnxruntime: ort.env.versions.node ?? 'unknown',
     },
   };
 }

@@ -23,7 +23,7 @@ import {
   type SwarmBeeError,
   TokenizerFailedError,
 } from '@swarmbee/core';
-import { startThread, threadEntry } from '@swarmbee/engine';
+import { startThread, threadEntry } from '@swarmbee/engine/source-thread';
 import type { ModelDir } from '@swarmbee/model';
 import type {
   PromptReplyMessage,

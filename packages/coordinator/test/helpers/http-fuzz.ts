@@ -4,7 +4,7 @@
  * encodings — plus a judge that says whether an answer is one the API documents.
  */
 import { API_ERROR_STATUS } from '@swarmbee/coordinator';
-import { mulberry32 } from '../../../model/src/synth/random.js';
+import { mulberry32 } from '@swarmbee/model';
 import type { RawResponse } from './raw-http.js';
 
 export interface FuzzRequest {

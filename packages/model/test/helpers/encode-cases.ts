@@ -4,8 +4,9 @@
  * random and adversarial. scripts/runc-encodings.ts encodes them with run.c itself; the
  * tests encode them again and compare.
  */
-import type { Llama2cVocab } from '@swarmbee/model';
+
 import { mulberry32 } from '../../src/synth/random.js';
+import type { Llama2cVocab } from '../../src/tokenizer/llama2c-tokenizer.js';
 
 const TIE_ALPHABET = 'ab c';
 

@@ -5,8 +5,43 @@
  */
 import { LocalPipeline, type Pipeline, type StageOptions } from '@swarmbee/engine';
 import type { ModelDir, ProgressFn } from '@swarmbee/model';
-import { type Summary, summarize } from '../stats.js';
-import { timeDecode } from '../suites/engine.js';
+import { type Summary, summarize } from './stats.js';
+
+const GREEDY = { temperature: 0, topK: 0, topP: 1 };
+
+/** Prefills `context` tokens, then times `steps` single-token decode steps. */
+export async function timeDecode(
+  pipeline: Pipeline,
+  context: number,
+  steps: number,
+  vocab: number,
+): Promise<number[]> {
+  const seqId = `bench-${context}-${Math.random().toString(36).slice(2)}`;
+  const prompt = BigInt64Array.from({ length: context }, (_, i) =>
+    BigInt(1 + ((i * 7919) % (vocab - 1))),
+  );
+  let token = (
+    await pipeline.step({
+      rows: [{ seqId, start: 0, count: context, sampling: GREEDY }],
+      tokens: prompt,
+    })
+  ).tokens[0]!;
+  const samples: number[] = [];
+  try {
+    for (let i = 0; i < steps; i++) {
+      const start = performance.now();
+      const result = await pipeline.step({
+        rows: [{ seqId, start: context + i, count: 1, sampling: GREEDY }],
+        tokens: BigInt64Array.of(BigInt(token)),
+      });
+      samples.push(performance.now() - start);
+      token = result.tokens[0]!;
+    }
+  } finally {
+    await pipeline.release([seqId]);
+  }
+  return samples;
+}
 
 export interface DecodeSpeed {
   label: string;

@@ -10,9 +10,7 @@ import { CorpusInvalidError } from '@swarmbee/core';
 import { sha256, type Tokenizer } from '@swarmbee/model';
 
 /** The corpus that ships with SwarmBee: a few paragraphs of plain English. */
-export const DEFAULT_CORPUS_FILE = fileURLToPath(
-  new URL('../../corpus/default.txt', import.meta.url),
-);
+export const DEFAULT_CORPUS_FILE = fileURLToPath(new URL('../corpus/default.txt', import.meta.url));
 
 /** Longest window, in tokens (capped by the model's context). */
 export const DEFAULT_WINDOW_TOKENS = 256;

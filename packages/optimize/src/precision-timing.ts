@@ -14,7 +14,7 @@ import {
   VariantBuilder,
 } from '@swarmbee/model';
 import type { PrecisionTimeScale, QuantizedPrecision } from '@swarmbee/planner';
-import { summarize } from '../stats.js';
+import { summarize } from './stats.js';
 
 export type PrecisionTimeScales = Record<QuantizedPrecision, PrecisionTimeScale>;
 

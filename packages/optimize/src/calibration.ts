@@ -4,26 +4,19 @@
  * so BI_l = 1 − mean over tokens of cos(h_l, h_{l+1}) is low for layers that can go.
  * For runs of consecutive layers the same measure spans the run: 1 − cos(h_l, h_{l+n})
  * (the angular-distance criterion of Gromov et al., "The Unreasonable Ineffectiveness of
- * the Deeper Layers"). Hidden states come from one-layer shards chained in this thread —
- * each built `headless`, so the last layer too ends with its hidden state — while the
+ * the Deeper Layers"). Hidden states come from the engine's LayerStateChain: one-layer
+ * shards built `headless`, so the last layer too ends with its hidden state, while the
  * serving shards' IO stays as it is.
  */
-import { headDim } from '@swarmbee/core';
-import {
-  attentionBias,
-  createShardSession,
-  positionIds,
-  type StageOptions,
-} from '@swarmbee/engine';
+import { LayerStateChain, type StageOptions } from '@swarmbee/engine';
 import {
   type LlamaModelDir,
+  type LlamaShardGraph,
   type ProgressFn,
   readTensor,
-  SHARD_IO,
   TOKEN_EMBEDDING,
   VariantBuilder,
 } from '@swarmbee/model';
-import ort from 'onnxruntime-node';
 import type { Corpus } from './corpus.js';
 
 export interface LayerSimilarity {
@@ -54,52 +47,24 @@ export async function measureLayerSimilarity(
   corpus: Corpus,
   options: { stage?: StageOptions; progress?: ProgressFn } = {},
 ): Promise<LayerSimilarity> {
-  const { config } = dir.manifest;
-  const { dim, nLayers, nKvHeads } = config;
-  const hd = headDim(config);
+  const { dim, nLayers } = dir.manifest.config;
   const builder = new VariantBuilder(dir);
-  const sessions: ort.InferenceSession[] = [];
+  const shards: LlamaShardGraph[] = [];
+  for (let l = 0; l < nLayers; l++) {
+    shards.push(await builder.shard({}, { start: l, end: l + 1 }, { headless: true }));
+  }
+  const chain = await LayerStateChain.open(shards, options.stage);
   const sums = Array.from({ length: nLayers + 1 }, () => new Float64Array(nLayers + 1));
   let tokens = 0;
   try {
-    for (let l = 0; l < nLayers; l++) {
-      const shard = await builder.shard({}, { start: l, end: l + 1 }, { headless: true });
-      sessions.push(await createShardSession(shard, options.stage ?? {}));
-    }
     const embedding = await readTensor(dir, TOKEN_EMBEDDING);
-    const emptyPast = new ort.Tensor('float32', new Float32Array(0), [1, nKvHeads, 0, hd]);
     for (const [w, window] of corpus.windows.entries()) {
       const T = window.length;
-      const rows = [{ seqId: 'calibration', start: 0, count: T }];
-      const common = {
-        [SHARD_IO.positionIds]: new ort.Tensor('int64', positionIds(rows, T), [1, T]),
-        [SHARD_IO.attentionBias]: new ort.Tensor('float32', attentionBias(rows, T, 0), [
-          1,
-          1,
-          T,
-          T,
-        ]),
-      };
-      const hidden: Float32Array[] = [new Float32Array(T * dim)];
+      const entering = new Float32Array(T * dim);
       for (const [t, id] of window.entries()) {
-        hidden[0]!.set(embedding.subarray(id * dim, (id + 1) * dim), t * dim);
+        entering.set(embedding.subarray(id * dim, (id + 1) * dim), t * dim);
       }
-      for (let l = 0; l < nLayers; l++) {
-        const feeds: Record<string, ort.Tensor> = {
-          ...common,
-          [SHARD_IO.pastKey(l)]: emptyPast,
-          [SHARD_IO.pastValue(l)]: emptyPast,
-        };
-        if (l === 0)
-          feeds[SHARD_IO.inputIds] = new ort.Tensor('int64', BigInt64Array.from(window, BigInt), [
-            1,
-            T,
-          ]);
-        else feeds[SHARD_IO.hiddenIn] = new ort.Tensor('float32', hidden[l]!, [1, T, dim]);
-        const out = await sessions[l]!.run(feeds, [SHARD_IO.hiddenOut]);
-        hidden.push(out[SHARD_IO.hiddenOut]!.data as Float32Array);
-      }
-      accumulate(hidden, dim, T, sums);
+      accumulate([entering, ...(await chain.run(window))], dim, T, sums);
       tokens += T - 1;
       options.progress?.({
         phase: 'calibrate',
@@ -109,7 +74,7 @@ export async function measureLayerSimilarity(
       });
     }
   } finally {
-    await Promise.allSettled(sessions.map((s) => s.release()));
+    await chain.close();
   }
   const cosine = sums.map((row) => Array.from(row, (v) => v / tokens));
   return { cosine, tokens };

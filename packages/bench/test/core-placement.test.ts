@@ -1,6 +1,6 @@
 /** Where local-cluster workers are pinned when their speeds are emulated. */
 import t from 'tap';
-import { coresBySpeed } from '../src/local-cluster.js';
+import { coresBySpeed } from '../src/core-placement.js';
 
 t.test(
   'coresBySpeed gives the busiest workers their own cores and packs the slow ones',
