@@ -6,14 +6,13 @@
  */
 import { getEventListeners } from 'node:events';
 import { join } from 'node:path';
+import { GenerationService, TokenizerPool } from '@swarmbee/coordinator';
 import {
-  GenerationService,
+  LocalPipeline,
   pipelineTransport,
   Scheduler,
   type SequenceRequest,
-  TokenizerPool,
-} from '@swarmbee/coordinator';
-import { LocalPipeline } from '@swarmbee/engine';
+} from '@swarmbee/engine';
 import { importLlama2c, loadTokenizer, type ModelDir } from '@swarmbee/model';
 import t, { type Test } from 'tap';
 import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';

@@ -10,6 +10,7 @@
 export * from './deadlines.js';
 export * from './decoder-config.js';
 export * from './errors.js';
+export * from './generation-defaults.js';
 export * from './gguf.js';
 export * from './manifest.js';
 export * from './model-errors.js';

@@ -16,6 +16,7 @@
  */
 export * from './batch-feeds.js';
 export * from './decoder-feeds.js';
+export * from './events.js';
 export * from './execution-provider.js';
 export * from './generate.js';
 export * from './kv-cache.js';
@@ -24,6 +25,10 @@ export * from './onnx-decoder-stage.js';
 export * from './ort-stage.js';
 export * from './pipeline.js';
 export * from './sampler.js';
+export * from './scheduler/admission.js';
+export * from './scheduler/micro-batch.js';
+export * from './scheduler/pipeline-transport.js';
+export * from './scheduler/scheduler.js';
 export * from './shard-stage.js';
 export * from './source-thread.js';
 export * from './stage-engine.js';

@@ -1,6 +1,7 @@
 /** The coordinator's options, states and recovery records. */
 
 import { InvalidArgumentError } from '@swarmbee/core';
+import type { SchedulerOptions } from '@swarmbee/engine';
 import type { ModelDir, ProgressFn } from '@swarmbee/model';
 import type {
   ChannelOptions,
@@ -10,7 +11,6 @@ import type {
 } from '@swarmbee/protocol';
 import type { IntakeTimeouts } from '../api/intake.js';
 import type { ServiceLimits } from '../generation-service.js';
-import type { SchedulerOptions } from '../scheduler.js';
 import type { DeployOptions } from './deployer.js';
 import type { PlanningOptions } from './planning.js';
 

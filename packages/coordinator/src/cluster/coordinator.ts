@@ -20,6 +20,7 @@ import {
   processFaults,
   type StageTimelineEntry,
 } from '@swarmbee/core';
+import { Scheduler } from '@swarmbee/engine';
 import { loadTokenizer, type ProgressFn } from '@swarmbee/model';
 import type { PlanResult } from '@swarmbee/planner';
 import { type ChannelServer, DEFAULT_HEARTBEAT_TIMEOUT_MS, listen } from '@swarmbee/protocol';
@@ -28,7 +29,6 @@ import { createApi, listenApi } from '../api/server.js';
 import { GenerationService } from '../generation-service.js';
 import { Metrics, type StageMetrics } from '../metrics.js';
 import { TokenizerPool } from '../prompt/tokenizer-pool.js';
-import { Scheduler } from '../scheduler.js';
 import { TokenIdsOnly } from '../token-ids-only.js';
 import {
   type CoordinatorOptions,

@@ -13,9 +13,9 @@ import {
   type Plan,
   type SwarmBeeError,
 } from '@swarmbee/core';
+import type { Scheduler } from '@swarmbee/engine';
 import type { PlanResult } from '@swarmbee/planner';
 import { answerProbe, type Channel } from '@swarmbee/protocol';
-import type { Scheduler } from '../scheduler.js';
 import type { CoordinatorState, RecoveryEvent } from './coordinator-options.js';
 import { type Deployment, tearDown } from './deployment.js';
 import type { PlanChoice } from './plan-choice.js';
