@@ -22,6 +22,7 @@ export * from './profile.js';
 export * from './sampling.js';
 export * from './service-errors.js';
 export * from './stage-timeline.js';
+export * from './state-machine.js';
 export * from './tensor.js';
 export * from './train-errors.js';
 export * from './version.js';
