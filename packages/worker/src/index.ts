@@ -12,6 +12,7 @@ export * from './advertise.js';
 export * from './device.js';
 export * from './device-profiler.js';
 export * from './discovery.js';
+export * from './events.js';
 export * from './node-flags.js';
 export * from './shard-cache.js';
 export * from './stage-runner.js';
