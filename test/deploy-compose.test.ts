@@ -353,9 +353,11 @@ async function runComposeOnLoopback(
     processes.push(handle);
     dataUrls.push((await handle.waitForEvent<ServingEvent>(WORKER_EVENTS.serving)).dataUrl);
   }
+  // Four processes start and profile the devices and links with the compose defaults (no
+  // shortened profiling): ~40 s on an idle 2-core machine, far longer when it is busy.
   await coordinatorProcess.waitForEvent<CoordinatorStateEvent>(COORDINATOR_EVENTS.state, {
     match: (e) => e.to === 'ready',
-    timeoutMs: 60_000,
+    timeoutMs: 180_000,
   });
   t.equal(
     (await healthcheck(coordinatorCheck, `${apiUrl}/healthz`)).code,
