@@ -7,6 +7,12 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
+import {
+  COORDINATOR_EVENTS,
+  type CoordinatorStateEvent,
+  type ListeningEvent,
+} from '@swarmbee/coordinator';
+import { WORKER_EVENTS } from '@swarmbee/worker';
 import t, { type Test } from 'tap';
 import { importStories260k } from './helpers/cli.js';
 import { type ProcessHandle, startCluster, startProcess } from './helpers/cluster.js';
@@ -154,16 +160,20 @@ t.test('SIGTERM and SIGINT stop a coordinator and a worker, exit 0', async (t) =
         '127.0.0.1:0',
         '--cache-dir',
         join(root, 'c'),
+        '--log-format',
+        'json',
       ],
       env,
     );
     t.teardown(() => coordinator.stop('SIGKILL'));
-    const [, workersUrl] = await coordinator.waitFor(/listening for workers on (\S+);/);
+    const { workersUrl } = await coordinator.waitForEvent<ListeningEvent>(
+      COORDINATOR_EVENTS.listening,
+    );
     const worker = startProcess(
       [
         'worker',
         '--join',
-        workersUrl!,
+        workersUrl,
         '--listen',
         '127.0.0.1:0',
         '--name',
@@ -174,7 +184,10 @@ t.test('SIGTERM and SIGINT stop a coordinator and a worker, exit 0', async (t) =
       env,
     );
     t.teardown(() => worker.stop('SIGKILL'));
-    await coordinator.waitFor(/ready/, 60_000);
+    await coordinator.waitForEvent<CoordinatorStateEvent>(COORDINATOR_EVENTS.state, {
+      match: (e) => e.to === 'ready',
+      timeoutMs: 60_000,
+    });
     worker.child.kill(signal);
     const workerExit = await exited(worker, 20_000);
     t.equal(workerExit.code, 0, `the worker stops on ${signal} (${workerExit.ms.toFixed(0)} ms)`);
@@ -200,10 +213,12 @@ t.test('SIGTERM and SIGINT stop a coordinator and a worker, exit 0', async (t) =
       'lonely',
       '--cache-dir',
       join(root, 'lonely'),
+      '--log-format',
+      'json',
     ],
     env,
   );
-  await lonely.waitFor(/retrying/);
+  await lonely.waitForEvent(WORKER_EVENTS.joinRetry);
   lonely.child.kill('SIGTERM');
   t.equal((await exited(lonely, 20_000)).code, 0, 'a worker retrying to join stops on SIGTERM');
 });

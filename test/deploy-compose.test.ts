@@ -10,6 +10,12 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import {
+  COORDINATOR_EVENTS,
+  type CoordinatorStateEvent,
+  type ListeningEvent,
+} from '@swarmbee/coordinator';
+import { type ServingEvent, WORKER_EVENTS } from '@swarmbee/worker';
 import t, { type Test } from 'tap';
 import { importStories260k } from './helpers/cli.js';
 import {
@@ -19,7 +25,7 @@ import {
   type ParsedCommandLine,
   portOf,
 } from './helpers/cli-spec.js';
-import { complete, type ProcessHandle, startProcess, waitReady } from './helpers/cluster.js';
+import { complete, type ProcessHandle, startProcess } from './helpers/cluster.js';
 import {
   parseEnvFile,
   readRepoFile,
@@ -321,12 +327,12 @@ async function runComposeOnLoopback(
       listen: '127.0.0.1:0',
       api: '127.0.0.1:0',
       'cache-dir': join(root, 'coordinator-cache'),
-    }),
+    }).concat('--log-format', 'json'),
     env,
   );
   processes.push(coordinatorProcess);
-  const [, workersUrl, apiUrl] = await coordinatorProcess.waitFor(
-    /listening for workers on (\S+); API on (\S+)/,
+  const { workersUrl, apiUrl } = await coordinatorProcess.waitForEvent<ListeningEvent>(
+    COORDINATOR_EVENTS.listening,
   );
   const coordinatorCheck = healthcheckArgs(coordinator.service);
   const waiting = await healthcheck(coordinatorCheck, `${apiUrl}/healthz`);
@@ -337,19 +343,22 @@ async function runComposeOnLoopback(
   for (const worker of workers) {
     const handle = startProcess(
       replaceFlags(t, worker.service.command!, {
-        join: workersUrl!,
+        join: workersUrl,
         listen: '127.0.0.1:0',
         advertise: '127.0.0.1',
         'cache-dir': join(root, `${worker.name}-cache`),
-      }),
+      }).concat('--log-format', 'json'),
       env,
     );
     processes.push(handle);
-    dataUrls.push((await handle.waitFor(/serving stage traffic on (\S+)/))[1]!);
+    dataUrls.push((await handle.waitForEvent<ServingEvent>(WORKER_EVENTS.serving)).dataUrl);
   }
   // Four processes start and profile the devices and links with the compose defaults (no
   // shortened profiling): ~40 s on an idle 2-core machine, far longer when it is busy.
-  await waitReady(apiUrl!, 180_000);
+  await coordinatorProcess.waitForEvent<CoordinatorStateEvent>(COORDINATOR_EVENTS.state, {
+    match: (e) => e.to === 'ready',
+    timeoutMs: 180_000,
+  });
   t.equal(
     (await healthcheck(coordinatorCheck, `${apiUrl}/healthz`)).code,
     0,
@@ -364,7 +373,7 @@ async function runComposeOnLoopback(
     );
   }
 
-  const once = await complete(apiUrl!, {
+  const once = await complete(apiUrl, {
     prompt: 'Once upon a time',
     steps: 64,
     temperature: 0,

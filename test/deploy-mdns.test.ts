@@ -8,9 +8,13 @@
 import { createHmac } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
-import { announceCoordinator } from '@swarmbee/coordinator';
+import {
+  announceCoordinator,
+  COORDINATOR_EVENTS,
+  type ListeningEvent,
+} from '@swarmbee/coordinator';
 import { clusterFingerprint, type MdnsOptions } from '@swarmbee/protocol';
-import { discoverCoordinator } from '@swarmbee/worker';
+import { discoverCoordinator, WORKER_EVENTS } from '@swarmbee/worker';
 import t, { type Test } from 'tap';
 import { runCli } from './helpers/cli.js';
 import { helpPage } from './helpers/cli-spec.js';
@@ -178,15 +182,19 @@ t.test('a worker joins a real coordinator at the URL it discovered', async (t) =
         '127.0.0.1:0',
         '--cache-dir',
         join(root, 'coordinator'),
+        '--log-format',
+        'json',
       ],
       env,
     );
     processes.push(coordinator);
-    const [, workersUrl] = await coordinator.waitFor(/listening for workers on (\S+);/);
+    const { workersUrl } = await coordinator.waitForEvent<ListeningEvent>(
+      COORDINATOR_EVENTS.listening,
+    );
     const mdns = await loopbackMdns();
     const announced = announceCoordinator({
       token: env.SWARMBEE_TOKEN,
-      port: Number(new URL(workersUrl!).port),
+      port: Number(new URL(workersUrl).port),
       mdns,
     });
     t.teardown(() => announced.stop());
@@ -203,11 +211,13 @@ t.test('a worker joins a real coordinator at the URL it discovered', async (t) =
         'found-1',
         '--cache-dir',
         join(root, 'worker'),
+        '--log-format',
+        'json',
       ],
       env,
     );
     processes.push(worker);
-    await worker.waitFor(/registered with the coordinator/);
+    await worker.waitForEvent(WORKER_EVENTS.registered);
     t.pass('registered');
   } finally {
     await Promise.all(processes.map((p) => p.stop()));

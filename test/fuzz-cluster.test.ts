@@ -8,6 +8,7 @@
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { decode, type MessagePlane, type Role } from '@swarmbee/protocol';
+import { type ServingEvent, WORKER_EVENTS } from '@swarmbee/worker';
 import t from 'tap';
 import { exchange, makeFuzzer } from '../packages/protocol/test/helpers/fuzz.js';
 import { rawHandshake, within } from '../packages/protocol/test/helpers/net.js';
@@ -49,9 +50,11 @@ t.test(
       root,
     });
     t.teardown(() => cluster.stop());
-    const [, workerUrl] = await cluster.workers[0]!.waitFor(/serving stage traffic on (\S+)/);
+    const { dataUrl: workerUrl } = await cluster.workers[0]!.waitForEvent<ServingEvent>(
+      WORKER_EVENTS.serving,
+    );
     const targets: Target[] = [
-      { name: 'worker data plane', url: workerUrl!, role: 'coordinator', plane: 'data' },
+      { name: 'worker data plane', url: workerUrl, role: 'coordinator', plane: 'data' },
       {
         name: 'coordinator control plane',
         url: cluster.workersUrl,

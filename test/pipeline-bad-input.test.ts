@@ -1,4 +1,6 @@
+import { COORDINATOR_EVENTS, type StrayBatchErrorEvent } from '@swarmbee/coordinator';
 import { connect, encode, int64Tensor } from '@swarmbee/protocol';
+import { type ServingEvent, WORKER_EVENTS } from '@swarmbee/worker';
 import { pack } from 'msgpackr';
 import t from 'tap';
 import { rawHandshake } from '../packages/protocol/test/helpers/net.js';
@@ -18,7 +20,9 @@ t.test(
       root,
     });
     t.teardown(() => cluster.stop());
-    const [, stage0Url] = await cluster.workers[0]!.waitFor(/serving stage traffic on (\S+)/);
+    const { dataUrl: stage0Url } = await cluster.workers[0]!.waitForEvent<ServingEvent>(
+      WORKER_EVENTS.serving,
+    );
     const baseline = (
       await complete(cluster.apiUrl, { prompt: 'The cat', max_tokens: 24, temperature: 0 })
     ).json.choices[0].token_ids;
@@ -31,7 +35,7 @@ t.test(
       t.same(again.json.choices[0].token_ids, baseline, `still serving after ${what}`);
     };
 
-    const malformed = await rawHandshake(t, stage0Url!, {
+    const malformed = await rawHandshake(t, stage0Url, {
       token: cluster.token,
       role: 'coordinator',
     });
@@ -40,7 +44,7 @@ t.test(
     t.match(malformed.received.at(-1), { type: 'error', code: 'SWARMBEE_ERR_FRAME_INVALID' });
     await stillServes('a malformed frame');
 
-    const unknown = await rawHandshake(t, stage0Url!, {
+    const unknown = await rawHandshake(t, stage0Url, {
       token: cluster.token,
       role: 'coordinator',
     });
@@ -48,7 +52,7 @@ t.test(
     t.equal((await unknown.closed).code, 1002, 'UNKNOWN TYPE - closed as a protocol error');
     t.match(unknown.received.at(-1), { type: 'error', code: 'SWARMBEE_ERR_MESSAGE_TYPE_UNKNOWN' });
 
-    const version = await rawHandshake(t, stage0Url!, {
+    const version = await rawHandshake(t, stage0Url, {
       token: cluster.token,
       role: 'coordinator',
     });
@@ -60,7 +64,7 @@ t.test(
     );
     t.match(version.received.at(-1), { type: 'error', code: 'SWARMBEE_ERR_PROTOCOL_VERSION' });
 
-    const oversized = await rawHandshake(t, stage0Url!, {
+    const oversized = await rawHandshake(t, stage0Url, {
       token: cluster.token,
       role: 'coordinator',
     });
@@ -69,7 +73,7 @@ t.test(
     await stillServes('an oversized frame');
 
     await t.rejects(
-      connect(stage0Url!, { token: 'wrong-token', role: 'coordinator', name: 'intruder' }),
+      connect(stage0Url, { token: 'wrong-token', role: 'coordinator', name: 'intruder' }),
       { code: 'SWARMBEE_ERR_AUTH_FAILED' },
       'WRONG TOKEN - refused',
     );
@@ -78,7 +82,7 @@ t.test(
       { code: 'SWARMBEE_ERR_AUTH_FAILED' },
     );
 
-    const stray = await connect(stage0Url!, {
+    const stray = await connect(stage0Url, {
       token: cluster.token,
       role: 'coordinator',
       name: 'stray',
@@ -89,7 +93,10 @@ t.test(
       rows: [{ seqId: 'nobody', start: 7, count: 1 }],
       tokens: int64Tensor(BigInt64Array.of(5n), [1, 1]),
     });
-    await cluster.coordinator.waitFor(/batch 987654.*SWARMBEE_ERR_SEQUENCE_UNKNOWN/);
+    await cluster.coordinator.waitForEvent<StrayBatchErrorEvent>(
+      COORDINATOR_EVENTS.strayBatchError,
+      { match: (e) => e.batchId === 987_654 && e.code === 'SWARMBEE_ERR_SEQUENCE_UNKNOWN' },
+    );
     t.pass('UNKNOWN SEQUENCE - the stage reports a coded error for it');
     stray.close();
     await stillServes('a frame for an unknown sequence');

@@ -1,6 +1,8 @@
 /** The distributed pipeline end to end: real worker and coordinator processes on loopback. */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { COORDINATOR_EVENTS } from '@swarmbee/coordinator';
+import { type ShardStoredEvent, WORKER_EVENTS } from '@swarmbee/worker';
 import t from 'tap';
 import { importStories260k, runCli } from './helpers/cli.js';
 import { complete, startCluster } from './helpers/cluster.js';
@@ -112,14 +114,16 @@ t.test(
     // Restart worker 0 with the same cache dir. The cluster carries on without it, and the
     // next re-plan takes it back: it loads its shard from cache, nothing is sent.
     await cluster.workers[0]!.stop();
-    await cluster.coordinator.waitFor(/recovered in/);
+    await cluster.coordinator.waitForEvent(COORDINATOR_EVENTS.replayed);
     const again = cluster.startWorker('worker-0', join(root, 'w-0'));
-    await again.waitFor(/registered with the coordinator/);
+    await again.waitForEvent(WORKER_EVENTS.registered);
     const replanned = await runCli(['replan', '--url', cluster.apiUrl]);
     t.equal(replanned.code, 0, replanned.stderr);
     t.match(replanned.stdout, /worker-0/, 'the re-plan uses the worker that came back');
-    await again.waitFor(/found in cache: no transfer/);
-    await again.waitFor(/stage \d ready/);
+    await again.waitForEvent<ShardStoredEvent>(WORKER_EVENTS.shardStored, {
+      match: (e) => e.cached,
+    });
+    await again.waitForEvent(WORKER_EVENTS.stageReady);
     t.notMatch(
       again.log(),
       /received and verified/,

@@ -3,6 +3,13 @@ import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
+import {
+  COORDINATOR_EVENTS,
+  type CoordinatorStateEvent,
+  type ListeningEvent,
+} from '@swarmbee/coordinator';
+import { type AuthFailedDiagnostic, DIAGNOSTICS } from '@swarmbee/protocol';
+import { type ServingEvent, WORKER_EVENTS } from '@swarmbee/worker';
 import t from 'tap';
 import { importStories260k, runCli } from './helpers/cli.js';
 import { startCluster, startProcess } from './helpers/cluster.js';
@@ -79,13 +86,15 @@ t.test(
         'even',
         '--cache-dir',
         join(root, 'c'),
+        '--log-format',
+        'json',
         ...tls,
       ],
       { SWARMBEE_TOKEN: token },
     );
     t.teardown(() => coordinator.stop());
-    const [, workersUrl, apiUrl] = await coordinator.waitFor(
-      /listening for workers on (\S+); API on (\S+)/,
+    const { workersUrl, apiUrl } = await coordinator.waitForEvent<ListeningEvent>(
+      COORDINATOR_EVENTS.listening,
     );
     t.match(workersUrl, /^wss:\/\//);
     t.match(apiUrl, /^https:\/\//);
@@ -94,13 +103,15 @@ t.test(
         [
           'worker',
           '--join',
-          workersUrl!,
+          workersUrl,
           '--name',
           `tls-${i}`,
           '--listen',
           '127.0.0.1:0',
           '--cache-dir',
           join(root, `w${i}`),
+          '--log-format',
+          'json',
           ...tls,
         ],
         { SWARMBEE_TOKEN: token },
@@ -108,8 +119,13 @@ t.test(
     );
     t.teardown(() => Promise.all(workers.map((w) => w.stop())));
     for (const worker of workers)
-      t.match((await worker.waitFor(/serving stage traffic on (\S+)/))[1], /^wss:\/\//);
-    await coordinator.waitFor(/ready/);
+      t.match(
+        (await worker.waitForEvent<ServingEvent>(WORKER_EVENTS.serving)).dataUrl,
+        /^wss:\/\//,
+      );
+    await coordinator.waitForEvent<CoordinatorStateEvent>(COORDINATOR_EVENTS.state, {
+      match: (e) => e.to === 'ready',
+    });
     const result = await postHttps(
       `${apiUrl}/v1/completions`,
       { prompt: 'Once upon a time', steps: 64, temperature: 0, echo: true },
@@ -186,9 +202,9 @@ t.test(
       'the worker exits with an error',
     );
     t.match(intruder.log(), /SWARMBEE_ERR_AUTH_FAILED/);
-    await cluster.coordinator.waitFor(
-      /refused a connection from .*intruder.*SWARMBEE_ERR_AUTH_FAILED/,
-    );
+    await cluster.coordinator.waitForEvent<AuthFailedDiagnostic>(DIAGNOSTICS.authFailed, {
+      match: (e) => e.name === 'intruder' && e.code === 'SWARMBEE_ERR_AUTH_FAILED',
+    });
     const missing = await runCli(
       ['worker', '--join', cluster.workersUrl, '--name', 'anon', '--cache-dir', join(root, 'y')],
       { env: { SWARMBEE_TOKEN: '' } },

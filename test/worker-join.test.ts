@@ -7,9 +7,11 @@
  * same workers deploys the DP plan it had, without profiling and without sending a shard.
  */
 import { join } from 'node:path';
+import { COORDINATOR_EVENTS, type CoordinatorStateEvent } from '@swarmbee/coordinator';
+import { type RegisteredEvent, WORKER_EVENTS } from '@swarmbee/worker';
 import t from 'tap';
 import { importStories260k } from './helpers/cli.js';
-import { complete, startCluster, startProcess, waitReady } from './helpers/cluster.js';
+import { complete, startCluster, startProcess } from './helpers/cluster.js';
 import { haveSharedModel, STORIES260K } from './helpers/shared-models.js';
 
 interface ClusterJson {
@@ -85,12 +87,20 @@ t.test('a restarted worker takes its name from a silent old connection', async (
   });
   old.child.kill('SIGSTOP');
   const fresh = c.startWorker('worker-0', join(root, 'w-0'));
-  await fresh.waitFor(/registered with the coordinator as worker-0/, 60_000);
+  const since = c.coordinator.mark();
+  await fresh.waitForEvent<RegisteredEvent>(WORKER_EVENTS.registered, {
+    match: (e) => e.workerId === 'worker-0',
+    timeoutMs: 60_000,
+  });
   t.match(
     c.coordinator.log(),
     /worker worker-0 stopped answering; its name goes to the new connection/,
   );
-  await waitReady(c.apiUrl);
+  await c.coordinator.waitForEvent<CoordinatorStateEvent>(COORDINATOR_EVENTS.state, {
+    match: (e) => e.to === 'ready',
+    since,
+    timeoutMs: 60_000,
+  });
   const served = await complete(c.apiUrl, {
     prompt: 'Once upon a time',
     max_tokens: 8,

@@ -5,6 +5,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  COORDINATOR_EVENTS,
+  type CoordinatorStateEvent,
+  type ListeningEvent,
+} from '@swarmbee/coordinator';
 import { CLI_BIN } from './cli.js';
 
 export interface ProcessHandle {
@@ -13,7 +18,25 @@ export interface ProcessHandle {
   log: () => string;
   /** Resolves with the first match of `pattern` in the log, within `timeoutMs`. */
   waitFor: (pattern: RegExp, timeoutMs?: number) => Promise<RegExpMatchArray>;
+  /**
+   * Resolves with the payload of the first lifecycle event `name` (a diagnostics channel
+   * name) the process logged — after log offset `since` (see `mark`), one `match`
+   * accepts — within `timeoutMs` (default 30 s); the process must run with
+   * `--log-format json`.
+   */
+  waitForEvent: <T = Record<string, unknown>>(
+    name: string,
+    options?: WaitForEventOptions<T>,
+  ) => Promise<T>;
+  /** The log's length now: events before it are not waited for with `since`. */
+  mark: () => number;
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+}
+
+interface WaitForEventOptions<T> {
+  match?: (data: T) => boolean;
+  since?: number;
+  timeoutMs?: number;
 }
 
 const STOP_GRACE_MS = 5000;
@@ -34,40 +57,63 @@ export function startProcess(args: string[], env: NodeJS.ProcessEnv = {}): Proce
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code) => resolve(code)),
   );
+  const waitUntil = <T>(what: string, find: () => T | undefined, timeoutMs: number) =>
+    new Promise<T>((resolve, reject) => {
+      const check = () => {
+        const match = find();
+        if (match === undefined) return;
+        done();
+        resolve(match);
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for ${what}; log:\n${log.slice(-3000)}`,
+          ),
+        );
+      }, timeoutMs);
+      const onExit = () => {
+        done();
+        reject(new Error(`process exited while waiting for ${what}; log:\n${log.slice(-3000)}`));
+      };
+      const done = () => {
+        clearTimeout(timer);
+        listeners.delete(check);
+        child.off('exit', onExit);
+      };
+      listeners.add(check);
+      child.once('exit', onExit);
+      check();
+    });
   return {
     child,
     log: () => log,
     waitFor: (pattern, timeoutMs = 30_000) =>
-      new Promise((resolve, reject) => {
-        const check = () => {
-          const match = log.match(pattern);
-          if (!match) return;
-          done();
-          resolve(match);
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(
-            new Error(
-              `timed out after ${timeoutMs} ms waiting for ${pattern}; log:\n${log.slice(-3000)}`,
-            ),
-          );
-        }, timeoutMs);
-        const onExit = () => {
-          done();
-          reject(
-            new Error(`process exited while waiting for ${pattern}; log:\n${log.slice(-3000)}`),
-          );
-        };
-        const done = () => {
-          clearTimeout(timer);
-          listeners.delete(check);
-          child.off('exit', onExit);
-        };
-        listeners.add(check);
-        child.once('exit', onExit);
-        check();
-      }),
+      waitUntil(String(pattern), () => log.match(pattern) ?? undefined, timeoutMs),
+    mark: () => log.length,
+    waitForEvent: <T>(
+      name: string,
+      { match, since = 0, timeoutMs = 30_000 }: WaitForEventOptions<T> = {},
+    ) =>
+      waitUntil(
+        `event ${name}`,
+        () => {
+          // Whole lines only: the last may still be arriving.
+          for (const line of log.slice(since).split('\n').slice(0, -1)) {
+            if (!line.startsWith('{') || !line.includes(name)) continue;
+            let record: { event?: string; data: T };
+            try {
+              record = JSON.parse(line);
+            } catch {
+              continue; // the tail of a line before `since`
+            }
+            if (record.event === name && (!match || match(record.data))) return record.data;
+          }
+          return undefined;
+        },
+        timeoutMs,
+      ),
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill(signal);
@@ -123,6 +169,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       '1',
       '--cache-dir',
       options.coordinatorCacheDir ?? join(options.root, 'c'),
+      '--log-format',
+      'json',
       ...(options.coordinatorArgs ?? []),
       // Tests that do not ask for a planner get every worker, split evenly.
       ...(options.coordinatorArgs?.includes('--planner') ? [] : ['--planner', 'even']),
@@ -148,6 +196,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           '127.0.0.1:0',
           '--cache-dir',
           cacheDir,
+          '--log-format',
+          'json',
           ...(options.workerArgs ?? []),
           ...extra,
         ],
@@ -161,14 +211,15 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     },
   };
   try {
-    const [, workersUrl, apiUrl] = await coordinator.waitFor(
-      /listening for workers on (\S+); API on (\S+)/,
-    );
-    cluster.workersUrl = workersUrl!;
-    cluster.apiUrl = apiUrl!;
+    const listening = await coordinator.waitForEvent<ListeningEvent>(COORDINATOR_EVENTS.listening);
+    cluster.workersUrl = listening.workersUrl;
+    cluster.apiUrl = listening.apiUrl;
     for (let i = 0; i < options.workers; i++)
       cluster.startWorker(`worker-${i}`, options.cacheDir?.(i) ?? join(options.root, `w-${i}`));
-    await waitReady(cluster.apiUrl);
+    await coordinator.waitForEvent<CoordinatorStateEvent>(COORDINATOR_EVENTS.state, {
+      match: (e) => e.to === 'ready',
+      timeoutMs: 60_000,
+    });
   } catch (error) {
     await cluster.stop();
     throw error;

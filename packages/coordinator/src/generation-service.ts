@@ -7,12 +7,12 @@
  * per token, runs here.
  */
 import { QueueFullError, RequestTooLargeError } from '@swarmbee/core';
+import type { Scheduler, SequenceResult } from '@swarmbee/engine';
 import type { Tokenizer } from '@swarmbee/model';
 import PQueue from 'p-queue';
 import type { CompletionEndpoint } from './api/requests.js';
 import type { CompletionLimits, CompletionRequest } from './completion-request.js';
 import type { CompletionJob, PromptPreparer } from './prompt/prompt.js';
-import type { Scheduler, SequenceResult } from './scheduler.js';
 import { TextStream } from './text-stream.js';
 
 export interface ServiceLimits {

@@ -14,11 +14,12 @@ export {
   type RequestOptions,
 } from './api-client.js';
 export { Coordinator } from './cluster/coordinator.js';
-export type {
-  CoordinatorOptions,
-  CoordinatorState,
-  RecoveryEvent,
-} from './cluster/coordinator-options.js';
+export type { CoordinatorOptions, RecoveryEvent } from './cluster/coordinator-options.js';
+export {
+  COORDINATOR_TRANSITIONS,
+  type CoordinatorState,
+  CoordinatorStateMachine,
+} from './cluster/coordinator-state.js';
 export type { DeployedStage } from './cluster/deployer.js';
 export type { PlanningOptions } from './cluster/planning.js';
 export { DEFAULT_REPLAN_GAIN } from './cluster/replan-policy.js';
@@ -33,6 +34,20 @@ export {
   type CoordinatorAnnouncement,
 } from './discovery.js';
 export {
+  COORDINATOR_EVENTS,
+  type CoordinatorEventMap,
+  type CoordinatorEventName,
+  type CoordinatorStateEvent,
+  type DeployedEvent,
+  type ListeningEvent,
+  publishCoordinatorEvent,
+  type ReplanningEvent,
+  type ReplayedEvent,
+  type StrayBatchErrorEvent,
+  type WorkerJoinedEvent,
+  type WorkerLostEvent,
+} from './events.js';
+export {
   type CompleteOptions,
   type Completion,
   GenerationService,
@@ -41,17 +56,6 @@ export {
   type PreparedCompletion,
   type ServiceLimits,
 } from './generation-service.js';
-export { pipelineTransport } from './local-transport.js';
 export { Metrics, type MetricsSources, type StageMetrics } from './metrics.js';
 export { TokenizerPool, type TokenizerPoolOptions } from './prompt/tokenizer-pool.js';
-export {
-  type AttachOptions,
-  type BatchTransport,
-  type MicroBatch,
-  type MicroBatchResult,
-  Scheduler,
-  type SchedulerOptions,
-  type SequenceRequest,
-  type SequenceResult,
-} from './scheduler.js';
 export { TextStream } from './text-stream.js';

@@ -9,16 +9,9 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  createApi,
-  GenerationService,
-  Metrics,
-  pipelineTransport,
-  Scheduler,
-  TokenizerPool,
-} from '@swarmbee/coordinator';
+import { createApi, GenerationService, Metrics, TokenizerPool } from '@swarmbee/coordinator';
 import { ChatTemplateRenderError, InvalidArgumentError } from '@swarmbee/core';
-import { LocalPipeline } from '@swarmbee/engine';
+import { LocalPipeline, pipelineTransport, Scheduler } from '@swarmbee/engine';
 import { encodeChat, loadTokenizer } from '@swarmbee/model';
 import t from 'tap';
 import { importStoryChatModel, STORY_CHAT_TEMPLATE } from '../../../test/helpers/chat-model.js';

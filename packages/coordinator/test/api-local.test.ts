@@ -1,15 +1,8 @@
 /** The scheduler, service and HTTP API over an in-process pipeline (no workers). */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  createApi,
-  GenerationService,
-  Metrics,
-  pipelineTransport,
-  Scheduler,
-  TokenizerPool,
-} from '@swarmbee/coordinator';
-import { LocalPipeline } from '@swarmbee/engine';
+import { createApi, GenerationService, Metrics, TokenizerPool } from '@swarmbee/coordinator';
+import { LocalPipeline, pipelineTransport, Scheduler } from '@swarmbee/engine';
 import { importLlama2c, loadTokenizer } from '@swarmbee/model';
 import t from 'tap';
 import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';

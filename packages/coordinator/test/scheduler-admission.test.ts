@@ -6,17 +6,16 @@
  */
 import { getEventListeners } from 'node:events';
 import { join } from 'node:path';
+import { GenerationService, TokenizerPool } from '@swarmbee/coordinator';
 import {
-  GenerationService,
+  LocalPipeline,
   pipelineTransport,
   Scheduler,
-  TokenizerPool,
-} from '@swarmbee/coordinator';
-import { LocalPipeline } from '@swarmbee/engine';
+  type SequenceRequest,
+} from '@swarmbee/engine';
 import { importLlama2c, loadTokenizer, type ModelDir } from '@swarmbee/model';
 import t, { type Test } from 'tap';
 import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
-import type { SequenceRequest } from '../src/micro-batch.js';
 
 const PROMPTS = ['Once upon a time', 'The cat', 'Lily and Tom', 'A big red ball', 'Tim was sad'];
 const MAX_TOKENS = 30;

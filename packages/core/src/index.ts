@@ -65,6 +65,12 @@ export {
   type WireError,
   WorkerNameTakenError,
 } from './errors.js';
+export {
+  DEFAULT_MAX_BATCH_ROWS,
+  DEFAULT_MAX_IN_FLIGHT,
+  DEFAULT_MAX_REPLAYS,
+  DEFAULT_PREFILL_CHUNK_TOKENS,
+} from './generation-defaults.js';
 export type {
   GgmlTypeName,
   GgufConversion,
@@ -167,6 +173,7 @@ export {
   UnsupportedMediaTypeError,
 } from './service-errors.js';
 export type { StageEvent, StageTimelineEntry } from './stage-timeline.js';
+export { IllegalStateError, StateMachine, type StateTransitions } from './state-machine.js';
 export { DTYPE_BYTES, elementCount, type TensorData, type TensorDtype } from './tensor.js';
 export {
   AdapterBaseMismatchError,

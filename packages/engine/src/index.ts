@@ -14,6 +14,12 @@
  * await pipeline.close();
  * ```
  */
+export {
+  type BatchSentEvent,
+  type BatchSentRow,
+  ENGINE_EVENTS,
+  publishBatch,
+} from './events.js';
 export { availableExecutionProviders, executionProviders } from './execution-provider.js';
 export {
   type GenerateOptions,
@@ -24,6 +30,18 @@ export {
 export { LayerStateChain } from './layer-states.js';
 export { LocalPipeline, type LocalPipelineOptions } from './local-pipeline.js';
 export type { Pipeline, PipelineInfo, PipelineResult, PipelineStep } from './pipeline.js';
+export { type AdmissionLimits, KvAdmission } from './scheduler/admission.js';
+export {
+  type BatchTransport,
+  type MicroBatch,
+  MicroBatcher,
+  type MicroBatchResult,
+  type Sequence,
+  type SequenceRequest,
+  type SequenceResult,
+} from './scheduler/micro-batch.js';
+export { pipelineTransport } from './scheduler/pipeline-transport.js';
+export { type AttachOptions, Scheduler, type SchedulerOptions } from './scheduler/scheduler.js';
 export type {
   BatchRow,
   StageBatch,

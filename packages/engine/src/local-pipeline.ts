@@ -24,14 +24,23 @@ export interface LocalPipelineOptions {
   shard?: (range: LayerRange) => ShardGraph;
 }
 
+/**
+ * Several micro-batches may be in the pipeline at once (the scheduler keeps one per stage
+ * in flight): each stage runs its batches one after another in the order they came, as a
+ * worker's stage runner does, so a prompt's next chunk always finds the one before in the
+ * cache, while different stages work on different batches at the same time.
+ */
 export class LocalPipeline implements Pipeline {
   readonly info: PipelineInfo;
+  /** Per stage: the end of its queue of work. Never rejects. */
+  readonly #tails: Promise<unknown>[];
 
   private constructor(
     readonly stages: StageEngine[],
     info: PipelineInfo,
   ) {
     this.info = info;
+    this.#tails = stages.map(() => Promise.resolve());
   }
 
   static async create(dir: ModelDir, options: LocalPipelineOptions = {}): Promise<LocalPipeline> {
@@ -62,16 +71,25 @@ export class LocalPipeline implements Pipeline {
     return new LocalPipeline(stages, {
       vocabSize: config.vocabSize,
       maxSeqLen: config.maxSeqLen,
-      stages: ranges.map((r) => ({ layerStart: r.start, layerEnd: r.end })),
+      stages: stages.map((s) => ({
+        layerStart: s.info.layerStart,
+        layerEnd: s.info.layerEnd,
+        limits: s.info.limits,
+      })),
     });
   }
 
   async step(step: PipelineStep): Promise<PipelineResult> {
     const { rows } = step;
-    let output = await this.stages[0]!.forward({ rows, tokens: step.tokens, logits: step.logits });
-    for (const stage of this.stages.slice(1)) {
+    let output = await this.#inOrder(0, (stage) =>
+      stage.forward({ rows, tokens: step.tokens, logits: step.logits }),
+    );
+    for (let i = 1; i < this.stages.length; i++) {
       if (output.kind !== 'hidden') break;
-      output = await stage.forward({ rows, hidden: output.hidden, logits: step.logits });
+      const { hidden } = output;
+      output = await this.#inOrder(i, (stage) =>
+        stage.forward({ rows, hidden, logits: step.logits }),
+      );
     }
     if (output.kind !== 'tokens')
       throw new InvalidArgumentError('the pipeline ended on a stage without the LM head');
@@ -82,7 +100,16 @@ export class LocalPipeline implements Pipeline {
   }
 
   async release(seqIds: string[]): Promise<void> {
-    await Promise.all(this.stages.map((s) => s.release(seqIds)));
+    await Promise.all(
+      this.stages.map((_, i) => this.#inOrder(i, (stage) => stage.release(seqIds))),
+    );
+  }
+
+  /** Runs `work` on stage `index` once the work queued there before it has finished. */
+  #inOrder<T>(index: number, work: (stage: StageEngine) => Promise<T>): Promise<T> {
+    const run = this.#tails[index]!.then(() => work(this.stages[index]!));
+    this.#tails[index] = run.catch(() => {});
+    return run;
   }
 
   async close(): Promise<void> {

@@ -3,13 +3,13 @@
  * last stage's sampled tokens. `LocalPipeline` chains stages in one process;
  * the coordinator's remote pipeline implements the same interface over the wire.
  */
-import type { BatchRow } from './stage-engine.js';
+import type { BatchRow, StageLimits } from './stage-engine.js';
 
 export interface PipelineInfo {
   vocabSize: number;
   maxSeqLen: number;
-  /** Layer ranges of the stages, in order. */
-  stages: { layerStart: number; layerEnd: number }[];
+  /** Layer ranges of the stages, in order, and what each stage's KV cache admits when known. */
+  stages: { layerStart: number; layerEnd: number; limits?: StageLimits }[];
 }
 
 export interface PipelineStep {

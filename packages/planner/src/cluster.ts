@@ -6,6 +6,7 @@ import {
   type ClusterProfile,
   COORDINATOR_NODE,
   ContextOverflowError,
+  DEFAULT_PREFILL_CHUNK_TOKENS,
   DeviceUnknownError,
   InvalidArgumentError,
   ProfileInvalidError,
@@ -15,8 +16,6 @@ import { msToNs } from './units.js';
 
 /** Prompt length TTFT is predicted for when the request does not say. */
 export const DEFAULT_PROMPT_TOKENS = 128;
-/** Longest prefill chunk when the request does not say. */
-export const DEFAULT_PREFILL_CHUNK_TOKENS = 128;
 
 function checkAxis(axis: readonly number[], what: string): void {
   if (axis.length === 0) throw new ProfileInvalidError(`${what} has no sample points`);

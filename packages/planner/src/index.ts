@@ -32,7 +32,6 @@ export {
 } from './baselines.js';
 export {
   buildLinkTable,
-  DEFAULT_PREFILL_CHUNK_TOKENS,
   DEFAULT_PROMPT_TOKENS,
   resolveWorkload,
   validateCluster,

@@ -13,6 +13,19 @@ export {
   type DiscoverOptions,
   discoverCoordinator,
 } from './discovery.js';
+export {
+  type CoordinatorLostEvent,
+  type JoinRetryEvent,
+  publishWorkerEvent,
+  type RegisteredEvent,
+  type ServingEvent,
+  type ShardStoredEvent,
+  type StageReadyEvent,
+  WORKER_EVENTS,
+  type WorkerEventMap,
+  type WorkerEventName,
+  type WorkerStateEvent,
+} from './events.js';
 export { WORKER_NODE_FLAGS } from './node-flags.js';
 export type { WorkerState } from './state.js';
 export { WorkerDaemon } from './worker.js';

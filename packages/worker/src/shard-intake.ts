@@ -4,12 +4,14 @@
  * come (in order within their shard); `shard.done` verifies and stores it. Replies go
  * to `reply`; failures reject, for the caller to report.
  */
+
 import type {
   ControlMessage,
   ShardChunkMessage,
   ShardDoneMessage,
   ShardOfferMessage,
 } from '@swarmbee/protocol';
+import { publishWorkerEvent, WORKER_EVENTS } from './events.js';
 import type { ShardCache } from './shard-cache.js';
 
 export interface ShardIntakeCounters {
@@ -28,13 +30,19 @@ export class ShardIntake {
   constructor(
     readonly cache: ShardCache,
     readonly reply: (message: ControlMessage) => void,
-    readonly log: (line: string) => void,
+    /** The worker's name, in the events this publishes. */
+    readonly worker: string,
   ) {}
 
   async offer(offer: ShardOfferMessage): Promise<void> {
     if (await this.cache.has(offer)) {
       this.counters.shardCacheHits++;
-      this.log(`shard ${offer.shardId.slice(0, 12)} found in cache: no transfer`);
+      publishWorkerEvent(WORKER_EVENTS.shardStored, () => ({
+        worker: this.worker,
+        shardId: offer.shardId,
+        cached: true,
+        bytes: 0,
+      }));
       this.reply({ type: 'shard.need', shardId: offer.shardId, have: true });
       return;
     }
@@ -51,9 +59,12 @@ export class ShardIntake {
     const offer = await this.cache.offerOf(shardId);
     await this.cache.finish(shardId);
     this.counters.shardsReceived++;
-    this.log(
-      `shard ${shardId.slice(0, 12)} received and verified${offer ? ` (${offer.bytes} bytes)` : ''}`,
-    );
+    publishWorkerEvent(WORKER_EVENTS.shardStored, () => ({
+      worker: this.worker,
+      shardId,
+      cached: false,
+      bytes: offer?.bytes ?? 0,
+    }));
     this.reply({ type: 'shard.stored', shardId });
   }
 }

@@ -1,6 +1,7 @@
 /**
- * The worker daemon's life cycle. Illegal transitions throw, so a bug shows
- * up where it happens rather than as a worker in an impossible state.
+ * The worker daemon's life cycle. Illegal transitions throw IllegalStateError
+ * (SWARMBEE_ERR_ILLEGAL_STATE), so a bug shows up where it happens rather than as
+ * a worker in an impossible state.
  *
  *   starting ─▶ joining ─▶ idle ─▶ loading ─▶ ready
  *                  ▲        │  ▲      │  │      │
@@ -8,7 +9,7 @@
  *                  (coordinator lost: rejoin) ◀─┘
  *   any but stopped ─▶ draining ─▶ stopped;  any ─▶ stopped
  */
-import { InvalidArgumentError } from '@swarmbee/core';
+import { StateMachine, type StateTransitions } from '@swarmbee/core';
 
 export type WorkerState =
   | 'starting'
@@ -19,7 +20,7 @@ export type WorkerState =
   | 'draining'
   | 'stopped';
 
-const ALLOWED: Readonly<Record<WorkerState, readonly WorkerState[]>> = {
+export const WORKER_TRANSITIONS: StateTransitions<WorkerState> = {
   starting: ['joining', 'stopped'],
   joining: ['idle', 'joining', 'draining', 'stopped'],
   idle: ['loading', 'joining', 'draining', 'stopped'],
@@ -29,27 +30,9 @@ const ALLOWED: Readonly<Record<WorkerState, readonly WorkerState[]>> = {
   stopped: [],
 };
 
-export class WorkerStateMachine {
-  #state: WorkerState = 'starting';
-  readonly #listeners: ((from: WorkerState, to: WorkerState) => void)[] = [];
-
-  get state(): WorkerState {
-    return this.#state;
-  }
-
-  onChange(listener: (from: WorkerState, to: WorkerState) => void): void {
-    this.#listeners.push(listener);
-  }
-
-  to(next: WorkerState): void {
-    const from = this.#state;
-    if (!ALLOWED[from].includes(next))
-      throw new InvalidArgumentError(`worker cannot go from ${from} to ${next}`);
-    this.#state = next;
-    for (const listener of this.#listeners) listener(from, next);
-  }
-
-  is(...states: WorkerState[]): boolean {
-    return states.includes(this.#state);
+/** The worker's machine; an illegal transition throws IllegalStateError. */
+export class WorkerStateMachine extends StateMachine<WorkerState> {
+  constructor() {
+    super('worker', 'starting', WORKER_TRANSITIONS);
   }
 }

@@ -29,6 +29,7 @@ import {
 } from '@swarmbee/protocol';
 import { reachableHost } from './advertise.js';
 import { deviceFacts } from './device.js';
+import { publishWorkerEvent, WORKER_EVENTS } from './events.js';
 import { answerProfileRequest } from './profile-requests.js';
 import { ShardCache } from './shard-cache.js';
 import { ShardIntake } from './shard-intake.js';
@@ -70,10 +71,12 @@ export class WorkerDaemon {
     this.#shards = new ShardIntake(
       this.#cache,
       (message) => this.#control?.send(message),
-      (line) => this.#log(line),
+      this.name,
     );
     this.#log = options.log ?? (() => {});
-    this.#machine.onChange((from, to) => this.#log(`state ${from} -> ${to}`));
+    this.#machine.onChange((from, to) =>
+      publishWorkerEvent(WORKER_EVENTS.state, () => ({ worker: this.name, from, to })),
+    );
   }
 
   get state(): WorkerState {
@@ -115,6 +118,11 @@ export class WorkerDaemon {
     );
     this.#machine.to('joining');
     await this.#join();
+    if (!this.#machine.is('draining', 'stopped'))
+      publishWorkerEvent(WORKER_EVENTS.serving, () => ({
+        worker: this.name,
+        dataUrl: this.dataUrl,
+      }));
   }
 
   async #join(): Promise<void> {
@@ -143,9 +151,13 @@ export class WorkerDaemon {
           await this.stop();
           throw coded;
         }
-        this.#log(
-          `cannot reach the coordinator at ${this.#options.coordinatorUrl} (${coded.code}); retrying in ${delay} ms`,
-        );
+        const delayMs = delay;
+        publishWorkerEvent(WORKER_EVENTS.joinRetry, () => ({
+          worker: this.name,
+          coordinatorUrl: this.#options.coordinatorUrl,
+          code: coded.code,
+          delayMs,
+        }));
         await sleep(delay, undefined, { signal: this.#stopping.signal }).catch(() => {});
         delay = Math.min(delay * 2, MAX_REJOIN_DELAY_MS);
       }
@@ -176,11 +188,11 @@ export class WorkerDaemon {
         reject(asSwarmBeeError(error));
       }
     });
-    this.#log(`registered with the coordinator as ${workerId}`);
+    publishWorkerEvent(WORKER_EVENTS.registered, () => ({ worker: this.name, workerId }));
     this.#machine.to('idle');
     control.on('close', () => {
       if (this.#control !== control || this.#machine.is('stopped', 'draining')) return;
-      this.#log('lost the coordinator; re-joining');
+      publishWorkerEvent(WORKER_EVENTS.coordinatorLost, () => ({ worker: this.name }));
       this.#control = undefined;
       // Shards it was sending will not be finished by it.
       void this.#cache.abortAll();
@@ -260,9 +272,14 @@ export class WorkerDaemon {
       });
       this.#machine.to('ready');
       const loadMs = performance.now() - started;
-      this.#log(
-        `stage ${load.stage} ready: layers [${load.layerStart}, ${load.layerEnd}) in ${loadMs.toFixed(0)} ms, sending to ${nextUrl}`,
-      );
+      publishWorkerEvent(WORKER_EVENTS.stageReady, () => ({
+        worker: this.name,
+        stage: load.stage,
+        layerStart: load.layerStart,
+        layerEnd: load.layerEnd,
+        loadMs,
+        nextUrl,
+      }));
       this.#control?.send({
         type: 'stage.ready',
         stage: load.stage,

@@ -23,7 +23,8 @@ import {
   tlsOptions,
 } from '../service-flags.js';
 import { resolveToken, tokenOptions } from '../token.js';
-import { logger, shutdownGraceOption, untilSignal } from '../ui/log.js';
+import { logCoordinatorEvents } from '../ui/lifecycle-log.js';
+import { logFormatOption, logger, shutdownGraceOption, untilSignal } from '../ui/log.js';
 import { logProtocolEvents } from '../ui/protocol-log.js';
 import { deploymentTable } from './cluster-table.js';
 
@@ -101,6 +102,7 @@ export function coordinatorCommand(yargs: Argv): Argv {
         .options(serviceLimitOptions)
         .options(httpTimeoutOptions)
         .options(shutdownGraceOption)
+        .options(logFormatOption)
         .options(frameLimitOption)
         .options(tlsOptions)
         .options(linkShapeOptions)
@@ -113,12 +115,13 @@ export function coordinatorCommand(yargs: Argv): Argv {
         })
         .options(tokenOptions),
     async (args) => {
-      const log = logger('coordinator');
+      const log = logger('coordinator', { format: args.logFormat });
       installFaultHandlers(log);
       const stopping = untilSignal({ graceMs: args.shutdownGraceMs, log });
       const listen = parseHostPort(args.listen, 'listen');
       const api = parseHostPort(args.api, 'api');
       logProtocolEvents(log);
+      logCoordinatorEvents(log);
       const token = resolveToken(args);
       const coordinator = new Coordinator({
         model: await openModelDir(args.model),

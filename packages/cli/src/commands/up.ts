@@ -12,6 +12,7 @@ import { cacheRoot } from '@swarmbee/model';
 import type { Argv } from 'yargs';
 import { resolveModel } from '../model-arg.js';
 import { parseHostPort } from '../options.js';
+import { logCoordinatorEvents } from '../ui/lifecycle-log.js';
 import { logger, shutdownGraceOption, untilSignal } from '../ui/log.js';
 import { withProgress } from '../ui/progress.js';
 import { deploymentTable } from './cluster-table.js';
@@ -73,6 +74,8 @@ export function upCommand(yargs: Argv): Argv {
       const model = await resolveModel(args.model, (line) => process.stderr.write(`${line}\n`));
       const abort = new AbortController();
       void stopping.then(() => abort.abort(new Error('interrupted')));
+      const coordinatorLog = logger('coordinator');
+      const stopLogging = logCoordinatorEvents(coordinatorLog);
       const cluster = await withProgress(() =>
         LocalCluster.start(
           {
@@ -83,7 +86,7 @@ export function upCommand(yargs: Argv): Argv {
             threads: args.threads,
             apiHost: api.host,
             apiPort: api.port,
-            log: logger('coordinator'),
+            log: coordinatorLog,
             coordinator: { planning: { planner: args.planner } },
           },
           abort.signal,
@@ -110,6 +113,7 @@ export function upCommand(yargs: Argv): Argv {
         logger('up')(`${await stopping}: stopping the cluster`);
       } finally {
         await cluster.stop();
+        stopLogging();
       }
     },
   );

@@ -17,7 +17,8 @@ import {
   tlsOptions,
 } from '../service-flags.js';
 import { resolveToken, tokenOptions } from '../token.js';
-import { logger, shutdownGraceOption, untilSignal } from '../ui/log.js';
+import { logWorkerEvents } from '../ui/lifecycle-log.js';
+import { logFormatOption, logger, shutdownGraceOption, untilSignal } from '../ui/log.js';
 import { logProtocolEvents } from '../ui/protocol-log.js';
 
 export function workerCommand(yargs: Argv): Argv {
@@ -74,6 +75,7 @@ export function workerCommand(yargs: Argv): Argv {
         })
         .options(stageLimitOptions)
         .options(shutdownGraceOption)
+        .options(logFormatOption)
         .options(frameLimitOption)
         .options(tlsOptions)
         .options(linkShapeOptions)
@@ -82,10 +84,11 @@ export function workerCommand(yargs: Argv): Argv {
     async (args) => {
       const { host, port } = parseHostPort(args.listen, 'listen');
       const name = args.name ?? hostname();
-      const log = logger(`worker ${name}`);
+      const log = logger(`worker ${name}`, { format: args.logFormat });
       installFaultHandlers(log);
       const stopping = untilSignal({ graceMs: args.shutdownGraceMs, log });
       logProtocolEvents(log);
+      logWorkerEvents(log, name);
       // Refuse an unavailable provider now, not when the first shard loads.
       executionProviders(args.executionProvider);
       const token = resolveToken(args);
@@ -122,13 +125,8 @@ export function workerCommand(yargs: Argv): Argv {
         channel: { ...channelFrom(args), ...frameLimitFrom(args) },
         log,
       });
-      let stopRequested = false;
-      void stopping.then(() => {
-        stopRequested = true;
-      });
-      const started = worker.start().then(() => {
-        if (!stopRequested) log(`serving stage traffic on ${worker.dataUrl}`);
-      });
+      // It says `serving stage traffic on <url>` (WORKER_EVENTS.serving) once it has joined.
+      const started = worker.start();
       // Ends on a signal, or when the worker stops itself (told to, or refused for good:
       // then its coded error ends the command with status 1).
       const signal = await Promise.race([

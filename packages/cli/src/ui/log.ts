@@ -1,10 +1,52 @@
-/** Daemon log lines on stderr: time, who, what. */
+/**
+ * Daemon log lines on stderr: time, who, what. In `json` format each line is one JSON
+ * object — `{"time","who","message"}`, and for a lifecycle event also `"event"` (its
+ * diagnostics channel name) and `"data"` (its payload) — so that tools and tests read
+ * events, not prose.
+ */
+export type LogFormat = 'text' | 'json';
+
+export const LOG_FORMATS: readonly LogFormat[] = ['text', 'json'];
+
+export interface DaemonLog {
+  (line: string): void;
+  /** A lifecycle event: its channel name, payload, and the line text shows (none: json only). */
+  event(name: string, data: object, line: string | undefined): void;
+}
+
 export function logger(
   who: string,
-  stream: NodeJS.WriteStream = process.stderr,
-): (line: string) => void {
-  return (line) => stream.write(`${new Date().toISOString()} ${who}: ${line}\n`);
+  options: { format?: LogFormat; stream?: NodeJS.WritableStream } = {},
+): DaemonLog {
+  const stream = options.stream ?? process.stderr;
+  const time = () => new Date().toISOString();
+  const write = (record: object) => {
+    stream.write(`${JSON.stringify({ time: time(), who, ...record })}\n`);
+  };
+  if (options.format === 'json') {
+    return Object.assign((message: string) => write({ message }), {
+      event: (event: string, data: object, message: string | undefined) =>
+        write({ event, ...(message === undefined ? {} : { message }), data }),
+    });
+  }
+  const line = (text: string) => {
+    stream.write(`${time()} ${who}: ${text}\n`);
+  };
+  return Object.assign(line, {
+    event: (_event: string, _data: object, text: string | undefined) => {
+      if (text !== undefined) line(text);
+    },
+  });
 }
+
+export const logFormatOption = {
+  'log-format': {
+    choices: LOG_FORMATS,
+    default: 'text' as LogFormat,
+    describe:
+      'Log lines as text, or as JSON objects ({"time","who","message"}; lifecycle events add "event" and "data")',
+  },
+} as const;
 
 /** How long a daemon may take to stop after SIGTERM or SIGINT before it exits anyway, ms. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;

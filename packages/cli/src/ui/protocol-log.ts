@@ -10,20 +10,31 @@ import {
   type FrameErrorDiagnostic,
   type PeerTimeoutDiagnostic,
 } from '@swarmbee/protocol';
+import type { DaemonLog } from './log.js';
 
-export function logProtocolEvents(log: (line: string) => void): void {
+export function logProtocolEvents(log: DaemonLog): void {
   subscribe(DIAGNOSTICS.authFailed, (event) => {
     const e = event as AuthFailedDiagnostic;
-    log(
+    log.event(
+      DIAGNOSTICS.authFailed,
+      e,
       `refused a connection from ${e.address ?? 'unknown address'} (${e.role ?? 'no role'} ${e.name ?? ''}): ${e.code}: ${e.reason}`,
     );
   });
   subscribe(DIAGNOSTICS.frameError, (event) => {
     const e = event as FrameErrorDiagnostic;
-    log(`bad frame from ${e.peer?.name ?? 'unknown peer'}: ${e.code}: ${e.message}`);
+    log.event(
+      DIAGNOSTICS.frameError,
+      e,
+      `bad frame from ${e.peer?.name ?? 'unknown peer'}: ${e.code}: ${e.message}`,
+    );
   });
   subscribe(DIAGNOSTICS.peerTimeout, (event) => {
     const e = event as PeerTimeoutDiagnostic;
-    log(`peer ${e.peer?.name ?? 'unknown'} went silent; connection dropped`);
+    log.event(
+      DIAGNOSTICS.peerTimeout,
+      e,
+      `peer ${e.peer?.name ?? 'unknown'} went silent; connection dropped`,
+    );
   });
 }

@@ -1,6 +1,7 @@
-/** The coordinator's options, states and recovery records. */
+/** The coordinator's options and recovery records (its states: coordinator-state.ts). */
 
 import { InvalidArgumentError } from '@swarmbee/core';
+import type { SchedulerOptions } from '@swarmbee/engine';
 import type { ModelDir, ProgressFn } from '@swarmbee/model';
 import type {
   ChannelOptions,
@@ -10,7 +11,6 @@ import type {
 } from '@swarmbee/protocol';
 import type { IntakeTimeouts } from '../api/intake.js';
 import type { ServiceLimits } from '../generation-service.js';
-import type { SchedulerOptions } from '../scheduler.js';
 import type { DeployOptions } from './deployer.js';
 import type { PlanningOptions } from './planning.js';
 
@@ -65,9 +65,6 @@ export const DEFAULT_API_PORT = 8080;
 export const DEFAULT_STATS_INTERVAL_MS = 2000;
 /** Attempts to bring up a plan when workers keep failing during deployment. */
 export const MAX_DEPLOY_ATTEMPTS = 3;
-
-/** `waiting` for workers, `deploying` the first plan, `ready`, `recovering` (re-planning with requests held), `stopped`. */
-export type CoordinatorState = 'waiting' | 'deploying' | 'ready' | 'recovering' | 'stopped';
 
 export interface RecoveryEvent {
   /** Why the cluster was reconfigured: a loss, a fault, a returning worker, a request. */

@@ -20,25 +20,26 @@ import {
   processFaults,
   type StageTimelineEntry,
 } from '@swarmbee/core';
+import { Scheduler } from '@swarmbee/engine';
 import { loadTokenizer, type ProgressFn } from '@swarmbee/model';
 import type { PlanResult } from '@swarmbee/planner';
 import { type ChannelServer, DEFAULT_HEARTBEAT_TIMEOUT_MS, listen } from '@swarmbee/protocol';
 import type { FastifyInstance } from 'fastify';
 import { createApi, listenApi } from '../api/server.js';
+import { COORDINATOR_EVENTS, publishCoordinatorEvent } from '../events.js';
 import { GenerationService } from '../generation-service.js';
 import { Metrics, type StageMetrics } from '../metrics.js';
 import { TokenizerPool } from '../prompt/tokenizer-pool.js';
-import { Scheduler } from '../scheduler.js';
 import { TokenIdsOnly } from '../token-ids-only.js';
 import {
   type CoordinatorOptions,
-  type CoordinatorState,
   checkCoordinatorOptions,
   DEFAULT_API_PORT,
   DEFAULT_COORDINATOR_PORT,
   DEFAULT_STATS_INTERVAL_MS,
   type RecoveryEvent,
 } from './coordinator-options.js';
+import type { CoordinatorState } from './coordinator-state.js';
 import type { DeployedStage } from './deployer.js';
 import { bringUp, profileFor } from './deployment.js';
 import { Deployments } from './deployments.js';
@@ -245,7 +246,8 @@ export class Coordinator {
         this.#stageMetrics = metrics;
       },
     );
-    this.#log(`listening for workers on ${this.workersUrl}; API on ${this.#apiUrl}`);
+    const listening = { workersUrl: this.workersUrl, apiUrl: this.#apiUrl };
+    publishCoordinatorEvent(COORDINATOR_EVENTS.listening, () => listening);
   }
 
   /** Resolves once a plan is deployed and the API serves completions. */
@@ -291,14 +293,22 @@ export class Coordinator {
   #joined(link: WorkerLink, cachedShards: number): void {
     link.onBatchError = (error) => {
       if (!this.#deployments.current?.transport.onBatchError(error)) {
-        this.#log(
-          `stage ${error.stage ?? '?'} on ${link.name} failed batch ${error.batchId}, which this coordinator did not send: ${error.code}: ${error.message}`,
-        );
+        publishCoordinatorEvent(COORDINATOR_EVENTS.strayBatchError, () => ({
+          worker: link.name,
+          stage: error.stage,
+          batchId: error.batchId,
+          code: error.code,
+          message: error.message,
+        }));
       }
     };
-    this.#log(
-      `worker ${link.name} joined (${link.device.arch}, ${link.device.cpus} cpus, data ${link.dataUrl}, ${cachedShards} cached shards)`,
-    );
+    publishCoordinatorEvent(COORDINATOR_EVENTS.workerJoined, () => ({
+      worker: link.name,
+      arch: link.device.arch,
+      cpus: link.device.cpus,
+      dataUrl: link.dataUrl,
+      cachedShards,
+    }));
     if (this.state === 'stopped') return;
     if (this.#deployments.current || this.#deployments.everDeployed) {
       void this.#deployments.request('consider', `worker ${link.name} joined`);
@@ -308,9 +318,10 @@ export class Coordinator {
   }
 
   #left(link: WorkerLink): void {
-    this.#log(`worker ${link.name} left`);
     const deployment = this.#deployments.current;
-    if (deployment?.links.includes(link))
+    const ranStage = deployment?.links.includes(link) ?? false;
+    publishCoordinatorEvent(COORDINATOR_EVENTS.workerLost, () => ({ worker: link.name, ranStage }));
+    if (deployment && ranStage)
       this.#deployments.fault(deployment, `worker ${link.name}, which ran a stage, was lost`);
   }
 

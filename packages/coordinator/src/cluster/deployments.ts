@@ -13,10 +13,12 @@ import {
   type Plan,
   type SwarmBeeError,
 } from '@swarmbee/core';
+import type { Scheduler } from '@swarmbee/engine';
 import type { PlanResult } from '@swarmbee/planner';
 import { answerProbe, type Channel } from '@swarmbee/protocol';
-import type { Scheduler } from '../scheduler.js';
-import type { CoordinatorState, RecoveryEvent } from './coordinator-options.js';
+import { COORDINATOR_EVENTS, publishCoordinatorEvent } from '../events.js';
+import type { RecoveryEvent } from './coordinator-options.js';
+import { type CoordinatorState, CoordinatorStateMachine } from './coordinator-state.js';
 import { type Deployment, tearDown } from './deployment.js';
 import type { PlanChoice } from './plan-choice.js';
 import {
@@ -50,13 +52,16 @@ export class Deployments {
   /** The last stage's token link per peer name (`<worker>/stage-<n>`), newest connection. */
   readonly #tokenLinks = new Map<string, Channel<'data'>>();
   #current?: Deployment;
-  #state: CoordinatorState = 'waiting';
+  readonly #machine = new CoordinatorStateMachine();
   /** Whether any plan was ever deployed: after that, one returning worker is enough to serve. */
   #everDeployed = false;
   #readyWaiters: { resolve: () => void; reject: (e: SwarmBeeError) => void }[] = [];
 
   constructor(options: DeploymentsOptions) {
     this.#options = options;
+    this.#machine.onChange((from, to) =>
+      publishCoordinatorEvent(COORDINATOR_EVENTS.state, () => ({ from, to })),
+    );
     this.#queue = new ReconfigurationQueue(
       (job) => this.#reconfigure(job),
       (error) => options.log(`reconfiguration failed: ${asSwarmBeeError(error).message}`),
@@ -64,7 +69,12 @@ export class Deployments {
   }
 
   get state(): CoordinatorState {
-    return this.#state;
+    return this.#machine.state;
+  }
+
+  /** Hears every change of state (after it happened). */
+  onStateChange(listener: (from: CoordinatorState, to: CoordinatorState) => void): void {
+    this.#machine.onChange(listener);
   }
 
   get current(): Deployment | undefined {
@@ -82,7 +92,7 @@ export class Deployments {
 
   /** Resolves once a plan is deployed and serving; rejects if deploying fails. */
   whenReady(): Promise<void> {
-    if (this.#state === 'ready') return Promise.resolve();
+    if (this.#machine.is('ready')) return Promise.resolve();
     return new Promise((resolve, reject) => this.#readyWaiters.push({ resolve, reject }));
   }
 
@@ -93,7 +103,7 @@ export class Deployments {
 
   /** A link or stage of `deployment` broke: rebuild it (once, however many faults are seen). */
   fault(deployment: Deployment, reason: string): void {
-    if (this.#current !== deployment || deployment.faulted || this.#state === 'stopped') return;
+    if (this.#current !== deployment || deployment.faulted || this.#machine.is('stopped')) return;
     deployment.faulted = true;
     void this.#queue.request('repair', reason);
   }
@@ -122,7 +132,8 @@ export class Deployments {
 
   /** Stops serving: live and waiting requests fail with `error`; nothing is deployed again. */
   stop(error: SwarmBeeError): void {
-    this.#state = 'stopped';
+    if (this.#machine.is('stopped')) return;
+    this.#machine.to('stopped');
     this.#options.scheduler.detach();
     this.#options.scheduler.failAll(error);
     if (this.#current) tearDown(this.#current, error);
@@ -131,7 +142,7 @@ export class Deployments {
   }
 
   async #reconfigure(job: Reconfiguration): Promise<void> {
-    if (this.#state === 'stopped') return;
+    if (this.#machine.is('stopped')) return;
     const reason = job.reasons.join('; ');
     const current = this.#current;
     const intact = current !== undefined && !current.faulted && current.links.every((l) => l.open);
@@ -162,8 +173,9 @@ export class Deployments {
     const { scheduler, log } = this.#options;
     const replacing = this.#current;
     const returning = this.#everDeployed;
-    this.#state = replacing ? 'recovering' : 'deploying';
-    log(`${reason}: ${plan ? 'deploying' : 'planning'}`);
+    this.#machine.to(replacing ? 'recovering' : 'deploying');
+    const step = plan ? 'deploying' : 'planning';
+    publishCoordinatorEvent(COORDINATOR_EVENTS.replanning, () => ({ reason, step }));
     if (replacing) {
       scheduler.detach();
       tearDown(replacing, new ClusterUnavailableError(reason));
@@ -186,7 +198,7 @@ export class Deployments {
       if (this.#stopped()) return;
       // Nothing could be deployed: every waiting request learns why now, never hangs.
       const coded = asSwarmBeeError(error);
-      this.#state = 'waiting';
+      this.#machine.to('waiting');
       scheduler.failAll(coded);
       for (const waiter of this.#readyWaiters.splice(0)) waiter.reject(coded);
       return;
@@ -198,10 +210,15 @@ export class Deployments {
     this.#current = deployment;
     this.#everDeployed = true;
     const replayed = scheduler.active;
+    const maxInFlight = this.#options.maxInFlight ?? deployment.maxInFlight;
     scheduler.attach(deployment.transport, {
-      maxInFlight: this.#options.maxInFlight ?? deployment.maxInFlight,
+      maxInFlight,
       limits: deployment.stages.flatMap((s) => (s.limits ? [{ stage: s.stage, ...s.limits }] : [])),
     });
+    publishCoordinatorEvent(COORDINATOR_EVENTS.deployed, () => ({
+      stages: [...deployment.stages],
+      maxInFlight,
+    }));
     // On disk before the deployment counts as ready: a coordinator killed right after
     // finds the plan when it starts again.
     await this.#options.plans
@@ -210,7 +227,6 @@ export class Deployments {
         log(`could not remember the plan: ${asSwarmBeeError(error).message}`),
       );
     if (this.#stopped()) return;
-    this.#state = 'ready';
     if (replacing || returning) {
       const event: RecoveryEvent = {
         reason,
@@ -220,15 +236,20 @@ export class Deployments {
         replayed,
       };
       this.#recoveries.push(event);
-      log(`recovered in ${event.durationMs.toFixed(0)} ms, replaying ${replayed} sequence(s)`);
+      publishCoordinatorEvent(COORDINATOR_EVENTS.replayed, () => ({
+        reason,
+        workers: event.workers,
+        durationMs: event.durationMs,
+        replayed,
+      }));
     }
-    log('ready');
+    this.#machine.to('ready');
     for (const waiter of this.#readyWaiters.splice(0)) waiter.resolve();
   }
 
   /** Read through a method: `stop()` may change the state while a replacement awaits. */
   #stopped(): boolean {
-    return this.#state === 'stopped';
+    return this.#machine.is('stopped');
   }
 
   async #bringUp(plan: Plan | PlanResult, candidates: string[]): Promise<Deployment> {

@@ -21,9 +21,9 @@ import {
   type SwarmBeeError,
   TimeoutError,
 } from '@swarmbee/core';
+import type { BatchTransport, MicroBatch, MicroBatchResult } from '@swarmbee/engine';
 import type { Channel, ErrorMessage, TokensMessage } from '@swarmbee/protocol';
 import { int64Tensor } from '@swarmbee/protocol';
-import type { BatchTransport, MicroBatch, MicroBatchResult } from '../scheduler.js';
 
 interface PendingBatch {
   batch: MicroBatch;

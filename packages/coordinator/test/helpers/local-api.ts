@@ -12,12 +12,10 @@ import {
   createApi,
   GenerationService,
   Metrics,
-  pipelineTransport,
-  Scheduler,
   type ServiceLimits,
   TokenizerPool,
 } from '@swarmbee/coordinator';
-import { LocalPipeline } from '@swarmbee/engine';
+import { LocalPipeline, pipelineTransport, Scheduler } from '@swarmbee/engine';
 import { importLlama2c, loadTokenizer, type ModelDir } from '@swarmbee/model';
 import type { FastifyInstance } from 'fastify';
 import type { Test } from 'tap';

@@ -7,18 +7,25 @@
  * live row is charged at the largest live capacity. A sequence that does not fit waits
  * in the scheduler's queue; one that could never fit is refused before it starts.
  */
-import type { StageLimits } from './cluster/deployer.js';
+import type { StageLimits } from '../stage-engine.js';
+
+/** One stage's limits as a cluster reports them (older workers send no per-row bytes). */
+export type AdmissionLimits = Omit<StageLimits, 'kvBytesPerRow'> & {
+  kvBytesPerRow?: number;
+  /** The stage's index, for refusals. */
+  stage: number;
+};
 
 /** The engine's smallest arena capacity, positions (see @swarmbee/engine's KvCache). */
 const MIN_ARENA_POSITIONS = 32;
 
 export class KvAdmission {
-  #stages: readonly (StageLimits & { stage: number })[] = [];
+  #stages: readonly AdmissionLimits[] = [];
 
   constructor(readonly maxSeqLen: number) {}
 
   /** The deployed stages' limits; an empty list admits everything (nothing reported yet). */
-  set(stages: readonly (StageLimits & { stage: number })[]): void {
+  set(stages: readonly AdmissionLimits[]): void {
     this.#stages = stages;
   }
 
@@ -39,13 +46,13 @@ export class KvAdmission {
   }
 
   /** One row's bytes on a stage at this arena capacity (sliding-window rings are fixed). */
-  #rowBytes(stage: StageLimits, capacity: number): number {
+  #rowBytes(stage: AdmissionLimits, capacity: number): number {
     return capacity * stage.kvBytesPerPosition + (stage.kvBytesPerRow ?? 0);
   }
 
   /** Why a sequence reaching `positions` could never fit, even alone; undefined when it can. */
   refusal(positions: number): string | undefined {
-    const bytes = (s: StageLimits) => this.#rowBytes(s, this.capacity(positions));
+    const bytes = (s: AdmissionLimits) => this.#rowBytes(s, this.capacity(positions));
     const stage = this.#stages.find((s) => bytes(s) > s.kvBudgetBytes);
     if (!stage) return undefined;
     return `a sequence of ${positions} positions needs ${bytes(stage)} bytes of KV cache on stage ${stage.stage}, whose budget is ${stage.kvBudgetBytes} bytes; ask for fewer tokens`;

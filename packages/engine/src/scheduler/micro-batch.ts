@@ -4,7 +4,7 @@
  * composed from the sequences that can be fed.
  */
 import type { SamplingParams, SwarmBeeError } from '@swarmbee/core';
-import type { BatchRow } from '@swarmbee/engine';
+import type { BatchRow } from '../stage-engine.js';
 
 export interface MicroBatch {
   batchId: number;
@@ -46,6 +46,8 @@ export interface SequenceResult {
   finish: 'length' | 'stop';
   /** From submission to the first sampled token. */
   firstTokenMs: number;
+  /** From the first sampled token to the last (0 with fewer than two). */
+  decodeMs: number;
   /** Wall time from submission to the end. */
   totalMs: number;
 }
@@ -76,6 +78,7 @@ export interface Sequence {
   logprobs: number[];
   startedAt: number;
   firstTokenAt?: number;
+  lastTokenAt?: number;
   settled: boolean;
   resolve: (result: SequenceResult) => void;
   reject: (error: SwarmBeeError) => void;

@@ -21,12 +21,16 @@ import {
   AbortedError,
   asSwarmBeeError,
   ClusterUnavailableError,
+  DEFAULT_MAX_BATCH_ROWS,
+  DEFAULT_MAX_IN_FLIGHT,
+  DEFAULT_MAX_REPLAYS,
+  DEFAULT_PREFILL_CHUNK_TOKENS,
   KvBudgetExceededError,
   type SwarmBeeError,
 } from '@swarmbee/core';
-import type { BatchRow } from '@swarmbee/engine';
-import { KvAdmission } from './admission.js';
-import type { StageLimits } from './cluster/deployer.js';
+import { publishBatch } from '../events.js';
+import type { BatchRow } from '../stage-engine.js';
+import { type AdmissionLimits, KvAdmission } from './admission.js';
 import {
   type BatchTransport,
   MicroBatcher,
@@ -36,39 +40,32 @@ import {
   type SequenceResult,
 } from './micro-batch.js';
 
-export type {
-  BatchTransport,
-  MicroBatch,
-  MicroBatchResult,
-  SequenceRequest,
-  SequenceResult,
-} from './micro-batch.js';
-
+/** Defaults: @swarmbee/core's generation defaults, the same in process and in a cluster. */
 export interface SchedulerOptions {
-  /** Micro-batches in the pipeline at once. Default 2; use at least the stage count. */
+  /** Micro-batches in the pipeline at once. Default {@link DEFAULT_MAX_IN_FLIGHT} (2); use at least the stage count. */
   maxInFlight?: number;
-  /** Most rows in one decode micro-batch. Default 16. */
+  /** Most rows in one decode micro-batch. Default {@link DEFAULT_MAX_BATCH_ROWS} (16). */
   maxBatchRows?: number;
-  /** Tokens per prefill chunk. Default 128. */
+  /** Tokens per prefill chunk. Default {@link DEFAULT_PREFILL_CHUNK_TOKENS} (128). */
   prefillChunkTokens?: number;
   /** The model's context, positions: the largest KV arena a sequence can need. Default 2048. */
   maxSeqLen?: number;
-  /** Times a sequence may be replayed into a rebuilt pipeline before it fails. Default 8. */
+  /** Times a sequence may be replayed into a rebuilt pipeline before it fails. Default {@link DEFAULT_MAX_REPLAYS} (8). */
   maxReplays?: number;
 }
 
-export const DEFAULT_MAX_IN_FLIGHT = 2;
-export const DEFAULT_MAX_BATCH_ROWS = 16;
-export const DEFAULT_PREFILL_CHUNK_TOKENS = 128;
-export const DEFAULT_MAX_REPLAYS = 8;
 const DEFAULT_MAX_SEQ_LEN = 2048;
 
 /** What attaching a pipeline tells the scheduler: how much to keep in flight and what fits. */
 export interface AttachOptions {
   maxInFlight?: number;
   /** Each stage's admission limits; absent or empty admits every sequence at once. */
-  limits?: readonly (StageLimits & { stage: number })[];
+  limits?: readonly AdmissionLimits[];
 }
+
+let nextScheduler = 1;
+/** Sequence ids are unique in the process: schedulers may share a pipeline, whose releases are fire and forget. */
+let nextSequence = 1;
 
 export class Scheduler {
   /** Where batches go; undefined while the pipeline is being rebuilt (sequences wait). */
@@ -88,7 +85,8 @@ export class Scheduler {
   #releases = 0;
   readonly #inFlight = new Map<number, Sequence[]>();
   #nextBatch = 1;
-  #nextSequence = 1;
+  /** Names this scheduler's batches on the diagnostics channel. */
+  readonly #schedulerId = nextScheduler++;
 
   constructor(transport: BatchTransport | undefined, options: SchedulerOptions = {}) {
     this.#transport = transport;
@@ -128,7 +126,7 @@ export class Scheduler {
     return new Promise((resolve, reject) => {
       request.signal?.throwIfAborted();
       const seq: Sequence = {
-        id: `seq-${process.pid}-${this.#nextSequence++}`,
+        id: `seq-${process.pid}-${nextSequence++}`,
         request,
         ids: [...request.promptIds],
         sent: 0,
@@ -244,6 +242,7 @@ export class Scheduler {
       seq.inFlight++;
     });
     this.#inFlight.set(batchId, sequences);
+    publishBatch(this.#schedulerId, batchId, rows);
     // A batch of an abandoned pipeline is no longer in #inFlight: its outcome is ignored.
     this.#transport!.run({ batchId, rows, tokens }).then(
       (result) => {
@@ -264,6 +263,7 @@ export class Scheduler {
       seq.awaitingToken = false;
       const token = result.tokens[r]!;
       seq.firstTokenAt ??= now;
+      seq.lastTokenAt = now;
       seq.sampled++;
       if (seq.request.stopIds.includes(token)) {
         this.#finish(seq, 'stop');
@@ -370,6 +370,7 @@ export class Scheduler {
       logprobs: seq.logprobs,
       finish,
       firstTokenMs: (seq.firstTokenAt ?? now) - seq.startedAt,
+      decodeMs: (seq.lastTokenAt ?? 0) - (seq.firstTokenAt ?? 0),
       totalMs: now - seq.startedAt,
     };
   }

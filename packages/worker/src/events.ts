@@ -1,0 +1,103 @@
+/**
+ * The worker daemon's life cycle as `node:diagnostics_channel` events with typed payloads.
+ * Every payload names its worker, so one subscriber can follow several daemons of one
+ * process. The CLI's log lines are written by a subscriber; tests and tools subscribe the
+ * same way. Publishing costs nothing when no one subscribes.
+ *
+ * @example
+ * ```ts
+ * import { subscribe } from 'node:diagnostics_channel';
+ * import { WORKER_EVENTS, type StageReadyEvent } from '@swarmbee/worker';
+ * subscribe(WORKER_EVENTS.stageReady, (e) => console.log((e as StageReadyEvent).stage));
+ * ```
+ */
+import { channel } from 'node:diagnostics_channel';
+import type { WorkerState } from './state.js';
+
+/** Channel names, stable like error codes. */
+export const WORKER_EVENTS = {
+  /** The worker went from one state to another (see WorkerState). */
+  state: 'swarmbee:worker:state',
+  /** The coordinator accepted the worker under `workerId`. */
+  registered: 'swarmbee:worker:registered',
+  /** The coordinator could not be reached; the worker tries again after `delayMs`. */
+  joinRetry: 'swarmbee:worker:join-retry',
+  /** The control connection to the coordinator closed; the worker re-joins. */
+  coordinatorLost: 'swarmbee:worker:coordinator-lost',
+  /** The worker joined and serves stage traffic at `dataUrl`. */
+  serving: 'swarmbee:worker:serving',
+  /** A shard offered by the coordinator was in the cache (`cached`) or arrived and was verified. */
+  shardStored: 'swarmbee:worker:shard-stored',
+  /** A stage is loaded and takes batches. */
+  stageReady: 'swarmbee:worker:stage-ready',
+} as const;
+
+export type WorkerEventName = (typeof WORKER_EVENTS)[keyof typeof WORKER_EVENTS];
+
+export interface WorkerStateEvent {
+  worker: string;
+  from: WorkerState;
+  to: WorkerState;
+}
+
+export interface RegisteredEvent {
+  worker: string;
+  /** The id the coordinator gave it. */
+  workerId: string;
+}
+
+export interface JoinRetryEvent {
+  worker: string;
+  coordinatorUrl: string;
+  /** Why the last attempt failed. */
+  code: string;
+  delayMs: number;
+}
+
+export interface CoordinatorLostEvent {
+  worker: string;
+}
+
+export interface ServingEvent {
+  worker: string;
+  dataUrl: string;
+}
+
+export interface ShardStoredEvent {
+  worker: string;
+  shardId: string;
+  /** True when the cache held it already: nothing was transferred. */
+  cached: boolean;
+  /** Bytes received (0 when cached or unknown). */
+  bytes: number;
+}
+
+export interface StageReadyEvent {
+  worker: string;
+  stage: number;
+  layerStart: number;
+  layerEnd: number;
+  loadMs: number;
+  /** Where its outputs go: the next stage, or the coordinator after the last. */
+  nextUrl: string;
+}
+
+/** Each channel's payload, for typed subscribers. */
+export interface WorkerEventMap {
+  'swarmbee:worker:state': WorkerStateEvent;
+  'swarmbee:worker:registered': RegisteredEvent;
+  'swarmbee:worker:join-retry': JoinRetryEvent;
+  'swarmbee:worker:coordinator-lost': CoordinatorLostEvent;
+  'swarmbee:worker:serving': ServingEvent;
+  'swarmbee:worker:shard-stored': ShardStoredEvent;
+  'swarmbee:worker:stage-ready': StageReadyEvent;
+}
+
+/** Publishes a worker event (built only when someone listens). */
+export function publishWorkerEvent<N extends WorkerEventName>(
+  name: N,
+  build: () => WorkerEventMap[N],
+): void {
+  const target = channel(name);
+  if (target.hasSubscribers) target.publish(build());
+}
