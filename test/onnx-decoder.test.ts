@@ -19,7 +19,15 @@ const STEPS = GPT2_GOLDEN.ids[0]!.length - 1;
 
 async function importGpt2(root: string): Promise<string> {
   const out = join(root, 'gpt2');
-  const result = await runCli(['model', 'import', 'onnx', TINY_GPT2.onnx, '--out', out]);
+  const result = await runCli([
+    'model',
+    'import',
+    'onnx',
+    TINY_GPT2.onnx,
+    '--out',
+    out,
+    '--no-tokenizer',
+  ]);
   if (result.code !== 0) throw new Error(result.stderr);
   return out;
 }

@@ -4,6 +4,7 @@
  * Optimum-style graph of plain ops, and that the stage graphs of every split,
  * chained with bare onnxruntime sessions, reproduce the unsplit graph's logits.
  */
+import { existsSync } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -11,6 +12,7 @@ import {
   type OnnxKvLayout,
   OnnxLayersNotFoundError,
   StageLayoutError,
+  TokenizerInvalidError,
   WEIGHT_ALIGNMENT_BYTES,
 } from '@swarmbee/core';
 import {
@@ -128,10 +130,27 @@ async function worstChainDiff(
 }
 
 t.test(
+  'BAD INPUT - a tokenizer beside the export that does not fit its embedding is refused, naming --no-tokenizer',
+  async (t) => {
+    if (!haveSharedModel(t, TINY_GPT2.onnx)) return;
+    const out = join(t.testdir(), 'm');
+    await t.rejects(importOnnxDecoder({ model: TINY_GPT2.onnx, out }), {
+      code: TokenizerInvalidError.code,
+      message: /token id \d+ .* beyond the model's embedding of 1000 rows.*--no-tokenizer/,
+    });
+    t.notOk(existsSync(out), 'nothing written');
+  },
+);
+
+t.test(
   'tiny-random-gpt2: the splitter finds 5 layers, the residual at each cut, and the costs',
   async (t) => {
     if (!haveSharedModel(t, TINY_GPT2.onnx)) return;
-    const dir = await importOnnxDecoder({ model: TINY_GPT2.onnx, out: join(t.testdir(), 'm') });
+    const dir = await importOnnxDecoder({
+      model: TINY_GPT2.onnx,
+      out: join(t.testdir(), 'm'),
+      tokenizer: false,
+    });
     const m = dir.manifest;
     t.equal(m.architecture, 'onnx-decoder');
     t.match(m.config, { dim: 32, nLayers: 5, nHeads: 4, nKvHeads: 4, headDim: 8, vocabSize: 1000 });
@@ -177,7 +196,11 @@ t.test(
   'tiny-random-gpt2: every split (all 16 sets of cut points) chains to the unsplit logits',
   async (t) => {
     if (!haveSharedModel(t, TINY_GPT2.onnx)) return;
-    const dir = await importOnnxDecoder({ model: TINY_GPT2.onnx, out: join(t.testdir(), 'm') });
+    const dir = await importOnnxDecoder({
+      model: TINY_GPT2.onnx,
+      out: join(t.testdir(), 'm'),
+      tokenizer: false,
+    });
     const worst = await worstChainDiff(t, dir, TINY_GPT2.onnx, everySplit(5));
     t.ok(worst <= CHAIN_TOLERANCE, `largest logit difference over 16 splits × 3 steps: ${worst}`);
   },
@@ -188,7 +211,11 @@ t.test(
   async (t) => {
     if (!haveSharedModel(t, TINY_GPT2.onnx)) return;
     const root = t.testdir();
-    const dir = await importOnnxDecoder({ model: TINY_GPT2.onnx, out: join(root, 'm') });
+    const dir = await importOnnxDecoder({
+      model: TINY_GPT2.onnx,
+      out: join(root, 'm'),
+      tokenizer: false,
+    });
     const split = [
       { start: 0, end: 2 },
       { start: 2, end: 5 },
@@ -342,7 +369,11 @@ t.test(
       );
     }
     if (!haveSharedModel(t, TINY_GPT2.onnx)) return;
-    const dir = await importOnnxDecoder({ model: TINY_GPT2.onnx, out: join(root, 'm') });
+    const dir = await importOnnxDecoder({
+      model: TINY_GPT2.onnx,
+      out: join(root, 'm'),
+      tokenizer: false,
+    });
     t.throws(() => buildShard(dir, { start: 3, end: 6 }), { code: StageLayoutError.code });
   },
 );

@@ -10,6 +10,7 @@ interface ImportOnnxArgs {
   out: string;
   name?: string;
   context?: number;
+  tokenizer: boolean;
 }
 
 /** `model import onnx <model>`, as a command module `model import` mounts. */
@@ -34,6 +35,12 @@ export const importOnnxCommand: CommandModule<object, ImportOnnxArgs> = {
         type: 'string',
         describe: 'Model name (default: the name of the directory holding the graph)',
       })
+      .option('tokenizer', {
+        type: 'boolean',
+        default: true,
+        describe:
+          'Import the tokenizer.json (and chat template) beside the graph; --no-tokenizer runs the model from token ids',
+      })
       .option('context', {
         type: 'number',
         describe:
@@ -46,6 +53,7 @@ export const importOnnxCommand: CommandModule<object, ImportOnnxArgs> = {
         out: args.out,
         name: args.name,
         context: args.context,
+        tokenizer: args.tokenizer,
         progress,
       }),
     );

@@ -22,6 +22,7 @@ import {
   OnnxGraphUnsupportedError,
   type OnnxWeightTensor,
   SWARMBEE_VERSION,
+  TokenizerInvalidError,
   WEIGHT_ALIGNMENT_BYTES,
 } from '@swarmbee/core';
 import { sha256 } from '../hash.js';
@@ -71,6 +72,12 @@ export interface ImportOnnxOptions {
    * config.json there, else the rows of the graph's learned position table.
    */
   context?: number;
+  /**
+   * Import the Hugging Face tokenizer beside the graph (`tokenizer.json`, its config and
+   * chat template) when there is one. Default true; false runs the model from token ids
+   * (for an export whose tokenizer does not fit its embedding, as test models have).
+   */
+  tokenizer?: boolean;
   progress?: ProgressFn;
 }
 
@@ -95,7 +102,10 @@ export async function importOnnxDecoder(options: ImportOnnxOptions): Promise<Onn
   }
   const detected = detectDecoder(model);
   const maxSeqLen = await resolveContext(path, options.context, detected.positionTableRows);
-  const tokenizer = await readExportTokenizer(dirname(path), detected.vocabSize);
+  const tokenizer =
+    options.tokenizer === false
+      ? undefined
+      : await readExportTokenizer(dirname(path), detected.vocabSize);
   const config: OnnxDecoderConfig = {
     dim: detected.dim,
     nLayers: detected.nLayers,
@@ -183,7 +193,15 @@ async function readExportTokenizer(
   const eosTokenIds = (Array.isArray(eos) ? eos : [eos]).filter(
     (id): id is number => Number.isInteger(id) && (id as number) >= 0,
   );
-  return (await readHfTokenizerFiles(dir, { eosTokenIds }, vocabSize)).files;
+  try {
+    return (await readHfTokenizerFiles(dir, { eosTokenIds }, vocabSize)).files;
+  } catch (error) {
+    if (!(error instanceof TokenizerInvalidError)) throw error;
+    throw new TokenizerInvalidError(
+      `${error.message} (to import the model without it, running from token ids: --no-tokenizer)`,
+      { cause: error },
+    );
+  }
 }
 
 /** A JSON object file in `dir`, or undefined when there is none; a file that is not a JSON object is refused. */
