@@ -63,6 +63,7 @@ t.test('no spelling of a guarded route reaches its handler without the key', asy
     guarded.map((route) => route.url).sort(),
     [
       '/swarmbee/cluster',
+      '/swarmbee/events',
       '/swarmbee/profile',
       '/swarmbee/replan',
       '/swarmbee/timeline',
