@@ -9,6 +9,8 @@ import {
   DEFAULT_MAX_EVENT_STREAMS,
   failovers,
   Metrics,
+  type MetricsEvent,
+  type StageMetrics,
 } from '@swarmbee/coordinator';
 import t from 'tap';
 import { readEventStream } from './helpers/event-stream.js';
@@ -118,7 +120,7 @@ t.test('failovers are read from the change of two cluster descriptions', async (
   const before = {
     state: 'ready',
     workers: ['a', 'b', 'c'],
-    stages: [{ device: 'a' }, { device: 'b' }],
+    plan: { stages: [{ device: 'a' }, { device: 'b' }] },
     recoveries: [],
   };
   t.same(failovers(before, before), []);
@@ -151,6 +153,7 @@ t.test('failovers are read from the change of two cluster descriptions', async (
 t.test('a watch samples only while someone listens, and never faster than 1 s', async (t) => {
   let reads = 0;
   let state = 'ready';
+  const recoveries: Record<string, unknown>[] = [];
   const metrics = new Metrics({
     queued: () => 0,
     active: () => 0,
@@ -161,7 +164,7 @@ t.test('a watch samples only while someone listens, and never faster than 1 s', 
     {
       cluster: () => {
         reads++;
-        return { state, workers: ['a'] };
+        return { state, workers: ['a'], recoveries };
       },
       metrics,
     },
@@ -176,8 +179,49 @@ t.test('a watch samples only while someone listens, and never faster than 1 s', 
   t.ok(await eventually(() => metricsAt().length >= 2, 3000));
   const [first, second] = metricsAt();
   t.ok(second! - first! >= 990, `an interval of 10 ms is raised to 1 s (${second! - first!} ms)`);
+  // The coordinator's description shares its recoveries array and pushes onto it.
+  recoveries.push({ reason: 'asked', at: 1, workers: ['a'], durationMs: 5, replayed: 0 });
+  t.ok(
+    await eventually(() => seen.some((e) => e.kind === 'replanned'), 3000),
+    'a re-plan pushed onto a shared array is told',
+  );
   stop();
   const readsAfterStop = reads;
   await new Promise((resolve) => setTimeout(resolve, 1200));
   t.equal(reads, readsAfterStop, 'nobody listening: nothing is sampled');
+});
+
+t.test('stage rates: forward ms, utilisation and bytes/s from the counters', async (t) => {
+  let stages: StageMetrics[] = [];
+  const metrics = new Metrics({
+    queued: () => 0,
+    active: () => 0,
+    inFlight: () => 0,
+    stages: () => stages,
+  });
+  const watch = new ClusterWatch({ cluster: () => ({ state: 'ready' }), metrics });
+  const seen: MetricsEvent[] = [];
+  const stop = watch.subscribe((event) => {
+    if (event.type === 'metrics') seen.push(event);
+  });
+  t.teardown(stop);
+  t.ok(await eventually(() => seen.length >= 1, 3000));
+  // A stage that appears with work already counted: its counters started at zero.
+  stages = [
+    {
+      stage: 0,
+      device: 'a',
+      forwards: 10,
+      forwardMsTotal: 500,
+      queueDepth: 2,
+      bytesSent: 4000,
+      idleShare: 0.5,
+    },
+  ];
+  t.ok(await eventually(() => (seen.at(-1)?.stages.length ?? 0) > 0, 3000));
+  const [stage] = seen.at(-1)!.stages;
+  t.equal(stage?.forwardMs, 50, '500 ms over 10 forwards');
+  t.equal(stage?.queueDepth, 2);
+  t.ok(stage!.utilisation > 0 && stage!.utilisation <= 1, `utilisation ${stage?.utilisation}`);
+  t.ok(stage!.bytesPerS > 0, `bytes/s ${stage?.bytesPerS}`);
 });

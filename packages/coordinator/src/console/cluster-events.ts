@@ -91,11 +91,12 @@ export class ClusterWatch {
   /** Starts telling `listener` about the cluster; call the returned function to stop. */
   subscribe(listener: (event: ClusterEvent) => void): () => void {
     this.#listeners.add(listener);
-    const cluster = this.#sources.cluster();
+    const json = JSON.stringify(this.#sources.cluster());
+    const cluster = JSON.parse(json) as Record<string, unknown>;
     listener({ type: 'cluster', at: Date.now(), cluster });
     if (this.#lastMetrics) listener(this.#lastMetrics);
     if (!this.#timer) {
-      this.#cluster = { json: JSON.stringify(cluster), value: cluster };
+      this.#cluster = { json, value: cluster };
       this.#timer = setInterval(() => this.#tick(), this.#intervalMs);
       this.#timer.unref();
       this.#tick();
@@ -134,10 +135,11 @@ export class ClusterWatch {
   }
 
   #checkCluster(): void {
-    const value = this.#sources.cluster();
-    const json = JSON.stringify(value);
+    const json = JSON.stringify(this.#sources.cluster());
     const before = this.#cluster?.value;
     if (before && json === this.#cluster?.json) return;
+    // A copy: the description may share arrays the coordinator goes on changing in place.
+    const value = JSON.parse(json) as Record<string, unknown>;
     this.#cluster = { json, value };
     const at = Date.now();
     if (before) for (const change of failovers(before, value)) this.#emit({ at, ...change });
@@ -155,8 +157,9 @@ export function failovers(
     out.push({ type: 'failover', kind, message });
   const was = new Set(names(before.workers));
   const is = new Set(names(after.workers));
+  const plan = before.plan as { stages?: unknown } | undefined;
   const running = new Set(
-    list(before.stages)
+    list(plan?.stages)
       .map((s) => (s as { device?: unknown }).device)
       .filter(isString),
   );
@@ -209,8 +212,9 @@ function rates(from: Sample, to: Sample): MetricsEvent {
   const stages: StageRates[] = [];
   for (const [key, now] of to.stages) {
     const then = from.stages.get(key)?.values;
+    // A stage new in the window started from zero: its counters count from its loading.
     const delta = (name: string) =>
-      Math.max(0, (now.values.get(name) ?? 0) - (then?.get(name) ?? now.values.get(name) ?? 0));
+      Math.max(0, (now.values.get(name) ?? 0) - (then?.get(name) ?? 0));
     const forwards = delta('swarmbee_stage_forwards_total');
     const forwardS = delta('swarmbee_stage_forward_seconds_total');
     stages.push({
