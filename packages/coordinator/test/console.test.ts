@@ -1,5 +1,6 @@
 /**
- * The web console's server side: the live feed `GET /swarmbee/events` is guarded like every /swarmbee
+ * The web console's server side: the page and its assets are served without the key and
+ * carry no data; the live feed `GET /swarmbee/events` is guarded like every /swarmbee
  * route, starts with the cluster, sends metrics at most once a second, stops sampling when
  * its client goes, ends with [DONE] when the server closes, and is bounded in number.
  */
@@ -28,6 +29,36 @@ async function eventually(check: () => boolean, timeoutMs = 5000): Promise<boole
   }
   return true;
 }
+
+t.test('the page is served without the key, the feed and the data only with it', async (t) => {
+  const api = await startLocalApi(t, { apiKey: KEY });
+  if (!api) return;
+  const page = await fetch(`${api.url}/`);
+  t.equal(page.status, 200);
+  t.match(page.headers.get('content-type'), /^text\/html/);
+  t.match(page.headers.get('content-security-policy'), /default-src 'self'/);
+  const html = await page.text();
+  t.match(html, /<script type="module" src="\/console\/console.js">/);
+  t.notMatch(html, /ready|stories|worker/i, 'the page itself holds no cluster data');
+  for (const asset of ['/console/console.js', '/console/console.css']) {
+    const response = await fetch(`${api.url}${asset}`);
+    t.equal(response.status, 200, asset);
+    t.equal(response.headers.get('x-content-type-options'), 'nosniff');
+    t.ok((await response.arrayBuffer()).byteLength > 1000, `${asset} is the built asset`);
+  }
+  const script = await (await fetch(`${api.url}/console/console.js`)).text();
+  t.notMatch(script, /https?:\/\/(?!www\.w3\.org)/, 'the script fetches nothing from elsewhere');
+
+  const before = { ...api.calls };
+  const refused = await fetch(`${api.url}/swarmbee/events`, { signal: AbortSignal.timeout(5000) });
+  t.equal(refused.status, 401);
+  t.equal(
+    ((await refused.json()) as { error: { code: string } }).error.code,
+    'SWARMBEE_ERR_UNAUTHORIZED',
+  );
+  t.same(api.calls, before, 'without the key the cluster was not even read');
+  t.equal(clusterWatchOf(api.app)?.listeners, 0);
+});
 
 t.test(
   'the feed: cluster first, metrics at most once a second, closed by either side',
