@@ -7,6 +7,14 @@
  * bounded. With SWARMBEE_CONSOLE_SCREENSHOTS=<dir>, each view is saved there as a PNG.
  */
 import { join } from 'node:path';
+import {
+  type BenchResult,
+  barChart,
+  check,
+  machineInfo,
+  summarize,
+  writeReport,
+} from '@swarmbee/bench';
 import type { Page } from 'playwright-core';
 import t from 'tap';
 import { launchChromium } from './helpers/browser.js';
@@ -19,6 +27,8 @@ const KEY = 'console-browser-key';
 const SHOW_TIMEOUT_MS = 30_000;
 /** Longest wait for the cluster to lose a worker and re-plan, ms. */
 const FAILOVER_TIMEOUT_MS = 60_000;
+/** Longest wait for a re-plan that profiles the workers first (slow on a busy machine), ms. */
+const REPLAN_TIMEOUT_MS = 180_000;
 const SCREENSHOTS = process.env.SWARMBEE_CONSOLE_SCREENSHOTS;
 
 async function screenshot(page: Page, name: string): Promise<void> {
@@ -43,6 +53,37 @@ async function texts(
   throw new Error(`${selector} still shows ${JSON.stringify(seen)} after ${timeoutMs} ms`);
 }
 
+/** A benchmark run written by the bench package's own report writer. */
+async function benchRun(dir: string, tokensPerS: number[]): Promise<string[]> {
+  const summary = summarize(tokensPerS);
+  const result: BenchResult = {
+    suite: 'console-test',
+    title: `decode at ${summary.median.toFixed(0)} tok/s`,
+    command: 'swarmbee bench --suite console-test',
+    startedAt: new Date().toISOString(),
+    durationMs: 1234,
+    machine: machineInfo(),
+    options: {},
+    notes: ['written by the console browser test'],
+    metrics: { decode_tokens_per_s: { unit: 'tok/s', summary } },
+    tables: [{ title: 'Decode', head: ['run', 'tok/s'], rows: tokensPerS.map((v, i) => [i, v]) }],
+    checks: [check('decode floor', summary.median, 1, 'median tok/s')],
+    charts: [
+      {
+        file: 'decode.svg',
+        title: 'Decode speed',
+        svg: barChart({
+          title: 'Decode speed',
+          unit: 'tok/s',
+          bars: tokensPerS.map((value, i) => ({ label: `run ${i}`, value })),
+        }),
+      },
+    ],
+  };
+  const files = await writeReport(dir, result);
+  return files.filter((file) => !file.endsWith('.md'));
+}
+
 async function tab(page: Page, view: string): Promise<void> {
   await page.click(`[data-view="${view}"]`, { timeout: SHOW_TIMEOUT_MS });
 }
@@ -59,6 +100,8 @@ t.test(
       workers: 3,
       root,
       coordinatorArgs: ['--api-key', KEY],
+      // Three workers and a browser on a shared 2-core machine start slowly.
+      startTimeoutMs: 120_000,
     });
     t.teardown(() => cluster.stop());
     const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
@@ -69,6 +112,12 @@ t.test(
     // The page asks for the key before it shows anything.
     await page.goto(cluster.apiUrl, { timeout: SHOW_TIMEOUT_MS });
     await page.waitForSelector('#key-dialog[open]');
+    const load = (await page.evaluate(
+      `(() => { const n = performance.getEntriesByType('navigation')[0];
+        return { ms: n.loadEventEnd - n.startTime, bytes: performance.getEntriesByType('resource')
+          .reduce((sum, r) => sum + r.encodedBodySize, n.encodedBodySize) }; })()`,
+    )) as { ms: number; bytes: number };
+    t.comment(`page loaded in ${load.ms.toFixed(0)} ms, ${load.bytes} bytes`);
     t.equal(
       await page.locator('[data-testid="worker-state"]').count(),
       0,
@@ -166,7 +215,7 @@ t.test(
       page,
       '[data-testid="replan-status"]',
       ([status]) => status?.startsWith('deployed') === true,
-      FAILOVER_TIMEOUT_MS,
+      REPLAN_TIMEOUT_MS,
     );
     await texts(page, '[data-testid="layer-bar"] rect', (rects) => rects.length === 1);
     t.match(
@@ -174,6 +223,32 @@ t.test(
       /^1 stage over 5 layers · planner solo/,
     );
     await screenshot(page, 'replanned');
+
+    // Benchmarks: two runs written by the bench package, read back and compared.
+    await tab(page, 'bench');
+    await page.setInputFiles(
+      '[data-testid="bench-file-1"]',
+      await benchRun(join(root, 'run-a'), [10, 12, 11]),
+    );
+    await page.setInputFiles(
+      '[data-testid="bench-file-2"]',
+      await benchRun(join(root, 'run-b'), [20, 22, 21]),
+    );
+    await texts(page, '[data-testid="bench-report"] h3', (titles) => titles.length === 2);
+    t.same(
+      await page.$$eval('[data-testid="bench-compare"] tbody td', (cells) =>
+        cells.map((c) => c.textContent),
+      ),
+      ['decode_tokens_per_s', 'tok/s', '11', '21', '1.909'],
+      'the shared metric side by side, with its ratio',
+    );
+    // Each run draws its chart from the SVG file picked with it (evaluated in the page).
+    await page.waitForFunction(
+      `[...document.querySelectorAll('img[data-testid="bench-chart"]')]
+        .filter((image) => image.complete && image.naturalWidth > 0).length === 2`,
+    );
+    t.pass('both runs draw their chart from the SVG files picked with them');
+    await screenshot(page, 'bench');
     t.same(pageErrors, [], 'the page threw nothing');
   },
 );

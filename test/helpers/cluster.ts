@@ -103,6 +103,8 @@ export interface ClusterOptions {
   coordinatorArgs?: string[];
   workerArgs?: string[];
   token?: string;
+  /** Longest wait for the coordinator to listen, ms. Default 30 s; a busy machine needs more. */
+  startTimeoutMs?: number;
 }
 
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
@@ -163,12 +165,13 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   try {
     const [, workersUrl, apiUrl] = await coordinator.waitFor(
       /listening for workers on (\S+); API on (\S+)/,
+      options.startTimeoutMs,
     );
     cluster.workersUrl = workersUrl!;
     cluster.apiUrl = apiUrl!;
     for (let i = 0; i < options.workers; i++)
       cluster.startWorker(`worker-${i}`, options.cacheDir?.(i) ?? join(options.root, `w-${i}`));
-    await waitReady(cluster.apiUrl);
+    await waitReady(cluster.apiUrl, Math.max(60_000, options.startTimeoutMs ?? 0));
   } catch (error) {
     await cluster.stop();
     throw error;

@@ -32,43 +32,76 @@ interface BenchResult {
   metrics?: Record<string, { unit: string; summary: Summary }>;
   tables?: { title: string; head: string[]; rows: (string | number)[][] }[];
   checks?: { name: string; value: number; target: string; pass: boolean; how: string }[];
-  charts?: { file: string; title: string; svg: string }[];
+  /** In result.json a chart names its .svg file; the SVG text is in the file beside it. */
+  charts?: { file: string; title: string; svg?: string }[];
+}
+
+/** One run as picked: its result and the chart files picked with it, by name. */
+interface Run {
+  name: string;
+  result: BenchResult;
+  charts: Map<string, string>;
 }
 
 export function mountBench(root: HTMLElement): void {
-  const picker = h('input', {
-    type: 'file',
-    accept: '.json,application/json',
-    multiple: true,
-    'data-testid': 'bench-file',
-  });
+  const pickers = [1, 2].map((n) =>
+    h('input', {
+      type: 'file',
+      accept: '.json,.svg,application/json,image/svg+xml',
+      multiple: true,
+      'data-testid': `bench-file-${n}`,
+    }),
+  );
   const out = h('div', { class: 'bench' });
+  const runs: (Run | undefined)[] = [undefined, undefined];
+  const render = () => {
+    const shown = runs.filter((r): r is Run => r !== undefined);
+    show(
+      out,
+      shown.length === 2 ? compare(shown[0]!.result, shown[1]!.result) : null,
+      ...shown.map(report),
+    );
+  };
   show(
     root,
     h(
       'p',
       {},
-      'Open one result.json from ',
+      'Open the result.json that ',
       h('code', {}, 'swarmbee bench'),
-      ' to see it, or two to compare them. ',
-      picker,
+      ' wrote, with the .svg charts beside it if you want them drawn; open a second run to compare the two. Nothing leaves the browser.',
+    ),
+    h(
+      'p',
+      { class: 'controls' },
+      h('label', {}, 'run ', pickers[0]!),
+      h('label', {}, 'compare with ', pickers[1]!),
     ),
     out,
   );
-  picker.addEventListener('change', () => {
-    const files = [...(picker.files ?? [])].slice(0, 2);
-    Promise.all(files.map(async (file) => ({ name: file.name, result: parse(await file.text()) })))
-      .then((results) =>
-        show(
-          out,
-          ...(results.length === 2 ? [compare(results[0]!.result, results[1]!.result)] : []),
-          ...results.map((r) => report(r.name, r.result)),
-        ),
-      )
-      .catch((error: Error) =>
-        show(out, h('p', { class: 'error' }, `Cannot read that file: ${error.message}`)),
-      );
-  });
+  for (const [index, picker] of pickers.entries())
+    picker.addEventListener('change', () => {
+      read([...(picker.files ?? [])])
+        .then((run) => {
+          runs[index] = run;
+          render();
+        })
+        .catch((error: Error) =>
+          show(out, h('p', { class: 'error' }, `Cannot read that run: ${error.message}`)),
+        );
+    });
+}
+
+async function read(files: File[]): Promise<Run> {
+  const json = files.find((f) => f.name.endsWith('.json'));
+  if (!json) throw new Error('pick the result.json (and, if you like, its .svg charts)');
+  const charts = new Map<string, string>();
+  for (const file of files.filter((f) => f.name.endsWith('.svg'))) {
+    // A blob URL shown as an image: an SVG so shown runs no script.
+    const url = URL.createObjectURL(new Blob([await file.text()], { type: 'image/svg+xml' }));
+    charts.set(file.name, url);
+  }
+  return { name: json.name, result: parse(await json.text()), charts };
 }
 
 function parse(text: string): BenchResult {
@@ -82,7 +115,7 @@ function centre(s: Summary): number | undefined {
   return s.median ?? s.p50 ?? s.mean;
 }
 
-function report(name: string, r: BenchResult): HTMLElement {
+function report({ name, result: r, charts }: Run): HTMLElement {
   const m = r.machine ?? {};
   return h(
     'section',
@@ -121,17 +154,19 @@ function report(name: string, r: BenchResult): HTMLElement {
           ),
         )
       : null,
-    ...(r.charts ?? []).map((c) =>
-      h(
+    ...(r.charts ?? []).map((c) => {
+      const src =
+        charts.get(c.file) ??
+        (c.svg ? `data:image/svg+xml;charset=utf-8,${encodeURIComponent(c.svg)}` : undefined);
+      return h(
         'figure',
         {},
-        h('img', {
-          src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(c.svg)}`,
-          alt: c.title,
-        }),
+        src
+          ? h('img', { src, alt: c.title, 'data-testid': 'bench-chart' })
+          : h('p', { class: 'muted' }, `(open ${c.file} with the result to see this chart)`),
         h('figcaption', {}, c.title),
-      ),
-    ),
+      );
+    }),
   );
 }
 
