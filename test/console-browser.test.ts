@@ -31,6 +31,10 @@ const FAILOVER_TIMEOUT_MS = 60_000;
 const REPLAN_TIMEOUT_MS = 180_000;
 const SCREENSHOTS = process.env.SWARMBEE_CONSOLE_SCREENSHOTS;
 
+// A cluster of four processes and a browser, a failover and a profiling re-plan take
+// longer than tap's 300 s on a busy 2-core machine; each wait inside is bounded.
+t.setTimeout(600_000);
+
 async function screenshot(page: Page, name: string): Promise<void> {
   if (SCREENSHOTS)
     await page.screenshot({ path: join(SCREENSHOTS, `console-${name}.png`), fullPage: true });
