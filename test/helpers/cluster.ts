@@ -149,6 +149,8 @@ export interface ClusterOptions {
   coordinatorArgs?: string[];
   workerArgs?: string[];
   token?: string;
+  /** Longest wait for the coordinator to listen, ms. Default 30 s; a busy machine needs more. */
+  startTimeoutMs?: number;
 }
 
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
@@ -211,14 +213,16 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     },
   };
   try {
-    const listening = await coordinator.waitForEvent<ListeningEvent>(COORDINATOR_EVENTS.listening);
+    const listening = await coordinator.waitForEvent<ListeningEvent>(COORDINATOR_EVENTS.listening, {
+      timeoutMs: options.startTimeoutMs ?? 30_000,
+    });
     cluster.workersUrl = listening.workersUrl;
     cluster.apiUrl = listening.apiUrl;
     for (let i = 0; i < options.workers; i++)
       cluster.startWorker(`worker-${i}`, options.cacheDir?.(i) ?? join(options.root, `w-${i}`));
     await coordinator.waitForEvent<CoordinatorStateEvent>(COORDINATOR_EVENTS.state, {
       match: (e) => e.to === 'ready',
-      timeoutMs: 60_000,
+      timeoutMs: Math.max(60_000, options.startTimeoutMs ?? 0),
     });
   } catch (error) {
     await cluster.stop();

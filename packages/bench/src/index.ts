@@ -31,11 +31,13 @@ export {
   parseLlamaBench,
   runLlamaBench,
 } from './gguf/llama-bench.js';
+export { type MachineInfo, machineInfo } from './machine.js';
 export {
   type BenchChart,
   type BenchCheck,
   type BenchResult,
   type BenchTable,
+  check,
   writeReport,
 } from './report/report.js';
 export {

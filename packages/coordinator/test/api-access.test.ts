@@ -64,6 +64,7 @@ t.test('no spelling of a guarded route reaches its handler without the key', asy
     guarded.map((route) => route.url).sort(),
     [
       '/swarmbee/cluster',
+      '/swarmbee/events',
       '/swarmbee/profile',
       '/swarmbee/replan',
       '/swarmbee/timeline',
@@ -123,7 +124,7 @@ t.test('unknown paths and methods: 401 without the key, then 404 and 405', async
   const api = await startLocalApi(t, { apiKey: KEY });
   if (!api) return;
   const authorization = `Bearer ${KEY}`;
-  for (const path of ['/nope', '/v1/nope', '/swarmbee/nope', '/', '/healthz/x']) {
+  for (const path of ['/nope', '/v1/nope', '/swarmbee/nope', '/console/x.js', '/healthz/x']) {
     const bare = await rawRequest(api.port, head(`GET ${path} HTTP/1.1`));
     t.equal(bare.status, 401, `${path} without the key is refused like a guarded route`);
     const keyed = await rawRequest(api.port, head(`GET ${path} HTTP/1.1`, { authorization }));
@@ -145,7 +146,8 @@ t.test('unknown paths and methods: 401 without the key, then 404 and 405', async
     401,
     'without the key a wrong method on a guarded path is a 401 too',
   );
-  for (const path of ['/healthz', '/metrics']) {
+  // The console's page and assets hold no data (it asks for the key): open, like /healthz.
+  for (const path of ['/healthz', '/metrics', '/', '/console/console.js', '/console/console.css']) {
     t.equal((await rawRequest(api.port, head(`GET ${path} HTTP/1.1`))).status, 200, path);
     t.equal((await rawRequest(api.port, head(`HEAD ${path} HTTP/1.1`))).status, 200, path);
     const post = await rawRequest(api.port, head(`POST ${path} HTTP/1.1`));

@@ -47,12 +47,12 @@ export function coordinatorCommand(yargs: Argv): Argv {
         .option('api', {
           type: 'string',
           default: '127.0.0.1:8080',
-          describe: 'HTTP API address HOST:PORT',
+          describe: 'HTTP API address HOST:PORT; the web console is served at / on it',
         })
         .option('api-key', {
           type: 'string',
           describe:
-            'Require "Authorization: Bearer <key>" on the /v1 and /swarmbee routes; /healthz and /metrics stay open (default: no key)',
+            'Require "Authorization: Bearer <key>" on the /v1 and /swarmbee routes; /healthz, /metrics and the console page at / stay open, and the page asks for the key (default: no key)',
         })
         .option('min-workers', {
           type: 'number',
@@ -162,7 +162,7 @@ export function coordinatorCommand(yargs: Argv): Argv {
       if (announcement) log(`announced on the LAN as "${announcement.name}" (mDNS _swarmbee._tcp)`);
       const ready = coordinator.whenReady().then(() => {
         process.stdout.write(
-          `${deploymentTable(coordinator.deployment)}\nAPI: ${coordinator.apiUrl}/v1\n`,
+          `${deploymentTable(coordinator.deployment)}\nAPI: ${coordinator.apiUrl}/v1  (console: ${coordinator.apiUrl}/)\n`,
         );
       });
       ready.catch(() => {});

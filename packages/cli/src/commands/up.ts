@@ -104,7 +104,7 @@ export function upCommand(yargs: Argv): Argv {
         else if (args.prompt !== '')
           await demo(coordinator, args.prompt, args.steps, args.temperature);
         process.stdout.write(
-          `\nAPI: ${coordinator.apiUrl}/v1  (metrics: ${coordinator.apiUrl}/metrics)\n`,
+          `\nAPI: ${coordinator.apiUrl}/v1  (console: ${coordinator.apiUrl}/, metrics: ${coordinator.apiUrl}/metrics)\n`,
         );
         if (!args.serve) return;
         process.stdout.write(

@@ -1,12 +1,15 @@
 /**
  * The coordinator's HTTP API: the OpenAI-compatible routes (completions.ts), SwarmBee's
- * cluster routes (admin.ts), `GET /healthz` and `GET /metrics` (Prometheus text). Every
+ * cluster routes (admin.ts), their live feed and the web console at `/` (console/),
+ * `GET /healthz` and `GET /metrics` (Prometheus text). Every
  * answer that is not a success carries the error body of errors.ts; routing.ts decides
  * who may call what on the matched route; intake.ts deals with slow or malformed clients.
  */
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, ListenFailedError } from '@swarmbee/core';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { eventRoutes } from '../console/event-routes.js';
+import { staticRoutes } from '../console/static-routes.js';
 import type { GenerationService } from '../generation-service.js';
 import type { Metrics } from '../metrics.js';
 import { type AdminHandlers, adminRoutes } from './admin.js';
@@ -76,7 +79,11 @@ export function createApi(options: ApiOptions): FastifyInstance {
   });
   const guard = guardRoutes(app, options.apiKey);
 
-  if (options.admin) adminRoutes(app, options.admin);
+  if (options.admin) {
+    adminRoutes(app, options.admin);
+    eventRoutes(app, { cluster: options.admin.cluster, metrics: options.metrics });
+    staticRoutes(app);
+  }
   app.get('/healthz', OPEN, async (_request, reply) => {
     const health = options.health();
     return reply.status(health.ready ? 200 : 503).send(health);

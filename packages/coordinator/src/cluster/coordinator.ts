@@ -46,6 +46,7 @@ import { Deployments } from './deployments.js';
 import { PlanChoice } from './plan-choice.js';
 import { PlanMemory } from './plan-memory.js';
 import type { PlanningOptions } from './planning.js';
+import { profileSummary } from './profile-summary.js';
 import { profileCluster } from './profiler.js';
 import { pollStages, stageTimelines, statsOf } from './queries.js';
 import { DEFAULT_REPLAN_GAIN } from './replan-policy.js';
@@ -281,6 +282,7 @@ export class Coordinator {
       devices: this.#openWorkers().map((w) => ({ name: w.name, dataUrl: w.dataUrl, ...w.device })),
       plan: this.plan,
       profiled: this.#profile?.createdAt,
+      measured: this.#profile && profileSummary(this.#profile),
       recoveries: this.recoveries,
       processFaults: processFaults(),
     };

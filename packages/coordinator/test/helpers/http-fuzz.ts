@@ -381,5 +381,6 @@ export function judge(request: FuzzRequest, response: RawResponse): string | und
     return undefined;
   }
   if (type.startsWith('text/plain')) return undefined; // /metrics
+  if (/^text\/(html|css|javascript)/.test(type)) return undefined; // the console at /
   return `a 200 of type ${type}`;
 }

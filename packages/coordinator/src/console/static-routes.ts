@@ -1,0 +1,46 @@
+/**
+ * The console's page and its two assets, built into dist/www by
+ * scripts/build-console.mjs and read once at start. They hold no data: the page asks for
+ * the API key and reads everything through the guarded routes, so they are open routes.
+ * A Content-Security-Policy keeps the page to its own origin.
+ */
+import { readFileSync } from 'node:fs';
+import { SwarmBeeError } from '@swarmbee/core';
+import type { FastifyInstance } from 'fastify';
+
+/** Where the built console lives, from src/console or dist/console alike. */
+export const CONSOLE_DIR = new URL('../../dist/www/', import.meta.url);
+
+const ASSETS = [
+  { url: '/', file: 'index.html', type: 'text/html; charset=utf-8' },
+  { url: '/console/console.js', file: 'console.js', type: 'text/javascript; charset=utf-8' },
+  { url: '/console/console.css', file: 'console.css', type: 'text/css; charset=utf-8' },
+] as const;
+
+const HEADERS = {
+  'cache-control': 'no-cache',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'x-frame-options': 'DENY',
+  'content-security-policy':
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; " +
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+};
+
+export function staticRoutes(app: FastifyInstance, dir: URL = CONSOLE_DIR): void {
+  for (const asset of ASSETS) {
+    let body: Buffer | undefined;
+    try {
+      body = readFileSync(new URL(asset.file, dir));
+    } catch {
+      body = undefined;
+    }
+    app.get(asset.url, { config: { access: 'open' } }, async (_request, reply) => {
+      if (!body)
+        throw new SwarmBeeError(
+          `the console is not built (${asset.file} is missing from ${dir.pathname}); run npm run build`,
+        );
+      return reply.headers(HEADERS).type(asset.type).send(body);
+    });
+  }
+}
