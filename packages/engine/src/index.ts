@@ -16,6 +16,7 @@
  */
 export * from './batch-feeds.js';
 export * from './decoder-feeds.js';
+export * from './device-emulation.js';
 export * from './execution-provider.js';
 export * from './generate.js';
 export * from './kv-cache.js';

@@ -2,13 +2,18 @@
  * Measures this device for the planner: forward times of a decoder layer, the
  * embedding and the LM head on timing grids (decode: micro-batch size × context;
  * prefill: chunk × context), run exactly as serving runs them (same engine,
- * threads, execution provider and benchmark slow-down). One-layer shards keep it
+ * threads, execution provider and device emulation). One-layer shards keep it
  * to seconds: layer = the middle shard; embedding = first − layer; head = last − layer.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DecodeTimingGrid, DeviceTiming, OpTiming, PrefillTimingGrid } from '@swarmbee/core';
-import { type StageEngine, type StageOptions, ThreadedStage } from '@swarmbee/engine';
+import {
+  type DeviceEmulation,
+  type StageEngine,
+  type StageOptions,
+  ThreadedStage,
+} from '@swarmbee/engine';
 import type { ShardGraph } from '@swarmbee/model';
 
 export interface ProfileGrid {
@@ -66,10 +71,11 @@ interface ShardTiming extends OpTiming {
 async function timeShard(
   graph: ShardGraph,
   options: StageOptions,
-  grid: ProfileGrid,
-  onStep: () => void,
+  how: { grid: ProfileGrid; onStep: () => void; emulation: DeviceEmulation | undefined },
 ): Promise<ShardTiming> {
-  const stage = await ThreadedStage.create(graph, options);
+  const { grid, onStep, emulation } = how;
+  const threaded = await ThreadedStage.create(graph, options);
+  const stage = emulation ? emulation.wrap(threaded) : threaded;
   const limit = stage.info.maxSeqLen;
   const fits = (n: number) => n < limit;
   const decodeContexts = grid.decodeContexts.filter(fits);
@@ -166,15 +172,28 @@ function engineOnly(timing: ShardTiming): OpTiming {
   return { decode: timing.decode, prefill: timing.prefill };
 }
 
+export interface ProfileRun {
+  /** Default {@link DEFAULT_PROFILE_GRID}. */
+  grid?: ProfileGrid;
+  /** Called after every timed step (progress). */
+  onStep?: () => void;
+  /** Benchmarks and tests only: the device emulation serving runs under. Default none. */
+  emulation?: DeviceEmulation | undefined;
+}
+
 export async function profileDevice(
   shards: ProfileShards,
   options: StageOptions,
-  grid: ProfileGrid = DEFAULT_PROFILE_GRID,
-  onStep: () => void = () => {},
+  run: ProfileRun = {},
 ): Promise<DeviceTiming> {
-  const first = await timeShard(shards.first, options, grid, onStep);
-  const last = await timeShard(shards.last, options, grid, onStep);
-  const middle = shards.middle ? await timeShard(shards.middle, options, grid, onStep) : undefined;
+  const how = {
+    grid: run.grid ?? DEFAULT_PROFILE_GRID,
+    onStep: run.onStep ?? (() => {}),
+    emulation: run.emulation,
+  };
+  const first = await timeShard(shards.first, options, how);
+  const last = await timeShard(shards.last, options, how);
+  const middle = shards.middle ? await timeShard(shards.middle, options, how) : undefined;
   if (!middle) {
     // Too few layers to tell the layer from the embedding and the head: charge it all to the layer.
     const zero = (t: OpTiming): OpTiming => ({

@@ -240,6 +240,7 @@ export class WorkerDaemon {
         ...load.options,
         ...engineOptions(this.#options),
       });
+      if (this.#options.emulation) engine = this.#options.emulation.wrap(engine);
       const nextUrl = load.nextUrl ?? this.#options.coordinatorUrl;
       const downstream = await connectShaped(
         nextUrl,
@@ -286,6 +287,7 @@ export class WorkerDaemon {
         cacheDir: this.#options.cacheDir,
         shards: this.#cache,
         engine: engineOptions(this.#options),
+        emulation: this.#options.emulation,
         memoryLimitBytes: this.#options.memoryLimitBytes,
         ...(this.#runner ? { timeline: this.#runner.timeline } : {}),
         log: this.#log,
