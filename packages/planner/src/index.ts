@@ -64,7 +64,12 @@ export {
 export { planGa, type SearchOptions, type SearchOutcome } from './ga.js';
 export { interpolateAxis, interpolateGrid } from './grid.js';
 export * from './model-summary.js';
-export { compareCandidates, compareEvaluations } from './objective.js';
+export {
+  type BatchRun,
+  batchRuns,
+  compareCandidates,
+  compareEvaluations,
+} from './objective.js';
 export * from './plan.js';
 export * from './presets.js';
 export { planPso } from './pso.js';

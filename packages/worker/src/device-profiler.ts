@@ -53,6 +53,26 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
 
+/** The q-quantile of the samples, linear between order statistics. */
+function quantile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = q * (sorted.length - 1);
+  const lo = Math.floor(at);
+  const hi = Math.min(sorted.length - 1, lo + 1);
+  return (sorted[lo] ?? 0) + (at - lo) * ((sorted[hi] ?? 0) - (sorted[lo] ?? 0));
+}
+
+/** A grid point's samples as the profile keeps them: the median and the spread. */
+function record(
+  grid: { ms: number[][]; p10Ms?: number[][]; p90Ms?: number[][] },
+  row: number,
+  samples: number[],
+): void {
+  grid.ms[row]!.push(median(samples));
+  grid.p10Ms![row]!.push(quantile(samples, 0.1));
+  grid.p90Ms![row]!.push(quantile(samples, 0.9));
+}
+
 /** Inputs a shard takes: token ids on a first stage, hidden states elsewhere. */
 function inputs(
   stage: StageEngine,
@@ -87,11 +107,15 @@ async function timeShard(
       batchSizes: grid.batchSizes,
       contextTokens: decodeContexts,
       ms: [],
+      p10Ms: [],
+      p90Ms: [],
     };
     const overheadMs: number[] = [];
     for (const [b, batch] of grid.batchSizes.entries()) {
       const ids = Array.from({ length: batch }, (_, r) => `profile-${b}-${r}`);
       decode.ms.push([]);
+      decode.p10Ms!.push([]);
+      decode.p90Ms!.push([]);
       const overheads: number[] = [];
       let cached = 0;
       for (const context of decodeContexts) {
@@ -110,7 +134,7 @@ async function timeShard(
           overheads.push(Math.max(0, performance.now() - started - engineMs));
           onStep();
         }
-        decode.ms[b]!.push(median(times));
+        record(decode, b, times);
       }
       overheadMs.push(median(overheads));
       await stage.release(ids);
@@ -119,9 +143,13 @@ async function timeShard(
       chunkTokens: grid.prefillChunks,
       contextTokens: prefillContexts,
       ms: [],
+      p10Ms: [],
+      p90Ms: [],
     };
     for (const [c, chunk] of grid.prefillChunks.entries()) {
       prefill.ms.push([]);
+      prefill.p10Ms!.push([]);
+      prefill.p90Ms!.push([]);
       for (const context of prefillContexts) {
         const times: number[] = [];
         for (let i = 0; i < Math.max(1, Math.floor(grid.repeats / 2)); i++) {
@@ -139,7 +167,7 @@ async function timeShard(
           await stage.release([seqId]);
           onStep();
         }
-        prefill.ms[c]!.push(median(times));
+        record(prefill, c, times);
       }
     }
     return { decode, prefill, overheadMs };
@@ -148,12 +176,22 @@ async function timeShard(
   }
 }
 
-/** `a - b` point by point, never below zero (noise can make a difference negative). */
-function minus<T extends { ms: number[][] }>(a: T, b: T): T {
-  return {
-    ...a,
-    ms: a.ms.map((row, i) => row.map((v, j) => Math.max(0, v - (b.ms[i]?.[j] ?? 0)))),
-  };
+/**
+ * `a - b` point by point, never below zero (noise can make a difference negative); the
+ * percentiles likewise, an approximation good enough for a spread.
+ */
+function minus<T extends { ms: number[][]; p10Ms?: number[][]; p90Ms?: number[][] }>(
+  a: T,
+  b: T,
+): T {
+  const diff = (x: number[][] | undefined, y: number[][] | undefined) =>
+    x?.map((row, i) => row.map((v, j) => Math.max(0, v - (y?.[i]?.[j] ?? 0))));
+  const out: T = { ...a, ms: diff(a.ms, b.ms)! };
+  const p10 = diff(a.p10Ms, b.p10Ms);
+  const p90 = diff(a.p90Ms, b.p90Ms);
+  if (p10) out.p10Ms = p10;
+  if (p90) out.p90Ms = p90;
+  return out;
 }
 
 /** The runtime's per-step overhead as a timing grid (one context column). */

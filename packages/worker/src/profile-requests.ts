@@ -20,7 +20,7 @@ import type { ShardCache } from './shard-cache.js';
 import type { StageTimeline } from './stage-timeline.js';
 
 /** Version of the measured timing's shape; cached profiles of another version are measured again. */
-export const PROFILE_FORMAT_VERSION = 3;
+export const PROFILE_FORMAT_VERSION = 4;
 
 /** Share of free memory a worker offers when no limit is set. */
 export const DEFAULT_MEMORY_SHARE = 0.9;
