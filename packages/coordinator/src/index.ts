@@ -29,6 +29,8 @@ export * from './cluster/shard-transfer.js';
 export * from './cluster/worker-link.js';
 export * from './completion-request.js';
 export * from './discovery.js';
+export * from './drift/drift-estimate.js';
+export * from './drift/drift-monitor.js';
 export * from './generation-service.js';
 export * from './local-transport.js';
 export * from './metrics.js';

@@ -323,6 +323,7 @@ export class WorkerDaemon {
       stage: this.#runner?.stage ?? -1,
       forwards: runner?.forwards ?? 0,
       forwardMsTotal: runner?.forwardMsTotal ?? 0,
+      busyMsTotal: runner?.busyMsTotal ?? 0,
       queueDepth: runner?.queueDepth ?? 0,
       bytesSent: runner?.bytesSent ?? 0,
       idleShare: runner?.idleShare ?? 1,
