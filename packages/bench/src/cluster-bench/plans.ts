@@ -44,7 +44,10 @@ export interface SweepOptions {
   repeats: number;
   /** Micro-batch sizes plans may choose; keep them inside the profiled grid. Default [1, 2, 4, 8]. */
   microBatchCandidates?: number[];
-  /** Concurrent streams of the throughput cells. Default: the DP throughput plan's batch x in flight. */
+  /**
+   * Concurrent streams of the throughput cells; throughput plans are sized for them (micro-batches
+   * of the rows the scheduler composes). Default: the DP throughput plan's batch x in flight.
+   */
   streams?: number;
   /** Most rows the coordinator's scheduler puts in one decode micro-batch. Default its default (16). */
   maxBatchRows?: number;
@@ -88,6 +91,7 @@ export async function sweepPlans(
       prompt_tokens: workload.promptTokens,
       decode_context_tokens: workload.decodeContextTokens,
       micro_batch_candidates: options.microBatchCandidates ?? [1, 2, 4, 8],
+      ...(options.streams === undefined ? {} : { streams: options.streams }),
     });
   const measured: PlanMeasurement[] = [];
   for (const planCase of PLAN_CASES) {

@@ -67,6 +67,8 @@ export const plannerSuite: Suite = {
           bytesPerSecond: (PLANNER_BENCH_LINK.mbit * 1e6) / 8,
         },
         limits: { maxActive: 256 },
+        // Every plan is measured as deployed: the drift loop would re-plan the baselines.
+        drift: { threshold: 0 },
       },
     });
     try {
@@ -81,6 +83,8 @@ export const plannerSuite: Suite = {
           outputTokens,
           repeats,
           streams: PLANNER_BENCH_STREAMS,
+          // The profile measures batches up to 32; the scheduler composes at most 16 rows.
+          microBatchCandidates: [1, 2, 4, 8, 16],
           progress: context.progress,
         },
       );
