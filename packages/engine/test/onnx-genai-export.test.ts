@@ -10,7 +10,7 @@ import { readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OnnxGraphUnsupportedError } from '@swarmbee/core';
 import { generate, LocalPipeline } from '@swarmbee/engine';
-import { importOnnxDecoder } from '@swarmbee/model';
+import { encodeChat, importOnnxDecoder, loadTokenizer } from '@swarmbee/model';
 import onnxProto from 'onnx-proto';
 import t from 'tap';
 import { withInt4MatMuls } from '../../../test/helpers/genai-variants.js';
@@ -21,6 +21,7 @@ import {
   maxAbsDiff,
 } from '../../../test/helpers/gpt2-reference.js';
 import { haveSharedModel, TINY_GENAI_LLAMA } from '../../../test/helpers/shared-models.js';
+import { TOKENIZER_FIXTURES } from '../../model/test/helpers/tokenizer-fixtures.js';
 
 const { onnx } = onnxProto;
 const GREEDY = { temperature: 0, topK: 0, topP: 1 };
@@ -183,5 +184,31 @@ t.test(
         await pipeline.close();
       }
     }
+  },
+);
+
+t.test(
+  'genai builder export: its tokenizer and chat template come along, as transformers encodes',
+  async (t) => {
+    if (!haveSharedModel(t, TINY_GENAI_LLAMA.onnx)) return;
+    const dir = await importOnnxDecoder({
+      model: TINY_GENAI_LLAMA.onnx,
+      out: join(t.testdir(), 'm'),
+    });
+    const ref = dir.manifest.tokenizer;
+    if (ref?.kind !== 'hf') throw new Error('expected the export’s Hugging Face tokenizer');
+    t.equal(ref.bosId, 1, 'BOS is the tokenizer’s <s>, as the export’s runtime encodes');
+    t.same(ref.stopIds, [1, 2], 'stops on genai_config’s eos_token_id and the tokenizer’s </s>');
+    t.equal(ref.chatTemplate?.source, 'tokenizer_config.json', 'the chat template is kept');
+    const tokenizer = await loadTokenizer(dir);
+    const recorded = TOKENIZER_FIXTURES.tokenizers_recorded.llama2!;
+    for (const { text, ids_with_special_tokens } of recorded.encodings)
+      t.same(
+        tokenizer.encode(text),
+        ids_with_special_tokens,
+        `transformers' ids for ${JSON.stringify(text)}`,
+      );
+    for (const chat of recorded.chats.filter((c) => c.template === undefined && c.ids))
+      t.same(encodeChat(tokenizer, chat.messages), chat.ids, `chat: ${chat.conversation}`);
   },
 );

@@ -135,7 +135,11 @@ export async function writeModelDir(
   });
 }
 
-async function writeHfTokenizer(dir: string, files: HfTokenizerFiles): Promise<TokenizerRef> {
+/** Writes a Hugging Face tokenizer's files (and chat template) into model dir `dir`; returns what the manifest records. */
+export async function writeHfTokenizer(
+  dir: string,
+  files: HfTokenizerFiles,
+): Promise<TokenizerRef> {
   await writeFile(join(dir, HF_TOKENIZER_FILE), files.tokenizerJson);
   await writeFile(join(dir, HF_TOKENIZER_CONFIG_FILE), files.tokenizerConfigJson);
   const { bosId, eosId, addBos, stopIds, endOfTurnId } = files.settings;

@@ -22,7 +22,8 @@ export const importOnnxCommand: CommandModule<object, ImportOnnxArgs> = {
       .positional('model', {
         type: 'string',
         demandOption: true,
-        describe: 'Decoder-with-past graph (.onnx); external data files are read from beside it',
+        describe:
+          'Decoder-with-past graph (.onnx); external data files, and a tokenizer.json with its tokenizer_config.json and chat template, are read from beside it',
       })
       .option('out', {
         type: 'string',

@@ -25,9 +25,17 @@ import {
   WEIGHT_ALIGNMENT_BYTES,
 } from '@swarmbee/core';
 import { sha256 } from '../hash.js';
-import { MANIFEST_FILE, type ModelDir, WEIGHTS_FILE } from '../model-dir.js';
+import { readHfTokenizerFiles } from '../hf/tokenizer-files.js';
+import {
+  type HfTokenizerFiles,
+  MANIFEST_FILE,
+  type ModelDir,
+  WEIGHTS_FILE,
+  writeHfTokenizer,
+} from '../model-dir.js';
 import { noProgress, type ProgressFn } from '../progress.js';
 import { StagingDir } from '../staging-dir.js';
+import { HF_TOKENIZER_FILE } from '../tokenizer/hf-tokenizer.js';
 import { type DetectedDecoder, detectDecoder, type Part } from './detect.js';
 import {
   defaultOpset,
@@ -87,6 +95,7 @@ export async function importOnnxDecoder(options: ImportOnnxOptions): Promise<Onn
   }
   const detected = detectDecoder(model);
   const maxSeqLen = await resolveContext(path, options.context, detected.positionTableRows);
+  const tokenizer = await readExportTokenizer(dirname(path), detected.vocabSize);
   const config: OnnxDecoderConfig = {
     dim: detected.dim,
     nLayers: detected.nLayers,
@@ -107,6 +116,7 @@ export async function importOnnxDecoder(options: ImportOnnxOptions): Promise<Onn
     );
     const graphBytes = onnx.ModelProto.encode(model).finish();
     await writeFile(join(staging, DECODER_GRAPH_FILE), graphBytes);
+    const tokenizerRef = tokenizer && (await writeHfTokenizer(staging, tokenizer));
     const decoder: OnnxDecoderLayout = {
       graph: { file: DECODER_GRAPH_FILE, bytes: graphBytes.length, sha256: sha256(graphBytes) },
       opset: defaultOpset(model),
@@ -129,8 +139,13 @@ export async function importOnnxDecoder(options: ImportOnnxOptions): Promise<Onn
       config,
       weights: { file: WEIGHTS_FILE, ...weights },
       decoder,
+      ...(tokenizerRef ? { tokenizer: tokenizerRef } : {}),
       ...costs(detected, config),
-      modelHash: sha256(JSON.stringify({ config, decoder }), weights.sha256),
+      modelHash: sha256(
+        JSON.stringify({ config, decoder }),
+        weights.sha256,
+        tokenizerRef?.sha256 ?? '',
+      ),
       source: {
         kind: 'onnx',
         file: basename(path),
@@ -144,16 +159,55 @@ export async function importOnnxDecoder(options: ImportOnnxOptions): Promise<Onn
   });
 }
 
+/**
+ * The Hugging Face tokenizer an export ships beside its graph (onnxruntime-genai's model
+ * builder and Optimum copy `tokenizer.json`, `tokenizer_config.json` and the chat template
+ * there), or none when there is no `tokenizer.json`. Stop ids: `eos_token_id` of
+ * genai_config.json (else config.json, else generation_config.json), the tokenizer's EOS and
+ * the template's end of turn. BOS is the tokenizer's own, as the export's runtime encodes.
+ */
+async function readExportTokenizer(
+  dir: string,
+  vocabSize: number,
+): Promise<HfTokenizerFiles | undefined> {
+  const present = await stat(join(dir, HF_TOKENIZER_FILE)).then(
+    () => true,
+    () => false,
+  );
+  if (!present) return undefined;
+  const genai = (await readJsonBeside(dir, 'genai_config.json'))?.model as
+    | Record<string, unknown>
+    | undefined;
+  const hf = await readJsonBeside(dir, 'config.json');
+  const eos = genai?.eos_token_id ?? hf?.eos_token_id;
+  const eosTokenIds = (Array.isArray(eos) ? eos : [eos]).filter(
+    (id): id is number => Number.isInteger(id) && (id as number) >= 0,
+  );
+  return (await readHfTokenizerFiles(dir, { eosTokenIds }, vocabSize)).files;
+}
+
+/** A JSON object file in `dir`, or undefined when there is none; a file that is not a JSON object is refused. */
+async function readJsonBeside(
+  dir: string,
+  name: string,
+): Promise<Record<string, unknown> | undefined> {
+  const text = await readFile(join(dir, name), 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {}
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new InvalidArgumentError(`${join(dir, name)} is not a JSON object`);
+  return value as Record<string, unknown>;
+}
+
 async function resolveContext(
   graphPath: string,
   given: number | undefined,
   tableRows: number | undefined,
 ): Promise<number> {
-  const readJson = (name: string) =>
-    readFile(join(dirname(graphPath), name), 'utf8').then(
-      (text) => JSON.parse(text) as Record<string, unknown>,
-      () => undefined,
-    );
+  const readJson = (name: string) => readJsonBeside(dirname(graphPath), name);
   const positive = (v: unknown) =>
     Number.isInteger(v) && (v as number) > 0 ? (v as number) : undefined;
   let context = given;
