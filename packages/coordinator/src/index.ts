@@ -44,6 +44,15 @@ export {
   type CoordinatorAnnouncement,
 } from './discovery.js';
 export {
+  DEFAULT_DRIFT_MIN_INTERVAL_MS,
+  DEFAULT_DRIFT_THRESHOLD,
+  DEFAULT_DRIFT_WINDOWS,
+  DRIFT_DIAGNOSTIC,
+  type DriftEvent,
+  DriftMonitor,
+  type DriftOptions,
+} from './drift/drift-monitor.js';
+export {
   COORDINATOR_EVENTS,
   type CoordinatorEventMap,
   type CoordinatorEventName,

@@ -11,6 +11,8 @@ export interface StageMetrics {
   device: string;
   forwards: number;
   forwardMsTotal: number;
+  /** Engine time of every forward so far, KV cache included, ms (0 from workers that do not report it). */
+  busyMsTotal: number;
   /** Micro-batches waiting at the stage. */
   queueDepth: number;
   bytesSent: number;
@@ -27,6 +29,10 @@ export interface MetricsSources {
   recoveries?: () => number;
   /** Unhandled rejections and uncaught exceptions the process survived. Default: none reported. */
   processFaults?: () => number;
+  /** Each stage's measured / predicted time per forward in the last drift window. Default: none. */
+  drift?: () => readonly { stage: number; device: string; ratio: number }[];
+  /** Re-plans the drift monitor made. Default: none reported. */
+  driftReplans?: () => number;
 }
 
 export class Metrics {
@@ -114,6 +120,24 @@ export class Metrics {
       (s) => s.bytesSent,
     );
     perStage('swarmbee_stage_idle_ratio', 'Share of time the stage sat idle', (s) => s.idleShare);
+    const { drift, driftReplans } = sources;
+    if (drift)
+      new Gauge({
+        name: 'swarmbee_stage_drift_ratio',
+        help: "Stage's measured engine time per forward over the cost model's prediction, last window (1 = on prediction)",
+        labelNames: ['stage', 'device'],
+        registers,
+        collect() {
+          this.reset();
+          for (const d of drift()) this.set({ stage: String(d.stage), device: d.device }, d.ratio);
+        },
+      });
+    if (driftReplans)
+      gauge(
+        'swarmbee_drift_replans',
+        'Re-plans made because stages drifted from their prediction',
+        driftReplans,
+      );
   }
 
   observe(endpoint: string, completion: Completion): void {

@@ -244,6 +244,7 @@ t.test('stage rates: forward ms, utilisation and bytes/s from the counters', asy
       device: 'a',
       forwards: 10,
       forwardMsTotal: 500,
+      busyMsTotal: 500,
       queueDepth: 2,
       bytesSent: 4000,
       idleShare: 0.5,

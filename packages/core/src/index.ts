@@ -148,6 +148,7 @@ export {
   type DeviceRuntime,
   type DeviceTiming,
   FRAME_OVERHEAD_BYTES,
+  gridAtRisk,
   type HeadTiming,
   type LinkProfile,
   type ModelSummary,
@@ -155,6 +156,7 @@ export {
   type OpTiming,
   type PrefillTimingGrid,
   type RuntimeVersions,
+  type TimingRisk,
   TOKEN_WIRE_BYTES,
 } from './profile.js';
 export { DEFAULT_SAMPLING, type SamplingParams, validateSampling } from './sampling.js';

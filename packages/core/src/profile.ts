@@ -29,7 +29,11 @@ export const TOKEN_WIRE_BYTES = 8;
 export interface DecodeTimingGrid {
   batchSizes: number[];
   contextTokens: number[];
+  /** Median of the repeated samples at each point. */
   ms: number[][];
+  /** Spread of the samples at each point: their 10th and 90th percentiles. Absent in presets. */
+  p10Ms?: number[][];
+  p90Ms?: number[][];
 }
 
 /**
@@ -40,7 +44,25 @@ export interface DecodeTimingGrid {
 export interface PrefillTimingGrid {
   chunkTokens: number[];
   contextTokens: number[];
+  /** Median of the repeated samples at each point. */
   ms: number[][];
+  /** Spread of the samples at each point: their 10th and 90th percentiles. Absent in presets. */
+  p10Ms?: number[][];
+  p90Ms?: number[][];
+}
+
+/**
+ * Which of a profile's timings a plan is judged at: `p50` the medians, `p90` the 90th
+ * percentiles (a plan that must hold on a bad run). Grids without a spread give their medians.
+ */
+export type TimingRisk = 'p50' | 'p90';
+
+/** A timing grid's times at a risk level. */
+export function gridAtRisk(
+  grid: { ms: number[][]; p90Ms?: number[][] },
+  risk: TimingRisk = 'p50',
+): number[][] {
+  return risk === 'p90' ? (grid.p90Ms ?? grid.ms) : grid.ms;
 }
 
 /** Measured (or estimated) times of one operation: a decoder layer or the embedding. */

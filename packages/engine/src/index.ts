@@ -14,6 +14,8 @@
  * await pipeline.close();
  * ```
  */
+
+export { checkSpeedFactor, DeviceEmulation, EmulatedStage } from './device-emulation.js';
 export {
   type BatchSentEvent,
   type BatchSentRow,

@@ -55,7 +55,6 @@ export class OnnxDecoderStage extends ShardStage<KvElements> {
         options.maxSequences ?? DEFAULT_MAX_SEQUENCES,
         { dtype: io.kv.dtype, stacked: io.kv.kind === 'stacked' },
       ),
-      options,
     );
     this.#io = io;
   }

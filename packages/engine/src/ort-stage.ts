@@ -49,7 +49,6 @@ export class OrtStage extends ShardStage<Float32Array> {
         options.maxSequences ?? DEFAULT_MAX_SEQUENCES,
         { windows },
       ),
-      options,
     );
     this.#biases = shardBiasInputs(config, shard.layerStart, shard.layerEnd);
     this.#window = windows.find((w) => w !== undefined);

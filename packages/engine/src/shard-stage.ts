@@ -1,16 +1,11 @@
 /**
  * What every onnxruntime stage engine shares, whatever graph it runs: the stage's
- * place in the model, its KV cache and sampler, running the session (slowed by the
- * benchmark speed factor, errors coded, time counted), and release, stats and close.
+ * place in the model, its KV cache and sampler, running the session (errors coded, time
+ * counted), and release, stats and close.
  * `OrtStage` (SwarmBee's Llama shards) and `OnnxDecoderStage` (imported decoders)
  * add only how they build feeds and store what the graph returns.
  */
-import {
-  asSwarmBeeError,
-  EngineClosedError,
-  EngineFailedError,
-  InvalidArgumentError,
-} from '@swarmbee/core';
+import { asSwarmBeeError, EngineClosedError, EngineFailedError } from '@swarmbee/core';
 import type { ShardGraph } from '@swarmbee/model';
 import type ort from 'onnxruntime-node';
 import type { KvCache, KvElements } from './kv-cache.js';
@@ -18,44 +13,22 @@ import type {
   StageBatch,
   StageEngine,
   StageInfo,
-  StageOptions,
   StageOutput,
   StageStats,
 } from './stage-engine.js';
 import { RowSampler } from './stage-session.js';
-
-const idleCell = new Int32Array(new SharedArrayBuffer(4));
-
-/**
- * Blocks this thread for `ms` without using the CPU, as a slower device's compute
- * would hold its stage. Runs in the stage's own thread, so no event loop waits on it.
- */
-function idleFor(ms: number): void {
-  if (ms > 0) Atomics.wait(idleCell, 0, 0, ms);
-}
 
 export abstract class ShardStage<T extends KvElements> implements StageEngine {
   readonly info: StageInfo;
   protected readonly kv: KvCache<T>;
   protected readonly sampler: RowSampler;
   readonly #session: ort.InferenceSession;
-  /** Extra idle time per forward pass, as a multiple of it (benchmark slow-down). */
-  readonly #idleFactor: number;
   #forwards = 0;
   #forwardMsTotal = 0;
   #closed = false;
 
-  protected constructor(
-    session: ort.InferenceSession,
-    shard: ShardGraph,
-    kv: KvCache<T>,
-    options: StageOptions,
-  ) {
+  protected constructor(session: ort.InferenceSession, shard: ShardGraph, kv: KvCache<T>) {
     const { config } = shard;
-    const speed = options.speedFactor ?? 1;
-    if (!(speed > 0 && speed <= 1))
-      throw new InvalidArgumentError(`speed factor must be in (0, 1], got ${speed}`);
-    this.#idleFactor = 1 / speed - 1;
     this.#session = session;
     this.info = {
       layerStart: shard.layerStart,
@@ -83,8 +56,8 @@ export abstract class ShardStage<T extends KvElements> implements StageEngine {
   }
 
   /**
-   * One forward pass of the graph: errors become EngineFailedError, a slowed stage idles
-   * in proportion, and the time (idle included) is counted and returned.
+   * One forward pass of the graph: errors become EngineFailedError, and the time is counted
+   * and returned.
    */
   protected async run(
     feeds: Record<string, ort.Tensor>,
@@ -100,7 +73,6 @@ export abstract class ShardStage<T extends KvElements> implements StageEngine {
         { cause: error },
       );
     }
-    idleFor(this.#idleFactor * (performance.now() - runStart));
     const forwardMs = performance.now() - runStart;
     this.#forwards++;
     this.#forwardMsTotal += forwardMs;

@@ -93,11 +93,6 @@ export interface StageOptions {
    * Operators the provider lacks fall back to the CPU.
    */
   executionProvider?: string;
-  /**
-   * Benchmarks and tests only: run as if on a device this fraction as fast, by idling
-   * (1/speed - 1) x each forward pass after it. In (0, 1]; default 1 (no slow-down).
-   */
-  speedFactor?: number;
   /** KV-cache byte budget for all sequences of the stage. Default {@link DEFAULT_KV_BUDGET_BYTES}. */
   kvBudgetBytes?: number;
   /** Most sequences the stage keeps a cache for at once. Default {@link DEFAULT_MAX_SEQUENCES}. */

@@ -5,7 +5,7 @@
  * in flight like the DP does, but not the devices, the order or the cut.
  */
 import type { CostModel, Evaluation, StageAssignment } from './cost-model.js';
-import { compareCandidates, inFlightChoices } from './objective.js';
+import { batchRuns, compareCandidates } from './objective.js';
 import type { Objective } from './types.js';
 
 export interface BaselineOptions {
@@ -23,17 +23,17 @@ export function bestOverBatches(
   options: BaselineOptions,
 ): Evaluation | undefined {
   if (stages.length === 0) return undefined;
-  const batches = objective === 'latency' ? [1] : options.microBatchCandidates;
   // More than 2·S + 1 in flight cannot speed up S stages unless links are all delay.
-  const inFlight = inFlightChoices(cost, objective, options.microBatchesInFlight).filter(
-    (m) => m <= 2 * stages.length + 1,
-  );
+  const runs = batchRuns(
+    cost,
+    objective,
+    options.microBatchCandidates,
+    options.microBatchesInFlight,
+  ).filter((r) => r.inFlight <= 2 * stages.length + 1);
   let best: Evaluation | undefined;
-  for (const batch of batches) {
-    for (const m of inFlight) {
-      const e = cost.evaluate(stages, batch, m);
-      if (!best || compareCandidates(objective, e, best) < 0) best = e;
-    }
+  for (const { batch, inFlight } of runs) {
+    const e = cost.evaluate(stages, batch, inFlight);
+    if (!best || compareCandidates(objective, e, best) < 0) best = e;
   }
   return best;
 }

@@ -167,7 +167,20 @@ export function resolveWorkload(
       `a ${promptTokens}-token prompt does not fit a ${contextTokens}-token context`,
     );
   }
-  return { contextTokens, promptTokens, prefillChunkTokens, decodeContextTokens };
+  const { streams } = partial;
+  if (streams !== undefined && (!Number.isSafeInteger(streams) || streams < 1))
+    throw new InvalidArgumentError(`streams must be a positive integer, got ${streams}`);
+  const risk = partial.risk ?? 'p50';
+  if (risk !== 'p50' && risk !== 'p90')
+    throw new InvalidArgumentError(`risk must be "p50" or "p90", got "${String(risk)}"`);
+  return {
+    contextTokens,
+    promptTokens,
+    prefillChunkTokens,
+    decodeContextTokens,
+    risk,
+    ...(streams === undefined ? {} : { streams }),
+  };
 }
 
 /** Every link the planner may use, by node index; node `devices.length` is the coordinator. */

@@ -27,6 +27,7 @@ import {
   type DeviceProfile,
   DeviceUnknownError,
   FRAME_OVERHEAD_BYTES,
+  gridAtRisk,
   layerKvBytes,
   type ModelSummary,
   TOKEN_WIRE_BYTES,
@@ -155,7 +156,15 @@ export class CostModel {
       const context = this.workload.decodeContextTokens;
       prefix = this.prefix(layers.length, (l) => {
         const g = layers[l]!.decode;
-        return msToNs(interpolateGrid(g.batchSizes, g.contextTokens, g.ms, batch, context));
+        return msToNs(
+          interpolateGrid(
+            g.batchSizes,
+            g.contextTokens,
+            gridAtRisk(g, this.workload.risk),
+            batch,
+            context,
+          ),
+        );
       });
       this.decodeCache.set(key, prefix);
     }
@@ -171,7 +180,15 @@ export class CostModel {
       const context = this.meanChunkContext();
       prefix = this.prefix(layers.length, (l) => {
         const g = layers[l]!.prefill;
-        return msToNs(interpolateGrid(g.chunkTokens, g.contextTokens, g.ms, chunk, context));
+        return msToNs(
+          interpolateGrid(
+            g.chunkTokens,
+            g.contextTokens,
+            gridAtRisk(g, this.workload.risk),
+            chunk,
+            context,
+          ),
+        );
       });
       this.prefillCache.set(device, prefix);
     }
@@ -180,26 +197,52 @@ export class CostModel {
 
   embeddingDecodeNs(device: number, batch: number): number {
     const g = this.devices[device]!.timing.embedding.decode;
-    return msToNs(interpolateGrid(g.batchSizes, g.contextTokens, g.ms, batch, 0));
+    return msToNs(
+      interpolateGrid(g.batchSizes, g.contextTokens, gridAtRisk(g, this.workload.risk), batch, 0),
+    );
   }
 
   embeddingPrefillNs(device: number): number {
     const g = this.devices[device]!.timing.embedding.prefill;
     return msToNs(
-      interpolateGrid(g.chunkTokens, g.contextTokens, g.ms, this.prefillChunkLength, 0),
+      interpolateGrid(
+        g.chunkTokens,
+        g.contextTokens,
+        gridAtRisk(g, this.workload.risk),
+        this.prefillChunkLength,
+        0,
+      ),
     );
   }
 
   headDecodeNs(device: number, batch: number): number {
     const g = this.devices[device]!.timing.head.decode;
     const context = this.workload.decodeContextTokens;
-    return msToNs(interpolateGrid(g.batchSizes, g.contextTokens, g.ms, batch, context));
+    return msToNs(
+      interpolateGrid(
+        g.batchSizes,
+        g.contextTokens,
+        gridAtRisk(g, this.workload.risk),
+        batch,
+        context,
+      ),
+    );
   }
 
   /** The runtime's fixed cost of one stage step on a device (0 when not profiled). */
   stageOverheadNs(device: number, batch: number): number {
     const g = this.devices[device]!.timing.stageOverhead?.decode;
-    return g ? msToNs(interpolateGrid(g.batchSizes, g.contextTokens, g.ms, batch, 0)) : 0;
+    return g
+      ? msToNs(
+          interpolateGrid(
+            g.batchSizes,
+            g.contextTokens,
+            gridAtRisk(g, this.workload.risk),
+            batch,
+            0,
+          ),
+        )
+      : 0;
   }
 
   latencyNs(from: number, to: number): number {

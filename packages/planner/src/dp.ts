@@ -47,7 +47,7 @@ import type { CostModel, Evaluation, StageAssignment } from './cost-model.js';
 import { type DeviceType, groupDeviceTypes } from './device-types.js';
 import { DpSearch, type RunBest, type RunSpec, type TypeRules } from './dp-search.js';
 import { LabelPool } from './labels.js';
-import { compareCandidates, compareEvaluations, inFlightChoices } from './objective.js';
+import { batchRuns, compareCandidates, compareEvaluations } from './objective.js';
 import { seedGenomes } from './search-seeds.js';
 import { decode } from './search-space.js';
 import type { Objective } from './types.js';
@@ -85,9 +85,7 @@ function toStages(types: readonly DeviceType[], best: RunBest): StageAssignment[
 }
 
 function runsFor(cost: CostModel, objective: Objective, options: DpOptions): RunSpec[] {
-  const batches = objective === 'latency' ? [1] : [...new Set(options.microBatchCandidates)];
-  const inFlight = inFlightChoices(cost, objective, options.microBatchesInFlight);
-  return batches.flatMap((batch) => inFlight.map((m) => ({ batch, inFlight: m })));
+  return batchRuns(cost, objective, options.microBatchCandidates, options.microBatchesInFlight);
 }
 
 /** True when the devices together cannot hold the model at this run's KV budget. */
@@ -102,9 +100,13 @@ function heuristicIncumbent(
   options: DpOptions,
 ): Evaluation | undefined {
   const space = { cost, objective, ...options };
+  // Only a plan the DP's own runs could find may prune them (the workload's streams fix the
+  // micro-batch size for each count in flight).
+  const allowed = new Set(runsFor(cost, objective, options).map((r) => `${r.batch}x${r.inFlight}`));
   let best: Evaluation | undefined;
   for (const genome of seedGenomes(space)) {
     const e = decode(space, genome);
+    if (!allowed.has(`${e.microBatchSize}x${e.microBatchesInFlight}`)) continue;
     if (e.feasible && (!best || compareCandidates(objective, e, best) < 0)) best = e;
   }
   return best;

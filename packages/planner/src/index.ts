@@ -89,7 +89,12 @@ export {
 export { planGa, type SearchOptions, type SearchOutcome } from './ga.js';
 export { interpolateAxis, interpolateGrid } from './grid.js';
 export { LLAMA2_7B_CONFIG, llamaModelSummary, TINYLLAMA_1B_CONFIG } from './model-summary.js';
-export { compareCandidates, compareEvaluations } from './objective.js';
+export {
+  type BatchRun,
+  batchRuns,
+  compareCandidates,
+  compareEvaluations,
+} from './objective.js';
 export { comparePlanners, type PlannerComparison, plan } from './plan.js';
 export {
   clusterFromPresets,

@@ -41,3 +41,35 @@ export function inFlightChoices(cost: CostModel, objective: Objective, fixed?: n
   const most = 2 * Math.min(cost.devices.length, cost.nLayers) + 1;
   return Array.from({ length: most }, (_, i) => i + 1);
 }
+
+/** A micro-batch size and how many are kept in flight. */
+export interface BatchRun {
+  batch: number;
+  inFlight: number;
+}
+
+/**
+ * The (micro-batch size, count in flight) pairs a plan may run. Latency: (1, 1). Throughput
+ * with the workload's `streams`: each count M in flight with the rows the scheduler gives it,
+ * min(largest candidate, ⌈streams / M⌉). Otherwise every candidate size with every count.
+ */
+export function batchRuns(
+  cost: CostModel,
+  objective: Objective,
+  candidates: readonly number[],
+  fixedInFlight?: number,
+): BatchRun[] {
+  const inFlight = inFlightChoices(cost, objective, fixedInFlight);
+  if (objective === 'latency') return inFlight.map((m) => ({ batch: 1, inFlight: m }));
+  const { streams } = cost.workload;
+  if (streams !== undefined) {
+    const largest = Math.max(...candidates);
+    const runs = inFlight.map((m) => ({
+      batch: Math.min(largest, Math.ceil(streams / m)),
+      inFlight: m,
+    }));
+    // Counts past the streams' own would only send empty micro-batches.
+    return runs.filter((r, i) => i === 0 || (r.inFlight - 1) * r.batch < streams);
+  }
+  return [...new Set(candidates)].flatMap((batch) => inFlight.map((m) => ({ batch, inFlight: m })));
+}

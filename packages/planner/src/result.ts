@@ -1,6 +1,6 @@
 /** Turns a cost-model evaluation into the PlanResult the coordinator deploys and the CLI prints. */
-import type { CostModel, Evaluation } from './cost-model.js';
-import type { Objective, PlannerName, PlanResult } from './types.js';
+import { CostModel, type Evaluation } from './cost-model.js';
+import type { Objective, PlannedRange, PlannerName, PlanResult } from './types.js';
 import { nsToMs } from './units.js';
 
 function bottleneckText(cost: CostModel, e: Evaluation): string {
@@ -14,6 +14,18 @@ function bottleneckText(cost: CostModel, e: Evaluation): string {
   }
   const m = e.microBatchesInFlight;
   return `round trip (${m} micro-batch${m === 1 ? '' : 'es'} in flight)`;
+}
+
+/** The plan's predictions from the profile's medians and from its 90th percentiles. */
+function predictedRange(cost: CostModel, e: Evaluation): PlannedRange {
+  const at = (risk: 'p50' | 'p90') => {
+    const model =
+      risk === cost.workload.risk ? cost : new CostModel(cost.cluster, { ...cost.workload, risk });
+    const x =
+      model === cost ? e : model.evaluate(e.stages, e.microBatchSize, e.microBatchesInFlight);
+    return { ttftMs: nsToMs(x.ttftNs), tpotMs: nsToMs(x.tpotNs), tokensPerS: x.tokensPerS };
+  };
+  return { p50: at('p50'), p90: at('p90') };
 }
 
 export function toPlanResult(
@@ -50,6 +62,7 @@ export function toPlanResult(
     tpotMs: nsToMs(e.tpotNs),
     tokensPerS: e.tokensPerS,
     bottleneck: bottleneckText(cost, e),
+    range: predictedRange(cost, e),
     workload: { ...cost.workload },
     searchSteps,
   };

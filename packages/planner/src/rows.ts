@@ -1,6 +1,6 @@
 /** Plans as rows of strings, for whoever prints tables (the CLI, benchmark reports). */
 import type { PlannerComparison } from './plan.js';
-import type { PlanResult } from './types.js';
+import type { PlannedFigures, PlanResult } from './types.js';
 import { formatBytes, formatMs } from './units.js';
 
 /** One row per stage, header first. */
@@ -27,11 +27,20 @@ export function summaryRows(result: PlanResult): string[][] {
     ['objective', result.objective],
     ['stages', String(result.stages.length)],
     ['micro-batch', `${result.microBatchSize} × ${result.microBatchesInFlight} in flight`],
-    ['TTFT ms', formatMs(result.ttftMs)],
-    ['TPOT ms', formatMs(result.tpotMs)],
-    ['tokens/s', result.tokensPerS.toFixed(2)],
+    ['timings at', result.workload.risk],
+    ['TTFT ms', `${formatMs(result.ttftMs)}  (${range(result, (f) => formatMs(f.ttftMs))})`],
+    ['TPOT ms', `${formatMs(result.tpotMs)}  (${range(result, (f) => formatMs(f.tpotMs))})`],
+    [
+      'tokens/s',
+      `${result.tokensPerS.toFixed(2)}  (${range(result, (f) => f.tokensPerS.toFixed(2))})`,
+    ],
     ['bottleneck', result.bottleneck],
   ];
+}
+
+/** The predicted range: from the profile's medians to its 90th percentiles. */
+function range(result: PlanResult, show: (figures: PlannedFigures) => string): string {
+  return `p50 ${show(result.range.p50)} .. p90 ${show(result.range.p90)}`;
 }
 
 /** One row per planner, header first; a planner that found nothing shows its error code. */

@@ -1,5 +1,5 @@
 /** The planner's request, options and result types. */
-import type { ClusterProfile, Plan, StagePlan } from '@swarmbee/core';
+import type { ClusterProfile, Plan, StagePlan, TimingRisk } from '@swarmbee/core';
 
 /**
  * `latency`: minimize the time per output token of one sequence (ties: time to first token).
@@ -27,6 +27,19 @@ export interface Workload {
   prefillChunkTokens: number;
   /** Context length decode steps are timed at. Default: halfway between the prompt and the full window. */
   decodeContextTokens: number;
+  /**
+   * Concurrent sequences the throughput objective plans for. With it, M micro-batches in flight
+   * carry min(largest micro-batch candidate, ⌈streams / M⌉) rows each — the micro-batches the
+   * coordinator's scheduler composes from that many streams — so the plan is judged on the
+   * batches serving really runs, beyond 8 rows when the profile says they pay. Default: none
+   * (the size and the count are chosen freely from the candidates).
+   */
+  streams?: number;
+  /**
+   * Which of the profile's timings plans are judged at: `p50` the medians of the repeated
+   * samples, `p90` their 90th percentiles (plan for a bad run). Default `p50`.
+   */
+  risk: TimingRisk;
 }
 
 export interface PlanRequest {
@@ -86,6 +99,18 @@ export interface PlannedHop {
   transferMs: number;
 }
 
+/** Predicted figures of a plan. */
+export interface PlannedFigures {
+  ttftMs: number;
+  tpotMs: number;
+  tokensPerS: number;
+}
+
+export interface PlannedRange {
+  p50: PlannedFigures;
+  p90: PlannedFigures;
+}
+
 export interface PlanResult extends Plan {
   stages: PlannedStage[];
   /** Coordinator → stage 0, stage i → i+1, last stage → coordinator. */
@@ -102,6 +127,11 @@ export interface PlanResult extends Plan {
   tokensPerS: number;
   /** What bounds the throughput: a stage, a link, or the round trip when too few micro-batches are in flight. */
   bottleneck: string;
+  /**
+   * The same plan predicted from the profile's medians (`p50`) and from its 90th percentiles
+   * (`p90`): the range its measured figures should fall in. Equal when the profile has no spread.
+   */
+  range: PlannedRange;
   workload: Workload;
   /** Work the planner did: DP labels created, or GA/PSO fitness evaluations. */
   searchSteps: number;

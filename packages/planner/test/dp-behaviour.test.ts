@@ -127,6 +127,7 @@ t.test('PlanResult is a deployable Plan with its predictions', async (t) => {
     promptTokens: 32,
     prefillChunkTokens: 128,
     decodeContextTokens: 32,
+    risk: 'p50',
   });
   t.ok(result.ttftMs > 0 && result.tpotMs > 0 && result.tokensPerS > 0);
   t.ok(result.searchSteps > 0);

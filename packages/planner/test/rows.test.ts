@@ -27,6 +27,7 @@ t.test('stage rows: a header, then one row per stage', async (t) => {
       'objective',
       'stages',
       'micro-batch',
+      'timings at',
       'TTFT ms',
       'TPOT ms',
       'tokens/s',

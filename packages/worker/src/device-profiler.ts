@@ -2,13 +2,18 @@
  * Measures this device for the planner: forward times of a decoder layer, the
  * embedding and the LM head on timing grids (decode: micro-batch size × context;
  * prefill: chunk × context), run exactly as serving runs them (same engine,
- * threads, execution provider and benchmark slow-down). One-layer shards keep it
+ * threads, execution provider and device emulation). One-layer shards keep it
  * to seconds: layer = the middle shard; embedding = first − layer; head = last − layer.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DecodeTimingGrid, DeviceTiming, OpTiming, PrefillTimingGrid } from '@swarmbee/core';
-import { type StageEngine, type StageOptions, ThreadedStage } from '@swarmbee/engine';
+import {
+  type DeviceEmulation,
+  type StageEngine,
+  type StageOptions,
+  ThreadedStage,
+} from '@swarmbee/engine';
 import type { ShardGraph } from '@swarmbee/model';
 
 export interface ProfileGrid {
@@ -48,6 +53,26 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
 
+/** The q-quantile of the samples, linear between order statistics. */
+function quantile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = q * (sorted.length - 1);
+  const lo = Math.floor(at);
+  const hi = Math.min(sorted.length - 1, lo + 1);
+  return (sorted[lo] ?? 0) + (at - lo) * ((sorted[hi] ?? 0) - (sorted[lo] ?? 0));
+}
+
+/** A grid point's samples as the profile keeps them: the median and the spread. */
+function record(
+  grid: { ms: number[][]; p10Ms?: number[][]; p90Ms?: number[][] },
+  row: number,
+  samples: number[],
+): void {
+  grid.ms[row]!.push(median(samples));
+  grid.p10Ms![row]!.push(quantile(samples, 0.1));
+  grid.p90Ms![row]!.push(quantile(samples, 0.9));
+}
+
 /** Inputs a shard takes: token ids on a first stage, hidden states elsewhere. */
 function inputs(
   stage: StageEngine,
@@ -66,10 +91,11 @@ interface ShardTiming extends OpTiming {
 async function timeShard(
   graph: ShardGraph,
   options: StageOptions,
-  grid: ProfileGrid,
-  onStep: () => void,
+  how: { grid: ProfileGrid; onStep: () => void; emulation: DeviceEmulation | undefined },
 ): Promise<ShardTiming> {
-  const stage = await ThreadedStage.create(graph, options);
+  const { grid, onStep, emulation } = how;
+  const threaded = await ThreadedStage.create(graph, options);
+  const stage = emulation ? emulation.wrap(threaded) : threaded;
   const limit = stage.info.maxSeqLen;
   const fits = (n: number) => n < limit;
   const decodeContexts = grid.decodeContexts.filter(fits);
@@ -81,18 +107,23 @@ async function timeShard(
       batchSizes: grid.batchSizes,
       contextTokens: decodeContexts,
       ms: [],
+      p10Ms: [],
+      p90Ms: [],
     };
     const overheadMs: number[] = [];
     for (const [b, batch] of grid.batchSizes.entries()) {
       const ids = Array.from({ length: batch }, (_, r) => `profile-${b}-${r}`);
       decode.ms.push([]);
+      decode.p10Ms!.push([]);
+      decode.p90Ms!.push([]);
       const overheads: number[] = [];
       let cached = 0;
       for (const context of decodeContexts) {
         // Grow every sequence to `context` in one batched prefill, then time decode steps there.
         const width = context - cached;
         const rows = ids.map((seqId) => ({ seqId, start: cached, count: width }));
-        await stage.forward({ rows, ...inputs(stage, batch, width) });
+        // Filling the cache is not timed: an emulated slow device need not idle through it.
+        await threaded.forward({ rows, ...inputs(stage, batch, width) });
         cached = context;
         const times: number[] = [];
         for (let i = 0; i < grid.repeats; i++) {
@@ -104,7 +135,7 @@ async function timeShard(
           overheads.push(Math.max(0, performance.now() - started - engineMs));
           onStep();
         }
-        decode.ms[b]!.push(median(times));
+        record(decode, b, times);
       }
       overheadMs.push(median(overheads));
       await stage.release(ids);
@@ -113,15 +144,19 @@ async function timeShard(
       chunkTokens: grid.prefillChunks,
       contextTokens: prefillContexts,
       ms: [],
+      p10Ms: [],
+      p90Ms: [],
     };
     for (const [c, chunk] of grid.prefillChunks.entries()) {
       prefill.ms.push([]);
+      prefill.p10Ms!.push([]);
+      prefill.p90Ms!.push([]);
       for (const context of prefillContexts) {
         const times: number[] = [];
         for (let i = 0; i < Math.max(1, Math.floor(grid.repeats / 2)); i++) {
           const seqId = `prefill-${c}-${context}-${i}`;
           if (context > 0)
-            await stage.forward({
+            await threaded.forward({
               rows: [{ seqId, start: 0, count: context }],
               ...inputs(stage, 1, context),
             });
@@ -133,7 +168,7 @@ async function timeShard(
           await stage.release([seqId]);
           onStep();
         }
-        prefill.ms[c]!.push(median(times));
+        record(prefill, c, times);
       }
     }
     return { decode, prefill, overheadMs };
@@ -142,12 +177,22 @@ async function timeShard(
   }
 }
 
-/** `a - b` point by point, never below zero (noise can make a difference negative). */
-function minus<T extends { ms: number[][] }>(a: T, b: T): T {
-  return {
-    ...a,
-    ms: a.ms.map((row, i) => row.map((v, j) => Math.max(0, v - (b.ms[i]?.[j] ?? 0)))),
-  };
+/**
+ * `a - b` point by point, never below zero (noise can make a difference negative); the
+ * percentiles likewise, an approximation good enough for a spread.
+ */
+function minus<T extends { ms: number[][]; p10Ms?: number[][]; p90Ms?: number[][] }>(
+  a: T,
+  b: T,
+): T {
+  const diff = (x: number[][] | undefined, y: number[][] | undefined) =>
+    x?.map((row, i) => row.map((v, j) => Math.max(0, v - (y?.[i]?.[j] ?? 0))));
+  const out: T = { ...a, ms: diff(a.ms, b.ms)! };
+  const p10 = diff(a.p10Ms, b.p10Ms);
+  const p90 = diff(a.p90Ms, b.p90Ms);
+  if (p10) out.p10Ms = p10;
+  if (p90) out.p90Ms = p90;
+  return out;
 }
 
 /** The runtime's per-step overhead as a timing grid (one context column). */
@@ -166,15 +211,28 @@ function engineOnly(timing: ShardTiming): OpTiming {
   return { decode: timing.decode, prefill: timing.prefill };
 }
 
+export interface ProfileRun {
+  /** Default {@link DEFAULT_PROFILE_GRID}. */
+  grid?: ProfileGrid;
+  /** Called after every timed step (progress). */
+  onStep?: () => void;
+  /** Benchmarks and tests only: the device emulation serving runs under. Default none. */
+  emulation?: DeviceEmulation | undefined;
+}
+
 export async function profileDevice(
   shards: ProfileShards,
   options: StageOptions,
-  grid: ProfileGrid = DEFAULT_PROFILE_GRID,
-  onStep: () => void = () => {},
+  run: ProfileRun = {},
 ): Promise<DeviceTiming> {
-  const first = await timeShard(shards.first, options, grid, onStep);
-  const last = await timeShard(shards.last, options, grid, onStep);
-  const middle = shards.middle ? await timeShard(shards.middle, options, grid, onStep) : undefined;
+  const how = {
+    grid: run.grid ?? DEFAULT_PROFILE_GRID,
+    onStep: run.onStep ?? (() => {}),
+    emulation: run.emulation,
+  };
+  const first = await timeShard(shards.first, options, how);
+  const last = await timeShard(shards.last, options, how);
+  const middle = shards.middle ? await timeShard(shards.middle, options, how) : undefined;
   if (!middle) {
     // Too few layers to tell the layer from the embedding and the head: charge it all to the layer.
     const zero = (t: OpTiming): OpTiming => ({

@@ -5,7 +5,7 @@
  */
 import { freemem } from 'node:os';
 import { EngineClosedError, InvalidArgumentError, SWARMBEE_VERSION } from '@swarmbee/core';
-import type { StageOptions } from '@swarmbee/engine';
+import type { DeviceEmulation, StageOptions } from '@swarmbee/engine';
 import { openShard } from '@swarmbee/model';
 import {
   type ClientTlsOptions,
@@ -20,7 +20,7 @@ import type { ShardCache } from './shard-cache.js';
 import type { StageTimeline } from './stage-timeline.js';
 
 /** Version of the measured timing's shape; cached profiles of another version are measured again. */
-export const PROFILE_FORMAT_VERSION = 3;
+export const PROFILE_FORMAT_VERSION = 4;
 
 /** Share of free memory a worker offers when no limit is set. */
 export const DEFAULT_MEMORY_SHARE = 0.9;
@@ -35,6 +35,8 @@ export interface ProfileContext {
   cacheDir: string;
   shards: ShardCache;
   engine: StageOptions;
+  /** Benchmarks and tests only: the device emulation serving runs under, profiled alike. */
+  emulation?: DeviceEmulation | undefined;
   memoryLimitBytes?: number;
   log: (line: string) => void;
 }
@@ -69,7 +71,7 @@ export async function answerProfileRequest(
     SWARMBEE_VERSION,
     engine.intraOpThreads ?? 'all',
     engine.executionProvider ?? 'cpu',
-    engine.speedFactor ?? 1,
+    context.emulation?.speed ?? 1,
   ].join('-');
   const cache = new ProfileCache(context.cacheDir);
   let timing = params.reprofile === true ? undefined : await cache.get(key);
@@ -89,7 +91,7 @@ export async function answerProfileRequest(
     };
     if (params.middle !== undefined) shards.middle = await graph(params.middle);
     context.log('profiling compute');
-    timing = await profileDevice(shards, engine);
+    timing = await profileDevice(shards, engine, { emulation: context.emulation });
     await cache.put(key, timing);
   }
   const memoryBytes = context.memoryLimitBytes ?? Math.floor(DEFAULT_MEMORY_SHARE * freemem());

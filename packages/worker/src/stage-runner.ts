@@ -21,6 +21,8 @@ import { epochMs, StageTimeline } from './stage-timeline.js';
 export interface StageRunnerStats {
   forwards: number;
   forwardMsTotal: number;
+  /** Engine time of every forward so far, the KV cache's included, ms: what a profile times. */
+  busyMsTotal: number;
   /** Micro-batches received and not yet sent on. */
   queueDepth: number;
   bytesSent: number;
@@ -169,6 +171,7 @@ export class StageRunner {
     return {
       forwards: this.#forwards,
       forwardMsTotal: this.#forwardMsTotal,
+      busyMsTotal: this.#busyMs,
       queueDepth: this.#queued,
       bytesSent: this.#options.downstream.counters.bytesSent,
       idleShare: wallMs > 0 ? Math.max(0, 1 - this.#busyMs / wallMs) : 1,

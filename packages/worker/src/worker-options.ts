@@ -1,5 +1,5 @@
 /** The worker daemon's options, and the engine settings they give every stage. */
-import type { StageOptions } from '@swarmbee/engine';
+import type { DeviceEmulation, StageOptions } from '@swarmbee/engine';
 import type {
   ChannelOptions,
   ClientTlsOptions,
@@ -28,8 +28,11 @@ export interface WorkerOptions {
   executionProvider?: string;
   /** Bytes this worker offers for weights plus KV cache. Default: 90 % of the memory free when profiled. */
   memoryLimitBytes?: number;
-  /** Benchmarks and tests only: run as a device this fraction as fast. Default 1. */
-  speedFactor?: number;
+  /**
+   * Benchmarks and tests only: run every stage engine (serving and profiling) as on an
+   * emulated slower device, whose speed may change mid-run. Default: none (this machine's speed).
+   */
+  emulation?: DeviceEmulation;
   /** KV-cache budget of the stage, bytes. Default: the engine's (2 GiB). */
   kvBudgetBytes?: number;
   /** Most sequences the stage keeps a cache for. Default: the engine's (256). */
@@ -56,7 +59,6 @@ export function engineOptions(o: WorkerOptions): StageOptions {
   const options: StageOptions = {};
   if (o.threads !== undefined) options.intraOpThreads = o.threads;
   if (o.executionProvider !== undefined) options.executionProvider = o.executionProvider;
-  if (o.speedFactor !== undefined) options.speedFactor = o.speedFactor;
   if (o.kvBudgetBytes !== undefined) options.kvBudgetBytes = o.kvBudgetBytes;
   if (o.maxSequences !== undefined) options.maxSequences = o.maxSequences;
   return options;

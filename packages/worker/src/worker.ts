@@ -252,6 +252,7 @@ export class WorkerDaemon {
         ...load.options,
         ...engineOptions(this.#options),
       });
+      if (this.#options.emulation) engine = this.#options.emulation.wrap(engine);
       const nextUrl = load.nextUrl ?? this.#options.coordinatorUrl;
       const downstream = await connectShaped(
         nextUrl,
@@ -303,6 +304,7 @@ export class WorkerDaemon {
         cacheDir: this.#options.cacheDir,
         shards: this.#cache,
         engine: engineOptions(this.#options),
+        emulation: this.#options.emulation,
         memoryLimitBytes: this.#options.memoryLimitBytes,
         ...(this.#runner ? { timeline: this.#runner.timeline } : {}),
         log: this.#log,
@@ -338,6 +340,7 @@ export class WorkerDaemon {
       stage: this.#runner?.stage ?? -1,
       forwards: runner?.forwards ?? 0,
       forwardMsTotal: runner?.forwardMsTotal ?? 0,
+      busyMsTotal: runner?.busyMsTotal ?? 0,
       queueDepth: runner?.queueDepth ?? 0,
       bytesSent: runner?.bytesSent ?? 0,
       idleShare: runner?.idleShare ?? 1,

@@ -7,7 +7,7 @@
  */
 
 import { type ApiTarget, postJson } from '@swarmbee/coordinator';
-import type { ClusterProfile, Plan } from '@swarmbee/core';
+import { type ClusterProfile, DEFAULT_MAX_BATCH_ROWS, type Plan } from '@swarmbee/core';
 import { CostModel, type PlanResult, type Workload } from '@swarmbee/planner';
 import { runCell } from './scenario.js';
 
@@ -44,6 +44,13 @@ export interface SweepOptions {
   repeats: number;
   /** Micro-batch sizes plans may choose; keep them inside the profiled grid. Default [1, 2, 4, 8]. */
   microBatchCandidates?: number[];
+  /**
+   * Concurrent streams of the throughput cells; throughput plans are sized for them (micro-batches
+   * of the rows the scheduler composes). Default: the DP throughput plan's batch x in flight.
+   */
+  streams?: number;
+  /** Most rows the coordinator's scheduler puts in one decode micro-batch. Default its default (16). */
+  maxBatchRows?: number;
   progress: (line: string) => void;
 }
 
@@ -84,6 +91,7 @@ export async function sweepPlans(
       prompt_tokens: workload.promptTokens,
       decode_context_tokens: workload.decodeContextTokens,
       micro_batch_candidates: options.microBatchCandidates ?? [1, 2, 4, 8],
+      ...(options.streams === undefined ? {} : { streams: options.streams }),
     });
   const measured: PlanMeasurement[] = [];
   for (const planCase of PLAN_CASES) {
@@ -102,7 +110,7 @@ export async function sweepPlans(
   }
   // Every plan under the load the DP throughput plan is sized for.
   const sized = measured.find((m) => m.label === 'DP throughput')!.plan;
-  const streams = Math.max(2, sized.microBatchSize * sized.microBatchesInFlight);
+  const streams = options.streams ?? Math.max(2, sized.microBatchSize * sized.microBatchesInFlight);
   for (const [i, entry] of measured.entries()) {
     options.progress(`bench: ${entry.label}: ${streams} concurrent streams`);
     await replan(PLAN_CASES[i]!);
@@ -116,11 +124,17 @@ export async function sweepPlans(
     // The cost model predicts the steady state: every stream decoding, at the mean
     // context of these longer streams (not the one-stream cell's).
     entry.tokensPerS = loaded.steadyTokensPerS.median;
+    // The rows the scheduler really puts in a decode micro-batch: the streams spread over the
+    // micro-batches in flight, at most its row limit (the rest wait their turn).
+    const rows = Math.min(
+      options.maxBatchRows ?? DEFAULT_MAX_BATCH_ROWS,
+      Math.ceil(streams / inFlight),
+    );
     entry.predictedTokensPerS = predictPlan(
       profile,
       { ...workload, decodeContextTokens: promptTokens + (3 * outputTokens) / 2 },
       entry.plan,
-      Math.ceil(streams / inFlight),
+      rows,
       inFlight,
     ).tokensPerS;
   }

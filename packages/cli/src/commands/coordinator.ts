@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import {
   announceCoordinator,
   Coordinator,
+  DEFAULT_DRIFT_MIN_INTERVAL_MS,
+  DEFAULT_DRIFT_THRESHOLD,
   DEFAULT_REPLAN_GAIN,
   DEFAULT_TRANSFER_STALL_TIMEOUT_MS,
 } from '@swarmbee/coordinator';
@@ -95,6 +97,17 @@ export function coordinatorCommand(yargs: Argv): Argv {
           describe:
             'Take a worker that joins a serving cluster into a new plan when it is predicted this much better (0.1 = 10 % more tokens/s or less time per token)',
         })
+        .option('drift-threshold', {
+          type: 'number',
+          default: DEFAULT_DRIFT_THRESHOLD,
+          describe:
+            "Closed loop: when stages' measured time per forward stays this share off the profile's prediction (two stats polls), correct their profile from live metrics and re-plan if a plan is predicted --replan-gain better; 0 turns it off",
+        })
+        .option('drift-min-interval-ms', {
+          type: 'number',
+          default: DEFAULT_DRIFT_MIN_INTERVAL_MS,
+          describe: 'Least time between two re-plans for drift, ms',
+        })
         .option('context', {
           type: 'number',
           describe: "Context length plans size the KV cache for, tokens (default: the model's)",
@@ -139,6 +152,7 @@ export function coordinatorCommand(yargs: Argv): Argv {
           ...(args.threads === undefined ? {} : { stage: { intraOpThreads: args.threads } }),
         },
         replanGain: args.replanGain,
+        drift: { threshold: args.driftThreshold, minIntervalMs: args.driftMinIntervalMs },
         planning: planningFrom(args),
         limits: serviceLimitsFrom(args),
         tokenizerThreads: args.tokenizerThreads,

@@ -24,6 +24,7 @@ import {
   stageRows,
   summaryRows,
   TINYLLAMA_1B_CONFIG,
+  type Workload,
 } from '@swarmbee/planner';
 import type { Argv } from 'yargs';
 import { renderTable } from '../ui/table.js';
@@ -82,6 +83,17 @@ export function planCommand(yargs: Argv): Argv {
           type: 'number',
           describe: 'Prompt tokens the time to first token is predicted for (default 128)',
         })
+        .option('streams', {
+          type: 'number',
+          describe:
+            'Throughput objective: concurrent streams to plan for; micro-batches then carry ⌈streams / in flight⌉ rows, as serving composes them (default: batch size and count chosen freely)',
+        })
+        .option('risk', {
+          choices: ['p50', 'p90'] as const,
+          default: 'p50' as const,
+          describe:
+            "Plan on the profile's medians (p50) or 90th percentiles (p90: a plan that holds on a bad run)",
+        })
         .option('compare', {
           type: 'boolean',
           default: false,
@@ -94,9 +106,10 @@ export function planCommand(yargs: Argv): Argv {
         }),
     async (args) => {
       const cluster = await clusterFrom(args);
-      const workload: Record<string, number> = {};
+      const workload: Partial<Workload> = { risk: args.risk };
       if (args.context !== undefined) workload.contextTokens = args.context;
       if (args.prompt !== undefined) workload.promptTokens = args.prompt;
+      if (args.streams !== undefined) workload.streams = args.streams;
       const options: PlanOptions = {
         objective: args.objective as Objective,
         planner: args.planner as PlannerName,

@@ -6,7 +6,14 @@ import { executionProviders } from '@swarmbee/engine';
 import { cacheRoot } from '@swarmbee/model';
 import { discoverCoordinator, WorkerDaemon } from '@swarmbee/worker';
 import type { Argv } from 'yargs';
-import { channelFrom, heartbeatOptions, linkShapeFrom, linkShapeOptions } from '../bench-flags.js';
+import {
+  channelFrom,
+  deviceEmulationFrom,
+  deviceEmulationOptions,
+  heartbeatOptions,
+  linkShapeFrom,
+  linkShapeOptions,
+} from '../bench-flags.js';
 import { parseHostPort } from '../options.js';
 import {
   clientTlsFrom,
@@ -68,11 +75,7 @@ export function workerCommand(yargs: Argv): Argv {
           describe:
             'Memory offered for weights and KV cache, MiB (default: 90% of free memory when profiled)',
         })
-        .option('speed-factor', {
-          type: 'number',
-          describe:
-            'BENCHMARKS/TESTS ONLY: run as a device this fraction as fast, in (0, 1] (default 1)',
-        })
+        .options(deviceEmulationOptions)
         .options(stageLimitOptions)
         .options(shutdownGraceOption)
         .options(logFormatOption)
@@ -104,6 +107,7 @@ export function workerCommand(yargs: Argv): Argv {
         log(`found "${found.name}" on the LAN: joining ${found.url}`);
         coordinatorUrl = found.url;
       }
+      const emulation = deviceEmulationFrom(args, log);
       const worker = new WorkerDaemon({
         coordinatorUrl,
         token,
@@ -117,7 +121,7 @@ export function workerCommand(yargs: Argv): Argv {
         ...(args.memoryLimitMib === undefined
           ? {}
           : { memoryLimitBytes: args.memoryLimitMib * 2 ** 20 }),
-        ...(args.speedFactor === undefined ? {} : { speedFactor: args.speedFactor }),
+        ...(emulation.emulation ? { emulation: emulation.emulation } : {}),
         ...(args.maxSequences === undefined ? {} : { maxSequences: args.maxSequences }),
         ...(args.kvBudgetMib === undefined ? {} : { kvBudgetBytes: args.kvBudgetMib * 2 ** 20 }),
         tls: { server: serverTlsFrom(args), client: clientTlsFrom(args) },
@@ -129,12 +133,16 @@ export function workerCommand(yargs: Argv): Argv {
       const started = worker.start();
       // Ends on a signal, or when the worker stops itself (told to, or refused for good:
       // then its coded error ends the command with status 1).
-      const signal = await Promise.race([
-        stopping,
-        started.then(() => Promise.race([stopping, worker.whenStopped()])),
-      ]);
-      log(signal ? `${signal}: draining and stopping` : 'stopped by the coordinator');
-      await worker.stop();
+      try {
+        const signal = await Promise.race([
+          stopping,
+          started.then(() => Promise.race([stopping, worker.whenStopped()])),
+        ]);
+        log(signal ? `${signal}: draining and stopping` : 'stopped by the coordinator');
+        await worker.stop();
+      } finally {
+        emulation.stop();
+      }
     },
   );
 }

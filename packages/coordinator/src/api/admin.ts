@@ -46,6 +46,8 @@ const replanBody = z
     context_tokens: positive('tokens'),
     prompt_tokens: positive('tokens'),
     decode_context_tokens: positive('tokens'),
+    streams: positive('streams'),
+    risk: z.enum(['p50', 'p90']).optional().describe('expected p50 or p90'),
     micro_batch_candidates: z
       .array(z.number().int().positive())
       .min(1)
@@ -102,6 +104,8 @@ export function adminRoutes(app: FastifyInstance, admin: AdminHandlers): void {
     if (body?.context_tokens) workload.contextTokens = body.context_tokens;
     if (body?.prompt_tokens) workload.promptTokens = body.prompt_tokens;
     if (body?.decode_context_tokens) workload.decodeContextTokens = body.decode_context_tokens;
+    if (body?.streams) workload.streams = body.streams;
+    if (body?.risk) workload.risk = body.risk;
     if (Object.keys(workload).length > 0) planning.workload = workload;
     if (body?.micro_batch_candidates) planning.microBatchCandidates = body.micro_batch_candidates;
     return { plan: await admin.replan(planning) };

@@ -10,6 +10,7 @@ import type {
   ServerTlsOptions,
 } from '@swarmbee/protocol';
 import type { IntakeTimeouts } from '../api/intake.js';
+import type { DriftOptions } from '../drift/drift-monitor.js';
 import type { ServiceLimits } from '../generation-service.js';
 import type { DeployOptions } from './deployer.js';
 import type { PlanningOptions } from './planning.js';
@@ -52,6 +53,12 @@ export interface CoordinatorOptions {
    * worker that joins while serving is taken into a new plan. Default 0.1.
    */
   replanGain?: number;
+  /**
+   * The closed loop on the serving plan: stages whose measured time per forward stays off the
+   * prediction are re-profiled from live metrics and the plan re-planned when that pays.
+   * Default: on, 15 % over 2 polls, at most one re-plan per 30 s.
+   */
+  drift?: DriftOptions;
   /** Serve wss:// to workers and https:// for the API with this certificate. Default: plain. */
   tls?: ServerTlsOptions;
   /** How to check workers' wss:// certificates (a cluster CA). Default: the system's CAs. */
@@ -86,6 +93,15 @@ export function checkCoordinatorOptions(options: CoordinatorOptions): void {
   const gain = options.replanGain;
   if (gain !== undefined && !(gain >= 0 && Number.isFinite(gain)))
     throw new InvalidArgumentError(`--replan-gain must be a fraction of at least 0, got ${gain}`);
+  const drift = options.drift;
+  if (drift?.threshold !== undefined && !(drift.threshold >= 0 && Number.isFinite(drift.threshold)))
+    throw new InvalidArgumentError(
+      `--drift-threshold must be a fraction of at least 0, got ${drift.threshold}`,
+    );
+  if (drift?.minIntervalMs !== undefined && !(drift.minIntervalMs >= 0))
+    throw new InvalidArgumentError(
+      `--drift-min-interval-ms must be at least 0, got ${drift.minIntervalMs}`,
+    );
   const stall = options.deploy?.transferStallTimeoutMs;
   if (stall !== undefined && !(stall > 0))
     throw new InvalidArgumentError(`--transfer-stall-timeout-ms must be above 0, got ${stall}`);

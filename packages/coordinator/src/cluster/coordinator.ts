@@ -26,6 +26,8 @@ import type { PlanResult } from '@swarmbee/planner';
 import { type ChannelServer, DEFAULT_HEARTBEAT_TIMEOUT_MS, listen } from '@swarmbee/protocol';
 import type { FastifyInstance } from 'fastify';
 import { createApi, listenApi } from '../api/server.js';
+import { coordinatorDrift } from '../drift/drift-candidate.js';
+import type { DriftMonitor } from '../drift/drift-monitor.js';
 import { COORDINATOR_EVENTS, publishCoordinatorEvent } from '../events.js';
 import { GenerationService } from '../generation-service.js';
 import { Metrics, type StageMetrics } from '../metrics.js';
@@ -70,6 +72,7 @@ export class Coordinator {
   #prompts?: TokenizerPool;
   #stageMetrics: StageMetrics[] = [];
   #statsPoller?: { stop: () => void };
+  readonly #drift: DriftMonitor;
 
   constructor(options: CoordinatorOptions) {
     checkCoordinatorOptions(options);
@@ -126,6 +129,19 @@ export class Coordinator {
         : { maxInFlight: options.scheduler.maxInFlight }),
       log: this.#log,
     });
+    this.#drift = coordinatorDrift(options.drift ?? {}, {
+      model,
+      planning: () => this.#options.planning ?? {},
+      workers: () => this.#openWorkers().map((w) => w.name),
+      plan: () => this.plan,
+      profile: () => this.#profile,
+      adopt: async (profile, replan, reason) => {
+        this.#profile = profile;
+        if (replan) await this.#deployments.request('replan', reason);
+      },
+      replanGain: options.replanGain,
+      log: this.#log,
+    });
     this.#metrics = new Metrics({
       queued: () => (this.#service?.queued ?? 0) + this.#scheduler.waiting,
       active: () => this.#service?.active ?? 0,
@@ -133,6 +149,8 @@ export class Coordinator {
       stages: () => this.#stageMetrics,
       recoveries: () => this.#deployments.recoveries.length,
       processFaults,
+      drift: () => this.#drift.latest,
+      driftReplans: () => this.#drift.replans,
     });
   }
 
@@ -245,6 +263,10 @@ export class Coordinator {
       this.#registry.links,
       (metrics) => {
         this.#stageMetrics = metrics;
+        const transport = this.#deployments.current?.transport;
+        if (transport && !transport.onSent)
+          transport.onSent = (batch) => this.#drift.recordBatch(batch);
+        this.#drift.observe(metrics);
       },
     );
     const listening = { workersUrl: this.workersUrl, apiUrl: this.#apiUrl };
@@ -284,6 +306,7 @@ export class Coordinator {
       profiled: this.#profile?.createdAt,
       measured: this.#profile && profileSummary(this.#profile),
       recoveries: this.recoveries,
+      drift: this.#drift.status(),
       processFaults: processFaults(),
     };
   }

@@ -48,6 +48,8 @@ export function isPipelineFault(error: Pick<SwarmBeeError, 'code'>): boolean {
 
 export class RemoteTransport implements BatchTransport {
   readonly #pending = new Map<number, PendingBatch>();
+  /** Hears of every micro-batch sent (the drift monitor tallies the work a window held). */
+  onSent?: (batch: MicroBatch) => void;
 
   /** `onFault` hears of a broken pipeline (a batch failed for a fault of links or stages). */
   constructor(
@@ -71,6 +73,7 @@ export class RemoteTransport implements BatchTransport {
           tokens: int64Tensor(batch.tokens, [batch.rows.length, width]),
           sentAt: Date.now(),
         });
+        this.onSent?.(batch);
       } catch (error) {
         // The link to stage 0 is closing: the coordinator will rebuild and replay.
         const coded = asSwarmBeeError(error);

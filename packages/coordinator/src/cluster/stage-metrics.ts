@@ -28,6 +28,7 @@ export async function pollStageMetrics(
         device: stage.device,
         forwards: s.forwards ?? 0,
         forwardMsTotal: s.forwardMsTotal ?? 0,
+        busyMsTotal: s.busyMsTotal ?? 0,
         queueDepth: s.queueDepth ?? 0,
         bytesSent: s.bytesSent ?? 0,
         idleShare: s.idleShare ?? 1,

@@ -116,6 +116,7 @@ export function randomInstance(
     promptTokens,
     prefillChunkTokens: 1 + rng.int(32),
     decodeContextTokens: rng.int(contextTokens + 1),
+    risk: 'p50',
   };
   const whole =
     m.layers.reduce((s, l) => s + l.paramBytes + l.kvBytesPerToken * contextTokens, 0) +

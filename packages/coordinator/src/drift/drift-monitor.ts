@@ -1,0 +1,216 @@
+/**
+ * The closed loop around a deployed plan: every stats poll, each stage's engine time per
+ * forward is compared with the cost model's prediction for the micro-batches actually sent
+ * (drift-estimate.ts). When stages stay more than `threshold` off for `windows` polls in a
+ * row, their devices' profiles are corrected by what was measured, and the plan is re-planned
+ * when the corrected profile predicts a plan better than the running one by the re-plan gain —
+ * at most once per `minIntervalMs`. The re-plan goes through the coordinator's own
+ * reconfiguration (replaying every live sequence), so no stream loses or changes a token.
+ * Each decision is a `swarmbee:coordinator:drift` diagnostics event, a log line, a /metrics
+ * gauge and an entry in /swarmbee/cluster.
+ */
+import { channel } from 'node:diagnostics_channel';
+import type { ClusterProfile, Plan } from '@swarmbee/core';
+import type { MicroBatch } from '@swarmbee/engine';
+import type { PlanResult } from '@swarmbee/planner';
+import type { StageMetrics } from '../metrics.js';
+import {
+  correctedProfile,
+  emptyWork,
+  type StageDrift,
+  type StageWindow,
+  stageDrift,
+  type WindowWork,
+} from './drift-estimate.js';
+
+/** Diagnostics channel of drift decisions; payload {@link DriftEvent}. */
+export const DRIFT_DIAGNOSTIC = 'swarmbee:coordinator:drift';
+const driftChannel = channel(DRIFT_DIAGNOSTIC);
+
+export interface DriftOptions {
+  /** Share off the prediction that counts as drift, e.g. 0.15 = 15 %; 0 turns the loop off. Default 0.15. */
+  threshold?: number;
+  /** Consecutive polls a stage must stay off before anything is done (hysteresis). Default 2. */
+  windows?: number;
+  /** Least time between two drift re-plans, ms. Default 30000. */
+  minIntervalMs?: number;
+}
+
+export const DEFAULT_DRIFT_THRESHOLD = 0.15;
+export const DEFAULT_DRIFT_WINDOWS = 2;
+export const DEFAULT_DRIFT_MIN_INTERVAL_MS = 30_000;
+/** Fewest forwards a stage must run in a poll window to be judged: fewer are noise. */
+export const MIN_DRIFT_FORWARDS = 16;
+/** Shortest predicted forward judged, ms: below it thread hand-offs and timers dominate. */
+export const MIN_DRIFT_PREDICTED_MS = 2;
+
+export interface DriftEvent {
+  at: number;
+  /** `replanned`: a better plan was deployed; `corrected`: the profile was corrected, the plan kept. */
+  action: 'replanned' | 'corrected';
+  stages: StageDrift[];
+  /** Predicted gain of the new plan over the running one, both on the corrected profile. */
+  gain: number;
+  reason: string;
+}
+
+/** What the monitor needs from the coordinator: small hooks, no state of its own there. */
+export interface DriftHooks {
+  /** The serving plan, its profile and planning workload, or undefined when none serves. */
+  serving(): { plan: Plan | PlanResult; profile: ClusterProfile } | undefined;
+  /** The plan the planner would choose on `profile`, with its predicted gain over the serving one. */
+  candidate(profile: ClusterProfile): { plan: Plan | PlanResult; gain: number } | undefined;
+  /** Replaces the profile the coordinator plans from; with `replan`, re-plans and redeploys. */
+  apply(profile: ClusterProfile, replan: boolean, reason: string): Promise<void>;
+  replanGain: number;
+  log: (line: string) => void;
+}
+
+export class DriftMonitor {
+  readonly #threshold: number;
+  readonly #windows: number;
+  readonly #minIntervalMs: number;
+  readonly #hooks: DriftHooks;
+  #work: WindowWork = emptyWork();
+  #previous = new Map<string, StageMetrics>();
+  #plan: Plan | PlanResult | undefined;
+  /** Ratios of the drifted stages in the consecutive windows so far, by device. */
+  #streak: Map<string, number[]> = new Map();
+  #lastReplanAt = Number.NEGATIVE_INFINITY;
+  #busy = false;
+  readonly events: DriftEvent[] = [];
+  /** The last judged window, stage by stage. */
+  latest: StageDrift[] = [];
+  replans = 0;
+
+  constructor(options: DriftOptions, hooks: DriftHooks) {
+    this.#threshold = options.threshold ?? DEFAULT_DRIFT_THRESHOLD;
+    this.#windows = options.windows ?? DEFAULT_DRIFT_WINDOWS;
+    this.#minIntervalMs = options.minIntervalMs ?? DEFAULT_DRIFT_MIN_INTERVAL_MS;
+    this.#hooks = hooks;
+  }
+
+  get enabled(): boolean {
+    return this.#threshold > 0;
+  }
+
+  /** A micro-batch the scheduler sent into the serving pipeline. */
+  recordBatch(batch: MicroBatch): void {
+    const width = batch.tokens.length / batch.rows.length;
+    if (width > 1) this.#work.prefillChunks++;
+    else
+      this.#work.decode.set(batch.rows.length, (this.#work.decode.get(batch.rows.length) ?? 0) + 1);
+  }
+
+  /** One poll of the stages' counters: judge the window since the previous one. */
+  observe(metrics: readonly StageMetrics[]): void {
+    if (!this.enabled) return;
+    const serving = this.#hooks.serving();
+    const work = this.#work;
+    this.#work = emptyWork();
+    const previous = this.#previous;
+    this.#previous = new Map(metrics.map((m) => [`${m.stage}/${m.device}`, m]));
+    if (!serving || serving.plan !== this.#plan) {
+      // A new plan: its first window starts now.
+      this.#plan = serving?.plan;
+      this.#streak.clear();
+      this.latest = [];
+      return;
+    }
+    const windows: StageWindow[] = metrics.flatMap((m) => {
+      const before = previous.get(`${m.stage}/${m.device}`);
+      if (!before || m.busyMsTotal <= 0) return [];
+      return [
+        {
+          stage: m.stage,
+          device: m.device,
+          forwards: m.forwards - before.forwards,
+          busyMs: m.busyMsTotal - before.busyMsTotal,
+        },
+      ];
+    });
+    const judged = stageDrift(
+      serving.profile,
+      workloadOf(serving.plan),
+      serving.plan,
+      windows,
+      work,
+    ).filter((d) => d.forwards >= MIN_DRIFT_FORWARDS && d.predictedMs >= MIN_DRIFT_PREDICTED_MS);
+    this.latest = judged;
+    const drifted = judged.filter((d) => Math.abs(d.ratio - 1) > this.#threshold);
+    const streak = new Map<string, number[]>();
+    for (const d of drifted) streak.set(d.device, [...(this.#streak.get(d.device) ?? []), d.ratio]);
+    this.#streak = streak;
+    const confirmed = [...streak].filter(([, ratios]) => ratios.length >= this.#windows);
+    if (confirmed.length === 0 || this.#busy) return;
+    if (performance.now() - this.#lastReplanAt < this.#minIntervalMs) return;
+    const factors = new Map(confirmed.map(([device, ratios]) => [device, median(ratios)]));
+    this.#streak.clear();
+    this.#busy = true;
+    void this.#act(serving.profile, factors, drifted).finally(() => {
+      this.#busy = false;
+    });
+  }
+
+  async #act(
+    profile: ClusterProfile,
+    factors: Map<string, number>,
+    stages: StageDrift[],
+  ): Promise<void> {
+    const corrected = correctedProfile(profile, factors);
+    const described = [...factors].map(([device, f]) => `${device} ×${f.toFixed(2)}`).join(', ');
+    let candidate: { plan: Plan | PlanResult; gain: number } | undefined;
+    try {
+      candidate = this.#hooks.candidate(corrected);
+    } catch (error) {
+      this.#hooks.log(
+        `drift (${described}): no plan on the corrected profile: ${(error as Error).message}`,
+      );
+    }
+    const gain = candidate?.gain ?? 0;
+    const replan = candidate !== undefined && gain >= this.#hooks.replanGain;
+    const reason = `drift: ${described} against the profile; ${
+      replan
+        ? `a plan over ${candidate!.plan.stages.map((s) => s.device).join(', ')} is predicted ${(gain * 100).toFixed(0)} % better`
+        : `no plan predicted ${(this.#hooks.replanGain * 100).toFixed(0)} % better (best ${(gain * 100).toFixed(0)} %), keeping the plan`
+    }`;
+    const event: DriftEvent = {
+      at: Date.now(),
+      action: replan ? 'replanned' : 'corrected',
+      stages,
+      gain,
+      reason,
+    };
+    this.events.push(event);
+    if (this.events.length > 32) this.events.shift();
+    this.#hooks.log(reason);
+    if (driftChannel.hasSubscribers) driftChannel.publish(event);
+    if (replan) {
+      this.#lastReplanAt = performance.now();
+      this.replans++;
+    }
+    await this.#hooks.apply(corrected, replan, reason);
+  }
+
+  /** What /swarmbee/cluster shows. */
+  status(): Record<string, unknown> {
+    return {
+      enabled: this.enabled,
+      threshold: this.#threshold,
+      minIntervalMs: this.#minIntervalMs,
+      latest: this.latest,
+      replans: this.replans,
+      events: this.events,
+    };
+  }
+}
+
+function workloadOf(plan: Plan | PlanResult) {
+  return 'workload' in plan ? (plan as PlanResult).workload : undefined;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}

@@ -1,0 +1,239 @@
+/**
+ * The drift loop's decisions on real cost-model predictions: a stage measured slower than
+ * its profile is noticed after the hysteresis windows, its device's profile corrected, and
+ * a re-plan made when a better plan is predicted, at most once per interval.
+ */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import {
+  DRIFT_DIAGNOSTIC,
+  type DriftEvent,
+  DriftMonitor,
+  type StageMetrics,
+} from '@swarmbee/coordinator';
+import { type ClusterProfile, COORDINATOR_NODE, type DeviceProfile } from '@swarmbee/core';
+import type { MicroBatch } from '@swarmbee/engine';
+import { CostModel, type PlanResult, plan as planFor } from '@swarmbee/planner';
+import t from 'tap';
+import { predictedGain } from '../src/cluster/replan-policy.js';
+import { correctedProfile, emptyWork, stageDrift } from '../src/drift/drift-estimate.js';
+
+const LAYERS = 8;
+
+function device(name: string, layerMs: number): DeviceProfile {
+  const batchSizes = [1, 2, 4, 8, 16, 32];
+  const grid = (ms: number) => ({
+    batchSizes,
+    contextTokens: [16, 256],
+    ms: batchSizes.map((b) => [ms * (1 + b / 16), ms * (1 + b / 16)]),
+  });
+  return {
+    name,
+    memoryBytes: 1e10,
+    estimate: false,
+    timing: {
+      layers: [
+        {
+          decode: grid(layerMs),
+          prefill: {
+            chunkTokens: [16, 128],
+            contextTokens: [0],
+            ms: [[layerMs * 2], [layerMs * 8]],
+          },
+        },
+      ],
+      embedding: {
+        decode: grid(0.01),
+        prefill: { chunkTokens: [16], contextTokens: [0], ms: [[0.01]] },
+      },
+      head: { decode: grid(0.5) },
+    },
+  };
+}
+
+function profile(): ClusterProfile {
+  const names = ['a', 'b'];
+  const nodes = [COORDINATOR_NODE, ...names];
+  const links = nodes.flatMap((from, i) =>
+    nodes.slice(i + 1).map((to) => ({ from, to, rttMs: 1, bandwidthBytesPerS: 1e8 })),
+  );
+  return {
+    model: {
+      name: 'm',
+      modelHash: 'h',
+      nLayers: LAYERS,
+      dim: 64,
+      vocabSize: 100,
+      maxSeqLen: 512,
+      weightBytesPerParam: 4,
+      layers: Array.from({ length: LAYERS }, () => ({ paramBytes: 1e6, kvBytesPerToken: 512 })),
+      embeddingBytes: 1e5,
+      headBytes: 1e5,
+      tiedEmbedding: false,
+    },
+    devices: [device('a', 1), device('b', 1)],
+    links,
+    createdAt: '2026-12-03T00:00:00.000Z',
+    versions: { swarmbee: 'test' },
+  };
+}
+
+const WORKLOAD = { contextTokens: 256, promptTokens: 16, decodeContextTokens: 64, streams: 8 };
+
+/** A decode micro-batch of `rows` rows, as the scheduler sends it. */
+function batch(rows: number): MicroBatch {
+  return {
+    batchId: 1,
+    rows: Array.from({ length: rows }, (_, r) => ({ seqId: `s${r}`, start: 20, count: 1 })),
+    tokens: new BigInt64Array(rows),
+  };
+}
+
+/** Stage counters after `forwards` more forwards at `ms` each. */
+function advance(metrics: StageMetrics[], forwards: number, msOf: (stage: number) => number) {
+  return metrics.map((m) => ({
+    ...m,
+    forwards: m.forwards + forwards,
+    busyMsTotal: m.busyMsTotal + forwards * msOf(m.stage),
+  }));
+}
+
+t.test('a stage on prediction has ratio 1; one twice as slow, 2', async (t) => {
+  const p = profile();
+  const current = planFor(
+    { cluster: p, workload: WORKLOAD },
+    { planner: 'even', objective: 'throughput' },
+  );
+  const cost = new CostModel(p, current.workload);
+  const work = emptyWork();
+  work.decode.set(4, 30);
+  const predicted = current.stages.map(
+    (s, k) => cost.stageDecodeNs(k, s.layerStart, s.layerEnd, k === 0, k === 1, 4) / 1e6,
+  );
+  const drift = stageDrift(
+    p,
+    current.workload,
+    current,
+    [
+      { stage: 0, device: 'a', forwards: 30, busyMs: 30 * predicted[0]! },
+      { stage: 1, device: 'b', forwards: 30, busyMs: 30 * 2 * predicted[1]! },
+    ],
+    work,
+  );
+  t.equal(drift.length, 2);
+  t.ok(Math.abs(drift[0]!.ratio - 1) < 1e-9, 'on prediction');
+  t.ok(Math.abs(drift[1]!.ratio - 2) < 1e-9, 'twice as slow');
+  const corrected = correctedProfile(p, new Map([['b', 2]]));
+  const b = corrected.devices[1]!.timing.layers[0]!.decode.ms[0]![0]!;
+  t.equal(b, 2 * p.devices[1]!.timing.layers[0]!.decode.ms[0]![0]!, "b's timings doubled");
+  t.equal(corrected.devices[0], p.devices[0], 'a untouched');
+});
+
+t.test(
+  'drift is acted on after the hysteresis windows, then not again within the interval',
+  async (t) => {
+    let current: PlanResult = planFor(
+      { cluster: profile(), workload: WORKLOAD },
+      { planner: 'even', objective: 'throughput' },
+    );
+    let served = profile();
+    const applied: { replan: boolean; reason: string }[] = [];
+    const events: DriftEvent[] = [];
+    const listener = (event: unknown) => events.push(event as DriftEvent);
+    subscribe(DRIFT_DIAGNOSTIC, listener);
+    t.teardown(() => unsubscribe(DRIFT_DIAGNOSTIC, listener));
+    const monitor = new DriftMonitor(
+      { threshold: 0.15, windows: 2, minIntervalMs: 60_000 },
+      {
+        serving: () => ({ plan: current, profile: served }),
+        candidate: (corrected) => {
+          const plan = planFor(
+            { cluster: corrected, workload: WORKLOAD },
+            { objective: 'throughput' },
+          );
+          return { plan, gain: predictedGain(corrected, WORKLOAD, 'throughput', current, plan) };
+        },
+        apply: async (corrected, replan, reason) => {
+          served = corrected;
+          applied.push({ replan, reason });
+        },
+        replanGain: 0.1,
+        log: () => {},
+      },
+    );
+    const cost = new CostModel(served, current.workload);
+    const stageMs = (k: number, slow: number) => {
+      const s = current.stages[k]!;
+      return (slow * cost.stageDecodeNs(k, s.layerStart, s.layerEnd, k === 0, k === 1, 4)) / 1e6;
+    };
+    const fresh = (): StageMetrics[] =>
+      current.stages.map((s) => ({
+        stage: s.index,
+        device: s.device,
+        forwards: 0,
+        forwardMsTotal: 0,
+        busyMsTotal: 0,
+        queueDepth: 0,
+        bytesSent: 0,
+        idleShare: 0,
+      }));
+    let metrics = fresh();
+    const poll = (slowB: number) => {
+      for (let i = 0; i < 40; i++) monitor.recordBatch(batch(4));
+      metrics = advance(metrics, 40, (k) =>
+        stageMs(k, current.stages[k]!.device === 'b' ? slowB : 1),
+      );
+      monitor.observe(metrics);
+    };
+    poll(1); // the first poll of a plan only starts its window
+    poll(1);
+    t.same(
+      monitor.latest.map((d) => Number(d.ratio.toFixed(6))),
+      [1, 1],
+      'on prediction: nothing to do',
+    );
+    poll(3); // b throttled to a third of its speed
+    t.equal(applied.length, 0, 'one window is not enough (hysteresis)');
+    poll(3);
+    await new Promise((resolve) => setImmediate(resolve));
+    t.equal(applied.length, 1, 'two windows in a row: acted on');
+    t.equal(applied[0]!.replan, true, 'a plan away from b is predicted better');
+    t.match(applied[0]!.reason, /drift: b ×3\.00/);
+    t.equal(monitor.replans, 1);
+    t.equal(events.length, 1, 'published on the diagnostics channel');
+    t.equal(events[0]!.action, 'replanned');
+    t.ok(events[0]!.gain >= 0.1);
+    t.ok(
+      served.devices.find((d) => d.name === 'b')!.source?.includes('scaled ×3.00'),
+      "b's profile corrected from live metrics",
+    );
+    // The same drift again soon after: within the interval nothing more happens.
+    poll(3);
+    poll(3);
+    poll(3);
+    await new Promise((resolve) => setImmediate(resolve));
+    t.equal(applied.length, 1, 'at most one re-plan per interval');
+    // A new plan starts afresh.
+    current = planFor({ cluster: served, workload: WORKLOAD }, { objective: 'throughput' });
+    metrics = fresh();
+    poll(1);
+    t.same(monitor.latest, [], "a new plan's first poll judges nothing");
+  },
+);
+
+t.test('a threshold of 0 turns the loop off', async (t) => {
+  const monitor = new DriftMonitor(
+    { threshold: 0 },
+    {
+      serving: () => {
+        throw new Error('never asked');
+      },
+      candidate: () => undefined,
+      apply: async () => {},
+      replanGain: 0.1,
+      log: () => {},
+    },
+  );
+  t.equal(monitor.enabled, false);
+  monitor.observe([]);
+  t.equal(monitor.status().enabled, false);
+});

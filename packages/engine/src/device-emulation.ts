@@ -1,0 +1,118 @@
+/**
+ * Device emulation for benchmarks and tests: a slower board (or one that throttles) played
+ * by this machine. `DeviceEmulation` holds the speed — the share of this machine's speed the
+ * emulated device has, in (0, 1] — and may change it at any time (thermal throttling, a power
+ * mode); `EmulatedStage` wraps a StageEngine from outside and stretches each forward pass to
+ * what the slower device would take, by waiting (1 / speed − 1) × the pass's own time after it
+ * without using the CPU. Forwards run one at a time, each starting when the previous one's
+ * emulated time is over, as on a real device that is still busy. Production engines never
+ * see it: only the worker's emulation option (the CLI's `--speed-factor`) wraps them.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { InvalidArgumentError } from '@swarmbee/core';
+import type {
+  StageBatch,
+  StageEngine,
+  StageInfo,
+  StageOutput,
+  StageStats,
+} from './stage-engine.js';
+
+/** Checks an emulated device speed: a share of this machine's speed, in (0, 1]. */
+export function checkSpeedFactor(speed: number): number {
+  if (!(speed > 0 && speed <= 1))
+    throw new InvalidArgumentError(`speed factor must be in (0, 1], got ${speed}`);
+  return speed;
+}
+
+/** The speed of an emulated device, shared by every stage engine it wraps; may change mid-run. */
+export class DeviceEmulation {
+  #speed: number;
+  readonly #listeners = new Set<(speed: number) => void>();
+
+  constructor(speed = 1) {
+    this.#speed = checkSpeedFactor(speed);
+  }
+
+  get speed(): number {
+    return this.#speed;
+  }
+
+  /** Changes the emulated speed; forwards that start afterwards run at the new one. */
+  setSpeed(speed: number): void {
+    this.#speed = checkSpeedFactor(speed);
+    for (const listener of this.#listeners) listener(this.#speed);
+  }
+
+  /** Calls `listener` on every speed change; returns the function that stops it. */
+  onChange(listener: (speed: number) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Names the emulation in cache keys and logs: profiles taken at one speed are not another's. */
+  get label(): string {
+    return `speed${this.#speed}`;
+  }
+
+  wrap(engine: StageEngine): StageEngine {
+    return new EmulatedStage(engine, this);
+  }
+}
+
+/** A StageEngine run as on a device `emulation.speed` times as fast as this machine. */
+export class EmulatedStage implements StageEngine {
+  readonly #inner: StageEngine;
+  readonly #emulation: DeviceEmulation;
+  /** The previous forward, emulated time included: the next one starts after it. */
+  #busy: Promise<unknown> = Promise.resolve();
+  #idleMsTotal = 0;
+
+  constructor(inner: StageEngine, emulation: DeviceEmulation) {
+    this.#inner = inner;
+    this.#emulation = emulation;
+  }
+
+  get info(): StageInfo {
+    return this.#inner.info;
+  }
+
+  forward(batch: StageBatch): Promise<StageOutput> {
+    const run = this.#busy.then(() => this.#forward(batch));
+    this.#busy = run.catch(() => {});
+    return run;
+  }
+
+  async #forward(batch: StageBatch): Promise<StageOutput> {
+    const output = await this.#inner.forward(batch);
+    const engineMs = output.timing.forwardMs + output.timing.kvMs;
+    const idleMs = (1 / this.#emulation.speed - 1) * engineMs;
+    if (idleMs <= 0) return output;
+    const started = performance.now();
+    await sleep(idleMs);
+    const waitedMs = performance.now() - started;
+    this.#idleMsTotal += waitedMs;
+    // The slower device's forward pass is the whole of it, as its stats would say.
+    return {
+      ...output,
+      timing: { ...output.timing, forwardMs: output.timing.forwardMs + waitedMs },
+    };
+  }
+
+  /** In order with the forwards, as the engine itself answers requests. */
+  release(seqIds: string[]): Promise<void> {
+    const run = this.#busy.then(() => this.#inner.release(seqIds));
+    this.#busy = run.catch(() => {});
+    return run;
+  }
+
+  async stats(): Promise<StageStats> {
+    const stats = await this.#inner.stats();
+    return { ...stats, forwardMsTotal: stats.forwardMsTotal + this.#idleMsTotal };
+  }
+
+  async close(): Promise<void> {
+    await this.#busy;
+    await this.#inner.close();
+  }
+}

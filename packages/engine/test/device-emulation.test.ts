@@ -1,0 +1,142 @@
+/** Device emulation: a decorator around a real stage engine, never inside it. */
+import { join } from 'node:path';
+import { InvalidArgumentError } from '@swarmbee/core';
+import {
+  DeviceEmulation,
+  type StageBatch,
+  type StageEngine,
+  type StageOutput,
+} from '@swarmbee/engine';
+import { buildShard, SYNTH_PRESETS, synthesizeModel } from '@swarmbee/model';
+import t, { type Test } from 'tap';
+import { OrtStage } from '../src/ort-stage.js';
+
+const GREEDY = { temperature: 0, topK: 0, topP: 1 };
+const PROMPT_TOKENS = 48;
+
+/** The real engine, recording when each forward ran inside it and what it took. */
+class Recorded implements StageEngine {
+  readonly runs: { start: number; end: number; engineMs: number }[] = [];
+  constructor(readonly inner: StageEngine) {}
+  get info() {
+    return this.inner.info;
+  }
+  async forward(batch: StageBatch): Promise<StageOutput> {
+    const start = performance.now();
+    const out = await this.inner.forward(batch);
+    this.runs.push({
+      start,
+      end: performance.now(),
+      engineMs: out.timing.forwardMs + out.timing.kvMs,
+    });
+    return out;
+  }
+  release(seqIds: string[]) {
+    return this.inner.release(seqIds);
+  }
+  stats() {
+    return this.inner.stats();
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+async function stages(t: Test) {
+  const dir = await synthesizeModel({
+    config: { ...SYNTH_PRESETS.tiny.config, maxSeqLen: 128 },
+    seed: 3,
+    out: join(t.testdir(), 'm'),
+  });
+  const shard = buildShard(dir, { start: 0, end: 5 });
+  const plain = await OrtStage.create(shard, { intraOpThreads: 1 });
+  const recorded = new Recorded(await OrtStage.create(shard, { intraOpThreads: 1 }));
+  t.teardown(async () => {
+    await plain.close();
+    await recorded.close();
+  });
+  return { plain, recorded };
+}
+
+const prompt = (seqId: string): StageBatch => ({
+  rows: [{ seqId, start: 0, count: PROMPT_TOKENS, sampling: GREEDY }],
+  tokens: BigInt64Array.from({ length: PROMPT_TOKENS }, (_, i) => BigInt((i * 7) % 500)),
+});
+
+t.test('an emulated stage gives the same tokens, taking 1/speed of the engine time', async (t) => {
+  const { plain, recorded } = await stages(t);
+  const emulation = new DeviceEmulation(0.25);
+  const slowed = emulation.wrap(recorded);
+  const expected = await plain.forward(prompt('a'));
+  const started = performance.now();
+  const out = await slowed.forward(prompt('a'));
+  const wallMs = performance.now() - started;
+  t.same(
+    out.kind === 'tokens' && [...out.tokens],
+    expected.kind === 'tokens' && [...expected.tokens],
+  );
+  const { engineMs } = recorded.runs[0]!;
+  t.ok(
+    wallMs >= engineMs / 0.25,
+    `wall ${wallMs.toFixed(1)} ms ≥ 4 × engine ${engineMs.toFixed(1)} ms`,
+  );
+  const reported = out.timing.forwardMs + out.timing.kvMs;
+  t.ok(
+    reported >= engineMs / 0.25 && reported <= wallMs + 1,
+    `reported forward time ${reported.toFixed(1)} ms is the emulated device's`,
+  );
+  const stats = await slowed.stats();
+  t.ok(stats.forwardMsTotal >= out.timing.forwardMs - 0.01, 'stats count the emulated time');
+});
+
+t.test(
+  'forwards are serialized: the next starts once the previous emulated pass is over',
+  async (t) => {
+    const { recorded } = await stages(t);
+    const emulation = new DeviceEmulation(0.2);
+    const slowed = emulation.wrap(recorded);
+    const ends: number[] = [];
+    await Promise.all(
+      ['a', 'b', 'c'].map((id) =>
+        slowed.forward(prompt(id)).then(() => ends.push(performance.now())),
+      ),
+    );
+    t.equal(recorded.runs.length, 3);
+    for (let i = 1; i < 3; i++) {
+      const previous = recorded.runs[i - 1]!;
+      const idleMs = (1 / 0.2 - 1) * previous.engineMs;
+      t.ok(
+        recorded.runs[i]!.start >= previous.end + idleMs - 1,
+        `forward ${i} started ${(recorded.runs[i]!.start - previous.end).toFixed(1)} ms after the previous engine run (idle ${idleMs.toFixed(1)} ms)`,
+      );
+    }
+  },
+);
+
+t.test('the speed can change mid-run (throttling) and is checked', async (t) => {
+  const { recorded } = await stages(t);
+  const emulation = new DeviceEmulation(1);
+  const speeds: number[] = [];
+  emulation.onChange((speed) => speeds.push(speed));
+  const slowed = emulation.wrap(recorded);
+  const time = async (id: string) => {
+    const started = performance.now();
+    await slowed.forward(prompt(id));
+    return performance.now() - started;
+  };
+  const fast = await time('a');
+  emulation.setSpeed(0.1);
+  const throttled = await time('b');
+  const engineMs = recorded.runs[1]!.engineMs;
+  t.ok(fast < recorded.runs[0]!.engineMs + 5, `at speed 1 no idle (${fast.toFixed(1)} ms)`);
+  t.ok(
+    throttled >= engineMs / 0.1,
+    `at 0.1: ${throttled.toFixed(1)} ms ≥ 10 × ${engineMs.toFixed(1)} ms`,
+  );
+  t.same(speeds, [0.1]);
+  t.equal(emulation.label, 'speed0.1');
+  for (const bad of [0, -1, 1.5, Number.NaN])
+    t.throws(() => emulation.setSpeed(bad), { code: InvalidArgumentError.code }, `refuses ${bad}`);
+  t.throws(() => new DeviceEmulation(2), { code: InvalidArgumentError.code });
+  t.equal(emulation.speed, 0.1, 'a refused speed leaves it unchanged');
+});
