@@ -15,6 +15,7 @@ import {
   type StageBatch,
   type StageOptions,
   type StageOutput,
+  type StageTiming,
 } from './stage-engine.js';
 import { checkBatch, createShardSession } from './stage-session.js';
 
@@ -68,9 +69,12 @@ export class OrtStage extends ShardStage<Float32Array> {
   async forward(batch: StageBatch): Promise<StageOutput> {
     this.checkOpen();
     const { rows } = batch;
+    const stageStart = performance.now();
     const width = checkBatch(batch, this.info);
     const kvStart = performance.now();
     const { arena } = this.kv.prepare(rows);
+    const feedsStart = performance.now();
+    let kvMs = feedsStart - kvStart;
     const feeds: Feeds = {
       [SHARD_IO.positionIds]: new ort.Tensor('int64', positionIds(rows, width), [
         rows.length,
@@ -112,16 +116,19 @@ export class OrtStage extends ShardStage<Float32Array> {
         [rows.length, 1, width, window + width],
       );
     }
+    const arenaStart = performance.now();
+    const feedsMs = arenaStart - feedsStart;
     this.#feedArena(arena, feeds, fetches);
-    let kvMs = performance.now() - kvStart;
+    kvMs += performance.now() - arenaStart;
 
     const { results, forwardMs } = await this.run(feeds, fetches);
     const storeStart = performance.now();
     this.#storeNewRows(arena, batch, width, results);
     this.kv.commit(rows);
     kvMs += performance.now() - storeStart;
-    const timing = { forwardMs, kvMs };
+    const timing: StageTiming = { forwardMs, kvMs, feedsMs };
     if (!this.info.isLast) {
+      timing.stageMs = performance.now() - stageStart;
       return {
         kind: 'hidden',
         hidden: results[SHARD_IO.hiddenOut]!.data as Float32Array,
@@ -129,12 +136,17 @@ export class OrtStage extends ShardStage<Float32Array> {
         timing,
       };
     }
-    return this.sampler.sample(
+    const sampleStart = performance.now();
+    const output = this.sampler.sample(
       batch,
       results[SHARD_IO.logits]!.data as Float32Array,
       logitsWhich === 'all' ? width : 1,
       timing,
     );
+    const end = performance.now();
+    timing.sampleMs = end - sampleStart;
+    timing.stageMs = end - stageStart;
+    return output;
   }
 
   /** The arena's buffers are the `past_key` / `past_value` inputs, as they lie. */

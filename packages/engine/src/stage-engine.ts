@@ -33,8 +33,17 @@ export interface StageBatch {
 export interface StageTiming {
   /** Wall time of the onnxruntime run. */
   forwardMs: number;
-  /** Wall time spent assembling inputs and storing the KV cache. */
+  /**
+   * Wall time spent on the KV cache: making room, feeding the past, storing the new rows
+   * (and, where `feedsMs` is absent, assembling the other inputs too).
+   */
   kvMs: number;
+  /** Wall time spent building the other inputs (ids or hidden state, positions, bias). */
+  feedsMs?: number;
+  /** Wall time of sampling the next tokens (last stage). */
+  sampleMs?: number;
+  /** Wall time of the whole forward call inside the stage's thread. */
+  stageMs?: number;
 }
 
 export type StageOutput =
