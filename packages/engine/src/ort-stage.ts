@@ -28,6 +28,11 @@ export class OrtStage extends ShardStage<Float32Array> {
   readonly #biases: { full: boolean; window: boolean };
   /** The sliding window of the shard's windowed layers, in positions. */
   readonly #window: number | undefined;
+  /**
+   * Per arena, its buffers wrapped as the `past_key` / `past_value` feeds: an arena's
+   * buffers and shape never change, so the tensors are made once, not every step.
+   */
+  readonly #pastFeeds = new WeakMap<KvArena, Feeds>();
 
   private constructor(
     session: ort.InferenceSession,
@@ -151,11 +156,20 @@ export class OrtStage extends ShardStage<Float32Array> {
 
   /** The arena's buffers are the `past_key` / `past_value` inputs, as they lie. */
   #feedArena(arena: KvArena, feeds: Feeds, fetches: Fetches): void {
+    let past = this.#pastFeeds.get(arena);
+    if (!past) {
+      past = {};
+      for (let l = 0; l < this.kv.layers; l++) {
+        const dims = [arena.rows.length, this.kv.kvHeads, this.kv.slots(arena, l), this.kv.headDim];
+        const layer = this.info.layerStart + l;
+        past[SHARD_IO.pastKey(layer)] = new ort.Tensor('float32', arena.keys[l]!, dims);
+        past[SHARD_IO.pastValue(layer)] = new ort.Tensor('float32', arena.values[l]!, dims);
+      }
+      this.#pastFeeds.set(arena, past);
+    }
+    Object.assign(feeds, past);
     for (let l = 0; l < this.kv.layers; l++) {
-      const dims = [arena.rows.length, this.kv.kvHeads, this.kv.slots(arena, l), this.kv.headDim];
       const layer = this.info.layerStart + l;
-      feeds[SHARD_IO.pastKey(layer)] = new ort.Tensor('float32', arena.keys[l]!, dims);
-      feeds[SHARD_IO.pastValue(layer)] = new ort.Tensor('float32', arena.values[l]!, dims);
       fetches[SHARD_IO.newKey(layer)] = null;
       fetches[SHARD_IO.newValue(layer)] = null;
     }

@@ -103,7 +103,7 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
       : { op: 'Mul', value: g.scalar('attn_scale', config.attentionScale) };
 
   for (let layer = layerStart; layer < layerEnd; layer++) {
-    const rope = blocks.ropeRows(layerRope(config, layer));
+    const rope = blocks.ropeCaches(layerRope(config, layer));
     const bias = layerWindow(config, layer) === undefined ? fullBias! : windowBias!;
     const h = blocks.rmsNorm(x, layerTensor.attnNorm(layer));
     const qkv = blocks.linear(
@@ -114,11 +114,11 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
     const [q, k, v] = g.opN('Split', [qkv, g.ints('qkv_split', [nHeads * hd, kvDim, kvDim])], 3, {
       axis: attr.int(1),
     }) as [string, string, string];
-    let qHeads = blocks.heads(q, nHeads);
-    let kHeads = blocks.heads(k, nKvHeads);
+    let qHeads = q;
+    let kHeads = k;
     if (config.qkNorm) {
-      qHeads = blocks.rmsNorm(qHeads, layerTensor.qNorm(layer));
-      kHeads = blocks.rmsNorm(kHeads, layerTensor.kNorm(layer));
+      qHeads = blocks.rmsNorm(blocks.heads(q, nHeads), layerTensor.qNorm(layer));
+      kHeads = blocks.rmsNorm(blocks.heads(k, nKvHeads), layerTensor.kNorm(layer));
     }
     // New keys and values, head-major [B, KV, T, hd]: the layout of the cache they join.
     const headMajor = (input: string, name: string) =>
@@ -128,7 +128,7 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
         { perm: attr.ints([0, 2, 1, 3]) },
         name,
       );
-    const newKey = headMajor(blocks.rope(kHeads, rope), SHARD_IO.newKey(layer));
+    const newKey = headMajor(blocks.rotary(kHeads, nKvHeads, rope), SHARD_IO.newKey(layer));
     const newValue = headMajor(v, SHARD_IO.newValue(layer));
     g.output(newKey, 'float32', ['batch', nKvHeads, 'tokens', hd]);
     g.output(newValue, 'float32', ['batch', nKvHeads, 'tokens', hd]);
@@ -143,7 +143,7 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
     // Queries grouped by KV head: [B, KV, G*T, hd]. The cache is used where it lies: scores
     // against it are (K · Qᵀ)ᵀ, so only the small [P, G*T] result is transposed, and the
     // new tokens are a second, small block of the same softmax. No step copies the cache.
-    const q5 = g.op('Reshape', [blocks.rope(qHeads, rope), q5Shape]);
+    const q5 = g.op('Reshape', [blocks.rotary(qHeads, nHeads, rope), q5Shape]);
     const queries = g.op('Reshape', [
       g.op('Transpose', [q5], { perm: attr.ints([0, 2, 3, 1, 4]) }),
       g.ints('q_grouped', [0, nKvHeads, -1, hd]),
