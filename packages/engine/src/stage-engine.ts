@@ -93,8 +93,10 @@ export interface StageOptions {
   /** onnxruntime intra-op threads. Default: the machine's available parallelism. */
   intraOpThreads?: number;
   /**
-   * Let onnxruntime's worker threads spin while waiting for work. Default true;
-   * turn off when several stages share the cores (an in-process pipeline).
+   * Let onnxruntime's worker threads spin while waiting for work. Default false: spinning
+   * threads take the cores from the event loop and from anything else running, and on a
+   * busy 2-core machine made 2-thread decode 8.8-9.3 times slower (docs/BENCHMARKS.md).
+   * Worth trying only on a device with nothing else to run.
    */
   allowSpinning?: boolean;
   /**
