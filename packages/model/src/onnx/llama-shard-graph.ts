@@ -102,6 +102,7 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
       ? { op: 'Div', value: g.scalar('attn_scale', Math.sqrt(hd)) }
       : { op: 'Mul', value: g.scalar('attn_scale', config.attentionScale) };
 
+  const pastLengths = new Map<'full' | 'window', string>();
   for (let layer = layerStart; layer < layerEnd; layer++) {
     const rope = blocks.ropeCaches(layerRope(config, layer));
     const bias = layerWindow(config, layer) === undefined ? fullBias! : windowBias!;
@@ -164,9 +165,16 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
       bias,
     ]);
     const probs = g.op('Softmax', [scores], { axis: attr.int(-1) });
-    const pastLength = g.op('Gather', [g.op('Shape', [pastKey]), g.ints('past_axis', [2])], {
-      axis: attr.int(0),
-    });
+    // Every layer of a kind holds the same past length (the arena's capacity, or the ring's
+    // window): read it off the first such layer's input once.
+    const kind = layerWindow(config, layer) === undefined ? 'full' : 'window';
+    let pastLength = pastLengths.get(kind);
+    if (pastLength === undefined) {
+      pastLength = g.op('Gather', [g.op('Shape', [pastKey]), g.ints('past_axis', [2])], {
+        axis: attr.int(0),
+      });
+      pastLengths.set(kind, pastLength);
+    }
     const lastAxis = g.ints('last_axis', [-1]);
     const pastProbs = g.op('Slice', [probs, g.ints('zero', [0]), pastLength, lastAxis]);
     const newProbs = g.op('Slice', [probs, pastLength, g.ints('to_end', [2 ** 31 - 1]), lastAxis]);
