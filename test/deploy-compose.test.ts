@@ -347,7 +347,9 @@ async function runComposeOnLoopback(
     processes.push(handle);
     dataUrls.push((await handle.waitFor(/serving stage traffic on (\S+)/))[1]!);
   }
-  await waitReady(apiUrl!);
+  // Four processes start and profile the devices and links with the compose defaults (no
+  // shortened profiling): ~40 s on an idle 2-core machine, far longer when it is busy.
+  await waitReady(apiUrl!, 180_000);
   t.equal(
     (await healthcheck(coordinatorCheck, `${apiUrl}/healthz`)).code,
     0,
