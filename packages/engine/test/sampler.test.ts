@@ -49,7 +49,10 @@ function sortedReference(
   const probs = Float32Array.from(logits, (v) => v / temperature);
   const max = Math.max(...probs);
   let sum = 0;
-  for (let i = 0; i < probs.length; i++) sum += probs[i] = Math.exp(probs[i]! - max);
+  for (let i = 0; i < probs.length; i++) {
+    probs[i] = Math.exp(probs[i]! - max);
+    sum += probs[i]!;
+  }
   for (let i = 0; i < probs.length; i++) probs[i]! /= sum;
   if (topK > 0 && topK < probs.length) {
     const threshold = Float32Array.from(probs).sort().reverse()[topK - 1]!;
@@ -65,7 +68,10 @@ function sortedReference(
   }
   if (topP >= 1) {
     let cdf = 0;
-    for (let i = 0; i < probs.length; i++) if (coin < (cdf += probs[i]!)) return i;
+    for (let i = 0; i < probs.length; i++) {
+      cdf += probs[i]!;
+      if (coin < cdf) return i;
+    }
     return probs.length - 1;
   }
   const cutoff = (1 - topP) / (probs.length - 1);
@@ -82,7 +88,10 @@ function sortedReference(
   }
   const r = coin * cumulative;
   let cdf = 0;
-  for (let i = 0; i <= last; i++) if (r < (cdf += probs[order[i]!]!)) return order[i]!;
+  for (let i = 0; i <= last; i++) {
+    cdf += probs[order[i]!]!;
+    if (r < cdf) return order[i]!;
+  }
   return order[last]!;
 }
 
