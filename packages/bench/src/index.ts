@@ -17,6 +17,7 @@ export * from './chaos/streams.js';
 export * from './cluster-bench/index.js';
 export * from './compare.js';
 export * from './gguf/llama-bench.js';
+export * from './gguf/llama-cpp-files.js';
 export * from './local-cluster.js';
 export * from './machine.js';
 export * from './memory-bandwidth.js';
