@@ -49,3 +49,4 @@ export {
   timelineChart,
 } from './report/svg.js';
 export { SUITES } from './suites/index.js';
+export { cachedQuantized } from './suites/optimize-speed.js';

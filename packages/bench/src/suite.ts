@@ -11,9 +11,9 @@ export interface SuiteContext {
   command: string;
   /** The `swarmbee` CLI entry point, for suites that start worker processes. */
   cliBin: string;
-  /** gguf suite: the directory of `*-f32.gguf`, `*-q8_0.gguf` and `*-q4_0.gguf` to measure. */
+  /** gguf and engine suites: the directory of `*-f32.gguf`, `*-q8_0.gguf` and `*-q4_0.gguf` to measure. */
   ggufDir?: string;
-  /** gguf suite: where llama.cpp's `llama-bench` is (else PATH). */
+  /** gguf and engine suites: where llama.cpp's `llama-bench` is (else PATH). */
   llamaCppDir?: string;
 }
 

@@ -6,8 +6,9 @@
  * almost always finds its arena ready and onnxruntime reads the cache where it
  * lies; only the new tokens' rows are written. When a batch's rows differ (a
  * sequence joined or left) its sequences move into a fresh arena once, and
- * capacity doubles (an amortised copy) as sequences grow. No step copies the
- * cache as such.
+ * capacity grows by half (an amortised copy) as sequences grow. No step copies the
+ * cache as such. The graph attends over the whole capacity (masked), so growing by
+ * half rather than doubling keeps that waste to a third of the positions at worst.
  *
  * A sliding-window layer keeps a *ring* instead: W slots per row whatever the
  * context, position p in slot p mod W (keys are stored after RoPE, so slot order
@@ -21,8 +22,32 @@ import {
   SequenceUnknownError,
 } from '@swarmbee/core';
 
-/** Smallest arena capacity, in positions; capacities double from there. */
+/** Smallest arena capacity, in positions; capacities grow from there. */
 const INITIAL_CAPACITY_POSITIONS = 32;
+/** Each growth multiplies the capacity by this, rounded up to whole granules. */
+const CAPACITY_GROWTH_FACTOR = 1.5;
+const CAPACITY_GRANULE_POSITIONS = 32;
+
+/** The capacity after one growth step from `capacity`. */
+function grownCapacity(capacity: number): number {
+  const grown = Math.ceil(capacity * CAPACITY_GROWTH_FACTOR);
+  return Math.ceil(grown / CAPACITY_GRANULE_POSITIONS) * CAPACITY_GRANULE_POSITIONS;
+}
+
+/**
+ * Positions of the arena that holds `positions`, growing from `from` (the smallest
+ * capacity, or the arena being replaced): at most `maxSeqLen`. The coordinator's
+ * admission charges sequences by the same rule.
+ */
+export function arenaCapacity(
+  positions: number,
+  maxSeqLen: number,
+  from = INITIAL_CAPACITY_POSITIONS,
+): number {
+  let capacity = Math.max(INITIAL_CAPACITY_POSITIONS, from);
+  while (capacity < positions) capacity = grownCapacity(capacity);
+  return Math.min(capacity, Math.max(maxSeqLen, INITIAL_CAPACITY_POSITIONS));
+}
 
 /** Element arrays a cache holds: float32, or float16 kept as raw 16-bit words. */
 export type KvElements = Float32Array | Uint16Array;
@@ -220,10 +245,10 @@ export class KvCache<T extends KvElements = Float32Array> {
     needed: number,
     replacing: KvArena<T> | undefined,
   ): KvArena<T> {
-    let capacity = Math.max(INITIAL_CAPACITY_POSITIONS, replacing?.capacity ?? 0);
-    while (capacity < needed) capacity *= 2;
     // Rings never grow; an arena of rings alone records no capacity.
-    capacity = this.#hasFullLayers ? Math.min(capacity, this.maxSeqLen) : 0;
+    const capacity = this.#hasFullLayers
+      ? Math.min(arenaCapacity(needed, this.maxSeqLen, replacing?.capacity), this.maxSeqLen)
+      : 0;
     const bytes = this.#arenaBytes(requests.length, capacity);
     // Arenas about to empty are freed by the move, so they do not count against the budget.
     const freed = this.#bytesFreedBy(requests);

@@ -57,8 +57,7 @@ export class LocalPipeline implements Pipeline {
     if (ranges.at(-1)?.end !== config.nLayers) {
       throw new InvalidArgumentError(`the last stage must end at layer ${config.nLayers}`);
     }
-    // Stages of one process share the cores; spinning threads would steal them from each other.
-    const stageOptions: StageOptions = { allowSpinning: ranges.length === 1, ...options.stage };
+    const stageOptions: StageOptions = { ...options.stage };
     const create = options.threaded === false ? createStageEngine : ThreadedStage.create;
     const stages: StageEngine[] = [];
     try {

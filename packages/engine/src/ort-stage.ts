@@ -15,6 +15,7 @@ import {
   type StageBatch,
   type StageOptions,
   type StageOutput,
+  type StageTiming,
 } from './stage-engine.js';
 import { checkBatch, createShardSession } from './stage-session.js';
 
@@ -27,6 +28,11 @@ export class OrtStage extends ShardStage<Float32Array> {
   readonly #biases: { full: boolean; window: boolean };
   /** The sliding window of the shard's windowed layers, in positions. */
   readonly #window: number | undefined;
+  /**
+   * Per arena, its buffers wrapped as the `past_key` / `past_value` feeds: an arena's
+   * buffers and shape never change, so the tensors are made once, not every step.
+   */
+  readonly #pastFeeds = new WeakMap<KvArena, Feeds>();
 
   private constructor(
     session: ort.InferenceSession,
@@ -67,9 +73,12 @@ export class OrtStage extends ShardStage<Float32Array> {
   async forward(batch: StageBatch): Promise<StageOutput> {
     this.checkOpen();
     const { rows } = batch;
+    const stageStart = performance.now();
     const width = checkBatch(batch, this.info);
     const kvStart = performance.now();
     const { arena } = this.kv.prepare(rows);
+    const feedsStart = performance.now();
+    let kvMs = feedsStart - kvStart;
     const feeds: Feeds = {
       [SHARD_IO.positionIds]: new ort.Tensor('int64', positionIds(rows, width), [
         rows.length,
@@ -111,16 +120,19 @@ export class OrtStage extends ShardStage<Float32Array> {
         [rows.length, 1, width, window + width],
       );
     }
+    const arenaStart = performance.now();
+    const feedsMs = arenaStart - feedsStart;
     this.#feedArena(arena, feeds, fetches);
-    let kvMs = performance.now() - kvStart;
+    kvMs += performance.now() - arenaStart;
 
     const { results, forwardMs } = await this.run(feeds, fetches);
     const storeStart = performance.now();
     this.#storeNewRows(arena, batch, width, results);
     this.kv.commit(rows);
     kvMs += performance.now() - storeStart;
-    const timing = { forwardMs, kvMs };
+    const timing: StageTiming = { forwardMs, kvMs, feedsMs };
     if (!this.info.isLast) {
+      timing.stageMs = performance.now() - stageStart;
       return {
         kind: 'hidden',
         hidden: results[SHARD_IO.hiddenOut]!.data as Float32Array,
@@ -128,21 +140,35 @@ export class OrtStage extends ShardStage<Float32Array> {
         timing,
       };
     }
-    return this.sampler.sample(
+    const sampleStart = performance.now();
+    const output = this.sampler.sample(
       batch,
       results[SHARD_IO.logits]!.data as Float32Array,
       logitsWhich === 'all' ? width : 1,
       timing,
     );
+    const end = performance.now();
+    timing.sampleMs = end - sampleStart;
+    timing.stageMs = end - stageStart;
+    return output;
   }
 
   /** The arena's buffers are the `past_key` / `past_value` inputs, as they lie. */
   #feedArena(arena: KvArena, feeds: Feeds, fetches: Fetches): void {
+    let past = this.#pastFeeds.get(arena);
+    if (!past) {
+      past = {};
+      for (let l = 0; l < this.kv.layers; l++) {
+        const dims = [arena.rows.length, this.kv.kvHeads, this.kv.slots(arena, l), this.kv.headDim];
+        const layer = this.info.layerStart + l;
+        past[SHARD_IO.pastKey(layer)] = new ort.Tensor('float32', arena.keys[l]!, dims);
+        past[SHARD_IO.pastValue(layer)] = new ort.Tensor('float32', arena.values[l]!, dims);
+      }
+      this.#pastFeeds.set(arena, past);
+    }
+    Object.assign(feeds, past);
     for (let l = 0; l < this.kv.layers; l++) {
-      const dims = [arena.rows.length, this.kv.kvHeads, this.kv.slots(arena, l), this.kv.headDim];
       const layer = this.info.layerStart + l;
-      feeds[SHARD_IO.pastKey(layer)] = new ort.Tensor('float32', arena.keys[l]!, dims);
-      feeds[SHARD_IO.pastValue(layer)] = new ort.Tensor('float32', arena.values[l]!, dims);
       fetches[SHARD_IO.newKey(layer)] = null;
       fetches[SHARD_IO.newValue(layer)] = null;
     }

@@ -2,7 +2,8 @@
  * Next-token sampling on the last stage, as llama2.c's run.c does it (greedy
  * argmax at temperature 0; otherwise temperature, softmax, optional top-k, then
  * nucleus sampling with run.c's xorshift random stream), so a seed reproduces
- * run.c's choices for the same logits.
+ * run.c's choices for the same logits. Nothing sorts the vocabulary: top-k finds its
+ * threshold by quickselect, top-p takes candidates off a heap until the nucleus is full.
  */
 import type { SamplingParams } from '@swarmbee/core';
 
@@ -55,6 +56,9 @@ function logSoftmaxAt(logits: Float32Array, index: number): number {
 export class Sampler {
   readonly #params: SamplingParams;
   readonly #random: XorShiftRandom;
+  /** Per-step buffers, reused: the probabilities and top-k's selection scratch. */
+  #probs = new Float32Array(0);
+  #scratch = new Float32Array(0);
 
   constructor(params: SamplingParams) {
     this.#params = params;
@@ -69,24 +73,65 @@ export class Sampler {
   #pick(logits: Float32Array): number {
     const { temperature, topK, topP } = this.#params;
     if (temperature === 0) return argmax(logits);
-    const probs = new Float32Array(logits.length);
+    if (this.#probs.length !== logits.length) {
+      this.#probs = new Float32Array(logits.length);
+      this.#scratch = new Float32Array(logits.length);
+    }
+    const probs = this.#probs;
     let max = Number.NEGATIVE_INFINITY;
-    for (const v of logits) max = Math.max(max, v / temperature);
+    for (const v of logits) if (v / temperature > max) max = v / temperature;
     let sum = 0;
     for (let i = 0; i < logits.length; i++) {
       probs[i] = Math.exp(logits[i]! / temperature - max);
       sum += probs[i]!;
     }
     for (let i = 0; i < probs.length; i++) probs[i]! /= sum;
-    if (topK > 0 && topK < probs.length) keepTopK(probs, topK);
+    if (topK > 0 && topK < probs.length) keepTopK(probs, topK, this.#scratch);
     const coin = this.#random.nextF32();
     return topP < 1 ? sampleTopP(probs, topP, coin) : sampleMultinomial(probs, coin);
   }
 }
 
-/** Zeroes all but the k most likely tokens and renormalises. */
-function keepTopK(probs: Float32Array, k: number): void {
-  const threshold = Float32Array.from(probs).sort().reverse()[k - 1]!;
+/**
+ * The k-th largest probability, by quickselect over a copy: expected O(vocab), no sort.
+ * `scratch` is reused between steps.
+ */
+function kthLargest(probs: Float32Array, k: number, scratch: Float32Array): number {
+  const a = scratch;
+  a.set(probs);
+  let low = 0;
+  let high = a.length - 1;
+  const target = k - 1;
+  while (low < high) {
+    // Median of three as the pivot keeps sorted or constant input from going quadratic.
+    const mid = (low + high) >>> 1;
+    const pivot = Math.max(
+      Math.min(a[low]!, a[mid]!),
+      Math.min(Math.max(a[low]!, a[mid]!), a[high]!),
+    );
+    let i = low;
+    let j = high;
+    while (i <= j) {
+      while (a[i]! > pivot) i++;
+      while (a[j]! < pivot) j--;
+      if (i <= j) {
+        const swap = a[i]!;
+        a[i] = a[j]!;
+        a[j] = swap;
+        i++;
+        j--;
+      }
+    }
+    if (target <= j) high = j;
+    else if (target >= i) low = i;
+    else return a[target]!;
+  }
+  return a[target]!;
+}
+
+/** Zeroes all but the k most likely tokens and renormalises (ties: the lowest ids). */
+function keepTopK(probs: Float32Array, k: number, scratch: Float32Array): void {
+  const threshold = kthLargest(probs, k, scratch);
   let kept = 0;
   let sum = 0;
   for (let i = 0; i < probs.length; i++) {
@@ -109,27 +154,49 @@ function sampleMultinomial(probs: Float32Array, coin: number): number {
   return probs.length - 1;
 }
 
-/** run.c's `sample_topp`: the smallest set whose probabilities exceed `topP`, sampled by `coin`. */
+/**
+ * run.c's `sample_topp`: the smallest set of most likely tokens whose probabilities exceed
+ * `topP`, sampled by `coin`. The candidates come off a max-heap one at a time, most likely
+ * first, only until the nucleus is complete, so the vocabulary is never sorted.
+ */
 function sampleTopP(probs: Float32Array, topP: number, coin: number): number {
-  // Tokens below this cannot be in the nucleus; skipping them keeps the sort short.
+  // Tokens below this cannot be in the nucleus.
   const cutoff = (1 - topP) / (probs.length - 1);
-  const candidates: number[] = [];
-  for (let i = 0; i < probs.length; i++) if (probs[i]! >= cutoff) candidates.push(i);
-  candidates.sort((a, b) => probs[b]! - probs[a]!);
-  let cumulative = 0;
-  let last = candidates.length - 1;
-  for (let i = 0; i < candidates.length; i++) {
-    cumulative += probs[candidates[i]!]!;
-    if (cumulative > topP) {
-      last = i;
-      break;
+  const heap: number[] = [];
+  for (let i = 0; i < probs.length; i++) if (probs[i]! >= cutoff) heap.push(i);
+  // Higher probability first; on a tie the lower id, so the order is total.
+  const before = (a: number, b: number) =>
+    probs[a]! > probs[b]! || (probs[a] === probs[b] && a < b);
+  const siftDown = (at: number) => {
+    for (;;) {
+      const left = 2 * at + 1;
+      if (left >= heap.length) return;
+      const right = left + 1;
+      const child = right < heap.length && before(heap[right]!, heap[left]!) ? right : left;
+      if (!before(heap[child]!, heap[at]!)) return;
+      [heap[at], heap[child]] = [heap[child]!, heap[at]!];
+      at = child;
     }
+  };
+  for (let i = (heap.length >> 1) - 1; i >= 0; i--) siftDown(i);
+  const nucleus: number[] = [];
+  let cumulative = 0;
+  while (heap.length > 0) {
+    const top = heap[0]!;
+    const last = heap.pop()!;
+    if (heap.length > 0) {
+      heap[0] = last;
+      siftDown(0);
+    }
+    nucleus.push(top);
+    cumulative += probs[top]!;
+    if (cumulative > topP) break;
   }
   const r = coin * cumulative;
   let cdf = 0;
-  for (let i = 0; i <= last; i++) {
-    cdf += probs[candidates[i]!]!;
-    if (r < cdf) return candidates[i]!;
+  for (const id of nucleus) {
+    cdf += probs[id]!;
+    if (r < cdf) return id;
   }
-  return candidates[last]!;
+  return nucleus.at(-1)!;
 }

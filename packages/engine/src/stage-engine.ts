@@ -33,8 +33,17 @@ export interface StageBatch {
 export interface StageTiming {
   /** Wall time of the onnxruntime run. */
   forwardMs: number;
-  /** Wall time spent assembling inputs and storing the KV cache. */
+  /**
+   * Wall time spent on the KV cache: making room, feeding the past, storing the new rows
+   * (and, where `feedsMs` is absent, assembling the other inputs too).
+   */
   kvMs: number;
+  /** Wall time spent building the other inputs (ids or hidden state, positions, bias). */
+  feedsMs?: number;
+  /** Wall time of sampling the next tokens (last stage). */
+  sampleMs?: number;
+  /** Wall time of the whole forward call inside the stage's thread. */
+  stageMs?: number;
 }
 
 export type StageOutput =
@@ -84,8 +93,10 @@ export interface StageOptions {
   /** onnxruntime intra-op threads. Default: the machine's available parallelism. */
   intraOpThreads?: number;
   /**
-   * Let onnxruntime's worker threads spin while waiting for work. Default true;
-   * turn off when several stages share the cores (an in-process pipeline).
+   * Let onnxruntime's worker threads spin while waiting for work. Default false: spinning
+   * threads take the cores from the event loop and from anything else running, and on a
+   * busy 2-core machine made 2-thread decode 8.8-9.3 times slower (docs/BENCHMARKS.md).
+   * Worth trying only on a device with nothing else to run.
    */
   allowSpinning?: boolean;
   /**

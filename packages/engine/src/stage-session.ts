@@ -33,7 +33,7 @@ export function stageSessionOptions(
     extra: {
       session: {
         model_external_initializers_file_folder_path: externalDataDir,
-        intra_op: { allow_spinning: options.allowSpinning === false ? '0' : '1' },
+        intra_op: { allow_spinning: options.allowSpinning === true ? '1' : '0' },
       },
     },
   };

@@ -37,3 +37,96 @@ t.test('top-p keeps only the nucleus; sampling follows the distribution', async 
   const { logprob } = new Sampler({ temperature: 0, topK: 0, topP: 1 }).sample(logits, true);
   t.ok(Math.abs(logprob - Math.log(0.6)) < 1e-6);
 });
+
+/** run.c's sampler as it is written there: top-k and top-p by sorting (the old implementation). */
+function sortedReference(
+  logits: Float32Array,
+  temperature: number,
+  topK: number,
+  topP: number,
+  coin: number,
+): number {
+  const probs = Float32Array.from(logits, (v) => v / temperature);
+  const max = Math.max(...probs);
+  let sum = 0;
+  for (let i = 0; i < probs.length; i++) {
+    probs[i] = Math.exp(probs[i]! - max);
+    sum += probs[i]!;
+  }
+  for (let i = 0; i < probs.length; i++) probs[i]! /= sum;
+  if (topK > 0 && topK < probs.length) {
+    const threshold = Float32Array.from(probs).sort().reverse()[topK - 1]!;
+    let kept = 0;
+    let total = 0;
+    for (let i = 0; i < probs.length; i++) {
+      if (probs[i]! >= threshold && kept < topK) {
+        kept++;
+        total += probs[i]!;
+      } else probs[i] = 0;
+    }
+    for (let i = 0; i < probs.length; i++) probs[i]! /= total;
+  }
+  if (topP >= 1) {
+    let cdf = 0;
+    for (let i = 0; i < probs.length; i++) {
+      cdf += probs[i]!;
+      if (coin < cdf) return i;
+    }
+    return probs.length - 1;
+  }
+  const cutoff = (1 - topP) / (probs.length - 1);
+  const order = [...probs.keys()].filter((i) => probs[i]! >= cutoff);
+  order.sort((a, b) => probs[b]! - probs[a]! || a - b);
+  let cumulative = 0;
+  let last = order.length - 1;
+  for (let i = 0; i < order.length; i++) {
+    cumulative += probs[order[i]!]!;
+    if (cumulative > topP) {
+      last = i;
+      break;
+    }
+  }
+  const r = coin * cumulative;
+  let cdf = 0;
+  for (let i = 0; i <= last; i++) {
+    cdf += probs[order[i]!]!;
+    if (r < cdf) return order[i]!;
+  }
+  return order[last]!;
+}
+
+t.test(
+  'top-k by selection and top-p from a heap choose what sorting the vocabulary chooses',
+  async (t) => {
+    const random = new XorShiftRandom(7);
+    let compared = 0;
+    for (const vocab of [3, 512, 4096]) {
+      for (const [temperature, topK, topP] of [
+        [1, 0, 0.9],
+        [0.8, 40, 1],
+        [1.2, 40, 0.95],
+        [1, 5, 0.5],
+        [0.7, 1000, 0.99],
+      ] as const) {
+        const seed = 1000 + compared;
+        const sampler = new Sampler({ temperature, topK, topP, seed });
+        const coins = new XorShiftRandom(seed);
+        for (let step = 0; step < 8; step++) {
+          // Peaked logits with plenty of ties at the bottom (rounded), like a real model's.
+          const logits = Float32Array.from(
+            { length: vocab },
+            () => Math.round((random.nextF32() * 12) ** 1.3) / 4,
+          );
+          const expected = sortedReference(logits, temperature, topK, topP, coins.nextF32());
+          t.equal(
+            sampler.sample(logits).token,
+            expected,
+            `vocab ${vocab} T ${temperature} k ${topK} p ${topP} step ${step}`,
+          );
+          compared++;
+        }
+      }
+    }
+    t.equal(compared, 120);
+  },
+);

@@ -11,15 +11,23 @@ import {
   cachedSynthModel,
   DEFAULT_SYNTH_SEED,
   type ModelDir,
+  requireLlamaDir,
 } from '@swarmbee/model';
 import { type Summary, summarize, timeDecode } from '@swarmbee/optimize';
+import { findLlamaBench } from '../gguf/llama-bench.js';
+import { findGgufFiles, type GgufFiles, llamaCppGgufFiles } from '../gguf/llama-cpp-files.js';
 import { measureCopyBandwidth } from '../memory-bandwidth.js';
 import { type BenchCheck, type BenchResult, check } from '../report/report.js';
 import { barChart } from '../report/svg.js';
 import { resultHeader, type Suite, type SuiteContext } from '../suite.js';
+import { measureAgainstPeer, type PeerPrecision, summarizeCell } from './engine-peer.js';
+import { peerPart } from './engine-peer-report.js';
+import { cachedQuantized } from './optimize-speed.js';
 
 export const SHORT_CONTEXT_TOKENS = 16;
 export const LONG_CONTEXT_TOKENS = 256;
+/** Prompt of the prefill measured against llama.cpp. */
+export const PEER_PREFILL_TOKENS = 64;
 
 interface DecodeRun {
   threads: number;
@@ -131,7 +139,7 @@ async function mainThreadStall(dir: ModelDir, steps: number): Promise<Summary> {
 export const engineSuite: Suite = {
   name: 'engine',
   describe:
-    'decode tokens/s at context 16 and 256, memory roofline, peak RSS, event-loop stalls (110M preset, batch 1)',
+    'decode tokens/s at context 16 and 256, memory roofline, peak RSS, event-loop stalls; fp32/int8/int4 decode (step taken apart) and prefill at 1 and 2 threads against llama.cpp when installed (110M preset, batch 1)',
   async run(context) {
     const started = Date.now();
     const rounds = context.quick ? 1 : 4;
@@ -147,9 +155,39 @@ export const engineSuite: Suite = {
     ];
     const runs = byThreads.flatMap((t) => t.runs);
     const stall = await mainThreadStall(dir, 16);
+    // Before the other precisions load: the fp32 model's own footprint.
     const peakRssBytes = process.resourceUsage().maxRSS * 1024;
+    const llamaBench = await findLlamaBench(context.llamaCppDir ?? process.env.SWARMBEE_LLAMA_CPP);
+    const base = requireLlamaDir(dir, 'the engine suite');
+    let files: GgufFiles | undefined;
+    if (llamaBench)
+      files = context.ggufDir
+        ? await findGgufFiles(context.ggufDir)
+        : await llamaCppGgufFiles(base, llamaBench, context.progress);
+    context.progress('engine: preparing the int8 and int4 models (cached after the first run)');
+    const precisions: PeerPrecision[] = [
+      { label: 'fp32', quant: 'f32', dir },
+      { label: 'int8', quant: 'q8_0', dir: await cachedQuantized(base, 8, 'int8') },
+      { label: 'int4', quant: 'q4_0', dir: await cachedQuantized(base, 4, 'int8') },
+    ];
+    const peerOptions = {
+      threads: [1, 2],
+      rounds: context.quick ? 1 : 3,
+      decodeSteps: stepsPerRound,
+      decodeContext: SHORT_CONTEXT_TOKENS,
+      prefillTokens: PEER_PREFILL_TOKENS,
+      ...(llamaBench ? { llamaBench } : {}),
+      ...(files ? { files } : {}),
+      progress: context.progress,
+    };
+    const cells = await measureAgainstPeer(precisions, peerOptions);
     context.progress('engine: measuring memory bandwidth (a 256 MiB copy)');
     const bandwidth = measureCopyBandwidth();
+    const peer = peerPart(
+      cells,
+      cells.map((c) => summarizeCell(c, PEER_PREFILL_TOKENS)),
+      { ...peerOptions, bandwidth },
+    );
 
     const tokensPerSecond = (run: DecodeRun) => 1000 / run.stepMs.median;
     const find = (threads: number, ctx: number) =>
@@ -215,15 +253,20 @@ export const engineSuite: Suite = {
         stepsPerRound,
         quick: context.quick,
         contexts: [SHORT_CONTEXT_TOKENS, LONG_CONTEXT_TOKENS],
+        peerRounds: peerOptions.rounds,
+        prefillTokens: PEER_PREFILL_TOKENS,
+        llamaCpp: llamaBench ?? null,
+        ggufFiles: files ?? null,
       },
       notes: [
         `Each figure is the median of ${rounds * stepsPerRound} decode steps after a prefill of the stated context: ${rounds} round(s) of ${stepsPerRound} steps, short and long context alternating so that load elsewhere on the machine hits both. An 8-step warm-up per session is excluded. Spread is p5..p95.`,
         'The event-loop delay is taken over the short-context decode steps.',
         'The engine runs in a worker thread (ThreadedStage), so each step includes the thread hand-off.',
         'Memory bandwidth: best of 7 copies of 256 MiB, counting bytes read plus written (STREAM copy).',
-        "For reference (not measured here): llama.cpp decodes this shape (F32) at about 70 tok/s with 2 threads and 48 with 1; llama2.c's run.c about 55.",
+        'Peak RSS is taken before the int8 and int4 models load for the comparison below.',
+        ...peer.notes,
       ],
-      metrics,
+      metrics: { ...metrics, ...peer.metrics },
       tables: [
         {
           title: 'Decode',
@@ -253,9 +296,11 @@ export const engineSuite: Suite = {
             ['event-loop delay p99, decode on the main thread', `${fmt(stall.p99, 2)} ms`],
           ],
         },
+        ...peer.tables,
       ],
-      checks,
+      checks: [...checks, ...peer.checks],
       charts: [
+        ...peer.charts,
         {
           file: 'decode-tokens-per-second.svg',
           title: 'Decode tokens/s',

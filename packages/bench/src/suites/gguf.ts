@@ -9,7 +9,7 @@
  * without one, the small synthq files of ../shared/models/gguf.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,13 +17,14 @@ import { LocalPipeline, type Pipeline } from '@swarmbee/engine';
 import { type ModelDir, openModelDir } from '@swarmbee/model';
 import { summarize, timeDecode } from '@swarmbee/optimize';
 import { findLlamaBench, type LlamaBenchFigure, runLlamaBench } from '../gguf/llama-bench.js';
+import { findGgufFiles, GGUF_QUANTS } from '../gguf/llama-cpp-files.js';
 import { measureCopyBandwidth } from '../memory-bandwidth.js';
 import { type BenchCheck, type BenchResult, check } from '../report/report.js';
 import { barChart } from '../report/svg.js';
 import { resultHeader, type Suite } from '../suite.js';
 
 const run = promisify(execFile);
-const QUANTS = ['f32', 'q8_0', 'q4_0'] as const;
+const QUANTS = GGUF_QUANTS;
 const THREADS = 2;
 const PREFILL_TOKENS = 128;
 const DECODE_CONTEXT_TOKENS = 16;
@@ -35,23 +36,6 @@ interface Imported {
   dir: ModelDir;
   importMs: number;
   importPeakRssBytes: number;
-}
-
-/** The F32, Q8_0 and Q4_0 files of one model in `dir`: `<name>-f32.gguf`, `<name>-q8_0.gguf`, `<name>-q4_0.gguf`. */
-async function findFiles(dir: string): Promise<Record<(typeof QUANTS)[number], string>> {
-  const names = await readdir(dir);
-  const prefixes = names.flatMap((n) =>
-    n.toLowerCase().endsWith('-f32.gguf') ? [n.slice(0, -'-f32.gguf'.length)] : [],
-  );
-  const prefix = prefixes.find((p) => QUANTS.every((q) => names.includes(`${p}-${q}.gguf`)));
-  if (prefix === undefined)
-    throw new Error(
-      `${dir} has no <name>-f32.gguf, <name>-q8_0.gguf and <name>-q4_0.gguf of one model; the gguf suite needs all three`,
-    );
-  return Object.fromEntries(QUANTS.map((q) => [q, join(dir, `${prefix}-${q}.gguf`)])) as Record<
-    (typeof QUANTS)[number],
-    string
-  >;
 }
 
 /**
@@ -107,7 +91,7 @@ export const ggufSuite: Suite = {
       context.ggufDir ??
       process.env.SWARMBEE_GGUF_BENCH_DIR ??
       resolve(dirname(resolve(context.cliBin)), '..', '..', '..', '..', 'shared', 'models', 'gguf');
-    const files = await findFiles(ggufDir);
+    const files = await findGgufFiles(ggufDir);
     const llamaBench = await findLlamaBench(context.llamaCppDir ?? process.env.SWARMBEE_LLAMA_CPP);
     const work = await mkdtemp(join(tmpdir(), 'swarmbee-gguf-bench-'));
     const pipelines: Pipeline[] = [];

@@ -109,12 +109,12 @@ export function benchCommand(yargs: Argv): Argv {
         .option('gguf-dir', {
           type: 'string',
           describe:
-            'With --suite gguf: directory of *-f32.gguf, *-q8_0.gguf and *-q4_0.gguf of one model (default: $SWARMBEE_GGUF_BENCH_DIR, else ../shared/models/gguf)',
+            'With --suite gguf: directory of *-f32.gguf, *-q8_0.gguf and *-q4_0.gguf of one model (default: $SWARMBEE_GGUF_BENCH_DIR, else ../shared/models/gguf); with --suite engine: llama.cpp runs these instead of files it makes from the benchmark model',
         })
         .option('llama-cpp', {
           type: 'string',
           describe:
-            'With --suite gguf: llama.cpp directory holding llama-bench, run on the same files as the same-run peer (default: $SWARMBEE_LLAMA_CPP, else llama-bench on PATH; none: no peer figures)',
+            'With --suite gguf or engine: llama.cpp directory holding llama-bench (and, for engine, llama-convert-llama2c-to-ggml and llama-quantize), run on the same weights as the same-run peer (default: $SWARMBEE_LLAMA_CPP, else llama-bench on PATH; none: no peer figures)',
         })
         .option('compare', {
           type: 'array',

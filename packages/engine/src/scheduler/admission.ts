@@ -1,12 +1,13 @@
 /**
  * Whether one more sequence fits the deployed stages' KV caches. Each stage reports
  * what it admits (most sequences, KV budget in bytes, bytes per position); a sequence
- * is charged as the engine's arenas charge it: a row of capacity rounded up to a power
- * of two (from 32 positions, at most the context) for the positions it can reach
+ * is charged as the engine's arenas charge it: a row of the arena capacity the engine
+ * grows to (`arenaCapacity`: from 32 positions, at most the context) for the positions it can reach
  * (prompt + max_tokens - 1), plus its fixed sliding-window rings, and since a micro-batch's rows share one capacity, every
  * live row is charged at the largest live capacity. A sequence that does not fit waits
  * in the scheduler's queue; one that could never fit is refused before it starts.
  */
+import { arenaCapacity } from '../kv-cache.js';
 import type { StageLimits } from '../stage-engine.js';
 
 /** One stage's limits as a cluster reports them (older workers send no per-row bytes). */
@@ -15,9 +16,6 @@ export type AdmissionLimits = Omit<StageLimits, 'kvBytesPerRow'> & {
   /** The stage's index, for refusals. */
   stage: number;
 };
-
-/** The engine's smallest arena capacity, positions (see @swarmbee/engine's KvCache). */
-const MIN_ARENA_POSITIONS = 32;
 
 export class KvAdmission {
   #stages: readonly AdmissionLimits[] = [];
@@ -31,9 +29,7 @@ export class KvAdmission {
 
   /** Arena positions a sequence reaching `positions` occupies. */
   capacity(positions: number): number {
-    let capacity = MIN_ARENA_POSITIONS;
-    while (capacity < positions) capacity *= 2;
-    return Math.min(capacity, Math.max(this.maxSeqLen, MIN_ARENA_POSITIONS));
+    return arenaCapacity(positions, this.maxSeqLen);
   }
 
   /** Whether a sequence reaching `positions` fits beside live sequences reaching `live` positions. */

@@ -36,6 +36,12 @@ const ACCURACY_LEVEL: Record<WeightQuantization['activations'], number> = {
 const GELU_TANH_SCALE = Math.sqrt(2 / Math.PI);
 const GELU_TANH_CUBIC = 0.044715;
 
+/** cos and sin tables of one RoPE, [maxSeqLen, hd/2]: onnxruntime RotaryEmbedding's caches. */
+export interface RopeCaches {
+  cos: string;
+  sin: string;
+}
+
 /** cos and sin rows of the batch's positions, [B·T, 1, hd/2], ready to broadcast over heads. */
 export interface RopeRows {
   cos: string;
@@ -46,6 +52,8 @@ export class DecoderBlocks {
   readonly hd: number;
   readonly #weights = new Map<string, string>();
   readonly #ropes = new Map<string, RopeRows>();
+  readonly #ropeCaches = new Map<string, RopeCaches>();
+  #ropePositions: string | undefined;
   readonly #eps: string;
   readonly #two: string;
 
@@ -130,6 +138,43 @@ export class DecoderBlocks {
       this.#ropes.set(key, rows);
     }
     return rows;
+  }
+
+  /** The tables of one RoPE as constants, once per graph. */
+  ropeCaches(spec: RopeSpec): RopeCaches {
+    const key = JSON.stringify(spec);
+    let caches = this.#ropeCaches.get(key);
+    if (!caches) {
+      const tables = ropeTables(this.config, spec);
+      const dims = [this.config.maxSeqLen, this.hd / 2];
+      caches = {
+        cos: this.g.constant('rope_cos_cache', 'float32', dims, tables.cos),
+        sin: this.g.constant('rope_sin_cache', 'float32', dims, tables.sin),
+      };
+      this.#ropeCaches.set(key, caches);
+    }
+    return caches;
+  }
+
+  /**
+   * Rotate-half RoPE by onnxruntime's fused `com.microsoft.RotaryEmbedding`: one node where
+   * {@link rope} takes eight. `input` holds [N, heads·hd] in any shape (N = B·T tokens, in
+   * the order of the positions); the result is [N, 1, heads·hd].
+   */
+  rotary(input: string, heads: number, caches: RopeCaches): string {
+    const { g } = this;
+    this.#ropePositions ??= g.op(
+      'Reshape',
+      [this.flatPositions, g.ints('token_rows', [-1, 1])],
+      {},
+      'rope_positions',
+    );
+    const rows = g.op('Reshape', [input, g.ints(`rope_rows_${heads}`, [-1, 1, heads * this.hd])]);
+    return g.contribOp('RotaryEmbedding', [rows, this.#ropePositions, caches.cos, caches.sin], {
+      interleaved: attr.int(0),
+      num_heads: attr.int(heads),
+      rotary_embedding_dim: attr.int(this.hd),
+    });
   }
 
   /** Rotate-half RoPE on [N, heads, hd]: (x1, x2) → (x1 cos − x2 sin, x2 cos + x1 sin). */

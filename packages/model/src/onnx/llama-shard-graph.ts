@@ -102,8 +102,9 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
       ? { op: 'Div', value: g.scalar('attn_scale', Math.sqrt(hd)) }
       : { op: 'Mul', value: g.scalar('attn_scale', config.attentionScale) };
 
+  const pastLengths = new Map<'full' | 'window', string>();
   for (let layer = layerStart; layer < layerEnd; layer++) {
-    const rope = blocks.ropeRows(layerRope(config, layer));
+    const rope = blocks.ropeCaches(layerRope(config, layer));
     const bias = layerWindow(config, layer) === undefined ? fullBias! : windowBias!;
     const h = blocks.rmsNorm(x, layerTensor.attnNorm(layer));
     const qkv = blocks.linear(
@@ -114,11 +115,11 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
     const [q, k, v] = g.opN('Split', [qkv, g.ints('qkv_split', [nHeads * hd, kvDim, kvDim])], 3, {
       axis: attr.int(1),
     }) as [string, string, string];
-    let qHeads = blocks.heads(q, nHeads);
-    let kHeads = blocks.heads(k, nKvHeads);
+    let qHeads = q;
+    let kHeads = k;
     if (config.qkNorm) {
-      qHeads = blocks.rmsNorm(qHeads, layerTensor.qNorm(layer));
-      kHeads = blocks.rmsNorm(kHeads, layerTensor.kNorm(layer));
+      qHeads = blocks.rmsNorm(blocks.heads(q, nHeads), layerTensor.qNorm(layer));
+      kHeads = blocks.rmsNorm(blocks.heads(k, nKvHeads), layerTensor.kNorm(layer));
     }
     // New keys and values, head-major [B, KV, T, hd]: the layout of the cache they join.
     const headMajor = (input: string, name: string) =>
@@ -128,7 +129,7 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
         { perm: attr.ints([0, 2, 1, 3]) },
         name,
       );
-    const newKey = headMajor(blocks.rope(kHeads, rope), SHARD_IO.newKey(layer));
+    const newKey = headMajor(blocks.rotary(kHeads, nKvHeads, rope), SHARD_IO.newKey(layer));
     const newValue = headMajor(v, SHARD_IO.newValue(layer));
     g.output(newKey, 'float32', ['batch', nKvHeads, 'tokens', hd]);
     g.output(newValue, 'float32', ['batch', nKvHeads, 'tokens', hd]);
@@ -143,7 +144,7 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
     // Queries grouped by KV head: [B, KV, G*T, hd]. The cache is used where it lies: scores
     // against it are (K · Qᵀ)ᵀ, so only the small [P, G*T] result is transposed, and the
     // new tokens are a second, small block of the same softmax. No step copies the cache.
-    const q5 = g.op('Reshape', [blocks.rope(qHeads, rope), q5Shape]);
+    const q5 = g.op('Reshape', [blocks.rotary(qHeads, nHeads, rope), q5Shape]);
     const queries = g.op('Reshape', [
       g.op('Transpose', [q5], { perm: attr.ints([0, 2, 3, 1, 4]) }),
       g.ints('q_grouped', [0, nKvHeads, -1, hd]),
@@ -164,9 +165,16 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
       bias,
     ]);
     const probs = g.op('Softmax', [scores], { axis: attr.int(-1) });
-    const pastLength = g.op('Gather', [g.op('Shape', [pastKey]), g.ints('past_axis', [2])], {
-      axis: attr.int(0),
-    });
+    // Every layer of a kind holds the same past length (the arena's capacity, or the ring's
+    // window): read it off the first such layer's input once.
+    const kind = layerWindow(config, layer) === undefined ? 'full' : 'window';
+    let pastLength = pastLengths.get(kind);
+    if (pastLength === undefined) {
+      pastLength = g.op('Gather', [g.op('Shape', [pastKey]), g.ints('past_axis', [2])], {
+        axis: attr.int(0),
+      });
+      pastLengths.set(kind, pastLength);
+    }
     const lastAxis = g.ints('last_axis', [-1]);
     const pastProbs = g.op('Slice', [probs, g.ints('zero', [0]), pastLength, lastAxis]);
     const newProbs = g.op('Slice', [probs, pastLength, g.ints('to_end', [2 ** 31 - 1]), lastAxis]);
