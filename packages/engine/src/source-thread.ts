@@ -3,6 +3,7 @@
  * its compiled JavaScript or (in the tests) from TypeScript source under tsx.
  */
 import { type ResourceLimits, Worker } from 'node:worker_threads';
+import { EngineFailedError, fromWire, type WireError } from '@swarmbee/core';
 
 /**
  * The URL of `name` (without extension) next to the module at `moduleUrl`: `.ts` when
@@ -33,4 +34,30 @@ export function ownBuffer<T extends Float32Array | BigInt64Array | Int32Array>(a
     array.byteLength === array.buffer.byteLength &&
     array.buffer instanceof ArrayBuffer;
   return whole ? array : (array.slice() as T);
+}
+
+/** A thread's reply to one request: its value, or the coded error it failed with. */
+export type ThreadResult = { ok: true; value: unknown } | { ok: false; error: WireError };
+
+/**
+ * The value of a freshly started thread's first reply (it loads, then says it is ready).
+ * A failed load, a crash or an exit rejects, and a thread that answered with an error is
+ * terminated. `what` names the thread in messages ("stage thread").
+ */
+export function threadReady<T>(worker: Worker, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onExit = (code: number) =>
+      reject(new EngineFailedError(`${what} exited with code ${code} while loading`));
+    worker.once('error', reject);
+    worker.once('exit', onExit);
+    worker.once('message', (reply: ThreadResult) => {
+      worker.off('error', reject);
+      worker.off('exit', onExit);
+      if (reply.ok) resolve(reply.value as T);
+      else {
+        void worker.terminate();
+        reject(fromWire(reply.error));
+      }
+    });
+  });
 }

@@ -5,7 +5,7 @@
 import type { Worker } from 'node:worker_threads';
 import { EngineClosedError, EngineFailedError, fromWire, type SwarmBeeError } from '@swarmbee/core';
 import type { ShardGraph } from '@swarmbee/model';
-import { ownBuffer, startThread, threadEntry } from './source-thread.js';
+import { ownBuffer, startThread, threadEntry, threadReady } from './source-thread.js';
 import type {
   StageBatch,
   StageEngine,
@@ -43,21 +43,7 @@ export class ThreadedStage implements StageEngine {
   /** Starts a thread, loads the shard there, and resolves once the session is ready. */
   static async create(shard: ShardGraph, options: StageOptions = {}): Promise<ThreadedStage> {
     const worker = startThread(THREAD_ENTRY, { shard, options });
-    const info = await new Promise<StageInfo>((resolve, reject) => {
-      const onExit = (code: number) =>
-        reject(new EngineFailedError(`stage thread exited with code ${code} while loading`));
-      worker.once('error', reject);
-      worker.once('exit', onExit);
-      worker.once('message', (reply: ThreadReply) => {
-        worker.off('error', reject);
-        worker.off('exit', onExit);
-        if (reply.ok) resolve(reply.value as StageInfo);
-        else {
-          void worker.terminate();
-          reject(fromWire(reply.error));
-        }
-      });
-    });
+    const info = await threadReady<StageInfo>(worker, 'stage thread');
     return new ThreadedStage(worker, info);
   }
 

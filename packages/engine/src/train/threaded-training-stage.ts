@@ -6,7 +6,7 @@
 import type { Worker } from 'node:worker_threads';
 import { EngineClosedError, EngineFailedError, fromWire, type SwarmBeeError } from '@swarmbee/core';
 import type { TrainingShard } from '@swarmbee/model';
-import { ownBuffer, startThread, threadEntry } from '../source-thread.js';
+import { ownBuffer, startThread, threadEntry, threadReady } from '../source-thread.js';
 import type { TrainingMicroBatch } from './training-batch.js';
 import type {
   TrainingBackward,
@@ -55,21 +55,7 @@ export class ThreadedTrainingStage implements TrainingStage {
     options: TrainingStageOptions = {},
   ): Promise<ThreadedTrainingStage> {
     const worker = startThread(THREAD_ENTRY, { shard, adapters, options });
-    const info = await new Promise<TrainingStageInfo>((resolve, reject) => {
-      const onExit = (code: number) =>
-        reject(new EngineFailedError(`training thread exited with code ${code} while loading`));
-      worker.once('error', reject);
-      worker.once('exit', onExit);
-      worker.once('message', (reply: TrainingThreadReply) => {
-        worker.off('error', reject);
-        worker.off('exit', onExit);
-        if (reply.ok) resolve(reply.value as TrainingStageInfo);
-        else {
-          void worker.terminate();
-          reject(fromWire(reply.error));
-        }
-      });
-    });
+    const info = await threadReady<TrainingStageInfo>(worker, 'training thread');
     return new ThreadedTrainingStage(worker, info);
   }
 
