@@ -103,6 +103,7 @@ export {
 export {
   ChatTemplateInvalidError,
   ChatTemplateRenderError,
+  DiskSpaceError,
   DownloadChecksumError,
   DownloadFailedError,
   DownloadNotFoundError,

@@ -26,6 +26,11 @@ export interface ImportHfOptions extends HfConfigOptions {
   name?: string;
   /** The Hugging Face repository it came from, recorded in the manifest's source. */
   repo?: string;
+  /**
+   * Import tokenizer.json and its companions (default true). false imports a checkpoint
+   * without one (a synthetic checkpoint), to run from token ids.
+   */
+  tokenizer?: boolean;
   progress?: ProgressFn;
 }
 
@@ -48,7 +53,10 @@ export async function importHf(options: ImportHfOptions): Promise<LlamaModelDir>
   }
   const parsed = parseHfConfig(configJson, dir, options);
   const { config } = parsed;
-  const { files: tokenizerFiles } = await readHfTokenizerFiles(dir, parsed, config.vocabSize);
+  const tokenizerFiles =
+    options.tokenizer === false
+      ? undefined
+      : (await readHfTokenizerFiles(dir, parsed, config.vocabSize)).files;
   const weights = await HfWeights.open(dir);
   try {
     const sources = hfTensorSources(parsed.family, config);
@@ -75,7 +83,7 @@ export async function importHf(options: ImportHfOptions): Promise<LlamaModelDir>
         weights: hashes,
         ...(options.repo ? { repo: options.repo } : {}),
       },
-      hfTokenizer: tokenizerFiles,
+      ...(tokenizerFiles ? { hfTokenizer: tokenizerFiles } : {}),
       progress,
       tensors: (spec): TensorValues => {
         const source = sources.get(spec.name)!;
