@@ -30,7 +30,7 @@ import { hfTensorSources } from '../hf/tensor-map.js';
 import { llamaTensorSpecs } from '../llama-tensors.js';
 import { noProgress, type ProgressFn } from '../progress.js';
 import { StagingDir } from '../staging-dir.js';
-import { HF_SYNTH_SHAPES, type HfSynthShapeName } from './hf-shapes.js';
+import { HF_SYNTH_SHAPES, type HfSynthShape, type HfSynthShapeName } from './hf-shapes.js';
 import { mulberry32, streamSeed } from './random.js';
 
 /** Largest safetensors file written, in bytes (the 1B shape becomes 2 files, the 8B 9). */
@@ -39,7 +39,8 @@ export const DEFAULT_HF_SYNTH_FILE_BYTES = 2_000_000_000;
 export const SYNTH_CHUNK_ELEMENTS = 1 << 20;
 
 export interface SynthHfOptions {
-  shape: HfSynthShapeName;
+  /** A shape of {@link HF_SYNTH_SHAPES} by name, or one given whole (its config must import). */
+  shape: HfSynthShapeName | HfSynthShape;
   /** Weight seed (a non-negative integer). */
   seed: number;
   /** Checkpoint dir to create (must not exist or be empty). */
@@ -58,8 +59,8 @@ export interface SynthHfCheckpoint {
 }
 
 /** The checkpoint's tensors in storage order: embedding, layer by layer, final norm, head. */
-export function hfSynthTensors(shape: HfSynthShapeName): PlannedTensor[] {
-  const { config, family } = parseHfConfig(HF_SYNTH_SHAPES[shape].config, shape);
+export function hfSynthTensors(shape: HfSynthShapeName | HfSynthShape): PlannedTensor[] {
+  const { config, family } = parseHfConfig(resolveShape(shape).config, shapeName(shape));
   const sources = hfTensorSources(family, config);
   return llamaTensorSpecs(config).flatMap((spec) => {
     const source = sources.get(spec.name)!;
@@ -70,6 +71,19 @@ export function hfSynthTensors(shape: HfSynthShapeName): PlannedTensor[] {
     }));
   });
 }
+
+function resolveShape(shape: HfSynthShapeName | HfSynthShape): HfSynthShape {
+  if (typeof shape !== 'string') return shape;
+  const named = HF_SYNTH_SHAPES[shape] as HfSynthShape | undefined;
+  if (!named)
+    throw new InvalidArgumentError(
+      `unknown shape ${JSON.stringify(shape)}; choose one of ${Object.keys(HF_SYNTH_SHAPES).join(', ')}`,
+    );
+  return named;
+}
+
+const shapeName = (shape: HfSynthShapeName | HfSynthShape) =>
+  typeof shape === 'string' ? shape : shape.description;
 
 /** Groups tensors into files of at most `fileBytes` (a larger tensor gets a file of its own). */
 export function planFiles(tensors: PlannedTensor[], fileBytes: number): PlannedTensor[][] {
@@ -90,11 +104,7 @@ export function planFiles(tensors: PlannedTensor[], fileBytes: number): PlannedT
 }
 
 export async function synthesizeHfCheckpoint(options: SynthHfOptions): Promise<SynthHfCheckpoint> {
-  const shape = HF_SYNTH_SHAPES[options.shape];
-  if (!shape)
-    throw new InvalidArgumentError(
-      `unknown shape ${JSON.stringify(options.shape)}; choose one of ${Object.keys(HF_SYNTH_SHAPES).join(', ')}`,
-    );
+  const shape = resolveShape(options.shape);
   const { seed } = options;
   if (!Number.isSafeInteger(seed) || seed < 0)
     throw new InvalidArgumentError(`seed must be a non-negative integer, got ${seed}`);
@@ -104,7 +114,7 @@ export async function synthesizeHfCheckpoint(options: SynthHfOptions): Promise<S
   const progress = options.progress ?? noProgress;
   const tensors = hfSynthTensors(options.shape);
   const total = tensors.reduce((sum, t) => sum + tensorBytes(t), 0);
-  await ensureDiskSpace(options.out, total, `the ${options.shape} checkpoint`);
+  await ensureDiskSpace(options.out, total, `the ${shapeName(options.shape)} checkpoint`);
   const plan = planFiles(tensors, fileBytes);
   const names = plan.map(
     (_, i) =>
