@@ -117,7 +117,16 @@ t.test('llama3-tiny: imported, equals transformers in 1 and 2 stages', async (t)
     fileBytes: meta.fileBytes,
     out: ckpt,
   });
-  const dir = await importHf({ dir: ckpt, out: join(root, 'model'), tokenizer: false });
+  const events: { phase: string; done: number; total: number; unit: string }[] = [];
+  const dir = await importHf({
+    dir: ckpt,
+    out: join(root, 'model'),
+    tokenizer: false,
+    progress: (e) => events.push(e),
+  });
+  const writes = events.filter((e) => e.phase === 'write weights');
+  t.ok(writes.length > 1 && writes.every((e) => e.unit === 'bytes'), 'import progress in bytes');
+  t.equal(writes.at(-1)?.done, writes.at(-1)?.total, 'import progress ends at its total');
   t.equal(dir.manifest.tokenizer, undefined, 'no tokenizer: token ids in');
   t.equal(dir.manifest.config.ropeScaling?.type, 'llama3');
   t.equal(dir.manifest.config.sharedClassifier, true);
