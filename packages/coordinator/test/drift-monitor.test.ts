@@ -237,3 +237,30 @@ t.test('a threshold of 0 turns the loop off', async (t) => {
   monitor.observe([]);
   t.equal(monitor.status().enabled, false);
 });
+
+t.test('the loop is turned on and off while serving; bad settings are refused', async (t) => {
+  let asked = 0;
+  const monitor = new DriftMonitor(
+    { threshold: 0 },
+    {
+      serving: () => {
+        asked++;
+        return undefined;
+      },
+      candidate: () => undefined,
+      apply: async () => {},
+      replanGain: 0.1,
+      log: () => {},
+    },
+  );
+  monitor.configure({ threshold: 0.2, minIntervalMs: 5000 });
+  t.equal(monitor.enabled, true, 'on');
+  monitor.observe([]);
+  t.equal(asked, 1, 'an enabled loop looks at the serving plan');
+  t.match(monitor.status(), { threshold: 0.2, minIntervalMs: 5000 }, 'the new settings show');
+  monitor.configure({ threshold: 0 });
+  t.equal(monitor.enabled, false, 'off again');
+  t.match(monitor.status(), { minIntervalMs: 5000 }, 'settings left out are kept');
+  for (const bad of [{ threshold: -1 }, { windows: 0 }, { minIntervalMs: Number.NaN }])
+    t.throws(() => monitor.configure(bad), { code: 'SWARMBEE_ERR_INVALID_ARGUMENT' });
+});

@@ -10,7 +10,7 @@
  * gauge and an entry in /swarmbee/cluster.
  */
 import { channel } from 'node:diagnostics_channel';
-import type { ClusterProfile, Plan } from '@swarmbee/core';
+import { type ClusterProfile, InvalidArgumentError, type Plan } from '@swarmbee/core';
 import type { MicroBatch } from '@swarmbee/engine';
 import type { PlanResult } from '@swarmbee/planner';
 import type { StageMetrics } from '../metrics.js';
@@ -34,6 +34,22 @@ export interface DriftOptions {
   windows?: number;
   /** Least time between two drift re-plans, ms. Default 30000. */
   minIntervalMs?: number;
+}
+
+/** Throws InvalidArgumentError naming the first drift option out of range (by its CLI flag). */
+export function checkDriftOptions(drift: DriftOptions): void {
+  if (drift.threshold !== undefined && !(drift.threshold >= 0 && Number.isFinite(drift.threshold)))
+    throw new InvalidArgumentError(
+      `--drift-threshold must be a fraction of at least 0, got ${drift.threshold}`,
+    );
+  if (drift.windows !== undefined && !(Number.isInteger(drift.windows) && drift.windows >= 1))
+    throw new InvalidArgumentError(
+      `--drift-windows must be an integer of at least 1, got ${drift.windows}`,
+    );
+  if (drift.minIntervalMs !== undefined && !(drift.minIntervalMs >= 0))
+    throw new InvalidArgumentError(
+      `--drift-min-interval-ms must be at least 0, got ${drift.minIntervalMs}`,
+    );
 }
 
 export const DEFAULT_DRIFT_THRESHOLD = 0.15;
@@ -67,9 +83,9 @@ export interface DriftHooks {
 }
 
 export class DriftMonitor {
-  readonly #threshold: number;
-  readonly #windows: number;
-  readonly #minIntervalMs: number;
+  #threshold = DEFAULT_DRIFT_THRESHOLD;
+  #windows = DEFAULT_DRIFT_WINDOWS;
+  #minIntervalMs = DEFAULT_DRIFT_MIN_INTERVAL_MS;
   readonly #hooks: DriftHooks;
   #work: WindowWork = emptyWork();
   #previous = new Map<string, StageMetrics>();
@@ -84,10 +100,21 @@ export class DriftMonitor {
   replans = 0;
 
   constructor(options: DriftOptions, hooks: DriftHooks) {
-    this.#threshold = options.threshold ?? DEFAULT_DRIFT_THRESHOLD;
-    this.#windows = options.windows ?? DEFAULT_DRIFT_WINDOWS;
-    this.#minIntervalMs = options.minIntervalMs ?? DEFAULT_DRIFT_MIN_INTERVAL_MS;
     this.#hooks = hooks;
+    this.configure(options);
+  }
+
+  /**
+   * Changes the loop's settings while serving (e.g. turns it on or off); an option left out
+   * keeps its current value. The window in progress is judged afresh.
+   */
+  configure(options: DriftOptions): void {
+    checkDriftOptions(options);
+    this.#threshold = options.threshold ?? this.#threshold;
+    this.#windows = options.windows ?? this.#windows;
+    this.#minIntervalMs = options.minIntervalMs ?? this.#minIntervalMs;
+    this.#streak.clear();
+    this.#plan = undefined;
   }
 
   get enabled(): boolean {
