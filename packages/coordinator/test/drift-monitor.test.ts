@@ -15,7 +15,12 @@ import type { MicroBatch } from '@swarmbee/engine';
 import { CostModel, type PlanResult, plan as planFor } from '@swarmbee/planner';
 import t from 'tap';
 import { predictedGain } from '../src/cluster/replan-policy.js';
-import { correctedProfile, emptyWork, stageDrift } from '../src/drift/drift-estimate.js';
+import {
+  correctedProfile,
+  emptyWork,
+  recordWork,
+  stageDrift,
+} from '../src/drift/drift-estimate.js';
 
 const LAYERS = 8;
 
@@ -126,6 +131,35 @@ t.test('a stage on prediction has ratio 1; one twice as slow, 2', async (t) => {
   const b = corrected.devices[1]!.timing.layers[0]!.decode.ms[0]![0]!;
   t.equal(b, 2 * p.devices[1]!.timing.layers[0]!.decode.ms[0]![0]!, "b's timings doubled");
   t.equal(corrected.devices[0], p.devices[0], 'a untouched');
+});
+
+t.test('prefill chunks are predicted at the width and context they were sent with', async (t) => {
+  const p = profile();
+  const current = planFor(
+    { cluster: p, workload: WORKLOAD },
+    { planner: 'even', objective: 'throughput' },
+  );
+  const cost = new CostModel(p, current.workload);
+  const work = emptyWork();
+  // Prompts longer than the workload's (16 tokens): 10 decode batches of 4 rows, 5 chunks of 64.
+  for (let i = 0; i < 10; i++) recordWork(work, batch(4).rows);
+  for (let i = 0; i < 5; i++) recordWork(work, [{ seqId: `p${i}`, start: 0, count: 64 }]);
+  t.same([...work.prefill], [['64/0', 5]], 'chunks kept by shape');
+  const stage = current.stages[0]!;
+  const decodeMs = cost.stageDecodeNs(0, stage.layerStart, stage.layerEnd, true, false, 4) / 1e6;
+  const chunkMs = cost.stagePrefillChunkNs(0, stage.layerStart, stage.layerEnd, true, 64, 0) / 1e6;
+  t.ok(
+    chunkMs > cost.stagePrefillNs(0, stage.layerStart, stage.layerEnd, true) / 1e6,
+    "a 64-token chunk costs more than the workload's 16-token one",
+  );
+  const [judged] = stageDrift(
+    p,
+    current.workload,
+    current,
+    [{ stage: 0, device: stage.device, forwards: 15, busyMs: 10 * decodeMs + 5 * chunkMs }],
+    work,
+  );
+  t.ok(Math.abs(judged!.ratio - 1) < 1e-9, `on prediction (ratio ${judged!.ratio})`);
 });
 
 t.test(

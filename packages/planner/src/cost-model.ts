@@ -32,6 +32,7 @@ import {
   gridAtRisk,
   layerKvBytes,
   type ModelSummary,
+  type PrefillTimingGrid,
   TOKEN_WIRE_BYTES,
 } from '@swarmbee/core';
 import { buildLinkTable, type LinkTable, resolveWorkload, validateCluster } from './cluster.js';
@@ -333,6 +334,31 @@ export class CostModel {
       this.stageOverheadNs(device, 1) +
       (first ? this.embeddingPrefillNs(device) : 0)
     );
+  }
+
+  /**
+   * One prefill chunk of `tokens` after `context` cached tokens on a stage, at exactly that
+   * shape (stagePrefillNs times the workload's mean chunk): what live metrics are judged by.
+   */
+  stagePrefillChunkNs(
+    device: number,
+    start: number,
+    end: number,
+    first: boolean,
+    tokens: number,
+    context: number,
+  ): number {
+    const { timing } = this.devices[device]!;
+    const risk = this.workload.risk;
+    const at = (g: PrefillTimingGrid, ctx: number) =>
+      msToNs(interpolateGrid(g.chunkTokens, g.contextTokens, gridAtRisk(g, risk), tokens, ctx));
+    let ns = this.stageOverheadNs(device, 1);
+    for (let l = start; l < end; l++) {
+      const layer = timing.layers.length === 1 ? timing.layers[0]! : timing.layers[l]!;
+      ns += at(layer.prefill, context);
+    }
+    if (first) ns += at(timing.embedding.prefill, 0);
+    return ns;
   }
 
   /** Predicts everything about a plan; `overBytes > 0` marks a plan that does not fit. */

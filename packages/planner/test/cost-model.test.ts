@@ -164,3 +164,18 @@ t.test('a coordinator timing out of shape is refused with PROFILE_INVALID', asyn
       code: 'SWARMBEE_ERR_PROFILE_INVALID',
     });
 });
+
+t.test("a prefill chunk at the workload's own shape costs what the TTFT model says", async (t) => {
+  const cost = new CostModel(twoDevices, workload);
+  const chunk = cost.prefillChunkLength;
+  const context = (chunk * (cost.prefillChunks - 1)) / 2;
+  for (const [device, start, end, first] of [
+    [0, 0, 1, true],
+    [1, 1, 4, false],
+  ] as const)
+    t.equal(
+      cost.stagePrefillChunkNs(device, start, end, first, chunk, context),
+      cost.stagePrefillNs(device, start, end, first),
+      `stage on device ${device}`,
+    );
+});

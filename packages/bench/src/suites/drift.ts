@@ -119,6 +119,10 @@ export const driftSuite: Suite = {
         const { plan } = await postJson<{ plan: PlanResult }>(target, '/swarmbee/replan', {
           planner: 'dp',
           objective: 'throughput',
+          // Judged on the traffic the load sends.
+          context_tokens: PROMPT_TOKENS + OUTPUT_TOKENS,
+          prompt_tokens: PROMPT_TOKENS,
+          decode_context_tokens: PROMPT_TOKENS + OUTPUT_TOKENS / 2,
           streams: STREAMS,
           micro_batch_candidates: [1, 2, 4, 8, 16],
         });

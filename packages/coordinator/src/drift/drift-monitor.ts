@@ -17,6 +17,7 @@ import type { StageMetrics } from '../metrics.js';
 import {
   correctedProfile,
   emptyWork,
+  recordWork,
   type StageDrift,
   type StageWindow,
   stageDrift,
@@ -55,8 +56,11 @@ export function checkDriftOptions(drift: DriftOptions): void {
 export const DEFAULT_DRIFT_THRESHOLD = 0.15;
 export const DEFAULT_DRIFT_WINDOWS = 2;
 export const DEFAULT_DRIFT_MIN_INTERVAL_MS = 30_000;
-/** Fewest forwards a stage must run in a poll window to be judged: fewer are noise. */
-export const MIN_DRIFT_FORWARDS = 16;
+/**
+ * Fewest forwards a stage must run in a poll window to be judged: fewer are noise. A slow
+ * stage (a throttled one above all) runs few forwards per poll, so this stays small.
+ */
+export const MIN_DRIFT_FORWARDS = 4;
 /** Shortest predicted forward judged, ms: below it thread hand-offs and timers dominate. */
 export const MIN_DRIFT_PREDICTED_MS = 2;
 
@@ -123,10 +127,7 @@ export class DriftMonitor {
 
   /** A micro-batch the scheduler sent into the serving pipeline. */
   recordBatch(batch: MicroBatch): void {
-    const width = batch.tokens.length / batch.rows.length;
-    if (width > 1) this.#work.prefillChunks++;
-    else
-      this.#work.decode.set(batch.rows.length, (this.#work.decode.get(batch.rows.length) ?? 0) + 1);
+    recordWork(this.#work, batch.rows);
   }
 
   /** One poll of the stages' counters: judge the window since the previous one. */
