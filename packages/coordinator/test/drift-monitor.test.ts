@@ -143,7 +143,7 @@ t.test('prefill chunks are predicted at the width and context they were sent wit
   const work = emptyWork();
   // Prompts longer than the workload's (16 tokens): 10 decode batches of 4 rows, 5 chunks of 64.
   for (let i = 0; i < 10; i++) recordWork(work, batch(4).rows);
-  for (let i = 0; i < 5; i++) recordWork(work, [{ seqId: `p${i}`, start: 0, count: 64 }]);
+  for (let i = 0; i < 5; i++) recordWork(work, [{ start: 0, count: 64 }]);
   t.same([...work.prefill], [['64/0', 5]], 'chunks kept by shape');
   const stage = current.stages[0]!;
   const decodeMs = cost.stageDecodeNs(0, stage.layerStart, stage.layerEnd, true, false, 4) / 1e6;
