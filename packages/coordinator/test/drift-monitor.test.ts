@@ -8,6 +8,7 @@ import {
   DRIFT_DIAGNOSTIC,
   type DriftEvent,
   DriftMonitor,
+  type DriftOptions,
   type StageMetrics,
 } from '@swarmbee/coordinator';
 import { type ClusterProfile, COORDINATOR_NODE, type DeviceProfile } from '@swarmbee/core';
@@ -55,7 +56,7 @@ function device(name: string, layerMs: number): DeviceProfile {
   };
 }
 
-function profile(): ClusterProfile {
+function profile(layerMs = 1): ClusterProfile {
   const names = ['a', 'b'];
   const nodes = [COORDINATOR_NODE, ...names];
   const links = nodes.flatMap((from, i) =>
@@ -75,7 +76,7 @@ function profile(): ClusterProfile {
       headBytes: 1e5,
       tiedEmbedding: false,
     },
-    devices: [device('a', 1), device('b', 1)],
+    devices: [device('a', layerMs), device('b', layerMs)],
     links,
     createdAt: '2026-12-03T00:00:00.000Z',
     versions: { swarmbee: 'test' },
@@ -162,73 +163,87 @@ t.test('prefill chunks are predicted at the width and context they were sent wit
   t.ok(Math.abs(judged!.ratio - 1) < 1e-9, `on prediction (ratio ${judged!.ratio})`);
 });
 
+/** A monitor over a 2-device even split (a, b), fed windows in which b runs `slowB` times its profile. */
+function harness(options: DriftOptions, layerMs = 1) {
+  const state = {
+    current: planFor(
+      { cluster: profile(layerMs), workload: WORKLOAD },
+      { planner: 'even', objective: 'throughput' },
+    ) as PlanResult,
+    served: profile(layerMs),
+  };
+  const applied: { replan: boolean; reason: string }[] = [];
+  const monitor = new DriftMonitor(options, {
+    serving: () => ({ plan: state.current, profile: state.served }),
+    candidate: (corrected) => {
+      const plan = planFor({ cluster: corrected, workload: WORKLOAD }, { objective: 'throughput' });
+      return {
+        plan,
+        gain: predictedGain(corrected, WORKLOAD, 'throughput', state.current, plan),
+      };
+    },
+    apply: async (corrected, replan, reason) => {
+      state.served = corrected;
+      applied.push({ replan, reason });
+    },
+    replanGain: 0.1,
+    log: () => {},
+  });
+  const cost = new CostModel(state.served, state.current.workload);
+  const stageMs = (k: number, slow: number) => {
+    const s = state.current.stages[k]!;
+    return (slow * cost.stageDecodeNs(k, s.layerStart, s.layerEnd, k === 0, k === 1, 4)) / 1e6;
+  };
+  const fresh = (): StageMetrics[] =>
+    state.current.stages.map((s) => ({
+      stage: s.index,
+      device: s.device,
+      forwards: 0,
+      forwardMsTotal: 0,
+      busyMsTotal: 0,
+      queueDepth: 0,
+      bytesSent: 0,
+      idleShare: 0,
+    }));
+  let metrics = fresh();
+  const poll = async (slowB: number) => {
+    for (let i = 0; i < 40; i++) monitor.recordBatch(batch(4));
+    metrics = advance(metrics, 40, (k) =>
+      stageMs(k, state.current.stages[k]!.device === 'b' ? slowB : 1),
+    );
+    monitor.observe(metrics);
+    await new Promise((resolve) => setImmediate(resolve));
+  };
+  /** Serves a new plan: its counters start afresh. */
+  const adopt = (plan: PlanResult) => {
+    state.current = plan;
+    metrics = fresh();
+  };
+  return { monitor, state, applied, poll, adopt };
+}
+
 t.test(
   'drift is acted on after the hysteresis windows, then not again within the interval',
   async (t) => {
-    let current: PlanResult = planFor(
-      { cluster: profile(), workload: WORKLOAD },
-      { planner: 'even', objective: 'throughput' },
-    );
-    let served = profile();
-    const applied: { replan: boolean; reason: string }[] = [];
     const events: DriftEvent[] = [];
     const listener = (event: unknown) => events.push(event as DriftEvent);
     subscribe(DRIFT_DIAGNOSTIC, listener);
     t.teardown(() => unsubscribe(DRIFT_DIAGNOSTIC, listener));
-    const monitor = new DriftMonitor(
-      { threshold: 0.15, windows: 2, minIntervalMs: 60_000 },
-      {
-        serving: () => ({ plan: current, profile: served }),
-        candidate: (corrected) => {
-          const plan = planFor(
-            { cluster: corrected, workload: WORKLOAD },
-            { objective: 'throughput' },
-          );
-          return { plan, gain: predictedGain(corrected, WORKLOAD, 'throughput', current, plan) };
-        },
-        apply: async (corrected, replan, reason) => {
-          served = corrected;
-          applied.push({ replan, reason });
-        },
-        replanGain: 0.1,
-        log: () => {},
-      },
-    );
-    const cost = new CostModel(served, current.workload);
-    const stageMs = (k: number, slow: number) => {
-      const s = current.stages[k]!;
-      return (slow * cost.stageDecodeNs(k, s.layerStart, s.layerEnd, k === 0, k === 1, 4)) / 1e6;
-    };
-    const fresh = (): StageMetrics[] =>
-      current.stages.map((s) => ({
-        stage: s.index,
-        device: s.device,
-        forwards: 0,
-        forwardMsTotal: 0,
-        busyMsTotal: 0,
-        queueDepth: 0,
-        bytesSent: 0,
-        idleShare: 0,
-      }));
-    let metrics = fresh();
-    const poll = (slowB: number) => {
-      for (let i = 0; i < 40; i++) monitor.recordBatch(batch(4));
-      metrics = advance(metrics, 40, (k) =>
-        stageMs(k, current.stages[k]!.device === 'b' ? slowB : 1),
-      );
-      monitor.observe(metrics);
-    };
-    poll(1); // the first poll of a plan only starts its window
-    poll(1);
+    const { monitor, state, applied, poll, adopt } = harness({
+      threshold: 0.15,
+      windows: 2,
+      minIntervalMs: 60_000,
+    });
+    await poll(1); // the first poll of a plan only starts its window
+    await poll(1);
     t.same(
       monitor.latest.map((d) => Number(d.ratio.toFixed(6))),
       [1, 1],
       'on prediction: nothing to do',
     );
-    poll(3); // b throttled to a third of its speed
+    await poll(3); // b throttled to a third of its speed
     t.equal(applied.length, 0, 'one window is not enough (hysteresis)');
-    poll(3);
-    await new Promise((resolve) => setImmediate(resolve));
+    await poll(3);
     t.equal(applied.length, 1, 'two windows in a row: acted on');
     t.equal(applied[0]!.replan, true, 'a plan away from b is predicted better');
     t.match(applied[0]!.reason, /drift: b ×3\.00/);
@@ -237,22 +252,54 @@ t.test(
     t.equal(events[0]!.action, 'replanned');
     t.ok(events[0]!.gain >= 0.1);
     t.ok(
-      served.devices.find((d) => d.name === 'b')!.source?.includes('scaled ×3.00'),
+      state.served.devices.find((d) => d.name === 'b')!.source?.includes('scaled ×3.00'),
       "b's profile corrected from live metrics",
     );
     // The same drift again soon after: within the interval nothing more happens.
-    poll(3);
-    poll(3);
-    poll(3);
-    await new Promise((resolve) => setImmediate(resolve));
+    await poll(3);
+    await poll(3);
+    await poll(3);
     t.equal(applied.length, 1, 'at most one re-plan per interval');
     // A new plan starts afresh.
-    current = planFor({ cluster: served, workload: WORKLOAD }, { objective: 'throughput' });
-    metrics = fresh();
-    poll(1);
+    adopt(planFor({ cluster: state.served, workload: WORKLOAD }, { objective: 'throughput' }));
+    await poll(1);
     t.same(monitor.latest, [], "a new plan's first poll judges nothing");
   },
 );
+
+t.test('a stage far below the busiest one is not judged by its noise', async (t) => {
+  // Layers of 2 ms, so that b's one layer is long enough to be judged at all.
+  const { applied, state, poll, adopt } = harness(
+    { threshold: 0.15, windows: 2, minIntervalMs: 0 },
+    2,
+  );
+  const [a, b] = state.current.stages as [PlanResult['stages'][0], PlanResult['stages'][0]];
+  // a runs 7 layers (17.5 ms a forward), b one and the head (3.1 ms).
+  adopt({
+    ...state.current,
+    stages: [
+      { ...a, layerEnd: 7 },
+      { ...b, layerStart: 7 },
+    ],
+  });
+  await poll(1);
+  await poll(1.3);
+  await poll(1.3);
+  t.same(applied, [], 'b 30 % slow but still under a quarter of a: nothing done');
+  await poll(3);
+  await poll(3);
+  t.equal(applied.length, 1, 'b three times slow, near half of a: acted on');
+});
+
+t.test('windows off in opposite directions are noise, not drift', async (t) => {
+  const { applied, poll } = harness({ threshold: 0.15, windows: 2, minIntervalMs: 0 });
+  await poll(1);
+  for (const slow of [1.5, 0.6, 1.5, 0.6]) await poll(slow);
+  t.equal(applied.length, 0, 'b slower, then faster, then slower: nothing done');
+  await poll(1.5);
+  await poll(1.5);
+  t.equal(applied.length, 1, 'two slow windows in a row: acted on');
+});
 
 t.test('a threshold of 0 turns the loop off', async (t) => {
   const monitor = new DriftMonitor(

@@ -61,6 +61,8 @@ export const DEFAULT_DRIFT_MIN_INTERVAL_MS = 30_000;
  * stage (a throttled one above all) runs few forwards per poll, so this stays small.
  */
 export const MIN_DRIFT_FORWARDS = 4;
+/** Share of the busiest stage's time per forward a stage needs for its drift to count. */
+export const MIN_DRIFT_SHARE = 0.25;
 /** Shortest predicted forward judged, ms: below it thread hand-offs and timers dominate. */
 export const MIN_DRIFT_PREDICTED_MS = 2;
 
@@ -165,9 +167,19 @@ export class DriftMonitor {
       work,
     ).filter((d) => d.forwards >= MIN_DRIFT_FORWARDS && d.predictedMs >= MIN_DRIFT_PREDICTED_MS);
     this.latest = judged;
-    const drifted = judged.filter((d) => Math.abs(d.ratio - 1) > this.#threshold);
+    // A stage far below the busiest one changes no plan: its noise is not drift.
+    const busiestMs = Math.max(...judged.map((d) => Math.max(d.measuredMs, d.predictedMs)));
+    const drifted = judged.filter(
+      (d) =>
+        Math.abs(d.ratio - 1) > this.#threshold &&
+        Math.max(d.measuredMs, d.predictedMs) >= MIN_DRIFT_SHARE * busiestMs,
+    );
     const streak = new Map<string, number[]>();
-    for (const d of drifted) streak.set(d.device, [...(this.#streak.get(d.device) ?? []), d.ratio]);
+    for (const d of drifted) {
+      // The streak counts windows off the same way: slower, or faster, every time.
+      const before = (this.#streak.get(d.device) ?? []).filter((r) => r > 1 === d.ratio > 1);
+      streak.set(d.device, [...before, d.ratio]);
+    }
     this.#streak = streak;
     const confirmed = [...streak].filter(([, ratios]) => ratios.length >= this.#windows);
     if (confirmed.length === 0 || this.#busy) return;
