@@ -15,7 +15,7 @@ import { type ClusterProfile, COORDINATOR_NODE, type DeviceProfile } from '@swar
 import type { MicroBatch } from '@swarmbee/engine';
 import { CostModel, type PlanResult, plan as planFor } from '@swarmbee/planner';
 import t from 'tap';
-import { predictedGain } from '../src/cluster/replan-policy.js';
+import { predictedGain, redeployMs, stageKey } from '../src/cluster/replan-policy.js';
 import {
   correctedProfile,
   emptyWork,
@@ -175,11 +175,12 @@ function harness(options: DriftOptions, layerMs = 1) {
   const applied: { replan: boolean; reason: string }[] = [];
   const monitor = new DriftMonitor(options, {
     serving: () => ({ plan: state.current, profile: state.served }),
-    candidate: (corrected) => {
+    candidate: (corrected, held) => {
       const plan = planFor({ cluster: corrected, workload: WORKLOAD }, { objective: 'throughput' });
       return {
         plan,
         gain: predictedGain(corrected, WORKLOAD, 'throughput', state.current, plan),
+        redeployMs: redeployMs(corrected, plan, held),
       };
     },
     apply: async (corrected, replan, reason) => {
@@ -289,6 +290,39 @@ t.test('a stage far below the busiest one is not judged by its noise', async (t)
   await poll(3);
   await poll(3);
   t.equal(applied.length, 1, 'b three times slow, near half of a: acted on');
+});
+
+t.test('a re-plan that would stall longer moving weights than it gains is not made', async (t) => {
+  // Links of 100 MB/s and 1 MB layers: a new stage of 4 layers moves in 40 ms. Paying back
+  // within 1 ms, no gain is worth it; the profile is still corrected.
+  const { applied, poll } = harness({
+    threshold: 0.15,
+    windows: 2,
+    minIntervalMs: 0,
+    paybackMs: 1,
+  });
+  await poll(1);
+  await poll(3);
+  await poll(3);
+  t.equal(applied.length, 1, 'acted on');
+  t.equal(applied[0]!.replan, false, 'but kept the plan');
+  t.match(applied[0]!.reason, /would stall 0\.\d s moving weights/);
+});
+
+t.test('moving weights: only stages a device has not served before, over its link', async (t) => {
+  const p = profile();
+  const even = planFor(
+    { cluster: p, workload: WORKLOAD },
+    { planner: 'even', objective: 'throughput' },
+  );
+  const held = new Set(even.stages.map((s, k) => stageKey(s, k, 2)));
+  t.equal(redeployMs(p, even, held), 0, 'the serving plan moves nothing');
+  const solo = planFor(
+    { cluster: p, workload: WORKLOAD },
+    { planner: 'solo', objective: 'latency' },
+  );
+  // One device, every layer (8 × 1 MB), the embedding and the head (0.1 MB each), at 100 MB/s.
+  t.equal(redeployMs(p, solo, held), 82, 'a new stage: its bytes over the link, ms');
 });
 
 t.test('windows off in opposite directions are noise, not drift', async (t) => {

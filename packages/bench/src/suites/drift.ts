@@ -29,7 +29,7 @@ const STREAMS = 16;
 const PROMPT_TOKENS = 16;
 const OUTPUT_TOKENS = 48;
 /** The loop's settings in the run with it on. */
-const LOOP = { threshold: 0.15, windows: 2, minIntervalMs: 10_000 };
+const LOOP = { threshold: 0.15, windows: 2, minIntervalMs: 30_000, paybackMs: 30_000 };
 /** Width of the windows of the throughput-over-time chart, ms. */
 const CHART_WINDOW_MS = 2000;
 /** The first part of the slowdown, s: the loop's reaction time falls in it. */
@@ -230,7 +230,7 @@ export const driftSuite: Suite = {
       notes: [
         `The planner suite's emulated cluster; the DP throughput plan for ${STREAMS} streams of ${PROMPT_TOKENS}-token prompts and ${OUTPUT_TOKENS} greedy tokens, sent back to back. After ${phases.warmS} s of warm-up (excluded) and ${phases.beforeS} s, the device with the most layers runs ${THROTTLE_FACTOR}x slower for ${phases.throttledS} s (its --speed-file changes), then recovers for ${phases.restoredS} s.`,
         `"reaction" is the first ${REACTION_S} s of the slowdown (the loop needs ${LOOP.windows} stats polls to act, then a redeploy), "settled" the rest of it; "restored" is the recovery after its first ${REACTION_S} s. The loop-off run goes first, so both start from the same measured profile and plan.`,
-        'Loop on: threshold 15 %, 2 polls of hysteresis, at most one re-plan per 10 s.',
+        "Loop on: the defaults — threshold 15 %, 2 polls of hysteresis, at most one re-plan per 30 s, and only one that pays back its weights' transfer within 30 s.",
       ],
       metrics: Object.fromEntries(
         runs.flatMap((r) =>

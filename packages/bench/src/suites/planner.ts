@@ -32,8 +32,13 @@ export const PLANNER_BENCH_SPEEDS = [0.5, 0.25, 0.125];
 /** Concurrent streams of the throughput cells. */
 export const PLANNER_BENCH_STREAMS = 32;
 export const PLANNER_BENCH_LINK = { delayMs: 2, mbit: 100 };
-/** The drift loop of the closed-loop case: 15 % off for 2 polls, at most one re-plan per 10 s. */
-export const PLANNER_BENCH_LOOP = { threshold: 0.15, windows: 2, minIntervalMs: 10_000 };
+/** The drift loop of the closed-loop case: the coordinator's defaults. */
+export const PLANNER_BENCH_LOOP = {
+  threshold: 0.15,
+  windows: 2,
+  minIntervalMs: 30_000,
+  paybackMs: 30_000,
+};
 /** The plans the DP must never be worse than. */
 const BASELINES = ['even split', 'memory share', 'best single device'];
 const PROMPT_TOKENS = 16;

@@ -4,6 +4,7 @@ import {
   announceCoordinator,
   Coordinator,
   DEFAULT_DRIFT_MIN_INTERVAL_MS,
+  DEFAULT_DRIFT_PAYBACK_MS,
   DEFAULT_DRIFT_THRESHOLD,
   DEFAULT_DRIFT_WINDOWS,
   DEFAULT_REPLAN_GAIN,
@@ -109,6 +110,12 @@ export function coordinatorCommand(yargs: Argv): Argv {
           default: DEFAULT_DRIFT_MIN_INTERVAL_MS,
           describe: 'Least time between two re-plans for drift, ms',
         })
+        .option('drift-payback-ms', {
+          type: 'number',
+          default: DEFAULT_DRIFT_PAYBACK_MS,
+          describe:
+            "A drift re-plan must gain back within this time what the streams lose while the new stages' weights move (predicted gain × this ≥ transfer time), ms",
+        })
         .option('drift-windows', {
           type: 'number',
           default: DEFAULT_DRIFT_WINDOWS,
@@ -163,6 +170,7 @@ export function coordinatorCommand(yargs: Argv): Argv {
           threshold: args.driftThreshold,
           windows: args.driftWindows,
           minIntervalMs: args.driftMinIntervalMs,
+          paybackMs: args.driftPaybackMs,
         },
         planning: planningFrom(args),
         limits: serviceLimitsFrom(args),

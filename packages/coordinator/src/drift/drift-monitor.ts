@@ -13,6 +13,7 @@ import { channel } from 'node:diagnostics_channel';
 import { type ClusterProfile, InvalidArgumentError, type Plan } from '@swarmbee/core';
 import type { MicroBatch } from '@swarmbee/engine';
 import type { PlanResult } from '@swarmbee/planner';
+import { stageKey } from '../cluster/replan-policy.js';
 import type { StageMetrics } from '../metrics.js';
 import {
   correctedProfile,
@@ -35,6 +36,11 @@ export interface DriftOptions {
   windows?: number;
   /** Least time between two drift re-plans, ms. Default 30000. */
   minIntervalMs?: number;
+  /**
+   * A re-plan must gain back, within this time, what the streams lose while its new stages'
+   * weights move: predicted gain × payback ≥ the transfer time, ms. Default 30000.
+   */
+  paybackMs?: number;
 }
 
 /** Throws InvalidArgumentError naming the first drift option out of range (by its CLI flag). */
@@ -47,6 +53,8 @@ export function checkDriftOptions(drift: DriftOptions): void {
     throw new InvalidArgumentError(
       `--drift-windows must be an integer of at least 1, got ${drift.windows}`,
     );
+  if (drift.paybackMs !== undefined && !(drift.paybackMs >= 0))
+    throw new InvalidArgumentError(`--drift-payback-ms must be at least 0, got ${drift.paybackMs}`);
   if (drift.minIntervalMs !== undefined && !(drift.minIntervalMs >= 0))
     throw new InvalidArgumentError(
       `--drift-min-interval-ms must be at least 0, got ${drift.minIntervalMs}`,
@@ -56,6 +64,7 @@ export function checkDriftOptions(drift: DriftOptions): void {
 export const DEFAULT_DRIFT_THRESHOLD = 0.15;
 export const DEFAULT_DRIFT_WINDOWS = 2;
 export const DEFAULT_DRIFT_MIN_INTERVAL_MS = 30_000;
+export const DEFAULT_DRIFT_PAYBACK_MS = 30_000;
 /**
  * Fewest forwards a stage must run in a poll window to be judged: fewer are noise. A slow
  * stage (a throttled one above all) runs few forwards per poll, so this stays small.
@@ -80,8 +89,15 @@ export interface DriftEvent {
 export interface DriftHooks {
   /** The serving plan, its profile and planning workload, or undefined when none serves. */
   serving(): { plan: Plan | PlanResult; profile: ClusterProfile } | undefined;
-  /** The plan the planner would choose on `profile`, with its predicted gain over the serving one. */
-  candidate(profile: ClusterProfile): { plan: Plan | PlanResult; gain: number } | undefined;
+  /**
+   * The plan the planner would choose on `profile`, with its predicted gain over the serving
+   * one and the time its redeploy would stall the streams moving weights (ms), given the
+   * stages the devices have served before (`held`, by stageKey).
+   */
+  candidate(
+    profile: ClusterProfile,
+    held: ReadonlySet<string>,
+  ): { plan: Plan | PlanResult; gain: number; redeployMs: number } | undefined;
   /** Replaces the profile the coordinator plans from; with `replan`, re-plans and redeploys. */
   apply(profile: ClusterProfile, replan: boolean, reason: string): Promise<void>;
   replanGain: number;
@@ -92,6 +108,9 @@ export class DriftMonitor {
   #threshold = DEFAULT_DRIFT_THRESHOLD;
   #windows = DEFAULT_DRIFT_WINDOWS;
   #minIntervalMs = DEFAULT_DRIFT_MIN_INTERVAL_MS;
+  #paybackMs = DEFAULT_DRIFT_PAYBACK_MS;
+  /** Stages (stageKey) the devices have served under any plan seen: their shards are cached. */
+  readonly #held = new Set<string>();
   readonly #hooks: DriftHooks;
   #work: WindowWork = emptyWork();
   #previous = new Map<string, StageMetrics>();
@@ -119,6 +138,7 @@ export class DriftMonitor {
     this.#threshold = options.threshold ?? this.#threshold;
     this.#windows = options.windows ?? this.#windows;
     this.#minIntervalMs = options.minIntervalMs ?? this.#minIntervalMs;
+    this.#paybackMs = options.paybackMs ?? this.#paybackMs;
     this.#streak.clear();
     this.#plan = undefined;
   }
@@ -141,8 +161,9 @@ export class DriftMonitor {
     const previous = this.#previous;
     this.#previous = new Map(metrics.map((m) => [`${m.stage}/${m.device}`, m]));
     if (!serving || serving.plan !== this.#plan) {
-      // A new plan: its first window starts now.
+      // A new plan: its first window starts now; its devices will hold its stages' shards.
       this.#plan = serving?.plan;
+      serving?.plan.stages.forEach((s, k, all) => this.#held.add(stageKey(s, k, all.length)));
       this.#streak.clear();
       this.latest = [];
       return;
@@ -199,20 +220,24 @@ export class DriftMonitor {
   ): Promise<void> {
     const corrected = correctedProfile(profile, factors);
     const described = [...factors].map(([device, f]) => `${device} ×${f.toFixed(2)}`).join(', ');
-    let candidate: { plan: Plan | PlanResult; gain: number } | undefined;
+    let candidate: { plan: Plan | PlanResult; gain: number; redeployMs: number } | undefined;
     try {
-      candidate = this.#hooks.candidate(corrected);
+      candidate = this.#hooks.candidate(corrected, this.#held);
     } catch (error) {
       this.#hooks.log(
         `drift (${described}): no plan on the corrected profile: ${(error as Error).message}`,
       );
     }
     const gain = candidate?.gain ?? 0;
-    const replan = candidate !== undefined && gain >= this.#hooks.replanGain;
+    // The gain over the payback time must make up for the streams' stall while weights move.
+    const pays = candidate !== undefined && gain * this.#paybackMs >= candidate.redeployMs;
+    const replan = candidate !== undefined && gain >= this.#hooks.replanGain && pays;
     const reason = `drift: ${described} against the profile; ${
       replan
         ? `a plan over ${candidate!.plan.stages.map((s) => s.device).join(', ')} is predicted ${(gain * 100).toFixed(0)} % better`
-        : `no plan predicted ${(this.#hooks.replanGain * 100).toFixed(0)} % better (best ${(gain * 100).toFixed(0)} %), keeping the plan`
+        : gain >= this.#hooks.replanGain && candidate
+          ? `a plan predicted ${(gain * 100).toFixed(0)} % better would stall ${(candidate.redeployMs / 1000).toFixed(1)} s moving weights, more than it gains in ${(this.#paybackMs / 1000).toFixed(0)} s; keeping the plan`
+          : `no plan predicted ${(this.#hooks.replanGain * 100).toFixed(0)} % better (best ${(gain * 100).toFixed(0)} %), keeping the plan`
     }`;
     const event: DriftEvent = {
       at: Date.now(),
@@ -238,6 +263,7 @@ export class DriftMonitor {
       enabled: this.enabled,
       threshold: this.#threshold,
       minIntervalMs: this.#minIntervalMs,
+      paybackMs: this.#paybackMs,
       latest: this.latest,
       replans: this.replans,
       events: this.events,
