@@ -163,7 +163,8 @@ export class DriftMonitor {
     if (!serving || serving.plan !== this.#plan) {
       // A new plan: its first window starts now; its devices will hold its stages' shards.
       this.#plan = serving?.plan;
-      serving?.plan.stages.forEach((s, k, all) => this.#held.add(stageKey(s, k, all.length)));
+      const stages = serving?.plan.stages ?? [];
+      for (const [k, s] of stages.entries()) this.#held.add(stageKey(s, k, stages.length));
       this.#streak.clear();
       this.latest = [];
       return;
