@@ -137,55 +137,59 @@ export const driftSuite: Suite = {
         const stop = new AbortController();
         const t0 = performance.now();
         const wallStart = Date.now();
-        const load = steadyLoad(target, {
-          streams: STREAMS,
-          vocab,
-          promptTokens: PROMPT_TOKENS,
-          outputTokens: OUTPUT_TOKENS,
-          signal: stop.signal,
+        const marks = { tThrottle: 0, wallThrottle: 0, tRestore: 0, tEnd: 0 };
+        let planDuring: Plan | undefined;
+        // The phases run beside the load and end it: slowdown, recovery, stop.
+        const phasesRun = async () => {
+          try {
+            await sleep((phases.warmS + phases.beforeS) * 1000);
+            marks.tThrottle = performance.now();
+            marks.wallThrottle = Date.now();
+            await setSpeed(index, PLANNER_BENCH_SPEEDS[index]! / THROTTLE_FACTOR);
+            await sleep(phases.throttledS * 1000);
+            planDuring = cluster.coordinator.plan;
+            marks.tRestore = performance.now();
+            await setSpeed(index, PLANNER_BENCH_SPEEDS[index]!);
+            await sleep(phases.restoredS * 1000);
+            marks.tEnd = performance.now();
+          } finally {
+            stop.abort();
+          }
+        };
+        const [{ arrivals, shortCompletions }] = await Promise.all([
+          steadyLoad(target, {
+            streams: STREAMS,
+            vocab,
+            promptTokens: PROMPT_TOKENS,
+            outputTokens: OUTPUT_TOKENS,
+            signal: stop.signal,
+          }),
+          phasesRun(),
+        ]);
+        const { tThrottle, wallThrottle, tRestore, tEnd } = marks;
+        const events = (
+          cluster.coordinator.describe() as { drift: { events: DriftEvent[] } }
+        ).drift.events.filter((e) => e.at >= wallStart);
+        const first = events.find((e) => e.at >= wallThrottle);
+        runs.push({
+          loop,
+          planBefore: describePlan(plan),
+          planAfter: planDuring ? describePlan(planDuring) : '–',
+          throttledDevice: widest.device,
+          before: rateBetween(arrivals, t0 + phases.warmS * 1000, tThrottle),
+          reaction: rateBetween(arrivals, tThrottle, tThrottle + REACTION_S * 1000),
+          settled: rateBetween(arrivals, tThrottle + REACTION_S * 1000, tRestore),
+          // Recovery, like the slowdown, takes the loop a few polls: judged after REACTION_S.
+          restored: rateBetween(arrivals, tRestore + REACTION_S * 1000, tEnd),
+          noticedS: first ? (first.at - wallThrottle) / 1000 : undefined,
+          events,
+          throttledAt: wallThrottle,
+          series: windowRates(arrivals, t0, tEnd, CHART_WINDOW_MS).map((r, w) => [
+            (w * CHART_WINDOW_MS) / 1000,
+            r,
+          ]),
+          shortCompletions,
         });
-        let arrivals: number[] = [];
-        let shortCompletions = 0;
-        try {
-          await sleep((phases.warmS + phases.beforeS) * 1000);
-          const tThrottle = performance.now();
-          const wallThrottle = Date.now();
-          await setSpeed(index, PLANNER_BENCH_SPEEDS[index]! / THROTTLE_FACTOR);
-          await sleep(phases.throttledS * 1000);
-          const planDuring = cluster.coordinator.plan;
-          const tRestore = performance.now();
-          await setSpeed(index, PLANNER_BENCH_SPEEDS[index]!);
-          await sleep(phases.restoredS * 1000);
-          const tEnd = performance.now();
-          stop.abort();
-          ({ arrivals, shortCompletions } = await load);
-          const events = (
-            cluster.coordinator.describe() as { drift: { events: DriftEvent[] } }
-          ).drift.events.filter((e) => e.at >= wallStart);
-          const first = events.find((e) => e.at >= wallThrottle);
-          runs.push({
-            loop,
-            planBefore: describePlan(plan),
-            planAfter: planDuring ? describePlan(planDuring) : '–',
-            throttledDevice: widest.device,
-            before: rateBetween(arrivals, t0 + phases.warmS * 1000, tThrottle),
-            reaction: rateBetween(arrivals, tThrottle, tThrottle + REACTION_S * 1000),
-            settled: rateBetween(arrivals, tThrottle + REACTION_S * 1000, tRestore),
-            // Recovery, like the slowdown, takes the loop a few polls: judged after REACTION_S.
-            restored: rateBetween(arrivals, tRestore + REACTION_S * 1000, tEnd),
-            noticedS: first ? (first.at - wallThrottle) / 1000 : undefined,
-            events,
-            throttledAt: wallThrottle,
-            series: windowRates(arrivals, t0, tEnd, CHART_WINDOW_MS).map((r, w) => [
-              (w * CHART_WINDOW_MS) / 1000,
-              r,
-            ]),
-            shortCompletions,
-          });
-        } finally {
-          stop.abort();
-          await load.catch(() => undefined);
-        }
       }
     } finally {
       await cluster.stop();
