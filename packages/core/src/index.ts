@@ -143,6 +143,7 @@ export {
   ACTIVATION_BYTES_PER_ELEMENT,
   type ClusterProfile,
   COORDINATOR_NODE,
+  type CoordinatorTiming,
   type DecodeTimingGrid,
   type DeviceProfile,
   type DeviceRuntime,

@@ -6,6 +6,7 @@ import {
   type ClusterProfile,
   COORDINATOR_NODE,
   ContextOverflowError,
+  type CoordinatorTiming,
   DEFAULT_PREFILL_CHUNK_TOKENS,
   DeviceUnknownError,
   InvalidArgumentError,
@@ -49,6 +50,24 @@ function checkGrid(
 }
 
 /** Throws a coded error naming the first thing wrong with the profile. */
+function checkCoordinatorTiming(timing: CoordinatorTiming): void {
+  const { batchSizes, stepMs } = timing;
+  if (batchSizes.length !== stepMs.length)
+    throw new ProfileInvalidError(
+      `the coordinator's timing has ${batchSizes.length} batch sizes and ${stepMs.length} step times`,
+    );
+  batchSizes.forEach((b, i) => {
+    if (!Number.isInteger(b) || b < 1 || (i > 0 && b <= batchSizes[i - 1]!))
+      throw new ProfileInvalidError(
+        `the coordinator's batch sizes must be ascending positive integers, got ${batchSizes.join(', ')}`,
+      );
+  });
+  if (stepMs.some((ms) => !Number.isFinite(ms) || ms < 0))
+    throw new ProfileInvalidError(
+      `the coordinator's step times must be finite and at least 0 ms, got ${stepMs.join(', ')}`,
+    );
+}
+
 export function validateCluster(cluster: ClusterProfile): void {
   const { model, devices } = cluster;
   if (!Number.isInteger(model.nLayers) || model.nLayers < 1) {
@@ -78,6 +97,7 @@ export function validateCluster(cluster: ClusterProfile): void {
     throw new ProfileInvalidError(`model ${model.name} has a negative or non-finite byte count`);
   }
   if (devices.length === 0) throw new ProfileInvalidError('the cluster has no devices');
+  if (cluster.coordinator) checkCoordinatorTiming(cluster.coordinator);
   const names = new Set<string>();
   for (const device of devices) {
     const who = `device ${device.name}`;

@@ -1,5 +1,6 @@
 import type { Suite } from '../suite.js';
 import { chaosSuite } from './chaos.js';
+import { driftSuite } from './drift.js';
 import { engineSuite } from './engine.js';
 import { finetuneSuite } from './finetune.js';
 import { ggufSuite } from './gguf.js';
@@ -12,6 +13,7 @@ import { soakFaultsSuite } from './soak-faults.js';
 /** The repository's own benchmark suites, by name (`npm run bench -- <name>`). */
 export const SUITES: Record<string, Suite> = {
   chaos: chaosSuite,
+  drift: driftSuite,
   engine: engineSuite,
   finetune: finetuneSuite,
   gguf: ggufSuite,

@@ -4,7 +4,9 @@ import {
   announceCoordinator,
   Coordinator,
   DEFAULT_DRIFT_MIN_INTERVAL_MS,
+  DEFAULT_DRIFT_PAYBACK_MS,
   DEFAULT_DRIFT_THRESHOLD,
+  DEFAULT_DRIFT_WINDOWS,
   DEFAULT_REPLAN_GAIN,
   DEFAULT_TRANSFER_STALL_TIMEOUT_MS,
 } from '@swarmbee/coordinator';
@@ -108,6 +110,18 @@ export function coordinatorCommand(yargs: Argv): Argv {
           default: DEFAULT_DRIFT_MIN_INTERVAL_MS,
           describe: 'Least time between two re-plans for drift, ms',
         })
+        .option('drift-payback-ms', {
+          type: 'number',
+          default: DEFAULT_DRIFT_PAYBACK_MS,
+          describe:
+            "A drift re-plan must gain back within this time what the streams lose while the new stages' weights move (predicted gain × this ≥ transfer time), ms",
+        })
+        .option('drift-windows', {
+          type: 'number',
+          default: DEFAULT_DRIFT_WINDOWS,
+          describe:
+            'Consecutive stats polls a stage must stay off its prediction before the drift loop acts (hysteresis)',
+        })
         .option('context', {
           type: 'number',
           describe: "Context length plans size the KV cache for, tokens (default: the model's)",
@@ -152,7 +166,12 @@ export function coordinatorCommand(yargs: Argv): Argv {
           ...(args.threads === undefined ? {} : { stage: { intraOpThreads: args.threads } }),
         },
         replanGain: args.replanGain,
-        drift: { threshold: args.driftThreshold, minIntervalMs: args.driftMinIntervalMs },
+        drift: {
+          threshold: args.driftThreshold,
+          windows: args.driftWindows,
+          minIntervalMs: args.driftMinIntervalMs,
+          paybackMs: args.driftPaybackMs,
+        },
         planning: planningFrom(args),
         limits: serviceLimitsFrom(args),
         tokenizerThreads: args.tokenizerThreads,

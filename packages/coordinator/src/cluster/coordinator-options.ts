@@ -10,7 +10,7 @@ import type {
   ServerTlsOptions,
 } from '@swarmbee/protocol';
 import type { IntakeTimeouts } from '../api/intake.js';
-import type { DriftOptions } from '../drift/drift-monitor.js';
+import { checkDriftOptions, type DriftOptions } from '../drift/drift-monitor.js';
 import type { ServiceLimits } from '../generation-service.js';
 import type { DeployOptions } from './deployer.js';
 import type { PlanningOptions } from './planning.js';
@@ -93,15 +93,7 @@ export function checkCoordinatorOptions(options: CoordinatorOptions): void {
   const gain = options.replanGain;
   if (gain !== undefined && !(gain >= 0 && Number.isFinite(gain)))
     throw new InvalidArgumentError(`--replan-gain must be a fraction of at least 0, got ${gain}`);
-  const drift = options.drift;
-  if (drift?.threshold !== undefined && !(drift.threshold >= 0 && Number.isFinite(drift.threshold)))
-    throw new InvalidArgumentError(
-      `--drift-threshold must be a fraction of at least 0, got ${drift.threshold}`,
-    );
-  if (drift?.minIntervalMs !== undefined && !(drift.minIntervalMs >= 0))
-    throw new InvalidArgumentError(
-      `--drift-min-interval-ms must be at least 0, got ${drift.minIntervalMs}`,
-    );
+  if (options.drift) checkDriftOptions(options.drift);
   const stall = options.deploy?.transferStallTimeoutMs;
   if (stall !== undefined && !(stall > 0))
     throw new InvalidArgumentError(`--transfer-stall-timeout-ms must be above 0, got ${stall}`);

@@ -27,7 +27,7 @@ import { type ChannelServer, DEFAULT_HEARTBEAT_TIMEOUT_MS, listen } from '@swarm
 import type { FastifyInstance } from 'fastify';
 import { createApi, listenApi } from '../api/server.js';
 import { coordinatorDrift } from '../drift/drift-candidate.js';
-import type { DriftMonitor } from '../drift/drift-monitor.js';
+import type { DriftMonitor, DriftOptions } from '../drift/drift-monitor.js';
 import { COORDINATOR_EVENTS, publishCoordinatorEvent } from '../events.js';
 import { GenerationService } from '../generation-service.js';
 import { Metrics, type StageMetrics } from '../metrics.js';
@@ -136,7 +136,7 @@ export class Coordinator {
       plan: () => this.plan,
       profile: () => this.#profile,
       adopt: async (profile, replan, reason) => {
-        this.#profile = profile;
+        this.#profile = this.#withCoordinatorTiming(profile);
         if (replan) await this.#deployments.request('replan', reason);
       },
       replanGain: options.replanGain,
@@ -169,6 +169,11 @@ export class Coordinator {
   /** Every re-plan and recovery so far, oldest first. */
   get recoveries(): readonly RecoveryEvent[] {
     return this.#deployments.recoveries;
+  }
+
+  /** Changes the drift loop's settings while serving (e.g. `{ threshold: 0 }` turns it off). */
+  configureDrift(options: DriftOptions): void {
+    this.#drift.configure(options);
   }
 
   /** Where workers connect. */
@@ -370,7 +375,14 @@ export class Coordinator {
       log: this.#log,
       ...(progress ? { progress } : {}),
     });
+    this.#profile = this.#withCoordinatorTiming(this.#profile);
     return this.#profile;
+  }
+
+  /** The profile with this coordinator's own step times, once it has served enough to know them. */
+  #withCoordinatorTiming(profile: ClusterProfile): ClusterProfile {
+    const coordinator = this.#scheduler.stepCost;
+    return coordinator ? { ...profile, coordinator } : profile;
   }
 
   /** Chooses a plan afresh (with new planning options, if given) and moves the running sequences onto it. */
