@@ -47,6 +47,10 @@ t.test('the page is served without the key, the feed and the data only with it',
     t.equal(response.status, 200, asset);
     t.equal(response.headers.get('x-content-type-options'), 'nosniff');
     t.ok((await response.arrayBuffer()).byteLength > 1000, `${asset} is the built asset`);
+    t.equal(response.headers.get('content-encoding'), 'gzip', `${asset} is sent gzipped`);
+    const plain = await fetch(`${api.url}${asset}`, { headers: { 'accept-encoding': 'identity' } });
+    t.equal(plain.headers.get('content-encoding'), null, 'and plain to a client without gzip');
+    t.ok((await plain.arrayBuffer()).byteLength > 1000);
   }
   const script = await (await fetch(`${api.url}/console/console.js`)).text();
   t.notMatch(script, /https?:\/\/(?!www\.w3\.org)/, 'the script fetches nothing from elsewhere');
@@ -352,3 +356,41 @@ t.test('a lifecycle event makes the watch read the cluster at once', async (t) =
   stop();
   t.notOk(channel(COORDINATOR_EVENTS.state).hasSubscribers, 'nobody listening: unsubscribed');
 });
+
+t.test(
+  'a worker lost after the coordinator dropped its plan is told as one that ran a stage',
+  async (t) => {
+    let cluster: Record<string, unknown> = {
+      state: 'ready',
+      workers: ['a', 'b'],
+      plan: {
+        stages: [
+          { index: 0, device: 'a' },
+          { index: 1, device: 'b' },
+        ],
+      },
+    };
+    const metrics = new Metrics({
+      queued: () => 0,
+      active: () => 0,
+      inFlight: () => 0,
+      stages: () => [],
+    });
+    const watch = new ClusterWatch({ cluster: () => cluster, metrics });
+    const told: string[] = [];
+    const stop = watch.subscribe((event) => {
+      if (event.type === 'failover') told.push(event.message);
+    });
+    t.teardown(stop);
+    const publish = async () => {
+      channel(COORDINATOR_EVENTS.state).publish({ from: 'ready', to: 'recovering' });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    };
+    // The deployment is torn down first (no plan), then the worker's link is seen closed.
+    cluster = { state: 'recovering', workers: ['a', 'b'] };
+    await publish();
+    cluster = { state: 'recovering', workers: ['a'] };
+    await publish();
+    t.same(told, ['cluster ready → recovering', 'worker b was lost (it ran a stage)']);
+  },
+);

@@ -102,6 +102,11 @@ export class ClusterWatch {
   #sampling = false;
   #cluster?: { json: string; value: Record<string, unknown> };
   #plan = { key: '', since: 0, stages: [] as { stage: number; device: string }[] };
+  /**
+   * The devices of the last plan that served: the coordinator drops its plan as soon as a
+   * stage's worker is lost, often before the description stops listing that worker.
+   */
+  #served = new Set<string>();
   #samples: Sample[] = [];
   #lastMetrics?: MetricsEvent;
   /** Set while the lifecycle channels are subscribed: reads the description soon. */
@@ -173,6 +178,7 @@ export class ClusterWatch {
     const stages = planStages(cluster);
     const key = stages.map((s) => `${s.stage}/${s.device}`).join(' ');
     if (key !== this.#plan.key) this.#plan = { key, since: at, stages };
+    if (stages.length > 0) this.#served = new Set(stages.map((s) => s.device));
   }
 
   #emit(event: ClusterEvent): void {
@@ -207,34 +213,31 @@ export class ClusterWatch {
     const value = JSON.parse(json) as Record<string, unknown>;
     this.#cluster = { json, value };
     const at = Date.now();
+    const served = this.#served;
     this.#notePlan(value, at);
-    if (before) for (const change of failovers(before, value)) this.#emit({ at, ...change });
+    if (before)
+      for (const change of failovers(before, value, served)) this.#emit({ at, ...change });
     this.#emit({ type: 'cluster', at, cluster: value });
   }
 }
 
-/** Failover events that explain the move from one cluster description to the next. */
+/**
+ * Failover events that explain the move from one cluster description to the next;
+ * `served` are the devices of the last plan that served (by default `before`'s).
+ */
 export function failovers(
   before: Record<string, unknown>,
   after: Record<string, unknown>,
+  served: ReadonlySet<string> = planDevices(before),
 ): { type: 'failover'; kind: FailoverKind; message: string }[] {
   const out: { type: 'failover'; kind: FailoverKind; message: string }[] = [];
   const event = (kind: FailoverKind, message: string) =>
     out.push({ type: 'failover', kind, message });
   const was = new Set(names(before.workers));
   const is = new Set(names(after.workers));
-  const plan = before.plan as { stages?: unknown } | undefined;
-  const running = new Set(
-    list(plan?.stages)
-      .map((s) => (s as { device?: unknown }).device)
-      .filter(isString),
-  );
   for (const name of was)
     if (!is.has(name))
-      event(
-        'worker-lost',
-        `worker ${name} was lost${running.has(name) ? ' (it ran a stage)' : ''}`,
-      );
+      event('worker-lost', `worker ${name} was lost${served.has(name) ? ' (it ran a stage)' : ''}`);
   for (const name of is) if (!was.has(name)) event('worker-joined', `worker ${name} joined`);
   if (before.state !== after.state)
     event('state', `cluster ${String(before.state)} → ${String(after.state)}`);
@@ -247,6 +250,16 @@ export function failovers(
     );
   }
   return out;
+}
+
+/** The devices the plan the description shows runs on. */
+function planDevices(cluster: Record<string, unknown>): Set<string> {
+  const plan = cluster.plan as { stages?: unknown } | undefined;
+  return new Set(
+    list(plan?.stages)
+      .map((s) => (s as { device?: unknown }).device)
+      .filter(isString),
+  );
 }
 
 /** The stages of the plan the description shows, in order; none without a plan. */
