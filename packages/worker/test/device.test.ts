@@ -1,5 +1,5 @@
 /** The device facts a worker registers with: its execution provider among them, on the wire. */
-import { decode, encode } from '@swarmbee/protocol';
+import { decode, encode, type Message } from '@swarmbee/protocol';
 import t from 'tap';
 import { deviceFacts } from '../src/device.js';
 
@@ -7,12 +7,12 @@ t.test('a worker registers with the execution provider its stages run on', async
   t.equal(deviceFacts().executionProvider, 'cpu', 'cpu by default');
   const facts = deviceFacts('cuda');
   t.equal(facts.executionProvider, 'cuda');
-  const register = {
+  const register: Message = {
     type: 'register',
     name: 'w',
     device: facts,
     dataUrl: 'ws://127.0.0.1:7701',
     cachedShards: [],
-  } as const;
+  };
   t.same(decode(encode(register)), register, 'the register message carries it through the codec');
 });
