@@ -99,7 +99,7 @@ t.test(
       model: await importStories260k(root),
       workers: 3,
       root,
-      coordinatorArgs: ['--api-key', KEY],
+      coordinatorArgs: ['--api-key', KEY, '--bench-dir', join(root, 'bench-results')],
       // Three workers and a browser on a shared 2-core machine start slowly.
       startTimeoutMs: 120_000,
     });
@@ -254,15 +254,11 @@ t.test(
     await screenshot(page, 'replanned');
 
     // Benchmarks: two runs written by the bench package, read back and compared.
+    const runA = await benchRun(join(root, 'bench-results', 'run-a'), [10, 12, 11]);
+    const runB = await benchRun(join(root, 'bench-results', 'run-b'), [20, 22, 21]);
     await tab(page, 'bench');
-    await page.setInputFiles(
-      '[data-testid="bench-file-1"]',
-      await benchRun(join(root, 'run-a'), [10, 12, 11]),
-    );
-    await page.setInputFiles(
-      '[data-testid="bench-file-2"]',
-      await benchRun(join(root, 'run-b'), [20, 22, 21]),
-    );
+    await page.setInputFiles('[data-testid="bench-file-1"]', runA);
+    await page.setInputFiles('[data-testid="bench-file-2"]', runB);
     await texts(page, '[data-testid="bench-report"] h3', (titles) => titles.length === 2);
     t.same(
       await page.$$eval('[data-testid="bench-compare"] tbody td', (cells) =>
@@ -278,6 +274,18 @@ t.test(
     );
     t.pass('both runs draw their chart from the SVG files picked with them');
     await screenshot(page, 'bench');
+    // The coordinator's own runs (--bench-dir): run-a compared with itself, its chart fetched.
+    await texts(page, '[data-testid="bench-recent"] option', (runs) => runs.length === 2);
+    await page.selectOption('[data-testid="bench-recent"] select', 'run-a');
+    await page.click('[data-testid="bench-recent"] button:has-text("Compare with")');
+    await texts(page, '[data-testid="bench-compare"] tbody td', (cells) =>
+      ['decode_tokens_per_s', 'tok/s', '11', '11', '1'].every((cell, i) => cells[i] === cell),
+    );
+    await page.waitForFunction(
+      `[...document.querySelectorAll('img[data-testid="bench-chart"]')]
+        .filter((image) => image.complete && image.naturalWidth > 0).length === 2`,
+    );
+    t.pass("a run from the coordinator's list is compared, its chart fetched from it");
 
     // On a phone's width the page does not scroll sideways (wide tables scroll in place).
     await page.setViewportSize({ width: PHONE_WIDTH_PX, height: 800 });

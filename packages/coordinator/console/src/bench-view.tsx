@@ -1,9 +1,11 @@
 /**
  * Benchmark reports: `result.json` files written by `swarmbee bench`, opened with a file
- * picker (nothing leaves the browser); one is shown in full, two side by side. Charts are
- * the report's own SVG, shown as images so that nothing in a file can run script.
+ * picker (nothing leaves the browser) or from the coordinator's recent runs (when it was
+ * started with --bench-dir); one is shown in full, two side by side. Charts are the
+ * report's own SVG, shown as images so that nothing in a file can run script.
  */
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
+import { getJson, getText } from './api.js';
 import { Table } from './table.js';
 
 interface Summary {
@@ -44,11 +46,12 @@ interface Run {
   charts: Map<string, string>;
 }
 
-export function BenchView() {
+/** `visible`: the view is shown (the coordinator's runs are listed anew each time). */
+export function BenchView(props: { visible: boolean }) {
   const [runs, setRuns] = useState<(Run | undefined)[]>([undefined, undefined]);
   const [error, setError] = useState('');
-  const pick = (index: number, files: File[]) =>
-    read(files)
+  const show = (index: number, loading: Promise<Run>) =>
+    loading
       .then((run) => {
         setError('');
         setRuns((all) => all.map((r, i) => (i === index ? run : r)));
@@ -70,11 +73,12 @@ export function BenchView() {
               accept=".json,.svg,application/json,image/svg+xml"
               multiple
               data-testid={`bench-file-${index + 1}`}
-              onChange={(e) => void pick(index, [...(e.currentTarget.files ?? [])])}
+              onChange={(e) => void show(index, read([...(e.currentTarget.files ?? [])]))}
             />
           </label>
         ))}
       </p>
+      {props.visible && <RecentRuns open={(index, name) => void show(index, fetchRun(name))} />}
       <div class="bench">
         {error && <p class="error">{error}</p>}
         {shown.length === 2 && <Comparison a={shown[0]!.result} b={shown[1]!.result} />}
@@ -84,15 +88,67 @@ export function BenchView() {
   );
 }
 
+/** The coordinator's recent runs, to open as the run or the one to compare with. */
+function RecentRuns(props: { open: (index: number, name: string) => void }) {
+  const [runs, setRuns] = useState<{ name: string; writtenAt: number }[] | undefined>();
+  const [chosen, setChosen] = useState('');
+  useEffect(() => {
+    getJson<{ runs: { name: string; writtenAt: number }[] }>('/swarmbee/bench')
+      .then((answer) => {
+        setRuns(answer.runs);
+        setChosen(answer.runs[0]?.name ?? '');
+      })
+      // Not listed (no --bench-dir) or not reachable: the file pickers remain.
+      .catch(() => setRuns(undefined));
+  }, []);
+  if (!runs) return null;
+  if (runs.length === 0)
+    return <p class="muted">The coordinator's benchmark directory holds no runs yet.</p>;
+  return (
+    <p class="controls" data-testid="bench-recent">
+      <label>
+        or a recent run on the coordinator{' '}
+        <select value={chosen} onChange={(e) => setChosen(e.currentTarget.value)}>
+          {runs.map((run) => (
+            <option key={run.name} value={run.name}>
+              {run.name} ({new Date(run.writtenAt).toLocaleString()})
+            </option>
+          ))}
+        </select>
+      </label>
+      <button type="button" onClick={() => props.open(0, chosen)}>
+        Open
+      </button>
+      <button type="button" onClick={() => props.open(1, chosen)}>
+        Compare with
+      </button>
+    </p>
+  );
+}
+
+/** A run from the coordinator's directory: its result.json and the charts it names. */
+async function fetchRun(name: string): Promise<Run> {
+  const base = `/swarmbee/bench/${encodeURIComponent(name)}`;
+  const result = parse(await getText(`${base}/result.json`));
+  const charts = new Map<string, string>();
+  for (const chart of result.charts ?? []) {
+    const svg = await getText(`${base}/${encodeURIComponent(chart.file)}`).catch(() => undefined);
+    if (svg !== undefined) charts.set(chart.file, svgUrl(svg));
+  }
+  return { name, result, charts };
+}
+
+/** A blob URL shown as an image: an SVG so shown runs no script. */
+function svgUrl(svg: string): string {
+  return URL.createObjectURL(new Blob([svg], { type: 'image/svg+xml' }));
+}
+
 async function read(files: File[]): Promise<Run> {
   const json = files.find((f) => f.name.endsWith('.json'));
   if (!json) throw new Error('pick the result.json (and, if you like, its .svg charts)');
   const charts = new Map<string, string>();
-  for (const file of files.filter((f) => f.name.endsWith('.svg'))) {
-    // A blob URL shown as an image: an SVG so shown runs no script.
-    const url = URL.createObjectURL(new Blob([await file.text()], { type: 'image/svg+xml' }));
-    charts.set(file.name, url);
-  }
+  for (const file of files.filter((f) => f.name.endsWith('.svg')))
+    charts.set(file.name, svgUrl(await file.text()));
   return { name: json.name, result: parse(await json.text()), charts };
 }
 

@@ -109,7 +109,7 @@ function App(props: { state: ClusterState }) {
           <ChatView />
         </section>
         <section id="view-bench" hidden={view !== 'bench'}>
-          <BenchView />
+          <BenchView visible={view === 'bench'} />
         </section>
       </main>
       <KeyDialog
