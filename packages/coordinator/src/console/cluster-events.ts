@@ -187,8 +187,8 @@ export class ClusterWatch {
 
   #tick(): void {
     if (this.#sampling) return;
-    this.#sampling = true;
     this.#checkCluster();
+    this.#sampling = true;
     const plan = this.#plan;
     sample(this.#sources.metrics, plan)
       .then((now) => {
