@@ -49,7 +49,7 @@ export function PipelineView(props: { state: ClusterState }) {
           testId="tokens-chart"
         />
         <TimeChart
-          title="utilisation per stage, % of each second in forward passes"
+          title="utilisation per stage: % of the last 5 s in forward passes"
           unit="%"
           range={[0, 100]}
           series={stages.map((st) => ({
