@@ -22,7 +22,11 @@ export {
   ENGINE_EVENTS,
   publishBatch,
 } from './events.js';
-export { availableExecutionProviders, executionProviders } from './execution-provider.js';
+export {
+  availableExecutionProviders,
+  DEFAULT_EXECUTION_PROVIDER,
+  executionProviders,
+} from './execution-provider.js';
 export {
   type GenerateOptions,
   type GenerateRequest,

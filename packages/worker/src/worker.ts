@@ -180,7 +180,7 @@ export class WorkerDaemon {
         control.send({
           type: 'register',
           name: this.name,
-          device: deviceFacts(),
+          device: deviceFacts(this.#options.executionProvider),
           dataUrl: this.dataUrl,
           cachedShards,
         });

@@ -58,6 +58,11 @@ export function coordinatorCommand(yargs: Argv): Argv {
           describe:
             'Require "Authorization: Bearer <key>" on the /v1 and /swarmbee routes; /healthz, /metrics and the console page at / stay open, and the page asks for the key (default: no key)',
         })
+        .option('bench-dir', {
+          type: 'string',
+          describe:
+            'Directory of `swarmbee bench` reports (its subdirectories holding a result.json) the console lists as recent runs, behind the API key (default: none listed)',
+        })
         .option('min-workers', {
           type: 'number',
           default: 1,
@@ -159,6 +164,7 @@ export function coordinatorCommand(yargs: Argv): Argv {
         apiHost: api.host,
         apiPort: api.port,
         apiKey: args.apiKey,
+        benchDir: args.benchDir,
         minWorkers: args.minWorkers,
         cacheDir: args.cacheDir ?? join(cacheRoot(), 'coordinator'),
         deploy: {

@@ -29,6 +29,8 @@ export interface CoordinatorOptions {
   apiPort?: number;
   /** Require this bearer key on /v1 and /swarmbee routes. Default: none. */
   apiKey?: string;
+  /** Directory of `swarmbee bench` reports the console lists as recent runs. Default: none. */
+  benchDir?: string;
   /** Workers to wait for before the first deployment. Default 1. */
   minWorkers?: number;
   /** Where the coordinator keeps the shards it builds. */

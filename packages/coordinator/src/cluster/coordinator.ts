@@ -43,7 +43,7 @@ import {
 } from './coordinator-options.js';
 import type { CoordinatorState } from './coordinator-state.js';
 import type { DeployedStage } from './deployer.js';
-import { bringUp, profileFor } from './deployment.js';
+import { bringUp, type Deployment, profileFor } from './deployment.js';
 import { Deployments } from './deployments.js';
 import { PlanChoice } from './plan-choice.js';
 import { PlanMemory } from './plan-memory.js';
@@ -70,7 +70,11 @@ export class Coordinator {
   #profile?: ClusterProfile;
   #service?: GenerationService;
   #prompts?: TokenizerPool;
-  #stageMetrics: StageMetrics[] = [];
+  /** The stages' last polled counters, and the deployment they count for. */
+  #stageMetrics: { deployment: Deployment | undefined; metrics: StageMetrics[] } = {
+    deployment: undefined,
+    metrics: [],
+  };
   #statsPoller?: { stop: () => void };
   readonly #drift: DriftMonitor;
 
@@ -146,7 +150,11 @@ export class Coordinator {
       queued: () => (this.#service?.queued ?? 0) + this.#scheduler.waiting,
       active: () => this.#service?.active ?? 0,
       inFlight: () => this.#scheduler.inFlight,
-      stages: () => this.#stageMetrics,
+      // A replaced deployment's counters are no stage's now: its stages count from zero.
+      stages: () =>
+        this.#stageMetrics.deployment === this.#deployments.current
+          ? this.#stageMetrics.metrics
+          : [],
       recoveries: () => this.#deployments.recoveries.length,
       processFaults,
       drift: () => this.#drift.latest,
@@ -228,6 +236,7 @@ export class Coordinator {
         metrics: this.#metrics,
         modelName: name,
         apiKey: this.#options.apiKey,
+        benchDir: this.#options.benchDir,
         ...(this.#options.tls ? { tls: this.#options.tls } : {}),
         ...this.#options.http,
         bodyLimitBytes: this.#options.limits?.maxBodyBytes,
@@ -264,10 +273,11 @@ export class Coordinator {
     }
     this.#statsPoller = pollStages(
       this.#options.statsIntervalMs ?? DEFAULT_STATS_INTERVAL_MS,
-      () => this.plan?.stages ?? [],
+      () => this.#deployments.current,
       this.#registry.links,
-      (metrics) => {
-        this.#stageMetrics = metrics;
+      (metrics, deployment) => {
+        if (deployment !== this.#deployments.current) return;
+        this.#stageMetrics = { deployment, metrics };
         const transport = this.#deployments.current?.transport;
         if (transport && !transport.onSent)
           transport.onSent = (batch) => this.#drift.recordBatch(batch);

@@ -16,6 +16,11 @@ import {
   webSocketUrlSchema,
 } from './common.js';
 
+/** An execution provider's name as onnxruntime-node spells it: lower-case letters, digits, `_`. */
+const executionProviderSchema = z
+  .string()
+  .regex(/^[a-z][a-z0-9_]{0,31}$/, 'an execution provider name');
+
 /** Most files one shard may list. */
 export const MAX_SHARD_FILES = 256;
 /** Most cached shard ids a worker may report when it registers. */
@@ -35,6 +40,8 @@ export const deviceFactsSchema = z.object({
   freeMemoryBytes: byteCountSchema,
   /** onnxruntime-node version. */
   ortVersion: z.string().max(64),
+  /** The onnxruntime execution provider the worker runs its stages on, e.g. `cpu`, `cuda`. */
+  executionProvider: executionProviderSchema,
   /** `process.version`. */
   nodeVersion: z.string().max(64),
 });

@@ -36,6 +36,7 @@ export const CONTROL_SAMPLES: ControlMessage[] = [
       memoryBytes: 8 * 2 ** 30,
       freeMemoryBytes: 5 * 2 ** 30,
       ortVersion: '1.30.0',
+      executionProvider: 'cpu',
       nodeVersion: 'v20.19.0',
     },
     dataUrl: 'ws://10.0.0.7:7701',
