@@ -150,6 +150,7 @@ export {
   openShard,
   SHARD_FORMAT_VERSION,
   SHARD_MANIFEST_FILE,
+  type ShardBuildOptions,
   type ShardGraph,
   type ShardManifest,
   writeShard,
