@@ -5,7 +5,14 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generate, LocalPipeline } from '@swarmbee/engine';
-import { buildShard, decodeIds, importLlama2c, loadTokenizer } from '@swarmbee/model';
+import {
+  buildShard,
+  decodeIds,
+  importLlama2c,
+  loadTokenizer,
+  openShard,
+  writeShard,
+} from '@swarmbee/model';
 import t from 'tap';
 import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
 import { OrtStage } from '../src/ort-stage.js';
@@ -96,5 +103,36 @@ t.test(
     );
     t.ok(worst > 0, 'the fp16 cache rounds something');
     t.ok(worst <= FP16_KV_LOGIT_TOLERANCE, `max |Δlogit| ${worst.toExponential(2)}`);
+  },
+);
+
+t.test(
+  'a written fp16-KV shard says so in shard.json, and a worker loading it keeps an fp16 cache',
+  async (t) => {
+    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
+    const root = t.testdir();
+    const dir = await importLlama2c({
+      checkpoint: STORIES260K.checkpoint,
+      tokenizer: STORIES260K.tokenizer,
+      out: join(root, 'm'),
+    });
+    const range = { start: 2, end: 5 };
+    const half = await writeShard(dir, range, join(root, 'half'), undefined, {
+      kvDtype: 'float16',
+    });
+    const full = await writeShard(dir, range, join(root, 'full'));
+    t.equal(half.kind === 'llama' && half.kvDtype, 'float16');
+    t.not(half.shardId, full.shardId, 'another graph, another content address');
+    const { graph } = await openShard(join(root, 'half'));
+    t.equal(graph.kind === 'llama' && graph.kvDtype, 'float16');
+    const stage = await OrtStage.create(graph, { intraOpThreads: 1 });
+    t.teardown(() => stage.close());
+    const kvDim =
+      dir.manifest.config.nKvHeads * (dir.manifest.config.dim / dir.manifest.config.nHeads);
+    t.equal(
+      stage.info.limits.kvBytesPerPosition,
+      3 * 2 * kvDim * 2,
+      '3 layers × K and V × kvDim × 2 B',
+    );
   },
 );
