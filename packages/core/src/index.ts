@@ -105,6 +105,7 @@ export {
 export {
   ChatTemplateInvalidError,
   ChatTemplateRenderError,
+  DiskSpaceError,
   DownloadChecksumError,
   DownloadFailedError,
   DownloadNotFoundError,

@@ -30,6 +30,8 @@ import { StagingDir } from './staging-dir.js';
 export const SHARD_GRAPH_FILE = 'model.onnx';
 export const SHARD_WEIGHTS_FILE = 'weights.bin';
 export const SHARD_MANIFEST_FILE = 'shard.json';
+/** Bytes copied at a time from the model's weights into a written shard. */
+export const SHARD_COPY_CHUNK_BYTES = 4 * 1024 * 1024;
 
 /** A half-open layer range [start, end). */
 export interface LayerRange {
@@ -269,10 +271,10 @@ async function writeLlamaShard(
     const total = names.reduce((sum, n) => sum + findTensor(dir, n).bytes, 0);
     let offset = 0;
     try {
+      // One reused buffer: a shard of any size costs one chunk of memory, never a tensor.
+      const buffer = new Uint8Array(SHARD_COPY_CHUNK_BYTES);
       for (const name of names) {
         const tensor = findTensor(dir, name);
-        const bytes = new Uint8Array(tensor.bytes);
-        await source.read(bytes, 0, tensor.bytes, tensor.offset);
         // Quantized codes and zero points are bytes; keep every tensor 4-byte aligned so the
         // fp32 ones after them stay aligned (fp32-only shards never need the padding).
         const padding = (4 - (offset % 4)) % 4;
@@ -282,16 +284,25 @@ async function writeLlamaShard(
           weightsHash.update(pad);
           offset += padding;
         }
-        await target.write(bytes);
-        weightsHash.update(bytes);
         placed.set(name, { offset, bytes: tensor.bytes, shape: tensor.shape });
-        offset += tensor.bytes;
-        progress({
-          phase: `shard [${range.start}, ${range.end})`,
-          done: offset,
-          total,
-          unit: 'bytes',
-        });
+        for (let at = 0; at < tensor.bytes; at += buffer.length) {
+          const length = Math.min(buffer.length, tensor.bytes - at);
+          const piece = buffer.subarray(0, length);
+          const { bytesRead } = await source.read(piece, 0, length, tensor.offset + at);
+          if (bytesRead !== length)
+            throw new ShardInvalidError(
+              `${dir.weightsPath} ends inside tensor ${name} (read ${at + bytesRead} of ${tensor.bytes} bytes)`,
+            );
+          await target.write(piece);
+          weightsHash.update(piece);
+          offset += length;
+          progress({
+            phase: `shard [${range.start}, ${range.end})`,
+            done: offset,
+            total,
+            unit: 'bytes',
+          });
+        }
       }
     } finally {
       await source.close();
