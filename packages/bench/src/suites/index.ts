@@ -6,6 +6,7 @@ import { ggufSuite } from './gguf.js';
 import { optimizeSuite } from './optimize.js';
 import { pipelineSuite } from './pipeline.js';
 import { plannerSuite } from './planner.js';
+import { scaleSuite } from './scale.js';
 import { soakSuite } from './soak.js';
 import { soakFaultsSuite } from './soak-faults.js';
 
@@ -18,6 +19,7 @@ export const SUITES: Record<string, Suite> = {
   optimize: optimizeSuite,
   pipeline: pipelineSuite,
   planner: plannerSuite,
+  scale: scaleSuite,
   soak: soakSuite,
   'soak-faults': soakFaultsSuite,
 };
