@@ -7,6 +7,7 @@ import { optimizeSuite } from './optimize.js';
 import { pipelineSuite } from './pipeline.js';
 import { plannerSuite } from './planner.js';
 import { scaleSuite } from './scale.js';
+import { scaleServeSuite } from './scale-serve.js';
 import { soakSuite } from './soak.js';
 import { soakFaultsSuite } from './soak-faults.js';
 
@@ -20,6 +21,7 @@ export const SUITES: Record<string, Suite> = {
   pipeline: pipelineSuite,
   planner: plannerSuite,
   scale: scaleSuite,
+  'scale-serve': scaleServeSuite,
   soak: soakSuite,
   'soak-faults': soakFaultsSuite,
 };

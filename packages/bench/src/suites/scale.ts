@@ -8,12 +8,7 @@
  */
 import { access, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  cacheRoot,
-  freeDiskBytes,
-  type HfSynthShapeName,
-  hfSynthTensors,
-} from '@swarmbee/model';
+import { cacheRoot, freeDiskBytes, type HfSynthShapeName, hfSynthTensors } from '@swarmbee/model';
 import { summarize } from '@swarmbee/optimize';
 import { machineInfo } from '../machine.js';
 import { type BenchResult, check } from '../report/report.js';
