@@ -36,7 +36,10 @@ t.test('servePart measures each worker and each stream count over 1 and 2 worker
     ],
   );
   for (const r of load) {
-    t.ok(r.shardBytes > 200_000 && r.shardBytes < 2_000_000, `${r.worker}: shard ${r.shardBytes} B`);
+    t.ok(
+      r.shardBytes > 200_000 && r.shardBytes < 2_000_000,
+      `${r.worker}: shard ${r.shardBytes} B`,
+    );
     t.ok(r.kvBytes > 0 && r.kvBytes <= r.kvBudgetBytes, `${r.worker}: KV ${r.kvBytes} B`);
     t.ok(r.peakRssBytes > r.shardBytes, `${r.worker}: peak RSS ${r.peakRssBytes} B`);
     t.equal(r.overheadBytes, r.peakRssBytes - r.shardBytes - r.kvBytes);

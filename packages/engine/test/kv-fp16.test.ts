@@ -47,13 +47,12 @@ t.test(
         };
         const [once] = await generate(half, [request]);
         t.equal(`${decodeIds(tokenizer, once!.ids)}\n`, refOnce, `${stages} stages: run.c's text`);
-        half.stages.forEach((stage, i) =>
+        for (const [i, stage] of half.stages.entries())
           t.equal(
             stage.info.limits.kvBytesPerPosition * 2,
             full.stages[i]!.info.limits.kvBytesPerPosition,
             `stage ${i}: half the KV bytes per position`,
-          ),
-        );
+          );
       } finally {
         await half.close();
         await full.close();
