@@ -2,10 +2,10 @@
  * A stage loads within its memory: a worker's peak RSS is the shard's bytes plus its KV
  * cache plus a constant, never twice the weights. Measured in a fresh process loading a
  * written shard of 176 MiB the way a worker does (openShard, ThreadedStage), against the
- * RSS that process had before loading. onnxruntime 1.30 reads external data into its own
- * buffers once (pre-packing replaces the buffer it packs), so the shard is counted once;
- * the rest is the stage thread, onnxruntime's arenas and the forward pass (99 MiB measured
- * here under tsx). Loading that copied the weights would add another 176 MiB.
+ * RSS that process had before loading. onnxruntime 1.30 holds each weight once after loading;
+ * while loading, the weight being copied is resident twice (here at most 32 MiB), and the rest
+ * is the stage thread, onnxruntime's arenas and the forward pass (94 MiB measured here under
+ * tsx). Loading that kept a second copy of the weights would add another 176 MiB.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
