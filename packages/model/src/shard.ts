@@ -60,6 +60,8 @@ export interface LlamaShardGraph extends ShardGraphBase {
 export interface ShardBuildOptions {
   /** KV-cache element type of the graph's past inputs and new outputs. Default `float32`. */
   kvDtype?: KvDtype;
+  /** Largest slice of an fp32 LM head multiplied at once, bytes. Default `HEAD_CHUNK_BYTES` (64 MiB). */
+  headChunkBytes?: number;
 }
 
 /** A stage cut out of an imported decoder: its IO follows the export, described by `io`. */
@@ -196,7 +198,7 @@ export function buildShard(
     refuseKvDtype(options);
     return buildOnnxDecoderShard(dir as OnnxDecoderModelDir, range);
   }
-  return buildLlamaShard(dir as LlamaModelDir, range, options.kvDtype ?? 'float32');
+  return buildLlamaShard(dir as LlamaModelDir, range, options.kvDtype ?? 'float32', options);
 }
 
 /** An imported decoder's cache keeps the export's element type. */
@@ -207,7 +209,12 @@ function refuseKvDtype(options: ShardBuildOptions): void {
     );
 }
 
-function buildLlamaShard(dir: LlamaModelDir, range: LayerRange, kvDtype: KvDtype): LlamaShardGraph {
+function buildLlamaShard(
+  dir: LlamaModelDir,
+  range: LayerRange,
+  kvDtype: KvDtype,
+  options: ShardBuildOptions = {},
+): LlamaShardGraph {
   const { config } = dir.manifest;
   checkRange(config, range);
   const onnx = buildLlamaShardGraph({
@@ -215,6 +222,7 @@ function buildLlamaShard(dir: LlamaModelDir, range: LayerRange, kvDtype: KvDtype
     layerStart: range.start,
     layerEnd: range.end,
     kvDtype,
+    ...(options.headChunkBytes === undefined ? {} : { headChunkBytes: options.headChunkBytes }),
     producer: `swarmbee ${SWARMBEE_VERSION}`,
     locate: (name) =>
       locateWeight(dir, name, (stored) => {

@@ -42,7 +42,15 @@ export interface LlamaShardSpec {
    * and rounds the new keys and values it returns. Default `float32`.
    */
   kvDtype?: KvDtype;
+  /** Largest slice of an fp32 LM head multiplied at once, bytes. Default {@link HEAD_CHUNK_BYTES}. */
+  headChunkBytes?: number;
 }
+
+/**
+ * An fp32 LM head larger than this is multiplied in slices of rows: onnxruntime holds a Gemm
+ * weight twice while loading it, so the slice bounds what loading adds to a stage's peak RSS.
+ */
+export const HEAD_CHUNK_BYTES = 64 * 2 ** 20;
 
 /** Which attention-bias inputs a shard of these layers takes: full layers', windowed layers', or both. */
 export function shardBiasInputs(
@@ -231,7 +239,11 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
     const picked = g.op('GatherND', [hidden3, index], { batch_dims: attr.int(1) }, 'picked');
     const rows = g.op('Reshape', [picked, g.ints('rows_by_dim', [-1, dim])]);
     const head = config.sharedClassifier ? TOKEN_EMBEDDING : CLASSIFIER;
-    let logits2d = blocks.linear(blocks.rmsNorm(rows, FINAL_NORM), head);
+    let logits2d = blocks.head(
+      blocks.rmsNorm(rows, FINAL_NORM),
+      head,
+      spec.headChunkBytes ?? HEAD_CHUNK_BYTES,
+    );
     if (config.finalLogitSoftcap !== undefined)
       logits2d = blocks.softcap(logits2d, config.finalLogitSoftcap);
     const logitsShape = g.op(
