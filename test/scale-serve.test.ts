@@ -3,6 +3,7 @@
  * Llama 3.2 1B and 3B shapes): real worker processes on loopback report their load, peak RSS
  * and speed, and a decode step is taken apart into layers, LM head and sampling.
  */
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { headShare, servePart } from '@swarmbee/bench';
 import { SYNTH_PRESETS, synthesizeModel } from '@swarmbee/model';
@@ -27,6 +28,11 @@ t.test('servePart measures each worker and each stream count over 1 and 2 worker
     cacheDir: join(root, 'clusters'),
     progress: () => {},
   });
+  t.same(
+    await readdir(join(root, 'clusters', 'tiny')),
+    [],
+    "each cluster's caches removed after it",
+  );
   t.same(
     load.map((r) => [r.workers, r.worker, r.layers]),
     [

@@ -5,7 +5,7 @@
  * decode tokens/s for one stream and for 8 against the memory roofline (tokens/s × weight bytes
  * ÷ copy bandwidth measured in the same run); time to first token of a long prompt.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { arenaCapacity } from '@swarmbee/engine';
@@ -104,11 +104,13 @@ export async function servePart(
       const budgetMib = Math.ceil(
         (positions * kvBytesPerPosition(dir, 0, config.nLayers)) / 2 ** 20,
       );
+      // Every worker caches its own copy of its shard: gigabytes per cluster, removed after it.
+      const clusterDir = join(options.cacheDir, label.replace(/\W+/g, '-'), `w${workers}`);
       const cluster = await LocalCluster.start({
         model: dir,
         workers,
         cliBin: options.cliBin,
-        cacheDir: join(options.cacheDir, label.replace(/\W+/g, '-'), `w${workers}`),
+        cacheDir: clusterDir,
         threads: Math.max(1, Math.floor(cores / workers)),
         workerOutput: 'ignore',
         workerArgs: () => ['--kv-budget-mib', String(budgetMib)],
@@ -154,9 +156,7 @@ export async function servePart(
           const pid = cluster.workers[index]?.pid;
           if (pid === undefined) continue;
           const shardDir = join(
-            options.cacheDir,
-            label.replace(/\W+/g, '-'),
-            `w${workers}`,
+            clusterDir,
             'coordinator',
             'shards',
             `v${SHARD_FORMAT_VERSION}`,
@@ -182,6 +182,7 @@ export async function servePart(
         }
       } finally {
         await cluster.stop();
+        await rm(clusterDir, { recursive: true, force: true });
       }
     }
   }
