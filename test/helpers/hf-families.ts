@@ -38,8 +38,11 @@ export interface HfFamilyReference {
   logits: Float32Array;
 }
 
-export async function readFamilyReference(name: string): Promise<HfFamilyReference> {
-  const dir = join(HF_FAMILIES_DIR, name);
+export async function readFamilyReference(
+  name: string,
+  root: string = HF_FAMILIES_DIR,
+): Promise<HfFamilyReference> {
+  const dir = join(root, name);
   const meta = JSON.parse(await readFile(join(dir, 'reference.json'), 'utf8')) as Omit<
     HfFamilyReference,
     'logits'

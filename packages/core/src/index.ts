@@ -10,6 +10,8 @@
 export { abortError, isTimeout, ProgressDeadline, stepSignal } from './deadlines.js';
 export {
   headDim,
+  KV_DTYPE_BYTES,
+  type KvDtype,
   kvBytesPerTokenPerLayer,
   type LayerAttention,
   type LlamaConfig,
@@ -103,6 +105,7 @@ export {
 export {
   ChatTemplateInvalidError,
   ChatTemplateRenderError,
+  DiskSpaceError,
   DownloadChecksumError,
   DownloadFailedError,
   DownloadNotFoundError,

@@ -80,7 +80,17 @@ export class ChatTemplateRenderError extends SwarmBeeError {
   static override readonly httpStatus = 400;
 }
 
+/**
+ * The disk cannot hold what an operation would write (an import, a quantized copy, a
+ * synthetic checkpoint): refused before anything is written. The message names the
+ * directory, the bytes needed and the bytes free.
+ */
+export class DiskSpaceError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_DISK_SPACE';
+}
+
 registerErrors(
+  DiskSpaceError,
   ModelUnsupportedError,
   HfCheckpointInvalidError,
   GgufInvalidError,

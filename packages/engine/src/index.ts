@@ -33,6 +33,7 @@ export {
   type GenerateResult,
   generate,
 } from './generate.js';
+export { arenaCapacity } from './kv-cache.js';
 export { LayerStateChain } from './layer-states.js';
 export { LocalPipeline, type LocalPipelineOptions } from './local-pipeline.js';
 export type { Pipeline, PipelineInfo, PipelineResult, PipelineStep } from './pipeline.js';

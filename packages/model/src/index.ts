@@ -11,6 +11,8 @@
  * const shard = buildShard(dir, { start: 0, end: 3 }); // layers 0..2 plus the embedding
  * ```
  */
+
+export { DISK_HEADROOM_BYTES, ensureDiskSpace, freeDiskBytes } from './disk-space.js';
 export { type GgmlTypeInfo, ggmlTypeName } from './gguf/ggml-types.js';
 export type {
   GgufArchitecture,
@@ -150,11 +152,20 @@ export {
   openShard,
   SHARD_FORMAT_VERSION,
   SHARD_MANIFEST_FILE,
+  type ShardBuildOptions,
   type ShardGraph,
   type ShardManifest,
   writeShard,
 } from './shard.js';
 export { StagingDir } from './staging-dir.js';
+export {
+  DEFAULT_HF_SYNTH_FILE_BYTES,
+  hfSynthTensors,
+  type SynthHfCheckpoint,
+  type SynthHfOptions,
+  synthesizeHfCheckpoint,
+} from './synth/hf-checkpoint.js';
+export { HF_SYNTH_SHAPES, type HfSynthShape, type HfSynthShapeName } from './synth/hf-shapes.js';
 export {
   BENCH_PRESET,
   DEFAULT_PRESET,

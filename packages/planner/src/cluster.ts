@@ -10,6 +10,7 @@ import {
   DEFAULT_PREFILL_CHUNK_TOKENS,
   DeviceUnknownError,
   InvalidArgumentError,
+  KV_DTYPE_BYTES,
   ProfileInvalidError,
 } from '@swarmbee/core';
 import type { Workload } from './types.js';
@@ -193,12 +194,18 @@ export function resolveWorkload(
   const risk = partial.risk ?? 'p50';
   if (risk !== 'p50' && risk !== 'p90')
     throw new InvalidArgumentError(`risk must be "p50" or "p90", got "${String(risk)}"`);
+  const kvDtype = partial.kvDtype ?? 'float32';
+  if (!(kvDtype in KV_DTYPE_BYTES))
+    throw new InvalidArgumentError(
+      `kvDtype must be "float32" or "float16", got "${String(kvDtype)}"`,
+    );
   return {
     contextTokens,
     promptTokens,
     prefillChunkTokens,
     decodeContextTokens,
     risk,
+    kvDtype,
     ...(streams === undefined ? {} : { streams }),
   };
 }

@@ -30,6 +30,7 @@ import {
   DeviceUnknownError,
   FRAME_OVERHEAD_BYTES,
   gridAtRisk,
+  KV_DTYPE_BYTES,
   layerKvBytes,
   type ModelSummary,
   type PrefillTimingGrid,
@@ -124,11 +125,13 @@ export class CostModel {
     const n = this.model.nLayers;
     this.paramPrefix = new Float64Array(n + 1);
     this.kvPrefix = new Float64Array(n + 1);
+    // The model records fp32 KV bytes; an fp16 cache holds the same elements in half.
+    const kvScale = KV_DTYPE_BYTES[this.workload.kvDtype ?? 'float32'] / KV_DTYPE_BYTES.float32;
     for (let l = 0; l < n; l++) {
       const cost = this.model.layers[l]!;
       this.paramPrefix[l + 1] = this.paramPrefix[l]! + cost.paramBytes;
       const context = this.workload.contextTokens;
-      this.kvPrefix[l + 1] = this.kvPrefix[l]! + layerKvBytes(cost, context) / context;
+      this.kvPrefix[l + 1] = this.kvPrefix[l]! + (kvScale * layerKvBytes(cost, context)) / context;
     }
   }
 

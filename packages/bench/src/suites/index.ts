@@ -7,6 +7,8 @@ import { ggufSuite } from './gguf.js';
 import { optimizeSuite } from './optimize.js';
 import { pipelineSuite } from './pipeline.js';
 import { plannerSuite } from './planner.js';
+import { scaleSuite } from './scale.js';
+import { scaleServeSuite } from './scale-serve.js';
 import { soakSuite } from './soak.js';
 import { soakFaultsSuite } from './soak-faults.js';
 
@@ -20,6 +22,8 @@ export const SUITES: Record<string, Suite> = {
   optimize: optimizeSuite,
   pipeline: pipelineSuite,
   planner: plannerSuite,
+  scale: scaleSuite,
+  'scale-serve': scaleServeSuite,
   soak: soakSuite,
   'soak-faults': soakFaultsSuite,
 };

@@ -131,6 +131,12 @@ export function coordinatorCommand(yargs: Argv): Argv {
           type: 'number',
           describe: "Context length plans size the KV cache for, tokens (default: the model's)",
         })
+        .option('kv-dtype', {
+          choices: ['float32', 'float16'] as const,
+          default: 'float32' as const,
+          describe:
+            "KV-cache element type of the model's Llama shards: float16 holds twice the context in the same memory (fidelity: docs/BENCHMARKS.md)",
+        })
         .options(serviceLimitOptions)
         .options(httpTimeoutOptions)
         .options(shutdownGraceOption)

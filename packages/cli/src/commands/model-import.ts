@@ -67,6 +67,12 @@ export function modelImportCommands(yargs: Argv): Argv {
             type: 'number',
             describe:
               'Context to record, in tokens (default and limit: max_position_embeddings; with dynamic RoPE scaling that times its factor; with longrope original_max_position_embeddings)',
+          })
+          .option('tokenizer', {
+            type: 'boolean',
+            default: true,
+            describe:
+              'Import tokenizer.json (and chat template); --no-tokenizer imports a checkpoint without one (e.g. from `model synth-hf`) to run from token ids',
           }),
       async (args) => {
         const dir = await withProgress((progress) =>
@@ -75,6 +81,7 @@ export function modelImportCommands(yargs: Argv): Argv {
             out: args.out,
             name: args.name,
             progress,
+            tokenizer: args.tokenizer,
             ...(args.context === undefined ? {} : { contextLength: args.context }),
           }),
         );

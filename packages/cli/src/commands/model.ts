@@ -21,6 +21,7 @@ import { ggufFileTables, ggufSourceTables, importGgufCommand } from './model-ggu
 import { modelImportCommands } from './model-import.js';
 import { importOnnxCommand, onnxDecoderTables } from './model-onnx.js';
 import { modelPullCommand } from './model-pull.js';
+import { synthHfCommand } from './model-synth-hf.js';
 
 const PRESET_NAMES = Object.keys(SYNTH_PRESETS) as SynthPresetName[];
 
@@ -30,6 +31,7 @@ export function modelCommand(yargs: Argv): Argv {
     'Import, pull, synthesize, export, shard and inspect model dirs',
     (y) =>
       modelPullCommand(y)
+        .command(synthHfCommand)
         .command(
           'import',
           'Import a checkpoint into a model dir: llama2.c, Hugging Face, GGUF or ONNX',

@@ -20,13 +20,15 @@ export function progressBar(stream: NodeJS.WriteStream = process.stderr): Progre
   const bar = new cliProgress.SingleBar(
     {
       stream,
-      format: '{phase} [{bar}] {percentage}% | {value}/{total} {unit} | {eta_formatted} left',
+      format: '{phase} [{bar}] {percentage}% | {value}/{total} {unit}{rate} | {eta_formatted} left',
       hideCursor: true,
       clearOnComplete: true,
     },
     cliProgress.Presets.shades_classic,
   );
   let phase: string | undefined;
+  let started = 0;
+  let startDone = 0;
   return {
     report(event) {
       const { divisor, label } = UNIT_SCALE[event.unit];
@@ -35,15 +37,24 @@ export function progressBar(stream: NodeJS.WriteStream = process.stderr): Progre
       if (event.phase !== phase) {
         if (phase !== undefined) bar.stop();
         phase = event.phase;
-        bar.start(total, value, { phase, unit: label });
+        started = performance.now();
+        startDone = event.done;
+        bar.start(total, value, { phase, unit: label, rate: '' });
       } else {
-        bar.update(value);
+        bar.update(value, { rate: rateOf(event, started, startDone) });
       }
     },
     stop() {
       if (phase !== undefined) bar.stop();
     },
   };
+}
+
+/** ` | 123 MB/s` for byte counts (decimal megabytes per second since the phase began); empty otherwise. */
+export function rateOf(event: ProgressEvent, startedMs: number, startDone: number): string {
+  const seconds = (performance.now() - startedMs) / 1000;
+  if (event.unit !== 'bytes' || seconds <= 0) return '';
+  return ` | ${((event.done - startDone) / 1e6 / seconds).toFixed(0)} MB/s`;
 }
 
 /** Runs `task` with a progress bar that is always cleared afterwards. */

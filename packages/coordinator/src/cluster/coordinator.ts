@@ -83,7 +83,11 @@ export class Coordinator {
     this.#options = options;
     this.#log = options.log ?? (() => {});
     const { model } = options;
-    this.#store = new ShardStore(model, options.cacheDir);
+    this.#store = new ShardStore(
+      model,
+      options.cacheDir,
+      options.planning?.workload?.kvDtype ?? 'float32',
+    );
     this.#scheduler = new Scheduler(undefined, {
       maxSeqLen: model.manifest.config.maxSeqLen,
       ...options.scheduler,

@@ -8,7 +8,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { HfCheckpointInvalidError } from '@swarmbee/core';
+import { HfCheckpointInvalidError, type LlamaConfig, WEIGHT_ALIGNMENT_BYTES } from '@swarmbee/core';
+import { ensureDiskSpace } from '../disk-space.js';
 import { sha256, sha256File } from '../hash.js';
 import { llamaTensorSpecs } from '../llama-tensors.js';
 import { type LlamaModelDir, type TensorValues, writeModelDir } from '../model-dir.js';
@@ -26,6 +27,11 @@ export interface ImportHfOptions extends HfConfigOptions {
   name?: string;
   /** The Hugging Face repository it came from, recorded in the manifest's source. */
   repo?: string;
+  /**
+   * Import tokenizer.json and its companions (default true). false imports a checkpoint
+   * without one (a synthetic checkpoint), to run from token ids.
+   */
+  tokenizer?: boolean;
   progress?: ProgressFn;
 }
 
@@ -48,7 +54,10 @@ export async function importHf(options: ImportHfOptions): Promise<LlamaModelDir>
   }
   const parsed = parseHfConfig(configJson, dir, options);
   const { config } = parsed;
-  const { files: tokenizerFiles } = await readHfTokenizerFiles(dir, parsed, config.vocabSize);
+  const tokenizerFiles =
+    options.tokenizer === false
+      ? undefined
+      : (await readHfTokenizerFiles(dir, parsed, config.vocabSize)).files;
   const weights = await HfWeights.open(dir);
   try {
     const sources = hfTensorSources(parsed.family, config);
@@ -64,6 +73,11 @@ export async function importHf(options: ImportHfOptions): Promise<LlamaModelDir>
         `${weights.fileOf(unread[0]!)}: the checkpoint has tensors its config.json does not account for: ${unread.slice(0, 5).join(', ')}` +
           (unread.length > 5 ? ` and ${unread.length - 5} more` : ''),
       );
+    await ensureDiskSpace(
+      options.out,
+      fp32DirBytes(config),
+      `the imported ${basename(resolve(dir))}`,
+    );
     const hashes = await hashFiles(weights, progress);
     return await writeModelDir(options.out, {
       name: options.name ?? basename(resolve(dir)),
@@ -75,7 +89,7 @@ export async function importHf(options: ImportHfOptions): Promise<LlamaModelDir>
         weights: hashes,
         ...(options.repo ? { repo: options.repo } : {}),
       },
-      hfTokenizer: tokenizerFiles,
+      ...(tokenizerFiles ? { hfTokenizer: tokenizerFiles } : {}),
       progress,
       tensors: (spec): TensorValues => {
         const source = sources.get(spec.name)!;
@@ -86,6 +100,14 @@ export async function importHf(options: ImportHfOptions): Promise<LlamaModelDir>
   } finally {
     await weights.close();
   }
+}
+
+/** Bytes of an fp32 `weights.bin` for `config` (each tensor's alignment padding counted in full). */
+export function fp32DirBytes(config: LlamaConfig): number {
+  return llamaTensorSpecs(config).reduce(
+    (sum, spec) => sum + 4 * spec.shape.reduce((a, b) => a * b, 1) + WEIGHT_ALIGNMENT_BYTES,
+    0,
+  );
 }
 
 async function hashFiles(

@@ -32,7 +32,7 @@ export async function readHfTokenizerFiles(
 ): Promise<{ files: HfTokenizerFiles; tokenizer: HfTokenizer }> {
   const tokenizerJson = await readFile(join(dir, HF_TOKENIZER_FILE)).catch((error: Error) => {
     throw new TokenizerMissingError(
-      `${dir} has no readable ${HF_TOKENIZER_FILE} (${error.message}); SwarmBee needs the fast-tokenizer file to encode prompts`,
+      `${dir} has no readable ${HF_TOKENIZER_FILE} (${error.message}); SwarmBee needs the fast-tokenizer file to encode prompts (to import the model without it, running from token ids: --no-tokenizer)`,
       { cause: error },
     );
   });

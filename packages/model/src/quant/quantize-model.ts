@@ -8,26 +8,31 @@
 import {
   type LayerPrecision,
   QuantizationUnsupportedError,
+  WEIGHT_ALIGNMENT_BYTES,
   type WeightQuantization,
 } from '@swarmbee/core';
 import { derivedDirOptions } from '../derived-model.js';
-import { CLASSIFIER, layerTensor, TOKEN_EMBEDDING } from '../llama-tensors.js';
+import { ensureDiskSpace } from '../disk-space.js';
+import { CLASSIFIER, layerTensor, llamaTensorSpecs, TOKEN_EMBEDDING } from '../llama-tensors.js';
 import {
+  findTensor,
   type LlamaModelDir,
   type ModelDir,
-  readTensor,
   requireLlamaDir,
   type TensorValues,
   writeModelDir,
 } from '../model-dir.js';
 import type { ProgressFn } from '../progress.js';
+import { storedTensorNames } from '../shard.js';
 import {
   checkQuantization,
   DEFAULT_QUANT_BLOCK_SIZE,
   QUANT_METHOD,
-  quantizeBlockwise,
+  type QuantBits,
+  quantizedLayout,
 } from './block-quant.js';
-import { isQuantizedWeight, readStoredWeight } from './stored-weights.js';
+import { isQuantizedWeight, readStoredWeight, streamTensor } from './stored-weights.js';
+import { quantizeStreamed } from './stream-quant.js';
 
 /** Default treatment of activations by quantized matmuls (see WeightQuantization). */
 export const DEFAULT_QUANT_ACTIVATIONS: WeightQuantization['activations'] = 'int8';
@@ -114,6 +119,11 @@ export async function quantizeModel(
     layers: chosen,
     head,
   };
+  await ensureDiskSpace(
+    options.out,
+    quantizedDirBytes(dir, targets, bits, blockSize),
+    `the int${bits} model`,
+  );
   return writeModelDir(options.out, {
     name:
       options.name ??
@@ -126,10 +136,32 @@ export async function quantizeModel(
       if (!targets.has(spec.name)) return readStoredWeight(dir, spec.name);
       const source = spec.name === CLASSIFIER ? headSource : spec.name;
       const [rows, cols] = spec.shape as [number, number];
-      const matrix = quantizeBlockwise(await readTensor(dir, source), rows, cols, bits, blockSize);
+      const matrix = await quantizeStreamed(streamTensor(dir, source), rows, cols, bits, blockSize);
       return { kind: 'quantized', matrix, activations };
     },
   });
+}
+
+/** Bytes of `weights.bin` once `targets` are quantized (each tensor's alignment padding counted in full). */
+function quantizedDirBytes(
+  dir: LlamaModelDir,
+  targets: ReadonlySet<string>,
+  bits: QuantBits,
+  blockSize: number,
+): number {
+  return llamaTensorSpecs(dir.manifest.config).reduce((sum, spec) => {
+    if (targets.has(spec.name)) {
+      const [rows, cols] = spec.shape as [number, number];
+      return sum + quantizedLayout(rows, cols, bits, blockSize).bytes + 3 * WEIGHT_ALIGNMENT_BYTES;
+    }
+    return (
+      sum +
+      storedTensorNames(dir, spec.name).reduce(
+        (bytes, name) => bytes + findTensor(dir, name).bytes + WEIGHT_ALIGNMENT_BYTES,
+        0,
+      )
+    );
+  }, 0);
 }
 
 function requireQuantizable(model: ModelDir): LlamaModelDir {

@@ -47,10 +47,43 @@ export async function readQuantizedWeight(
   return { kind: 'quantized', matrix, activations: q.activations };
 }
 
-/** A weight as stored: fp32 values, or (when quantized) the quantized payload unchanged. */
+/** fp32 bytes read at a time by {@link streamTensor}. */
+export const TENSOR_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** One fp32 tensor's values in chunks of at most {@link TENSOR_CHUNK_BYTES}: never the whole tensor. */
+export async function* streamTensor(
+  dir: LlamaModelDir,
+  name: string,
+  chunkBytes: number = TENSOR_CHUNK_BYTES,
+): AsyncGenerator<Float32Array> {
+  const tensor = findTensor(dir, name);
+  if (tensor.dtype !== 'float32') await readTensor(dir, name); // throws the coded refusal
+  const handle = await open(dir.weightsPath, 'r');
+  try {
+    for (let at = 0; at < tensor.bytes; at += chunkBytes) {
+      const length = Math.min(chunkBytes, tensor.bytes - at);
+      const chunk = new Float32Array(length / 4);
+      const { bytesRead } = await handle.read(
+        new Uint8Array(chunk.buffer),
+        0,
+        length,
+        tensor.offset + at,
+      );
+      if (bytesRead !== length)
+        throw new ModelDirInvalidError(
+          `${dir.weightsPath} ends inside tensor ${name} (read ${at + bytesRead} of ${tensor.bytes} bytes)`,
+        );
+      yield chunk;
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A weight as stored: fp32 values streamed, or (when quantized) the quantized payload unchanged. */
 export async function readStoredWeight(dir: LlamaModelDir, name: string): Promise<TensorValues> {
   if (findTensor(dir, name).quantization) return readQuantizedWeight(dir, name);
-  return readTensor(dir, name);
+  return streamTensor(dir, name);
 }
 
 /** Whether a weight is stored quantized. */

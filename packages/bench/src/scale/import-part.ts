@@ -1,0 +1,20 @@
+/** Import: the bf16 checkpoint into an fp32 model dir (`model import hf`). */
+import { join } from 'node:path';
+import type { ScalePart } from './part.js';
+import { runStep } from './step.js';
+
+export const importPart: ScalePart = {
+  name: 'import',
+  async run(shape, context) {
+    context.progress(`scale: importing ${shape.shape}`);
+    const out = join(shape.root, 'fp32');
+    const measurement = await runStep({
+      kind: 'import',
+      checkpoint: shape.checkpoint,
+      inBytes: shape.checkpointBytes,
+      out,
+    });
+    shape.fp32 = out;
+    return [{ shape: shape.shape, step: 'import', detail: 'bf16 → fp32', measurement }];
+  },
+};

@@ -1,0 +1,22 @@
+/** Quantize: the fp32 model dir to int4 and int8 (`optimize quantize`, every layer, block 32). */
+import { join } from 'node:path';
+import type { ScalePart, ScaleRow } from './part.js';
+import { runStep } from './step.js';
+
+export const SCALE_QUANT_BITS = [4, 8] as const;
+
+export const quantizePart: ScalePart = {
+  name: 'quantize',
+  async run(shape, context) {
+    if (!shape.fp32) throw new Error('internal: the quantize part runs after the import part');
+    const rows: ScaleRow[] = [];
+    for (const bits of context.quick ? [4 as const] : SCALE_QUANT_BITS) {
+      context.progress(`scale: quantizing ${shape.shape} to int${bits}`);
+      const out = join(shape.root, `int${bits}`);
+      const measurement = await runStep({ kind: 'quantize', model: shape.fp32, bits, out });
+      shape.quantized[bits] = out;
+      rows.push({ shape: shape.shape, step: 'quantize', detail: `fp32 → int${bits}`, measurement });
+    }
+    return rows;
+  },
+};

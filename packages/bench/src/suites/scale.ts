@@ -1,0 +1,193 @@
+/**
+ * `npm run bench -- scale`: real model sizes on bounded memory. For synthetic checkpoints
+ * of the real Llama 3.2 1B and 3B shapes (and Llama 3.1 8B where the disk allows), each
+ * step — import, quantize to int4 and int8, shard build — runs in a child process of its
+ * own and is measured for MB/s and peak RSS, against the target of at most
+ * {@link SCALE_RSS_TARGET_BYTES} whatever the model size. The steps are parts
+ * (`../scale/*-part.ts`) run in order on each shape; more parts extend the same table.
+ */
+import { access, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { cacheRoot, freeDiskBytes, type HfSynthShapeName, hfSynthTensors } from '@swarmbee/model';
+import { summarize } from '@swarmbee/optimize';
+import { machineInfo } from '../machine.js';
+import { type BenchResult, check } from '../report/report.js';
+import { barChart } from '../report/svg.js';
+import { importPart } from '../scale/import-part.js';
+import type { ScalePart, ScaleRow, ScaleShapeRun } from '../scale/part.js';
+import { stepMbPerSecond } from '../scale/part.js';
+import { quantizePart } from '../scale/quantize-part.js';
+import { shardPart } from '../scale/shard-part.js';
+import { runStep } from '../scale/step.js';
+import type { Suite, SuiteContext } from '../suite.js';
+
+/** Peak RSS allowed to any step, whatever the model size: 1.5 GB. */
+export const SCALE_RSS_TARGET_BYTES = 1.5e9;
+/** The parts, in the order they run on each shape. */
+export const SCALE_PARTS: ScalePart[] = [importPart, quantizePart, shardPart];
+const SEED = 0;
+/**
+ * Disk a shape's run needs, in checkpoint sizes: the fp32 model dir (2), int8 and int4
+ * copies (about 1 together), the largest shard (1).
+ */
+const RUN_DISK_CHECKPOINTS = 4;
+
+const MB = 1e6;
+
+export const scaleSuite: Suite = {
+  name: 'scale',
+  describe:
+    'Llama 3.2 1B and 3B shapes (8B where the disk allows): import, int4/int8 quantize and shard build MB/s and peak RSS (target <= 1.5 GB)',
+  async run(context) {
+    const started = Date.now();
+    const cache = join(cacheRoot(), 'bench', 'scale');
+    await mkdir(cache, { recursive: true });
+    const notes: string[] = [
+      'Synthetic checkpoints (`swarmbee model synth-hf`, seed 0): the real config.json, tensor shapes and bf16 dtype of each model, random weights. Checkpoints are kept in the cache for the next run (the 8B one is deleted after measuring); every model dir and shard is deleted when its shape is done.',
+      'Each step runs in a fresh Node process; peak RSS is that process\'s getrusage maxrss (Node and the modules included: "baseline" is the peak before the step began). MB/s: the larger of bytes read and written, decimal MB, per wall-clock second.',
+    ];
+    const shapes: HfSynthShapeName[] = context.quick
+      ? ['llama3.2-1b']
+      : ['llama3.2-1b', 'llama3.2-3b', 'llama3.1-8b'];
+    const rows: ScaleRow[] = [];
+    for (const shape of shapes) {
+      const checkpointBytes = hfSynthTensors(shape).reduce(
+        (sum, t) => sum + 2 * t.shape.reduce((a, b) => a * b, 1),
+        0,
+      );
+      const checkpoint = join(cache, `${shape}-seed${SEED}`);
+      const cached = await access(join(checkpoint, 'model.safetensors.index.json')).then(
+        () => true,
+        () => false,
+      );
+      const need = (cached ? 0 : checkpointBytes) + RUN_DISK_CHECKPOINTS * checkpointBytes;
+      const free = await freeDiskBytes(cache);
+      if (need > free) {
+        notes.push(
+          `${shape} skipped: its run needs about ${(need / 1e9).toFixed(1)} GB of disk (checkpoint, fp32 model dir, int8 and int4 copies, a shard) and ${(free / 1e9).toFixed(1)} GB are free.`,
+        );
+        continue;
+      }
+      if (!cached) {
+        context.progress(
+          `scale: writing the ${shape} checkpoint (${(checkpointBytes / 1e9).toFixed(1)} GB)`,
+        );
+        const measurement = await runStep({ kind: 'synth', shape, seed: SEED, out: checkpoint });
+        rows.push({ shape, step: 'synth-hf', detail: 'bf16', measurement });
+      }
+      const run: ScaleShapeRun = {
+        shape,
+        checkpoint,
+        checkpointBytes,
+        root: await mkdtemp(join(cache, `run-${shape}-`)),
+        quantized: {},
+      };
+      try {
+        for (const part of SCALE_PARTS) rows.push(...(await part.run(run, context)));
+      } finally {
+        await rm(run.root, { recursive: true, force: true });
+        if (shape === 'llama3.1-8b') await rm(checkpoint, { recursive: true, force: true });
+      }
+    }
+    return scaleResult(context, started, rows, notes);
+  },
+};
+
+function scaleResult(
+  context: SuiteContext,
+  started: number,
+  rows: ScaleRow[],
+  notes: string[],
+): BenchResult {
+  const label = (r: ScaleRow) => `${r.shape} ${r.step} ${r.detail}`;
+  return {
+    suite: 'scale',
+    title: 'Scale: real model sizes on bounded memory',
+    command: context.command,
+    startedAt: new Date(started).toISOString(),
+    durationMs: Date.now() - started,
+    machine: machineInfo(),
+    options: {
+      quick: context.quick,
+      shapes: [...new Set(rows.map((r) => r.shape))],
+      rssTargetBytes: SCALE_RSS_TARGET_BYTES,
+    },
+    notes,
+    metrics: Object.fromEntries(
+      rows.flatMap((r) => {
+        const one = (value: number) => summarize([value]);
+        return [
+          [`${label(r)} MB/s`, { unit: 'MB/s', summary: one(stepMbPerSecond(r.measurement)) }],
+          [`${label(r)} peak RSS`, { unit: 'MB', summary: one(r.measurement.peakRssBytes / MB) }],
+        ];
+      }),
+    ),
+    tables: [
+      {
+        title: 'Steps, each in its own process',
+        head: [
+          'shape',
+          'step',
+          'what',
+          'in MB',
+          'out MB',
+          's',
+          'MB/s',
+          'peak RSS MB',
+          'baseline MB',
+          'RSS ≤ 1.5 GB',
+        ],
+        rows: rows.map((r) => {
+          const m = r.measurement;
+          return [
+            r.shape,
+            r.step,
+            r.detail,
+            (m.inBytes / MB).toFixed(0),
+            (m.outBytes / MB).toFixed(0),
+            m.seconds.toFixed(1),
+            stepMbPerSecond(m).toFixed(0),
+            (m.peakRssBytes / MB).toFixed(0),
+            (m.baselineRssBytes / MB).toFixed(0),
+            m.peakRssBytes <= SCALE_RSS_TARGET_BYTES ? 'yes' : 'NO',
+          ];
+        }),
+      },
+    ],
+    checks: rows.map((r) =>
+      check(
+        `${label(r)}: peak RSS (GB)`,
+        r.measurement.peakRssBytes / 1e9,
+        SCALE_RSS_TARGET_BYTES / 1e9,
+        'getrusage maxrss of the step process',
+        '<=',
+      ),
+    ),
+    charts: [
+      {
+        file: 'scale-rss.svg',
+        title: 'Peak RSS per step',
+        svg: barChart({
+          title: 'Peak RSS per step (target ≤ 1500 MB)',
+          unit: 'MB',
+          bars: rows.map((r) => ({
+            label: `${r.shape.replace('llama', '')} ${r.step === 'shard build' ? 'shard' : r.step} ${r.detail.replace(/ \[.*/, '')}`,
+            value: r.measurement.peakRssBytes / MB,
+          })),
+        }),
+      },
+      {
+        file: 'scale-throughput.svg',
+        title: 'MB/s per step',
+        svg: barChart({
+          title: 'Throughput per step',
+          unit: 'MB/s',
+          bars: rows.map((r) => ({
+            label: `${r.shape.replace('llama', '')} ${r.step === 'shard build' ? 'shard' : r.step} ${r.detail.replace(/ \[.*/, '')}`,
+            value: stepMbPerSecond(r.measurement),
+          })),
+        }),
+      },
+    ],
+  };
+}
