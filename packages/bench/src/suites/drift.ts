@@ -12,12 +12,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type DriftEvent, postJson } from '@swarmbee/coordinator';
 import type { Plan } from '@swarmbee/core';
-import { LocalCluster } from '@swarmbee/local-cluster';
 import { BENCH_PRESET, cachedSynthModel, cacheRoot, DEFAULT_SYNTH_SEED } from '@swarmbee/model';
 import { summarize } from '@swarmbee/optimize';
 import type { PlanResult } from '@swarmbee/planner';
+import { startEmulatedCluster } from '../cluster-bench/emulated-cluster.js';
 import { rateBetween, steadyLoad, windowRates } from '../cluster-bench/steady-load.js';
-import { coresBySpeed } from '../core-placement.js';
 import { type BenchCheck, check } from '../report/report.js';
 import { lineChart } from '../report/svg.js';
 import { resultHeader, type Suite } from '../suite.js';
@@ -85,30 +84,18 @@ export const driftSuite: Suite = {
     context.progress(
       `drift: starting 3 workers (speeds ${PLANNER_BENCH_SPEEDS.join(', ')}) behind ${LINK.mbit} Mbit/s, ${LINK.delayMs} ms links`,
     );
-    const cluster = await LocalCluster.start({
+    const cluster = await startEmulatedCluster(context, {
       model,
-      workers: PLANNER_BENCH_SPEEDS.length,
-      cliBin: context.cliBin,
+      speeds: PLANNER_BENCH_SPEEDS,
+      link: LINK,
+      speedFile,
       cacheDir: join(cacheRoot(), 'bench', 'planner'),
-      threads: 1,
-      pinCores: coresBySpeed(PLANNER_BENCH_SPEEDS),
-      workerOutput: 'ignore',
-      workerArgs: (i) => [
-        '--speed-file',
-        speedFile(i),
-        '--link-delay-ms',
-        String(LINK.delayMs),
-        '--link-bandwidth-mbit',
-        String(LINK.mbit),
-      ],
       coordinator: {
         planning: {
           planner: 'dp',
           objective: 'throughput',
           microBatchCandidates: [1, 2, 4, 8, 16],
         },
-        linkShape: { delayMs: LINK.delayMs, bytesPerSecond: (LINK.mbit * 1e6) / 8 },
-        limits: { maxActive: 256 },
         drift: { ...LOOP, threshold: 0 },
       },
     });

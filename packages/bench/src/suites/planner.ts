@@ -9,15 +9,14 @@
  * judged (and perhaps re-planned) it, then measured like the sweep against the baselines.
  */
 import { join } from 'node:path';
-import { LocalCluster } from '@swarmbee/local-cluster';
 import { BENCH_PRESET, cachedSynthModel, cacheRoot, DEFAULT_SYNTH_SEED } from '@swarmbee/model';
 import { summarize } from '@swarmbee/optimize';
 import type { PlanResult } from '@swarmbee/planner';
 import { closedLoop } from '../cluster-bench/closed-loop.js';
+import { startEmulatedCluster } from '../cluster-bench/emulated-cluster.js';
 import { PLAN_CASES, replanBody, sweepPlans } from '../cluster-bench/plans.js';
 import { planChecks } from '../cluster-bench/run.js';
 import { runCell } from '../cluster-bench/scenario.js';
-import { coresBySpeed } from '../core-placement.js';
 import { check } from '../report/report.js';
 import { barChart } from '../report/svg.js';
 import { resultHeader, type Suite, type SuiteContext } from '../suite.js';
@@ -59,30 +58,13 @@ export const plannerSuite: Suite = {
     context.progress(
       `planner: starting 3 workers (speeds ${PLANNER_BENCH_SPEEDS.join(', ')}) behind 100 Mbit/s, 2 ms links`,
     );
-    const cluster = await LocalCluster.start({
+    const cluster = await startEmulatedCluster(context, {
       model,
-      workers: PLANNER_BENCH_SPEEDS.length,
-      cliBin: context.cliBin,
+      speeds: PLANNER_BENCH_SPEEDS,
+      link: PLANNER_BENCH_LINK,
       cacheDir: join(cacheRoot(), 'bench', 'planner'),
-      threads: 1,
-      pinCores: coresBySpeed(PLANNER_BENCH_SPEEDS),
-      workerOutput: 'ignore',
-      workerArgs: (i) => [
-        '--speed-factor',
-        String(PLANNER_BENCH_SPEEDS[i]),
-        '--link-delay-ms',
-        String(PLANNER_BENCH_LINK.delayMs),
-        '--link-bandwidth-mbit',
-        String(PLANNER_BENCH_LINK.mbit),
-      ],
-      // Enough generation slots for every stream the throughput plans keep in flight.
       coordinator: {
         planning: { planner: 'even' },
-        linkShape: {
-          delayMs: PLANNER_BENCH_LINK.delayMs,
-          bytesPerSecond: (PLANNER_BENCH_LINK.mbit * 1e6) / 8,
-        },
-        limits: { maxActive: 256 },
         // Every plan is measured as deployed: the drift loop would re-plan the baselines.
         drift: { threshold: 0 },
       },
