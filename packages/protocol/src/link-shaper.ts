@@ -39,11 +39,16 @@ function shapeDirection(from: Socket, to: Socket, shape: LinkShape): void {
     const arriveIn = freeAt + shape.delayMs - now;
     queued += chunk.length;
     if (queued > MAX_QUEUED_BYTES) from.pause();
+    // A byte counts as queued until the receiving socket has taken it: a receiver that
+    // stops reading holds the sender back, as on a real link, instead of filling this proxy.
+    const delivered = () => {
+      queued -= chunk.length;
+      if (queued <= MAX_QUEUED_BYTES && from.isPaused()) from.resume();
+    };
     setTimeout(
       () => {
-        queued -= chunk.length;
-        if (!to.destroyed) to.write(chunk);
-        if (queued <= MAX_QUEUED_BYTES && from.isPaused()) from.resume();
+        if (to.destroyed) delivered();
+        else to.write(chunk, delivered);
       },
       Math.max(0, arriveIn),
     );

@@ -67,6 +67,8 @@ export class ShardCache {
   readonly #incoming = new Map<string, IncomingShard>();
   /** Transfers that failed, with why, until the coordinator offers or finishes them again. */
   readonly #failed = new Map<string, SwarmBeeError>();
+  /** Transfers being suspended: their last writes and journal lines are still landing. */
+  readonly #settling = new Map<string, Promise<void>>();
 
   constructor(
     readonly cacheDir: string,
@@ -161,6 +163,7 @@ export class ShardCache {
     checkShardId(offer.shardId);
     for (const file of offer.files) checkFileName(file.name);
     await this.suspend(offer.shardId);
+    await this.#settling.get(offer.shardId);
     this.#failed.delete(offer.shardId);
     await mkdir(this.#root, { recursive: true });
     const incoming = await IncomingShard.open(
@@ -213,7 +216,7 @@ export class ShardCache {
       if (this.#incoming.get(shardId) === incoming) {
         this.#incoming.delete(shardId);
         this.#failed.set(shardId, coded);
-        void incoming.suspend();
+        void this.#settle(shardId, incoming);
       }
       return coded;
     };
@@ -266,7 +269,16 @@ export class ShardCache {
     const incoming = this.#incoming.get(shardId);
     if (!incoming) return;
     this.#incoming.delete(shardId);
-    await incoming.suspend();
+    await this.#settle(shardId, incoming);
+  }
+
+  /** Suspends `incoming`; a later {@link begin} of the shard waits for it. Never rejects. */
+  #settle(shardId: string, incoming: IncomingShard): Promise<void> {
+    const settled = incoming.suspend().finally(() => {
+      if (this.#settling.get(shardId) === settled) this.#settling.delete(shardId);
+    });
+    this.#settling.set(shardId, settled);
+    return settled;
   }
 
   /** Drops a transfer in progress, its staging directory included. */

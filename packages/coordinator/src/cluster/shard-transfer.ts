@@ -17,8 +17,8 @@ import { createHash } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { asSwarmBeeError, ProgressDeadline, ShardChunkCorruptError } from '@swarmbee/core';
 import type { ProgressFn } from '@swarmbee/model';
-import type { ShardNeedMessage } from '@swarmbee/protocol';
-import { fileChunks, type StoredShard } from './shard-store.js';
+import type { ShardFile, ShardNeedMessage } from '@swarmbee/protocol';
+import { fileChunks } from './shard-store.js';
 import type { WorkerLink } from './worker-link.js';
 
 export interface TransferOptions {
@@ -49,6 +49,13 @@ export const DEFAULT_TRANSFER_STALL_TIMEOUT_MS = 30_000;
 export const DEFAULT_VERIFY_BYTES_PER_SECOND = 20e6;
 export const DEFAULT_MAX_CORRUPT_RESENDS = 3;
 
+/** What a transfer needs of a shard: its content address, its directory and its files (a StoredShard is one). */
+export interface TransferableShard {
+  path: string;
+  manifest: { shardId: string };
+  files: ShardFile[];
+}
+
 /** The wait for a reply the worker sends after reading and hashing `bytes`, ms. */
 export function verifyTimeoutMs(bytes: number, options: TransferOptions): number {
   const rate = options.verifyBytesPerSecond ?? DEFAULT_VERIFY_BYTES_PER_SECOND;
@@ -61,7 +68,7 @@ export function verifyTimeoutMs(bytes: number, options: TransferOptions): number
  */
 export async function sendShard(
   link: WorkerLink,
-  shard: StoredShard,
+  shard: TransferableShard,
   options: TransferOptions,
 ): Promise<number> {
   const { shardId } = shard.manifest;
@@ -69,7 +76,8 @@ export async function sendShard(
   const bytes = files.reduce((n, f) => n + f.bytes, 0);
   const verifying = { timeoutMs: verifyTimeoutMs(bytes, options), signal: options.signal };
   const maxResends = options.maxCorruptResends ?? DEFAULT_MAX_CORRUPT_RESENDS;
-  let sent = 0;
+  // Bytes sent so far, over every pass (a pass a refusal cut short included).
+  const sent = { bytes: 0 };
   for (let resends = 0; ; resends++) {
     const need = await link.exchange(
       {
@@ -87,10 +95,10 @@ export async function sendShard(
       options.log?.(
         `worker ${link.name} has shard ${shardId.slice(0, 12)} in its cache: no transfer`,
       );
-      return sent;
+      return sent.bytes;
     }
     try {
-      sent += await streamChunks(link, shard, need, options);
+      await streamChunks(link, shard, need, sent, options);
       await link.exchange(
         { type: 'shard.done', shardId },
         'shard.stored',
@@ -98,9 +106,9 @@ export async function sendShard(
         verifying,
       );
       options.log?.(
-        `sent shard ${shardId.slice(0, 12)} (${bytes} bytes, ${sent} sent) to worker ${link.name}`,
+        `sent shard ${shardId.slice(0, 12)} (${bytes} bytes, ${sent.bytes} sent) to worker ${link.name}`,
       );
-      return sent;
+      return sent.bytes;
     } catch (error) {
       const coded = asSwarmBeeError(error);
       if (coded.code !== ShardChunkCorruptError.code || resends >= maxResends) throw coded;
@@ -114,13 +122,14 @@ function startsOf(need: ShardNeedMessage): Map<string, number> {
   return new Map((need.verified ?? []).map((v) => [v.file, v.bytes]));
 }
 
-/** Streams every byte the worker lacks, at the link's pace; resolves with the bytes sent. */
+/** Streams every byte the worker lacks, at the link's pace, counting them into `sent`. */
 async function streamChunks(
   link: WorkerLink,
-  shard: StoredShard,
+  shard: TransferableShard,
   need: ShardNeedMessage,
+  total: { bytes: number },
   options: TransferOptions,
-): Promise<number> {
+): Promise<void> {
   const { shardId } = shard.manifest;
   const bytes = shard.files.reduce((n, f) => n + f.bytes, 0);
   const starts = startsOf(need);
@@ -155,6 +164,7 @@ async function streamChunks(
         );
         deadline.kick();
         sent += data.byteLength;
+        total.bytes += data.byteLength;
         options.progress?.({
           phase: `send shard to ${link.name}`,
           done: held + sent,
@@ -169,5 +179,4 @@ async function streamChunks(
     stopOnError();
     deadline.dispose();
   }
-  return sent;
 }
