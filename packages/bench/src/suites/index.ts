@@ -8,6 +8,7 @@ import { pipelineSuite } from './pipeline.js';
 import { plannerSuite } from './planner.js';
 import { soakSuite } from './soak.js';
 import { soakFaultsSuite } from './soak-faults.js';
+import { transferSuite } from './transfer.js';
 
 /** The repository's own benchmark suites, by name (`npm run bench -- <name>`). */
 export const SUITES: Record<string, Suite> = {
@@ -20,4 +21,5 @@ export const SUITES: Record<string, Suite> = {
   planner: plannerSuite,
   soak: soakSuite,
   'soak-faults': soakFaultsSuite,
+  transfer: transferSuite,
 };
