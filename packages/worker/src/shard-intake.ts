@@ -114,21 +114,28 @@ export class ShardIntake {
 
   chunk({ shardId, file, offset, data, sha256 }: ShardChunkMessage): Promise<void> {
     const { cache } = this.#options;
-    const written = cache.write(shardId, file, offset, data, sha256);
-    const pending = cache.pendingBytes;
+    return this.#accepted(
+      cache
+        .write(shardId, file, offset, data, sha256)
+        .catch((error: unknown) => {
+          if ((error as { code?: string }).code === 'SWARMBEE_ERR_SHARD_CHUNK_CORRUPT')
+            this.counters.shardChunksRefused++;
+          throw error;
+        })
+        .finally(() => {
+          const left = cache.pendingBytes;
+          if (this.#paused && left <= this.#maxPendingBytes / 2) this.#hold(false, left);
+        }),
+    );
+  }
+
+  /** A chunk was taken (its bytes now wait for the disk): past the cap, stop reading. Returns `written`. */
+  #accepted(written: Promise<void>): Promise<void> {
+    const pending = this.#options.cache.pendingBytes;
     if (pending > this.counters.shardPendingBytesPeak)
       this.counters.shardPendingBytesPeak = pending;
     if (pending > this.#maxPendingBytes && !this.#paused) this.#hold(true, pending);
-    return written
-      .catch((error: unknown) => {
-        if ((error as { code?: string }).code === 'SWARMBEE_ERR_SHARD_CHUNK_CORRUPT')
-          this.counters.shardChunksRefused++;
-        throw error;
-      })
-      .finally(() => {
-        const left = cache.pendingBytes;
-        if (this.#paused && left <= this.#maxPendingBytes / 2) this.#hold(false, left);
-      });
+    return written;
   }
 
   #hold(paused: boolean, pendingBytes: number): void {
