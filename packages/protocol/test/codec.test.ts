@@ -145,6 +145,7 @@ t.test('BAD FRAME - frame too large', async (t) => {
     file: 'x',
     offset: 0,
     data: new Uint8Array(2000),
+    sha256: 'c'.repeat(64),
   });
   t.equal(
     codeOf(() => decode(frame, { maxFrameBytes: 1000 })),
@@ -252,15 +253,23 @@ const schemaCases: [string, Record<string, unknown>][] = [
       file: '../etc/passwd',
       offset: 0,
       data: new Uint8Array(1),
+      sha256: SHA,
     },
   ],
   [
     'shard chunk data as text',
-    { type: 'shard.chunk', shardId: SHA, file: 'a', offset: 0, data: 'AAAA' },
+    { type: 'shard.chunk', shardId: SHA, file: 'a', offset: 0, data: 'AAAA', sha256: SHA },
   ],
   [
     'negative chunk offset',
-    { type: 'shard.chunk', shardId: SHA, file: 'a', offset: -1, data: new Uint8Array(1) },
+    {
+      type: 'shard.chunk',
+      shardId: SHA,
+      file: 'a',
+      offset: -1,
+      data: new Uint8Array(1),
+      sha256: SHA,
+    },
   ],
   [
     'shard offer whose file sizes do not add up',

@@ -11,6 +11,7 @@ import { scaleSuite } from './scale.js';
 import { scaleServeSuite } from './scale-serve.js';
 import { soakSuite } from './soak.js';
 import { soakFaultsSuite } from './soak-faults.js';
+import { transferSuite } from './transfer.js';
 
 /** The repository's own benchmark suites, by name (`npm run bench -- <name>`). */
 export const SUITES: Record<string, Suite> = {
@@ -26,4 +27,5 @@ export const SUITES: Record<string, Suite> = {
   'scale-serve': scaleServeSuite,
   soak: soakSuite,
   'soak-faults': soakFaultsSuite,
+  transfer: transferSuite,
 };

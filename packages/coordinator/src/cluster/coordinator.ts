@@ -201,11 +201,13 @@ export class Coordinator {
 
   /** The completion service; while recovering it accepts requests and holds them. */
   get service(): GenerationService {
-    const { state, everDeployed } = this.#deployments;
+    const { state, everDeployed, lastFailure } = this.#deployments;
     if (!this.#service || (state !== 'ready' && state !== 'recovering')) {
+      // A worker's refusal (MEMORY_SHORT, say) is why nothing serves: say so, not just "waiting".
+      const why = lastFailure ? `; the last deployment failed: ${lastFailure.message}` : '';
       throw new ClusterUnavailableError(
         state === 'waiting'
-          ? `waiting for workers: ${this.#openWorkers().length} connected, ${everDeployed ? 'and no plan fits them' : `${this.#options.minWorkers ?? 1} wanted`}; retry shortly`
+          ? `waiting for workers: ${this.#openWorkers().length} connected, ${everDeployed ? 'and no plan fits them' : `${this.#options.minWorkers ?? 1} wanted`}${why}; retry shortly`
           : `the cluster is ${state}; retry shortly`,
       );
     }

@@ -70,13 +70,14 @@ export class ShardStore {
   }
 }
 
-/** Reads a shard file in chunks of `chunkBytes`. */
+/** Reads a shard file in chunks of `chunkBytes`, from byte `start`. */
 export async function* fileChunks(
   path: string,
   chunkBytes: number,
+  start = 0,
 ): AsyncGenerator<{ offset: number; data: Uint8Array }> {
-  let offset = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: chunkBytes })) {
+  let offset = start;
+  for await (const chunk of createReadStream(path, { highWaterMark: chunkBytes, start })) {
     const data = chunk as Buffer;
     yield { offset, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
     offset += data.byteLength;

@@ -80,6 +80,11 @@ export const shardOfferSchema = z
     /** Total bytes over all files. */
     bytes: byteCountSchema,
     files: z.array(shardFileSchema).min(1).max(MAX_SHARD_FILES),
+    /**
+     * The KV-cache budget the stage will load with, bytes: a worker whose free memory
+     * cannot hold `bytes` plus this refuses the offer (MEMORY_SHORT) before receiving.
+     */
+    kvBudgetBytes: byteCountSchema.optional(),
   })
   .superRefine((offer, ctx) => {
     const names = new Set(offer.files.map((file) => file.name));
@@ -102,15 +107,29 @@ export const shardNeedSchema = z.object({
   shardId: sha256Schema,
   /** True when the worker already holds the shard: no chunks follow. */
   have: z.boolean(),
+  /**
+   * Bytes at the start of each named file the worker already holds, chunk by chunk
+   * verified, from an interrupted transfer: send each file from there. Files not named
+   * are sent whole.
+   */
+  verified: z
+    .array(z.object({ file: fileNameSchema, bytes: byteCountSchema }))
+    .max(MAX_SHARD_FILES)
+    .optional(),
 });
 
-/** Coordinator → worker: `data` belongs in `file` at byte `offset`. */
+/**
+ * Coordinator → worker: `data` belongs in `file` at byte `offset`. Chunks of a file come
+ * in order, each right after the last; `sha256` is the chunk's own digest, checked
+ * before it is written (a mismatch is refused with SHARD_CHUNK_CORRUPT).
+ */
 export const shardChunkSchema = z.object({
   type: z.literal('shard.chunk'),
   shardId: sha256Schema,
   file: fileNameSchema,
   offset: byteCountSchema,
   data: bytesSchema,
+  sha256: sha256Schema,
 });
 
 /** Coordinator → worker: every chunk has been sent. */
