@@ -14,13 +14,13 @@ import { ShapingProxy } from '@swarmbee/protocol';
 import {
   type OpenShardFile,
   type ShardBackpressureEvent,
+  ShardCache,
   type ShardResumedEvent,
   WORKER_EVENTS,
   WorkerDaemon,
   type WorkerOptions,
 } from '@swarmbee/worker';
 import t, { type Test } from 'tap';
-import { ShardCache } from '../packages/worker/src/shard-cache.js';
 import {
   corruptingProxy,
   freshDir,

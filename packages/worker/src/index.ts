@@ -31,6 +31,8 @@ export {
 export type { OpenShardFile, ShardFileSink } from './incoming-shard.js';
 export { STAGE_OVERHEAD_BYTES } from './memory-fit.js';
 export { WORKER_NODE_FLAGS } from './node-flags.js';
+/** A worker's content-addressed shard cache on disk: what a cache dir holds, partial transfers included. */
+export { ShardCache, type ShardCacheOptions } from './shard-cache.js';
 export { DEFAULT_MAX_PENDING_SHARD_BYTES } from './shard-intake.js';
 export type { WorkerState } from './state.js';
 export { WorkerDaemon } from './worker.js';
