@@ -38,8 +38,11 @@ cp "${root}"/docs/*.md "${release}/docs/"
 for dir in "${root}"/packages/*/; do
   name="$(basename "${dir}")"
   mkdir -p "${release}/packages/${name}"
-  cp -R "${dir}package.json" "${dir}dist" "${release}/packages/${name}/"
-  if [[ -d "${dir}bin" ]]; then cp -R "${dir}bin" "${release}/packages/${name}/"; fi
+  cp "${dir}package.json" "${release}/packages/${name}/"
+  # What the package ships but its TypeScript sources: dist, bin, data such as optimize's corpus.
+  for entry in $(node -p "require('${dir}package.json').files.filter((f) => f !== 'src').join(' ')"); do
+    cp -R "${dir}${entry}" "${release}/packages/${name}/"
+  done
 done
 find "${release}" -name '*.tsbuildinfo' -delete
 # Secrets and local copies of the examples stay behind.

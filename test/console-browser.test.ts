@@ -24,6 +24,8 @@ const FAILOVER_TIMEOUT_MS = 60_000;
 /** Longest wait for a re-plan that profiles the workers first (slow on a busy machine), ms. */
 const REPLAN_TIMEOUT_MS = 180_000;
 const SCREENSHOTS = process.env.SWARMBEE_CONSOLE_SCREENSHOTS;
+/** A phone's viewport width, CSS px. */
+const PHONE_WIDTH_PX = 390;
 
 // A cluster of four processes and a browser, a failover and a profiling re-plan take
 // longer than tap's 300 s on a busy 2-core machine; each wait inside is bounded.
@@ -97,7 +99,7 @@ t.test(
       model: await importStories260k(root),
       workers: 3,
       root,
-      coordinatorArgs: ['--api-key', KEY],
+      coordinatorArgs: ['--api-key', KEY, '--bench-dir', join(root, 'bench-results')],
       // Three workers and a browser on a shared 2-core machine start slowly.
       startTimeoutMs: 120_000,
     });
@@ -137,6 +139,11 @@ t.test(
       ),
       ['worker-0', 'worker-1', 'worker-2'],
       'the three workers are listed',
+    );
+    t.same(
+      await page.$$eval('[data-testid="worker-ep"]', (cells) => cells.map((c) => c.textContent)),
+      ['cpu', 'cpu', 'cpu'],
+      'each worker shows the execution provider it registered with',
     );
     await screenshot(page, 'cluster');
 
@@ -178,8 +185,13 @@ t.test(
     t.equal(shown, answer.choices[0].message.content, "the streamed reply is the API's text");
     await screenshot(page, 'chat');
 
-    // Failover: kill -9 a worker that runs a stage; the page shows it lost, then re-planned.
+    // Pipeline: the live series are drawn (uPlot's canvas), one row per stage.
     await tab(page, 'pipeline');
+    await page.waitForSelector('[data-testid="tokens-chart"] canvas');
+    await page.waitForSelector('[data-testid="utilisation-chart"] canvas');
+    await texts(page, '[data-testid="stage-metrics"] tbody tr', (rows) => rows.length === 3);
+
+    // Failover: kill -9 a worker that runs a stage; the page shows it lost, then re-planned.
     await cluster.workers[2]!.stop('SIGKILL');
     await page.waitForSelector('[data-testid="failover-list"] li.event-worker-lost', {
       timeout: FAILOVER_TIMEOUT_MS,
@@ -199,6 +211,25 @@ t.test(
       await page.textContent('[data-testid="failover-list"] li.event-replanned'),
       /re-planned onto worker-0, worker-1/,
     );
+    // The new plan's two stages are listed as soon as it is deployed, before their
+    // workers' counters come in (then shown as unknown).
+    await texts(page, '[data-testid="stage-metrics"] tbody tr', (rows) => rows.length === 2);
+    // Work on the new plan: its stages' counters fill the table and the lanes draw it.
+    const work = await fetch(`${cluster.apiUrl}/v1/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'Once upon a time', temperature: 0, max_tokens: 64 }),
+      signal: AbortSignal.timeout(SHOW_TIMEOUT_MS),
+    });
+    t.equal(work.status, 200, 'the new plan serves');
+    await texts(page, '[data-testid="stage-metrics"] tbody td:nth-child(7)', (forwards) =>
+      forwards.every((n) => Number(n) > 0),
+    );
+    // A batch's segment (the legend's swatches have no title).
+    await page.waitForSelector('[data-testid="timeline"] rect.lane-compute title', {
+      state: 'attached',
+    });
+    t.pass("the new plan's stages show their forward passes, and the timeline draws them");
     await screenshot(page, 'pipeline');
     await tab(page, 'cluster');
     await texts(page, '[data-testid="worker-state"]', (states) => states.includes('lost'));
@@ -223,15 +254,11 @@ t.test(
     await screenshot(page, 'replanned');
 
     // Benchmarks: two runs written by the bench package, read back and compared.
+    const runA = await benchRun(join(root, 'bench-results', 'run-a'), [10, 12, 11]);
+    const runB = await benchRun(join(root, 'bench-results', 'run-b'), [20, 22, 21]);
     await tab(page, 'bench');
-    await page.setInputFiles(
-      '[data-testid="bench-file-1"]',
-      await benchRun(join(root, 'run-a'), [10, 12, 11]),
-    );
-    await page.setInputFiles(
-      '[data-testid="bench-file-2"]',
-      await benchRun(join(root, 'run-b'), [20, 22, 21]),
-    );
+    await page.setInputFiles('[data-testid="bench-file-1"]', runA);
+    await page.setInputFiles('[data-testid="bench-file-2"]', runB);
     await texts(page, '[data-testid="bench-report"] h3', (titles) => titles.length === 2);
     t.same(
       await page.$$eval('[data-testid="bench-compare"] tbody td', (cells) =>
@@ -247,6 +274,26 @@ t.test(
     );
     t.pass('both runs draw their chart from the SVG files picked with them');
     await screenshot(page, 'bench');
+    // The coordinator's own runs (--bench-dir): run-a compared with itself, its chart fetched.
+    await texts(page, '[data-testid="bench-recent"] option', (runs) => runs.length === 2);
+    await page.selectOption('[data-testid="bench-recent"] select', 'run-a');
+    await page.click('[data-testid="bench-recent"] button:has-text("Compare with")');
+    await texts(page, '[data-testid="bench-compare"] tbody td', (cells) =>
+      ['decode_tokens_per_s', 'tok/s', '11', '11', '1'].every((cell, i) => cells[i] === cell),
+    );
+    await page.waitForFunction(
+      `[...document.querySelectorAll('img[data-testid="bench-chart"]')]
+        .filter((image) => image.complete && image.naturalWidth > 0).length === 2`,
+    );
+    t.pass("a run from the coordinator's list is compared, its chart fetched from it");
+
+    // On a phone's width the page does not scroll sideways (wide tables scroll in place).
+    await page.setViewportSize({ width: PHONE_WIDTH_PX, height: 800 });
+    await tab(page, 'pipeline');
+    await page.waitForSelector('[data-testid="tokens-chart"] canvas');
+    const pageWidth = (await page.evaluate('document.documentElement.scrollWidth')) as number;
+    t.ok(pageWidth <= PHONE_WIDTH_PX, `the page fits ${PHONE_WIDTH_PX} px (${pageWidth} px)`);
+    await screenshot(page, 'phone');
     t.same(pageErrors, [], 'the page threw nothing');
   },
 );

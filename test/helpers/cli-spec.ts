@@ -1,9 +1,10 @@
 /**
- * What the `swarmbee` command accepts, read from the built CLI's own `--help`, and
+ * What the `swarmbee` command accepts, read from the CLI's own `--help` (made in this
+ * process by the very yargs set-up the command runs), and
  * a checker for the command lines that deployment files run. Nothing here knows a
  * flag by heart: a renamed or removed flag makes the deployment tests fail.
  */
-import { runCli } from './cli.js';
+import { helpText } from '@swarmbee/cli';
 
 export type OptionType = 'string' | 'number' | 'boolean' | 'array' | 'count';
 
@@ -33,11 +34,7 @@ export function helpPage(words: string[]): Promise<HelpPage> {
   const key = words.join(' ');
   let page = pages.get(key);
   if (!page) {
-    page = runCli([...words, '--help']).then((result) => {
-      if (result.code !== 0)
-        throw new Error(`swarmbee ${key} --help exited ${result.code}: ${result.stderr}`);
-      return parseHelp(words, result.stdout);
-    });
+    page = helpText(words).then((text) => parseHelp(words, text));
     pages.set(key, page);
   }
   return page;

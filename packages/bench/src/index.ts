@@ -48,5 +48,13 @@ export {
   type TimelineSpan,
   timelineChart,
 } from './report/svg.js';
+export { type HeadShareRow, headShare } from './scale/head-share.js';
+export {
+  type ServePartOptions,
+  type ServeSpeedRow,
+  servePart,
+  WORKER_OVERHEAD_TARGET_BYTES,
+  type WorkerLoadRow,
+} from './scale/serve-part.js';
 export { SUITES } from './suites/index.js';
 export { cachedQuantized } from './suites/optimize-speed.js';

@@ -13,6 +13,8 @@ export interface SuiteContext {
   cliBin: string;
   /** gguf and engine suites: the directory of `*-f32.gguf`, `*-q8_0.gguf` and `*-q4_0.gguf` to measure. */
   ggufDir?: string;
+  /** transfer suite: the shard sent whole over the shaped 100 Mbit/s link, MiB (default 4096; 256 when quick). */
+  shardMib?: number;
   /** gguf and engine suites: where llama.cpp's `llama-bench` is (else PATH). */
   llamaCppDir?: string;
 }

@@ -4,7 +4,7 @@
  * 2 for a command line it cannot parse.
  */
 import { SWARMBEE_VERSION, SwarmBeeError } from '@swarmbee/core';
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { benchCommand } from './commands/bench.js';
 import { chatCommand } from './commands/chat.js';
 import { coordinatorCommand } from './commands/coordinator.js';
@@ -21,7 +21,8 @@ import { workerCommand } from './commands/worker.js';
 /** A command line yargs could not parse; thrown from its fail hook so no handler runs. */
 class UsageError extends Error {}
 
-export async function main(argv: string[]): Promise<number> {
+/** The `swarmbee` command line, every command registered, not yet parsed. */
+export function swarmbeeCli(argv: string[]): Argv {
   const cli = yargs(argv)
     .scriptName('swarmbee')
     .version(SWARMBEE_VERSION)
@@ -45,6 +46,24 @@ export async function main(argv: string[]): Promise<number> {
   planCommand(cli);
   replanCommand(cli);
   benchCommand(cli);
+  return cli;
+}
+
+/**
+ * The help page `swarmbee WORDS --help` prints, made in this process (no process started,
+ * nothing printed): what tests read the CLI's commands and flags from.
+ */
+export async function helpText(words: readonly string[]): Promise<string> {
+  const argv = [...words, '--help'];
+  return new Promise((resolve, reject) => {
+    swarmbeeCli(argv)
+      .exitProcess(false)
+      .parse(argv, {}, (error, _args, output) => (error ? reject(error) : resolve(output)));
+  });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const cli = swarmbeeCli(argv);
   try {
     await cli.parseAsync();
   } catch (error) {

@@ -1,7 +1,7 @@
 /** Parsers for option values shared by several commands; each throws a coded error naming the flag. */
 
 import type { PlanningOptions } from '@swarmbee/coordinator';
-import { InvalidArgumentError } from '@swarmbee/core';
+import { InvalidArgumentError, type KvDtype } from '@swarmbee/core';
 import type { LayerRange } from '@swarmbee/model';
 
 /** "0-2,2-5" -> [{start 0, end 2}, {start 2, end 5}] (half-open ranges). */
@@ -42,13 +42,14 @@ export function parseHostPort(text: string, flag: string): { host: string; port:
   return { host: match[1] ?? match[2]!, port };
 }
 
-/** Planning flags (--planner, --objective, --pin-first, --pin-last, --context) as coordinator options. */
+/** Planning flags (--planner, --objective, --pin-first, --pin-last, --context, --kv-dtype) as coordinator options. */
 export function planningFrom(args: {
   planner?: string;
   objective?: string;
   pinFirst?: string;
   pinLast?: string;
   context?: number;
+  kvDtype?: KvDtype;
 }): PlanningOptions {
   const planning: PlanningOptions = {};
   if (args.planner !== undefined) planning.planner = args.planner as PlanningOptions['planner'];
@@ -56,6 +57,10 @@ export function planningFrom(args: {
     planning.objective = args.objective as PlanningOptions['objective'];
   if (args.pinFirst !== undefined) planning.pinFirst = args.pinFirst;
   if (args.pinLast !== undefined) planning.pinLast = args.pinLast;
-  if (args.context !== undefined) planning.workload = { contextTokens: args.context };
+  const workload: PlanningOptions['workload'] = {};
+  if (args.context !== undefined) workload.contextTokens = args.context;
+  // float32 is the default: left out, so plans remembered before the flag existed still match.
+  if (args.kvDtype === 'float16') workload.kvDtype = args.kvDtype;
+  if (Object.keys(workload).length > 0) planning.workload = workload;
   return planning;
 }

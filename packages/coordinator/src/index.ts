@@ -24,9 +24,17 @@ export type { DeployedStage } from './cluster/deployer.js';
 export type { PlanningOptions } from './cluster/planning.js';
 export { DEFAULT_REPLAN_GAIN } from './cluster/replan-policy.js';
 export {
+  DEFAULT_CHUNK_BYTES,
+  DEFAULT_MAX_CORRUPT_RESENDS,
   DEFAULT_TRANSFER_STALL_TIMEOUT_MS,
+  DEFAULT_VERIFY_BYTES_PER_SECOND,
+  sendShard,
+  type TransferableShard,
   type TransferOptions,
 } from './cluster/shard-transfer.js';
+// A shard transfer without a model: how the scale benchmark moves gigabytes to a worker.
+export { WorkerLink } from './cluster/worker-link.js';
+export { WorkerRegistry, type WorkerRegistryEvents } from './cluster/worker-registry.js';
 export type { ChatPrompt, CompletionLimits, CompletionRequest } from './completion-request.js';
 export {
   type ClusterEvent,
@@ -45,6 +53,7 @@ export {
 } from './discovery.js';
 export {
   DEFAULT_DRIFT_MIN_INTERVAL_MS,
+  DEFAULT_DRIFT_PAYBACK_MS,
   DEFAULT_DRIFT_THRESHOLD,
   DEFAULT_DRIFT_WINDOWS,
   DRIFT_DIAGNOSTIC,

@@ -63,6 +63,8 @@ t.test('no spelling of a guarded route reaches its handler without the key', asy
   t.same(
     guarded.map((route) => route.url).sort(),
     [
+      '/swarmbee/bench',
+      '/swarmbee/bench/:run/:file',
       '/swarmbee/cluster',
       '/swarmbee/events',
       '/swarmbee/profile',

@@ -4,8 +4,10 @@
  * route, starts with the cluster, sends metrics at most once a second, stops sampling when
  * its client goes, ends with [DONE] when the server closes, and is bounded in number.
  */
+import { channel } from 'node:diagnostics_channel';
 import {
   ClusterWatch,
+  COORDINATOR_EVENTS,
   DEFAULT_MAX_EVENT_STREAMS,
   Metrics,
   type MetricsEvent,
@@ -45,6 +47,10 @@ t.test('the page is served without the key, the feed and the data only with it',
     t.equal(response.status, 200, asset);
     t.equal(response.headers.get('x-content-type-options'), 'nosniff');
     t.ok((await response.arrayBuffer()).byteLength > 1000, `${asset} is the built asset`);
+    t.equal(response.headers.get('content-encoding'), 'gzip', `${asset} is sent gzipped`);
+    const plain = await fetch(`${api.url}${asset}`, { headers: { 'accept-encoding': 'identity' } });
+    t.equal(plain.headers.get('content-encoding'), null, 'and plain to a client without gzip');
+    t.ok((await plain.arrayBuffer()).byteLength > 1000);
   }
   const script = await (await fetch(`${api.url}/console/console.js`)).text();
   t.notMatch(script, /https?:\/\/(?!www\.w3\.org)/, 'the script fetches nothing from elsewhere');
@@ -254,6 +260,137 @@ t.test('stage rates: forward ms, utilisation and bytes/s from the counters', asy
   const [stage] = seen.at(-1)!.stages;
   t.equal(stage?.forwardMs, 50, '500 ms over 10 forwards');
   t.equal(stage?.queueDepth, 2);
-  t.ok(stage!.utilisation > 0 && stage!.utilisation <= 1, `utilisation ${stage?.utilisation}`);
-  t.ok(stage!.bytesPerS > 0, `bytes/s ${stage?.bytesPerS}`);
+  const utilisation = stage?.utilisation ?? 0;
+  t.ok(utilisation > 0 && utilisation <= 1, `utilisation ${utilisation}`);
+  t.ok((stage?.bytesPerS ?? 0) > 0, `bytes/s ${stage?.bytesPerS}`);
 });
+
+t.test(
+  'after a re-plan every stage of the new plan has a row, measured from its new counters',
+  async (t) => {
+    const counters = (stage: number, device: string, forwards: number): StageMetrics => ({
+      stage,
+      device,
+      forwards,
+      forwardMsTotal: forwards * 10,
+      busyMsTotal: forwards * 10,
+      queueDepth: 0,
+      bytesSent: forwards * 100,
+      idleShare: 0.5,
+    });
+    let plan = [
+      { index: 0, device: 'a' },
+      { index: 1, device: 'b' },
+    ];
+    let stages = [counters(0, 'a', 1000), counters(1, 'b', 1000)];
+    const metrics = new Metrics({
+      queued: () => 0,
+      active: () => 0,
+      inFlight: () => 0,
+      stages: () => stages,
+    });
+    const watch = new ClusterWatch({
+      cluster: () => ({ state: 'ready', plan: { stages: plan } }),
+      metrics,
+    });
+    const seen: MetricsEvent[] = [];
+    const stop = watch.subscribe((event) => {
+      if (event.type === 'metrics') seen.push(event);
+    });
+    t.teardown(stop);
+    const rows = () => (seen.at(-1)?.stages ?? []).map((s) => `${s.stage}/${s.device}`);
+    t.ok(await eventually(() => rows().join() === '0/a,1/b', 3000), 'the plan as it was');
+
+    // Worker b is lost; the new plan runs on a and c. The coordinator has not polled the
+    // new stages yet: its counters are still the old deployment's (or none, mid-recovery).
+    plan = [
+      { index: 0, device: 'a' },
+      { index: 1, device: 'c' },
+    ];
+    stages = [];
+    t.ok(
+      await eventually(() => rows().join() === '0/a,1/c', 3000),
+      `the new plan's stages: ${rows()}`,
+    );
+    t.same(
+      seen.at(-1)!.stages.map((s) => s.forwards),
+      [null, null],
+      'not reported yet: shown as unknown, not as idle',
+    );
+
+    // The new stages report: stage 0 on `a` was loaded again, so its counters restarted
+    // (below the old deployment's), and it has run 20 forwards since.
+    stages = [counters(0, 'a', 20), counters(1, 'c', 20)];
+    t.ok(await eventually(() => seen.at(-1)!.stages.every((s) => s.forwards === 20), 3000));
+    for (const stage of seen.at(-1)!.stages) {
+      t.equal(stage.forwardMs, 10, `stage ${stage.stage}: 200 ms over 20 forwards since loading`);
+      t.ok((stage.utilisation ?? 0) > 0, `stage ${stage.stage} is busy (${stage.utilisation})`);
+      t.ok((stage.bytesPerS ?? 0) > 0, `stage ${stage.stage} sends (${stage.bytesPerS} B/s)`);
+    }
+  },
+);
+
+t.test('a lifecycle event makes the watch read the cluster at once', async (t) => {
+  let state = 'ready';
+  const metrics = new Metrics({
+    queued: () => 0,
+    active: () => 0,
+    inFlight: () => 0,
+    stages: () => [],
+  });
+  const watch = new ClusterWatch({ cluster: () => ({ state, workers: ['a'] }), metrics });
+  const seen: { type: string; at: number; kind?: string }[] = [];
+  const stop = watch.subscribe((event) => seen.push(event));
+  t.teardown(stop);
+  // Past the first tick, so that the next one is a second away.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  state = 'recovering';
+  const published = Date.now();
+  channel(COORDINATOR_EVENTS.state).publish({ from: 'ready', to: 'recovering' });
+  t.ok(await eventually(() => seen.some((e) => e.kind === 'state'), 3000));
+  const told = seen.find((e) => e.kind === 'state')!;
+  t.ok(
+    told.at - published < 500,
+    `told ${told.at - published} ms after the event, not at the next tick`,
+  );
+  stop();
+  t.notOk(channel(COORDINATOR_EVENTS.state).hasSubscribers, 'nobody listening: unsubscribed');
+});
+
+t.test(
+  'a worker lost after the coordinator dropped its plan is told as one that ran a stage',
+  async (t) => {
+    let cluster: Record<string, unknown> = {
+      state: 'ready',
+      workers: ['a', 'b'],
+      plan: {
+        stages: [
+          { index: 0, device: 'a' },
+          { index: 1, device: 'b' },
+        ],
+      },
+    };
+    const metrics = new Metrics({
+      queued: () => 0,
+      active: () => 0,
+      inFlight: () => 0,
+      stages: () => [],
+    });
+    const watch = new ClusterWatch({ cluster: () => cluster, metrics });
+    const told: string[] = [];
+    const stop = watch.subscribe((event) => {
+      if (event.type === 'failover') told.push(event.message);
+    });
+    t.teardown(stop);
+    const publish = async () => {
+      channel(COORDINATOR_EVENTS.state).publish({ from: 'ready', to: 'recovering' });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    };
+    // The deployment is torn down first (no plan), then the worker's link is seen closed.
+    cluster = { state: 'recovering', workers: ['a', 'b'] };
+    await publish();
+    cluster = { state: 'recovering', workers: ['a'] };
+    await publish();
+    t.same(told, ['cluster ready → recovering', 'worker b was lost (it ran a stage)']);
+  },
+);

@@ -8,14 +8,20 @@ import {
   DRIFT_DIAGNOSTIC,
   type DriftEvent,
   DriftMonitor,
+  type DriftOptions,
   type StageMetrics,
 } from '@swarmbee/coordinator';
 import { type ClusterProfile, COORDINATOR_NODE, type DeviceProfile } from '@swarmbee/core';
 import type { MicroBatch } from '@swarmbee/engine';
 import { CostModel, type PlanResult, plan as planFor } from '@swarmbee/planner';
 import t from 'tap';
-import { predictedGain } from '../src/cluster/replan-policy.js';
-import { correctedProfile, emptyWork, stageDrift } from '../src/drift/drift-estimate.js';
+import { predictedGain, redeployMs, stageKey } from '../src/cluster/replan-policy.js';
+import {
+  correctedProfile,
+  emptyWork,
+  recordWork,
+  stageDrift,
+} from '../src/drift/drift-estimate.js';
 
 const LAYERS = 8;
 
@@ -50,7 +56,7 @@ function device(name: string, layerMs: number): DeviceProfile {
   };
 }
 
-function profile(): ClusterProfile {
+function profile(layerMs = 1): ClusterProfile {
   const names = ['a', 'b'];
   const nodes = [COORDINATOR_NODE, ...names];
   const links = nodes.flatMap((from, i) =>
@@ -70,7 +76,7 @@ function profile(): ClusterProfile {
       headBytes: 1e5,
       tiedEmbedding: false,
     },
-    devices: [device('a', 1), device('b', 1)],
+    devices: [device('a', layerMs), device('b', layerMs)],
     links,
     createdAt: '2026-12-03T00:00:00.000Z',
     versions: { swarmbee: 'test' },
@@ -128,73 +134,117 @@ t.test('a stage on prediction has ratio 1; one twice as slow, 2', async (t) => {
   t.equal(corrected.devices[0], p.devices[0], 'a untouched');
 });
 
+t.test('prefill chunks are predicted at the width and context they were sent with', async (t) => {
+  const p = profile();
+  const current = planFor(
+    { cluster: p, workload: WORKLOAD },
+    { planner: 'even', objective: 'throughput' },
+  );
+  const cost = new CostModel(p, current.workload);
+  const work = emptyWork();
+  // Prompts longer than the workload's (16 tokens): 10 decode batches of 4 rows, 5 chunks of 64.
+  for (let i = 0; i < 10; i++) recordWork(work, batch(4).rows);
+  for (let i = 0; i < 5; i++) recordWork(work, [{ start: 0, count: 64 }]);
+  t.same([...work.prefill], [['64/0', 5]], 'chunks kept by shape');
+  const stage = current.stages[0]!;
+  const decodeMs = cost.stageDecodeNs(0, stage.layerStart, stage.layerEnd, true, false, 4) / 1e6;
+  const chunkMs = cost.stagePrefillChunkNs(0, stage.layerStart, stage.layerEnd, true, 64, 0) / 1e6;
+  t.ok(
+    chunkMs > cost.stagePrefillNs(0, stage.layerStart, stage.layerEnd, true) / 1e6,
+    "a 64-token chunk costs more than the workload's 16-token one",
+  );
+  const [judged] = stageDrift(
+    p,
+    current.workload,
+    current,
+    [{ stage: 0, device: stage.device, forwards: 15, busyMs: 10 * decodeMs + 5 * chunkMs }],
+    work,
+  );
+  t.ok(Math.abs(judged!.ratio - 1) < 1e-9, `on prediction (ratio ${judged!.ratio})`);
+});
+
+/** A monitor over a 2-device even split (a, b), fed windows in which b runs `slowB` times its profile. */
+function harness(options: DriftOptions, layerMs = 1) {
+  const state = {
+    current: planFor(
+      { cluster: profile(layerMs), workload: WORKLOAD },
+      { planner: 'even', objective: 'throughput' },
+    ) as PlanResult,
+    served: profile(layerMs),
+  };
+  const applied: { replan: boolean; reason: string }[] = [];
+  const monitor = new DriftMonitor(options, {
+    serving: () => ({ plan: state.current, profile: state.served }),
+    candidate: (corrected, held) => {
+      const plan = planFor({ cluster: corrected, workload: WORKLOAD }, { objective: 'throughput' });
+      return {
+        plan,
+        gain: predictedGain(corrected, WORKLOAD, 'throughput', state.current, plan),
+        redeployMs: redeployMs(corrected, plan, held),
+      };
+    },
+    apply: async (corrected, replan, reason) => {
+      state.served = corrected;
+      applied.push({ replan, reason });
+    },
+    replanGain: 0.1,
+    log: () => {},
+  });
+  const cost = new CostModel(state.served, state.current.workload);
+  const stageMs = (k: number, slow: number) => {
+    const s = state.current.stages[k]!;
+    return (slow * cost.stageDecodeNs(k, s.layerStart, s.layerEnd, k === 0, k === 1, 4)) / 1e6;
+  };
+  const fresh = (): StageMetrics[] =>
+    state.current.stages.map((s) => ({
+      stage: s.index,
+      device: s.device,
+      forwards: 0,
+      forwardMsTotal: 0,
+      busyMsTotal: 0,
+      queueDepth: 0,
+      bytesSent: 0,
+      idleShare: 0,
+    }));
+  let metrics = fresh();
+  const poll = async (slowB: number) => {
+    for (let i = 0; i < 40; i++) monitor.recordBatch(batch(4));
+    metrics = advance(metrics, 40, (k) =>
+      stageMs(k, state.current.stages[k]!.device === 'b' ? slowB : 1),
+    );
+    monitor.observe(metrics);
+    await new Promise((resolve) => setImmediate(resolve));
+  };
+  /** Serves a new plan: its counters start afresh. */
+  const adopt = (plan: PlanResult) => {
+    state.current = plan;
+    metrics = fresh();
+  };
+  return { monitor, state, applied, poll, adopt };
+}
+
 t.test(
   'drift is acted on after the hysteresis windows, then not again within the interval',
   async (t) => {
-    let current: PlanResult = planFor(
-      { cluster: profile(), workload: WORKLOAD },
-      { planner: 'even', objective: 'throughput' },
-    );
-    let served = profile();
-    const applied: { replan: boolean; reason: string }[] = [];
     const events: DriftEvent[] = [];
     const listener = (event: unknown) => events.push(event as DriftEvent);
     subscribe(DRIFT_DIAGNOSTIC, listener);
     t.teardown(() => unsubscribe(DRIFT_DIAGNOSTIC, listener));
-    const monitor = new DriftMonitor(
-      { threshold: 0.15, windows: 2, minIntervalMs: 60_000 },
-      {
-        serving: () => ({ plan: current, profile: served }),
-        candidate: (corrected) => {
-          const plan = planFor(
-            { cluster: corrected, workload: WORKLOAD },
-            { objective: 'throughput' },
-          );
-          return { plan, gain: predictedGain(corrected, WORKLOAD, 'throughput', current, plan) };
-        },
-        apply: async (corrected, replan, reason) => {
-          served = corrected;
-          applied.push({ replan, reason });
-        },
-        replanGain: 0.1,
-        log: () => {},
-      },
-    );
-    const cost = new CostModel(served, current.workload);
-    const stageMs = (k: number, slow: number) => {
-      const s = current.stages[k]!;
-      return (slow * cost.stageDecodeNs(k, s.layerStart, s.layerEnd, k === 0, k === 1, 4)) / 1e6;
-    };
-    const fresh = (): StageMetrics[] =>
-      current.stages.map((s) => ({
-        stage: s.index,
-        device: s.device,
-        forwards: 0,
-        forwardMsTotal: 0,
-        busyMsTotal: 0,
-        queueDepth: 0,
-        bytesSent: 0,
-        idleShare: 0,
-      }));
-    let metrics = fresh();
-    const poll = (slowB: number) => {
-      for (let i = 0; i < 40; i++) monitor.recordBatch(batch(4));
-      metrics = advance(metrics, 40, (k) =>
-        stageMs(k, current.stages[k]!.device === 'b' ? slowB : 1),
-      );
-      monitor.observe(metrics);
-    };
-    poll(1); // the first poll of a plan only starts its window
-    poll(1);
+    const { monitor, state, applied, poll, adopt } = harness({
+      threshold: 0.15,
+      windows: 2,
+      minIntervalMs: 60_000,
+    });
+    await poll(1); // the first poll of a plan only starts its window
+    await poll(1);
     t.same(
       monitor.latest.map((d) => Number(d.ratio.toFixed(6))),
       [1, 1],
       'on prediction: nothing to do',
     );
-    poll(3); // b throttled to a third of its speed
+    await poll(3); // b throttled to a third of its speed
     t.equal(applied.length, 0, 'one window is not enough (hysteresis)');
-    poll(3);
-    await new Promise((resolve) => setImmediate(resolve));
+    await poll(3);
     t.equal(applied.length, 1, 'two windows in a row: acted on');
     t.equal(applied[0]!.replan, true, 'a plan away from b is predicted better');
     t.match(applied[0]!.reason, /drift: b ×3\.00/);
@@ -203,22 +253,87 @@ t.test(
     t.equal(events[0]!.action, 'replanned');
     t.ok(events[0]!.gain >= 0.1);
     t.ok(
-      served.devices.find((d) => d.name === 'b')!.source?.includes('scaled ×3.00'),
+      state.served.devices.find((d) => d.name === 'b')!.source?.includes('scaled ×3.00'),
       "b's profile corrected from live metrics",
     );
     // The same drift again soon after: within the interval nothing more happens.
-    poll(3);
-    poll(3);
-    poll(3);
-    await new Promise((resolve) => setImmediate(resolve));
+    await poll(3);
+    await poll(3);
+    await poll(3);
     t.equal(applied.length, 1, 'at most one re-plan per interval');
     // A new plan starts afresh.
-    current = planFor({ cluster: served, workload: WORKLOAD }, { objective: 'throughput' });
-    metrics = fresh();
-    poll(1);
+    adopt(planFor({ cluster: state.served, workload: WORKLOAD }, { objective: 'throughput' }));
+    await poll(1);
     t.same(monitor.latest, [], "a new plan's first poll judges nothing");
   },
 );
+
+t.test('a stage far below the busiest one is not judged by its noise', async (t) => {
+  // Layers of 2 ms, so that b's one layer is long enough to be judged at all.
+  const { applied, state, poll, adopt } = harness(
+    { threshold: 0.15, windows: 2, minIntervalMs: 0 },
+    2,
+  );
+  const [a, b] = state.current.stages as [PlanResult['stages'][0], PlanResult['stages'][0]];
+  // a runs 7 layers (17.5 ms a forward), b one and the head (3.1 ms).
+  adopt({
+    ...state.current,
+    stages: [
+      { ...a, layerEnd: 7 },
+      { ...b, layerStart: 7 },
+    ],
+  });
+  await poll(1);
+  await poll(1.3);
+  await poll(1.3);
+  t.same(applied, [], 'b 30 % slow but still under a quarter of a: nothing done');
+  await poll(3);
+  await poll(3);
+  t.equal(applied.length, 1, 'b three times slow, near half of a: acted on');
+});
+
+t.test('a re-plan that would stall longer moving weights than it gains is not made', async (t) => {
+  // Links of 100 MB/s and 1 MB layers: a new stage of 4 layers moves in 40 ms. Paying back
+  // within 1 ms, no gain is worth it; the profile is still corrected.
+  const { applied, poll } = harness({
+    threshold: 0.15,
+    windows: 2,
+    minIntervalMs: 0,
+    paybackMs: 1,
+  });
+  await poll(1);
+  await poll(3);
+  await poll(3);
+  t.equal(applied.length, 1, 'acted on');
+  t.equal(applied[0]!.replan, false, 'but kept the plan');
+  t.match(applied[0]!.reason, /would stall 0\.\d s moving weights/);
+});
+
+t.test('moving weights: only stages a device has not served before, over its link', async (t) => {
+  const p = profile();
+  const even = planFor(
+    { cluster: p, workload: WORKLOAD },
+    { planner: 'even', objective: 'throughput' },
+  );
+  const held = new Set(even.stages.map((s, k) => stageKey(s, k, 2)));
+  t.equal(redeployMs(p, even, held), 0, 'the serving plan moves nothing');
+  const solo = planFor(
+    { cluster: p, workload: WORKLOAD },
+    { planner: 'solo', objective: 'latency' },
+  );
+  // One device, every layer (8 × 1 MB), the embedding and the head (0.1 MB each), at 100 MB/s.
+  t.equal(redeployMs(p, solo, held), 82, 'a new stage: its bytes over the link, ms');
+});
+
+t.test('windows off in opposite directions are noise, not drift', async (t) => {
+  const { applied, poll } = harness({ threshold: 0.15, windows: 2, minIntervalMs: 0 });
+  await poll(1);
+  for (const slow of [1.5, 0.6, 1.5, 0.6]) await poll(slow);
+  t.equal(applied.length, 0, 'b slower, then faster, then slower: nothing done');
+  await poll(1.5);
+  await poll(1.5);
+  t.equal(applied.length, 1, 'two slow windows in a row: acted on');
+});
 
 t.test('a threshold of 0 turns the loop off', async (t) => {
   const monitor = new DriftMonitor(
@@ -236,4 +351,31 @@ t.test('a threshold of 0 turns the loop off', async (t) => {
   t.equal(monitor.enabled, false);
   monitor.observe([]);
   t.equal(monitor.status().enabled, false);
+});
+
+t.test('the loop is turned on and off while serving; bad settings are refused', async (t) => {
+  let asked = 0;
+  const monitor = new DriftMonitor(
+    { threshold: 0 },
+    {
+      serving: () => {
+        asked++;
+        return undefined;
+      },
+      candidate: () => undefined,
+      apply: async () => {},
+      replanGain: 0.1,
+      log: () => {},
+    },
+  );
+  monitor.configure({ threshold: 0.2, minIntervalMs: 5000 });
+  t.equal(monitor.enabled, true, 'on');
+  monitor.observe([]);
+  t.equal(asked, 1, 'an enabled loop looks at the serving plan');
+  t.match(monitor.status(), { threshold: 0.2, minIntervalMs: 5000 }, 'the new settings show');
+  monitor.configure({ threshold: 0 });
+  t.equal(monitor.enabled, false, 'off again');
+  t.match(monitor.status(), { minIntervalMs: 5000 }, 'settings left out are kept');
+  for (const bad of [{ threshold: -1 }, { windows: 0 }, { minIntervalMs: Number.NaN }])
+    t.throws(() => monitor.configure(bad), { code: 'SWARMBEE_ERR_INVALID_ARGUMENT' });
 });

@@ -27,6 +27,7 @@ const DEVICE = {
   memoryBytes: 1e9,
   freeMemoryBytes: 1e9,
   ortVersion: 'test',
+  executionProvider: 'cpu',
   nodeVersion: process.version,
 };
 

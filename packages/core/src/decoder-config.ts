@@ -138,7 +138,13 @@ export function layerRope(config: LlamaConfig, layer: number): RopeSpec {
     : { theta: config.ropeTheta };
 }
 
-/** Bytes of keys plus values, per token of context, for one layer at fp32. */
-export function kvBytesPerTokenPerLayer(config: LlamaConfig): number {
-  return 2 * config.nKvHeads * headDim(config) * 4;
+/** Element type of a KV cache: fp32, or fp16 at half the bytes. */
+export type KvDtype = 'float32' | 'float16';
+
+/** Bytes of one cached key or value element. */
+export const KV_DTYPE_BYTES: Readonly<Record<KvDtype, number>> = { float32: 4, float16: 2 };
+
+/** Bytes of keys plus values, per token of context, for one layer (fp32 unless `dtype` says). */
+export function kvBytesPerTokenPerLayer(config: LlamaConfig, dtype: KvDtype = 'float32'): number {
+  return 2 * config.nKvHeads * headDim(config) * KV_DTYPE_BYTES[dtype];
 }

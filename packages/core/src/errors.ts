@@ -112,6 +112,26 @@ export class ShardInvalidError extends SwarmBeeError {
   static override readonly code = 'SWARMBEE_ERR_SHARD_INVALID';
 }
 
+/**
+ * One chunk of a shard transfer did not match the sha256 sent with it: the receiver
+ * refused it (nothing after its last verified chunk is kept) and the sender re-sends
+ * from there. Retryable: a link that flipped a bit once rarely does it twice.
+ */
+export class ShardChunkCorruptError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_SHARD_CHUNK_CORRUPT';
+  static override readonly retryable = true;
+}
+
+/**
+ * A worker's free memory cannot hold the shard it was offered plus the KV-cache budget
+ * it would serve with (the message names the bytes of each and what is short). Refused
+ * before any byte is received or loaded.
+ */
+export class MemoryShortError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_MEMORY_SHORT';
+  static override readonly httpStatus = 503;
+}
+
 /** The engine's KV-cache byte budget would be exceeded. */
 export class KvBudgetExceededError extends SwarmBeeError {
   static override readonly code = 'SWARMBEE_ERR_KV_BUDGET_EXCEEDED';
@@ -315,6 +335,8 @@ registerErrors(
   HashMismatchError,
   OutputExistsError,
   ShardInvalidError,
+  ShardChunkCorruptError,
+  MemoryShortError,
   KvBudgetExceededError,
   SequenceUnknownError,
   KvHistoryLostError,

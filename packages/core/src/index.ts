@@ -10,6 +10,8 @@
 export { abortError, isTimeout, ProgressDeadline, stepSignal } from './deadlines.js';
 export {
   headDim,
+  KV_DTYPE_BYTES,
+  type KvDtype,
   kvBytesPerTokenPerLayer,
   type LayerAttention,
   type LlamaConfig,
@@ -41,6 +43,7 @@ export {
   KvBudgetExceededError,
   KvHistoryLostError,
   ListenFailedError,
+  MemoryShortError,
   MessageSchemaError,
   MessageTypeUnknownError,
   ModelDirInvalidError,
@@ -54,6 +57,7 @@ export {
   ProtocolVersionError,
   SendQueueFullError,
   SequenceUnknownError,
+  ShardChunkCorruptError,
   ShardInvalidError,
   StageLayoutError,
   SwarmBeeError,
@@ -144,6 +148,7 @@ export {
   ACTIVATION_BYTES_PER_ELEMENT,
   type ClusterProfile,
   COORDINATOR_NODE,
+  type CoordinatorTiming,
   type DecodeTimingGrid,
   type DeviceProfile,
   type DeviceRuntime,

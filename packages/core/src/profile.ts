@@ -168,11 +168,25 @@ export interface RuntimeVersions {
   node?: string;
 }
 
+/**
+ * The coordinator's own work per micro-batch that comes back from the pipeline — taking its
+ * tokens, stop checks, streaming them to clients, composing and sending the next micro-batch —
+ * measured on its event loop while it serves.
+ */
+export interface CoordinatorTiming {
+  /** Rows of the measured micro-batches, ascending. */
+  batchSizes: number[];
+  /** Mean time of that work per micro-batch, ms, by `batchSizes`. */
+  stepMs: number[];
+}
+
 export interface ClusterProfile {
   model: ModelSummary;
   devices: DeviceProfile[];
   /** Links between every pair of devices and between each device and the coordinator. */
   links: LinkProfile[];
+  /** The coordinator's own work per micro-batch; absent until it has served (then taken as 0). */
+  coordinator?: CoordinatorTiming;
   /** ISO 8601 time the profile was taken. */
   createdAt: string;
   versions: RuntimeVersions;

@@ -22,13 +22,18 @@ export {
   ENGINE_EVENTS,
   publishBatch,
 } from './events.js';
-export { availableExecutionProviders, executionProviders } from './execution-provider.js';
+export {
+  availableExecutionProviders,
+  DEFAULT_EXECUTION_PROVIDER,
+  executionProviders,
+} from './execution-provider.js';
 export {
   type GenerateOptions,
   type GenerateRequest,
   type GenerateResult,
   generate,
 } from './generate.js';
+export { arenaCapacity } from './kv-cache.js';
 export { LayerStateChain } from './layer-states.js';
 export { LocalPipeline, type LocalPipelineOptions } from './local-pipeline.js';
 export type { Pipeline, PipelineInfo, PipelineResult, PipelineStep } from './pipeline.js';
@@ -55,6 +60,7 @@ export type {
   StageStats,
   StageTiming,
 } from './stage-engine.js';
+export { DEFAULT_KV_BUDGET_BYTES } from './stage-engine.js';
 export { createStageEngine } from './stage-factory.js';
 export { ThreadedStage } from './threaded-stage.js';
 export {

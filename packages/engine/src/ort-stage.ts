@@ -7,7 +7,7 @@ import { headDim, layerWindow, ShardInvalidError } from '@swarmbee/core';
 import { type LlamaShardGraph, SHARD_IO, type ShardGraph, shardBiasInputs } from '@swarmbee/model';
 import ort from 'onnxruntime-node';
 import { attentionBias, logitIndex, positionIds, windowAttentionBias } from './batch-feeds.js';
-import { type KvArena, KvCache } from './kv-cache.js';
+import { type KvArena, KvCache, type KvElements } from './kv-cache.js';
 import { ShardStage } from './shard-stage.js';
 import {
   DEFAULT_KV_BUDGET_BYTES,
@@ -23,7 +23,7 @@ type Feeds = Record<string, ort.Tensor>;
 
 type Fetches = Record<string, ort.Tensor | null>;
 
-export class OrtStage extends ShardStage<Float32Array> {
+export class OrtStage extends ShardStage<KvElements> {
   /** Which attention-bias inputs the shard takes (full-context layers', windowed layers'). */
   readonly #biases: { full: boolean; window: boolean };
   /** The sliding window of the shard's windowed layers, in positions. */
@@ -32,7 +32,9 @@ export class OrtStage extends ShardStage<Float32Array> {
    * Per arena, its buffers wrapped as the `past_key` / `past_value` feeds: an arena's
    * buffers and shape never change, so the tensors are made once, not every step.
    */
-  readonly #pastFeeds = new WeakMap<KvArena, Feeds>();
+  readonly #pastFeeds = new WeakMap<KvArena<KvElements>, Feeds>();
+  /** Element type of the cache (the shard's `past_*` inputs and `new_*` outputs). */
+  readonly #kvDtype: 'float32' | 'float16';
 
   private constructor(
     session: ort.InferenceSession,
@@ -53,9 +55,10 @@ export class OrtStage extends ShardStage<Float32Array> {
         config.maxSeqLen,
         options.kvBudgetBytes ?? DEFAULT_KV_BUDGET_BYTES,
         options.maxSequences ?? DEFAULT_MAX_SEQUENCES,
-        { windows },
+        { windows, dtype: shard.kvDtype ?? 'float32' },
       ),
     );
+    this.#kvDtype = shard.kvDtype ?? 'float32';
     this.#biases = shardBiasInputs(config, shard.layerStart, shard.layerEnd);
     this.#window = windows.find((w) => w !== undefined);
   }
@@ -154,15 +157,15 @@ export class OrtStage extends ShardStage<Float32Array> {
   }
 
   /** The arena's buffers are the `past_key` / `past_value` inputs, as they lie. */
-  #feedArena(arena: KvArena, feeds: Feeds, fetches: Fetches): void {
+  #feedArena(arena: KvArena<KvElements>, feeds: Feeds, fetches: Fetches): void {
     let past = this.#pastFeeds.get(arena);
     if (!past) {
       past = {};
       for (let l = 0; l < this.kv.layers; l++) {
         const dims = [arena.rows.length, this.kv.kvHeads, this.kv.slots(arena, l), this.kv.headDim];
         const layer = this.info.layerStart + l;
-        past[SHARD_IO.pastKey(layer)] = new ort.Tensor('float32', arena.keys[l]!, dims);
-        past[SHARD_IO.pastValue(layer)] = new ort.Tensor('float32', arena.values[l]!, dims);
+        past[SHARD_IO.pastKey(layer)] = this.#kvTensor(arena.keys[l]!, dims);
+        past[SHARD_IO.pastValue(layer)] = this.#kvTensor(arena.values[l]!, dims);
       }
       this.#pastFeeds.set(arena, past);
     }
@@ -174,12 +177,18 @@ export class OrtStage extends ShardStage<Float32Array> {
     }
   }
 
+  #kvTensor(data: KvElements, dims: number[]): ort.Tensor {
+    return this.#kvDtype === 'float16'
+      ? new ort.Tensor('float16', data as Uint16Array, dims)
+      : new ort.Tensor('float32', data as Float32Array, dims);
+  }
+
   /**
    * Writes each row's new keys and values ([B, kvHeads, T, headDim]) after its past; on a
    * ring layer, the newest W of them into slots position mod W.
    */
   #storeNewRows(
-    arena: KvArena,
+    arena: KvArena<KvElements>,
     batch: StageBatch,
     width: number,
     results: ort.InferenceSession.OnnxValueMapType,
@@ -187,8 +196,8 @@ export class OrtStage extends ShardStage<Float32Array> {
     const { kvHeads, headDim: hd } = this.kv;
     for (let l = 0; l < this.kv.layers; l++) {
       const layer = this.info.layerStart + l;
-      const keys = results[SHARD_IO.newKey(layer)]!.data as Float32Array;
-      const values = results[SHARD_IO.newValue(layer)]!.data as Float32Array;
+      const keys = results[SHARD_IO.newKey(layer)]!.data as KvElements;
+      const values = results[SHARD_IO.newValue(layer)]!.data as KvElements;
       const window = this.kv.window(l);
       const slots = this.kv.slots(arena, l);
       batch.rows.forEach((row, r) => {

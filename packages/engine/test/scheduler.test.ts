@@ -180,4 +180,11 @@ t.test('sequences beyond a stage sequence limit wait and start in arrival order'
   t.same(order, [0, 1, 2], 'they finished in arrival order');
   t.same(released, firstRows, 'each started after the one before it was released');
   t.equal(scheduler.waiting, 0);
+  // One sequence at a time: every step carried one row, timed on this event loop.
+  const cost = scheduler.stepCost;
+  t.same(cost?.batchSizes, [1], 'its own step time is known for the one-row batches it ran');
+  t.ok(
+    cost && cost.stepMs[0]! > 0 && cost.stepMs[0]! < 50,
+    `${cost?.stepMs[0]?.toFixed(3)} ms a step`,
+  );
 });

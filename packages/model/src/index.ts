@@ -152,6 +152,7 @@ export {
   openShard,
   SHARD_FORMAT_VERSION,
   SHARD_MANIFEST_FILE,
+  type ShardBuildOptions,
   type ShardGraph,
   type ShardManifest,
   writeShard,

@@ -9,6 +9,8 @@ import { createHash } from 'node:crypto';
 import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  KV_DTYPE_BYTES,
+  type KvDtype,
   type LlamaConfig,
   type OnnxDecoderConfig,
   type OnnxDecoderStageIo,
@@ -50,6 +52,16 @@ interface ShardGraphBase {
 export interface LlamaShardGraph extends ShardGraphBase {
   kind: 'llama';
   config: LlamaConfig;
+  /** Element type of the KV cache the graph takes and returns. Absent: float32. */
+  kvDtype?: KvDtype;
+}
+
+/** How a Llama shard is built. */
+export interface ShardBuildOptions {
+  /** KV-cache element type of the graph's past inputs and new outputs. Default `float32`. */
+  kvDtype?: KvDtype;
+  /** Largest slice of an fp32 LM head multiplied at once, bytes. Default `HEAD_CHUNK_BYTES` (64 MiB). */
+  headChunkBytes?: number;
 }
 
 /** A stage cut out of an imported decoder: its IO follows the export, described by `io`. */
@@ -85,6 +97,8 @@ export interface LlamaShardManifest extends ShardManifestBase {
   /** Absent in shards written before imported decoders existed: those are Llama shards. */
   kind?: 'llama';
   config: LlamaConfig;
+  /** Absent in shards written before fp16 caches existed: float32. */
+  kvDtype?: KvDtype;
 }
 
 export interface OnnxDecoderShardManifest extends ShardManifestBase {
@@ -175,19 +189,40 @@ export function locateWeight(
 }
 
 /** The shard for `range`, reading weights in place from the model dir. */
-export function buildShard(dir: ModelDir, range: LayerRange): ShardGraph {
-  if (dir.manifest.architecture === 'onnx-decoder')
+export function buildShard(
+  dir: ModelDir,
+  range: LayerRange,
+  options: ShardBuildOptions = {},
+): ShardGraph {
+  if (dir.manifest.architecture === 'onnx-decoder') {
+    refuseKvDtype(options);
     return buildOnnxDecoderShard(dir as OnnxDecoderModelDir, range);
-  return buildLlamaShard(dir as LlamaModelDir, range);
+  }
+  return buildLlamaShard(dir as LlamaModelDir, range, options.kvDtype ?? 'float32', options);
 }
 
-function buildLlamaShard(dir: LlamaModelDir, range: LayerRange): LlamaShardGraph {
+/** An imported decoder's cache keeps the export's element type. */
+function refuseKvDtype(options: ShardBuildOptions): void {
+  if ((options.kvDtype ?? 'float32') !== 'float32')
+    throw new ShardInvalidError(
+      `kvDtype ${options.kvDtype} is for SwarmBee's Llama shards; an imported ONNX decoder keeps its export's KV type`,
+    );
+}
+
+function buildLlamaShard(
+  dir: LlamaModelDir,
+  range: LayerRange,
+  kvDtype: KvDtype,
+  options: ShardBuildOptions = {},
+): LlamaShardGraph {
   const { config } = dir.manifest;
   checkRange(config, range);
   const onnx = buildLlamaShardGraph({
     config,
     layerStart: range.start,
     layerEnd: range.end,
+    kvDtype,
+    ...(options.headChunkBytes === undefined ? {} : { headChunkBytes: options.headChunkBytes }),
     producer: `swarmbee ${SWARMBEE_VERSION}`,
     locate: (name) =>
       locateWeight(dir, name, (stored) => {
@@ -207,6 +242,7 @@ function buildLlamaShard(dir: LlamaModelDir, range: LayerRange): LlamaShardGraph
     layerEnd: range.end,
     onnx,
     externalDataDir: dir.path,
+    ...(kvDtype === 'float32' ? {} : { kvDtype }),
   };
 }
 
@@ -216,10 +252,13 @@ export async function writeShard(
   range: LayerRange,
   out: string,
   progress: ProgressFn = noProgress,
+  options: ShardBuildOptions = {},
 ): Promise<ShardManifest> {
-  if (dir.manifest.architecture === 'onnx-decoder')
+  if (dir.manifest.architecture === 'onnx-decoder') {
+    refuseKvDtype(options);
     return writeOnnxDecoderShard(dir as OnnxDecoderModelDir, range, out, progress);
-  return writeLlamaShard(dir as LlamaModelDir, range, out, progress);
+  }
+  return writeLlamaShard(dir as LlamaModelDir, range, out, progress, options.kvDtype ?? 'float32');
 }
 
 async function writeLlamaShard(
@@ -227,6 +266,7 @@ async function writeLlamaShard(
   range: LayerRange,
   out: string,
   progress: ProgressFn,
+  kvDtype: KvDtype,
 ): Promise<LlamaShardManifest> {
   const { config } = dir.manifest;
   checkRange(config, range);
@@ -280,6 +320,7 @@ async function writeLlamaShard(
       config,
       layerStart: range.start,
       layerEnd: range.end,
+      kvDtype,
       producer: `swarmbee ${SWARMBEE_VERSION}`,
       locate: (name) =>
         locateWeight(dir, name, (stored) => {
@@ -303,6 +344,7 @@ async function writeLlamaShard(
       modelHash: dir.manifest.modelHash,
       modelName: dir.manifest.name,
       config,
+      ...(kvDtype === 'float32' ? {} : { kvDtype }),
       layerStart: range.start,
       layerEnd: range.end,
       files,
@@ -331,6 +373,10 @@ export async function openShard(
       `${path} holds a shard of format version ${manifest.formatVersion ?? 1}; this SwarmBee builds and loads version ${SHARD_FORMAT_VERSION}`,
     );
   }
+  if (manifest.kind !== 'onnx-decoder' && manifest.kvDtype && !(manifest.kvDtype in KV_DTYPE_BYTES))
+    throw new ShardInvalidError(
+      `${path} holds a shard with KV type ${manifest.kvDtype}, which this SwarmBee does not run`,
+    );
   const onnx = await readFile(join(path, SHARD_GRAPH_FILE));
   const common = {
     modelHash: manifest.modelHash,
@@ -342,6 +388,11 @@ export async function openShard(
   const graph: ShardGraph =
     manifest.kind === 'onnx-decoder'
       ? { ...common, kind: 'onnx-decoder', config: manifest.config, io: manifest.io }
-      : { ...common, kind: 'llama', config: manifest.config };
+      : {
+          ...common,
+          kind: 'llama',
+          config: manifest.config,
+          ...(manifest.kvDtype ? { kvDtype: manifest.kvDtype } : {}),
+        };
   return { manifest, graph };
 }

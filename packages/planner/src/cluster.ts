@@ -6,9 +6,11 @@ import {
   type ClusterProfile,
   COORDINATOR_NODE,
   ContextOverflowError,
+  type CoordinatorTiming,
   DEFAULT_PREFILL_CHUNK_TOKENS,
   DeviceUnknownError,
   InvalidArgumentError,
+  KV_DTYPE_BYTES,
   ProfileInvalidError,
 } from '@swarmbee/core';
 import type { Workload } from './types.js';
@@ -49,6 +51,24 @@ function checkGrid(
 }
 
 /** Throws a coded error naming the first thing wrong with the profile. */
+function checkCoordinatorTiming(timing: CoordinatorTiming): void {
+  const { batchSizes, stepMs } = timing;
+  if (batchSizes.length !== stepMs.length)
+    throw new ProfileInvalidError(
+      `the coordinator's timing has ${batchSizes.length} batch sizes and ${stepMs.length} step times`,
+    );
+  batchSizes.forEach((b, i) => {
+    if (!Number.isInteger(b) || b < 1 || (i > 0 && b <= batchSizes[i - 1]!))
+      throw new ProfileInvalidError(
+        `the coordinator's batch sizes must be ascending positive integers, got ${batchSizes.join(', ')}`,
+      );
+  });
+  if (stepMs.some((ms) => !Number.isFinite(ms) || ms < 0))
+    throw new ProfileInvalidError(
+      `the coordinator's step times must be finite and at least 0 ms, got ${stepMs.join(', ')}`,
+    );
+}
+
 export function validateCluster(cluster: ClusterProfile): void {
   const { model, devices } = cluster;
   if (!Number.isInteger(model.nLayers) || model.nLayers < 1) {
@@ -78,6 +98,7 @@ export function validateCluster(cluster: ClusterProfile): void {
     throw new ProfileInvalidError(`model ${model.name} has a negative or non-finite byte count`);
   }
   if (devices.length === 0) throw new ProfileInvalidError('the cluster has no devices');
+  if (cluster.coordinator) checkCoordinatorTiming(cluster.coordinator);
   const names = new Set<string>();
   for (const device of devices) {
     const who = `device ${device.name}`;
@@ -173,12 +194,18 @@ export function resolveWorkload(
   const risk = partial.risk ?? 'p50';
   if (risk !== 'p50' && risk !== 'p90')
     throw new InvalidArgumentError(`risk must be "p50" or "p90", got "${String(risk)}"`);
+  const kvDtype = partial.kvDtype ?? 'float32';
+  if (!(kvDtype in KV_DTYPE_BYTES))
+    throw new InvalidArgumentError(
+      `kvDtype must be "float32" or "float16", got "${String(kvDtype)}"`,
+    );
   return {
     contextTokens,
     promptTokens,
     prefillChunkTokens,
     decodeContextTokens,
     risk,
+    kvDtype,
     ...(streams === undefined ? {} : { streams }),
   };
 }

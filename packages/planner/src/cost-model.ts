@@ -6,7 +6,9 @@
  *   the embedding on stage 0 and the head on the last stage;
  * - a hop: half the round trip plus bytes over bandwidth. Activations cross as fp32
  *   [b, tokens, dim] plus framing; token ids go coordinator → stage 0 and last stage →
- *   coordinator;
+ *   coordinator; the coordinator → stage 0 hop also carries the coordinator's own work per
+ *   micro-batch (taking tokens, streaming them, composing the next batch: its profile's
+ *   `coordinator` step times), which one event loop does before the frame goes out;
  * - time per output token (TPOT): one trip around the loop, coordinator → stages in turn
  *   → coordinator, every compute and every hop summed;
  * - throughput: the loop is a closed cycle of single-server resources (stages, and links
@@ -28,8 +30,10 @@ import {
   DeviceUnknownError,
   FRAME_OVERHEAD_BYTES,
   gridAtRisk,
+  KV_DTYPE_BYTES,
   layerKvBytes,
   type ModelSummary,
+  type PrefillTimingGrid,
   TOKEN_WIRE_BYTES,
 } from '@swarmbee/core';
 import { buildLinkTable, type LinkTable, resolveWorkload, validateCluster } from './cluster.js';
@@ -121,11 +125,13 @@ export class CostModel {
     const n = this.model.nLayers;
     this.paramPrefix = new Float64Array(n + 1);
     this.kvPrefix = new Float64Array(n + 1);
+    // The model records fp32 KV bytes; an fp16 cache holds the same elements in half.
+    const kvScale = KV_DTYPE_BYTES[this.workload.kvDtype ?? 'float32'] / KV_DTYPE_BYTES.float32;
     for (let l = 0; l < n; l++) {
       const cost = this.model.layers[l]!;
       this.paramPrefix[l + 1] = this.paramPrefix[l]! + cost.paramBytes;
       const context = this.workload.contextTokens;
-      this.kvPrefix[l + 1] = this.kvPrefix[l]! + layerKvBytes(cost, context) / context;
+      this.kvPrefix[l + 1] = this.kvPrefix[l]! + (kvScale * layerKvBytes(cost, context)) / context;
     }
   }
 
@@ -245,6 +251,23 @@ export class CostModel {
       : 0;
   }
 
+  /**
+   * The coordinator's own work per micro-batch of `batch` rows (its profile's step times,
+   * linear between measured sizes, extended by the last slope); 0 when not profiled. It sits
+   * on the coordinator → stage 0 hop: one event loop does it before the frame goes out.
+   */
+  coordinatorStepNs(batch: number): number {
+    const timing = this.cluster.coordinator;
+    if (!timing || timing.batchSizes.length === 0) return 0;
+    const { batchSizes: xs, stepMs: ys } = timing;
+    const n = xs.length;
+    if (n === 1 || batch <= xs[0]!) return msToNs(ys[0]!);
+    let i = 1;
+    while (i < n - 1 && xs[i]! < batch) i++;
+    const slope = (ys[i]! - ys[i - 1]!) / (xs[i]! - xs[i - 1]!);
+    return msToNs(Math.max(0, ys[i - 1]! + slope * (batch - xs[i - 1]!)));
+  }
+
   latencyNs(from: number, to: number): number {
     return this.links.latencyNs[from * this.links.nodes + to]!;
   }
@@ -316,6 +339,31 @@ export class CostModel {
     );
   }
 
+  /**
+   * One prefill chunk of `tokens` after `context` cached tokens on a stage, at exactly that
+   * shape (stagePrefillNs times the workload's mean chunk): what live metrics are judged by.
+   */
+  stagePrefillChunkNs(
+    device: number,
+    start: number,
+    end: number,
+    first: boolean,
+    tokens: number,
+    context: number,
+  ): number {
+    const { timing } = this.devices[device]!;
+    const risk = this.workload.risk;
+    const at = (g: PrefillTimingGrid, ctx: number) =>
+      msToNs(interpolateGrid(g.chunkTokens, g.contextTokens, gridAtRisk(g, risk), tokens, ctx));
+    let ns = this.stageOverheadNs(device, 1);
+    for (let l = start; l < end; l++) {
+      const layer = timing.layers.length === 1 ? timing.layers[0]! : timing.layers[l]!;
+      ns += at(layer.prefill, context);
+    }
+    if (first) ns += at(timing.embedding.prefill, 0);
+    return ns;
+  }
+
   /** Predicts everything about a plan; `overBytes > 0` marks a plan that does not fit. */
   evaluate(stages: readonly StageAssignment[], batch: number, inFlight: number): Evaluation {
     const sequences = batch * inFlight;
@@ -336,10 +384,16 @@ export class CostModel {
         bottleneck = at;
       }
     };
-    const hop = (from: number, to: number, decodeBytes: number, prefillBytes: number) => {
+    const hop = (
+      from: number,
+      to: number,
+      decodeBytes: number,
+      prefillBytes: number,
+      work = { decodeNs: 0, prefillNs: 0 },
+    ) => {
       const latencyNs = this.latencyNs(from, to);
-      const occupancyNs = this.occupancyNs(from, to, decodeBytes);
-      const prefillOcc = this.occupancyNs(from, to, prefillBytes);
+      const occupancyNs = this.occupancyNs(from, to, decodeBytes) + work.decodeNs;
+      const prefillOcc = this.occupancyNs(from, to, prefillBytes) + work.prefillNs;
       hops.push({ from, to, bytes: decodeBytes, latencyNs, occupancyNs });
       tpotNs += latencyNs + occupancyNs;
       busiest(occupancyNs, { kind: 'link', index: hops.length - 1 });
@@ -350,7 +404,11 @@ export class CostModel {
       const first = k === 0;
       const last = k === S - 1;
       const from = first ? coord : stages[k - 1]!.device;
-      if (first) hop(from, stage.device, this.tokenFrameBytes(batch), this.tokenFrameBytes(chunk));
+      if (first)
+        hop(from, stage.device, this.tokenFrameBytes(batch), this.tokenFrameBytes(chunk), {
+          decodeNs: this.coordinatorStepNs(batch),
+          prefillNs: this.coordinatorStepNs(1),
+        });
       else
         hop(from, stage.device, this.activationFrameBytes(batch), this.activationFrameBytes(chunk));
       const { device, layerStart, layerEnd } = stage;

@@ -25,7 +25,10 @@ export interface TypeTables {
   headDecodeNs: number[];
   /** The head on one position: what TTFT adds after the last chunk. */
   headFirstTokenNs: number[];
-  /** Coordinator → type: delay, and link busy time for a decode / prefill token frame. */
+  /**
+   * Coordinator → type: delay, and busy time for a decode / prefill token frame: the
+   * coordinator's step work plus the frame on the link (CostModel.coordinatorStepNs).
+   */
   inLatencyNs: number[];
   inDecodeNs: number[];
   inPrefillNs: number[];
@@ -77,8 +80,13 @@ export function buildTypeTables(
     headDecodeNs: reps.map((r) => cost.headDecodeNs(r, batch)),
     headFirstTokenNs: reps.map((r) => cost.headDecodeNs(r, 1)),
     inLatencyNs: reps.map((r) => cost.latencyNs(coord, r)),
-    inDecodeNs: reps.map((r) => cost.occupancyNs(coord, r, cost.tokenFrameBytes(batch))),
-    inPrefillNs: reps.map((r) => cost.occupancyNs(coord, r, cost.tokenFrameBytes(chunk))),
+    inDecodeNs: reps.map(
+      (r) =>
+        cost.occupancyNs(coord, r, cost.tokenFrameBytes(batch)) + cost.coordinatorStepNs(batch),
+    ),
+    inPrefillNs: reps.map(
+      (r) => cost.occupancyNs(coord, r, cost.tokenFrameBytes(chunk)) + cost.coordinatorStepNs(1),
+    ),
     outLatencyNs: reps.map((r) => cost.latencyNs(r, coord)),
     outDecodeNs: reps.map((r) => cost.occupancyNs(r, coord, cost.tokenFrameBytes(batch))),
     outFirstTokenNs: reps.map((r) => cost.occupancyNs(r, coord, cost.tokenFrameBytes(1))),

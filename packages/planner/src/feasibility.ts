@@ -15,7 +15,8 @@ export interface FeasibilityInput {
 
 function kvNote(cost: CostModel, sequences: number): string {
   const s = sequences === 1 ? '1 sequence' : `${sequences} sequences`;
-  return `KV cache for ${s} × ${cost.workload.contextTokens} tokens`;
+  const dtype = cost.workload.kvDtype === 'float16' ? 'fp16' : 'fp32';
+  return `${dtype} KV cache for ${s} × ${cost.workload.contextTokens} tokens`;
 }
 
 /** Throws PlanInfeasibleError when no plan can exist, whatever the planner. */

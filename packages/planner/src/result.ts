@@ -10,6 +10,8 @@ function bottleneckText(cost: CostModel, e: Evaluation): string {
   }
   if (b.kind === 'link') {
     const hop = e.hops[b.index]!;
+    if (b.index === 0 && cost.coordinatorStepNs(e.microBatchSize) > hop.occupancyNs / 2)
+      return `the coordinator's own work per micro-batch (before ${cost.nodeName(hop.to)})`;
     return `link ${cost.nodeName(hop.from)} → ${cost.nodeName(hop.to)}`;
   }
   const m = e.microBatchesInFlight;

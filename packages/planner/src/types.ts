@@ -1,5 +1,5 @@
 /** The planner's request, options and result types. */
-import type { ClusterProfile, Plan, StagePlan, TimingRisk } from '@swarmbee/core';
+import type { ClusterProfile, KvDtype, Plan, StagePlan, TimingRisk } from '@swarmbee/core';
 
 /**
  * `latency`: minimize the time per output token of one sequence (ties: time to first token).
@@ -40,6 +40,11 @@ export interface Workload {
    * samples, `p90` their 90th percentiles (plan for a bad run). Default `p50`.
    */
   risk: TimingRisk;
+  /**
+   * Element type of the Llama shards' KV cache: `float16` charges half the model's recorded
+   * (fp32) KV bytes per token. Default `float32`. Imported ONNX decoders keep their export's type.
+   */
+  kvDtype?: KvDtype;
 }
 
 export interface PlanRequest {

@@ -126,3 +126,56 @@ t.test('grid interpolation: linear inside, clamped below, extrapolated above', a
   );
   t.equal(g, 3, 'bilinear: 1.5 and 6 along context, then a third of the way along batch');
 });
+
+t.test("the coordinator's own step work sits on its hop to stage 0", async (t) => {
+  const measured = {
+    ...twoDevices,
+    coordinator: { batchSizes: [1, 4], stepMs: [0.5, 2] },
+  };
+  const cost = new CostModel(measured, workload);
+  t.equal(cost.coordinatorStepNs(1), 500_000, 'measured at 1 row');
+  t.equal(cost.coordinatorStepNs(2), 1_000_000, 'linear between measured sizes');
+  t.equal(cost.coordinatorStepNs(8), 4_000_000, 'extended by the last slope');
+  t.equal(new CostModel(twoDevices, workload).coordinatorStepNs(4), 0, 'not profiled: 0');
+  const without = new CostModel(twoDevices, workload).evaluate(plan, 1, 1);
+  const e = cost.evaluate(plan, 1, 1);
+  t.equal(e.tpotNs, without.tpotNs + 500_000, 'TPOT pays it once per token');
+  t.equal(e.hops[0]!.occupancyNs, without.hops[0]!.occupancyNs + 500_000, 'on the first hop');
+  // At 8 rows it takes 4 ms + frame: less than stage b's 8 × 6.5 ms, so b stays the bottleneck;
+  // with a slow coordinator (40 ms at 8 rows) the coordinator's hop is.
+  const slow = new CostModel(
+    { ...twoDevices, coordinator: { batchSizes: [1, 8], stepMs: [5, 60] } },
+    workload,
+  );
+  const busy = slow.evaluate(plan, 8, 3);
+  t.same(busy.bottleneck, { kind: 'link', index: 0 }, "the coordinator's hop bounds throughput");
+  t.ok(busy.maxOccupancyNs >= 60_000_000, 'its busy time is the step time at 8 rows');
+});
+
+t.test('a coordinator timing out of shape is refused with PROFILE_INVALID', async (t) => {
+  const bad = [
+    { batchSizes: [1, 2], stepMs: [1] },
+    { batchSizes: [2, 1], stepMs: [1, 1] },
+    { batchSizes: [1], stepMs: [Number.NaN] },
+    { batchSizes: [0], stepMs: [1] },
+  ];
+  for (const coordinator of bad)
+    t.throws(() => new CostModel({ ...twoDevices, coordinator }, workload), {
+      code: 'SWARMBEE_ERR_PROFILE_INVALID',
+    });
+});
+
+t.test("a prefill chunk at the workload's own shape costs what the TTFT model says", async (t) => {
+  const cost = new CostModel(twoDevices, workload);
+  const chunk = cost.prefillChunkLength;
+  const context = (chunk * (cost.prefillChunks - 1)) / 2;
+  for (const [device, start, end, first] of [
+    [0, 0, 1, true],
+    [1, 1, 4, false],
+  ] as const)
+    t.equal(
+      cost.stagePrefillChunkNs(device, start, end, first, chunk, context),
+      cost.stagePrefillNs(device, start, end, first),
+      `stage on device ${device}`,
+    );
+});

@@ -128,6 +128,7 @@ t.test('PlanResult is a deployable Plan with its predictions', async (t) => {
     prefillChunkTokens: 128,
     decodeContextTokens: 32,
     risk: 'p50',
+    kvDtype: 'float32',
   });
   t.ok(result.ttftMs > 0 && result.tpotMs > 0 && result.tokensPerS > 0);
   t.ok(result.searchSteps > 0);

@@ -24,6 +24,35 @@ t.test('PLAN INFEASIBLE - the model is larger than every device together', async
   });
 });
 
+t.test(
+  'PLAN INFEASIBLE - a model that fits with an fp16 KV cache does not with fp32',
+  async (t) => {
+    // fp32: 4 × (1000 + 640) + 500 = 7060 B; fp16: 4 × (1000 + 320) + 500 = 5780 B, in 2 × 3000 B.
+    const small = cluster(model, [device('a', 3000), device('b', 3000)]);
+    t.throws(() => plan({ cluster: small, workload: { kvDtype: 'float32' } }), {
+      code: PlanInfeasibleError.code,
+      message:
+        /needs 6\.89 KiB \(weights, embedding, head and fp32 KV cache for 1 sequence × 64 tokens\) .* short by 1\.04 KiB/,
+    });
+    const result = plan({ cluster: small, workload: { kvDtype: 'float16' } });
+    t.same(
+      result.stages.map((s) => [s.device, s.layerStart, s.layerEnd]),
+      [
+        ['a', 0, 2],
+        ['b', 2, 4],
+      ],
+    );
+    t.ok(
+      result.stages.every((s) => s.memoryBytes <= 3000),
+      `stages hold ${result.stages.map((s) => s.memoryBytes).join(' and ')} B`,
+    );
+    t.throws(() => plan({ cluster: small, workload: { kvDtype: 'int8' as 'float16' } }), {
+      code: InvalidArgumentError.code,
+      message: /kvDtype must be "float32" or "float16", got "int8"/,
+    });
+  },
+);
+
 t.test('PLAN INFEASIBLE - the KV cache of the smallest micro-batch does not fit', async (t) => {
   const request = { cluster: fits() };
   t.throws(

@@ -116,6 +116,8 @@ export class Channel<P extends ChannelPlane = ChannelPlane> extends EventEmitter
   readonly #inbox: PlaneMessage<P>[] = [];
   #state: ChannelState = 'open';
   #needDrain = false;
+  /** Reading paused by {@link pause}: the consumer has more than it can take. */
+  #held = false;
   /** Set when this end decides the channel must end because of an error. */
   #closeError: SwarmBeeError | undefined;
   /** The last connection-level `error` message from the peer: the likely reason it closes. */
@@ -264,6 +266,32 @@ export class Channel<P extends ChannelPlane = ChannelPlane> extends EventEmitter
     this.#ws.terminate();
   }
 
+  /**
+   * Stops reading from the peer until {@link resume}: the consumer (a disk slower than
+   * the link) has as much in hand as it may buffer. The socket's receive window fills and
+   * the peer's `write` waits for drain, so nothing piles up in memory on either side.
+   * Heartbeat silence is not judged meanwhile (the peer's pongs wait unread).
+   */
+  pause(): void {
+    if (this.#held || this.#state === 'closed') return;
+    this.#held = true;
+    this.#heartbeat.hold(true);
+    this.#ws.pause();
+  }
+
+  /** Reads again after {@link pause}. */
+  resume(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    this.#heartbeat.hold(false);
+    if (this.#inbox.length === 0 && this.#state !== 'closed') this.#ws.resume();
+  }
+
+  /** Whether reading is paused by {@link pause}. */
+  get paused(): boolean {
+    return this.#held;
+  }
+
   readonly #afterWrite = (error?: Error): void => {
     if (error !== undefined && error !== null) return;
     if (this.#needDrain && this.#ws.bufferedAmount < this.options.highWaterMarkBytes) {
@@ -322,7 +350,7 @@ export class Channel<P extends ChannelPlane = ChannelPlane> extends EventEmitter
     while (this.#inbox.length > 0 && this.listenerCount('message') > 0) {
       this.emit('message', this.#inbox.shift()!);
     }
-    if (this.#inbox.length === 0 && this.#state === 'open') this.#ws.resume();
+    if (this.#inbox.length === 0 && this.#state === 'open' && !this.#held) this.#ws.resume();
   }
 
   /** A bad frame: tell the peer why, then close. Never throws, never touches other connections. */

@@ -13,6 +13,7 @@ export class Heartbeat {
   readonly #onSilence: (silentMs: number) => void;
   #lastSeenMs = performance.now();
   #timer: NodeJS.Timeout | undefined;
+  #held = false;
 
   /** Does nothing when `intervalMs` is 0. */
   constructor(options: {
@@ -37,12 +38,22 @@ export class Heartbeat {
     this.#lastSeenMs = performance.now();
   };
 
+  /**
+   * While held, silence is not judged: this end stopped reading on purpose (the peer's
+   * pongs wait unread in the socket), so the quiet is ours, not the peer's.
+   */
+  hold(held: boolean): void {
+    this.#held = held;
+    this.seen();
+  }
+
   stop(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
   }
 
   #tick(): void {
+    if (this.#held) this.seen();
     const silentMs = performance.now() - this.#lastSeenMs;
     if (silentMs >= this.#timeoutMs) {
       this.stop();

@@ -28,30 +28,52 @@ export function checkShape(shape: LinkShape): void {
   }
 }
 
-/** One direction of a shaped link: bytes leave in order, paced, then arrive after the delay. */
+/**
+ * One direction of a shaped link: bytes leave in order, paced, then arrive after the delay.
+ * One timer drains a FIFO of chunks: a timer per chunk could fire out of order (timers
+ * round to the loop's millisecond and a wait under 1 ms becomes 1 ms), and reordered TCP
+ * bytes are a corrupted stream.
+ */
 function shapeDirection(from: Socket, to: Socket, shape: LinkShape): void {
   let freeAt = 0;
   let queued = 0;
+  const inFlight: { chunk: Buffer; arriveAt: number }[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let ended = false;
+  // A byte counts as queued until the receiving socket has taken it: a receiver that
+  // stops reading holds the sender back, as on a real link, instead of filling this proxy.
+  const taken = (bytes: number) => () => {
+    queued -= bytes;
+    if (queued <= MAX_QUEUED_BYTES && from.isPaused()) from.resume();
+  };
+  const deliver = () => {
+    timer = undefined;
+    const now = performance.now();
+    while (inFlight.length > 0 && inFlight[0]!.arriveAt <= now) {
+      const { chunk } = inFlight.shift()!;
+      if (to.destroyed) taken(chunk.length)();
+      else to.write(chunk, taken(chunk.length));
+    }
+    if (inFlight.length > 0) timer = setTimeout(deliver, Math.max(1, inFlight[0]!.arriveAt - now));
+    else if (ended) to.end();
+  };
   from.on('data', (chunk: Buffer) => {
     const now = performance.now();
     // Serialisation at the link's bandwidth, then propagation.
     freeAt = Math.max(now, freeAt) + (chunk.length * 1000) / shape.bytesPerSecond;
-    const arriveIn = freeAt + shape.delayMs - now;
+    inFlight.push({ chunk, arriveAt: freeAt + shape.delayMs });
     queued += chunk.length;
     if (queued > MAX_QUEUED_BYTES) from.pause();
-    setTimeout(
-      () => {
-        queued -= chunk.length;
-        if (!to.destroyed) to.write(chunk);
-        if (queued <= MAX_QUEUED_BYTES && from.isPaused()) from.resume();
-      },
-      Math.max(0, arriveIn),
-    );
+    timer ??= setTimeout(deliver, Math.max(1, freeAt + shape.delayMs - now));
   });
-  from.on('end', () =>
-    setTimeout(() => to.end(), Math.max(0, freeAt + shape.delayMs - performance.now())),
-  );
-  from.on('error', () => to.destroy());
+  from.on('end', () => {
+    ended = true;
+    timer ??= setTimeout(deliver, 0);
+  });
+  from.on('error', () => {
+    clearTimeout(timer);
+    to.destroy();
+  });
 }
 
 export class ShapingProxy {

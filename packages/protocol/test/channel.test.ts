@@ -42,6 +42,7 @@ const chunk = (bytes: number) =>
     file: 'w.bin',
     offset: 0,
     data: new Uint8Array(bytes),
+    sha256: SHA,
   }) as const;
 
 function codeOf(fn: () => unknown): string | undefined {

@@ -28,6 +28,10 @@ export const WORKER_EVENTS = {
   serving: 'swarmbee:worker:serving',
   /** A shard offered by the coordinator was in the cache (`cached`) or arrived and was verified. */
   shardStored: 'swarmbee:worker:shard-stored',
+  /** An offered shard resumes an interrupted transfer: `verifiedBytes` need not be sent again. */
+  shardResumed: 'swarmbee:worker:shard-resumed',
+  /** Reading the control connection paused (`paused`) or resumed because of chunks waiting for the disk. */
+  shardBackpressure: 'swarmbee:worker:shard-backpressure',
   /** A stage is loaded and takes batches. */
   stageReady: 'swarmbee:worker:stage-ready',
 } as const;
@@ -72,6 +76,23 @@ export interface ShardStoredEvent {
   bytes: number;
 }
 
+export interface ShardResumedEvent {
+  worker: string;
+  shardId: string;
+  /** Bytes on disk, verified chunk by chunk, from the interrupted transfer. */
+  verifiedBytes: number;
+  /** The shard's bytes in all. */
+  bytes: number;
+}
+
+export interface ShardBackpressureEvent {
+  worker: string;
+  /** True when reading stopped, false when it started again. */
+  paused: boolean;
+  /** Bytes of received chunks waiting for the disk at that moment. */
+  pendingBytes: number;
+}
+
 export interface StageReadyEvent {
   worker: string;
   stage: number;
@@ -90,6 +111,8 @@ export interface WorkerEventMap {
   'swarmbee:worker:coordinator-lost': CoordinatorLostEvent;
   'swarmbee:worker:serving': ServingEvent;
   'swarmbee:worker:shard-stored': ShardStoredEvent;
+  'swarmbee:worker:shard-resumed': ShardResumedEvent;
+  'swarmbee:worker:shard-backpressure': ShardBackpressureEvent;
   'swarmbee:worker:stage-ready': StageReadyEvent;
 }
 

@@ -19,6 +19,8 @@ export {
   publishWorkerEvent,
   type RegisteredEvent,
   type ServingEvent,
+  type ShardBackpressureEvent,
+  type ShardResumedEvent,
   type ShardStoredEvent,
   type StageReadyEvent,
   WORKER_EVENTS,
@@ -26,7 +28,12 @@ export {
   type WorkerEventName,
   type WorkerStateEvent,
 } from './events.js';
+export type { OpenShardFile, ShardFileSink } from './incoming-shard.js';
+export { STAGE_OVERHEAD_BYTES } from './memory-fit.js';
 export { WORKER_NODE_FLAGS } from './node-flags.js';
+/** A worker's content-addressed shard cache on disk: what a cache dir holds, partial transfers included. */
+export { ShardCache, type ShardCacheOptions } from './shard-cache.js';
+export { DEFAULT_MAX_PENDING_SHARD_BYTES } from './shard-intake.js';
 export type { WorkerState } from './state.js';
 export { WorkerDaemon } from './worker.js';
 export type { WorkerOptions } from './worker-options.js';

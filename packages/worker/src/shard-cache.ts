@@ -1,22 +1,15 @@
 /**
  * A worker's disk cache of shards, content-addressed: `<cacheDir>/shards/<shardId>/`.
- * A shard arrives in chunks into a staging directory, is checked file by file
- * against the sha256 the coordinator announced, and only then moved into place.
+ * A shard arrives in chunks into a staging directory (`.incoming-<shardId>/`, see
+ * IncomingShard), is checked file by file against the sha256 the coordinator announced,
+ * and only then moved into place. A transfer cut short keeps its staging directory to
+ * resume from; one left untouched for `partialMaxAgeMs` is deleted (the cache's only
+ * eviction rule: complete shards stay until removed by hand).
  * Shard ids are 64 hex digits, so a cache path can never leave the cache dir.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import {
-  type FileHandle,
-  mkdir,
-  open,
-  readdir,
-  readFile,
-  rename,
-  rm,
-  stat,
-  writeFile,
-} from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   asSwarmBeeError,
@@ -25,21 +18,25 @@ import {
   ShardInvalidError,
   type SwarmBeeError,
 } from '@swarmbee/core';
+import {
+  IncomingShard,
+  OFFER_FILE,
+  type OpenShardFile,
+  openShardFile,
+  type ShardOffer,
+} from './incoming-shard.js';
 
-export interface ShardFileEntry {
-  name: string;
-  bytes: number;
-  sha256: string;
+export type { ShardFileEntry, ShardOffer } from './incoming-shard.js';
+
+export interface ShardCacheOptions {
+  /** A partial transfer untouched this long is deleted, ms. Default 86400000 (a day). */
+  partialMaxAgeMs?: number;
+  /** How received files are opened for writing. Default: the file itself (tests slow it down). */
+  openFile?: OpenShardFile;
 }
 
-export interface ShardOffer {
-  shardId: string;
-  bytes: number;
-  files: ShardFileEntry[];
-}
-
-/** Written beside a cached shard's files: what the coordinator announced. */
-const OFFER_FILE = '.offer.json';
+export const DEFAULT_PARTIAL_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+const INCOMING_PREFIX = '.incoming-';
 const SHARD_ID = /^[0-9a-f]{64}$/;
 const FILE_NAME = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -66,12 +63,19 @@ async function sha256OfFile(path: string): Promise<string> {
 
 export class ShardCache {
   readonly #root: string;
+  readonly #options: ShardCacheOptions;
   readonly #incoming = new Map<string, IncomingShard>();
-  /** Transfers that failed, with why, until the coordinator finishes or restarts them. */
+  /** Transfers that failed, with why, until the coordinator offers or finishes them again. */
   readonly #failed = new Map<string, SwarmBeeError>();
+  /** Transfers being suspended: their last writes and journal lines are still landing. */
+  readonly #settling = new Map<string, Promise<void>>();
 
-  constructor(readonly cacheDir: string) {
+  constructor(
+    readonly cacheDir: string,
+    options: ShardCacheOptions = {},
+  ) {
     this.#root = join(cacheDir, 'shards');
+    this.#options = options;
   }
 
   pathOf(shardId: string): string {
@@ -79,10 +83,31 @@ export class ShardCache {
     return join(this.#root, shardId);
   }
 
-  /** Shard ids on disk (not verified: {@link verify} before loading one). */
+  /** Shard ids on disk (not verified: {@link verify} before loading one). Evicts stale partial transfers. */
   async list(): Promise<string[]> {
     await mkdir(this.#root, { recursive: true });
+    await this.evictPartials();
     return (await readdir(this.#root)).filter((name) => SHARD_ID.test(name));
+  }
+
+  /** Deletes partial transfers not in progress and untouched for `partialMaxAgeMs`; returns their ids. */
+  async evictPartials(now = Date.now()): Promise<string[]> {
+    const maxAgeMs = this.#options.partialMaxAgeMs ?? DEFAULT_PARTIAL_MAX_AGE_MS;
+    const evicted: string[] = [];
+    for (const name of await readdir(this.#root).catch(() => [] as string[])) {
+      const shardId = name.slice(INCOMING_PREFIX.length);
+      if (!name.startsWith(INCOMING_PREFIX) || this.#incoming.has(shardId)) continue;
+      const dir = join(this.#root, name);
+      // The journal changes with every chunk: its age is the transfer's.
+      const touched = await stat(join(dir, '.journal'))
+        .catch(() => stat(dir))
+        .then((s) => s.mtimeMs)
+        .catch(() => 0);
+      if (now - touched < maxAgeMs) continue;
+      await rm(dir, { recursive: true, force: true });
+      evicted.push(shardId);
+    }
+    return evicted;
   }
 
   /** Whether the shard is on disk with every file as announced (sizes and sha256). */
@@ -129,25 +154,53 @@ export class ShardCache {
     }
   }
 
-  /** Starts receiving a shard; chunks go to a staging directory until {@link finish}. */
-  async begin(offer: ShardOffer): Promise<void> {
+  /**
+   * Starts receiving a shard, or resumes an earlier transfer of the same offer that was
+   * cut short (here or before a restart); chunks go to its staging directory until
+   * {@link finish}. Resolves with the bytes of each file already held and verified.
+   */
+  async begin(offer: ShardOffer): Promise<{ file: string; bytes: number }[]> {
     checkShardId(offer.shardId);
     for (const file of offer.files) checkFileName(file.name);
-    await this.abort(offer.shardId);
+    await this.suspend(offer.shardId);
+    await this.#settling.get(offer.shardId);
     this.#failed.delete(offer.shardId);
-    const dir = join(this.#root, `.incoming-${offer.shardId}`);
-    await rm(dir, { recursive: true, force: true });
-    await mkdir(dir, { recursive: true });
-    this.#incoming.set(offer.shardId, new IncomingShard(offer, dir));
+    await mkdir(this.#root, { recursive: true });
+    const incoming = await IncomingShard.open(
+      offer,
+      join(this.#root, `${INCOMING_PREFIX}${offer.shardId}`),
+      this.#options.openFile ?? openShardFile,
+    );
+    this.#incoming.set(offer.shardId, incoming);
+    return incoming.verified;
+  }
+
+  /** Bytes received but not yet on disk, over every transfer: what the cache holds in memory. */
+  get pendingBytes(): number {
+    let bytes = 0;
+    for (const incoming of this.#incoming.values()) bytes += incoming.pendingBytes;
+    return bytes;
+  }
+
+  /** Whether the transfer of `shardId` failed (and the failure was reported by the chunk that failed). */
+  failed(shardId: string): boolean {
+    return this.#failed.has(shardId);
   }
 
   /**
-   * Writes one chunk of a shard being received. Chunks of one shard are written in
-   * arrival order; the first that fails rejects (report it once) and fails the transfer:
-   * its later chunks are dropped without another error, and {@link finish} throws that
-   * failure. Other shards' transfers are not affected.
+   * Writes one chunk of a shard being received, in order, after checking its sha256.
+   * The first chunk that fails rejects (report it once) and fails the transfer: its
+   * staging directory keeps every chunk verified before it, its later chunks are dropped
+   * without another error, and {@link finish} throws that failure. Other shards'
+   * transfers are not affected.
    */
-  write(shardId: string, file: string, offset: number, data: Uint8Array): Promise<void> {
+  write(
+    shardId: string,
+    file: string,
+    offset: number,
+    data: Uint8Array,
+    sha256: string,
+  ): Promise<void> {
     if (this.#failed.has(shardId)) return Promise.resolve();
     const incoming = this.#incoming.get(shardId);
     if (!incoming) {
@@ -157,15 +210,26 @@ export class ShardCache {
       );
       return Promise.reject(this.#failed.get(shardId));
     }
-    return incoming.write(file, offset, data).catch((error: unknown) => {
+    const fail = (error: unknown): SwarmBeeError => {
       const coded = asSwarmBeeError(error);
       // Unless finish() has taken the transfer already (then it reports the failure itself).
       if (this.#incoming.get(shardId) === incoming) {
         this.#incoming.delete(shardId);
         this.#failed.set(shardId, coded);
-        void incoming.discard();
+        void this.#settle(shardId, incoming);
       }
-      throw coded;
+      return coded;
+    };
+    let written: Promise<void>;
+    try {
+      written = incoming.write(file, offset, data, sha256);
+    } catch (error) {
+      // Refused before writing (corrupt, out of order): failed at once, so the chunks
+      // already behind it are dropped, not reported again.
+      return Promise.reject(fail(error));
+    }
+    return written.catch((error: unknown) => {
+      throw fail(error);
     });
   }
 
@@ -178,8 +242,9 @@ export class ShardCache {
     if (!incoming)
       throw new InvalidArgumentError(`no transfer of shard ${shardId.slice(0, 12)} is in progress`);
     this.#incoming.delete(shardId);
+    // A chunk that failed to reach the disk leaves what came before it to resume from.
+    await incoming.close();
     try {
-      await incoming.close();
       for (const file of incoming.offer.files) {
         const digest = await sha256OfFile(join(incoming.dir, file.name));
         if (digest !== file.sha256)
@@ -187,96 +252,49 @@ export class ShardCache {
             `received shard ${shardId.slice(0, 12)}: ${file.name} has sha256 ${digest.slice(0, 12)}…, expected ${file.sha256.slice(0, 12)}…`,
           );
       }
-      await writeFile(join(incoming.dir, OFFER_FILE), JSON.stringify(incoming.offer));
       const target = this.pathOf(shardId);
       await rm(target, { recursive: true, force: true });
       await rename(incoming.dir, target);
       return target;
     } catch (error) {
+      // Every chunk matched its own hash but the whole does not: nothing here can be trusted.
       await rm(incoming.dir, { recursive: true, force: true });
       throw error;
     }
   }
 
-  /** Drops a transfer in progress (its staging directory included). */
-  async abort(shardId: string): Promise<void> {
+  /** Stops a transfer in progress, keeping what it verified to resume from. */
+  async suspend(shardId: string): Promise<void> {
     this.#failed.delete(shardId);
     const incoming = this.#incoming.get(shardId);
     if (!incoming) return;
     this.#incoming.delete(shardId);
-    await incoming.discard();
+    await this.#settle(shardId, incoming);
   }
 
-  /** Drops every transfer in progress: the coordinator that sent them is gone. */
-  async abortAll(): Promise<void> {
-    await Promise.all(
-      [...this.#incoming.keys(), ...this.#failed.keys()].map((id) => this.abort(id)),
-    );
-  }
-}
-
-class IncomingShard {
-  readonly #handles = new Map<string, FileHandle>();
-  readonly #files: Map<string, ShardFileEntry>;
-  /** Writes run one after another, in arrival order (a file is opened once). */
-  #tail: Promise<void> = Promise.resolve();
-  /** The first write that failed: the transfer has failed. */
-  #failure?: unknown;
-
-  constructor(
-    readonly offer: ShardOffer,
-    readonly dir: string,
-  ) {
-    this.#files = new Map(offer.files.map((f) => [f.name, f]));
-  }
-
-  write(name: string, offset: number, data: Uint8Array): Promise<void> {
-    const step = this.#tail.then(() => this.#write(name, offset, data));
-    this.#tail = step.catch((error: unknown) => {
-      this.#failure ??= error;
+  /** Suspends `incoming`; a later {@link begin} of the shard waits for it. Never rejects. */
+  #settle(shardId: string, incoming: IncomingShard): Promise<void> {
+    const settled = incoming.suspend().finally(() => {
+      if (this.#settling.get(shardId) === settled) this.#settling.delete(shardId);
     });
-    return step;
+    this.#settling.set(shardId, settled);
+    return settled;
   }
 
-  async #write(name: string, offset: number, data: Uint8Array): Promise<void> {
-    const file = this.#files.get(name);
-    if (!file)
-      throw new InvalidArgumentError(
-        `shard ${this.offer.shardId.slice(0, 12)} has no file named ${name}`,
-      );
-    if (offset < 0 || offset + data.length > file.bytes) {
-      throw new InvalidArgumentError(
-        `chunk [${offset}, ${offset + data.length}) lies outside ${name} (${file.bytes} bytes)`,
-      );
-    }
-    let handle = this.#handles.get(name);
-    if (!handle) {
-      handle = await open(join(this.dir, name), 'w');
-      this.#handles.set(name, handle);
-    }
-    await handle.write(data, 0, data.length, offset);
+  /** Drops a transfer in progress, its staging directory included. */
+  async abort(shardId: string): Promise<void> {
+    this.#failed.delete(shardId);
+    const incoming = this.#incoming.get(shardId);
+    this.#incoming.delete(shardId);
+    if (incoming) await incoming.discard();
+    else
+      await rm(join(this.#root, `${INCOMING_PREFIX}${shardId}`), { recursive: true, force: true });
   }
 
-  /** Closes the files and removes the staging directory. Never rejects. */
-  async discard(): Promise<void> {
-    await this.#tail;
-    await Promise.all([...this.#handles.values()].map((h) => h.close().catch(() => {})));
-    this.#handles.clear();
-    await rm(this.dir, { recursive: true, force: true }).catch(() => {});
-  }
-
-  /** Closes the files once every write is done; throws the first write's failure, if one failed. */
-  async close(): Promise<void> {
-    await this.#tail;
-    if (this.#failure !== undefined) {
-      await this.discard();
-      throw this.#failure;
-    }
-    // Files that got no chunks (empty, or never sent) still exist, so verification can judge them.
-    for (const name of this.#files.keys()) {
-      if (!this.#handles.has(name)) this.#handles.set(name, await open(join(this.dir, name), 'w'));
-    }
-    await Promise.all([...this.#handles.values()].map((h) => h.close()));
-    this.#handles.clear();
+  /** Stops every transfer in progress (the coordinator that sent them is gone), keeping them to resume. */
+  async suspendAll(): Promise<void> {
+    await Promise.all(
+      [...this.#incoming.keys(), ...this.#failed.keys()].map((id) => this.suspend(id)),
+    );
   }
 }

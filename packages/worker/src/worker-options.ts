@@ -6,6 +6,7 @@ import type {
   LinkShape,
   ServerTlsOptions,
 } from '@swarmbee/protocol';
+import type { OpenShardFile } from './incoming-shard.js';
 
 export interface WorkerOptions {
   /** Coordinator URL, e.g. ws://192.168.1.10:7070. */
@@ -39,6 +40,15 @@ export interface WorkerOptions {
   maxSequences?: number;
   /** Benchmarks and tests only: shape this worker's outgoing data-plane links. Default: none. */
   linkShape?: LinkShape;
+  /**
+   * Bytes of received shard chunks that may wait for the disk before the worker stops
+   * reading its control connection (the coordinator's sends then wait). Default 16 MiB.
+   */
+  maxPendingShardBytes?: number;
+  /** A partial shard transfer left untouched this long is deleted, ms. Default 86400000 (a day). */
+  partialShardMaxAgeMs?: number;
+  /** Tests only: how received shard files are opened for writing (a slowed disk). Default: the file itself. */
+  openShardFile?: OpenShardFile;
   /** Heartbeats, frame and queue limits of every connection. Defaults: the protocol's. */
   channel?: ChannelOptions;
   /** Delay before re-joining a lost coordinator, ms; doubles up to 10 s. Default 500. */

@@ -30,6 +30,7 @@ import {
 import { reachableHost } from './advertise.js';
 import { deviceFacts } from './device.js';
 import { publishWorkerEvent, WORKER_EVENTS } from './events.js';
+import { checkMemoryFit, kvBudgetOf, stageMemoryBytes } from './memory-fit.js';
 import { answerProfileRequest } from './profile-requests.js';
 import { ShardCache } from './shard-cache.js';
 import { ShardIntake } from './shard-intake.js';
@@ -52,6 +53,8 @@ export class WorkerDaemon {
   #server?: ChannelServer;
   #control?: Channel<'control'>;
   #runner?: StageRunner;
+  /** Memory the loaded stage was admitted with (shard + KV budget + runtime), bytes; 0 when none. */
+  #loadedBytes = 0;
   /** Why the worker stopped itself (a refusal it cannot retry), if it did. */
   #fatal?: SwarmBeeError;
   #ended!: () => void;
@@ -67,12 +70,29 @@ export class WorkerDaemon {
   constructor(options: WorkerOptions) {
     this.#options = options;
     this.name = options.name ?? hostname();
-    this.#cache = new ShardCache(options.cacheDir);
-    this.#shards = new ShardIntake(
-      this.#cache,
-      (message) => this.#control?.send(message),
-      this.name,
-    );
+    this.#cache = new ShardCache(options.cacheDir, {
+      ...(options.partialShardMaxAgeMs === undefined
+        ? {}
+        : { partialMaxAgeMs: options.partialShardMaxAgeMs }),
+      ...(options.openShardFile ? { openFile: options.openShardFile } : {}),
+    });
+    this.#shards = new ShardIntake({
+      cache: this.#cache,
+      reply: (message) => this.#control?.send(message),
+      worker: this.name,
+      flow: {
+        pause: () => this.#control?.pause(),
+        resume: () => this.#control?.resume(),
+      },
+      ...(options.maxPendingShardBytes === undefined
+        ? {}
+        : { maxPendingBytes: options.maxPendingShardBytes }),
+      memory: () => ({
+        releasedBytes: this.#loadedBytes,
+        limitBytes: options.memoryLimitBytes,
+        kvBudgetBytes: options.kvBudgetBytes,
+      }),
+    });
     this.#log = options.log ?? (() => {});
     this.#machine.onChange((from, to) =>
       publishWorkerEvent(WORKER_EVENTS.state, () => ({ worker: this.name, from, to })),
@@ -180,7 +200,7 @@ export class WorkerDaemon {
         control.send({
           type: 'register',
           name: this.name,
-          device: deviceFacts(),
+          device: deviceFacts(this.#options.executionProvider),
           dataUrl: this.dataUrl,
           cachedShards,
         });
@@ -194,8 +214,9 @@ export class WorkerDaemon {
       if (this.#control !== control || this.#machine.is('stopped', 'draining')) return;
       publishWorkerEvent(WORKER_EVENTS.coordinatorLost, () => ({ worker: this.name }));
       this.#control = undefined;
-      // Shards it was sending will not be finished by it.
-      void this.#cache.abortAll();
+      // Shards it was sending wait on disk, verified chunk by chunk, for the next offer.
+      this.#shards.reset();
+      void this.#cache.suspendAll();
       this.#machine.to('joining');
       this.#join().catch((error: unknown) =>
         this.#log(`stopped re-joining: ${asSwarmBeeError(error).message}`),
@@ -233,18 +254,28 @@ export class WorkerDaemon {
   async #load(load: StageLoadMessage): Promise<void> {
     if (this.#machine.is('draining', 'stopped'))
       throw new EngineClosedError(`worker ${this.name} is shutting down: it loads no stage`);
+    const offer = await this.#cache.offerOf(load.shardId);
+    if (!offer)
+      throw new EngineClosedError(
+        `shard ${load.shardId.slice(0, 12)} is not in this worker's cache`,
+      );
+    // Before anything is unloaded or loaded: a stage that cannot fit is refused whole.
+    const stage = {
+      shardBytes: offer.bytes,
+      kvBudgetBytes: kvBudgetOf(this.#options.kvBudgetBytes, load.options.kvBudgetBytes),
+    };
+    checkMemoryFit(this.name, load.shardId, stage, {
+      releasedBytes: this.#loadedBytes,
+      limitBytes: this.#options.memoryLimitBytes,
+    });
     this.#machine.to('loading');
     const started = performance.now();
     const previous = this.#runner;
     this.#runner = undefined;
+    this.#loadedBytes = 0;
     await previous?.close().catch(() => {});
     let engine: StageEngine | undefined;
     try {
-      const offer = await this.#cache.offerOf(load.shardId);
-      if (!offer)
-        throw new EngineClosedError(
-          `shard ${load.shardId.slice(0, 12)} is not in this worker's cache`,
-        );
       // Verify the bytes on disk before handing them to onnxruntime.
       const path = await this.#cache.verify(offer);
       const { graph } = await openShard(path);
@@ -271,6 +302,7 @@ export class WorkerDaemon {
         downstream,
         reportFailure: (batchId, error) => this.#reportFailure(batchId, error),
       });
+      this.#loadedBytes = stageMemoryBytes(stage);
       this.#machine.to('ready');
       const loadMs = performance.now() - started;
       publishWorkerEvent(WORKER_EVENTS.stageReady, () => ({

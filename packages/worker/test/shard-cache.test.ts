@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { appendFile, readdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256 } from '@swarmbee/model';
 import t from 'tap';
@@ -19,14 +19,26 @@ function offerOf(files: Record<string, string>) {
   };
 }
 
+/** Writes `text` at `offset` as one chunk, sent with its own sha256 (or `claimed`). */
+function chunk(
+  cache: ShardCache,
+  shardId: string,
+  file: string,
+  offset: number,
+  text: string,
+  claimed = sha256(bytes(text)),
+) {
+  return cache.write(shardId, file, offset, bytes(text), claimed);
+}
+
 t.test('a shard arrives in chunks, is verified, and is found in the cache', async (t) => {
   const cache = new ShardCache(t.testdir());
   const offer = offerOf({ 'model.onnx': 'graph bytes', 'weights.bin': 'weight bytes here' });
   t.notOk(await cache.has(offer));
-  await cache.begin(offer);
-  await cache.write(offer.shardId, 'weights.bin', 7, bytes('bytes here'));
-  await cache.write(offer.shardId, 'weights.bin', 0, bytes('weight '));
-  await cache.write(offer.shardId, 'model.onnx', 0, bytes('graph bytes'));
+  t.same(await cache.begin(offer), [], 'nothing held: send everything');
+  await chunk(cache, offer.shardId, 'weights.bin', 0, 'weight ');
+  await chunk(cache, offer.shardId, 'weights.bin', 7, 'bytes here');
+  await chunk(cache, offer.shardId, 'model.onnx', 0, 'graph bytes');
   const path = await cache.finish(offer.shardId);
   t.ok(await cache.has(offer));
   t.same(await cache.list(), [offer.shardId]);
@@ -40,11 +52,12 @@ t.test(
     const cache = new ShardCache(t.testdir());
     const offer = offerOf({ 'weights.bin': 'honest weights' });
     await cache.begin(offer);
-    await cache.write(offer.shardId, 'weights.bin', 0, bytes('HONEST weights'));
+    // Each chunk matches the hash it came with, but the whole is not the shard offered.
+    await chunk(cache, offer.shardId, 'weights.bin', 0, 'HONEST weights');
     await t.rejects(cache.finish(offer.shardId), { code: 'SWARMBEE_ERR_HASH_MISMATCH' });
     t.same(await cache.list(), [], 'nothing half-verified is left in the cache');
-    await cache.begin(offer);
-    await cache.write(offer.shardId, 'weights.bin', 0, bytes('honest weights'));
+    t.same(await cache.begin(offer), [], 'a shard that failed whole resumes nothing');
+    await chunk(cache, offer.shardId, 'weights.bin', 0, 'honest weights');
     const path = await cache.finish(offer.shardId);
     await writeFile(join(path, 'weights.bin'), 'tampered weigh');
     await t.rejects(cache.verify(offer), { code: 'SWARMBEE_ERR_HASH_MISMATCH' });
@@ -74,18 +87,18 @@ t.test('BAD SHARD - ids and file names cannot leave the cache dir', async (t) =>
   }
   const offer = offerOf({ 'weights.bin': 'abc' });
   await cache.begin(offer);
-  await t.rejects(cache.write(offer.shardId, 'weights.bin', 2, bytes('xyz')), {
+  await t.rejects(chunk(cache, offer.shardId, 'weights.bin', 2, 'xyz'), {
     code: 'SWARMBEE_ERR_INVALID_ARGUMENT',
-    message: /outside/,
+    message: /out of order/,
   });
   await cache.begin(offer);
-  await t.rejects(cache.write(offer.shardId, 'other.bin', 0, bytes('x')), {
+  await t.rejects(chunk(cache, offer.shardId, 'other.bin', 0, 'x'), {
     code: 'SWARMBEE_ERR_INVALID_ARGUMENT',
   });
 });
 
 t.test(
-  'BAD CHUNK - a failed write fails its shard once; later chunks are dropped quietly and other shards carry on',
+  'BAD CHUNK - a refused chunk fails its shard once; later chunks are dropped quietly and other shards carry on',
   async (t) => {
     const cache = new ShardCache(t.testdir());
     const bad = offerOf({ 'weights.bin': 'abc' });
@@ -94,31 +107,116 @@ t.test(
     await cache.begin(good);
     // Chunks arrive without waiting for each other, as the worker hands them over.
     const writes = [
-      cache.write(bad.shardId, 'weights.bin', 2, bytes('xyz')),
-      cache.write(bad.shardId, 'weights.bin', 0, bytes('a')),
-      cache.write(bad.shardId, 'weights.bin', 1, bytes('b')),
-      cache.write(good.shardId, 'weights.bin', 0, bytes('fine weights')),
+      chunk(cache, bad.shardId, 'weights.bin', 0, 'a'),
+      chunk(cache, bad.shardId, 'weights.bin', 1, 'X', sha256(bytes('b'))),
+      chunk(cache, bad.shardId, 'weights.bin', 2, 'c'),
+      chunk(cache, good.shardId, 'weights.bin', 0, 'fine weights'),
     ];
     const outcomes = await Promise.allSettled(writes);
     t.same(
       outcomes.map((o) => o.status),
-      ['rejected', 'fulfilled', 'fulfilled', 'fulfilled'],
+      ['fulfilled', 'rejected', 'fulfilled', 'fulfilled'],
       'one error for the failed shard, none for its later chunks',
     );
-    await t.rejects(cache.finish(bad.shardId), { message: /outside/ }, 'finish names the failure');
+    t.match((outcomes[1] as PromiseRejectedResult).reason, {
+      code: 'SWARMBEE_ERR_SHARD_CHUNK_CORRUPT',
+      retryable: true,
+      message: /chunk \[1, 2\) of weights.bin .* resend from byte 1/,
+    });
+    t.ok(cache.failed(bad.shardId));
+    await t.rejects(
+      cache.finish(bad.shardId),
+      { code: 'SWARMBEE_ERR_SHARD_CHUNK_CORRUPT' },
+      'finish names the failure',
+    );
     t.equal(await cache.finish(good.shardId), cache.pathOf(good.shardId));
-    t.same(await cache.list(), [good.shardId], 'the failed shard left nothing behind');
-    await cache.begin(bad);
-    await cache.write(bad.shardId, 'weights.bin', 0, bytes('abc'));
+    t.same(await cache.list(), [good.shardId], 'the refused shard is not in the cache');
+    t.same(
+      await cache.begin(bad),
+      [{ file: 'weights.bin', bytes: 1 }],
+      'offered again, it resumes at the refused chunk',
+    );
+    await chunk(cache, bad.shardId, 'weights.bin', 1, 'bc');
     await cache.finish(bad.shardId);
-    t.ok(await cache.has(bad), 'offered again, the shard arrives whole');
-    // shard.done right behind a chunk that will fail: finish reports that chunk's failure.
-    const late = offerOf({ 'weights.bin': 'late' });
-    await cache.begin(late);
-    const failing = cache.write(late.shardId, 'weights.bin', 3, bytes('xy'));
-    const finishing = cache.finish(late.shardId);
-    await t.rejects(failing, { message: /outside/ });
-    await t.rejects(finishing, { message: /outside/ });
-    t.notOk(await cache.has(late));
+    t.ok(await cache.has(bad), 'the shard arrives whole');
+  },
+);
+
+t.test(
+  'a transfer cut short resumes from its last verified chunk, here or after a restart',
+  async (t) => {
+    const dir = t.testdir();
+    const offer = offerOf({ 'a.bin': 'aaaabbbbcc', 'b.bin': 'dddd' });
+    let cache = new ShardCache(dir);
+    await cache.begin(offer);
+    await chunk(cache, offer.shardId, 'a.bin', 0, 'aaaa');
+    await chunk(cache, offer.shardId, 'a.bin', 4, 'bbbb');
+    // The connection drops: the worker keeps what it verified.
+    await cache.suspendAll();
+    t.same(await cache.begin(offer), [{ file: 'a.bin', bytes: 8 }], 'resumed on the same cache');
+    await cache.suspendAll();
+
+    // The worker restarts; a crash cut the journal's last line short.
+    const incoming = join(dir, 'shards', `.incoming-${offer.shardId}`);
+    await appendFile(join(incoming, '.journal'), 'a.bin\t8\t2');
+    cache = new ShardCache(dir);
+    t.same(await cache.begin(offer), [{ file: 'a.bin', bytes: 8 }], 'resumed after a restart');
+    await chunk(cache, offer.shardId, 'a.bin', 8, 'cc');
+    await cache.suspendAll();
+
+    // The last chunk's bytes on disk do not match its journal line (lost in a crash): it goes.
+    await writeFile(join(incoming, 'a.bin'), 'aaaabbbbXX');
+    cache = new ShardCache(dir);
+    t.same(
+      await cache.begin(offer),
+      [{ file: 'a.bin', bytes: 8 }],
+      'the damaged last chunk is not trusted',
+    );
+    await t.rejects(chunk(cache, offer.shardId, 'a.bin', 0, 'aaaa'), {
+      code: 'SWARMBEE_ERR_INVALID_ARGUMENT',
+      message: /next chunk starts at 8/,
+    });
+    t.same(await cache.begin(offer), [{ file: 'a.bin', bytes: 8 }]);
+    await chunk(cache, offer.shardId, 'a.bin', 8, 'cc');
+    await chunk(cache, offer.shardId, 'b.bin', 0, 'dddd');
+    await cache.finish(offer.shardId);
+    t.ok(await cache.has(offer), 'whole and verified');
+    t.same(
+      await readdir(cache.pathOf(offer.shardId)),
+      ['.offer.json', 'a.bin', 'b.bin'].sort(),
+      'no journal in the cache',
+    );
+
+    // The same shard offered differently (another file list) starts afresh.
+    const other = { ...offerOf({ 'c.bin': 'eeee' }), shardId: offer.shardId };
+    await cache.abort(offer.shardId);
+    await cache.begin(offer);
+    await chunk(cache, offer.shardId, 'a.bin', 0, 'aaaa');
+    await cache.suspendAll();
+    t.same(await cache.begin(other), [], 'another offer under the same id resumes nothing');
+  },
+);
+
+t.test(
+  'partial transfers left untouched past their age are evicted; active ones are not',
+  async (t) => {
+    const dir = t.testdir();
+    const cache = new ShardCache(dir, { partialMaxAgeMs: 60_000 });
+    const stale = offerOf({ 'a.bin': 'stale' });
+    const active = offerOf({ 'a.bin': 'active' });
+    await cache.begin(stale);
+    await chunk(cache, stale.shardId, 'a.bin', 0, 'st');
+    await cache.suspendAll();
+    await cache.begin(active);
+    const old = new Date(Date.now() - 120_000);
+    for (const offer of [stale, active]) {
+      const incoming = join(dir, 'shards', `.incoming-${offer.shardId}`);
+      await utimes(join(incoming, '.journal'), old, old);
+    }
+    t.same(await cache.evictPartials(), [stale.shardId], 'only the one not in progress');
+    const left = await readdir(join(dir, 'shards'));
+    t.same(left, [`.incoming-${active.shardId}`]);
+    await cache.list();
+    t.same(await cache.begin(stale), [], 'the evicted transfer starts from zero');
   },
 );

@@ -72,6 +72,23 @@ export function predictPlan(
   return { tpotMs: evaluation.tpotNs / 1e6, tokensPerS: evaluation.tokensPerS };
 }
 
+/** The re-plan request that deploys a plan case, judged on `workload`. */
+export function replanBody(
+  c: PlanCase,
+  workload: Partial<Workload>,
+  options: Pick<SweepOptions, 'microBatchCandidates' | 'streams'>,
+): Record<string, unknown> {
+  return {
+    planner: c.planner,
+    objective: c.objective,
+    context_tokens: workload.contextTokens,
+    prompt_tokens: workload.promptTokens,
+    decode_context_tokens: workload.decodeContextTokens,
+    micro_batch_candidates: options.microBatchCandidates ?? [1, 2, 4, 8],
+    ...(options.streams === undefined ? {} : { streams: options.streams }),
+  };
+}
+
 export async function sweepPlans(
   target: ApiTarget,
   options: SweepOptions,
@@ -84,15 +101,7 @@ export async function sweepPlans(
     decodeContextTokens: promptTokens + outputTokens / 2,
   };
   const replan = (c: PlanCase) =>
-    postJson<{ plan: PlanResult }>(target, '/swarmbee/replan', {
-      planner: c.planner,
-      objective: c.objective,
-      context_tokens: workload.contextTokens,
-      prompt_tokens: workload.promptTokens,
-      decode_context_tokens: workload.decodeContextTokens,
-      micro_batch_candidates: options.microBatchCandidates ?? [1, 2, 4, 8],
-      ...(options.streams === undefined ? {} : { streams: options.streams }),
-    });
+    postJson<{ plan: PlanResult }>(target, '/swarmbee/replan', replanBody(c, workload, options));
   const measured: PlanMeasurement[] = [];
   for (const planCase of PLAN_CASES) {
     options.progress(`bench: ${planCase.label}: deploying, one stream`);

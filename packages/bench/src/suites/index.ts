@@ -1,5 +1,6 @@
 import type { Suite } from '../suite.js';
 import { chaosSuite } from './chaos.js';
+import { driftSuite } from './drift.js';
 import { engineSuite } from './engine.js';
 import { finetuneSuite } from './finetune.js';
 import { ggufSuite } from './gguf.js';
@@ -7,12 +8,15 @@ import { optimizeSuite } from './optimize.js';
 import { pipelineSuite } from './pipeline.js';
 import { plannerSuite } from './planner.js';
 import { scaleSuite } from './scale.js';
+import { scaleServeSuite } from './scale-serve.js';
 import { soakSuite } from './soak.js';
 import { soakFaultsSuite } from './soak-faults.js';
+import { transferSuite } from './transfer.js';
 
 /** The repository's own benchmark suites, by name (`npm run bench -- <name>`). */
 export const SUITES: Record<string, Suite> = {
   chaos: chaosSuite,
+  drift: driftSuite,
   engine: engineSuite,
   finetune: finetuneSuite,
   gguf: ggufSuite,
@@ -20,6 +24,8 @@ export const SUITES: Record<string, Suite> = {
   pipeline: pipelineSuite,
   planner: plannerSuite,
   scale: scaleSuite,
+  'scale-serve': scaleServeSuite,
   soak: soakSuite,
   'soak-faults': soakFaultsSuite,
+  transfer: transferSuite,
 };

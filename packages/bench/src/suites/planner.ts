@@ -4,15 +4,20 @@
  * three workers slowed to 0.5, 0.25 and 0.125 of this machine's speed, every link shaped to
  * 100 Mbit/s with 2 ms one-way delay — running the 110M preset under each plan,
  * measured against the planner's predictions from the cluster's own profile. The
- * same plan sweep as `swarmbee bench --local --plans`.
+ * same plan sweep as `swarmbee bench --local --plans`. Last, the closed loop: the DP
+ * throughput plan again with the coordinator's drift loop on, serving until the loop has
+ * judged (and perhaps re-planned) it, then measured like the sweep against the baselines.
  */
 import { join } from 'node:path';
-import { LocalCluster } from '@swarmbee/local-cluster';
 import { BENCH_PRESET, cachedSynthModel, cacheRoot, DEFAULT_SYNTH_SEED } from '@swarmbee/model';
 import { summarize } from '@swarmbee/optimize';
-import { sweepPlans } from '../cluster-bench/plans.js';
+import type { PlanResult } from '@swarmbee/planner';
+import { closedLoop } from '../cluster-bench/closed-loop.js';
+import { startEmulatedCluster } from '../cluster-bench/emulated-cluster.js';
+import { PLAN_CASES, replanBody, sweepPlans } from '../cluster-bench/plans.js';
 import { planChecks } from '../cluster-bench/run.js';
-import { coresBySpeed } from '../core-placement.js';
+import { runCell } from '../cluster-bench/scenario.js';
+import { check } from '../report/report.js';
 import { barChart } from '../report/svg.js';
 import { resultHeader, type Suite, type SuiteContext } from '../suite.js';
 import { measurePlanningTime, planningTimeChecks, planningTimeTable } from './planning-time.js';
@@ -26,6 +31,15 @@ export const PLANNER_BENCH_SPEEDS = [0.5, 0.25, 0.125];
 /** Concurrent streams of the throughput cells. */
 export const PLANNER_BENCH_STREAMS = 32;
 export const PLANNER_BENCH_LINK = { delayMs: 2, mbit: 100 };
+/** The drift loop of the closed-loop case: the coordinator's defaults. */
+export const PLANNER_BENCH_LOOP = {
+  threshold: 0.15,
+  windows: 2,
+  minIntervalMs: 30_000,
+  paybackMs: 30_000,
+};
+/** The plans the DP must never be worse than. */
+const BASELINES = ['even split', 'memory share', 'best single device'];
 const PROMPT_TOKENS = 16;
 
 export const plannerSuite: Suite = {
@@ -44,52 +58,58 @@ export const plannerSuite: Suite = {
     context.progress(
       `planner: starting 3 workers (speeds ${PLANNER_BENCH_SPEEDS.join(', ')}) behind 100 Mbit/s, 2 ms links`,
     );
-    const cluster = await LocalCluster.start({
+    const cluster = await startEmulatedCluster(context, {
       model,
-      workers: PLANNER_BENCH_SPEEDS.length,
-      cliBin: context.cliBin,
+      speeds: PLANNER_BENCH_SPEEDS,
+      link: PLANNER_BENCH_LINK,
       cacheDir: join(cacheRoot(), 'bench', 'planner'),
-      threads: 1,
-      pinCores: coresBySpeed(PLANNER_BENCH_SPEEDS),
-      workerOutput: 'ignore',
-      workerArgs: (i) => [
-        '--speed-factor',
-        String(PLANNER_BENCH_SPEEDS[i]),
-        '--link-delay-ms',
-        String(PLANNER_BENCH_LINK.delayMs),
-        '--link-bandwidth-mbit',
-        String(PLANNER_BENCH_LINK.mbit),
-      ],
-      // Enough generation slots for every stream the throughput plans keep in flight.
       coordinator: {
         planning: { planner: 'even' },
-        linkShape: {
-          delayMs: PLANNER_BENCH_LINK.delayMs,
-          bytesPerSecond: (PLANNER_BENCH_LINK.mbit * 1e6) / 8,
-        },
-        limits: { maxActive: 256 },
         // Every plan is measured as deployed: the drift loop would re-plan the baselines.
         drift: { threshold: 0 },
       },
     });
     try {
+      // The coordinator's own step time goes into the profile once it has served: one stream,
+      // then every stream at once, on the even split it starts with (excluded from results).
+      context.progress('planner: warm-up, so the coordinator has timed its own steps');
+      const target = { url: cluster.apiUrl };
+      const vocab = model.manifest.config.vocabSize;
+      await runCell(target, vocab, PROMPT_TOKENS, 32, 1, 1);
+      await runCell(target, vocab, PROMPT_TOKENS, 32, PLANNER_BENCH_STREAMS, 1);
       context.progress('planner: profiling the cluster');
       const profile = await cluster.coordinator.profile({ reprofile: true });
-      const { measured, streams, workload } = await sweepPlans(
-        { url: cluster.apiUrl },
-        {
-          profile,
-          vocab: model.manifest.config.vocabSize,
-          promptTokens: PROMPT_TOKENS,
-          outputTokens,
-          repeats,
-          streams: PLANNER_BENCH_STREAMS,
-          // The profile measures batches up to 32; the scheduler composes at most 16 rows.
-          microBatchCandidates: [1, 2, 4, 8, 16],
-          progress: context.progress,
-        },
-      );
+      const microBatchCandidates = [1, 2, 4, 8, 16];
+      const { measured, streams, workload } = await sweepPlans(target, {
+        profile,
+        vocab,
+        promptTokens: PROMPT_TOKENS,
+        outputTokens,
+        repeats,
+        streams: PLANNER_BENCH_STREAMS,
+        // The profile measures batches up to 32; the scheduler composes at most 16 rows.
+        microBatchCandidates,
+        progress: context.progress,
+      });
+      const dpCase = PLAN_CASES.find((c) => c.label === 'DP throughput')!;
+      const loop = await closedLoop(target, cluster.coordinator, {
+        replanBody: replanBody(dpCase, workload, { microBatchCandidates, streams }),
+        loop: PLANNER_BENCH_LOOP,
+        serveMs: context.quick ? 30_000 : 60_000,
+        streams,
+        vocab,
+        promptTokens: PROMPT_TOKENS,
+        outputTokens,
+        repeats,
+        progress: context.progress,
+      });
+      const openLoop = measured.find((m) => m.label === dpCase.label)!;
+      const best = measured
+        .filter((m) => BASELINES.includes(m.label))
+        .reduce((a, b) => (b.tokensPerS > a.tokensPerS ? b : a));
       const fmt = (v: number) => v.toFixed(1);
+      const stagesOf = (plan: PlanResult) =>
+        plan.stages.map((s) => `${s.device}[${s.layerStart}-${s.layerEnd - 1}]`).join(' ');
       return {
         suite: 'planner',
         title: 'Planner: plans on an emulated heterogeneous cluster, measured against predictions',
@@ -140,9 +160,32 @@ export const plannerSuite: Suite = {
               `${m.plan.microBatchSize}x${m.plan.microBatchesInFlight}`,
             ]),
           },
+          {
+            title: `Closed loop: the DP throughput plan with the drift loop on, ${streams} streams`,
+            head: ['plan', 'stages', 'tokens/s', 'vs best baseline'],
+            rows: [
+              ['DP throughput, loop off', stagesOf(openLoop.plan), fmt(openLoop.tokensPerS)],
+              ['DP throughput, loop on', stagesOf(loop.planAfter), fmt(loop.tokensPerS)],
+              [`best baseline (${best.label})`, stagesOf(best.plan), fmt(best.tokensPerS)],
+            ].map((row) => [...row, (Number(row[2]) / best.tokensPerS).toFixed(2)]),
+          },
+          {
+            title: 'Drift decisions in the closed-loop run',
+            head: ['action', 'reason'],
+            rows: loop.decisions.map((e) => [e.action, e.reason]),
+          },
           planningTimeTable(planning),
         ],
-        checks: [...planChecks(measured, streams), ...planningTimeChecks(planning)],
+        checks: [
+          ...planChecks(measured, streams),
+          check(
+            'closed loop vs best baseline',
+            loop.tokensPerS / best.tokensPerS,
+            1,
+            `tokens/s with ${streams} streams: the plan the drift loop settled on from the DP throughput plan / the best of even split, memory share and best single device`,
+          ),
+          ...planningTimeChecks(planning),
+        ],
         charts: [
           {
             file: 'plans-throughput.svg',

@@ -116,6 +116,11 @@ export function benchCommand(yargs: Argv): Argv {
           describe:
             'With --suite gguf or engine: llama.cpp directory holding llama-bench (and, for engine, llama-convert-llama2c-to-ggml and llama-quantize), run on the same weights as the same-run peer (default: $SWARMBEE_LLAMA_CPP, else llama-bench on PATH; none: no peer figures)',
         })
+        .option('shard-mib', {
+          type: 'number',
+          describe:
+            'With --suite transfer: size of the shard sent whole over the shaped 100 Mbit/s link, MiB (default 4096, about six minutes; 256 with --quick)',
+        })
         .option('compare', {
           type: 'array',
           string: true,
@@ -139,6 +144,7 @@ export function benchCommand(yargs: Argv): Argv {
           cliBin: CLI_BIN,
           ...(args.ggufDir ? { ggufDir: args.ggufDir } : {}),
           ...(args.llamaCpp ? { llamaCppDir: args.llamaCpp } : {}),
+          ...(args.shardMib === undefined ? {} : { shardMib: args.shardMib }),
         });
       } else {
         const matrix: Matrix = {

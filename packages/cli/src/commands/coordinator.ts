@@ -4,7 +4,9 @@ import {
   announceCoordinator,
   Coordinator,
   DEFAULT_DRIFT_MIN_INTERVAL_MS,
+  DEFAULT_DRIFT_PAYBACK_MS,
   DEFAULT_DRIFT_THRESHOLD,
+  DEFAULT_DRIFT_WINDOWS,
   DEFAULT_REPLAN_GAIN,
   DEFAULT_TRANSFER_STALL_TIMEOUT_MS,
 } from '@swarmbee/coordinator';
@@ -55,6 +57,11 @@ export function coordinatorCommand(yargs: Argv): Argv {
           type: 'string',
           describe:
             'Require "Authorization: Bearer <key>" on the /v1 and /swarmbee routes; /healthz, /metrics and the console page at / stay open, and the page asks for the key (default: no key)',
+        })
+        .option('bench-dir', {
+          type: 'string',
+          describe:
+            'Directory of `swarmbee bench` reports (its subdirectories holding a result.json) the console lists as recent runs, behind the API key (default: none listed)',
         })
         .option('min-workers', {
           type: 'number',
@@ -108,9 +115,27 @@ export function coordinatorCommand(yargs: Argv): Argv {
           default: DEFAULT_DRIFT_MIN_INTERVAL_MS,
           describe: 'Least time between two re-plans for drift, ms',
         })
+        .option('drift-payback-ms', {
+          type: 'number',
+          default: DEFAULT_DRIFT_PAYBACK_MS,
+          describe:
+            "A drift re-plan must gain back within this time what the streams lose while the new stages' weights move (predicted gain × this ≥ transfer time), ms",
+        })
+        .option('drift-windows', {
+          type: 'number',
+          default: DEFAULT_DRIFT_WINDOWS,
+          describe:
+            'Consecutive stats polls a stage must stay off its prediction before the drift loop acts (hysteresis)',
+        })
         .option('context', {
           type: 'number',
           describe: "Context length plans size the KV cache for, tokens (default: the model's)",
+        })
+        .option('kv-dtype', {
+          choices: ['float32', 'float16'] as const,
+          default: 'float32' as const,
+          describe:
+            "KV-cache element type of the model's Llama shards: float16 holds twice the context in the same memory (fidelity: docs/BENCHMARKS.md)",
         })
         .options(serviceLimitOptions)
         .options(httpTimeoutOptions)
@@ -145,6 +170,7 @@ export function coordinatorCommand(yargs: Argv): Argv {
         apiHost: api.host,
         apiPort: api.port,
         apiKey: args.apiKey,
+        benchDir: args.benchDir,
         minWorkers: args.minWorkers,
         cacheDir: args.cacheDir ?? join(cacheRoot(), 'coordinator'),
         deploy: {
@@ -152,7 +178,12 @@ export function coordinatorCommand(yargs: Argv): Argv {
           ...(args.threads === undefined ? {} : { stage: { intraOpThreads: args.threads } }),
         },
         replanGain: args.replanGain,
-        drift: { threshold: args.driftThreshold, minIntervalMs: args.driftMinIntervalMs },
+        drift: {
+          threshold: args.driftThreshold,
+          windows: args.driftWindows,
+          minIntervalMs: args.driftMinIntervalMs,
+          paybackMs: args.driftPaybackMs,
+        },
         planning: planningFrom(args),
         limits: serviceLimitsFrom(args),
         tokenizerThreads: args.tokenizerThreads,

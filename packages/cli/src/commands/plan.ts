@@ -79,6 +79,12 @@ export function planCommand(yargs: Argv): Argv {
           type: 'number',
           describe: "Context tokens the KV cache is sized for (default: the model's)",
         })
+        .option('kv-dtype', {
+          choices: ['float32', 'float16'] as const,
+          default: 'float32' as const,
+          describe:
+            "KV-cache element type of the model's Llama shards: float16 holds twice the context in the same memory (fidelity: docs/BENCHMARKS.md)",
+        })
         .option('prompt', {
           type: 'number',
           describe: 'Prompt tokens the time to first token is predicted for (default 128)',
@@ -106,7 +112,7 @@ export function planCommand(yargs: Argv): Argv {
         }),
     async (args) => {
       const cluster = await clusterFrom(args);
-      const workload: Partial<Workload> = { risk: args.risk };
+      const workload: Partial<Workload> = { risk: args.risk, kvDtype: args.kvDtype };
       if (args.context !== undefined) workload.contextTokens = args.context;
       if (args.prompt !== undefined) workload.promptTokens = args.prompt;
       if (args.streams !== undefined) workload.streams = args.streams;

@@ -37,6 +37,10 @@ const WORKER_LINES: Lines<WorkerEventMap> = {
     e.cached
       ? `shard ${e.shardId.slice(0, 12)} found in cache: no transfer`
       : `shard ${e.shardId.slice(0, 12)} received and verified${e.bytes ? ` (${e.bytes} bytes)` : ''}`,
+  [WORKER_EVENTS.shardResumed]: (e) =>
+    `shard ${e.shardId.slice(0, 12)}: resuming an interrupted transfer, ${e.verifiedBytes} of ${e.bytes} bytes already verified`,
+  // Pauses come and go with every burst of a slow disk: not a line each.
+  [WORKER_EVENTS.shardBackpressure]: () => undefined,
   [WORKER_EVENTS.stageReady]: (e) =>
     `stage ${e.stage} ready: layers [${e.layerStart}, ${e.layerEnd}) in ${e.loadMs.toFixed(0)} ms, sending to ${e.nextUrl}`,
 };

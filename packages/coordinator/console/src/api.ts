@@ -50,6 +50,12 @@ export async function getJson<T>(path: string, signal?: AbortSignal): Promise<T>
   return (await response.json()) as T;
 }
 
+export async function getText(path: string, signal?: AbortSignal): Promise<string> {
+  const response = await fetch(path, { headers: headers(false), signal: signal ?? null });
+  if (!response.ok) throw await failure(response);
+  return await response.text();
+}
+
 export async function postJson<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
   const response = await fetch(path, {
     method: 'POST',

@@ -1,7 +1,9 @@
 /**
  * What the console knows about the cluster, kept from `GET /swarmbee/events`: the last
- * description, recent metrics, and failover events as they happened. Views subscribe.
+ * description, recent metrics, and failover events as they happened. Views re-render on
+ * each change through {@link useClusterState}.
  */
+import { useEffect, useState } from 'preact/hooks';
 import { readEvents } from './api.js';
 
 export interface Device {
@@ -12,6 +14,7 @@ export interface Device {
   memoryBytes?: number;
   freeMemoryBytes?: number;
   ortVersion?: string;
+  executionProvider?: string;
 }
 
 export interface PlannedStage {
@@ -65,14 +68,15 @@ export interface ClusterView {
   };
 }
 
+/** A stage of the plan; its counters' fields are null until its worker reported. */
 export interface StageRates {
   stage: number;
   device: string;
-  utilisation: number;
-  queueDepth: number;
+  utilisation: number | null;
+  queueDepth: number | null;
   forwardMs: number | null;
-  bytesPerS: number;
-  forwards: number;
+  bytesPerS: number | null;
+  forwards: number | null;
 }
 
 export interface MetricsEvent {
@@ -115,8 +119,10 @@ export class ClusterState {
   readonly #listeners = new Set<() => void>();
   #abort?: AbortController;
 
-  onChange(listener: () => void): void {
+  /** Calls `listener` after every change; the returned function stops it. */
+  onChange(listener: () => void): () => void {
     this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   #changed(): void {
@@ -179,4 +185,10 @@ export class ClusterState {
         message: `re-planned onto ${r.workers.join(', ')} in ${Math.round(r.durationMs)} ms (${r.reason}); replayed ${r.replayed}`,
       });
   }
+}
+
+/** Re-renders the calling component whenever `state` changes. */
+export function useClusterState(state: ClusterState): void {
+  const [, setVersion] = useState(0);
+  useEffect(() => state.onChange(() => setVersion((n) => n + 1)), [state]);
 }

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, ListenFailedError } from '@swarmbee/core';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { benchRunRoutes } from '../console/bench-runs.js';
 import { eventRoutes } from '../console/event-routes.js';
 import { staticRoutes } from '../console/static-routes.js';
 import type { GenerationService } from '../generation-service.js';
@@ -33,6 +34,8 @@ export interface ApiOptions extends IntakeTimeouts {
   apiKey?: string;
   /** Largest request body, bytes. Default {@link DEFAULT_BODY_LIMIT_BYTES}. */
   bodyLimitBytes?: number;
+  /** Directory of `swarmbee bench` reports listed at /swarmbee/bench. Default: none listed. */
+  benchDir?: string;
   /** SwarmBee's cluster routes (/swarmbee/*); absent for a server without a cluster. */
   admin?: AdminHandlers;
   /** Serve https:// with this certificate (PEM text or files). Default: http://. */
@@ -82,6 +85,7 @@ export function createApi(options: ApiOptions): FastifyInstance {
   if (options.admin) {
     adminRoutes(app, options.admin);
     eventRoutes(app, { cluster: options.admin.cluster, metrics: options.metrics });
+    benchRunRoutes(app, options.benchDir);
     staticRoutes(app);
   }
   app.get('/healthz', OPEN, async (_request, reply) => {

@@ -10,7 +10,7 @@ import type {
   ServerTlsOptions,
 } from '@swarmbee/protocol';
 import type { IntakeTimeouts } from '../api/intake.js';
-import type { DriftOptions } from '../drift/drift-monitor.js';
+import { checkDriftOptions, type DriftOptions } from '../drift/drift-monitor.js';
 import type { ServiceLimits } from '../generation-service.js';
 import type { DeployOptions } from './deployer.js';
 import type { PlanningOptions } from './planning.js';
@@ -29,6 +29,8 @@ export interface CoordinatorOptions {
   apiPort?: number;
   /** Require this bearer key on /v1 and /swarmbee routes. Default: none. */
   apiKey?: string;
+  /** Directory of `swarmbee bench` reports the console lists as recent runs. Default: none. */
+  benchDir?: string;
   /** Workers to wait for before the first deployment. Default 1. */
   minWorkers?: number;
   /** Where the coordinator keeps the shards it builds. */
@@ -93,15 +95,7 @@ export function checkCoordinatorOptions(options: CoordinatorOptions): void {
   const gain = options.replanGain;
   if (gain !== undefined && !(gain >= 0 && Number.isFinite(gain)))
     throw new InvalidArgumentError(`--replan-gain must be a fraction of at least 0, got ${gain}`);
-  const drift = options.drift;
-  if (drift?.threshold !== undefined && !(drift.threshold >= 0 && Number.isFinite(drift.threshold)))
-    throw new InvalidArgumentError(
-      `--drift-threshold must be a fraction of at least 0, got ${drift.threshold}`,
-    );
-  if (drift?.minIntervalMs !== undefined && !(drift.minIntervalMs >= 0))
-    throw new InvalidArgumentError(
-      `--drift-min-interval-ms must be at least 0, got ${drift.minIntervalMs}`,
-    );
+  if (options.drift) checkDriftOptions(options.drift);
   const stall = options.deploy?.transferStallTimeoutMs;
   if (stall !== undefined && !(stall > 0))
     throw new InvalidArgumentError(`--transfer-stall-timeout-ms must be above 0, got ${stall}`);

@@ -27,7 +27,7 @@ import { type ChannelServer, DEFAULT_HEARTBEAT_TIMEOUT_MS, listen } from '@swarm
 import type { FastifyInstance } from 'fastify';
 import { createApi, listenApi } from '../api/server.js';
 import { coordinatorDrift } from '../drift/drift-candidate.js';
-import type { DriftMonitor } from '../drift/drift-monitor.js';
+import type { DriftMonitor, DriftOptions } from '../drift/drift-monitor.js';
 import { COORDINATOR_EVENTS, publishCoordinatorEvent } from '../events.js';
 import { GenerationService } from '../generation-service.js';
 import { Metrics, type StageMetrics } from '../metrics.js';
@@ -43,7 +43,7 @@ import {
 } from './coordinator-options.js';
 import type { CoordinatorState } from './coordinator-state.js';
 import type { DeployedStage } from './deployer.js';
-import { bringUp, profileFor } from './deployment.js';
+import { bringUp, type Deployment, profileFor } from './deployment.js';
 import { Deployments } from './deployments.js';
 import { PlanChoice } from './plan-choice.js';
 import { PlanMemory } from './plan-memory.js';
@@ -70,7 +70,11 @@ export class Coordinator {
   #profile?: ClusterProfile;
   #service?: GenerationService;
   #prompts?: TokenizerPool;
-  #stageMetrics: StageMetrics[] = [];
+  /** The stages' last polled counters, and the deployment they count for. */
+  #stageMetrics: { deployment: Deployment | undefined; metrics: StageMetrics[] } = {
+    deployment: undefined,
+    metrics: [],
+  };
   #statsPoller?: { stop: () => void };
   readonly #drift: DriftMonitor;
 
@@ -79,7 +83,11 @@ export class Coordinator {
     this.#options = options;
     this.#log = options.log ?? (() => {});
     const { model } = options;
-    this.#store = new ShardStore(model, options.cacheDir);
+    this.#store = new ShardStore(
+      model,
+      options.cacheDir,
+      options.planning?.workload?.kvDtype ?? 'float32',
+    );
     this.#scheduler = new Scheduler(undefined, {
       maxSeqLen: model.manifest.config.maxSeqLen,
       ...options.scheduler,
@@ -136,7 +144,7 @@ export class Coordinator {
       plan: () => this.plan,
       profile: () => this.#profile,
       adopt: async (profile, replan, reason) => {
-        this.#profile = profile;
+        this.#profile = this.#withCoordinatorTiming(profile);
         if (replan) await this.#deployments.request('replan', reason);
       },
       replanGain: options.replanGain,
@@ -146,7 +154,11 @@ export class Coordinator {
       queued: () => (this.#service?.queued ?? 0) + this.#scheduler.waiting,
       active: () => this.#service?.active ?? 0,
       inFlight: () => this.#scheduler.inFlight,
-      stages: () => this.#stageMetrics,
+      // A replaced deployment's counters are no stage's now: its stages count from zero.
+      stages: () =>
+        this.#stageMetrics.deployment === this.#deployments.current
+          ? this.#stageMetrics.metrics
+          : [],
       recoveries: () => this.#deployments.recoveries.length,
       processFaults,
       drift: () => this.#drift.latest,
@@ -171,6 +183,11 @@ export class Coordinator {
     return this.#deployments.recoveries;
   }
 
+  /** Changes the drift loop's settings while serving (e.g. `{ threshold: 0 }` turns it off). */
+  configureDrift(options: DriftOptions): void {
+    this.#drift.configure(options);
+  }
+
   /** Where workers connect. */
   get workersUrl(): string {
     if (!this.#server) throw new ClusterUnavailableError('the coordinator is not listening');
@@ -184,11 +201,13 @@ export class Coordinator {
 
   /** The completion service; while recovering it accepts requests and holds them. */
   get service(): GenerationService {
-    const { state, everDeployed } = this.#deployments;
+    const { state, everDeployed, lastFailure } = this.#deployments;
     if (!this.#service || (state !== 'ready' && state !== 'recovering')) {
+      // A worker's refusal (MEMORY_SHORT, say) is why nothing serves: say so, not just "waiting".
+      const why = lastFailure ? `; the last deployment failed: ${lastFailure.message}` : '';
       throw new ClusterUnavailableError(
         state === 'waiting'
-          ? `waiting for workers: ${this.#openWorkers().length} connected, ${everDeployed ? 'and no plan fits them' : `${this.#options.minWorkers ?? 1} wanted`}; retry shortly`
+          ? `waiting for workers: ${this.#openWorkers().length} connected, ${everDeployed ? 'and no plan fits them' : `${this.#options.minWorkers ?? 1} wanted`}${why}; retry shortly`
           : `the cluster is ${state}; retry shortly`,
       );
     }
@@ -223,6 +242,7 @@ export class Coordinator {
         metrics: this.#metrics,
         modelName: name,
         apiKey: this.#options.apiKey,
+        benchDir: this.#options.benchDir,
         ...(this.#options.tls ? { tls: this.#options.tls } : {}),
         ...this.#options.http,
         bodyLimitBytes: this.#options.limits?.maxBodyBytes,
@@ -259,10 +279,11 @@ export class Coordinator {
     }
     this.#statsPoller = pollStages(
       this.#options.statsIntervalMs ?? DEFAULT_STATS_INTERVAL_MS,
-      () => this.plan?.stages ?? [],
+      () => this.#deployments.current,
       this.#registry.links,
-      (metrics) => {
-        this.#stageMetrics = metrics;
+      (metrics, deployment) => {
+        if (deployment !== this.#deployments.current) return;
+        this.#stageMetrics = { deployment, metrics };
         const transport = this.#deployments.current?.transport;
         if (transport && !transport.onSent)
           transport.onSent = (batch) => this.#drift.recordBatch(batch);
@@ -370,7 +391,14 @@ export class Coordinator {
       log: this.#log,
       ...(progress ? { progress } : {}),
     });
+    this.#profile = this.#withCoordinatorTiming(this.#profile);
     return this.#profile;
+  }
+
+  /** The profile with this coordinator's own step times, once it has served enough to know them. */
+  #withCoordinatorTiming(profile: ClusterProfile): ClusterProfile {
+    const coordinator = this.#scheduler.stepCost;
+    return coordinator ? { ...profile, coordinator } : profile;
   }
 
   /** Chooses a plan afresh (with new planning options, if given) and moves the running sequences onto it. */

@@ -8,7 +8,7 @@
 import type { Plan } from '@swarmbee/core';
 import { ClusterUnavailableError } from '@swarmbee/core';
 import type { ShardStore, StoredShard } from './shard-store.js';
-import { DEFAULT_STEP_TIMEOUT_MS, sendShard, type TransferOptions } from './shard-transfer.js';
+import { sendShard, type TransferOptions, verifyTimeoutMs } from './shard-transfer.js';
 import type { WorkerLink } from './worker-link.js';
 
 export interface DeployOptions extends TransferOptions {
@@ -73,14 +73,25 @@ export async function deployPlan(
         }),
       ),
     );
+  const kvBudget = options.stage?.kvBudgetBytes;
   const transferred = await together(
-    plan.stages.map((_, i) => sendShard(links[i]!, shards[i]!, { ...options, signal })),
+    plan.stages.map((_, i) =>
+      sendShard(links[i]!, shards[i]!, {
+        ...options,
+        ...(kvBudget === undefined ? {} : { kvBudgetBytes: kvBudget }),
+        signal,
+      }),
+    ),
   );
-  const timeoutMs = options.stepTimeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
   return together(
     plan.stages.map(async (stage, i): Promise<DeployedStage> => {
       const link = links[i]!;
       const shardId = shards[i]!.manifest.shardId;
+      // Loading verifies every byte of the shard before onnxruntime reads it.
+      const timeoutMs = verifyTimeoutMs(
+        shards[i]!.files.reduce((n, f) => n + f.bytes, 0),
+        options,
+      );
       const isLast = i === plan.stages.length - 1;
       const ready = await link.exchange(
         {

@@ -56,6 +56,8 @@ export class Deployments {
   /** Whether any plan was ever deployed: after that, one returning worker is enough to serve. */
   #everDeployed = false;
   #readyWaiters: { resolve: () => void; reject: (e: SwarmBeeError) => void }[] = [];
+  /** Why the last replacement deployed nothing (a worker's refusal, say), until one succeeds. */
+  #lastFailure?: SwarmBeeError;
 
   constructor(options: DeploymentsOptions) {
     this.#options = options;
@@ -75,6 +77,11 @@ export class Deployments {
   /** Hears every change of state (after it happened). */
   onStateChange(listener: (from: CoordinatorState, to: CoordinatorState) => void): void {
     this.#machine.onChange(listener);
+  }
+
+  /** Why the last attempt to deploy failed, while nothing is deployed since. */
+  get lastFailure(): SwarmBeeError | undefined {
+    return this.#lastFailure;
   }
 
   get current(): Deployment | undefined {
@@ -198,6 +205,7 @@ export class Deployments {
       if (this.#stopped()) return;
       // Nothing could be deployed: every waiting request learns why now, never hangs.
       const coded = asSwarmBeeError(error);
+      this.#lastFailure = coded;
       this.#machine.to('waiting');
       scheduler.failAll(coded);
       for (const waiter of this.#readyWaiters.splice(0)) waiter.reject(coded);
@@ -209,6 +217,7 @@ export class Deployments {
     }
     this.#current = deployment;
     this.#everDeployed = true;
+    this.#lastFailure = undefined;
     const replayed = scheduler.active;
     const maxInFlight = this.#options.maxInFlight ?? deployment.maxInFlight;
     scheduler.attach(deployment.transport, {

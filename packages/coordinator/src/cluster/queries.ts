@@ -15,19 +15,24 @@ let nextQuery = 1;
 
 /**
  * Polls the stages' counters every `intervalMs` until stopped; each poll starts after the
- * previous one ended, so a slow worker never piles polls up.
+ * previous one ended, so a slow worker never piles polls up. `onMetrics` hears which
+ * deployment the poll asked about: one replaced meanwhile answered for stages that are gone.
  */
-export function pollStages(
+export function pollStages<D extends { plan: { stages: readonly StagePlan[] } }>(
   intervalMs: number,
-  stages: () => readonly StagePlan[],
+  deployment: () => D | undefined,
   workers: ReadonlyMap<string, WorkerLink>,
-  onMetrics: (metrics: StageMetrics[]) => void,
+  onMetrics: (metrics: StageMetrics[], deployment: D | undefined) => void,
 ): { stop: () => void } {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const tick = () => {
-    pollStageMetrics(stages(), workers)
-      .then(onMetrics, () => {})
+    const polled = deployment();
+    pollStageMetrics(polled?.plan.stages ?? [], workers)
+      .then(
+        (metrics) => onMetrics(metrics, polled),
+        () => {},
+      )
       .finally(() => {
         if (stopped) return;
         timer = setTimeout(tick, intervalMs);

@@ -36,3 +36,35 @@ export function predictedGain(
     ? candidate.tokensPerS / now.tokensPerS - 1
     : now.tpotNs / 1e6 / candidate.tpotMs - 1;
 }
+
+/** A stage's weights on a device, as the worker caches its shard: device, layers, role. */
+export function stageKey(
+  stage: { device: string; layerStart: number; layerEnd: number },
+  index: number,
+  stages: number,
+): string {
+  return `${stage.device}/${stage.layerStart}-${stage.layerEnd}/${index === 0 ? 'first' : ''}${index === stages - 1 ? 'last' : ''}`;
+}
+
+/**
+ * Predicted time to move the weights of `candidate`'s stages that their devices do not hold
+ * (`held`: stage keys they served before, whose shards their caches keep) from the
+ * coordinator, ms: bytes over each link's measured bandwidth, one after another on the
+ * coordinator's uplink. What a re-plan stalls the streams for, besides loading and replay.
+ */
+export function redeployMs(
+  profile: ClusterProfile,
+  candidate: Plan | PlanResult,
+  held: ReadonlySet<string>,
+): number {
+  const cost = new CostModel(profile);
+  const S = candidate.stages.length;
+  let ms = 0;
+  candidate.stages.forEach((s, k) => {
+    if (held.has(stageKey(s, k, S))) return;
+    const device = cost.deviceIndex(s.device);
+    const bytes = cost.stageMemoryBytes(s.layerStart, s.layerEnd, k === 0, k === S - 1, 0);
+    ms += (bytes / cost.bandwidthBytesPerS(cost.coordinator, device)) * 1000;
+  });
+  return ms;
+}

@@ -5,6 +5,7 @@
 import { createReadStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { KvDtype } from '@swarmbee/core';
 import {
   type LayerRange,
   type ModelDir,
@@ -30,6 +31,8 @@ export class ShardStore {
   constructor(
     readonly model: ModelDir,
     readonly cacheDir: string,
+    /** KV-cache element type of the shards built. Default `float32`. */
+    readonly kvDtype: KvDtype = 'float32',
   ) {}
 
   /** The shard for `range`, built on first use. */
@@ -40,7 +43,7 @@ export class ShardStore {
       'shards',
       `v${SHARD_FORMAT_VERSION}`,
       modelHash,
-      `${range.start}-${range.end}`,
+      `${range.start}-${range.end}${this.kvDtype === 'float16' ? '-kv16' : ''}`,
     );
     let pending = this.#building.get(path);
     if (!pending) {
@@ -49,7 +52,7 @@ export class ShardStore {
         .catch(async () => {
           // Missing or unreadable: build it afresh.
           await rm(path, { recursive: true, force: true });
-          return writeShard(this.model, range, path, progress);
+          return writeShard(this.model, range, path, progress, { kvDtype: this.kvDtype });
         })
         .then(async (manifest) => {
           const description = await readFile(join(path, SHARD_MANIFEST_FILE));
@@ -67,13 +70,14 @@ export class ShardStore {
   }
 }
 
-/** Reads a shard file in chunks of `chunkBytes`. */
+/** Reads a shard file in chunks of `chunkBytes`, from byte `start`. */
 export async function* fileChunks(
   path: string,
   chunkBytes: number,
+  start = 0,
 ): AsyncGenerator<{ offset: number; data: Uint8Array }> {
-  let offset = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: chunkBytes })) {
+  let offset = start;
+  for await (const chunk of createReadStream(path, { highWaterMark: chunkBytes, start })) {
     const data = chunk as Buffer;
     yield { offset, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
     offset += data.byteLength;

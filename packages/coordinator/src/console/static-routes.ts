@@ -2,9 +2,11 @@
  * The console's page and its two assets, built into dist/www by
  * scripts/build-console.mjs and read once at start. They hold no data: the page asks for
  * the API key and reads everything through the guarded routes, so they are open routes.
- * A Content-Security-Policy keeps the page to its own origin.
+ * A Content-Security-Policy keeps the page to its own origin. Each file is gzipped once at
+ * start and sent so to browsers that accept it (the script is a third of its size so).
  */
 import { readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { SwarmBeeError } from '@swarmbee/core';
 import type { FastifyInstance } from 'fastify';
 
@@ -29,18 +31,22 @@ const HEADERS = {
 
 export function staticRoutes(app: FastifyInstance, dir: URL = CONSOLE_DIR): void {
   for (const asset of ASSETS) {
-    let body: Buffer | undefined;
+    let body: { plain: Buffer; gzip: Buffer } | undefined;
     try {
-      body = readFileSync(new URL(asset.file, dir));
+      const plain = readFileSync(new URL(asset.file, dir));
+      body = { plain, gzip: gzipSync(plain) };
     } catch {
       body = undefined;
     }
-    app.get(asset.url, { config: { access: 'open' } }, async (_request, reply) => {
+    app.get(asset.url, { config: { access: 'open' } }, async (request, reply) => {
       if (!body)
         throw new SwarmBeeError(
           `the console is not built (${asset.file} is missing from ${dir.pathname}); run npm run build`,
         );
-      return reply.headers(HEADERS).type(asset.type).send(body);
+      void reply.headers(HEADERS).header('vary', 'accept-encoding').type(asset.type);
+      if (!/\bgzip\b/.test(String(request.headers['accept-encoding'] ?? '')))
+        return reply.send(body.plain);
+      return reply.header('content-encoding', 'gzip').send(body.gzip);
     });
   }
 }

@@ -7,7 +7,7 @@ import type { ModelDir } from '@swarmbee/model';
 import type { PlanResult } from '@swarmbee/planner';
 import { profileFor } from '../cluster/deployment.js';
 import { choosePlan, isPlanResult, type PlanningOptions } from '../cluster/planning.js';
-import { DEFAULT_REPLAN_GAIN, predictedGain } from '../cluster/replan-policy.js';
+import { DEFAULT_REPLAN_GAIN, predictedGain, redeployMs } from '../cluster/replan-policy.js';
 import { DriftMonitor, type DriftOptions } from './drift-monitor.js';
 
 export function driftCandidate(
@@ -16,13 +16,18 @@ export function driftCandidate(
   planning: PlanningOptions,
   profile: ClusterProfile,
   current: Plan | PlanResult | undefined,
-): { plan: PlanResult; gain: number } | undefined {
+  held: ReadonlySet<string> = new Set(),
+): { plan: PlanResult; gain: number; redeployMs: number } | undefined {
   const scoped = profileFor(profile, new Set(workers));
   if (!current || !scoped) return undefined;
   const plan = choosePlan(model, workers, planning, scoped);
   if (!isPlanResult(plan)) return undefined;
   const objective = planning.objective ?? 'throughput';
-  return { plan, gain: predictedGain(scoped, plan.workload, objective, current, plan) };
+  return {
+    plan,
+    gain: predictedGain(scoped, plan.workload, objective, current, plan),
+    redeployMs: redeployMs(scoped, plan, held),
+  };
 }
 
 /** What a coordinator lends its drift monitor. */
@@ -45,8 +50,8 @@ export function coordinatorDrift(options: DriftOptions, view: CoordinatorView): 
       const profile = view.profile();
       return plan && profile ? { plan, profile } : undefined;
     },
-    candidate: (profile) =>
-      driftCandidate(view.model, view.workers(), view.planning(), profile, view.plan()),
+    candidate: (profile, held) =>
+      driftCandidate(view.model, view.workers(), view.planning(), profile, view.plan(), held),
     apply: view.adopt,
     replanGain: view.replanGain ?? DEFAULT_REPLAN_GAIN,
     log: view.log,

@@ -8,12 +8,16 @@
 import type { ClusterProfile, DeviceTiming, Plan } from '@swarmbee/core';
 import { CostModel, type Workload } from '@swarmbee/planner';
 
-/** The micro-batches sent in a window: decode batches by rows, and prefill chunks. */
+/** The micro-batches sent in a window: decode batches by rows, and prefill chunks as they were. */
 export interface WindowWork {
   /** Rows → decode micro-batches of that many rows. */
   decode: Map<number, number>;
-  prefillChunks: number;
+  /** `${tokens}/${context}` → prefill chunks of that many tokens after that many cached ones. */
+  prefill: Map<string, number>;
 }
+
+/** Prefill chunks a window keeps apart; beyond, chunks of a shape not yet seen are not judged. */
+export const MAX_PREFILL_SHAPES = 256;
 
 /** One stage's engine counters over a window. */
 export interface StageWindow {
@@ -36,7 +40,24 @@ export interface StageDrift {
 }
 
 export function emptyWork(): WindowWork {
-  return { decode: new Map(), prefillChunks: 0 };
+  return { decode: new Map(), prefill: new Map() };
+}
+
+/** Records one micro-batch in the window's work. */
+export function recordWork(
+  work: WindowWork,
+  rows: readonly { start: number; count: number }[],
+): void {
+  const width = Math.max(...rows.map((r) => r.count));
+  if (width <= 1) {
+    work.decode.set(rows.length, (work.decode.get(rows.length) ?? 0) + 1);
+    return;
+  }
+  // A prefill micro-batch is timed as its widest row's chunk once per row.
+  const context = Math.max(...rows.map((r) => r.start));
+  const key = `${width}/${context}`;
+  if (work.prefill.has(key) || work.prefill.size < MAX_PREFILL_SHAPES)
+    work.prefill.set(key, (work.prefill.get(key) ?? 0) + rows.length);
 }
 
 /** Each stage's measured / predicted time per forward; stages that ran nothing in the window are left out. */
@@ -48,7 +69,8 @@ export function stageDrift(
   work: WindowWork,
 ): StageDrift[] {
   const cost = new CostModel(profile, workload);
-  const batches = [...work.decode.values()].reduce((n, c) => n + c, 0) + work.prefillChunks;
+  const sum = (m: Map<unknown, number>) => [...m.values()].reduce((n, c) => n + c, 0);
+  const batches = sum(work.decode) + sum(work.prefill);
   if (batches === 0) return [];
   const out: StageDrift[] = [];
   const S = plan.stages.length;
@@ -62,8 +84,12 @@ export function stageDrift(
     for (const [rows, count] of work.decode)
       predictedNs +=
         count * cost.stageDecodeNs(device, stage.layerStart, stage.layerEnd, first, last, rows);
-    predictedNs +=
-      work.prefillChunks * cost.stagePrefillNs(device, stage.layerStart, stage.layerEnd, first);
+    for (const [key, count] of work.prefill) {
+      const [tokens, context] = key.split('/').map(Number) as [number, number];
+      predictedNs +=
+        count *
+        cost.stagePrefillChunkNs(device, stage.layerStart, stage.layerEnd, first, tokens, context);
+    }
     const predictedMs = predictedNs / 1e6 / batches;
     const measuredMs = window.busyMs / window.forwards;
     if (predictedMs <= 0) continue;

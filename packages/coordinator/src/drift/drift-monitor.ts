@@ -10,13 +10,15 @@
  * gauge and an entry in /swarmbee/cluster.
  */
 import { channel } from 'node:diagnostics_channel';
-import type { ClusterProfile, Plan } from '@swarmbee/core';
+import { type ClusterProfile, InvalidArgumentError, type Plan } from '@swarmbee/core';
 import type { MicroBatch } from '@swarmbee/engine';
 import type { PlanResult } from '@swarmbee/planner';
+import { stageKey } from '../cluster/replan-policy.js';
 import type { StageMetrics } from '../metrics.js';
 import {
   correctedProfile,
   emptyWork,
+  recordWork,
   type StageDrift,
   type StageWindow,
   stageDrift,
@@ -34,13 +36,42 @@ export interface DriftOptions {
   windows?: number;
   /** Least time between two drift re-plans, ms. Default 30000. */
   minIntervalMs?: number;
+  /**
+   * A re-plan must gain back, within this time, what the streams lose while its new stages'
+   * weights move: predicted gain × payback ≥ the transfer time, ms. Default 30000.
+   */
+  paybackMs?: number;
+}
+
+/** Throws InvalidArgumentError naming the first drift option out of range (by its CLI flag). */
+export function checkDriftOptions(drift: DriftOptions): void {
+  if (drift.threshold !== undefined && !(drift.threshold >= 0 && Number.isFinite(drift.threshold)))
+    throw new InvalidArgumentError(
+      `--drift-threshold must be a fraction of at least 0, got ${drift.threshold}`,
+    );
+  if (drift.windows !== undefined && !(Number.isInteger(drift.windows) && drift.windows >= 1))
+    throw new InvalidArgumentError(
+      `--drift-windows must be an integer of at least 1, got ${drift.windows}`,
+    );
+  if (drift.paybackMs !== undefined && !(drift.paybackMs >= 0))
+    throw new InvalidArgumentError(`--drift-payback-ms must be at least 0, got ${drift.paybackMs}`);
+  if (drift.minIntervalMs !== undefined && !(drift.minIntervalMs >= 0))
+    throw new InvalidArgumentError(
+      `--drift-min-interval-ms must be at least 0, got ${drift.minIntervalMs}`,
+    );
 }
 
 export const DEFAULT_DRIFT_THRESHOLD = 0.15;
 export const DEFAULT_DRIFT_WINDOWS = 2;
 export const DEFAULT_DRIFT_MIN_INTERVAL_MS = 30_000;
-/** Fewest forwards a stage must run in a poll window to be judged: fewer are noise. */
-export const MIN_DRIFT_FORWARDS = 16;
+export const DEFAULT_DRIFT_PAYBACK_MS = 30_000;
+/**
+ * Fewest forwards a stage must run in a poll window to be judged: fewer are noise. A slow
+ * stage (a throttled one above all) runs few forwards per poll, so this stays small.
+ */
+export const MIN_DRIFT_FORWARDS = 4;
+/** Share of the busiest stage's time per forward a stage needs for its drift to count. */
+export const MIN_DRIFT_SHARE = 0.25;
 /** Shortest predicted forward judged, ms: below it thread hand-offs and timers dominate. */
 export const MIN_DRIFT_PREDICTED_MS = 2;
 
@@ -58,8 +89,15 @@ export interface DriftEvent {
 export interface DriftHooks {
   /** The serving plan, its profile and planning workload, or undefined when none serves. */
   serving(): { plan: Plan | PlanResult; profile: ClusterProfile } | undefined;
-  /** The plan the planner would choose on `profile`, with its predicted gain over the serving one. */
-  candidate(profile: ClusterProfile): { plan: Plan | PlanResult; gain: number } | undefined;
+  /**
+   * The plan the planner would choose on `profile`, with its predicted gain over the serving
+   * one and the time its redeploy would stall the streams moving weights (ms), given the
+   * stages the devices have served before (`held`, by stageKey).
+   */
+  candidate(
+    profile: ClusterProfile,
+    held: ReadonlySet<string>,
+  ): { plan: Plan | PlanResult; gain: number; redeployMs: number } | undefined;
   /** Replaces the profile the coordinator plans from; with `replan`, re-plans and redeploys. */
   apply(profile: ClusterProfile, replan: boolean, reason: string): Promise<void>;
   replanGain: number;
@@ -67,9 +105,12 @@ export interface DriftHooks {
 }
 
 export class DriftMonitor {
-  readonly #threshold: number;
-  readonly #windows: number;
-  readonly #minIntervalMs: number;
+  #threshold = DEFAULT_DRIFT_THRESHOLD;
+  #windows = DEFAULT_DRIFT_WINDOWS;
+  #minIntervalMs = DEFAULT_DRIFT_MIN_INTERVAL_MS;
+  #paybackMs = DEFAULT_DRIFT_PAYBACK_MS;
+  /** Stages (stageKey) the devices have served under any plan seen: their shards are cached. */
+  readonly #held = new Set<string>();
   readonly #hooks: DriftHooks;
   #work: WindowWork = emptyWork();
   #previous = new Map<string, StageMetrics>();
@@ -84,10 +125,22 @@ export class DriftMonitor {
   replans = 0;
 
   constructor(options: DriftOptions, hooks: DriftHooks) {
-    this.#threshold = options.threshold ?? DEFAULT_DRIFT_THRESHOLD;
-    this.#windows = options.windows ?? DEFAULT_DRIFT_WINDOWS;
-    this.#minIntervalMs = options.minIntervalMs ?? DEFAULT_DRIFT_MIN_INTERVAL_MS;
     this.#hooks = hooks;
+    this.configure(options);
+  }
+
+  /**
+   * Changes the loop's settings while serving (e.g. turns it on or off); an option left out
+   * keeps its current value. The window in progress is judged afresh.
+   */
+  configure(options: DriftOptions): void {
+    checkDriftOptions(options);
+    this.#threshold = options.threshold ?? this.#threshold;
+    this.#windows = options.windows ?? this.#windows;
+    this.#minIntervalMs = options.minIntervalMs ?? this.#minIntervalMs;
+    this.#paybackMs = options.paybackMs ?? this.#paybackMs;
+    this.#streak.clear();
+    this.#plan = undefined;
   }
 
   get enabled(): boolean {
@@ -96,10 +149,7 @@ export class DriftMonitor {
 
   /** A micro-batch the scheduler sent into the serving pipeline. */
   recordBatch(batch: MicroBatch): void {
-    const width = batch.tokens.length / batch.rows.length;
-    if (width > 1) this.#work.prefillChunks++;
-    else
-      this.#work.decode.set(batch.rows.length, (this.#work.decode.get(batch.rows.length) ?? 0) + 1);
+    recordWork(this.#work, batch.rows);
   }
 
   /** One poll of the stages' counters: judge the window since the previous one. */
@@ -111,8 +161,10 @@ export class DriftMonitor {
     const previous = this.#previous;
     this.#previous = new Map(metrics.map((m) => [`${m.stage}/${m.device}`, m]));
     if (!serving || serving.plan !== this.#plan) {
-      // A new plan: its first window starts now.
+      // A new plan: its first window starts now; its devices will hold its stages' shards.
       this.#plan = serving?.plan;
+      const stages = serving?.plan.stages ?? [];
+      for (const [k, s] of stages.entries()) this.#held.add(stageKey(s, k, stages.length));
       this.#streak.clear();
       this.latest = [];
       return;
@@ -137,9 +189,19 @@ export class DriftMonitor {
       work,
     ).filter((d) => d.forwards >= MIN_DRIFT_FORWARDS && d.predictedMs >= MIN_DRIFT_PREDICTED_MS);
     this.latest = judged;
-    const drifted = judged.filter((d) => Math.abs(d.ratio - 1) > this.#threshold);
+    // A stage far below the busiest one changes no plan: its noise is not drift.
+    const busiestMs = Math.max(...judged.map((d) => Math.max(d.measuredMs, d.predictedMs)));
+    const drifted = judged.filter(
+      (d) =>
+        Math.abs(d.ratio - 1) > this.#threshold &&
+        Math.max(d.measuredMs, d.predictedMs) >= MIN_DRIFT_SHARE * busiestMs,
+    );
     const streak = new Map<string, number[]>();
-    for (const d of drifted) streak.set(d.device, [...(this.#streak.get(d.device) ?? []), d.ratio]);
+    for (const d of drifted) {
+      // The streak counts windows off the same way: slower, or faster, every time.
+      const before = (this.#streak.get(d.device) ?? []).filter((r) => r > 1 === d.ratio > 1);
+      streak.set(d.device, [...before, d.ratio]);
+    }
     this.#streak = streak;
     const confirmed = [...streak].filter(([, ratios]) => ratios.length >= this.#windows);
     if (confirmed.length === 0 || this.#busy) return;
@@ -159,20 +221,24 @@ export class DriftMonitor {
   ): Promise<void> {
     const corrected = correctedProfile(profile, factors);
     const described = [...factors].map(([device, f]) => `${device} ×${f.toFixed(2)}`).join(', ');
-    let candidate: { plan: Plan | PlanResult; gain: number } | undefined;
+    let candidate: { plan: Plan | PlanResult; gain: number; redeployMs: number } | undefined;
     try {
-      candidate = this.#hooks.candidate(corrected);
+      candidate = this.#hooks.candidate(corrected, this.#held);
     } catch (error) {
       this.#hooks.log(
         `drift (${described}): no plan on the corrected profile: ${(error as Error).message}`,
       );
     }
     const gain = candidate?.gain ?? 0;
-    const replan = candidate !== undefined && gain >= this.#hooks.replanGain;
+    // The gain over the payback time must make up for the streams' stall while weights move.
+    const pays = candidate !== undefined && gain * this.#paybackMs >= candidate.redeployMs;
+    const replan = candidate !== undefined && gain >= this.#hooks.replanGain && pays;
     const reason = `drift: ${described} against the profile; ${
       replan
         ? `a plan over ${candidate!.plan.stages.map((s) => s.device).join(', ')} is predicted ${(gain * 100).toFixed(0)} % better`
-        : `no plan predicted ${(this.#hooks.replanGain * 100).toFixed(0)} % better (best ${(gain * 100).toFixed(0)} %), keeping the plan`
+        : gain >= this.#hooks.replanGain && candidate
+          ? `a plan predicted ${(gain * 100).toFixed(0)} % better would stall ${(candidate.redeployMs / 1000).toFixed(1)} s moving weights, more than it gains in ${(this.#paybackMs / 1000).toFixed(0)} s; keeping the plan`
+          : `no plan predicted ${(this.#hooks.replanGain * 100).toFixed(0)} % better (best ${(gain * 100).toFixed(0)} %), keeping the plan`
     }`;
     const event: DriftEvent = {
       at: Date.now(),
@@ -198,6 +264,7 @@ export class DriftMonitor {
       enabled: this.enabled,
       threshold: this.#threshold,
       minIntervalMs: this.#minIntervalMs,
+      paybackMs: this.#paybackMs,
       latest: this.latest,
       replans: this.replans,
       events: this.events,

@@ -21,6 +21,7 @@ import {
   AbortedError,
   asSwarmBeeError,
   ClusterUnavailableError,
+  type CoordinatorTiming,
   DEFAULT_MAX_BATCH_ROWS,
   DEFAULT_MAX_IN_FLIGHT,
   DEFAULT_MAX_REPLAYS,
@@ -39,6 +40,7 @@ import {
   type SequenceRequest,
   type SequenceResult,
 } from './micro-batch.js';
+import { StepCostMeter } from './step-cost.js';
 
 /** Defaults: @swarmbee/core's generation defaults, the same in process and in a cluster. */
 export interface SchedulerOptions {
@@ -84,6 +86,7 @@ export class Scheduler {
   /** Cache releases sent so far: a parked sequence retries after the next one. */
   #releases = 0;
   readonly #inFlight = new Map<number, Sequence[]>();
+  readonly #stepCost = new StepCostMeter();
   #nextBatch = 1;
   /** Names this scheduler's batches on the diagnostics channel. */
   readonly #schedulerId = nextScheduler++;
@@ -119,6 +122,11 @@ export class Scheduler {
 
   get inFlight(): number {
     return this.#inFlight.size;
+  }
+
+  /** Its own time per micro-batch that comes back, by rows; undefined before enough steps. */
+  get stepCost(): CoordinatorTiming | undefined {
+    return this.#stepCost.timing();
   }
 
   /** Generates one sequence; resolves when it ends. Validation is the caller's job. */
@@ -257,6 +265,18 @@ export class Scheduler {
   #complete(batchId: number, rows: BatchRow[], result: MicroBatchResult): void {
     const sequences = this.#landed(batchId);
     const now = performance.now();
+    this.#takeTokens(rows, result, sequences, now);
+    this.#pump();
+    this.#stepCost.record(rows.length, performance.now() - now);
+  }
+
+  /** Each sampling row's token goes to its sequence, which may finish on it. */
+  #takeTokens(
+    rows: BatchRow[],
+    result: MicroBatchResult,
+    sequences: Sequence[],
+    now: number,
+  ): void {
     rows.forEach((row, r) => {
       const seq = sequences[r]!;
       if (!row.sampling || seq.settled || !seq.admitted) return;
@@ -276,7 +296,6 @@ export class Scheduler {
       if (keepGoing === false) this.#finish(seq, 'stop');
       else if (seq.sampled >= seq.request.maxTokens) this.#finish(seq, 'length');
     });
-    this.#pump();
   }
 
   #failBatch(batchId: number, error: SwarmBeeError): void {

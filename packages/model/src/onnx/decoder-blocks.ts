@@ -112,6 +112,35 @@ export class DecoderBlocks {
     );
   }
 
+  /**
+   * The LM head: {@link linear}, except that an fp32 weight in external data larger than
+   * `chunkBytes` is multiplied in slices of rows (each its own initializer over the same file
+   * bytes) whose products are concatenated. onnxruntime copies a Gemm's weight into its own
+   * memory while loading, with the source still resident: slices bound that transient by the
+   * slice, not the whole 128k-token head (1 GB at fp32 for Llama 3.2 1B). Same products.
+   */
+  head(input: string, weightName: string, chunkBytes: number): string {
+    const located = this.locate(weightName);
+    const [rows, cols] = located.dims as [number, number];
+    const where = located.where;
+    const rowBytes = cols * 4;
+    if (located.quantization || !where || rows * rowBytes <= chunkBytes)
+      return this.linear(input, weightName);
+    const { g } = this;
+    const rowsPerChunk = Math.max(1, Math.floor(chunkBytes / rowBytes));
+    const products: string[] = [];
+    for (let first = 0; first < rows; first += rowsPerChunk) {
+      const count = Math.min(rowsPerChunk, rows - first);
+      const slice = g.external(`${weightName}.rows_${first}`, 'float32', [count, cols], {
+        location: where.location,
+        offset: where.offset + first * rowBytes,
+        length: count * rowBytes,
+      });
+      products.push(g.op('Gemm', [input, slice], { transB: attr.int(1) }));
+    }
+    return g.op('Concat', products, { axis: attr.int(1) });
+  }
+
   /** The cos/sin rows of one RoPE, gathered for the batch's positions once per graph. */
   ropeRows(spec: RopeSpec): RopeRows {
     const key = JSON.stringify(spec);

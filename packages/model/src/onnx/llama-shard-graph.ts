@@ -14,10 +14,10 @@
  * precision mix in one graph. Grouped-query attention folds the query
  * heads of a KV group into one matmul instead of repeating keys and values.
  */
-import { headDim, type LlamaConfig, layerRope, layerWindow } from '@swarmbee/core';
+import { headDim, type KvDtype, type LlamaConfig, layerRope, layerWindow } from '@swarmbee/core';
 import { CLASSIFIER, FINAL_NORM, layerTensor, TOKEN_EMBEDDING } from '../llama-tensors.js';
 import { DecoderBlocks, type LocatedWeight } from './decoder-blocks.js';
-import { attr, GraphBuilder } from './graph.js';
+import { attr, DataType, GraphBuilder } from './graph.js';
 import { SHARD_IO } from './shard-io.js';
 
 export type { LocatedTensor, LocatedWeight } from './decoder-blocks.js';
@@ -36,7 +36,21 @@ export interface LlamaShardSpec {
    * head. Calibration reads every layer's output this way; shards for serving never set it.
    */
   headless?: boolean;
+  /**
+   * Element type of the `past_*` inputs and `new_*` outputs. `float16` halves the cache: the
+   * graph widens the past to fp32 for attention (a Cast per layer and step, over the past)
+   * and rounds the new keys and values it returns. Default `float32`.
+   */
+  kvDtype?: KvDtype;
+  /** Largest slice of an fp32 LM head multiplied at once, bytes. Default {@link HEAD_CHUNK_BYTES}. */
+  headChunkBytes?: number;
 }
+
+/**
+ * An fp32 LM head larger than this is multiplied in slices of rows: onnxruntime holds a Gemm
+ * weight twice while loading it, so the slice bounds what loading adds to a stage's peak RSS.
+ */
+export const HEAD_CHUNK_BYTES = 64 * 2 ** 20;
 
 /** Which attention-bias inputs a shard of these layers takes: full layers', windowed layers', or both. */
 export function shardBiasInputs(
@@ -62,6 +76,7 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
   const hd = headDim(config);
   const kvDim = nKvHeads * hd;
   const group = nHeads / nKvHeads;
+  const kvDtype = spec.kvDtype ?? 'float32';
 
   const positions = g.input(SHARD_IO.positionIds, 'int64', ['batch', 'tokens']);
   const flatPositions = g.op('Reshape', [positions, g.ints('flat', [-1])], {}, 'flat_positions');
@@ -129,17 +144,31 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
         { perm: attr.ints([0, 2, 1, 3]) },
         name,
       );
-    const newKey = headMajor(blocks.rotary(kHeads, nKvHeads, rope), SHARD_IO.newKey(layer));
-    const newValue = headMajor(v, SHARD_IO.newValue(layer));
-    g.output(newKey, 'float32', ['batch', nKvHeads, 'tokens', hd]);
-    g.output(newValue, 'float32', ['batch', nKvHeads, 'tokens', hd]);
-    const pastKey = g.input(SHARD_IO.pastKey(layer), 'float32', ['batch', nKvHeads, 'past', hd]);
-    const pastValue = g.input(SHARD_IO.pastValue(layer), 'float32', [
-      'batch',
-      nKvHeads,
-      'past',
-      hd,
-    ]);
+    // This step attends to its new keys and values in fp32; the cache keeps them as kvDtype.
+    const cacheOut = (value: string, name: string) => {
+      if (kvDtype === 'float32') return value;
+      g.op('Cast', [value], { to: attr.int(DataType.float16) }, name);
+      return value;
+    };
+    const newName = (name: string) => (kvDtype === 'float32' ? name : `${name}_fp32`);
+    const newKey = cacheOut(
+      headMajor(blocks.rotary(kHeads, nKvHeads, rope), newName(SHARD_IO.newKey(layer))),
+      SHARD_IO.newKey(layer),
+    );
+    const newValue = cacheOut(
+      headMajor(v, newName(SHARD_IO.newValue(layer))),
+      SHARD_IO.newValue(layer),
+    );
+    g.output(SHARD_IO.newKey(layer), kvDtype, ['batch', nKvHeads, 'tokens', hd]);
+    g.output(SHARD_IO.newValue(layer), kvDtype, ['batch', nKvHeads, 'tokens', hd]);
+    const pastInput = (name: string) => {
+      const input = g.input(name, kvDtype, ['batch', nKvHeads, 'past', hd]);
+      return kvDtype === 'float32'
+        ? input
+        : g.op('Cast', [input], { to: attr.int(DataType.float32) }, `${name}_fp32`);
+    };
+    const pastKey = pastInput(SHARD_IO.pastKey(layer));
+    const pastValue = pastInput(SHARD_IO.pastValue(layer));
 
     // Queries grouped by KV head: [B, KV, G*T, hd]. The cache is used where it lies: scores
     // against it are (K · Qᵀ)ᵀ, so only the small [P, G*T] result is transposed, and the
@@ -210,7 +239,11 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
     const picked = g.op('GatherND', [hidden3, index], { batch_dims: attr.int(1) }, 'picked');
     const rows = g.op('Reshape', [picked, g.ints('rows_by_dim', [-1, dim])]);
     const head = config.sharedClassifier ? TOKEN_EMBEDDING : CLASSIFIER;
-    let logits2d = blocks.linear(blocks.rmsNorm(rows, FINAL_NORM), head);
+    let logits2d = blocks.head(
+      blocks.rmsNorm(rows, FINAL_NORM),
+      head,
+      spec.headChunkBytes ?? HEAD_CHUNK_BYTES,
+    );
     if (config.finalLogitSoftcap !== undefined)
       logits2d = blocks.softcap(logits2d, config.finalLogitSoftcap);
     const logitsShape = g.op(

@@ -169,5 +169,13 @@ export function randomInstance(
   if (rng.next() < 0.25) instance.pinFirst = pick(rng, devices).name;
   if (rng.next() < 0.25) instance.pinLast = pick(rng, devices).name;
   if (rng.next() < 0.2) instance.microBatchesInFlight = 1 + rng.int(3);
+  // Some coordinators have measured their own step work (it can be the bottleneck).
+  if (rng.next() < 0.4) {
+    const base = rng.next() * 3;
+    instance.cluster.coordinator = {
+      batchSizes: [1, 2, 4],
+      stepMs: [base, base + rng.next(), base + 2 * rng.next() + 1],
+    };
+  }
   return instance;
 }

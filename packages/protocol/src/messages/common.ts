@@ -10,8 +10,10 @@ import { z } from 'zod';
 /**
  * Version of the wire format. Every frame carries it as `v`, and a frame from another
  * version is refused with SWARMBEE_ERR_PROTOCOL_VERSION: peers must match exactly.
+ * 2: every `shard.chunk` carries its sha256 and is written in order, so a transfer
+ * resumes from its last verified chunk (`shard.need.verified`).
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Longest name, id or kind string a message may carry, in UTF-16 code units. */
 export const MAX_NAME_LENGTH = 128;

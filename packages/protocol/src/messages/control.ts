@@ -16,6 +16,11 @@ import {
   webSocketUrlSchema,
 } from './common.js';
 
+/** An execution provider's name as onnxruntime-node spells it: lower-case letters, digits, `_`. */
+const executionProviderSchema = z
+  .string()
+  .regex(/^[a-z][a-z0-9_]{0,31}$/, 'an execution provider name');
+
 /** Most files one shard may list. */
 export const MAX_SHARD_FILES = 256;
 /** Most cached shard ids a worker may report when it registers. */
@@ -35,6 +40,8 @@ export const deviceFactsSchema = z.object({
   freeMemoryBytes: byteCountSchema,
   /** onnxruntime-node version. */
   ortVersion: z.string().max(64),
+  /** The onnxruntime execution provider the worker runs its stages on, e.g. `cpu`, `cuda`. */
+  executionProvider: executionProviderSchema,
   /** `process.version`. */
   nodeVersion: z.string().max(64),
 });
@@ -73,6 +80,11 @@ export const shardOfferSchema = z
     /** Total bytes over all files. */
     bytes: byteCountSchema,
     files: z.array(shardFileSchema).min(1).max(MAX_SHARD_FILES),
+    /**
+     * The KV-cache budget the stage will load with, bytes: a worker whose free memory
+     * cannot hold `bytes` plus this refuses the offer (MEMORY_SHORT) before receiving.
+     */
+    kvBudgetBytes: byteCountSchema.optional(),
   })
   .superRefine((offer, ctx) => {
     const names = new Set(offer.files.map((file) => file.name));
@@ -95,15 +107,29 @@ export const shardNeedSchema = z.object({
   shardId: sha256Schema,
   /** True when the worker already holds the shard: no chunks follow. */
   have: z.boolean(),
+  /**
+   * Bytes at the start of each named file the worker already holds, chunk by chunk
+   * verified, from an interrupted transfer: send each file from there. Files not named
+   * are sent whole.
+   */
+  verified: z
+    .array(z.object({ file: fileNameSchema, bytes: byteCountSchema }))
+    .max(MAX_SHARD_FILES)
+    .optional(),
 });
 
-/** Coordinator → worker: `data` belongs in `file` at byte `offset`. */
+/**
+ * Coordinator → worker: `data` belongs in `file` at byte `offset`. Chunks of a file come
+ * in order, each right after the last; `sha256` is the chunk's own digest, checked
+ * before it is written (a mismatch is refused with SHARD_CHUNK_CORRUPT).
+ */
 export const shardChunkSchema = z.object({
   type: z.literal('shard.chunk'),
   shardId: sha256Schema,
   file: fileNameSchema,
   offset: byteCountSchema,
   data: bytesSchema,
+  sha256: sha256Schema,
 });
 
 /** Coordinator → worker: every chunk has been sent. */

@@ -13,10 +13,10 @@ const SHA2 = '0123456789abcdef'.repeat(4);
 const NONCE = 'f0'.repeat(32);
 
 export const HANDSHAKE_SAMPLES: HandshakeMessage[] = [
-  { type: 'challenge', protocolVersion: 1, nonce: NONCE },
+  { type: 'challenge', protocolVersion: 2, nonce: NONCE },
   {
     type: 'hello',
-    protocolVersion: 1,
+    protocolVersion: 2,
     role: 'worker',
     name: 'pi-4.local',
     clientNonce: NONCE,
@@ -36,6 +36,7 @@ export const CONTROL_SAMPLES: ControlMessage[] = [
       memoryBytes: 8 * 2 ** 30,
       freeMemoryBytes: 5 * 2 ** 30,
       ortVersion: '1.30.0',
+      executionProvider: 'cpu',
       nodeVersion: 'v20.19.0',
     },
     dataUrl: 'ws://10.0.0.7:7701',
@@ -52,12 +53,14 @@ export const CONTROL_SAMPLES: ControlMessage[] = [
     ],
   },
   { type: 'shard.need', shardId: SHA, have: false },
+  { type: 'shard.need', shardId: SHA, have: false, verified: [{ file: 'stage.onnx', bytes: 100 }] },
   {
     type: 'shard.chunk',
     shardId: SHA,
     file: 'stage.onnx.data',
     offset: 4096,
     data: new Uint8Array([1, 2, 3]),
+    sha256: SHA2,
   },
   { type: 'shard.done', shardId: SHA },
   { type: 'shard.stored', shardId: SHA },

@@ -1,8 +1,10 @@
 /** Cluster: each worker with its state, device and measured speed; the measured links. */
 import type { ClusterState } from './cluster-state.js';
-import { bytes, deviceColour, fixed, h, show, table } from './dom.js';
+import { bytes, deviceColour, fixed, plural } from './format.js';
+import { Table } from './table.js';
 
-export function renderCluster(root: HTMLElement, state: ClusterState): void {
+export function ClusterView(props: { state: ClusterState }) {
+  const { state } = props;
   const c = state.cluster;
   const devices = c.devices ?? [];
   const names = devices.map((d) => d.name);
@@ -13,29 +15,27 @@ export function renderCluster(root: HTMLElement, state: ClusterState): void {
   const gone = [...new Set([...state.known, ...staged, ...measured.keys()])].filter(
     (name) => !names.includes(name),
   );
+  const everyone = [...names, ...gone];
   const workerState = (name: string) => {
     if (gone.includes(name)) return 'lost';
     if (c.state === 'deploying') return 'loading';
     if (staged.has(name)) return c.state === 'recovering' ? 'draining' : 'ready';
     return 'joined';
   };
-  const rows = [...names, ...gone].map((name) => {
+  const rows = everyone.map((name) => {
     const d = devices.find((x) => x.name === name);
     const m = measured.get(name);
+    const s = workerState(name);
     return [
-      h('span', {
-        class: 'swatch',
-        style: `background:${deviceColour(name, [...names, ...gone])}`,
-      }),
+      <span class="swatch" style={{ background: deviceColour(name, everyone) }} />,
       name,
-      h(
-        'span',
-        { class: `state state-${workerState(name)}`, 'data-testid': 'worker-state' },
-        workerState(name),
-      ),
+      <span class={`state state-${s}`} data-testid="worker-state">
+        {s}
+      </span>,
       d ? `${d.arch ?? '?'} / ${d.platform ?? '?'}` : '–',
       d?.cpus ?? '–',
       d?.memoryBytes ? bytes(d.memoryBytes) : '–',
+      <span data-testid="worker-ep">{d?.executionProvider ?? '–'}</span>,
       d?.ortVersion ? `onnxruntime ${d.ortVersion}` : '–',
       m?.layerDecodeMs ? `${fixed(m.layerDecodeMs, 3)}${m.estimate ? ' (est.)' : ''}` : '–',
     ];
@@ -45,27 +45,37 @@ export function renderCluster(root: HTMLElement, state: ClusterState): void {
     fixed(l.rttMs, 2),
     `${bytes(l.bandwidthBytesPerS)}/s`,
   ]);
-  show(
-    root,
-    h(
-      'p',
-      { class: 'summary' },
-      'Cluster ',
-      h('strong', { 'data-testid': 'cluster-state' }, c.state ?? '…'),
-      ` · model ${c.model ?? '…'} · ${names.length} worker${names.length === 1 ? '' : 's'} connected`,
-    ),
-    table(
-      ['', 'worker', 'state', 'arch / os', 'cores', 'memory', 'runtime', 'ms / layer (measured)'],
-      rows,
-      'workers',
-    ),
-    h('h3', {}, 'Links'),
-    links.length > 0
-      ? table(['link', 'RTT ms', 'bandwidth'], links, 'links')
-      : h(
-          'p',
-          { class: 'muted' },
-          'No links measured yet (the planner has not profiled this cluster).',
-        ),
+  return (
+    <>
+      <p class="summary">
+        Cluster <strong data-testid="cluster-state">{c.state ?? '…'}</strong> · model{' '}
+        {c.model ?? '…'} · {plural(names.length, 'worker')} connected
+      </p>
+      <div class="scroll">
+        <Table
+          head={[
+            '',
+            'worker',
+            'state',
+            'arch / os',
+            'cores',
+            'memory',
+            'provider',
+            'runtime',
+            'ms / layer (measured)',
+          ]}
+          rows={rows}
+          testId="workers"
+        />
+      </div>
+      <h3>Links</h3>
+      {links.length > 0 ? (
+        <div class="scroll">
+          <Table head={['link', 'RTT ms', 'bandwidth']} rows={links} testId="links" />
+        </div>
+      ) : (
+        <p class="muted">No links measured yet (the planner has not profiled this cluster).</p>
+      )}
+    </>
   );
 }

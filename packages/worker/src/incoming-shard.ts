@@ -1,0 +1,276 @@
+/**
+ * One shard being received into its staging directory (`.incoming-<shardId>/`): its
+ * files, written chunk by chunk in order, each chunk checked against its own sha256
+ * before it is written, and a journal of the chunks on disk (`.journal`, one line per
+ * chunk, appended after the chunk's write), so a transfer cut short — a dropped
+ * connection, a restarted worker — resumes from its last verified chunk instead of from
+ * zero. The staging directory also holds the offer (`.offer.json`): a resume needs the
+ * same offer, else the transfer starts afresh.
+ *
+ * Nothing here is ever taken as the whole shard: the cache moves a staging directory into
+ * place only after every file's sha256 matched the offer (see ShardCache.finish).
+ */
+import { createHash } from 'node:crypto';
+import { constants, createReadStream } from 'node:fs';
+import { type FileHandle, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InvalidArgumentError, ShardChunkCorruptError } from '@swarmbee/core';
+
+export interface ShardFileEntry {
+  name: string;
+  bytes: number;
+  sha256: string;
+}
+
+export interface ShardOffer {
+  shardId: string;
+  bytes: number;
+  files: ShardFileEntry[];
+}
+
+/** What a received shard file is written through: a FileHandle does. */
+export interface ShardFileSink {
+  write(data: Uint8Array, offset: number, length: number, position: number): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/** Opens a received shard file for writing at given positions (created when missing). */
+export type OpenShardFile = (path: string) => Promise<ShardFileSink>;
+
+/** The default sink: the file itself, created if missing, never truncated (a resume keeps its bytes). */
+export const openShardFile: OpenShardFile = (path) =>
+  open(path, constants.O_WRONLY | constants.O_CREAT);
+
+/** Written beside a shard's files: what the coordinator announced. */
+export const OFFER_FILE = '.offer.json';
+const JOURNAL_FILE = '.journal';
+
+/** A chunk on disk, as the journal records it. */
+interface JournalEntry {
+  file: string;
+  offset: number;
+  bytes: number;
+  sha256: string;
+}
+
+function sha256Of(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+async function sha256OfRange(path: string, start: number, bytes: number): Promise<string> {
+  const hash = createHash('sha256');
+  if (bytes === 0) return hash.digest('hex');
+  for await (const chunk of createReadStream(path, { start, end: start + bytes - 1 }))
+    hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+function parseJournal(text: string, files: ReadonlyMap<string, ShardFileEntry>): JournalEntry[] {
+  const entries: JournalEntry[] = [];
+  // A line cut short by a crash has no newline after it: it is not a record.
+  const complete = text.slice(0, text.lastIndexOf('\n') + 1);
+  for (const line of complete.split('\n')) {
+    const [file, offset, bytes, sha256, ...rest] = line.split('\t');
+    if (!file || rest.length > 0 || !files.has(file) || !/^[0-9a-f]{64}$/.test(sha256 ?? ''))
+      continue;
+    entries.push({ file, offset: Number(offset), bytes: Number(bytes), sha256: sha256 ?? '' });
+  }
+  return entries;
+}
+
+export class IncomingShard {
+  readonly #files: ReadonlyMap<string, ShardFileEntry>;
+  readonly #sinks = new Map<string, ShardFileSink>();
+  /** Per file: bytes on disk and journalled, from the start. */
+  readonly #verified = new Map<string, number>();
+  /** Per file: where the next accepted chunk must start (past the chunks queued). */
+  readonly #expected = new Map<string, number>();
+  /** The last journalled chunk of each file: re-checked against the disk on resume. */
+  #journal?: FileHandle;
+  /** Writes run one after another, in arrival order. */
+  #tail: Promise<void> = Promise.resolve();
+  /** The first write that failed: the transfer has failed. */
+  #failure?: unknown;
+  #pendingBytes = 0;
+
+  private constructor(
+    readonly offer: ShardOffer,
+    readonly dir: string,
+    readonly openFile: OpenShardFile,
+    /** Bytes held from the start when it was opened: what a resume did not need sent. */
+    readonly resumedBytes: number,
+    verified: ReadonlyMap<string, number>,
+  ) {
+    this.#files = new Map(offer.files.map((f) => [f.name, f]));
+    for (const file of offer.files) {
+      const bytes = verified.get(file.name) ?? 0;
+      this.#verified.set(file.name, bytes);
+      this.#expected.set(file.name, bytes);
+    }
+  }
+
+  /**
+   * Opens the staging directory for `offer`: resumes what an earlier transfer of the same
+   * offer left there (its journalled chunks, the last of each file re-checked on disk),
+   * or starts afresh.
+   */
+  static async open(
+    offer: ShardOffer,
+    dir: string,
+    openFile: OpenShardFile = openShardFile,
+  ): Promise<IncomingShard> {
+    // Only what names the content: the same shard offered with other options resumes.
+    const recorded: ShardOffer = {
+      shardId: offer.shardId,
+      bytes: offer.bytes,
+      files: offer.files.map(({ name, bytes, sha256 }) => ({ name, bytes, sha256 })),
+    };
+    const files = new Map(recorded.files.map((f) => [f.name, f]));
+    const verified = await readVerified(recorded, dir, files);
+    if (!verified) {
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, OFFER_FILE), JSON.stringify(recorded));
+    }
+    const held = verified ?? new Map<string, number>();
+    const resumed = [...held.values()].reduce((n, b) => n + b, 0);
+    const incoming = new IncomingShard(recorded, dir, openFile, resumed, held);
+    incoming.#journal = await open(join(dir, JOURNAL_FILE), 'a');
+    return incoming;
+  }
+
+  /** Bytes of each file already on disk and verified (files with none are left out). */
+  get verified(): { file: string; bytes: number }[] {
+    return [...this.#verified]
+      .filter(([, bytes]) => bytes > 0)
+      .map(([file, bytes]) => ({
+        file,
+        bytes,
+      }));
+  }
+
+  /** Bytes accepted but not yet on disk: what this transfer holds in memory. */
+  get pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
+  /**
+   * Takes one chunk: checks it starts where its file's last one ended and that `data`
+   * has the `sha256` sent with it (throwing, synchronously, InvalidArgumentError or
+   * ShardChunkCorruptError: nothing of it is written), then queues its write. The
+   * promise settles once it is on disk and journalled.
+   */
+  write(name: string, offset: number, data: Uint8Array, sha256: string): Promise<void> {
+    const file = this.#files.get(name);
+    if (!file)
+      throw new InvalidArgumentError(
+        `shard ${this.offer.shardId.slice(0, 12)} has no file named ${name}`,
+      );
+    const expected = this.#expected.get(name) ?? 0;
+    if (offset !== expected || offset + data.length > file.bytes)
+      throw new InvalidArgumentError(
+        `chunk [${offset}, ${offset + data.length}) of ${name} (${file.bytes} bytes) is out of order: the next chunk starts at ${expected}`,
+      );
+    const digest = sha256Of(data);
+    if (digest !== sha256)
+      throw new ShardChunkCorruptError(
+        `shard ${this.offer.shardId.slice(0, 12)}: chunk [${offset}, ${offset + data.length}) of ${name} has sha256 ${digest.slice(0, 12)}…, sent as ${sha256.slice(0, 12)}…; refused, resend from byte ${offset}`,
+      );
+    this.#expected.set(name, offset + data.length);
+    this.#pendingBytes += data.length;
+    const step = this.#tail.then(async () => {
+      try {
+        if (this.#failure !== undefined) throw this.#failure;
+        await this.#writeChunk({ file: name, offset, bytes: data.length, sha256 }, data);
+      } finally {
+        this.#pendingBytes -= data.length;
+      }
+    });
+    this.#tail = step.catch((error: unknown) => {
+      this.#failure ??= error;
+    });
+    return step;
+  }
+
+  async #writeChunk(entry: JournalEntry, data: Uint8Array): Promise<void> {
+    let sink = this.#sinks.get(entry.file);
+    if (!sink) {
+      sink = await this.openFile(join(this.dir, entry.file));
+      this.#sinks.set(entry.file, sink);
+    }
+    await sink.write(data, 0, data.length, entry.offset);
+    // Journalled only once on disk: a crash between the two re-sends this chunk, never skips it.
+    await this.#journal?.write(`${entry.file}\t${entry.offset}\t${entry.bytes}\t${entry.sha256}\n`);
+    this.#verified.set(entry.file, entry.offset + entry.bytes);
+  }
+
+  /** Waits for the writes in hand and closes the files; the staging directory stays to resume from. Never rejects. */
+  async suspend(): Promise<void> {
+    await this.#tail;
+    await Promise.all([...this.#sinks.values()].map((s) => s.close().catch(() => {})));
+    this.#sinks.clear();
+    await this.#journal?.close().catch(() => {});
+    this.#journal = undefined;
+  }
+
+  /** Closes the files and removes the staging directory. Never rejects. */
+  async discard(): Promise<void> {
+    await this.suspend();
+    await rm(this.dir, { recursive: true, force: true }).catch(() => {});
+  }
+
+  /**
+   * Closes the files once every write is done, dropping the journal (the directory is
+   * about to become the cached shard); throws the first write's failure, if one failed.
+   */
+  async close(): Promise<void> {
+    await this.#tail;
+    if (this.#failure !== undefined) {
+      await this.suspend();
+      throw this.#failure;
+    }
+    // Files that got no chunks (empty, or never sent) still exist, so verification can judge them.
+    for (const name of this.#files.keys()) {
+      if (!this.#sinks.has(name)) this.#sinks.set(name, await this.openFile(join(this.dir, name)));
+    }
+    await this.suspend();
+    await rm(join(this.dir, JOURNAL_FILE), { force: true });
+  }
+}
+
+/**
+ * What an earlier transfer of `offer` left in `dir`, per file the bytes from the start
+ * that its journal vouches for and the disk still holds; undefined when there is nothing
+ * to resume (no directory, another offer, an unreadable one).
+ */
+async function readVerified(
+  offer: ShardOffer,
+  dir: string,
+  files: ReadonlyMap<string, ShardFileEntry>,
+): Promise<Map<string, number> | undefined> {
+  const recorded = await readFile(join(dir, OFFER_FILE), 'utf8').catch(() => undefined);
+  if (recorded !== JSON.stringify(offer)) return undefined;
+  const text = await readFile(join(dir, JOURNAL_FILE), 'utf8').catch(() => '');
+  const lastOf = new Map<string, JournalEntry>();
+  const verified = new Map<string, number>();
+  for (const entry of parseJournal(text, files)) {
+    // Chunks follow each other from byte 0; one that does not continue the run restarted it.
+    const held = verified.get(entry.file) ?? 0;
+    if (entry.offset > held) continue;
+    verified.set(entry.file, entry.offset + entry.bytes);
+    lastOf.set(entry.file, entry);
+  }
+  for (const [name, last] of lastOf) {
+    const path = join(dir, name);
+    const size = await stat(path).then(
+      (s) => s.size,
+      () => 0,
+    );
+    const end = last.offset + last.bytes;
+    // The last chunk is the one a crash may have cut short: trust it only if the disk agrees.
+    const intact =
+      size >= end && (await sha256OfRange(path, last.offset, last.bytes)) === last.sha256;
+    verified.set(name, intact ? end : Math.min(last.offset, size));
+  }
+  return verified;
+}
