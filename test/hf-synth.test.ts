@@ -15,6 +15,7 @@ import {
   HF_SYNTH_SHAPES,
   hfSynthTensors,
   importHf,
+  quantizeModel,
   SafetensorsFile,
   synthesizeHfCheckpoint,
 } from '@swarmbee/model';
@@ -117,7 +118,16 @@ t.test('llama3-tiny: imported, equals transformers in 1 and 2 stages', async (t)
     fileBytes: meta.fileBytes,
     out: ckpt,
   });
-  const dir = await importHf({ dir: ckpt, out: join(root, 'model'), tokenizer: false });
+  const events: { phase: string; done: number; total: number; unit: string }[] = [];
+  const dir = await importHf({
+    dir: ckpt,
+    out: join(root, 'model'),
+    tokenizer: false,
+    progress: (e) => events.push(e),
+  });
+  const writes = events.filter((e) => e.phase === 'write weights');
+  t.ok(writes.length > 1 && writes.every((e) => e.unit === 'bytes'), 'import progress in bytes');
+  t.equal(writes.at(-1)?.done, writes.at(-1)?.total, 'import progress ends at its total');
   t.equal(dir.manifest.tokenizer, undefined, 'no tokenizer: token ids in');
   t.equal(dir.manifest.config.ropeScaling?.type, 'llama3');
   t.equal(dir.manifest.config.sharedClassifier, true);
@@ -137,3 +147,34 @@ t.test('llama3-tiny: imported, equals transformers in 1 and 2 stages', async (t)
     }
   }
 });
+
+t.test(
+  'import --bits 4 writes the bytes of import then quantize, and records the fp32 model',
+  async (t) => {
+    const root = t.testdir();
+    const llama3Rope = join(import.meta.dirname, 'fixtures', 'hf-families', 'llama3-rope');
+    const tiny = join(root, 'llama3-tiny');
+    await synthesizeHfCheckpoint({ shape: 'llama3-tiny', seed: 3, fileBytes: 100_000, out: tiny });
+    for (const [label, ckpt, tokenizer] of [
+      ['synthetic, no tokenizer', tiny, false],
+      ['with a tokenizer', llama3Rope, true],
+    ] as const) {
+      const fp32 = await importHf({ dir: ckpt, out: join(root, `${label}-fp32`), tokenizer });
+      const twoSteps = await quantizeModel(fp32, { bits: 4, out: join(root, `${label}-q`) });
+      const direct = await importHf({
+        dir: ckpt,
+        out: join(root, `${label}-direct`),
+        tokenizer,
+        quantize: { bits: 4 },
+      });
+      t.equal(
+        direct.manifest.weights.sha256,
+        twoSteps.manifest.weights.sha256,
+        `${label}: weights`,
+      );
+      t.same(direct.manifest.derivedFrom, twoSteps.manifest.derivedFrom, `${label}: derivation`);
+      t.equal(direct.manifest.modelHash, twoSteps.manifest.modelHash, `${label}: model hash`);
+      t.equal(direct.manifest.name, twoSteps.manifest.name, `${label}: name`);
+    }
+  },
+);

@@ -99,7 +99,7 @@ export interface WriteModelDirOptions {
   /** A Hugging Face tokenizer instead of a llama2.c one. */
   hfTokenizer?: HfTokenizerFiles;
   /** Recorded in the manifest when the model was made from another by `swarmbee optimize`. */
-  derivedFrom?: ModelDerivation;
+  derivedFrom?: ModelDerivation | ((tokenizer: TokenizerRef | undefined) => ModelDerivation);
   progress?: ProgressFn;
 }
 
@@ -300,7 +300,11 @@ function buildManifest(
     createdBy: `swarmbee ${SWARMBEE_VERSION}`,
   };
   if (tokenizer) manifest.tokenizer = tokenizer;
-  if (options.derivedFrom) manifest.derivedFrom = options.derivedFrom;
+  // A callback once the weights and tokenizer are written: an import that quantizes on
+  // the way knows the fp32 model's hash only then.
+  const { derivedFrom } = options;
+  if (derivedFrom)
+    manifest.derivedFrom = typeof derivedFrom === 'function' ? derivedFrom(tokenizer) : derivedFrom;
   return manifest;
 }
 

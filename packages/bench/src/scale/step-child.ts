@@ -26,7 +26,12 @@ async function run(step: ScaleStep): Promise<{ inBytes: number; outBytes: number
       return { inBytes: 0, outBytes: made.bytes };
     }
     case 'import': {
-      const dir = await importHf({ dir: step.checkpoint, out: step.out, tokenizer: false });
+      const dir = await importHf({
+        dir: step.checkpoint,
+        out: step.out,
+        tokenizer: false,
+        ...(step.bits ? { quantize: { bits: step.bits } } : {}),
+      });
       return { inBytes: step.inBytes, outBytes: dir.manifest.weights.bytes };
     }
     case 'quantize': {

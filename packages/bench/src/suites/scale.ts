@@ -8,12 +8,13 @@
  */
 import { access, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { InvalidArgumentError } from '@swarmbee/core';
 import { cacheRoot, freeDiskBytes, type HfSynthShapeName, hfSynthTensors } from '@swarmbee/model';
 import { summarize } from '@swarmbee/optimize';
 import { machineInfo } from '../machine.js';
 import { type BenchResult, check } from '../report/report.js';
 import { barChart } from '../report/svg.js';
-import { importPart } from '../scale/import-part.js';
+import { importInt4Part, importPart } from '../scale/import-part.js';
 import type { ScalePart, ScaleRow, ScaleShapeRun } from '../scale/part.js';
 import { stepMbPerSecond } from '../scale/part.js';
 import { quantizePart } from '../scale/quantize-part.js';
@@ -25,12 +26,18 @@ import type { Suite, SuiteContext } from '../suite.js';
 export const SCALE_RSS_TARGET_BYTES = 1.5e9;
 /** The parts, in the order they run on each shape. */
 export const SCALE_PARTS: ScalePart[] = [importPart, quantizePart, shardPart];
+/** Where the disk cannot hold the fp32 model dir: import straight to int4, then its shards. */
+export const SCALE_INT4_PARTS: ScalePart[] = [importInt4Part, shardPart];
 const SEED = 0;
 /**
  * Disk a shape's run needs, in checkpoint sizes: the fp32 model dir (2), int8 and int4
- * copies (about 1 together), the largest shard (1).
+ * copies (about 1 together), the largest shard (1); straight to int4, the int4 dir (0.55
+ * for the 8B, whose head stays fp32) and its largest shard.
  */
 const RUN_DISK_CHECKPOINTS = 4;
+const INT4_RUN_DISK_CHECKPOINTS = 1;
+/** `$SWARMBEE_SCALE_SHAPES`: the shapes to run, comma-separated (default: all three). */
+const ALL_SHAPES: HfSynthShapeName[] = ['llama3.2-1b', 'llama3.2-3b', 'llama3.1-8b'];
 
 const MB = 1e6;
 
@@ -46,9 +53,9 @@ export const scaleSuite: Suite = {
       'Synthetic checkpoints (`swarmbee model synth-hf`, seed 0): the real config.json, tensor shapes and bf16 dtype of each model, random weights. Checkpoints are kept in the cache for the next run (the 8B one is deleted after measuring); every model dir and shard is deleted when its shape is done.',
       'Each step runs in a fresh Node process; peak RSS is that process\'s getrusage maxrss (Node and the modules included: "baseline" is the peak before the step began). MB/s: the larger of bytes read and written, decimal MB, per wall-clock second.',
     ];
-    const shapes: HfSynthShapeName[] = context.quick
-      ? ['llama3.2-1b']
-      : ['llama3.2-1b', 'llama3.2-3b', 'llama3.1-8b'];
+    const shapes = context.quick
+      ? (['llama3.2-1b'] as HfSynthShapeName[])
+      : (process.env.SWARMBEE_SCALE_SHAPES?.split(',') ?? ALL_SHAPES).map(shapeName);
     const rows: ScaleRow[] = [];
     for (const shape of shapes) {
       const checkpointBytes = hfSynthTensors(shape).reduce(
@@ -60,14 +67,22 @@ export const scaleSuite: Suite = {
         () => true,
         () => false,
       );
-      const need = (cached ? 0 : checkpointBytes) + RUN_DISK_CHECKPOINTS * checkpointBytes;
+      const synth = cached ? 0 : checkpointBytes;
+      const need = synth + RUN_DISK_CHECKPOINTS * checkpointBytes;
+      const needInt4 = synth + INT4_RUN_DISK_CHECKPOINTS * checkpointBytes;
       const free = await freeDiskBytes(cache);
-      if (need > free) {
+      const gb = (bytes: number) => `${(bytes / 1e9).toFixed(1)} GB`;
+      if (needInt4 > free) {
         notes.push(
-          `${shape} skipped: its run needs about ${(need / 1e9).toFixed(1)} GB of disk (checkpoint, fp32 model dir, int8 and int4 copies, a shard) and ${(free / 1e9).toFixed(1)} GB are free.`,
+          `${shape} skipped: even straight to int4 its run needs about ${gb(needInt4)} of disk and ${gb(free)} are free.`,
         );
         continue;
       }
+      const parts = need > free ? SCALE_INT4_PARTS : SCALE_PARTS;
+      if (need > free)
+        notes.push(
+          `${shape}: imported straight to int4 (\`model import hf --bits 4\`), no fp32 model dir or int8: its full run needs about ${gb(need)} of disk (checkpoint, fp32 dir, int8 and int4, a shard) and ${gb(free)} were free.`,
+        );
       if (!cached) {
         context.progress(
           `scale: writing the ${shape} checkpoint (${(checkpointBytes / 1e9).toFixed(1)} GB)`,
@@ -83,7 +98,7 @@ export const scaleSuite: Suite = {
         quantized: {},
       };
       try {
-        for (const part of SCALE_PARTS) rows.push(...(await part.run(run, context)));
+        for (const part of parts) rows.push(...(await part.run(run, context)));
       } finally {
         await rm(run.root, { recursive: true, force: true });
         if (shape === 'llama3.1-8b') await rm(checkpoint, { recursive: true, force: true });
@@ -92,6 +107,14 @@ export const scaleSuite: Suite = {
     return scaleResult(context, started, rows, notes);
   },
 };
+
+function shapeName(name: string): HfSynthShapeName {
+  if (!(ALL_SHAPES as string[]).includes(name))
+    throw new InvalidArgumentError(
+      `$SWARMBEE_SCALE_SHAPES names ${JSON.stringify(name)}; the scale suite runs ${ALL_SHAPES.join(', ')}`,
+    );
+  return name as HfSynthShapeName;
+}
 
 function scaleResult(
   context: SuiteContext,

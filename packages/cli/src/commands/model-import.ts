@@ -33,6 +33,7 @@ export function modelImportCommands(yargs: Argv): Argv {
           importLlama2c({
             checkpoint: args.checkpoint,
             tokenizer: args.tokenizer,
+            ...(args.bits === undefined ? {} : { quantize: { bits: args.bits as 4 | 8 } }),
             out: args.out,
             name: args.name,
             progress,
@@ -73,6 +74,12 @@ export function modelImportCommands(yargs: Argv): Argv {
             default: true,
             describe:
               'Import tokenizer.json (and chat template); --no-tokenizer imports a checkpoint without one (e.g. from `model synth-hf`) to run from token ids',
+          })
+          .option('bits', {
+            type: 'number',
+            choices: [8, 4],
+            describe:
+              "Quantize every layer's linear weights to this many bits on the way (as `optimize quantize --bits` after an fp32 import, the same bytes), never writing the fp32 model dir (default: fp32)",
           }),
       async (args) => {
         const dir = await withProgress((progress) =>
@@ -82,6 +89,7 @@ export function modelImportCommands(yargs: Argv): Argv {
             name: args.name,
             progress,
             tokenizer: args.tokenizer,
+            ...(args.bits === undefined ? {} : { quantize: { bits: args.bits as 4 | 8 } }),
             ...(args.context === undefined ? {} : { contextLength: args.context }),
           }),
         );

@@ -11,11 +11,12 @@ import { basename, join, resolve } from 'node:path';
 import { HfCheckpointInvalidError, type LlamaConfig, WEIGHT_ALIGNMENT_BYTES } from '@swarmbee/core';
 import { ensureDiskSpace } from '../disk-space.js';
 import { sha256, sha256File } from '../hash.js';
-import { llamaTensorSpecs } from '../llama-tensors.js';
-import { type LlamaModelDir, type TensorValues, writeModelDir } from '../model-dir.js';
+import { llamaTensorSpecs, type TensorSpec } from '../llama-tensors.js';
+import { type LlamaModelDir, writeModelDir } from '../model-dir.js';
 import { noProgress, type ProgressFn } from '../progress.js';
 import { HF_CONFIG_FILE, HfWeights } from './checkpoint.js';
 import { type HfConfigOptions, parseHfConfig } from './config.js';
+import { type ImportQuantization, quantizingImport } from './import-quantized.js';
 import { hfTensorSources, unreadTensors } from './tensor-map.js';
 import { readHfTokenizerFiles } from './tokenizer-files.js';
 
@@ -32,6 +33,11 @@ export interface ImportHfOptions extends HfConfigOptions {
    * without one (a synthetic checkpoint), to run from token ids.
    */
   tokenizer?: boolean;
+  /**
+   * Quantize every layer's linear weights on the way (as `optimize quantize` with its
+   * defaults would after an fp32 import), never writing the fp32 model dir. Default: none.
+   */
+  quantize?: ImportQuantization;
   progress?: ProgressFn;
 }
 
@@ -73,14 +79,23 @@ export async function importHf(options: ImportHfOptions): Promise<LlamaModelDir>
         `${weights.fileOf(unread[0]!)}: the checkpoint has tensors its config.json does not account for: ${unread.slice(0, 5).join(', ')}` +
           (unread.length > 5 ? ` and ${unread.length - 5} more` : ''),
       );
+    const name = basename(resolve(dir));
+    const values = (spec: TensorSpec): AsyncIterable<Float32Array> => {
+      const source = sources.get(spec.name)!;
+      const stream = weights.concat(source.names);
+      return source.plusOne ? plusOne(stream) : stream;
+    };
+    const quantizing = options.quantize
+      ? quantizingImport(config, name, options.quantize, values)
+      : undefined;
     await ensureDiskSpace(
       options.out,
-      fp32DirBytes(config),
-      `the imported ${basename(resolve(dir))}`,
+      quantizing?.weightsBytes ?? fp32DirBytes(config),
+      `the imported ${name}`,
     );
     const hashes = await hashFiles(weights, progress);
     return await writeModelDir(options.out, {
-      name: options.name ?? basename(resolve(dir)),
+      name: options.name ?? (options.quantize ? `${name}-int${options.quantize.bits}` : name),
       config,
       source: {
         kind: 'hf',
@@ -91,11 +106,9 @@ export async function importHf(options: ImportHfOptions): Promise<LlamaModelDir>
       },
       ...(tokenizerFiles ? { hfTokenizer: tokenizerFiles } : {}),
       progress,
-      tensors: (spec): TensorValues => {
-        const source = sources.get(spec.name)!;
-        const values = weights.concat(source.names);
-        return source.plusOne ? plusOne(values) : values;
-      },
+      ...(quantizing
+        ? { tensors: quantizing.tensors, derivedFrom: quantizing.derivedFrom }
+        : { tensors: values }),
     });
   } finally {
     await weights.close();

@@ -4,8 +4,12 @@
  * points (so a derived model carries them over bit for bit, never requantized).
  */
 import { open } from 'node:fs/promises';
-import { ModelDirInvalidError, type WeightTensor } from '@swarmbee/core';
-import { findTensor, type LlamaModelDir, readTensor, type TensorValues } from '../model-dir.js';
+import {
+  ModelDirInvalidError,
+  QuantizationUnsupportedError,
+  type WeightTensor,
+} from '@swarmbee/core';
+import { findTensor, type LlamaModelDir, type TensorValues } from '../model-dir.js';
 import type { QuantizedMatrix } from './block-quant.js';
 import type { QuantizedTensorValues } from './stored-tensors.js';
 
@@ -57,7 +61,10 @@ export async function* streamTensor(
   chunkBytes: number = TENSOR_CHUNK_BYTES,
 ): AsyncGenerator<Float32Array> {
   const tensor = findTensor(dir, name);
-  if (tensor.dtype !== 'float32') await readTensor(dir, name); // throws the coded refusal
+  if (tensor.dtype !== 'float32')
+    throw new QuantizationUnsupportedError(
+      `${dir.path}: tensor ${name} is ${tensor.dtype}; streaming it needs fp32 weights`,
+    );
   const handle = await open(dir.weightsPath, 'r');
   try {
     for (let at = 0; at < tensor.bytes; at += chunkBytes) {
