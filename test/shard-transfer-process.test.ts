@@ -7,7 +7,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sendShard } from '@swarmbee/coordinator';
+import { sendShard } from '@swarmbee/coordinator/transfer';
 import { ShapingProxy } from '@swarmbee/protocol';
 import type { ShardResumedEvent } from '@swarmbee/worker';
 import t from 'tap';

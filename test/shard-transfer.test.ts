@@ -9,7 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { sendShard } from '@swarmbee/coordinator';
+import { sendShard } from '@swarmbee/coordinator/transfer';
 import { ShapingProxy } from '@swarmbee/protocol';
 import {
   type OpenShardFile,

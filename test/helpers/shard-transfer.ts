@@ -8,7 +8,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Socket, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type TransferableShard, type WorkerLink, WorkerRegistry } from '@swarmbee/coordinator';
+import {
+  type TransferableShard,
+  type WorkerLink,
+  WorkerRegistry,
+} from '@swarmbee/coordinator/transfer';
 import { sha256 } from '@swarmbee/model';
 import { listen } from '@swarmbee/protocol';
 import type { Test } from 'tap';

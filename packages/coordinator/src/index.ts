@@ -23,18 +23,12 @@ export {
 export type { DeployedStage } from './cluster/deployer.js';
 export type { PlanningOptions } from './cluster/planning.js';
 export { DEFAULT_REPLAN_GAIN } from './cluster/replan-policy.js';
+// The shard transfer on its own (sendShard, WorkerLink, WorkerRegistry): `@swarmbee/coordinator/transfer`.
 export {
   DEFAULT_CHUNK_BYTES,
-  DEFAULT_MAX_CORRUPT_RESENDS,
   DEFAULT_TRANSFER_STALL_TIMEOUT_MS,
-  DEFAULT_VERIFY_BYTES_PER_SECOND,
-  sendShard,
-  type TransferableShard,
   type TransferOptions,
 } from './cluster/shard-transfer.js';
-// A shard transfer without a model: how the scale benchmark moves gigabytes to a worker.
-export { WorkerLink } from './cluster/worker-link.js';
-export { WorkerRegistry, type WorkerRegistryEvents } from './cluster/worker-registry.js';
 export type { ChatPrompt, CompletionLimits, CompletionRequest } from './completion-request.js';
 export {
   type ClusterEvent,

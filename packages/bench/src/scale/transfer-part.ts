@@ -10,7 +10,7 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sendShard, type TransferableShard, type WorkerLink } from '@swarmbee/coordinator';
+import { sendShard, type TransferableShard, type WorkerLink } from '@swarmbee/coordinator/transfer';
 import { type LinkShape, ShapingProxy } from '@swarmbee/protocol';
 import {
   type ControlServer,

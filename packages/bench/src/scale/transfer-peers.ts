@@ -10,7 +10,11 @@ import { createHash, randomFillSync } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
-import { type TransferableShard, type WorkerLink, WorkerRegistry } from '@swarmbee/coordinator';
+import {
+  type TransferableShard,
+  type WorkerLink,
+  WorkerRegistry,
+} from '@swarmbee/coordinator/transfer';
 import { type ChannelServer, type LinkShape, listen, ShapingProxy } from '@swarmbee/protocol';
 
 export const BENCH_TOKEN = `bench-transfer-${process.pid}`;
