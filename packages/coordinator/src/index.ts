@@ -31,15 +31,17 @@ export {
 } from './cluster/shard-transfer.js';
 export type { ChatPrompt, CompletionLimits, CompletionRequest } from './completion-request.js';
 export {
-  type ClusterEvent,
   ClusterWatch,
   type ClusterWatchSources,
   DEFAULT_EVENT_INTERVAL_MS,
-  type FailoverKind,
-  type MetricsEvent,
-  type StageRates,
 } from './console/cluster-events.js';
 export { DEFAULT_MAX_EVENT_STREAMS } from './console/event-routes.js';
+export type {
+  ClusterEvent,
+  FailoverKind,
+  MetricsEvent,
+  StageRates,
+} from './console/feed-types.js';
 export {
   type AnnounceOptions,
   announceCoordinator,
