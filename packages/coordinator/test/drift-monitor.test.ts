@@ -12,6 +12,7 @@ import {
   type DriftOptions,
   type StageMetrics,
 } from '@swarmbee/coordinator';
+import type { ClusterProfile } from '@swarmbee/core';
 import type { MicroBatch } from '@swarmbee/engine';
 import { CostModel, type PlanResult, plan as planFor } from '@swarmbee/planner';
 import t from 'tap';
@@ -336,24 +337,35 @@ t.test('the loop is turned on and off while serving; bad settings are refused', 
     t.throws(() => monitor.configure(bad), { code: 'SWARMBEE_ERR_INVALID_ARGUMENT' });
 });
 
+/**
+ * b runs ten times slow until the loop plans around it; the new plan is served. Measured again,
+ * b shows `remeasuredAs`.
+ */
+async function plannedAroundB(remeasuredAs: ClusterProfile) {
+  const remeasured: string[][] = [];
+  const h = harness(
+    { threshold: 0.15, windows: 2, minIntervalMs: 0 },
+    1,
+    POLICY,
+    async (devices) => {
+      remeasured.push([...devices]);
+      return remeasuredAs;
+    },
+  );
+  await h.poll(1);
+  await h.poll(10);
+  await h.poll(10);
+  const plannedAround = h.applied[0]?.replan === true;
+  h.adopt(planFor({ cluster: h.state.served, workload: WORKLOAD }, { objective: 'throughput' }));
+  return { ...h, remeasured, plannedAround };
+}
+
 t.test(
   'a device planned around is measured again while idle, and taken back once recovered',
   async (t) => {
-    const remeasured: string[][] = [];
-    const { state, applied, poll, adopt } = harness(
-      { threshold: 0.15, windows: 2, minIntervalMs: 0 },
-      1,
-      POLICY,
-      async (devices) => {
-        remeasured.push([...devices]);
-        return profile(); // b cooled down: back at its first speed
-      },
-    );
-    await poll(1);
-    await poll(10);
-    await poll(10);
-    t.equal(applied[0]?.replan, true, 'b ten times slow: planned around');
-    adopt(planFor({ cluster: state.served, workload: WORKLOAD }, { objective: 'throughput' }));
+    // b cooled down: back at its first speed.
+    const { state, applied, poll, remeasured, plannedAround } = await plannedAroundB(profile());
+    t.ok(plannedAround, 'b ten times slow: planned around');
     t.notOk(
       state.current.stages.some((s) => s.device === 'b'),
       'b serves no stage, so no live metrics show it',
@@ -371,21 +383,9 @@ t.test(
 );
 
 t.test('a device still slow when measured again stays planned around, and watched', async (t) => {
-  const slowB = syntheticProfile({ devices: { a: 1, b: 10 } });
-  const remeasured: string[][] = [];
-  const { state, applied, poll, adopt } = harness(
-    { threshold: 0.15, windows: 2, minIntervalMs: 0 },
-    1,
-    POLICY,
-    async (devices) => {
-      remeasured.push([...devices]);
-      return slowB;
-    },
+  const { applied, poll, remeasured } = await plannedAroundB(
+    syntheticProfile({ devices: { a: 1, b: 10 } }),
   );
-  await poll(1);
-  await poll(10);
-  await poll(10);
-  adopt(planFor({ cluster: state.served, workload: WORKLOAD }, { objective: 'throughput' }));
   await poll(1);
   await poll(1);
   t.same(remeasured, [['b']], 'b measured again');
