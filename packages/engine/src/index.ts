@@ -62,6 +62,7 @@ export type {
 } from './stage-engine.js';
 export { DEFAULT_KV_BUDGET_BYTES } from './stage-engine.js';
 export { createStageEngine } from './stage-factory.js';
+export { stageSessionOptions } from './stage-session.js';
 export { ThreadedStage } from './threaded-stage.js';
 export {
   type AdamWMoments,
