@@ -98,7 +98,7 @@ export interface StageOptions {
   /**
    * Let onnxruntime's worker threads spin while waiting for work, for at most
    * {@link spinDurationUs}. Default true: a decode step runs hundreds of kernels microseconds
-   * apart, and waking a sleeping thread for each cost 2-thread decode a third of its speed
+   * apart, and waking a sleeping thread for each cost 2-thread decode up to a third of its speed
    * (docs/BENCHMARKS.md). False: threads sleep as soon as they run out of work.
    */
   allowSpinning?: boolean;
