@@ -107,3 +107,28 @@ t.test('BAD SHARD - the engine refuses a fused-attention shard with SHARD_INVALI
   const shard = buildShard(dir, { start: 0, end: 2 }, { attention: 'fused' });
   await t.rejects(createStageEngine(shard), { code: 'SWARMBEE_ERR_SHARD_INVALID' });
 });
+
+t.test(
+  'BAD OPTION - fused attention over an fp16 cache or a sliding window is refused',
+  async (t) => {
+    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
+    const dir = await importLlama2c({
+      checkpoint: STORIES260K.checkpoint,
+      tokenizer: STORIES260K.tokenizer,
+      out: join(t.testdir(), 'm'),
+    });
+    const range = { start: 0, end: 2 };
+    t.throws(() => buildShard(dir, range, { attention: 'fused', kvDtype: 'float16' }), {
+      code: 'SWARMBEE_ERR_INVALID_ARGUMENT',
+    });
+    const { config } = dir.manifest;
+    const windowed = {
+      ...dir,
+      manifest: { ...dir.manifest, config: { ...config, slidingWindow: 8 } },
+    };
+    t.throws(() => buildShard(windowed, range, { attention: 'fused' }), {
+      code: 'SWARMBEE_ERR_INVALID_ARGUMENT',
+      message: /sliding window/,
+    });
+  },
+);

@@ -14,7 +14,14 @@
  * precision mix in one graph. Grouped-query attention folds the query
  * heads of a KV group into one matmul instead of repeating keys and values.
  */
-import { headDim, type KvDtype, type LlamaConfig, layerRope, layerWindow } from '@swarmbee/core';
+import {
+  headDim,
+  InvalidArgumentError,
+  type KvDtype,
+  type LlamaConfig,
+  layerRope,
+  layerWindow,
+} from '@swarmbee/core';
 import { CLASSIFIER, FINAL_NORM, layerTensor, TOKEN_EMBEDDING } from '../llama-tensors.js';
 import { DecoderBlocks, type LocatedWeight, type RopeCaches } from './decoder-blocks.js';
 import { fusedAttention, fusedAttentionInputs } from './fused-attention.js';
@@ -92,6 +99,7 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
   const flatPositions = g.op('Reshape', [positions, g.ints('flat', [-1])], {}, 'flat_positions');
   const blocks = new DecoderBlocks(g, config, spec.locate, flatPositions);
   const fused = spec.attention === 'fused';
+  if (fused) refuseFused(config, layerStart, layerEnd, kvDtype);
   const biasInputs = fused
     ? { full: false, window: false }
     : shardBiasInputs(config, layerStart, layerEnd);
@@ -287,4 +295,16 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
     producer: spec.producer,
     docString: `layers [${layerStart}, ${layerEnd}) of a ${config.nLayers}-layer decoder`,
   });
+}
+
+/** Fused attention reads an fp32 cache that keeps every position; anything else is refused. */
+function refuseFused(config: LlamaConfig, layerStart: number, layerEnd: number, kvDtype: KvDtype) {
+  if (kvDtype !== 'float32')
+    throw new InvalidArgumentError(`fused attention takes a float32 KV cache, not ${kvDtype}`);
+  for (let layer = layerStart; layer < layerEnd; layer++) {
+    if (layerWindow(config, layer) !== undefined)
+      throw new InvalidArgumentError(
+        `fused attention keeps every position; layer ${layer} attends over a sliding window`,
+      );
+  }
 }
