@@ -53,6 +53,7 @@ export {
   DEFAULT_DRIFT_WINDOWS,
   DRIFT_DIAGNOSTIC,
   type DriftEvent,
+  type DriftHooks,
   DriftMonitor,
   type DriftOptions,
 } from './drift/drift-monitor.js';

@@ -7,10 +7,12 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import {
   DRIFT_DIAGNOSTIC,
   type DriftEvent,
+  type DriftHooks,
   DriftMonitor,
   type DriftOptions,
   type StageMetrics,
 } from '@swarmbee/coordinator';
+import type { ClusterProfile } from '@swarmbee/core';
 import type { MicroBatch } from '@swarmbee/engine';
 import { CostModel, type PlanResult, plan as planFor } from '@swarmbee/planner';
 import t from 'tap';
@@ -115,7 +117,12 @@ t.test('prefill chunks are predicted at the width and context they were sent wit
 const POLICY = { gain: DEFAULT_REPLAN_GAIN, paybackMs: DEFAULT_REPLAN_PAYBACK_MS };
 
 /** A monitor over a 2-device even split (a, b), fed windows in which b runs `slowB` times its profile. */
-function harness(options: DriftOptions, layerMs = 1, policy = POLICY) {
+function harness(
+  options: DriftOptions,
+  layerMs = 1,
+  policy = POLICY,
+  remeasure?: DriftHooks['remeasure'],
+) {
   const state = {
     current: planFor(
       { cluster: profile(layerMs), workload: WORKLOAD },
@@ -139,6 +146,7 @@ function harness(options: DriftOptions, layerMs = 1, policy = POLICY) {
       applied.push({ replan, reason });
     },
     policy,
+    ...(remeasure ? { remeasure } : {}),
     log: () => {},
   });
   const cost = new CostModel(state.served, state.current.workload);
@@ -327,4 +335,62 @@ t.test('the loop is turned on and off while serving; bad settings are refused', 
   t.match(monitor.status(), { minIntervalMs: 5000 }, 'settings left out are kept');
   for (const bad of [{ threshold: -1 }, { windows: 0 }, { minIntervalMs: Number.NaN }])
     t.throws(() => monitor.configure(bad), { code: 'SWARMBEE_ERR_INVALID_ARGUMENT' });
+});
+
+/**
+ * b runs ten times slow until the loop plans around it; the new plan is served. Measured again,
+ * b shows `remeasuredAs`.
+ */
+async function plannedAroundB(remeasuredAs: ClusterProfile) {
+  const remeasured: string[][] = [];
+  const h = harness(
+    { threshold: 0.15, windows: 2, minIntervalMs: 0 },
+    1,
+    POLICY,
+    async (devices) => {
+      remeasured.push([...devices]);
+      return remeasuredAs;
+    },
+  );
+  await h.poll(1);
+  await h.poll(10);
+  await h.poll(10);
+  const plannedAround = h.applied[0]?.replan === true;
+  h.adopt(planFor({ cluster: h.state.served, workload: WORKLOAD }, { objective: 'throughput' }));
+  return { ...h, remeasured, plannedAround };
+}
+
+t.test(
+  'a device planned around is measured again while idle, and taken back once recovered',
+  async (t) => {
+    // b cooled down: back at its first speed.
+    const { state, applied, poll, remeasured, plannedAround } = await plannedAroundB(profile());
+    t.ok(plannedAround, 'b ten times slow: planned around');
+    t.notOk(
+      state.current.stages.some((s) => s.device === 'b'),
+      'b serves no stage, so no live metrics show it',
+    );
+    await poll(1); // the new plan's first poll
+    t.same(remeasured, [], 'not before the new plan has been judged');
+    await poll(1);
+    t.same(remeasured, [['b']], 'b measured again');
+    t.equal(applied.length, 2);
+    t.equal(applied[1]!.replan, true, 'a plan with b again is predicted better, and pays');
+    t.match(applied[1]!.reason, /b ×1\.00 of its first profile, measured again while idle/);
+    await poll(1);
+    t.equal(remeasured.length, 1, 'recovered: no longer watched');
+  },
+);
+
+t.test('a device still slow when measured again stays planned around, and watched', async (t) => {
+  const { applied, poll, remeasured } = await plannedAroundB(
+    syntheticProfile({ devices: { a: 1, b: 10 } }),
+  );
+  await poll(1);
+  await poll(1);
+  t.same(remeasured, [['b']], 'b measured again');
+  t.equal(applied[1]!.replan, false, 'still slow: the plan is kept');
+  t.match(applied[1]!.reason, /b ×10\.00 of its first profile/);
+  await poll(1);
+  t.same(remeasured, [['b'], ['b']], 'and measured again at the next chance');
 });

@@ -49,7 +49,7 @@ import { PlanChoice } from './plan-choice.js';
 import { PlanMemory } from './plan-memory.js';
 import type { PlanningOptions } from './planning.js';
 import { profileSummary } from './profile-summary.js';
-import { profileCluster } from './profiler.js';
+import { profileCluster, withRemeasured } from './profiler.js';
 import { pollStages, stageTimelines, statsOf } from './queries.js';
 import {
   DEFAULT_REPLAN_GAIN,
@@ -155,6 +155,7 @@ export class Coordinator {
         this.#profile = this.#withCoordinatorTiming(profile);
         if (replan) await this.#deployments.request('replan', reason);
       },
+      remeasure: (names) => this.#remeasure(names),
       policy,
       log: this.#log,
     });
@@ -401,6 +402,28 @@ export class Coordinator {
     });
     this.#profile = this.#withCoordinatorTiming(this.#profile);
     return this.#profile;
+  }
+
+  /**
+   * These workers' compute (and their links to the coordinator) measured afresh, merged into
+   * the profile the coordinator plans from, which is returned, not adopted.
+   */
+  async #remeasure(names: readonly string[]): Promise<ClusterProfile> {
+    const workers = this.#openWorkers().filter((w) => names.includes(w.name));
+    if (workers.length === 0) throw new ClusterUnavailableError(`${names.join(', ')} left`);
+    const fresh = await profileCluster({
+      model: this.#options.model,
+      workers,
+      store: this.#store,
+      coordinatorUrl: this.workersUrl,
+      token: this.#options.token,
+      reprofile: true,
+      linkShape: this.#options.linkShape,
+      clientTls: this.#options.clientTls,
+      deploy: this.#options.deploy,
+      log: this.#log,
+    });
+    return this.#withCoordinatorTiming(withRemeasured(this.#profile ?? fresh, fresh));
   }
 
   /** The profile with this coordinator's own step times, once it has served enough to know them. */

@@ -153,3 +153,13 @@ export async function profileCluster(options: ProfileClusterOptions): Promise<Cl
     },
   };
 }
+
+/** `base` with the devices and links `fresh` measured again replaced by their new figures. */
+export function withRemeasured(base: ClusterProfile, fresh: ClusterProfile): ClusterProfile {
+  const measured = (l: LinkProfile) => fresh.links.some((f) => f.from === l.from && f.to === l.to);
+  return {
+    ...base,
+    devices: base.devices.map((d) => fresh.devices.find((f) => f.name === d.name) ?? d),
+    links: [...base.links.filter((l) => !measured(l)), ...fresh.links],
+  };
+}

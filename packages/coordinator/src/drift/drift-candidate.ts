@@ -40,6 +40,8 @@ export interface CoordinatorView {
   /** Plans from this profile from now on; with `replan`, re-plans and redeploys (replaying live sequences). */
   adopt: (profile: ClusterProfile, replan: boolean, reason: string) => Promise<void>;
   policy: ReplanPolicy;
+  /** Measures these workers' compute again; the profile with their fresh timings. */
+  remeasure?: (workers: readonly string[]) => Promise<ClusterProfile>;
   log: (line: string) => void;
 }
 
@@ -54,6 +56,7 @@ export function coordinatorDrift(options: DriftOptions, view: CoordinatorView): 
       driftCandidate(view.model, view.workers(), view.planning(), profile, view.plan(), held),
     apply: view.adopt,
     policy: view.policy,
+    ...(view.remeasure ? { remeasure: view.remeasure } : {}),
     log: view.log,
   });
 }

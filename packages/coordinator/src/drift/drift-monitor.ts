@@ -94,6 +94,12 @@ export interface DriftHooks {
   apply(profile: ClusterProfile, replan: boolean, reason: string): Promise<void>;
   /** The coordinator's rule for re-plans (gain and payback), the same as for a worker joining. */
   policy: ReplanPolicy;
+  /**
+   * Measures these devices' compute again (they serve no stage) and returns the serving profile
+   * with their fresh timings. Without it, a device the loop planned around stays as slow as
+   * it was last seen.
+   */
+  remeasure?: (devices: readonly string[]) => Promise<ClusterProfile>;
   log: (line: string) => void;
 }
 
@@ -110,6 +116,12 @@ export class DriftMonitor {
   /** Ratios of the drifted stages in the consecutive windows so far, by device. */
   #streak: Map<string, number[]> = new Map();
   #lastReplanAt = Number.NEGATIVE_INFINITY;
+  /**
+   * Devices the loop found slower than their profile: their layer time as first profiled, ms,
+   * and when they were last judged. One that then serves no stage has no live metrics to show
+   * it recovered, so it is measured again (see #recheck).
+   */
+  readonly #slowed = new Map<string, { layerMs: number; at: number }>();
   #busy = false;
   readonly events: DriftEvent[] = [];
   /** The last judged window, stage by stage. */
@@ -195,8 +207,11 @@ export class DriftMonitor {
     }
     this.#streak = streak;
     const confirmed = [...streak].filter(([, ratios]) => ratios.length >= this.#windows);
-    if (confirmed.length === 0 || this.#busy) return;
-    if (performance.now() - this.#lastReplanAt < this.#minIntervalMs) return;
+    if (this.#busy || performance.now() - this.#lastReplanAt < this.#minIntervalMs) return;
+    if (confirmed.length === 0) {
+      this.#recheckIdle(serving.plan);
+      return;
+    }
     const factors = new Map(confirmed.map(([device, ratios]) => [device, median(ratios)]));
     this.#streak.clear();
     this.#busy = true;
@@ -210,22 +225,80 @@ export class DriftMonitor {
     factors: Map<string, number>,
     stages: StageDrift[],
   ): Promise<void> {
+    const now = performance.now();
+    for (const [device, factor] of factors) {
+      if (factor <= 1) this.#slowed.delete(device);
+      else
+        this.#slowed.set(device, {
+          layerMs: this.#slowed.get(device)?.layerMs ?? layerMsOf(profile, device),
+          at: now,
+        });
+    }
     const corrected = correctedProfile(profile, factors);
     const described = [...factors].map(([device, f]) => `${device} ×${f.toFixed(2)}`).join(', ');
+    await this.#decide(corrected, `${described} against the profile`, stages);
+  }
+
+  /**
+   * Slowed devices that serve no stage, judged no sooner than `minIntervalMs` ago, are
+   * measured again: a board that cooled down is taken back when a plan with it pays.
+   */
+  #recheckIdle(plan: Plan | PlanResult): void {
+    const remeasure = this.#hooks.remeasure;
+    if (!remeasure) return;
+    const now = performance.now();
+    const serves = new Set(plan.stages.map((s) => s.device));
+    const due = [...this.#slowed]
+      .filter(([device, seen]) => !serves.has(device) && now - seen.at >= this.#minIntervalMs)
+      .map(([device]) => device);
+    if (due.length === 0) return;
+    for (const device of due) this.#slowed.get(device)!.at = now;
+    this.#busy = true;
+    void this.#recheck(remeasure, due).finally(() => {
+      this.#busy = false;
+    });
+  }
+
+  async #recheck(
+    remeasure: (devices: readonly string[]) => Promise<ClusterProfile>,
+    devices: readonly string[],
+  ): Promise<void> {
+    let fresh: ClusterProfile;
+    try {
+      fresh = await remeasure(devices);
+    } catch (error) {
+      this.#hooks.log(
+        `drift: measuring ${devices.join(', ')} again failed: ${(error as Error).message}`,
+      );
+      return;
+    }
+    const described = devices
+      .map((device) => {
+        const first = this.#slowed.get(device)!.layerMs;
+        const ratio = layerMsOf(fresh, device) / first;
+        // Back within the threshold of its first profile: no longer watched.
+        if (ratio <= 1 + this.#threshold) this.#slowed.delete(device);
+        return `${device} ×${ratio.toFixed(2)}`;
+      })
+      .join(', ');
+    await this.#decide(fresh, `${described} of its first profile, measured again while idle`, []);
+  }
+
+  /** Plans on `profile`, re-plans when that pays (ReplanPolicy), and adopts the profile. */
+  async #decide(profile: ClusterProfile, described: string, stages: StageDrift[]): Promise<void> {
+    const corrected = profile;
     let candidate: { plan: Plan | PlanResult; gain: number; redeployMs: number } | undefined;
     try {
       candidate = this.#hooks.candidate(corrected, this.#held);
     } catch (error) {
-      this.#hooks.log(
-        `drift (${described}): no plan on the corrected profile: ${(error as Error).message}`,
-      );
+      this.#hooks.log(`drift (${described}): no plan on the profile: ${(error as Error).message}`);
     }
     const gain = candidate?.gain ?? 0;
     const verdict = candidate
       ? judgeReplan(candidate, this.#hooks.policy)
       : judgeReplan({ plan: { stages: [] }, gain: 0, redeployMs: 0 }, this.#hooks.policy);
     const replan = verdict.replan;
-    const reason = `drift: ${described} against the profile; ${verdict.why}`;
+    const reason = `drift: ${described}; ${verdict.why}`;
     const event: DriftEvent = {
       at: Date.now(),
       action: replan ? 'replanned' : 'corrected',
@@ -256,6 +329,12 @@ export class DriftMonitor {
       events: this.events,
     };
   }
+}
+
+/** A device's decode time of one layer at one row, ms (the first grid point). */
+function layerMsOf(profile: ClusterProfile, device: string): number {
+  const timing = profile.devices.find((d) => d.name === device)?.timing;
+  return timing?.layers[0]?.decode.ms[0]?.[0] ?? Number.NaN;
 }
 
 function workloadOf(plan: Plan | PlanResult) {
