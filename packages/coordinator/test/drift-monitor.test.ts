@@ -11,77 +11,25 @@ import {
   type DriftOptions,
   type StageMetrics,
 } from '@swarmbee/coordinator';
-import { type ClusterProfile, COORDINATOR_NODE, type DeviceProfile } from '@swarmbee/core';
 import type { MicroBatch } from '@swarmbee/engine';
 import { CostModel, type PlanResult, plan as planFor } from '@swarmbee/planner';
 import t from 'tap';
-import { predictedGain, redeployMs, stageKey } from '../src/cluster/replan-policy.js';
+import {
+  DEFAULT_REPLAN_GAIN,
+  DEFAULT_REPLAN_PAYBACK_MS,
+  predictedGain,
+  redeployMs,
+  stageKey,
+} from '../src/cluster/replan-policy.js';
 import {
   correctedProfile,
   emptyWork,
   recordWork,
   stageDrift,
 } from '../src/drift/drift-estimate.js';
+import { syntheticProfile } from './helpers/cluster-profile.js';
 
-const LAYERS = 8;
-
-function device(name: string, layerMs: number): DeviceProfile {
-  const batchSizes = [1, 2, 4, 8, 16, 32];
-  const grid = (ms: number) => ({
-    batchSizes,
-    contextTokens: [16, 256],
-    ms: batchSizes.map((b) => [ms * (1 + b / 16), ms * (1 + b / 16)]),
-  });
-  return {
-    name,
-    memoryBytes: 1e10,
-    estimate: false,
-    timing: {
-      layers: [
-        {
-          decode: grid(layerMs),
-          prefill: {
-            chunkTokens: [16, 128],
-            contextTokens: [0],
-            ms: [[layerMs * 2], [layerMs * 8]],
-          },
-        },
-      ],
-      embedding: {
-        decode: grid(0.01),
-        prefill: { chunkTokens: [16], contextTokens: [0], ms: [[0.01]] },
-      },
-      head: { decode: grid(0.5) },
-    },
-  };
-}
-
-function profile(layerMs = 1): ClusterProfile {
-  const names = ['a', 'b'];
-  const nodes = [COORDINATOR_NODE, ...names];
-  const links = nodes.flatMap((from, i) =>
-    nodes.slice(i + 1).map((to) => ({ from, to, rttMs: 1, bandwidthBytesPerS: 1e8 })),
-  );
-  return {
-    model: {
-      name: 'm',
-      modelHash: 'h',
-      nLayers: LAYERS,
-      dim: 64,
-      vocabSize: 100,
-      maxSeqLen: 512,
-      weightBytesPerParam: 4,
-      layers: Array.from({ length: LAYERS }, () => ({ paramBytes: 1e6, kvBytesPerToken: 512 })),
-      embeddingBytes: 1e5,
-      headBytes: 1e5,
-      tiedEmbedding: false,
-    },
-    devices: [device('a', layerMs), device('b', layerMs)],
-    links,
-    createdAt: '2026-12-03T00:00:00.000Z',
-    versions: { swarmbee: 'test' },
-  };
-}
+const profile = (layerMs = 1) => syntheticProfile({ layerMs });
 
 const WORKLOAD = { contextTokens: 256, promptTokens: 16, decodeContextTokens: 64, streams: 8 };
 
@@ -163,8 +111,11 @@ t.test('prefill chunks are predicted at the width and context they were sent wit
   t.ok(Math.abs(judged!.ratio - 1) < 1e-9, `on prediction (ratio ${judged!.ratio})`);
 });
 
+/** The coordinator's defaults: 10 % better, paying back its weights' transfer within 30 s. */
+const POLICY = { gain: DEFAULT_REPLAN_GAIN, paybackMs: DEFAULT_REPLAN_PAYBACK_MS };
+
 /** A monitor over a 2-device even split (a, b), fed windows in which b runs `slowB` times its profile. */
-function harness(options: DriftOptions, layerMs = 1) {
+function harness(options: DriftOptions, layerMs = 1, policy = POLICY) {
   const state = {
     current: planFor(
       { cluster: profile(layerMs), workload: WORKLOAD },
@@ -187,7 +138,7 @@ function harness(options: DriftOptions, layerMs = 1) {
       state.served = corrected;
       applied.push({ replan, reason });
     },
-    replanGain: 0.1,
+    policy,
     log: () => {},
   });
   const cost = new CostModel(state.served, state.current.workload);
@@ -295,10 +246,8 @@ t.test('a stage far below the busiest one is not judged by its noise', async (t)
 t.test('a re-plan that would stall longer moving weights than it gains is not made', async (t) => {
   // Links of 100 MB/s and 1 MB layers: a new stage of 4 layers moves in 40 ms. Paying back
   // within 1 ms, no gain is worth it; the profile is still corrected.
-  const { applied, poll } = harness({
-    threshold: 0.15,
-    windows: 2,
-    minIntervalMs: 0,
+  const { applied, poll } = harness({ threshold: 0.15, windows: 2, minIntervalMs: 0 }, 1, {
+    ...POLICY,
     paybackMs: 1,
   });
   await poll(1);
@@ -344,7 +293,7 @@ t.test('a threshold of 0 turns the loop off', async (t) => {
       },
       candidate: () => undefined,
       apply: async () => {},
-      replanGain: 0.1,
+      policy: POLICY,
       log: () => {},
     },
   );
@@ -364,7 +313,7 @@ t.test('the loop is turned on and off while serving; bad settings are refused', 
       },
       candidate: () => undefined,
       apply: async () => {},
-      replanGain: 0.1,
+      policy: POLICY,
       log: () => {},
     },
   );

@@ -4,7 +4,10 @@
  * emulated device has, in (0, 1] — and may change it at any time (thermal throttling, a power
  * mode); `EmulatedStage` wraps a StageEngine from outside and stretches each forward pass to
  * what the slower device would take, by waiting (1 / speed − 1) × the pass's own time after it
- * without using the CPU. Forwards run one at a time, each starting when the previous one's
+ * without using the CPU. Timers wait whole milliseconds, and late: each wait settles what the
+ * previous ones over- or under-waited, so the idle time over a run is exact rather than every
+ * pass rounding up (which made a one-layer pass ~1 ms slower than its share of a whole stage
+ * and biased profiles summed layer by layer). Forwards run one at a time, each starting when the previous one's
  * emulated time is over, as on a real device that is still busy. Production engines never
  * see it: only the worker's emulation option (the CLI's `--speed-factor`) wraps them.
  */
@@ -17,6 +20,9 @@ import type {
   StageOutput,
   StageStats,
 } from './stage-engine.js';
+
+/** Most over-waiting (ms) a later wait is shortened by: about one timer tick. */
+const MAX_CREDIT_MS = 1;
 
 /** Checks an emulated device speed: a share of this machine's speed, in (0, 1]. */
 export function checkSpeedFactor(speed: number): number {
@@ -67,6 +73,8 @@ export class EmulatedStage implements StageEngine {
   /** The previous forward, emulated time included: the next one starts after it. */
   #busy: Promise<unknown> = Promise.resolve();
   #idleMsTotal = 0;
+  /** Idle time still owed (ms): negative when the last wait overshot, never below one tick's worth. */
+  #owedMs = 0;
 
   constructor(inner: StageEngine, emulation: DeviceEmulation) {
     this.#inner = inner;
@@ -90,10 +98,14 @@ export class EmulatedStage implements StageEngine {
     const engineMs = performance.now() - begun;
     const idleMs = (1 / this.#emulation.speed - 1) * engineMs;
     if (idleMs <= 0) return output;
+    this.#owedMs += idleMs;
+    const waitMs = Math.round(this.#owedMs);
+    if (waitMs < 1) return output;
     const started = performance.now();
-    // Timers count whole milliseconds: round up, so the device is never faster than emulated.
-    await sleep(Math.ceil(idleMs));
+    await sleep(waitMs);
     const waitedMs = performance.now() - started;
+    // Credit only a timer's lateness: a wait held up by a busy event loop is not paid back later.
+    this.#owedMs = Math.max(-MAX_CREDIT_MS, this.#owedMs - waitedMs);
     this.#idleMsTotal += waitedMs;
     // The slower device's forward pass is the whole of it, as its stats would say.
     return {

@@ -13,6 +13,8 @@ import { OrtStage } from '../src/ort-stage.js';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1 };
 const PROMPT_TOKENS = 48;
+/** Half a timer tick: what one pass's wait may be short of its share by rounding. */
+const TICK_MS = 0.5;
 
 /** The real engine, recording when each forward ran inside it and what it took. */
 class Recorded implements StageEngine {
@@ -76,13 +78,14 @@ t.test('an emulated stage gives the same tokens, taking 1/speed of the engine ti
     expected.kind === 'tokens' && [...expected.tokens],
   );
   const { engineMs } = recorded.runs[0]!;
+  // Timers wait whole milliseconds: one pass is emulated within half a tick.
   t.ok(
-    wallMs >= engineMs / 0.25,
+    wallMs >= engineMs / 0.25 - TICK_MS,
     `wall ${wallMs.toFixed(1)} ms ≥ 4 × engine ${engineMs.toFixed(1)} ms`,
   );
   const reported = out.timing.forwardMs + out.timing.kvMs;
   t.ok(
-    reported >= engineMs / 0.25 && reported <= wallMs + 1,
+    reported >= engineMs / 0.25 - TICK_MS && reported <= wallMs + 1,
     `reported forward time ${reported.toFixed(1)} ms is the emulated device's`,
   );
   const stats = await slowed.stats();
@@ -106,7 +109,7 @@ t.test(
       const previous = recorded.runs[i - 1]!;
       const idleMs = (1 / 0.2 - 1) * previous.engineMs;
       t.ok(
-        recorded.runs[i]!.start >= previous.end + idleMs - 1,
+        recorded.runs[i]!.start >= previous.end + idleMs - 1 - TICK_MS,
         `forward ${i} started ${(recorded.runs[i]!.start - previous.end).toFixed(1)} ms after the previous engine run (idle ${idleMs.toFixed(1)} ms)`,
       );
     }
@@ -130,7 +133,7 @@ t.test('the speed can change mid-run (throttling) and is checked', async (t) => 
   const engineMs = recorded.runs[1]!.engineMs;
   t.ok(fast < recorded.runs[0]!.engineMs + 5, `at speed 1 no idle (${fast.toFixed(1)} ms)`);
   t.ok(
-    throttled >= engineMs / 0.1,
+    throttled >= engineMs / 0.1 - TICK_MS,
     `at 0.1: ${throttled.toFixed(1)} ms ≥ 10 × ${engineMs.toFixed(1)} ms`,
   );
   t.same(speeds, [0.1]);
@@ -139,4 +142,25 @@ t.test('the speed can change mid-run (throttling) and is checked', async (t) => 
     t.throws(() => emulation.setSpeed(bad), { code: InvalidArgumentError.code }, `refuses ${bad}`);
   t.throws(() => new DeviceEmulation(2), { code: InvalidArgumentError.code });
   t.equal(emulation.speed, 0.1, 'a refused speed leaves it unchanged');
+});
+
+t.test('idle time over a run is exact, not every pass rounded up to a whole tick', async (t) => {
+  const { recorded } = await stages(t);
+  const speed = 0.5;
+  const slowed = new DeviceEmulation(speed).wrap(recorded);
+  await slowed.forward(prompt('a'));
+  // Decode steps of a 5-layer tiny model take well under a millisecond each: rounding every
+  // wait up (as timers count) would make the emulated device several times too slow.
+  const STEPS = 40;
+  for (let i = 0; i < STEPS; i++)
+    await slowed.forward({
+      rows: [{ seqId: 'a', start: PROMPT_TOKENS + i, count: 1, sampling: GREEDY }],
+      tokens: BigInt64Array.of(BigInt(i % 500)),
+    });
+  const owedMs = recorded.runs.reduce((sum, r) => sum + (1 / speed - 1) * (r.end - r.start), 0);
+  const idleMs = (await slowed.stats()).forwardMsTotal - (await recorded.stats()).forwardMsTotal;
+  t.ok(
+    idleMs >= owedMs - 1 - TICK_MS && idleMs <= owedMs * 1.5 + 3,
+    `idle ${idleMs.toFixed(1)} ms over ${STEPS + 1} passes owing ${owedMs.toFixed(1)} ms`,
+  );
 });

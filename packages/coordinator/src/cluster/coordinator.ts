@@ -51,7 +51,11 @@ import type { PlanningOptions } from './planning.js';
 import { profileSummary } from './profile-summary.js';
 import { profileCluster } from './profiler.js';
 import { pollStages, stageTimelines, statsOf } from './queries.js';
-import { DEFAULT_REPLAN_GAIN } from './replan-policy.js';
+import {
+  DEFAULT_REPLAN_GAIN,
+  DEFAULT_REPLAN_PAYBACK_MS,
+  type ReplanPolicy,
+} from './replan-policy.js';
 import { ShardStore } from './shard-store.js';
 import type { WorkerLink } from './worker-link.js';
 import { NAME_PROBE_TIMEOUT_MS, WorkerRegistry } from './worker-registry.js';
@@ -103,13 +107,17 @@ export class Coordinator {
         options.channel?.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
       ),
     );
+    const policy: ReplanPolicy = {
+      gain: options.replanGain ?? DEFAULT_REPLAN_GAIN,
+      paybackMs: options.replanPaybackMs ?? DEFAULT_REPLAN_PAYBACK_MS,
+    };
     const plans = new PlanChoice({
       model,
       memory: new PlanMemory(options.cacheDir, model.manifest.modelHash),
       planning: () => this.#options.planning ?? {},
       profile: (names) => profileFor(this.#profile, new Set(names)),
       measure: () => this.profile(),
-      replanGain: options.replanGain ?? DEFAULT_REPLAN_GAIN,
+      policy,
       log: this.#log,
     });
     this.#deployments = new Deployments({
@@ -147,7 +155,7 @@ export class Coordinator {
         this.#profile = this.#withCoordinatorTiming(profile);
         if (replan) await this.#deployments.request('replan', reason);
       },
-      replanGain: options.replanGain,
+      policy,
       log: this.#log,
     });
     this.#metrics = new Metrics({

@@ -13,7 +13,7 @@ import { channel } from 'node:diagnostics_channel';
 import { type ClusterProfile, InvalidArgumentError, type Plan } from '@swarmbee/core';
 import type { MicroBatch } from '@swarmbee/engine';
 import type { PlanResult } from '@swarmbee/planner';
-import { stageKey } from '../cluster/replan-policy.js';
+import { judgeReplan, type ReplanPolicy, stageKey } from '../cluster/replan-policy.js';
 import type { StageMetrics } from '../metrics.js';
 import {
   correctedProfile,
@@ -36,11 +36,6 @@ export interface DriftOptions {
   windows?: number;
   /** Least time between two drift re-plans, ms. Default 30000. */
   minIntervalMs?: number;
-  /**
-   * A re-plan must gain back, within this time, what the streams lose while its new stages'
-   * weights move: predicted gain × payback ≥ the transfer time, ms. Default 30000.
-   */
-  paybackMs?: number;
 }
 
 /** Throws InvalidArgumentError naming the first drift option out of range (by its CLI flag). */
@@ -53,8 +48,6 @@ export function checkDriftOptions(drift: DriftOptions): void {
     throw new InvalidArgumentError(
       `--drift-windows must be an integer of at least 1, got ${drift.windows}`,
     );
-  if (drift.paybackMs !== undefined && !(drift.paybackMs >= 0))
-    throw new InvalidArgumentError(`--drift-payback-ms must be at least 0, got ${drift.paybackMs}`);
   if (drift.minIntervalMs !== undefined && !(drift.minIntervalMs >= 0))
     throw new InvalidArgumentError(
       `--drift-min-interval-ms must be at least 0, got ${drift.minIntervalMs}`,
@@ -64,7 +57,6 @@ export function checkDriftOptions(drift: DriftOptions): void {
 export const DEFAULT_DRIFT_THRESHOLD = 0.15;
 export const DEFAULT_DRIFT_WINDOWS = 2;
 export const DEFAULT_DRIFT_MIN_INTERVAL_MS = 30_000;
-export const DEFAULT_DRIFT_PAYBACK_MS = 30_000;
 /**
  * Fewest forwards a stage must run in a poll window to be judged: fewer are noise. A slow
  * stage (a throttled one above all) runs few forwards per poll, so this stays small.
@@ -100,7 +92,8 @@ export interface DriftHooks {
   ): { plan: Plan | PlanResult; gain: number; redeployMs: number } | undefined;
   /** Replaces the profile the coordinator plans from; with `replan`, re-plans and redeploys. */
   apply(profile: ClusterProfile, replan: boolean, reason: string): Promise<void>;
-  replanGain: number;
+  /** The coordinator's rule for re-plans (gain and payback), the same as for a worker joining. */
+  policy: ReplanPolicy;
   log: (line: string) => void;
 }
 
@@ -108,7 +101,6 @@ export class DriftMonitor {
   #threshold = DEFAULT_DRIFT_THRESHOLD;
   #windows = DEFAULT_DRIFT_WINDOWS;
   #minIntervalMs = DEFAULT_DRIFT_MIN_INTERVAL_MS;
-  #paybackMs = DEFAULT_DRIFT_PAYBACK_MS;
   /** Stages (stageKey) the devices have served under any plan seen: their shards are cached. */
   readonly #held = new Set<string>();
   readonly #hooks: DriftHooks;
@@ -138,7 +130,6 @@ export class DriftMonitor {
     this.#threshold = options.threshold ?? this.#threshold;
     this.#windows = options.windows ?? this.#windows;
     this.#minIntervalMs = options.minIntervalMs ?? this.#minIntervalMs;
-    this.#paybackMs = options.paybackMs ?? this.#paybackMs;
     this.#streak.clear();
     this.#plan = undefined;
   }
@@ -230,16 +221,11 @@ export class DriftMonitor {
       );
     }
     const gain = candidate?.gain ?? 0;
-    // The gain over the payback time must make up for the streams' stall while weights move.
-    const pays = candidate !== undefined && gain * this.#paybackMs >= candidate.redeployMs;
-    const replan = candidate !== undefined && gain >= this.#hooks.replanGain && pays;
-    const reason = `drift: ${described} against the profile; ${
-      replan
-        ? `a plan over ${candidate!.plan.stages.map((s) => s.device).join(', ')} is predicted ${(gain * 100).toFixed(0)} % better`
-        : gain >= this.#hooks.replanGain && candidate
-          ? `a plan predicted ${(gain * 100).toFixed(0)} % better would stall ${(candidate.redeployMs / 1000).toFixed(1)} s moving weights, more than it gains in ${(this.#paybackMs / 1000).toFixed(0)} s; keeping the plan`
-          : `no plan predicted ${(this.#hooks.replanGain * 100).toFixed(0)} % better (best ${(gain * 100).toFixed(0)} %), keeping the plan`
-    }`;
+    const verdict = candidate
+      ? judgeReplan(candidate, this.#hooks.policy)
+      : judgeReplan({ plan: { stages: [] }, gain: 0, redeployMs: 0 }, this.#hooks.policy);
+    const replan = verdict.replan;
+    const reason = `drift: ${described} against the profile; ${verdict.why}`;
     const event: DriftEvent = {
       at: Date.now(),
       action: replan ? 'replanned' : 'corrected',
@@ -264,7 +250,7 @@ export class DriftMonitor {
       enabled: this.enabled,
       threshold: this.#threshold,
       minIntervalMs: this.#minIntervalMs,
-      paybackMs: this.#paybackMs,
+      paybackMs: this.#hooks.policy.paybackMs,
       latest: this.latest,
       replans: this.replans,
       events: this.events,
