@@ -1,6 +1,7 @@
 /** Runs the built `swarmbee` CLI as a real process. */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { cachedFixture, contentKey, copyFixture } from './fixture-cache.js';
 import { REPO_ROOT, STORIES260K } from './shared-models.js';
 
 export const CLI_BIN = join(REPO_ROOT, 'packages', 'cli', 'bin', 'swarmbee.js');
@@ -37,19 +38,30 @@ export function runCli(
   });
 }
 
-/** Imports stories260K through `swarmbee model import llama2c` into `<root>/s260k`. */
+/** The built code that `model import llama2c` runs: a change to it makes a new fixture. */
+const IMPORTER_CODE = ['cli', 'core', 'model'].map((name) =>
+  join(REPO_ROOT, 'packages', name, 'dist'),
+);
+
+/**
+ * stories260K imported through `swarmbee model import llama2c`, copied to `<root>/s260k`. The
+ * import runs once per checkpoint, tokenizer and importer code (see fixture-cache.ts);
+ * test/cli-model.test.ts runs and checks the import command itself.
+ */
 export async function importStories260k(root: string): Promise<string> {
-  const model = join(root, 's260k');
-  const result = await runCli([
-    'model',
-    'import',
-    'llama2c',
-    STORIES260K.checkpoint,
-    '--tokenizer',
-    STORIES260K.tokenizer,
-    '--out',
-    model,
-  ]);
-  if (result.code !== 0) throw new Error(`importing stories260K failed: ${result.stderr}`);
-  return model;
+  const key = await contentKey([STORIES260K.checkpoint, STORIES260K.tokenizer, ...IMPORTER_CODE]);
+  const cached = await cachedFixture('stories260k', key, async (out) => {
+    const result = await runCli([
+      'model',
+      'import',
+      'llama2c',
+      STORIES260K.checkpoint,
+      '--tokenizer',
+      STORIES260K.tokenizer,
+      '--out',
+      out,
+    ]);
+    if (result.code !== 0) throw new Error(`importing stories260K failed: ${result.stderr}`);
+  });
+  return copyFixture(cached, join(root, 's260k'));
 }
