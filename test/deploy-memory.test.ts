@@ -3,9 +3,9 @@
  * on loopback): every stage is deployed with the KV budget its plan gives it (the worker
  * checks shard + that budget against its memory, its engine admits against it, and the
  * coordinator's scheduler against what the engine reports); a worker that refuses its
- * stage with MEMORY_SHORT is planned around — left out of an even split, given no more than
- * the capacity it reported by the DP — and when no plan fits, the coordinator says which
- * worker and how many bytes instead of retrying the same plan.
+ * stage with MEMORY_SHORT is planned around (here: left out of an even split; the DP plans
+ * within the capacity it reported) and when no plan fits, the coordinator says which worker
+ * and how many bytes instead of retrying the same plan.
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { join } from 'node:path';
