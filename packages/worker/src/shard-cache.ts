@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   asSwarmBeeError,
@@ -37,6 +37,46 @@ export interface ShardCacheOptions {
 
 export const DEFAULT_PARTIAL_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 const INCOMING_PREFIX = '.incoming-';
+/**
+ * Beside a cached shard's files: each file's sha256 as last verified, with the inode, size,
+ * and modification and change times (ns) it had then. A file whose stat still matches is
+ * not read and hashed again on every offer and load; any write to it changes them.
+ */
+const VERIFIED_FILE = '.verified.json';
+
+interface VerifiedFile {
+  name: string;
+  sha256: string;
+  /** Inode, size, mtime and ctime (ns), as decimal strings. */
+  stat: string;
+}
+
+async function statKey(path: string): Promise<string | undefined> {
+  const s = await stat(path, { bigint: true }).catch(() => undefined);
+  return s && `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+}
+
+async function readVerifiedFiles(dir: string): Promise<Map<string, VerifiedFile>> {
+  try {
+    const list = JSON.parse(await readFile(join(dir, VERIFIED_FILE), 'utf8')) as VerifiedFile[];
+    return new Map(list.map((f) => [f.name, f]));
+  } catch {
+    return new Map();
+  }
+}
+
+/** Records what `digests` (name → sha256, just verified) are, by each file's stat now. */
+async function writeVerifiedFiles(
+  dir: string,
+  digests: ReadonlyMap<string, string>,
+): Promise<void> {
+  const list: VerifiedFile[] = [];
+  for (const [name, sha256] of digests) {
+    const key = await statKey(join(dir, name));
+    if (key) list.push({ name, sha256, stat: key });
+  }
+  await writeFile(join(dir, VERIFIED_FILE), JSON.stringify(list));
+}
 const SHARD_ID = /^[0-9a-f]{64}$/;
 const FILE_NAME = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -48,7 +88,13 @@ export function checkShardId(shardId: string): void {
 }
 
 function checkFileName(name: string): void {
-  if (!FILE_NAME.test(name) || name === '.' || name === '..' || name === OFFER_FILE) {
+  if (
+    !FILE_NAME.test(name) ||
+    name === '.' ||
+    name === '..' ||
+    name === OFFER_FILE ||
+    name === VERIFIED_FILE
+  ) {
     throw new InvalidArgumentError(
       `shard file name ${JSON.stringify(name).slice(0, 80)} is not allowed`,
     );
@@ -120,9 +166,15 @@ export class ShardCache {
     }
   }
 
-  /** Checks every file of a cached shard against the offer; throws a coded error on any mismatch. */
+  /**
+   * Checks every file of a cached shard against the offer; throws a coded error on any
+   * mismatch. A file unchanged since it was last verified (same inode, size, mtime and
+   * ctime) is not read again.
+   */
   async verify(offer: ShardOffer): Promise<string> {
     const dir = this.pathOf(offer.shardId);
+    const known = await readVerifiedFiles(dir);
+    let hashed = false;
     for (const file of offer.files) {
       checkFileName(file.name);
       const path = join(dir, file.name);
@@ -134,12 +186,19 @@ export class ShardCache {
         throw new ShardInvalidError(
           `cached shard ${offer.shardId.slice(0, 12)}: ${file.name} is ${size < 0 ? 'missing' : `${size} bytes`}, expected ${file.bytes}`,
         );
+      const record = known.get(file.name);
+      if (record?.sha256 === file.sha256 && record.stat === (await statKey(path))) continue;
       const digest = await sha256OfFile(path);
       if (digest !== file.sha256)
         throw new HashMismatchError(
           `cached shard ${offer.shardId.slice(0, 12)}: ${file.name} has sha256 ${digest.slice(0, 12)}…, expected ${file.sha256.slice(0, 12)}…`,
         );
+      hashed = true;
     }
+    if (hashed)
+      await writeVerifiedFiles(dir, new Map(offer.files.map((f) => [f.name, f.sha256]))).catch(
+        () => {},
+      );
     return dir;
   }
 
@@ -245,13 +304,20 @@ export class ShardCache {
     // A chunk that failed to reach the disk leaves what came before it to resume from.
     await incoming.close();
     try {
+      // Hashed as it was written, in order from byte 0; a resumed file is read back.
+      const received = incoming.receivedDigests();
       for (const file of incoming.offer.files) {
-        const digest = await sha256OfFile(join(incoming.dir, file.name));
+        const digest =
+          received.get(file.name) ?? (await sha256OfFile(join(incoming.dir, file.name)));
         if (digest !== file.sha256)
           throw new HashMismatchError(
             `received shard ${shardId.slice(0, 12)}: ${file.name} has sha256 ${digest.slice(0, 12)}…, expected ${file.sha256.slice(0, 12)}…`,
           );
       }
+      await writeVerifiedFiles(
+        incoming.dir,
+        new Map(incoming.offer.files.map((f) => [f.name, f.sha256])),
+      );
       const target = this.pathOf(shardId);
       await rm(target, { recursive: true, force: true });
       await rename(incoming.dir, target);
