@@ -100,7 +100,7 @@ export async function servePart(
       arenaCapacity(promptTokens + 1, config.maxSeqLen),
     );
     for (const workers of options.workers ?? [1, 2, 3]) {
-      options.progress(`scale-serve: ${label} on ${workers} worker(s): deploying`);
+      options.progress(`scale: serve: ${label} on ${workers} worker(s): deploying`);
       const budgetMib = Math.ceil(
         (positions * kvBytesPerPosition(dir, 0, config.nLayers)) / 2 ** 20,
       );
@@ -120,7 +120,7 @@ export async function servePart(
         const vocab = config.vocabSize;
         const rates = new Map<number, number>();
         for (const streams of streamCounts) {
-          options.progress(`scale-serve: ${label}, ${workers} worker(s): ${streams} stream(s)`);
+          options.progress(`scale: serve: ${label}, ${workers} worker(s): ${streams} stream(s)`);
           const runs = await Promise.all(
             Array.from({ length: streams }, (_, s) =>
               timedCompletion(
@@ -133,7 +133,7 @@ export async function servePart(
           rates.set(streams, steadyRate(runs));
         }
         options.progress(
-          `scale-serve: ${label}, ${workers} worker(s): ${promptTokens}-token prompts`,
+          `scale: serve: ${label}, ${workers} worker(s): ${promptTokens}-token prompts`,
         );
         const ttft: number[] = [];
         for (let i = 0; i < 3; i++)
