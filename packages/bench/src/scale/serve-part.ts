@@ -8,6 +8,7 @@
 import { readFile, rm, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import type { ModelManifest } from '@swarmbee/core';
 import { arenaCapacity } from '@swarmbee/engine';
 import { LocalCluster } from '@swarmbee/local-cluster';
 import { type ModelDir, SHARD_FORMAT_VERSION } from '@swarmbee/model';
@@ -147,8 +148,9 @@ export async function servePart(
             ).ttftMs,
           );
         const ttftMs = summarize(ttft).median;
+        const bytesPerToken = weightBytesReadPerToken(dir.manifest);
         for (const [streams, tokensPerS] of rates) {
-          const roofline = (tokensPerS * dir.manifest.weights.bytes) / options.bandwidthBytesPerS;
+          const roofline = (tokensPerS * bytesPerToken) / options.bandwidthBytesPerS;
           speed.push({ model: label, workers, streams, tokensPerS, roofline, ttftMs });
         }
         for (const stage of cluster.coordinator.deployment) {
@@ -187,4 +189,13 @@ export async function servePart(
     }
   }
   return { load, speed };
+}
+
+/**
+ * Weight bytes a decode step reads: all of them, except an embedding that is not also the
+ * LM head (a gather reads one row of it; a tied head reads it whole every token).
+ */
+export function weightBytesReadPerToken(manifest: ModelManifest): number {
+  const untied = 'sharedClassifier' in manifest.config && !manifest.config.sharedClassifier;
+  return manifest.weights.bytes - (untied ? manifest.embeddingBytes : 0);
 }
