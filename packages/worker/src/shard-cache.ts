@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   asSwarmBeeError,
@@ -25,6 +25,7 @@ import {
   openShardFile,
   type ShardOffer,
 } from './incoming-shard.js';
+import { readVerifiedFiles, statKey, VERIFIED_FILE, writeVerifiedFiles } from './verified-files.js';
 
 export type { ShardFileEntry, ShardOffer } from './incoming-shard.js';
 
@@ -37,46 +38,6 @@ export interface ShardCacheOptions {
 
 export const DEFAULT_PARTIAL_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 const INCOMING_PREFIX = '.incoming-';
-/**
- * Beside a cached shard's files: each file's sha256 as last verified, with the inode, size,
- * and modification and change times (ns) it had then. A file whose stat still matches is
- * not read and hashed again on every offer and load; any write to it changes them.
- */
-const VERIFIED_FILE = '.verified.json';
-
-interface VerifiedFile {
-  name: string;
-  sha256: string;
-  /** Inode, size, mtime and ctime (ns), as decimal strings. */
-  stat: string;
-}
-
-async function statKey(path: string): Promise<string | undefined> {
-  const s = await stat(path, { bigint: true }).catch(() => undefined);
-  return s && `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
-}
-
-async function readVerifiedFiles(dir: string): Promise<Map<string, VerifiedFile>> {
-  try {
-    const list = JSON.parse(await readFile(join(dir, VERIFIED_FILE), 'utf8')) as VerifiedFile[];
-    return new Map(list.map((f) => [f.name, f]));
-  } catch {
-    return new Map();
-  }
-}
-
-/** Records what `digests` (name → sha256, just verified) are, by each file's stat now. */
-async function writeVerifiedFiles(
-  dir: string,
-  digests: ReadonlyMap<string, string>,
-): Promise<void> {
-  const list: VerifiedFile[] = [];
-  for (const [name, sha256] of digests) {
-    const key = await statKey(join(dir, name));
-    if (key) list.push({ name, sha256, stat: key });
-  }
-  await writeFile(join(dir, VERIFIED_FILE), JSON.stringify(list));
-}
 const SHARD_ID = /^[0-9a-f]{64}$/;
 const FILE_NAME = /^[A-Za-z0-9._-]{1,128}$/;
 
