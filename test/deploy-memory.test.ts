@@ -23,6 +23,8 @@ import { haveSharedModel, STORIES260K } from './helpers/shared-models.js';
 
 /** A KV budget no machine's memory holds (100 TB): the worker that sets it refuses any stage. */
 const HUGE_KV_BUDGET_BYTES = 100e12;
+/** Longest wait for the first deployment to settle (ready or waiting), ms. */
+const SETTLE_TIMEOUT_MS = 120_000;
 
 /** Resolves with the first event of `name` that `match` accepts, from now on. */
 function next<T>(name: string, match: (event: T) => boolean = () => true): Promise<T> {
@@ -86,7 +88,21 @@ async function cluster(
       }),
     );
   await Promise.all(daemons.map((w) => w.start()));
-  return { coordinator, log, settled: (await settled).to as 'ready' | 'waiting' };
+  // Bounded, and a failure says what the coordinator did meanwhile.
+  let timer: NodeJS.Timeout | undefined;
+  const state = await Promise.race([
+    settled,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(`no deployment settled in ${SETTLE_TIMEOUT_MS} ms; log:\n${log.join('\n')}`),
+          ),
+        SETTLE_TIMEOUT_MS,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
+  return { coordinator, log, settled: state.to as 'ready' | 'waiting' };
 }
 
 t.test("each stage is deployed with its plan's KV budget, and admits against it", async (t) => {
