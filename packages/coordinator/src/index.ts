@@ -22,7 +22,7 @@ export {
 } from './cluster/coordinator-state.js';
 export type { DeployedStage } from './cluster/deployer.js';
 export type { PlanningOptions } from './cluster/planning.js';
-export { DEFAULT_REPLAN_GAIN } from './cluster/replan-policy.js';
+export { DEFAULT_REPLAN_GAIN, DEFAULT_REPLAN_PAYBACK_MS } from './cluster/replan-policy.js';
 // The shard transfer on its own (sendShard, WorkerLink, WorkerRegistry): `@swarmbee/coordinator/transfer`.
 export {
   DEFAULT_CHUNK_BYTES,
@@ -31,15 +31,17 @@ export {
 } from './cluster/shard-transfer.js';
 export type { ChatPrompt, CompletionLimits, CompletionRequest } from './completion-request.js';
 export {
-  type ClusterEvent,
   ClusterWatch,
   type ClusterWatchSources,
   DEFAULT_EVENT_INTERVAL_MS,
-  type FailoverKind,
-  type MetricsEvent,
-  type StageRates,
 } from './console/cluster-events.js';
 export { DEFAULT_MAX_EVENT_STREAMS } from './console/event-routes.js';
+export type {
+  ClusterEvent,
+  FailoverKind,
+  MetricsEvent,
+  StageRates,
+} from './console/feed-types.js';
 export {
   type AnnounceOptions,
   announceCoordinator,
@@ -47,11 +49,11 @@ export {
 } from './discovery.js';
 export {
   DEFAULT_DRIFT_MIN_INTERVAL_MS,
-  DEFAULT_DRIFT_PAYBACK_MS,
   DEFAULT_DRIFT_THRESHOLD,
   DEFAULT_DRIFT_WINDOWS,
   DRIFT_DIAGNOSTIC,
   type DriftEvent,
+  type DriftHooks,
   DriftMonitor,
   type DriftOptions,
 } from './drift/drift-monitor.js';

@@ -7,81 +7,31 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import {
   DRIFT_DIAGNOSTIC,
   type DriftEvent,
+  type DriftHooks,
   DriftMonitor,
   type DriftOptions,
   type StageMetrics,
 } from '@swarmbee/coordinator';
-import { type ClusterProfile, COORDINATOR_NODE, type DeviceProfile } from '@swarmbee/core';
+import type { ClusterProfile } from '@swarmbee/core';
 import type { MicroBatch } from '@swarmbee/engine';
 import { CostModel, type PlanResult, plan as planFor } from '@swarmbee/planner';
 import t from 'tap';
-import { predictedGain, redeployMs, stageKey } from '../src/cluster/replan-policy.js';
+import {
+  DEFAULT_REPLAN_GAIN,
+  DEFAULT_REPLAN_PAYBACK_MS,
+  predictedGain,
+  redeployMs,
+  stageKey,
+} from '../src/cluster/replan-policy.js';
 import {
   correctedProfile,
   emptyWork,
   recordWork,
   stageDrift,
 } from '../src/drift/drift-estimate.js';
+import { syntheticProfile } from './helpers/cluster-profile.js';
 
-const LAYERS = 8;
-
-function device(name: string, layerMs: number): DeviceProfile {
-  const batchSizes = [1, 2, 4, 8, 16, 32];
-  const grid = (ms: number) => ({
-    batchSizes,
-    contextTokens: [16, 256],
-    ms: batchSizes.map((b) => [ms * (1 + b / 16), ms * (1 + b / 16)]),
-  });
-  return {
-    name,
-    memoryBytes: 1e10,
-    estimate: false,
-    timing: {
-      layers: [
-        {
-          decode: grid(layerMs),
-          prefill: {
-            chunkTokens: [16, 128],
-            contextTokens: [0],
-            ms: [[layerMs * 2], [layerMs * 8]],
-          },
-        },
-      ],
-      embedding: {
-        decode: grid(0.01),
-        prefill: { chunkTokens: [16], contextTokens: [0], ms: [[0.01]] },
-      },
-      head: { decode: grid(0.5) },
-    },
-  };
-}
-
-function profile(layerMs = 1): ClusterProfile {
-  const names = ['a', 'b'];
-  const nodes = [COORDINATOR_NODE, ...names];
-  const links = nodes.flatMap((from, i) =>
-    nodes.slice(i + 1).map((to) => ({ from, to, rttMs: 1, bandwidthBytesPerS: 1e8 })),
-  );
-  return {
-    model: {
-      name: 'm',
-      modelHash: 'h',
-      nLayers: LAYERS,
-      dim: 64,
-      vocabSize: 100,
-      maxSeqLen: 512,
-      weightBytesPerParam: 4,
-      layers: Array.from({ length: LAYERS }, () => ({ paramBytes: 1e6, kvBytesPerToken: 512 })),
-      embeddingBytes: 1e5,
-      headBytes: 1e5,
-      tiedEmbedding: false,
-    },
-    devices: [device('a', layerMs), device('b', layerMs)],
-    links,
-    createdAt: '2026-12-03T00:00:00.000Z',
-    versions: { swarmbee: 'test' },
-  };
-}
+const profile = (layerMs = 1) => syntheticProfile({ layerMs });
 
 const WORKLOAD = { contextTokens: 256, promptTokens: 16, decodeContextTokens: 64, streams: 8 };
 
@@ -163,8 +113,16 @@ t.test('prefill chunks are predicted at the width and context they were sent wit
   t.ok(Math.abs(judged!.ratio - 1) < 1e-9, `on prediction (ratio ${judged!.ratio})`);
 });
 
+/** The coordinator's defaults: 10 % better, paying back its weights' transfer within 30 s. */
+const POLICY = { gain: DEFAULT_REPLAN_GAIN, paybackMs: DEFAULT_REPLAN_PAYBACK_MS };
+
 /** A monitor over a 2-device even split (a, b), fed windows in which b runs `slowB` times its profile. */
-function harness(options: DriftOptions, layerMs = 1) {
+function harness(
+  options: DriftOptions,
+  layerMs = 1,
+  policy = POLICY,
+  remeasure?: DriftHooks['remeasure'],
+) {
   const state = {
     current: planFor(
       { cluster: profile(layerMs), workload: WORKLOAD },
@@ -187,7 +145,8 @@ function harness(options: DriftOptions, layerMs = 1) {
       state.served = corrected;
       applied.push({ replan, reason });
     },
-    replanGain: 0.1,
+    policy,
+    ...(remeasure ? { remeasure } : {}),
     log: () => {},
   });
   const cost = new CostModel(state.served, state.current.workload);
@@ -295,10 +254,8 @@ t.test('a stage far below the busiest one is not judged by its noise', async (t)
 t.test('a re-plan that would stall longer moving weights than it gains is not made', async (t) => {
   // Links of 100 MB/s and 1 MB layers: a new stage of 4 layers moves in 40 ms. Paying back
   // within 1 ms, no gain is worth it; the profile is still corrected.
-  const { applied, poll } = harness({
-    threshold: 0.15,
-    windows: 2,
-    minIntervalMs: 0,
+  const { applied, poll } = harness({ threshold: 0.15, windows: 2, minIntervalMs: 0 }, 1, {
+    ...POLICY,
     paybackMs: 1,
   });
   await poll(1);
@@ -344,7 +301,7 @@ t.test('a threshold of 0 turns the loop off', async (t) => {
       },
       candidate: () => undefined,
       apply: async () => {},
-      replanGain: 0.1,
+      policy: POLICY,
       log: () => {},
     },
   );
@@ -364,7 +321,7 @@ t.test('the loop is turned on and off while serving; bad settings are refused', 
       },
       candidate: () => undefined,
       apply: async () => {},
-      replanGain: 0.1,
+      policy: POLICY,
       log: () => {},
     },
   );
@@ -378,4 +335,62 @@ t.test('the loop is turned on and off while serving; bad settings are refused', 
   t.match(monitor.status(), { minIntervalMs: 5000 }, 'settings left out are kept');
   for (const bad of [{ threshold: -1 }, { windows: 0 }, { minIntervalMs: Number.NaN }])
     t.throws(() => monitor.configure(bad), { code: 'SWARMBEE_ERR_INVALID_ARGUMENT' });
+});
+
+/**
+ * b runs ten times slow until the loop plans around it; the new plan is served. Measured again,
+ * b shows `remeasuredAs`.
+ */
+async function plannedAroundB(remeasuredAs: ClusterProfile) {
+  const remeasured: string[][] = [];
+  const h = harness(
+    { threshold: 0.15, windows: 2, minIntervalMs: 0 },
+    1,
+    POLICY,
+    async (devices) => {
+      remeasured.push([...devices]);
+      return remeasuredAs;
+    },
+  );
+  await h.poll(1);
+  await h.poll(10);
+  await h.poll(10);
+  const plannedAround = h.applied[0]?.replan === true;
+  h.adopt(planFor({ cluster: h.state.served, workload: WORKLOAD }, { objective: 'throughput' }));
+  return { ...h, remeasured, plannedAround };
+}
+
+t.test(
+  'a device planned around is measured again while idle, and taken back once recovered',
+  async (t) => {
+    // b cooled down: back at its first speed.
+    const { state, applied, poll, remeasured, plannedAround } = await plannedAroundB(profile());
+    t.ok(plannedAround, 'b ten times slow: planned around');
+    t.notOk(
+      state.current.stages.some((s) => s.device === 'b'),
+      'b serves no stage, so no live metrics show it',
+    );
+    await poll(1); // the new plan's first poll
+    t.same(remeasured, [], 'not before the new plan has been judged');
+    await poll(1);
+    t.same(remeasured, [['b']], 'b measured again');
+    t.equal(applied.length, 2);
+    t.equal(applied[1]!.replan, true, 'a plan with b again is predicted better, and pays');
+    t.match(applied[1]!.reason, /b ×1\.00 of its first profile, measured again while idle/);
+    await poll(1);
+    t.equal(remeasured.length, 1, 'recovered: no longer watched');
+  },
+);
+
+t.test('a device still slow when measured again stays planned around, and watched', async (t) => {
+  const { applied, poll, remeasured } = await plannedAroundB(
+    syntheticProfile({ devices: { a: 1, b: 10 } }),
+  );
+  await poll(1);
+  await poll(1);
+  t.same(remeasured, [['b']], 'b measured again');
+  t.equal(applied[1]!.replan, false, 'still slow: the plan is kept');
+  t.match(applied[1]!.reason, /b ×10\.00 of its first profile/);
+  await poll(1);
+  t.same(remeasured, [['b'], ['b']], 'and measured again at the next chance');
 });

@@ -3,10 +3,21 @@
  * by this machine. `DeviceEmulation` holds the speed — the share of this machine's speed the
  * emulated device has, in (0, 1] — and may change it at any time (thermal throttling, a power
  * mode); `EmulatedStage` wraps a StageEngine from outside and stretches each forward pass to
- * what the slower device would take, by waiting (1 / speed − 1) × the pass's own time after it
- * without using the CPU. Forwards run one at a time, each starting when the previous one's
- * emulated time is over, as on a real device that is still busy. Production engines never
- * see it: only the worker's emulation option (the CLI's `--speed-factor`) wraps them.
+ * what the slower device would take: after it, it waits without using the CPU until 1 / speed
+ * × the pass's own time has gone by.
+ *
+ * - The pass's own time is its wall time, or its process's CPU time when that is less: a core
+ *   shared with another emulated device (or any other work) stretches the wall time, which a
+ *   device of its own would not see; a pass on one intra-op thread uses about one core.
+ * - Timers wait whole milliseconds, and late: each wait settles what the previous ones over- or
+ *   under-waited, so the idle time over a run is exact rather than every pass rounding up
+ *   (which made a one-layer pass ~1 ms slower than its share of a whole stage and biased
+ *   profiles summed layer by layer).
+ * - Forwards run one at a time, each starting when the previous one's emulated time is over,
+ *   as on a real device that is still busy.
+ *
+ * Production engines never see it: only the worker's emulation option (the CLI's
+ * `--speed-factor`) wraps them.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidArgumentError } from '@swarmbee/core';
@@ -17,6 +28,9 @@ import type {
   StageOutput,
   StageStats,
 } from './stage-engine.js';
+
+/** Most over-waiting (ms) a later wait is shortened by: about one timer tick. */
+const MAX_CREDIT_MS = 1;
 
 /** Checks an emulated device speed: a share of this machine's speed, in (0, 1]. */
 export function checkSpeedFactor(speed: number): number {
@@ -67,6 +81,8 @@ export class EmulatedStage implements StageEngine {
   /** The previous forward, emulated time included: the next one starts after it. */
   #busy: Promise<unknown> = Promise.resolve();
   #idleMsTotal = 0;
+  /** Idle time still owed (ms): negative when the last wait overshot, never below one tick's worth. */
+  #owedMs = 0;
 
   constructor(inner: StageEngine, emulation: DeviceEmulation) {
     this.#inner = inner;
@@ -84,16 +100,26 @@ export class EmulatedStage implements StageEngine {
   }
 
   async #forward(batch: StageBatch): Promise<StageOutput> {
-    // The whole pass as the caller sees it (thread hop included) is what a slower device stretches.
+    // The whole pass as the caller sees it (thread hop included) is what a slower device
+    // stretches — as this machine runs it without neighbours: when other processes (other
+    // emulated devices) share its cores, the pass's wall time grows but its CPU time does not,
+    // and a device of its own would not have waited for them.
+    const cpuBefore = process.cpuUsage();
     const begun = performance.now();
     const output = await this.#inner.forward(batch);
-    const engineMs = performance.now() - begun;
-    const idleMs = (1 / this.#emulation.speed - 1) * engineMs;
+    const wallMs = performance.now() - begun;
+    const cpu = process.cpuUsage(cpuBefore);
+    const aloneMs = Math.min(wallMs, (cpu.user + cpu.system) / 1000);
+    const idleMs = aloneMs / this.#emulation.speed - wallMs;
     if (idleMs <= 0) return output;
+    this.#owedMs += idleMs;
+    const waitMs = Math.round(this.#owedMs);
+    if (waitMs < 1) return output;
     const started = performance.now();
-    // Timers count whole milliseconds: round up, so the device is never faster than emulated.
-    await sleep(Math.ceil(idleMs));
+    await sleep(waitMs);
     const waitedMs = performance.now() - started;
+    // Credit only a timer's lateness: a wait held up by a busy event loop is not paid back later.
+    this.#owedMs = Math.max(-MAX_CREDIT_MS, this.#owedMs - waitedMs);
     this.#idleMsTotal += waitedMs;
     // The slower device's forward pass is the whole of it, as its stats would say.
     return {

@@ -60,8 +60,9 @@ export type {
   StageStats,
   StageTiming,
 } from './stage-engine.js';
-export { DEFAULT_KV_BUDGET_BYTES } from './stage-engine.js';
+export { DEFAULT_KV_BUDGET_BYTES, DEFAULT_SPIN_DURATION_US } from './stage-engine.js';
 export { createStageEngine } from './stage-factory.js';
+export { stageSessionOptions } from './stage-session.js';
 export { ThreadedStage } from './threaded-stage.js';
 export {
   type AdamWMoments,

@@ -70,6 +70,13 @@ export class OrtStage extends ShardStage<KvElements> {
         `OrtStage runs SwarmBee's Llama shards; this is an ${shard.kind} shard (use createStageEngine)`,
       );
     }
+    if (shard.attention === 'fused') {
+      // Measured slower at decode on onnxruntime-node 1.30 (docs/BENCHMARKS.md, engine section):
+      // its binding copies every fetched output, so a cache the graph returns is copied whole.
+      throw new ShardInvalidError(
+        `OrtStage runs shards with decomposed attention; this shard of layers [${shard.layerStart}, ${shard.layerEnd}) attends by GroupQueryAttention, which onnxruntime-node returns only by copying the whole cache each step`,
+      );
+    }
     return new OrtStage(await createShardSession(shard, options), shard, options);
   }
 

@@ -89,16 +89,27 @@ export interface StageStats {
   kvBudgetBytes: number;
 }
 
+/** See {@link StageOptions.spinDurationUs}. */
+export const DEFAULT_SPIN_DURATION_US = 20;
+
 export interface StageOptions {
   /** onnxruntime intra-op threads. Default: the machine's available parallelism. */
   intraOpThreads?: number;
   /**
-   * Let onnxruntime's worker threads spin while waiting for work. Default false: spinning
-   * threads take the cores from the event loop and from anything else running, and on a
-   * busy 2-core machine made 2-thread decode 8.8-9.3 times slower (docs/BENCHMARKS.md).
-   * Worth trying only on a device with nothing else to run.
+   * Let onnxruntime's worker threads spin while waiting for work, for at most
+   * {@link spinDurationUs}. Default true: a decode step runs hundreds of kernels microseconds
+   * apart, and waking a sleeping thread for each cost 2-thread decode up to a third of its speed
+   * (docs/BENCHMARKS.md). False: threads sleep as soon as they run out of work.
    */
   allowSpinning?: boolean;
+  /**
+   * How long a spinning onnxruntime thread waits for work before it sleeps, microseconds.
+   * Default {@link DEFAULT_SPIN_DURATION_US}: long enough to bridge the gaps between one step's
+   * kernels, short enough that the cores go back to the event loop and to other work as the
+   * step ends (unbounded spinning made 2-thread decode 2.1 times slower when every core had
+   * other work; 20 µs cost 5-12 %).
+   */
+  spinDurationUs?: number;
   /**
    * onnxruntime execution provider, e.g. `cpu`, `cuda`, `tensorrt`, `coreml`. Default `cpu`.
    * Operators the provider lacks fall back to the CPU.

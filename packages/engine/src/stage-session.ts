@@ -12,17 +12,37 @@ import { executionProviders } from './execution-provider.js';
 import { Sampler } from './sampler.js';
 import {
   batchWidth,
+  DEFAULT_SPIN_DURATION_US,
   type StageBatch,
   type StageInfo,
   type StageOptions,
   type StageOutput,
 } from './stage-engine.js';
 
-/** Session options of every stage graph: threads, provider, and where external weights live. */
+/**
+ * Session options of every stage graph: threads, spinning, provider, and where external
+ * weights live. Spinning is as `allowSpinning` says (off when absent), bounded by
+ * `spinDurationUs` when given; {@link createShardSession} fills in the serving defaults.
+ */
 export function stageSessionOptions(
   externalDataDir: string,
-  options: Pick<StageOptions, 'intraOpThreads' | 'allowSpinning' | 'executionProvider'>,
+  options: Pick<
+    StageOptions,
+    'intraOpThreads' | 'allowSpinning' | 'spinDurationUs' | 'executionProvider'
+  >,
 ): ort.InferenceSession.SessionOptions {
+  const spinning = options.allowSpinning === true;
+  if (
+    options.spinDurationUs !== undefined &&
+    !(Number.isInteger(options.spinDurationUs) && options.spinDurationUs >= 0)
+  ) {
+    throw new InvalidArgumentError(
+      `spinDurationUs must be a non-negative integer of microseconds, got ${options.spinDurationUs}`,
+    );
+  }
+  const intraOp: Record<string, string> = { allow_spinning: spinning ? '1' : '0' };
+  if (spinning && options.spinDurationUs !== undefined)
+    intraOp.spin_duration_us = String(options.spinDurationUs);
   return {
     intraOpNumThreads: options.intraOpThreads ?? availableParallelism(),
     interOpNumThreads: 1,
@@ -33,7 +53,7 @@ export function stageSessionOptions(
     extra: {
       session: {
         model_external_initializers_file_folder_path: externalDataDir,
-        intra_op: { allow_spinning: options.allowSpinning === true ? '1' : '0' },
+        intra_op: intraOp,
       },
     },
   };
@@ -44,7 +64,11 @@ export async function createShardSession(
   shard: ShardGraph,
   options: StageOptions,
 ): Promise<ort.InferenceSession> {
-  const sessionOptions = stageSessionOptions(shard.externalDataDir, options);
+  const sessionOptions = stageSessionOptions(shard.externalDataDir, {
+    ...options,
+    allowSpinning: options.allowSpinning ?? true,
+    spinDurationUs: options.spinDurationUs ?? DEFAULT_SPIN_DURATION_US,
+  });
   try {
     return await ort.InferenceSession.create(shard.onnx, sessionOptions);
   } catch (error) {

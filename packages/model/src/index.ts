@@ -97,6 +97,7 @@ export {
   type LlamaShardSpec,
   type LocatedTensor,
   type LocatedWeight,
+  type ShardAttention,
   shardBiasInputs,
 } from './onnx/llama-shard-graph.js';
 export { MASKED_BIAS, SHARD_IO } from './onnx/shard-io.js';

@@ -21,7 +21,11 @@ import {
 import { sha256 } from './hash.js';
 import { llamaTensorSpecs } from './llama-tensors.js';
 import { findTensor, type LlamaModelDir, type ModelDir } from './model-dir.js';
-import { buildLlamaShardGraph, type LocatedWeight } from './onnx/llama-shard-graph.js';
+import {
+  buildLlamaShardGraph,
+  type LocatedWeight,
+  type ShardAttention,
+} from './onnx/llama-shard-graph.js';
 import type { OnnxDecoderModelDir } from './onnx-decoder/import.js';
 import { buildOnnxDecoderShard, writeOnnxDecoderShard } from './onnx-decoder/shard.js';
 import { noProgress, type ProgressFn } from './progress.js';
@@ -54,6 +58,8 @@ export interface LlamaShardGraph extends ShardGraphBase {
   config: LlamaConfig;
   /** Element type of the KV cache the graph takes and returns. Absent: float32. */
   kvDtype?: KvDtype;
+  /** How the graph's layers attend, and so which KV inputs and outputs it has. Absent: decomposed. */
+  attention?: ShardAttention;
 }
 
 /** How a Llama shard is built. */
@@ -62,6 +68,8 @@ export interface ShardBuildOptions {
   kvDtype?: KvDtype;
   /** Largest slice of an fp32 LM head multiplied at once, bytes. Default `HEAD_CHUNK_BYTES` (64 MiB). */
   headChunkBytes?: number;
+  /** How the layers attend (`fused` GroupQueryAttention or `decomposed` standard ops). */
+  attention?: ShardAttention;
 }
 
 /** A stage cut out of an imported decoder: its IO follows the export, described by `io`. */
@@ -223,6 +231,7 @@ function buildLlamaShard(
     layerEnd: range.end,
     kvDtype,
     ...(options.headChunkBytes === undefined ? {} : { headChunkBytes: options.headChunkBytes }),
+    ...(options.attention === undefined ? {} : { attention: options.attention }),
     producer: `swarmbee ${SWARMBEE_VERSION}`,
     locate: (name) =>
       locateWeight(dir, name, (stored) => {
@@ -243,6 +252,7 @@ function buildLlamaShard(
     onnx,
     externalDataDir: dir.path,
     ...(kvDtype === 'float32' ? {} : { kvDtype }),
+    ...(options.attention === 'fused' ? { attention: 'fused' as const } : {}),
   };
 }
 

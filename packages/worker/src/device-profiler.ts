@@ -2,8 +2,10 @@
  * Measures this device for the planner: forward times of a decoder layer, the
  * embedding and the LM head on timing grids (decode: micro-batch size × context;
  * prefill: chunk × context), run exactly as serving runs them (same engine,
- * threads, execution provider and device emulation). One-layer shards keep it
- * to seconds: layer = the middle shard; embedding = first − layer; head = last − layer.
+ * threads, execution provider and device emulation). Small shards keep it to seconds:
+ * a layer = (a span of k middle layers − one middle layer) / (k − 1), so the engine's fixed
+ * cost per pass (feeds, the run call, the thread hop) is charged once per stage — as serving
+ * pays it — not once per layer; embedding = first − middle; head = last − middle.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -43,6 +45,8 @@ export const DEFAULT_PROFILE_GRID: ProfileGrid = {
 export interface ProfileShards {
   first: ShardGraph;
   middle?: ShardGraph;
+  /** Two or more middle layers from the middle shard's first: tells a layer from the pass's fixed cost. */
+  span?: ShardGraph;
   last: ShardGraph;
 }
 
@@ -195,15 +199,42 @@ function minus<T extends { ms: number[][]; p10Ms?: number[][]; p90Ms?: number[][
   return out;
 }
 
-/** The runtime's per-step overhead as a timing grid (one context column). */
-function overheadGrid(timing: ShardTiming): { decode: DecodeTimingGrid } {
+/** Every figure of a grid times `factor`. */
+function scaled<T extends { ms: number[][]; p10Ms?: number[][]; p90Ms?: number[][] }>(
+  grid: T,
+  factor: number,
+): T {
+  const times = (x: number[][] | undefined) => x?.map((row) => row.map((v) => v * factor));
+  const out: T = { ...grid, ms: times(grid.ms)! };
+  if (grid.p10Ms) out.p10Ms = times(grid.p10Ms)!;
+  if (grid.p90Ms) out.p90Ms = times(grid.p90Ms)!;
+  return out;
+}
+
+/**
+ * The runtime's per-step overhead as a timing grid (one context column, the first): the wall
+ * time around the engine, plus the engine's own fixed cost per pass where it was told apart.
+ */
+function overheadGrid(timing: ShardTiming, fixed?: DecodeTimingGrid): { decode: DecodeTimingGrid } {
   return {
     decode: {
       batchSizes: timing.decode.batchSizes,
       contextTokens: [timing.decode.contextTokens[0] ?? 0],
-      ms: timing.overheadMs.map((ms) => [ms]),
+      ms: timing.overheadMs.map((ms, b) => [ms + (fixed?.ms[b]?.[0] ?? 0)]),
     },
   };
+}
+
+/**
+ * One layer's time from a one-layer and a k-layer shard: (span − one) / (k − 1); what the
+ * one-layer shard took beyond it is the pass's fixed cost.
+ */
+export function perLayer(one: OpTiming, span: OpTiming, layers: number) {
+  const layer: OpTiming = {
+    decode: scaled(minus(span.decode, one.decode), 1 / (layers - 1)),
+    prefill: scaled(minus(span.prefill, one.prefill), 1 / (layers - 1)),
+  };
+  return { layer, fixed: minus(one.decode, layer.decode) };
 }
 
 /** Only the engine's time per layer: the overhead is charged once per stage, not per layer. */
@@ -233,6 +264,7 @@ export async function profileDevice(
   const first = await timeShard(shards.first, options, how);
   const last = await timeShard(shards.last, options, how);
   const middle = shards.middle ? await timeShard(shards.middle, options, how) : undefined;
+  const span = middle && shards.span ? await timeShard(shards.span, options, how) : undefined;
   if (!middle) {
     // Too few layers to tell the layer from the embedding and the head: charge it all to the layer.
     const zero = (t: OpTiming): OpTiming => ({
@@ -246,9 +278,13 @@ export async function profileDevice(
       stageOverhead: overheadGrid(first),
     };
   }
+  const split =
+    span && shards.span
+      ? perLayer(middle, span, shards.span.layerEnd - shards.span.layerStart)
+      : undefined;
   return {
-    layers: [engineOnly(middle)],
-    stageOverhead: overheadGrid(middle),
+    layers: [split?.layer ?? engineOnly(middle)],
+    stageOverhead: overheadGrid(middle, split?.fixed),
     embedding: {
       decode: minus(first.decode, middle.decode),
       prefill: minus(first.prefill, middle.prefill),

@@ -1,6 +1,6 @@
 /**
  * A worker's answers to the coordinator's profile requests: `compute` times this
- * device on one-layer shards the coordinator sent (cached per model, runtime and
+ * device on small shards the coordinator sent (cached per model, runtime and
  * engine settings); `link` measures the data-plane link to another node.
  */
 import { freemem } from 'node:os';
@@ -20,7 +20,7 @@ import type { ShardCache } from './shard-cache.js';
 import type { StageTimeline } from './stage-timeline.js';
 
 /** Version of the measured timing's shape; cached profiles of another version are measured again. */
-export const PROFILE_FORMAT_VERSION = 4;
+export const PROFILE_FORMAT_VERSION = 5;
 
 /** Share of free memory a worker offers when no limit is set. */
 export const DEFAULT_MEMORY_SHARE = 0.9;
@@ -90,6 +90,7 @@ export async function answerProfileRequest(
       last: await graph(params.last),
     };
     if (params.middle !== undefined) shards.middle = await graph(params.middle);
+    if (params.span !== undefined) shards.span = await graph(params.span);
     context.log('profiling compute');
     timing = await profileDevice(shards, engine, { emulation: context.emulation });
     await cache.put(key, timing);

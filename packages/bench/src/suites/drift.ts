@@ -28,7 +28,7 @@ const STREAMS = 16;
 const PROMPT_TOKENS = 16;
 const OUTPUT_TOKENS = 48;
 /** The loop's settings in the run with it on. */
-const LOOP = { threshold: 0.15, windows: 2, minIntervalMs: 30_000, paybackMs: 30_000 };
+const LOOP = { threshold: 0.15, windows: 2, minIntervalMs: 30_000 };
 /** Width of the windows of the throughput-over-time chart, ms. */
 const CHART_WINDOW_MS = 2000;
 /**

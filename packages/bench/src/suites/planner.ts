@@ -36,7 +36,6 @@ export const PLANNER_BENCH_LOOP = {
   threshold: 0.15,
   windows: 2,
   minIntervalMs: 30_000,
-  paybackMs: 30_000,
 };
 /** The plans the DP must never be worse than. */
 const BASELINES = ['even split', 'memory share', 'best single device'];

@@ -4,10 +4,10 @@ import {
   announceCoordinator,
   Coordinator,
   DEFAULT_DRIFT_MIN_INTERVAL_MS,
-  DEFAULT_DRIFT_PAYBACK_MS,
   DEFAULT_DRIFT_THRESHOLD,
   DEFAULT_DRIFT_WINDOWS,
   DEFAULT_REPLAN_GAIN,
+  DEFAULT_REPLAN_PAYBACK_MS,
   DEFAULT_TRANSFER_STALL_TIMEOUT_MS,
 } from '@swarmbee/coordinator';
 import { installFaultHandlers } from '@swarmbee/core';
@@ -102,7 +102,13 @@ export function coordinatorCommand(yargs: Argv): Argv {
           type: 'number',
           default: DEFAULT_REPLAN_GAIN,
           describe:
-            'Take a worker that joins a serving cluster into a new plan when it is predicted this much better (0.1 = 10 % more tokens/s or less time per token)',
+            'Re-plan (a worker joined a serving cluster, or drift) only for a plan predicted this much better (0.1 = 10 % more tokens/s or less time per token)',
+        })
+        .option('replan-payback-ms', {
+          type: 'number',
+          default: DEFAULT_REPLAN_PAYBACK_MS,
+          describe:
+            "A re-plan (a worker joined, or drift) must gain back within this time what the streams lose while the new stages' weights move (predicted gain × this ≥ transfer time), ms",
         })
         .option('drift-threshold', {
           type: 'number',
@@ -114,12 +120,6 @@ export function coordinatorCommand(yargs: Argv): Argv {
           type: 'number',
           default: DEFAULT_DRIFT_MIN_INTERVAL_MS,
           describe: 'Least time between two re-plans for drift, ms',
-        })
-        .option('drift-payback-ms', {
-          type: 'number',
-          default: DEFAULT_DRIFT_PAYBACK_MS,
-          describe:
-            "A drift re-plan must gain back within this time what the streams lose while the new stages' weights move (predicted gain × this ≥ transfer time), ms",
         })
         .option('drift-windows', {
           type: 'number',
@@ -178,11 +178,11 @@ export function coordinatorCommand(yargs: Argv): Argv {
           ...(args.threads === undefined ? {} : { stage: { intraOpThreads: args.threads } }),
         },
         replanGain: args.replanGain,
+        replanPaybackMs: args.replanPaybackMs,
         drift: {
           threshold: args.driftThreshold,
           windows: args.driftWindows,
           minIntervalMs: args.driftMinIntervalMs,
-          paybackMs: args.driftPaybackMs,
         },
         planning: planningFrom(args),
         limits: serviceLimitsFrom(args),

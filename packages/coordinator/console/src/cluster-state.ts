@@ -4,6 +4,11 @@
  * each change through {@link useClusterState}.
  */
 import { useEffect, useState } from 'preact/hooks';
+import type {
+  ClusterEvent as FeedEvent,
+  MetricsEvent,
+  StageRates,
+} from '../../src/console/feed-types.js';
 import { readEvents } from './api.js';
 
 export interface Device {
@@ -68,38 +73,10 @@ export interface ClusterView {
   };
 }
 
-/** A stage of the plan; its counters' fields are null until its worker reported. */
-export interface StageRates {
-  stage: number;
-  device: string;
-  utilisation: number | null;
-  queueDepth: number | null;
-  forwardMs: number | null;
-  bytesPerS: number | null;
-  forwards: number | null;
-}
-
-export interface MetricsEvent {
-  type: 'metrics';
-  at: number;
-  tokensPerS: number;
-  activeSequences: number;
-  queued: number;
-  inFlight: number;
-  stages: StageRates[];
-}
-
-export interface FailoverEvent {
-  type: 'failover';
-  at: number;
-  kind: string;
-  message: string;
-}
-
-type ClusterEvent =
-  | { type: 'cluster'; at: number; cluster: ClusterView }
-  | MetricsEvent
-  | FailoverEvent;
+/** The feed's events, typed by the server's own module (`src/console/feed-types.ts`). */
+type ClusterEvent = FeedEvent<ClusterView>;
+export type FailoverEvent = Extract<ClusterEvent, { type: 'failover' }>;
+export type { MetricsEvent, StageRates };
 
 /** Metrics kept for the charts: two minutes at one a second. */
 const HISTORY_LENGTH = 120;

@@ -14,6 +14,7 @@ import { checkDriftOptions, type DriftOptions } from '../drift/drift-monitor.js'
 import type { ServiceLimits } from '../generation-service.js';
 import type { DeployOptions } from './deployer.js';
 import type { PlanningOptions } from './planning.js';
+import { checkReplanPolicy } from './replan-policy.js';
 
 export interface CoordinatorOptions {
   model: ModelDir;
@@ -56,6 +57,12 @@ export interface CoordinatorOptions {
    */
   replanGain?: number;
   /**
+   * A re-plan (a worker joined, or drift) must gain back within this time what the streams
+   * lose while its new stages' weights move: predicted gain × this ≥ the transfer time, ms.
+   * Default 30000.
+   */
+  replanPaybackMs?: number;
+  /**
    * The closed loop on the serving plan: stages whose measured time per forward stays off the
    * prediction are re-profiled from live metrics and the plan re-planned when that pays.
    * Default: on, 15 % over 2 polls, at most one re-plan per 30 s.
@@ -92,9 +99,7 @@ export interface RecoveryEvent {
 export function checkCoordinatorOptions(options: CoordinatorOptions): void {
   if ((options.minWorkers ?? 1) < 1)
     throw new InvalidArgumentError('--min-workers must be at least 1');
-  const gain = options.replanGain;
-  if (gain !== undefined && !(gain >= 0 && Number.isFinite(gain)))
-    throw new InvalidArgumentError(`--replan-gain must be a fraction of at least 0, got ${gain}`);
+  checkReplanPolicy({ gain: options.replanGain, paybackMs: options.replanPaybackMs });
   if (options.drift) checkDriftOptions(options.drift);
   const stall = options.deploy?.transferStallTimeoutMs;
   if (stall !== undefined && !(stall > 0))

@@ -49,9 +49,13 @@ import { PlanChoice } from './plan-choice.js';
 import { PlanMemory } from './plan-memory.js';
 import type { PlanningOptions } from './planning.js';
 import { profileSummary } from './profile-summary.js';
-import { profileCluster } from './profiler.js';
+import { profileCluster, withRemeasured } from './profiler.js';
 import { pollStages, stageTimelines, statsOf } from './queries.js';
-import { DEFAULT_REPLAN_GAIN } from './replan-policy.js';
+import {
+  DEFAULT_REPLAN_GAIN,
+  DEFAULT_REPLAN_PAYBACK_MS,
+  type ReplanPolicy,
+} from './replan-policy.js';
 import { ShardStore } from './shard-store.js';
 import type { WorkerLink } from './worker-link.js';
 import { NAME_PROBE_TIMEOUT_MS, WorkerRegistry } from './worker-registry.js';
@@ -104,13 +108,17 @@ export class Coordinator {
         options.channel?.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
       ),
     );
+    const policy: ReplanPolicy = {
+      gain: options.replanGain ?? DEFAULT_REPLAN_GAIN,
+      paybackMs: options.replanPaybackMs ?? DEFAULT_REPLAN_PAYBACK_MS,
+    };
     const plans = new PlanChoice({
       model,
       memory: new PlanMemory(options.cacheDir, model.manifest.modelHash),
       planning: () => this.#options.planning ?? {},
       profile: (names) => profileFor(this.#profile, new Set(names)),
       measure: () => this.profile(),
-      replanGain: options.replanGain ?? DEFAULT_REPLAN_GAIN,
+      policy,
       log: this.#log,
     });
     this.#plans = plans;
@@ -149,7 +157,8 @@ export class Coordinator {
         this.#profile = this.#withCoordinatorTiming(profile);
         if (replan) await this.#deployments.request('replan', reason);
       },
-      replanGain: options.replanGain,
+      remeasure: (names) => this.#remeasure(names),
+      policy,
       log: this.#log,
     });
     this.#metrics = new Metrics({
@@ -397,6 +406,28 @@ export class Coordinator {
     });
     this.#profile = this.#withCoordinatorTiming(this.#profile);
     return this.#profile;
+  }
+
+  /**
+   * These workers' compute (and their links to the coordinator) measured afresh, merged into
+   * the profile the coordinator plans from, which is returned, not adopted.
+   */
+  async #remeasure(names: readonly string[]): Promise<ClusterProfile> {
+    const workers = this.#openWorkers().filter((w) => names.includes(w.name));
+    if (workers.length === 0) throw new ClusterUnavailableError(`${names.join(', ')} left`);
+    const fresh = await profileCluster({
+      model: this.#options.model,
+      workers,
+      store: this.#store,
+      coordinatorUrl: this.workersUrl,
+      token: this.#options.token,
+      reprofile: true,
+      linkShape: this.#options.linkShape,
+      clientTls: this.#options.clientTls,
+      deploy: this.#options.deploy,
+      log: this.#log,
+    });
+    return this.#withCoordinatorTiming(withRemeasured(this.#profile ?? fresh, fresh));
   }
 
   /** The profile with this coordinator's own step times, once it has served enough to know them. */

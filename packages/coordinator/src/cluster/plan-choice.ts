@@ -4,8 +4,9 @@
  * cluster profile. And when a worker joins a serving cluster, whether a new plan pays:
  * the remembered plan for exactly the connected workers is restored (the one that served
  * before a loss or a restart); with the even planner, the even split is taken once it
- * covers more workers; otherwise a new plan is adopted when the cost model predicts it
- * better than the running one, on the same profile, by `replanGain`.
+ * covers more workers; otherwise a new plan is adopted when it pays by the coordinator's
+ * ReplanPolicy: predicted better than the running one, on the same profile, by its gain, and
+ * gaining back within its payback time the stall of moving the new stages' weights.
  */
 import {
   type ClusterProfile,
@@ -19,7 +20,13 @@ import type { Deployment } from './deployment.js';
 import { evenPlan } from './even-plan.js';
 import { type PlanMemory, samePlan } from './plan-memory.js';
 import { choosePlan, isPlanResult, needsProfile, type PlanningOptions } from './planning.js';
-import { predictedGain } from './replan-policy.js';
+import {
+  judgeReplan,
+  predictedGain,
+  type ReplanPolicy,
+  redeployMs,
+  stageKey,
+} from './replan-policy.js';
 
 export interface PlanChoiceOptions {
   model: ModelDir;
@@ -29,8 +36,8 @@ export interface PlanChoiceOptions {
   profile: (names: readonly string[]) => ClusterProfile | undefined;
   /** Measures the connected workers (compute profiles are cached by each worker). */
   measure: () => Promise<ClusterProfile>;
-  /** Smallest predicted gain that pays for a re-plan, as a fraction. */
-  replanGain: number;
+  /** When a re-plan pays (gain and payback). */
+  policy: ReplanPolicy;
   log: (line: string) => void;
 }
 
@@ -118,10 +125,10 @@ export class PlanChoice {
    * Whether a worker that joined while a deployment serves should be taken in, and with
    * which plan: the plan remembered for exactly these workers (the one that served before
    * a loss or a restart); with the even planner, the even split once it covers more
-   * workers; otherwise a new plan, adopted when predicted better by `replanGain`.
+   * workers; otherwise a new plan, adopted when it pays by the ReplanPolicy.
    */
   async decide(
-    current: Deployment,
+    current: Pick<Deployment, 'plan' | 'candidates'>,
     names: readonly string[],
     reason: string,
   ): Promise<Plan | PlanResult | undefined> {
@@ -151,10 +158,14 @@ export class PlanChoice {
       current.plan,
       candidate,
     );
-    const wanted = this.options.replanGain;
-    this.options.log(
-      `${reason}: a plan over ${candidate.stages.map((s) => s.device).join(', ')} is predicted ${(gain * 100).toFixed(0)} % better (re-planning from ${(wanted * 100).toFixed(0)} %)`,
+    // The running plan's devices hold its stages' shards; a joining worker holds none yet.
+    const stages = current.plan.stages;
+    const held = new Set(stages.map((s, k) => stageKey(s, k, stages.length)));
+    const verdict = judgeReplan(
+      { plan: candidate, gain, redeployMs: redeployMs(profile, candidate, held) },
+      this.options.policy,
     );
-    return gain >= wanted ? candidate : undefined;
+    this.options.log(`${reason}: ${verdict.why}`);
+    return verdict.replan ? candidate : undefined;
   }
 }

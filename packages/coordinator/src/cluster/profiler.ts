@@ -1,5 +1,5 @@
 /**
- * Profiles the cluster for the planner: each worker times one-layer shards of the
+ * Profiles the cluster for the planner: each worker times small shards of the
  * model (sent like any shard, and cached on the worker per model and runtime), and
  * every link — worker to worker, worker to coordinator, coordinator to worker — is
  * measured with probes over the data plane it will carry.
@@ -46,6 +46,8 @@ export interface ProfileClusterOptions {
 }
 
 export const DEFAULT_PROFILE_TIMEOUT_MS = 300_000;
+/** Middle layers in the profile's span shard: more divides a layer's noise by more, and costs time. */
+export const PROFILE_SPAN_LAYERS = 4;
 
 let nextRequest = 1;
 
@@ -58,11 +60,14 @@ export async function profileCluster(options: ProfileClusterOptions): Promise<Cl
   const step = (phase: string) =>
     options.progress?.({ phase, done: ++done, total, unit: 'tensors' });
 
-  // One-layer shards: embedding + first layer, a middle layer, last layer + head.
+  // Small shards: embedding + first layer, a middle layer, last layer + head, and a span of
+  // middle layers that tells a layer's time from the engine's fixed cost per pass.
   const first = await store.ensure({ start: 0, end: 1 });
   const last = await store.ensure({ start: nLayers - 1, end: nLayers });
   const middle = nLayers >= 3 ? await store.ensure({ start: 1, end: 2 }) : undefined;
-  const shards = [first, last, ...(middle ? [middle] : [])];
+  const spanLayers = Math.min(PROFILE_SPAN_LAYERS, nLayers - 2);
+  const span = spanLayers >= 2 ? await store.ensure({ start: 1, end: 1 + spanLayers }) : undefined;
+  const shards = [first, last, ...(middle ? [middle] : []), ...(span ? [span] : [])];
 
   const devices: DeviceProfile[] = [];
   for (const worker of workers) {
@@ -74,6 +79,7 @@ export async function profileCluster(options: ProfileClusterOptions): Promise<Cl
       reprofile: options.reprofile === true,
     };
     if (middle) params.middle = middle.manifest.shardId;
+    if (span) params.span = span.manifest.shardId;
     const reply = await worker.channel.request(
       { type: 'profile.request', requestId: `profile-${nextRequest++}`, kind: 'compute', params },
       { timeoutMs },
@@ -145,5 +151,15 @@ export async function profileCluster(options: ProfileClusterOptions): Promise<Cl
       swarmbee: SWARMBEE_VERSION,
       node: process.version,
     },
+  };
+}
+
+/** `base` with the devices and links `fresh` measured again replaced by their new figures. */
+export function withRemeasured(base: ClusterProfile, fresh: ClusterProfile): ClusterProfile {
+  const measured = (l: LinkProfile) => fresh.links.some((f) => f.from === l.from && f.to === l.to);
+  return {
+    ...base,
+    devices: base.devices.map((d) => fresh.devices.find((f) => f.name === d.name) ?? d),
+    links: [...base.links.filter((l) => !measured(l)), ...fresh.links],
   };
 }

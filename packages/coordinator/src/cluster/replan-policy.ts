@@ -1,14 +1,67 @@
 /**
- * When taking a returning (or new) worker back pays: its plan must be predicted to beat
- * the running plan by a margin, both judged by the cost model on the same profile —
- * a re-plan stalls every stream for the redeploy and the replay of its tokens.
+ * When a re-plan pays — a worker joined (or returned) while serving, or the drift loop found
+ * the profile off: the new plan must be predicted to beat the running one by a margin, both
+ * judged by the cost model on the same profile, and must gain back within a payback time
+ * what the streams lose while its new stages' weights move (a re-plan stalls every stream
+ * for the redeploy and the replay of its tokens).
  */
-import type { ClusterProfile, Plan } from '@swarmbee/core';
+import { type ClusterProfile, InvalidArgumentError, type Plan } from '@swarmbee/core';
 import { CostModel, type Objective, type PlanResult, type Workload } from '@swarmbee/planner';
 import { isPlanResult } from './planning.js';
 
 /** Smallest predicted gain that pays for a re-plan: 10 %. */
 export const DEFAULT_REPLAN_GAIN = 0.1;
+/** Time a re-plan's gain must pay back its weights' transfer in, ms. */
+export const DEFAULT_REPLAN_PAYBACK_MS = 30_000;
+
+/** The coordinator's rule for re-plans, whatever asks for one. */
+export interface ReplanPolicy {
+  /** Smallest predicted gain, a fraction (0.1 = 10 % more tokens/s, or less time per token). */
+  gain: number;
+  /** Predicted gain × this must be at least the time moving the new stages' weights takes, ms. */
+  paybackMs: number;
+}
+
+/** A re-plan judged: whether to make it, and why, in words for the log. */
+export interface ReplanVerdict {
+  replan: boolean;
+  why: string;
+}
+
+/** Judges a candidate plan by `policy`: its predicted `gain` and the stall `redeployMs` it costs. */
+export function judgeReplan(
+  candidate: { plan: { stages: readonly { device: string }[] }; gain: number; redeployMs: number },
+  policy: ReplanPolicy,
+): ReplanVerdict {
+  const { gain, redeployMs } = candidate;
+  const percent = (x: number) => `${(x * 100).toFixed(0)} %`;
+  if (!(gain >= policy.gain))
+    return {
+      replan: false,
+      why: `no plan predicted ${percent(policy.gain)} better (best ${percent(gain)}), keeping the plan`,
+    };
+  if (gain * policy.paybackMs < redeployMs)
+    return {
+      replan: false,
+      why: `a plan predicted ${percent(gain)} better would stall ${(redeployMs / 1000).toFixed(1)} s moving weights, more than it gains in ${(policy.paybackMs / 1000).toFixed(0)} s; keeping the plan`,
+    };
+  return {
+    replan: true,
+    why: `a plan over ${candidate.plan.stages.map((s) => s.device).join(', ')} is predicted ${percent(gain)} better`,
+  };
+}
+
+/** Throws InvalidArgumentError naming the first policy setting out of range (by its CLI flag). */
+export function checkReplanPolicy(policy: {
+  gain?: number | undefined;
+  paybackMs?: number | undefined;
+}): void {
+  const { gain, paybackMs } = policy;
+  if (gain !== undefined && !(gain >= 0 && Number.isFinite(gain)))
+    throw new InvalidArgumentError(`--replan-gain must be a fraction of at least 0, got ${gain}`);
+  if (paybackMs !== undefined && !(paybackMs >= 0))
+    throw new InvalidArgumentError(`--replan-payback-ms must be at least 0, got ${paybackMs}`);
+}
 
 /**
  * How much better `candidate` is predicted to be than `current` for the objective, as a

@@ -12,6 +12,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { COORDINATOR_EVENTS } from '../events.js';
 import type { Metrics } from '../metrics.js';
+import type { ClusterEvent, FailoverKind, MetricsEvent, StageRates } from './feed-types.js';
 
 /** How often the watch samples while someone listens, ms; also the fastest it may. */
 export const DEFAULT_EVENT_INTERVAL_MS = 1000;
@@ -27,43 +28,6 @@ const LIFECYCLE_CHANNELS = [
   COORDINATOR_EVENTS.deployed,
   COORDINATOR_EVENTS.replayed,
 ];
-
-/**
- * One stage of the serving plan and its recent work, from its worker's counters. Every
- * stage of the plan has a row; the counters' fields are null until its worker reported
- * (the coordinator polls them every `statsIntervalMs`, so for a moment after a re-plan).
- */
-export interface StageRates {
-  stage: number;
-  device: string;
-  /** Share of the window the stage spent in forward passes, 0..1. */
-  utilisation: number | null;
-  /** Micro-batches waiting at the stage, now. */
-  queueDepth: number | null;
-  /** Mean forward pass in the window, ms; null when none ran. */
-  forwardMs: number | null;
-  /** Bytes sent downstream per second in the window. */
-  bytesPerS: number | null;
-  /** Forward passes since the stage was loaded. */
-  forwards: number | null;
-}
-
-export type FailoverKind = 'worker-joined' | 'worker-lost' | 'state' | 'replanned';
-
-export type ClusterEvent =
-  | { type: 'cluster'; at: number; cluster: Record<string, unknown> }
-  | {
-      type: 'metrics';
-      at: number;
-      tokensPerS: number;
-      activeSequences: number;
-      queued: number;
-      inFlight: number;
-      stages: StageRates[];
-    }
-  | { type: 'failover'; at: number; kind: FailoverKind; message: string };
-
-export type MetricsEvent = Extract<ClusterEvent, { type: 'metrics' }>;
 
 export interface ClusterWatchSources {
   /** The cluster as `GET /swarmbee/cluster` shows it. */

@@ -7,7 +7,7 @@ import type { ModelDir } from '@swarmbee/model';
 import type { PlanResult } from '@swarmbee/planner';
 import { profileFor } from '../cluster/deployment.js';
 import { choosePlan, isPlanResult, type PlanningOptions } from '../cluster/planning.js';
-import { DEFAULT_REPLAN_GAIN, predictedGain, redeployMs } from '../cluster/replan-policy.js';
+import { predictedGain, type ReplanPolicy, redeployMs } from '../cluster/replan-policy.js';
 import { DriftMonitor, type DriftOptions } from './drift-monitor.js';
 
 export function driftCandidate(
@@ -39,7 +39,9 @@ export interface CoordinatorView {
   profile: () => ClusterProfile | undefined;
   /** Plans from this profile from now on; with `replan`, re-plans and redeploys (replaying live sequences). */
   adopt: (profile: ClusterProfile, replan: boolean, reason: string) => Promise<void>;
-  replanGain?: number | undefined;
+  policy: ReplanPolicy;
+  /** Measures these workers' compute again; the profile with their fresh timings. */
+  remeasure?: (workers: readonly string[]) => Promise<ClusterProfile>;
   log: (line: string) => void;
 }
 
@@ -53,7 +55,8 @@ export function coordinatorDrift(options: DriftOptions, view: CoordinatorView): 
     candidate: (profile, held) =>
       driftCandidate(view.model, view.workers(), view.planning(), profile, view.plan(), held),
     apply: view.adopt,
-    replanGain: view.replanGain ?? DEFAULT_REPLAN_GAIN,
+    policy: view.policy,
+    ...(view.remeasure ? { remeasure: view.remeasure } : {}),
     log: view.log,
   });
 }

@@ -13,7 +13,7 @@ import { channel } from 'node:diagnostics_channel';
 import { type ClusterProfile, InvalidArgumentError, type Plan } from '@swarmbee/core';
 import type { MicroBatch } from '@swarmbee/engine';
 import type { PlanResult } from '@swarmbee/planner';
-import { stageKey } from '../cluster/replan-policy.js';
+import { judgeReplan, type ReplanPolicy, stageKey } from '../cluster/replan-policy.js';
 import type { StageMetrics } from '../metrics.js';
 import {
   correctedProfile,
@@ -36,11 +36,6 @@ export interface DriftOptions {
   windows?: number;
   /** Least time between two drift re-plans, ms. Default 30000. */
   minIntervalMs?: number;
-  /**
-   * A re-plan must gain back, within this time, what the streams lose while its new stages'
-   * weights move: predicted gain × payback ≥ the transfer time, ms. Default 30000.
-   */
-  paybackMs?: number;
 }
 
 /** Throws InvalidArgumentError naming the first drift option out of range (by its CLI flag). */
@@ -53,8 +48,6 @@ export function checkDriftOptions(drift: DriftOptions): void {
     throw new InvalidArgumentError(
       `--drift-windows must be an integer of at least 1, got ${drift.windows}`,
     );
-  if (drift.paybackMs !== undefined && !(drift.paybackMs >= 0))
-    throw new InvalidArgumentError(`--drift-payback-ms must be at least 0, got ${drift.paybackMs}`);
   if (drift.minIntervalMs !== undefined && !(drift.minIntervalMs >= 0))
     throw new InvalidArgumentError(
       `--drift-min-interval-ms must be at least 0, got ${drift.minIntervalMs}`,
@@ -64,7 +57,6 @@ export function checkDriftOptions(drift: DriftOptions): void {
 export const DEFAULT_DRIFT_THRESHOLD = 0.15;
 export const DEFAULT_DRIFT_WINDOWS = 2;
 export const DEFAULT_DRIFT_MIN_INTERVAL_MS = 30_000;
-export const DEFAULT_DRIFT_PAYBACK_MS = 30_000;
 /**
  * Fewest forwards a stage must run in a poll window to be judged: fewer are noise. A slow
  * stage (a throttled one above all) runs few forwards per poll, so this stays small.
@@ -100,7 +92,14 @@ export interface DriftHooks {
   ): { plan: Plan | PlanResult; gain: number; redeployMs: number } | undefined;
   /** Replaces the profile the coordinator plans from; with `replan`, re-plans and redeploys. */
   apply(profile: ClusterProfile, replan: boolean, reason: string): Promise<void>;
-  replanGain: number;
+  /** The coordinator's rule for re-plans (gain and payback), the same as for a worker joining. */
+  policy: ReplanPolicy;
+  /**
+   * Measures these devices' compute again (they serve no stage) and returns the serving profile
+   * with their fresh timings. Without it, a device the loop planned around stays as slow as
+   * it was last seen.
+   */
+  remeasure?: (devices: readonly string[]) => Promise<ClusterProfile>;
   log: (line: string) => void;
 }
 
@@ -108,7 +107,6 @@ export class DriftMonitor {
   #threshold = DEFAULT_DRIFT_THRESHOLD;
   #windows = DEFAULT_DRIFT_WINDOWS;
   #minIntervalMs = DEFAULT_DRIFT_MIN_INTERVAL_MS;
-  #paybackMs = DEFAULT_DRIFT_PAYBACK_MS;
   /** Stages (stageKey) the devices have served under any plan seen: their shards are cached. */
   readonly #held = new Set<string>();
   readonly #hooks: DriftHooks;
@@ -118,6 +116,12 @@ export class DriftMonitor {
   /** Ratios of the drifted stages in the consecutive windows so far, by device. */
   #streak: Map<string, number[]> = new Map();
   #lastReplanAt = Number.NEGATIVE_INFINITY;
+  /**
+   * Devices the loop found slower than their profile: their layer time as first profiled, ms,
+   * and when they were last judged. One that then serves no stage has no live metrics to show
+   * it recovered, so it is measured again (see #recheck).
+   */
+  readonly #slowed = new Map<string, { layerMs: number; at: number }>();
   #busy = false;
   readonly events: DriftEvent[] = [];
   /** The last judged window, stage by stage. */
@@ -138,7 +142,6 @@ export class DriftMonitor {
     this.#threshold = options.threshold ?? this.#threshold;
     this.#windows = options.windows ?? this.#windows;
     this.#minIntervalMs = options.minIntervalMs ?? this.#minIntervalMs;
-    this.#paybackMs = options.paybackMs ?? this.#paybackMs;
     this.#streak.clear();
     this.#plan = undefined;
   }
@@ -204,8 +207,11 @@ export class DriftMonitor {
     }
     this.#streak = streak;
     const confirmed = [...streak].filter(([, ratios]) => ratios.length >= this.#windows);
-    if (confirmed.length === 0 || this.#busy) return;
-    if (performance.now() - this.#lastReplanAt < this.#minIntervalMs) return;
+    if (this.#busy || performance.now() - this.#lastReplanAt < this.#minIntervalMs) return;
+    if (confirmed.length === 0) {
+      this.#recheckIdle(serving.plan);
+      return;
+    }
     const factors = new Map(confirmed.map(([device, ratios]) => [device, median(ratios)]));
     this.#streak.clear();
     this.#busy = true;
@@ -219,27 +225,80 @@ export class DriftMonitor {
     factors: Map<string, number>,
     stages: StageDrift[],
   ): Promise<void> {
+    const now = performance.now();
+    for (const [device, factor] of factors) {
+      if (factor <= 1) this.#slowed.delete(device);
+      else
+        this.#slowed.set(device, {
+          layerMs: this.#slowed.get(device)?.layerMs ?? layerMsOf(profile, device),
+          at: now,
+        });
+    }
     const corrected = correctedProfile(profile, factors);
     const described = [...factors].map(([device, f]) => `${device} ×${f.toFixed(2)}`).join(', ');
+    await this.#decide(corrected, `${described} against the profile`, stages);
+  }
+
+  /**
+   * Slowed devices that serve no stage, judged no sooner than `minIntervalMs` ago, are
+   * measured again: a board that cooled down is taken back when a plan with it pays.
+   */
+  #recheckIdle(plan: Plan | PlanResult): void {
+    const remeasure = this.#hooks.remeasure;
+    if (!remeasure) return;
+    const now = performance.now();
+    const serves = new Set(plan.stages.map((s) => s.device));
+    const due = [...this.#slowed]
+      .filter(([device, seen]) => !serves.has(device) && now - seen.at >= this.#minIntervalMs)
+      .map(([device]) => device);
+    if (due.length === 0) return;
+    for (const device of due) this.#slowed.get(device)!.at = now;
+    this.#busy = true;
+    void this.#recheck(remeasure, due).finally(() => {
+      this.#busy = false;
+    });
+  }
+
+  async #recheck(
+    remeasure: (devices: readonly string[]) => Promise<ClusterProfile>,
+    devices: readonly string[],
+  ): Promise<void> {
+    let fresh: ClusterProfile;
+    try {
+      fresh = await remeasure(devices);
+    } catch (error) {
+      this.#hooks.log(
+        `drift: measuring ${devices.join(', ')} again failed: ${(error as Error).message}`,
+      );
+      return;
+    }
+    const described = devices
+      .map((device) => {
+        const first = this.#slowed.get(device)!.layerMs;
+        const ratio = layerMsOf(fresh, device) / first;
+        // Back within the threshold of its first profile: no longer watched.
+        if (ratio <= 1 + this.#threshold) this.#slowed.delete(device);
+        return `${device} ×${ratio.toFixed(2)}`;
+      })
+      .join(', ');
+    await this.#decide(fresh, `${described} of its first profile, measured again while idle`, []);
+  }
+
+  /** Plans on `profile`, re-plans when that pays (ReplanPolicy), and adopts the profile. */
+  async #decide(profile: ClusterProfile, described: string, stages: StageDrift[]): Promise<void> {
+    const corrected = profile;
     let candidate: { plan: Plan | PlanResult; gain: number; redeployMs: number } | undefined;
     try {
       candidate = this.#hooks.candidate(corrected, this.#held);
     } catch (error) {
-      this.#hooks.log(
-        `drift (${described}): no plan on the corrected profile: ${(error as Error).message}`,
-      );
+      this.#hooks.log(`drift (${described}): no plan on the profile: ${(error as Error).message}`);
     }
     const gain = candidate?.gain ?? 0;
-    // The gain over the payback time must make up for the streams' stall while weights move.
-    const pays = candidate !== undefined && gain * this.#paybackMs >= candidate.redeployMs;
-    const replan = candidate !== undefined && gain >= this.#hooks.replanGain && pays;
-    const reason = `drift: ${described} against the profile; ${
-      replan
-        ? `a plan over ${candidate!.plan.stages.map((s) => s.device).join(', ')} is predicted ${(gain * 100).toFixed(0)} % better`
-        : gain >= this.#hooks.replanGain && candidate
-          ? `a plan predicted ${(gain * 100).toFixed(0)} % better would stall ${(candidate.redeployMs / 1000).toFixed(1)} s moving weights, more than it gains in ${(this.#paybackMs / 1000).toFixed(0)} s; keeping the plan`
-          : `no plan predicted ${(this.#hooks.replanGain * 100).toFixed(0)} % better (best ${(gain * 100).toFixed(0)} %), keeping the plan`
-    }`;
+    const verdict = candidate
+      ? judgeReplan(candidate, this.#hooks.policy)
+      : judgeReplan({ plan: { stages: [] }, gain: 0, redeployMs: 0 }, this.#hooks.policy);
+    const replan = verdict.replan;
+    const reason = `drift: ${described}; ${verdict.why}`;
     const event: DriftEvent = {
       at: Date.now(),
       action: replan ? 'replanned' : 'corrected',
@@ -264,12 +323,18 @@ export class DriftMonitor {
       enabled: this.enabled,
       threshold: this.#threshold,
       minIntervalMs: this.#minIntervalMs,
-      paybackMs: this.#paybackMs,
+      paybackMs: this.#hooks.policy.paybackMs,
       latest: this.latest,
       replans: this.replans,
       events: this.events,
     };
   }
+}
+
+/** A device's decode time of one layer at one row, ms (the first grid point). */
+function layerMsOf(profile: ClusterProfile, device: string): number {
+  const timing = profile.devices.find((d) => d.name === device)?.timing;
+  return timing?.layers[0]?.decode.ms[0]?.[0] ?? Number.NaN;
 }
 
 function workloadOf(plan: Plan | PlanResult) {

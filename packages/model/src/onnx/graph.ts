@@ -173,6 +173,30 @@ export class GraphBuilder {
     return name;
   }
 
+  /**
+   * A contrib operator's node whose outputs take exactly the names given (graph outputs
+   * that must keep their contract names, such as a fused attention's present KV); the
+   * names must be unused.
+   */
+  contribNode(
+    opType: string,
+    inputs: string[],
+    outputs: string[],
+    attributes: Record<string, Attribute> = {},
+  ): string[] {
+    for (const output of outputs) this.fresh(output);
+    this.#nodes.push({
+      opType,
+      domain: CONTRIB_DOMAIN,
+      name: this.fresh(`${opType.toLowerCase()}_node`),
+      input: inputs,
+      output: outputs,
+      attribute: Object.entries(attributes).map(([name, a]) => toAttributeProto(name, a)),
+    });
+    this.#domains.add(CONTRIB_DOMAIN);
+    return outputs;
+  }
+
   /** `irVersion` defaults to 8; graphs with 4-bit tensors need 10. */
   encode(options: {
     opset: number;

@@ -14,9 +14,17 @@
  * precision mix in one graph. Grouped-query attention folds the query
  * heads of a KV group into one matmul instead of repeating keys and values.
  */
-import { headDim, type KvDtype, type LlamaConfig, layerRope, layerWindow } from '@swarmbee/core';
+import {
+  headDim,
+  InvalidArgumentError,
+  type KvDtype,
+  type LlamaConfig,
+  layerRope,
+  layerWindow,
+} from '@swarmbee/core';
 import { CLASSIFIER, FINAL_NORM, layerTensor, TOKEN_EMBEDDING } from '../llama-tensors.js';
-import { DecoderBlocks, type LocatedWeight } from './decoder-blocks.js';
+import { DecoderBlocks, type LocatedWeight, type RopeCaches } from './decoder-blocks.js';
+import { fusedAttention, fusedAttentionInputs } from './fused-attention.js';
 import { attr, DataType, GraphBuilder } from './graph.js';
 import { SHARD_IO } from './shard-io.js';
 
@@ -44,7 +52,16 @@ export interface LlamaShardSpec {
   kvDtype?: KvDtype;
   /** Largest slice of an fp32 LM head multiplied at once, bytes. Default {@link HEAD_CHUNK_BYTES}. */
   headChunkBytes?: number;
+  /**
+   * `fused`: each layer attends by onnxruntime's GroupQueryAttention over a cache it writes in
+   * place (see `fused-attention.ts`); only for fp32 KV and full-context layers.
+   * `decomposed`: the attention spelled out in standard ops. Default `decomposed`.
+   */
+  attention?: ShardAttention;
 }
+
+/** How a shard's layers attend: onnxruntime's fused GroupQueryAttention, or standard ops. */
+export type ShardAttention = 'fused' | 'decomposed';
 
 /**
  * An fp32 LM head larger than this is multiplied in slices of rows: onnxruntime holds a Gemm
@@ -81,7 +98,11 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
   const positions = g.input(SHARD_IO.positionIds, 'int64', ['batch', 'tokens']);
   const flatPositions = g.op('Reshape', [positions, g.ints('flat', [-1])], {}, 'flat_positions');
   const blocks = new DecoderBlocks(g, config, spec.locate, flatPositions);
-  const biasInputs = shardBiasInputs(config, layerStart, layerEnd);
+  const fused = spec.attention === 'fused';
+  if (fused) refuseFused(config, layerStart, layerEnd, kvDtype);
+  const biasInputs = fused
+    ? { full: false, window: false }
+    : shardBiasInputs(config, layerStart, layerEnd);
   // Per layer kind, the additive bias tiled over the query heads of a KV group.
   const groupBias = (name: string, total: string) => {
     const bias = g.input(name, 'float32', ['batch', 1, 'tokens', total]);
@@ -117,10 +138,11 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
       ? { op: 'Div', value: g.scalar('attn_scale', Math.sqrt(hd)) }
       : { op: 'Mul', value: g.scalar('attn_scale', config.attentionScale) };
 
+  const fusedInputs = fused ? fusedAttentionInputs(g, btShape, config, hd) : undefined;
+
   const pastLengths = new Map<'full' | 'window', string>();
   for (let layer = layerStart; layer < layerEnd; layer++) {
     const rope = blocks.ropeCaches(layerRope(config, layer));
-    const bias = layerWindow(config, layer) === undefined ? fullBias! : windowBias!;
     const h = blocks.rmsNorm(x, layerTensor.attnNorm(layer));
     const qkv = blocks.linear(
       h,
@@ -136,6 +158,28 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
       qHeads = blocks.rmsNorm(blocks.heads(q, nHeads), layerTensor.qNorm(layer));
       kHeads = blocks.rmsNorm(blocks.heads(k, nKvHeads), layerTensor.kNorm(layer));
     }
+    const merged = fusedInputs
+      ? fusedAttention(blocks, fusedInputs, layer, { q: qHeads, k: kHeads, v }, rope)
+      : decomposed(layer, qHeads, kHeads, v, rope);
+    let attended = blocks.linear(merged, layerTensor.wo(layer));
+    if (config.postNorms) attended = blocks.rmsNorm(attended, layerTensor.attnPostNorm(layer));
+    x = g.op('Add', [x, attended], {}, 'residual');
+
+    const f = blocks.rmsNorm(x, layerTensor.ffnNorm(layer));
+    let fed = blocks.feedForward(f, layerTensor.w13(layer), layerTensor.w2(layer));
+    if (config.postNorms) fed = blocks.rmsNorm(fed, layerTensor.ffnPostNorm(layer));
+    x = g.op('Add', [x, fed], {}, 'residual');
+  }
+
+  /** A layer's attention in standard ops, over the past fed as `past_*` and the bias. */
+  function decomposed(
+    layer: number,
+    qHeads: string,
+    kHeads: string,
+    v: string,
+    rope: RopeCaches,
+  ): string {
+    const bias = layerWindow(config, layer) === undefined ? fullBias! : windowBias!;
     // New keys and values, head-major [B, KV, T, hd]: the layout of the cache they join.
     const headMajor = (input: string, name: string) =>
       g.op(
@@ -212,18 +256,10 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
       g.op('MatMul', [newProbs, newValue]),
     ]);
     const context5 = g.op('Reshape', [context, g.ints('ctx5', [0, nKvHeads, group, -1, hd])]);
-    const merged = g.op('Reshape', [
+    return g.op('Reshape', [
       g.op('Transpose', [context5], { perm: attr.ints([0, 3, 1, 2, 4]) }),
       g.ints('ctx_rows', [-1, nHeads * hd]),
     ]);
-    let attended = blocks.linear(merged, layerTensor.wo(layer));
-    if (config.postNorms) attended = blocks.rmsNorm(attended, layerTensor.attnPostNorm(layer));
-    x = g.op('Add', [x, attended], {}, 'residual');
-
-    const f = blocks.rmsNorm(x, layerTensor.ffnNorm(layer));
-    let fed = blocks.feedForward(f, layerTensor.w13(layer), layerTensor.w2(layer));
-    if (config.postNorms) fed = blocks.rmsNorm(fed, layerTensor.ffnPostNorm(layer));
-    x = g.op('Add', [x, fed], {}, 'residual');
   }
 
   const hidden3 = g.op(
@@ -259,4 +295,16 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
     producer: spec.producer,
     docString: `layers [${layerStart}, ${layerEnd}) of a ${config.nLayers}-layer decoder`,
   });
+}
+
+/** Fused attention reads an fp32 cache that keeps every position; anything else is refused. */
+function refuseFused(config: LlamaConfig, layerStart: number, layerEnd: number, kvDtype: KvDtype) {
+  if (kvDtype !== 'float32')
+    throw new InvalidArgumentError(`fused attention takes a float32 KV cache, not ${kvDtype}`);
+  for (let layer = layerStart; layer < layerEnd; layer++) {
+    if (layerWindow(config, layer) !== undefined)
+      throw new InvalidArgumentError(
+        `fused attention keeps every position; layer ${layer} attends over a sliding window`,
+      );
+  }
 }

@@ -16,6 +16,13 @@
  *
  * Outputs: `hidden_out` [B, T, dim] (or `logits` [B, R, vocab] on the last stage), and
  * `new_key.L` / `new_value.L` [B, kvHeads, T, headDim]: only the new tokens' keys and values.
+ *
+ * A shard built with fused attention (onnxruntime's GroupQueryAttention) differs: no
+ * attention bias; `seqlens_k` int32 [B] (each row's last position) and
+ * `total_sequence_length` int32 [] (the longest row's end) instead; `past_key.L` /
+ * `past_value.L` are [B, kvHeads, C, headDim] with C the cache's capacity, and the outputs
+ * `present_key.L` / `present_value.L` have that same shape: bound to the same buffers as the
+ * past, they are the cache with the new rows written in place.
  */
 export const SHARD_IO = {
   inputIds: 'input_ids',
@@ -30,6 +37,10 @@ export const SHARD_IO = {
   pastValue: (layer: number) => `past_value.${layer}`,
   newKey: (layer: number) => `new_key.${layer}`,
   newValue: (layer: number) => `new_value.${layer}`,
+  seqLensK: 'seqlens_k',
+  totalSequenceLength: 'total_sequence_length',
+  presentKey: (layer: number) => `present_key.${layer}`,
+  presentValue: (layer: number) => `present_value.${layer}`,
 } as const;
 
 /** Additive attention bias for positions a token must not see. Finite, so a fully masked padding row stays NaN-free. */
