@@ -140,24 +140,37 @@ t.test(
   'through the link shaper, a slow transfer that moves takes its time; one that cannot write stalls out',
   async (t) => {
     const server = await shardServer(t);
+    const bytesPerSecond = 16e6;
     const shaper = await ShapingProxy.start(
       { host: '127.0.0.1', port: server.port },
-      { delayMs: 2, bytesPerSecond: 4e6 },
+      { delayMs: 2, bytesPerSecond },
     );
     t.teardown(() => shaper.close());
-    const stallMs = 1000;
-    // 6 MB at 4 MB/s: about 1.5 s in all, longer than the stall timeout, and always moving.
-    const shard = await randomShard(t, 6e6);
+    // The stall timeout is a deadline on progress: far above one 64 KiB chunk's 4 ms at
+    // this rate, so only a stalled link (or a process starved that long) reaches it.
+    const stallMs = 1500;
+    // Larger than what the shaper (8 MiB), the worker (16 MiB waiting for its disk) and
+    // the sockets hold between them, so the sender itself is paced by the link for longer
+    // than the stall timeout, not only the arrival.
+    const bytes = 48 * MIB;
+    const shard = await randomShard(t, bytes);
     await startWorker(t, `ws://127.0.0.1:${shaper.port}`);
     const link = await server.nextLink();
-    const started = performance.now();
+    const sending = { first: 0, last: 0 };
     const sent = await sendShard(link, shard, {
       chunkBytes: 64 * KIB,
       transferStallTimeoutMs: stallMs,
+      progress: () => {
+        sending.last = performance.now();
+        sending.first ||= sending.last;
+      },
     });
-    const tookMs = performance.now() - started;
-    t.equal(sent, 6e6);
-    t.ok(tookMs > stallMs, `took ${tookMs.toFixed(0)} ms, past the stall timeout`);
+    const sendingMs = sending.last - sending.first;
+    t.equal(sent, bytes);
+    t.ok(
+      sendingMs > stallMs,
+      `the sender streamed for ${sendingMs.toFixed(0)} ms (${(bytes / bytesPerSecond).toFixed(1)} s at the link's pace), past the stall timeout`,
+    );
 
     // A worker whose disk never finishes a write: it stops reading, the link fills, the sender waits.
     let release!: () => void;
@@ -182,7 +195,7 @@ t.test(
     }).catch((e: unknown) => e)) as { code: string; message: string };
     const stalledMs = performance.now() - stalledAt;
     t.equal(error.code, 'SWARMBEE_ERR_TIMEOUT', error.message);
-    t.match(error.message, /no progress on sending shard .* for 1000 ms/);
+    t.match(error.message, new RegExp(`no progress on sending shard .* for ${stallMs} ms`));
     t.ok(stalledMs < 30_000, `gave up after ${stalledMs.toFixed(0)} ms`);
   },
 );

@@ -10,46 +10,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   type TransferableShard,
-  type WorkerLink,
-  WorkerRegistry,
+  type TransferServer,
+  transferServer,
 } from '@swarmbee/coordinator/transfer';
 import { sha256 } from '@swarmbee/model';
-import { listen } from '@swarmbee/protocol';
 import type { Test } from 'tap';
 
 export const TOKEN = 'shard-transfer-test-token';
 
-export interface ShardServer {
-  url: string;
-  port: number;
-  /** The next worker that registers (or one that registered and was not taken yet). */
-  nextLink: () => Promise<WorkerLink>;
-}
-
-export async function shardServer(t: Test): Promise<ShardServer> {
-  const joined: WorkerLink[] = [];
-  const waiting: ((link: WorkerLink) => void)[] = [];
-  const registry = new WorkerRegistry({
-    joined: (link) => {
-      const waiter = waiting.shift();
-      if (waiter) waiter(link);
-      else joined.push(link);
-    },
-    left: () => {},
-    log: () => {},
-  });
-  const server = await listen({ host: '127.0.0.1', port: 0, token: TOKEN }, (channel) => {
-    if (channel.plane === 'control') registry.accept(channel);
-  });
+/** A transfer server on 127.0.0.1:0 for this test, closed in teardown. */
+export async function shardServer(t: Test): Promise<TransferServer> {
+  const server = await transferServer({ token: TOKEN });
   t.teardown(() => server.close());
-  return {
-    url: server.url,
-    port: server.port,
-    nextLink: () => {
-      const link = joined.shift();
-      return link ? Promise.resolve(link) : new Promise((resolve) => waiting.push(resolve));
-    },
-  };
+  return server;
 }
 
 /** A directory of its own (t.testdir() is one per test), removed in teardown. */

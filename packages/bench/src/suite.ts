@@ -13,8 +13,12 @@ export interface SuiteContext {
   cliBin: string;
   /** gguf and engine suites: the directory of `*-f32.gguf`, `*-q8_0.gguf` and `*-q4_0.gguf` to measure. */
   ggufDir?: string;
-  /** transfer suite: the shard sent whole over the shaped 100 Mbit/s link, MiB (default 4096; 256 when quick). */
+  /** scale suite, transfer part: the shard sent whole over the shaped 100 Mbit/s link, MiB (default 4096; 256 when quick). */
   shardMib?: number;
+  /** scale suite: its parts to run (steps, serve, transfer; default all). */
+  parts?: string[];
+  /** scale suite: the model shapes (default llama3.2-1b, llama3.2-3b, llama3.1-8b; the 1B one when quick). */
+  shapes?: string[];
   /** gguf and engine suites: where llama.cpp's `llama-bench` is (else PATH). */
   llamaCppDir?: string;
 }

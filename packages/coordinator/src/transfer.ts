@@ -1,6 +1,7 @@
 /**
  * @swarmbee/coordinator/transfer — the coordinator's shard transfer on its own, without a
- * model or a plan: the registry workers join, a worker's control link, and `sendShard`.
+ * model or a plan: a control server workers join (`transferServer`, through the coordinator's
+ * WorkerRegistry), a worker's control link, and `sendShard`.
  * The transfer benchmark and tests drive these directly; a coordinator uses them inside
  * `Coordinator`, so they are not part of the package's main entry point.
  */
@@ -13,5 +14,6 @@ export {
   type TransferableShard,
   type TransferOptions,
 } from './cluster/shard-transfer.js';
+export { type TransferServer, transferServer } from './cluster/transfer-server.js';
 export { WorkerLink } from './cluster/worker-link.js';
 export { WorkerRegistry, type WorkerRegistryEvents } from './cluster/worker-registry.js';

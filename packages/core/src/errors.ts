@@ -11,6 +11,22 @@ export interface WireError {
   retryable: boolean;
   /** Index of the pipeline stage that raised it, when one did. */
   stage?: number;
+  /** MEMORY_SHORT only: what the worker measured, for the coordinator to plan around it. */
+  memory?: MemoryShortfall;
+}
+
+/** What a worker that refused a stage for memory measured, bytes. */
+export interface MemoryShortfall {
+  /** The worker that refused. */
+  worker: string;
+  /** What the stage needs: shard + KV budget + the runtime's allowance. */
+  neededBytes: number;
+  /**
+   * The most weights plus KV budget a plan may give this worker now: its usable memory
+   * less the runtime's allowance (and less its own KV budget, when it sets one, since that
+   * replaces the budget a plan sends). 0 when nothing fits.
+   */
+  capacityBytes: number;
 }
 
 export interface ErrorOptions {
@@ -130,6 +146,19 @@ export class ShardChunkCorruptError extends SwarmBeeError {
 export class MemoryShortError extends SwarmBeeError {
   static override readonly code = 'SWARMBEE_ERR_MEMORY_SHORT';
   static override readonly httpStatus = 503;
+  /** The numbers, when a worker refused a stage (they cross the wire with the error). */
+  readonly memory: MemoryShortfall | undefined;
+
+  constructor(message: string, options: ErrorOptions & { memory?: MemoryShortfall } = {}) {
+    super(message, options);
+    this.memory = options.memory;
+  }
+
+  override toWire(): WireError {
+    const wire = super.toWire();
+    if (this.memory) wire.memory = { ...this.memory };
+    return wire;
+  }
 }
 
 /** The engine's KV-cache byte budget would be exceeded. */
@@ -373,6 +402,8 @@ export function fromWire(wire: WireError, extra: { param?: string } = {}): Swarm
   const options: ErrorOptions = { retryable: wire.retryable };
   if (wire.stage !== undefined) options.stage = wire.stage;
   if (extra.param !== undefined) options.param = extra.param;
+  if (kind === MemoryShortError && wire.memory)
+    return new MemoryShortError(wire.message, { ...options, memory: wire.memory });
   if (kind) return new kind(wire.message, options);
   const error = new SwarmBeeError(wire.message, options);
   (error as { code: string }).code = wire.code;

@@ -44,6 +44,7 @@ export {
   KvHistoryLostError,
   ListenFailedError,
   MemoryShortError,
+  type MemoryShortfall,
   MessageSchemaError,
   MessageTypeUnknownError,
   ModelDirInvalidError,

@@ -305,11 +305,16 @@ export class CostModel {
   ): number {
     const { embeddingBytes, headBytes, tiedEmbedding } = this.model;
     const weights = this.paramPrefix[layerEnd]! - this.paramPrefix[layerStart]!;
-    const kvPerToken = this.kvPrefix[layerEnd]! - this.kvPrefix[layerStart]!;
-    const kv = kvPerToken * this.workload.contextTokens * sequences;
+    const kv = this.stageKvBytes(layerStart, layerEnd, sequences);
     let extra = first ? embeddingBytes : 0;
     if (last) extra += first && tiedEmbedding ? Math.max(0, headBytes - embeddingBytes) : headBytes;
     return weights + kv + extra;
+  }
+
+  /** KV-cache bytes layers [layerStart, layerEnd) hold for `sequences` full contexts. */
+  stageKvBytes(layerStart: number, layerEnd: number, sequences: number): number {
+    const kvPerToken = this.kvPrefix[layerEnd]! - this.kvPrefix[layerStart]!;
+    return kvPerToken * this.workload.contextTokens * sequences;
   }
 
   /** One decode step of micro-batch b on a stage. */

@@ -46,6 +46,9 @@ export function toPlanResult(
       layerStart: s.layerStart,
       layerEnd: s.layerEnd,
       memoryBytes: s.memoryBytes,
+      kvBudgetBytes: Math.ceil(
+        cost.stageKvBytes(s.layerStart, s.layerEnd, e.microBatchSize * e.microBatchesInFlight),
+      ),
       deviceMemoryBytes: cost.devices[s.device]!.memoryBytes,
       computeMs: nsToMs(s.decodeNs),
       prefillChunkMs: nsToMs(s.prefillNs),

@@ -86,6 +86,12 @@ export interface PlanOptions {
 export interface PlannedStage extends StagePlan {
   /** Weights plus KV cache the stage holds, in bytes. */
   memoryBytes: number;
+  /**
+   * The stage's KV-cache budget, bytes: its layers' KV bytes per token × the workload's
+   * context × the sequences the plan keeps (micro-batch size × micro-batches in flight).
+   * The coordinator deploys the stage with this budget. Absent from plans made before it.
+   */
+  kvBudgetBytes?: number;
   /** Bytes the device has available. */
   deviceMemoryBytes: number;
   /** One decode step of a micro-batch on this stage, in ms. */

@@ -1,6 +1,6 @@
 /** The cost model on a pipeline small enough to work out by hand (numbers in the comments). */
 import t from 'tap';
-import { CostModel, interpolateAxis, interpolateGrid } from '../src/index.js';
+import { CostModel, interpolateAxis, interpolateGrid, plan as planFor } from '../src/index.js';
 import { cluster, device, flatModel } from './helpers/fixtures.js';
 
 // 4 layers of 1000 B weights and 10 B/token of KV, dim 8, embedding 200 B, head 300 B.
@@ -102,6 +102,30 @@ t.test('memory: a tied head costs a copy only on a device without the embedding'
   t.equal(cost.stageMemoryBytes(0, 2, true, false, 1), 2000 + 1280 + 200);
   t.equal(cost.stageMemoryBytes(2, 4, false, true, 1), 2000 + 1280 + 300);
 });
+
+t.test(
+  "a plan's stages carry their KV budget: KV bytes per token × context × the sequences it keeps",
+  async (t) => {
+    for (const kvDtype of ['float32', 'float16'] as const) {
+      const result = planFor(
+        { cluster: twoDevices, workload: { ...workload, kvDtype } },
+        { planner: 'dp', objective: 'throughput', microBatchCandidates: [1, 2] },
+      );
+      const sequences = result.microBatchSize * result.microBatchesInFlight;
+      // 10 B/token per layer in fp32, half that in fp16; 64 tokens of context.
+      const perToken = kvDtype === 'float32' ? 10 : 5;
+      for (const s of result.stages) {
+        const layers = s.layerEnd - s.layerStart;
+        t.equal(
+          s.kvBudgetBytes,
+          layers * perToken * 64 * sequences,
+          `${kvDtype} stage ${s.index}: ${layers} layers × ${perToken} B × 64 tokens × ${sequences} sequences`,
+        );
+        t.ok(s.kvBudgetBytes! < s.memoryBytes, 'within the memory the plan charged the stage');
+      }
+    }
+  },
+);
 
 t.test('grid interpolation: linear inside, clamped below, extrapolated above', async (t) => {
   t.equal(interpolateAxis([1, 4], [10, 40], 2, 'proportional'), 20);

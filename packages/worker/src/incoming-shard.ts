@@ -10,7 +10,7 @@
  * Nothing here is ever taken as the whole shard: the cache moves a staging directory into
  * place only after every file's sha256 matched the offer (see ShardCache.finish).
  */
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { type FileHandle, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -87,6 +87,12 @@ export class IncomingShard {
   readonly #expected = new Map<string, number>();
   /** The last journalled chunk of each file: re-checked against the disk on resume. */
   #journal?: FileHandle;
+  /**
+   * Per file received from byte 0 in this session: the sha256 of its bytes so far, fed
+   * each chunk as it is written, so the whole file is checked without reading it back.
+   * A file resumed from an earlier session has none (finish reads that one back).
+   */
+  readonly #fileHashes = new Map<string, Hash>();
   /** Writes run one after another, in arrival order. */
   #tail: Promise<void> = Promise.resolve();
   /** The first write that failed: the transfer has failed. */
@@ -106,6 +112,7 @@ export class IncomingShard {
       const bytes = verified.get(file.name) ?? 0;
       this.#verified.set(file.name, bytes);
       this.#expected.set(file.name, bytes);
+      if (bytes === 0) this.#fileHashes.set(file.name, createHash('sha256'));
     }
   }
 
@@ -177,6 +184,8 @@ export class IncomingShard {
         `shard ${this.offer.shardId.slice(0, 12)}: chunk [${offset}, ${offset + data.length}) of ${name} has sha256 ${digest.slice(0, 12)}…, sent as ${sha256.slice(0, 12)}…; refused, resend from byte ${offset}`,
       );
     this.#expected.set(name, offset + data.length);
+    // Chunks are taken in order from byte 0, so the file's hash sees exactly its bytes.
+    this.#fileHashes.get(name)?.update(data);
     this.#pendingBytes += data.length;
     const step = this.#tail.then(async () => {
       try {
@@ -202,6 +211,21 @@ export class IncomingShard {
     // Journalled only once on disk: a crash between the two re-sends this chunk, never skips it.
     await this.#journal?.write(`${entry.file}\t${entry.offset}\t${entry.bytes}\t${entry.sha256}\n`);
     this.#verified.set(entry.file, entry.offset + entry.bytes);
+  }
+
+  /**
+   * The sha256 of each file received whole in this session, from the bytes written (call
+   * after {@link close}); files resumed from an earlier session, or not received whole, are
+   * left out: their bytes must be read back to be judged.
+   */
+  receivedDigests(): Map<string, string> {
+    const digests = new Map<string, string>();
+    for (const [name, hash] of this.#fileHashes) {
+      if (this.#verified.get(name) === this.#files.get(name)?.bytes)
+        digests.set(name, hash.digest('hex'));
+    }
+    this.#fileHashes.clear();
+    return digests;
   }
 
   /** Waits for the writes in hand and closes the files; the staging directory stays to resume from. Never rejects. */

@@ -30,6 +30,8 @@ export interface MemoryAtHand {
   releasedBytes?: number;
   /** The worker's own ceiling for weights plus KV cache (`--memory-limit-mib`), when set. */
   limitBytes?: number | undefined;
+  /** The worker's own KV budget (`--kv-budget-mib`), when set: it replaces the one a plan sends. */
+  ownKvBudgetBytes?: number | undefined;
 }
 
 /** Bytes the stage needs in all. */
@@ -58,7 +60,13 @@ export function checkMemoryFit(
   const needed = stageMemoryBytes(stage);
   if (needed <= usable) return;
   const limited = ceiling < free;
+  // What a new plan may give this worker: its own KV budget is not the plan's to shrink.
+  const capacityBytes = Math.max(
+    0,
+    Math.floor(usable - STAGE_OVERHEAD_BYTES - (atHand.ownKvBudgetBytes ?? 0)),
+  );
   throw new MemoryShortError(
     `worker ${worker} cannot hold shard ${shardId.slice(0, 12)}: shard ${stage.shardBytes} bytes (${mb(stage.shardBytes)}) + KV budget ${stage.kvBudgetBytes} bytes (${mb(stage.kvBudgetBytes)}) + runtime ${STAGE_OVERHEAD_BYTES} bytes = ${needed} bytes (${mb(needed)}), but ${limited ? 'its memory limit (plus the runtime allowance) is' : 'it has free'} ${usable} bytes (${mb(usable)}): ${needed - usable} bytes (${mb(needed - usable)}) short; give it a smaller stage or KV budget (--kv-budget-mib), or free memory`,
+    { memory: { worker, neededBytes: Math.ceil(needed), capacityBytes } },
   );
 }

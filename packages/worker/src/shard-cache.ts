@@ -25,6 +25,7 @@ import {
   openShardFile,
   type ShardOffer,
 } from './incoming-shard.js';
+import { readVerifiedFiles, statKey, VERIFIED_FILE, writeVerifiedFiles } from './verified-files.js';
 
 export type { ShardFileEntry, ShardOffer } from './incoming-shard.js';
 
@@ -48,7 +49,13 @@ export function checkShardId(shardId: string): void {
 }
 
 function checkFileName(name: string): void {
-  if (!FILE_NAME.test(name) || name === '.' || name === '..' || name === OFFER_FILE) {
+  if (
+    !FILE_NAME.test(name) ||
+    name === '.' ||
+    name === '..' ||
+    name === OFFER_FILE ||
+    name === VERIFIED_FILE
+  ) {
     throw new InvalidArgumentError(
       `shard file name ${JSON.stringify(name).slice(0, 80)} is not allowed`,
     );
@@ -120,9 +127,15 @@ export class ShardCache {
     }
   }
 
-  /** Checks every file of a cached shard against the offer; throws a coded error on any mismatch. */
+  /**
+   * Checks every file of a cached shard against the offer; throws a coded error on any
+   * mismatch. A file unchanged since it was last verified (same inode, size, mtime and
+   * ctime) is not read again.
+   */
   async verify(offer: ShardOffer): Promise<string> {
     const dir = this.pathOf(offer.shardId);
+    const known = await readVerifiedFiles(dir);
+    let hashed = false;
     for (const file of offer.files) {
       checkFileName(file.name);
       const path = join(dir, file.name);
@@ -134,12 +147,19 @@ export class ShardCache {
         throw new ShardInvalidError(
           `cached shard ${offer.shardId.slice(0, 12)}: ${file.name} is ${size < 0 ? 'missing' : `${size} bytes`}, expected ${file.bytes}`,
         );
+      const record = known.get(file.name);
+      if (record?.sha256 === file.sha256 && record.stat === (await statKey(path))) continue;
       const digest = await sha256OfFile(path);
       if (digest !== file.sha256)
         throw new HashMismatchError(
           `cached shard ${offer.shardId.slice(0, 12)}: ${file.name} has sha256 ${digest.slice(0, 12)}…, expected ${file.sha256.slice(0, 12)}…`,
         );
+      hashed = true;
     }
+    if (hashed)
+      await writeVerifiedFiles(dir, new Map(offer.files.map((f) => [f.name, f.sha256]))).catch(
+        () => {},
+      );
     return dir;
   }
 
@@ -245,13 +265,20 @@ export class ShardCache {
     // A chunk that failed to reach the disk leaves what came before it to resume from.
     await incoming.close();
     try {
+      // Hashed as it was written, in order from byte 0; a resumed file is read back.
+      const received = incoming.receivedDigests();
       for (const file of incoming.offer.files) {
-        const digest = await sha256OfFile(join(incoming.dir, file.name));
+        const digest =
+          received.get(file.name) ?? (await sha256OfFile(join(incoming.dir, file.name)));
         if (digest !== file.sha256)
           throw new HashMismatchError(
             `received shard ${shardId.slice(0, 12)}: ${file.name} has sha256 ${digest.slice(0, 12)}…, expected ${file.sha256.slice(0, 12)}…`,
           );
       }
+      await writeVerifiedFiles(
+        incoming.dir,
+        new Map(incoming.offer.files.map((f) => [f.name, f.sha256])),
+      );
       const target = this.pathOf(shardId);
       await rm(target, { recursive: true, force: true });
       await rename(incoming.dir, target);

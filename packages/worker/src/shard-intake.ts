@@ -80,7 +80,7 @@ export class ShardIntake {
         shardBytes: offer.bytes,
         kvBudgetBytes: kvBudgetOf(memory.kvBudgetBytes, offer.kvBudgetBytes),
       },
-      memory,
+      { ...memory, ownKvBudgetBytes: memory.kvBudgetBytes },
     );
     if (await cache.has(offer)) {
       this.counters.shardCacheHits++;

@@ -267,6 +267,7 @@ export class WorkerDaemon {
     checkMemoryFit(this.name, load.shardId, stage, {
       releasedBytes: this.#loadedBytes,
       limitBytes: this.#options.memoryLimitBytes,
+      ownKvBudgetBytes: this.#options.kvBudgetBytes,
     });
     this.#machine.to('loading');
     const started = performance.now();

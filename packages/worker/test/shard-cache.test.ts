@@ -1,4 +1,4 @@
-import { appendFile, readdir, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256 } from '@swarmbee/model';
 import t from 'tap';
@@ -59,7 +59,11 @@ t.test(
     t.same(await cache.begin(offer), [], 'a shard that failed whole resumes nothing');
     await chunk(cache, offer.shardId, 'weights.bin', 0, 'honest weights');
     const path = await cache.finish(offer.shardId);
+    t.ok(await cache.has(offer), 'verified as it arrived, and remembered');
+    // Same size, and the modification time put back: its change time still tells.
+    const { mtime } = await stat(join(path, 'weights.bin'));
     await writeFile(join(path, 'weights.bin'), 'tampered weigh');
+    await utimes(join(path, 'weights.bin'), mtime, mtime);
     await t.rejects(cache.verify(offer), { code: 'SWARMBEE_ERR_HASH_MISMATCH' });
     t.notOk(await cache.has(offer));
   },
@@ -183,8 +187,8 @@ t.test(
     t.ok(await cache.has(offer), 'whole and verified');
     t.same(
       await readdir(cache.pathOf(offer.shardId)),
-      ['.offer.json', 'a.bin', 'b.bin'].sort(),
-      'no journal in the cache',
+      ['.offer.json', '.verified.json', 'a.bin', 'b.bin'].sort(),
+      'no journal in the cache; what was verified, by each file stat',
     );
 
     // The same shard offered differently (another file list) starts afresh.

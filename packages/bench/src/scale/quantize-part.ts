@@ -1,4 +1,8 @@
-/** Quantize: the fp32 model dir to int4 and int8 (`optimize quantize`, every layer, block 32). */
+/**
+ * Quantize: the fp32 model dir to int4 and int8 (`optimize quantize --head`, every layer and
+ * the LM head, block 32): an fp32 head over a Llama 3 vocabulary (128 256 × dim) would be most
+ * of a last stage's memory.
+ */
 import { join } from 'node:path';
 import type { ScalePart, ScaleRow } from './part.js';
 import { runStep } from './step.js';
@@ -13,9 +17,20 @@ export const quantizePart: ScalePart = {
     for (const bits of context.quick ? [4 as const] : SCALE_QUANT_BITS) {
       context.progress(`scale: quantizing ${shape.shape} to int${bits}`);
       const out = join(shape.root, `int${bits}`);
-      const measurement = await runStep({ kind: 'quantize', model: shape.fp32, bits, out });
+      const measurement = await runStep({
+        kind: 'quantize',
+        model: shape.fp32,
+        bits,
+        head: true,
+        out,
+      });
       shape.quantized[bits] = out;
-      rows.push({ shape: shape.shape, step: 'quantize', detail: `fp32 → int${bits}`, measurement });
+      rows.push({
+        shape: shape.shape,
+        step: 'quantize',
+        detail: `fp32 → int${bits} (head too)`,
+        measurement,
+      });
     }
     return rows;
   },

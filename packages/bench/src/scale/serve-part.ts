@@ -8,6 +8,7 @@
 import { readFile, rm, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import type { ModelManifest } from '@swarmbee/core';
 import { arenaCapacity } from '@swarmbee/engine';
 import { LocalCluster } from '@swarmbee/local-cluster';
 import { type ModelDir, SHARD_FORMAT_VERSION } from '@swarmbee/model';
@@ -100,7 +101,7 @@ export async function servePart(
       arenaCapacity(promptTokens + 1, config.maxSeqLen),
     );
     for (const workers of options.workers ?? [1, 2, 3]) {
-      options.progress(`scale-serve: ${label} on ${workers} worker(s): deploying`);
+      options.progress(`scale: serve: ${label} on ${workers} worker(s): deploying`);
       const budgetMib = Math.ceil(
         (positions * kvBytesPerPosition(dir, 0, config.nLayers)) / 2 ** 20,
       );
@@ -120,7 +121,7 @@ export async function servePart(
         const vocab = config.vocabSize;
         const rates = new Map<number, number>();
         for (const streams of streamCounts) {
-          options.progress(`scale-serve: ${label}, ${workers} worker(s): ${streams} stream(s)`);
+          options.progress(`scale: serve: ${label}, ${workers} worker(s): ${streams} stream(s)`);
           const runs = await Promise.all(
             Array.from({ length: streams }, (_, s) =>
               timedCompletion(
@@ -133,7 +134,7 @@ export async function servePart(
           rates.set(streams, steadyRate(runs));
         }
         options.progress(
-          `scale-serve: ${label}, ${workers} worker(s): ${promptTokens}-token prompts`,
+          `scale: serve: ${label}, ${workers} worker(s): ${promptTokens}-token prompts`,
         );
         const ttft: number[] = [];
         for (let i = 0; i < 3; i++)
@@ -147,8 +148,9 @@ export async function servePart(
             ).ttftMs,
           );
         const ttftMs = summarize(ttft).median;
+        const bytesPerToken = weightBytesReadPerToken(dir.manifest);
         for (const [streams, tokensPerS] of rates) {
-          const roofline = (tokensPerS * dir.manifest.weights.bytes) / options.bandwidthBytesPerS;
+          const roofline = (tokensPerS * bytesPerToken) / options.bandwidthBytesPerS;
           speed.push({ model: label, workers, streams, tokensPerS, roofline, ttftMs });
         }
         for (const stage of cluster.coordinator.deployment) {
@@ -187,4 +189,13 @@ export async function servePart(
     }
   }
   return { load, speed };
+}
+
+/**
+ * Weight bytes a decode step reads: all of them, except an embedding that is not also the
+ * LM head (a gather reads one row of it; a tied head reads it whole every token).
+ */
+export function weightBytesReadPerToken(manifest: ModelManifest): number {
+  const untied = 'sharedClassifier' in manifest.config && !manifest.config.sharedClassifier;
+  return manifest.weights.bytes - (untied ? manifest.embeddingBytes : 0);
 }

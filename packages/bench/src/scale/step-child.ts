@@ -36,7 +36,11 @@ async function run(step: ScaleStep): Promise<{ inBytes: number; outBytes: number
     }
     case 'quantize': {
       const model = await openModelDir(step.model);
-      const dir = await quantizeModel(model, { bits: step.bits, out: step.out });
+      const dir = await quantizeModel(model, {
+        bits: step.bits,
+        ...(step.head ? { head: true } : {}),
+        out: step.out,
+      });
       return { inBytes: model.manifest.weights.bytes, outBytes: dir.manifest.weights.bytes };
     }
     case 'shard': {

@@ -10,10 +10,14 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sendShard, type TransferableShard, type WorkerLink } from '@swarmbee/coordinator/transfer';
+import {
+  sendShard,
+  type TransferableShard,
+  type TransferServer,
+  type WorkerLink,
+} from '@swarmbee/coordinator/transfer';
 import { type LinkShape, ShapingProxy } from '@swarmbee/protocol';
 import {
-  type ControlServer,
   controlServer,
   measureLinkBandwidth,
   WorkerProcess,
@@ -84,11 +88,11 @@ interface Case {
 
 async function runCase(c: Case): Promise<TransferRow> {
   const bytes = c.shard.files.reduce((n, f) => n + f.bytes, 0);
-  const server: ControlServer = await controlServer();
+  const server: TransferServer = await controlServer();
   const proxy = c.shape
-    ? await ShapingProxy.start({ host: '127.0.0.1', port: server.server.port }, c.shape)
+    ? await ShapingProxy.start({ host: '127.0.0.1', port: server.port }, c.shape)
     : undefined;
-  const url = proxy ? `ws://127.0.0.1:${proxy.port}` : server.server.url;
+  const url = proxy ? `ws://127.0.0.1:${proxy.port}` : server.url;
   const cacheDir = join(c.root, `worker-${Date.now()}`);
   await mkdir(cacheDir, { recursive: true });
   const worker = new WorkerProcess(c.cliBin, url, cacheDir);

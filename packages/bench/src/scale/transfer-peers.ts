@@ -12,43 +12,16 @@ import { createServer, connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import {
   type TransferableShard,
-  type WorkerLink,
-  WorkerRegistry,
+  type TransferServer,
+  transferServer,
 } from '@swarmbee/coordinator/transfer';
-import { type ChannelServer, type LinkShape, listen, ShapingProxy } from '@swarmbee/protocol';
+import { type LinkShape, ShapingProxy } from '@swarmbee/protocol';
 
 export const BENCH_TOKEN = `bench-transfer-${process.pid}`;
 
-export interface ControlServer {
-  server: ChannelServer;
-  /** The next worker that registers (or one that registered and was not taken yet). */
-  nextLink: () => Promise<WorkerLink>;
-  close: () => Promise<void>;
-}
-
-export async function controlServer(): Promise<ControlServer> {
-  const joined: WorkerLink[] = [];
-  const waiting: ((link: WorkerLink) => void)[] = [];
-  const registry = new WorkerRegistry({
-    joined: (link) => {
-      const waiter = waiting.shift();
-      if (waiter) waiter(link);
-      else joined.push(link);
-    },
-    left: () => {},
-    log: () => {},
-  });
-  const server = await listen({ host: '127.0.0.1', port: 0, token: BENCH_TOKEN }, (channel) => {
-    if (channel.plane === 'control') registry.accept(channel);
-  });
-  return {
-    server,
-    nextLink: () => {
-      const link = joined.shift();
-      return link ? Promise.resolve(link) : new Promise((resolve) => waiting.push(resolve));
-    },
-    close: () => server.close(),
-  };
+/** A transfer server on 127.0.0.1:0 for the bench's workers. */
+export function controlServer(): Promise<TransferServer> {
+  return transferServer({ token: BENCH_TOKEN });
 }
 
 /** A `swarmbee worker` process joining `url`; `peakRssBytes` reads its VmHWM (Linux). */

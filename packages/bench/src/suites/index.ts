@@ -8,10 +8,8 @@ import { optimizeSuite } from './optimize.js';
 import { pipelineSuite } from './pipeline.js';
 import { plannerSuite } from './planner.js';
 import { scaleSuite } from './scale.js';
-import { scaleServeSuite } from './scale-serve.js';
 import { soakSuite } from './soak.js';
 import { soakFaultsSuite } from './soak-faults.js';
-import { transferSuite } from './transfer.js';
 
 /** The repository's own benchmark suites, by name (`npm run bench -- <name>`). */
 export const SUITES: Record<string, Suite> = {
@@ -24,8 +22,6 @@ export const SUITES: Record<string, Suite> = {
   pipeline: pipelineSuite,
   planner: plannerSuite,
   scale: scaleSuite,
-  'scale-serve': scaleServeSuite,
   soak: soakSuite,
   'soak-faults': soakFaultsSuite,
-  transfer: transferSuite,
 };

@@ -119,7 +119,17 @@ export function benchCommand(yargs: Argv): Argv {
         .option('shard-mib', {
           type: 'number',
           describe:
-            'With --suite transfer: size of the shard sent whole over the shaped 100 Mbit/s link, MiB (default 4096, about six minutes; 256 with --quick)',
+            'With --suite scale, its transfer part: size of the shard sent whole over the shaped 100 Mbit/s link, MiB (default 4096, about six minutes; 256 with --quick)',
+        })
+        .option('parts', {
+          type: 'string',
+          describe:
+            'With --suite scale: its parts to run, comma-separated, of steps (import, quantize, shard build), serve, transfer (default: all three)',
+        })
+        .option('shapes', {
+          type: 'string',
+          describe:
+            'With --suite scale: model shapes, comma-separated, of llama3.2-1b, llama3.2-3b, llama3.1-8b (default: all three, or llama3.2-1b with --quick)',
         })
         .option('compare', {
           type: 'array',
@@ -145,6 +155,8 @@ export function benchCommand(yargs: Argv): Argv {
           ...(args.ggufDir ? { ggufDir: args.ggufDir } : {}),
           ...(args.llamaCpp ? { llamaCppDir: args.llamaCpp } : {}),
           ...(args.shardMib === undefined ? {} : { shardMib: args.shardMib }),
+          ...(args.parts === undefined ? {} : { parts: args.parts.split(',') }),
+          ...(args.shapes === undefined ? {} : { shapes: args.shapes.split(',') }),
         });
       } else {
         const matrix: Matrix = {

@@ -67,6 +67,7 @@ export class Coordinator {
   readonly #store: ShardStore;
   readonly #scheduler: Scheduler;
   readonly #deployments: Deployments;
+  readonly #plans: PlanChoice;
   readonly #metrics: Metrics;
   #server?: ChannelServer;
   #api?: FastifyInstance;
@@ -120,6 +121,7 @@ export class Coordinator {
       policy,
       log: this.#log,
     });
+    this.#plans = plans;
     this.#deployments = new Deployments({
       scheduler: this.#scheduler,
       plans,
@@ -346,6 +348,8 @@ export class Coordinator {
   }
 
   #joined(link: WorkerLink, cachedShards: number): void {
+    // Its memory may have changed while it was away: plan with what it reports now.
+    this.#plans.forget(link.name);
     link.onBatchError = (error) => {
       if (!this.#deployments.current?.transport.onBatchError(error)) {
         publishCoordinatorEvent(COORDINATOR_EVENTS.strayBatchError, () => ({

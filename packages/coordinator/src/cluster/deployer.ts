@@ -7,13 +7,33 @@
  */
 import type { Plan } from '@swarmbee/core';
 import { ClusterUnavailableError } from '@swarmbee/core';
+import type { PlannedStage, PlanResult } from '@swarmbee/planner';
 import type { ShardStore, StoredShard } from './shard-store.js';
 import { sendShard, type TransferOptions, verifyTimeoutMs } from './shard-transfer.js';
 import type { WorkerLink } from './worker-link.js';
 
 export interface DeployOptions extends TransferOptions {
-  /** Passed to every stage's engine. */
+  /**
+   * Passed to every stage's engine. `kvBudgetBytes`, when set, is every stage's KV budget;
+   * by default each stage gets the budget its plan gives it (see {@link stageKvBudget}).
+   */
   stage?: { intraOpThreads?: number; maxSequences?: number; kvBudgetBytes?: number };
+}
+
+/**
+ * The KV budget stage `index` of `plan` is deployed with, bytes: the one set for every
+ * stage, else the planner's for the stage (its layers' KV bytes per token × the context ×
+ * the sequences the plan keeps). An even plan, or one remembered from before plans carried
+ * budgets, has none: the worker's own budget or the engine's default applies.
+ */
+export function stageKvBudget(
+  plan: Plan | PlanResult,
+  index: number,
+  options: DeployOptions,
+): number | undefined {
+  if (options.stage?.kvBudgetBytes !== undefined) return options.stage.kvBudgetBytes;
+  const stage = plan.stages[index] as Partial<PlannedStage> | undefined;
+  return stage?.kvBudgetBytes;
 }
 
 /** What a loaded stage admits: the coordinator queues requests that would exceed it. */
@@ -42,7 +62,7 @@ export interface DeployedStage {
 }
 
 export async function deployPlan(
-  plan: Plan,
+  plan: Plan | PlanResult,
   workers: ReadonlyMap<string, WorkerLink>,
   store: ShardStore,
   coordinatorDataUrl: string,
@@ -73,12 +93,13 @@ export async function deployPlan(
         }),
       ),
     );
-  const kvBudget = options.stage?.kvBudgetBytes;
+  const kvBudgets = plan.stages.map((_, i) => stageKvBudget(plan, i, options));
+  // Each worker judges its stage's shard plus KV budget against its memory before a byte arrives.
   const transferred = await together(
     plan.stages.map((_, i) =>
       sendShard(links[i]!, shards[i]!, {
         ...options,
-        ...(kvBudget === undefined ? {} : { kvBudgetBytes: kvBudget }),
+        ...(kvBudgets[i] === undefined ? {} : { kvBudgetBytes: kvBudgets[i] }),
         signal,
       }),
     ),
@@ -103,7 +124,10 @@ export async function deployPlan(
           nextUrl: isLast ? coordinatorDataUrl : links[i + 1]!.dataUrl,
           isFirst: i === 0,
           isLast,
-          options: options.stage ?? {},
+          options: {
+            ...options.stage,
+            ...(kvBudgets[i] === undefined ? {} : { kvBudgetBytes: kvBudgets[i] }),
+          },
         },
         'stage.ready',
         (m) => m.stage === stage.index,

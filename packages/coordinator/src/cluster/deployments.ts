@@ -198,6 +198,12 @@ export class Deployments {
         connected: () => this.#options.connected().map((w) => w.name),
         choose: (names, again) => this.#options.plans.choose(names, again),
         deploy: (chosen, names) => this.#bringUp(chosen, names),
+        refused: (shortfall) => {
+          log(
+            `worker ${shortfall.worker} can hold at most ${shortfall.capacityBytes} bytes of weights and KV cache: planning within that`,
+          );
+          this.#options.plans.refused(shortfall);
+        },
         stopped: () => this.#stopped(),
         log,
       }));

@@ -8,7 +8,12 @@
  * ReplanPolicy: predicted better than the running one, on the same profile, by its gain, and
  * gaining back within its payback time the stall of moving the new stages' weights.
  */
-import type { ClusterProfile, Plan } from '@swarmbee/core';
+import {
+  type ClusterProfile,
+  type MemoryShortfall,
+  type Plan,
+  PlanInfeasibleError,
+} from '@swarmbee/core';
 import type { ModelDir } from '@swarmbee/model';
 import type { PlanResult } from '@swarmbee/planner';
 import type { Deployment } from './deployment.js';
@@ -37,18 +42,78 @@ export interface PlanChoiceOptions {
 }
 
 export class PlanChoice {
+  /** Workers that refused a stage for memory, with what they measured, until they join again. */
+  readonly #shortfalls = new Map<string, MemoryShortfall>();
+
   constructor(readonly options: PlanChoiceOptions) {}
+
+  /**
+   * A worker refused its stage for memory (MEMORY_SHORT): plans from now on give it at
+   * most the capacity it reported (with a profile), or leave it out (the even split, which
+   * cannot size stages), until it joins again.
+   */
+  refused(shortfall: MemoryShortfall): void {
+    const known = this.#shortfalls.get(shortfall.worker);
+    if (!known || shortfall.capacityBytes < known.capacityBytes)
+      this.#shortfalls.set(shortfall.worker, shortfall);
+  }
+
+  /** A worker joined again: what it measured before no longer holds. */
+  forget(worker: string): void {
+    this.#shortfalls.delete(worker);
+  }
 
   /** The plan for these workers: remembered for them, unless `fresh`; else planned (profiling first if needed). */
   async choose(names: readonly string[], fresh: boolean): Promise<Plan | PlanResult> {
     const planning = this.options.planning();
     if (!fresh) {
       const remembered = await this.options.memory.recall(names, planning);
-      if (remembered) return remembered;
+      if (remembered && !remembered.stages.some((s) => this.#shortfalls.has(s.device)))
+        return remembered;
     }
     let profile = this.options.profile(names);
     if (!profile && needsProfile(planning)) profile = await this.options.measure();
-    return choosePlan(this.options.model, names, planning, profile);
+    return this.#plan(names, planning, profile);
+  }
+
+  /** choosePlan within what refusing workers reported they can hold. */
+  #plan(
+    names: readonly string[],
+    planning: PlanningOptions,
+    profile: ClusterProfile | undefined,
+  ): Plan | PlanResult {
+    if (this.#shortfalls.size === 0)
+      return choosePlan(this.options.model, names, planning, profile);
+    const refusals = [...this.#shortfalls.values()]
+      .filter((s) => names.includes(s.worker))
+      .map(
+        (s) =>
+          `worker ${s.worker} needed ${s.neededBytes} bytes for its stage (shard, KV budget and runtime) and can hold at most ${s.capacityBytes} bytes of weights and KV cache`,
+      )
+      .join('; ');
+    if (profile) {
+      const capped = {
+        ...profile,
+        devices: profile.devices.map((d) => {
+          const shortfall = this.#shortfalls.get(d.name);
+          return shortfall
+            ? { ...d, memoryBytes: Math.min(d.memoryBytes, shortfall.capacityBytes) }
+            : d;
+        }),
+      };
+      try {
+        return choosePlan(this.options.model, names, planning, capped);
+      } catch (error) {
+        if (!(error instanceof PlanInfeasibleError)) throw error;
+        throw new PlanInfeasibleError(`${error.message}; ${refusals}`, { cause: error });
+      }
+    }
+    const left = names.filter((name) => !this.#shortfalls.has(name));
+    if (left.length === 0)
+      throw new PlanInfeasibleError(
+        `every worker refused its stage for memory (MEMORY_SHORT): ${refusals}; add a worker with more memory, or lower the KV budget`,
+      );
+    return choosePlan(this.options.model, left, planning, undefined);
   }
 
   /** Remembers the plan deployed for these workers. */
@@ -78,11 +143,13 @@ export class PlanChoice {
     }
     const { manifest } = this.options.model;
     if (!needsProfile(planning)) {
-      const even = evenPlan(manifest.modelHash, manifest.config.nLayers, names);
+      const even = this.#shortfalls.size
+        ? this.#plan(names, planning, undefined)
+        : evenPlan(manifest.modelHash, manifest.config.nLayers, names);
       return samePlan(even, current.plan) ? undefined : even;
     }
     const profile = this.options.profile(names) ?? (await this.options.measure());
-    const candidate = choosePlan(this.options.model, names, planning, profile);
+    const candidate = this.#plan(names, planning, profile);
     if (samePlan(candidate, current.plan) || !isPlanResult(candidate)) return undefined;
     const gain = predictedGain(
       profile,

@@ -1,12 +1,15 @@
 /**
  * Bringing a plan up on the workers connected now, again and again if workers fail
  * during it: each attempt takes the workers still connected, and after a failed attempt
- * plans afresh (a remembered plan may no longer fit). When nothing can be deployed the
+ * plans afresh (a remembered plan may no longer fit; a worker that refused its stage for
+ * memory is planned within what it reported it can hold). When nothing can be deployed the
  * error every waiting request should get is a retryable CLUSTER_UNAVAILABLE naming why.
  */
 import {
   asSwarmBeeError,
   ClusterUnavailableError,
+  MemoryShortError,
+  type MemoryShortfall,
   type Plan,
   type SwarmBeeError,
 } from '@swarmbee/core';
@@ -24,6 +27,8 @@ export interface RedeployOptions {
   connected: () => string[];
   choose: (names: string[], fresh: boolean) => Promise<Plan | PlanResult>;
   deploy: (plan: Plan | PlanResult, candidates: string[]) => Promise<Deployment>;
+  /** A worker refused its stage for memory, reporting what it can hold: plan around it. */
+  refused: (shortfall: MemoryShortfall) => void;
   /** True once the coordinator is stopping: no further attempt. */
   stopped: () => boolean;
   log: (line: string) => void;
@@ -59,6 +64,11 @@ export async function redeploy(options: RedeployOptions): Promise<Redeployed> {
       failure = asSwarmBeeError(error);
       options.log(`deployment attempt ${attempt} failed: ${failure.code}: ${failure.message}`);
       fresh = true;
+      // A worker short of memory said how much it can hold: the next plan fits within it.
+      if (failure instanceof MemoryShortError && failure.memory) {
+        options.refused(failure.memory);
+        continue;
+      }
       if (!failure.retryable) break;
     }
   }

@@ -13,11 +13,11 @@
  * received files before `shard.stored`) wait `stepTimeoutMs` plus the shard's bytes at
  * `verifyBytesPerSecond`.
  */
-import { createHash } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { asSwarmBeeError, ProgressDeadline, ShardChunkCorruptError } from '@swarmbee/core';
 import type { ProgressFn } from '@swarmbee/model';
 import type { ShardFile, ShardNeedMessage } from '@swarmbee/protocol';
+import { ChunkDigests } from './chunk-digests.js';
 import { fileChunks } from './shard-store.js';
 import type { WorkerLink } from './worker-link.js';
 
@@ -150,13 +150,12 @@ async function streamChunks(
     for (const file of shard.files) {
       const start = starts.get(file.name) ?? 0;
       if (start >= file.bytes) continue;
-      for await (const { offset, data } of fileChunks(
-        join(shard.path, file.name),
-        options.chunkBytes ?? DEFAULT_CHUNK_BYTES,
-        start,
-      )) {
+      const path = join(shard.path, file.name);
+      const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+      const digests = await ChunkDigests.of(path, chunkBytes);
+      for await (const { offset, data } of fileChunks(path, chunkBytes, start)) {
         deadline.check();
-        const sha256 = createHash('sha256').update(data).digest('hex');
+        const sha256 = digests.of(offset, data);
         // write() waits for the socket to drain: the file streams at the link's pace, not into memory.
         await link.channel.write(
           { type: 'shard.chunk', shardId, file: basename(file.name), offset, data, sha256 },

@@ -108,5 +108,9 @@ export const errorMessageSchema = z.object({
   requestId: idSchema.optional(),
   /** The micro-batch this concerns (data plane). */
   batchId: countSchema.optional(),
+  /** MEMORY_SHORT: what the stage needs and the most a plan may give the worker, bytes. */
+  memory: z
+    .object({ worker: nameSchema, neededBytes: byteCountSchema, capacityBytes: byteCountSchema })
+    .optional(),
 });
 export type ErrorMessage = z.infer<typeof errorMessageSchema>;

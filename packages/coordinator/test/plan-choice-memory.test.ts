@@ -1,0 +1,83 @@
+/**
+ * Plans after a worker refused its stage for memory (MEMORY_SHORT with its numbers): the DP
+ * plans within the capacity the worker reported, the even split leaves it out, no plan that
+ * fits is a PLAN_INFEASIBLE naming the worker and the bytes, and a worker that joins again
+ * is planned with what it reports then.
+ */
+import { join } from 'node:path';
+import { PlanInfeasibleError } from '@swarmbee/core';
+import { importLlama2c } from '@swarmbee/model';
+import type { PlanResult } from '@swarmbee/planner';
+import t, { type Test } from 'tap';
+import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { cluster, device, flatModel } from '../../planner/test/helpers/fixtures.js';
+import { PlanChoice } from '../src/cluster/plan-choice.js';
+import { PlanMemory } from '../src/cluster/plan-memory.js';
+import type { PlanningOptions } from '../src/cluster/planning.js';
+import { DEFAULT_REPLAN_GAIN, DEFAULT_REPLAN_PAYBACK_MS } from '../src/cluster/replan-policy.js';
+
+// 4 layers × (1000 B weights + 640 B of KV for one sequence of 64 tokens) + 200 B embedding
+// + 300 B head = 7060 B: more than either 4000 B device holds alone.
+const profile = cluster(flatModel(), [device('a', 4000), device('b', 4000)]);
+
+/** A PlanChoice over stories260K; the even split is chosen without a profile, as a coordinator does. */
+async function choice(t: Test, planning: PlanningOptions): Promise<PlanChoice> {
+  const measured = planning.planner === 'even' ? undefined : profile;
+  const model = await importLlama2c({
+    checkpoint: STORIES260K.checkpoint,
+    tokenizer: STORIES260K.tokenizer,
+    out: join(t.testdir(), 'm'),
+  });
+  return new PlanChoice({
+    model,
+    memory: new PlanMemory(t.testdir(), model.manifest.modelHash),
+    planning: () => planning,
+    profile: () => measured,
+    measure: async () => profile,
+    policy: { gain: DEFAULT_REPLAN_GAIN, paybackMs: DEFAULT_REPLAN_PAYBACK_MS },
+    log: () => {},
+  });
+}
+
+t.test('the DP plans within the capacity a refusing worker reported', async (t) => {
+  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
+  const plans = await choice(t, { planner: 'dp', objective: 'throughput' });
+  const stageOn = (plan: PlanResult, name: string) => plan.stages.find((s) => s.device === name);
+  const before = (await plans.choose(['a', 'b'], true)) as PlanResult;
+  t.ok(stageOn(before, 'a'), 'a holds a stage');
+  plans.refused({ worker: 'a', neededBytes: 4500, capacityBytes: 3500 });
+  const after = (await plans.choose(['a', 'b'], true)) as PlanResult;
+  const onA = stageOn(after, 'a');
+  t.ok(onA && onA.memoryBytes <= 3500, `a's stage needs ${onA?.memoryBytes} B of its 3500 B`);
+  t.ok(
+    after.stages.every((s) => s.memoryBytes <= (s.device === 'a' ? 3500 : 4000)),
+    'every stage fits',
+  );
+
+  plans.refused({ worker: 'a', neededBytes: 4500, capacityBytes: 0 });
+  await t.rejects(plans.choose(['a', 'b'], true), {
+    code: PlanInfeasibleError.code,
+    message: /short by .*worker a needed 4500 bytes for its stage .* can hold at most 0 bytes/,
+  });
+  plans.forget('a');
+  t.same(
+    ((await plans.choose(['a', 'b'], true)) as PlanResult).stages.map((s) => s.device),
+    before.stages.map((s) => s.device),
+    'joined again, a is planned as before',
+  );
+});
+
+t.test('the even split leaves a refusing worker out; none left is PLAN_INFEASIBLE', async (t) => {
+  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
+  const plans = await choice(t, { planner: 'even' });
+  const devices = async () => (await plans.choose(['a', 'b'], true)).stages.map((s) => s.device);
+  t.same(await devices(), ['a', 'b']);
+  plans.refused({ worker: 'b', neededBytes: 9000, capacityBytes: 100 });
+  t.same(await devices(), ['a'], 'b left out');
+  plans.refused({ worker: 'a', neededBytes: 9000, capacityBytes: 0 });
+  await t.rejects(devices(), {
+    code: PlanInfeasibleError.code,
+    message:
+      /every worker refused its stage for memory \(MEMORY_SHORT\): worker b needed 9000 bytes .*; worker a needed 9000 bytes .* at most 0 bytes/,
+  });
+});
