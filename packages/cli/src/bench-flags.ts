@@ -17,6 +17,11 @@ export const deviceEmulationOptions = {
     describe:
       'EMULATION, BENCHMARKS/TESTS ONLY: run as a device this fraction as fast, in (0, 1]: each forward pass is followed by an idle wait (default 1: no emulation)',
   },
+  'speed-basis': {
+    choices: ['wall', 'cpu'] as const,
+    describe:
+      "EMULATION, BENCHMARKS/TESTS ONLY: what a forward pass's own time is, which the speed stretches: its wall time, or its process's CPU time when less (emulated devices sharing a core then do not slow each other; for passes of milliseconds) (default wall)",
+  },
   'speed-file': {
     type: 'string',
     describe:
@@ -30,11 +35,11 @@ export const deviceEmulationOptions = {
  * reported and left alone: the speed stays what it was.
  */
 export function deviceEmulationFrom(
-  args: { speedFactor?: number; speedFile?: string },
+  args: { speedFactor?: number; speedFile?: string; speedBasis?: 'wall' | 'cpu' },
   log: (line: string) => void,
 ): { emulation?: DeviceEmulation; stop: () => void } {
   if (args.speedFactor === undefined && args.speedFile === undefined) return { stop: () => {} };
-  const emulation = new DeviceEmulation(args.speedFactor ?? 1);
+  const emulation = new DeviceEmulation(args.speedFactor ?? 1, args.speedBasis ?? 'wall');
   const path = args.speedFile;
   if (path === undefined) return { emulation, stop: () => {} };
   const read = () => {

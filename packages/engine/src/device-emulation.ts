@@ -6,9 +6,12 @@
  * what the slower device would take: after it, it waits without using the CPU until 1 / speed
  * × the pass's own time has gone by.
  *
- * - The pass's own time is its wall time, or its process's CPU time when that is less: a core
- *   shared with another emulated device (or any other work) stretches the wall time, which a
- *   device of its own would not see; a pass on one intra-op thread uses about one core.
+ * - The pass's own time is its wall time (basis `wall`, the default), or with basis `cpu` its
+ *   process's CPU time when that is less: a core shared with another emulated device (or any
+ *   other work) stretches the wall time, which a device of its own would not see. `cpu` suits
+ *   passes of milliseconds on one intra-op thread (a core's worth of work); it does not stretch
+ *   what a pass waits for without computing (the thread hop), so for passes of a fraction of a
+ *   millisecond, where that wait is most of the pass, `wall` is the faithful one.
  * - Timers wait whole milliseconds, and late: each wait settles what the previous ones over- or
  *   under-waited, so the idle time over a run is exact rather than every pass rounding up
  *   (which made a one-layer pass ~1 ms slower than its share of a whole stage and biased
@@ -32,6 +35,9 @@ import type {
 /** Most over-waiting (ms) a later wait is shortened by: about one timer tick. */
 const MAX_CREDIT_MS = 1;
 
+/** What an emulated pass's own time is: its wall time, or its CPU time when that is less. */
+export type SpeedBasis = 'wall' | 'cpu';
+
 /** Checks an emulated device speed: a share of this machine's speed, in (0, 1]. */
 export function checkSpeedFactor(speed: number): number {
   if (!(speed > 0 && speed <= 1))
@@ -44,7 +50,11 @@ export class DeviceEmulation {
   #speed: number;
   readonly #listeners = new Set<(speed: number) => void>();
 
-  constructor(speed = 1) {
+  /** @param basis what a pass's own time is (see the module's comment). Default `wall`. */
+  constructor(
+    speed = 1,
+    readonly basis: SpeedBasis = 'wall',
+  ) {
     this.#speed = checkSpeedFactor(speed);
   }
 
@@ -66,7 +76,7 @@ export class DeviceEmulation {
 
   /** Names the emulation in cache keys and logs: profiles taken at one speed are not another's. */
   get label(): string {
-    return `speed${this.#speed}`;
+    return `speed${this.#speed}${this.basis === 'cpu' ? '-cpu' : ''}`;
   }
 
   wrap(engine: StageEngine): StageEngine {
@@ -101,15 +111,15 @@ export class EmulatedStage implements StageEngine {
 
   async #forward(batch: StageBatch): Promise<StageOutput> {
     // The whole pass as the caller sees it (thread hop included) is what a slower device
-    // stretches — as this machine runs it without neighbours: when other processes (other
-    // emulated devices) share its cores, the pass's wall time grows but its CPU time does not,
-    // and a device of its own would not have waited for them.
+    // stretches; by CPU time, as this machine runs it without neighbours (other emulated
+    // devices sharing its cores stretch its wall time, not its CPU time).
     const cpuBefore = process.cpuUsage();
     const begun = performance.now();
     const output = await this.#inner.forward(batch);
     const wallMs = performance.now() - begun;
     const cpu = process.cpuUsage(cpuBefore);
-    const aloneMs = Math.min(wallMs, (cpu.user + cpu.system) / 1000);
+    const aloneMs =
+      this.#emulation.basis === 'cpu' ? Math.min(wallMs, (cpu.user + cpu.system) / 1000) : wallMs;
     const idleMs = aloneMs / this.#emulation.speed - wallMs;
     if (idleMs <= 0) return output;
     this.#owedMs += idleMs;

@@ -15,7 +15,12 @@
  * ```
  */
 
-export { checkSpeedFactor, DeviceEmulation, EmulatedStage } from './device-emulation.js';
+export {
+  checkSpeedFactor,
+  DeviceEmulation,
+  EmulatedStage,
+  type SpeedBasis,
+} from './device-emulation.js';
 export {
   type BatchSentEvent,
   type BatchSentRow,

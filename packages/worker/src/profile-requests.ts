@@ -71,7 +71,7 @@ export async function answerProfileRequest(
     SWARMBEE_VERSION,
     engine.intraOpThreads ?? 'all',
     engine.executionProvider ?? 'cpu',
-    context.emulation?.speed ?? 1,
+    context.emulation?.label ?? 'speed1',
   ].join('-');
   const cache = new ProfileCache(context.cacheDir);
   let timing = params.reprofile === true ? undefined : await cache.get(key);

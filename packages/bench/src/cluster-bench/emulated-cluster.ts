@@ -1,7 +1,8 @@
 /**
  * The emulated edge cluster of the planner and drift suites: one worker process per device,
  * each slowed to its speed (fixed, or read from a speed file so it can change mid-run),
- * pinned to a core so that slow devices share one, behind a user-space link shaper.
+ * pinned to a core so that slow devices share one (each emulated by its passes' CPU time, so
+ * sharing does not slow it), behind a user-space link shaper.
  */
 import type { CoordinatorOptions } from '@swarmbee/coordinator';
 import { LocalCluster } from '@swarmbee/local-cluster';
@@ -38,6 +39,10 @@ export function startEmulatedCluster(
       ...(options.speedFile
         ? ['--speed-file', options.speedFile(i)]
         : ['--speed-factor', String(speeds[i])]),
+      // Passes of the 110M preset are milliseconds of one thread's work: by CPU time, the
+      // devices that share a core do not slow each other, as separate boards would not.
+      '--speed-basis',
+      'cpu',
       '--link-delay-ms',
       String(link.delayMs),
       '--link-bandwidth-mbit',
