@@ -30,6 +30,19 @@ export interface Suite {
 }
 
 /** What every suite's result starts with: the command, when it ran and for how long, where, on which model. */
+/** What every result starts with: the command, when it ran, for how long, on what. */
+export function runHeader(
+  context: SuiteContext,
+  startedAt: number,
+): Pick<BenchResult, 'command' | 'startedAt' | 'durationMs' | 'machine'> {
+  return {
+    command: context.command,
+    startedAt: new Date(startedAt).toISOString(),
+    durationMs: Date.now() - startedAt,
+    machine: machineInfo(),
+  };
+}
+
 export function resultHeader(
   context: SuiteContext,
   startedAt: number,
@@ -37,10 +50,7 @@ export function resultHeader(
   source: string,
 ): Pick<BenchResult, 'command' | 'startedAt' | 'durationMs' | 'machine' | 'model'> {
   return {
-    command: context.command,
-    startedAt: new Date(startedAt).toISOString(),
-    durationMs: Date.now() - startedAt,
-    machine: machineInfo(),
+    ...runHeader(context, startedAt),
     model: {
       name: model.manifest.name,
       modelHash: model.manifest.modelHash,

@@ -10,11 +10,10 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { cacheRoot, type HfSynthShapeName, openModelDir } from '@swarmbee/model';
 import { summarize } from '@swarmbee/optimize';
-import { machineInfo } from '../machine.js';
 import { measureCopyBandwidth } from '../memory-bandwidth.js';
 import { type BenchCheck, type BenchResult, check } from '../report/report.js';
 import { barChart } from '../report/svg.js';
-import type { SuiteContext } from '../suite.js';
+import { runHeader, type SuiteContext } from '../suite.js';
 import { type HeadShareRow, headShare } from './head-share.js';
 import { servePart, WORKER_OVERHEAD_TARGET_BYTES } from './serve-part.js';
 import { runStep } from './step.js';
@@ -117,10 +116,7 @@ export async function measureServing(
   const result: BenchResult = {
     suite: 'scale',
     title: 'Scale: serving real model shapes',
-    command: context.command,
-    startedAt: new Date(started).toISOString(),
-    durationMs: Date.now() - started,
-    machine: machineInfo(),
+    ...runHeader(context, started),
     options: { quick: context.quick, shapes, bandwidthBytesPerS },
     notes: [
       'Serve: synthetic checkpoints (`swarmbee model synth-hf`, seed 0) imported and quantized with `optimize quantize --bits 4|8 --head` (block 32, int8 activations; the LM head quantized too: in fp32 over 128 256 tokens it is most of a last stage).',

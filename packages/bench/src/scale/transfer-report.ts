@@ -5,10 +5,9 @@
  * that resumes (see transfer-part.ts).
  */
 
-import { machineInfo } from '../machine.js';
 import { type BenchResult, check } from '../report/report.js';
 import { barChart } from '../report/svg.js';
-import type { SuiteContext } from '../suite.js';
+import { runHeader, type SuiteContext } from '../suite.js';
 import {
   DEFAULT_SHAPED_SHARD_MIB,
   measureShardTransfer,
@@ -70,10 +69,7 @@ export async function measureTransfer(context: SuiteContext): Promise<BenchResul
   return {
     suite: 'scale',
     title: 'Shard transfer',
-    command: context.command,
-    startedAt: new Date(started).toISOString(),
-    durationMs: Date.now() - started,
-    machine: machineInfo(),
+    ...runHeader(context, started),
     options: { quick: context.quick, shapedShardMib },
     notes: [
       'The coordinator side (its WorkerRegistry and sendShard, 1 MiB chunks, each with its sha256) runs in the benchmark process; the worker is a `swarmbee worker` process writing to its disk cache.',

@@ -15,7 +15,6 @@ import { join } from 'node:path';
 import { InvalidArgumentError } from '@swarmbee/core';
 import { cacheRoot, freeDiskBytes, type HfSynthShapeName, hfSynthTensors } from '@swarmbee/model';
 import { summarize } from '@swarmbee/optimize';
-import { machineInfo } from '../machine.js';
 import { type BenchResult, check } from '../report/report.js';
 import { barChart } from '../report/svg.js';
 import { importInt4Part, importPart } from '../scale/import-part.js';
@@ -26,7 +25,7 @@ import { measureServing } from '../scale/serve-report.js';
 import { shardPart } from '../scale/shard-part.js';
 import { runStep } from '../scale/step.js';
 import { measureTransfer } from '../scale/transfer-report.js';
-import type { Suite, SuiteContext } from '../suite.js';
+import { runHeader, type Suite, type SuiteContext } from '../suite.js';
 
 /** Peak RSS allowed to any step, whatever the model size: 1.5 GB. */
 export const SCALE_RSS_TARGET_BYTES = 1.5e9;
@@ -81,10 +80,7 @@ function merged(
   return {
     suite: 'scale',
     title: 'Scale: real model sizes on bounded memory',
-    command: context.command,
-    startedAt: new Date(started).toISOString(),
-    durationMs: Date.now() - started,
-    machine: machineInfo(),
+    ...runHeader(context, started),
     options: {
       quick: context.quick,
       ...options,
@@ -187,10 +183,7 @@ function scaleResult(
   return {
     suite: 'scale',
     title: 'Scale: real model sizes on bounded memory',
-    command: context.command,
-    startedAt: new Date(started).toISOString(),
-    durationMs: Date.now() - started,
-    machine: machineInfo(),
+    ...runHeader(context, started),
     options: {
       shapes: [...new Set(rows.map((r) => r.shape))],
       rssTargetBytes: SCALE_RSS_TARGET_BYTES,
