@@ -390,21 +390,9 @@ export class Coordinator {
   ): Promise<ClusterProfile> {
     const workers = this.#openWorkers();
     if (workers.length === 0) throw new ClusterUnavailableError('no workers have joined yet');
-    const progress = options.progress ?? this.#options.progress;
-    this.#profile = await profileCluster({
-      model: this.#options.model,
-      workers,
-      store: this.#store,
-      coordinatorUrl: this.workersUrl,
-      token: this.#options.token,
-      reprofile: options.reprofile,
-      linkShape: this.#options.linkShape,
-      clientTls: this.#options.clientTls,
-      deploy: this.#options.deploy,
-      log: this.#log,
-      ...(progress ? { progress } : {}),
-    });
-    this.#profile = this.#withCoordinatorTiming(this.#profile);
+    this.#profile = this.#withCoordinatorTiming(
+      await this.#measure(workers, options.reprofile, options.progress ?? this.#options.progress),
+    );
     return this.#profile;
   }
 
@@ -415,19 +403,28 @@ export class Coordinator {
   async #remeasure(names: readonly string[]): Promise<ClusterProfile> {
     const workers = this.#openWorkers().filter((w) => names.includes(w.name));
     if (workers.length === 0) throw new ClusterUnavailableError(`${names.join(', ')} left`);
-    const fresh = await profileCluster({
+    const fresh = await this.#measure(workers, true);
+    return this.#withCoordinatorTiming(withRemeasured(this.#profile ?? fresh, fresh));
+  }
+
+  #measure(
+    workers: WorkerLink[],
+    reprofile: boolean | undefined,
+    progress?: ProgressFn,
+  ): Promise<ClusterProfile> {
+    return profileCluster({
       model: this.#options.model,
       workers,
       store: this.#store,
       coordinatorUrl: this.workersUrl,
       token: this.#options.token,
-      reprofile: true,
+      reprofile,
       linkShape: this.#options.linkShape,
       clientTls: this.#options.clientTls,
       deploy: this.#options.deploy,
       log: this.#log,
+      ...(progress ? { progress } : {}),
     });
-    return this.#withCoordinatorTiming(withRemeasured(this.#profile ?? fresh, fresh));
   }
 
   /** The profile with this coordinator's own step times, once it has served enough to know them. */
