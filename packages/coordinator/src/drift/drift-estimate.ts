@@ -128,7 +128,9 @@ function scaleTiming(timing: DeviceTiming, factor: number): DeviceTiming {
     },
     head: { decode: scaleGrid(timing.head.decode, factor) },
   };
-  if (timing.stageOverhead) scaled.stageOverhead = timing.stageOverhead;
+  // The overhead holds the engine's fixed cost of a pass, which a slower device pays slower too.
+  if (timing.stageOverhead)
+    scaled.stageOverhead = { decode: scaleGrid(timing.stageOverhead.decode, factor) };
   return scaled;
 }
 
