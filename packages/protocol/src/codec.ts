@@ -1,7 +1,9 @@
 /**
- * The one msgpack codec of the wire. A frame is a single msgpack map: the message's own
- * fields plus `v`, the protocol version. Only core msgpack types appear (maps, arrays,
- * strings, numbers, booleans, `bin` for bytes), so any msgpack library can read a frame.
+ * The one msgpack codec of the wire. A frame is a single msgpack map — the message's own
+ * fields plus `v`, the protocol version — or, when the message carries tensors, that map as
+ * an envelope followed by the tensors' raw bytes, 8-byte aligned (`tensor-frame.ts`). Only
+ * core msgpack types appear (maps, arrays, strings, numbers, booleans, `bin` for bytes), so
+ * any msgpack library can read an envelope.
  *
  * Configuration, and why:
  * - `useRecords: false`, `structuredClone: false`, `moreTypes: false`: records, reference
@@ -12,7 +14,10 @@
  * - `int64AsType: 'number'`: other encoders write large integers (timestamps) as int64;
  *   every integer field is range-checked by its schema anyway.
  * - `copyBuffers: false` (the default): `bin` fields decode as views into the received
- *   frame, so a tensor's bytes are never copied on the way in.
+ *   frame, so bytes are never copied on the way in; tensors are views into the frame too.
+ *
+ * The data plane's hot messages (`forward`, `tokens`) are checked structurally
+ * (`messages/data-checks.ts`); every other message by its zod schema.
  */
 import {
   FrameInvalidError,
@@ -21,9 +26,11 @@ import {
   MessageTypeUnknownError,
   ProtocolVersionError,
   type SwarmBeeError,
+  type TensorData,
 } from '@swarmbee/core';
 import { type Options, Packr, Unpackr } from 'msgpackr';
 import type { z } from 'zod';
+import { checkTensorShape, STRUCTURAL_CHECKS } from './messages/data-checks.js';
 import {
   type ErrorMessage,
   MESSAGE_SCHEMAS,
@@ -33,6 +40,13 @@ import {
   type PlaneMessage,
   PROTOCOL_VERSION,
 } from './messages/index.js';
+import {
+  readTensorFrame,
+  TENSOR_FIELDS,
+  TENSOR_FRAME_MARKER,
+  tensorFrameParts,
+  tensorSections,
+} from './tensor-frame.js';
 
 /** Default largest frame accepted, bytes (64 MiB: a 2,048-token prefill chunk at dim 8,192 in fp32). */
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
@@ -53,18 +67,41 @@ const packr = new Packr(portable);
 const unpackr = new Unpackr(portable);
 
 /**
- * Encodes one message as one frame. The result is a view into the codec's shared output
- * buffer; it stays valid (later encodes write after it), but copy it before mutating.
+ * Encodes one message as the parts of one frame, in order: a single part for a message
+ * without tensors; for one with tensors, the envelope and then each tensor's bytes as they
+ * are (not copied). Parts stay valid until the caller changes the tensors it passed in.
  */
-export function encode(message: Message): Uint8Array {
+export function encodeParts(message: Message): Uint8Array[] {
   try {
-    return packr.pack({ v: PROTOCOL_VERSION, ...message });
+    const fields = message as unknown as Record<string, unknown>;
+    let tensors: Uint8Array[] | undefined;
+    let envelope: Record<string, unknown> | undefined;
+    for (const field of TENSOR_FIELDS) {
+      const tensor = fields[field] as TensorData | undefined;
+      if (tensor === undefined) continue;
+      envelope ??= { v: PROTOCOL_VERSION, ...fields };
+      envelope[field] = { dtype: tensor.dtype, dims: tensor.dims };
+      (tensors ??= []).push(tensor.data);
+    }
+    if (envelope === undefined || tensors === undefined)
+      return [packr.pack({ v: PROTOCOL_VERSION, ...message })];
+    return tensorFrameParts(packr.pack(envelope), tensors);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new MessageSchemaError(clip(`cannot encode a ${message.type} message: ${reason}`), {
       cause: error,
     });
   }
+}
+
+/**
+ * Encodes one message as one frame, in one buffer. The result may be a view into the
+ * codec's shared output buffer; it stays valid (later encodes write after it), but copy it
+ * before mutating. Channels send {@link encodeParts} instead, without joining them.
+ */
+export function encode(message: Message): Uint8Array {
+  const parts = encodeParts(message);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
 /** The `error` message that reports `error` to the peer, its text clipped to travel safely. */
@@ -115,9 +152,10 @@ export function decode(bytes: Uint8Array, options: DecodeOptions = {}): Message 
       `frame of ${bytes.byteLength} bytes exceeds the limit of ${maxFrameBytes}`,
     );
   }
+  const tensorFrame = bytes[0] === TENSOR_FRAME_MARKER ? readTensorFrame(bytes) : undefined;
   let frame: unknown;
   try {
-    frame = unpackr.unpack(bytes);
+    frame = unpackr.unpack(tensorFrame ? tensorFrame.envelope : bytes);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new FrameInvalidError(clip(`frame is not one msgpack message: ${reason}`), {
@@ -137,7 +175,32 @@ export function decode(bytes: Uint8Array, options: DecodeOptions = {}): Message 
       clip(`frame speaks protocol version ${String(v)}, this end speaks ${PROTOCOL_VERSION}`),
     );
   }
+  if (tensorFrame) attachTensors(frame as Record<string, unknown>, bytes, tensorFrame.tensorsAt);
   return checkMessage(frame, options.plane);
+}
+
+/**
+ * Gives each tensor field of a tensor frame's envelope its bytes: a view into the frame.
+ * Its dtype and dims decide its length; the frame must end where the last one does.
+ */
+function attachTensors(frame: Record<string, unknown>, bytes: Uint8Array, at: number): void {
+  const type = String(frame.type);
+  const shapes: { field: string; byteLength: number }[] = [];
+  for (const field of TENSOR_FIELDS) {
+    const value = frame[field];
+    if (value === undefined) continue;
+    if (typeof value === 'object' && value !== null && 'data' in value)
+      throw new FrameInvalidError(`${type} frame carries ${field} bytes inside its envelope`);
+    shapes.push({ field, byteLength: checkTensorShape(type, field, value).byteLength });
+  }
+  const sections = tensorSections(
+    bytes,
+    at,
+    shapes.map((s) => s.byteLength),
+  );
+  shapes.forEach(({ field }, i) => {
+    frame[field] = { ...(frame[field] as object), data: sections[i] };
+  });
 }
 
 function schemaFor(type: unknown, plane: MessagePlane | undefined): z.ZodType {
@@ -164,6 +227,12 @@ export function checkMessage(value: unknown, plane?: MessagePlane): Message {
     throw new MessageSchemaError('a message must be an object');
   }
   const type = (value as { type?: unknown }).type;
+  const structural =
+    typeof type === 'string' && Object.hasOwn(STRUCTURAL_CHECKS, type)
+      ? STRUCTURAL_CHECKS[type]
+      : undefined;
+  if (structural !== undefined && (plane === undefined || plane === 'data'))
+    return structural(value as Record<string, unknown>) as Message;
   const checked = schemaFor(type, plane).safeParse(value);
   if (!checked.success) throw new MessageSchemaError(describeIssues(String(type), checked.error));
   return checked.data as Message;

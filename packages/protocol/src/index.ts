@@ -58,7 +58,14 @@ export {
 } from './channel.js';
 export { type ClientTlsOptions, type ConnectOptions, connect } from './client.js';
 export { CLOSE_CODES, closeCodeFor, errorForClose } from './close-codes.js';
-export { checkMessage, type DecodeOptions, decode, encode, errorMessageFor } from './codec.js';
+export {
+  checkMessage,
+  type DecodeOptions,
+  decode,
+  encode,
+  encodeParts,
+  errorMessageFor,
+} from './codec.js';
 export {
   type AuthFailedDiagnostic,
   type ChannelCloseDiagnostic,
@@ -148,3 +155,4 @@ export {
   int64Values,
   type TensorArrays,
 } from './tensor.js';
+export { TENSOR_ALIGN_BYTES, TENSOR_FRAME_MARKER } from './tensor-frame.js';
