@@ -74,17 +74,16 @@ const unpackr = new Unpackr(portable);
 export function encodeParts(message: Message): Uint8Array[] {
   try {
     const fields = message as unknown as Record<string, unknown>;
-    let tensors: Uint8Array[] | undefined;
+    const tensors: Uint8Array[] = [];
     let envelope: Record<string, unknown> | undefined;
     for (const field of TENSOR_FIELDS) {
       const tensor = fields[field] as TensorData | undefined;
       if (tensor === undefined) continue;
       envelope ??= { v: PROTOCOL_VERSION, ...fields };
       envelope[field] = { dtype: tensor.dtype, dims: tensor.dims };
-      (tensors ??= []).push(tensor.data);
+      tensors.push(tensor.data);
     }
-    if (envelope === undefined || tensors === undefined)
-      return [packr.pack({ v: PROTOCOL_VERSION, ...message })];
+    if (envelope === undefined) return [packr.pack({ v: PROTOCOL_VERSION, ...message })];
     return tensorFrameParts(packr.pack(envelope), tensors);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
@@ -176,7 +175,22 @@ export function decode(bytes: Uint8Array, options: DecodeOptions = {}): Message 
     );
   }
   if (tensorFrame) attachTensors(frame as Record<string, unknown>, bytes, tensorFrame.tensorsAt);
-  return checkMessage(frame, options.plane);
+  const message = checkMessage(frame, options.plane);
+  if (tensorFrame && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength)
+    WHOLE_FRAMES.add(bytes.buffer);
+  return message;
+}
+
+/** Buffers that held exactly one decoded tensor frame (a socket's reassembled message). */
+const WHOLE_FRAMES = new WeakSet<ArrayBufferLike>();
+
+/**
+ * Whether a decoded tensor's bytes lie in a buffer that held nothing but their frame, so a
+ * receiver done with the frame may move that whole buffer to another thread instead of
+ * copying the tensor out (a WebSocket hands over a fragmented message in a buffer of its own).
+ */
+export function tensorOwnsFrame(tensor: TensorData): boolean {
+  return WHOLE_FRAMES.has(tensor.data.buffer);
 }
 
 /**

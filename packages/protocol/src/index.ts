@@ -65,6 +65,7 @@ export {
   encode,
   encodeParts,
   errorMessageFor,
+  tensorOwnsFrame,
 } from './codec.js';
 export {
   type AuthFailedDiagnostic,
