@@ -6,6 +6,7 @@
  * N + 1 network hops a token takes (coordinator → stage 0, stage → stage, last stage →
  * coordinator), is the time the data plane adds per hop.
  */
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { postJson } from '@swarmbee/coordinator';
@@ -29,6 +30,25 @@ interface Round {
   /** ms per decoded token by stage count. */
   inProcess: Map<number, number>;
   cluster: Map<number, number>;
+  /** CPU ms per decoded token, every thread of every process taking part. */
+  inProcessCpu: Map<number, number>;
+  clusterCpu: Map<number, number>;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime (Linux's USER_HZ). */
+const USER_HZ = 100;
+
+/** CPU time (user + system, every thread) of processes, ms, from /proc; this process exactly. */
+function cpuMs(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start after its closing paren.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  const own = process.cpuUsage();
+  return (ticks * 1000) / USER_HZ + (own.user + own.system) / 1000;
 }
 
 interface HopFigures {
@@ -117,15 +137,25 @@ async function measureHops(
     }
     for (let round = 0; round < rounds; round++) {
       context.progress(`parallel hop: round ${round + 1}/${rounds}`);
-      const measured: Round = { inProcess: new Map(), cluster: new Map() };
+      const measured: Round = {
+        inProcess: new Map(),
+        cluster: new Map(),
+        inProcessCpu: new Map(),
+        clusterCpu: new Map(),
+      };
       for (const stages of HOP_STAGE_COUNTS) {
+        let cpuStart = cpuMs([]);
         measured.inProcess.set(
           stages,
           (await inProcessDecode(model, pipelines.get(stages)!, tokens)).msPerToken,
         );
+        measured.inProcessCpu.set(stages, (cpuMs([]) - cpuStart) / tokens);
         const cluster = clusters.get(stages)!;
         const before = await cluster.coordinator.workerStats();
+        const pids = cluster.workers.map((w) => w.pid!);
+        cpuStart = cpuMs(pids);
         measured.cluster.set(stages, (await clusterDecode(cluster, tokens)).msPerToken);
+        measured.clusterCpu.set(stages, (cpuMs(pids) - cpuStart) / tokens);
         if (round === 0) {
           const after = await cluster.coordinator.workerStats();
           const names = cluster.coordinator.deployment.map((s) => s.worker);
@@ -154,6 +184,15 @@ function addedPerHop(figures: HopFigures, stages: number): Summary {
   );
 }
 
+/** Per round: (cluster − in-process) CPU ms per token / (N + 1) hops. */
+function addedCpuPerHop(figures: HopFigures, stages: number): Summary {
+  return summarize(
+    figures.rounds.map(
+      (r) => (r.clusterCpu.get(stages)! - r.inProcessCpu.get(stages)!) / (stages + 1),
+    ),
+  );
+}
+
 /** Per round: what each stage past the first adds, ms (N stages against 1, same setup). */
 function addedPerStage(
   figures: HopFigures,
@@ -174,7 +213,7 @@ export async function measureHopPart(
   const figures = await measureHops(context, model, tokens, rounds);
   const ms = (x: number) => x.toFixed(3);
   const spread = (s: Summary) => `${ms(s.min)}..${ms(s.max)}`;
-  const median = (which: 'inProcess' | 'cluster', stages: number) =>
+  const median = (which: 'inProcess' | 'cluster' | 'inProcessCpu' | 'clusterCpu', stages: number) =>
     summarize(figures.rounds.map((r) => r[which].get(stages)!));
   const rows = HOP_STAGE_COUNTS.map((stages) => {
     const local = median('inProcess', stages);
@@ -188,6 +227,18 @@ export async function measureHopPart(
       `${ms(hop.median)} (${spread(hop)})`,
       figures.bytesPerHop.has(stages) ? figures.bytesPerHop.get(stages)!.toFixed(0) : '-',
       figures.sameIds.get(stages) ? 'yes' : 'NO',
+    ];
+  });
+  const cpuRows = HOP_STAGE_COUNTS.map((stages) => {
+    const local = median('inProcessCpu', stages);
+    const remote = median('clusterCpu', stages);
+    const hop = addedCpuPerHop(figures, stages);
+    return [
+      stages,
+      `${ms(local.median)} (${spread(local)})`,
+      `${ms(remote.median)} (${spread(remote)})`,
+      stages + 1,
+      `${ms(hop.median)} (${spread(hop)})`,
     ];
   });
   const stageRows = HOP_STAGE_COUNTS.filter((n) => n > 1).map((stages) => {
@@ -214,6 +265,7 @@ export async function measureHopPart(
     notes: [
       `One stream: BOS, then ${tokens} greedy tokens (no stop id), one onnxruntime thread per stage. In process: the stages in their own threads of one process (\`LocalPipeline\`, the scheduler of \`generate\`). Over workers: N \`swarmbee worker\` processes on loopback behind a coordinator in the benchmark process, an even split, the same scheduler. ms/token excludes the first token (decode only).`,
       `Every setup stays up; each of ${rounds} round(s) runs each once, in turn, and differences are taken within a round (median, spread min..max). A token crosses N + 1 network hops over workers (coordinator → stage 0, stage → stage, last stage → coordinator) where it crosses N − 1 thread hops in process, so "added per hop" = (over workers − in process) / (N + 1). One warm-up run per setup is excluded; its greedy ids over workers are compared with the in-process ids.`,
+      'CPU ms per token: user + system time of every thread, from /proc/<pid>/stat for the workers (10 ms ticks, over a run of hundreds of ms) and process.cpuUsage() for this process (the coordinator, or the in-process pipeline); it counts the work a hop costs whatever else the cores are doing, where wall time also counts waiting for a core. onnxruntime threads spin up to 20 µs after each kernel in both setups.',
       `Load average (1, 5, 15 min) before: ${load(figures.load.before)}; after: ${load(figures.load.after)} (2 cores, shared with other work).`,
       `Bytes per stage → stage hop: stage 0's data-plane bytes sent per token it forwarded (a forward frame of one row carrying a [1, 1, ${model.manifest.config.dim}] float32 hidden state); the last stage sends ${figures.edgeBytes.fromLast.toFixed(0)} bytes per token back to the coordinator (1 stage).`,
     ],
@@ -236,6 +288,10 @@ export async function measureHopPart(
           },
         ],
         [`workers.${stages}.addedMsPerHop`, { unit: 'ms', summary: addedPerHop(figures, stages) }],
+        [
+          `workers.${stages}.addedCpuMsPerHop`,
+          { unit: 'ms', summary: addedCpuPerHop(figures, stages) },
+        ],
       ]),
     ),
     tables: [
@@ -253,6 +309,11 @@ export async function measureHopPart(
         rows,
       },
       {
+        title: 'CPU ms per token (every thread of the processes taking part)',
+        head: ['stages', 'in process', 'workers', 'hops', 'added CPU ms/hop'],
+        rows: cpuRows,
+      },
+      {
         title: 'Added ms per extra stage (N stages against 1, same setup)',
         head: ['stages', 'in process', 'workers'],
         rows: stageRows,
@@ -264,6 +325,13 @@ export async function measureHopPart(
         worstHop,
         HOP_TARGET_MS,
         '(workers − in process) ms/token / (N + 1) hops, median of per-round differences, worst of N = 1, 2, 3',
+        '<=',
+      ),
+      check(
+        'added CPU ms per network hop (worst stage count)',
+        Math.max(...HOP_STAGE_COUNTS.map((n) => addedCpuPerHop(figures, n).median)),
+        HOP_TARGET_MS,
+        '(workers − in process) CPU ms/token / (N + 1) hops, median of per-round differences, worst of N = 1, 2, 3',
         '<=',
       ),
       check(
