@@ -87,6 +87,7 @@ export class ClusterProfiles {
       timeoutMs: o.timeoutMs,
       deploy: o.deploy,
       log: o.log,
+      refused: o.refused,
       ...(progress ? { progress } : {}),
     });
   }

@@ -118,6 +118,7 @@ export class Coordinator {
       clientTls: options.clientTls,
       deploy: options.deploy,
       log: this.#log,
+      refused: (shortfall) => this.#plans.refusedProfile(shortfall),
       ...(options.progress ? { progress: options.progress } : {}),
     });
     const policy: ReplanPolicy = {
