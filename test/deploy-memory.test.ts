@@ -106,6 +106,16 @@ async function cluster(
   return { coordinator, log, settled: state.to as 'ready' | 'waiting' };
 }
 
+/** The cluster completes a short greedy request. */
+async function serves(t: Test, coordinator: Coordinator): Promise<void> {
+  const result = await coordinator.service.complete({
+    prompt: 'Once upon a time',
+    maxTokens: 8,
+    sampling: { temperature: 0, topK: 0, topP: 1 },
+  });
+  t.equal(result.completionTokens, 8, 'and it serves');
+}
+
 t.test("each stage is deployed with its plan's KV budget, and admits against it", async (t) => {
   if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
   const { root, model } = await stories(t);
@@ -189,12 +199,7 @@ t.test(
       ['b'],
       'the whole model went to worker b',
     );
-    const result = await coordinator.service.complete({
-      prompt: 'Once upon a time',
-      maxTokens: 8,
-      sampling: { temperature: 0, topK: 0, topP: 1 },
-    });
-    t.equal(result.completionTokens, 8, 'and it serves');
+    await serves(t, coordinator);
   },
 );
 
@@ -228,12 +233,7 @@ t.test(
       1,
       'the profile holds b alone',
     );
-    const result = await coordinator.service.complete({
-      prompt: 'Once upon a time',
-      maxTokens: 8,
-      sampling: { temperature: 0, topK: 0, topP: 1 },
-    });
-    t.equal(result.completionTokens, 8, 'and it serves');
+    await serves(t, coordinator);
   },
 );
 
