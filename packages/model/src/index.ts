@@ -64,7 +64,8 @@ export {
   loraTensor,
   type TargetPlace,
 } from './lora/lora-spec.js';
-export { adapterHash, buildMergedShard, mergeAdapter } from './lora/merge.js';
+export { buildMergedShard, mergeAdapter } from './lora/merge.js';
+export { adaptedModelHash, adapterHash } from './lora/merge-tensor.js';
 export {
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
@@ -156,6 +157,7 @@ export {
   type ShardBuildOptions,
   type ShardGraph,
   type ShardManifest,
+  type ShardWriteOptions,
   writeShard,
 } from './shard.js';
 export { StagingDir } from './staging-dir.js';

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  AdapterUnsupportedError,
   KV_DTYPE_BYTES,
   type KvDtype,
   type LlamaConfig,
@@ -20,7 +21,15 @@ import {
 } from '@swarmbee/core';
 import { sha256 } from './hash.js';
 import { llamaTensorSpecs } from './llama-tensors.js';
-import { findTensor, type LlamaModelDir, type ModelDir } from './model-dir.js';
+import type { LoraAdapter } from './lora/adapter.js';
+import {
+  adaptedModelHash,
+  adapterHash,
+  mergeModules,
+  modulesByTensor,
+  refuseQuantizedBase,
+} from './lora/merge-tensor.js';
+import { findTensor, type LlamaModelDir, type ModelDir, readTensor } from './model-dir.js';
 import {
   buildLlamaShardGraph,
   type LocatedWeight,
@@ -70,6 +79,17 @@ export interface ShardBuildOptions {
   headChunkBytes?: number;
   /** How the layers attend (`fused` GroupQueryAttention or `decomposed` standard ops). */
   attention?: ShardAttention;
+}
+
+/** What writeShard builds a shard with, beyond the model's own weights. */
+export interface ShardWriteOptions {
+  /** KV-cache element type of the graph's past inputs and new outputs. Default `float32`. */
+  kvDtype?: KvDtype;
+  /**
+   * A LoRA adapter merged into the weights as they are written, one base tensor at a time
+   * (fp32 bases only). The shard is filed under the adapted model's hash. Default: none.
+   */
+  adapter?: LoraAdapter;
 }
 
 /** A stage cut out of an imported decoder: its IO follows the export, described by `io`. */
@@ -262,13 +282,17 @@ export async function writeShard(
   range: LayerRange,
   out: string,
   progress: ProgressFn = noProgress,
-  options: ShardBuildOptions = {},
+  options: ShardWriteOptions = {},
 ): Promise<ShardManifest> {
   if (dir.manifest.architecture === 'onnx-decoder') {
     refuseKvDtype(options);
+    if (options.adapter)
+      throw new AdapterUnsupportedError(
+        `${dir.manifest.name} is an imported ONNX decoder: LoRA adapters merge into SwarmBee's own Llama-family graphs only`,
+      );
     return writeOnnxDecoderShard(dir as OnnxDecoderModelDir, range, out, progress);
   }
-  return writeLlamaShard(dir as LlamaModelDir, range, out, progress, options.kvDtype ?? 'float32');
+  return writeLlamaShard(dir as LlamaModelDir, range, out, progress, options);
 }
 
 async function writeLlamaShard(
@@ -276,12 +300,16 @@ async function writeLlamaShard(
   range: LayerRange,
   out: string,
   progress: ProgressFn,
-  kvDtype: KvDtype,
+  options: ShardWriteOptions,
 ): Promise<LlamaShardManifest> {
   const { config } = dir.manifest;
+  const kvDtype = options.kvDtype ?? 'float32';
   checkRange(config, range);
+  const adapted = options.adapter ? modulesByTensor(options.adapter, dir.manifest) : undefined;
+  const names = shardTensorNames(config, range).flatMap((n) => storedTensorNames(dir, n));
+  for (const name of names)
+    if (adapted?.has(name)) refuseQuantizedBase(dir.manifest, findTensor(dir, name));
   return StagingDir.build(out, async (staging) => {
-    const names = shardTensorNames(config, range).flatMap((n) => storedTensorNames(dir, n));
     const placed = new Map<string, { offset: number; bytes: number; shape: number[] }>();
     const source = await open(dir.weightsPath, 'r');
     const target = await open(join(staging, SHARD_WEIGHTS_FILE), 'w');
@@ -303,6 +331,17 @@ async function writeLlamaShard(
           offset += padding;
         }
         placed.set(name, { offset, bytes: tensor.bytes, shape: tensor.shape });
+        const modules = adapted?.get(name);
+        if (modules && options.adapter) {
+          // An adapted tensor is merged whole: one tensor's worth of memory, never the model's.
+          const weight = await readTensor(dir, name);
+          mergeModules(weight, modules, options.adapter);
+          const bytes = new Uint8Array(weight.buffer, weight.byteOffset, weight.byteLength);
+          await target.write(bytes);
+          weightsHash.update(bytes);
+          offset += bytes.length;
+          continue;
+        }
         for (let at = 0; at < tensor.bytes; at += buffer.length) {
           const length = Math.min(buffer.length, tensor.bytes - at);
           const piece = buffer.subarray(0, length);
@@ -351,7 +390,9 @@ async function writeLlamaShard(
       format: 'swarmbee.shard',
       formatVersion: SHARD_FORMAT_VERSION,
       kind: 'llama',
-      modelHash: dir.manifest.modelHash,
+      modelHash: options.adapter
+        ? adaptedModelHash(dir.manifest.modelHash, adapterHash(options.adapter))
+        : dir.manifest.modelHash,
       modelName: dir.manifest.name,
       config,
       ...(kvDtype === 'float32' ? {} : { kvDtype }),
