@@ -65,7 +65,7 @@ export {
   type TargetPlace,
 } from './lora/lora-spec.js';
 export { buildMergedShard, mergeAdapter } from './lora/merge.js';
-export { adaptedModelHash, adapterHash } from './lora/merge-tensor.js';
+export { adaptedModelHash, adapterHash, checkMergeable } from './lora/merge-tensor.js';
 export {
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,

@@ -91,6 +91,7 @@ export class Coordinator {
       model,
       options.cacheDir,
       options.planning?.workload?.kvDtype ?? 'float32',
+      options.adapter?.adapter,
     );
     this.#scheduler = new Scheduler(undefined, {
       maxSeqLen: model.manifest.config.maxSeqLen,
@@ -190,6 +191,12 @@ export class Coordinator {
     });
   }
 
+  /** The model the API serves: `<model>:<adapter>` with an adapter merged. */
+  get modelName(): string {
+    const { adapter, model } = this.#options;
+    return adapter ? `${model.manifest.name}:${adapter.name}` : model.manifest.name;
+  }
+
   get state(): CoordinatorState {
     return this.#deployments.state;
   }
@@ -240,7 +247,8 @@ export class Coordinator {
 
   async start(): Promise<void> {
     const { model } = this.#options;
-    const { config, name } = model.manifest;
+    const { config } = model.manifest;
+    const name = this.modelName;
     // A model without a tokenizer (an imported ONNX decoder) is still served, from token ids.
     const tokenizer = model.manifest.tokenizer
       ? await loadTokenizer(model)
@@ -327,7 +335,7 @@ export class Coordinator {
       state: this.state,
       workers: this.#openWorkers().map((w) => w.name),
       stages: [...this.deployment],
-      model: this.#options.model.manifest.name,
+      model: this.modelName,
     };
   }
 

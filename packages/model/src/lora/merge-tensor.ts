@@ -7,6 +7,7 @@
  */
 import { AdapterUnsupportedError, type LlamaManifest, type WeightTensor } from '@swarmbee/core';
 import { sha256 } from '../hash.js';
+import { findTensor, type LlamaModelDir } from '../model-dir.js';
 import { adapterModules, checkAdapterBase, type LoraAdapter } from './adapter.js';
 import { type LoraModule, loraTensor } from './lora-spec.js';
 
@@ -70,4 +71,14 @@ export function adapterHash(adapter: LoraAdapter): string {
 /** The model hash of `base` with the adapter `adapterId` merged: what its shards are filed under. */
 export function adaptedModelHash(baseModelHash: string, adapterId: string): string {
   return sha256(baseModelHash, adapterId);
+}
+
+/**
+ * Checks, before any shard is built, that `adapter` can be merged into this model's
+ * weights: made for it, and every tensor it changes fp32.
+ * @throws AdapterBaseMismatchError, AdapterInvalidError or AdapterUnsupportedError
+ */
+export function checkMergeable(dir: LlamaModelDir, adapter: LoraAdapter): void {
+  for (const tensor of modulesByTensor(adapter, dir.manifest).keys())
+    refuseQuantizedBase(dir.manifest, findTensor(dir, tensor));
 }
