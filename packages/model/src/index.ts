@@ -151,15 +151,13 @@ export {
   type LlamaShardManifest,
   type OnnxDecoderShardGraph,
   type OnnxDecoderShardManifest,
-  openShard,
   SHARD_FORMAT_VERSION,
   SHARD_MANIFEST_FILE,
   type ShardBuildOptions,
   type ShardGraph,
   type ShardManifest,
-  type ShardWriteOptions,
-  writeShard,
 } from './shard.js';
+export { openShard, type ShardWriteOptions, writeShard } from './shard-files.js';
 export { StagingDir } from './staging-dir.js';
 export {
   DEFAULT_HF_SYNTH_FILE_BYTES,
