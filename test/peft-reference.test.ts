@@ -20,7 +20,6 @@ import {
   mergeAdapter,
   openShard,
   readPeftAdapter,
-  SafetensorsFile,
   type ShardGraph,
   writePeftAdapter,
   writeShard,
@@ -29,6 +28,7 @@ import t from 'tap';
 import {
   caseDir,
   loadReferenceCase,
+  peftRoundtripLogits,
   REFERENCE_CASES,
   relativeDifference,
   runReference,
@@ -126,11 +126,7 @@ for (const name of REFERENCE_CASES) {
           `${file}: read and written again, byte for byte`,
         );
 
-      const file = await SafetensorsFile.open(join(caseDir(name), 'roundtrip.safetensors'));
-      const chunks: Float32Array[] = [];
-      for await (const chunk of file.readFloat32('logits')) chunks.push(chunk.slice());
-      await file.close();
-      const peft = Float32Array.from(chunks.flatMap((chunk) => [...chunk]));
+      const peft = await peftRoundtripLogits(name);
       const { lengths, ids } = c.reference.eval;
       const vocab = c.dir.manifest.config.vocabSize;
       const width = Math.max(...lengths);

@@ -8,10 +8,10 @@
 import { join } from 'node:path';
 import { AdapterBaseMismatchError, InvalidArgumentError } from '@swarmbee/core';
 import { LocalCluster } from '@swarmbee/local-cluster';
-import { readPeftAdapter, SafetensorsFile, SYNTH_PRESETS, synthesizeModel } from '@swarmbee/model';
+import { readPeftAdapter, SYNTH_PRESETS, synthesizeModel } from '@swarmbee/model';
 import t from 'tap';
 import { CLI_BIN } from './helpers/cli.js';
-import { caseDir, loadReferenceCase } from './helpers/peft-reference.js';
+import { caseDir, loadReferenceCase, peftRoundtripLogits } from './helpers/peft-reference.js';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1 };
 
@@ -26,11 +26,7 @@ t.test("the cluster's greedy tokens with the adapter are PEFT's argmax", async (
   const root = t.testdir();
   const c = await loadReferenceCase('tiny-gqa', root);
   const adapter = await readPeftAdapter(join(caseDir('tiny-gqa'), 'trained-by-swarmbee'));
-  const file = await SafetensorsFile.open(join(caseDir('tiny-gqa'), 'roundtrip.safetensors'));
-  const chunks: Float32Array[] = [];
-  for await (const chunk of file.readFloat32('logits')) chunks.push(chunk.slice());
-  await file.close();
-  const peft = Float32Array.from(chunks.flatMap((chunk) => [...chunk]));
+  const peft = await peftRoundtripLogits('tiny-gqa');
   const { lengths, ids } = c.reference.eval;
   const vocab = c.dir.manifest.config.vocabSize;
   const width = Math.max(...lengths);
