@@ -1,5 +1,5 @@
 /** `swarmbee coordinator`: accepts workers, deploys the model over them, serves the API. */
-import { basename, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import {
   announceCoordinator,
   Coordinator,
@@ -9,11 +9,11 @@ import {
   DEFAULT_REPLAN_GAIN,
   DEFAULT_REPLAN_PAYBACK_MS,
   DEFAULT_TRANSFER_STALL_TIMEOUT_MS,
-  type ServedAdapter,
 } from '@swarmbee/coordinator';
-import { InvalidArgumentError, installFaultHandlers } from '@swarmbee/core';
-import { cacheRoot, openModelDir, readPeftAdapter } from '@swarmbee/model';
+import { installFaultHandlers } from '@swarmbee/core';
+import { cacheRoot, openModelDir } from '@swarmbee/model';
 import type { Argv } from 'yargs';
+import { adapterOption, servedAdapter } from '../adapter-flag.js';
 import { channelFrom, heartbeatOptions, linkShapeFrom, linkShapeOptions } from '../bench-flags.js';
 import { parseHostPort, planningFrom } from '../options.js';
 import {
@@ -132,11 +132,7 @@ export function coordinatorCommand(yargs: Argv): Argv {
           type: 'number',
           describe: "Context length plans size the KV cache for, tokens (default: the model's)",
         })
-        .option('adapter', {
-          type: 'string',
-          describe:
-            'LoRA adapter (PEFT format, e.g. from `swarmbee finetune`) merged into the shards as they are built, as NAME=DIR (or DIR, named after it); the API serves the model as <model>:NAME. One per coordinator',
-        })
+        .options(adapterOption)
         .option('kv-dtype', {
           choices: ['float32', 'float16'] as const,
           default: 'float32' as const,
@@ -225,16 +221,4 @@ export function coordinatorCommand(yargs: Argv): Argv {
       await coordinator.stop();
     },
   );
-}
-
-/** `--adapter NAME=DIR` (or DIR, named after its folder), read and checked as a PEFT adapter. */
-async function servedAdapter(value: string | string[]): Promise<ServedAdapter> {
-  if (Array.isArray(value))
-    throw new InvalidArgumentError(
-      `--adapter was given ${value.length} times: a coordinator serves one adapter, merged into its shards (several chosen per request are not supported yet)`,
-    );
-  const at = value.indexOf('=');
-  const dir = at < 0 ? value : value.slice(at + 1);
-  const name = at < 0 ? basename(resolve(dir)) : value.slice(0, at);
-  return { name, adapter: await readPeftAdapter(dir) };
 }
