@@ -45,6 +45,7 @@ import type { CoordinatorState } from './coordinator-state.js';
 import type { DeployedStage } from './deployer.js';
 import { bringUp, type Deployment } from './deployment.js';
 import { Deployments } from './deployments.js';
+import { type Membership, workerJoined, workerLeft } from './membership.js';
 import { PlanChoice } from './plan-choice.js';
 import { PlanMemory } from './plan-memory.js';
 import type { PlanningOptions } from './planning.js';
@@ -99,8 +100,9 @@ export class Coordinator {
     });
     this.#registry = new WorkerRegistry(
       {
-        joined: (link, message) => this.#joined(link, message.cachedShards.length),
-        left: (link) => this.#left(link),
+        joined: (link, message) =>
+          workerJoined(link, message.cachedShards.length, this.#membership()),
+        left: (link) => workerLeft(link, this.#deployments),
         log: this.#log,
       },
       Math.min(
@@ -360,41 +362,14 @@ export class Coordinator {
     return this.#registry.open();
   }
 
-  #joined(link: WorkerLink, cachedShards: number): void {
-    // Its memory may have changed while it was away: plan with what it reports now.
-    this.#plans.forget(link.name);
-    link.onBatchError = (error) => {
-      if (!this.#deployments.current?.transport.onBatchError(error)) {
-        publishCoordinatorEvent(COORDINATOR_EVENTS.strayBatchError, () => ({
-          worker: link.name,
-          stage: error.stage,
-          batchId: error.batchId,
-          code: error.code,
-          message: error.message,
-        }));
-      }
+  #membership(): Membership {
+    return {
+      plans: this.#plans,
+      deployments: this.#deployments,
+      stopped: this.state === 'stopped',
+      connected: this.#openWorkers().length,
+      minWorkers: this.#options.minWorkers ?? 1,
     };
-    publishCoordinatorEvent(COORDINATOR_EVENTS.workerJoined, () => ({
-      worker: link.name,
-      arch: link.device.arch,
-      cpus: link.device.cpus,
-      dataUrl: link.dataUrl,
-      cachedShards,
-    }));
-    if (this.state === 'stopped') return;
-    if (this.#deployments.current || this.#deployments.everDeployed) {
-      void this.#deployments.request('consider', `worker ${link.name} joined`);
-    } else if (this.#openWorkers().length >= (this.#options.minWorkers ?? 1)) {
-      void this.#deployments.request('consider', 'deploy');
-    }
-  }
-
-  #left(link: WorkerLink): void {
-    const deployment = this.#deployments.current;
-    const ranStage = deployment?.links.includes(link) ?? false;
-    publishCoordinatorEvent(COORDINATOR_EVENTS.workerLost, () => ({ worker: link.name, ranStage }));
-    if (deployment && ranStage)
-      this.#deployments.fault(deployment, `worker ${link.name}, which ran a stage, was lost`);
   }
 
   /** Measures the workers and links (compute profiles are cached by each worker). */
