@@ -4,12 +4,10 @@
  * fits is a PLAN_INFEASIBLE naming the worker and the bytes, and a worker that joins again
  * is planned with what it reports then.
  */
-import { join } from 'node:path';
 import { PlanInfeasibleError } from '@swarmbee/core';
-import { importLlama2c } from '@swarmbee/model';
 import type { PlanResult } from '@swarmbee/planner';
 import t, { type Test } from 'tap';
-import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { stories260kDir } from '../../../test/helpers/stories260k.js';
 import { cluster, device, flatModel } from '../../planner/test/helpers/fixtures.js';
 import { PlanChoice } from '../src/cluster/plan-choice.js';
 import { PlanMemory } from '../src/cluster/plan-memory.js';
@@ -21,16 +19,14 @@ import { DEFAULT_REPLAN_GAIN, DEFAULT_REPLAN_PAYBACK_MS } from '../src/cluster/r
 const profile = cluster(flatModel(), [device('a', 4000), device('b', 4000)]);
 
 /** A PlanChoice over stories260K; the even split is chosen without a profile, as a coordinator does. */
-async function choice(t: Test, planning: PlanningOptions): Promise<PlanChoice> {
+async function choice(t: Test, planning: PlanningOptions): Promise<PlanChoice | undefined> {
   const measured = planning.planner === 'even' ? undefined : profile;
-  const model = await importLlama2c({
-    checkpoint: STORIES260K.checkpoint,
-    tokenizer: STORIES260K.tokenizer,
-    out: join(t.testdir(), 'm'),
-  });
+  const root = t.testdir();
+  const model = await stories260kDir(t, root);
+  if (!model) return undefined;
   return new PlanChoice({
     model,
-    memory: new PlanMemory(t.testdir(), model.manifest.modelHash),
+    memory: new PlanMemory(root, model.manifest.modelHash),
     planning: () => planning,
     profile: () => measured,
     measure: async () => profile,
@@ -40,8 +36,8 @@ async function choice(t: Test, planning: PlanningOptions): Promise<PlanChoice> {
 }
 
 t.test('the DP plans within the capacity a refusing worker reported', async (t) => {
-  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
   const plans = await choice(t, { planner: 'dp', objective: 'throughput' });
+  if (!plans) return;
   const stageOn = (plan: PlanResult, name: string) => plan.stages.find((s) => s.device === name);
   const before = (await plans.choose(['a', 'b'], true)) as PlanResult;
   t.ok(stageOn(before, 'a'), 'a holds a stage');
@@ -68,8 +64,8 @@ t.test('the DP plans within the capacity a refusing worker reported', async (t) 
 });
 
 t.test('the even split leaves a refusing worker out; none left is PLAN_INFEASIBLE', async (t) => {
-  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
   const plans = await choice(t, { planner: 'even' });
+  if (!plans) return;
   const devices = async () => (await plans.choose(['a', 'b'], true)).stages.map((s) => s.device);
   t.same(await devices(), ['a', 'b']);
   plans.refused({ worker: 'b', neededBytes: 9000, capacityBytes: 100 });
