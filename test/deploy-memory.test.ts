@@ -198,8 +198,9 @@ t.test(
 t.test(
   "a worker refusing even the profile's shards is planned around by the DP, not retried",
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const { root, model } = await stories(t);
+    const root = t.testdir();
+    const model = await stories260kDir(t, root);
+    if (!model) return;
     const { coordinator, log, settled } = await cluster(
       t,
       { model, root, planning: { planner: 'dp', objective: 'throughput' } },
