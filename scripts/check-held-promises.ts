@@ -1,5 +1,6 @@
 /**
- * Finds promises held in a local variable while other code runs: run by `npm run lint`.
+ * Finds promises held in a local variable while other code runs: run by `npm run typecheck`
+ * (scripts/check-types.ts, on the program it type-checks), or alone:
  *
  *     node --import tsx scripts/check-held-promises.ts [--json]
  *
@@ -38,7 +39,8 @@ export interface Finding {
   why: string;
 }
 
-function loadProgram(): ts.Program {
+/** tsconfig.check.json's program (what `npm run typecheck` checks), with its config's errors. */
+export function loadProgram(): ts.Program {
   const configPath = resolve(root, 'tsconfig.check.json');
   const parsed = ts.getParsedCommandLineOfConfigFile(configPath, undefined, {
     ...ts.sys,
@@ -47,7 +49,11 @@ function loadProgram(): ts.Program {
     },
   });
   if (!parsed) throw new Error(`cannot read ${configPath}`);
-  return ts.createProgram(parsed.fileNames, parsed.options);
+  return ts.createProgram({
+    rootNames: parsed.fileNames,
+    options: parsed.options,
+    configFileParsingDiagnostics: parsed.errors,
+  });
 }
 
 /** A Promise (or a union holding one); other thenables (a Fastify instance) are not promises that reject. */

@@ -16,11 +16,11 @@ import {
   type CoordinatorOptions,
   type DeployedEvent,
 } from '@swarmbee/coordinator';
-import { importLlama2c, type ModelDir } from '@swarmbee/model';
+import type { ModelDir } from '@swarmbee/model';
 import type { PlanResult } from '@swarmbee/planner';
 import { WorkerDaemon, type WorkerOptions } from '@swarmbee/worker';
 import t, { type Test } from 'tap';
-import { haveSharedModel, STORIES260K } from './helpers/shared-models.js';
+import { stories260kDir } from './helpers/stories260k.js';
 
 /** A KV budget no machine's memory holds (100 TB): the worker that sets it refuses any stage. */
 const HUGE_KV_BUDGET_BYTES = 100e12;
@@ -37,16 +37,6 @@ function next<T>(name: string, match: (event: T) => boolean = () => true): Promi
     };
     subscribe(name, handler);
   });
-}
-
-async function stories(t: Test): Promise<{ root: string; model: ModelDir }> {
-  const root = t.testdir();
-  const model = await importLlama2c({
-    checkpoint: STORIES260K.checkpoint,
-    tokenizer: STORIES260K.tokenizer,
-    out: join(root, 'm'),
-  });
-  return { root, model };
 }
 
 /** Starts a coordinator and named workers; resolves once the first deployment settled. */
@@ -117,8 +107,9 @@ async function serves(t: Test, coordinator: Coordinator): Promise<void> {
 }
 
 t.test("each stage is deployed with its plan's KV budget, and admits against it", async (t) => {
-  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-  const { root, model } = await stories(t);
+  const root = t.testdir();
+  const model = await stories260kDir(t, root);
+  if (!model) return;
   const deployed = next<DeployedEvent>(COORDINATOR_EVENTS.deployed);
   const { coordinator, settled } = await cluster(
     t,
@@ -178,8 +169,9 @@ t.test("each stage is deployed with its plan's KV budget, and admits against it"
 t.test(
   'a worker refusing its stage with MEMORY_SHORT is left out of the even split, not retried',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const { root, model } = await stories(t);
+    const root = t.testdir();
+    const model = await stories260kDir(t, root);
+    if (!model) return;
     const { coordinator, log, settled } = await cluster(
       t,
       { model, root, planning: { planner: 'even' } },
@@ -206,8 +198,9 @@ t.test(
 t.test(
   "a worker refusing even the profile's shards is planned around by the DP, not retried",
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const { root, model } = await stories(t);
+    const root = t.testdir();
+    const model = await stories260kDir(t, root);
+    if (!model) return;
     const { coordinator, log, settled } = await cluster(
       t,
       { model, root, planning: { planner: 'dp', objective: 'throughput' } },
@@ -240,8 +233,9 @@ t.test(
 t.test(
   'BAD INPUT - when no plan fits after a MEMORY_SHORT refusal, the error names the worker and the bytes',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const { root, model } = await stories(t);
+    const root = t.testdir();
+    const model = await stories260kDir(t, root);
+    if (!model) return;
     const { coordinator, log, settled } = await cluster(
       t,
       { model, root, planning: { planner: 'even' } },

@@ -13,10 +13,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DRIFT_DIAGNOSTIC, type DriftEvent } from '@swarmbee/coordinator';
 import { LocalCluster } from '@swarmbee/local-cluster';
-import { importLlama2c } from '@swarmbee/model';
 import t from 'tap';
 import { CLI_BIN } from './helpers/cli.js';
-import { haveSharedModel, STORIES260K } from './helpers/shared-models.js';
+import { stories260kDir } from './helpers/stories260k.js';
 
 /** Speed of both emulated devices: a stories260K step then takes a few ms, enough to judge. */
 const DEVICE_SPEED = 0.25;
@@ -28,13 +27,9 @@ const REPLAN_DEADLINE_MS = 60_000;
 const MAX_COMPLETIONS = 60;
 
 t.test('a device slowing down mid-stream is noticed, re-planned around and replayed', async (t) => {
-  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
   const root = t.testdir();
-  const model = await importLlama2c({
-    checkpoint: STORIES260K.checkpoint,
-    tokenizer: STORIES260K.tokenizer,
-    out: join(root, 'm'),
-  });
+  const model = await stories260kDir(t, root);
+  if (!model) return;
   const speedFile = (i: number) => join(root, `worker-${i}.speed`);
   for (const i of [0, 1]) writeFileSync(speedFile(i), String(DEVICE_SPEED));
   const cluster = await LocalCluster.start({

@@ -6,17 +6,11 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type GenerateResult, generate, LocalPipeline } from '@swarmbee/engine';
-import {
-  decodeIds,
-  importHf,
-  importLlama2c,
-  loadTokenizer,
-  type ModelDir,
-  type Tokenizer,
-} from '@swarmbee/model';
+import { decodeIds, importHf, loadTokenizer, type ModelDir, type Tokenizer } from '@swarmbee/model';
 import t from 'tap';
 import { type HfFixtureDtype, writeHfStories260K } from './helpers/hf-stories260k.js';
 import { haveSharedModel, STORIES260K } from './helpers/shared-models.js';
+import { stories260kDir } from './helpers/stories260k.js';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1 };
 /** Both reference runs stop on run.c's terms (BOS), so the two imports are asked the same. */
@@ -71,13 +65,9 @@ async function referenceLogits(dir: ModelDir): Promise<Float32Array> {
 t.test(
   'HF-layout stories260K (fp32) equals the llama2.c import: weights, tokens, text',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
     const root = t.testdir();
-    const llama2c = await importLlama2c({
-      checkpoint: STORIES260K.checkpoint,
-      tokenizer: STORIES260K.tokenizer,
-      out: join(root, 'llama2c'),
-    });
+    const llama2c = await stories260kDir(t, root);
+    if (!llama2c) return;
     const single = await importFixture(root, 'F32');
     const sharded = await importFixture(root, 'F32', 3);
     t.equal(

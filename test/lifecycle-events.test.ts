@@ -14,7 +14,6 @@ import {
   type CoordinatorEventMap,
   type CoordinatorEventName,
 } from '@swarmbee/coordinator';
-import { importLlama2c } from '@swarmbee/model';
 import {
   WORKER_EVENTS,
   WorkerDaemon,
@@ -22,7 +21,7 @@ import {
   type WorkerEventName,
 } from '@swarmbee/worker';
 import t from 'tap';
-import { haveSharedModel, STORIES260K } from './helpers/shared-models.js';
+import { stories260kDir } from './helpers/stories260k.js';
 
 type EventMap = CoordinatorEventMap & WorkerEventMap;
 type Seen = { [N in keyof EventMap]?: EventMap[N][] };
@@ -65,13 +64,9 @@ function next<N extends keyof EventMap>(
 t.test(
   'a cluster in process: states, joins, deployment, loss, re-plan and replay as events',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
     const root = t.testdir();
-    const dir = await importLlama2c({
-      checkpoint: STORIES260K.checkpoint,
-      tokenizer: STORIES260K.tokenizer,
-      out: join(root, 'm'),
-    });
+    const dir = await stories260kDir(t, root);
+    if (!dir) return;
     const events = collect([...Object.values(COORDINATOR_EVENTS), ...Object.values(WORKER_EVENTS)]);
     t.teardown(() => events.stop());
     const token = `lifecycle-${process.pid}`;

@@ -5,16 +5,10 @@
  */
 import { join } from 'node:path';
 import { generate, LocalPipeline } from '@swarmbee/engine';
-import {
-  decodeIds,
-  importLlama2c,
-  loadTokenizer,
-  type ModelDir,
-  quantizeModel,
-} from '@swarmbee/model';
+import { decodeIds, loadTokenizer, type ModelDir, quantizeModel } from '@swarmbee/model';
 import t from 'tap';
 import { complete, startCluster } from './helpers/cluster.js';
-import { haveSharedModel, STORIES260K } from './helpers/shared-models.js';
+import { stories260kDir } from './helpers/stories260k.js';
 
 const PROMPT = 'Once upon a time';
 const STEPS = 64;
@@ -39,13 +33,9 @@ async function inProcessText(dir: ModelDir): Promise<string> {
 }
 
 t.test('int4 + fp32 stages over 2 workers and int8 over 3 generate as in process', async (t) => {
-  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
   const root = t.testdir();
-  const base = await importLlama2c({
-    checkpoint: STORIES260K.checkpoint,
-    tokenizer: STORIES260K.tokenizer,
-    out: join(root, 'fp32'),
-  });
+  const base = await stories260kDir(t, root);
+  if (!base) return;
   // The even split of 5 layers over 2 workers is [0, 3) and [3, 5): int4, then fp32.
   const mixed = await quantizeModel(base, { bits: 4, layers: [0, 1, 2], out: join(root, 'mixed') });
   const int8 = await quantizeModel(base, { bits: 8, out: join(root, 'int8') });

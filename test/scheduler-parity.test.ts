@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { Coordinator, type PreparedCompletion } from '@swarmbee/coordinator';
 import { DEFAULT_PREFILL_CHUNK_TOKENS } from '@swarmbee/core';
 import { type BatchSentEvent, ENGINE_EVENTS, generate, LocalPipeline } from '@swarmbee/engine';
-import { importLlama2c, loadTokenizer } from '@swarmbee/model';
+import { loadTokenizer } from '@swarmbee/model';
 import { WorkerDaemon } from '@swarmbee/worker';
 import t from 'tap';
-import { haveSharedModel, STORIES260K } from './helpers/shared-models.js';
+import { stories260kDir } from './helpers/stories260k.js';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1 };
 
@@ -40,13 +40,9 @@ function recordBatches(): { batches: string[]; stop: () => void } {
 t.test(
   'generate --model and a cluster of two workers send the same micro-batches and give the same ids',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
     const root = t.testdir();
-    const dir = await importLlama2c({
-      checkpoint: STORIES260K.checkpoint,
-      tokenizer: STORIES260K.tokenizer,
-      out: join(root, 'm'),
-    });
+    const dir = await stories260kDir(t, root);
+    if (!dir) return;
     const tokenizer = await loadTokenizer(dir);
     const long = tokenizer.encode(
       'Once upon a time, there was a little girl named Lily. '.repeat(12),

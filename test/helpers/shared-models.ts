@@ -32,7 +32,7 @@ export const TINY_GENAI_LLAMA = {
   prompt: [1, 9038, 2501, 263, 931],
 };
 
-interface Skippable {
+export interface Skippable {
   plan(count: number, comment?: string): void;
   fail(message: string): unknown;
 }

@@ -3,21 +3,17 @@
  * the whole embedding every token, a head of its own leaves the embedding to a one-row gather.
  */
 import { join } from 'node:path';
-import { importLlama2c, quantizeModel } from '@swarmbee/model';
+import { quantizeModel } from '@swarmbee/model';
 import t from 'tap';
-import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { stories260kDir } from '../../../test/helpers/stories260k.js';
 import { weightBytesReadPerToken } from '../src/scale/serve-part.js';
 
 t.test(
   'a tied head reads the embedding every token; a quantized head of its own does not',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
     const root = t.testdir();
-    const tied = await importLlama2c({
-      checkpoint: STORIES260K.checkpoint,
-      tokenizer: STORIES260K.tokenizer,
-      out: join(root, 'fp32'),
-    });
+    const tied = await stories260kDir(t, root);
+    if (!tied) return;
     t.ok(tied.manifest.config.sharedClassifier, 'stories260K ties its head to the embedding');
     t.equal(weightBytesReadPerToken(tied.manifest), tied.manifest.weights.bytes);
     const untied = await quantizeModel(tied, { bits: 8, head: true, out: join(root, 'int8') });

@@ -1,21 +1,17 @@
 /** The scheduler, service and HTTP API over an in-process pipeline (no workers). */
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { createApi, GenerationService, Metrics, TokenizerPool } from '@swarmbee/coordinator';
 import { LocalPipeline, pipelineTransport, Scheduler } from '@swarmbee/engine';
-import { importLlama2c, loadTokenizer } from '@swarmbee/model';
+import { loadTokenizer } from '@swarmbee/model';
 import t from 'tap';
-import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { STORIES260K } from '../../../test/helpers/shared-models.js';
+import { stories260kDir } from '../../../test/helpers/stories260k.js';
 
 t.test(
   'completions over a 2-stage local pipeline: references, batching, errors, streaming',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const dir = await importLlama2c({
-      checkpoint: STORIES260K.checkpoint,
-      tokenizer: STORIES260K.tokenizer,
-      out: join(t.testdir(), 'm'),
-    });
+    const dir = await stories260kDir(t);
+    if (!dir) return;
     const pipeline = await LocalPipeline.create(dir, { stages: 2 });
     t.teardown(() => pipeline.close());
     const scheduler = new Scheduler(pipelineTransport(pipeline), {

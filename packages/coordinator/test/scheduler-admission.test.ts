@@ -5,7 +5,6 @@
  * is parked and replayed, never failed; and a request's abort listener is removed.
  */
 import { getEventListeners } from 'node:events';
-import { join } from 'node:path';
 import { GenerationService, TokenizerPool } from '@swarmbee/coordinator';
 import {
   LocalPipeline,
@@ -13,20 +12,12 @@ import {
   Scheduler,
   type SequenceRequest,
 } from '@swarmbee/engine';
-import { importLlama2c, loadTokenizer, type ModelDir } from '@swarmbee/model';
-import t, { type Test } from 'tap';
-import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { loadTokenizer } from '@swarmbee/model';
+import t from 'tap';
+import { stories260kDir } from '../../../test/helpers/stories260k.js';
 
 const PROMPTS = ['Once upon a time', 'The cat', 'Lily and Tom', 'A big red ball', 'Tim was sad'];
 const MAX_TOKENS = 30;
-
-async function model(t: Test): Promise<ModelDir> {
-  return importLlama2c({
-    checkpoint: STORIES260K.checkpoint,
-    tokenizer: STORIES260K.tokenizer,
-    out: join(t.testdir(), 'm'),
-  });
-}
 
 function limitsOf(pipeline: LocalPipeline) {
   return pipeline.stages.map((s, stage) => ({ stage, ...s.info.limits }));
@@ -35,8 +26,8 @@ function limitsOf(pipeline: LocalPipeline) {
 t.test(
   'requests beyond a stage sequence limit wait for room, then complete with the tokens they get alone',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const dir = await model(t);
+    const dir = await stories260kDir(t);
+    if (!dir) return;
     const tokenizer = await loadTokenizer(dir);
     const pipeline = await LocalPipeline.create(dir, { stages: 2, stage: { maxSequences: 2 } });
     t.teardown(() => pipeline.close());
@@ -74,8 +65,8 @@ t.test(
 t.test(
   'a request that cannot fit a stage KV budget even alone is refused with 413 before it starts',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const dir = await model(t);
+    const dir = await stories260kDir(t);
+    if (!dir) return;
     const perPosition = 2 * 32 * 4 * 3; // keys and values, kvDim 32, fp32, 3 layers
     const pipeline = await LocalPipeline.create(dir, {
       stages: 2,
@@ -107,8 +98,8 @@ t.test(
 t.test(
   'a batch a stage refuses for its KV budget is parked and replayed, never failed',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const dir = await model(t);
+    const dir = await stories260kDir(t);
+    if (!dir) return;
     const tokenizer = await loadTokenizer(dir);
     const pipeline = await LocalPipeline.create(dir, { stages: 2, stage: { maxSequences: 2 } });
     t.teardown(() => pipeline.close());
@@ -146,8 +137,8 @@ t.test(
 );
 
 t.test('a finished request leaves no abort listener on its signal', async (t) => {
-  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-  const dir = await model(t);
+  const dir = await stories260kDir(t);
+  if (!dir) return;
   const pipeline = await LocalPipeline.create(dir, { stages: 1 });
   t.teardown(() => pipeline.close());
   const scheduler = new Scheduler(pipelineTransport(pipeline));

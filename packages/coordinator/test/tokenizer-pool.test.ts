@@ -17,27 +17,12 @@ import {
   RequestTooLargeError,
   TokenizerFailedError,
 } from '@swarmbee/core';
-import {
-  decodeIds,
-  encodeChat,
-  importHf,
-  importLlama2c,
-  loadTokenizer,
-  type ModelDir,
-} from '@swarmbee/model';
-import t, { type Test } from 'tap';
+import { decodeIds, encodeChat, importHf, loadTokenizer } from '@swarmbee/model';
+import t from 'tap';
 import { writeHfStories260K } from '../../../test/helpers/hf-stories260k.js';
 import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { stories260kDir } from '../../../test/helpers/stories260k.js';
 import type { CompletionJob } from '../src/prompt/prompt.js';
-
-async function stories260k(t: Test): Promise<ModelDir | undefined> {
-  if (!haveSharedModel(t, STORIES260K.checkpoint)) return undefined;
-  return importLlama2c({
-    checkpoint: STORIES260K.checkpoint,
-    tokenizer: STORIES260K.tokenizer,
-    out: join(t.testdir(), 'm'),
-  });
-}
 
 const LIMITS: CompletionLimits = {
   maxSeqLen: 512,
@@ -67,7 +52,7 @@ function body(endpoint: 'completions' | 'chat', value: unknown): CompletionJob {
 const LONG_TEXT = 'Once upon a time, a little cat sat on a mat. '.repeat(20_000);
 
 t.test('prepares text, chat, ids and API bodies as the tokenizer does in process', async (t) => {
-  const dir = await stories260k(t);
+  const dir = await stories260kDir(t);
   if (!dir) return;
   const tokenizer = await loadTokenizer(dir);
   const pool = await TokenizerPool.start(dir);
@@ -137,7 +122,7 @@ t.test('prepares text, chat, ids and API bodies as the tokenizer does in process
 t.test(
   'limits: characters before tokenizing, then tokens; ids by count and vocabulary',
   async (t) => {
-    const dir = await stories260k(t);
+    const dir = await stories260kDir(t);
     if (!dir) return;
     const pool = await TokenizerPool.start(dir, { threads: 1 });
     t.teardown(() => pool.close());
@@ -166,7 +151,7 @@ t.test(
 );
 
 t.test('a full queue refuses at once; an aborted job leaves the queue or is dropped', async (t) => {
-  const dir = await stories260k(t);
+  const dir = await stories260kDir(t);
   if (!dir) return;
   const pool = await TokenizerPool.start(dir, { threads: 1, maxQueued: 2 });
   t.teardown(() => pool.close());
@@ -192,7 +177,7 @@ t.test('a full queue refuses at once; an aborted job leaves the queue or is drop
 });
 
 t.test('a thread that dies fails its own job only and is replaced', async (t) => {
-  const dir = await stories260k(t);
+  const dir = await stories260kDir(t);
   if (!dir) return;
   const lines: string[] = [];
   // A heap this small cannot hold the tokens of a few megabytes of text.
@@ -210,7 +195,7 @@ t.test('a thread that dies fails its own job only and is replaced', async (t) =>
 });
 
 t.test('closing fails what waits; a model without a tokenizer refuses text', async (t) => {
-  const dir = await stories260k(t);
+  const dir = await stories260kDir(t);
   if (!dir) return;
   const pool = await TokenizerPool.start(dir, { threads: 1 });
   const outcomes = Promise.allSettled([pool.prepare(job(LONG_TEXT)), pool.prepare(job('x'))]);

@@ -4,7 +4,7 @@
  * place; several rows are padded into one [B, Pmax, kvDim] block per layer,
  * each row's past left-aligned, then masked.
  */
-import { MASKED_BIAS } from '@swarmbee/model';
+import { MASKED_BIAS } from '@swarmbee/model/graph-io';
 import type { BatchRow } from './stage-engine.js';
 
 /** Positions: row r's token i sits at start + i; padding gets position 0. */

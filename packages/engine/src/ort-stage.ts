@@ -4,7 +4,8 @@
  * onnxruntime-node's `run()` blocks its thread for the whole forward pass.
  */
 import { headDim, layerWindow, ShardInvalidError } from '@swarmbee/core';
-import { type LlamaShardGraph, SHARD_IO, type ShardGraph, shardBiasInputs } from '@swarmbee/model';
+import type { LlamaShardGraph, ShardGraph } from '@swarmbee/model';
+import { SHARD_IO, shardBiasInputs } from '@swarmbee/model/graph-io';
 import ort from 'onnxruntime-node';
 import { attentionBias, logitIndex, positionIds, windowAttentionBias } from './batch-feeds.js';
 import { type KvArena, KvCache, type KvElements } from './kv-cache.js';

@@ -1,8 +1,7 @@
-import { join } from 'node:path';
 import { generate, LocalPipeline } from '@swarmbee/engine';
-import { importLlama2c, loadTokenizer } from '@swarmbee/model';
+import { loadTokenizer } from '@swarmbee/model';
 import t from 'tap';
-import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { stories260kDir } from '../../../test/helpers/stories260k.js';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1 };
 const PROMPTS = [
@@ -19,12 +18,8 @@ const PROMPTS = [
 t.test(
   'a sequence gets the same greedy tokens alone and in a batch of 8 with ragged prompts',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const dir = await importLlama2c({
-      checkpoint: STORIES260K.checkpoint,
-      tokenizer: STORIES260K.tokenizer,
-      out: join(t.testdir(), 'm'),
-    });
+    const dir = await stories260kDir(t);
+    if (!dir) return;
     const tokenizer = await loadTokenizer(dir);
     const requests = PROMPTS.map((prompt, i) => ({
       promptIds: tokenizer.encode(prompt),
@@ -49,12 +44,8 @@ t.test(
 );
 
 t.test('seeded sampling repeats itself and differs across seeds', async (t) => {
-  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-  const dir = await importLlama2c({
-    checkpoint: STORIES260K.checkpoint,
-    tokenizer: STORIES260K.tokenizer,
-    out: join(t.testdir(), 'm'),
-  });
+  const dir = await stories260kDir(t);
+  if (!dir) return;
   const pipeline = await LocalPipeline.create(dir, { stages: 2 });
   try {
     const run = async (seed: number) =>

@@ -4,13 +4,13 @@
  * and refused by the engine, which measured it slower (docs/BENCHMARKS.md, engine section).
  */
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { headDim } from '@swarmbee/core';
 import { createStageEngine } from '@swarmbee/engine';
-import { buildShard, importLlama2c, SHARD_IO } from '@swarmbee/model';
+import { buildShard, SHARD_IO } from '@swarmbee/model';
 import ort from 'onnxruntime-node';
 import t from 'tap';
 import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { stories260kDir } from '../../../test/helpers/stories260k.js';
 import { stageSessionOptions } from '../src/stage-session.js';
 
 interface RefPosition {
@@ -27,11 +27,8 @@ t.test(
   'GroupQueryAttention shard: run.c logits at every position, cache written in place',
   async (t) => {
     if (!haveSharedModel(t, STORIES260K.refLogits)) return;
-    const dir = await importLlama2c({
-      checkpoint: STORIES260K.checkpoint,
-      tokenizer: STORIES260K.tokenizer,
-      out: join(t.testdir(), 'm'),
-    });
+    const dir = await stories260kDir(t);
+    if (!dir) return;
     const { config } = dir.manifest;
     const ref = JSON.parse(await readFile(STORIES260K.refLogits, 'utf8')) as {
       positions: RefPosition[];
@@ -98,12 +95,8 @@ t.test(
 );
 
 t.test('BAD SHARD - the engine refuses a fused-attention shard with SHARD_INVALID', async (t) => {
-  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-  const dir = await importLlama2c({
-    checkpoint: STORIES260K.checkpoint,
-    tokenizer: STORIES260K.tokenizer,
-    out: join(t.testdir(), 'm'),
-  });
+  const dir = await stories260kDir(t);
+  if (!dir) return;
   const shard = buildShard(dir, { start: 0, end: 2 }, { attention: 'fused' });
   await t.rejects(createStageEngine(shard), { code: 'SWARMBEE_ERR_SHARD_INVALID' });
 });
@@ -111,12 +104,8 @@ t.test('BAD SHARD - the engine refuses a fused-attention shard with SHARD_INVALI
 t.test(
   'BAD OPTION - fused attention over an fp16 cache or a sliding window is refused',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const dir = await importLlama2c({
-      checkpoint: STORIES260K.checkpoint,
-      tokenizer: STORIES260K.tokenizer,
-      out: join(t.testdir(), 'm'),
-    });
+    const dir = await stories260kDir(t);
+    if (!dir) return;
     const range = { start: 0, end: 2 };
     t.throws(() => buildShard(dir, range, { attention: 'fused', kvDtype: 'float16' }), {
       code: 'SWARMBEE_ERR_INVALID_ARGUMENT',

@@ -2,21 +2,16 @@
  * An fp32 LM head larger than `headChunkBytes` is multiplied in slices of rows (so loading
  * never holds a 1 GB head twice): the logits and greedy tokens are the unsliced head's.
  */
-import { join } from 'node:path';
-import { buildShard, importLlama2c } from '@swarmbee/model';
+import { buildShard } from '@swarmbee/model';
 import t from 'tap';
-import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { stories260kDir } from '../../../test/helpers/stories260k.js';
 import { OrtStage } from '../src/ort-stage.js';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1 };
 
 t.test('a head sliced into 4 Gemms gives the logits of one', async (t) => {
-  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-  const dir = await importLlama2c({
-    checkpoint: STORIES260K.checkpoint,
-    tokenizer: STORIES260K.tokenizer,
-    out: join(t.testdir(), 'm'),
-  });
+  const dir = await stories260kDir(t);
+  if (!dir) return;
   const { dim, vocabSize, nLayers } = dir.manifest.config;
   // 512 rows of 64 fp32 = 128 KiB: slices of 156 rows, the last one shorter.
   const headChunkBytes = 156 * dim * 4;

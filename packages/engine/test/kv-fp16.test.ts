@@ -5,16 +5,10 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generate, LocalPipeline } from '@swarmbee/engine';
-import {
-  buildShard,
-  decodeIds,
-  importLlama2c,
-  loadTokenizer,
-  openShard,
-  writeShard,
-} from '@swarmbee/model';
+import { buildShard, decodeIds, loadTokenizer, openShard, writeShard } from '@swarmbee/model';
 import t from 'tap';
-import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { STORIES260K } from '../../../test/helpers/shared-models.js';
+import { stories260kDir } from '../../../test/helpers/stories260k.js';
 import { OrtStage } from '../src/ort-stage.js';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1 };
@@ -24,12 +18,8 @@ const FP16_KV_LOGIT_TOLERANCE = 2e-2;
 t.test(
   'an fp16 KV cache gives run.c greedy tokens in 1 and 2 stages at half the bytes',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const dir = await importLlama2c({
-      checkpoint: STORIES260K.checkpoint,
-      tokenizer: STORIES260K.tokenizer,
-      out: join(t.testdir(), 'm'),
-    });
+    const dir = await stories260kDir(t);
+    if (!dir) return;
     const tokenizer = await loadTokenizer(dir);
     const refOnce = await readFile(STORIES260K.refOnceUponATime, 'utf8');
     for (const stages of [1, 2]) {
@@ -64,12 +54,8 @@ t.test(
 t.test(
   'fp16 KV logits stay within tolerance of fp32 KV over a prompt and 48 decode steps',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const dir = await importLlama2c({
-      checkpoint: STORIES260K.checkpoint,
-      tokenizer: STORIES260K.tokenizer,
-      out: join(t.testdir(), 'm'),
-    });
+    const dir = await stories260kDir(t);
+    if (!dir) return;
     const range = { start: 0, end: dir.manifest.config.nLayers };
     const full = await OrtStage.create(buildShard(dir, range), { intraOpThreads: 1 });
     const half = await OrtStage.create(buildShard(dir, range, { kvDtype: 'float16' }), {
@@ -108,13 +94,9 @@ t.test(
 t.test(
   'a written fp16-KV shard says so in shard.json, and a worker loading it keeps an fp16 cache',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
     const root = t.testdir();
-    const dir = await importLlama2c({
-      checkpoint: STORIES260K.checkpoint,
-      tokenizer: STORIES260K.tokenizer,
-      out: join(root, 'm'),
-    });
+    const dir = await stories260kDir(t, root);
+    if (!dir) return;
     const range = { start: 2, end: 5 };
     const half = await writeShard(dir, range, join(root, 'half'), undefined, {
       kvDtype: 'float16',

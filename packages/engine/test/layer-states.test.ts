@@ -2,19 +2,17 @@
  * LayerStateChain (what calibration for pruning reads): the hidden state it gives for layer k
  * is the hidden state a serving stage of layers [0, k + 1) hands to the next stage.
  */
-import { join } from 'node:path';
 import { InvalidArgumentError } from '@swarmbee/core';
 import { createStageEngine, LayerStateChain } from '@swarmbee/engine';
 import {
   buildShard,
-  importLlama2c,
   type LlamaModelDir,
   type LlamaShardGraph,
   loadTokenizer,
   VariantBuilder,
 } from '@swarmbee/model';
 import t from 'tap';
-import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { stories260kDir } from '../../../test/helpers/stories260k.js';
 
 async function layerShards(dir: LlamaModelDir): Promise<LlamaShardGraph[]> {
   const builder = new VariantBuilder(dir);
@@ -27,12 +25,8 @@ async function layerShards(dir: LlamaModelDir): Promise<LlamaShardGraph[]> {
 t.test(
   'every layer state equals the hidden state a serving stage ending there sends',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const dir = (await importLlama2c({
-      checkpoint: STORIES260K.checkpoint,
-      tokenizer: STORIES260K.tokenizer,
-      out: join(t.testdir(), 'm'),
-    })) as LlamaModelDir;
+    const dir = await stories260kDir(t);
+    if (!dir) return;
     const { nLayers, dim } = dir.manifest.config;
     const window = (await loadTokenizer(dir)).encode('Once upon a time, there was a little dog', {
       bos: true,
@@ -66,12 +60,8 @@ t.test(
 );
 
 t.test('BAD INPUT - layer states refuse shards that are not one layer each from 0', async (t) => {
-  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-  const dir = (await importLlama2c({
-    checkpoint: STORIES260K.checkpoint,
-    tokenizer: STORIES260K.tokenizer,
-    out: join(t.testdir(), 'm'),
-  })) as LlamaModelDir;
+  const dir = await stories260kDir(t);
+  if (!dir) return;
   const shards = await layerShards(dir);
   await t.rejects(LayerStateChain.open([shards[1]!, shards[0]!]), {
     code: InvalidArgumentError.code,

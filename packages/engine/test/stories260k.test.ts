@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { generate, LocalPipeline } from '@swarmbee/engine';
-import { decodeIds, importLlama2c, loadTokenizer, type ModelDir } from '@swarmbee/model';
+import { decodeIds, loadTokenizer } from '@swarmbee/model';
 import t from 'tap';
 import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { stories260kDir } from '../../../test/helpers/stories260k.js';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1 };
 
@@ -15,17 +15,9 @@ interface RefPosition {
   logits0_7: number[];
 }
 
-function importStories(root: string): Promise<ModelDir> {
-  return importLlama2c({
-    checkpoint: STORIES260K.checkpoint,
-    tokenizer: STORIES260K.tokenizer,
-    out: join(root, 'm'),
-  });
-}
-
 t.test('stories260K greedy output equals run.c for every split into 1..5 stages', async (t) => {
-  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-  const dir = await importStories(t.testdir());
+  const dir = await stories260kDir(t);
+  if (!dir) return;
   const tokenizer = await loadTokenizer(dir);
   const refNoPrompt = await readFile(STORIES260K.refNoPrompt, 'utf8');
   const refOnce = await readFile(STORIES260K.refOnceUponATime, 'utf8');
@@ -64,7 +56,8 @@ t.test(
   'stories260K logits match run.c to 1e-4, decoding token by token and prefilling at once',
   async (t) => {
     if (!haveSharedModel(t, STORIES260K.refLogits)) return;
-    const dir = await importStories(t.testdir());
+    const dir = await stories260kDir(t);
+    if (!dir) return;
     const ref = JSON.parse(await readFile(STORIES260K.refLogits, 'utf8')) as {
       positions: RefPosition[];
     };

@@ -11,7 +11,6 @@ import type { TrainingMicroBatch } from '@swarmbee/engine';
 import {
   type ActivationPolicy,
   buildTrainingShard,
-  importLlama2c,
   type LayerRange,
   type LlamaModelDir,
   LORA_TARGETS,
@@ -25,7 +24,7 @@ import {
 } from '@swarmbee/model';
 import ort from 'onnxruntime-node';
 import t from 'tap';
-import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { stories260kDir } from '../../../test/helpers/stories260k.js';
 import { trainingFeeds } from '../src/train/training-batch.js';
 
 const STEP = 1e-5;
@@ -199,19 +198,11 @@ async function worstError(
 
 const ALL: LoraSpec = { rank: 3, alpha: 6, targets: [...LORA_TARGETS], layers: [0, 1, 2, 3, 4] };
 
-async function stories(root: string): Promise<LlamaModelDir> {
-  return importLlama2c({
-    checkpoint: STORIES260K.checkpoint,
-    tokenizer: STORIES260K.tokenizer,
-    out: join(root, 's260k'),
-  });
-}
-
 t.test(
   'stories260K: every adapter gradient and the stage input gradient match finite differences',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const dir = await stories(t.testdir());
+    const dir = await stories260kDir(t);
+    if (!dir) return;
     for (const range of [
       { start: 0, end: 2 },
       { start: 2, end: 5 },
@@ -228,8 +219,8 @@ t.test(
 );
 
 t.test('stashed activations give the same gradients as recomputing them', async (t) => {
-  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-  const dir = await stories(t.testdir());
+  const dir = await stories260kDir(t);
+  if (!dir) return;
   for (const range of [
     { start: 0, end: 3 },
     { start: 3, end: 5 },
@@ -342,8 +333,8 @@ t.test(
 );
 
 t.test('some targets on some layers: the backward pass stops at the lowest adapter', async (t) => {
-  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-  const dir = await stories(t.testdir());
+  const dir = await stories260kDir(t);
+  if (!dir) return;
   const spec: LoraSpec = { rank: 2, alpha: 4, targets: ['v_proj', 'down_proj'], layers: [3] };
   const h = await harness(dir, { start: 2, end: 5 }, spec);
   t.equal(h.shard.inputGradient, false, 'no adapter below the stage: no input gradient');
@@ -369,9 +360,9 @@ t.test('some targets on some layers: the backward pass stops at the lowest adapt
 t.test(
   'int8 and int4 bases: gradients through the dequantized weights match finite differences',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
     const root = t.testdir();
-    const dir = await stories(root);
+    const dir = await stories260kDir(t, root);
+    if (!dir) return;
     for (const bits of [8, 4]) {
       const quantized = requireLlamaDir(
         await quantizeModel(dir, { bits, out: join(root, `int${bits}`), head: true }),

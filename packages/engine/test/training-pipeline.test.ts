@@ -1,9 +1,8 @@
-import { join } from 'node:path';
 import { TrainingDivergedError } from '@swarmbee/core';
 import { PIPELINE_SCHEDULES, type StepMicroBatch, TrainingPipeline } from '@swarmbee/engine';
-import { importLlama2c, initLoraAdapter, type LlamaModelDir } from '@swarmbee/model';
+import { initLoraAdapter } from '@swarmbee/model';
 import t from 'tap';
-import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { stories260kDir } from '../../../test/helpers/stories260k.js';
 import { pipelineSchedule } from '../src/train/pipeline-schedule.js';
 
 /**
@@ -81,19 +80,11 @@ function batches(count: number): StepMicroBatch[] {
   });
 }
 
-async function stories(root: string): Promise<LlamaModelDir> {
-  return importLlama2c({
-    checkpoint: STORIES260K.checkpoint,
-    tokenizer: STORIES260K.tokenizer,
-    out: join(root, 'm'),
-  });
-}
-
 t.test(
   'stages hold what the schedule says; stashing holds more bytes than recomputing',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const dir = await stories(t.testdir());
+    const dir = await stories260kDir(t);
+    if (!dir) return;
     const adapter = initLoraAdapter(
       { rank: 2, alpha: 4, targets: ['q_proj', 'v_proj'], layers: [0, 1, 2, 3, 4] },
       dir.manifest,
@@ -136,8 +127,8 @@ t.test(
 );
 
 t.test('BAD INPUT - an update that would overflow on one stage is applied on none', async (t) => {
-  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-  const dir = await stories(t.testdir());
+  const dir = await stories260kDir(t);
+  if (!dir) return;
   const adapter = initLoraAdapter(
     { rank: 2, alpha: 4, targets: ['v_proj'], layers: [0, 4] },
     dir.manifest,

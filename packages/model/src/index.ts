@@ -94,14 +94,13 @@ export {
   GraphBuilder,
   type GraphDtype,
 } from './onnx/graph.js';
-export {
-  type LlamaShardSpec,
-  type LocatedTensor,
-  type LocatedWeight,
-  type ShardAttention,
-  shardBiasInputs,
+export type {
+  LlamaShardSpec,
+  LocatedTensor,
+  LocatedWeight,
+  ShardAttention,
 } from './onnx/llama-shard-graph.js';
-export { MASKED_BIAS, SHARD_IO } from './onnx/shard-io.js';
+export { MASKED_BIAS, SHARD_IO, shardBiasInputs } from './onnx/shard-io.js';
 export {
   type ImportOnnxOptions,
   importOnnxDecoder,

@@ -7,9 +7,9 @@ import {
   TrainingCheckpointInvalidError,
   TrainingDivergedError,
 } from '@swarmbee/core';
-import { importLlama2c, type LlamaModelDir, readPeftAdapter } from '@swarmbee/model';
+import { type LlamaModelDir, readPeftAdapter } from '@swarmbee/model';
 import t, { type Test } from 'tap';
-import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { stories260kDir } from '../../../test/helpers/stories260k.js';
 import { checkpointSteps, readCheckpoint } from '../src/checkpoint.js';
 import {
   FINETUNE_CHANNEL,
@@ -43,13 +43,13 @@ const SETTINGS: FinetuneSettings = {
   threads: 1,
 };
 
-async function setup(t: Test): Promise<{ root: string; model: LlamaModelDir; data: string }> {
+/** stories260K and a data file in a fresh test dir; undefined when the model is missing. */
+async function setup(
+  t: Test,
+): Promise<{ root: string; model: LlamaModelDir; data: string } | undefined> {
   const root = t.testdir();
-  const model = await importLlama2c({
-    checkpoint: STORIES260K.checkpoint,
-    tokenizer: STORIES260K.tokenizer,
-    out: join(root, 'model'),
-  });
+  const model = await stories260kDir(t, root);
+  if (!model) return undefined;
   const data = join(root, 'data.jsonl');
   await writeFile(data, `${STORIES.map((text) => JSON.stringify({ text })).join('\n')}\n`);
   return { root, model, data };
@@ -73,8 +73,9 @@ function run(
 t.test(
   'a run stopped and resumed from its checkpoint ends exactly where an uninterrupted run ends',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const { root, model, data } = await setup(t);
+    const setUp = await setup(t);
+    if (!setUp) return;
+    const { root, model, data } = setUp;
     const straight = await finetune(run(model, data, join(root, 'a'), { checkpointInterval: 0 }));
     t.equal(straight.steps, 6);
     t.ok(straight.history.at(-1)!.loss < straight.history[0]!.loss, 'the loss falls');
@@ -117,8 +118,9 @@ t.test(
 t.test(
   '1, 2 and 3 stages, 1F1B or GPipe, stashed or recomputed: the same losses as one stage',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const { root, model, data } = await setup(t);
+    const setUp = await setup(t);
+    if (!setUp) return;
+    const { root, model, data } = setUp;
     const one = await finetune(
       run(model, data, join(root, 'one'), { targets: ['q_proj', 'k_proj', 'o_proj', 'up_proj'] }),
     );
@@ -150,8 +152,9 @@ t.test(
 t.test(
   'BAD INPUT - a loss that is not finite stops the run and keeps the last good state',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const { root, model, data } = await setup(t);
+    const setUp = await setup(t);
+    if (!setUp) return;
+    const { root, model, data } = setUp;
     const settings = {
       // Decoupled weight decay of lr × 1 per step multiplies every value by -1e9: an overflow.
       learningRate: 1e9,
@@ -189,8 +192,9 @@ t.test(
 t.test(
   'BAD INPUT - nothing is overwritten or mixed up: outputs, checkpoints, settings',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const { root, model, data } = await setup(t);
+    const setUp = await setup(t);
+    if (!setUp) return;
+    const { root, model, data } = setUp;
     await writeFile(join(root, 'keep.txt'), 'mine');
     await t.rejects(finetune({ ...run(model, data, root), out: root }), {
       code: OutputExistsError.code,

@@ -5,13 +5,12 @@
  * with its batch id and coded error while the next still runs; a release goes downstream
  * after the batches before it; the stats count what happened; close ends the link.
  */
-import { join } from 'node:path';
 import { InvalidArgumentError, type SwarmBeeError } from '@swarmbee/core';
 import { ThreadedStage } from '@swarmbee/engine';
-import { buildShard, importLlama2c } from '@swarmbee/model';
+import { buildShard } from '@swarmbee/model';
 import { connect, type DataMessage, int64Tensor, listen } from '@swarmbee/protocol';
 import t from 'tap';
-import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
+import { stories260kDir } from '../../../test/helpers/stories260k.js';
 import { StageRunner } from '../src/stage-runner.js';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1 };
@@ -19,12 +18,8 @@ const GREEDY = { temperature: 0, topK: 0, topP: 1 };
 t.test(
   'frames out in arrival order, failures reported by batch, releases after the work',
   async (t) => {
-    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-    const dir = await importLlama2c({
-      checkpoint: STORIES260K.checkpoint,
-      tokenizer: STORIES260K.tokenizer,
-      out: join(t.testdir(), 'm'),
-    });
+    const dir = await stories260kDir(t);
+    if (!dir) return;
     // In its own thread, as a worker runs it: the thread takes frames in order.
     const engine = await ThreadedStage.create(
       buildShard(dir, { start: 0, end: dir.manifest.config.nLayers }),

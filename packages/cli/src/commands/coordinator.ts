@@ -28,7 +28,7 @@ import {
   tlsOptions,
 } from '../service-flags.js';
 import { resolveToken, tokenOptions } from '../token.js';
-import { logCoordinatorEvents } from '../ui/lifecycle-log.js';
+import { logCoordinatorEvents } from '../ui/coordinator-log.js';
 import { logFormatOption, logger, shutdownGraceOption, untilSignal } from '../ui/log.js';
 import { logProtocolEvents } from '../ui/protocol-log.js';
 import { deploymentTable } from './cluster-table.js';

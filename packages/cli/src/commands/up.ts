@@ -13,7 +13,7 @@ import type { Argv } from 'yargs';
 import { adapterOption, servedAdapter } from '../adapter-flag.js';
 import { resolveModel } from '../model-arg.js';
 import { parseHostPort } from '../options.js';
-import { logCoordinatorEvents } from '../ui/lifecycle-log.js';
+import { logCoordinatorEvents } from '../ui/coordinator-log.js';
 import { logger, shutdownGraceOption, untilSignal } from '../ui/log.js';
 import { withProgress } from '../ui/progress.js';
 import { deploymentTable } from './cluster-table.js';

@@ -24,9 +24,9 @@ import {
   tlsOptions,
 } from '../service-flags.js';
 import { resolveToken, tokenOptions } from '../token.js';
-import { logWorkerEvents } from '../ui/lifecycle-log.js';
 import { logFormatOption, logger, shutdownGraceOption, untilSignal } from '../ui/log.js';
 import { logProtocolEvents } from '../ui/protocol-log.js';
+import { logWorkerEvents } from '../ui/worker-log.js';
 
 export function workerCommand(yargs: Argv): Argv {
   return yargs.command(

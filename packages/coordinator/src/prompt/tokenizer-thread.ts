@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { asSwarmBeeError } from '@swarmbee/core';
-import { decodeIds, encodeChat, loadTokenizer, type Tokenizer } from '@swarmbee/model';
+import { decodeIds, encodeChat, loadTokenizer, type Tokenizer } from '@swarmbee/model/tokenizer';
 import { completionFromBody } from '../api/requests.js';
 import {
   checkPromptChars,

@@ -6,7 +6,6 @@
  */
 
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import {
   type ApiOptions,
   createApi,
@@ -16,10 +15,10 @@ import {
   TokenizerPool,
 } from '@swarmbee/coordinator';
 import { LocalPipeline, pipelineTransport, Scheduler } from '@swarmbee/engine';
-import { importLlama2c, loadTokenizer, type ModelDir } from '@swarmbee/model';
+import { loadTokenizer, type ModelDir } from '@swarmbee/model';
 import type { FastifyInstance } from 'fastify';
 import type { Test } from 'tap';
-import { haveSharedModel, STORIES260K } from '../../../../test/helpers/shared-models.js';
+import { stories260kDir } from '../../../../test/helpers/stories260k.js';
 
 export interface LocalApi {
   app: FastifyInstance;
@@ -43,13 +42,9 @@ export async function startLocalApi(
   t: Test,
   options: LocalApiOptions = {},
 ): Promise<LocalApi | undefined> {
-  if (!haveSharedModel(t, STORIES260K.checkpoint)) return undefined;
   const { limits, tokenizerThreads, ...api } = options;
-  const model = await importLlama2c({
-    checkpoint: STORIES260K.checkpoint,
-    tokenizer: STORIES260K.tokenizer,
-    out: join(t.testdir(), 'model'),
-  });
+  const model = await stories260kDir(t);
+  if (!model) return undefined;
   const pipeline = await LocalPipeline.create(model, { stages: 2 });
   const prompts = await TokenizerPool.start(model, {
     ...(tokenizerThreads === undefined ? {} : { threads: tokenizerThreads }),

@@ -12,7 +12,8 @@ import {
   InvalidArgumentError,
   ShardInvalidError,
 } from '@swarmbee/core';
-import { TRAIN_IO, type TrainingShard } from '@swarmbee/model';
+import type { TrainingShard } from '@swarmbee/model';
+import { TRAIN_IO } from '@swarmbee/model/graph-io';
 import ort from 'onnxruntime-node';
 import { stageSessionOptions } from '../stage-session.js';
 import { AdapterState } from './adapter-state.js';

@@ -9,7 +9,7 @@ import {
   InvalidArgumentError,
   TokenOutOfVocabularyError,
 } from '@swarmbee/core';
-import { MASKED_BIAS, TRAIN_IO } from '@swarmbee/model';
+import { MASKED_BIAS, TRAIN_IO } from '@swarmbee/model/graph-io';
 import ort from 'onnxruntime-node';
 
 export interface TrainingMicroBatch {

@@ -26,7 +26,7 @@ import { CLASSIFIER, FINAL_NORM, layerTensor, TOKEN_EMBEDDING } from '../llama-t
 import { DecoderBlocks, type LocatedWeight, type RopeCaches } from './decoder-blocks.js';
 import { fusedAttention, fusedAttentionInputs } from './fused-attention.js';
 import { attr, DataType, GraphBuilder } from './graph.js';
-import { SHARD_IO } from './shard-io.js';
+import { SHARD_IO, shardBiasInputs } from './shard-io.js';
 
 export type { LocatedTensor, LocatedWeight } from './decoder-blocks.js';
 
@@ -68,21 +68,6 @@ export type ShardAttention = 'fused' | 'decomposed';
  * weight twice while loading it, so the slice bounds what loading adds to a stage's peak RSS.
  */
 export const HEAD_CHUNK_BYTES = 64 * 2 ** 20;
-
-/** Which attention-bias inputs a shard of these layers takes: full layers', windowed layers', or both. */
-export function shardBiasInputs(
-  config: LlamaConfig,
-  layerStart: number,
-  layerEnd: number,
-): { full: boolean; window: boolean } {
-  let full = false;
-  let window = false;
-  for (let l = layerStart; l < layerEnd; l++) {
-    if (layerWindow(config, l) === undefined) full = true;
-    else window = true;
-  }
-  return { full, window };
-}
 
 export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
   const { config, layerStart, layerEnd } = spec;

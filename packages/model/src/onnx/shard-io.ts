@@ -24,6 +24,8 @@
  * `present_key.L` / `present_value.L` have that same shape: bound to the same buffers as the
  * past, they are the cache with the new rows written in place.
  */
+import { type LlamaConfig, layerWindow } from '@swarmbee/core';
+
 export const SHARD_IO = {
   inputIds: 'input_ids',
   hiddenIn: 'hidden_in',
@@ -45,3 +47,18 @@ export const SHARD_IO = {
 
 /** Additive attention bias for positions a token must not see. Finite, so a fully masked padding row stays NaN-free. */
 export const MASKED_BIAS = -1e30;
+
+/** Which attention-bias inputs a shard of these layers takes: full layers', windowed layers', or both. */
+export function shardBiasInputs(
+  config: LlamaConfig,
+  layerStart: number,
+  layerEnd: number,
+): { full: boolean; window: boolean } {
+  let full = false;
+  let window = false;
+  for (let l = layerStart; l < layerEnd; l++) {
+    if (layerWindow(config, l) === undefined) full = true;
+    else window = true;
+  }
+  return { full, window };
+}
