@@ -34,6 +34,8 @@ import type {
 
 /** Most over-waiting (ms) a later wait is shortened by: about one timer tick. */
 const MAX_CREDIT_MS = 1;
+/** Most timers one pass's idle wait takes (a timer that fires early is followed by one more). */
+const MAX_WAIT_TURNS = 3;
 
 /** What an emulated pass's own time is: its wall time, or its CPU time when that is less. */
 export type SpeedBasis = 'wall' | 'cpu';
@@ -128,8 +130,14 @@ export class EmulatedStage implements StageEngine {
     const waitMs = Math.round(this.#owedMs);
     if (waitMs < 1) return output;
     const started = performance.now();
-    await sleep(waitMs);
-    const waitedMs = performance.now() - started;
+    // A timer counts from the event loop's cached clock, which lags performance.now() when
+    // this pass ended late in a busy loop turn, so it can fire before `waitMs` has passed:
+    // sleep what is left, a few turns at most.
+    let waitedMs = 0;
+    for (let turn = 0; turn < MAX_WAIT_TURNS && waitMs - waitedMs >= 1; turn++) {
+      await sleep(Math.round(waitMs - waitedMs));
+      waitedMs = performance.now() - started;
+    }
     // Credit only a timer's lateness: a wait held up by a busy event loop is not paid back later.
     this.#owedMs = Math.max(-MAX_CREDIT_MS, this.#owedMs - waitedMs);
     this.#idleMsTotal += waitedMs;
