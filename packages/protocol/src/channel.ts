@@ -36,7 +36,7 @@ import {
   errorForSocketFailure,
   isSendableCloseCode,
 } from './close-codes.js';
-import { checkMessage, decode, encode, errorMessageFor } from './codec.js';
+import { checkMessage, decode, encode, encodeParts, errorMessageFor } from './codec.js';
 import {
   type ChannelCounters,
   channelCloseChannel,
@@ -183,22 +183,27 @@ export class Channel<P extends ChannelPlane = ChannelPlane> extends EventEmitter
       throw new ChannelClosedError(`channel to ${this.peer.name} is ${this.#state}`);
     }
     if (this.options.checkOutgoing) checkMessage(message, this.plane);
-    const frame = encode(message);
+    // A large trailing byte field (a shard chunk) goes out as the frame's second fragment, uncopied.
+    const parts = encodeParts(message);
+    const frameBytes = parts.reduce((n, part) => n + part.byteLength, 0);
     const { maxFrameBytes, maxQueuedBytes, highWaterMarkBytes } = this.options;
-    if (frame.byteLength > maxFrameBytes) {
+    if (frameBytes > maxFrameBytes) {
       throw new FrameTooLargeError(
-        `${message.type} frame of ${frame.byteLength} bytes exceeds maxFrameBytes ${maxFrameBytes}`,
+        `${message.type} frame of ${frameBytes} bytes exceeds maxFrameBytes ${maxFrameBytes}`,
       );
     }
     const queued = this.#ws.bufferedAmount;
-    if (queued + frame.byteLength > maxQueuedBytes) {
+    if (queued + frameBytes > maxQueuedBytes) {
       throw new SendQueueFullError(
-        `${queued} bytes already queued to ${this.peer.name}; ${frame.byteLength} more would pass maxQueuedBytes ${maxQueuedBytes}`,
+        `${queued} bytes already queued to ${this.peer.name}; ${frameBytes} more would pass maxQueuedBytes ${maxQueuedBytes}`,
       );
     }
-    this.#ws.send(frame, { binary: true }, this.#afterWrite);
+    parts.forEach((part, i) => {
+      const fin = i === parts.length - 1;
+      this.#ws.send(part, { binary: true, fin }, fin ? this.#afterWrite : undefined);
+    });
     this.#counters.framesSent += 1;
-    this.#counters.bytesSent += frame.byteLength;
+    this.#counters.bytesSent += frameBytes;
     if (this.#ws.bufferedAmount >= highWaterMarkBytes) this.#needDrain = true;
     return !this.#needDrain;
   }

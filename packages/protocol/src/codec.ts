@@ -67,6 +67,34 @@ export function encode(message: Message): Uint8Array {
   }
 }
 
+/** A trailing byte field at least this large is framed as its own part, never copied: 64 KiB. */
+export const SPLIT_FIELD_MIN_BYTES = 64 * 1024;
+const EMPTY_BIN = Uint8Array.of(0xc4, 0x00);
+
+/**
+ * Encodes one message as the parts of one frame: the frame `encode` gives, or — when the
+ * message's last field is bytes of at least {@link SPLIT_FIELD_MIN_BYTES} (a shard chunk)
+ * — the msgpack of everything before those bytes (their bin32 header last) and the bytes
+ * themselves, uncopied. Concatenated, the parts are exactly what `encode` gives.
+ */
+export function encodeParts(message: Message): Uint8Array[] {
+  const fields = Object.keys(message);
+  const last = fields.at(-1);
+  const tail = last === undefined ? undefined : (message as Record<string, unknown>)[last];
+  if (!(tail instanceof Uint8Array) || tail.byteLength < SPLIT_FIELD_MIN_BYTES)
+    return [encode(message)];
+  const head = encode({ ...message, [last as string]: new Uint8Array(0) } as Message);
+  // An empty bin field packs as bin8 of length 0: swap it for the bin32 header of the bytes.
+  if (head[head.length - 2] !== EMPTY_BIN[0] || head[head.length - 1] !== EMPTY_BIN[1])
+    return [encode(message)];
+  const framed = new Uint8Array(head.length + 3);
+  framed.set(head.subarray(0, head.length - 2));
+  const header = new DataView(framed.buffer, framed.byteOffset + head.length - 2, 5);
+  header.setUint8(0, 0xc6);
+  header.setUint32(1, tail.byteLength);
+  return [framed, tail];
+}
+
 /** The `error` message that reports `error` to the peer, its text clipped to travel safely. */
 export function errorMessageFor(
   error: SwarmBeeError,

@@ -58,7 +58,15 @@ export {
 } from './channel.js';
 export { type ClientTlsOptions, type ConnectOptions, connect } from './client.js';
 export { CLOSE_CODES, closeCodeFor, errorForClose } from './close-codes.js';
-export { checkMessage, type DecodeOptions, decode, encode, errorMessageFor } from './codec.js';
+export {
+  checkMessage,
+  type DecodeOptions,
+  decode,
+  encode,
+  encodeParts,
+  errorMessageFor,
+  SPLIT_FIELD_MIN_BYTES,
+} from './codec.js';
 export {
   type AuthFailedDiagnostic,
   type ChannelCloseDiagnostic,
