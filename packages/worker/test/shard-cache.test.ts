@@ -197,6 +197,25 @@ t.test(
       'no journal in the cache; what was verified, by each file stat',
     );
 
+    // A damaged chunk before the journal's last: the prefix ends where the disk stops matching.
+    await cache.abort(offer.shardId);
+    await cache.begin(offer);
+    await chunk(cache, offer.shardId, 'a.bin', 0, 'aaaa');
+    await chunk(cache, offer.shardId, 'a.bin', 4, 'bbbb', 'aaaa');
+    await chunk(cache, offer.shardId, 'a.bin', 8, 'cc', 'aaaabbbb');
+    await cache.suspendAll();
+    await writeFile(join(incoming, 'a.bin'), 'aaaaBXbbcc');
+    cache = new ShardCache(dir);
+    t.same(
+      await cache.begin(offer),
+      [{ file: 'a.bin', bytes: 4 }],
+      'every chunk is checked on resume, not only the last',
+    );
+    await chunk(cache, offer.shardId, 'a.bin', 4, 'bbbbcc', 'aaaa');
+    await chunk(cache, offer.shardId, 'b.bin', 0, 'dddd');
+    await cache.finish(offer.shardId);
+    t.ok(await cache.has(offer), 'whole after resuming from the damage');
+
     // The same shard offered differently (another file list) starts afresh.
     const other = { ...offerOf({ 'c.bin': 'eeee' }), shardId: offer.shardId };
     await cache.abort(offer.shardId);
