@@ -24,6 +24,7 @@
  */
 import {
   ACTIVATION_BYTES_PER_ELEMENT,
+  arenaCapacity,
   type ClusterProfile,
   COORDINATOR_NODE,
   type DeviceProfile,
@@ -311,10 +312,15 @@ export class CostModel {
     return weights + kv + extra;
   }
 
-  /** KV-cache bytes layers [layerStart, layerEnd) hold for `sequences` full contexts. */
+  /**
+   * KV-cache bytes layers [layerStart, layerEnd) hold for `sequences` full contexts, each
+   * in the arena capacity the engine grows to for that context (so a stage given this
+   * budget admits exactly `sequences` of them).
+   */
   stageKvBytes(layerStart: number, layerEnd: number, sequences: number): number {
     const kvPerToken = this.kvPrefix[layerEnd]! - this.kvPrefix[layerStart]!;
-    return kvPerToken * this.workload.contextTokens * sequences;
+    const positions = arenaCapacity(this.workload.contextTokens, this.model.maxSeqLen);
+    return kvPerToken * positions * sequences;
   }
 
   /** One decode step of micro-batch b on a stage. */
