@@ -107,7 +107,7 @@ t.test('memory: a tied head costs a copy only on a device without the embedding'
 t.test(
   "a stage's KV budget holds each sequence's context in the arena capacity the engine grows to",
   async (t) => {
-    // 1000 tokens of context sit in an arena of arenaCapacity(1000) positions (1,032), not 1000.
+    // 1000 tokens of context sit in an arena of arenaCapacity(1000) positions (1,312), not 1000.
     const long = cluster(flatModel({ maxSeqLen: 4096 }), [
       device('a', 10_000_000, 1),
       device('b', 20_000_000, 2),
