@@ -96,6 +96,29 @@ t.test(
       'merging into int8 codes is refused, with what to do instead',
     );
     t.match(quantized.stderr, /merge into the fp32 model it was quantized from/);
+
+    // A coordinator checks its adapter before it listens.
+    const serve = (dir: string, ...adapters: string[]) =>
+      runCli([
+        'coordinator',
+        '--model',
+        dir,
+        '--listen',
+        '127.0.0.1:0',
+        '--api',
+        '127.0.0.1:0',
+        '--cache-dir',
+        join(root, 'coordinator'),
+        '--token',
+        'cli-finetune-token',
+        ...adapters.flatMap((a) => ['--adapter', a]),
+      ]);
+    const mismatch = await serve(synth, `lighthouse=${adapter}`);
+    t.equal(mismatch.code, 1);
+    t.match(mismatch.stderr, AdapterBaseMismatchError.code, 'coordinator: another base refused');
+    const twice = await serve(model, `a=${adapter}`, `b=${adapter}`);
+    t.equal(twice.code, 1);
+    t.match(twice.stderr, /--adapter was given 2 times: a coordinator serves one adapter/);
   },
 );
 

@@ -4,7 +4,8 @@
  * checks shard + that budget against its memory, its engine admits against it, and the
  * coordinator's scheduler against what the engine reports); a worker that refuses its
  * stage with MEMORY_SHORT is planned around (here: left out of an even split; the DP plans
- * within the capacity it reported) and when no plan fits, the coordinator says which worker
+ * within the capacity it reported, or without it when it refused even the profile's shards)
+ * and when no plan fits, the coordinator says which worker
  * and how many bytes instead of retrying the same plan.
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
@@ -105,6 +106,16 @@ async function cluster(
   return { coordinator, log, settled: state.to as 'ready' | 'waiting' };
 }
 
+/** The cluster completes a short greedy request. */
+async function serves(t: Test, coordinator: Coordinator): Promise<void> {
+  const result = await coordinator.service.complete({
+    prompt: 'Once upon a time',
+    maxTokens: 8,
+    sampling: { temperature: 0, topK: 0, topP: 1 },
+  });
+  t.equal(result.completionTokens, 8, 'and it serves');
+}
+
 t.test("each stage is deployed with its plan's KV budget, and admits against it", async (t) => {
   if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
   const { root, model } = await stories(t);
@@ -188,12 +199,41 @@ t.test(
       ['b'],
       'the whole model went to worker b',
     );
-    const result = await coordinator.service.complete({
-      prompt: 'Once upon a time',
-      maxTokens: 8,
-      sampling: { temperature: 0, topK: 0, topP: 1 },
-    });
-    t.equal(result.completionTokens, 8, 'and it serves');
+    await serves(t, coordinator);
+  },
+);
+
+t.test(
+  "a worker refusing even the profile's shards is planned around by the DP, not retried",
+  async (t) => {
+    if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
+    const { root, model } = await stories(t);
+    const { coordinator, log, settled } = await cluster(
+      t,
+      { model, root, planning: { planner: 'dp', objective: 'throughput' } },
+      { a: { kvBudgetBytes: HUGE_KV_BUDGET_BYTES }, b: {} },
+    );
+    if (!t.equal(settled, 'ready', 'deployed on the worker that could be profiled'))
+      t.comment(log.join('\n'));
+    t.ok(
+      log.some((l) => /^a refused the profile's shards for memory; planning without it$/.test(l)),
+      'worker a refused while being profiled',
+    );
+    t.notOk(
+      log.some((l) => /deployment attempt \d+ failed/.test(l)),
+      'no deployment attempt failed on it',
+    );
+    t.same(
+      coordinator.plan?.stages.map((s) => s.device),
+      ['b'],
+      'the whole model went to worker b',
+    );
+    t.same(
+      (coordinator.describe().measured as { devices?: unknown[] } | undefined)?.devices?.length,
+      1,
+      'the profile holds b alone',
+    );
+    await serves(t, coordinator);
   },
 );
 

@@ -13,17 +13,22 @@ import { LocalPipeline } from '@swarmbee/engine';
 import {
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
+  adaptedModelHash,
   adapterHash,
   buildMergedShard,
+  evenRanges,
   mergeAdapter,
+  openShard,
   readPeftAdapter,
-  SafetensorsFile,
+  type ShardGraph,
   writePeftAdapter,
+  writeShard,
 } from '@swarmbee/model';
 import t from 'tap';
 import {
   caseDir,
   loadReferenceCase,
+  peftRoundtripLogits,
   REFERENCE_CASES,
   relativeDifference,
   runReference,
@@ -121,39 +126,67 @@ for (const name of REFERENCE_CASES) {
           `${file}: read and written again, byte for byte`,
         );
 
-      const merged = await mergeAdapter(c.dir, adapter);
-      const id = adapterHash(adapter);
-      const pipeline = await LocalPipeline.create(c.dir, {
-        stages: 2,
-        shard: (range) => buildMergedShard(c.dir, range, merged, id),
-      });
-      const file = await SafetensorsFile.open(join(caseDir(name), 'roundtrip.safetensors'));
-      const chunks: Float32Array[] = [];
-      for await (const chunk of file.readFloat32('logits')) chunks.push(chunk.slice());
-      await file.close();
-      const peft = Float32Array.from(chunks.flatMap((chunk) => [...chunk]));
+      const peft = await peftRoundtripLogits(name);
       const { lengths, ids } = c.reference.eval;
       const vocab = c.dir.manifest.config.vocabSize;
       const width = Math.max(...lengths);
-      let worst = 0;
-      try {
-        for (const [r, length] of lengths.entries()) {
-          const seqId = `eval-${r}`;
-          const { logits } = await pipeline.step({
-            rows: [{ seqId, start: 0, count: length }],
-            tokens: BigInt64Array.from(ids[r]!.slice(0, length), BigInt),
-            logits: 'all',
-          });
-          await pipeline.release([seqId]);
-          const expected = peft.subarray(r * width * vocab, (r * width + length) * vocab);
-          worst = Math.max(worst, relativeDifference(logits!, expected));
+      /** The largest difference of the pipeline's logits from PEFT's, relative to the largest. */
+      const worstOf = async (pipeline: LocalPipeline) => {
+        let worst = 0;
+        try {
+          for (const [r, length] of lengths.entries()) {
+            const seqId = `eval-${r}`;
+            const { logits } = await pipeline.step({
+              rows: [{ seqId, start: 0, count: length }],
+              tokens: BigInt64Array.from(ids[r]!.slice(0, length), BigInt),
+              logits: 'all',
+            });
+            await pipeline.release([seqId]);
+            const expected = peft.subarray(r * width * vocab, (r * width + length) * vocab);
+            worst = Math.max(worst, relativeDifference(logits!, expected));
+          }
+        } finally {
+          await pipeline.close();
         }
-      } finally {
-        await pipeline.close();
-      }
+        return worst;
+      };
+
+      // Merged in memory, as `generate --adapter` does.
+      const merged = await mergeAdapter(c.dir, adapter);
+      const id = adapterHash(adapter);
+      const worst = await worstOf(
+        await LocalPipeline.create(c.dir, {
+          stages: 2,
+          shard: (range) => buildMergedShard(c.dir, range, merged, id),
+        }),
+      );
       t.ok(
         worst < 1e-4,
         `logits over ${lengths.length} rows within ${worst.toExponential(2)} of PEFT's, relative to the largest`,
+      );
+
+      // Merged tensor by tensor as the shards are written, as a coordinator's `--adapter` does.
+      const ranges = evenRanges(c.dir.manifest.config.nLayers, 2);
+      const written: ShardGraph[] = [];
+      for (const [i, range] of ranges.entries()) {
+        const out = join(root, `shard-${i}`);
+        const manifest = await writeShard(c.dir, range, out, undefined, { adapter });
+        t.equal(
+          manifest.modelHash,
+          adaptedModelHash(c.dir.manifest.modelHash, id),
+          `shard ${i} is filed under the adapted model's hash`,
+        );
+        written.push((await openShard(out)).graph);
+      }
+      const worstWritten = await worstOf(
+        await LocalPipeline.create(c.dir, {
+          ranges,
+          shard: (range) => written[ranges.indexOf(range)]!,
+        }),
+      );
+      t.ok(
+        worstWritten < 1e-4,
+        `merged while writing the shards: within ${worstWritten.toExponential(2)} of PEFT's`,
       );
     },
   );

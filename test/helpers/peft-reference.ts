@@ -75,6 +75,21 @@ export function caseDir(name: ReferenceCaseName): string {
   return join(PEFT_REFERENCE_DIR, name);
 }
 
+/**
+ * PEFT's logits with the adapter SwarmBee trained, over the case's evaluation rows:
+ * [rows, widest row, vocab], row r's position p at (r · widest + p) · vocab.
+ */
+export async function peftRoundtripLogits(name: ReferenceCaseName): Promise<Float32Array> {
+  const file = await SafetensorsFile.open(join(caseDir(name), 'roundtrip.safetensors'));
+  const chunks: Float32Array[] = [];
+  try {
+    for await (const chunk of file.readFloat32('logits')) chunks.push(chunk.slice());
+  } finally {
+    await file.close();
+  }
+  return Float32Array.from(chunks.flatMap((chunk) => [...chunk]));
+}
+
 /** Imports the case's base model into `root` the way a user would, and reads the reference. */
 export async function loadReferenceCase(
   name: ReferenceCaseName,

@@ -14,7 +14,11 @@ export {
   type RequestOptions,
 } from './api-client.js';
 export { Coordinator } from './cluster/coordinator.js';
-export type { CoordinatorOptions, RecoveryEvent } from './cluster/coordinator-options.js';
+export type {
+  CoordinatorOptions,
+  RecoveryEvent,
+  ServedAdapter,
+} from './cluster/coordinator-options.js';
 export {
   COORDINATOR_TRANSITIONS,
   type CoordinatorState,

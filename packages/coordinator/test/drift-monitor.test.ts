@@ -29,6 +29,7 @@ import {
   recordWork,
   stageDrift,
 } from '../src/drift/drift-estimate.js';
+import { MIN_DRIFT_POOLED_FORWARDS } from '../src/drift/drift-monitor.js';
 import { syntheticProfile } from './helpers/cluster-profile.js';
 
 const profile = (layerMs = 1) => syntheticProfile({ layerMs });
@@ -166,9 +167,10 @@ function harness(
       idleShare: 0,
     }));
   let metrics = fresh();
-  const poll = async (slowB: number) => {
-    for (let i = 0; i < 40; i++) monitor.recordBatch(batch(4));
-    metrics = advance(metrics, 40, (k) =>
+  /** One stats poll after `forwards` micro-batches in which b ran `slowB` times its profile. */
+  const poll = async (slowB: number, forwards = 40) => {
+    for (let i = 0; i < forwards; i++) monitor.recordBatch(batch(4));
+    metrics = advance(metrics, forwards, (k) =>
       stageMs(k, state.current.stages[k]!.device === 'b' ? slowB : 1),
     );
     monitor.observe(metrics);
@@ -224,6 +226,22 @@ t.test(
     adopt(planFor({ cluster: state.served, workload: WORKLOAD }, { objective: 'throughput' }));
     await poll(1);
     t.same(monitor.latest, [], "a new plan's first poll judges nothing");
+  },
+);
+
+t.test(
+  'a slow stage with few forwards a poll is judged over more polls, by their pool',
+  async (t) => {
+    const { applied, poll } = harness({ threshold: 0.15, windows: 2, minIntervalMs: 0 });
+    await poll(1, 5);
+    await poll(2, 5);
+    await poll(3, 5);
+    t.equal(applied.length, 0, `two windows of 5 forwards pool 10 < ${MIN_DRIFT_POOLED_FORWARDS}`);
+    await poll(2, 5);
+    await poll(3, 5);
+    t.equal(applied.length, 1, 'four windows pool 20 forwards: acted on');
+    // Equal forwards a window: the pool of 2, 3, 2 and 3 times the profile is 2.5.
+    t.match(applied[0]!.reason, /drift: b ×2\.50/);
   },
 );
 

@@ -4,44 +4,19 @@
  * fits is a PLAN_INFEASIBLE naming the worker and the bytes, and a worker that joins again
  * is planned with what it reports then.
  */
-import { join } from 'node:path';
 import { PlanInfeasibleError } from '@swarmbee/core';
-import { importLlama2c } from '@swarmbee/model';
 import type { PlanResult } from '@swarmbee/planner';
-import t, { type Test } from 'tap';
-import { haveSharedModel, STORIES260K } from '../../../test/helpers/shared-models.js';
-import { cluster, device, flatModel } from '../../planner/test/helpers/fixtures.js';
-import { PlanChoice } from '../src/cluster/plan-choice.js';
-import { PlanMemory } from '../src/cluster/plan-memory.js';
-import type { PlanningOptions } from '../src/cluster/planning.js';
-import { DEFAULT_REPLAN_GAIN, DEFAULT_REPLAN_PAYBACK_MS } from '../src/cluster/replan-policy.js';
+import t from 'tap';
+import { flatModel } from '../../planner/test/helpers/fixtures.js';
+import { syntheticProfile } from './helpers/cluster-profile.js';
+import { planChoiceFixture } from './helpers/plan-choice.js';
 
 // 4 layers × (1000 B weights + 640 B of KV for one sequence of 64 tokens) + 200 B embedding
 // + 300 B head = 7060 B: more than either 4000 B device holds alone.
-const profile = cluster(flatModel(), [device('a', 4000), device('b', 4000)]);
-
-/** A PlanChoice over stories260K; the even split is chosen without a profile, as a coordinator does. */
-async function choice(t: Test, planning: PlanningOptions): Promise<PlanChoice> {
-  const measured = planning.planner === 'even' ? undefined : profile;
-  const model = await importLlama2c({
-    checkpoint: STORIES260K.checkpoint,
-    tokenizer: STORIES260K.tokenizer,
-    out: join(t.testdir(), 'm'),
-  });
-  return new PlanChoice({
-    model,
-    memory: new PlanMemory(t.testdir(), model.manifest.modelHash),
-    planning: () => planning,
-    profile: () => measured,
-    measure: async () => profile,
-    policy: { gain: DEFAULT_REPLAN_GAIN, paybackMs: DEFAULT_REPLAN_PAYBACK_MS },
-    log: () => {},
-  });
-}
+const profile = syntheticProfile({ model: flatModel(), memoryBytes: 4000 });
 
 t.test('the DP plans within the capacity a refusing worker reported', async (t) => {
-  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-  const plans = await choice(t, { planner: 'dp', objective: 'throughput' });
+  const { plans } = await planChoiceFixture(t, profile, { planner: 'dp', objective: 'throughput' });
   const stageOn = (plan: PlanResult, name: string) => plan.stages.find((s) => s.device === name);
   const before = (await plans.choose(['a', 'b'], true)) as PlanResult;
   t.ok(stageOn(before, 'a'), 'a holds a stage');
@@ -68,8 +43,7 @@ t.test('the DP plans within the capacity a refusing worker reported', async (t) 
 });
 
 t.test('the even split leaves a refusing worker out; none left is PLAN_INFEASIBLE', async (t) => {
-  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
-  const plans = await choice(t, { planner: 'even' });
+  const { plans } = await planChoiceFixture(t, profile, { planner: 'even' });
   const devices = async () => (await plans.choose(['a', 'b'], true)).stages.map((s) => s.device);
   t.same(await devices(), ['a', 'b']);
   plans.refused({ worker: 'b', neededBytes: 9000, capacityBytes: 100 });

@@ -3,16 +3,13 @@
  * is predicted better by the replan gain and pays back moving its weights in the payback time
  * — the same rule the drift loop follows.
  */
-import { join } from 'node:path';
 import type { ClusterProfile } from '@swarmbee/core';
-import { SYNTH_PRESETS, synthesizeModel } from '@swarmbee/model';
 import t, { type Test } from 'tap';
 import { profileFor } from '../src/cluster/deployment.js';
-import { PlanChoice } from '../src/cluster/plan-choice.js';
-import { PlanMemory } from '../src/cluster/plan-memory.js';
 import { choosePlan } from '../src/cluster/planning.js';
 import { DEFAULT_REPLAN_GAIN, type ReplanPolicy } from '../src/cluster/replan-policy.js';
-import { SYNTHETIC_LAYERS, syntheticProfile } from './helpers/cluster-profile.js';
+import { syntheticProfile } from './helpers/cluster-profile.js';
+import { planChoiceFixture } from './helpers/plan-choice.js';
 
 const PLANNING = {
   objective: 'throughput' as const,
@@ -20,25 +17,13 @@ const PLANNING = {
 };
 
 async function choice(t: Test, profile: ClusterProfile, policy: ReplanPolicy) {
-  const dir = t.testdir();
-  const model = await synthesizeModel({
-    config: { ...SYNTH_PRESETS.tiny.config, nLayers: SYNTHETIC_LAYERS },
-    seed: 1,
-    out: join(dir, 'm'),
-  });
-  const log: string[] = [];
-  const plans = new PlanChoice({
-    model,
-    memory: new PlanMemory(join(dir, 'cache'), model.manifest.modelHash),
-    planning: () => PLANNING,
-    profile: (names) => profileFor(profile, new Set(names)),
-    measure: async () => profile,
-    policy,
-    log: (line) => log.push(line),
-  });
+  const { plans, log } = await planChoiceFixture(t, profile, PLANNING, policy);
   // Serving on a alone; b, four times as fast, joins.
   const alone = profileFor(profile, new Set(['a']));
-  const current = { plan: choosePlan(model, ['a'], PLANNING, alone), candidates: ['a'] };
+  const current = {
+    plan: choosePlan(plans.options.model, ['a'], PLANNING, alone),
+    candidates: ['a'],
+  };
   return { plans, current, log };
 }
 

@@ -111,15 +111,17 @@ export class EmulatedStage implements StageEngine {
 
   async #forward(batch: StageBatch): Promise<StageOutput> {
     // The whole pass as the caller sees it (thread hop included) is what a slower device
-    // stretches; by CPU time, as this machine runs it without neighbours (other emulated
-    // devices sharing its cores stretch its wall time, not its CPU time).
-    const cpuBefore = process.cpuUsage();
+    // stretches; with the cpu basis, by CPU time, as this machine runs it without neighbours
+    // (other emulated devices sharing its cores stretch its wall time, not its CPU time).
+    const cpuBefore = this.#emulation.basis === 'cpu' ? process.cpuUsage() : undefined;
     const begun = performance.now();
     const output = await this.#inner.forward(batch);
     const wallMs = performance.now() - begun;
-    const cpu = process.cpuUsage(cpuBefore);
-    const aloneMs =
-      this.#emulation.basis === 'cpu' ? Math.min(wallMs, (cpu.user + cpu.system) / 1000) : wallMs;
+    let aloneMs = wallMs;
+    if (cpuBefore) {
+      const cpu = process.cpuUsage(cpuBefore);
+      aloneMs = Math.min(wallMs, (cpu.user + cpu.system) / 1000);
+    }
     const idleMs = aloneMs / this.#emulation.speed - wallMs;
     if (idleMs <= 0) return output;
     this.#owedMs += idleMs;

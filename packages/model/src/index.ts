@@ -64,7 +64,8 @@ export {
   loraTensor,
   type TargetPlace,
 } from './lora/lora-spec.js';
-export { adapterHash, buildMergedShard, mergeAdapter } from './lora/merge.js';
+export { buildMergedShard, mergeAdapter } from './lora/merge.js';
+export { adaptedModelHash, adapterHash, checkMergeable } from './lora/merge-tensor.js';
 export {
   ADAPTER_CONFIG_FILE,
   ADAPTER_WEIGHTS_FILE,
@@ -150,14 +151,13 @@ export {
   type LlamaShardManifest,
   type OnnxDecoderShardGraph,
   type OnnxDecoderShardManifest,
-  openShard,
   SHARD_FORMAT_VERSION,
   SHARD_MANIFEST_FILE,
   type ShardBuildOptions,
   type ShardGraph,
   type ShardManifest,
-  writeShard,
 } from './shard.js';
+export { openShard, type ShardWriteOptions, writeShard } from './shard-files.js';
 export { StagingDir } from './staging-dir.js';
 export {
   DEFAULT_HF_SYNTH_FILE_BYTES,

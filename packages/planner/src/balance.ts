@@ -5,7 +5,8 @@
  * memory only grow with a range, so the greedy fill answers the test exactly. Used by
  * the GA/PSO polish for throughput, where the slowest stage sets the rate.
  */
-import type { CostModel, StageAssignment } from './cost-model.js';
+import type { CostModel } from './cost-model.js';
+import type { StageAssignment } from './plan-evaluation.js';
 
 export function balanceCuts(
   cost: CostModel,

@@ -4,8 +4,9 @@
  * exo and llama.cpp's RPC backend do). They choose the micro-batch size and the number
  * in flight like the DP does, but not the devices, the order or the cut.
  */
-import type { CostModel, Evaluation, StageAssignment } from './cost-model.js';
+import type { CostModel } from './cost-model.js';
 import { batchRuns, compareCandidates } from './objective.js';
+import type { Evaluation, StageAssignment } from './plan-evaluation.js';
 import type { Objective } from './types.js';
 
 export interface BaselineOptions {

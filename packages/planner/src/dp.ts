@@ -43,11 +43,12 @@
  * within a few percent on the clusters we measured (see the heuristics test).
  */
 import { PlanTooLargeError, SwarmBeeError } from '@swarmbee/core';
-import type { CostModel, Evaluation, StageAssignment } from './cost-model.js';
+import type { CostModel } from './cost-model.js';
 import { type DeviceType, groupDeviceTypes } from './device-types.js';
 import { DpSearch, type RunBest, type RunSpec, type TypeRules } from './dp-search.js';
 import { LabelPool } from './labels.js';
 import { batchRuns, compareCandidates, compareEvaluations } from './objective.js';
+import type { Evaluation, StageAssignment } from './plan-evaluation.js';
 import { seedGenomes } from './search-seeds.js';
 import { decode } from './search-space.js';
 import type { Objective } from './types.js';

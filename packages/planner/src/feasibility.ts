@@ -3,7 +3,8 @@
  * Cheap checks run before any search so the common mistakes fail fast and clearly.
  */
 import { PlanInfeasibleError } from '@swarmbee/core';
-import type { CostModel, Evaluation } from './cost-model.js';
+import type { CostModel } from './cost-model.js';
+import type { Evaluation } from './plan-evaluation.js';
 import { formatBytes } from './units.js';
 
 export interface FeasibilityInput {

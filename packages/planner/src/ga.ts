@@ -4,7 +4,7 @@
  * the exact DP (tens of distinct devices); seeded, so runs repeat exactly.
  */
 
-import type { Evaluation } from './cost-model.js';
+import type { Evaluation } from './plan-evaluation.js';
 import { Rng } from './rng.js';
 import { POLISH_SHARE, SearchTally, seedGenomes } from './search-seeds.js';
 import { genomeLength, type SearchSpace } from './search-space.js';

@@ -36,14 +36,7 @@ export {
   resolveWorkload,
   validateCluster,
 } from './cluster.js';
-export {
-  type Bottleneck,
-  CostModel,
-  type Evaluation,
-  type HopEvaluation,
-  type StageAssignment,
-  type StageEvaluation,
-} from './cost-model.js';
+export { CostModel } from './cost-model.js';
 export {
   type DeploymentConfig,
   describeConfig,
@@ -96,6 +89,14 @@ export {
   compareEvaluations,
 } from './objective.js';
 export { comparePlanners, type PlannerComparison, plan } from './plan.js';
+export {
+  type Bottleneck,
+  type Evaluation,
+  evaluatePlan,
+  type HopEvaluation,
+  type StageAssignment,
+  type StageEvaluation,
+} from './plan-evaluation.js';
 export {
   clusterFromPresets,
   DEVICE_PRESETS,

@@ -10,8 +10,8 @@
  * plans the cost model says fit are accepted.
  */
 import { balanceCuts } from './balance.js';
-import type { Evaluation, StageAssignment } from './cost-model.js';
 import { compareCandidates, compareRates, inFlightChoices } from './objective.js';
+import type { Evaluation, StageAssignment } from './plan-evaluation.js';
 import { fitCuts, type SearchSpace } from './search-space.js';
 
 /** Largest cut shift tried, in layers; larger shifts come from repeated moves. */

@@ -1,5 +1,6 @@
 /** What "better" means for each objective, over cost-model evaluations. */
-import type { CostModel, Evaluation } from './cost-model.js';
+import type { CostModel } from './cost-model.js';
+import type { Evaluation } from './plan-evaluation.js';
 import type { Objective } from './types.js';
 
 /** Negative when `a` has the higher tokens/s, exactly (cross-multiplied). */

@@ -6,10 +6,11 @@ import {
   type WireError,
 } from '@swarmbee/core';
 import { type BaselineOptions, planEven, planMemoryShare, planSolo } from './baselines.js';
-import { CostModel, type Evaluation } from './cost-model.js';
+import { CostModel } from './cost-model.js';
 import { DEFAULT_DP_STATE_LIMIT, dpStateCount, dpTypes, planDp } from './dp.js';
 import { checkFeasible, noPlanError } from './feasibility.js';
 import { planGa } from './ga.js';
+import type { Evaluation } from './plan-evaluation.js';
 import { planPso } from './pso.js';
 import { toPlanResult } from './result.js';
 import type { Objective, PlannerName, PlanOptions, PlanRequest, PlanResult } from './types.js';

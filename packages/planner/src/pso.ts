@@ -4,8 +4,8 @@
  * the two differ only in how they move.
  */
 
-import type { Evaluation } from './cost-model.js';
 import type { SearchOptions, SearchOutcome } from './ga.js';
+import type { Evaluation } from './plan-evaluation.js';
 import { Rng } from './rng.js';
 import { POLISH_SHARE, SearchTally, seedGenomes } from './search-seeds.js';
 import { genomeLength, type SearchSpace } from './search-space.js';

@@ -1,5 +1,6 @@
 /** Turns a cost-model evaluation into the PlanResult the coordinator deploys and the CLI prints. */
-import { CostModel, type Evaluation } from './cost-model.js';
+import { CostModel } from './cost-model.js';
+import type { Evaluation } from './plan-evaluation.js';
 import type { Objective, PlannedRange, PlannerName, PlanResult } from './types.js';
 import { nsToMs } from './units.js';
 

@@ -4,9 +4,9 @@
  * a plan that fits from its first step whenever a baseline fits.
  */
 import { participantsInOrder } from './baselines.js';
-import type { Evaluation } from './cost-model.js';
 import { polish } from './local-search.js';
 import { compareCandidates } from './objective.js';
+import type { Evaluation } from './plan-evaluation.js';
 import { decode, encode, type SearchSpace } from './search-space.js';
 
 export function seedGenomes(space: SearchSpace): Float64Array[] {

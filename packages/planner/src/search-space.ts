@@ -12,8 +12,9 @@
  * hold the model. A genome that still does not fit is kept but ranks below every plan
  * that fits (see compareCandidates), and the planners only ever return verified plans.
  */
-import type { CostModel, Evaluation, StageAssignment } from './cost-model.js';
+import type { CostModel } from './cost-model.js';
 import { inFlightChoices } from './objective.js';
+import type { Evaluation, StageAssignment } from './plan-evaluation.js';
 import type { Objective } from './types.js';
 
 export interface SearchSpace {

@@ -10,18 +10,14 @@ import {
   asSwarmBeeError,
   EngineClosedError,
   fromWire,
-  processFaults,
   type SwarmBeeError,
 } from '@swarmbee/core';
-import { type StageEngine, ThreadedStage } from '@swarmbee/engine';
-import { openShard } from '@swarmbee/model';
 import {
   answerProbe,
   type Channel,
   type ChannelServer,
   type ControlMessage,
   connect,
-  connectShaped,
   errorMessageFor,
   listen,
   type ProfileRequestMessage,
@@ -34,7 +30,8 @@ import { checkMemoryFit, kvBudgetOf, stageMemoryBytes } from './memory-fit.js';
 import { answerProfileRequest } from './profile-requests.js';
 import { ShardCache } from './shard-cache.js';
 import { ShardIntake } from './shard-intake.js';
-import { StageRunner } from './stage-runner.js';
+import type { StageRunner } from './stage-runner.js';
+import { startStage } from './stage-start.js';
 import { type WorkerState, WorkerStateMachine } from './state.js';
 import {
   DEFAULT_DRAIN_TIMEOUT_MS,
@@ -43,6 +40,7 @@ import {
   MAX_REJOIN_DELAY_MS,
   type WorkerOptions,
 } from './worker-options.js';
+import { workerStats } from './worker-stats.js';
 
 export class WorkerDaemon {
   readonly name: string;
@@ -270,58 +268,45 @@ export class WorkerDaemon {
       ownKvBudgetBytes: this.#options.kvBudgetBytes,
     });
     this.#machine.to('loading');
-    const started = performance.now();
+    const begun = performance.now();
     const previous = this.#runner;
     this.#runner = undefined;
     this.#loadedBytes = 0;
     await previous?.close().catch(() => {});
-    let engine: StageEngine | undefined;
+    let runner: StageRunner | undefined;
     try {
       // Verify the bytes on disk before handing them to onnxruntime.
       const path = await this.#cache.verify(offer);
-      const { graph } = await openShard(path);
-      engine = await ThreadedStage.create(graph, {
-        ...load.options,
-        ...engineOptions(this.#options),
-      });
-      if (this.#options.emulation) engine = this.#options.emulation.wrap(engine);
-      const nextUrl = load.nextUrl ?? this.#options.coordinatorUrl;
-      const downstream = await connectShaped(
-        nextUrl,
-        {
-          ...this.#options.channel,
-          token: this.#options.token,
-          role: 'stage',
-          name: `${this.name}/stage-${load.stage}`,
-          tls: this.#options.tls?.client,
-        },
-        this.#options.linkShape,
-      );
-      this.#runner = new StageRunner({
-        stage: load.stage,
-        engine,
-        downstream,
+      const started = await startStage(load, path, {
+        name: this.name,
+        options: this.#options,
         reportFailure: (batchId, error) => this.#reportFailure(batchId, error),
       });
+      runner = started.runner;
+      this.#runner = runner;
       this.#loadedBytes = stageMemoryBytes(stage);
       this.#machine.to('ready');
-      const loadMs = performance.now() - started;
+      const loadMs = performance.now() - begun;
       publishWorkerEvent(WORKER_EVENTS.stageReady, () => ({
         worker: this.name,
         stage: load.stage,
         layerStart: load.layerStart,
         layerEnd: load.layerEnd,
         loadMs,
-        nextUrl,
+        nextUrl: started.nextUrl,
       }));
       this.#control?.send({
         type: 'stage.ready',
         stage: load.stage,
         loadMs,
-        limits: engine.info.limits,
+        limits: started.limits,
       });
     } catch (error) {
-      await engine?.close().catch(() => {});
+      if (runner && this.#runner === runner) {
+        this.#runner = undefined;
+        this.#loadedBytes = 0;
+      }
+      await runner?.close().catch(() => {});
       if (this.#machine.is('loading')) this.#machine.to('idle');
       throw error;
     }
@@ -367,20 +352,7 @@ export class WorkerDaemon {
   }
 
   stats(): Record<string, number> {
-    const runner = this.#runner?.stats();
-    return {
-      ...this.#shards.counters,
-      stage: this.#runner?.stage ?? -1,
-      forwards: runner?.forwards ?? 0,
-      forwardMsTotal: runner?.forwardMsTotal ?? 0,
-      busyMsTotal: runner?.busyMsTotal ?? 0,
-      queueDepth: runner?.queueDepth ?? 0,
-      bytesSent: runner?.bytesSent ?? 0,
-      idleShare: runner?.idleShare ?? 1,
-      failedBatches: runner?.failedBatches ?? 0,
-      processFaults: processFaults(),
-      ...memoryStats(),
-    };
+    return workerStats(this.#shards.counters, this.#runner);
   }
 
   /** Finishes the work in hand and accepts no more. */
@@ -434,14 +406,4 @@ async function within(work: Promise<unknown> | undefined, ms: number): Promise<v
     }),
   ]);
   clearTimeout(timer);
-}
-
-/** This process's memory, bytes: resident, the JS heap in use, and memory outside it. */
-function memoryStats(): Record<string, number> {
-  const memory = process.memoryUsage();
-  return {
-    rssBytes: memory.rss,
-    heapUsedBytes: memory.heapUsed,
-    externalBytes: memory.external,
-  };
 }

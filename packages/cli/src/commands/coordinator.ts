@@ -13,6 +13,7 @@ import {
 import { installFaultHandlers } from '@swarmbee/core';
 import { cacheRoot, openModelDir } from '@swarmbee/model';
 import type { Argv } from 'yargs';
+import { adapterOption, servedAdapter } from '../adapter-flag.js';
 import { channelFrom, heartbeatOptions, linkShapeFrom, linkShapeOptions } from '../bench-flags.js';
 import { parseHostPort, planningFrom } from '../options.js';
 import {
@@ -131,6 +132,7 @@ export function coordinatorCommand(yargs: Argv): Argv {
           type: 'number',
           describe: "Context length plans size the KV cache for, tokens (default: the model's)",
         })
+        .options(adapterOption)
         .option('kv-dtype', {
           choices: ['float32', 'float16'] as const,
           default: 'float32' as const,
@@ -161,8 +163,10 @@ export function coordinatorCommand(yargs: Argv): Argv {
       logProtocolEvents(log);
       logCoordinatorEvents(log);
       const token = resolveToken(args);
+      const adapter = args.adapter === undefined ? undefined : await servedAdapter(args.adapter);
       const coordinator = new Coordinator({
         model: await openModelDir(args.model),
+        ...(adapter ? { adapter } : {}),
         token,
         listenHost: listen.host,
         listenPort: listen.port,

@@ -10,6 +10,7 @@ import { installFaultHandlers } from '@swarmbee/core';
 import { LocalCluster } from '@swarmbee/local-cluster';
 import { cacheRoot } from '@swarmbee/model';
 import type { Argv } from 'yargs';
+import { adapterOption, servedAdapter } from '../adapter-flag.js';
 import { resolveModel } from '../model-arg.js';
 import { parseHostPort } from '../options.js';
 import { logCoordinatorEvents } from '../ui/lifecycle-log.js';
@@ -61,6 +62,7 @@ export function upCommand(yargs: Argv): Argv {
           describe:
             'How layers are assigned; even shows the pipeline over every worker, dp lets the planner choose (profiling first)',
         })
+        .options(adapterOption)
         .options(shutdownGraceOption)
         .option('serve', {
           type: 'boolean',
@@ -72,6 +74,7 @@ export function upCommand(yargs: Argv): Argv {
       const api = parseHostPort(args.api, 'api');
       installFaultHandlers(logger('up'));
       const model = await resolveModel(args.model, (line) => process.stderr.write(`${line}\n`));
+      const adapter = args.adapter === undefined ? undefined : await servedAdapter(args.adapter);
       const abort = new AbortController();
       void stopping.then(() => abort.abort(new Error('interrupted')));
       const coordinatorLog = logger('coordinator');
@@ -87,7 +90,7 @@ export function upCommand(yargs: Argv): Argv {
             apiHost: api.host,
             apiPort: api.port,
             log: coordinatorLog,
-            coordinator: { planning: { planner: args.planner } },
+            coordinator: { planning: { planner: args.planner }, ...(adapter ? { adapter } : {}) },
           },
           abort.signal,
         ),
@@ -95,7 +98,7 @@ export function upCommand(yargs: Argv): Argv {
       try {
         const { coordinator } = cluster;
         process.stdout.write(
-          `\nPlan for ${model.manifest.name} over ${args.workers} worker(s):\n${deploymentTable(coordinator.deployment)}\n`,
+          `\nPlan for ${coordinator.modelName} over ${args.workers} worker(s):\n${deploymentTable(coordinator.deployment)}\n`,
         );
         if (args.prompt !== '' && !model.manifest.tokenizer)
           process.stdout.write(

@@ -2,7 +2,13 @@
 
 import { InvalidArgumentError } from '@swarmbee/core';
 import type { SchedulerOptions } from '@swarmbee/engine';
-import type { ModelDir, ProgressFn } from '@swarmbee/model';
+import {
+  checkMergeable,
+  type LoraAdapter,
+  type ModelDir,
+  type ProgressFn,
+  requireLlamaDir,
+} from '@swarmbee/model';
 import type {
   ChannelOptions,
   ClientTlsOptions,
@@ -16,8 +22,17 @@ import type { DeployOptions } from './deployer.js';
 import type { PlanningOptions } from './planning.js';
 import { checkReplanPolicy } from './replan-policy.js';
 
+/** A LoRA adapter the coordinator serves merged into the model's shards. */
+export interface ServedAdapter {
+  /** Its name: the API serves the model as `<model>:<name>`. */
+  name: string;
+  adapter: LoraAdapter;
+}
+
 export interface CoordinatorOptions {
   model: ModelDir;
+  /** A LoRA adapter merged into every shard as it is built (`--adapter NAME=DIR`). Default: none. */
+  adapter?: ServedAdapter;
   /** Cluster join token workers must prove they hold. */
   token: string;
   /** Worker-facing WebSocket address. Default 127.0.0.1:7070 (use 0.0.0.0 for a LAN). */
@@ -101,6 +116,13 @@ export function checkCoordinatorOptions(options: CoordinatorOptions): void {
     throw new InvalidArgumentError('--min-workers must be at least 1');
   checkReplanPolicy({ gain: options.replanGain, paybackMs: options.replanPaybackMs });
   if (options.drift) checkDriftOptions(options.drift);
+  if (options.adapter) {
+    if (!/^[A-Za-z0-9._-]+$/.test(options.adapter.name))
+      throw new InvalidArgumentError(
+        `--adapter names its adapter ${JSON.stringify(options.adapter.name)}; a name is letters, digits, '.', '_' and '-'`,
+      );
+    checkMergeable(requireLlamaDir(options.model, '--adapter'), options.adapter.adapter);
+  }
   const stall = options.deploy?.transferStallTimeoutMs;
   if (stall !== undefined && !(stall > 0))
     throw new InvalidArgumentError(`--transfer-stall-timeout-ms must be above 0, got ${stall}`);

@@ -25,7 +25,6 @@ import { loadTokenizer, type ProgressFn } from '@swarmbee/model';
 import type { PlanResult } from '@swarmbee/planner';
 import { type ChannelServer, DEFAULT_HEARTBEAT_TIMEOUT_MS, listen } from '@swarmbee/protocol';
 import type { FastifyInstance } from 'fastify';
-import { createApi, listenApi } from '../api/server.js';
 import { coordinatorDrift } from '../drift/drift-candidate.js';
 import type { DriftMonitor, DriftOptions } from '../drift/drift-monitor.js';
 import { COORDINATOR_EVENTS, publishCoordinatorEvent } from '../events.js';
@@ -33,23 +32,24 @@ import { GenerationService } from '../generation-service.js';
 import { Metrics, type StageMetrics } from '../metrics.js';
 import { TokenizerPool } from '../prompt/tokenizer-pool.js';
 import { TokenIdsOnly } from '../token-ids-only.js';
+import { ClusterProfiles } from './cluster-profiles.js';
+import { serveCoordinatorApi } from './coordinator-api.js';
 import {
   type CoordinatorOptions,
   checkCoordinatorOptions,
-  DEFAULT_API_PORT,
   DEFAULT_COORDINATOR_PORT,
   DEFAULT_STATS_INTERVAL_MS,
   type RecoveryEvent,
 } from './coordinator-options.js';
 import type { CoordinatorState } from './coordinator-state.js';
 import type { DeployedStage } from './deployer.js';
-import { bringUp, type Deployment, profileFor } from './deployment.js';
+import { bringUp, type Deployment } from './deployment.js';
 import { Deployments } from './deployments.js';
+import { type Membership, workerJoined, workerLeft } from './membership.js';
 import { PlanChoice } from './plan-choice.js';
 import { PlanMemory } from './plan-memory.js';
 import type { PlanningOptions } from './planning.js';
 import { profileSummary } from './profile-summary.js';
-import { profileCluster, withRemeasured } from './profiler.js';
 import { pollStages, stageTimelines, statsOf } from './queries.js';
 import {
   DEFAULT_REPLAN_GAIN,
@@ -68,11 +68,11 @@ export class Coordinator {
   readonly #scheduler: Scheduler;
   readonly #deployments: Deployments;
   readonly #plans: PlanChoice;
+  readonly #profiles: ClusterProfiles;
   readonly #metrics: Metrics;
   #server?: ChannelServer;
   #api?: FastifyInstance;
   #apiUrl?: string;
-  #profile?: ClusterProfile;
   #service?: GenerationService;
   #prompts?: TokenizerPool;
   /** The stages' last polled counters, and the deployment they count for. */
@@ -92,6 +92,7 @@ export class Coordinator {
       model,
       options.cacheDir,
       options.planning?.workload?.kvDtype ?? 'float32',
+      options.adapter?.adapter,
     );
     this.#scheduler = new Scheduler(undefined, {
       maxSeqLen: model.manifest.config.maxSeqLen,
@@ -99,8 +100,9 @@ export class Coordinator {
     });
     this.#registry = new WorkerRegistry(
       {
-        joined: (link, message) => this.#joined(link, message.cachedShards.length),
-        left: (link) => this.#left(link),
+        joined: (link, message) =>
+          workerJoined(link, message.cachedShards.length, this.#membership()),
+        left: (link) => workerLeft(link, this.#deployments),
         log: this.#log,
       },
       Math.min(
@@ -108,6 +110,20 @@ export class Coordinator {
         options.channel?.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS,
       ),
     );
+    this.#profiles = new ClusterProfiles({
+      model,
+      store: this.#store,
+      workers: () => this.#openWorkers(),
+      coordinatorUrl: () => this.workersUrl,
+      coordinatorTiming: () => this.#scheduler.stepCost,
+      token: options.token,
+      linkShape: options.linkShape,
+      clientTls: options.clientTls,
+      deploy: options.deploy,
+      log: this.#log,
+      refused: (shortfall) => this.#plans.refusedProfile(shortfall),
+      ...(options.progress ? { progress: options.progress } : {}),
+    });
     const policy: ReplanPolicy = {
       gain: options.replanGain ?? DEFAULT_REPLAN_GAIN,
       paybackMs: options.replanPaybackMs ?? DEFAULT_REPLAN_PAYBACK_MS,
@@ -116,7 +132,7 @@ export class Coordinator {
       model,
       memory: new PlanMemory(options.cacheDir, model.manifest.modelHash),
       planning: () => this.#options.planning ?? {},
-      profile: (names) => profileFor(this.#profile, new Set(names)),
+      profile: (names) => this.#profiles.covering(names),
       measure: () => this.profile(),
       policy,
       log: this.#log,
@@ -152,12 +168,12 @@ export class Coordinator {
       planning: () => this.#options.planning ?? {},
       workers: () => this.#openWorkers().map((w) => w.name),
       plan: () => this.plan,
-      profile: () => this.#profile,
+      profile: () => this.#profiles.current,
       adopt: async (profile, replan, reason) => {
-        this.#profile = this.#withCoordinatorTiming(profile);
+        this.#profiles.adopt(profile);
         if (replan) await this.#deployments.request('replan', reason);
       },
-      remeasure: (names) => this.#remeasure(names),
+      remeasure: (names) => this.#profiles.remeasure(names),
       policy,
       log: this.#log,
     });
@@ -175,6 +191,12 @@ export class Coordinator {
       drift: () => this.#drift.latest,
       driftReplans: () => this.#drift.replans,
     });
+  }
+
+  /** The model the API serves: `<model>:<adapter>` with an adapter merged. */
+  get modelName(): string {
+    const { adapter, model } = this.#options;
+    return adapter ? `${model.manifest.name}:${adapter.name}` : model.manifest.name;
   }
 
   get state(): CoordinatorState {
@@ -227,7 +249,8 @@ export class Coordinator {
 
   async start(): Promise<void> {
     const { model } = this.#options;
-    const { config, name } = model.manifest;
+    const { config } = model.manifest;
+    const name = this.modelName;
     // A model without a tokenizer (an imported ONNX decoder) is still served, from token ids.
     const tokenizer = model.manifest.tokenizer
       ? await loadTokenizer(model)
@@ -247,16 +270,11 @@ export class Coordinator {
     // Both ports are bound before anything is accepted: a port that cannot be had fails
     // the start with a coded error, and nothing has begun.
     try {
-      this.#api = createApi({
+      const served = await serveCoordinatorApi(this.#options, {
         service: () => this.service,
         health: () => this.health(),
         metrics: this.#metrics,
         modelName: name,
-        apiKey: this.#options.apiKey,
-        benchDir: this.#options.benchDir,
-        ...(this.#options.tls ? { tls: this.#options.tls } : {}),
-        ...this.#options.http,
-        bodyLimitBytes: this.#options.limits?.maxBodyBytes,
         admin: {
           profile: (reprofile, progress) => this.profile({ reprofile, progress }),
           replan: (planning) => this.replan(planning),
@@ -264,11 +282,8 @@ export class Coordinator {
           timeline: (since) => this.timeline(since),
         },
       });
-      this.#apiUrl = await listenApi(this.#api, {
-        host: this.#options.apiHost ?? '127.0.0.1',
-        port: this.#options.apiPort ?? DEFAULT_API_PORT,
-        tls: this.#options.tls !== undefined,
-      });
+      this.#api = served.api;
+      this.#apiUrl = served.url;
       this.#server = await listen(
         {
           ...this.#options.channel,
@@ -322,7 +337,7 @@ export class Coordinator {
       state: this.state,
       workers: this.#openWorkers().map((w) => w.name),
       stages: [...this.deployment],
-      model: this.#options.model.manifest.name,
+      model: this.modelName,
     };
   }
 
@@ -335,8 +350,8 @@ export class Coordinator {
       maxSeqLen: manifest.config.maxSeqLen,
       devices: this.#openWorkers().map((w) => ({ name: w.name, dataUrl: w.dataUrl, ...w.device })),
       plan: this.plan,
-      profiled: this.#profile?.createdAt,
-      measured: this.#profile && profileSummary(this.#profile),
+      profiled: this.#profiles.current?.createdAt,
+      measured: this.#profiles.current && profileSummary(this.#profiles.current),
       recoveries: this.recoveries,
       drift: this.#drift.status(),
       processFaults: processFaults(),
@@ -347,90 +362,19 @@ export class Coordinator {
     return this.#registry.open();
   }
 
-  #joined(link: WorkerLink, cachedShards: number): void {
-    // Its memory may have changed while it was away: plan with what it reports now.
-    this.#plans.forget(link.name);
-    link.onBatchError = (error) => {
-      if (!this.#deployments.current?.transport.onBatchError(error)) {
-        publishCoordinatorEvent(COORDINATOR_EVENTS.strayBatchError, () => ({
-          worker: link.name,
-          stage: error.stage,
-          batchId: error.batchId,
-          code: error.code,
-          message: error.message,
-        }));
-      }
+  #membership(): Membership {
+    return {
+      plans: this.#plans,
+      deployments: this.#deployments,
+      stopped: this.state === 'stopped',
+      connected: this.#openWorkers().length,
+      minWorkers: this.#options.minWorkers ?? 1,
     };
-    publishCoordinatorEvent(COORDINATOR_EVENTS.workerJoined, () => ({
-      worker: link.name,
-      arch: link.device.arch,
-      cpus: link.device.cpus,
-      dataUrl: link.dataUrl,
-      cachedShards,
-    }));
-    if (this.state === 'stopped') return;
-    if (this.#deployments.current || this.#deployments.everDeployed) {
-      void this.#deployments.request('consider', `worker ${link.name} joined`);
-    } else if (this.#openWorkers().length >= (this.#options.minWorkers ?? 1)) {
-      void this.#deployments.request('consider', 'deploy');
-    }
-  }
-
-  #left(link: WorkerLink): void {
-    const deployment = this.#deployments.current;
-    const ranStage = deployment?.links.includes(link) ?? false;
-    publishCoordinatorEvent(COORDINATOR_EVENTS.workerLost, () => ({ worker: link.name, ranStage }));
-    if (deployment && ranStage)
-      this.#deployments.fault(deployment, `worker ${link.name}, which ran a stage, was lost`);
   }
 
   /** Measures the workers and links (compute profiles are cached by each worker). */
-  async profile(
-    options: { reprofile?: boolean; progress?: ProgressFn } = {},
-  ): Promise<ClusterProfile> {
-    const workers = this.#openWorkers();
-    if (workers.length === 0) throw new ClusterUnavailableError('no workers have joined yet');
-    this.#profile = this.#withCoordinatorTiming(
-      await this.#measure(workers, options.reprofile, options.progress ?? this.#options.progress),
-    );
-    return this.#profile;
-  }
-
-  /**
-   * These workers' compute (and their links to the coordinator) measured afresh, merged into
-   * the profile the coordinator plans from, which is returned, not adopted.
-   */
-  async #remeasure(names: readonly string[]): Promise<ClusterProfile> {
-    const workers = this.#openWorkers().filter((w) => names.includes(w.name));
-    if (workers.length === 0) throw new ClusterUnavailableError(`${names.join(', ')} left`);
-    const fresh = await this.#measure(workers, true);
-    return this.#withCoordinatorTiming(withRemeasured(this.#profile ?? fresh, fresh));
-  }
-
-  #measure(
-    workers: WorkerLink[],
-    reprofile: boolean | undefined,
-    progress?: ProgressFn,
-  ): Promise<ClusterProfile> {
-    return profileCluster({
-      model: this.#options.model,
-      workers,
-      store: this.#store,
-      coordinatorUrl: this.workersUrl,
-      token: this.#options.token,
-      reprofile,
-      linkShape: this.#options.linkShape,
-      clientTls: this.#options.clientTls,
-      deploy: this.#options.deploy,
-      log: this.#log,
-      ...(progress ? { progress } : {}),
-    });
-  }
-
-  /** The profile with this coordinator's own step times, once it has served enough to know them. */
-  #withCoordinatorTiming(profile: ClusterProfile): ClusterProfile {
-    const coordinator = this.#scheduler.stepCost;
-    return coordinator ? { ...profile, coordinator } : profile;
+  profile(options: { reprofile?: boolean; progress?: ProgressFn } = {}): Promise<ClusterProfile> {
+    return this.#profiles.measure(options);
   }
 
   /** Chooses a plan afresh (with new planning options, if given) and moves the running sequences onto it. */

@@ -44,6 +44,8 @@ export interface PlanChoiceOptions {
 export class PlanChoice {
   /** Workers that refused a stage for memory, with what they measured, until they join again. */
   readonly #shortfalls = new Map<string, MemoryShortfall>();
+  /** Workers that refused the profile's shards: no profile has timings for them. */
+  readonly #unprofiled = new Set<string>();
 
   constructor(readonly options: PlanChoiceOptions) {}
 
@@ -58,9 +60,24 @@ export class PlanChoice {
       this.#shortfalls.set(shortfall.worker, shortfall);
   }
 
+  /**
+   * A worker refused even the profile's shards for memory: plans that need a profile are
+   * made without it (it has no timings), the even split leaves it out, until it joins again.
+   */
+  refusedProfile(shortfall: MemoryShortfall): void {
+    this.#unprofiled.add(shortfall.worker);
+    this.refused(shortfall);
+  }
+
   /** A worker joined again: what it measured before no longer holds. */
   forget(worker: string): void {
     this.#shortfalls.delete(worker);
+    this.#unprofiled.delete(worker);
+  }
+
+  /** The profile covering these workers, those that could not be profiled left out. */
+  #profileOf(names: readonly string[]): ClusterProfile | undefined {
+    return this.options.profile(names.filter((name) => !this.#unprofiled.has(name)));
   }
 
   /** The plan for these workers: remembered for them, unless `fresh`; else planned (profiling first if needed). */
@@ -71,7 +88,7 @@ export class PlanChoice {
       if (remembered && !remembered.stages.some((s) => this.#shortfalls.has(s.device)))
         return remembered;
     }
-    let profile = this.options.profile(names);
+    let profile = this.#profileOf(names);
     if (!profile && needsProfile(planning)) profile = await this.options.measure();
     return this.#plan(names, planning, profile);
   }
@@ -84,6 +101,8 @@ export class PlanChoice {
   ): Plan | PlanResult {
     if (this.#shortfalls.size === 0)
       return choosePlan(this.options.model, names, planning, profile);
+    // A worker without timings can be planned by no profile.
+    const planned = profile ? names.filter((name) => !this.#unprofiled.has(name)) : names;
     const refusals = [...this.#shortfalls.values()]
       .filter((s) => names.includes(s.worker))
       .map(
@@ -102,7 +121,7 @@ export class PlanChoice {
         }),
       };
       try {
-        return choosePlan(this.options.model, names, planning, capped);
+        return choosePlan(this.options.model, planned, planning, capped);
       } catch (error) {
         if (!(error instanceof PlanInfeasibleError)) throw error;
         throw new PlanInfeasibleError(`${error.message}; ${refusals}`, { cause: error });
@@ -148,7 +167,7 @@ export class PlanChoice {
         : evenPlan(manifest.modelHash, manifest.config.nLayers, names);
       return samePlan(even, current.plan) ? undefined : even;
     }
-    const profile = this.options.profile(names) ?? (await this.options.measure());
+    const profile = this.#profileOf(names) ?? (await this.options.measure());
     const candidate = this.#plan(names, planning, profile);
     if (samePlan(candidate, current.plan) || !isPlanResult(candidate)) return undefined;
     const gain = predictedGain(

@@ -2,14 +2,19 @@
  * Profiles the cluster for the planner: each worker times small shards of the
  * model (sent like any shard, and cached on the worker per model and runtime), and
  * every link — worker to worker, worker to coordinator, coordinator to worker — is
- * measured with probes over the data plane it will carry.
+ * measured with probes over the data plane it will carry. A worker that refuses the
+ * profile's shards for memory (MEMORY_SHORT) is left out of the profile, and said so
+ * through `refused`, so that the plan is made on the others.
  */
 import {
+  asSwarmBeeError,
   type ClusterProfile,
   COORDINATOR_NODE,
   type DeviceProfile,
   type DeviceTiming,
   type LinkProfile,
+  MemoryShortError,
+  type MemoryShortfall,
   modelSummaryFromManifest,
   SWARMBEE_VERSION,
 } from '@swarmbee/core';
@@ -43,6 +48,11 @@ export interface ProfileClusterOptions {
   deploy?: DeployOptions;
   progress?: ProgressFn;
   log?: (line: string) => void;
+  /**
+   * A worker refused the profile's shards for memory, with what it can hold: it is left out
+   * of the profile. Without it, the refusal fails the whole profile.
+   */
+  refused?: (shortfall: MemoryShortfall) => void;
 }
 
 export const DEFAULT_PROFILE_TIMEOUT_MS = 300_000;
@@ -55,7 +65,7 @@ export async function profileCluster(options: ProfileClusterOptions): Promise<Cl
   const { model, workers, store } = options;
   const timeoutMs = options.timeoutMs ?? DEFAULT_PROFILE_TIMEOUT_MS;
   const nLayers = model.manifest.config.nLayers;
-  const total = workers.length + workers.length * (workers.length + 1);
+  let total = workers.length + workers.length * (workers.length + 1);
   let done = 0;
   const step = (phase: string) =>
     options.progress?.({ phase, done: ++done, total, unit: 'tensors' });
@@ -70,26 +80,34 @@ export async function profileCluster(options: ProfileClusterOptions): Promise<Cl
   const shards = [first, last, ...(middle ? [middle] : []), ...(span ? [span] : [])];
 
   const devices: DeviceProfile[] = [];
+  const profiled: WorkerLink[] = [];
+  let refusal: MemoryShortError | undefined;
   for (const worker of workers) {
-    for (const shard of shards) await sendShard(worker, shard, options.deploy ?? {});
-    const params: Record<string, string | boolean> = {
-      modelHash: model.manifest.modelHash,
-      first: first.manifest.shardId,
-      last: last.manifest.shardId,
-      reprofile: options.reprofile === true,
-    };
-    if (middle) params.middle = middle.manifest.shardId;
-    if (span) params.span = span.manifest.shardId;
-    const reply = await worker.channel.request(
-      { type: 'profile.request', requestId: `profile-${nextRequest++}`, kind: 'compute', params },
-      { timeoutMs },
-    );
-    const result = reply.result as {
-      timing: DeviceTiming;
-      memoryBytes: number;
-      cached: boolean;
-      source: string;
-    };
+    let result: { timing: DeviceTiming; memoryBytes: number; cached: boolean; source: string };
+    try {
+      for (const shard of shards) await sendShard(worker, shard, options.deploy ?? {});
+      const params: Record<string, string | boolean> = {
+        modelHash: model.manifest.modelHash,
+        first: first.manifest.shardId,
+        last: last.manifest.shardId,
+        reprofile: options.reprofile === true,
+      };
+      if (middle) params.middle = middle.manifest.shardId;
+      if (span) params.span = span.manifest.shardId;
+      const reply = await worker.channel.request(
+        { type: 'profile.request', requestId: `profile-${nextRequest++}`, kind: 'compute', params },
+        { timeoutMs },
+      );
+      result = reply.result as typeof result;
+    } catch (error) {
+      const coded = asSwarmBeeError(error);
+      if (!(coded instanceof MemoryShortError && coded.memory && options.refused)) throw error;
+      options.log?.(`${worker.name} refused the profile's shards for memory; planning without it`);
+      options.refused(coded.memory);
+      refusal = coded;
+      step(`profile ${worker.name} (refused)`);
+      continue;
+    }
     options.log?.(`profiled ${worker.name}${result.cached ? ' (cached)' : ''}`);
     devices.push({
       name: worker.name,
@@ -99,8 +117,12 @@ export async function profileCluster(options: ProfileClusterOptions): Promise<Cl
       source: result.source,
       runtime: { node: worker.device.nodeVersion, onnxruntime: worker.device.ortVersion },
     });
+    profiled.push(worker);
     step(`profile ${worker.name}`);
   }
+  // No worker can hold even the profile's shards: no plan can be made.
+  if (refusal && profiled.length === 0) throw refusal;
+  total = workers.length + profiled.length * (profiled.length + 1);
 
   const links: LinkProfile[] = [];
   const link = (from: string, to: string, m: { rttMs: number; bandwidthBytesPerS: number }) =>
@@ -117,8 +139,8 @@ export async function profileCluster(options: ProfileClusterOptions): Promise<Cl
     );
     return reply.result as { rttMs: number; bandwidthBytesPerS: number };
   };
-  for (const from of workers) {
-    for (const to of workers) {
+  for (const from of profiled) {
+    for (const to of profiled) {
       if (from === to) continue;
       link(from.name, to.name, await workerMeasures(from, to.dataUrl));
       step(`link ${from.name} -> ${to.name}`);

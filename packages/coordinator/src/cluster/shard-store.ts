@@ -7,7 +7,10 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KvDtype } from '@swarmbee/core';
 import {
+  adaptedModelHash,
+  adapterHash,
   type LayerRange,
+  type LoraAdapter,
   type ModelDir,
   openShard,
   type ProgressFn,
@@ -27,17 +30,25 @@ export interface StoredShard {
 
 export class ShardStore {
   readonly #building = new Map<string, Promise<StoredShard>>();
+  /** The hash the shards are filed under: the model's, or the adapted model's. */
+  readonly modelHash: string;
 
   constructor(
     readonly model: ModelDir,
     readonly cacheDir: string,
     /** KV-cache element type of the shards built. Default `float32`. */
     readonly kvDtype: KvDtype = 'float32',
-  ) {}
+    /** A LoRA adapter merged into every shard's weights as it is built. Default: none. */
+    readonly adapter?: LoraAdapter,
+  ) {
+    this.modelHash = adapter
+      ? adaptedModelHash(model.manifest.modelHash, adapterHash(adapter))
+      : model.manifest.modelHash;
+  }
 
   /** The shard for `range`, built on first use. */
   ensure(range: LayerRange, progress?: ProgressFn): Promise<StoredShard> {
-    const { modelHash } = this.model.manifest;
+    const { modelHash } = this;
     const path = join(
       this.cacheDir,
       'shards',
@@ -52,7 +63,10 @@ export class ShardStore {
         .catch(async () => {
           // Missing or unreadable: build it afresh.
           await rm(path, { recursive: true, force: true });
-          return writeShard(this.model, range, path, progress, { kvDtype: this.kvDtype });
+          return writeShard(this.model, range, path, progress, {
+            kvDtype: this.kvDtype,
+            ...(this.adapter ? { adapter: this.adapter } : {}),
+          });
         })
         .then(async (manifest) => {
           const description = await readFile(join(path, SHARD_MANIFEST_FILE));

@@ -2,7 +2,9 @@
  * The closed loop around a deployed plan: every stats poll, each stage's engine time per
  * forward is compared with the cost model's prediction for the micro-batches actually sent
  * (drift-estimate.ts). When stages stay more than `threshold` off for `windows` polls in a
- * row, their devices' profiles are corrected by what was measured, and the plan is re-planned
+ * row, the same way each time, and their pooled time over those polls (at least
+ * MIN_DRIFT_POOLED_FORWARDS forwards: a slow stage's streak runs longer) is off too, their
+ * devices' profiles are corrected by that pooled ratio, and the plan is re-planned
  * when the corrected profile predicts a plan better than the running one by the re-plan gain —
  * at most once per `minIntervalMs`. The re-plan goes through the coordinator's own
  * reconfiguration (replaying every live sequence), so no stream loses or changes a token.
@@ -62,6 +64,11 @@ export const DEFAULT_DRIFT_MIN_INTERVAL_MS = 30_000;
  * stage (a throttled one above all) runs few forwards per poll, so this stays small.
  */
 export const MIN_DRIFT_FORWARDS = 4;
+/**
+ * Fewest forwards a streak of drifted windows must pool before a device is corrected: one
+ * poll's few forwards of a slow stage are noisy, so its streak runs over more polls.
+ */
+export const MIN_DRIFT_POOLED_FORWARDS = 16;
 /** Share of the busiest stage's time per forward a stage needs for its drift to count. */
 export const MIN_DRIFT_SHARE = 0.25;
 /** Shortest predicted forward judged, ms: below it thread hand-offs and timers dominate. */
@@ -113,8 +120,8 @@ export class DriftMonitor {
   #work: WindowWork = emptyWork();
   #previous = new Map<string, StageMetrics>();
   #plan: Plan | PlanResult | undefined;
-  /** Ratios of the drifted stages in the consecutive windows so far, by device. */
-  #streak: Map<string, number[]> = new Map();
+  /** The drifted stages' windows in a row so far, by device. */
+  #streak: Map<string, StageDrift[]> = new Map();
   #lastReplanAt = Number.NEGATIVE_INFINITY;
   /**
    * Devices the loop found slower than their profile: their layer time as first profiled, ms,
@@ -199,20 +206,27 @@ export class DriftMonitor {
         Math.abs(d.ratio - 1) > this.#threshold &&
         Math.max(d.measuredMs, d.predictedMs) >= MIN_DRIFT_SHARE * busiestMs,
     );
-    const streak = new Map<string, number[]>();
+    const streak = new Map<string, StageDrift[]>();
     for (const d of drifted) {
       // The streak counts windows off the same way: slower, or faster, every time.
-      const before = (this.#streak.get(d.device) ?? []).filter((r) => r > 1 === d.ratio > 1);
-      streak.set(d.device, [...before, d.ratio]);
+      const before = (this.#streak.get(d.device) ?? []).filter((w) => w.ratio > 1 === d.ratio > 1);
+      streak.set(d.device, [...before, d]);
     }
     this.#streak = streak;
-    const confirmed = [...streak].filter(([, ratios]) => ratios.length >= this.#windows);
+    const factors = new Map<string, number>();
+    for (const [device, windows] of streak) {
+      // Every window is off the same way by more than the threshold, so their pool is too.
+      if (
+        windows.length >= this.#windows &&
+        windows.reduce((n, w) => n + w.forwards, 0) >= MIN_DRIFT_POOLED_FORWARDS
+      )
+        factors.set(device, pooledRatio(windows));
+    }
     if (this.#busy || performance.now() - this.#lastReplanAt < this.#minIntervalMs) return;
-    if (confirmed.length === 0) {
+    if (factors.size === 0) {
       this.#recheckIdle(serving.plan);
       return;
     }
-    const factors = new Map(confirmed.map(([device, ratios]) => [device, median(ratios)]));
     this.#streak.clear();
     this.#busy = true;
     void this.#act(serving.profile, factors, drifted).finally(() => {
@@ -341,8 +355,13 @@ function workloadOf(plan: Plan | PlanResult) {
   return 'workload' in plan ? (plan as PlanResult).workload : undefined;
 }
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+/** Measured / predicted over all the windows' forwards together: a busy window weighs more. */
+function pooledRatio(windows: readonly StageDrift[]): number {
+  let measured = 0;
+  let predicted = 0;
+  for (const w of windows) {
+    measured += w.measuredMs * w.forwards;
+    predicted += w.predictedMs * w.forwards;
+  }
+  return measured / predicted;
 }

@@ -1,9 +1,14 @@
-/** A cluster profile made up for planning tests: devices of a given layer time, uniform links. */
-import { type ClusterProfile, COORDINATOR_NODE, type DeviceProfile } from '@swarmbee/core';
+/**
+ * Cluster profiles made up for the coordinator's planning tests, from the planner's paper
+ * fixtures: uniform layers, uniform links, one layer time per device.
+ */
+import type { ClusterProfile, DeviceProfile, ModelSummary } from '@swarmbee/core';
+import { cluster, flatModel, meshLinks } from '../../../planner/test/helpers/fixtures.js';
 
 export const SYNTHETIC_LAYERS = 8;
 
-function device(name: string, layerMs: number): DeviceProfile {
+/** A decode grid that grows with the batch, so that throughput plans differ from latency plans. */
+function timing(layerMs: number): DeviceProfile['timing'] {
   const batchSizes = [1, 2, 4, 8, 16, 32];
   const grid = (ms: number) => ({
     batchSizes,
@@ -11,69 +16,59 @@ function device(name: string, layerMs: number): DeviceProfile {
     ms: batchSizes.map((b) => [ms * (1 + b / 16), ms * (1 + b / 16)]),
   });
   return {
-    name,
-    memoryBytes: 1e10,
-    estimate: false,
-    timing: {
-      layers: [
-        {
-          decode: grid(layerMs),
-          prefill: {
-            chunkTokens: [16, 128],
-            contextTokens: [0],
-            ms: [[layerMs * 2], [layerMs * 8]],
-          },
-        },
-      ],
-      embedding: {
-        decode: grid(0.01),
-        prefill: { chunkTokens: [16], contextTokens: [0], ms: [[0.01]] },
+    layers: [
+      {
+        decode: grid(layerMs),
+        prefill: { chunkTokens: [16, 128], contextTokens: [0], ms: [[layerMs * 2], [layerMs * 8]] },
       },
-      head: { decode: grid(0.5) },
+    ],
+    embedding: {
+      decode: grid(0.01),
+      prefill: { chunkTokens: [16], contextTokens: [0], ms: [[0.01]] },
     },
+    head: { decode: grid(0.5) },
   };
 }
 
 export interface SyntheticProfileOptions {
-  /** Each device's time per layer at batch 1, ms, by name. Default: devices a and b, 1 ms. */
+  /** Each device's time per layer at batch 1, ms, by name. Default: devices a and b at `layerMs`. */
   devices?: Record<string, number>;
   /** Every device's time per layer when `devices` is not given, ms. Default 1. */
   layerMs?: number;
+  /** Every device's memory, bytes. Default 1e10. */
+  memoryBytes?: number;
   /** Every link's bandwidth, bytes/s. Default 1e8. */
   bandwidthBytesPerS?: number;
-  /** Each layer's weights, bytes. Default 1e6. */
-  layerBytes?: number;
+  /** The model. Default: SYNTHETIC_LAYERS layers of 1 MB weights and 512 B of KV per token. */
+  model?: ModelSummary;
 }
 
 export function syntheticProfile(options: SyntheticProfileOptions = {}): ClusterProfile {
   const layerMs = options.layerMs ?? 1;
   const devices = options.devices ?? { a: layerMs, b: layerMs };
   const names = Object.keys(devices);
-  const nodes = [COORDINATOR_NODE, ...names];
-  const bandwidthBytesPerS = options.bandwidthBytesPerS ?? 1e8;
-  const links = nodes.flatMap((from, i) =>
-    nodes.slice(i + 1).map((to) => ({ from, to, rttMs: 1, bandwidthBytesPerS })),
-  );
-  return {
-    model: {
-      name: 'm',
-      modelHash: 'h',
+  const model =
+    options.model ??
+    flatModel({
       nLayers: SYNTHETIC_LAYERS,
       dim: 64,
       vocabSize: 100,
       maxSeqLen: 512,
-      weightBytesPerParam: 4,
       layers: Array.from({ length: SYNTHETIC_LAYERS }, () => ({
-        paramBytes: options.layerBytes ?? 1e6,
+        paramBytes: 1e6,
         kvBytesPerToken: 512,
       })),
       embeddingBytes: 1e5,
       headBytes: 1e5,
-      tiedEmbedding: false,
-    },
-    devices: names.map((name) => device(name, devices[name]!)),
-    links,
-    createdAt: '2026-12-03T00:00:00.000Z',
-    versions: { swarmbee: 'test' },
-  };
+    });
+  return cluster(
+    model,
+    names.map((name) => ({
+      name,
+      memoryBytes: options.memoryBytes ?? 1e10,
+      estimate: false,
+      timing: timing(devices[name]!),
+    })),
+    meshLinks(names, 1, options.bandwidthBytesPerS ?? 1e8),
+  );
 }

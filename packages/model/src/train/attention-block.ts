@@ -8,7 +8,7 @@
 import { headDim } from '@swarmbee/core';
 import { layerTensor } from '../llama-tensors.js';
 import type { LoraTarget } from '../lora/lora-spec.js';
-import { loraBackward, loraForward } from './lora-branch.js';
+import { adaptedProjection, adaptedProjectionGrad } from './lora-branch.js';
 import { rmsNormBackward, rmsNormForward } from './rms-norm.js';
 import { rope, type Saved, type StageContext } from './stage-context.js';
 
@@ -34,11 +34,7 @@ export function attentionForward(
   if (config.qkvBias) qkv = tg.add(qkv, ctx.weights.tensor(layerTensor.bqkv(layer)));
   const parts = tg.split(qkv, [qDim, kvDim, kvDim], 1);
   QKV.forEach((target, i) => {
-    const module = ctx.module(layer, target);
-    if (!module) return;
-    const branch = loraForward(ctx, module, norm.out);
-    parts[i] = tg.add(parts[i]!, branch.delta);
-    keep(`lora.${target}`, branch.scaled, ['rows', module.rank]);
+    parts[i] = adaptedProjection(ctx, layer, target, norm.out, parts[i]!, saved);
   });
   if (QKV.some((t) => ctx.module(layer, t))) keep('h', norm.out, ['rows', config.dim]);
   const [q, k, v] = parts as [string, string, string];
@@ -57,14 +53,15 @@ export function attentionForward(
   keep('values', values, ['batch', config.nKvHeads, 'tokens', hd]);
   keep('probs', probs, ['batch', config.nKvHeads, 'group_tokens', 'tokens']);
 
-  let out = tg.matmulT(context, ctx.weights.matrix(layerTensor.wo(layer)));
-  const oModule = ctx.module(layer, 'o_proj');
-  if (oModule) {
-    const branch = loraForward(ctx, oModule, context);
-    out = tg.add(out, branch.delta);
-    keep('lora.o_proj', branch.scaled, ['rows', oModule.rank]);
-    keep('context', context, ['rows', qDim]);
-  }
+  const out = adaptedProjection(
+    ctx,
+    layer,
+    'o_proj',
+    context,
+    tg.matmulT(context, ctx.weights.matrix(layerTensor.wo(layer))),
+    saved,
+  );
+  if (ctx.module(layer, 'o_proj')) keep('context', context, ['rows', qDim]);
   return tg.add(x, out);
 }
 
@@ -83,12 +80,16 @@ export function attentionBackward(
   const hd = headDim(config);
 
   let dContext = tg.matmul(dOut, ctx.weights.matrix(layerTensor.wo(layer)));
-  const oModule = ctx.module(layer, 'o_proj');
-  if (oModule) {
-    const branch = loraBackward(ctx, oModule, dOut, saved('context'), saved('lora.o_proj'));
-    dContext = tg.add(dContext, branch.dx);
-    for (const [name, grad] of branch.grads) grads.set(name, grad);
-  }
+  const dxO = adaptedProjectionGrad(
+    ctx,
+    layer,
+    'o_proj',
+    dOut,
+    () => saved('context'),
+    saved,
+    grads,
+  );
+  if (dxO) dContext = tg.add(dContext, dxO);
 
   // context = probs · values, probs = softmax(queries · keysᵀ / √hd + bias).
   const probs = saved('probs');
@@ -107,11 +108,16 @@ export function attentionBackward(
   ];
   const dNormOut = [tg.matmul(tg.concat(dParts, 1), ctx.weights.matrix(layerTensor.wqkv(layer)))];
   QKV.forEach((target, i) => {
-    const module = ctx.module(layer, target);
-    if (!module) return;
-    const branch = loraBackward(ctx, module, dParts[i]!, saved('h'), saved(`lora.${target}`));
-    dNormOut.push(branch.dx);
-    for (const [name, grad] of branch.grads) grads.set(name, grad);
+    const dx = adaptedProjectionGrad(
+      ctx,
+      layer,
+      target,
+      dParts[i]!,
+      () => saved('h'),
+      saved,
+      grads,
+    );
+    if (dx) dNormOut.push(dx);
   });
   const dx = rmsNormBackward(
     ctx,

@@ -3,8 +3,8 @@
  * [r, in] and B [out, r] graph inputs. The backward pass gives the adapter's gradients
  * dB = dYᵀ · (x Aᵀ scale), dA = (dY · B · scale)ᵀ · x, and the branch's share of dx.
  */
-import { type LoraModule, loraTensor } from '../lora/lora-spec.js';
-import type { StageContext } from './stage-context.js';
+import { type LoraModule, type LoraTarget, loraTensor } from '../lora/lora-spec.js';
+import type { Saved, StageContext } from './stage-context.js';
 
 export interface LoraForward {
   delta: string;
@@ -45,4 +45,44 @@ export function loraBackward(
       [bName, tg.tMatmul(dOut, scaled)],
     ]),
   };
+}
+
+/**
+ * `y` with the LoRA branch of the layer's `target` on `x` added when the layer adapts it,
+ * keeping the branch's scaled input as `lora.<target>` for the backward pass.
+ */
+export function adaptedProjection(
+  ctx: StageContext,
+  layer: number,
+  target: LoraTarget,
+  x: string,
+  y: string,
+  saved: Saved,
+): string {
+  const module = ctx.module(layer, target);
+  if (!module) return y;
+  const branch = loraForward(ctx, module, x);
+  saved.set(`lora.${target}`, { value: branch.scaled, dims: ['rows', module.rank] });
+  return ctx.tg.add(y, branch.delta);
+}
+
+/**
+ * The share of dx the LoRA branch of the layer's `target` on `x` takes from `dY`, its
+ * adapter's gradients added to `grads`; undefined when the layer does not adapt `target`
+ * (`x` is only asked for when it does).
+ */
+export function adaptedProjectionGrad(
+  ctx: StageContext,
+  layer: number,
+  target: LoraTarget,
+  dY: string,
+  x: () => string,
+  saved: (key: string) => string,
+  grads: Map<string, string>,
+): string | undefined {
+  const module = ctx.module(layer, target);
+  if (!module) return undefined;
+  const branch = loraBackward(ctx, module, dY, x(), saved(`lora.${target}`));
+  for (const [name, grad] of branch.grads) grads.set(name, grad);
+  return branch.dx;
 }

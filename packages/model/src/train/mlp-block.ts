@@ -3,7 +3,7 @@
  * with gate and up from RMSNorm(x1), each projection possibly carrying a LoRA branch.
  */
 import { layerTensor } from '../llama-tensors.js';
-import { loraBackward, loraForward } from './lora-branch.js';
+import { adaptedProjection, adaptedProjectionGrad } from './lora-branch.js';
 import { rmsNormBackward, rmsNormForward } from './rms-norm.js';
 import type { Saved, StageContext } from './stage-context.js';
 
@@ -19,30 +19,22 @@ export function mlpForward(ctx: StageContext, layer: number, x: string, saved: S
     [config.hiddenDim, config.hiddenDim],
     1,
   ) as [string, string];
-  const gateModule = ctx.module(layer, 'gate_proj');
-  const upModule = ctx.module(layer, 'up_proj');
-  if (gateModule) {
-    const branch = loraForward(ctx, gateModule, norm.out);
-    gate = tg.add(gate, branch.delta);
-    keep('lora.gate_proj', branch.scaled, ['rows', gateModule.rank]);
-  }
-  if (upModule) {
-    const branch = loraForward(ctx, upModule, norm.out);
-    up = tg.add(up, branch.delta);
-    keep('lora.up_proj', branch.scaled, ['rows', upModule.rank]);
-  }
-  if (gateModule || upModule) keep('f', norm.out, ['rows', config.dim]);
+  gate = adaptedProjection(ctx, layer, 'gate_proj', norm.out, gate, saved);
+  up = adaptedProjection(ctx, layer, 'up_proj', norm.out, up, saved);
+  if (ctx.module(layer, 'gate_proj') || ctx.module(layer, 'up_proj'))
+    keep('f', norm.out, ['rows', config.dim]);
   keep('gate', gate, ['rows', config.hiddenDim]);
   keep('up', up, ['rows', config.hiddenDim]);
 
   const activated = tg.mul(tg.mul(gate, tg.op('Sigmoid', [gate])), up);
-  let out = tg.matmulT(activated, ctx.weights.matrix(layerTensor.w2(layer)));
-  const downModule = ctx.module(layer, 'down_proj');
-  if (downModule) {
-    const branch = loraForward(ctx, downModule, activated);
-    out = tg.add(out, branch.delta);
-    keep('lora.down_proj', branch.scaled, ['rows', downModule.rank]);
-  }
+  const out = adaptedProjection(
+    ctx,
+    layer,
+    'down_proj',
+    activated,
+    tg.matmulT(activated, ctx.weights.matrix(layerTensor.w2(layer))),
+    saved,
+  );
   return tg.add(x, out);
 }
 
@@ -61,13 +53,16 @@ export function mlpBackward(
   const gateSilu = tg.mul(gate, sigmoid);
 
   let dActivated = tg.matmul(dOut, ctx.weights.matrix(layerTensor.w2(layer)));
-  const downModule = ctx.module(layer, 'down_proj');
-  if (downModule) {
-    const activated = tg.mul(gateSilu, up);
-    const branch = loraBackward(ctx, downModule, dOut, activated, saved('lora.down_proj'));
-    dActivated = tg.add(dActivated, branch.dx);
-    for (const [name, grad] of branch.grads) grads.set(name, grad);
-  }
+  const dxDown = adaptedProjectionGrad(
+    ctx,
+    layer,
+    'down_proj',
+    dOut,
+    () => tg.mul(gateSilu, up),
+    saved,
+    grads,
+  );
+  if (dxDown) dActivated = tg.add(dActivated, dxDown);
   // d/dgate silu(gate) = σ(gate) · (1 + gate · (1 − σ(gate))).
   const dUp = tg.mul(dActivated, gateSilu);
   const siluSlope = tg.mul(
@@ -83,11 +78,8 @@ export function mlpBackward(
     ['gate_proj', dGate],
     ['up_proj', dUp],
   ] as const) {
-    const module = ctx.module(layer, target);
-    if (!module) continue;
-    const branch = loraBackward(ctx, module, dPart, saved('f'), saved(`lora.${target}`));
-    dNormOut.push(branch.dx);
-    for (const [name, grad] of branch.grads) grads.set(name, grad);
+    const dx = adaptedProjectionGrad(ctx, layer, target, dPart, () => saved('f'), saved, grads);
+    if (dx) dNormOut.push(dx);
   }
   const dx = rmsNormBackward(
     ctx,

@@ -1,0 +1,229 @@
+/**
+ * Written shards: a self-contained directory (graph, its own weights, shard.json) that a
+ * coordinator offers to workers by content address, written once and opened by the
+ * worker that loads it.
+ */
+import { createHash } from 'node:crypto';
+import { open, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  AdapterUnsupportedError,
+  KV_DTYPE_BYTES,
+  type KvDtype,
+  ShardInvalidError,
+  SWARMBEE_VERSION,
+} from '@swarmbee/core';
+import { sha256 } from './hash.js';
+import type { LoraAdapter } from './lora/adapter.js';
+import {
+  adaptedModelHash,
+  adapterHash,
+  mergeModules,
+  modulesByTensor,
+  refuseQuantizedBase,
+} from './lora/merge-tensor.js';
+import { findTensor, type LlamaModelDir, type ModelDir, readTensor } from './model-dir.js';
+import { buildLlamaShardGraph } from './onnx/llama-shard-graph.js';
+import type { OnnxDecoderModelDir } from './onnx-decoder/import.js';
+import { writeOnnxDecoderShard } from './onnx-decoder/shard.js';
+import { noProgress, type ProgressFn } from './progress.js';
+import {
+  checkRange,
+  type LayerRange,
+  type LlamaShardManifest,
+  locateWeight,
+  refuseKvDtype,
+  SHARD_COPY_CHUNK_BYTES,
+  SHARD_FORMAT_VERSION,
+  SHARD_GRAPH_FILE,
+  SHARD_MANIFEST_FILE,
+  SHARD_WEIGHTS_FILE,
+  type ShardGraph,
+  type ShardManifest,
+  shardTensorNames,
+  storedTensorNames,
+} from './shard.js';
+import { StagingDir } from './staging-dir.js';
+
+/** What writeShard builds a shard with, beyond the model's own weights. */
+export interface ShardWriteOptions {
+  /** KV-cache element type of the graph's past inputs and new outputs. Default `float32`. */
+  kvDtype?: KvDtype;
+  /**
+   * A LoRA adapter merged into the weights as they are written, one base tensor at a time
+   * (fp32 bases only). The shard is filed under the adapted model's hash. Default: none.
+   */
+  adapter?: LoraAdapter;
+}
+
+/** Writes a self-contained shard directory (graph, its own weights, shard.json) at `out`. */
+export async function writeShard(
+  dir: ModelDir,
+  range: LayerRange,
+  out: string,
+  progress: ProgressFn = noProgress,
+  options: ShardWriteOptions = {},
+): Promise<ShardManifest> {
+  if (dir.manifest.architecture === 'onnx-decoder') {
+    refuseKvDtype(options);
+    if (options.adapter)
+      throw new AdapterUnsupportedError(
+        `${dir.manifest.name} is an imported ONNX decoder: LoRA adapters merge into SwarmBee's own Llama-family graphs only`,
+      );
+    return writeOnnxDecoderShard(dir as OnnxDecoderModelDir, range, out, progress);
+  }
+  return writeLlamaShard(dir as LlamaModelDir, range, out, progress, options);
+}
+
+async function writeLlamaShard(
+  dir: LlamaModelDir,
+  range: LayerRange,
+  out: string,
+  progress: ProgressFn,
+  options: ShardWriteOptions,
+): Promise<LlamaShardManifest> {
+  const { config } = dir.manifest;
+  const kvDtype = options.kvDtype ?? 'float32';
+  checkRange(config, range);
+  const adapted = options.adapter ? modulesByTensor(options.adapter, dir.manifest) : undefined;
+  const names = shardTensorNames(config, range).flatMap((n) => storedTensorNames(dir, n));
+  for (const name of names)
+    if (adapted?.has(name)) refuseQuantizedBase(dir.manifest, findTensor(dir, name));
+  return StagingDir.build(out, async (staging) => {
+    const placed = new Map<string, { offset: number; bytes: number; shape: number[] }>();
+    const source = await open(dir.weightsPath, 'r');
+    const target = await open(join(staging, SHARD_WEIGHTS_FILE), 'w');
+    const weightsHash = createHash('sha256');
+    const total = names.reduce((sum, n) => sum + findTensor(dir, n).bytes, 0);
+    let offset = 0;
+    try {
+      // One reused buffer: a shard of any size costs one chunk of memory, never a tensor.
+      const buffer = new Uint8Array(SHARD_COPY_CHUNK_BYTES);
+      for (const name of names) {
+        const tensor = findTensor(dir, name);
+        // Quantized codes and zero points are bytes; keep every tensor 4-byte aligned so the
+        // fp32 ones after them stay aligned (fp32-only shards never need the padding).
+        const padding = (4 - (offset % 4)) % 4;
+        if (padding > 0) {
+          const pad = new Uint8Array(padding);
+          await target.write(pad);
+          weightsHash.update(pad);
+          offset += padding;
+        }
+        placed.set(name, { offset, bytes: tensor.bytes, shape: tensor.shape });
+        const modules = adapted?.get(name);
+        if (modules && options.adapter) {
+          // An adapted tensor is merged whole: one tensor's worth of memory, never the model's.
+          const weight = await readTensor(dir, name);
+          mergeModules(weight, modules, options.adapter);
+          const bytes = new Uint8Array(weight.buffer, weight.byteOffset, weight.byteLength);
+          await target.write(bytes);
+          weightsHash.update(bytes);
+          offset += bytes.length;
+          continue;
+        }
+        for (let at = 0; at < tensor.bytes; at += buffer.length) {
+          const length = Math.min(buffer.length, tensor.bytes - at);
+          const piece = buffer.subarray(0, length);
+          const { bytesRead } = await source.read(piece, 0, length, tensor.offset + at);
+          if (bytesRead !== length)
+            throw new ShardInvalidError(
+              `${dir.weightsPath} ends inside tensor ${name} (read ${at + bytesRead} of ${tensor.bytes} bytes)`,
+            );
+          await target.write(piece);
+          weightsHash.update(piece);
+          offset += length;
+          progress({
+            phase: `shard [${range.start}, ${range.end})`,
+            done: offset,
+            total,
+            unit: 'bytes',
+          });
+        }
+      }
+    } finally {
+      await source.close();
+      await target.close();
+    }
+    const onnx = buildLlamaShardGraph({
+      config,
+      layerStart: range.start,
+      layerEnd: range.end,
+      kvDtype,
+      producer: `swarmbee ${SWARMBEE_VERSION}`,
+      locate: (name) =>
+        locateWeight(dir, name, (stored) => {
+          const p = placed.get(stored);
+          if (!p)
+            throw new ShardInvalidError(
+              `shard [${range.start}, ${range.end}) needs tensor ${stored}, which was not copied`,
+            );
+          return { location: SHARD_WEIGHTS_FILE, offset: p.offset, length: p.bytes };
+        }),
+    });
+    await writeFile(join(staging, SHARD_GRAPH_FILE), onnx);
+    const files = [
+      { name: SHARD_GRAPH_FILE, bytes: onnx.length, sha256: sha256(onnx) },
+      { name: SHARD_WEIGHTS_FILE, bytes: offset, sha256: weightsHash.digest('hex') },
+    ];
+    const manifest: LlamaShardManifest = {
+      format: 'swarmbee.shard',
+      formatVersion: SHARD_FORMAT_VERSION,
+      kind: 'llama',
+      modelHash: options.adapter
+        ? adaptedModelHash(dir.manifest.modelHash, adapterHash(options.adapter))
+        : dir.manifest.modelHash,
+      modelName: dir.manifest.name,
+      config,
+      ...(kvDtype === 'float32' ? {} : { kvDtype }),
+      layerStart: range.start,
+      layerEnd: range.end,
+      files,
+      shardId: sha256(files.map((f) => `${f.name}:${f.sha256}`).join('\n')),
+      createdBy: `swarmbee ${SWARMBEE_VERSION}`,
+    };
+    await writeFile(join(staging, SHARD_MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+    return manifest;
+  });
+}
+
+/** Loads a written shard directory for an engine. */
+export async function openShard(
+  path: string,
+): Promise<{ manifest: ShardManifest; graph: ShardGraph }> {
+  let manifest: ShardManifest;
+  try {
+    manifest = JSON.parse(await readFile(join(path, SHARD_MANIFEST_FILE), 'utf8')) as ShardManifest;
+  } catch (error) {
+    throw new ShardInvalidError(`${path} is not a shard dir: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  if (manifest.formatVersion !== SHARD_FORMAT_VERSION) {
+    throw new ShardInvalidError(
+      `${path} holds a shard of format version ${manifest.formatVersion ?? 1}; this SwarmBee builds and loads version ${SHARD_FORMAT_VERSION}`,
+    );
+  }
+  if (manifest.kind !== 'onnx-decoder' && manifest.kvDtype && !(manifest.kvDtype in KV_DTYPE_BYTES))
+    throw new ShardInvalidError(
+      `${path} holds a shard with KV type ${manifest.kvDtype}, which this SwarmBee does not run`,
+    );
+  const onnx = await readFile(join(path, SHARD_GRAPH_FILE));
+  const common = {
+    modelHash: manifest.modelHash,
+    layerStart: manifest.layerStart,
+    layerEnd: manifest.layerEnd,
+    onnx,
+    externalDataDir: path,
+  };
+  const graph: ShardGraph =
+    manifest.kind === 'onnx-decoder'
+      ? { ...common, kind: 'onnx-decoder', config: manifest.config, io: manifest.io }
+      : {
+          ...common,
+          kind: 'llama',
+          config: manifest.config,
+          ...(manifest.kvDtype ? { kvDtype: manifest.kvDtype } : {}),
+        };
+  return { manifest, graph };
+}
