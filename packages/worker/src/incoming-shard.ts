@@ -17,7 +17,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { type FileHandle, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgumentError, ShardChunkCorruptError } from '@swarmbee/core';
 
@@ -86,6 +86,8 @@ export class IncomingShard {
   readonly #fileHashes: Map<string, Hash>;
   /** Writes run one after another, in arrival order. */
   #tail: Promise<void> = Promise.resolve();
+  /** Journal lines are appended one after another, each once its chunk is on disk. */
+  #journalTail: Promise<void> = Promise.resolve();
   /** The first write that failed: the transfer has failed. */
   #failure?: unknown;
   #pendingBytes = 0;
@@ -159,7 +161,7 @@ export class IncomingShard {
    * bytes through it have the `sha256` sent with it (throwing, synchronously,
    * InvalidArgumentError or ShardChunkCorruptError: nothing of it is written, and the
    * transfer is over: its owner opens the staging directory afresh to resume), then
-   * queues its write. The promise settles once it is on disk and journalled.
+   * queues its write. The promise settles once it is on disk (its journal line follows).
    */
   write(name: string, offset: number, data: Uint8Array, sha256: string): Promise<void> {
     const file = this.#files.get(name);
@@ -202,9 +204,18 @@ export class IncomingShard {
       this.#sinks.set(entry.file, sink);
     }
     await sink.write(data, 0, data.length, entry.offset);
-    // Journalled only once on disk: a crash between the two re-sends this chunk, never skips it.
-    await this.#journal?.write(`${entry.file}\t${entry.offset}\t${entry.bytes}\t${entry.sha256}\n`);
     this.#verified.set(entry.file, entry.offset + entry.bytes);
+    // Journalled only once on disk: a crash between the two re-sends this chunk, never skips
+    // it. The next chunk's write does not wait for the line (appends keep their order).
+    const line = `${entry.file}\t${entry.offset}\t${entry.bytes}\t${entry.sha256}\n`;
+    this.#journalTail = this.#journalTail
+      .then(() => this.#journal?.write(line))
+      .then(
+        () => {},
+        (error: unknown) => {
+          this.#failure ??= error;
+        },
+      );
   }
 
   /**
@@ -224,6 +235,7 @@ export class IncomingShard {
   /** Waits for the writes in hand and closes the files; the staging directory stays to resume from. Never rejects. */
   async suspend(): Promise<void> {
     await this.#tail;
+    await this.#journalTail;
     await Promise.all([...this.#sinks.values()].map((s) => s.close().catch(() => {})));
     this.#sinks.clear();
     await this.#journal?.close().catch(() => {});
@@ -242,6 +254,7 @@ export class IncomingShard {
    */
   async close(): Promise<void> {
     await this.#tail;
+    await this.#journalTail;
     if (this.#failure !== undefined) {
       await this.suspend();
       throw this.#failure;
