@@ -28,6 +28,12 @@ export interface StageBatch {
   hidden?: Float32Array;
   /** Last stage: return logits too — for the last position of each row, or for all T. */
   logits?: 'last' | 'all';
+  /**
+   * The whole buffers under `tokens` and `hidden` are the caller's to give away (a received
+   * frame no one reads again): a threaded stage moves them to its thread instead of copying
+   * the arrays out. Default false.
+   */
+  buffersMovable?: boolean;
 }
 
 export interface StageTiming {

@@ -49,17 +49,20 @@ export class ThreadedStage implements StageEngine {
 
   /**
    * Runs a micro-batch in the thread. Token and hidden arrays that own their whole
-   * buffer move to the thread (the caller must not use them afterwards); views into
-   * larger buffers (a received frame, say) are copied, never detached.
+   * buffer move to the thread (the caller must not use them afterwards), as do views whose
+   * buffers the batch marks movable; other views into larger buffers are copied, never
+   * detached.
    */
   forward(batch: StageBatch): Promise<StageOutput> {
-    const tokens = batch.tokens && ownBuffer(batch.tokens);
-    const hidden = batch.hidden && ownBuffer(batch.hidden);
-    const transfer = [tokens?.buffer, hidden?.buffer].filter(
-      (b): b is ArrayBuffer => b instanceof ArrayBuffer,
-    );
+    const movable = batch.buffersMovable === true;
+    const tokens = batch.tokens && (movable ? batch.tokens : ownBuffer(batch.tokens));
+    const hidden = batch.hidden && (movable ? batch.hidden : ownBuffer(batch.hidden));
+    const transfer = [
+      ...new Set([tokens?.buffer, hidden?.buffer].filter((b) => b instanceof ArrayBuffer)),
+    ];
+    const { buffersMovable: _, ...rest } = batch;
     return this.#call(
-      { op: 'forward', batch: { ...batch, tokens, hidden } },
+      { op: 'forward', batch: { ...rest, tokens, hidden } },
       transfer,
     ) as Promise<StageOutput>;
   }

@@ -183,9 +183,9 @@ export class Channel<P extends ChannelPlane = ChannelPlane> extends EventEmitter
       throw new ChannelClosedError(`channel to ${this.peer.name} is ${this.#state}`);
     }
     if (this.options.checkOutgoing) checkMessage(message, this.plane);
-    // A large trailing byte field (a shard chunk) goes out as the frame's second fragment, uncopied.
     const parts = encodeParts(message);
-    const frameBytes = parts.reduce((n, part) => n + part.byteLength, 0);
+    let frameBytes = 0;
+    for (const part of parts) frameBytes += part.byteLength;
     const { maxFrameBytes, maxQueuedBytes, highWaterMarkBytes } = this.options;
     if (frameBytes > maxFrameBytes) {
       throw new FrameTooLargeError(
@@ -198,9 +198,16 @@ export class Channel<P extends ChannelPlane = ChannelPlane> extends EventEmitter
         `${queued} bytes already queued to ${this.peer.name}; ${frameBytes} more would pass maxQueuedBytes ${maxQueuedBytes}`,
       );
     }
+    // A frame with tensors goes as WebSocket fragments: its envelope, then each tensor's
+    // bytes where they lie, so nothing is copied into one buffer on the way out (the peer
+    // reassembles the fragments into one aligned buffer, the hop's one copy).
+    const last = parts.length - 1;
     parts.forEach((part, i) => {
-      const fin = i === parts.length - 1;
-      this.#ws.send(part, { binary: true, fin }, fin ? this.#afterWrite : undefined);
+      this.#ws.send(
+        part,
+        { binary: true, fin: i === last },
+        i === last ? this.#afterWrite : undefined,
+      );
     });
     this.#counters.framesSent += 1;
     this.#counters.bytesSent += frameBytes;

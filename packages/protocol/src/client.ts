@@ -30,6 +30,11 @@ import {
   resolveChannelOptions,
 } from './options.js';
 
+/** Leaves the masking key zero: ws then neither copies nor XORs the payload (nor does its peer). */
+function zeroMask(mask: Buffer): void {
+  mask.fill(0);
+}
+
 /** How the client checks a wss:// server's certificate. */
 export interface ClientTlsOptions {
   /** CA certificates to trust (PEM), e.g. the cluster's self-signed cert; default the system's. */
@@ -87,6 +92,10 @@ export async function connect<R extends Role>(
     ...(ca === undefined ? {} : { ca }),
     ...(tls.servername === undefined ? {} : { servername: tls.servername }),
     rejectUnauthorized: tls.rejectUnauthorized ?? true,
+    // Masking (RFC 6455 §5.3) keeps a browser's script from steering what an HTTP proxy sees;
+    // no browser writes to the data plane, and a zero key lets both ends skip XOR-ing, and the
+    // sender copying, every byte of every hidden state.
+    ...(planeOfRole(role) === 'data' ? { generateMask: zeroMask } : {}),
   });
 
   return new Promise<Channel<PlaneOfRole<R>>>((resolve, reject) => {

@@ -1,7 +1,9 @@
 /**
- * The one msgpack codec of the wire. A frame is a single msgpack map: the message's own
- * fields plus `v`, the protocol version. Only core msgpack types appear (maps, arrays,
- * strings, numbers, booleans, `bin` for bytes), so any msgpack library can read a frame.
+ * The one msgpack codec of the wire. A frame is a single msgpack map — the message's own
+ * fields plus `v`, the protocol version — or, when the message carries tensors, that map as
+ * an envelope followed by the tensors' raw bytes, 8-byte aligned (`tensor-frame.ts`). Only
+ * core msgpack types appear (maps, arrays, strings, numbers, booleans, `bin` for bytes), so
+ * any msgpack library can read an envelope.
  *
  * Configuration, and why:
  * - `useRecords: false`, `structuredClone: false`, `moreTypes: false`: records, reference
@@ -12,7 +14,10 @@
  * - `int64AsType: 'number'`: other encoders write large integers (timestamps) as int64;
  *   every integer field is range-checked by its schema anyway.
  * - `copyBuffers: false` (the default): `bin` fields decode as views into the received
- *   frame, so a tensor's bytes are never copied on the way in.
+ *   frame, so bytes are never copied on the way in; tensors are views into the frame too.
+ *
+ * The data plane's hot messages (`forward`, `tokens`) are checked structurally
+ * (`messages/data-checks.ts`); every other message by its zod schema.
  */
 import {
   FrameInvalidError,
@@ -21,9 +26,11 @@ import {
   MessageTypeUnknownError,
   ProtocolVersionError,
   type SwarmBeeError,
+  type TensorData,
 } from '@swarmbee/core';
 import { type Options, Packr, Unpackr } from 'msgpackr';
 import type { z } from 'zod';
+import { checkTensorShape, STRUCTURAL_CHECKS } from './messages/data-checks.js';
 import {
   type ErrorMessage,
   MESSAGE_SCHEMAS,
@@ -33,6 +40,13 @@ import {
   type PlaneMessage,
   PROTOCOL_VERSION,
 } from './messages/index.js';
+import {
+  readTensorFrame,
+  TENSOR_FIELDS,
+  TENSOR_FRAME_MARKER,
+  tensorFrameParts,
+  tensorSections,
+} from './tensor-frame.js';
 
 /** Default largest frame accepted, bytes (64 MiB: a 2,048-token prefill chunk at dim 8,192 in fp32). */
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
@@ -52,13 +66,52 @@ const portable: Options & { skipValues: unknown[] } = {
 const packr = new Packr(portable);
 const unpackr = new Unpackr(portable);
 
+/** A trailing byte field at least this large is framed as its own part, never copied: 64 KiB. */
+export const SPLIT_FIELD_MIN_BYTES = 64 * 1024;
+
 /**
- * Encodes one message as one frame. The result is a view into the codec's shared output
- * buffer; it stays valid (later encodes write after it), but copy it before mutating.
+ * A message without tensors as the parts of its frame: the frame, or — when its last field
+ * is bytes of at least {@link SPLIT_FIELD_MIN_BYTES} (a shard chunk) — the msgpack of
+ * everything before those bytes (their bin32 header last) and the bytes themselves,
+ * uncopied. Concatenated, the parts are exactly the one-buffer frame.
  */
-export function encode(message: Message): Uint8Array {
+function trailingBytesParts(message: Message): Uint8Array[] {
+  const fields = Object.keys(message);
+  const last = fields.at(-1);
+  const tail = last === undefined ? undefined : (message as Record<string, unknown>)[last];
+  const whole = () => [packr.pack({ v: PROTOCOL_VERSION, ...message })];
+  if (!(tail instanceof Uint8Array) || tail.byteLength < SPLIT_FIELD_MIN_BYTES) return whole();
+  const head = packr.pack({ v: PROTOCOL_VERSION, ...message, [last as string]: new Uint8Array(0) });
+  // An empty bin field packs as bin8 of length 0: swap it for the bin32 header of the bytes.
+  if (head[head.length - 2] !== 0xc4 || head[head.length - 1] !== 0x00) return whole();
+  const framed = new Uint8Array(head.length + 3);
+  framed.set(head.subarray(0, head.length - 2));
+  const header = new DataView(framed.buffer, framed.byteOffset + head.length - 2, 5);
+  header.setUint8(0, 0xc6);
+  header.setUint32(1, tail.byteLength);
+  return [framed, tail];
+}
+
+/**
+ * Encodes one message as the parts of one frame, in order: a single part for a message
+ * without tensors (two when it ends in a large byte field: see trailingBytesParts); for one
+ * with tensors, the envelope and then each tensor's bytes as they
+ * are (not copied). Parts stay valid until the caller changes the tensors it passed in.
+ */
+export function encodeParts(message: Message): Uint8Array[] {
   try {
-    return packr.pack({ v: PROTOCOL_VERSION, ...message });
+    const fields = message as unknown as Record<string, unknown>;
+    const tensors: Uint8Array[] = [];
+    let envelope: Record<string, unknown> | undefined;
+    for (const field of TENSOR_FIELDS) {
+      const tensor = fields[field] as TensorData | undefined;
+      if (tensor === undefined) continue;
+      envelope ??= { v: PROTOCOL_VERSION, ...fields };
+      envelope[field] = { dtype: tensor.dtype, dims: tensor.dims };
+      tensors.push(tensor.data);
+    }
+    if (envelope === undefined) return trailingBytesParts(message);
+    return tensorFrameParts(packr.pack(envelope), tensors);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new MessageSchemaError(clip(`cannot encode a ${message.type} message: ${reason}`), {
@@ -67,32 +120,14 @@ export function encode(message: Message): Uint8Array {
   }
 }
 
-/** A trailing byte field at least this large is framed as its own part, never copied: 64 KiB. */
-export const SPLIT_FIELD_MIN_BYTES = 64 * 1024;
-const EMPTY_BIN = Uint8Array.of(0xc4, 0x00);
-
 /**
- * Encodes one message as the parts of one frame: the frame `encode` gives, or — when the
- * message's last field is bytes of at least {@link SPLIT_FIELD_MIN_BYTES} (a shard chunk)
- * — the msgpack of everything before those bytes (their bin32 header last) and the bytes
- * themselves, uncopied. Concatenated, the parts are exactly what `encode` gives.
+ * Encodes one message as one frame, in one buffer. The result may be a view into the
+ * codec's shared output buffer; it stays valid (later encodes write after it), but copy it
+ * before mutating. Channels send {@link encodeParts} instead, without joining them.
  */
-export function encodeParts(message: Message): Uint8Array[] {
-  const fields = Object.keys(message);
-  const last = fields.at(-1);
-  const tail = last === undefined ? undefined : (message as Record<string, unknown>)[last];
-  if (!(tail instanceof Uint8Array) || tail.byteLength < SPLIT_FIELD_MIN_BYTES)
-    return [encode(message)];
-  const head = encode({ ...message, [last as string]: new Uint8Array(0) } as Message);
-  // An empty bin field packs as bin8 of length 0: swap it for the bin32 header of the bytes.
-  if (head[head.length - 2] !== EMPTY_BIN[0] || head[head.length - 1] !== EMPTY_BIN[1])
-    return [encode(message)];
-  const framed = new Uint8Array(head.length + 3);
-  framed.set(head.subarray(0, head.length - 2));
-  const header = new DataView(framed.buffer, framed.byteOffset + head.length - 2, 5);
-  header.setUint8(0, 0xc6);
-  header.setUint32(1, tail.byteLength);
-  return [framed, tail];
+export function encode(message: Message): Uint8Array {
+  const parts = encodeParts(message);
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
 /** The `error` message that reports `error` to the peer, its text clipped to travel safely. */
@@ -143,9 +178,10 @@ export function decode(bytes: Uint8Array, options: DecodeOptions = {}): Message 
       `frame of ${bytes.byteLength} bytes exceeds the limit of ${maxFrameBytes}`,
     );
   }
+  const tensorFrame = bytes[0] === TENSOR_FRAME_MARKER ? readTensorFrame(bytes) : undefined;
   let frame: unknown;
   try {
-    frame = unpackr.unpack(bytes);
+    frame = unpackr.unpack(tensorFrame ? tensorFrame.envelope : bytes);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new FrameInvalidError(clip(`frame is not one msgpack message: ${reason}`), {
@@ -165,7 +201,47 @@ export function decode(bytes: Uint8Array, options: DecodeOptions = {}): Message 
       clip(`frame speaks protocol version ${String(v)}, this end speaks ${PROTOCOL_VERSION}`),
     );
   }
-  return checkMessage(frame, options.plane);
+  if (tensorFrame) attachTensors(frame as Record<string, unknown>, bytes, tensorFrame.tensorsAt);
+  const message = checkMessage(frame, options.plane);
+  if (tensorFrame && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength)
+    WHOLE_FRAMES.add(bytes.buffer);
+  return message;
+}
+
+/** Buffers that held exactly one decoded tensor frame (a socket's reassembled message). */
+const WHOLE_FRAMES = new WeakSet<ArrayBufferLike>();
+
+/**
+ * Whether a decoded tensor's bytes lie in a buffer that held nothing but their frame, so a
+ * receiver done with the frame may move that whole buffer to another thread instead of
+ * copying the tensor out (a WebSocket hands over a fragmented message in a buffer of its own).
+ */
+export function tensorOwnsFrame(tensor: TensorData): boolean {
+  return WHOLE_FRAMES.has(tensor.data.buffer);
+}
+
+/**
+ * Gives each tensor field of a tensor frame's envelope its bytes: a view into the frame.
+ * Its dtype and dims decide its length; the frame must end where the last one does.
+ */
+function attachTensors(frame: Record<string, unknown>, bytes: Uint8Array, at: number): void {
+  const type = String(frame.type);
+  const shapes: { field: string; byteLength: number }[] = [];
+  for (const field of TENSOR_FIELDS) {
+    const value = frame[field];
+    if (value === undefined) continue;
+    if (typeof value === 'object' && value !== null && 'data' in value)
+      throw new FrameInvalidError(`${type} frame carries ${field} bytes inside its envelope`);
+    shapes.push({ field, byteLength: checkTensorShape(type, field, value).byteLength });
+  }
+  const sections = tensorSections(
+    bytes,
+    at,
+    shapes.map((s) => s.byteLength),
+  );
+  shapes.forEach(({ field }, i) => {
+    frame[field] = { ...(frame[field] as object), data: sections[i] };
+  });
 }
 
 function schemaFor(type: unknown, plane: MessagePlane | undefined): z.ZodType {
@@ -192,6 +268,12 @@ export function checkMessage(value: unknown, plane?: MessagePlane): Message {
     throw new MessageSchemaError('a message must be an object');
   }
   const type = (value as { type?: unknown }).type;
+  const structural =
+    typeof type === 'string' && Object.hasOwn(STRUCTURAL_CHECKS, type)
+      ? STRUCTURAL_CHECKS[type]
+      : undefined;
+  if (structural !== undefined && (plane === undefined || plane === 'data'))
+    return structural(value as Record<string, unknown>) as Message;
   const checked = schemaFor(type, plane).safeParse(value);
   if (!checked.success) throw new MessageSchemaError(describeIssues(String(type), checked.error));
   return checked.data as Message;

@@ -66,6 +66,7 @@ export {
   encodeParts,
   errorMessageFor,
   SPLIT_FIELD_MIN_BYTES,
+  tensorOwnsFrame,
 } from './codec.js';
 export {
   type AuthFailedDiagnostic,
@@ -156,3 +157,4 @@ export {
   int64Values,
   type TensorArrays,
 } from './tensor.js';
+export { TENSOR_ALIGN_BYTES, TENSOR_FRAME_MARKER } from './tensor-frame.js';

@@ -15,6 +15,7 @@ import {
   float32Values,
   int64Values,
   type SampledToken,
+  tensorOwnsFrame,
 } from '@swarmbee/protocol';
 import { epochMs, StageTimeline } from './stage-timeline.js';
 
@@ -90,8 +91,11 @@ export class StageRunner {
       return out;
     });
     const batch: StageBatch = { rows };
+    const tensor = message.tokens ?? message.hidden;
     if (message.tokens) batch.tokens = int64Values(message.tokens);
     if (message.hidden) batch.hidden = float32Values(message.hidden);
+    // The frame is read once, here: its buffer moves to the engine's thread uncopied.
+    if (tensor && tensorOwnsFrame(tensor)) batch.buffersMovable = true;
     const output = this.#options.engine.forward(batch);
     // Stamped when the engine answers, not when this frame's turn to send comes.
     const computedAt = output.then(epochMs, epochMs);

@@ -5,6 +5,7 @@ import { engineSuite } from './engine.js';
 import { finetuneSuite } from './finetune.js';
 import { ggufSuite } from './gguf.js';
 import { optimizeSuite } from './optimize.js';
+import { parallelSuite } from './parallel.js';
 import { pipelineSuite } from './pipeline.js';
 import { plannerSuite } from './planner.js';
 import { scaleSuite } from './scale.js';
@@ -19,6 +20,7 @@ export const SUITES: Record<string, Suite> = {
   finetune: finetuneSuite,
   gguf: ggufSuite,
   optimize: optimizeSuite,
+  parallel: parallelSuite,
   pipeline: pipelineSuite,
   planner: plannerSuite,
   scale: scaleSuite,
