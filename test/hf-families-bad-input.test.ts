@@ -162,3 +162,14 @@ for (const { what, fixture, breakIt, code, message } of CASES) {
     t.notOk(existsSync(out), 'nothing written to --out');
   });
 }
+
+t.test('BAD INPUT - --head without --bits: nothing to quantize it with', async (t) => {
+  const root = t.testdir();
+  const dir = await copyFixture('llama3-rope', join(root, 'llama3-rope'));
+  const out = join(root, 'out');
+  const result = await runCli(['model', 'import', 'hf', dir, '--head', '--out', out]);
+  t.equal(result.code, 1);
+  t.match(result.stderr, /SWARMBEE_ERR_INVALID_ARGUMENT/);
+  t.match(result.stderr, /--head .* --bits/);
+  t.notOk(existsSync(out), 'nothing written to --out');
+});

@@ -153,28 +153,48 @@ t.test(
   async (t) => {
     const root = t.testdir();
     const llama3Rope = join(import.meta.dirname, 'fixtures', 'hf-families', 'llama3-rope');
+    const untied = join(import.meta.dirname, 'fixtures', 'hf-families', 'llama-linear-untied');
     const tiny = join(root, 'llama3-tiny');
     await synthesizeHfCheckpoint({ shape: 'llama3-tiny', seed: 3, fileBytes: 100_000, out: tiny });
     for (const [label, ckpt, tokenizer] of [
       ['synthetic, no tokenizer', tiny, false],
       ['with a tokenizer', llama3Rope, true],
+      ['an untied head', untied, true],
     ] as const) {
       const fp32 = await importHf({ dir: ckpt, out: join(root, `${label}-fp32`), tokenizer });
-      const twoSteps = await quantizeModel(fp32, { bits: 4, out: join(root, `${label}-q`) });
-      const direct = await importHf({
-        dir: ckpt,
-        out: join(root, `${label}-direct`),
-        tokenizer,
-        quantize: { bits: 4 },
-      });
-      t.equal(
-        direct.manifest.weights.sha256,
-        twoSteps.manifest.weights.sha256,
-        `${label}: weights`,
-      );
-      t.same(direct.manifest.derivedFrom, twoSteps.manifest.derivedFrom, `${label}: derivation`);
-      t.equal(direct.manifest.modelHash, twoSteps.manifest.modelHash, `${label}: model hash`);
-      t.equal(direct.manifest.name, twoSteps.manifest.name, `${label}: name`);
+      for (const head of [false, true]) {
+        const what = `${label}${head ? ', LM head too' : ''}`;
+        const twoSteps = await quantizeModel(fp32, {
+          bits: 4,
+          head,
+          out: join(root, `${what}-q`),
+        });
+        const direct = await importHf({
+          dir: ckpt,
+          out: join(root, `${what}-direct`),
+          tokenizer,
+          quantize: head ? { bits: 4, head } : { bits: 4 },
+        });
+        t.equal(
+          direct.manifest.weights.sha256,
+          twoSteps.manifest.weights.sha256,
+          `${what}: weights`,
+        );
+        t.same(direct.manifest.derivedFrom, twoSteps.manifest.derivedFrom, `${what}: derivation`);
+        t.same(direct.manifest.config, twoSteps.manifest.config, `${what}: config`);
+        t.equal(direct.manifest.modelHash, twoSteps.manifest.modelHash, `${what}: model hash`);
+        t.equal(direct.manifest.name, twoSteps.manifest.name, `${what}: name`);
+      }
     }
+    await t.rejects(
+      importHf({
+        dir: tiny,
+        out: join(root, 'bad-head'),
+        tokenizer: false,
+        quantize: { bits: 4, head: 'yes' as unknown as boolean },
+      }),
+      { code: 'SWARMBEE_ERR_INVALID_ARGUMENT', message: /quantize.head/ },
+      'a head option that is not a boolean is refused',
+    );
   },
 );

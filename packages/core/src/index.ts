@@ -85,6 +85,7 @@ export type {
   GgufTensorPart,
   RequantizationError,
 } from './gguf.js';
+export { arenaCapacity } from './kv-capacity.js';
 export {
   type ChatTemplateRef,
   type HfTokenizerRef,

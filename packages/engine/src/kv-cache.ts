@@ -15,6 +15,7 @@
  * does not matter; the attention bias masks what lies outside the window).
  */
 import {
+  arenaCapacity,
   ContextOverflowError,
   InvalidArgumentError,
   KvBudgetExceededError,
@@ -22,32 +23,8 @@ import {
   SequenceUnknownError,
 } from '@swarmbee/core';
 
-/** Smallest arena capacity, in positions; capacities grow from there. */
-const INITIAL_CAPACITY_POSITIONS = 32;
-/** Each growth multiplies the capacity by this, rounded up to whole granules. */
-const CAPACITY_GROWTH_FACTOR = 1.5;
-const CAPACITY_GRANULE_POSITIONS = 32;
-
-/** The capacity after one growth step from `capacity`. */
-function grownCapacity(capacity: number): number {
-  const grown = Math.ceil(capacity * CAPACITY_GROWTH_FACTOR);
-  return Math.ceil(grown / CAPACITY_GRANULE_POSITIONS) * CAPACITY_GRANULE_POSITIONS;
-}
-
-/**
- * Positions of the arena that holds `positions`, growing from `from` (the smallest
- * capacity, or the arena being replaced): at most `maxSeqLen`. The coordinator's
- * admission charges sequences by the same rule.
- */
-export function arenaCapacity(
-  positions: number,
-  maxSeqLen: number,
-  from = INITIAL_CAPACITY_POSITIONS,
-): number {
-  let capacity = Math.max(INITIAL_CAPACITY_POSITIONS, from);
-  while (capacity < positions) capacity = grownCapacity(capacity);
-  return Math.min(capacity, Math.max(maxSeqLen, INITIAL_CAPACITY_POSITIONS));
-}
+/** Arena capacities grow as `arenaCapacity` (@swarmbee/core) says: the planner and admission size by it. */
+export { arenaCapacity };
 
 /** Element arrays a cache holds: float32, or float16 kept as raw 16-bit words. */
 export type KvElements = Float32Array | Uint16Array;

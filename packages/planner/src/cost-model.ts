@@ -24,6 +24,7 @@
  */
 import {
   ACTIVATION_BYTES_PER_ELEMENT,
+  arenaCapacity,
   type ClusterProfile,
   COORDINATOR_NODE,
   type DeviceProfile,
@@ -54,8 +55,10 @@ export class CostModel {
   readonly prefillChunkLength: number;
   /**
    * Bytes of weights, and KV bytes per token of the workload's context, of layers [0, l),
-   * by l. A sliding-window layer's KV stops at its window, so its share per context token
-   * is smaller when the context is longer than the window.
+   * by l. The KV is what the engine's arena holds for that context (`arenaCapacity`
+   * positions, rounded up to its growth step), spread over the context's tokens. A
+   * sliding-window layer's KV stops at its window, so its share per context token is
+   * smaller when the context is longer than the window.
    */
   readonly paramPrefix: Float64Array;
   readonly kvPrefix: Float64Array;
@@ -82,11 +85,14 @@ export class CostModel {
     this.kvPrefix = new Float64Array(n + 1);
     // The model records fp32 KV bytes; an fp16 cache holds the same elements in half.
     const kvScale = KV_DTYPE_BYTES[this.workload.kvDtype ?? 'float32'] / KV_DTYPE_BYTES.float32;
+    // A sequence of `context` tokens sits in an arena of `positions` (the engine's growth step).
+    const context = this.workload.contextTokens;
+    const positions = arenaCapacity(context, this.model.maxSeqLen);
     for (let l = 0; l < n; l++) {
       const cost = this.model.layers[l]!;
       this.paramPrefix[l + 1] = this.paramPrefix[l]! + cost.paramBytes;
-      const context = this.workload.contextTokens;
-      this.kvPrefix[l + 1] = this.kvPrefix[l]! + (kvScale * layerKvBytes(cost, context)) / context;
+      this.kvPrefix[l + 1] =
+        this.kvPrefix[l]! + (kvScale * layerKvBytes(cost, positions)) / context;
     }
   }
 
@@ -266,7 +272,11 @@ export class CostModel {
     return weights + kv + extra;
   }
 
-  /** KV-cache bytes layers [layerStart, layerEnd) hold for `sequences` full contexts. */
+  /**
+   * KV-cache bytes layers [layerStart, layerEnd) hold for `sequences` full contexts, each
+   * in the arena capacity the engine grows to for that context (so a stage given this
+   * budget admits exactly `sequences` of them).
+   */
   stageKvBytes(layerStart: number, layerEnd: number, sequences: number): number {
     const kvPerToken = this.kvPrefix[layerEnd]! - this.kvPrefix[layerStart]!;
     return kvPerToken * this.workload.contextTokens * sequences;

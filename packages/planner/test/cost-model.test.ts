@@ -1,4 +1,5 @@
 /** The cost model on a pipeline small enough to work out by hand (numbers in the comments). */
+import { arenaCapacity } from '@swarmbee/core';
 import t from 'tap';
 import { CostModel, interpolateAxis, interpolateGrid, plan as planFor } from '../src/index.js';
 import { cluster, device, flatModel } from './helpers/fixtures.js';
@@ -102,6 +103,30 @@ t.test('memory: a tied head costs a copy only on a device without the embedding'
   t.equal(cost.stageMemoryBytes(0, 2, true, false, 1), 2000 + 1280 + 200);
   t.equal(cost.stageMemoryBytes(2, 4, false, true, 1), 2000 + 1280 + 300);
 });
+
+t.test(
+  "a stage's KV budget holds each sequence's context in the arena capacity the engine grows to",
+  async (t) => {
+    // 1000 tokens of context sit in an arena of arenaCapacity(1000) positions (1,312), not 1000.
+    const long = cluster(flatModel({ maxSeqLen: 4096 }), [
+      device('a', 10_000_000, 1),
+      device('b', 20_000_000, 2),
+    ]);
+    const positions = arenaCapacity(1000, 4096);
+    t.ok(positions > 1000, `the arena for 1000 positions holds ${positions}`);
+    const result = planFor(
+      { cluster: long, workload: { ...workload, contextTokens: 1000 } },
+      { planner: 'dp', objective: 'throughput', microBatchCandidates: [1, 2] },
+    );
+    const sequences = result.microBatchSize * result.microBatchesInFlight;
+    for (const s of result.stages)
+      t.equal(
+        s.kvBudgetBytes,
+        (s.layerEnd - s.layerStart) * 10 * positions * sequences,
+        `stage ${s.index}: ${s.layerEnd - s.layerStart} layers × 10 B × ${positions} positions × ${sequences}`,
+      );
+  },
+);
 
 t.test(
   "a plan's stages carry their KV budget: KV bytes per token × context × the sequences it keeps",

@@ -66,9 +66,36 @@ const portable: Options & { skipValues: unknown[] } = {
 const packr = new Packr(portable);
 const unpackr = new Unpackr(portable);
 
+/** A trailing byte field at least this large is framed as its own part, never copied: 64 KiB. */
+export const SPLIT_FIELD_MIN_BYTES = 64 * 1024;
+
+/**
+ * A message without tensors as the parts of its frame: the frame, or — when its last field
+ * is bytes of at least {@link SPLIT_FIELD_MIN_BYTES} (a shard chunk) — the msgpack of
+ * everything before those bytes (their bin32 header last) and the bytes themselves,
+ * uncopied. Concatenated, the parts are exactly the one-buffer frame.
+ */
+function trailingBytesParts(message: Message): Uint8Array[] {
+  const fields = Object.keys(message);
+  const last = fields.at(-1);
+  const tail = last === undefined ? undefined : (message as Record<string, unknown>)[last];
+  const whole = () => [packr.pack({ v: PROTOCOL_VERSION, ...message })];
+  if (!(tail instanceof Uint8Array) || tail.byteLength < SPLIT_FIELD_MIN_BYTES) return whole();
+  const head = packr.pack({ v: PROTOCOL_VERSION, ...message, [last as string]: new Uint8Array(0) });
+  // An empty bin field packs as bin8 of length 0: swap it for the bin32 header of the bytes.
+  if (head[head.length - 2] !== 0xc4 || head[head.length - 1] !== 0x00) return whole();
+  const framed = new Uint8Array(head.length + 3);
+  framed.set(head.subarray(0, head.length - 2));
+  const header = new DataView(framed.buffer, framed.byteOffset + head.length - 2, 5);
+  header.setUint8(0, 0xc6);
+  header.setUint32(1, tail.byteLength);
+  return [framed, tail];
+}
+
 /**
  * Encodes one message as the parts of one frame, in order: a single part for a message
- * without tensors; for one with tensors, the envelope and then each tensor's bytes as they
+ * without tensors (two when it ends in a large byte field: see trailingBytesParts); for one
+ * with tensors, the envelope and then each tensor's bytes as they
  * are (not copied). Parts stay valid until the caller changes the tensors it passed in.
  */
 export function encodeParts(message: Message): Uint8Array[] {
@@ -83,7 +110,7 @@ export function encodeParts(message: Message): Uint8Array[] {
       envelope[field] = { dtype: tensor.dtype, dims: tensor.dims };
       tensors.push(tensor.data);
     }
-    if (envelope === undefined) return [packr.pack({ v: PROTOCOL_VERSION, ...message })];
+    if (envelope === undefined) return trailingBytesParts(message);
     return tensorFrameParts(packr.pack(envelope), tensors);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);

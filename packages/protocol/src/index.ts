@@ -65,6 +65,7 @@ export {
   encode,
   encodeParts,
   errorMessageFor,
+  SPLIT_FIELD_MIN_BYTES,
   tensorOwnsFrame,
 } from './codec.js';
 export {

@@ -17,6 +17,7 @@ import {
   type Message,
   type MessagePlane,
   PROTOCOL_VERSION,
+  SPLIT_FIELD_MIN_BYTES,
 } from '@swarmbee/protocol';
 import { Packr, Unpackr } from 'msgpackr';
 import t from 'tap';
@@ -92,6 +93,35 @@ t.test('frames are plain msgpack maps that a default decoder reads', async (t) =
   t.notOk('nextUrl' in value, 'an undefined optional field is left out, not sent as an extension');
   t.equal(frame[0]! & 0xf0, 0x80, 'the frame is a msgpack fixmap');
 });
+
+t.test(
+  'a shard chunk is framed in two parts, its bytes uncopied, that join into its frame',
+  async (t) => {
+    const sha256 = 'a'.repeat(64);
+    for (const bytes of [SPLIT_FIELD_MIN_BYTES - 1, SPLIT_FIELD_MIN_BYTES, 1 << 20]) {
+      const data = new Uint8Array(bytes).map((_, i) => i % 251);
+      const message: Message = {
+        type: 'shard.chunk',
+        shardId: sha256,
+        file: 'weights.bin',
+        offset: 4096,
+        sha256,
+        data,
+      };
+      const parts = encodeParts(message);
+      t.equal(parts.length, bytes < SPLIT_FIELD_MIN_BYTES ? 1 : 2, `${bytes} bytes`);
+      if (parts.length === 2) t.equal(parts[1], data, 'the bytes are the chunk itself');
+      const joined = Buffer.concat(parts);
+      t.same(joined, Buffer.from(encode(message)), 'exactly the frame encode gives');
+      const { data: got, ...fields } = decode(joined) as Message & { data: Uint8Array };
+      const { data: _sent, ...sent } = message as Message & { data: Uint8Array };
+      t.strictSame(fields, sent, 'the same message decoded');
+      t.ok(Buffer.from(got).equals(Buffer.from(data)), 'with the same bytes');
+    }
+    const small = encodeParts({ type: 'drain' });
+    t.equal(small.length, 1, 'a message without trailing bytes is one part');
+  },
+);
 
 t.test('unknown extra fields are dropped, so peers can add optional fields', async (t) => {
   const decoded = decode(raw({ v: PROTOCOL_VERSION, type: 'drain', futureField: 1 }));

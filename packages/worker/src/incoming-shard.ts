@@ -1,18 +1,23 @@
 /**
  * One shard being received into its staging directory (`.incoming-<shardId>/`): its
- * files, written chunk by chunk in order, each chunk checked against its own sha256
- * before it is written, and a journal of the chunks on disk (`.journal`, one line per
- * chunk, appended after the chunk's write), so a transfer cut short — a dropped
- * connection, a restarted worker — resumes from its last verified chunk instead of from
- * zero. The staging directory also holds the offer (`.offer.json`): a resume needs the
+ * files, written chunk by chunk in order, and a journal of the chunks on disk
+ * (`.journal`, one line per chunk, appended after the chunk's write), so a transfer cut
+ * short — a dropped connection, a restarted worker — resumes from its last verified
+ * chunk instead of from zero.
+ *
+ * Every byte is hashed once: each file keeps the sha256 state of its bytes so far, and a
+ * chunk comes with the digest of its file from byte 0 through the chunk's end, which that
+ * state must give once the chunk is fed to it (checked before the chunk is written). The
+ * last chunk's digest is the file's own, so a file received whole is verified without
+ * reading it back; a resumed file's prefix is read back once, at open, to rebuild its state. The staging directory also holds the offer (`.offer.json`): a resume needs the
  * same offer, else the transfer starts afresh.
  *
  * Nothing here is ever taken as the whole shard: the cache moves a staging directory into
  * place only after every file's sha256 matched the offer (see ShardCache.finish).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
-import { type FileHandle, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { type FileHandle, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgumentError, ShardChunkCorruptError } from '@swarmbee/core';
 
@@ -53,17 +58,8 @@ interface JournalEntry {
   sha256: string;
 }
 
-function sha256Of(data: Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
-}
-
-async function sha256OfRange(path: string, start: number, bytes: number): Promise<string> {
-  const hash = createHash('sha256');
-  if (bytes === 0) return hash.digest('hex');
-  for await (const chunk of createReadStream(path, { start, end: start + bytes - 1 }))
-    hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
+/** Bytes read at a time when a resumed file's prefix is hashed again. */
+const REHASH_READ_BYTES = 4 * 1024 * 1024;
 
 function parseJournal(text: string, files: ReadonlyMap<string, ShardFileEntry>): JournalEntry[] {
   const entries: JournalEntry[] = [];
@@ -85,16 +81,13 @@ export class IncomingShard {
   readonly #verified = new Map<string, number>();
   /** Per file: where the next accepted chunk must start (past the chunks queued). */
   readonly #expected = new Map<string, number>();
-  /** The last journalled chunk of each file: re-checked against the disk on resume. */
   #journal?: FileHandle;
-  /**
-   * Per file received from byte 0 in this session: the sha256 of its bytes so far, fed
-   * each chunk as it is written, so the whole file is checked without reading it back.
-   * A file resumed from an earlier session has none (finish reads that one back).
-   */
-  readonly #fileHashes = new Map<string, Hash>();
+  /** Per file: the sha256 state of its bytes from 0 to where the next chunk starts. */
+  readonly #fileHashes: Map<string, Hash>;
   /** Writes run one after another, in arrival order. */
   #tail: Promise<void> = Promise.resolve();
+  /** Journal lines are appended one after another, each once its chunk is on disk. */
+  #journalTail: Promise<void> = Promise.resolve();
   /** The first write that failed: the transfer has failed. */
   #failure?: unknown;
   #pendingBytes = 0;
@@ -105,21 +98,23 @@ export class IncomingShard {
     readonly openFile: OpenShardFile,
     /** Bytes held from the start when it was opened: what a resume did not need sent. */
     readonly resumedBytes: number,
-    verified: ReadonlyMap<string, number>,
+    held: ReadonlyMap<string, HeldPrefix>,
   ) {
     this.#files = new Map(offer.files.map((f) => [f.name, f]));
+    this.#fileHashes = new Map();
     for (const file of offer.files) {
-      const bytes = verified.get(file.name) ?? 0;
+      const prefix = held.get(file.name);
+      const bytes = prefix?.bytes ?? 0;
       this.#verified.set(file.name, bytes);
       this.#expected.set(file.name, bytes);
-      if (bytes === 0) this.#fileHashes.set(file.name, createHash('sha256'));
+      this.#fileHashes.set(file.name, prefix?.hash ?? createHash('sha256'));
     }
   }
 
   /**
    * Opens the staging directory for `offer`: resumes what an earlier transfer of the same
-   * offer left there (its journalled chunks, the last of each file re-checked on disk),
-   * or starts afresh.
+   * offer left there (its journalled chunks, as far as the disk still matches them: each
+   * file's prefix is read back and hashed), or starts afresh.
    */
   static async open(
     offer: ShardOffer,
@@ -139,8 +134,8 @@ export class IncomingShard {
       await mkdir(dir, { recursive: true });
       await writeFile(join(dir, OFFER_FILE), JSON.stringify(recorded));
     }
-    const held = verified ?? new Map<string, number>();
-    const resumed = [...held.values()].reduce((n, b) => n + b, 0);
+    const held = verified ?? new Map<string, HeldPrefix>();
+    const resumed = [...held.values()].reduce((n, p) => n + p.bytes, 0);
     const incoming = new IncomingShard(recorded, dir, openFile, resumed, held);
     incoming.#journal = await open(join(dir, JOURNAL_FILE), 'a');
     return incoming;
@@ -162,10 +157,11 @@ export class IncomingShard {
   }
 
   /**
-   * Takes one chunk: checks it starts where its file's last one ended and that `data`
-   * has the `sha256` sent with it (throwing, synchronously, InvalidArgumentError or
-   * ShardChunkCorruptError: nothing of it is written), then queues its write. The
-   * promise settles once it is on disk and journalled.
+   * Takes one chunk: checks it starts where its file's last one ended and that the file's
+   * bytes through it have the `sha256` sent with it (throwing, synchronously,
+   * InvalidArgumentError or ShardChunkCorruptError: nothing of it is written, and the
+   * transfer is over: its owner opens the staging directory afresh to resume), then
+   * queues its write. The promise settles once it is on disk (its journal line follows).
    */
   write(name: string, offset: number, data: Uint8Array, sha256: string): Promise<void> {
     const file = this.#files.get(name);
@@ -178,14 +174,14 @@ export class IncomingShard {
       throw new InvalidArgumentError(
         `chunk [${offset}, ${offset + data.length}) of ${name} (${file.bytes} bytes) is out of order: the next chunk starts at ${expected}`,
       );
-    const digest = sha256Of(data);
+    const hash = this.#fileHashes.get(name) ?? createHash('sha256');
+    // Fed before the check: a refused chunk ends this transfer, so the state is never reused.
+    const digest = hash.update(data).copy().digest('hex');
     if (digest !== sha256)
       throw new ShardChunkCorruptError(
         `shard ${this.offer.shardId.slice(0, 12)}: chunk [${offset}, ${offset + data.length}) of ${name} has sha256 ${digest.slice(0, 12)}…, sent as ${sha256.slice(0, 12)}…; refused, resend from byte ${offset}`,
       );
     this.#expected.set(name, offset + data.length);
-    // Chunks are taken in order from byte 0, so the file's hash sees exactly its bytes.
-    this.#fileHashes.get(name)?.update(data);
     this.#pendingBytes += data.length;
     const step = this.#tail.then(async () => {
       try {
@@ -208,15 +204,23 @@ export class IncomingShard {
       this.#sinks.set(entry.file, sink);
     }
     await sink.write(data, 0, data.length, entry.offset);
-    // Journalled only once on disk: a crash between the two re-sends this chunk, never skips it.
-    await this.#journal?.write(`${entry.file}\t${entry.offset}\t${entry.bytes}\t${entry.sha256}\n`);
     this.#verified.set(entry.file, entry.offset + entry.bytes);
+    // Journalled only once on disk: a crash between the two re-sends this chunk, never skips
+    // it. The next chunk's write does not wait for the line (appends keep their order).
+    const line = `${entry.file}\t${entry.offset}\t${entry.bytes}\t${entry.sha256}\n`;
+    this.#journalTail = this.#journalTail
+      .then(() => this.#journal?.write(line))
+      .then(
+        () => {},
+        (error: unknown) => {
+          this.#failure ??= error;
+        },
+      );
   }
 
   /**
-   * The sha256 of each file received whole in this session, from the bytes written (call
-   * after {@link close}); files resumed from an earlier session, or not received whole, are
-   * left out: their bytes must be read back to be judged.
+   * The sha256 of each file received whole, from the bytes written (call after
+   * {@link close}); files not received whole are left out.
    */
   receivedDigests(): Map<string, string> {
     const digests = new Map<string, string>();
@@ -231,6 +235,7 @@ export class IncomingShard {
   /** Waits for the writes in hand and closes the files; the staging directory stays to resume from. Never rejects. */
   async suspend(): Promise<void> {
     await this.#tail;
+    await this.#journalTail;
     await Promise.all([...this.#sinks.values()].map((s) => s.close().catch(() => {})));
     this.#sinks.clear();
     await this.#journal?.close().catch(() => {});
@@ -249,6 +254,7 @@ export class IncomingShard {
    */
   async close(): Promise<void> {
     await this.#tail;
+    await this.#journalTail;
     if (this.#failure !== undefined) {
       await this.suspend();
       throw this.#failure;
@@ -262,39 +268,65 @@ export class IncomingShard {
   }
 }
 
+/** A file's bytes from the start that a resume keeps, and the sha256 state after them. */
+interface HeldPrefix {
+  bytes: number;
+  hash: Hash;
+}
+
 /**
- * What an earlier transfer of `offer` left in `dir`, per file the bytes from the start
- * that its journal vouches for and the disk still holds; undefined when there is nothing
- * to resume (no directory, another offer, an unreadable one).
+ * What an earlier transfer of `offer` left in `dir`: per file, the bytes from the start
+ * that its journal vouches for and the disk still holds (read back and hashed, each
+ * journalled chunk's digest checked in turn: the first that fails ends the prefix), with
+ * the hash state after them; undefined when there is nothing to resume (no directory,
+ * another offer, an unreadable one).
  */
 async function readVerified(
   offer: ShardOffer,
   dir: string,
   files: ReadonlyMap<string, ShardFileEntry>,
-): Promise<Map<string, number> | undefined> {
+): Promise<Map<string, HeldPrefix> | undefined> {
   const recorded = await readFile(join(dir, OFFER_FILE), 'utf8').catch(() => undefined);
   if (recorded !== JSON.stringify(offer)) return undefined;
   const text = await readFile(join(dir, JOURNAL_FILE), 'utf8').catch(() => '');
-  const lastOf = new Map<string, JournalEntry>();
-  const verified = new Map<string, number>();
+  const runs = new Map<string, JournalEntry[]>();
   for (const entry of parseJournal(text, files)) {
     // Chunks follow each other from byte 0; one that does not continue the run restarted it.
-    const held = verified.get(entry.file) ?? 0;
+    const run = runs.get(entry.file) ?? [];
+    const last = run.at(-1);
+    const held = last ? last.offset + last.bytes : 0;
     if (entry.offset > held) continue;
-    verified.set(entry.file, entry.offset + entry.bytes);
-    lastOf.set(entry.file, entry);
+    while (run.length > 0 && (run.at(-1)?.offset ?? 0) >= entry.offset) run.pop();
+    run.push(entry);
+    runs.set(entry.file, run);
   }
-  for (const [name, last] of lastOf) {
-    const path = join(dir, name);
-    const size = await stat(path).then(
-      (s) => s.size,
-      () => 0,
-    );
-    const end = last.offset + last.bytes;
-    // The last chunk is the one a crash may have cut short: trust it only if the disk agrees.
-    const intact =
-      size >= end && (await sha256OfRange(path, last.offset, last.bytes)) === last.sha256;
-    verified.set(name, intact ? end : Math.min(last.offset, size));
-  }
+  const verified = new Map<string, HeldPrefix>();
+  for (const [name, run] of runs) verified.set(name, await hashPrefix(join(dir, name), run));
   return verified;
+}
+
+/** Hashes `path` chunk by chunk of `run`, as far as each chunk's digest matches. */
+async function hashPrefix(path: string, run: JournalEntry[]): Promise<HeldPrefix> {
+  let held: HeldPrefix = { bytes: 0, hash: createHash('sha256') };
+  const file = await open(path, 'r').catch(() => undefined);
+  if (!file) return held;
+  const buffer = Buffer.allocUnsafe(REHASH_READ_BYTES);
+  try {
+    for (const entry of run) {
+      const hash = held.hash.copy();
+      const end = entry.offset + entry.bytes;
+      for (let at = entry.offset; at < end; ) {
+        const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, end - at), at);
+        if (bytesRead === 0) return held;
+        hash.update(buffer.subarray(0, bytesRead));
+        at += bytesRead;
+      }
+      // The first chunk the disk no longer matches (a crash cut its write short) ends the prefix.
+      if (hash.copy().digest('hex') !== entry.sha256) break;
+      held = { bytes: end, hash };
+    }
+    return held;
+  } finally {
+    await file.close();
+  }
 }

@@ -265,7 +265,7 @@ export class ShardCache {
     // A chunk that failed to reach the disk leaves what came before it to resume from.
     await incoming.close();
     try {
-      // Hashed as it was written, in order from byte 0; a resumed file is read back.
+      // Hashed as it was written (a resumed file's prefix as it resumed): nothing is read back.
       const received = incoming.receivedDigests();
       for (const file of incoming.offer.files) {
         const digest =
@@ -284,7 +284,7 @@ export class ShardCache {
       await rename(incoming.dir, target);
       return target;
     } catch (error) {
-      // Every chunk matched its own hash but the whole does not: nothing here can be trusted.
+      // Every chunk matched the digest sent with it, but the whole is not the file offered: nothing here can be trusted.
       await rm(incoming.dir, { recursive: true, force: true });
       throw error;
     }

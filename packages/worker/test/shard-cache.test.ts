@@ -19,15 +19,21 @@ function offerOf(files: Record<string, string>) {
   };
 }
 
-/** Writes `text` at `offset` as one chunk, sent with its own sha256 (or `claimed`). */
+/**
+ * Writes `text` at `offset` as one chunk, sent with the sha256 of its file through it:
+ * of `before` (the file's bytes before it, `offset` of them) and `text` — or `claimed`.
+ */
 function chunk(
   cache: ShardCache,
   shardId: string,
   file: string,
   offset: number,
   text: string,
-  claimed = sha256(bytes(text)),
+  before = '',
+  claimed = sha256(bytes(before + text)),
 ) {
+  if (bytes(before).length !== offset && claimed === sha256(bytes(before + text)))
+    throw new Error(`the test gave ${bytes(before).length} bytes before a chunk at ${offset}`);
   return cache.write(shardId, file, offset, bytes(text), claimed);
 }
 
@@ -37,7 +43,7 @@ t.test('a shard arrives in chunks, is verified, and is found in the cache', asyn
   t.notOk(await cache.has(offer));
   t.same(await cache.begin(offer), [], 'nothing held: send everything');
   await chunk(cache, offer.shardId, 'weights.bin', 0, 'weight ');
-  await chunk(cache, offer.shardId, 'weights.bin', 7, 'bytes here');
+  await chunk(cache, offer.shardId, 'weights.bin', 7, 'bytes here', 'weight ');
   await chunk(cache, offer.shardId, 'model.onnx', 0, 'graph bytes');
   const path = await cache.finish(offer.shardId);
   t.ok(await cache.has(offer));
@@ -91,7 +97,7 @@ t.test('BAD SHARD - ids and file names cannot leave the cache dir', async (t) =>
   }
   const offer = offerOf({ 'weights.bin': 'abc' });
   await cache.begin(offer);
-  await t.rejects(chunk(cache, offer.shardId, 'weights.bin', 2, 'xyz'), {
+  await t.rejects(chunk(cache, offer.shardId, 'weights.bin', 2, 'xyz', 'ab'), {
     code: 'SWARMBEE_ERR_INVALID_ARGUMENT',
     message: /out of order/,
   });
@@ -112,8 +118,8 @@ t.test(
     // Chunks arrive without waiting for each other, as the worker hands them over.
     const writes = [
       chunk(cache, bad.shardId, 'weights.bin', 0, 'a'),
-      chunk(cache, bad.shardId, 'weights.bin', 1, 'X', sha256(bytes('b'))),
-      chunk(cache, bad.shardId, 'weights.bin', 2, 'c'),
+      chunk(cache, bad.shardId, 'weights.bin', 1, 'X', 'a', sha256(bytes('ab'))),
+      chunk(cache, bad.shardId, 'weights.bin', 2, 'c', 'ab'),
       chunk(cache, good.shardId, 'weights.bin', 0, 'fine weights'),
     ];
     const outcomes = await Promise.allSettled(writes);
@@ -140,7 +146,7 @@ t.test(
       [{ file: 'weights.bin', bytes: 1 }],
       'offered again, it resumes at the refused chunk',
     );
-    await chunk(cache, bad.shardId, 'weights.bin', 1, 'bc');
+    await chunk(cache, bad.shardId, 'weights.bin', 1, 'bc', 'a');
     await cache.finish(bad.shardId);
     t.ok(await cache.has(bad), 'the shard arrives whole');
   },
@@ -154,7 +160,7 @@ t.test(
     let cache = new ShardCache(dir);
     await cache.begin(offer);
     await chunk(cache, offer.shardId, 'a.bin', 0, 'aaaa');
-    await chunk(cache, offer.shardId, 'a.bin', 4, 'bbbb');
+    await chunk(cache, offer.shardId, 'a.bin', 4, 'bbbb', 'aaaa');
     // The connection drops: the worker keeps what it verified.
     await cache.suspendAll();
     t.same(await cache.begin(offer), [{ file: 'a.bin', bytes: 8 }], 'resumed on the same cache');
@@ -165,7 +171,7 @@ t.test(
     await appendFile(join(incoming, '.journal'), 'a.bin\t8\t2');
     cache = new ShardCache(dir);
     t.same(await cache.begin(offer), [{ file: 'a.bin', bytes: 8 }], 'resumed after a restart');
-    await chunk(cache, offer.shardId, 'a.bin', 8, 'cc');
+    await chunk(cache, offer.shardId, 'a.bin', 8, 'cc', 'aaaabbbb');
     await cache.suspendAll();
 
     // The last chunk's bytes on disk do not match its journal line (lost in a crash): it goes.
@@ -181,7 +187,7 @@ t.test(
       message: /next chunk starts at 8/,
     });
     t.same(await cache.begin(offer), [{ file: 'a.bin', bytes: 8 }]);
-    await chunk(cache, offer.shardId, 'a.bin', 8, 'cc');
+    await chunk(cache, offer.shardId, 'a.bin', 8, 'cc', 'aaaabbbb');
     await chunk(cache, offer.shardId, 'b.bin', 0, 'dddd');
     await cache.finish(offer.shardId);
     t.ok(await cache.has(offer), 'whole and verified');
@@ -190,6 +196,25 @@ t.test(
       ['.offer.json', '.verified.json', 'a.bin', 'b.bin'].sort(),
       'no journal in the cache; what was verified, by each file stat',
     );
+
+    // A damaged chunk before the journal's last: the prefix ends where the disk stops matching.
+    await cache.abort(offer.shardId);
+    await cache.begin(offer);
+    await chunk(cache, offer.shardId, 'a.bin', 0, 'aaaa');
+    await chunk(cache, offer.shardId, 'a.bin', 4, 'bbbb', 'aaaa');
+    await chunk(cache, offer.shardId, 'a.bin', 8, 'cc', 'aaaabbbb');
+    await cache.suspendAll();
+    await writeFile(join(incoming, 'a.bin'), 'aaaaBXbbcc');
+    cache = new ShardCache(dir);
+    t.same(
+      await cache.begin(offer),
+      [{ file: 'a.bin', bytes: 4 }],
+      'every chunk is checked on resume, not only the last',
+    );
+    await chunk(cache, offer.shardId, 'a.bin', 4, 'bbbbcc', 'aaaa');
+    await chunk(cache, offer.shardId, 'b.bin', 0, 'dddd');
+    await cache.finish(offer.shardId);
+    t.ok(await cache.has(offer), 'whole after resuming from the damage');
 
     // The same shard offered differently (another file list) starts afresh.
     const other = { ...offerOf({ 'c.bin': 'eeee' }), shardId: offer.shardId };

@@ -72,7 +72,7 @@ export async function measureTransfer(context: SuiteContext): Promise<BenchResul
     ...runHeader(context, started),
     options: { quick: context.quick, shapedShardMib },
     notes: [
-      'The coordinator side (its WorkerRegistry and sendShard, 1 MiB chunks, each with its sha256) runs in the benchmark process; the worker is a `swarmbee worker` process writing to its disk cache.',
+      'The coordinator side (its WorkerRegistry and sendShard, 1 MiB chunks, each with the sha256 of its file through it: every byte hashed once on either side; the first send of a file hashes it as it is read) runs in the benchmark process; the worker is a `swarmbee worker` process writing to its disk cache.',
       'Transfer: time runs from the offer to `shard.stored`, so it includes the worker checking the whole shard (hashed as it is written) before it answers. Link bandwidth: raw bytes through the same loopback socket or the same shaping proxy, in the same run.',
       'Arrived whole: the shard was offered again and the worker, checking its cached copy, needed none of it.',
       'The resume row cuts the connection (coordinator side) once half the shard went out; the worker re-joins and is sent only what it had not verified. "Sent again" counts the bytes in flight at the cut.',

@@ -1,4 +1,5 @@
 /** `swarmbee model import llama2c|hf`: checkpoints into model dirs. */
+import { InvalidArgumentError } from '@swarmbee/core';
 import { importHf, importLlama2c } from '@swarmbee/model';
 import type { Argv } from 'yargs';
 import { withProgress } from '../ui/progress.js';
@@ -80,8 +81,18 @@ export function modelImportCommands(yargs: Argv): Argv {
             choices: [8, 4],
             describe:
               "Quantize every layer's linear weights to this many bits on the way (as `optimize quantize --bits` after an fp32 import, the same bytes), never writing the fp32 model dir (default: fp32)",
+          })
+          .option('head', {
+            type: 'boolean',
+            default: false,
+            describe:
+              'With --bits: quantize the LM head too, as `optimize quantize --head` (a head tied to the embedding becomes its own tensor; for 128k vocabularies the fp32 head outweighs the int4 layers)',
           }),
       async (args) => {
+        if (args.head && args.bits === undefined)
+          throw new InvalidArgumentError(
+            '--head quantizes the LM head along with the layers: give --bits 4 or --bits 8 with it',
+          );
         const dir = await withProgress((progress) =>
           importHf({
             dir: args.dir,
@@ -89,7 +100,9 @@ export function modelImportCommands(yargs: Argv): Argv {
             name: args.name,
             progress,
             tokenizer: args.tokenizer,
-            ...(args.bits === undefined ? {} : { quantize: { bits: args.bits as 4 | 8 } }),
+            ...(args.bits === undefined
+              ? {}
+              : { quantize: { bits: args.bits as 4 | 8, head: args.head } }),
             ...(args.context === undefined ? {} : { contextLength: args.context }),
           }),
         );

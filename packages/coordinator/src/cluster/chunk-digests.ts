@@ -1,23 +1,27 @@
 /**
- * The sha256 of each chunk of a shard file, remembered after the first time the file is
- * sent, so sending it again (another worker, a re-plan, a resumed transfer) reads the file
- * but does not hash it. Remembered per file and chunk size, by the file's inode, size and
- * modification and change times: a file changed since is hashed afresh. The worker checks
- * every chunk against its digest and the whole file against the offer's sha256, so a
- * stale digest can only make a transfer fail, never store wrong bytes.
+ * What each `shard.chunk` of a file carries: the sha256 of the file from byte 0 through
+ * the chunk's end (the worker feeds each chunk to one running hash per file and checks
+ * that, so every byte is hashed once on either side, and the last chunk's digest is the
+ * file's own). Sending hashes the file as it reads it, one pass; the digests are
+ * remembered after the first send, so sending it again (another worker, a re-plan, a
+ * resumed transfer) reads the file but does not hash it. Remembered per file and chunk
+ * size, by the file's inode, size and modification and change times: a file changed since
+ * is hashed afresh. A stale digest can only make a transfer fail, never store wrong bytes.
  */
-import { createHash } from 'node:crypto';
-import { stat } from 'node:fs/promises';
+import { createHash, type Hash } from 'node:crypto';
+import { open, stat } from 'node:fs/promises';
 
 /** Most files whose chunk digests are remembered; the oldest is forgotten first. */
 const MAX_REMEMBERED_FILES = 256;
+/** Bytes read at a time when a transfer resumes mid-file without remembered digests. */
+const PREFIX_READ_BYTES = 4 * 1024 * 1024;
 
 interface Entry {
   /** The file's inode, size, mtime and ctime (ns) when its digests were taken. */
   stat: string;
   /** The file's size then, bytes. */
   bytes: number;
-  /** Digest of chunk i, covering [i × chunkBytes, (i + 1) × chunkBytes); filled as sent. */
+  /** Digest of the file's bytes [0, (i + 1) × chunkBytes) (or to its end); filled as sent. */
   digests: (string | undefined)[];
 }
 
@@ -30,7 +34,12 @@ async function statOf(path: string): Promise<{ key: string; bytes: number }> {
 
 /** The digests of one file's chunks of `chunkBytes`: remembered ones, and new ones as they are taken. */
 export class ChunkDigests {
+  /** The running hash of the bytes handed to {@link through} so far, and where it stands. */
+  #hash?: Hash;
+  #hashedTo = 0;
+
   private constructor(
+    readonly path: string,
     readonly chunkBytes: number,
     readonly entry: Entry,
   ) {}
@@ -45,20 +54,46 @@ export class ChunkDigests {
       if (remembered.size > MAX_REMEMBERED_FILES)
         remembered.delete(remembered.keys().next().value as string);
     }
-    return new ChunkDigests(chunkBytes, entry);
+    return new ChunkDigests(path, chunkBytes, entry);
   }
 
-  /** The sha256 of `data`, read at `offset`: remembered when the chunk is a whole one of the grid. */
-  of(offset: number, data: Uint8Array): string {
+  /**
+   * The sha256 of the file's bytes [0, offset + data.length), `data` being what was read
+   * at `offset`. Chunks are taken in order; the first one taken may start anywhere (a
+   * resume), and when its digest is not remembered the file's bytes before it are read
+   * and hashed first.
+   */
+  async through(offset: number, data: Uint8Array): Promise<string> {
     const index = offset / this.chunkBytes;
     // Only a chunk that is exactly cell `index` of the grid (a resume may start off it, a read may come short).
     const onGrid =
       Number.isInteger(index) &&
       data.length === Math.min(this.chunkBytes, this.entry.bytes - offset);
     const known = onGrid ? this.entry.digests[index] : undefined;
-    if (known !== undefined) return known;
-    const digest = createHash('sha256').update(data).digest('hex');
+    if (known !== undefined && this.#hash === undefined) return known;
+    if (this.#hash === undefined || this.#hashedTo !== offset) await this.#hashUpTo(offset);
+    const digest = (this.#hash as Hash).update(data).copy().digest('hex');
+    this.#hashedTo = offset + data.length;
     if (onGrid) this.entry.digests[index] = digest;
     return digest;
+  }
+
+  /** Starts the running hash over the file's bytes [0, offset), read from disk. */
+  async #hashUpTo(offset: number): Promise<void> {
+    const hash = createHash('sha256');
+    const file = await open(this.path, 'r');
+    try {
+      const buffer = Buffer.allocUnsafe(Math.min(PREFIX_READ_BYTES, Math.max(offset, 1)));
+      for (let at = 0; at < offset; ) {
+        const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, offset - at), at);
+        if (bytesRead === 0) break;
+        hash.update(buffer.subarray(0, bytesRead));
+        at += bytesRead;
+      }
+    } finally {
+      await file.close();
+    }
+    this.#hash = hash;
+    this.#hashedTo = offset;
   }
 }

@@ -1,16 +1,18 @@
 /**
  * One shard to one worker, by content address: offer it, and stream it only if the
  * worker lacks it — from where an interrupted transfer left off, when the worker kept
- * the chunks it verified (`shard.need.verified`). Every chunk carries its sha256; a chunk
+ * the chunks it verified (`shard.need.verified`). Every chunk carries the sha256 of its
+ * file from byte 0 through it (see ChunkDigests); a chunk
  * the worker refuses as corrupt is sent again (the shard is offered again and the worker
  * answers from its last verified chunk), at most `maxCorruptResends` times.
  *
  * No wait on this path has a total-time deadline. The stream's deadline is about progress
  * — it passes when no chunk has been taken by the socket for `transferStallTimeoutMs` —
  * so a 4 GB shard on a 100 Mbit/s link takes its six minutes, while a stalled one is
- * given up after the stall timeout. The two replies that follow work proportional to the
- * shard (the worker reads and hashes every byte: a cached copy before `shard.need`, the
- * received files before `shard.stored`) wait `stepTimeoutMs` plus the shard's bytes at
+ * given up after the stall timeout. The two replies that may follow work proportional to
+ * the shard (before `shard.need` the worker reads and hashes a cached copy it cannot vouch
+ * for, or the prefix of an interrupted transfer; before `shard.stored`, on a slow disk,
+ * the writes still queued) wait `stepTimeoutMs` plus the shard's bytes at
  * `verifyBytesPerSecond`.
  */
 import { basename, join } from 'node:path';
@@ -155,7 +157,7 @@ async function streamChunks(
       const digests = await ChunkDigests.of(path, chunkBytes);
       for await (const { offset, data } of fileChunks(path, chunkBytes, start)) {
         deadline.check();
-        const sha256 = digests.of(offset, data);
+        const sha256 = await digests.through(offset, data);
         // write() waits for the socket to drain: the file streams at the link's pace, not into memory.
         await link.channel.write(
           { type: 'shard.chunk', shardId, file: basename(file.name), offset, data, sha256 },

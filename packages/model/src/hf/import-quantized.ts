@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import {
+  InvalidArgumentError,
   type LlamaConfig,
   type ModelDerivation,
   type ModelDerivationStep,
@@ -17,7 +18,12 @@ import {
   WEIGHT_ALIGNMENT_BYTES,
 } from '@swarmbee/core';
 import { sha256 } from '../hash.js';
-import { llamaTensorSpecs, type TensorSpec } from '../llama-tensors.js';
+import {
+  CLASSIFIER,
+  llamaTensorSpecs,
+  type TensorSpec,
+  TOKEN_EMBEDDING,
+} from '../llama-tensors.js';
 import type { TensorValues } from '../model-dir.js';
 import {
   checkQuantization,
@@ -31,6 +37,11 @@ import { quantizeStreamed } from '../quant/stream-quant.js';
 
 export interface ImportQuantization {
   bits: QuantBits;
+  /**
+   * Quantize the LM head too, as `optimize quantize --head` would: a head tied to the
+   * embedding becomes its own quantized tensor (the embedding stays fp32). Default false.
+   */
+  head?: boolean;
 }
 
 /** Hashes tensors as `writeModelDir` lays them out in an fp32 `weights.bin`, without writing it. */
@@ -63,15 +74,24 @@ export function quantizingImport(
   quantization: ImportQuantization,
   values: (spec: TensorSpec) => AsyncIterable<Float32Array>,
 ): {
+  /** The config the quantized model dir records (a quantized tied head is untied). */
+  config: LlamaConfig;
   tensors: (spec: TensorSpec) => Promise<TensorValues>;
   derivedFrom: (tokenizer: TokenizerRef | undefined) => ModelDerivation;
   weightsBytes: number;
 } {
   const { bits } = quantization;
+  const head = quantization.head ?? false;
+  if (typeof head !== 'boolean')
+    throw new InvalidArgumentError(`quantize.head is ${JSON.stringify(head)}: true or false`);
   const blockSize = DEFAULT_QUANT_BLOCK_SIZE;
   checkQuantization(bits, blockSize);
   const layers = Array.from({ length: config.nLayers }, (_, l) => l);
   const targets = new Set(layers.flatMap(layerLinearWeights));
+  if (head) targets.add(CLASSIFIER);
+  // A tied head is not a tensor of the fp32 model: it is the embedding read again, unhashed.
+  const tiedHead = head && config.sharedClassifier;
+  const written: LlamaConfig = tiedHead ? { ...config, sharedClassifier: false } : config;
   const activations = DEFAULT_QUANT_ACTIVATIONS;
   const step: ModelDerivationStep = {
     kind: 'quantize',
@@ -80,10 +100,10 @@ export function quantizingImport(
     activations,
     method: QUANT_METHOD,
     layers,
-    head: false,
+    head,
   };
   const fp32 = new Fp32LayoutHash();
-  const weightsBytes = llamaTensorSpecs(config).reduce((sum, spec) => {
+  const weightsBytes = llamaTensorSpecs(written).reduce((sum, spec) => {
     const [rows, cols] = spec.shape as [number, number];
     return (
       sum +
@@ -93,9 +113,13 @@ export function quantizingImport(
     );
   }, 0);
   return {
+    config: written,
     weightsBytes,
     tensors: async (spec) => {
-      const stream = fp32.tensor(values(spec));
+      const stream =
+        tiedHead && spec.name === CLASSIFIER
+          ? values({ ...spec, name: TOKEN_EMBEDDING })
+          : fp32.tensor(values(spec));
       if (!targets.has(spec.name)) return stream;
       const [rows, cols] = spec.shape as [number, number];
       const matrix = await quantizeStreamed(stream, rows, cols, bits, blockSize);

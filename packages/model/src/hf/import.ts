@@ -96,7 +96,7 @@ export async function importHf(options: ImportHfOptions): Promise<LlamaModelDir>
     const hashes = await hashFiles(weights, progress);
     return await writeModelDir(options.out, {
       name: options.name ?? (options.quantize ? `${name}-int${options.quantize.bits}` : name),
-      config,
+      config: quantizing?.config ?? config,
       source: {
         kind: 'hf',
         architecture: parsed.architecture,

@@ -14,8 +14,10 @@ import { z } from 'zod';
  * resumes from its last verified chunk (`shard.need.verified`).
  * 3: a frame that carries tensors (`forward`) is its msgpack envelope followed by the
  * tensors' raw bytes, 8-byte aligned (`tensor-frame.ts`), viewed in place on arrival.
+ * 4: a `shard.chunk`'s sha256 covers its file from byte 0 through the chunk, not the
+ * chunk alone.
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** Longest name, id or kind string a message may carry, in UTF-16 code units. */
 export const MAX_NAME_LENGTH = 128;

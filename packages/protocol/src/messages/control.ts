@@ -120,8 +120,10 @@ export const shardNeedSchema = z.object({
 
 /**
  * Coordinator → worker: `data` belongs in `file` at byte `offset`. Chunks of a file come
- * in order, each right after the last; `sha256` is the chunk's own digest, checked
- * before it is written (a mismatch is refused with SHARD_CHUNK_CORRUPT).
+ * in order, each right after the last; `sha256` is the digest of the file's bytes from 0
+ * through this chunk (so each byte is hashed once on either side, and the last chunk's is
+ * the file's own), checked before the chunk is written (a mismatch is refused with
+ * SHARD_CHUNK_CORRUPT).
  */
 export const shardChunkSchema = z.object({
   type: z.literal('shard.chunk'),
