@@ -177,19 +177,17 @@ async function measureHops(
   }
 }
 
-/** Per round: (cluster − in-process) / (N + 1) hops, ms. */
-function addedPerHop(figures: HopFigures, stages: number): Summary {
-  return summarize(
-    figures.rounds.map((r) => (r.cluster.get(stages)! - r.inProcess.get(stages)!) / (stages + 1)),
-  );
-}
+/** What a hop is measured by: wall ms per token, or CPU ms per token of every process. */
+type HopClock = 'wall' | 'cpu';
 
-/** Per round: (cluster − in-process) CPU ms per token / (N + 1) hops. */
-function addedCpuPerHop(figures: HopFigures, stages: number): Summary {
+/** Per round: (cluster − in-process) ms per token / (N + 1) hops, by `clock`. */
+function addedPerHop(figures: HopFigures, stages: number, clock: HopClock = 'wall'): Summary {
   return summarize(
-    figures.rounds.map(
-      (r) => (r.clusterCpu.get(stages)! - r.inProcessCpu.get(stages)!) / (stages + 1),
-    ),
+    figures.rounds.map((r) => {
+      const [cluster, local] =
+        clock === 'wall' ? [r.cluster, r.inProcess] : [r.clusterCpu, r.inProcessCpu];
+      return (cluster.get(stages)! - local.get(stages)!) / (stages + 1);
+    }),
   );
 }
 
@@ -215,32 +213,28 @@ export async function measureHopPart(
   const spread = (s: Summary) => `${ms(s.min)}..${ms(s.max)}`;
   const median = (which: 'inProcess' | 'cluster' | 'inProcessCpu' | 'clusterCpu', stages: number) =>
     summarize(figures.rounds.map((r) => r[which].get(stages)!));
-  const rows = HOP_STAGE_COUNTS.map((stages) => {
-    const local = median('inProcess', stages);
-    const remote = median('cluster', stages);
-    const hop = addedPerHop(figures, stages);
-    return [
-      stages,
-      `${ms(local.median)} (${spread(local)})`,
-      `${ms(remote.median)} (${spread(remote)})`,
-      stages + 1,
-      `${ms(hop.median)} (${spread(hop)})`,
-      figures.bytesPerHop.has(stages) ? figures.bytesPerHop.get(stages)!.toFixed(0) : '-',
-      figures.sameIds.get(stages) ? 'yes' : 'NO',
-    ];
-  });
-  const cpuRows = HOP_STAGE_COUNTS.map((stages) => {
-    const local = median('inProcessCpu', stages);
-    const remote = median('clusterCpu', stages);
-    const hop = addedCpuPerHop(figures, stages);
-    return [
-      stages,
-      `${ms(local.median)} (${spread(local)})`,
-      `${ms(remote.median)} (${spread(remote)})`,
-      stages + 1,
-      `${ms(hop.median)} (${spread(hop)})`,
-    ];
-  });
+  /** Per stage count: in process, over workers, hops, added per hop (and bytes, ids for wall). */
+  const hopRows = (clock: HopClock) =>
+    HOP_STAGE_COUNTS.map((stages) => {
+      const local = median(clock === 'wall' ? 'inProcess' : 'inProcessCpu', stages);
+      const remote = median(clock === 'wall' ? 'cluster' : 'clusterCpu', stages);
+      const hop = addedPerHop(figures, stages, clock);
+      const row: (string | number)[] = [
+        stages,
+        `${ms(local.median)} (${spread(local)})`,
+        `${ms(remote.median)} (${spread(remote)})`,
+        stages + 1,
+        `${ms(hop.median)} (${spread(hop)})`,
+      ];
+      if (clock === 'cpu') return row;
+      return [
+        ...row,
+        figures.bytesPerHop.has(stages) ? figures.bytesPerHop.get(stages)!.toFixed(0) : '-',
+        figures.sameIds.get(stages) ? 'yes' : 'NO',
+      ];
+    });
+  const rows = hopRows('wall');
+  const cpuRows = hopRows('cpu');
   const stageRows = HOP_STAGE_COUNTS.filter((n) => n > 1).map((stages) => {
     const local = addedPerStage(figures, 'inProcess', stages);
     const remote = addedPerStage(figures, 'cluster', stages);
@@ -290,7 +284,7 @@ export async function measureHopPart(
         [`workers.${stages}.addedMsPerHop`, { unit: 'ms', summary: addedPerHop(figures, stages) }],
         [
           `workers.${stages}.addedCpuMsPerHop`,
-          { unit: 'ms', summary: addedCpuPerHop(figures, stages) },
+          { unit: 'ms', summary: addedPerHop(figures, stages, 'cpu') },
         ],
       ]),
     ),
@@ -329,7 +323,7 @@ export async function measureHopPart(
       ),
       check(
         'added CPU ms per network hop (worst stage count)',
-        Math.max(...HOP_STAGE_COUNTS.map((n) => addedCpuPerHop(figures, n).median)),
+        Math.max(...HOP_STAGE_COUNTS.map((n) => addedPerHop(figures, n, 'cpu').median)),
         HOP_TARGET_MS,
         '(workers − in process) CPU ms/token / (N + 1) hops, median of per-round differences, worst of N = 1, 2, 3',
         '<=',

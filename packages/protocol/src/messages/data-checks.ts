@@ -2,7 +2,7 @@
  * Structural checks of the data plane's hot messages (`forward`, `tokens`), each a few
  * comparisons per field instead of a schema parse: a decode step crosses every hop with one
  * of each, and the zod parse that rebuilt them was a measurable share of a hop. They accept
- * exactly what `forwardSchema` and `tokensSchema` accept (test/data-checks.test.ts holds them
+ * exactly what `forwardSchema` and `tokensSchema` accept (test/tensor-frame.test.ts holds them
  * to it on the fuzzer's messages) and, like the schemas, return a copy without unknown fields.
  */
 import { DTYPE_BYTES, elementCount, MessageSchemaError, type TensorData } from '@swarmbee/core';
