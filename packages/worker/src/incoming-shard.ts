@@ -9,8 +9,10 @@
  * chunk comes with the digest of its file from byte 0 through the chunk's end, which that
  * state must give once the chunk is fed to it (checked before the chunk is written). The
  * last chunk's digest is the file's own, so a file received whole is verified without
- * reading it back; a resumed file's prefix is read back once, at open, to rebuild its state. The staging directory also holds the offer (`.offer.json`): a resume needs the
- * same offer, else the transfer starts afresh.
+ * reading it back; a resumed file's prefix is read back once, at open, to rebuild its state.
+ *
+ * The staging directory also holds the offer (`.offer.json`): a resume needs the same
+ * offer, else the transfer starts afresh.
  *
  * Nothing here is ever taken as the whole shard: the cache moves a staging directory into
  * place only after every file's sha256 matched the offer (see ShardCache.finish).
