@@ -34,7 +34,6 @@ export function modelImportCommands(yargs: Argv): Argv {
           importLlama2c({
             checkpoint: args.checkpoint,
             tokenizer: args.tokenizer,
-            ...(args.bits === undefined ? {} : { quantize: { bits: args.bits as 4 | 8 } }),
             out: args.out,
             name: args.name,
             progress,
