@@ -7,6 +7,7 @@
  * try { ... } catch (e) { if (e.code === TokenOutOfVocabularyError.code) ... }
  * ```
  */
+export { type AllReduce, sumInOrder } from './all-reduce.js';
 export { abortError, isTimeout, ProgressDeadline, stepSignal } from './deadlines.js';
 export {
   headDim,
