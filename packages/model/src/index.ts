@@ -155,6 +155,7 @@ export {
   type ShardBuildOptions,
   type ShardGraph,
   type ShardManifest,
+  servedConfig,
 } from './shard.js';
 export { openShard, type ShardWriteOptions, writeShard } from './shard-files.js';
 export { StagingDir } from './staging-dir.js';

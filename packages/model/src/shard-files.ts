@@ -32,7 +32,7 @@ import {
   type LayerRange,
   type LlamaShardManifest,
   locateWeight,
-  refuseKvDtype,
+  refuseLlamaOnlyOptions,
   SHARD_COPY_CHUNK_BYTES,
   SHARD_FORMAT_VERSION,
   SHARD_GRAPH_FILE,
@@ -40,6 +40,7 @@ import {
   SHARD_WEIGHTS_FILE,
   type ShardGraph,
   type ShardManifest,
+  servedConfig,
   shardTensorNames,
   storedTensorNames,
 } from './shard.js';
@@ -54,6 +55,8 @@ export interface ShardWriteOptions {
    * (fp32 bases only). The shard is filed under the adapted model's hash. Default: none.
    */
   adapter?: LoraAdapter;
+  /** Context the shard serves, tokens (its RoPE tables' rows; see `ShardBuildOptions`). Default the model's. */
+  context?: number;
 }
 
 /** Writes a self-contained shard directory (graph, its own weights, shard.json) at `out`. */
@@ -65,7 +68,7 @@ export async function writeShard(
   options: ShardWriteOptions = {},
 ): Promise<ShardManifest> {
   if (dir.manifest.architecture === 'onnx-decoder') {
-    refuseKvDtype(options);
+    refuseLlamaOnlyOptions(options);
     if (options.adapter)
       throw new AdapterUnsupportedError(
         `${dir.manifest.name} is an imported ONNX decoder: LoRA adapters merge into SwarmBee's own Llama-family graphs only`,
@@ -82,7 +85,7 @@ async function writeLlamaShard(
   progress: ProgressFn,
   options: ShardWriteOptions,
 ): Promise<LlamaShardManifest> {
-  const { config } = dir.manifest;
+  const config = servedConfig(dir.manifest.config, options.context);
   const kvDtype = options.kvDtype ?? 'float32';
   checkRange(config, range);
   const adapted = options.adapter ? modulesByTensor(options.adapter, dir.manifest) : undefined;
