@@ -40,9 +40,28 @@ export class ThreadedStage implements StageEngine {
     worker.on('exit', () => this.#failAll(new EngineClosedError('the stage thread has exited')));
   }
 
-  /** Starts a thread, loads the shard there, and resolves once the session is ready. */
-  static async create(shard: ShardGraph, options: StageOptions = {}): Promise<ThreadedStage> {
-    const worker = startThread(THREAD_ENTRY, { shard, options });
+  /**
+   * Starts a thread, loads the shard there, and resolves once the session is ready. With
+   * `moveGraph`, a graph whose bytes own their whole buffer moves to the thread instead of
+   * being copied (the caller must not use `shard.onnx` afterwards): one copy of the graph
+   * fewer while the stage loads.
+   */
+  static async create(
+    shard: ShardGraph,
+    options: StageOptions = {},
+    how: { moveGraph?: boolean } = {},
+  ): Promise<ThreadedStage> {
+    const { onnx } = shard;
+    const movable =
+      how.moveGraph === true &&
+      onnx.byteOffset === 0 &&
+      onnx.byteLength === onnx.buffer.byteLength &&
+      onnx.buffer instanceof ArrayBuffer;
+    const worker = startThread(
+      THREAD_ENTRY,
+      { shard, options },
+      movable ? { transferList: [onnx.buffer as ArrayBuffer] } : {},
+    );
     const info = await threadReady<StageInfo>(worker, 'stage thread');
     return new ThreadedStage(worker, info);
   }
