@@ -12,6 +12,14 @@
  * ```
  */
 
+export {
+  CHUNK_DIGESTS_FILE,
+  ChunkedSha256,
+  fileStatKey,
+  readChunkDigests,
+  SHARD_CHUNK_BYTES,
+  writeChunkDigests,
+} from './chunk-digests-file.js';
 export { DISK_HEADROOM_BYTES, ensureDiskSpace, freeDiskBytes } from './disk-space.js';
 export { type GgmlTypeInfo, ggmlTypeName } from './gguf/ggml-types.js';
 export type {
