@@ -90,11 +90,14 @@ export class Coordinator {
     this.#log = options.log ?? (() => {});
     const { model } = options;
     const context = options.planning?.workload?.contextTokens;
-    this.#store = new ShardStore(model, options.cacheDir, {
+    const built = {
       ...(options.planning?.workload?.kvDtype
         ? { kvDtype: options.planning.workload.kvDtype }
         : {}),
       ...(options.adapter ? { adapter: options.adapter.adapter } : {}),
+    };
+    this.#store = new ShardStore(model, options.cacheDir, {
+      ...built,
       ...(context === undefined ? {} : { context }),
     });
     this.#scheduler = new Scheduler(undefined, {
@@ -115,7 +118,9 @@ export class Coordinator {
     );
     this.#profiles = new ClusterProfiles({
       model,
-      store: this.#store,
+      // One-layer shards of the model's whole context: the profile's grid spans contexts
+      // a deployment's shorter one would cut off (a plan reads it within its own).
+      store: context === undefined ? this.#store : new ShardStore(model, options.cacheDir, built),
       workers: () => this.#openWorkers(),
       coordinatorUrl: () => this.workersUrl,
       coordinatorTiming: () => this.#scheduler.stepCost,
