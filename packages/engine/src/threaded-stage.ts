@@ -4,7 +4,8 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { EngineClosedError, EngineFailedError, fromWire, type SwarmBeeError } from '@swarmbee/core';
-import type { ShardGraph } from '@swarmbee/model';
+import type { ShardGraph, TensorSliceShard } from '@swarmbee/model';
+import type { SharedGroup } from './shared-all-reduce.js';
 import { ownBuffer, startThread, threadEntry, threadReady } from './source-thread.js';
 import type {
   StageBatch,
@@ -42,7 +43,20 @@ export class ThreadedStage implements StageEngine {
 
   /** Starts a thread, loads the shard there, and resolves once the session is ready. */
   static async create(shard: ShardGraph, options: StageOptions = {}): Promise<ThreadedStage> {
-    const worker = startThread(THREAD_ENTRY, { shard, options });
+    return ThreadedStage.#start({ shard, options });
+  }
+
+  /** Starts a thread hosting one member of an in-process tensor-parallel group. */
+  static async createMember(
+    shard: TensorSliceShard,
+    group: SharedGroup,
+    options: StageOptions = {},
+  ): Promise<ThreadedStage> {
+    return ThreadedStage.#start({ shard, options, group });
+  }
+
+  static async #start(workerData: object): Promise<ThreadedStage> {
+    const worker = startThread(THREAD_ENTRY, workerData);
     const info = await threadReady<StageInfo>(worker, 'stage thread');
     return new ThreadedStage(worker, info);
   }

@@ -1,0 +1,148 @@
+/**
+ * Tensor-parallel stages in process: stories260K (4 KV heads, 172 feed-forward columns)
+ * split across groups of 2, 3 (uneven) and 4 members, alone and inside pipelines, must
+ * give run.c's greedy text, and logits within LOGIT_TOLERANCE of the unsplit stage's.
+ */
+import { readFile } from 'node:fs/promises';
+import { TensorSplitError } from '@swarmbee/core';
+import { generate, LocalPipeline, type Pipeline } from '@swarmbee/engine';
+import { decodeIds, type LlamaModelDir, loadTokenizer } from '@swarmbee/model';
+import t from 'tap';
+import { STORIES260K } from '../../../test/helpers/shared-models.js';
+import { stories260kDir } from '../../../test/helpers/stories260k.js';
+
+const GREEDY = { temperature: 0, topK: 0, topP: 1 };
+/**
+ * Max |Δlogit| against the unsplit stage: the same products, summed in another order (each
+ * member's o_proj and down columns, then the group's sum). Measured: about 1e-5 on logits of
+ * magnitude ~10, i.e. fp32 rounding; run.c's own check allows 1e-4.
+ */
+const LOGIT_TOLERANCE = 5e-5;
+
+/** Stage layouts: layer ranges and, per stage, its group's member speeds. */
+const LAYOUTS = [
+  { name: 'TP2', stages: 1, groups: [[1, 1]] },
+  { name: 'TP3 at speeds 2:1:1 (KV heads 2, 1, 1)', stages: 1, groups: [[2, 1, 1]] },
+  { name: 'TP4', stages: 1, groups: [[1, 1, 1, 1]] },
+  {
+    name: '2 stages x TP2',
+    stages: 2,
+    groups: [
+      [1, 1],
+      [1, 1],
+    ],
+  },
+  {
+    name: '3 stages: one engine, TP3 at 1:2:1, TP2',
+    stages: 3,
+    groups: [undefined, [1, 2, 1], [1, 1]],
+  },
+];
+
+async function greedyText(pipeline: Pipeline, dir: LlamaModelDir, prompt: string, steps: number) {
+  const tokenizer = await loadTokenizer(dir);
+  const [out] = await generate(pipeline, [
+    { promptIds: tokenizer.encode(prompt), steps, sampling: GREEDY, stopIds: [1] },
+  ]);
+  // run.c ends its output with a newline.
+  return `${decodeIds(tokenizer, out!.ids)}\n`;
+}
+
+t.test('stories260K greedy text equals run.c in tensor-parallel stages', async (t) => {
+  const dir = await stories260kDir(t);
+  if (!dir) return;
+  const refNoPrompt = await readFile(STORIES260K.refNoPrompt, 'utf8');
+  const refOnce = await readFile(STORIES260K.refOnceUponATime, 'utf8');
+  for (const layout of LAYOUTS) {
+    const pipeline = await LocalPipeline.create(dir, {
+      stages: layout.stages,
+      groups: layout.groups,
+      stage: { intraOpThreads: 1 },
+    });
+    try {
+      t.equal(
+        await greedyText(pipeline, dir, '', 200),
+        refNoPrompt,
+        `${layout.name}: no prompt, 200 steps`,
+      );
+      t.equal(
+        await greedyText(pipeline, dir, 'Once upon a time', 64),
+        refOnce,
+        `${layout.name}: "Once upon a time", 64 steps`,
+      );
+    } finally {
+      await pipeline.close();
+    }
+  }
+});
+
+t.test(
+  'stories260K logits of TP2, TP3 and TP4 stay within 5e-5 of the unsplit stage',
+  async (t) => {
+    const dir = await stories260kDir(t);
+    if (!dir) return;
+    const tokenizer = await loadTokenizer(dir);
+    const ids = tokenizer.encode('Once upon a time there was a little girl');
+    const run = async (groups?: number[][]) => {
+      const pipeline = await LocalPipeline.create(dir, {
+        ...(groups ? { groups } : {}),
+        stage: { intraOpThreads: 1 },
+      });
+      try {
+        // A prefill of all but the last two tokens, then two decode steps, two rows at once.
+        const logits: Float32Array[] = [];
+        const prefill = ids.length - 2;
+        const rows = (start: number, count: number) =>
+          ['a', 'b'].map((seqId) => ({ seqId, start, count }));
+        const tokens = (from: number, count: number) =>
+          BigInt64Array.from(
+            [...ids.slice(from, from + count), ...ids.slice(from, from + count)],
+            BigInt,
+          );
+        logits.push(
+          (
+            await pipeline.step({
+              rows: rows(0, prefill),
+              tokens: tokens(0, prefill),
+              logits: 'all',
+            })
+          ).logits!,
+        );
+        for (let pos = prefill; pos < ids.length; pos++)
+          logits.push(
+            (await pipeline.step({ rows: rows(pos, 1), tokens: tokens(pos, 1), logits: 'last' }))
+              .logits!,
+          );
+        return logits;
+      } finally {
+        await pipeline.close();
+      }
+    };
+    const whole = await run();
+    for (const groups of [[[1, 1]], [[2, 1, 1]], [[1, 1, 1, 1]]]) {
+      const split = await run(groups);
+      let worst = 0;
+      split.forEach((step, s) => {
+        t.equal(step.length, whole[s]!.length);
+        for (let i = 0; i < step.length; i++)
+          worst = Math.max(worst, Math.abs(step[i]! - whole[s]![i]!));
+      });
+      t.ok(
+        worst <= LOGIT_TOLERANCE,
+        `TP${groups[0]!.length}: max |Δlogit| ${worst.toExponential(2)} <= ${LOGIT_TOLERANCE}`,
+      );
+    }
+  },
+);
+
+t.test(
+  'BAD SPLIT - a group larger than the KV heads is refused before any thread starts',
+  async (t) => {
+    const dir = await stories260kDir(t);
+    if (!dir) return;
+    await t.rejects(LocalPipeline.create(dir, { groups: [[1, 1, 1, 1, 1]] }), {
+      code: TensorSplitError.code,
+      message: /4 KV heads across 5 members/,
+    });
+  },
+);
