@@ -1,13 +1,12 @@
 /** K stages of one model chained in this process, each in its own thread. */
 import { InvalidArgumentError } from '@swarmbee/core';
 import {
+  buildGroupShards,
   buildShard,
-  buildSliceShard,
   evenRanges,
   type LayerRange,
   type ModelDir,
   type ShardGraph,
-  splitTensors,
 } from '@swarmbee/model';
 import type { Pipeline, PipelineInfo, PipelineResult, PipelineStep } from './pipeline.js';
 import type { StageEngine, StageOptions } from './stage-engine.js';
@@ -81,8 +80,7 @@ export class LocalPipeline implements Pipeline {
           throw new InvalidArgumentError(
             `stage ${i} is a tensor-parallel group: its members run on their own threads from the model's weights (threaded, no custom shard)`,
           );
-        const slices = splitTensors(config, { weights: speeds });
-        const shards = await Promise.all(slices.map((slice) => buildSliceShard(dir, range, slice)));
+        const shards = await buildGroupShards(dir, range, speeds);
         stages.push(await TensorGroupStage.create(shards, { stage: stageOptions }));
       }
     } catch (error) {

@@ -42,6 +42,12 @@ interface LayerSessions {
   feedForward: ort.InferenceSession;
 }
 
+interface MemberSessions {
+  layers: LayerSessions[];
+  embedding?: ort.InferenceSession;
+  head?: ort.InferenceSession;
+}
+
 /** Per forward: what the segment runs and the sums cost, beside the usual stage timing. */
 export interface MemberTiming extends StageTiming {
   /** Wall time awaiting the group's sums (their copies, waits and adds). */
@@ -68,11 +74,7 @@ export class TensorMemberStage implements StageEngine {
   private constructor(
     shard: TensorSliceShard,
     group: AllReduce,
-    sessions: {
-      layers: LayerSessions[];
-      embedding?: ort.InferenceSession;
-      head?: ort.InferenceSession;
-    },
+    sessions: MemberSessions,
     options: StageOptions,
   ) {
     const { config, slice } = shard;
@@ -145,7 +147,7 @@ export class TensorMemberStage implements StageEngine {
         feedForward: await load(segments.feedForward, `feed-forward ${layer}`),
       });
     }
-    const sessions: ConstructorParameters<typeof TensorMemberStage>[2] = { layers };
+    const sessions: MemberSessions = { layers };
     if (shard.embedding) sessions.embedding = await load(shard.embedding, 'embedding');
     if (shard.head) sessions.head = await load(shard.head, 'head');
     return new TensorMemberStage(shard, group, sessions, options);

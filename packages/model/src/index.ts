@@ -194,6 +194,7 @@ export {
   writeSliceShard,
 } from './tensor-slice-files.js';
 export {
+  buildGroupShards,
   buildSliceShard,
   type LayerSegments,
   type SliceShardOptions,

@@ -25,7 +25,7 @@ import {
   sliceConfig,
 } from './onnx/tensor-slice-graph.js';
 import { checkRange, type LayerRange, locateWeight, shardTensorNames } from './shard.js';
-import type { TensorSlice } from './tensor-slice.js';
+import { splitTensors, type TensorSlice } from './tensor-slice.js';
 
 /** One layer's two segment graphs. */
 export interface LayerSegments {
@@ -149,15 +149,24 @@ export function checkSliceShard(
   slice: TensorSlice,
   options: SliceShardOptions,
 ): LlamaModelDir {
-  if (dir.manifest.architecture === 'onnx-decoder')
-    throw new TensorSplitError(
-      'tensor-parallel slices are built from weights; an imported ONNX decoder cannot be split by heads',
-    );
+  if (dir.manifest.architecture === 'onnx-decoder') refuseImportedDecoder();
   const llama = dir as LlamaModelDir;
   checkRange(llama.manifest.config, range);
   checkSlice(llama.manifest.config, slice);
   refuseUnsupported(llama, range, options);
   return llama;
+}
+
+/** The shards of every member of a group running `range`, split in proportion to `speeds` (rank order). */
+export async function buildGroupShards(
+  dir: ModelDir,
+  range: LayerRange,
+  speeds: readonly number[],
+  options: SliceShardOptions = {},
+): Promise<TensorSliceShard[]> {
+  if (dir.manifest.architecture === 'onnx-decoder') refuseImportedDecoder();
+  const slices = splitTensors((dir as LlamaModelDir).manifest.config, { weights: speeds });
+  return Promise.all(slices.map((slice) => buildSliceShard(dir, range, slice, options)));
 }
 
 /** A slice must lie within the model's heads and columns, and its rank within its degree. */
@@ -187,6 +196,12 @@ function checkSlice(config: LlamaConfig, slice: TensorSlice): void {
     throw new TensorSplitError(
       `feed-forward columns [${columns.start}, ${columns.end}) are not a non-empty range of the model's ${config.hiddenDim}`,
     );
+}
+
+function refuseImportedDecoder(): never {
+  throw new TensorSplitError(
+    'tensor-parallel slices are built from weights; an imported ONNX decoder cannot be split by heads',
+  );
 }
 
 /** What the member graphs do not carry yet is refused by name, never built wrong. */
