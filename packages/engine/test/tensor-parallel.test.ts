@@ -4,9 +4,23 @@
  * give run.c's greedy text, and logits within LOGIT_TOLERANCE of the unsplit stage's.
  */
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { TensorSplitError } from '@swarmbee/core';
-import { generate, LocalPipeline, type Pipeline } from '@swarmbee/engine';
-import { decodeIds, type LlamaModelDir, loadTokenizer } from '@swarmbee/model';
+import {
+  generate,
+  LocalPipeline,
+  type Pipeline,
+  type StageEngine,
+  TensorGroupStage,
+} from '@swarmbee/engine';
+import {
+  decodeIds,
+  type LlamaModelDir,
+  loadTokenizer,
+  openSliceShard,
+  splitTensors,
+  writeSliceShard,
+} from '@swarmbee/model';
 import t from 'tap';
 import { STORIES260K } from '../../../test/helpers/shared-models.js';
 import { stories260kDir } from '../../../test/helpers/stories260k.js';
@@ -134,6 +148,54 @@ t.test(
     }
   },
 );
+
+/** A pipeline of one stage (the group), for `generate`. */
+function onePipeline(stage: StageEngine): Pipeline {
+  return {
+    info: {
+      vocabSize: stage.info.vocabSize,
+      maxSeqLen: stage.info.maxSeqLen,
+      stages: [stage.info],
+    },
+    async step({ rows, tokens, logits }) {
+      const out = await stage.forward({ rows, tokens, ...(logits ? { logits } : {}) });
+      if (out.kind !== 'tokens') throw new Error('the group holds the LM head');
+      return { tokens: out.tokens, ...(out.logits ? { logits: out.logits } : {}) };
+    },
+    release: (seqIds) => stage.release(seqIds),
+    close: () => stage.close(),
+  };
+}
+
+t.test('a TP3 group loaded from written member shards (speeds 1:1:2) equals run.c', async (t) => {
+  const root = t.testdir();
+  const dir = await stories260kDir(t, root);
+  if (!dir) return;
+  const range = { start: 0, end: dir.manifest.config.nLayers };
+  const slices = splitTensors(dir.manifest.config, { weights: [1, 1, 2] });
+  t.same(
+    slices.map((s) => s.kvHeads.end - s.kvHeads.start),
+    [1, 1, 2],
+  );
+  const shards = [];
+  for (const slice of slices) {
+    const out = join(root, `member-${slice.rank}`);
+    await writeSliceShard(dir, range, slice, out);
+    shards.push((await openSliceShard(out)).shard);
+  }
+  const pipeline = onePipeline(
+    await TensorGroupStage.create(shards, { stage: { intraOpThreads: 1 } }),
+  );
+  try {
+    t.equal(
+      await greedyText(pipeline, dir, 'Once upon a time', 64),
+      await readFile(STORIES260K.refOnceUponATime, 'utf8'),
+      'written TP3: "Once upon a time", 64 steps',
+    );
+  } finally {
+    await pipeline.close();
+  }
+});
 
 t.test(
   'BAD SPLIT - a group larger than the KV heads is refused before any thread starts',
