@@ -55,7 +55,9 @@ export {
 export { pipelineTransport } from './scheduler/pipeline-transport.js';
 export { type AttachOptions, Scheduler, type SchedulerOptions } from './scheduler/scheduler.js';
 export {
+  type AllReduceWait,
   createSharedGroup,
+  DEFAULT_ALL_REDUCE_WAIT,
   DEFAULT_SLOT_ELEMENTS,
   SharedAllReduce,
   type SharedGroup,

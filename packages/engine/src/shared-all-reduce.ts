@@ -12,10 +12,25 @@ import { AbortedError, type AllReduce, EngineClosedError, sumInOrder } from '@sw
 /** Elements of one member's slot when the group is made without a size. */
 export const DEFAULT_SLOT_ELEMENTS = 1 << 18;
 
+/**
+ * How a member waits for the others: `blocking` parks its thread in `Atomics.wait` (woken
+ * directly by the last arrival; for a stage thread, which has nothing else to do meanwhile),
+ * `async` awaits `Atomics.waitAsync` (its event loop keeps running; woken through it).
+ */
+export type AllReduceWait = 'blocking' | 'async';
+
+/** See {@link AllReduceWait}; scripts/tp-costs.ts measures both. */
+export const DEFAULT_ALL_REDUCE_WAIT: AllReduceWait = 'blocking';
+
+/** A blocking wait wakes at least this often to see an abort, ms. */
+const BLOCKING_WAIT_SLICE_MS = 20;
+
 /** The shared memory of one group: hand the same object to every member (it crosses threads). */
 export interface SharedGroup {
   size: number;
   slotElements: number;
+  /** How members wait for each other; `blocking` only where each member has a thread of its own. */
+  wait: AllReduceWait;
   /** Int32 [arrivals, closed]. */
   control: SharedArrayBuffer;
   /** Float32 [2 sets][size members][slotElements]. */
@@ -26,10 +41,15 @@ const ARRIVALS = 0;
 const CLOSED = 1;
 
 /** Shared memory for a group of `size` members whose partials are summed `slotElements` at a time. */
-export function createSharedGroup(size: number, slotElements = DEFAULT_SLOT_ELEMENTS): SharedGroup {
+export function createSharedGroup(
+  size: number,
+  slotElements = DEFAULT_SLOT_ELEMENTS,
+  wait: AllReduceWait = DEFAULT_ALL_REDUCE_WAIT,
+): SharedGroup {
   return {
     size,
     slotElements,
+    wait,
     control: new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT),
     slots: new SharedArrayBuffer(2 * size * slotElements * Float32Array.BYTES_PER_ELEMENT),
   };
@@ -53,11 +73,14 @@ export class SharedAllReduce implements AllReduce {
   readonly #slotElements: number;
   #calls = 0;
 
+  readonly #wait: AllReduceWait;
+
   constructor(
     group: SharedGroup,
     readonly rank: number,
   ) {
     this.size = group.size;
+    this.#wait = group.wait;
     this.#slotElements = group.slotElements;
     this.#control = new Int32Array(group.control);
     this.#slots = [0, 1].map((set) =>
@@ -111,6 +134,10 @@ export class SharedAllReduce implements AllReduce {
         throw new AbortedError('the all-reduce was aborted; the group is closed');
       }
       if (((seen - target) | 0) >= 0) return;
+      if (this.#wait === 'blocking') {
+        Atomics.wait(this.#control, ARRIVALS, seen, BLOCKING_WAIT_SLICE_MS);
+        continue;
+      }
       const wait = waitAsync(this.#control, ARRIVALS, seen);
       if (wait.async) await (signal ? raceAbort(wait.value, signal) : wait.value);
     }

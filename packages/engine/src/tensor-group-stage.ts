@@ -7,7 +7,12 @@
  */
 import { InvalidArgumentError } from '@swarmbee/core';
 import type { TensorSliceShard } from '@swarmbee/model';
-import { createSharedGroup, DEFAULT_SLOT_ELEMENTS } from './shared-all-reduce.js';
+import {
+  type AllReduceWait,
+  createSharedGroup,
+  DEFAULT_ALL_REDUCE_WAIT,
+  DEFAULT_SLOT_ELEMENTS,
+} from './shared-all-reduce.js';
 import type {
   StageBatch,
   StageEngine,
@@ -25,6 +30,8 @@ export interface TensorGroupOptions {
    * Default {@link DEFAULT_SLOT_ELEMENTS} (1 MiB of fp32 per member and set).
    */
   slotElements?: number;
+  /** How members wait for each other's partials. Default {@link DEFAULT_ALL_REDUCE_WAIT}. */
+  wait?: AllReduceWait;
 }
 
 export class TensorGroupStage implements StageEngine {
@@ -50,7 +57,11 @@ export class TensorGroupStage implements StageEngine {
           `shard ${rank} of a group of ${shards.length} holds the slice of rank ${shard.slice.rank} of ${shard.slice.degree}`,
         );
     });
-    const group = createSharedGroup(shards.length, options.slotElements ?? DEFAULT_SLOT_ELEMENTS);
+    const group = createSharedGroup(
+      shards.length,
+      options.slotElements ?? DEFAULT_SLOT_ELEMENTS,
+      options.wait ?? DEFAULT_ALL_REDUCE_WAIT,
+    );
     const started = await Promise.allSettled(
       shards.map((shard) => ThreadedStage.createMember(shard, group, options.stage)),
     );

@@ -1,6 +1,8 @@
 /**
  * The in-process all-reduce: every member gets the rank-ordered sum (`sumInOrder`), bit for
- * bit, including partials larger than a slot; a closed group rejects a pending sum.
+ * bit, including partials larger than a slot; a closed group rejects a pending sum. Members
+ * share this test's thread, so they wait `async` (a blocking wait would park the thread they
+ * all need; tensor-parallel.test.ts runs the blocking default across stage threads).
  */
 import { EngineClosedError, sumInOrder } from '@swarmbee/core';
 import { createSharedGroup, SharedAllReduce } from '@swarmbee/engine';
@@ -18,7 +20,7 @@ t.test(
   'three members sum in rank order, over pieces larger than a slot, call after call',
   async (t) => {
     const size = 3;
-    const group = createSharedGroup(size, 100);
+    const group = createSharedGroup(size, 100, 'async');
     const members = Array.from({ length: size }, (_, rank) => new SharedAllReduce(group, rank));
     for (const [call, length] of [257, 3, 100, 1000].entries()) {
       const parts = members.map((m) => partial(m.rank, length, call));
@@ -34,7 +36,7 @@ t.test(
 );
 
 t.test('closing the group rejects a member waiting for the others', async (t) => {
-  const group = createSharedGroup(2, 16);
+  const group = createSharedGroup(2, 16, 'async');
   const [a, b] = [new SharedAllReduce(group, 0), new SharedAllReduce(group, 1)];
   const waiting = a.sum(new Float32Array(8));
   await b.close();
@@ -42,7 +44,7 @@ t.test('closing the group rejects a member waiting for the others', async (t) =>
 });
 
 t.test('an aborted sum rejects and closes the group', async (t) => {
-  const group = createSharedGroup(2, 16);
+  const group = createSharedGroup(2, 16, 'async');
   const [a, b] = [new SharedAllReduce(group, 0), new SharedAllReduce(group, 1)];
   const controller = new AbortController();
   const waiting = a.sum(new Float32Array(8), controller.signal);
