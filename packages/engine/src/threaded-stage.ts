@@ -4,7 +4,8 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { EngineClosedError, EngineFailedError, fromWire, type SwarmBeeError } from '@swarmbee/core';
-import type { ShardGraph } from '@swarmbee/model';
+import type { ShardGraph, TensorSliceShard } from '@swarmbee/model';
+import type { SharedGroup } from './shared-all-reduce.js';
 import { ownBuffer, startThread, threadEntry, threadReady } from './source-thread.js';
 import type {
   StageBatch,
@@ -57,11 +58,23 @@ export class ThreadedStage implements StageEngine {
       onnx.byteOffset === 0 &&
       onnx.byteLength === onnx.buffer.byteLength &&
       onnx.buffer instanceof ArrayBuffer;
-    const worker = startThread(
-      THREAD_ENTRY,
+    return ThreadedStage.#start(
       { shard, options },
-      movable ? { transferList: [onnx.buffer as ArrayBuffer] } : {},
+      movable ? [onnx.buffer as ArrayBuffer] : undefined,
     );
+  }
+
+  /** Starts a thread hosting one member of an in-process tensor-parallel group. */
+  static async createMember(
+    shard: TensorSliceShard,
+    group: SharedGroup,
+    options: StageOptions = {},
+  ): Promise<ThreadedStage> {
+    return ThreadedStage.#start({ shard, options, group });
+  }
+
+  static async #start(workerData: object, transferList?: ArrayBuffer[]): Promise<ThreadedStage> {
+    const worker = startThread(THREAD_ENTRY, workerData, transferList ? { transferList } : {});
     const info = await threadReady<StageInfo>(worker, 'stage thread');
     return new ThreadedStage(worker, info);
   }

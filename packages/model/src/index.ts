@@ -186,6 +186,29 @@ export {
 export { mulberry32 } from './synth/random.js';
 export { type SynthOptions, synthesizeModel } from './synth/synthesize.js';
 export { synthVocab } from './synth/vocab.js';
+export {
+  apportion,
+  DEFAULT_COLUMN_GRANULARITY,
+  type IndexRange,
+  splitTensors,
+  type TensorSlice,
+  type TensorSplitOptions,
+  wholeSlice,
+} from './tensor-slice.js';
+export {
+  openSliceShard,
+  SLICE_SEGMENT_FILES,
+  type SliceShardManifest,
+  sliceShardId,
+  writeSliceShard,
+} from './tensor-slice-files.js';
+export {
+  buildGroupShards,
+  buildSliceShard,
+  type LayerSegments,
+  type SliceShardOptions,
+  type TensorSliceShard,
+} from './tensor-slice-shard.js';
 export { encodeChat, plainChatText } from './tokenizer/chat.js';
 export {
   type ChatMessage,
