@@ -9,12 +9,14 @@ import { asSwarmBeeError, EngineClosedError, EngineFailedError } from '@swarmbee
 import type { ShardGraph } from '@swarmbee/model';
 import type ort from 'onnxruntime-node';
 import type { KvCache, KvElements } from './kv-cache.js';
-import type {
-  StageBatch,
-  StageEngine,
-  StageInfo,
-  StageOutput,
-  StageStats,
+import {
+  kvLimits,
+  type StageBatch,
+  type StageEngine,
+  type StageInfo,
+  type StageOutput,
+  type StageStats,
+  stageInfo,
 } from './stage-engine.js';
 import { RowSampler } from './stage-session.js';
 
@@ -30,21 +32,7 @@ export abstract class ShardStage<T extends KvElements> implements StageEngine {
   protected constructor(session: ort.InferenceSession, shard: ShardGraph, kv: KvCache<T>) {
     const { config } = shard;
     this.#session = session;
-    this.info = {
-      layerStart: shard.layerStart,
-      layerEnd: shard.layerEnd,
-      isFirst: shard.layerStart === 0,
-      isLast: shard.layerEnd === config.nLayers,
-      dim: config.dim,
-      vocabSize: config.vocabSize,
-      maxSeqLen: config.maxSeqLen,
-      limits: {
-        maxSequences: kv.maxSequences,
-        kvBudgetBytes: kv.budgetBytes,
-        kvBytesPerPosition: kv.bytesPerPosition,
-        kvBytesPerRow: kv.bytesPerRow,
-      },
-    };
+    this.info = stageInfo(shard, config, kvLimits(kv));
     this.kv = kv;
     this.sampler = new RowSampler(config.vocabSize);
   }

@@ -3,7 +3,7 @@
  * in the calling thread; `ThreadedStage` runs the same behind a worker thread
  * so a forward pass never blocks the event loop that answers sockets.
  */
-import type { SamplingParams } from '@swarmbee/core';
+import type { LlamaConfig, SamplingParams } from '@swarmbee/core';
 
 /** One sequence's slice of a micro-batch. */
 export interface BatchRow {
@@ -74,6 +74,39 @@ export interface StageInfo {
   maxSeqLen: number;
   /** What the stage's KV cache admits; a scheduler in front of it queues what would exceed it. */
   limits: StageLimits;
+}
+
+/** What a stage of layers [layerStart, layerEnd) of a model with `config` says of itself. */
+export function stageInfo(
+  range: { layerStart: number; layerEnd: number },
+  config: Pick<LlamaConfig, 'nLayers' | 'dim' | 'vocabSize' | 'maxSeqLen'>,
+  limits: StageLimits,
+): StageInfo {
+  return {
+    layerStart: range.layerStart,
+    layerEnd: range.layerEnd,
+    isFirst: range.layerStart === 0,
+    isLast: range.layerEnd === config.nLayers,
+    dim: config.dim,
+    vocabSize: config.vocabSize,
+    maxSeqLen: config.maxSeqLen,
+    limits,
+  };
+}
+
+/** A KV cache's admission limits, as a stage reports them. */
+export function kvLimits(kv: {
+  maxSequences: number;
+  budgetBytes: number;
+  bytesPerPosition: number;
+  bytesPerRow: number;
+}): StageLimits {
+  return {
+    maxSequences: kv.maxSequences,
+    kvBudgetBytes: kv.budgetBytes,
+    kvBytesPerPosition: kv.bytesPerPosition,
+    kvBytesPerRow: kv.bytesPerRow,
+  };
 }
 
 export interface StageLimits {

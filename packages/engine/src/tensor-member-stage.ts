@@ -25,6 +25,7 @@ import { storeLayerRows } from './kv-rows.js';
 import {
   DEFAULT_KV_BUDGET_BYTES,
   DEFAULT_MAX_SEQUENCES,
+  kvLimits,
   type StageBatch,
   type StageEngine,
   type StageInfo,
@@ -32,6 +33,7 @@ import {
   type StageOutput,
   type StageStats,
   type StageTiming,
+  stageInfo,
 } from './stage-engine.js';
 import { checkBatch, RowSampler, stageSessionOptions } from './stage-session.js';
 
@@ -98,21 +100,7 @@ export class TensorMemberStage implements StageEngine {
     this.#biases = shardBiasInputs(config, shard.layerStart, shard.layerEnd);
     this.#window = windows.find((w) => w !== undefined);
     this.#sampler = new RowSampler(config.vocabSize);
-    this.info = {
-      layerStart: shard.layerStart,
-      layerEnd: shard.layerEnd,
-      isFirst: shard.layerStart === 0,
-      isLast: shard.layerEnd === config.nLayers,
-      dim: config.dim,
-      vocabSize: config.vocabSize,
-      maxSeqLen: config.maxSeqLen,
-      limits: {
-        maxSequences: this.#kv.maxSequences,
-        kvBudgetBytes: this.#kv.budgetBytes,
-        kvBytesPerPosition: this.#kv.bytesPerPosition,
-        kvBytesPerRow: this.#kv.bytesPerRow,
-      },
-    };
+    this.info = stageInfo(shard, config, kvLimits(this.#kv));
   }
 
   /** Loads the member's segment graphs; `group` is its all-reduce (rank = the slice's rank). */
