@@ -78,6 +78,7 @@ export {
   type PeerInfo,
   type PeerTimeoutDiagnostic,
 } from './diagnostics.js';
+export * from './group/index.js';
 export { answerProbe, type LinkMeasurement, measureLink, type ProbeOptions } from './link-probe.js';
 export { checkShape, connectShaped, type LinkShape, ShapingProxy } from './link-shaper.js';
 export {
@@ -88,6 +89,7 @@ export {
   mdnsSocketOf,
 } from './mdns.js';
 export {
+  type AllReducePartMessage,
   type ChallengeMessage,
   type ChannelPlane,
   type ControlMessage,
@@ -97,8 +99,10 @@ export {
   type ErrorMessage,
   type ForwardMessage,
   type ForwardRow,
+  type GroupJoinMessage,
   type HandshakeMessage,
   type HelloMessage,
+  MAX_GROUP_SIZE,
   type Message,
   type MessageOf,
   type MessagePlane,
