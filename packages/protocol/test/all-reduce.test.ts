@@ -22,7 +22,7 @@ import {
   linkedRanks,
   type TensorGroup,
 } from '@swarmbee/protocol';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { groupServers, partials, startGroup } from './helpers/group.js';
 import { TOKEN, within } from './helpers/net.js';
 
@@ -149,7 +149,7 @@ t.test('abort, one sum at a time, close', async (t) => {
 });
 
 /** A group of 2 whose rank 1 is this test, speaking raw parts over its own link. */
-async function impostor(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function impostor(t: Test) {
   const { servers, hubs } = await groupServers(t, 2);
   const group: TensorGroup = {
     id: 'g-raw',
