@@ -32,7 +32,7 @@ import type { Channel } from '../channel.js';
 import type { ClientTlsOptions } from '../client.js';
 import { CLOSE_CODES } from '../close-codes.js';
 import { errorMessageFor } from '../codec.js';
-import { publish } from '../diagnostics.js';
+import { type ChannelCounters, publish } from '../diagnostics.js';
 import { connectShaped, type LinkShape } from '../link-shaper.js';
 import type { AllReducePartMessage, DataMessage } from '../messages/index.js';
 import type { ChannelOptions } from '../options.js';
@@ -126,6 +126,25 @@ export class DataPlaneAllReduce implements AllReduce, HubMember {
   /** Sums completed. */
   get sums(): number {
     return this.#seq;
+  }
+
+  /** Encoded bytes and frames over this member's links, summed (see Channel.counters). */
+  get counters(): ChannelCounters {
+    const total: ChannelCounters = {
+      bytesSent: 0,
+      bytesReceived: 0,
+      framesSent: 0,
+      framesReceived: 0,
+    };
+    for (const link of this.#links) {
+      if (link === undefined) continue;
+      const counters = link.counters;
+      total.bytesSent += counters.bytesSent;
+      total.bytesReceived += counters.bytesReceived;
+      total.framesSent += counters.framesSent;
+      total.framesReceived += counters.framesReceived;
+    }
+    return total;
   }
 
   /**
