@@ -3,7 +3,9 @@
  * reference on every member, star and ring bit for bit alike; a lost member, a timeout and
  * a mismatched or malformed part are coded errors on the others, never a silent sum.
  */
+import { fork } from 'node:child_process';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { once } from 'node:events';
 import {
   AbortedError,
   AllReducePartMismatchError,
@@ -220,4 +222,69 @@ t.test('a malformed part closes its link; the member reports the member lost', a
   await t.rejects(within(leader.sum(new Float32Array(4)), 2_000, 'sum'), {
     code: /SWARMBEE_ERR_(GROUP_MEMBER_LOST|MESSAGE_SCHEMA)/,
   });
+});
+
+t.test('a member process killed mid-sum: the others reject within their timeout', async (t) => {
+  const child = fork(new URL('./helpers/group-member-child.ts', import.meta.url), [], {
+    // Only what runs TypeScript from source: tap's own loaders stay in the test process.
+    execArgv: ['--import=tsx', '--conditions=swarmbee:source'],
+    env: { ...process.env, SWARMBEE_TEST_TOKEN: TOKEN },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const reply = async <T>(): Promise<T> => {
+    const [message] = await within(once(child, 'message'), 20_000, 'member process');
+    return message as T;
+  };
+  const { url } = await reply<{ url: string }>();
+  const { servers, hubs } = await groupServers(t, 2);
+  const group: TensorGroup = {
+    id: 'g-process',
+    stage: 2,
+    members: [servers[0]!.url, servers[1]!.url, url],
+    algorithm: 'ring',
+  };
+  child.send({ cmd: 'join', group, rank: 2 });
+  const members = await Promise.all(
+    [0, 1].map((rank) =>
+      DataPlaneAllReduce.join({
+        group,
+        rank,
+        token: TOKEN,
+        hub: hubs[rank]!,
+        sumTimeoutMs: 10_000,
+      }),
+    ),
+  );
+  t.teardown(() => Promise.all(members.map((member) => member.close())));
+  t.same(await reply(), { joined: true });
+
+  // One sum with the process taking part: the rank-order sum on every member.
+  const parts = partials(3, 100, 11);
+  const expected = sumInOrder(
+    parts.map((p) => p.slice()),
+    new Float32Array(100),
+  );
+  child.send({ cmd: 'sum', values: [...parts[2]!] });
+  const local = await Promise.all([0, 1].map((rank) => members[rank]!.sum(parts[rank]!.slice())));
+  const remote = await reply<{ sum: number[] }>();
+  for (const sum of [...local, Float32Array.from(remote.sum)])
+    t.ok(bits(sum).equals(bits(expected)), 'the sum over processes equals the reference');
+
+  // The next sum waits for the process; it dies instead.
+  const started = performance.now();
+  const pending = [0, 1].map((rank) =>
+    members[rank]!.sum(new Float32Array(100)).then(
+      () => undefined,
+      (error: unknown) => error,
+    ),
+  );
+  child.kill('SIGKILL');
+  const errors = await within(Promise.all(pending), 10_000, 'rejections');
+  const took = performance.now() - started;
+  for (const error of errors)
+    t.match(error, { code: GroupMemberLostError.code, retryable: true, stage: 2 });
+  t.ok(took < 5_000, `both rejected after ${took.toFixed(0)} ms, within the 10 s sum timeout`);
 });

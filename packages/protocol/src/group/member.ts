@@ -123,6 +123,11 @@ export class DataPlaneAllReduce implements AllReduce, HubMember {
     return this.group.id;
   }
 
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closing;
+  }
+
   /** Sums completed. */
   get sums(): number {
     return this.#seq;
