@@ -56,14 +56,17 @@ export class MemberProcess {
 
   async stop(): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = once(this.child, 'exit');
-    try {
-      this.child.send({ cmd: 'exit' } satisfies MemberCommand);
-    } catch {
-      // Its IPC channel is gone; the kill below ends it.
-    }
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(timer);
+    try {
+      await Promise.all([
+        once(this.child, 'exit'),
+        // Its IPC channel may be gone already; the timer's kill ends it then.
+        new Promise<void>((resolve) => {
+          this.child.send({ cmd: 'exit' } satisfies MemberCommand, () => resolve());
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }

@@ -17,8 +17,8 @@ export {
 } from './events.js';
 export { DEFAULT_UNCLAIMED_LINK_MS, GroupHub, type HubMember } from './hub.js';
 export {
-  DataPlaneAllReduce,
   DEFAULT_GROUP_JOIN_TIMEOUT_MS,
   DEFAULT_SUM_TIMEOUT_MS,
   type GroupMemberOptions,
-} from './member.js';
+} from './join.js';
+export { DataPlaneAllReduce } from './member.js';

@@ -29,45 +29,22 @@ import {
   TimeoutError,
 } from '@swarmbee/core';
 import type { Channel } from '../channel.js';
-import type { ClientTlsOptions } from '../client.js';
 import { CLOSE_CODES } from '../close-codes.js';
 import { errorMessageFor } from '../codec.js';
 import { type ChannelCounters, publish } from '../diagnostics.js';
-import { connectShaped, type LinkShape } from '../link-shaper.js';
 import type { AllReducePartMessage, DataMessage } from '../messages/index.js';
-import type { ChannelOptions } from '../options.js';
 import { float32Tensor, float32Values } from '../tensor.js';
 import { checkTensorGroup, linkedRanks, type TensorGroup } from './description.js';
 import { groupJoinedChannel, groupLeftChannel, groupMemberLostChannel } from './events.js';
 import type { GroupHub, HubMember } from './hub.js';
+import {
+  DEFAULT_GROUP_JOIN_TIMEOUT_MS,
+  DEFAULT_SUM_TIMEOUT_MS,
+  dialMember,
+  type GroupMemberOptions,
+  untilLinked,
+} from './join.js';
 import { type Reduction, reductionFor } from './reductions.js';
-
-/** Default time one sum may take before the group fails, ms. */
-export const DEFAULT_SUM_TIMEOUT_MS = 10_000;
-/** Default time for every link of a member to open, ms (members may start seconds apart). */
-export const DEFAULT_GROUP_JOIN_TIMEOUT_MS = 30_000;
-
-export interface GroupMemberOptions {
-  group: TensorGroup;
-  /** This member's rank in `group.members`. */
-  rank: number;
-  /** The cluster join token: every link is authenticated like any data-plane connection. */
-  token: string;
-  /** Where links dialed by higher ranks arrive: the hub this member's data-plane server routes to. */
-  hub: GroupHub;
-  /** The name this member gives the members it dials; default `<group id>/<rank>`. */
-  name?: string;
-  /** Time one sum may take, ms (a step timeout on top of any `signal`); default 10000. */
-  sumTimeoutMs?: number;
-  /** Time for every link to open, ms; default 30000. */
-  joinTimeoutMs?: number;
-  /** Limits and heartbeats of the links this member dials. */
-  channel?: ChannelOptions;
-  tls?: ClientTlsOptions;
-  /** Dial through a user-space link shaper (benchmarks; ws:// only). */
-  linkShape?: LinkShape;
-  signal?: AbortSignal;
-}
 
 interface PendingSum {
   partial: Float32Array;
@@ -174,41 +151,20 @@ export class DataPlaneAllReduce implements AllReduce, HubMember {
         [...member.#expected]
           .filter((peer) => peer < rank)
           .map(async (peer) => {
-            const channel = await connectShaped(
-              group.members[peer] as string,
-              {
-                ...options.channel,
-                token: options.token,
-                role: 'stage',
-                name: options.name ?? `${group.id}/${rank}`,
-                ...(options.tls === undefined ? {} : { tls: options.tls }),
-                signal: joinSignal,
-              },
-              options.linkShape,
-            );
-            channel.send({ type: 'group.join', group: group.id, rank, size: member.size });
+            const channel = await dialMember(options, peer, joinSignal);
             channel.on('message', (message) => member.receive(channel, message));
             member.adopt(channel, peer, member.size);
           }),
       );
       member.#checkLinked();
-      await new Promise<void>((resolve, reject) => {
-        const onAbort = (): void =>
-          reject(
-            deadline.aborted
-              ? new TimeoutError(
-                  `tensor group ${group.id} (stage ${group.stage}) member ${rank}: links from members ${member.#missing().join(', ')} did not open within ${joinTimeoutMs} ms`,
-                  { stage: group.stage, retryable: true },
-                )
-              : new AbortedError(`joining tensor group ${group.id} aborted`),
-          );
-        if (joinSignal.aborted) onAbort();
-        joinSignal.addEventListener('abort', onAbort, { once: true });
-        void linked.then(() => {
-          joinSignal.removeEventListener('abort', onAbort);
-          resolve();
-        });
-      });
+      await untilLinked(linked, joinSignal, () =>
+        deadline.aborted
+          ? new TimeoutError(
+              `tensor group ${group.id} (stage ${group.stage}) member ${rank}: links from members ${member.#missing().join(', ')} did not open within ${joinTimeoutMs} ms`,
+              { stage: group.stage, retryable: true },
+            )
+          : new AbortedError(`joining tensor group ${group.id} aborted`),
+      );
       if (member.#failure) throw member.#failure;
     } catch (error) {
       await member.close();
