@@ -7,4 +7,4 @@
  * process.exitCode = await main(['generate', '--prompt', 'Once upon a time', '--steps', '64']);
  * ```
  */
-export { describeError, helpText, main } from './main.js';
+export { describeError, helpText, main, skipHelpPrerender } from './main.js';

@@ -43,6 +43,26 @@ async function registrarsFor(argv: readonly string[]): Promise<Registrar[]> {
 /** A command line yargs could not parse; thrown from its fail hook so no handler runs. */
 class UsageError extends Error {}
 
+/** The part of yargs' internals that renders a help page ahead of need. */
+interface YargsUsageInternals {
+  getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } };
+}
+
+/**
+ * Stops yargs rendering a command's whole help page every time the command runs. yargs
+ * does so before each command's handler (`cacheHelpMessage`), in case the handler later
+ * shows it; the fail hook above throws instead and `main` prints its own hint, so the page
+ * was never read, and laying out a `worker` or `coordinator` page (40 options, wrapped)
+ * cost 0.2-0.35 s of CPU at every start. `--help` renders its page as before. Returns
+ * whether yargs had the hook (test/cli-start.test.ts holds it to true).
+ */
+export function skipHelpPrerender(cli: Argv): boolean {
+  const usage = (cli as unknown as YargsUsageInternals).getInternalMethods?.().getUsageInstance?.();
+  if (typeof usage?.cacheHelpMessage !== 'function') return false;
+  usage.cacheHelpMessage = () => {};
+  return true;
+}
+
 /** The `swarmbee` command line with the commands `argv` needs registered, not yet parsed. */
 export async function swarmbeeCli(argv: string[]): Promise<Argv> {
   const cli = yargs(argv)
@@ -57,6 +77,7 @@ export async function swarmbeeCli(argv: string[]): Promise<Argv> {
       throw new UsageError(message);
     });
   for (const register of await registrarsFor(argv)) register(cli);
+  skipHelpPrerender(cli);
   return cli;
 }
 

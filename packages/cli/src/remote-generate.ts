@@ -2,7 +2,7 @@
  * `swarmbee generate --url`: the same flags against a running coordinator's API.
  * Text streams from server-sent events; --json asks for the whole completion.
  */
-import { postEvents, postJson } from '@swarmbee/coordinator';
+import { postEvents, postJson } from '@swarmbee/coordinator/client';
 import type { SamplingParams } from '@swarmbee/core';
 
 export interface RemoteGenerateRequest {

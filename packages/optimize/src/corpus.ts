@@ -9,8 +9,13 @@ import { fileURLToPath } from 'node:url';
 import { CorpusInvalidError } from '@swarmbee/core';
 import { sha256, type Tokenizer } from '@swarmbee/model';
 
-/** The corpus that ships with SwarmBee: a few paragraphs of plain English. */
-export const DEFAULT_CORPUS_FILE = fileURLToPath(new URL('../corpus/default.txt', import.meta.url));
+/**
+ * The corpus that ships with SwarmBee: a few paragraphs of plain English, in this package's
+ * corpus/ (found through the package's entry, so the bundled CLI finds it too).
+ */
+export const DEFAULT_CORPUS_FILE = fileURLToPath(
+  new URL('../corpus/default.txt', import.meta.resolve('@swarmbee/optimize')),
+);
 
 /** Longest window, in tokens (capped by the model's context). */
 export const DEFAULT_WINDOW_TOKENS = 256;

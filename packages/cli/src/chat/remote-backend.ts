@@ -1,5 +1,5 @@
 /** `swarmbee chat --url`: replies streamed from a running coordinator's /v1/chat/completions. */
-import { type ApiTarget, postEvents } from '@swarmbee/coordinator';
+import { type ApiTarget, postEvents } from '@swarmbee/coordinator/client';
 import { NetworkUnavailableError, SwarmBeeError } from '@swarmbee/core';
 import type { ChatMessage } from '@swarmbee/model';
 import {

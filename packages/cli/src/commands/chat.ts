@@ -2,10 +2,8 @@
 import { InvalidArgumentError } from '@swarmbee/core';
 import type { Argv } from 'yargs';
 import type { ChatBackend, ReplySettings } from '../chat/backend.js';
-import { LocalChatBackend } from '../chat/local-backend.js';
 import { RemoteChatBackend } from '../chat/remote-backend.js';
 import { runChatSession } from '../chat/session.js';
-import { resolveModel } from '../model-arg.js';
 import { parseRanges } from '../options.js';
 
 /** Tokens one reply may have when --max-tokens is not given. */
@@ -105,6 +103,11 @@ export function chatCommand(yargs: Argv): Argv {
       if (args.url !== undefined) {
         backend = new RemoteChatBackend({ url: args.url, apiKey: args.apiKey }, settings);
       } else {
+        // In process only: `chat --url` loads neither the engine nor the model package.
+        const [{ resolveModel }, { LocalChatBackend }] = await Promise.all([
+          import('../model-arg.js'),
+          import('../chat/local-backend.js'),
+        ]);
         const dir = await resolveModel(args.model, notice);
         const ranges = args.ranges !== undefined ? parseRanges(args.ranges) : undefined;
         backend = await LocalChatBackend.open(dir, settings, {

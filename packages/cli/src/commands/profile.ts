@@ -1,7 +1,7 @@
 /** `swarmbee profile`: measure a running cluster's devices and links, print and save them. */
 import { writeFile } from 'node:fs/promises';
 import type { ProfileEvent } from '@swarmbee/coordinator';
-import { postEvents } from '@swarmbee/coordinator';
+import { postEvents } from '@swarmbee/coordinator/client';
 import type { ClusterProfile, DecodeTimingGrid } from '@swarmbee/core';
 import type { Argv } from 'yargs';
 import { progressBar } from '../ui/progress.js';

@@ -1,6 +1,6 @@
 /** `swarmbee replan`: ask a running coordinator to choose a plan again and move onto it. */
 
-import { postJson } from '@swarmbee/coordinator';
+import { postJson } from '@swarmbee/coordinator/client';
 import type { Argv } from 'yargs';
 import { renderTable } from '../ui/table.js';
 

@@ -10,8 +10,12 @@ import { gzipSync } from 'node:zlib';
 import { SwarmBeeError } from '@swarmbee/core';
 import type { FastifyInstance } from 'fastify';
 
-/** Where the built console lives, from src/console or dist/console alike. */
-export const CONSOLE_DIR = new URL('../../dist/www/', import.meta.url);
+/**
+ * Where the built console lives: dist/www of this package, found through the package's
+ * entry (src/index.ts or dist/index.js, one level below the package) rather than beside this
+ * module, so the bundled CLI (packages/cli/dist/bundle) finds it too.
+ */
+export const CONSOLE_DIR = new URL('../dist/www/', import.meta.resolve('@swarmbee/coordinator'));
 
 const ASSETS = [
   { url: '/', file: 'index.html', type: 'text/html; charset=utf-8' },
