@@ -109,8 +109,8 @@ export async function measureAllReducePart(
   const shaped = figures.sums.filter((s) => s.link !== 'loopback');
   const error = (s: SumRun) => Math.abs(predictedUs(s) / quantile(s.wallUs, 0.5) - 1);
   // Back to back, a ring's members drift apart (rank 0 starts sum s + 1 after k crossings,
-  // while rank k − 2 has its sum after 2(k − 1)): the model's isolated latency is checked on
-  // the star and the exchange, whose members finish together; the ring's error is shown.
+  // while rank k - 2 has its sum after 2(k - 1)): the model's latency of one sum started
+  // together is checked on the star and the exchange, whose members finish together.
   const inStep = (s: SumRun) => s.algorithm === 'star' || s.members === 2;
   const worstError = Math.max(...shaped.filter(inStep).map(error));
   const worstRingError = Math.max(...shaped.filter((s) => !inStep(s)).map(error));
@@ -139,16 +139,22 @@ export async function measureAllReducePart(
           ', ',
         )}. 2 cores shared by 4 member processes and this one, and possibly other work: compare rows within this run.`,
     ],
-    metrics: Object.fromEntries(
-      figures.sums.map((s) => [
-        `allreduce.$s.link.k$s.members.$s.algorithm.$s.elements.us`,unit: 'µs', summary: summarize(s.wallUs) ,
-      ]),
-    ),
+    metrics: {
+      ...Object.fromEntries(
+        figures.sums.map((s) => [
+          `allreduce.${s.link}.k${s.members}.${s.algorithm}.${s.elements}.us`,
+          { unit: 'µs', summary: summarize(s.wallUs) },
+        ]),
+      ),
+      'allreduce.model.ringError': { unit: 'ratio', summary: summarize([worstRingError]) },
+    },
     tables: [
-      ...LINK_SETUPS.map((link) => (
+      ...LINK_SETUPS.map((link) => ({
         title: `All-reduce, ${link.label}`,
         head,
-        rows: rowsFor(link.label),)),
+        rows: rowsFor(link.label),
+      })),
+      {
         title: 'One data-plane hop (the baseline), µs',
         head: ['link', 'elements', 'median µs', 'p90 µs'],
         rows: figures.hops.map((h) => [
@@ -156,7 +162,8 @@ export async function measureAllReducePart(
           h.elements,
           us(quantile(h.hopUs, 0.5)),
           us(quantile(h.hopUs, 0.9)),
-        ]),,
+        ]),
+      },
     ],
     checks: [
       check(
@@ -181,18 +188,21 @@ export async function measureAllReducePart(
       ),
     ],
     charts: [
+      {
         file: 'parallel-allreduce.svg',
-        title: `One all-reduce of $chartElementsfp32, µs`,
-        svg: barChart(
-          title: `all-reduce of $chartElementsfp32 (median µs, lower is better)`,
+        title: `One all-reduce of ${chartElements} fp32, µs`,
+        svg: barChart({
+          title: `all-reduce of ${chartElements} fp32 (median µs, lower is better)`,
           unit: 'µs',
           bars: figures.sums
             .filter((s) => s.elements === chartElements)
-            .map((s) => (
-              label: `$s.linkk=$s.members$s.algorithm`,
+            .map((s) => ({
+              label: `${s.link} k=${s.members} ${s.algorithm}`,
               value: quantile(s.wallUs, 0.5),
               low: quantile(s.wallUs, 0.1),
-              high: quantile(s.wallUs, 0.9),)),),
+              high: quantile(s.wallUs, 0.9),
+            })),
+        }),
       },
     ],
   };
