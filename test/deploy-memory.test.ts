@@ -144,20 +144,20 @@ t.test("each stage is deployed with its plan's KV budget, and admits against it"
       `stage ${i} on ${stage.worker} loaded with the planned budget, not the 2 GiB default`,
     );
   }
-  // A request that cannot fit the deployed budget even alone is refused before it starts.
+  // The shards serve the planned 64 tokens (--context): a request for more is refused before
+  // it starts, so one request alone always fits its budget (a row of 64 positions).
   const perPosition = Math.max(...stages.map((s) => s.limits!.kvBytesPerPosition));
   const smallest = Math.min(...stages.map((s) => s.limits!.kvBudgetBytes));
   t.ok(smallest / perPosition < model.manifest.config.maxSeqLen, 'the budget is below a full row');
-  const error = await coordinator.service
-    .complete({
+  await t.rejects(
+    coordinator.service.complete({
       prompt: 'Once upon a time',
       maxTokens: model.manifest.config.maxSeqLen - 8,
       sampling: { temperature: 0, topK: 0, topP: 1 },
-    })
-    .catch((e: unknown) => e as { code: string; message: string });
-  t.match(error, {
-    message: /needs \d+ bytes of KV cache on stage \d+, whose budget is \d+ bytes/,
-  });
+    }),
+    { code: 'SWARMBEE_ERR_INVALID_ARGUMENT', message: /max_tokens: at most 64 on this server/ },
+    'a request beyond the 64-token context the shards serve',
+  );
   const ok = await coordinator.service.complete({
     prompt: 'Once upon a time',
     maxTokens: 16,

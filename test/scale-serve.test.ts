@@ -23,6 +23,8 @@ t.test('servePart measures each worker and each stream count over 1 and 2 worker
     streams: [1, 2],
     decodeTokens: 4,
     promptTokens: 24,
+    // Below the model's 128: the shards' RoPE tables are cut to it, filed under -ctx64.
+    contextTokens: 64,
     bandwidthBytesPerS: 1e9,
     cliBin: CLI_BIN,
     cacheDir: join(root, 'clusters'),

@@ -27,6 +27,7 @@ export {
 export type { DeployedStage } from './cluster/deployer.js';
 export type { PlanningOptions } from './cluster/planning.js';
 export { DEFAULT_REPLAN_GAIN, DEFAULT_REPLAN_PAYBACK_MS } from './cluster/replan-policy.js';
+export { shardDirName } from './cluster/shard-store.js';
 // The shard transfer on its own (sendShard, WorkerLink, WorkerRegistry): `@swarmbee/coordinator/transfer`.
 export {
   DEFAULT_CHUNK_BYTES,

@@ -188,6 +188,7 @@ export {
 export type { StageEvent, StageTimelineEntry } from './stage-timeline.js';
 export { IllegalStateError, StateMachine, type StateTransitions } from './state-machine.js';
 export { DTYPE_BYTES, elementCount, type TensorData, type TensorDtype } from './tensor.js';
+export { TensorSplitError } from './tensor-parallel-errors.js';
 export {
   AdapterBaseMismatchError,
   AdapterInvalidError,

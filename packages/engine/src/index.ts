@@ -54,6 +54,14 @@ export {
 } from './scheduler/micro-batch.js';
 export { pipelineTransport } from './scheduler/pipeline-transport.js';
 export { type AttachOptions, Scheduler, type SchedulerOptions } from './scheduler/scheduler.js';
+export {
+  type AllReduceWait,
+  createSharedGroup,
+  DEFAULT_ALL_REDUCE_WAIT,
+  DEFAULT_SLOT_ELEMENTS,
+  SharedAllReduce,
+  type SharedGroup,
+} from './shared-all-reduce.js';
 export type {
   BatchRow,
   StageBatch,
@@ -68,6 +76,8 @@ export type {
 export { DEFAULT_KV_BUDGET_BYTES, DEFAULT_SPIN_DURATION_US } from './stage-engine.js';
 export { createStageEngine } from './stage-factory.js';
 export { stageSessionOptions } from './stage-session.js';
+export { type TensorGroupOptions, TensorGroupStage } from './tensor-group-stage.js';
+export { type MemberTiming, TensorMemberStage } from './tensor-member-stage.js';
 export { ThreadedStage } from './threaded-stage.js';
 export {
   type AdamWMoments,

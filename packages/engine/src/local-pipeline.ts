@@ -1,6 +1,7 @@
 /** K stages of one model chained in this process, each in its own thread. */
 import { InvalidArgumentError } from '@swarmbee/core';
 import {
+  buildGroupShards,
   buildShard,
   evenRanges,
   type LayerRange,
@@ -10,6 +11,7 @@ import {
 import type { Pipeline, PipelineInfo, PipelineResult, PipelineStep } from './pipeline.js';
 import type { StageEngine, StageOptions } from './stage-engine.js';
 import { createStageEngine } from './stage-factory.js';
+import { TensorGroupStage } from './tensor-group-stage.js';
 import { ThreadedStage } from './threaded-stage.js';
 
 export interface LocalPipelineOptions {
@@ -22,6 +24,12 @@ export interface LocalPipelineOptions {
   stage?: StageOptions;
   /** Builds each stage's shard; default `buildShard(dir, range)` (an adapted model passes its own). */
   shard?: (range: LayerRange) => ShardGraph;
+  /**
+   * Per stage, the relative speeds of the members of a tensor-parallel group that runs it
+   * (one thread each; heads and columns split in proportion, see `splitTensors`). Absent,
+   * or one speed: the stage is one engine. Default: no groups.
+   */
+  groups?: (readonly number[] | undefined)[];
 }
 
 /**
@@ -62,7 +70,19 @@ export class LocalPipeline implements Pipeline {
     const stages: StageEngine[] = [];
     try {
       const shard = options.shard ?? ((range: LayerRange) => buildShard(dir, range));
-      for (const range of ranges) stages.push(await create(shard(range), stageOptions));
+      for (const [i, range] of ranges.entries()) {
+        const speeds = options.groups?.[i];
+        if (speeds === undefined || speeds.length <= 1) {
+          stages.push(await create(shard(range), stageOptions));
+          continue;
+        }
+        if (options.threaded === false || options.shard)
+          throw new InvalidArgumentError(
+            `stage ${i} is a tensor-parallel group: its members run on their own threads from the model's weights (threaded, no custom shard)`,
+          );
+        const shards = await buildGroupShards(dir, range, speeds);
+        stages.push(await TensorGroupStage.create(shards, { stage: stageOptions }));
+      }
     } catch (error) {
       await Promise.allSettled(stages.map((s) => s.close()));
       throw error;

@@ -9,6 +9,7 @@ import { SHARD_IO, shardBiasInputs } from '@swarmbee/model/graph-io';
 import ort from 'onnxruntime-node';
 import { attentionBias, logitIndex, positionIds, windowAttentionBias } from './batch-feeds.js';
 import { type KvArena, KvCache, type KvElements } from './kv-cache.js';
+import { storeLayerRows } from './kv-rows.js';
 import { ShardStage } from './shard-stage.js';
 import {
   DEFAULT_KV_BUDGET_BYTES,
@@ -191,41 +192,24 @@ export class OrtStage extends ShardStage<KvElements> {
       : new ort.Tensor('float32', data as Float32Array, dims);
   }
 
-  /**
-   * Writes each row's new keys and values ([B, kvHeads, T, headDim]) after its past; on a
-   * ring layer, the newest W of them into slots position mod W.
-   */
+  /** Writes each layer's new keys and values after each row's past (see `storeLayerRows`). */
   #storeNewRows(
     arena: KvArena<KvElements>,
     batch: StageBatch,
     width: number,
     results: ort.InferenceSession.OnnxValueMapType,
   ): void {
-    const { kvHeads, headDim: hd } = this.kv;
     for (let l = 0; l < this.kv.layers; l++) {
       const layer = this.info.layerStart + l;
-      const keys = results[SHARD_IO.newKey(layer)]!.data as KvElements;
-      const values = results[SHARD_IO.newValue(layer)]!.data as KvElements;
-      const window = this.kv.window(l);
-      const slots = this.kv.slots(arena, l);
-      batch.rows.forEach((row, r) => {
-        for (let h = 0; h < kvHeads; h++) {
-          const from = (r * kvHeads + h) * width * hd;
-          const base = (r * kvHeads + h) * slots * hd;
-          if (window === undefined) {
-            const to = base + row.start * hd;
-            arena.keys[l]!.set(keys.subarray(from, from + row.count * hd), to);
-            arena.values[l]!.set(values.subarray(from, from + row.count * hd), to);
-            continue;
-          }
-          for (let i = Math.max(0, row.count - window); i < row.count; i++) {
-            const to = base + ((row.start + i) % window) * hd;
-            const at = from + i * hd;
-            arena.keys[l]!.set(keys.subarray(at, at + hd), to);
-            arena.values[l]!.set(values.subarray(at, at + hd), to);
-          }
-        }
-      });
+      storeLayerRows(
+        this.kv,
+        arena,
+        l,
+        batch.rows,
+        width,
+        results[SHARD_IO.newKey(layer)]!.data as KvElements,
+        results[SHARD_IO.newValue(layer)]!.data as KvElements,
+      );
     }
   }
 }

@@ -2,7 +2,7 @@
  * Starts a worker thread from a module beside the caller, whether SwarmBee runs from
  * its compiled JavaScript or (in the tests) from TypeScript source under tsx.
  */
-import { type ResourceLimits, Worker } from 'node:worker_threads';
+import { type ResourceLimits, type TransferListItem, Worker } from 'node:worker_threads';
 import { EngineFailedError, fromWire, type WireError } from '@swarmbee/core';
 
 /**
@@ -20,7 +20,7 @@ export function threadEntry(moduleUrl: string, name: string): URL {
 export function startThread(
   entry: URL,
   workerData: unknown,
-  options: { resourceLimits?: ResourceLimits } = {},
+  options: { resourceLimits?: ResourceLimits; transferList?: TransferListItem[] } = {},
 ): Worker {
   if (!entry.pathname.endsWith('.ts')) return new Worker(entry, { ...options, workerData });
   const bootstrap = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(entry.href)}); })`;

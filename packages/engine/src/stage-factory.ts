@@ -4,10 +4,12 @@
  * an imported ONNX decoder in `OnnxDecoderStage`. The stage thread, in-process
  * pipelines and (through `ThreadedStage`) the worker all create engines here.
  */
-import type { ShardGraph } from '@swarmbee/model';
+import type { ShardGraph, TensorSliceShard } from '@swarmbee/model';
 import { OnnxDecoderStage } from './onnx-decoder-stage.js';
 import { OrtStage } from './ort-stage.js';
+import { SharedAllReduce, type SharedGroup } from './shared-all-reduce.js';
 import type { StageEngine, StageOptions } from './stage-engine.js';
+import { TensorMemberStage } from './tensor-member-stage.js';
 
 export function createStageEngine(
   shard: ShardGraph,
@@ -16,4 +18,13 @@ export function createStageEngine(
   return shard.kind === 'onnx-decoder'
     ? OnnxDecoderStage.create(shard, options)
     : OrtStage.create(shard, options);
+}
+
+/** A tensor-parallel member over the shared memory of its in-process group. */
+export function createMemberEngine(
+  shard: TensorSliceShard,
+  group: SharedGroup,
+  options: StageOptions = {},
+): Promise<StageEngine> {
+  return TensorMemberStage.create(shard, new SharedAllReduce(group, shard.slice.rank), options);
 }

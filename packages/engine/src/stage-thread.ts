@@ -5,17 +5,27 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { asSwarmBeeError } from '@swarmbee/core';
-import type { ShardGraph } from '@swarmbee/model';
+import type { ShardGraph, TensorSliceShard } from '@swarmbee/model';
+import type { SharedGroup } from './shared-all-reduce.js';
 import type { StageOptions, StageOutput } from './stage-engine.js';
-import { createStageEngine } from './stage-factory.js';
+import { createMemberEngine, createStageEngine } from './stage-factory.js';
 import type { ThreadReply, ThreadRequest } from './thread-messages.js';
 
 const port = parentPort!;
-const { shard, options } = workerData as { shard: ShardGraph; options: StageOptions };
+const { shard, options, group } = workerData as {
+  shard: ShardGraph | TensorSliceShard;
+  options: StageOptions;
+  /** A tensor-parallel member's group (with a `llama-slice` shard). */
+  group?: SharedGroup;
+};
 
 let queue: Promise<void> = Promise.resolve();
 
-const startup = createStageEngine(shard, options).then(
+const startup = (
+  shard.kind === 'llama-slice'
+    ? createMemberEngine(shard, group!, options)
+    : createStageEngine(shard, options)
+).then(
   (stage) => {
     port.postMessage({ id: 0, ok: true, value: stage.info } satisfies ThreadReply);
     return stage;

@@ -4,7 +4,8 @@
  */
 import type { Worker } from 'node:worker_threads';
 import { EngineClosedError, EngineFailedError, fromWire, type SwarmBeeError } from '@swarmbee/core';
-import type { ShardGraph } from '@swarmbee/model';
+import type { ShardGraph, TensorSliceShard } from '@swarmbee/model';
+import type { SharedGroup } from './shared-all-reduce.js';
 import { ownBuffer, startThread, threadEntry, threadReady } from './source-thread.js';
 import type {
   StageBatch,
@@ -40,9 +41,40 @@ export class ThreadedStage implements StageEngine {
     worker.on('exit', () => this.#failAll(new EngineClosedError('the stage thread has exited')));
   }
 
-  /** Starts a thread, loads the shard there, and resolves once the session is ready. */
-  static async create(shard: ShardGraph, options: StageOptions = {}): Promise<ThreadedStage> {
-    const worker = startThread(THREAD_ENTRY, { shard, options });
+  /**
+   * Starts a thread, loads the shard there, and resolves once the session is ready. With
+   * `moveGraph`, a graph whose bytes own their whole buffer moves to the thread instead of
+   * being copied (the caller must not use `shard.onnx` afterwards): one copy of the graph
+   * fewer while the stage loads.
+   */
+  static async create(
+    shard: ShardGraph,
+    options: StageOptions = {},
+    how: { moveGraph?: boolean } = {},
+  ): Promise<ThreadedStage> {
+    const { onnx } = shard;
+    const movable =
+      how.moveGraph === true &&
+      onnx.byteOffset === 0 &&
+      onnx.byteLength === onnx.buffer.byteLength &&
+      onnx.buffer instanceof ArrayBuffer;
+    return ThreadedStage.#start(
+      { shard, options },
+      movable ? [onnx.buffer as ArrayBuffer] : undefined,
+    );
+  }
+
+  /** Starts a thread hosting one member of an in-process tensor-parallel group. */
+  static async createMember(
+    shard: TensorSliceShard,
+    group: SharedGroup,
+    options: StageOptions = {},
+  ): Promise<ThreadedStage> {
+    return ThreadedStage.#start({ shard, options, group });
+  }
+
+  static async #start(workerData: object, transferList?: ArrayBuffer[]): Promise<ThreadedStage> {
+    const worker = startThread(THREAD_ENTRY, workerData, transferList ? { transferList } : {});
     const info = await threadReady<StageInfo>(worker, 'stage thread');
     return new ThreadedStage(worker, info);
   }

@@ -12,6 +12,14 @@
  * ```
  */
 
+export {
+  CHUNK_DIGESTS_FILE,
+  ChunkedSha256,
+  fileStatKey,
+  readChunkDigests,
+  SHARD_CHUNK_BYTES,
+  writeChunkDigests,
+} from './chunk-digests-file.js';
 export { DISK_HEADROOM_BYTES, ensureDiskSpace, freeDiskBytes } from './disk-space.js';
 export { type GgmlTypeInfo, ggmlTypeName } from './gguf/ggml-types.js';
 export type {
@@ -155,6 +163,7 @@ export {
   type ShardBuildOptions,
   type ShardGraph,
   type ShardManifest,
+  servedConfig,
 } from './shard.js';
 export { openShard, type ShardWriteOptions, writeShard } from './shard-files.js';
 export { StagingDir } from './staging-dir.js';
@@ -177,6 +186,29 @@ export {
 export { mulberry32 } from './synth/random.js';
 export { type SynthOptions, synthesizeModel } from './synth/synthesize.js';
 export { synthVocab } from './synth/vocab.js';
+export {
+  apportion,
+  DEFAULT_COLUMN_GRANULARITY,
+  type IndexRange,
+  splitTensors,
+  type TensorSlice,
+  type TensorSplitOptions,
+  wholeSlice,
+} from './tensor-slice.js';
+export {
+  openSliceShard,
+  SLICE_SEGMENT_FILES,
+  type SliceShardManifest,
+  sliceShardId,
+  writeSliceShard,
+} from './tensor-slice-files.js';
+export {
+  buildGroupShards,
+  buildSliceShard,
+  type LayerSegments,
+  type SliceShardOptions,
+  type TensorSliceShard,
+} from './tensor-slice-shard.js';
 export { encodeChat, plainChatText } from './tokenizer/chat.js';
 export {
   type ChatMessage,

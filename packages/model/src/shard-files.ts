@@ -3,7 +3,6 @@
  * coordinator offers to workers by content address, written once and opened by the
  * worker that loads it.
  */
-import { createHash } from 'node:crypto';
 import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -13,6 +12,7 @@ import {
   ShardInvalidError,
   SWARMBEE_VERSION,
 } from '@swarmbee/core';
+import { ChunkedSha256, writeChunkDigests } from './chunk-digests-file.js';
 import { sha256 } from './hash.js';
 import type { LoraAdapter } from './lora/adapter.js';
 import {
@@ -32,7 +32,7 @@ import {
   type LayerRange,
   type LlamaShardManifest,
   locateWeight,
-  refuseKvDtype,
+  refuseLlamaOnlyOptions,
   SHARD_COPY_CHUNK_BYTES,
   SHARD_FORMAT_VERSION,
   SHARD_GRAPH_FILE,
@@ -40,6 +40,7 @@ import {
   SHARD_WEIGHTS_FILE,
   type ShardGraph,
   type ShardManifest,
+  servedConfig,
   shardTensorNames,
   storedTensorNames,
 } from './shard.js';
@@ -54,6 +55,8 @@ export interface ShardWriteOptions {
    * (fp32 bases only). The shard is filed under the adapted model's hash. Default: none.
    */
   adapter?: LoraAdapter;
+  /** Context the shard serves, tokens (its RoPE tables' rows; see `ShardBuildOptions`). Default the model's. */
+  context?: number;
 }
 
 /** Writes a self-contained shard directory (graph, its own weights, shard.json) at `out`. */
@@ -65,7 +68,7 @@ export async function writeShard(
   options: ShardWriteOptions = {},
 ): Promise<ShardManifest> {
   if (dir.manifest.architecture === 'onnx-decoder') {
-    refuseKvDtype(options);
+    refuseLlamaOnlyOptions(options);
     if (options.adapter)
       throw new AdapterUnsupportedError(
         `${dir.manifest.name} is an imported ONNX decoder: LoRA adapters merge into SwarmBee's own Llama-family graphs only`,
@@ -82,7 +85,7 @@ async function writeLlamaShard(
   progress: ProgressFn,
   options: ShardWriteOptions,
 ): Promise<LlamaShardManifest> {
-  const { config } = dir.manifest;
+  const config = servedConfig(dir.manifest.config, options.context);
   const kvDtype = options.kvDtype ?? 'float32';
   checkRange(config, range);
   const adapted = options.adapter ? modulesByTensor(options.adapter, dir.manifest) : undefined;
@@ -93,7 +96,7 @@ async function writeLlamaShard(
     const placed = new Map<string, { offset: number; bytes: number; shape: number[] }>();
     const source = await open(dir.weightsPath, 'r');
     const target = await open(join(staging, SHARD_WEIGHTS_FILE), 'w');
-    const weightsHash = createHash('sha256');
+    const weightsHash = new ChunkedSha256();
     const total = names.reduce((sum, n) => sum + findTensor(dir, n).bytes, 0);
     let offset = 0;
     try {
@@ -162,10 +165,17 @@ async function writeLlamaShard(
         }),
     });
     await writeFile(join(staging, SHARD_GRAPH_FILE), onnx);
+    const graphHash = new ChunkedSha256();
+    graphHash.update(onnx);
     const files = [
-      { name: SHARD_GRAPH_FILE, bytes: onnx.length, sha256: sha256(onnx) },
-      { name: SHARD_WEIGHTS_FILE, bytes: offset, sha256: weightsHash.digest('hex') },
+      { name: SHARD_GRAPH_FILE, bytes: onnx.length, sha256: graphHash.digest() },
+      { name: SHARD_WEIGHTS_FILE, bytes: offset, sha256: weightsHash.digest() },
     ];
+    // Taken in the same pass as the files' hashes: the first send reads without hashing.
+    await writeChunkDigests(staging, weightsHash.chunkBytes, [
+      { name: SHARD_GRAPH_FILE, digests: graphHash.digests },
+      { name: SHARD_WEIGHTS_FILE, digests: weightsHash.digests },
+    ]);
     const manifest: LlamaShardManifest = {
       format: 'swarmbee.shard',
       formatVersion: SHARD_FORMAT_VERSION,

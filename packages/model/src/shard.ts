@@ -6,6 +6,7 @@
  * decoder are cut out of its graph (`onnx-decoder/`). `kind` tells them apart.
  */
 import {
+  InvalidArgumentError,
   type KvDtype,
   type LlamaConfig,
   type OnnxDecoderConfig,
@@ -63,6 +64,12 @@ export interface ShardBuildOptions {
   headChunkBytes?: number;
   /** How the layers attend (`fused` GroupQueryAttention or `decomposed` standard ops). */
   attention?: ShardAttention;
+  /**
+   * Context the shard serves, tokens: its RoPE tables hold this many positions and its
+   * config's `maxSeqLen` says so (so an engine refuses any position beyond it, and the
+   * shard's hashes cover the size). Default the model's whole context.
+   */
+  context?: number;
 }
 
 /** A stage cut out of an imported decoder: its IO follows the export, described by `io`. */
@@ -196,18 +203,35 @@ export function buildShard(
   options: ShardBuildOptions = {},
 ): ShardGraph {
   if (dir.manifest.architecture === 'onnx-decoder') {
-    refuseKvDtype(options);
+    refuseLlamaOnlyOptions(options);
     return buildOnnxDecoderShard(dir as OnnxDecoderModelDir, range);
   }
   return buildLlamaShard(dir as LlamaModelDir, range, options.kvDtype ?? 'float32', options);
 }
 
-/** An imported decoder's cache keeps the export's element type. */
-export function refuseKvDtype(options: ShardBuildOptions): void {
+/** An imported decoder's cache keeps the export's element type, and its graph its context. */
+export function refuseLlamaOnlyOptions(options: ShardBuildOptions): void {
   if ((options.kvDtype ?? 'float32') !== 'float32')
     throw new ShardInvalidError(
       `kvDtype ${options.kvDtype} is for SwarmBee's Llama shards; an imported ONNX decoder keeps its export's KV type`,
     );
+  if (options.context !== undefined)
+    throw new ShardInvalidError(
+      `a shard context (${options.context} tokens) is for SwarmBee's Llama shards; an imported ONNX decoder keeps its export's position tables`,
+    );
+}
+
+/**
+ * The config a shard serving `context` tokens is built with: the model's, its `maxSeqLen`
+ * cut to `context` (the rows of its RoPE tables). A context beyond the model's is refused.
+ */
+export function servedConfig(config: LlamaConfig, context: number | undefined): LlamaConfig {
+  if (context === undefined || context === config.maxSeqLen) return config;
+  if (!Number.isSafeInteger(context) || context < 1 || context > config.maxSeqLen)
+    throw new InvalidArgumentError(
+      `a shard context of ${context} tokens must be a positive integer no larger than the model's ${config.maxSeqLen}`,
+    );
+  return { ...config, maxSeqLen: context };
 }
 
 function buildLlamaShard(
@@ -216,7 +240,7 @@ function buildLlamaShard(
   kvDtype: KvDtype,
   options: ShardBuildOptions = {},
 ): LlamaShardGraph {
-  const { config } = dir.manifest;
+  const config = servedConfig(dir.manifest.config, options.context);
   checkRange(config, range);
   const onnx = buildLlamaShardGraph({
     config,

@@ -1,9 +1,10 @@
 /**
  * One shard being received into its staging directory (`.incoming-<shardId>/`): its
  * files, written chunk by chunk in order, and a journal of the chunks on disk
- * (`.journal`, one line per chunk, appended after the chunk's write), so a transfer cut
- * short — a dropped connection, a restarted worker — resumes from its last verified
- * chunk instead of from zero.
+ * (`.journal`, one line per {@link JOURNAL_LINE_BYTES} of a file and at its end, appended
+ * once those bytes are written; a suspended transfer journals what it wrote since), so a
+ * transfer cut short — a dropped connection, a restarted worker — resumes from its last
+ * journalled chunk instead of from zero (a crash loses less than one line's bytes).
  *
  * Every byte is hashed once: each file keeps the sha256 state of its bytes so far, and a
  * chunk comes with the digest of its file from byte 0 through the chunk's end, which that
@@ -52,7 +53,13 @@ export const openShardFile: OpenShardFile = (path) =>
 export const OFFER_FILE = '.offer.json';
 const JOURNAL_FILE = '.journal';
 
-/** A chunk on disk, as the journal records it. */
+/**
+ * Bytes of a file a journal line covers at most: one line per this much (and at the file's
+ * end), not per chunk. What a crash can lose of a transfer, beyond the chunks in flight.
+ */
+export const JOURNAL_LINE_BYTES = 4 * 1024 * 1024;
+
+/** Chunks on disk, as the journal records them: a span of a file and the digest of the file through it. */
 interface JournalEntry {
   file: string;
   offset: number;
@@ -88,8 +95,10 @@ export class IncomingShard {
   readonly #fileHashes: Map<string, Hash>;
   /** Writes run one after another, in arrival order. */
   #tail: Promise<void> = Promise.resolve();
-  /** Journal lines are appended one after another, each once its chunk is on disk. */
+  /** Journal lines are appended one after another, each once its chunks are on disk. */
   #journalTail: Promise<void> = Promise.resolve();
+  /** Per file: chunks on disk that no journal line covers yet, as one span. */
+  readonly #unjournalled = new Map<string, JournalEntry>();
   /** The first write that failed: the transfer has failed. */
   #failure?: unknown;
   #pendingBytes = 0;
@@ -98,6 +107,7 @@ export class IncomingShard {
     readonly offer: ShardOffer,
     readonly dir: string,
     readonly openFile: OpenShardFile,
+    readonly journalLineBytes: number,
     /** Bytes held from the start when it was opened: what a resume did not need sent. */
     readonly resumedBytes: number,
     held: ReadonlyMap<string, HeldPrefix>,
@@ -122,6 +132,7 @@ export class IncomingShard {
     offer: ShardOffer,
     dir: string,
     openFile: OpenShardFile = openShardFile,
+    journalLineBytes: number = JOURNAL_LINE_BYTES,
   ): Promise<IncomingShard> {
     // Only what names the content: the same shard offered with other options resumes.
     const recorded: ShardOffer = {
@@ -138,7 +149,7 @@ export class IncomingShard {
     }
     const held = verified ?? new Map<string, HeldPrefix>();
     const resumed = [...held.values()].reduce((n, p) => n + p.bytes, 0);
-    const incoming = new IncomingShard(recorded, dir, openFile, resumed, held);
+    const incoming = new IncomingShard(recorded, dir, openFile, journalLineBytes, resumed, held);
     incoming.#journal = await open(join(dir, JOURNAL_FILE), 'a');
     return incoming;
   }
@@ -207,9 +218,21 @@ export class IncomingShard {
     }
     await sink.write(data, 0, data.length, entry.offset);
     this.#verified.set(entry.file, entry.offset + entry.bytes);
-    // Journalled only once on disk: a crash between the two re-sends this chunk, never skips
-    // it. The next chunk's write does not wait for the line (appends keep their order).
-    const line = `${entry.file}\t${entry.offset}\t${entry.bytes}\t${entry.sha256}\n`;
+    // Journalled only once on disk: a crash between the two re-sends these chunks, never
+    // skips them. The next chunk's write does not wait for the line (appends keep their order).
+    const earlier = this.#unjournalled.get(entry.file);
+    const span = earlier
+      ? { ...earlier, bytes: earlier.bytes + entry.bytes, sha256: entry.sha256 }
+      : entry;
+    const end = span.offset + span.bytes;
+    if (span.bytes >= this.journalLineBytes || end === this.#files.get(entry.file)?.bytes) {
+      this.#unjournalled.delete(entry.file);
+      this.#appendJournal(span);
+    } else this.#unjournalled.set(entry.file, span);
+  }
+
+  #appendJournal(span: JournalEntry): void {
+    const line = `${span.file}\t${span.offset}\t${span.bytes}\t${span.sha256}\n`;
     this.#journalTail = this.#journalTail
       .then(() => this.#journal?.write(line))
       .then(
@@ -237,6 +260,9 @@ export class IncomingShard {
   /** Waits for the writes in hand and closes the files; the staging directory stays to resume from. Never rejects. */
   async suspend(): Promise<void> {
     await this.#tail;
+    // What is on disk but not journalled yet: a resume keeps it.
+    for (const span of this.#unjournalled.values()) this.#appendJournal(span);
+    this.#unjournalled.clear();
     await this.#journalTail;
     await Promise.all([...this.#sinks.values()].map((s) => s.close().catch(() => {})));
     this.#sinks.clear();

@@ -34,6 +34,8 @@ export interface ShardCacheOptions {
   partialMaxAgeMs?: number;
   /** How received files are opened for writing. Default: the file itself (tests slow it down). */
   openFile?: OpenShardFile;
+  /** Bytes of a file one journal line covers at most. Default `JOURNAL_LINE_BYTES` (4 MiB). */
+  journalLineBytes?: number;
 }
 
 export const DEFAULT_PARTIAL_MAX_AGE_MS = 24 * 60 * 60 * 1000;
@@ -190,6 +192,7 @@ export class ShardCache {
       offer,
       join(this.#root, `${INCOMING_PREFIX}${offer.shardId}`),
       this.#options.openFile ?? openShardFile,
+      this.#options.journalLineBytes,
     );
     this.#incoming.set(offer.shardId, incoming);
     return incoming.verified;

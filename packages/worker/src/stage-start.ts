@@ -34,10 +34,12 @@ export async function startStage(
 ): Promise<StartedStage> {
   const { options } = context;
   const { graph } = await openShard(path);
-  let engine: StageEngine = await ThreadedStage.create(graph, {
-    ...load.options,
-    ...engineOptions(options),
-  });
+  // The graph read for this stage alone moves into its thread: one copy of it fewer.
+  let engine: StageEngine = await ThreadedStage.create(
+    graph,
+    { ...load.options, ...engineOptions(options) },
+    { moveGraph: true },
+  );
   if (options.emulation) engine = options.emulation.wrap(engine);
   const nextUrl = load.nextUrl ?? options.coordinatorUrl;
   try {

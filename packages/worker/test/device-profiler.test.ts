@@ -10,11 +10,12 @@ import { type ProfileGrid, perLayer, profileDevice } from '../src/device-profile
 const GRID: ProfileGrid = {
   batchSizes: [1, 4],
   decodeContexts: [16],
-  // 64 tokens: two layers' prefill of them (span − middle) stands well above the noise of a
-  // loaded machine; with 16 on this dim-64 model, the difference's median came out 0 at load 15.
-  prefillChunks: [64],
+  // Chunks of 64 and 128 tokens, each timed 4 times (prefill takes half the repeats): two
+  // layers' prefill of them (span − middle) stands above a loaded machine's noise; with one
+  // chunk of 16 timed twice on this dim-64 model, the difference came out 0 at load 10-15.
+  prefillChunks: [64, 128],
   prefillContexts: [0],
-  repeats: 5,
+  repeats: 9,
 };
 const ENGINE = { intraOpThreads: 1 };
 

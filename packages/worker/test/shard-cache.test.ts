@@ -1,4 +1,4 @@
-import { appendFile, readdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256 } from '@swarmbee/model';
 import t from 'tap';
@@ -36,6 +36,9 @@ function chunk(
     throw new Error(`the test gave ${bytes(before).length} bytes before a chunk at ${offset}`);
   return cache.write(shardId, file, offset, bytes(text), claimed);
 }
+
+/** A journal line per chunk (the default is one per 4 MiB): each chunk is a resume point. */
+const PER_CHUNK = { journalLineBytes: 1 };
 
 t.test('a shard arrives in chunks, is verified, and is found in the cache', async (t) => {
   const cache = new ShardCache(t.testdir());
@@ -157,7 +160,7 @@ t.test(
   async (t) => {
     const dir = t.testdir();
     const offer = offerOf({ 'a.bin': 'aaaabbbbcc', 'b.bin': 'dddd' });
-    let cache = new ShardCache(dir);
+    let cache = new ShardCache(dir, PER_CHUNK);
     await cache.begin(offer);
     await chunk(cache, offer.shardId, 'a.bin', 0, 'aaaa');
     await chunk(cache, offer.shardId, 'a.bin', 4, 'bbbb', 'aaaa');
@@ -169,14 +172,14 @@ t.test(
     // The worker restarts; a crash cut the journal's last line short.
     const incoming = join(dir, 'shards', `.incoming-${offer.shardId}`);
     await appendFile(join(incoming, '.journal'), 'a.bin\t8\t2');
-    cache = new ShardCache(dir);
+    cache = new ShardCache(dir, PER_CHUNK);
     t.same(await cache.begin(offer), [{ file: 'a.bin', bytes: 8 }], 'resumed after a restart');
     await chunk(cache, offer.shardId, 'a.bin', 8, 'cc', 'aaaabbbb');
     await cache.suspendAll();
 
     // The last chunk's bytes on disk do not match its journal line (lost in a crash): it goes.
     await writeFile(join(incoming, 'a.bin'), 'aaaabbbbXX');
-    cache = new ShardCache(dir);
+    cache = new ShardCache(dir, PER_CHUNK);
     t.same(
       await cache.begin(offer),
       [{ file: 'a.bin', bytes: 8 }],
@@ -205,7 +208,7 @@ t.test(
     await chunk(cache, offer.shardId, 'a.bin', 8, 'cc', 'aaaabbbb');
     await cache.suspendAll();
     await writeFile(join(incoming, 'a.bin'), 'aaaaBXbbcc');
-    cache = new ShardCache(dir);
+    cache = new ShardCache(dir, PER_CHUNK);
     t.same(
       await cache.begin(offer),
       [{ file: 'a.bin', bytes: 4 }],
@@ -247,5 +250,45 @@ t.test(
     t.same(left, [`.incoming-${active.shardId}`]);
     await cache.list();
     t.same(await cache.begin(stale), [], 'the evicted transfer starts from zero');
+  },
+);
+
+t.test(
+  'the journal has a line per journalLineBytes of a file, at its end, and on suspend',
+  async (t) => {
+    const dir = t.testdir();
+    const offer = offerOf({ 'a.bin': 'aaaabbbbcc' });
+    const journal = join(dir, 'shards', `.incoming-${offer.shardId}`, '.journal');
+    const lines = async () =>
+      (await readFile(journal, 'utf8'))
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split('\t').slice(0, 3).join(' '));
+    let cache = new ShardCache(dir, { journalLineBytes: 6 });
+    await cache.begin(offer);
+    await chunk(cache, offer.shardId, 'a.bin', 0, 'aaaa');
+    await chunk(cache, offer.shardId, 'a.bin', 4, 'bbbb', 'aaaa');
+    await cache.suspendAll();
+    t.same(await lines(), ['a.bin 0 8'], 'one line for two chunks (8 bytes >= 6)');
+    cache = new ShardCache(dir, { journalLineBytes: 6 });
+    t.same(await cache.begin(offer), [{ file: 'a.bin', bytes: 8 }], 'resumed from the line');
+    await cache.suspendAll();
+
+    await cache.abort(offer.shardId);
+    cache = new ShardCache(dir, { journalLineBytes: 6 });
+    await cache.begin(offer);
+    await chunk(cache, offer.shardId, 'a.bin', 0, 'aaaa');
+    await cache.suspendAll();
+    t.same(await lines(), ['a.bin 0 4'], 'a suspended transfer journals what it wrote since');
+    cache = new ShardCache(dir, { journalLineBytes: 6 });
+    t.same(await cache.begin(offer), [{ file: 'a.bin', bytes: 4 }]);
+    await chunk(cache, offer.shardId, 'a.bin', 4, 'bbbb', 'aaaa');
+    await chunk(cache, offer.shardId, 'a.bin', 8, 'cc', 'aaaabbbb');
+    await cache.suspendAll();
+    t.same(await lines(), ['a.bin 0 4', 'a.bin 4 6'], "the file's end closes a line");
+    cache = new ShardCache(dir, { journalLineBytes: 6 });
+    t.same(await cache.begin(offer), [{ file: 'a.bin', bytes: 10 }], 'all of it held');
+    await cache.finish(offer.shardId);
+    t.ok(await cache.has(offer));
   },
 );

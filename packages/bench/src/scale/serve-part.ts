@@ -8,6 +8,7 @@
 import { readFile, rm, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { shardDirName } from '@swarmbee/coordinator';
 import type { ModelManifest } from '@swarmbee/core';
 import { arenaCapacity } from '@swarmbee/engine';
 import { LocalCluster } from '@swarmbee/local-cluster';
@@ -29,6 +30,11 @@ export interface ServePartOptions {
   decodeTokens?: number;
   /** Prompt tokens of the time-to-first-token request. Default 512. */
   promptTokens?: number;
+  /**
+   * Context the clusters serve (the coordinator's `--context`), tokens: each shard's RoPE
+   * tables hold this many positions. Default {@link SERVE_CONTEXT_TOKENS}.
+   */
+  contextTokens?: number;
   /** Copy bandwidth measured in the same run, bytes/s (the roofline's yardstick). */
   bandwidthBytesPerS: number;
   cliBin: string;
@@ -63,6 +69,9 @@ export interface ServeSpeedRow {
   ttftMs: number;
 }
 
+/** The context the serve part deploys with, tokens: a 4k-token deployment of a 128k-context model. */
+export const SERVE_CONTEXT_TOKENS = 4096;
+
 /** Short prompts for decode streams, so decode dominates their time. */
 const DECODE_PROMPT_TOKENS = 16;
 
@@ -94,11 +103,12 @@ export async function servePart(
   const cores = availableParallelism();
   for (const { label, dir } of options.models) {
     const { config, modelHash } = dir.manifest;
+    const context = Math.min(options.contextTokens ?? SERVE_CONTEXT_TOKENS, config.maxSeqLen);
     // The KV cache the runs fill at most: 8 rows of a decode arena, or the long prompt alone.
     const mostRows = Math.max(...streamCounts);
     const positions = Math.max(
-      mostRows * arenaCapacity(DECODE_PROMPT_TOKENS + decodeTokens, config.maxSeqLen),
-      arenaCapacity(promptTokens + 1, config.maxSeqLen),
+      mostRows * arenaCapacity(DECODE_PROMPT_TOKENS + decodeTokens, context),
+      arenaCapacity(promptTokens + 1, context),
     );
     for (const workers of options.workers ?? [1, 2, 3]) {
       options.progress(`scale: serve: ${label} on ${workers} worker(s): deploying`);
@@ -115,7 +125,7 @@ export async function servePart(
         threads: Math.max(1, Math.floor(cores / workers)),
         workerOutput: 'ignore',
         workerArgs: () => ['--kv-budget-mib', String(budgetMib)],
-        coordinator: { planning: { planner: 'even' } },
+        coordinator: { planning: { planner: 'even', workload: { contextTokens: context } } },
       });
       try {
         const vocab = config.vocabSize;
@@ -163,7 +173,11 @@ export async function servePart(
             'shards',
             `v${SHARD_FORMAT_VERSION}`,
             modelHash,
-            `${stage.layerStart}-${stage.layerEnd}`,
+            shardDirName(
+              { start: stage.layerStart, end: stage.layerEnd },
+              'float32',
+              context === config.maxSeqLen ? undefined : context,
+            ),
           );
           const shardBytes = await dirBytes(shardDir, ['model.onnx', 'weights.bin']);
           const peak = await peakRssBytes(pid);

@@ -15,6 +15,7 @@ import {
   type TransferServer,
   transferServer,
 } from '@swarmbee/coordinator/transfer';
+import { ChunkedSha256, writeChunkDigests } from '@swarmbee/model';
 import { type LinkShape, ShapingProxy } from '@swarmbee/protocol';
 
 export const BENCH_TOKEN = `bench-transfer-${process.pid}`;
@@ -72,7 +73,8 @@ export class WorkerProcess {
 export async function writeRandomShard(dir: string, bytes: number): Promise<TransferableShard> {
   const blockBytes = 64 * 2 ** 20;
   const block = randomFillSync(Buffer.alloc(Math.min(blockBytes, bytes)));
-  const hash = createHash('sha256');
+  // Its chunk digests recorded as a shard's writer records them: the first send does not hash.
+  const hash = new ChunkedSha256();
   const file = await open(join(dir, 'weights.bin'), 'w');
   try {
     for (let at = 0, index = 0; at < bytes; at += block.length, index++) {
@@ -84,7 +86,8 @@ export async function writeRandomShard(dir: string, bytes: number): Promise<Tran
   } finally {
     await file.close();
   }
-  const sha256 = hash.digest('hex');
+  const sha256 = hash.digest();
+  await writeChunkDigests(dir, hash.chunkBytes, [{ name: 'weights.bin', digests: hash.digests }]);
   return {
     path: dir,
     manifest: { shardId: createHash('sha256').update(sha256).digest('hex') },

@@ -130,7 +130,8 @@ export function coordinatorCommand(yargs: Argv): Argv {
         })
         .option('context', {
           type: 'number',
-          describe: "Context length plans size the KV cache for, tokens (default: the model's)",
+          describe:
+            "Context the cluster serves, tokens: plans size the KV cache for it, its shards' RoPE tables hold that many positions, longer requests are refused (default: the model's)",
         })
         .options(adapterOption)
         .option('kv-dtype', {

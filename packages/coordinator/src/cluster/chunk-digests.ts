@@ -2,14 +2,18 @@
  * What each `shard.chunk` of a file carries: the sha256 of the file from byte 0 through
  * the chunk's end (the worker feeds each chunk to one running hash per file and checks
  * that, so every byte is hashed once on either side, and the last chunk's digest is the
- * file's own). Sending hashes the file as it reads it, one pass; the digests are
+ * file's own). A shard's writer records them as it writes the file (`.chunk-digests.json`,
+ * @swarmbee/model's readChunkDigests), so even the first send reads without hashing; a file
+ * without them is hashed as it is read to send, one pass. The digests are
  * remembered after the first send, so sending it again (another worker, a re-plan, a
  * resumed transfer) reads the file but does not hash it. Remembered per file and chunk
  * size, by the file's inode, size and modification and change times: a file changed since
  * is hashed afresh. A stale digest can only make a transfer fail, never store wrong bytes.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { fileStatKey, readChunkDigests } from '@swarmbee/model';
 
 /** Most files whose chunk digests are remembered; the oldest is forgotten first. */
 const MAX_REMEMBERED_FILES = 256;
@@ -28,8 +32,9 @@ interface Entry {
 const remembered = new Map<string, Entry>();
 
 async function statOf(path: string): Promise<{ key: string; bytes: number }> {
-  const s = await stat(path, { bigint: true });
-  return { key: `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`, bytes: Number(s.size) };
+  const key = await fileStatKey(path);
+  // The key is inode:size:mtime:ctime.
+  return { key, bytes: Number(key.split(':')[1]) };
 }
 
 /** The digests of one file's chunks of `chunkBytes`: remembered ones, and new ones as they are taken. */
@@ -49,7 +54,8 @@ export class ChunkDigests {
     const now = await statOf(path);
     let entry = remembered.get(key);
     if (entry?.stat !== now.key) {
-      entry = { stat: now.key, bytes: now.bytes, digests: [] };
+      const recorded = await readChunkDigests(dirname(path), basename(path), chunkBytes);
+      entry = { stat: now.key, bytes: now.bytes, digests: recorded ?? [] };
       remembered.set(key, entry);
       if (remembered.size > MAX_REMEMBERED_FILES)
         remembered.delete(remembered.keys().next().value as string);

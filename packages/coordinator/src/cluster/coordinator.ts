@@ -16,6 +16,7 @@
 import {
   type ClusterProfile,
   ClusterUnavailableError,
+  InvalidArgumentError,
   type Plan,
   processFaults,
   type StageTimelineEntry,
@@ -88,14 +89,19 @@ export class Coordinator {
     this.#options = options;
     this.#log = options.log ?? (() => {});
     const { model } = options;
-    this.#store = new ShardStore(
-      model,
-      options.cacheDir,
-      options.planning?.workload?.kvDtype ?? 'float32',
-      options.adapter?.adapter,
-    );
+    const context = options.planning?.workload?.contextTokens;
+    const built = {
+      ...(options.planning?.workload?.kvDtype
+        ? { kvDtype: options.planning.workload.kvDtype }
+        : {}),
+      ...(options.adapter ? { adapter: options.adapter.adapter } : {}),
+    };
+    this.#store = new ShardStore(model, options.cacheDir, {
+      ...built,
+      ...(context === undefined ? {} : { context }),
+    });
     this.#scheduler = new Scheduler(undefined, {
-      maxSeqLen: model.manifest.config.maxSeqLen,
+      maxSeqLen: this.#store.context,
       ...options.scheduler,
     });
     this.#registry = new WorkerRegistry(
@@ -112,7 +118,9 @@ export class Coordinator {
     );
     this.#profiles = new ClusterProfiles({
       model,
-      store: this.#store,
+      // One-layer shards of the model's whole context: the profile's grid spans contexts
+      // a deployment's shorter one would cut off (a plan reads it within its own).
+      store: context === undefined ? this.#store : new ShardStore(model, options.cacheDir, built),
       workers: () => this.#openWorkers(),
       coordinatorUrl: () => this.workersUrl,
       coordinatorTiming: () => this.#scheduler.stepCost,
@@ -264,7 +272,7 @@ export class Coordinator {
       scheduler: this.#scheduler,
       tokenizer,
       prompts: this.#prompts,
-      model: { name, vocabSize: config.vocabSize, maxSeqLen: config.maxSeqLen },
+      model: { name, vocabSize: config.vocabSize, maxSeqLen: this.#store.context },
       limits: this.#options.limits,
     });
     // Both ports are bound before anything is accepted: a port that cannot be had fails
@@ -347,7 +355,7 @@ export class Coordinator {
     return {
       ...this.health(),
       vocabSize: manifest.config.vocabSize,
-      maxSeqLen: manifest.config.maxSeqLen,
+      maxSeqLen: this.#store.context,
       devices: this.#openWorkers().map((w) => ({ name: w.name, dataUrl: w.dataUrl, ...w.device })),
       plan: this.plan,
       profiled: this.#profiles.current?.createdAt,
@@ -379,6 +387,11 @@ export class Coordinator {
 
   /** Chooses a plan afresh (with new planning options, if given) and moves the running sequences onto it. */
   async replan(planning?: PlanningOptions): Promise<Plan | PlanResult> {
+    const context = planning?.workload?.contextTokens;
+    if (context !== undefined && context > this.#store.context)
+      throw new InvalidArgumentError(
+        `context_tokens ${context} passes the ${this.#store.context} tokens this coordinator's shards serve (--context); restart it with a larger --context`,
+      );
     if (planning) this.#options.planning = { ...this.#options.planning, ...planning };
     await this.#deployments.request('replan', 're-plan requested');
     const deployment = this.#deployments.current;

@@ -5,7 +5,7 @@
 import { createReadStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { KvDtype } from '@swarmbee/core';
+import { InvalidArgumentError, type KvDtype, type LlamaConfig } from '@swarmbee/core';
 import {
   adaptedModelHash,
   adapterHash,
@@ -17,6 +17,7 @@ import {
   SHARD_FORMAT_VERSION,
   SHARD_MANIFEST_FILE,
   type ShardManifest,
+  servedConfig,
   sha256,
   writeShard,
 } from '@swarmbee/model';
@@ -33,16 +34,37 @@ export class ShardStore {
   /** The hash the shards are filed under: the model's, or the adapted model's. */
   readonly modelHash: string;
 
+  /** KV-cache element type of the shards built. */
+  readonly kvDtype: KvDtype;
+  /** A LoRA adapter merged into every shard's weights as it is built. */
+  readonly adapter?: LoraAdapter;
+  /** Context the shards serve, tokens (a Llama shard's RoPE tables hold this many positions). */
+  readonly context: number;
+
   constructor(
     readonly model: ModelDir,
     readonly cacheDir: string,
-    /** KV-cache element type of the shards built. Default `float32`. */
-    readonly kvDtype: KvDtype = 'float32',
-    /** A LoRA adapter merged into every shard's weights as it is built. Default: none. */
-    readonly adapter?: LoraAdapter,
+    options: {
+      /** Default `float32`. */
+      kvDtype?: KvDtype;
+      /** Default: none. */
+      adapter?: LoraAdapter;
+      /** Default the model's whole context (`maxSeqLen`). */
+      context?: number;
+    } = {},
   ) {
-    this.modelHash = adapter
-      ? adaptedModelHash(model.manifest.modelHash, adapterHash(adapter))
+    this.kvDtype = options.kvDtype ?? 'float32';
+    if (options.adapter) this.adapter = options.adapter;
+    const { maxSeqLen } = model.manifest.config;
+    this.context = options.context ?? maxSeqLen;
+    if (model.manifest.architecture !== 'onnx-decoder')
+      servedConfig(model.manifest.config as LlamaConfig, this.context);
+    else if (this.context > maxSeqLen)
+      throw new InvalidArgumentError(
+        `a context of ${this.context} tokens passes ${model.manifest.name}'s ${maxSeqLen}`,
+      );
+    this.modelHash = options.adapter
+      ? adaptedModelHash(model.manifest.modelHash, adapterHash(options.adapter))
       : model.manifest.modelHash;
   }
 
@@ -54,7 +76,7 @@ export class ShardStore {
       'shards',
       `v${SHARD_FORMAT_VERSION}`,
       modelHash,
-      `${range.start}-${range.end}${this.kvDtype === 'float16' ? '-kv16' : ''}`,
+      shardDirName(range, this.kvDtype, this.#shardContext()),
     );
     let pending = this.#building.get(path);
     if (!pending) {
@@ -63,8 +85,10 @@ export class ShardStore {
         .catch(async () => {
           // Missing or unreadable: build it afresh.
           await rm(path, { recursive: true, force: true });
+          const context = this.#shardContext();
           return writeShard(this.model, range, path, progress, {
             kvDtype: this.kvDtype,
+            ...(context === undefined ? {} : { context }),
             ...(this.adapter ? { adapter: this.adapter } : {}),
           });
         })
@@ -82,6 +106,23 @@ export class ShardStore {
     }
     return pending;
   }
+
+  /** The context a Llama shard is cut to; undefined when it keeps the model's (or cannot be cut). */
+  #shardContext(): number | undefined {
+    const { manifest } = this.model;
+    const whole =
+      manifest.architecture === 'onnx-decoder' || this.context === manifest.config.maxSeqLen;
+    return whole ? undefined : this.context;
+  }
+}
+
+/**
+ * The directory a shard is filed under in the coordinator's cache: its layer range, then
+ * `-kv16` for an fp16 cache and `-ctx<N>` for RoPE tables cut to N positions.
+ */
+export function shardDirName(range: LayerRange, kvDtype: KvDtype, context?: number): string {
+  const kv = kvDtype === 'float16' ? '-kv16' : '';
+  return `${range.start}-${range.end}${kv}${context === undefined ? '' : `-ctx${context}`}`;
 }
 
 /** Reads a shard file in chunks of `chunkBytes`, from byte `start`. */

@@ -17,7 +17,7 @@
  */
 import { basename, join } from 'node:path';
 import { asSwarmBeeError, ProgressDeadline, ShardChunkCorruptError } from '@swarmbee/core';
-import type { ProgressFn } from '@swarmbee/model';
+import { type ProgressFn, SHARD_CHUNK_BYTES } from '@swarmbee/model';
 import type { ShardFile, ShardNeedMessage } from '@swarmbee/protocol';
 import { ChunkDigests } from './chunk-digests.js';
 import { fileChunks } from './shard-store.js';
@@ -45,7 +45,8 @@ export interface TransferOptions {
   signal?: AbortSignal;
 }
 
-export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
+/** A shard's writer records its chunk digests at this size (SHARD_CHUNK_BYTES). */
+export const DEFAULT_CHUNK_BYTES = SHARD_CHUNK_BYTES;
 export const DEFAULT_STEP_TIMEOUT_MS = 120_000;
 export const DEFAULT_TRANSFER_STALL_TIMEOUT_MS = 30_000;
 export const DEFAULT_VERIFY_BYTES_PER_SECOND = 20e6;

@@ -35,6 +35,8 @@ export const SHARD_IO = {
   logitIndex: 'logit_index',
   hiddenOut: 'hidden_out',
   logits: 'logits',
+  /** A tensor-parallel member's segment output, [B, T, dim]: its share of what the residual adds. */
+  partial: 'partial',
   pastKey: (layer: number) => `past_key.${layer}`,
   pastValue: (layer: number) => `past_value.${layer}`,
   newKey: (layer: number) => `new_key.${layer}`,
