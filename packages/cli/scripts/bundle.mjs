@@ -29,6 +29,8 @@ await build({
     entry('engine/dist/stage-thread.js'),
     entry('engine/dist/train/training-thread.js'),
     entry('coordinator/dist/prompt/tokenizer-thread.js'),
+    // The processes of `bench parallel --parts allreduce` (member-process.ts forks it by name).
+    entry('bench/dist/parallel/allreduce-member.js'),
   ],
   outdir,
   entryNames: '[name]',

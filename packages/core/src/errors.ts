@@ -304,6 +304,27 @@ export class ChannelClosedError extends SwarmBeeError {
   static override readonly httpStatus = 503;
 }
 
+/**
+ * A member of a tensor-parallel group is gone (its link closed, or it left): the group's
+ * pending and later sums fail until the group is formed again. Names the stage and member.
+ */
+export class GroupMemberLostError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_GROUP_MEMBER_LOST';
+  static override readonly retryable = true;
+  static override readonly httpStatus = 503;
+}
+
+/**
+ * An all-reduce part that does not belong to the sum in progress (another group, call,
+ * round or length, or from a member that should not send it): the members are out of step,
+ * so the part is refused, never summed, and the group must be formed again.
+ */
+export class AllReducePartMismatchError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_ALLREDUCE_PART_MISMATCH';
+  static override readonly retryable = true;
+  static override readonly httpStatus = 503;
+}
+
 /** No plan fits: the model does not fit in the devices' memory, or a pinned device is too small. */
 export class PlanInfeasibleError extends SwarmBeeError {
   static override readonly code = 'SWARMBEE_ERR_PLAN_INFEASIBLE';
@@ -388,6 +409,8 @@ registerErrors(
   ConnectFailedError,
   ListenFailedError,
   ChannelClosedError,
+  GroupMemberLostError,
+  AllReducePartMismatchError,
   PlanInfeasibleError,
   DeviceUnknownError,
   ProfileInvalidError,

@@ -24,6 +24,7 @@ export {
 } from './decoder-config.js';
 export {
   AbortedError,
+  AllReducePartMismatchError,
   AuthFailedError,
   asSwarmBeeError,
   ChannelClosedError,
@@ -38,6 +39,7 @@ export {
   FrameInvalidError,
   FrameTooLargeError,
   fromWire,
+  GroupMemberLostError,
   HandshakeTimeoutError,
   HashMismatchError,
   InvalidArgumentError,

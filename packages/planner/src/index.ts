@@ -22,6 +22,14 @@
  * console.table(stageRows(result));
  * ```
  */
+
+export {
+  ALL_REDUCE_PART_OVERHEAD_BYTES,
+  type AllReduceAlgorithmName,
+  type AllReduceCostInput,
+  fasterAllReduce,
+  predictAllReduceMs,
+} from './all-reduce-cost.js';
 export type { DeviceSpec } from './analytic.js';
 export {
   bestOverBatches,

@@ -201,7 +201,11 @@ export class Channel<P extends ChannelPlane = ChannelPlane> extends EventEmitter
     // A frame with tensors goes as WebSocket fragments: its envelope, then each tensor's
     // bytes where they lie, so nothing is copied into one buffer on the way out (the peer
     // reassembles the fragments into one aligned buffer, the hop's one copy).
+    // Corked, the fragments leave in one writev: a write per fragment was the largest cost of
+    // a small frame (an all-reduce part, a decode step's hidden state).
     const last = parts.length - 1;
+    const socket = last > 0 && this.#socket?.writable ? this.#socket : undefined;
+    socket?.cork();
     parts.forEach((part, i) => {
       this.#ws.send(
         part,
@@ -209,6 +213,7 @@ export class Channel<P extends ChannelPlane = ChannelPlane> extends EventEmitter
         i === last ? this.#afterWrite : undefined,
       );
     });
+    socket?.uncork();
     this.#counters.framesSent += 1;
     this.#counters.bytesSent += frameBytes;
     if (this.#ws.bufferedAmount >= highWaterMarkBytes) this.#needDrain = true;

@@ -78,6 +78,24 @@ export {
   type PeerInfo,
   type PeerTimeoutDiagnostic,
 } from './diagnostics.js';
+export {
+  ALL_REDUCE_ALGORITHMS,
+  type AllReduceAlgorithm,
+  checkTensorGroup,
+  DataPlaneAllReduce,
+  DEFAULT_GROUP_JOIN_TIMEOUT_MS,
+  DEFAULT_SUM_TIMEOUT_MS,
+  DEFAULT_UNCLAIMED_LINK_MS,
+  GROUP_EVENTS,
+  GroupHub,
+  type GroupJoinedEvent,
+  type GroupLeftEvent,
+  type GroupMemberLostEvent,
+  type GroupMemberOptions,
+  type HubMember,
+  linkedRanks,
+  type TensorGroup,
+} from './group/index.js';
 export { answerProbe, type LinkMeasurement, measureLink, type ProbeOptions } from './link-probe.js';
 export { checkShape, connectShaped, type LinkShape, ShapingProxy } from './link-shaper.js';
 export {
@@ -88,6 +106,7 @@ export {
   mdnsSocketOf,
 } from './mdns.js';
 export {
+  type AllReducePartMessage,
   type ChallengeMessage,
   type ChannelPlane,
   type ControlMessage,
@@ -97,8 +116,10 @@ export {
   type ErrorMessage,
   type ForwardMessage,
   type ForwardRow,
+  type GroupJoinMessage,
   type HandshakeMessage,
   type HelloMessage,
+  MAX_GROUP_SIZE,
   type Message,
   type MessageOf,
   type MessagePlane,

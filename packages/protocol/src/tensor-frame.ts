@@ -26,7 +26,7 @@ export const TENSOR_FRAME_PREFIX_BYTES = 8;
 export const TENSOR_ALIGN_BYTES = 8;
 
 /** Fields that travel as raw sections, in the order their bytes follow the envelope. */
-export const TENSOR_FIELDS = ['tokens', 'hidden'] as const;
+export const TENSOR_FIELDS = ['tokens', 'hidden', 'values'] as const;
 
 const PADDING = new Uint8Array(TENSOR_ALIGN_BYTES);
 

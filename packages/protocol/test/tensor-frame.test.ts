@@ -241,69 +241,74 @@ t.test('BAD FRAME - tensor frames that lie about their layout', async (t) => {
   );
 });
 
-t.test('structural checks accept exactly what the forward and tokens schemas accept', async (t) => {
-  const fuzzer = makeFuzzer(19);
-  const samples = DATA_SAMPLES.filter((m) => m.type === 'forward' || m.type === 'tokens');
-  const variants: unknown[] = [];
-  const { rand, int, pick } = fuzzer;
-  const junk = [
-    undefined,
-    null,
-    -1,
-    0,
-    1.5,
-    2 ** 53,
-    Number.POSITIVE_INFINITY,
-    Number.NaN,
-    '',
-    'x'.repeat(129),
-    'ok',
-    true,
-    [],
-    {},
-    new Uint8Array(3),
-  ];
-  /** A copy of `value` with one field somewhere inside replaced by junk. */
-  const mutate = (value: unknown, depth: number): unknown => {
-    if (Array.isArray(value)) {
-      if (value.length === 0 || rand() < 0.2) return rand() < 0.5 ? [] : [pick(junk)];
-      const copy = [...value];
-      const i = int(copy.length);
-      copy[i] = mutate(copy[i], depth + 1);
-      return copy;
+t.test(
+  'structural checks accept exactly what the forward, tokens and allreduce.part schemas accept',
+  async (t) => {
+    const fuzzer = makeFuzzer(19);
+    const samples = DATA_SAMPLES.filter(
+      (m) => m.type === 'forward' || m.type === 'tokens' || m.type === 'allreduce.part',
+    );
+    const variants: unknown[] = [];
+    const { rand, int, pick } = fuzzer;
+    const junk = [
+      undefined,
+      null,
+      -1,
+      0,
+      1.5,
+      2 ** 53,
+      Number.POSITIVE_INFINITY,
+      Number.NaN,
+      '',
+      'x'.repeat(129),
+      'ok',
+      true,
+      [],
+      {},
+      new Uint8Array(3),
+    ];
+    /** A copy of `value` with one field somewhere inside replaced by junk. */
+    const mutate = (value: unknown, depth: number): unknown => {
+      if (Array.isArray(value)) {
+        if (value.length === 0 || rand() < 0.2) return rand() < 0.5 ? [] : [pick(junk)];
+        const copy = [...value];
+        const i = int(copy.length);
+        copy[i] = mutate(copy[i], depth + 1);
+        return copy;
+      }
+      if (value instanceof Uint8Array) return rand() < 0.5 ? value.subarray(1) : pick(junk);
+      if (value !== null && typeof value === 'object' && depth < 5) {
+        const copy: Record<string, unknown> = { ...(value as Record<string, unknown>) };
+        const keys = Object.keys(copy);
+        const key = rand() < 0.1 ? 'extra' : pick(keys);
+        copy[key] = rand() < 0.5 ? pick(junk) : mutate(copy[key], depth + 1);
+        return copy;
+      }
+      return pick(junk);
+    };
+    for (let i = 0; i < 3_000; i++) variants.push(mutate(pick(samples), 0));
+    let accepted = 0;
+    const disagreements: unknown[] = [];
+    for (const variant of variants) {
+      const type = (variant as { type: string }).type;
+      const schema = PLANE_SCHEMAS.data[type];
+      if (!schema) continue;
+      const expected = schema.safeParse(variant);
+      let got: unknown;
+      let code: string | undefined;
+      try {
+        got = checkMessage(variant, 'data');
+      } catch (error) {
+        code = (error as SwarmBeeError).code;
+      }
+      if (expected.success) accepted++;
+      const agrees = expected.success
+        ? code === undefined &&
+          JSON.stringify(normalize(got)) === JSON.stringify(normalize(expected.data))
+        : code === MessageSchemaError.code;
+      if (!agrees) disagreements.push(variant);
     }
-    if (value instanceof Uint8Array) return rand() < 0.5 ? value.subarray(1) : pick(junk);
-    if (value !== null && typeof value === 'object' && depth < 5) {
-      const copy: Record<string, unknown> = { ...(value as Record<string, unknown>) };
-      const keys = Object.keys(copy);
-      const key = rand() < 0.1 ? 'extra' : pick(keys);
-      copy[key] = rand() < 0.5 ? pick(junk) : mutate(copy[key], depth + 1);
-      return copy;
-    }
-    return pick(junk);
-  };
-  for (let i = 0; i < 3_000; i++) variants.push(mutate(pick(samples), 0));
-  let accepted = 0;
-  const disagreements: unknown[] = [];
-  for (const variant of variants) {
-    const type = (variant as { type: string }).type;
-    const schema = PLANE_SCHEMAS.data[type];
-    if (!schema) continue;
-    const expected = schema.safeParse(variant);
-    let got: unknown;
-    let code: string | undefined;
-    try {
-      got = checkMessage(variant, 'data');
-    } catch (error) {
-      code = (error as SwarmBeeError).code;
-    }
-    if (expected.success) accepted++;
-    const agrees = expected.success
-      ? code === undefined &&
-        JSON.stringify(normalize(got)) === JSON.stringify(normalize(expected.data))
-      : code === MessageSchemaError.code;
-    if (!agrees) disagreements.push(variant);
-  }
-  t.same(disagreements.slice(0, 3), [], 'the checks and the schemas agree on every mutation');
-  t.ok(accepted > 100, `${accepted} of ${variants.length} mutations stayed valid`);
-});
+    t.same(disagreements.slice(0, 3), [], 'the checks and the schemas agree on every mutation');
+    t.ok(accepted > 100, `${accepted} of ${variants.length} mutations stayed valid`);
+  },
+);

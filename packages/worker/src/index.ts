@@ -35,5 +35,6 @@ export { WORKER_NODE_FLAGS } from './node-flags.js';
 export { ShardCache, type ShardCacheOptions } from './shard-cache.js';
 export { DEFAULT_MAX_PENDING_SHARD_BYTES } from './shard-intake.js';
 export type { WorkerState } from './state.js';
+export type { TensorGroupJoinOptions } from './tensor-groups.js';
 export { WorkerDaemon } from './worker.js';
 export type { WorkerOptions } from './worker-options.js';

@@ -6,6 +6,7 @@
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  type AllReduce,
   AuthFailedError,
   asSwarmBeeError,
   EngineClosedError,
@@ -22,6 +23,7 @@ import {
   listen,
   type ProfileRequestMessage,
   type StageLoadMessage,
+  type TensorGroup,
 } from '@swarmbee/protocol';
 import { reachableHost } from './advertise.js';
 import { deviceFacts } from './device.js';
@@ -33,6 +35,7 @@ import { ShardIntake } from './shard-intake.js';
 import type { StageRunner } from './stage-runner.js';
 import { startStage } from './stage-start.js';
 import { type WorkerState, WorkerStateMachine } from './state.js';
+import { type TensorGroupJoinOptions, TensorGroups } from './tensor-groups.js';
 import {
   DEFAULT_DRAIN_TIMEOUT_MS,
   DEFAULT_REJOIN_DELAY_MS,
@@ -63,11 +66,18 @@ export class WorkerDaemon {
   #stopped?: Promise<void>;
   /** Cuts short the pause between attempts to re-join. */
   readonly #stopping = new AbortController();
+  readonly #groups: TensorGroups;
   readonly #shards: ShardIntake;
 
   constructor(options: WorkerOptions) {
     this.#options = options;
     this.name = options.name ?? hostname();
+    this.#groups = new TensorGroups({
+      token: options.token,
+      name: this.name,
+      tls: options.tls?.client,
+      channel: options.channel,
+    });
     this.#cache = new ShardCache(options.cacheDir, {
       ...(options.partialShardMaxAgeMs === undefined
         ? {}
@@ -123,7 +133,7 @@ export class WorkerDaemon {
       (channel) => {
         if (channel.plane !== 'data') return;
         channel.on('message', (message) => {
-          if (answerProbe(channel, message)) return;
+          if (answerProbe(channel, message) || this.#groups.route(channel, message)) return;
           if (this.#runner && !this.#machine.is('draining', 'stopped'))
             this.#runner.accept(message);
           else if (message.type === 'forward')
@@ -362,6 +372,19 @@ export class WorkerDaemon {
     await this.#runner?.idle();
   }
 
+  /**
+   * Joins tensor-parallel group `group` as member `rank` and resolves with the AllReduce its
+   * stage engine sums partials with, once the member's links are open (the members of
+   * higher rank dial this worker's data-plane URL, `group.members[rank]`).
+   */
+  joinTensorGroup(
+    group: TensorGroup,
+    rank: number,
+    options?: TensorGroupJoinOptions,
+  ): Promise<AllReduce> {
+    return this.#groups.join(group, rank, options);
+  }
+
   /** Leaves the coordinator, drains, unloads and stops listening. Safe to call more than once. */
   stop(): Promise<void> {
     this.#stopping.abort();
@@ -378,6 +401,7 @@ export class WorkerDaemon {
       this.#machine.to('stopped');
       await within(this.#runner?.close(), drainMs);
       this.#runner = undefined;
+      await within(this.#groups.close(), drainMs);
       await this.#server?.close({ signal: AbortSignal.timeout(drainMs) });
       this.#ended();
     })();

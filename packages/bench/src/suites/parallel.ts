@@ -1,18 +1,23 @@
 /**
  * `npm run bench -- parallel` (issue 19): parallelism measured on loopback, ratios only. Its
  * parts (`--parts`, default all): `hop` — stories260K decode over N worker processes against N
- * stages in process, the time the data plane adds per hop (../parallel/hop-part.ts).
+ * stages in process, the time the data plane adds per hop (../parallel/hop-part.ts);
+ * `allreduce` — one all-reduce of a tensor-parallel group over the data plane, k = 2, 3, 4
+ * member processes, star and ring, on loopback and shaped links, beside one hop and the
+ * planner's cost model (../parallel/allreduce-part.ts).
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgumentError } from '@swarmbee/core';
 import { cacheRoot } from '@swarmbee/model';
+import { measureAllReducePart } from '../parallel/allreduce-part.js';
 import { measureHopPart } from '../parallel/hop-part.js';
+import type { BenchResult } from '../report/report.js';
 import { importStories260k, STORIES260K_CHECKPOINT } from '../shared-models.js';
 import { runHeader, type Suite } from '../suite.js';
 
 /** The suite's parts, in the order they run (`--parts`, default all). */
-export const PARALLEL_SUITE_PARTS = ['hop'] as const;
+export const PARALLEL_SUITE_PARTS = ['hop', 'allreduce'] as const;
 export type ParallelSuitePart = (typeof PARALLEL_SUITE_PARTS)[number];
 
 function partName(name: string): ParallelSuitePart {
@@ -26,26 +31,41 @@ function partName(name: string): ParallelSuitePart {
 export const parallelSuite: Suite = {
   name: 'parallel',
   describe:
-    'part hop (--parts): stories260K decode ms/token over 1-3 worker processes on loopback against the same stages in process; ms added per network hop (target <= 0.25), bytes per hop, same greedy ids',
+    'parts (--parts, default all): hop — stories260K decode ms/token over 1-3 worker processes on loopback against the same stages in process, ms added per network hop (target <= 0.25), bytes per hop, same greedy ids; allreduce — one all-reduce over the data plane, k = 2-4 member processes, star and ring, loopback and shaped links, µs per call against one hop and the cost model',
   async run(context) {
     const started = Date.now();
     const parts = (context.parts ?? [...PARALLEL_SUITE_PARTS]).map(partName);
-    const root = join(cacheRoot(), 'bench', 'parallel');
-    await mkdir(root, { recursive: true });
-    const scratch = await mkdtemp(join(root, 'run-'));
-    try {
-      context.progress('parallel: importing stories260K');
-      const model = await importStories260k(join(scratch, 'stories260K'));
-      if (!model)
-        throw new InvalidArgumentError(
-          `the parallel suite measures stories260K, and ${STORIES260K_CHECKPOINT} is missing (set SWARMBEE_SHARED_MODELS)`,
-        );
-      if (!parts.includes('hop'))
-        throw new InvalidArgumentError('--parts names no part of the parallel suite');
-      const hop = await measureHopPart(context, model);
-      return { ...hop, ...runHeader(context, started), options: { parts, ...hop.options } };
-    } finally {
-      await rm(scratch, { recursive: true, force: true });
+    if (parts.length === 0)
+      throw new InvalidArgumentError('--parts names no part of the parallel suite');
+    type PartResult = Omit<BenchResult, 'command' | 'startedAt' | 'durationMs' | 'machine'>;
+    const results: PartResult[] = [];
+    if (parts.includes('hop')) {
+      const root = join(cacheRoot(), 'bench', 'parallel');
+      await mkdir(root, { recursive: true });
+      const scratch = await mkdtemp(join(root, 'run-'));
+      try {
+        context.progress('parallel: importing stories260K');
+        const model = await importStories260k(join(scratch, 'stories260K'));
+        if (!model)
+          throw new InvalidArgumentError(
+            `the parallel suite's hop part measures stories260K, and ${STORIES260K_CHECKPOINT} is missing (set SWARMBEE_SHARED_MODELS)`,
+          );
+        results.push(await measureHopPart(context, model));
+      } finally {
+        await rm(scratch, { recursive: true, force: true });
+      }
     }
+    if (parts.includes('allreduce')) results.push(await measureAllReducePart(context));
+    const [merged, ...rest] = results as [PartResult, ...PartResult[]];
+    for (const part of rest) {
+      merged.title = `${merged.title}; ${part.title.replace(/^Parallel: /, '')}`;
+      merged.options = { ...merged.options, ...part.options };
+      merged.notes.push(...part.notes);
+      merged.metrics = { ...merged.metrics, ...part.metrics };
+      merged.tables.push(...part.tables);
+      merged.checks.push(...part.checks);
+      merged.charts.push(...part.charts);
+    }
+    return { ...merged, ...runHeader(context, started), options: { parts, ...merged.options } };
   },
 };

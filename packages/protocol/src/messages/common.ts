@@ -16,8 +16,10 @@ import { z } from 'zod';
  * tensors' raw bytes, 8-byte aligned (`tensor-frame.ts`), viewed in place on arrival.
  * 4: a `shard.chunk`'s sha256 covers its file from byte 0 through the chunk, not the
  * chunk alone.
+ * 5: tensor-parallel groups on the data plane: `group.join` and `allreduce.part`, whose
+ * `values` is a third raw tensor section.
  */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 /** Longest name, id or kind string a message may carry, in UTF-16 code units. */
 export const MAX_NAME_LENGTH = 128;

@@ -1,5 +1,5 @@
 /**
- * Structural checks of the data plane's hot messages (`forward`, `tokens`), each a few
+ * Structural checks of the data plane's hot messages (`forward`, `tokens`, `allreduce.part`), each a few
  * comparisons per field instead of a schema parse: a decode step crosses every hop with one
  * of each, and the zod parse that rebuilt them was a measurable share of a hop. They accept
  * exactly what `forwardSchema` and `tokensSchema` accept (test/tensor-frame.test.ts holds them
@@ -8,9 +8,11 @@
 import { DTYPE_BYTES, elementCount, MessageSchemaError, type TensorData } from '@swarmbee/core';
 import { MAX_NAME_LENGTH } from './common.js';
 import {
+  type AllReducePartMessage,
   type ForwardMessage,
   type ForwardRow,
   MAX_BATCH_ROWS,
+  MAX_GROUP_SIZE,
   type TokensMessage,
 } from './data.js';
 
@@ -174,8 +176,29 @@ export function checkTokens(value: Fields): TokensMessage {
   return tokens;
 }
 
+/** An `allreduce.part` message as `allReducePartSchema` checks it; its values must be attached. */
+export function checkAllReducePart(value: Fields): AllReducePartMessage {
+  const { group, seq, round, from, offset, length } = value;
+  const type = 'allreduce.part';
+  if (!isId(group)) fail(type, 'group', `must be 1-${MAX_NAME_LENGTH} characters`);
+  if (!isCount(seq)) fail(type, 'seq', 'must be an integer >= 0');
+  if (!isCount(round)) fail(type, 'round', 'must be an integer >= 0');
+  if (!isCount(from) || from >= MAX_GROUP_SIZE)
+    fail(type, 'from', `must be an integer in [0, ${MAX_GROUP_SIZE - 1}]`);
+  if (!isCount(offset)) fail(type, 'offset', 'must be an integer >= 0');
+  if (!isCount(length)) fail(type, 'length', 'must be an integer >= 0');
+  const values = checkTensor(type, 'values', value.values);
+  const [count, ...rest] = values.dims;
+  if (values.dtype !== 'float32' || count === undefined || rest.length > 0)
+    fail(type, 'values', `must be float32 [n], got ${values.dtype} [${values.dims.join(', ')}]`);
+  if (offset + count > length)
+    fail(type, 'values', `elements [${offset}, ${offset + count}) run past the vector's ${length}`);
+  return { type, group, seq, round, from, offset, length, values };
+}
+
 /** The data plane's messages checked structurally, by type. */
 export const STRUCTURAL_CHECKS: Readonly<Record<string, (value: Fields) => unknown>> = {
   forward: checkForward,
   tokens: checkTokens,
+  'allreduce.part': checkAllReducePart,
 };

@@ -138,12 +138,72 @@ export const probeReplySchema = z.object({
   bytes: countSchema,
 });
 
+/** Most members a tensor-parallel group may have. */
+export const MAX_GROUP_SIZE = 64;
+
+/**
+ * A tensor-parallel group member's first message on a link it dialed to another member:
+ * which group it belongs to and its rank, so the member it dialed can file the link.
+ */
+export const groupJoinSchema = z.object({
+  type: z.literal('group.join'),
+  group: idSchema,
+  rank: z
+    .int()
+    .min(0)
+    .max(MAX_GROUP_SIZE - 1),
+  /** Members in the group, as the sender knows it; the receiver refuses another count. */
+  size: z.int().min(2).max(MAX_GROUP_SIZE),
+});
+
+/**
+ * One part of an all-reduce between tensor-parallel members: `values` (float32, one dim)
+ * are elements [offset, offset + n) of the vector, which has `length` elements in all. `seq`
+ * counts the group's sums (every member counts them alike), `round` is the algorithm's
+ * step within one sum, `from` the sender's rank: the receiver refuses a part whose fields
+ * are not the ones it expects next, so a late or mismatched part is never summed.
+ */
+export const allReducePartSchema = z
+  .object({
+    type: z.literal('allreduce.part'),
+    group: idSchema,
+    seq: countSchema,
+    round: countSchema,
+    from: z
+      .int()
+      .min(0)
+      .max(MAX_GROUP_SIZE - 1),
+    offset: countSchema,
+    length: countSchema,
+    values: tensorSchema,
+  })
+  .superRefine((part, ctx) => {
+    const { values, offset, length } = part;
+    const [count, ...rest] = values.dims;
+    if (values.dtype !== 'float32' || count === undefined || rest.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['values'],
+        message: `must be float32 [n], got ${values.dtype} [${values.dims.join(', ')}]`,
+      });
+      return;
+    }
+    if (offset + count > length)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['values'],
+        message: `elements [${offset}, ${offset + count}) run past the vector's ${length}`,
+      });
+  });
+
 export const dataSchemas = {
   forward: forwardSchema,
   tokens: tokensSchema,
   release: releaseSchema,
   probe: probeSchema,
   'probe.reply': probeReplySchema,
+  'group.join': groupJoinSchema,
+  'allreduce.part': allReducePartSchema,
   error: errorMessageSchema,
 } as const;
 
@@ -154,3 +214,5 @@ export type TokensMessage = z.infer<typeof tokensSchema>;
 export type ReleaseMessage = z.infer<typeof releaseSchema>;
 export type ProbeMessage = z.infer<typeof probeSchema>;
 export type ProbeReplyMessage = z.infer<typeof probeReplySchema>;
+export type GroupJoinMessage = z.infer<typeof groupJoinSchema>;
+export type AllReducePartMessage = z.infer<typeof allReducePartSchema>;

@@ -130,6 +130,17 @@ export const DATA_SAMPLES: DataMessage[] = [
   { type: 'release', seqIds: ['a', 'b'] },
   { type: 'probe', probeId: 'probe-1', payload: new Uint8Array(16), reply: true },
   { type: 'probe.reply', probeId: 'probe-1', bytes: 16 },
+  { type: 'group.join', group: 'stage-1-tp', rank: 2, size: 4 },
+  {
+    type: 'allreduce.part',
+    group: 'stage-1-tp',
+    seq: 7,
+    round: 1,
+    from: 2,
+    offset: 6,
+    length: 12,
+    values: float32Tensor(hidden.subarray(0, 6), [6]),
+  },
   {
     type: 'error',
     code: 'SWARMBEE_ERR_KV_BUDGET_EXCEEDED',
