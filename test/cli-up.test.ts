@@ -1,6 +1,9 @@
 /** The quick start's main job: `swarmbee up` on the embedded default model. */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import t from 'tap';
 import { runCli } from './helpers/cli.js';
+import { REPO_ROOT } from './helpers/shared-models.js';
 
 t.test(
   'swarmbee up starts a loopback cluster, prints the plan, generates, and exits with --no-serve',
@@ -22,3 +25,13 @@ t.test(
     t.match(result.stderr, /random weights/, 'the embedded default says its weights are random');
   },
 );
+
+t.test('npm ci builds everything the quick start runs (prepare runs npm run build)', async (t) => {
+  // The quick start is `npm ci && npx swarmbee up`: bin/swarmbee.js runs the CLI bundle that
+  // `npm run build` makes, and npm ci builds only through the prepare script.
+  const pkg = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8'));
+  t.match(pkg.scripts.prepare, /^npm run build(\s|$)/, 'prepare runs the whole build');
+  t.match(pkg.scripts.build, /packages\/cli\/scripts\/bundle\.mjs/, 'the build makes the bundle');
+  const bin = await readFile(join(REPO_ROOT, 'packages/cli/bin/swarmbee.js'), 'utf8');
+  t.match(bin, /'\.\.\/dist\/bundle\/index\.js'/, 'the bin runs that bundle');
+});
