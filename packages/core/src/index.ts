@@ -147,7 +147,8 @@ export {
   PruneInvalidError,
   QuantizationUnsupportedError,
 } from './optimize-errors.js';
-export type { Plan, StagePlan } from './plan.js';
+export type { Plan, StagePlan, TensorStagePlan } from './plan.js';
+export { stageDevices } from './plan.js';
 export { installFaultHandlers, processFaults } from './process-faults.js';
 export {
   ACTIVATION_BYTES_PER_ELEMENT,
