@@ -56,6 +56,7 @@ export {
   OutputExistsError,
   PeerTimeoutError,
   PlanInfeasibleError,
+  PlanInvalidError,
   PlanTooLargeError,
   ProfileInvalidError,
   ProtocolVersionError,

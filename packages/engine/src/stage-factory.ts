@@ -7,6 +7,7 @@
 import type { ShardGraph, TensorSliceShard } from '@swarmbee/model';
 import { OnnxDecoderStage } from './onnx-decoder-stage.js';
 import { OrtStage } from './ort-stage.js';
+import { PortAllReduce, type PortGroup } from './port-all-reduce.js';
 import { SharedAllReduce, type SharedGroup } from './shared-all-reduce.js';
 import type { StageEngine, StageOptions } from './stage-engine.js';
 import { TensorMemberStage } from './tensor-member-stage.js';
@@ -20,11 +21,16 @@ export function createStageEngine(
     : OrtStage.create(shard, options);
 }
 
-/** A tensor-parallel member over the shared memory of its in-process group. */
+/**
+ * A tensor-parallel member: over the shared memory of its in-process group, or through the
+ * port to the group member its process's main thread holds (a worker's).
+ */
 export function createMemberEngine(
   shard: TensorSliceShard,
-  group: SharedGroup,
+  group: SharedGroup | PortGroup,
   options: StageOptions = {},
 ): Promise<StageEngine> {
-  return TensorMemberStage.create(shard, new SharedAllReduce(group, shard.slice.rank), options);
+  const allReduce =
+    'port' in group ? new PortAllReduce(group) : new SharedAllReduce(group, shard.slice.rank);
+  return TensorMemberStage.create(shard, allReduce, options);
 }

@@ -6,6 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { asSwarmBeeError } from '@swarmbee/core';
 import type { ShardGraph, TensorSliceShard } from '@swarmbee/model';
+import type { PortGroup } from './port-all-reduce.js';
 import type { SharedGroup } from './shared-all-reduce.js';
 import type { StageOptions, StageOutput } from './stage-engine.js';
 import { createMemberEngine, createStageEngine } from './stage-factory.js';
@@ -15,8 +16,8 @@ const port = parentPort!;
 const { shard, options, group } = workerData as {
   shard: ShardGraph | TensorSliceShard;
   options: StageOptions;
-  /** A tensor-parallel member's group (with a `llama-slice` shard). */
-  group?: SharedGroup;
+  /** A tensor-parallel member's group (with a `llama-slice` shard): shared memory, or a port. */
+  group?: SharedGroup | PortGroup;
 };
 
 let queue: Promise<void> = Promise.resolve();

@@ -291,6 +291,7 @@ export class WorkerDaemon {
         name: this.name,
         options: this.#options,
         reportFailure: (batchId, error) => this.#reportFailure(batchId, error),
+        joinGroup: (group, rank) => this.joinTensorGroup(group, rank),
       });
       runner = started.runner;
       this.#runner = runner;
