@@ -1,0 +1,245 @@
+/**
+ * Tensor-parallel stages over worker processes, deployed by `swarmbee coordinator --plan`:
+ * stories260K (4 KV heads) as one TP2 stage, as one TP3 stage split 2:1:1, and as a
+ * pipeline of one worker then a TP2 group — greedy ids equal to the unsplit model's, text
+ * equal to run.c's. Four workers serve all three: each plan's coordinator takes over the
+ * last one's ports, and the workers join it again. Then a member of the TP2 group is killed
+ * after the first token: the coordinator re-plans without it as for a lost stage, and the
+ * stream completes with the same text.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { COORDINATOR_EVENTS, type CoordinatorStateEvent } from '@swarmbee/coordinator';
+import type { Plan, StagePlan } from '@swarmbee/core';
+import { GROUP_EVENTS } from '@swarmbee/protocol';
+import t from 'tap';
+import { importStories260k, runCli } from './helpers/cli.js';
+import {
+  type Cluster,
+  complete,
+  type ProcessHandle,
+  startCluster,
+  startProcess,
+} from './helpers/cluster.js';
+import { haveSharedModel, STORIES260K } from './helpers/shared-models.js';
+
+const W = ['worker-0', 'worker-1', 'worker-2', 'worker-3'];
+
+interface ClusterJson {
+  state: string;
+  stages: { stage: number; worker: string; members?: string[] }[];
+}
+
+/** A stage of layers [start, end) on `devices` (a tensor group when there are 2 or more). */
+function stage(
+  index: number,
+  start: number,
+  end: number,
+  devices: string[],
+  weights?: number[],
+): StagePlan {
+  const planned: StagePlan = { index, device: devices[0]!, layerStart: start, layerEnd: end };
+  if (devices.length > 1)
+    planned.tensor = { devices, weights: weights ?? devices.map(() => 1), allReduce: 'star' };
+  return planned;
+}
+
+t.test("tensor-parallel plans over worker processes give the unsplit model's ids", async (t) => {
+  if (!haveSharedModel(t, STORIES260K.checkpoint)) return;
+  const root = t.testdir();
+  const model = await importStories260k(root);
+  const manifest = JSON.parse(await readFile(join(model, 'manifest.json'), 'utf8'));
+  const refOnce = await readFile(STORIES260K.refOnceUponATime, 'utf8');
+  const refNone = await readFile(STORIES260K.refNoPrompt, 'utf8');
+  const plans: Record<string, Plan> = {};
+  const planFile = async (name: string, stages: StagePlan[]) => {
+    plans[name] = { modelHash: manifest.modelHash, nLayers: 5, stages };
+    const file = join(root, `${name}.json`);
+    await writeFile(file, JSON.stringify(plans[name]));
+    return file;
+  };
+  const tp2 = await planFile('tp2', [stage(0, 0, 5, [W[0]!, W[1]!])]);
+  const tp3 = await planFile('tp3', [stage(0, 0, 5, [W[0]!, W[1]!, W[2]!], [2, 1, 1])]);
+  const pptp = await planFile('pptp', [stage(0, 0, 2, [W[3]!]), stage(1, 2, 5, [W[0]!, W[1]!])]);
+
+  // The unsplit model's greedy ids, in process.
+  const unsplit = JSON.parse(
+    (
+      await runCli([
+        'generate',
+        '--model',
+        model,
+        '--prompt',
+        'Once upon a time',
+        '--steps',
+        '64',
+        '--temperature',
+        '0',
+        '--json',
+      ])
+    ).stdout,
+  ) as { token_ids: number[] };
+
+  const cluster: Cluster = await startCluster({
+    model,
+    workers: 4,
+    root,
+    coordinatorArgs: ['--plan', tp2],
+  });
+  t.teardown(() => cluster.stop());
+  const coordinators: ProcessHandle[] = [];
+  t.teardown(() => Promise.all(coordinators.map((c) => c.stop())));
+
+  /** Stops the serving coordinator and starts one on its ports deploying `plan`. */
+  const takeOver = async (plan: string): Promise<ProcessHandle> => {
+    const serving = coordinators.at(-1) ?? cluster.coordinator;
+    await serving.stop();
+    const api = new URL(cluster.apiUrl);
+    const workers = new URL(cluster.workersUrl);
+    const next = startProcess(
+      [
+        'coordinator',
+        '--model',
+        model,
+        '--listen',
+        `${workers.hostname}:${workers.port}`,
+        '--api',
+        `${api.hostname}:${api.port}`,
+        '--min-workers',
+        '4',
+        '--threads',
+        '1',
+        '--cache-dir',
+        join(root, 'c'),
+        '--log-format',
+        'json',
+        '--planner',
+        'even',
+        '--plan',
+        plan,
+      ],
+      { SWARMBEE_TOKEN: cluster.token },
+    );
+    coordinators.push(next);
+    await next.waitForEvent<CoordinatorStateEvent>(COORDINATOR_EVENTS.state, {
+      match: (e) => e.to === 'ready',
+      timeoutMs: 60_000,
+    });
+    return next;
+  };
+
+  const deployed = async (): Promise<ClusterJson> =>
+    (await (await fetch(`${cluster.apiUrl}/swarmbee/cluster`)).json()) as ClusterJson;
+
+  const checkOnce = async (name: string) => {
+    const once = await complete(cluster.apiUrl, {
+      prompt: 'Once upon a time',
+      steps: 64,
+      temperature: 0,
+      echo: true,
+    });
+    t.equal(once.status, 200, `${name}: answered`);
+    t.same(once.json.choices[0].token_ids, unsplit.token_ids, `${name}: the unsplit model's ids`);
+    t.equal(`${once.json.choices[0].text}\n`, refOnce, `${name}: run.c's text`);
+  };
+
+  t.same(
+    (await deployed()).stages.map((s) => s.members),
+    [[W[0], W[1]]],
+    'TP2: one stage on a group of two',
+  );
+  await checkOnce('TP2');
+  const none = await runCli([
+    'generate',
+    '--url',
+    cluster.apiUrl,
+    '--steps',
+    '200',
+    '--temperature',
+    '0',
+  ]);
+  t.equal(none.stdout, refNone, "TP2: no prompt, 200 steps, streamed: run.c's text");
+
+  await takeOver(tp3);
+  t.same(
+    (await deployed()).stages.map((s) => s.members),
+    [[W[0], W[1], W[2]]],
+    'TP3 2:1:1',
+  );
+  await checkOnce('TP3 2:1:1');
+
+  const pp = await takeOver(pptp);
+  t.same(
+    (await deployed()).stages.map((s) => s.members ?? [s.worker]),
+    [[W[3]], [W[0], W[1]]],
+    'PP+TP: one worker, then a group of two',
+  );
+  await checkOnce('PP+TP');
+
+  // Failover: worker-1 (member 1 of stage 1) is killed once the first token has streamed.
+  const leader = cluster.workers[0]!;
+  const sinceLeader = leader.mark();
+  const sinceCoordinator = pp.mark();
+  const response = await fetch(`${cluster.apiUrl}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      prompt: 'Once upon a time',
+      steps: 64,
+      temperature: 0,
+      echo: true,
+      stream: true,
+    }),
+  });
+  t.equal(response.status, 200, 'the stream began');
+  let raw = '';
+  let killedAt = 0;
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    raw += Buffer.from(chunk).toString();
+    // The echoed prompt, then the first generated token.
+    if (!killedAt && raw.split('data: {').length > 2) {
+      killedAt = raw.length;
+      cluster.workers[1]!.child.kill('SIGKILL');
+    }
+  }
+  t.ok(raw.slice(killedAt).includes('data: {'), 'tokens streamed after the member was killed');
+  const lost = await leader.waitForEvent<{ code: string; stage: number }>(GROUP_EVENTS.memberLost, {
+    since: sinceLeader,
+  });
+  t.match(
+    lost,
+    { code: 'SWARMBEE_ERR_GROUP_MEMBER_LOST', stage: 1 },
+    'the leader saw its member go',
+  );
+  const events = raw.split('\n\n').filter((e) => e.startsWith('data: {'));
+  const parsed = events.map(
+    (e) => JSON.parse(e.slice(6)) as { error?: unknown; choices?: { text: string }[] },
+  );
+  t.notOk(
+    parsed.find((e) => e.error),
+    'the stream carried no error',
+  );
+  t.equal(
+    `${parsed.map((e) => e.choices?.[0]?.text ?? '').join('')}\n`,
+    refOnce,
+    "the stream completed with run.c's text across the failover",
+  );
+  const replan = await pp.waitForEvent<{ reason: string }>(COORDINATOR_EVENTS.replayed, {
+    since: sinceCoordinator,
+  });
+  t.match(replan.reason, /worker-1|GROUP_MEMBER_LOST/, 're-planned for the lost member');
+  const after = await deployed();
+  t.notOk(
+    after.stages.some((s) => s.worker === W[1] || s.members?.includes(W[1]!)),
+    'the new plan leaves the lost worker out',
+  );
+  // The leader's member left its group when its stage was replaced: nothing held.
+  await leader.waitForEvent(GROUP_EVENTS.left, { since: sinceLeader });
+  const next = await complete(cluster.apiUrl, {
+    prompt: 'Once upon a time',
+    steps: 64,
+    temperature: 0,
+    echo: true,
+  });
+  t.equal(`${next.json.choices[0].text}\n`, refOnce, 'the next request is served too');
+});
