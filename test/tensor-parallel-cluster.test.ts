@@ -17,6 +17,7 @@ import { importStories260k, runCli } from './helpers/cli.js';
 import {
   type Cluster,
   complete,
+  coordinatorArgs,
   type ProcessHandle,
   startCluster,
   startProcess,
@@ -62,22 +63,12 @@ t.test("tensor-parallel plans over worker processes give the unsplit model's ids
   const tp3 = await planFile('tp3', [stage(0, 0, 5, [W[0]!, W[1]!, W[2]!], [2, 1, 1])]);
   const pptp = await planFile('pptp', [stage(0, 0, 2, [W[3]!]), stage(1, 2, 5, [W[0]!, W[1]!])]);
 
+  /** A greedy `swarmbee generate` of `steps` tokens from `source` (--model DIR or --url URL). */
+  const greedy = (source: string[], steps: number, more: string[] = []) =>
+    runCli(['generate', ...source, '--steps', String(steps), '--temperature', '0', ...more]);
   // The unsplit model's greedy ids, in process.
   const unsplit = JSON.parse(
-    (
-      await runCli([
-        'generate',
-        '--model',
-        model,
-        '--prompt',
-        'Once upon a time',
-        '--steps',
-        '64',
-        '--temperature',
-        '0',
-        '--json',
-      ])
-    ).stdout,
+    (await greedy(['--model', model], 64, ['--prompt', 'Once upon a time', '--json'])).stdout,
   ) as { token_ids: number[] };
 
   const cluster: Cluster = await startCluster({
@@ -97,27 +88,14 @@ t.test("tensor-parallel plans over worker processes give the unsplit model's ids
     const api = new URL(cluster.apiUrl);
     const workers = new URL(cluster.workersUrl);
     const next = startProcess(
-      [
-        'coordinator',
-        '--model',
+      coordinatorArgs({
         model,
-        '--listen',
-        `${workers.hostname}:${workers.port}`,
-        '--api',
-        `${api.hostname}:${api.port}`,
-        '--min-workers',
-        '4',
-        '--threads',
-        '1',
-        '--cache-dir',
-        join(root, 'c'),
-        '--log-format',
-        'json',
-        '--planner',
-        'even',
-        '--plan',
-        plan,
-      ],
+        listen: `${workers.hostname}:${workers.port}`,
+        api: `${api.hostname}:${api.port}`,
+        minWorkers: 4,
+        cacheDir: join(root, 'c'),
+        extra: ['--plan', plan],
+      }),
       { SWARMBEE_TOKEN: cluster.token },
     );
     coordinators.push(next);
@@ -149,15 +127,7 @@ t.test("tensor-parallel plans over worker processes give the unsplit model's ids
     'TP2: one stage on a group of two',
   );
   await checkOnce('TP2');
-  const none = await runCli([
-    'generate',
-    '--url',
-    cluster.apiUrl,
-    '--steps',
-    '200',
-    '--temperature',
-    '0',
-  ]);
+  const none = await greedy(['--url', cluster.apiUrl], 200);
   t.equal(none.stdout, refNone, "TP2: no prompt, 200 steps, streamed: run.c's text");
 
   await takeOver(tp3);
