@@ -1,6 +1,6 @@
 /**
  * Tensor-parallel stages over worker processes, deployed by `swarmbee coordinator --plan`:
- * stories260K (4 KV heads) as one TP2 stage, as one TP3 stage split 2:1:1, and as a
+ * stories260K (4 KV heads) as one TP2 stage (star), as one TP3 stage split 2:1:1 (ring), and as a
  * pipeline of one worker then a TP2 group — greedy ids equal to the unsplit model's, text
  * equal to run.c's. Four workers serve all three: each plan's coordinator takes over the
  * last one's ports, and the workers join it again. Then a member of the TP2 group is killed
@@ -38,10 +38,11 @@ function stage(
   end: number,
   devices: string[],
   weights?: number[],
+  allReduce: 'star' | 'ring' = 'star',
 ): StagePlan {
   const planned: StagePlan = { index, device: devices[0]!, layerStart: start, layerEnd: end };
   if (devices.length > 1)
-    planned.tensor = { devices, weights: weights ?? devices.map(() => 1), allReduce: 'star' };
+    planned.tensor = { devices, weights: weights ?? devices.map(() => 1), allReduce };
   return planned;
 }
 
@@ -60,7 +61,19 @@ t.test("tensor-parallel plans over worker processes give the unsplit model's ids
     return file;
   };
   const tp2 = await planFile('tp2', [stage(0, 0, 5, [W[0]!, W[1]!])]);
-  const tp3 = await planFile('tp3', [stage(0, 0, 5, [W[0]!, W[1]!, W[2]!], [2, 1, 1])]);
+  const tp3 = await planFile('tp3', [stage(0, 0, 5, [W[0]!, W[1]!, W[2]!], [2, 1, 1], 'ring')]);
+  // More members than stories260K's 4 KV heads: refused before anything starts.
+  const tp5 = await planFile('tp5', [stage(0, 0, 5, W.concat('worker-4'))]);
+  const refused = await runCli(
+    coordinatorArgs({ model, minWorkers: 1, cacheDir: join(root, 'c'), extra: ['--plan', tp5] }),
+    { env: { SWARMBEE_TOKEN: 'unused' } },
+  );
+  t.equal(refused.code, 1, 'a plan that cannot be split stops the coordinator');
+  t.match(
+    refused.stderr,
+    /SWARMBEE_ERR_PLAN_INVALID: .*stage 0 cannot be split by weights 1:1:1:1:1: cannot split 4 KV heads across 5 members/,
+    'naming what is wrong',
+  );
   const pptp = await planFile('pptp', [stage(0, 0, 2, [W[3]!]), stage(1, 2, 5, [W[0]!, W[1]!])]);
 
   /** A greedy `swarmbee generate` of `steps` tokens from `source` (--model DIR or --url URL). */
@@ -136,7 +149,7 @@ t.test("tensor-parallel plans over worker processes give the unsplit model's ids
     [[W[0], W[1], W[2]]],
     'TP3 2:1:1',
   );
-  await checkOnce('TP3 2:1:1');
+  await checkOnce('TP3 2:1:1, ring');
 
   const pp = await takeOver(pptp);
   t.same(
