@@ -7,7 +7,14 @@
  * stage's output on. The others send nothing: their outputs are dropped.
  */
 import { MessageChannel } from 'node:worker_threads';
-import { type AllReduce, ShardInvalidError } from '@swarmbee/core';
+import {
+  type AllReduce,
+  asSwarmBeeError,
+  ContextOverflowError,
+  InvalidArgumentError,
+  ShardInvalidError,
+  TokenOutOfVocabularyError,
+} from '@swarmbee/core';
 import {
   type StageBatch,
   type StageEngine,
@@ -27,6 +34,16 @@ import { StageRunner } from './stage-runner.js';
 import type { StageStartContext, StartedStage } from './stage-start.js';
 import { engineOptions } from './worker-options.js';
 
+/**
+ * Refusals of a batch every member makes alike, checking the same frame against the same
+ * config before its first sum: the group stays whole.
+ */
+const BATCH_REFUSALS: ReadonlySet<string> = new Set([
+  InvalidArgumentError.code,
+  TokenOutOfVocabularyError.code,
+  ContextOverflowError.code,
+]);
+
 /** A member's stage engine and its place in the group: leaving the group goes with closing. */
 class GroupMemberStage implements StageEngine {
   constructor(
@@ -42,8 +59,10 @@ class GroupMemberStage implements StageEngine {
     try {
       return await this.engine.forward(batch);
     } catch (error) {
-      // The others wait on this member's sums: leaving tells them (GROUP_MEMBER_LOST).
-      await this.member.close().catch(() => {});
+      // The others wait on this member's sums: leaving tells them (GROUP_MEMBER_LOST) —
+      // unless every member refused the batch alike before its first sum.
+      if (!BATCH_REFUSALS.has(asSwarmBeeError(error).code))
+        await this.member.close().catch(() => {});
       throw error;
     }
   }
