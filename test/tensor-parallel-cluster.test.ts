@@ -3,9 +3,10 @@
  * stories260K (4 KV heads) as one TP2 stage (star), as one TP3 stage split 2:1:1 (ring), and as a
  * pipeline of one worker then a TP2 group — greedy ids equal to the unsplit model's, text
  * equal to run.c's. Four workers serve all three: each plan's coordinator takes over the
- * last one's ports, and the workers join it again. Then a member of the TP2 group is killed
- * after the first token: the coordinator re-plans without it as for a lost stage, and the
- * stream completes with the same text.
+ * last one's ports, and the workers join it again. Then a member of the TP2 group, and
+ * after it the leader of another, is killed after the first token: the coordinator re-plans
+ * without it as for a lost stage, the stream completes with the same text, and the member
+ * left standing leaves the group.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -95,7 +96,7 @@ t.test("tensor-parallel plans over worker processes give the unsplit model's ids
   t.teardown(() => Promise.all(coordinators.map((c) => c.stop())));
 
   /** Stops the serving coordinator and starts one on its ports deploying `plan`. */
-  const takeOver = async (plan: string): Promise<ProcessHandle> => {
+  const takeOver = async (plan: string, minWorkers = 4): Promise<ProcessHandle> => {
     const serving = coordinators.at(-1) ?? cluster.coordinator;
     await serving.stop();
     const api = new URL(cluster.apiUrl);
@@ -105,7 +106,7 @@ t.test("tensor-parallel plans over worker processes give the unsplit model's ids
         model,
         listen: `${workers.hostname}:${workers.port}`,
         api: `${api.hostname}:${api.port}`,
-        minWorkers: 4,
+        minWorkers,
         cacheDir: join(root, 'c'),
         extra: ['--plan', plan],
       }),
@@ -159,70 +160,93 @@ t.test("tensor-parallel plans over worker processes give the unsplit model's ids
   );
   await checkOnce('PP+TP');
 
-  // Failover: worker-1 (member 1 of stage 1) is killed once the first token has streamed.
-  const leader = cluster.workers[0]!;
-  const sinceLeader = leader.mark();
-  const sinceCoordinator = pp.mark();
-  const response = await fetch(`${cluster.apiUrl}/v1/completions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
+  /**
+   * Kills worker `victim` once the first token of a stream has arrived; `survivor`, a member
+   * of the same group, sees it go (sums failing with GROUP_MEMBER_LOST) and leaves the group
+   * when the coordinator re-plans without the victim. The stream and the next request
+   * complete with run.c's text.
+   */
+  const failover = async (
+    name: string,
+    coordinator: ProcessHandle,
+    stageIndex: number,
+    victim: number,
+    survivor: number,
+  ) => {
+    const watcher = cluster.workers[survivor]!;
+    const since = watcher.mark();
+    const sinceCoordinator = coordinator.mark();
+    const response = await fetch(`${cluster.apiUrl}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        prompt: 'Once upon a time',
+        steps: 64,
+        temperature: 0,
+        echo: true,
+        stream: true,
+      }),
+    });
+    t.equal(response.status, 200, `${name}: the stream began`);
+    let raw = '';
+    let killedAt = 0;
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      raw += Buffer.from(chunk).toString();
+      // The echoed prompt, then the first generated token.
+      if (!killedAt && raw.split('data: {').length > 2) {
+        killedAt = raw.length;
+        cluster.workers[victim]!.child.kill('SIGKILL');
+      }
+    }
+    t.ok(raw.slice(killedAt).includes('data: {'), `${name}: tokens streamed after the kill`);
+    const lost = await watcher.waitForEvent<{ code: string; stage: number }>(
+      GROUP_EVENTS.memberLost,
+      { since },
+    );
+    t.match(
+      lost,
+      { code: 'SWARMBEE_ERR_GROUP_MEMBER_LOST', stage: stageIndex },
+      `${name}: ${W[survivor]} saw ${W[victim]} go`,
+    );
+    const parsed = raw
+      .split('\n\n')
+      .filter((e) => e.startsWith('data: {'))
+      .map((e) => JSON.parse(e.slice(6)) as { error?: unknown; choices?: { text: string }[] });
+    t.notOk(
+      parsed.find((e) => e.error),
+      `${name}: the stream carried no error`,
+    );
+    t.equal(
+      `${parsed.map((e) => e.choices?.[0]?.text ?? '').join('')}\n`,
+      refOnce,
+      `${name}: the stream completed with run.c's text across the failover`,
+    );
+    const replan = await coordinator.waitForEvent<{ reason: string }>(COORDINATOR_EVENTS.replayed, {
+      since: sinceCoordinator,
+    });
+    t.match(
+      replan.reason,
+      new RegExp(`${W[victim]}|GROUP_MEMBER_LOST|link to stage ${stageIndex} closed`),
+      `${name}: re-planned`,
+    );
+    const after = await deployed();
+    t.notOk(
+      after.stages.some((s) => s.worker === W[victim] || s.members?.includes(W[victim]!)),
+      `${name}: the new plan leaves ${W[victim]} out`,
+    );
+    // The survivor's member left its group when its stage was replaced: nothing held.
+    await watcher.waitForEvent(GROUP_EVENTS.left, { since });
+    const next = await complete(cluster.apiUrl, {
       prompt: 'Once upon a time',
       steps: 64,
       temperature: 0,
       echo: true,
-      stream: true,
-    }),
-  });
-  t.equal(response.status, 200, 'the stream began');
-  let raw = '';
-  let killedAt = 0;
-  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-    raw += Buffer.from(chunk).toString();
-    // The echoed prompt, then the first generated token.
-    if (!killedAt && raw.split('data: {').length > 2) {
-      killedAt = raw.length;
-      cluster.workers[1]!.child.kill('SIGKILL');
-    }
-  }
-  t.ok(raw.slice(killedAt).includes('data: {'), 'tokens streamed after the member was killed');
-  const lost = await leader.waitForEvent<{ code: string; stage: number }>(GROUP_EVENTS.memberLost, {
-    since: sinceLeader,
-  });
-  t.match(
-    lost,
-    { code: 'SWARMBEE_ERR_GROUP_MEMBER_LOST', stage: 1 },
-    'the leader saw its member go',
-  );
-  const events = raw.split('\n\n').filter((e) => e.startsWith('data: {'));
-  const parsed = events.map(
-    (e) => JSON.parse(e.slice(6)) as { error?: unknown; choices?: { text: string }[] },
-  );
-  t.notOk(
-    parsed.find((e) => e.error),
-    'the stream carried no error',
-  );
-  t.equal(
-    `${parsed.map((e) => e.choices?.[0]?.text ?? '').join('')}\n`,
-    refOnce,
-    "the stream completed with run.c's text across the failover",
-  );
-  const replan = await pp.waitForEvent<{ reason: string }>(COORDINATOR_EVENTS.replayed, {
-    since: sinceCoordinator,
-  });
-  t.match(replan.reason, /worker-1|GROUP_MEMBER_LOST/, 're-planned for the lost member');
-  const after = await deployed();
-  t.notOk(
-    after.stages.some((s) => s.worker === W[1] || s.members?.includes(W[1]!)),
-    'the new plan leaves the lost worker out',
-  );
-  // The leader's member left its group when its stage was replaced: nothing held.
-  await leader.waitForEvent(GROUP_EVENTS.left, { since: sinceLeader });
-  const next = await complete(cluster.apiUrl, {
-    prompt: 'Once upon a time',
-    steps: 64,
-    temperature: 0,
-    echo: true,
-  });
-  t.equal(`${next.json.choices[0].text}\n`, refOnce, 'the next request is served too');
+    });
+    t.equal(`${next.json.choices[0].text}\n`, refOnce, `${name}: the next request is served too`);
+  };
+
+  await failover('member lost', pp, 1, 1, 0);
+  // Then the leader of a TP2 group on the three workers left.
+  const lead = await takeOver(await planFile('lead', [stage(0, 0, 5, [W[2]!, W[0]!])]), 3);
+  await failover('leader lost', lead, 0, 2, 0);
 });
