@@ -1,6 +1,7 @@
 /**
- * A plan given to the coordinator (`--plan`): checked against the model before anything
- * starts, each refusal a PLAN_INVALID naming what is wrong; deployed while every device it
+ * A plan given to the coordinator (`--plan`): checked against the model (and how the
+ * coordinator builds shards) before anything starts, each refusal a PLAN_INVALID naming what
+ * is wrong; deployed while every device it
  * names is connected, the planner's plan otherwise, and restored when they are back.
  */
 import { writeFile } from 'node:fs/promises';
@@ -103,6 +104,23 @@ t.test('BAD PLAN - each refusal is PLAN_INVALID and names what is wrong', async 
       name,
     );
   }
+  t.throws(
+    () => checkGivenPlan(good(), model, { kvDtype: 'float16' }),
+    { code: PlanInvalidError.code, message: /stage 1 .*members keep a float32 KV cache/ },
+    'an fp16 cache (--kv-dtype float16)',
+  );
+  t.throws(
+    () => checkGivenPlan(good(), model, { adapter: true }),
+    {
+      code: PlanInvalidError.code,
+      message: /stage 1 is a tensor group, .*cannot serve an adapter/,
+    },
+    'an adapter',
+  );
+  t.doesNotThrow(
+    () => checkGivenPlan({ ...good(), stages: [stageOf(0, 0, 5)] }, model, { adapter: true }),
+    'an adapter for a plan without groups',
+  );
   const file = join(t.testdir(), 'bad.json');
   await writeFile(file, '{"stages": [');
   await t.rejects(readGivenPlan(file, model), {

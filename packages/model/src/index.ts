@@ -205,6 +205,7 @@ export {
 export {
   buildGroupShards,
   buildSliceShard,
+  checkSliceShard,
   type LayerSegments,
   type SliceShardOptions,
   type TensorSliceShard,

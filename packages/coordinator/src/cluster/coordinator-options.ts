@@ -122,7 +122,13 @@ export function checkCoordinatorOptions(options: CoordinatorOptions): void {
   if ((options.minWorkers ?? 1) < 1)
     throw new InvalidArgumentError('--min-workers must be at least 1');
   checkReplanPolicy({ gain: options.replanGain, paybackMs: options.replanPaybackMs });
-  if (options.plan) checkGivenPlan(options.plan, options.model);
+  if (options.plan)
+    checkGivenPlan(options.plan, options.model, {
+      adapter: options.adapter !== undefined,
+      ...(options.planning?.workload?.kvDtype
+        ? { kvDtype: options.planning.workload.kvDtype }
+        : {}),
+    });
   if (options.drift) checkDriftOptions(options.drift);
   if (options.adapter) {
     if (!/^[A-Za-z0-9._-]+$/.test(options.adapter.name))

@@ -2,20 +2,21 @@
  * A plan the user gives the coordinator to deploy (`swarmbee coordinator --plan FILE`): a
  * JSON `Plan`, checked against the model before anything starts — its hash, its layers
  * covered once and in order, every device named once, each tensor-parallel group's split
- * one `splitTensors` can make. It is deployed whenever every device it names is connected;
+ * one `splitTensors` can make, over weights its members can serve. It is deployed whenever every device it names is connected;
  * without one of them the coordinator plans as its planner says (and a worker that
  * returns brings the given plan back).
  */
 import { readFile } from 'node:fs/promises';
 import {
   asSwarmBeeError,
+  type KvDtype,
   type LlamaConfig,
   type Plan,
   PlanInvalidError,
   type StagePlan,
   stageDevices,
 } from '@swarmbee/core';
-import { type ModelDir, splitTensors } from '@swarmbee/model';
+import { checkSliceShard, type ModelDir, splitTensors } from '@swarmbee/model';
 
 /** Reads and checks the plan at `path` for `model`; throws PlanInvalidError naming what is wrong. */
 export async function readGivenPlan(path: string, model: ModelDir): Promise<Plan> {
@@ -34,8 +35,16 @@ export async function readGivenPlan(path: string, model: ModelDir): Promise<Plan
   return plan as Plan;
 }
 
+/** How the coordinator builds its shards, as far as tensor-parallel members care. */
+export interface ServedShards {
+  /** KV-cache element type (members keep float32). Default float32. */
+  kvDtype?: KvDtype;
+  /** A LoRA adapter is merged into the shards (members serve base weights only). */
+  adapter?: boolean;
+}
+
 /** Throws PlanInvalidError naming the first thing about `plan` that does not fit `model`. */
-export function checkGivenPlan(plan: Plan, model: ModelDir): void {
+export function checkGivenPlan(plan: Plan, model: ModelDir, served: ServedShards = {}): void {
   const { manifest } = model;
   const fail = (why: string): never => {
     throw new PlanInvalidError(`the plan does not fit ${manifest.name}: ${why}`);
@@ -59,23 +68,27 @@ export function checkGivenPlan(plan: Plan, model: ModelDir): void {
     next = stage.layerEnd;
     if (typeof stage.device !== 'string' || stage.device.length === 0)
       fail(`${at} names no device`);
-    if (stage.tensor) checkGroup(stage, at, manifest.config as LlamaConfig, fail);
+    if (stage.tensor) checkGroup(stage, at, model, served, fail);
     for (const device of stageDevices(stage)) {
       if (seen.has(device)) fail(`device ${device} runs more than one stage or member`);
       seen.add(device);
     }
   }
   if (next !== nLayers) fail(`its stages end at layer ${next}, the model has ${nLayers}`);
-  if (manifest.architecture === 'onnx-decoder' && plan.stages.some((s) => s.tensor))
-    fail('an imported ONNX decoder cannot be split by tensor parallelism');
 }
 
 function checkGroup(
   stage: StagePlan,
   at: string,
-  config: LlamaConfig,
+  model: ModelDir,
+  served: ServedShards,
   fail: (why: string) => never,
 ): void {
+  if (model.manifest.architecture === 'onnx-decoder')
+    fail('an imported ONNX decoder cannot be split by tensor parallelism');
+  if (served.adapter)
+    fail(`${at} is a tensor group, and its members cannot serve an adapter (--adapter)`);
+  const config = model.manifest.config as LlamaConfig;
   const { devices, weights, allReduce } = stage.tensor!;
   if (!Array.isArray(devices) || devices.length < 2)
     fail(`${at}'s tensor group needs 2 or more devices`);
@@ -86,7 +99,11 @@ function checkGroup(
   if (allReduce !== 'star' && allReduce !== 'ring')
     fail(`${at}'s all-reduce ${JSON.stringify(allReduce)} is not star or ring`);
   try {
-    splitTensors(config, { weights });
+    const [slice] = splitTensors(config, { weights });
+    // What members cannot serve (quantized weights, an fp16 cache, post-norms), refused now.
+    checkSliceShard(model, { start: stage.layerStart, end: stage.layerEnd }, slice!, {
+      kvDtype: served.kvDtype ?? 'float32',
+    });
   } catch (error) {
     fail(
       `${at} cannot be split by weights ${weights.join(':')}: ${asSwarmBeeError(error).message}`,
