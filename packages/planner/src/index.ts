@@ -89,6 +89,13 @@ export {
 } from './dp.js';
 export { planGa, type SearchOptions, type SearchOutcome } from './ga.js';
 export { interpolateAxis, interpolateGrid } from './grid.js';
+export {
+  DEFAULT_TENSOR_COSTS,
+  GroupCosts,
+  type GroupSplit,
+  type TensorCosts,
+} from './group-cost.js';
+export { HYBRID_WORK_LIMIT, hybridWork, planHybrid } from './hybrid-search.js';
 export { LLAMA2_7B_CONFIG, llamaModelSummary, TINYLLAMA_1B_CONFIG } from './model-summary.js';
 export {
   type BatchRun,
@@ -96,11 +103,25 @@ export {
   compareCandidates,
   compareEvaluations,
 } from './objective.js';
-export { comparePlanners, type PlannerComparison, plan } from './plan.js';
+export {
+  PARALLELISMS,
+  type Parallelism,
+  type ParallelOptions,
+  type ParallelResult,
+  planTensor,
+} from './parallel-search.js';
+export {
+  compareParallelism,
+  comparePlanners,
+  type ParallelismComparison,
+  type PlannerComparison,
+  plan,
+} from './plan.js';
 export {
   type Bottleneck,
   type Evaluation,
   evaluatePlan,
+  evaluateStage,
   type HopEvaluation,
   type StageAssignment,
   type StageEvaluation,
@@ -115,6 +136,14 @@ export {
 export { planPso } from './pso.js';
 export { toPlanResult } from './result.js';
 export { comparisonRows, stageRows, summaryRows } from './rows.js';
+export {
+  BENCH_CORE,
+  benchCorePreset,
+  PLAN_SCENARIOS,
+  type PlanScenario,
+  STORIES110M_PRESET_CONFIG,
+  scenarioCluster,
+} from './scenarios.js';
 export { decode, encode, fitCuts, type SearchSpace } from './search-space.js';
 export type {
   Objective,

@@ -3,18 +3,28 @@
  * (TPOT), its busiest resource (throughput), the prompt's chunks through the pipeline
  * (TTFT) and whether every stage fits its device. See cost-model.ts for the model itself.
  */
+import type { AllReduceAlgorithmName } from './all-reduce-cost.js';
 import type { CostModel } from './cost-model.js';
 import { NS_PER_S } from './units.js';
 
-/** A stage before prediction: a device (by index) and the layers [layerStart, layerEnd). */
+/**
+ * A stage before prediction: a device (by index) and the layers [layerStart, layerEnd); with
+ * `group`, a tensor-parallel group runs it (devices by rank, `group[0] === device`, the leader).
+ */
 export interface StageAssignment {
   device: number;
   layerStart: number;
   layerEnd: number;
+  group?: readonly number[];
 }
 
 export interface StageEvaluation extends StageAssignment {
+  /** What the stage's device holds; of a group, its leader (rank 0). */
   memoryBytes: number;
+  /** Of a group: what each member holds, by rank. */
+  memberMemoryBytes?: number[];
+  /** Of a group: how it sums its partials. */
+  allReduce?: AllReduceAlgorithmName;
   decodeNs: number;
   prefillNs: number;
 }
@@ -50,6 +60,48 @@ export interface Evaluation {
   cycleNs: number;
   tokensPerS: number;
   bottleneck: Bottleneck;
+}
+
+/** One stage's memory and times: a single device's, or a tensor-parallel group's. */
+export function evaluateStage(
+  costs: CostModel,
+  stage: StageAssignment,
+  first: boolean,
+  last: boolean,
+  batch: number,
+  sequences: number,
+): StageEvaluation {
+  const { device, layerStart, layerEnd, group } = stage;
+  if (!group) {
+    return {
+      device,
+      layerStart,
+      layerEnd,
+      memoryBytes: costs.stageMemoryBytes(layerStart, layerEnd, first, last, sequences),
+      decodeNs: costs.stageDecodeNs(device, layerStart, layerEnd, first, last, batch),
+      prefillNs: costs.stagePrefillNs(device, layerStart, layerEnd, first),
+    };
+  }
+  const g = costs.groups;
+  const memberMemoryBytes = g.memberMemoryBytes(
+    group,
+    layerStart,
+    layerEnd,
+    first,
+    last,
+    sequences,
+  );
+  return {
+    device,
+    layerStart,
+    layerEnd,
+    group: [...group],
+    memoryBytes: memberMemoryBytes[0]!,
+    memberMemoryBytes,
+    allReduce: g.allReduce(group, batch).algorithm,
+    decodeNs: g.stageDecodeNs(group, layerStart, layerEnd, first, last, batch),
+    prefillNs: g.stagePrefillNs(group, layerStart, layerEnd, first, batch),
+  };
 }
 
 /** Predicts everything about a plan; `overBytes > 0` marks a plan that does not fit. */
@@ -104,12 +156,14 @@ export function evaluatePlan(
       });
     else
       hop(from, stage.device, costs.activationFrameBytes(batch), costs.activationFrameBytes(chunk));
-    const { device, layerStart, layerEnd } = stage;
-    const memoryBytes = costs.stageMemoryBytes(layerStart, layerEnd, first, last, sequences);
-    overBytes = Math.max(overBytes, memoryBytes - costs.devices[device]!.memoryBytes);
-    const decodeNs = costs.stageDecodeNs(device, layerStart, layerEnd, first, last, batch);
-    const prefillNs = costs.stagePrefillNs(device, layerStart, layerEnd, first);
-    evaluated.push({ device, layerStart, layerEnd, memoryBytes, decodeNs, prefillNs });
+    const evaluation = evaluateStage(costs, stage, first, last, batch, sequences);
+    const { decodeNs, prefillNs } = evaluation;
+    const members = stage.group ?? [stage.device];
+    const held = evaluation.memberMemoryBytes ?? [evaluation.memoryBytes];
+    members.forEach((d, rank) => {
+      overBytes = Math.max(overBytes, held[rank]! - costs.devices[d]!.memoryBytes);
+    });
+    evaluated.push(evaluation);
     tpotNs += decodeNs;
     busiest(decodeNs, { kind: 'stage', index: k });
     prefillSum += prefillNs;

@@ -108,5 +108,7 @@ t.test('modelSummaryFromManifest keeps what the planner needs', async (t) => {
     embeddingBytes: 100,
     headBytes: 104,
     tiedEmbedding: true,
+    // KV heads and their query heads, and feed-forward columns: what a tensor-parallel group splits.
+    tensorShape: { nHeads: 32, nKvHeads: 4, headDim: 64, hiddenDim: 5632 },
   });
 });

@@ -1,0 +1,260 @@
+/**
+ * What a tensor-parallel stage costs: a layer range run by a group of devices (rank 0, the
+ * leader, takes the stage's input, runs the embedding and the LM head, and sends its output).
+ *
+ * - Shares: each member's weight is its measured speed (layers per second at one row); its
+ *   KV heads and feed-forward columns are dealt from the weights as `splitTensors` deals them
+ *   (`tensorShares`), uneven when the members differ. A member's fraction of a layer is its
+ *   part of the layer's weights: attention (q, k, v, o) by its KV heads, the feed-forward
+ *   (gate, up, down) by its columns; its time on the layer is that fraction of its own
+ *   measured layer time (decode reads every weight once: time follows bytes).
+ * - Decode of a micro-batch of b rows, per layer: the slowest member's share, plus two
+ *   segment runs (attention, feed-forward: `TensorCosts.segmentRunMs` each), plus two
+ *   all-reduces of [b, dim] fp32 predicted by `predictAllReduceMs` over the group's slowest
+ *   link (longest one-way latency, least bandwidth of any pair), with the algorithm
+ *   `fasterAllReduce` picks for the decode vector. Once per step: the slowest member's fixed
+ *   stage cost, and on the leader the embedding (stage 0) and the head (last stage).
+ * - Prefill of one chunk: likewise, with the chunk's [tokens, dim] in each all-reduce.
+ * - Memory per member: its fraction of the layers' weights, its KV heads' share of the
+ *   layers' KV cache, and on the leader the embedding and head (as a single device's stage).
+ *
+ * Every per-layer term is whole nanoseconds, so prefix sums are exact (see units.ts).
+ */
+
+import { InvalidArgumentError, tensorShares } from '@swarmbee/core';
+import {
+  type AllReduceAlgorithmName,
+  fasterAllReduce,
+  predictAllReduceMs,
+} from './all-reduce-cost.js';
+import type { CostModel } from './cost-model.js';
+import { msToNs, NS_PER_MS, NS_PER_S } from './units.js';
+
+/** The runtime's costs a tensor-parallel stage adds, measured on this machine's loopback. */
+export interface TensorCosts {
+  /** Fixed cost of one segment run on a member, ms; a layer is two. Default 0.09 (scripts/tp-costs.ts, 110M preset). */
+  segmentRunMs: number;
+  /**
+   * CPU a member spends per all-reduce part it sends or receives, ms. Default 0.12: half the
+   * loopback exchange of two members (`npm run bench -- parallel --parts allreduce`, 240 µs).
+   */
+  allReducePartMs: number;
+}
+
+export const DEFAULT_TENSOR_COSTS: Readonly<TensorCosts> = {
+  segmentRunMs: 0.09,
+  allReducePartMs: 0.12,
+};
+
+/** How one group splits its layers, and the link its sums cross. */
+export interface GroupSplit {
+  /** Members' weights by rank: layers per second at one row (their measured speed). */
+  weights: number[];
+  /** Each member's fraction of a layer's weights, and of its own time on the layer, by rank. */
+  fractions: number[];
+  /** Each member's fraction of the KV heads (and of the KV cache), by rank. */
+  kvFractions: number[];
+  /** The group's slowest link: longest one-way latency (ns), least bandwidth (bytes/s). */
+  latencyNs: number;
+  bytesPerSecond: number;
+}
+
+const key = (group: readonly number[]) => group.join(',');
+
+export class GroupCosts {
+  private readonly splits = new Map<string, GroupSplit | null>();
+  private readonly decodeCache = new Map<string, Float64Array>();
+  private readonly prefillCache = new Map<string, Float64Array>();
+
+  constructor(
+    private readonly cost: CostModel,
+    readonly tensor: Readonly<TensorCosts>,
+  ) {
+    for (const [what, ms] of Object.entries(tensor))
+      if (!(Number.isFinite(ms) && ms >= 0))
+        throw new InvalidArgumentError(`tensorCosts.${what} must be a finite ms >= 0, got ${ms}`);
+  }
+
+  /** Most members a group may have for this model: its KV heads (0 when it cannot split). */
+  get maxDegree(): number {
+    const shape = this.cost.model.tensorShape;
+    if (!shape || (this.cost.workload.kvDtype ?? 'float32') !== 'float32') return 0;
+    return shape.nKvHeads;
+  }
+
+  /** The split of a group (devices by rank); undefined when the model cannot be split so. */
+  split(group: readonly number[]): GroupSplit | undefined {
+    const k = key(group);
+    let split = this.splits.get(k);
+    if (split === undefined) {
+      split = this.makeSplit(group) ?? null;
+      this.splits.set(k, split);
+    }
+    return split ?? undefined;
+  }
+
+  /** The all-reduce a group runs on a vector of `rows` × dim: its algorithm and ns. */
+  allReduce(
+    group: readonly number[],
+    rows: number,
+    algorithm?: AllReduceAlgorithmName,
+  ): { algorithm: AllReduceAlgorithmName; ns: number } {
+    const split = this.required(group);
+    const input = {
+      members: group.length,
+      elements: rows * this.cost.model.dim,
+      oneWayMs: split.latencyNs / NS_PER_MS,
+      bytesPerSecond: split.bytesPerSecond,
+      perPartMs: this.tensor.allReducePartMs,
+    };
+    if (algorithm) return { algorithm, ns: msToNs(predictAllReduceMs({ ...input, algorithm })) };
+    const best = fasterAllReduce(input);
+    return { algorithm: best.algorithm, ns: msToNs(best.ms) };
+  }
+
+  /** Decode time of layers [0, l) by the group at micro-batch b, by l. */
+  decodePrefixNs(group: readonly number[], batch: number): Float64Array {
+    const k = `${key(group)}/${batch}`;
+    let prefix = this.decodeCache.get(k);
+    if (!prefix) {
+      const members = group.map((d) => this.cost.decodePrefixNs(d, batch));
+      prefix = this.prefix(group, members, this.allReduce(group, batch).ns);
+      this.decodeCache.set(k, prefix);
+    }
+    return prefix;
+  }
+
+  /** One prefill chunk through layers [0, l) by the group, by l. */
+  prefillPrefixNs(group: readonly number[], batch: number): Float64Array {
+    const k = `${key(group)}/${batch}`;
+    let prefix = this.prefillCache.get(k);
+    if (!prefix) {
+      const members = group.map((d) => this.cost.prefillPrefixNs(d));
+      const { algorithm } = this.allReduce(group, batch);
+      const sum = this.allReduce(group, this.cost.prefillChunkLength, algorithm).ns;
+      prefix = this.prefix(group, members, sum);
+      this.prefillCache.set(k, prefix);
+    }
+    return prefix;
+  }
+
+  /** One decode step of micro-batch b on a group stage. */
+  stageDecodeNs(
+    group: readonly number[],
+    start: number,
+    end: number,
+    first: boolean,
+    last: boolean,
+    batch: number,
+  ): number {
+    const prefix = this.decodePrefixNs(group, batch);
+    const leader = group[0]!;
+    let ns = prefix[end]! - prefix[start]! + this.slowestOverheadNs(group, batch);
+    if (first) ns += this.cost.embeddingDecodeNs(leader, batch);
+    if (last) ns += this.cost.headDecodeNs(leader, batch);
+    return ns;
+  }
+
+  /** One prefill chunk on a group stage (its all-reduce algorithm is the one decode at `batch` uses). */
+  stagePrefillNs(
+    group: readonly number[],
+    start: number,
+    end: number,
+    first: boolean,
+    batch: number,
+  ): number {
+    const prefix = this.prefillPrefixNs(group, batch);
+    return (
+      prefix[end]! -
+      prefix[start]! +
+      this.slowestOverheadNs(group, 1) +
+      (first ? this.cost.embeddingPrefillNs(group[0]!) : 0)
+    );
+  }
+
+  /** Bytes each member holds, by rank: its share of the weights and KV, the leader's extras. */
+  memberMemoryBytes(
+    group: readonly number[],
+    start: number,
+    end: number,
+    first: boolean,
+    last: boolean,
+    sequences: number,
+  ): number[] {
+    const split = this.required(group);
+    const { cost } = this;
+    const weights = cost.paramPrefix[end]! - cost.paramPrefix[start]!;
+    const kv = cost.stageKvBytes(start, end, sequences);
+    // The leader holds what a single device's stage holds beyond its layers.
+    const extra = cost.stageMemoryBytes(start, start, first, last, 0);
+    return group.map(
+      (_, rank) =>
+        split.fractions[rank]! * weights + split.kvFractions[rank]! * kv + (rank === 0 ? extra : 0),
+    );
+  }
+
+  private slowestOverheadNs(group: readonly number[], batch: number): number {
+    return Math.max(...group.map((d) => this.cost.stageOverheadNs(d, batch)));
+  }
+
+  private prefix(
+    group: readonly number[],
+    members: readonly Float64Array[],
+    allReduceNs: number,
+  ): Float64Array {
+    const { fractions } = this.required(group);
+    const n = this.cost.nLayers;
+    const fixed = 2 * (msToNs(this.tensor.segmentRunMs) + allReduceNs);
+    const prefix = new Float64Array(n + 1);
+    for (let l = 0; l < n; l++) {
+      let slowest = 0;
+      members.forEach((p, rank) => {
+        slowest = Math.max(slowest, fractions[rank]! * (p[l + 1]! - p[l]!));
+      });
+      prefix[l + 1] = prefix[l]! + Math.round(slowest) + fixed;
+    }
+    return prefix;
+  }
+
+  private required(group: readonly number[]): GroupSplit {
+    const split = this.split(group);
+    if (!split) throw new Error(`internal: group ${key(group)} cannot split this model`);
+    return split;
+  }
+
+  private makeSplit(group: readonly number[]): GroupSplit | undefined {
+    const { cost } = this;
+    const shape = cost.model.tensorShape;
+    if (!shape || group.length < 2 || group.length > this.maxDegree) return undefined;
+    if (new Set(group).size !== group.length) return undefined;
+    const L = cost.nLayers;
+    const weights = group.map((d) => NS_PER_S / Math.max(1, cost.decodePrefixNs(d, 1)[L]!));
+    const shares = tensorShares(shape, weights);
+    if (!shares) return undefined;
+    // Attention: q and o (nHeads × headDim each), k and v (nKvHeads × headDim each), all
+    // dealt by KV head; feed-forward: gate, up and down, by column. dim is common to both.
+    const attention = 2 * (shape.nHeads + shape.nKvHeads) * shape.headDim;
+    const feedForward = 3 * shape.hiddenDim;
+    const fractions = shares.map(
+      (s) =>
+        (attention * (s.kvHeads / shape.nKvHeads) + feedForward * (s.columns / shape.hiddenDim)) /
+        (attention + feedForward),
+    );
+    let latencyNs = 0;
+    let bytesPerSecond = Number.POSITIVE_INFINITY;
+    for (const a of group) {
+      for (const b of group) {
+        if (a === b) continue;
+        latencyNs = Math.max(latencyNs, cost.latencyNs(a, b));
+        bytesPerSecond = Math.min(bytesPerSecond, cost.bandwidthBytesPerS(a, b));
+      }
+    }
+    return {
+      weights,
+      fractions,
+      kvFractions: shares.map((s) => s.kvHeads / shape.nKvHeads),
+      latencyNs,
+      bytesPerSecond,
+    };
+  }
+}

@@ -1,0 +1,270 @@
+/**
+ * The hybrid planner: pipelines of stages, each a single device or a tensor-parallel group,
+ * found by an exact dynamic program like dp.ts's. A state is (layers placed, type mix used,
+ * the last stage's leader type); a transition appends a stage — a sub-mix of the free devices
+ * with a leader (parallel-search.ts's `Mixes`) — over layers [ℓ, e). Labels keep what the
+ * objective needs (latency: TPOT so far, prefill sum and max; throughput: TPOT so far and the
+ * busiest resource), Pareto-pruned as in dp-search.ts, once per (micro-batch size, count in
+ * flight). The best plan known (the pipeline DP's) seeds the bound and wins ties, so a plan
+ * changes only when a group is predicted strictly better. Every plan it keeps is re-evaluated
+ * by the cost model, which must agree with the search's own sums.
+ *
+ * Work before pruning (`hybridWork`): runs × L(L + 1)/2 × the (mix used, stage drawn, leader)
+ * triples — 4 equal devices, 12 layers: 1,560 per run; 8 distinct devices, 22 layers: 4.4e6
+ * per run (latency has one run, throughput up to 2·N + 1 counts in flight × the micro-batch
+ * candidates). A lower bound on the layers left (each at the least any device or group spends
+ * on it) prunes most of it: 8 distinct devices, latency, 2.6 s here. Past `HYBRID_WORK_LIMIT`
+ * (about 5-10 s here) the search refuses with PlanTooLargeError: fix the count in flight or
+ * give the workload its streams (fewer runs), or plan pipelines.
+ */
+import { PlanTooLargeError, SwarmBeeError } from '@swarmbee/core';
+import type { CostModel } from './cost-model.js';
+import { type BatchRun, batchRuns } from './objective.js';
+import {
+  allowed,
+  assignment,
+  better,
+  type Mixes,
+  type ParallelOptions,
+  type ParallelResult,
+  setup,
+} from './parallel-search.js';
+import { type Evaluation, evaluateStage, type StageAssignment } from './plan-evaluation.js';
+import type { Objective } from './types.js';
+import { NS_PER_S } from './units.js';
+
+/** Most stage evaluations (before pruning) the hybrid search takes on: a few seconds here. */
+export const HYBRID_WORK_LIMIT = 1e7;
+
+interface Label {
+  /** TPOT so far. */
+  a: number;
+  /** Latency: prefill sum so far; throughput: the busiest resource so far. */
+  b: number;
+  /** Latency: the longest prefill step so far. */
+  c: number;
+  prev: Label | null;
+  stage: StageAssignment | null;
+}
+
+/**
+ * Stage evaluations the search could face before pruning: runs × L(L + 1)/2 × the (mix used,
+ * stage drawn, leader) triples, Σ_t n_t(n_t + 1)/2 · Π_{s≠t} (n_s + 1)(n_s + 2)/2.
+ */
+export function hybridWork(cost: CostModel, runs: number, mixes: Mixes): number {
+  const L = cost.nLayers;
+  const n = mixes.types.map((t) => t.members.length);
+  const pairs = n.map((k) => ((k + 1) * (k + 2)) / 2);
+  const triples = n.reduce(
+    (sum, k, t) => sum + ((k * (k + 1)) / 2) * pairs.reduce((p, q, s) => (s === t ? p : p * q), 1),
+    0,
+  );
+  return runs * ((L * (L + 1)) / 2) * triples;
+}
+
+function chain(label: Label, last: StageAssignment): StageAssignment[] {
+  const stages = [last];
+  for (let x: Label | null = label; x?.stage; x = x.prev) stages.unshift(x.stage);
+  return stages;
+}
+
+/** Keeps `label` in `list` unless another dominates it; drops those it dominates. */
+function insert(list: Label[], label: Label, latency: boolean): void {
+  if (latency && list.length > 0) {
+    if (label.a > list[0]!.a) return;
+    if (label.a < list[0]!.a) list.length = 0;
+  }
+  const covers = (x: Label, y: Label) =>
+    latency ? x.b <= y.b && x.c <= y.c : x.a <= y.a && x.b <= y.b;
+  if (list.some((x) => covers(x, label))) return;
+  let keep = 0;
+  for (const x of list) if (!covers(label, x)) list[keep++] = x;
+  list.length = keep;
+  list.push(label);
+}
+
+class HybridRun {
+  private readonly latency: boolean;
+  private bestTpot = Number.POSITIVE_INFINITY;
+  private limit = Number.POSITIVE_INFINITY;
+  /** Lower bound on the decode time of layers [ℓ, L), by ℓ. */
+  private rest: Float64Array = new Float64Array(0);
+  steps = 0;
+
+  constructor(
+    private readonly cost: CostModel,
+    private readonly objective: Objective,
+    private readonly mixes: Mixes,
+    private readonly run: BatchRun,
+    public best: Evaluation | undefined,
+  ) {
+    this.latency = objective === 'latency';
+    if (best && this.latency) this.bestTpot = best.tpotNs;
+    if (best && !this.latency)
+      this.limit = ((run.batch * run.inFlight * NS_PER_S) / best.tokensPerS) * (1 + 1e-9);
+  }
+
+  solve(): void {
+    const L = this.cost.nLayers;
+    this.rest = this.remainingBound();
+    // levels[ℓ]: by type mix used, by the last stage's leader type, the labels kept.
+    const levels = Array.from({ length: L + 1 }, () => new Map<number, Map<number, Label[]>>());
+    const root = new Map([[-1, [{ a: 0, b: 0, c: 0, prev: null, stage: null }]]]);
+    this.expand(0, 0, root, levels);
+    for (let l = 1; l < L; l++) {
+      for (const [c, byLeader] of levels[l]!) this.expand(l, c, byLeader, levels);
+      levels[l]!.clear();
+    }
+  }
+
+  /**
+   * Lower bound on the decode time of layers [ℓ, L), by ℓ: each layer at the least any
+   * stage of this run could spend on it (every device alone, every group).
+   */
+  private remainingBound(): Float64Array {
+    const { cost } = this;
+    const L = cost.nLayers;
+    const least = new Float64Array(L).fill(Number.POSITIVE_INFINITY);
+    for (const choice of this.mixes.choices(0)) {
+      const group = choice.devices;
+      if (group.length > 1 && !cost.groups.split(group)) continue;
+      const p =
+        group.length > 1
+          ? cost.groups.decodePrefixNs(group, this.run.batch)
+          : cost.decodePrefixNs(group[0]!, this.run.batch);
+      for (let l = 0; l < L; l++) least[l] = Math.min(least[l]!, p[l + 1]! - p[l]!);
+    }
+    const rest: Float64Array = new Float64Array(L + 1);
+    for (let l = L - 1; l >= 0; l--) rest[l] = rest[l + 1]! + least[l]!;
+    return rest;
+  }
+
+  private expand(
+    l: number,
+    c: number,
+    byLeader: Map<number, Label[]>,
+    levels: Map<number, Map<number, Label[]>>[],
+  ): void {
+    const { cost, mixes, latency } = this;
+    const L = cost.nLayers;
+    const { batch, inFlight: M } = this.run;
+    const first = l === 0;
+    let minA = Number.POSITIVE_INFINITY;
+    for (const labels of byLeader.values()) for (const x of labels) minA = Math.min(minA, x.a);
+    const bound = latency ? this.bestTpot : this.limit;
+    if (minA + this.rest[l]! > bound) return;
+    for (const choice of mixes.choices(c)) {
+      if (!allowed(mixes, choice, first, false) && !allowed(mixes, choice, first, true)) continue;
+      if (choice.devices.length > 1 && !cost.groups.split(choice.devices)) continue;
+      const next = c + choice.delta;
+      for (let e = l + 1; e <= L; e++) {
+        const last = e === L;
+        if (!allowed(mixes, choice, first, last)) continue;
+        const stage = assignment(choice, l, e);
+        this.steps++;
+        const ev = evaluateStage(cost, stage, first, last, batch, batch * M);
+        const held = ev.memberMemoryBytes ?? [ev.memoryBytes];
+        // Memory and time only grow with e: past the first miss, longer ranges miss too.
+        if (choice.devices.some((d, rank) => held[rank]! > cost.devices[d]!.memoryBytes)) break;
+        if (latency ? minA + ev.decodeNs > this.bestTpot : M * ev.decodeNs > this.limit) break;
+        if (minA + ev.decodeNs + this.rest[e]! > (latency ? this.bestTpot : this.limit)) continue;
+        for (const labels of byLeader.values())
+          for (const label of labels)
+            this.extend(label, stage, ev, first, last, next, choice.leaderType, levels);
+      }
+    }
+  }
+
+  private extend(
+    label: Label,
+    stage: StageAssignment,
+    ev: { decodeNs: number; prefillNs: number },
+    first: boolean,
+    last: boolean,
+    mix: number,
+    leaderType: number,
+    levels: Map<number, Map<number, Label[]>>[],
+  ): void {
+    const { cost, latency } = this;
+    const { batch, inFlight: M } = this.run;
+    const coord = cost.coordinator;
+    const v = stage.device;
+    const from = label.stage ? label.stage.device : coord;
+    const chunk = cost.prefillChunkLength;
+    const lat = cost.latencyNs(from, v);
+    const occ = first
+      ? cost.occupancyNs(from, v, cost.tokenFrameBytes(batch)) + cost.coordinatorStepNs(batch)
+      : cost.occupancyNs(from, v, cost.activationFrameBytes(batch));
+    const a = label.a + lat + occ + ev.decodeNs;
+    let b: number;
+    let c = 0;
+    if (latency) {
+      const prefillOcc = first
+        ? cost.occupancyNs(from, v, cost.tokenFrameBytes(chunk)) + cost.coordinatorStepNs(1)
+        : cost.occupancyNs(from, v, cost.activationFrameBytes(chunk));
+      b = label.b + lat + prefillOcc + ev.prefillNs;
+      c = Math.max(label.c, prefillOcc, ev.prefillNs);
+      if (a + this.rest[stage.layerEnd]! > this.bestTpot) return;
+    } else {
+      b = Math.max(label.b, occ, ev.decodeNs);
+      if (a + this.rest[stage.layerEnd]! > this.limit || M * b > this.limit) return;
+    }
+    if (!last) {
+      const level = levels[stage.layerEnd]!;
+      const byLeader = level.get(mix) ?? new Map<number, Label[]>();
+      level.set(mix, byLeader);
+      const list = byLeader.get(leaderType) ?? [];
+      byLeader.set(leaderType, list);
+      insert(list, { a, b, c, prev: label, stage }, latency);
+      return;
+    }
+    const outOcc = cost.occupancyNs(v, coord, cost.tokenFrameBytes(batch));
+    const tpot = a + cost.latencyNs(v, coord) + outOcc;
+    if (latency ? tpot > this.bestTpot : Math.max(M * Math.max(b, outOcc), tpot) > this.limit)
+      return;
+    const e = cost.evaluate(chain(label, stage), batch, M);
+    if (e.tpotNs !== tpot)
+      throw new SwarmBeeError(
+        `internal: the hybrid search summed tpot ${tpot} ns but the cost model says ${e.tpotNs} ns`,
+      );
+    if (!better(this.objective, e, this.best)) return;
+    this.best = e;
+    if (latency) this.bestTpot = e.tpotNs;
+    else this.limit = e.cycleNs;
+  }
+}
+
+/**
+ * The best plan of stages that are single devices or groups; `incumbent` when nothing beats
+ * it. @throws PlanTooLargeError past {@link HYBRID_WORK_LIMIT}
+ */
+export function planHybrid(
+  cost: CostModel,
+  objective: Objective,
+  options: ParallelOptions,
+): ParallelResult {
+  const mixes = setup(cost, options);
+  const runs = batchRuns(
+    cost,
+    objective,
+    options.microBatchCandidates,
+    options.microBatchesInFlight,
+  );
+  const work = hybridWork(cost, runs.length, mixes);
+  if (work > HYBRID_WORK_LIMIT)
+    throw new PlanTooLargeError(
+      `the hybrid planner would evaluate up to ${work.toExponential(1)} stages for ${cost.devices.length} ` +
+        `devices of ${mixes.T} distinct kinds over ${runs.length} micro-batch runs (limit ` +
+        `${HYBRID_WORK_LIMIT.toExponential(1)}); plan with parallelism "pipeline" or "tensor", fix ` +
+        'microBatchesInFlight, or give the workload its streams',
+    );
+  let best = options.incumbent?.feasible ? options.incumbent : undefined;
+  let steps = 0;
+  for (const run of runs) {
+    const search = new HybridRun(cost, objective, mixes, run, best);
+    search.solve();
+    best = search.best;
+    steps += search.steps;
+  }
+  return { evaluation: best, steps };
+}
