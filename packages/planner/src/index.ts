@@ -135,7 +135,13 @@ export {
 } from './presets.js';
 export { planPso } from './pso.js';
 export { toPlanResult } from './result.js';
-export { comparisonRows, stageRows, summaryRows } from './rows.js';
+export {
+  comparisonRows,
+  parallelismRows,
+  stageDevicesText,
+  stageRows,
+  summaryRows,
+} from './rows.js';
 export {
   BENCH_CORE,
   benchCorePreset,
