@@ -21,6 +21,7 @@ export {
   type MlpActivation,
   type RopeScaling,
   type RopeSpec,
+  STORIES110M_SHAPE,
 } from './decoder-config.js';
 export {
   AbortedError,

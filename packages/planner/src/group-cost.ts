@@ -59,6 +59,24 @@ export interface GroupSplit {
   bytesPerSecond: number;
 }
 
+/** Where a group stage sits: its layers [start, end), first / last, the micro-batch, the sequences its KV holds. */
+export interface GroupStagePlace {
+  start: number;
+  end: number;
+  first: boolean;
+  last: boolean;
+  batch: number;
+  sequences: number;
+}
+
+export interface GroupStageCost {
+  decodeNs: number;
+  prefillNs: number;
+  /** Bytes each member holds, by rank. */
+  memberMemoryBytes: number[];
+  allReduce: AllReduceAlgorithmName;
+}
+
 const key = (group: readonly number[]) => group.join(',');
 
 export class GroupCosts {
@@ -138,59 +156,37 @@ export class GroupCosts {
     return prefix;
   }
 
-  /** One decode step of micro-batch b on a group stage. */
-  stageDecodeNs(
-    group: readonly number[],
-    start: number,
-    end: number,
-    first: boolean,
-    last: boolean,
-    batch: number,
-  ): number {
-    const prefix = this.decodePrefixNs(group, batch);
-    const leader = group[0]!;
-    let ns = prefix[end]! - prefix[start]! + this.slowestOverheadNs(group, batch);
-    if (first) ns += this.cost.embeddingDecodeNs(leader, batch);
-    if (last) ns += this.cost.headDecodeNs(leader, batch);
-    return ns;
-  }
-
-  /** One prefill chunk on a group stage (its all-reduce algorithm is the one decode at `batch` uses). */
-  stagePrefillNs(
-    group: readonly number[],
-    start: number,
-    end: number,
-    first: boolean,
-    batch: number,
-  ): number {
-    const prefix = this.prefillPrefixNs(group, batch);
-    return (
-      prefix[end]! -
-      prefix[start]! +
-      this.slowestOverheadNs(group, 1) +
-      (first ? this.cost.embeddingPrefillNs(group[0]!) : 0)
-    );
-  }
-
-  /** Bytes each member holds, by rank: its share of the weights and KV, the leader's extras. */
-  memberMemoryBytes(
-    group: readonly number[],
-    start: number,
-    end: number,
-    first: boolean,
-    last: boolean,
-    sequences: number,
-  ): number[] {
-    const split = this.required(group);
+  /**
+   * A group stage's times and memory: one decode step of a micro-batch of `batch` rows, one
+   * prefill chunk (its all-reduces use the algorithm decode at `batch` uses), and what each
+   * member holds with KV for `sequences` full contexts, by rank.
+   */
+  stage(group: readonly number[], at: GroupStagePlace): GroupStageCost {
+    const { start, end, first, last, batch, sequences } = at;
     const { cost } = this;
+    const split = this.required(group);
+    const leader = group[0]!;
+    const decode = this.decodePrefixNs(group, batch);
+    let decodeNs = decode[end]! - decode[start]! + this.slowestOverheadNs(group, batch);
+    if (first) decodeNs += cost.embeddingDecodeNs(leader, batch);
+    if (last) decodeNs += cost.headDecodeNs(leader, batch);
+    const prefill = this.prefillPrefixNs(group, batch);
+    let prefillNs = prefill[end]! - prefill[start]! + this.slowestOverheadNs(group, 1);
+    if (first) prefillNs += cost.embeddingPrefillNs(leader);
     const weights = cost.paramPrefix[end]! - cost.paramPrefix[start]!;
     const kv = cost.stageKvBytes(start, end, sequences);
     // The leader holds what a single device's stage holds beyond its layers.
     const extra = cost.stageMemoryBytes(start, start, first, last, 0);
-    return group.map(
+    const memberMemoryBytes = group.map(
       (_, rank) =>
         split.fractions[rank]! * weights + split.kvFractions[rank]! * kv + (rank === 0 ? extra : 0),
     );
+    return {
+      decodeNs,
+      prefillNs,
+      memberMemoryBytes,
+      allReduce: this.allReduce(group, batch).algorithm,
+    };
   }
 
   private slowestOverheadNs(group: readonly number[], batch: number): number {

@@ -19,7 +19,7 @@
  */
 import { PlanTooLargeError, SwarmBeeError } from '@swarmbee/core';
 import type { CostModel } from './cost-model.js';
-import { type BatchRun, batchRuns } from './objective.js';
+import type { BatchRun } from './objective.js';
 import {
   allowed,
   assignment,
@@ -243,13 +243,7 @@ export function planHybrid(
   objective: Objective,
   options: ParallelOptions,
 ): ParallelResult {
-  const mixes = setup(cost, options);
-  const runs = batchRuns(
-    cost,
-    objective,
-    options.microBatchCandidates,
-    options.microBatchesInFlight,
-  );
+  const { mixes, runs } = setup(cost, objective, options);
   const work = hybridWork(cost, runs.length, mixes);
   if (work > HYBRID_WORK_LIMIT)
     throw new PlanTooLargeError(

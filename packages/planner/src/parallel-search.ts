@@ -10,7 +10,7 @@
 import type { CostModel } from './cost-model.js';
 import type { DeviceType } from './device-types.js';
 import { dpTypes } from './dp.js';
-import { batchRuns, compareEvaluations } from './objective.js';
+import { type BatchRun, batchRuns, compareEvaluations } from './objective.js';
 import type { Evaluation, StageAssignment } from './plan-evaluation.js';
 import type { Objective } from './types.js';
 
@@ -122,11 +122,23 @@ export function assignment(choice: Choice, layerStart: number, layerEnd: number)
     : { device, layerStart, layerEnd, group: choice.devices };
 }
 
-export function setup(cost: CostModel, options: ParallelOptions) {
+/** The type mixes the search draws stages from, and the micro-batch runs it judges them at. */
+export function setup(
+  cost: CostModel,
+  objective: Objective,
+  options: ParallelOptions,
+): { mixes: Mixes; runs: BatchRun[] } {
   const types = dpTypes(cost, options.pinFirst, options.pinLast);
   const typeOf = (device: number | undefined) =>
     device === undefined ? -1 : types.findIndex((t) => t.members.includes(device));
-  return new Mixes(types, cost.groups.maxDegree, typeOf(options.pinFirst), typeOf(options.pinLast));
+  const mixes = new Mixes(
+    types,
+    cost.groups.maxDegree,
+    typeOf(options.pinFirst),
+    typeOf(options.pinLast),
+  );
+  const { microBatchCandidates, microBatchesInFlight } = options;
+  return { mixes, runs: batchRuns(cost, objective, microBatchCandidates, microBatchesInFlight) };
 }
 
 /** Whether a stage drawn as `choice` may stand first / last: pinned devices lead their stage. */
@@ -150,13 +162,7 @@ export function planTensor(
   objective: Objective,
   options: ParallelOptions,
 ): ParallelResult {
-  const mixes = setup(cost, options);
-  const runs = batchRuns(
-    cost,
-    objective,
-    options.microBatchCandidates,
-    options.microBatchesInFlight,
-  );
+  const { mixes, runs } = setup(cost, objective, options);
   let best: Evaluation | undefined;
   let steps = 0;
   for (const choice of mixes.choices(0)) {

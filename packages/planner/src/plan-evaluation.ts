@@ -82,15 +82,8 @@ export function evaluateStage(
       prefillNs: costs.stagePrefillNs(device, layerStart, layerEnd, first),
     };
   }
-  const g = costs.groups;
-  const memberMemoryBytes = g.memberMemoryBytes(
-    group,
-    layerStart,
-    layerEnd,
-    first,
-    last,
-    sequences,
-  );
+  const place = { start: layerStart, end: layerEnd, first, last, batch, sequences };
+  const { memberMemoryBytes, ...times } = costs.groups.stage(group, place);
   return {
     device,
     layerStart,
@@ -98,9 +91,7 @@ export function evaluateStage(
     group: [...group],
     memoryBytes: memberMemoryBytes[0]!,
     memberMemoryBytes,
-    allReduce: g.allReduce(group, batch).algorithm,
-    decodeNs: g.stageDecodeNs(group, layerStart, layerEnd, first, last, batch),
-    prefillNs: g.stagePrefillNs(group, layerStart, layerEnd, first, batch),
+    ...times,
   };
 }
 

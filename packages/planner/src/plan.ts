@@ -208,14 +208,18 @@ export function plan(request: PlanRequest, options: PlanOptions = {}): PlanResul
   return planWith(cost, resolveOptions(cost, options));
 }
 
-export interface PlannerComparison {
-  planner: Exclude<PlannerName, 'auto'>;
-  /** The plan, when the planner found one. */
+/** One plan of a side-by-side comparison, or why there is none. */
+interface Compared {
+  /** The plan, when one was found. */
   result?: PlanResult;
-  /** Why it did not (a coded error), e.g. an even split that overflows a small device. */
+  /** Why not (a coded error), e.g. an even split that overflows a small device. */
   error?: WireError;
   /** Wall-clock planning time in ms. */
   elapsedMs: number;
+}
+
+export interface PlannerComparison extends Compared {
+  planner: Exclude<PlannerName, 'auto'>;
 }
 
 /** The planners `comparePlanners` runs by default, exact first, baselines last. */
@@ -229,11 +233,7 @@ export const COMPARED_PLANNERS: readonly Exclude<PlannerName, 'auto'>[] = [
 ];
 
 /** A plan, or the coded error that stopped it, and how long it took. */
-function attempt(make: () => PlanResult): {
-  result?: PlanResult;
-  error?: WireError;
-  elapsedMs: number;
-} {
+function attempt(make: () => PlanResult): Compared {
   const started = performance.now();
   try {
     const result = make();
@@ -250,22 +250,25 @@ export function comparePlanners(
   options: Omit<PlanOptions, 'planner'> = {},
   planners: readonly Exclude<PlannerName, 'auto'>[] = COMPARED_PLANNERS,
 ): PlannerComparison[] {
-  const cost = new CostModel(request.cluster, request.workload, options.tensorCosts);
-  const base = resolveOptions(cost, options);
-  return planners.map((planner) => ({
-    planner,
-    ...attempt(() => planWith(cost, { ...base, planner })),
-  }));
+  return compareEach(request, options, planners, (base, planner) => ({ ...base, planner })).map(
+    ({ value, ...compared }) => ({ planner: value, ...compared }),
+  );
 }
 
-export interface ParallelismComparison {
+/** Plans the request once per value, each varying the same resolved options on one cost model. */
+function compareEach<T>(
+  request: PlanRequest,
+  options: PlanOptions,
+  values: readonly T[],
+  vary: (base: Resolved, value: T) => Resolved,
+): (Compared & { value: T })[] {
+  const cost = new CostModel(request.cluster, request.workload, options.tensorCosts);
+  const base = resolveOptions(cost, options);
+  return values.map((value) => ({ value, ...attempt(() => planWith(cost, vary(base, value))) }));
+}
+
+export interface ParallelismComparison extends Compared {
   parallelism: Parallelism;
-  /** The plan, when one was found. */
-  result?: PlanResult;
-  /** Why not (a coded error), e.g. a model that cannot be split. */
-  error?: WireError;
-  /** Wall-clock planning time in ms. */
-  elapsedMs: number;
 }
 
 /**
@@ -276,10 +279,9 @@ export function compareParallelism(
   request: PlanRequest,
   options: Omit<PlanOptions, 'parallelism'> = {},
 ): ParallelismComparison[] {
-  const cost = new CostModel(request.cluster, request.workload, options.tensorCosts);
-  const base = resolveOptions(cost, options);
-  return PARALLELISMS.map((parallelism) => ({
-    parallelism,
-    ...attempt(() => planWith(cost, { ...base, parallelism })),
+  const vary = (base: Resolved, parallelism: Parallelism) => ({ ...base, parallelism });
+  return compareEach(request, options, PARALLELISMS, vary).map(({ value, ...compared }) => ({
+    parallelism: value,
+    ...compared,
   }));
 }

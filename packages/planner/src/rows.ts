@@ -17,6 +17,18 @@ function stagesText(result: PlanResult): string {
     .join(' ');
 }
 
+/** Stages, micro-batch, TTFT, TPOT, tokens/s and bottleneck: the cells comparisons share. */
+function figureCells(result: PlanResult): string[] {
+  return [
+    stagesText(result),
+    `${result.microBatchSize}×${result.microBatchesInFlight}`,
+    formatMs(result.ttftMs),
+    formatMs(result.tpotMs),
+    result.tokensPerS.toFixed(2),
+    result.bottleneck,
+  ];
+}
+
 /** One row per stage, header first; a group's memory is its leader's (rank 0). */
 export function stageRows(result: PlanResult): string[][] {
   const rows = [['stage', 'device', 'layers', 'memory', 'of', 'decode ms', 'prefill chunk ms']];
@@ -88,17 +100,7 @@ export function comparisonRows(entries: readonly PlannerComparison[]): string[][
       ]);
       continue;
     }
-    rows.push([
-      planner,
-      String(result.stages.length),
-      stagesText(result),
-      `${result.microBatchSize}×${result.microBatchesInFlight}`,
-      formatMs(result.ttftMs),
-      formatMs(result.tpotMs),
-      result.tokensPerS.toFixed(2),
-      result.bottleneck,
-      formatMs(elapsedMs),
-    ]);
+    rows.push([planner, String(result.stages.length), ...figureCells(result), formatMs(elapsedMs)]);
   }
   return rows;
 }
@@ -124,15 +126,7 @@ export function parallelismRows(entries: readonly ParallelismComparison[]): stri
       rows.push([parallelism, '-', '-', '-', '-', '-', error?.code ?? 'no plan']);
       continue;
     }
-    rows.push([
-      parallelism,
-      stagesText(result),
-      `${result.microBatchSize}×${result.microBatchesInFlight}`,
-      formatMs(result.ttftMs),
-      formatMs(result.tpotMs),
-      result.tokensPerS.toFixed(2),
-      result.bottleneck,
-    ]);
+    rows.push([parallelism, ...figureCells(result)]);
   }
   return rows;
 }

@@ -5,20 +5,19 @@
  * twice that round trip). `swarmbee plan --compare --preset NAME` shows pure pipeline, pure
  * tensor and hybrid side by side, predicted: where tensor parallelism stops paying.
  */
-import { type ClusterProfile, InvalidArgumentError, type LlamaConfig } from '@swarmbee/core';
+import {
+  type ClusterProfile,
+  InvalidArgumentError,
+  type LlamaConfig,
+  STORIES110M_SHAPE,
+} from '@swarmbee/core';
 import type { DeviceSpec } from './analytic.js';
 import { llamaModelSummary } from './model-summary.js';
 import { clusterFromPresets, type DevicePreset, type LinkSpec } from './presets.js';
 
 /** The benchmark model's shape (`stories110m` synthetic preset of @swarmbee/model). */
 export const STORIES110M_PRESET_CONFIG: Readonly<LlamaConfig> = {
-  dim: 768,
-  hiddenDim: 2048,
-  nLayers: 12,
-  nHeads: 12,
-  nKvHeads: 12,
-  vocabSize: 512,
-  maxSeqLen: 1024,
+  ...STORIES110M_SHAPE,
   normEps: 1e-5,
   ropeTheta: 10000,
   sharedClassifier: true,
