@@ -9,6 +9,7 @@ import {
   compareEvaluations,
   type Evaluation,
   type Objective,
+  type PlanResult,
   plan,
   type StageAssignment,
 } from '../src/index.js';
@@ -46,12 +47,16 @@ function bruteForce(
   cost: CostModel,
   objective: Objective,
   batches: readonly number[],
+  pins: { first?: number; last?: number } = {},
 ): Evaluation | undefined {
   const devices = cost.devices.map((_, i) => i);
   const most = 2 * Math.min(devices.length, cost.nLayers) + 1;
   const inFlight = objective === 'latency' ? [1] : Array.from({ length: most }, (_, i) => i + 1);
   let best: Evaluation | undefined;
   for (const stages of stagings(devices, 0, cost.nLayers, cost.groups.maxDegree)) {
+    // A pinned device leads its stage (and is in no other).
+    if (pins.first !== undefined && stages[0]!.device !== pins.first) continue;
+    if (pins.last !== undefined && stages.at(-1)!.device !== pins.last) continue;
     for (const b of objective === 'latency' ? [1] : batches) {
       for (const m of inFlight) {
         const e = cost.evaluate(stages, b, m);
@@ -103,7 +108,7 @@ t.test('hybrid = the best of every staging, both objectives', async (t) => {
       );
       const what = `seed ${seed} ${objective}`;
       if (objective === 'latency') {
-        t.equal(found.tpotMs * 1e6, oracle!.tpotNs, `${what}: TPOT`);
+        t.equal(Math.round(found.tpotMs * 1e6), oracle!.tpotNs, `${what}: TPOT`);
         t.equal(Math.round(found.ttftMs * 1e6), oracle!.ttftNs, `${what}: TTFT`);
       } else {
         t.ok(
@@ -116,3 +121,46 @@ t.test('hybrid = the best of every staging, both objectives', async (t) => {
   }
   t.ok(groupsChosen > 0, `the instances include plans with groups (${groupsChosen})`);
 });
+
+t.test(
+  'hybrid with pins = the best staging whose pinned devices lead the first and last stages',
+  async (t) => {
+    const cases = [
+      { pinFirst: 'b' },
+      { pinLast: 'c' },
+      { pinFirst: 'c', pinLast: 'a' },
+      { pinFirst: 'a', pinLast: 'a' },
+    ];
+    for (let seed = 11; seed <= 14; seed++) {
+      const c = instance(seed);
+      const workload = { contextTokens: 16 };
+      const cost = new CostModel(c, workload);
+      for (const pins of cases) {
+        for (const objective of ['latency', 'throughput'] as const) {
+          const index = (name?: string) => (name ? cost.deviceIndex(name) : undefined);
+          const oracle = bruteForce(cost, objective, [1, 2], {
+            first: index(pins.pinFirst),
+            last: index(pins.pinLast),
+          });
+          const what = `seed ${seed} ${JSON.stringify(pins)} ${objective}`;
+          let found: PlanResult | undefined;
+          try {
+            found = plan(
+              { cluster: c, workload },
+              { objective, parallelism: 'hybrid', microBatchCandidates: [1, 2], ...pins },
+            );
+          } catch (error) {
+            t.notOk(oracle, `${what}: no plan, as brute force says (${(error as Error).message})`);
+            continue;
+          }
+          t.ok(oracle, `${what}: brute force finds one too`);
+          if (objective === 'latency')
+            t.equal(Math.round(found.tpotMs * 1e6), oracle!.tpotNs, `${what}: TPOT`);
+          else t.ok(Math.abs(found.tokensPerS / oracle!.tokensPerS - 1) < 1e-9, `${what}: rate`);
+          if (pins.pinFirst) t.equal(found.stages[0]!.device, pins.pinFirst, `${what}: first`);
+          if (pins.pinLast) t.equal(found.stages.at(-1)!.device, pins.pinLast, `${what}: last`);
+        }
+      }
+    }
+  },
+);
