@@ -83,6 +83,10 @@ export class GroupCosts {
   private readonly splits = new Map<string, GroupSplit | null>();
   private readonly decodeCache = new Map<string, Float64Array>();
   private readonly prefillCache = new Map<string, Float64Array>();
+  private readonly allReduceCache = new Map<
+    string,
+    { algorithm: AllReduceAlgorithmName; ns: number }
+  >();
 
   constructor(
     private readonly cost: CostModel,
@@ -117,17 +121,25 @@ export class GroupCosts {
     rows: number,
     algorithm?: AllReduceAlgorithmName,
   ): { algorithm: AllReduceAlgorithmName; ns: number } {
-    const split = this.required(group);
-    const input = {
-      members: group.length,
-      elements: rows * this.cost.model.dim,
-      oneWayMs: split.latencyNs / NS_PER_MS,
-      bytesPerSecond: split.bytesPerSecond,
-      perPartMs: this.tensor.allReducePartMs,
-    };
-    if (algorithm) return { algorithm, ns: msToNs(predictAllReduceMs({ ...input, algorithm })) };
-    const best = fasterAllReduce(input);
-    return { algorithm: best.algorithm, ns: msToNs(best.ms) };
+    const k = `${key(group)}/${rows}/${algorithm ?? 'faster'}`;
+    let found = this.allReduceCache.get(k);
+    if (!found) {
+      const split = this.required(group);
+      const input = {
+        members: group.length,
+        elements: rows * this.cost.model.dim,
+        oneWayMs: split.latencyNs / NS_PER_MS,
+        bytesPerSecond: split.bytesPerSecond,
+        perPartMs: this.tensor.allReducePartMs,
+      };
+      if (algorithm) found = { algorithm, ns: msToNs(predictAllReduceMs({ ...input, algorithm })) };
+      else {
+        const best = fasterAllReduce(input);
+        found = { algorithm: best.algorithm, ns: msToNs(best.ms) };
+      }
+      this.allReduceCache.set(k, found);
+    }
+    return found;
   }
 
   /** Decode time of layers [0, l) by the group at micro-batch b, by l. */

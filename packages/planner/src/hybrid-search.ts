@@ -9,13 +9,14 @@
  * changes only when a group is predicted strictly better. Every plan it keeps is re-evaluated
  * by the cost model, which must agree with the search's own sums.
  *
- * Work before pruning (`hybridWork`): runs × L(L + 1)/2 × the (mix used, stage drawn, leader)
- * triples — 4 equal devices, 12 layers: 1,560 per run; 8 distinct devices, 22 layers: 4.4e6
- * per run (latency has one run, throughput up to 2·N + 1 counts in flight × the micro-batch
- * candidates). A lower bound on the layers left (each at the least any device or group spends
- * on it) prunes most of it: 8 distinct devices, latency, 2.6 s here. Past `HYBRID_WORK_LIMIT`
- * (about 5-10 s here) the search refuses with PlanTooLargeError: fix the count in flight or
- * give the workload its streams (fewer runs), or plan pipelines.
+ * Work before pruning: runs × L(L + 1)/2 × the (mix used, stage drawn, leader) triples,
+ * Σ_t n_t(n_t + 1)/2 · Π_{s≠t} (n_s + 1)(n_s + 2)/2 for n_t devices of type t — 4 equal
+ * devices, 12 layers: 1,560 per run; 8 distinct devices, 22 layers: 4.4e6 per run (latency
+ * has one run, throughput up to 2·N + 1 counts in flight × the micro-batch candidates). A
+ * lower bound on the layers left (each at the least any device or group spends on it) and the
+ * incumbent prune most of it; measured here, 8 distinct devices (presets), 22 layers: latency
+ * 0.3 s, throughput 10 s. Past `HYBRID_STEP_LIMIT` stage evaluations the search gives up with
+ * PlanTooLargeError (fix the count in flight or give the workload its streams: fewer runs).
  */
 import { PlanTooLargeError, SwarmBeeError } from '@swarmbee/core';
 import type { CostModel } from './cost-model.js';
@@ -33,8 +34,12 @@ import { type Evaluation, evaluateStage, type StageAssignment } from './plan-eva
 import type { Objective } from './types.js';
 import { NS_PER_S } from './units.js';
 
-/** Most stage evaluations (before pruning) the hybrid search takes on: a few seconds here. */
-export const HYBRID_WORK_LIMIT = 1e7;
+/**
+ * Most stage evaluations one hybrid search may make before it gives up (PlanTooLargeError):
+ * about 7 s on this busy 2-core machine. 8 distinct devices, 22 layers took 0.3 M
+ * (latency) and 4.5 M (throughput, 85 runs).
+ */
+export const HYBRID_STEP_LIMIT = 5e6;
 
 interface Label {
   /** TPOT so far. */
@@ -45,21 +50,6 @@ interface Label {
   c: number;
   prev: Label | null;
   stage: StageAssignment | null;
-}
-
-/**
- * Stage evaluations the search could face before pruning: runs × L(L + 1)/2 × the (mix used,
- * stage drawn, leader) triples, Σ_t n_t(n_t + 1)/2 · Π_{s≠t} (n_s + 1)(n_s + 2)/2.
- */
-export function hybridWork(cost: CostModel, runs: number, mixes: Mixes): number {
-  const L = cost.nLayers;
-  const n = mixes.types.map((t) => t.members.length);
-  const pairs = n.map((k) => ((k + 1) * (k + 2)) / 2);
-  const triples = n.reduce(
-    (sum, k, t) => sum + ((k * (k + 1)) / 2) * pairs.reduce((p, q, s) => (s === t ? p : p * q), 1),
-    0,
-  );
-  return runs * ((L * (L + 1)) / 2) * triples;
 }
 
 function chain(label: Label, last: StageAssignment): StageAssignment[] {
@@ -97,6 +87,9 @@ class HybridRun {
     private readonly mixes: Mixes,
     private readonly run: BatchRun,
     public best: Evaluation | undefined,
+    /** Stage evaluations this run may still make, of the search's `limitSteps`. */
+    private readonly budget: number,
+    private readonly limitSteps: number,
   ) {
     this.latency = objective === 'latency';
     if (best && this.latency) this.bestTpot = best.tpotNs;
@@ -161,7 +154,7 @@ class HybridRun {
         const last = e === L;
         if (!allowed(mixes, choice, first, last)) continue;
         const stage = assignment(choice, l, e);
-        this.steps++;
+        if (++this.steps > this.budget) throw tooLarge(cost, mixes, this.limitSteps);
         const ev = evaluateStage(cost, stage, first, last, batch, batch * M);
         const held = ev.memberMemoryBytes ?? [ev.memoryBytes];
         // Memory and time only grow with e: past the first miss, longer ranges miss too.
@@ -234,9 +227,17 @@ class HybridRun {
   }
 }
 
+function tooLarge(cost: CostModel, mixes: Mixes, limit: number): PlanTooLargeError {
+  return new PlanTooLargeError(
+    `the hybrid planner gave up after ${limit.toExponential(1)} stage evaluations for ` +
+      `${cost.devices.length} devices of ${mixes.T} distinct kinds; plan with parallelism ` +
+      '"pipeline" or "tensor", fix microBatchesInFlight, or give the workload its streams',
+  );
+}
+
 /**
  * The best plan of stages that are single devices or groups; `incumbent` when nothing beats
- * it. @throws PlanTooLargeError past {@link HYBRID_WORK_LIMIT}
+ * it. @throws PlanTooLargeError past {@link HYBRID_STEP_LIMIT} stage evaluations
  */
 export function planHybrid(
   cost: CostModel,
@@ -244,18 +245,11 @@ export function planHybrid(
   options: ParallelOptions,
 ): ParallelResult {
   const { mixes, runs } = setup(cost, objective, options);
-  const work = hybridWork(cost, runs.length, mixes);
-  if (work > HYBRID_WORK_LIMIT)
-    throw new PlanTooLargeError(
-      `the hybrid planner would evaluate up to ${work.toExponential(1)} stages for ${cost.devices.length} ` +
-        `devices of ${mixes.T} distinct kinds over ${runs.length} micro-batch runs (limit ` +
-        `${HYBRID_WORK_LIMIT.toExponential(1)}); plan with parallelism "pipeline" or "tensor", fix ` +
-        'microBatchesInFlight, or give the workload its streams',
-    );
+  const limit = options.stepLimit ?? HYBRID_STEP_LIMIT;
   let best = options.incumbent?.feasible ? options.incumbent : undefined;
   let steps = 0;
   for (const run of runs) {
-    const search = new HybridRun(cost, objective, mixes, run, best);
+    const search = new HybridRun(cost, objective, mixes, run, best, limit - steps, limit);
     search.solve();
     best = search.best;
     steps += search.steps;

@@ -95,7 +95,7 @@ export {
   type GroupSplit,
   type TensorCosts,
 } from './group-cost.js';
-export { HYBRID_WORK_LIMIT, hybridWork, planHybrid } from './hybrid-search.js';
+export { HYBRID_STEP_LIMIT, planHybrid } from './hybrid-search.js';
 export { LLAMA2_7B_CONFIG, llamaModelSummary, TINYLLAMA_1B_CONFIG } from './model-summary.js';
 export {
   type BatchRun,

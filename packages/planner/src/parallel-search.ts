@@ -25,6 +25,8 @@ export interface ParallelOptions {
   microBatchesInFlight?: number;
   /** A plan already known (the pipeline DP's): prunes the search and wins ties. */
   incumbent?: Evaluation;
+  /** Hybrid: most stage evaluations before PlanTooLargeError. Default HYBRID_STEP_LIMIT. */
+  stepLimit?: number;
 }
 
 export interface ParallelResult {

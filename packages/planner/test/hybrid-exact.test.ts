@@ -3,6 +3,7 @@
  * stages — each a single device or a group, any leader, any cut, every micro-batch run —
  * finds, judged by the cost model alone (the oracle shares none of the search's code).
  */
+import { PlanTooLargeError } from '@swarmbee/core';
 import t from 'tap';
 import {
   CostModel,
@@ -11,6 +12,7 @@ import {
   type Objective,
   type PlanResult,
   plan,
+  planHybrid,
   type StageAssignment,
 } from '../src/index.js';
 import { cluster, flatModel, flatTiming, meshLinks } from './helpers/fixtures.js';
@@ -164,3 +166,14 @@ t.test(
     }
   },
 );
+
+t.test('the hybrid search gives up past its step limit, with a coded error', async (t) => {
+  const cost = new CostModel(instance(3), { contextTokens: 16 });
+  const options = { microBatchCandidates: [1, 2] };
+  const full = planHybrid(cost, 'throughput', options);
+  t.ok(full.steps > 20, `${full.steps} stage evaluations unbounded`);
+  t.throws(() => planHybrid(cost, 'throughput', { ...options, stepLimit: 20 }), {
+    code: PlanTooLargeError.code,
+  });
+  t.equal(planHybrid(cost, 'throughput', { ...options, stepLimit: full.steps }).steps, full.steps);
+});
