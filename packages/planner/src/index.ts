@@ -125,6 +125,7 @@ export {
   type HopEvaluation,
   type StageAssignment,
   type StageEvaluation,
+  stageAssignments,
 } from './plan-evaluation.js';
 export {
   clusterFromPresets,

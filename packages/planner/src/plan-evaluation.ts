@@ -3,6 +3,7 @@
  * (TPOT), its busiest resource (throughput), the prompt's chunks through the pipeline
  * (TTFT) and whether every stage fits its device. See cost-model.ts for the model itself.
  */
+import type { Plan } from '@swarmbee/core';
 import type { AllReduceAlgorithmName } from './all-reduce-cost.js';
 import type { CostModel } from './cost-model.js';
 import { NS_PER_S } from './units.js';
@@ -60,6 +61,23 @@ export interface Evaluation {
   cycleNs: number;
   tokensPerS: number;
   bottleneck: Bottleneck;
+}
+
+/**
+ * A plan's stages as the cost model takes them (device indices, a tensor-parallel stage's
+ * group by rank): for predicting a plan made elsewhere, or one that runs now.
+ * @throws DeviceUnknownError when the plan names a device the profile does not have
+ */
+export function stageAssignments(costs: CostModel, plan: Pick<Plan, 'stages'>): StageAssignment[] {
+  return plan.stages.map((s) => {
+    const stage: StageAssignment = {
+      device: costs.deviceIndex(s.device),
+      layerStart: s.layerStart,
+      layerEnd: s.layerEnd,
+    };
+    if (s.tensor) stage.group = s.tensor.devices.map((name) => costs.deviceIndex(name));
+    return stage;
+  });
 }
 
 /** One stage's memory and times: a single device's, or a tensor-parallel group's. */

@@ -6,6 +6,7 @@ import { PlanInfeasibleError, tensorShares } from '@swarmbee/core';
 import t from 'tap';
 import {
   benchCorePreset,
+  CostModel,
   clusterFromPresets,
   compareParallelism,
   type LinkSpec,
@@ -13,6 +14,7 @@ import {
   type PlanResult,
   plan,
   STORIES110M_PRESET_CONFIG,
+  stageAssignments,
 } from '../src/index.js';
 import { cluster, device, flatModel, flatTiming, meshLinks } from './helpers/fixtures.js';
 
@@ -177,6 +179,17 @@ t.test('a model no device holds alone: a group or a pipeline that fits', async (
   // At 2100 B the leader's 2140 no longer fits: the pipeline is the plan.
   const tight = plan({ cluster: handCase(2100) }, { objective: 'latency', parallelism: 'hybrid' });
   t.equal(groups(tight).length, 0, 'too small for a leader: the pipeline');
+});
+
+t.test('a plan with a group, predicted again from its stages by name', async (t) => {
+  const c = handCase(1e6);
+  const made = plan({ cluster: c }, { objective: 'latency', parallelism: 'hybrid' });
+  const cost = new CostModel(c);
+  const stages = stageAssignments(cost, made);
+  t.same(stages, [{ device: 0, layerStart: 0, layerEnd: 2, group: [0, 1] }]);
+  t.equal(cost.evaluate(stages, 1, 1).tpotNs, 16_088_000, 'the group, as planned');
+  const alone = stageAssignments(cost, { stages: [{ ...made.stages[0]!, tensor: undefined }] });
+  t.equal(cost.evaluate(alone, 1, 1).tpotNs, 22_128_000, 'without its group: one device');
 });
 
 t.test('options are checked', async (t) => {
