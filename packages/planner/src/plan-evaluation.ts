@@ -65,7 +65,9 @@ export interface Evaluation {
 
 /**
  * A plan's stages as the cost model takes them (device indices, a tensor-parallel stage's
- * group by rank): for predicting a plan made elsewhere, or one that runs now.
+ * group by rank): for predicting a plan made elsewhere, or one that runs now. A group is
+ * priced as the planner would run it: shares from the profile's speeds and the all-reduce
+ * `fasterAllReduce` picks, whatever `weights` and `allReduce` the plan records.
  * @throws DeviceUnknownError when the plan names a device the profile does not have
  */
 export function stageAssignments(costs: CostModel, plan: Pick<Plan, 'stages'>): StageAssignment[] {
