@@ -2,6 +2,7 @@
 import {
   asSwarmBeeError,
   InvalidArgumentError,
+  PlanInfeasibleError,
   PlanTooLargeError,
   SwarmBeeError,
   type WireError,
@@ -135,6 +136,14 @@ function runParallel(
     );
   if (o.parallelism === 'tensor') {
     const found = planTensor(cost, o.objective, o);
+    if (!found.evaluation)
+      throw new PlanInfeasibleError(
+        `no tensor-parallel group of 2 to ${cost.groups.maxDegree} of the ${cost.devices.length} ` +
+          'devices holds the whole model' +
+          (o.pinFirst !== undefined && o.pinLast !== undefined && o.pinFirst !== o.pinLast
+            ? ' (and one stage cannot be led by two pinned devices)'
+            : ''),
+      );
     return { evaluation: found.evaluation, planner: 'dp', steps: found.steps };
   }
   let incumbent: Evaluation | undefined;

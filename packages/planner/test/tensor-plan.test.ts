@@ -176,6 +176,14 @@ t.test('a model no device holds alone: a group or a pipeline that fits', async (
     s.memberMemoryBytes!.forEach((held, rank) => {
       t.ok(held <= s.memberDeviceMemoryBytes![rank]!, `rank ${rank} holds ${held} B of 2200`);
     });
+  // With 1900 B a member holds its 1640 but the leader not its 2140: no group fits.
+  t.throws(
+    () => plan({ cluster: handCase(1900) }, { objective: 'latency', parallelism: 'tensor' }),
+    {
+      code: PlanInfeasibleError.code,
+      message: /no tensor-parallel group of 2 to 2 of the 2 devices/,
+    },
+  );
   // At 2100 B the leader's 2140 no longer fits: the pipeline is the plan.
   const tight = plan({ cluster: handCase(2100) }, { objective: 'latency', parallelism: 'hybrid' });
   t.equal(groups(tight).length, 0, 'too small for a leader: the pipeline');
