@@ -3,7 +3,10 @@
  * devices (speed factor 0.25 of this machine: `swarmbee worker --speed-factor 0.25`), 2 or 4
  * of them, on links shaped to 1 Gbit/s + 0.2 ms or 100 Mbit/s + 2 ms (one-way delay, so
  * twice that round trip). `swarmbee plan --compare --preset NAME` shows pure pipeline, pure
- * tensor and hybrid side by side, predicted: where tensor parallelism stops paying.
+ * tensor and hybrid side by side, predicted: where tensor parallelism stops paying. The links
+ * are nominal: the repository's user-space link shaper fires its timers no sooner than 1 ms,
+ * so its "0.2 ms" link delays by about 1 ms (docs/BENCHMARKS.md, the allreduce part) — a run
+ * over it is judged by the planner from its own measured profile, not from these.
  */
 import {
   type ClusterProfile,

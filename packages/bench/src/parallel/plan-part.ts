@@ -103,7 +103,7 @@ export function planPart(context: SuiteContext): PartResult {
     title: 'Parallel: the planner on the benchmark scenarios (predicted)',
     options: { scenarios: PLAN_SCENARIOS.map((s) => s.id) },
     notes: [
-      'Predicted, not measured: `PLAN_SCENARIOS` (packages/planner/src/scenarios.ts) estimate the 110M preset on devices at speed factor 0.25 of one core of this machine (fitted to 29.8 ms/token in one engine), links 1 Gbit/s + 0.2 ms and 100 Mbit/s + 2 ms one way. `swarmbee plan --preset ID --compare` prints the same.',
+      'Predicted, not measured: `PLAN_SCENARIOS` (packages/planner/src/scenarios.ts) estimate the 110M preset on devices at speed factor 0.25 of one core of this machine (fitted to 29.8 ms/token in one engine), links 1 Gbit/s + 0.2 ms and 100 Mbit/s + 2 ms one way. `swarmbee plan --preset ID --compare` prints the same. The links are nominal: the user-space link shaper delays its "0.2 ms" link by about 1 ms (its timers fire no sooner), so runs over it are judged from their own measured profile.',
       'A tensor-parallel group costs, per layer, the slowest member’s share, 2 segment runs (0.09 ms) and 2 all-reduces predicted by predictAllReduceMs over its slowest link (0.12 ms CPU per part); see docs/ARCHITECTURE.md, "Tensor-parallel plans".',
       '"× pipeline": the objective\'s figure against the pure-pipeline plan\'s — ms/token for latency (where the pipeline is one device), tokens/s for throughput.',
     ],
