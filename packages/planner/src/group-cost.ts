@@ -21,7 +21,7 @@
  * Every per-layer term is whole nanoseconds, so prefix sums are exact (see units.ts).
  */
 
-import { InvalidArgumentError, tensorShares } from '@swarmbee/core';
+import { InvalidArgumentError, TensorSplitError, tensorShares } from '@swarmbee/core';
 import {
   type AllReduceAlgorithmName,
   fasterAllReduce,
@@ -77,12 +77,24 @@ export interface GroupStageCost {
   allReduce: AllReduceAlgorithmName;
 }
 
-const key = (group: readonly number[]) => group.join(',');
+/**
+ * What a plan made elsewhere fixes about a group (`TensorStagePlan`): its members' weights and
+ * its all-reduce. Absent, the group is priced as the planner would run it: weights from the
+ * profile's speeds, the algorithm `fasterAllReduce` picks.
+ */
+export interface GroupHow {
+  weights?: readonly number[];
+  allReduce?: AllReduceAlgorithmName;
+}
+
+const key = (group: readonly number[], weights?: readonly number[]) =>
+  weights ? `${group.join(',')}:${weights.join(',')}` : group.join(',');
+const howKey = (group: readonly number[], how?: GroupHow) =>
+  `${key(group, how?.weights)}/${how?.allReduce ?? ''}`;
 
 export class GroupCosts {
   private readonly splits = new Map<string, GroupSplit | null>();
-  private readonly decodeCache = new Map<string, Float64Array>();
-  private readonly prefillCache = new Map<string, Float64Array>();
+  private readonly prefixCache = new Map<string, Float64Array>();
   private readonly allReduceCache = new Map<
     string,
     { algorithm: AllReduceAlgorithmName; ns: number }
@@ -104,12 +116,15 @@ export class GroupCosts {
     return shape.nKvHeads;
   }
 
-  /** The split of a group (devices by rank); undefined when the model cannot be split so. */
-  split(group: readonly number[]): GroupSplit | undefined {
-    const k = key(group);
+  /**
+   * The split of a group (devices by rank), by `weights` or else the members' speeds;
+   * undefined when the model cannot be split so.
+   */
+  split(group: readonly number[], weights?: readonly number[]): GroupSplit | undefined {
+    const k = key(group, weights);
     let split = this.splits.get(k);
     if (split === undefined) {
-      split = this.makeSplit(group) ?? null;
+      split = this.makeSplit(group, weights) ?? null;
       this.splits.set(k, split);
     }
     return split ?? undefined;
@@ -143,29 +158,13 @@ export class GroupCosts {
   }
 
   /** Decode time of layers [0, l) by the group at micro-batch b, by l. */
-  decodePrefixNs(group: readonly number[], batch: number): Float64Array {
-    const k = `${key(group)}/${batch}`;
-    let prefix = this.decodeCache.get(k);
-    if (!prefix) {
-      const members = group.map((d) => this.cost.decodePrefixNs(d, batch));
-      prefix = this.prefix(group, members, this.allReduce(group, batch).ns);
-      this.decodeCache.set(k, prefix);
-    }
-    return prefix;
+  decodePrefixNs(group: readonly number[], batch: number, how?: GroupHow): Float64Array {
+    return this.groupPrefix('decode', group, batch, how);
   }
 
-  /** One prefill chunk through layers [0, l) by the group, by l. */
-  prefillPrefixNs(group: readonly number[], batch: number): Float64Array {
-    const k = `${key(group)}/${batch}`;
-    let prefix = this.prefillCache.get(k);
-    if (!prefix) {
-      const members = group.map((d) => this.cost.prefillPrefixNs(d));
-      const { algorithm } = this.allReduce(group, batch);
-      const sum = this.allReduce(group, this.cost.prefillChunkLength, algorithm).ns;
-      prefix = this.prefix(group, members, sum);
-      this.prefillCache.set(k, prefix);
-    }
-    return prefix;
+  /** One prefill chunk through layers [0, l) by the group, by l (its sums use decode's algorithm at b). */
+  prefillPrefixNs(group: readonly number[], batch: number, how?: GroupHow): Float64Array {
+    return this.groupPrefix('prefill', group, batch, how);
   }
 
   /**
@@ -173,16 +172,16 @@ export class GroupCosts {
    * prefill chunk (its all-reduces use the algorithm decode at `batch` uses), and what each
    * member holds with KV for `sequences` full contexts, by rank.
    */
-  stage(group: readonly number[], at: GroupStagePlace): GroupStageCost {
+  stage(group: readonly number[], at: GroupStagePlace, how?: GroupHow): GroupStageCost {
     const { start, end, first, last, batch, sequences } = at;
     const { cost } = this;
-    const split = this.required(group);
+    const split = this.required(group, how?.weights);
     const leader = group[0]!;
-    const decode = this.decodePrefixNs(group, batch);
+    const decode = this.decodePrefixNs(group, batch, how);
     let decodeNs = decode[end]! - decode[start]! + this.slowestOverheadNs(group, batch);
     if (first) decodeNs += cost.embeddingDecodeNs(leader, batch);
     if (last) decodeNs += cost.headDecodeNs(leader, batch);
-    const prefill = this.prefillPrefixNs(group, batch);
+    const prefill = this.prefillPrefixNs(group, batch, how);
     let prefillNs = prefill[end]! - prefill[start]! + this.slowestOverheadNs(group, 1);
     if (first) prefillNs += cost.embeddingPrefillNs(leader);
     const weights = cost.paramPrefix[end]! - cost.paramPrefix[start]!;
@@ -197,7 +196,7 @@ export class GroupCosts {
       decodeNs,
       prefillNs,
       memberMemoryBytes,
-      allReduce: this.allReduce(group, batch).algorithm,
+      allReduce: this.allReduce(group, batch, how?.allReduce).algorithm,
     };
   }
 
@@ -205,12 +204,34 @@ export class GroupCosts {
     return Math.max(...group.map((d) => this.cost.stageOverheadNs(d, batch)));
   }
 
+  private groupPrefix(
+    phase: 'decode' | 'prefill',
+    group: readonly number[],
+    batch: number,
+    how?: GroupHow,
+  ): Float64Array {
+    const k = `${phase}/${howKey(group, how)}/${batch}`;
+    let prefix = this.prefixCache.get(k);
+    if (!prefix) {
+      const decode = phase === 'decode';
+      const { algorithm, ns } = this.allReduce(group, batch, how?.allReduce);
+      const members = group.map((d) =>
+        decode ? this.cost.decodePrefixNs(d, batch) : this.cost.prefillPrefixNs(d),
+      );
+      const sum = decode ? ns : this.allReduce(group, this.cost.prefillChunkLength, algorithm).ns;
+      prefix = this.prefix(group, how?.weights, members, sum);
+      this.prefixCache.set(k, prefix);
+    }
+    return prefix;
+  }
+
   private prefix(
     group: readonly number[],
+    weights: readonly number[] | undefined,
     members: readonly Float64Array[],
     allReduceNs: number,
   ): Float64Array {
-    const { fractions } = this.required(group);
+    const { fractions } = this.required(group, weights);
     const n = this.cost.nLayers;
     const fixed = 2 * (msToNs(this.tensor.segmentRunMs) + allReduceNs);
     const prefix = new Float64Array(n + 1);
@@ -224,19 +245,32 @@ export class GroupCosts {
     return prefix;
   }
 
-  private required(group: readonly number[]): GroupSplit {
-    const split = this.split(group);
-    if (!split) throw new Error(`internal: group ${key(group)} cannot split this model`);
+  private required(group: readonly number[], weights?: readonly number[]): GroupSplit {
+    const split = this.split(group, weights);
+    if (!split)
+      throw new TensorSplitError(
+        `${this.cost.model.name} cannot be split across ${group.length} devices ` +
+          `(at most ${this.maxDegree}, distinct, and a model with a tensor shape)`,
+      );
     return split;
   }
 
-  private makeSplit(group: readonly number[]): GroupSplit | undefined {
+  private makeSplit(group: readonly number[], given?: readonly number[]): GroupSplit | undefined {
     const { cost } = this;
     const shape = cost.model.tensorShape;
     if (!shape || group.length < 2 || group.length > this.maxDegree) return undefined;
     if (new Set(group).size !== group.length) return undefined;
+    if (
+      given &&
+      (given.length !== group.length || !given.every((w) => w > 0 && w < Number.POSITIVE_INFINITY))
+    )
+      throw new TensorSplitError(
+        `a group of ${group.length} needs as many positive weights, got ${given.join(', ')}`,
+      );
     const L = cost.nLayers;
-    const weights = group.map((d) => NS_PER_S / Math.max(1, cost.decodePrefixNs(d, 1)[L]!));
+    const weights = given
+      ? [...given]
+      : group.map((d) => NS_PER_S / Math.max(1, cost.decodePrefixNs(d, 1)[L]!));
     const shares = tensorShares(shape, weights);
     if (!shares) return undefined;
     // Attention: q and o (nHeads × headDim each), k and v (nKvHeads × headDim each), all

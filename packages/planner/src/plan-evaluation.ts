@@ -6,6 +6,7 @@
 import type { Plan } from '@swarmbee/core';
 import type { AllReduceAlgorithmName } from './all-reduce-cost.js';
 import type { CostModel } from './cost-model.js';
+import type { GroupHow } from './group-cost.js';
 import { NS_PER_S } from './units.js';
 
 /**
@@ -17,6 +18,8 @@ export interface StageAssignment {
   layerStart: number;
   layerEnd: number;
   group?: readonly number[];
+  /** Of a group from a plan made elsewhere: its members' weights and all-reduce (see GroupHow). */
+  how?: GroupHow;
 }
 
 export interface StageEvaluation extends StageAssignment {
@@ -65,9 +68,8 @@ export interface Evaluation {
 
 /**
  * A plan's stages as the cost model takes them (device indices, a tensor-parallel stage's
- * group by rank): for predicting a plan made elsewhere, or one that runs now. A group is
- * priced as the planner would run it: shares from the profile's speeds and the all-reduce
- * `fasterAllReduce` picks, whatever `weights` and `allReduce` the plan records.
+ * group by rank, with the weights and all-reduce the plan records): for predicting a plan
+ * made elsewhere, or one that runs now.
  * @throws DeviceUnknownError when the plan names a device the profile does not have
  */
 export function stageAssignments(costs: CostModel, plan: Pick<Plan, 'stages'>): StageAssignment[] {
@@ -77,7 +79,10 @@ export function stageAssignments(costs: CostModel, plan: Pick<Plan, 'stages'>): 
       layerStart: s.layerStart,
       layerEnd: s.layerEnd,
     };
-    if (s.tensor) stage.group = s.tensor.devices.map((name) => costs.deviceIndex(name));
+    if (s.tensor) {
+      stage.group = s.tensor.devices.map((name) => costs.deviceIndex(name));
+      stage.how = { weights: s.tensor.weights, allReduce: s.tensor.allReduce };
+    }
     return stage;
   });
 }
@@ -103,12 +108,13 @@ export function evaluateStage(
     };
   }
   const place = { start: layerStart, end: layerEnd, first, last, batch, sequences };
-  const { memberMemoryBytes, ...times } = costs.groups.stage(group, place);
+  const { memberMemoryBytes, ...times } = costs.groups.stage(group, place, stage.how);
   return {
     device,
     layerStart,
     layerEnd,
     group: [...group],
+    ...(stage.how ? { how: stage.how } : {}),
     memoryBytes: memberMemoryBytes[0]!,
     memberMemoryBytes,
     ...times,

@@ -42,7 +42,7 @@ function groupFields(
   s: StageEvaluation,
 ): Pick<PlannedStage, 'tensor' | 'memberMemoryBytes' | 'memberDeviceMemoryBytes'> {
   if (!s.group) return {};
-  const split = cost.groups.split(s.group)!;
+  const split = cost.groups.split(s.group, s.how?.weights)!;
   return {
     tensor: {
       devices: s.group.map((d) => cost.devices[d]!.name),

@@ -2,7 +2,7 @@
  * The planner's tensor-parallel stages (issue 19, item 4): when a group is predicted to pay,
  * for which objective, how it splits, what it must fit, and one case worked out by hand.
  */
-import { PlanInfeasibleError, tensorShares } from '@swarmbee/core';
+import { PlanInfeasibleError, TensorSplitError, tensorShares } from '@swarmbee/core';
 import t from 'tap';
 import {
   benchCorePreset,
@@ -194,8 +194,20 @@ t.test('a plan with a group, predicted again from its stages by name', async (t)
   const made = plan({ cluster: c }, { objective: 'latency', parallelism: 'hybrid' });
   const cost = new CostModel(c);
   const stages = stageAssignments(cost, made);
-  t.same(stages, [{ device: 0, layerStart: 0, layerEnd: 2, group: [0, 1] }]);
+  const how = { weights: made.stages[0]!.tensor!.weights, allReduce: 'ring' };
+  t.same(stages, [{ device: 0, layerStart: 0, layerEnd: 2, group: [0, 1], how }]);
   t.equal(cost.evaluate(stages, 1, 1).tpotNs, 16_088_000, 'the group, as planned');
+  // Run with a star instead (as a plan made elsewhere may say): 2 × (0.5 + 0.16) + 4 × 0.12
+  // = 1.80 ms per all-reduce; a layer 5 + 0.18 + 3.6 = 8.78; the stage 17.56 + 0.6 = 18.16.
+  const star = stageAssignments(cost, {
+    stages: [{ ...made.stages[0]!, tensor: { ...made.stages[0]!.tensor!, allReduce: 'star' } }],
+  });
+  t.equal(cost.evaluate(star, 1, 1).tpotNs, 19_688_000, 'the plan’s star, priced as a star');
+  t.equal(cost.evaluate(star, 1, 1).stages[0]!.allReduce, 'star');
+  const badWeights = stageAssignments(cost, {
+    stages: [{ ...made.stages[0]!, tensor: { ...made.stages[0]!.tensor!, weights: [1] } }],
+  });
+  t.throws(() => cost.evaluate(badWeights, 1, 1), { code: TensorSplitError.code });
   const alone = stageAssignments(cost, { stages: [{ ...made.stages[0]!, tensor: undefined }] });
   t.equal(cost.evaluate(alone, 1, 1).tpotNs, 22_128_000, 'without its group: one device');
 });
