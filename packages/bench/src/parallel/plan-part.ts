@@ -12,8 +12,8 @@ import {
   formatMs,
   PLAN_SCENARIOS,
   type PlanResult,
+  type StageAssignment,
   scenarioCluster,
-  stageAssignments,
   stageDevicesText,
 } from '@swarmbee/planner';
 import { type BenchResult, check } from '../report/report.js';
@@ -21,7 +21,7 @@ import type { SuiteContext } from '../suite.js';
 
 type PartResult = Omit<BenchResult, 'command' | 'startedAt' | 'durationMs' | 'machine'>;
 
-/** The layouts the emulated runs measure, as plans over `dev-1` … `dev-4`. */
+/** The layouts the emulated runs measure. */
 const LAYOUTS: { name: string; devices: number; tensor: boolean }[] = [
   { name: 'one device', devices: 1, tensor: false },
   { name: 'PP2', devices: 2, tensor: false },
@@ -29,15 +29,12 @@ const LAYOUTS: { name: string; devices: number; tensor: boolean }[] = [
   { name: 'TP4', devices: 4, tensor: true },
 ];
 
-function layoutStages(nLayers: number, layout: (typeof LAYOUTS)[number]) {
-  const names = Array.from({ length: layout.devices }, (_, i) => `dev-${i + 1}`);
-  if (layout.tensor) {
-    const tensor = { devices: names, weights: names.map(() => 1), allReduce: 'star' as const };
-    return [{ index: 0, device: names[0]!, layerStart: 0, layerEnd: nLayers, tensor }];
-  }
+/** A layout over devices 0 … n − 1; a group as the planner would run it (its weights and all-reduce). */
+function layoutStages(nLayers: number, layout: (typeof LAYOUTS)[number]): StageAssignment[] {
+  const devices = Array.from({ length: layout.devices }, (_, i) => i);
+  if (layout.tensor) return [{ device: 0, layerStart: 0, layerEnd: nLayers, group: devices }];
   const per = Math.ceil(nLayers / layout.devices);
-  return names.map((device, index) => ({
-    index,
+  return devices.map((device, index) => ({
     device,
     layerStart: index * per,
     layerEnd: Math.min(nLayers, (index + 1) * per),
@@ -56,8 +53,7 @@ export function planPart(context: SuiteContext): PartResult {
     const cluster = scenarioCluster(id);
     const cost = new CostModel(cluster);
     const ms = LAYOUTS.map((layout) => {
-      const stages = layoutStages(cost.nLayers, layout);
-      return cost.evaluate(stageAssignments(cost, { stages }), 1, 1).tpotNs / 1e6;
+      return cost.evaluate(layoutStages(cost.nLayers, layout), 1, 1).tpotNs / 1e6;
     });
     LAYOUTS.forEach((layout, i) => {
       const ratio = ms[i]! / ms[0]!;
