@@ -20,6 +20,7 @@ import type { TensorSliceShard } from '@swarmbee/model';
 import { SHARD_IO, shardBiasInputs } from '@swarmbee/model/graph-io';
 import ort from 'onnxruntime-node';
 import { attentionBias, logitIndex, positionIds, windowAttentionBias } from './batch-feeds.js';
+import { type SegmentPacer, unpaced } from './device-emulation.js';
 import { KvCache } from './kv-cache.js';
 import { storeLayerRows } from './kv-rows.js';
 import {
@@ -67,6 +68,7 @@ export class TensorMemberStage implements StageEngine {
   readonly #head: ort.InferenceSession | undefined;
   readonly #kv: KvCache<Float32Array>;
   readonly #sampler: RowSampler;
+  readonly #pace: SegmentPacer;
   readonly #biases: { full: boolean; window: boolean };
   readonly #window: number | undefined;
   #forwards = 0;
@@ -78,9 +80,11 @@ export class TensorMemberStage implements StageEngine {
     group: AllReduce,
     sessions: MemberSessions,
     options: StageOptions,
+    pace: SegmentPacer,
   ) {
     const { config, slice } = shard;
     this.#shard = shard;
+    this.#pace = pace;
     this.#group = group;
     this.#layers = sessions.layers;
     this.#embedding = sessions.embedding;
@@ -103,11 +107,15 @@ export class TensorMemberStage implements StageEngine {
     this.info = stageInfo(shard, config, kvLimits(this.#kv));
   }
 
-  /** Loads the member's segment graphs; `group` is its all-reduce (rank = the slice's rank). */
+  /**
+   * Loads the member's segment graphs; `group` is its all-reduce (rank = the slice's rank).
+   * `pace` runs each segment (benchmarks' device emulation: `paceSegments`); default as is.
+   */
   static async create(
     shard: TensorSliceShard,
     group: AllReduce,
     options: StageOptions = {},
+    pace: SegmentPacer = unpaced,
   ): Promise<TensorMemberStage> {
     if (group.rank !== shard.slice.rank || group.size !== shard.slice.degree)
       throw new EngineFailedError(
@@ -138,7 +146,7 @@ export class TensorMemberStage implements StageEngine {
     const sessions: MemberSessions = { layers };
     if (shard.embedding) sessions.embedding = await load(shard.embedding, 'embedding');
     if (shard.head) sessions.head = await load(shard.head, 'head');
-    return new TensorMemberStage(shard, group, sessions, options);
+    return new TensorMemberStage(shard, group, sessions, options, pace);
   }
 
   get rank(): number {
@@ -326,7 +334,7 @@ export class TensorMemberStage implements StageEngine {
     const start = performance.now();
     let results: ort.InferenceSession.OnnxValueMapType;
     try {
-      results = await session.run(feeds);
+      results = await this.#pace(() => session.run(feeds));
     } catch (error) {
       throw new EngineFailedError(
         `member ${this.#shard.slice.rank}: a segment of layers [${this.info.layerStart}, ${this.info.layerEnd}) failed: ${(error as Error).message}`,
