@@ -255,7 +255,7 @@ export class TensorMemberStage implements StageEngine {
       return { kind: 'tokens', tokens: new Int32Array(rows.length).fill(-1), timing };
     }
     const perRow = logitsWhich === 'all' ? width : 1;
-    const logits = await this.#output(
+    let logits = await this.#output(
       this.#head,
       {
         ...common,
@@ -269,6 +269,16 @@ export class TensorMemberStage implements StageEngine {
       SHARD_IO.logits,
       timing,
     );
+    const { vocab } = this.#shard.slice;
+    if (vocab) {
+      // Each member's rows of the vocabulary, in place in a zero vector: their sum (exact,
+      // every other term a zero) is the whole logits, which the leader samples from.
+      logits = await this.#sum(spread(logits, vocab, this.info.vocabSize), timing);
+      if (this.rank !== 0) {
+        timing.stageMs = performance.now() - stageStart;
+        return { kind: 'tokens', tokens: new Int32Array(rows.length).fill(-1), timing };
+      }
+    }
     const sampleStart = performance.now();
     const output = this.#sampler.sample(batch, logits, perRow, timing);
     const end = performance.now();
@@ -347,6 +357,20 @@ export class TensorMemberStage implements StageEngine {
     this.#forwardMsTotal += ms;
     return results;
   }
+}
+
+/** Logit rows over `vocab` (of a vocabulary of `size`) spread into zeroed full-vocabulary rows. */
+function spread(
+  logits: Float32Array,
+  vocab: { start: number; end: number },
+  size: number,
+): Float32Array {
+  const width = vocab.end - vocab.start;
+  const rows = logits.length / width;
+  const full = new Float32Array(rows * size);
+  for (let r = 0; r < rows; r++)
+    full.set(logits.subarray(r * width, (r + 1) * width), r * size + vocab.start);
+  return full;
 }
 
 /** `x += partial`, element-wise. */
