@@ -5,6 +5,7 @@
  * pipelines and (through `ThreadedStage`) the worker all create engines here.
  */
 import type { ShardGraph, TensorSliceShard } from '@swarmbee/model';
+import { paceSegments, type SegmentEmulation, unpaced } from './device-emulation.js';
 import { OnnxDecoderStage } from './onnx-decoder-stage.js';
 import { OrtStage } from './ort-stage.js';
 import { SharedAllReduce, type SharedGroup } from './shared-all-reduce.js';
@@ -20,11 +21,20 @@ export function createStageEngine(
     : OrtStage.create(shard, options);
 }
 
-/** A tensor-parallel member over the shared memory of its in-process group. */
+/**
+ * A tensor-parallel member over the shared memory of its in-process group; with `emulation`,
+ * its segments run as on that slower device.
+ */
 export function createMemberEngine(
   shard: TensorSliceShard,
   group: SharedGroup,
   options: StageOptions = {},
+  emulation?: SegmentEmulation,
 ): Promise<StageEngine> {
-  return TensorMemberStage.create(shard, new SharedAllReduce(group, shard.slice.rank), options);
+  return TensorMemberStage.create(
+    shard,
+    new SharedAllReduce(group, shard.slice.rank),
+    options,
+    emulation ? paceSegments(emulation) : unpaced,
+  );
 }

@@ -5,6 +5,7 @@
 import type { Worker } from 'node:worker_threads';
 import { EngineClosedError, EngineFailedError, fromWire, type SwarmBeeError } from '@swarmbee/core';
 import type { ShardGraph, TensorSliceShard } from '@swarmbee/model';
+import type { SegmentEmulation } from './device-emulation.js';
 import type { SharedGroup } from './shared-all-reduce.js';
 import { ownBuffer, startThread, threadEntry, threadReady } from './source-thread.js';
 import type {
@@ -64,13 +65,17 @@ export class ThreadedStage implements StageEngine {
     );
   }
 
-  /** Starts a thread hosting one member of an in-process tensor-parallel group. */
+  /**
+   * Starts a thread hosting one member of an in-process tensor-parallel group; `emulation`
+   * (benchmarks) paces its segments as on a slower device.
+   */
   static async createMember(
     shard: TensorSliceShard,
     group: SharedGroup,
     options: StageOptions = {},
+    emulation?: SegmentEmulation,
   ): Promise<ThreadedStage> {
-    return ThreadedStage.#start({ shard, options, group });
+    return ThreadedStage.#start({ shard, options, group, ...(emulation ? { emulation } : {}) });
   }
 
   static async #start(workerData: object, transferList?: ArrayBuffer[]): Promise<ThreadedStage> {

@@ -205,6 +205,7 @@ export {
 export {
   buildGroupShards,
   buildSliceShard,
+  type GroupShardOptions,
   type LayerSegments,
   type SliceShardOptions,
   type TensorSliceShard,
