@@ -195,6 +195,7 @@ export { DTYPE_BYTES, elementCount, type TensorData, type TensorDtype } from './
 export { TensorSplitError } from './tensor-parallel-errors.js';
 export {
   apportion,
+  dealtCounts,
   TENSOR_COLUMN_GRANULARITY,
   type TensorShare,
   tensorShares,

@@ -45,6 +45,26 @@ export interface TensorShare {
 }
 
 /**
+ * How many of `total` indices each member gets when they are dealt in whole units of
+ * `granularity` (the last may be shorter) by weight, as `splitTensors` deals feed-forward
+ * columns and vocabulary rows; undefined when there are fewer units than members.
+ */
+export function dealtCounts(
+  total: number,
+  granularity: number,
+  weights: readonly number[],
+): number[] | undefined {
+  const units = Math.ceil(total / granularity);
+  if (weights.length < 1 || weights.length > units) return undefined;
+  let unit = 0;
+  return apportion(units, weights).map((count) => {
+    const dealt = Math.min(total, (unit + count) * granularity) - unit * granularity;
+    unit += count;
+    return dealt;
+  });
+}
+
+/**
  * Every member's heads and columns, by rank, as `splitTensors` deals them; undefined when
  * the group cannot split this shape (more members than KV heads or column units).
  */
@@ -53,16 +73,11 @@ export function tensorShares(
   weights: readonly number[],
   granularity = TENSOR_COLUMN_GRANULARITY,
 ): TensorShare[] | undefined {
-  const units = Math.ceil(shape.hiddenDim / granularity);
-  if (weights.length < 1 || weights.length > shape.nKvHeads || weights.length > units)
-    return undefined;
-  const heads = apportion(shape.nKvHeads, weights);
-  const columnUnits = apportion(units, weights);
-  let unit = 0;
-  return heads.map((kvHeads, rank) => {
-    const next = unit + columnUnits[rank]!;
-    const columns = Math.min(shape.hiddenDim, next * granularity) - unit * granularity;
-    unit = next;
-    return { kvHeads, columns };
-  });
+  if (weights.length > shape.nKvHeads) return undefined;
+  const columns = dealtCounts(shape.hiddenDim, granularity, weights);
+  if (!columns) return undefined;
+  return apportion(shape.nKvHeads, weights).map((kvHeads, rank) => ({
+    kvHeads,
+    columns: columns[rank]!,
+  }));
 }

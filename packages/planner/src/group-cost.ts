@@ -21,13 +21,20 @@
  * Every per-layer term is whole nanoseconds, so prefix sums are exact (see units.ts).
  */
 
-import { InvalidArgumentError, TensorSplitError, tensorShares } from '@swarmbee/core';
+import {
+  dealtCounts,
+  InvalidArgumentError,
+  TENSOR_COLUMN_GRANULARITY,
+  TensorSplitError,
+  tensorShares,
+} from '@swarmbee/core';
 import {
   type AllReduceAlgorithmName,
   fasterAllReduce,
   predictAllReduceMs,
 } from './all-reduce-cost.js';
 import type { CostModel } from './cost-model.js';
+import { chooseHead, type HeadMode } from './group-head.js';
 import { msToNs, NS_PER_MS, NS_PER_S } from './units.js';
 
 /** The runtime's costs a tensor-parallel stage adds, measured on this machine's loopback. */
@@ -54,6 +61,8 @@ export interface GroupSplit {
   fractions: number[];
   /** Each member's fraction of the KV heads (and of the KV cache), by rank. */
   kvFractions: number[];
+  /** Each member's fraction of the vocabulary when the LM head is split; undefined when it cannot be. */
+  vocabFractions?: number[];
   /** The group's slowest link: longest one-way latency (ns), least bandwidth (bytes/s). */
   latencyNs: number;
   bytesPerSecond: number;
@@ -75,6 +84,10 @@ export interface GroupStageCost {
   /** Bytes each member holds, by rank. */
   memberMemoryBytes: number[];
   allReduce: AllReduceAlgorithmName;
+  /** Where the LM head runs (last stage): on the leader, or split by vocabulary. */
+  head: HeadMode;
+  /** The head on one position, after the prompt's last chunk (last stage; else 0). */
+  headFirstTokenNs: number;
 }
 
 /**
@@ -85,6 +98,8 @@ export interface GroupStageCost {
 export interface GroupHow {
   weights?: readonly number[];
   allReduce?: AllReduceAlgorithmName;
+  /** Where the LM head runs; absent, the faster of the two that fit (group-head.ts). */
+  head?: HeadMode;
 }
 
 const key = (group: readonly number[], weights?: readonly number[]) =>
@@ -101,7 +116,7 @@ export class GroupCosts {
   >();
 
   constructor(
-    private readonly cost: CostModel,
+    readonly cost: CostModel,
     readonly tensor: Readonly<TensorCosts>,
   ) {
     for (const [what, ms] of Object.entries(tensor))
@@ -136,13 +151,22 @@ export class GroupCosts {
     rows: number,
     algorithm?: AllReduceAlgorithmName,
   ): { algorithm: AllReduceAlgorithmName; ns: number } {
-    const k = `${key(group)}/${rows}/${algorithm ?? 'faster'}`;
+    return this.allReduceElements(group, rows * this.cost.model.dim, algorithm);
+  }
+
+  /** The all-reduce a group runs on `elements` fp32: its algorithm and ns. */
+  allReduceElements(
+    group: readonly number[],
+    elements: number,
+    algorithm?: AllReduceAlgorithmName,
+  ): { algorithm: AllReduceAlgorithmName; ns: number } {
+    const k = `${key(group)}/${elements}/${algorithm ?? 'faster'}`;
     let found = this.allReduceCache.get(k);
     if (!found) {
       const split = this.required(group);
       const input = {
         members: group.length,
-        elements: rows * this.cost.model.dim,
+        elements,
         oneWayMs: split.latencyNs / NS_PER_MS,
         bytesPerSecond: split.bytesPerSecond,
         perPartMs: this.tensor.allReducePartMs,
@@ -180,23 +204,23 @@ export class GroupCosts {
     const decode = this.decodePrefixNs(group, batch, how);
     let decodeNs = decode[end]! - decode[start]! + this.slowestOverheadNs(group, batch);
     if (first) decodeNs += cost.embeddingDecodeNs(leader, batch);
-    if (last) decodeNs += cost.headDecodeNs(leader, batch);
     const prefill = this.prefillPrefixNs(group, batch, how);
     let prefillNs = prefill[end]! - prefill[start]! + this.slowestOverheadNs(group, 1);
     if (first) prefillNs += cost.embeddingPrefillNs(leader);
     const weights = cost.paramPrefix[end]! - cost.paramPrefix[start]!;
     const kv = cost.stageKvBytes(start, end, sequences);
-    // The leader holds what a single device's stage holds beyond its layers.
-    const extra = cost.stageMemoryBytes(start, start, first, last, 0);
-    const memberMemoryBytes = group.map(
-      (_, rank) =>
-        split.fractions[rank]! * weights + split.kvFractions[rank]! * kv + (rank === 0 ? extra : 0),
+    const layers = group.map(
+      (_, rank) => split.fractions[rank]! * weights + split.kvFractions[rank]! * kv,
     );
+    const allReduce = this.allReduce(group, batch, how?.allReduce).algorithm;
+    const head = chooseHead(this, group, split, { first, last, batch }, layers, how);
     return {
-      decodeNs,
+      decodeNs: decodeNs + head.decodeNs,
       prefillNs,
-      memberMemoryBytes,
-      allReduce: this.allReduce(group, batch, how?.allReduce).algorithm,
+      memberMemoryBytes: head.memoryBytes,
+      allReduce,
+      head: head.mode,
+      headFirstTokenNs: head.firstTokenNs,
     };
   }
 
@@ -291,10 +315,13 @@ export class GroupCosts {
         bytesPerSecond = Math.min(bytesPerSecond, cost.bandwidthBytesPerS(a, b));
       }
     }
+    const { vocabSize } = cost.model;
+    const vocab = dealtCounts(vocabSize, TENSOR_COLUMN_GRANULARITY, weights);
     return {
       weights,
       fractions,
       kvFractions: shares.map((s) => s.kvHeads / shape.nKvHeads),
+      ...(vocab ? { vocabFractions: vocab.map((v) => v / vocabSize) } : {}),
       latencyNs,
       bytesPerSecond,
     };

@@ -7,6 +7,7 @@ import type { Plan } from '@swarmbee/core';
 import type { AllReduceAlgorithmName } from './all-reduce-cost.js';
 import type { CostModel } from './cost-model.js';
 import type { GroupHow } from './group-cost.js';
+import type { HeadMode } from './group-head.js';
 import { NS_PER_S } from './units.js';
 
 /**
@@ -29,6 +30,9 @@ export interface StageEvaluation extends StageAssignment {
   memberMemoryBytes?: number[];
   /** Of a group: how it sums its partials. */
   allReduce?: AllReduceAlgorithmName;
+  /** Of a group's last stage: where its LM head runs, and its time on one position. */
+  head?: HeadMode;
+  headFirstTokenNs?: number;
   decodeNs: number;
   prefillNs: number;
 }
@@ -81,7 +85,8 @@ export function stageAssignments(costs: CostModel, plan: Pick<Plan, 'stages'>): 
     };
     if (s.tensor) {
       stage.group = s.tensor.devices.map((name) => costs.deviceIndex(name));
-      stage.how = { weights: s.tensor.weights, allReduce: s.tensor.allReduce };
+      const { weights, allReduce, head } = s.tensor;
+      stage.how = { weights, allReduce, ...(head ? { head } : {}) };
     }
     return stage;
   });
@@ -198,7 +203,7 @@ export function evaluatePlan(
   const ttftNs =
     prefillSum +
     (costs.prefillChunks - 1) * prefillMax +
-    costs.headDecodeNs(lastDevice, 1) +
+    (evaluated[S - 1]!.headFirstTokenNs ?? costs.headDecodeNs(lastDevice, 1)) +
     costs.latencyNs(lastDevice, coord) +
     costs.occupancyNs(lastDevice, coord, costs.tokenFrameBytes(1));
   const cycleNs = Math.max(inFlight * maxOcc, tpotNs);

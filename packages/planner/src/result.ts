@@ -48,6 +48,7 @@ function groupFields(
       devices: s.group.map((d) => cost.devices[d]!.name),
       weights: [...split.weights],
       allReduce: s.allReduce ?? 'star',
+      ...(s.head === 'split' ? { head: 'split' as const } : {}),
     },
     memberMemoryBytes: s.memberMemoryBytes ?? [],
     memberDeviceMemoryBytes: s.group.map((d) => cost.devices[d]!.memoryBytes),

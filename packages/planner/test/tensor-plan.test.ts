@@ -212,6 +212,41 @@ t.test('a plan with a group, predicted again from its stages by name', async (t)
   t.equal(cost.evaluate(alone, 1, 1).tpotNs, 22_128_000, 'without its group: one device');
 });
 
+t.test('the LM head split by vocabulary where that is faster, as worked out by hand', async (t) => {
+  // The hand case with a 64-row vocabulary (2 units of 32) and an 8 ms head.
+  const m = flatModel({
+    nLayers: 2,
+    vocabSize: 64,
+    tensorShape: { nHeads: 2, nKvHeads: 2, headDim: 4, hiddenDim: 64 },
+  });
+  const d = (name: string) => ({
+    name,
+    memoryBytes: 1e6,
+    timing: flatTiming(10, 0.1, 8),
+    estimate: false,
+  });
+  const c = cluster(m, [d('a'), d('b')], meshLinks(['a', 'b'], 1, 1e6));
+  const r = plan({ cluster: c }, { objective: 'latency', parallelism: 'tensor' });
+  const stage = r.stages[0]!;
+  t.equal(stage.tensor?.head, 'split');
+  // Split: half the head each (4 ms), then the logits' sum of 64 fp32 (256 B + 128 B framing,
+  // 0.384 ms at 1 MB/s) by the exchange of two: 0.5 + 0.384 + 0.24 = 1.124 ms; 5.124 ms in all,
+  // against 8 on the leader. The stage: 2 layers (13.96) + embedding 0.1 + 5.124 = 19.184 ms.
+  t.equal(stage.computeMs, 19.184);
+  t.equal(r.tpotMs, 20.712);
+  // Each member holds its half of the head (300 B); the leader also the embedding (200 B).
+  t.same(stage.memberMemoryBytes, [1000 + 640 + 200 + 150, 1000 + 640 + 150]);
+  // The same plan with the head on the leader: 13.96 + 0.1 + 8 + 1.528 = 23.588 ms.
+  const cost = new CostModel(c);
+  const onLeader = stageAssignments(cost, {
+    stages: [{ ...stage, tensor: { ...stage.tensor!, head: 'leader' } }],
+  });
+  t.equal(cost.evaluate(onLeader, 1, 1).tpotNs, 23_588_000);
+  // TTFT has the head once after the last chunk: the split one, 5.124 ms, not the leader's 8.
+  const leaderPlan = cost.evaluate(onLeader, 1, 1);
+  t.equal(leaderPlan.ttftNs - Math.round(r.ttftMs * 1e6), 8_000_000 - 5_124_000);
+});
+
 t.test('options are checked', async (t) => {
   const c = handCase(1e6);
   t.throws(() => plan({ cluster: c }, { parallelism: 'hybrid', planner: 'ga' }), {
