@@ -30,6 +30,11 @@ t.test('--compare as a table; --parallelism; --compare-planners', async (t) => {
   const one = await runCli(['plan', '--preset', 'tp-x2-1gbit', '--parallelism', 'tensor']);
   t.equal(one.code, 0, one.stderr);
   t.match(one.stdout, /parallelism +│ tensor/);
+  // The scenario's emulated devices stretch a segment run (0.36 ms): at 100 Mbit/s + 2 ms the
+  // group no longer pays, and the hybrid plan is one device.
+  const slow = await runCli(['plan', '--preset', 'tp-x2-100mbit', '--compare']);
+  t.equal(slow.code, 0, slow.stderr);
+  t.match(slow.stdout, /hybrid +│ dev-1\[0-11\] /);
   const planners = await runCli(['plan', '--preset', 'tp-x2-100mbit', '--compare-planners']);
   t.equal(planners.code, 0, planners.stderr);
   t.match(planners.stdout, /│ pso /);

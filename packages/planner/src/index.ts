@@ -146,6 +146,7 @@ export {
 export {
   BENCH_CORE,
   benchCorePreset,
+  findScenario,
   PLAN_SCENARIOS,
   type PlanScenario,
   STORIES110M_PRESET_CONFIG,

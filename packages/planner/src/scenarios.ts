@@ -3,10 +3,11 @@
  * devices (speed factor 0.25 of this machine: `swarmbee worker --speed-factor 0.25`), 2 or 4
  * of them, on links shaped to 1 Gbit/s + 0.2 ms or 100 Mbit/s + 2 ms (one-way delay, so
  * twice that round trip). `swarmbee plan --compare --preset NAME` shows pure pipeline, pure
- * tensor and hybrid side by side, predicted: where tensor parallelism stops paying. The links
- * are nominal: the repository's user-space link shaper fires its timers no sooner than 1 ms,
- * so its "0.2 ms" link delays by about 1 ms (docs/BENCHMARKS.md, the allreduce part) — a run
- * over it is judged by the planner from its own measured profile, not from these.
+ * tensor and hybrid side by side, predicted: where tensor parallelism stops paying. An
+ * emulated member paces each segment run at its speed (`paceSegments`), so a segment's fixed
+ * cost stretches with it: the scenarios plan with `segmentRunMs` / speed factor; the
+ * all-reduce's CPU per part is not stretched. A run over real (or shaped) links is judged by
+ * the planner from its own measured profile, not from these estimates.
  */
 import {
   type ClusterProfile,
@@ -15,6 +16,7 @@ import {
   STORIES110M_SHAPE,
 } from '@swarmbee/core';
 import type { DeviceSpec } from './analytic.js';
+import { DEFAULT_TENSOR_COSTS, type TensorCosts } from './group-cost.js';
 import { llamaModelSummary } from './model-summary.js';
 import { clusterFromPresets, type DevicePreset, type LinkSpec } from './presets.js';
 
@@ -44,6 +46,8 @@ export interface PlanScenario {
   /** Share of {@link BENCH_CORE}'s speed each device has. */
   speedFactor: number;
   link: LinkSpec;
+  /** The tensor-parallel costs to plan it with: segment runs stretched by the speed factor. */
+  tensorCosts: TensorCosts;
 }
 
 const GBIT: LinkSpec = { rttMs: 0.4, bandwidthBytesPerS: 125e6 };
@@ -58,6 +62,10 @@ export const PLAN_SCENARIOS: readonly PlanScenario[] = [
   ...s,
   speedFactor: 0.25,
   description: `110M preset, ${s.description}, each device at speed factor 0.25`,
+  tensorCosts: {
+    ...DEFAULT_TENSOR_COSTS,
+    segmentRunMs: DEFAULT_TENSOR_COSTS.segmentRunMs / 0.25,
+  },
 }));
 
 /** The device preset of a core slowed to `speed` (time stretched by 1 / speed). */
@@ -73,13 +81,19 @@ export function benchCorePreset(speed: number): DevicePreset {
   };
 }
 
-/** The cluster profile of a scenario; an unknown id throws, naming the known ones. */
-export function scenarioCluster(id: string, createdAt?: string): ClusterProfile {
+/** The scenario with this id; an unknown id throws, naming the known ones. */
+export function findScenario(id: string): PlanScenario {
   const scenario = PLAN_SCENARIOS.find((s) => s.id === id);
   if (!scenario) {
     const known = PLAN_SCENARIOS.map((s) => s.id).join(', ');
     throw new InvalidArgumentError(`unknown scenario "${id}"; known scenarios: ${known}`);
   }
+  return scenario;
+}
+
+/** The cluster profile of a scenario (plan it with its `tensorCosts`). */
+export function scenarioCluster(id: string, createdAt?: string): ClusterProfile {
+  const scenario = findScenario(id);
   const model = llamaModelSummary(STORIES110M_PRESET_CONFIG, 'stories110m-preset');
   const preset = benchCorePreset(scenario.speedFactor);
   const devices = Array.from({ length: scenario.devices }, (_, i) => ({

@@ -17,6 +17,7 @@ import {
   comparisonRows,
   DEVICE_PRESETS,
   findPreset,
+  findScenario,
   LLAMA2_7B_CONFIG,
   llamaModelSummary,
   type Objective,
@@ -144,6 +145,8 @@ export function planCommand(yargs: Argv): Argv {
         planner: args.planner as PlannerName,
         parallelism: args.parallelism as Parallelism,
       };
+      // A scenario's emulated devices stretch a segment run's fixed cost with their speed.
+      if (args.preset) options.tensorCosts = findScenario(args.preset).tensorCosts;
       if (args.pinFirst) options.pinFirst = args.pinFirst;
       if (args.pinLast) options.pinLast = args.pinLast;
       const request = { cluster, workload };
