@@ -105,6 +105,7 @@ export interface PlannedStage extends StagePlan {
    * The stage's KV-cache budget, bytes: its layers' KV bytes per token × the workload's
    * context × the sequences the plan keeps (micro-batch size × micro-batches in flight).
    * The coordinator deploys the stage with this budget. Absent from plans made before it.
+   * Of a tensor-parallel stage: the whole stage's; each member holds its KV heads' share.
    */
   kvBudgetBytes?: number;
   /** Bytes the device has available. */
