@@ -68,6 +68,18 @@ export interface GroupSplit {
   bytesPerSecond: number;
 }
 
+/** What every stage of one group at one micro-batch size shares. */
+export interface PreparedGroup {
+  /** Its cache key: the group, its weights and algorithm, the micro-batch size. */
+  key: string;
+  split: GroupSplit;
+  decode: Float64Array;
+  prefill: Float64Array;
+  algorithm: AllReduceAlgorithmName;
+  overheadDecodeNs: number;
+  overheadPrefillNs: number;
+}
+
 /** Where a group stage sits: its layers [start, end), first / last, the micro-batch, the sequences its KV holds. */
 export interface GroupStagePlace {
   start: number;
@@ -110,6 +122,8 @@ const howKey = (group: readonly number[], how?: GroupHow) =>
 export class GroupCosts {
   private readonly splits = new Map<string, GroupSplit | null>();
   private readonly prefixCache = new Map<string, Float64Array>();
+  private readonly nsCache = new Map<string, number>();
+  private readonly preparedCache = new Map<string, PreparedGroup>();
   private readonly allReduceCache = new Map<
     string,
     { algorithm: AllReduceAlgorithmName; ns: number }
@@ -181,6 +195,16 @@ export class GroupCosts {
     return found;
   }
 
+  /** A time computed once per key (the head's parts, group-head.ts). */
+  cachedNs(key: string, make: () => number): number {
+    let ns = this.nsCache.get(key);
+    if (ns === undefined) {
+      ns = make();
+      this.nsCache.set(key, ns);
+    }
+    return ns;
+  }
+
   /** Decode time of layers [0, l) by the group at micro-batch b, by l. */
   decodePrefixNs(group: readonly number[], batch: number, how?: GroupHow): Float64Array {
     return this.groupPrefix('decode', group, batch, how);
@@ -199,29 +223,44 @@ export class GroupCosts {
   stage(group: readonly number[], at: GroupStagePlace, how?: GroupHow): GroupStageCost {
     const { start, end, first, last, batch, sequences } = at;
     const { cost } = this;
-    const split = this.required(group, how?.weights);
+    const p = this.prepared(group, batch, how);
     const leader = group[0]!;
-    const decode = this.decodePrefixNs(group, batch, how);
-    let decodeNs = decode[end]! - decode[start]! + this.slowestOverheadNs(group, batch);
+    let decodeNs = p.decode[end]! - p.decode[start]! + p.overheadDecodeNs;
     if (first) decodeNs += cost.embeddingDecodeNs(leader, batch);
-    const prefill = this.prefillPrefixNs(group, batch, how);
-    let prefillNs = prefill[end]! - prefill[start]! + this.slowestOverheadNs(group, 1);
+    let prefillNs = p.prefill[end]! - p.prefill[start]! + p.overheadPrefillNs;
     if (first) prefillNs += cost.embeddingPrefillNs(leader);
     const weights = cost.paramPrefix[end]! - cost.paramPrefix[start]!;
     const kv = cost.stageKvBytes(start, end, sequences);
-    const layers = group.map(
-      (_, rank) => split.fractions[rank]! * weights + split.kvFractions[rank]! * kv,
-    );
-    const allReduce = this.allReduce(group, batch, how?.allReduce).algorithm;
-    const head = chooseHead(this, group, split, { first, last, batch }, layers, how);
+    const { fractions, kvFractions } = p.split;
+    const layers = group.map((_, rank) => fractions[rank]! * weights + kvFractions[rank]! * kv);
+    const head = chooseHead(this, group, p, { first, last, batch }, layers, how);
     return {
       decodeNs: decodeNs + head.decodeNs,
       prefillNs,
       memberMemoryBytes: head.memoryBytes,
-      allReduce,
+      allReduce: p.algorithm,
       head: head.mode,
       headFirstTokenNs: head.firstTokenNs,
     };
+  }
+
+  /** What every stage of a group at micro-batch b shares, computed once (the search asks often). */
+  private prepared(group: readonly number[], batch: number, how?: GroupHow): PreparedGroup {
+    const key = `${howKey(group, how)}/${batch}`;
+    let p = this.preparedCache.get(key);
+    if (!p) {
+      p = {
+        key,
+        split: this.required(group, how?.weights),
+        decode: this.decodePrefixNs(group, batch, how),
+        prefill: this.prefillPrefixNs(group, batch, how),
+        algorithm: this.allReduce(group, batch, how?.allReduce).algorithm,
+        overheadDecodeNs: this.slowestOverheadNs(group, batch),
+        overheadPrefillNs: this.slowestOverheadNs(group, 1),
+      };
+      this.preparedCache.set(key, p);
+    }
+    return p;
   }
 
   private slowestOverheadNs(group: readonly number[], batch: number): number {

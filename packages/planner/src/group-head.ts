@@ -14,7 +14,7 @@
  * holds the embedding.
  */
 import { TensorSplitError } from '@swarmbee/core';
-import type { GroupCosts, GroupHow, GroupSplit } from './group-cost.js';
+import type { GroupCosts, GroupHow, PreparedGroup } from './group-cost.js';
 
 export type HeadMode = 'leader' | 'split';
 
@@ -31,7 +31,7 @@ export interface HeadCost {
 export function chooseHead(
   groups: GroupCosts,
   group: readonly number[],
-  split: GroupSplit,
+  prepared: PreparedGroup,
   at: { first: boolean; last: boolean; batch: number },
   layers: readonly number[],
   how?: GroupHow,
@@ -50,16 +50,21 @@ export function chooseHead(
     firstTokenNs: cost.headDecodeNs(leader, 1),
     memoryBytes: base.map((bytes, rank) => bytes + (rank === 0 ? leaderRows(headBytes) : 0)),
   };
-  const shares = split.vocabFractions;
+  const shares = prepared.split.vocabFractions;
   if (how?.head === 'split' && !shares)
     throw new TensorSplitError(
       `${vocabSize} vocabulary rows cannot be split across ${group.length} members`,
     );
   if (how?.head === 'leader' || !shares) return onLeader;
-  const { algorithm } = groups.allReduce(group, at.batch, how?.allReduce);
+  const { algorithm } = prepared;
   const splitNs = (rows: number) =>
-    Math.max(...group.map((d, rank) => Math.round(shares[rank]! * cost.headDecodeNs(d, rows)))) +
-    groups.allReduceElements(group, rows * vocabSize, algorithm).ns;
+    groups.cachedNs(
+      `head/${prepared.key}/${rows}`,
+      () =>
+        Math.max(
+          ...group.map((d, rank) => Math.round(shares[rank]! * cost.headDecodeNs(d, rows))),
+        ) + groups.allReduceElements(group, rows * vocabSize, algorithm).ns,
+    );
   const onMembers: HeadCost = {
     mode: 'split',
     decodeNs: splitNs(at.batch),

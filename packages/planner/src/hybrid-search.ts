@@ -15,7 +15,7 @@
  * has one run, throughput up to 2·N + 1 counts in flight × the micro-batch candidates). A
  * lower bound on the layers left (each at the least any device or group spends on it) and the
  * incumbent prune most of it; measured here, 8 distinct devices (presets), 22 layers: latency
- * 0.3 s, throughput 10 s. Past `HYBRID_STEP_LIMIT` stage evaluations the search gives up with
+ * 0.3-0.5 s, throughput 11-13 s (load 2.5-3.5). Past `HYBRID_STEP_LIMIT` stage evaluations the search gives up with
  * PlanTooLargeError (fix the count in flight or give the workload its streams: fewer runs).
  */
 import { PlanTooLargeError, SwarmBeeError } from '@swarmbee/core';
@@ -36,7 +36,7 @@ import { NS_PER_S } from './units.js';
 
 /**
  * Most stage evaluations one hybrid search may make before it gives up (PlanTooLargeError):
- * about 7 s on this busy 2-core machine. 8 distinct devices, 22 layers took 0.3 M
+ * about 13 s on this busy 2-core machine. 8 distinct devices, 22 layers took 0.3 M
  * (latency) and 4.5 M (throughput, 85 runs).
  */
 export const HYBRID_STEP_LIMIT = 5e6;
