@@ -15,8 +15,9 @@
  * has one run, throughput up to 2·N + 1 counts in flight × the micro-batch candidates). A
  * lower bound on the layers left (each at the least any device or group spends on it) and the
  * incumbent prune most of it; measured here, 8 distinct devices (presets), 22 layers: latency
- * 0.3-0.5 s, throughput 11-13 s (load 2.5-3.5). Past `HYBRID_STEP_LIMIT` stage evaluations the search gives up with
- * PlanTooLargeError (fix the count in flight or give the workload its streams: fewer runs).
+ * 0.3-0.5 s, throughput 11-13 s (load 2.5-3.5). Past `HYBRID_STEP_LIMIT` stage evaluations
+ * the search gives up with PlanTooLargeError (fix the count in flight or give the workload its
+ * streams: fewer runs).
  */
 import { PlanTooLargeError, SwarmBeeError } from '@swarmbee/core';
 import type { CostModel } from './cost-model.js';
