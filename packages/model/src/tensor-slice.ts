@@ -7,7 +7,14 @@
  * heads gives 2, 1, 1. Columns are dealt in units of `granularity` (the last unit may be
  * shorter), so slices stay aligned for the kernels.
  */
-import { type LlamaConfig, TensorSplitError } from '@swarmbee/core';
+import {
+  apportion,
+  type LlamaConfig,
+  TENSOR_COLUMN_GRANULARITY,
+  TensorSplitError,
+} from '@swarmbee/core';
+
+export { apportion };
 
 /** A half-open index range [start, end). */
 export interface IndexRange {
@@ -33,7 +40,7 @@ export interface TensorSlice {
 }
 
 /** Feed-forward columns are dealt in units of this many (the model's last unit may be shorter). */
-export const DEFAULT_COLUMN_GRANULARITY = 32;
+export const DEFAULT_COLUMN_GRANULARITY = TENSOR_COLUMN_GRANULARITY;
 
 export interface TensorSplitOptions {
   /** Relative speed of each member (any positive scale); its length is the degree. */
@@ -114,32 +121,4 @@ export function wholeSlice(config: Pick<LlamaConfig, 'nKvHeads' | 'hiddenDim'>):
     kvHeads: { start: 0, end: config.nKvHeads },
     columns: { start: 0, end: config.hiddenDim },
   };
-}
-
-/**
- * `total` whole units dealt in proportion to `weights`, at least one each (largest
- * remainder; ties go to the lower rank). Needs total ≥ weights.length.
- */
-export function apportion(total: number, weights: readonly number[]): number[] {
-  const sum = weights.reduce((a, b) => a + b, 0);
-  const quotas = weights.map((w) => (w / sum) * total);
-  const counts = quotas.map((q) => Math.max(1, Math.floor(q)));
-  let dealt = counts.reduce((a, b) => a + b, 0);
-  // The minimum of one may over-deal: take back from the most over-served member above one.
-  while (dealt > total) {
-    let pick = -1;
-    for (let i = 0; i < counts.length; i++)
-      if (counts[i]! > 1 && (pick < 0 || counts[i]! - quotas[i]! > counts[pick]! - quotas[pick]!))
-        pick = i;
-    counts[pick] = counts[pick]! - 1;
-    dealt--;
-  }
-  while (dealt < total) {
-    let pick = 0;
-    for (let i = 1; i < counts.length; i++)
-      if (quotas[i]! - counts[i]! > quotas[pick]! - counts[pick]!) pick = i;
-    counts[pick] = counts[pick]! + 1;
-    dealt++;
-  }
-  return counts;
 }
