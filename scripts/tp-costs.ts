@@ -41,14 +41,18 @@ const stage = { intraOpThreads: 1 };
 interface Layout {
   name: string;
   open: () => Promise<StageEngine>;
+  /** All-reduce calls per token: two per layer, the embedding's, and the logits' when split. */
+  calls: number;
 }
+const groupCalls = 2 * config.nLayers + 1;
 const layouts: Layout[] = [
-  { name: 'one engine', open: () => ThreadedStage.create(buildShard(dir, range), stage) },
+  { name: 'one engine', calls: 0, open: () => ThreadedStage.create(buildShard(dir, range), stage) },
   ...[1, 2, 4]
     .filter((k) => k <= config.nKvHeads)
     .flatMap((k) =>
       (k === 1 ? (['blocking'] as const) : (['blocking', 'async'] as const)).map((wait) => ({
         name: k === 1 ? 'group of one' : `TP${k}, ${wait} wait`,
+        calls: groupCalls,
         open: async () =>
           TensorGroupStage.create(await buildGroupShards(dir, range, Array(k).fill(1)), {
             stage,
@@ -56,6 +60,17 @@ const layouts: Layout[] = [
           }),
       })),
     ),
+  ...[2, 4]
+    .filter((k) => k <= config.nKvHeads)
+    .map((k) => ({
+      name: `TP${k}, head split by vocabulary`,
+      calls: groupCalls + 1,
+      open: async () =>
+        TensorGroupStage.create(
+          await buildGroupShards(dir, range, Array(k).fill(1), { splitVocab: true }),
+          { stage },
+        ),
+    })),
 ];
 
 interface Run {
@@ -119,8 +134,7 @@ for (const [i, layout] of layouts.entries()) {
   const r = runs[i]!;
   const msPerToken = median(r.map((x) => x.msPerToken));
   const runsPerToken = r[0]!.runsPerToken;
-  // Every layer sums twice; the first stage also hands out the leader's embedding by a sum.
-  const calls = i === 0 ? 0 : 2 * config.nLayers + 1;
+  const { calls } = layout;
   const perCall = calls === 0 ? '-' : ms(median(r.map((x) => x.allReduceMsPerToken)) / calls);
   console.log(
     `| ${layout.name} | ${ms(msPerToken)} | ${(msPerToken / one).toFixed(2)} | ${runsPerToken} | ${calls} | ${perCall} |`,

@@ -1,8 +1,9 @@
 /**
  * Tensor-parallel groups on the Hugging Face families SwarmBee builds, against
  * transformers itself (test/fixtures/hf-families, made by scripts/fixtures/hf_families.py
- * with transformers 5.18.0): every family with 2 KV heads runs as one TP2 stage and as
- * 2 stages x TP2, and must give transformers' greedy ids and logits within 1e-4. Gemma 3's
+ * with transformers 5.18.0): every family with 2 KV heads runs as one TP2 stage (the LM head
+ * on the leader) and as 2 stages x TP2 (the head split by vocabulary: tied and untied heads,
+ * soft-capped logits), and must give transformers' greedy ids and logits within 1e-4. Gemma 3's
  * post-norms normalise whole sublayer outputs, which no member holds: refused by code.
  */
 import { join } from 'node:path';
@@ -22,12 +23,13 @@ const LOGIT_TOLERANCE = 1e-4;
 const LAYOUTS = [
   { name: 'TP2', stages: 1, groups: [[1, 1]] },
   {
-    name: '2 stages x TP2',
+    name: '2 stages x TP2, the head split by vocabulary',
     stages: 2,
     groups: [
       [1, 1],
       [1, 1],
     ],
+    splitVocab: true,
   },
 ];
 
@@ -43,6 +45,7 @@ for (const name of HF_FAMILY_FIXTURES.filter((n) => !n.startsWith('gemma3'))) {
       const pipeline = await LocalPipeline.create(dir, {
         stages: layout.stages,
         groups: layout.groups,
+        ...(layout.splitVocab ? { splitVocab: true } : {}),
         stage: { intraOpThreads: 1 },
       });
       try {

@@ -15,7 +15,7 @@ export interface SuiteContext {
   ggufDir?: string;
   /** scale suite, transfer part: the shard sent whole over the shaped 100 Mbit/s link, MiB (default 4096; 256 when quick). */
   shardMib?: number;
-  /** scale suite: its parts to run (steps, serve, transfer; default all); parallel suite: hop. */
+  /** scale suite: its parts to run (steps, serve, transfer; default all); parallel suite: hop, allreduce, plan. */
   parts?: string[];
   /** scale suite: the model shapes (default llama3.2-1b, llama3.2-3b, llama3.1-8b; the 1B one when quick). */
   shapes?: string[];

@@ -142,6 +142,25 @@ export function layerRope(config: LlamaConfig, layer: number): RopeSpec {
 export type KvDtype = 'float32' | 'float16';
 
 /** Bytes of one cached key or value element. */
+/**
+ * The benchmark model's shape: stories110M's dimensions with a 512-token vocabulary (the
+ * `stories110m` synthetic preset of @swarmbee/model, and the planner's benchmark scenarios).
+ */
+export const STORIES110M_SHAPE: Readonly<
+  Pick<
+    LlamaConfig,
+    'dim' | 'hiddenDim' | 'nLayers' | 'nHeads' | 'nKvHeads' | 'vocabSize' | 'maxSeqLen'
+  >
+> = {
+  dim: 768,
+  hiddenDim: 2048,
+  nLayers: 12,
+  nHeads: 12,
+  nKvHeads: 12,
+  vocabSize: 512,
+  maxSeqLen: 1024,
+};
+
 export const KV_DTYPE_BYTES: Readonly<Record<KvDtype, number>> = { float32: 4, float16: 2 };
 
 /** Bytes of keys plus values, per token of context, for one layer (fp32 unless `dtype` says). */

@@ -21,6 +21,7 @@ export {
   type MlpActivation,
   type RopeScaling,
   type RopeSpec,
+  STORIES110M_SHAPE,
 } from './decoder-config.js';
 export {
   AbortedError,
@@ -164,11 +165,13 @@ export {
   gridAtRisk,
   type HeadTiming,
   type LinkProfile,
+  llamaTensorShape,
   type ModelSummary,
   modelSummaryFromManifest,
   type OpTiming,
   type PrefillTimingGrid,
   type RuntimeVersions,
+  type TensorShape,
   type TimingRisk,
   TOKEN_WIRE_BYTES,
 } from './profile.js';
@@ -191,6 +194,13 @@ export type { StageEvent, StageTimelineEntry } from './stage-timeline.js';
 export { IllegalStateError, StateMachine, type StateTransitions } from './state-machine.js';
 export { DTYPE_BYTES, elementCount, type TensorData, type TensorDtype } from './tensor.js';
 export { TensorSplitError } from './tensor-parallel-errors.js';
+export {
+  apportion,
+  dealtCounts,
+  TENSOR_COLUMN_GRANULARITY,
+  type TensorShare,
+  tensorShares,
+} from './tensor-shares.js';
 export {
   AdapterBaseMismatchError,
   AdapterInvalidError,

@@ -33,6 +33,11 @@ export interface TensorStagePlan {
   weights: number[];
   /** How the group sums its partials: `star` at the leader, or `ring`. */
   allReduce: 'star' | 'ring';
+  /**
+   * On the last stage, where the LM head runs: on the `leader` alone, or `split` by vocabulary
+   * across the members (one more sum, of vocabulary size, per token). Default `leader`.
+   */
+  head?: 'leader' | 'split';
 }
 
 /** Every device a stage runs on: the group's members, or its one device. */

@@ -6,6 +6,7 @@
  * saved, diffed and replayed.
  */
 
+import { headDim, type LlamaConfig } from './decoder-config.js';
 import type { LayerCost, ModelManifest } from './manifest.js';
 import { DTYPE_BYTES } from './tensor.js';
 
@@ -156,6 +157,22 @@ export interface ModelSummary {
    * then holds the matrix once: `embeddingBytes + headBytes - embeddingBytes`.
    */
   tiedEmbedding: boolean;
+  /**
+   * How a layer splits across a tensor-parallel group (KV heads and their query heads,
+   * feed-forward columns). Absent when the model's layers cannot be split (ONNX decoders,
+   * quantized weights, post-norms): the planner then makes pipelines only.
+   */
+  tensorShape?: TensorShape;
+}
+
+/** The shape a tensor-parallel split deals out: heads by KV group, feed-forward columns. */
+export interface TensorShape {
+  nHeads: number;
+  nKvHeads: number;
+  /** Size of one attention head. */
+  headDim: number;
+  /** Feed-forward inner width (the columns of gate and up). */
+  hiddenDim: number;
 }
 
 /**
@@ -197,7 +214,7 @@ export function modelSummaryFromManifest(manifest: ModelManifest): ModelSummary 
   // A Llama model dir's weights are fp32 unless quantized; quantized layers already
   // count their real (smaller) bytes in `layers`, which is what memory planning needs.
   const dtype = manifest.architecture === 'onnx-decoder' ? manifest.config.weightDtype : 'float32';
-  return {
+  const summary: ModelSummary = {
     name: manifest.name,
     modelHash: manifest.modelHash,
     nLayers: manifest.config.nLayers,
@@ -213,4 +230,17 @@ export function modelSummaryFromManifest(manifest: ModelManifest): ModelSummary 
         ? manifest.decoder.tiedEmbedding
         : manifest.config.sharedClassifier,
   };
+  if (manifest.architecture === 'llama') {
+    const { config } = manifest;
+    // What tensor-slice-shard.ts refuses, the planner never plans: post-norms, quantized layers.
+    const splittable = !config.postNorms && manifest.layers.every((l) => !l.precision);
+    if (splittable) summary.tensorShape = llamaTensorShape(config);
+  }
+  return summary;
+}
+
+/** The tensor-parallel shape of a Llama-family config. */
+export function llamaTensorShape(config: LlamaConfig): TensorShape {
+  const { nHeads, nKvHeads, hiddenDim } = config;
+  return { nHeads, nKvHeads, headDim: headDim(config), hiddenDim };
 }

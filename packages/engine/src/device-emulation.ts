@@ -19,9 +19,14 @@
  * - Forwards run one at a time, each starting when the previous one's emulated time is over,
  *   as on a real device that is still busy.
  *
+ * A member of a tensor-parallel group is paced segment by segment instead (`paceSegments`, in
+ * its stage thread): stretching its whole forward would stretch the waits for the group's
+ * sums too, which a slower device does not slow down.
+ *
  * Production engines never see it: only the worker's emulation option (the CLI's
  * `--speed-factor`) wraps them.
  */
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidArgumentError } from '@swarmbee/core';
 import type {
@@ -83,6 +88,64 @@ export class DeviceEmulation {
 
   wrap(engine: StageEngine): StageEngine {
     return new EmulatedStage(engine, this);
+  }
+
+  /** The speed now, as plain data a stage thread can take (later changes do not reach it). */
+  snapshot(): SegmentEmulation {
+    return { speed: this.#speed, basis: this.basis };
+  }
+}
+
+/** A tensor-parallel member's emulated device: its speed and what a segment's own time is. */
+export interface SegmentEmulation {
+  /** Share of this machine's speed, in (0, 1]. */
+  speed: number;
+  basis: SpeedBasis;
+}
+
+/** Runs one segment of a member's forward; the default runs it as it comes. */
+export type SegmentPacer = <R>(run: () => Promise<R>) => Promise<R>;
+
+/** Segments run at this machine's speed. */
+export const unpaced: SegmentPacer = (run) => run();
+
+/**
+ * Paces a tensor-parallel member's segment runs as on a device `speed` times as fast: after
+ * each run the stage thread blocks (it has nothing else to do) until 1 / speed × the run's own
+ * time has passed — its wall time, or with basis `cpu` its own thread's CPU time when that is
+ * less (Linux's per-thread schedstat; the process's CPU time where that is missing), so members
+ * sharing this machine's cores are not charged each other's time. Only the segments stretch:
+ * the waits for the group's sums between them do not. For a stage thread only.
+ */
+export function paceSegments(emulation: SegmentEmulation): SegmentPacer {
+  const speed = checkSpeedFactor(emulation.speed);
+  if (speed === 1) return unpaced;
+  const parked = new Int32Array(new SharedArrayBuffer(4));
+  const cpuNow = emulation.basis === 'cpu' ? threadCpuClock() : undefined;
+  return async (run) => {
+    const cpuBefore = cpuNow?.();
+    const begun = performance.now();
+    const result = await run();
+    const wallMs = performance.now() - begun;
+    const ownMs = cpuNow ? Math.min(wallMs, cpuNow() - (cpuBefore as number)) : wallMs;
+    const idleMs = ownMs / speed - wallMs;
+    if (idleMs > 0) Atomics.wait(parked, 0, 0, idleMs);
+    return result;
+  };
+}
+
+/** This thread's CPU time so far, ms: a clock to read before and after a run. */
+function threadCpuClock(): () => number {
+  const schedstat = '/proc/thread-self/schedstat';
+  try {
+    readFileSync(schedstat, 'utf8');
+    // The first field is the nanoseconds this thread has run on a CPU.
+    return () => Number.parseInt(readFileSync(schedstat, 'utf8'), 10) / 1e6;
+  } catch {
+    return () => {
+      const usage = process.cpuUsage();
+      return (usage.user + usage.system) / 1000;
+    };
   }
 }
 

@@ -19,6 +19,9 @@ export {
   checkSpeedFactor,
   DeviceEmulation,
   EmulatedStage,
+  paceSegments,
+  type SegmentEmulation,
+  type SegmentPacer,
   type SpeedBasis,
 } from './device-emulation.js';
 export {

@@ -30,6 +30,12 @@ export interface LocalPipelineOptions {
    * or one speed: the stage is one engine. Default: no groups.
    */
   groups?: (readonly number[] | undefined)[];
+  /**
+   * A group that runs the last stage splits its LM head by vocabulary (every member computes
+   * its rows' logits, summed into the leader's) instead of the leader computing it alone.
+   * Default false.
+   */
+  splitVocab?: boolean;
 }
 
 /**
@@ -80,7 +86,9 @@ export class LocalPipeline implements Pipeline {
           throw new InvalidArgumentError(
             `stage ${i} is a tensor-parallel group: its members run on their own threads from the model's weights (threaded, no custom shard)`,
           );
-        const shards = await buildGroupShards(dir, range, speeds);
+        const shards = await buildGroupShards(dir, range, speeds, {
+          ...(options.splitVocab ? { splitVocab: true } : {}),
+        });
         stages.push(await TensorGroupStage.create(shards, { stage: stageOptions }));
       }
     } catch (error) {

@@ -5,6 +5,7 @@
  * pipelines and (through `ThreadedStage`) the worker all create engines here.
  */
 import type { ShardGraph, TensorSliceShard } from '@swarmbee/model';
+import { paceSegments, type SegmentEmulation, unpaced } from './device-emulation.js';
 import { OnnxDecoderStage } from './onnx-decoder-stage.js';
 import { OrtStage } from './ort-stage.js';
 import { PortAllReduce, type PortGroup } from './port-all-reduce.js';
@@ -23,14 +24,21 @@ export function createStageEngine(
 
 /**
  * A tensor-parallel member: over the shared memory of its in-process group, or through the
- * port to the group member its process's main thread holds (a worker's).
+ * port to the group member its process's main thread holds (a worker's); with `emulation`,
+ * its segments run as on that slower device.
  */
 export function createMemberEngine(
   shard: TensorSliceShard,
   group: SharedGroup | PortGroup,
   options: StageOptions = {},
+  emulation?: SegmentEmulation,
 ): Promise<StageEngine> {
   const allReduce =
     'port' in group ? new PortAllReduce(group) : new SharedAllReduce(group, shard.slice.rank);
-  return TensorMemberStage.create(shard, allReduce, options);
+  return TensorMemberStage.create(
+    shard,
+    allReduce,
+    options,
+    emulation ? paceSegments(emulation) : unpaced,
+  );
 }

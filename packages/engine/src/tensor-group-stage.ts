@@ -7,6 +7,7 @@
  */
 import { InvalidArgumentError } from '@swarmbee/core';
 import type { TensorSliceShard } from '@swarmbee/model';
+import type { SegmentEmulation } from './device-emulation.js';
 import {
   type AllReduceWait,
   createSharedGroup,
@@ -32,6 +33,8 @@ export interface TensorGroupOptions {
   slotElements?: number;
   /** How members wait for each other's partials. Default {@link DEFAULT_ALL_REDUCE_WAIT}. */
   wait?: AllReduceWait;
+  /** Benchmarks: each member's emulated device by rank (its segments paced); default none. */
+  emulation?: readonly SegmentEmulation[];
 }
 
 export class TensorGroupStage implements StageEngine {
@@ -57,13 +60,19 @@ export class TensorGroupStage implements StageEngine {
           `shard ${rank} of a group of ${shards.length} holds the slice of rank ${shard.slice.rank} of ${shard.slice.degree}`,
         );
     });
+    if (options.emulation !== undefined && options.emulation.length !== shards.length)
+      throw new InvalidArgumentError(
+        `a group of ${shards.length} members was given ${options.emulation.length} emulated devices`,
+      );
     const group = createSharedGroup(
       shards.length,
       options.slotElements ?? DEFAULT_SLOT_ELEMENTS,
       options.wait ?? DEFAULT_ALL_REDUCE_WAIT,
     );
     const started = await Promise.allSettled(
-      shards.map((shard) => ThreadedStage.createMember(shard, group, options.stage)),
+      shards.map((shard, rank) =>
+        ThreadedStage.createMember(shard, group, options.stage, options.emulation?.[rank]),
+      ),
     );
     const members = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const failed = started.find((s) => s.status === 'rejected');

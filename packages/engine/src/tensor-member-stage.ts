@@ -20,6 +20,7 @@ import type { TensorSliceShard } from '@swarmbee/model';
 import { SHARD_IO, shardBiasInputs } from '@swarmbee/model/graph-io';
 import ort from 'onnxruntime-node';
 import { attentionBias, logitIndex, positionIds, windowAttentionBias } from './batch-feeds.js';
+import { type SegmentPacer, unpaced } from './device-emulation.js';
 import { KvCache } from './kv-cache.js';
 import { storeLayerRows } from './kv-rows.js';
 import {
@@ -67,6 +68,7 @@ export class TensorMemberStage implements StageEngine {
   readonly #head: ort.InferenceSession | undefined;
   readonly #kv: KvCache<Float32Array>;
   readonly #sampler: RowSampler;
+  readonly #pace: SegmentPacer;
   readonly #biases: { full: boolean; window: boolean };
   readonly #window: number | undefined;
   #forwards = 0;
@@ -78,9 +80,11 @@ export class TensorMemberStage implements StageEngine {
     group: AllReduce,
     sessions: MemberSessions,
     options: StageOptions,
+    pace: SegmentPacer,
   ) {
     const { config, slice } = shard;
     this.#shard = shard;
+    this.#pace = pace;
     this.#group = group;
     this.#layers = sessions.layers;
     this.#embedding = sessions.embedding;
@@ -103,11 +107,15 @@ export class TensorMemberStage implements StageEngine {
     this.info = stageInfo(shard, config, kvLimits(this.#kv));
   }
 
-  /** Loads the member's segment graphs; `group` is its all-reduce (rank = the slice's rank). */
+  /**
+   * Loads the member's segment graphs; `group` is its all-reduce (rank = the slice's rank).
+   * `pace` runs each segment (benchmarks' device emulation: `paceSegments`); default as is.
+   */
   static async create(
     shard: TensorSliceShard,
     group: AllReduce,
     options: StageOptions = {},
+    pace: SegmentPacer = unpaced,
   ): Promise<TensorMemberStage> {
     if (group.rank !== shard.slice.rank || group.size !== shard.slice.degree)
       throw new EngineFailedError(
@@ -138,7 +146,7 @@ export class TensorMemberStage implements StageEngine {
     const sessions: MemberSessions = { layers };
     if (shard.embedding) sessions.embedding = await load(shard.embedding, 'embedding');
     if (shard.head) sessions.head = await load(shard.head, 'head');
-    return new TensorMemberStage(shard, group, sessions, options);
+    return new TensorMemberStage(shard, group, sessions, options, pace);
   }
 
   get rank(): number {
@@ -247,7 +255,7 @@ export class TensorMemberStage implements StageEngine {
       return { kind: 'tokens', tokens: new Int32Array(rows.length).fill(-1), timing };
     }
     const perRow = logitsWhich === 'all' ? width : 1;
-    const logits = await this.#output(
+    let logits = await this.#output(
       this.#head,
       {
         ...common,
@@ -261,6 +269,16 @@ export class TensorMemberStage implements StageEngine {
       SHARD_IO.logits,
       timing,
     );
+    const { vocab } = this.#shard.slice;
+    if (vocab) {
+      // Each member's rows of the vocabulary, in place in a zero vector: their sum (exact,
+      // every other term a zero) is the whole logits, which the leader samples from.
+      logits = await this.#sum(spread(logits, vocab, this.info.vocabSize), timing);
+      if (this.rank !== 0) {
+        timing.stageMs = performance.now() - stageStart;
+        return { kind: 'tokens', tokens: new Int32Array(rows.length).fill(-1), timing };
+      }
+    }
     const sampleStart = performance.now();
     const output = this.#sampler.sample(batch, logits, perRow, timing);
     const end = performance.now();
@@ -326,7 +344,7 @@ export class TensorMemberStage implements StageEngine {
     const start = performance.now();
     let results: ort.InferenceSession.OnnxValueMapType;
     try {
-      results = await session.run(feeds);
+      results = await this.#pace(() => session.run(feeds));
     } catch (error) {
       throw new EngineFailedError(
         `member ${this.#shard.slice.rank}: a segment of layers [${this.info.layerStart}, ${this.info.layerEnd}) failed: ${(error as Error).message}`,
@@ -339,6 +357,20 @@ export class TensorMemberStage implements StageEngine {
     this.#forwardMsTotal += ms;
     return results;
   }
+}
+
+/** Logit rows over `vocab` (of a vocabulary of `size`) spread into zeroed full-vocabulary rows. */
+function spread(
+  logits: Float32Array,
+  vocab: { start: number; end: number },
+  size: number,
+): Float32Array {
+  const width = vocab.end - vocab.start;
+  const rows = logits.length / width;
+  const full = new Float32Array(rows * size);
+  for (let r = 0; r < rows; r++)
+    full.set(logits.subarray(r * width, (r + 1) * width), r * size + vocab.start);
+  return full;
 }
 
 /** `x += partial`, element-wise. */

@@ -5,6 +5,7 @@
 import type { TransferListItem, Worker } from 'node:worker_threads';
 import { EngineClosedError, EngineFailedError, fromWire, type SwarmBeeError } from '@swarmbee/core';
 import type { ShardGraph, TensorSliceShard } from '@swarmbee/model';
+import type { SegmentEmulation } from './device-emulation.js';
 import type { PortGroup } from './port-all-reduce.js';
 import type { SharedGroup } from './shared-all-reduce.js';
 import { ownBuffer, startThread, threadEntry, threadReady } from './source-thread.js';
@@ -68,15 +69,17 @@ export class ThreadedStage implements StageEngine {
   /**
    * Starts a thread hosting one member of a tensor-parallel group: of an in-process group
    * (its shared memory), or of one whose member this thread's side holds (a port to it,
-   * which moves to the new thread; see `serveAllReduce`).
+   * which moves to the new thread; see `serveAllReduce`). `emulation` (benchmarks) paces
+   * its segments as on a slower device.
    */
   static async createMember(
     shard: TensorSliceShard,
     group: SharedGroup | PortGroup,
     options: StageOptions = {},
+    emulation?: SegmentEmulation,
   ): Promise<ThreadedStage> {
     return ThreadedStage.#start(
-      { shard, options, group },
+      { shard, options, group, ...(emulation ? { emulation } : {}) },
       'port' in group ? [group.port] : undefined,
     );
   }

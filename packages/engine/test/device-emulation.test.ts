@@ -1,8 +1,10 @@
 /** Device emulation: a decorator around a real stage engine, never inside it. */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgumentError } from '@swarmbee/core';
 import {
   DeviceEmulation,
+  paceSegments,
   type StageBatch,
   type StageEngine,
   type StageOutput,
@@ -183,3 +185,57 @@ for (const basis of ['wall', 'cpu'] as const)
       );
     },
   );
+
+/** This thread's CPU time, ms (Linux), as the pacer's cpu basis reads it. */
+function threadCpuMs(): number {
+  return Number.parseInt(readFileSync('/proc/thread-self/schedstat', 'utf8'), 10) / 1e6;
+}
+
+/** Spins this thread for `ms` of wall time (CPU work, as a segment run is). */
+async function spin(ms: number): Promise<number> {
+  const end = performance.now() + ms;
+  let n = 0;
+  while (performance.now() < end) n++;
+  return n;
+}
+
+t.test(
+  'a tensor-parallel member paced segment by segment: CPU work stretches, waiting does not',
+  async (t) => {
+    const pace = paceSegments({ speed: 0.25, basis: 'cpu' });
+    let begun = performance.now();
+    let cpuMs = 0;
+    await pace(async () => {
+      const cpuBefore = threadCpuMs();
+      await spin(20);
+      cpuMs = threadCpuMs() - cpuBefore;
+    });
+    const computed = performance.now() - begun;
+    // The spin's CPU on a device a quarter as fast takes 4 × as long; the machine's other work
+    // may take the spin's core from it (its wall time then exceeds its CPU time), which a
+    // device of its own would not see, so the share is of CPU time.
+    t.ok(
+      computed >= 4 * cpuMs - TICK_MS,
+      `${cpuMs.toFixed(1)} ms of CPU at speed 0.25 took ${computed.toFixed(1)} ms`,
+    );
+    begun = performance.now();
+    await pace(() => new Promise((resolve) => setTimeout(resolve, 20)));
+    const waited = performance.now() - begun;
+    // A run that waits without computing (a sum from the group) is not slower on a slower device.
+    t.ok(waited < 60, `a 20 ms wait at speed 0.25 took ${waited.toFixed(1)} ms`);
+    const wallPace = paceSegments({ speed: 0.5, basis: 'wall' });
+    begun = performance.now();
+    let runMs = 0;
+    await wallPace(async () => {
+      const runBegun = performance.now();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      runMs = performance.now() - runBegun;
+    });
+    const wall = performance.now() - begun;
+    t.ok(
+      wall >= 2 * runMs - TICK_MS,
+      `with the wall basis a ${runMs.toFixed(1)} ms run at speed 0.5 took ${wall.toFixed(1)} ms`,
+    );
+    t.throws(() => paceSegments({ speed: 0, basis: 'wall' }), InvalidArgumentError);
+  },
+);

@@ -1,7 +1,8 @@
 /**
  * Tensor-parallel stages in process, beside tensor-parallel.test.ts (run.c's text in every
- * layout): stories260K's logits in TP2, TP3 and TP4 against the unsplit stage, a group loaded
- * from written member shards, and a split that cannot be made.
+ * layout): stories260K's logits in TP2, TP3 and TP4 (the LM head on the leader, or split by
+ * vocabulary) against the unsplit stage, groups loaded from written member shards, and a
+ * split that cannot be made.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -49,9 +50,10 @@ t.test(
     if (!dir) return;
     const tokenizer = await loadTokenizer(dir);
     const ids = tokenizer.encode('Once upon a time there was a little girl');
-    const run = async (groups?: number[][]) => {
+    const run = async (groups?: number[][], splitVocab = false) => {
       const pipeline = await LocalPipeline.create(dir, {
         ...(groups ? { groups } : {}),
+        ...(splitVocab ? { splitVocab } : {}),
         stage: { intraOpThreads: 1 },
       });
       try {
@@ -85,8 +87,17 @@ t.test(
       }
     };
     const whole = await run();
-    for (const groups of [[[1, 1]], [[2, 1, 1]], [[1, 1, 1, 1]]]) {
-      const split = await run(groups);
+    for (const [groups, splitVocab] of [
+      [[[1, 1]], false],
+      [[[2, 1, 1]], false],
+      [[[1, 1, 1, 1]], false],
+      [[[2, 1, 1]], true],
+      [[[1, 1, 1, 1]], true],
+    ] as const) {
+      const split = await run(
+        groups.map((g) => [...g]),
+        splitVocab,
+      );
       let worst = 0;
       split.forEach((step, s) => {
         t.equal(step.length, whole[s]!.length);
@@ -95,7 +106,7 @@ t.test(
       });
       t.ok(
         worst <= LOGIT_TOLERANCE,
-        `TP${groups[0]!.length}: max |Δlogit| ${worst.toExponential(2)} <= ${LOGIT_TOLERANCE}`,
+        `TP${groups[0]!.length}${splitVocab ? ', head split by vocabulary' : ''}: max |Δlogit| ${worst.toExponential(2)} <= ${LOGIT_TOLERANCE}`,
       );
     }
   },
@@ -119,33 +130,60 @@ function onePipeline(stage: StageEngine): Pipeline {
   };
 }
 
-t.test('a TP3 group loaded from written member shards (speeds 1:1:2) equals run.c', async (t) => {
+t.test('TP3 groups loaded from written member shards (speeds 1:1:2) equal run.c', async (t) => {
   const root = t.testdir();
   const dir = await stories260kDir(t, root);
   if (!dir) return;
   const range = { start: 0, end: dir.manifest.config.nLayers };
-  const slices = splitTensors(dir.manifest.config, { weights: [1, 1, 2] });
-  t.same(
-    slices.map((s) => s.kvHeads.end - s.kvHeads.start),
-    [1, 1, 2],
-  );
-  const shards = [];
-  for (const slice of slices) {
-    const out = join(root, `member-${slice.rank}`);
-    await writeSliceShard(dir, range, slice, out);
-    shards.push((await openSliceShard(out)).shard);
-  }
-  const pipeline = onePipeline(
-    await TensorGroupStage.create(shards, { stage: { intraOpThreads: 1 } }),
-  );
-  try {
-    t.equal(
-      await greedyText(pipeline, dir, 'Once upon a time', 64),
-      await readFile(STORIES260K.refOnceUponATime, 'utf8'),
-      'written TP3: "Once upon a time", 64 steps',
+  const { vocabSize } = dir.manifest.config;
+  for (const splitVocab of [false, true]) {
+    const slices = splitTensors(dir.manifest.config, { weights: [1, 1, 2], splitVocab });
+    t.same(
+      slices.map((s) => s.kvHeads.end - s.kvHeads.start),
+      [1, 1, 2],
     );
-  } finally {
-    await pipeline.close();
+    if (splitVocab)
+      t.same(
+        slices.map((s) => [s.vocab!.start, s.vocab!.end]),
+        [
+          [0, 128],
+          [128, 256],
+          [256, vocabSize],
+        ],
+        'the vocabulary dealt 1:1:2 in units of 32 rows',
+      );
+    const shards = [];
+    for (const slice of slices) {
+      const out = join(root, `member-${splitVocab ? 'vocab-' : ''}${slice.rank}`);
+      await writeSliceShard(dir, range, slice, out);
+      const { shard, manifest } = await openSliceShard(out);
+      t.equal(
+        shard.head !== undefined,
+        splitVocab || slice.rank === 0,
+        `member ${slice.rank} holds a head`,
+      );
+      if (splitVocab && slice.rank > 0) {
+        // Only its rows of the (tied) head were copied: its weights are norms and those rows.
+        const weights = manifest.files.find((f) => f.name === 'weights.bin')!;
+        t.ok(
+          weights.bytes < vocabSize * dir.manifest.config.dim * 4,
+          `member ${slice.rank} copied ${weights.bytes} bytes of weights`,
+        );
+      }
+      shards.push(shard);
+    }
+    const pipeline = onePipeline(
+      await TensorGroupStage.create(shards, { stage: { intraOpThreads: 1 } }),
+    );
+    try {
+      t.equal(
+        await greedyText(pipeline, dir, 'Once upon a time', 64),
+        await readFile(STORIES260K.refOnceUponATime, 'utf8'),
+        `written TP3${splitVocab ? ', head split by vocabulary' : ''}: "Once upon a time", 64 steps`,
+      );
+    } finally {
+      await pipeline.close();
+    }
   }
 });
 

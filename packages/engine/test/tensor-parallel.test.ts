@@ -1,7 +1,8 @@
 /**
  * Tensor-parallel stages in process: stories260K (4 KV heads, 172 feed-forward columns)
- * split across groups of 2, 3 (uneven) and 4 members, alone and inside pipelines, must
- * give run.c's greedy text (logits and written shards: tensor-parallel-logits.test.ts).
+ * split across groups of 2, 3 (uneven) and 4 members, alone and inside pipelines, with the
+ * LM head on the leader or split by vocabulary, must give run.c's greedy text (logits and
+ * written shards: tensor-parallel-logits.test.ts).
  */
 import { readFile } from 'node:fs/promises';
 import { generate, LocalPipeline, type Pipeline } from '@swarmbee/engine';
@@ -30,6 +31,18 @@ const LAYOUTS = [
     stages: 3,
     groups: [undefined, [1, 2, 1], [1, 1]],
   },
+  {
+    name: 'TP3 at 2:1:1, the head split by vocabulary',
+    stages: 1,
+    groups: [[2, 1, 1]],
+    splitVocab: true,
+  },
+  {
+    name: '2 stages: one engine, TP4 with the head split by vocabulary',
+    stages: 2,
+    groups: [undefined, [1, 1, 1, 1]],
+    splitVocab: true,
+  },
 ];
 
 async function greedyText(pipeline: Pipeline, dir: LlamaModelDir, prompt: string, steps: number) {
@@ -50,6 +63,7 @@ t.test('stories260K greedy text equals run.c in tensor-parallel stages', async (
     const pipeline = await LocalPipeline.create(dir, {
       stages: layout.stages,
       groups: layout.groups,
+      ...(layout.splitVocab ? { splitVocab: true } : {}),
       stage: { intraOpThreads: 1 },
     });
     try {

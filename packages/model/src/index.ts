@@ -206,6 +206,7 @@ export {
   buildGroupShards,
   buildSliceShard,
   checkSliceShard,
+  type GroupShardOptions,
   type LayerSegments,
   type SliceShardOptions,
   type TensorSliceShard,

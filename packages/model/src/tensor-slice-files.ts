@@ -23,6 +23,8 @@ import type { TensorSlice } from './tensor-slice.js';
 import {
   buildSegments,
   checkSliceShard,
+  headTensorName,
+  holdsHead,
   type SliceShardOptions,
   type TensorSliceShard,
   unslicedTensorNames,
@@ -70,29 +72,56 @@ export async function writeSliceShard(
     const source = await open(llama.weightsPath, 'r');
     const weights: Buffer[] = [];
     let offset = 0;
+    const copy = async (name: string, at: number, length: number) => {
+      const bytes = Buffer.alloc(length);
+      const { bytesRead } = await source.read(bytes, 0, length, at);
+      if (bytesRead !== length)
+        throw new ShardInvalidError(`${llama.weightsPath} ends inside tensor ${name}`);
+      weights.push(bytes);
+      const where = { offset, bytes: length };
+      offset += length;
+      return where;
+    };
+    // A head split by vocabulary: the member's rows of it, copied alone.
+    let headRows: { offset: number; bytes: number } | undefined;
     try {
       // Norms, an embedding and a head: small next to the sliced layers, read whole.
       for (const name of names) {
         const tensor = findTensor(llama, name);
-        const bytes = Buffer.alloc(tensor.bytes);
-        const { bytesRead } = await source.read(bytes, 0, tensor.bytes, tensor.offset);
-        if (bytesRead !== tensor.bytes)
-          throw new ShardInvalidError(`${llama.weightsPath} ends inside tensor ${name}`);
-        placed.set(name, { offset, bytes: tensor.bytes });
-        weights.push(bytes);
-        offset += tensor.bytes;
+        placed.set(name, await copy(name, tensor.offset, tensor.bytes));
+      }
+      const { vocab } = slice;
+      if (vocab && holdsHead(config, range, slice)) {
+        const head = findTensor(llama, headTensorName(config));
+        const rowBytes = config.dim * Float32Array.BYTES_PER_ELEMENT;
+        headRows = await copy(
+          head.name,
+          head.offset + vocab.start * rowBytes,
+          (vocab.end - vocab.start) * rowBytes,
+        );
       }
     } finally {
       await source.close();
     }
     const weightsBytes = Buffer.concat(weights);
     await writeFile(join(staging, SHARD_WEIGHTS_FILE), weightsBytes);
-    const segments = await buildSegments(llama, range, slice, options, (name) =>
-      locateWeight(llama, name, (stored) => {
-        const p = placed.get(stored);
-        if (!p)
-          throw new ShardInvalidError(`member shard needs tensor ${stored}, which was not copied`);
-        return { location: SHARD_WEIGHTS_FILE, offset: p.offset, length: p.bytes };
+    const segments = await buildSegments(
+      llama,
+      range,
+      slice,
+      options,
+      (name) =>
+        locateWeight(llama, name, (stored) => {
+          const p = placed.get(stored);
+          if (!p)
+            throw new ShardInvalidError(
+              `member shard needs tensor ${stored}, which was not copied`,
+            );
+          return { location: SHARD_WEIGHTS_FILE, offset: p.offset, length: p.bytes };
+        }),
+      (_name, rows) => ({
+        dims: [rows.end - rows.start, config.dim],
+        where: { location: SHARD_WEIGHTS_FILE, offset: headRows!.offset, length: headRows!.bytes },
       }),
     );
     const files = [{ name: SHARD_WEIGHTS_FILE, bytes: offset, sha256: sha256(weightsBytes) }];
@@ -127,8 +156,8 @@ export async function writeSliceShard(
 
 /** The content address of a member shard: its slice, then each file's hash. */
 export function sliceShardId(slice: TensorSlice, files: SliceShardManifest['files']): string {
-  const { degree, rank, kvHeads, columns } = slice;
-  const sliceLine = `slice:${degree}:${rank}:${kvHeads.start}-${kvHeads.end}:${columns.start}-${columns.end}`;
+  const { degree, rank, kvHeads, columns, vocab } = slice;
+  const sliceLine = `slice:${degree}:${rank}:${kvHeads.start}-${kvHeads.end}:${columns.start}-${columns.end}${vocab ? `:vocab${vocab.start}-${vocab.end}` : ''}`;
   return sha256([sliceLine, ...files.map((f) => `${f.name}:${f.sha256}`)].join('\n'));
 }
 
@@ -186,6 +215,7 @@ export async function openSliceShard(
     externalDataDir: path,
   };
   if (slice.rank === 0 && layerStart === 0) shard.embedding = graph(SLICE_SEGMENT_FILES.embedding);
-  if (slice.rank === 0 && layerEnd === config.nLayers) shard.head = graph(SLICE_SEGMENT_FILES.head);
+  if (holdsHead(config, { start: layerStart, end: layerEnd }, slice))
+    shard.head = graph(SLICE_SEGMENT_FILES.head);
   return { manifest, shard };
 }

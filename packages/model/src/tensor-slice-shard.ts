@@ -25,7 +25,7 @@ import {
   sliceConfig,
 } from './onnx/tensor-slice-graph.js';
 import { checkRange, type LayerRange, locateWeight, shardTensorNames } from './shard.js';
-import { splitTensors, type TensorSlice } from './tensor-slice.js';
+import { type IndexRange, splitTensors, type TensorSlice } from './tensor-slice.js';
 
 /** One layer's two segment graphs. */
 export interface LayerSegments {
@@ -45,7 +45,10 @@ export interface TensorSliceShard {
   /** Leader of the first stage: token ids → hidden state. */
   embedding?: Uint8Array;
   layers: LayerSegments[];
-  /** Leader of the last stage: final norm and LM head. */
+  /**
+   * Last stage: final norm and LM head — on the leader, or, when the group splits its head
+   * by vocabulary (`slice.vocab`), on every member over its rows.
+   */
   head?: Uint8Array;
   /** Directory onnxruntime resolves the graphs' external-data file names against. */
   externalDataDir: string;
@@ -88,9 +91,40 @@ export async function buildSliceShard(
 /** The graphs of a member shard; the check of the model and slice is the caller's. */
 export type SliceSegments = Pick<TensorSliceShard, 'embedding' | 'layers' | 'head'>;
 
+/** Whether member `slice` of a group running `range` computes (some of) the LM head. */
+export function holdsHead(config: LlamaConfig, range: LayerRange, slice: TensorSlice): boolean {
+  return range.end === config.nLayers && (slice.rank === 0 || slice.vocab !== undefined);
+}
+
+/** The LM head's weight: the classifier, or the token embedding where the two are tied. */
+export function headTensorName(config: LlamaConfig): string {
+  return config.sharedClassifier ? TOKEN_EMBEDDING : CLASSIFIER;
+}
+
+/** Rows `rows` of an fp32 [rows, width] weight, located in place (no copy). */
+export function weightRows(located: LocatedWeight, rows: IndexRange): LocatedWeight {
+  const [, width] = located.dims as [number, number];
+  const count = rows.end - rows.start;
+  if (located.quantization)
+    throw new TensorSplitError('a quantized LM head cannot be split by vocabulary');
+  if (located.data)
+    return {
+      dims: [count, width],
+      data: located.data.subarray(rows.start * width, rows.end * width),
+    };
+  const where = located.where!;
+  const rowBytes = width * Float32Array.BYTES_PER_ELEMENT;
+  return {
+    dims: [count, width],
+    where: { ...where, offset: where.offset + rows.start * rowBytes, length: count * rowBytes },
+  };
+}
+
 /**
  * Builds a member's segments: weights the slice cuts go into the graphs, the others are
- * found by `locateUnsliced` (in the model dir, or in a written shard's own weights).
+ * found by `locateUnsliced` (in the model dir, or in a written shard's own weights). A
+ * member's rows of a head split by vocabulary are `locateHeadRows`'s (default: cut out of
+ * the whole head `locateUnsliced` finds).
  */
 export async function buildSegments(
   dir: LlamaModelDir,
@@ -98,6 +132,8 @@ export async function buildSegments(
   slice: TensorSlice,
   options: SliceShardOptions,
   locateUnsliced: (name: string) => LocatedWeight,
+  locateHeadRows: (name: string, rows: IndexRange) => LocatedWeight = (name, rows) =>
+    weightRows(locateUnsliced(name), rows),
 ): Promise<SliceSegments> {
   const { config } = dir.manifest;
   const sliced = await slicedWeights(dir, range, slice);
@@ -116,12 +152,25 @@ export async function buildSegments(
     });
   const segments: SliceSegments = { layers };
   if (slice.rank === 0 && range.start === 0) segments.embedding = buildEmbeddingSegment(spec);
-  if (slice.rank === 0 && range.end === config.nLayers)
-    segments.head = buildHeadSegment(spec, options.headChunkBytes ?? HEAD_CHUNK_BYTES);
+  if (holdsHead(config, range, slice)) {
+    const { vocab } = slice;
+    const headSpec: SliceSegmentSpec = vocab
+      ? {
+          ...spec,
+          config: { ...spec.config, vocabSize: vocab.end - vocab.start },
+          locate: (name) =>
+            name === headTensorName(config) ? locateHeadRows(name, vocab) : spec.locate(name),
+        }
+      : spec;
+    segments.head = buildHeadSegment(headSpec, options.headChunkBytes ?? HEAD_CHUNK_BYTES);
+  }
   return segments;
 }
 
-/** Names of the weights a member reads whole (norms; the leader's embedding and head). */
+/**
+ * Names of the weights a member reads whole (norms; the leader's embedding, and its head
+ * unless the group splits the head: a member's rows of it are not read whole).
+ */
 export function unslicedTensorNames(
   config: LlamaConfig,
   range: LayerRange,
@@ -134,10 +183,10 @@ export function unslicedTensorNames(
     if (config.qkNorm) names.push(layerTensor.qNorm(layer), layerTensor.kNorm(layer));
     names.push(layerTensor.ffnNorm(layer));
   }
-  if (slice.rank === 0 && range.end === config.nLayers) {
+  if (holdsHead(config, range, slice)) {
     names.push(FINAL_NORM);
-    const head = config.sharedClassifier ? TOKEN_EMBEDDING : CLASSIFIER;
-    if (!names.includes(head)) names.push(head);
+    const head = headTensorName(config);
+    if (!slice.vocab && !names.includes(head)) names.push(head);
   }
   return names;
 }
@@ -157,15 +206,23 @@ export function checkSliceShard(
   return llama;
 }
 
+export interface GroupShardOptions extends SliceShardOptions {
+  /** Split the LM head by vocabulary across the members (see `splitTensors`); default false. */
+  splitVocab?: boolean;
+}
+
 /** The shards of every member of a group running `range`, split in proportion to `speeds` (rank order). */
 export async function buildGroupShards(
   dir: ModelDir,
   range: LayerRange,
   speeds: readonly number[],
-  options: SliceShardOptions = {},
+  options: GroupShardOptions = {},
 ): Promise<TensorSliceShard[]> {
   if (dir.manifest.architecture === 'onnx-decoder') refuseImportedDecoder();
-  const slices = splitTensors((dir as LlamaModelDir).manifest.config, { weights: speeds });
+  const slices = splitTensors((dir as LlamaModelDir).manifest.config, {
+    weights: speeds,
+    ...(options.splitVocab ? { splitVocab: true } : {}),
+  });
   return Promise.all(slices.map((slice) => buildSliceShard(dir, range, slice, options)));
 }
 
@@ -195,6 +252,11 @@ function checkSlice(config: LlamaConfig, slice: TensorSlice): void {
   if (!within(columns, config.hiddenDim))
     throw new TensorSplitError(
       `feed-forward columns [${columns.start}, ${columns.end}) are not a non-empty range of the model's ${config.hiddenDim}`,
+    );
+  const { vocab } = slice;
+  if (vocab !== undefined && !within(vocab, config.vocabSize))
+    throw new TensorSplitError(
+      `vocabulary rows [${vocab.start}, ${vocab.end}) are not a non-empty range of the model's ${config.vocabSize}`,
     );
 }
 

@@ -7,7 +7,14 @@
  * heads gives 2, 1, 1. Columns are dealt in units of `granularity` (the last unit may be
  * shorter), so slices stay aligned for the kernels.
  */
-import { type LlamaConfig, TensorSplitError } from '@swarmbee/core';
+import {
+  apportion,
+  type LlamaConfig,
+  TENSOR_COLUMN_GRANULARITY,
+  TensorSplitError,
+} from '@swarmbee/core';
+
+export { apportion };
 
 /** A half-open index range [start, end). */
 export interface IndexRange {
@@ -25,21 +32,31 @@ export interface TensorSlice {
   kvHeads: IndexRange;
   /** Feed-forward (intermediate) columns this member computes. */
   columns: IndexRange;
+  /**
+   * On the last stage, the LM head's rows (token ids) this member computes; every member of a
+   * group that splits its head has one. Absent: the leader computes the whole head.
+   */
+  vocab?: IndexRange;
 }
 
 /** Feed-forward columns are dealt in units of this many (the model's last unit may be shorter). */
-export const DEFAULT_COLUMN_GRANULARITY = 32;
+export const DEFAULT_COLUMN_GRANULARITY = TENSOR_COLUMN_GRANULARITY;
 
 export interface TensorSplitOptions {
   /** Relative speed of each member (any positive scale); its length is the degree. */
   weights: readonly number[];
   /** Columns per unit of the feed-forward split. Default {@link DEFAULT_COLUMN_GRANULARITY}. */
   columnGranularity?: number;
+  /**
+   * Split the LM head by vocabulary too (rows in units of the column granularity), so every
+   * member computes its share of the logits; default false: the leader computes them all.
+   */
+  splitVocab?: boolean;
 }
 
 /** The slices of every member of a group, rank order. Refuses a split that cannot be made. */
 export function splitTensors(
-  config: Pick<LlamaConfig, 'nKvHeads' | 'hiddenDim'>,
+  config: Pick<LlamaConfig, 'nKvHeads' | 'hiddenDim' | 'vocabSize'>,
   options: TensorSplitOptions,
 ): TensorSlice[] {
   const { weights } = options;
@@ -58,32 +75,42 @@ export function splitTensors(
     throw new TensorSplitError(
       `cannot split ${config.nKvHeads} KV heads across ${degree} members: at most ${config.nKvHeads}`,
     );
-  const units = Math.ceil(config.hiddenDim / granularity);
-  if (degree > units)
-    throw new TensorSplitError(
-      `cannot split ${config.hiddenDim} feed-forward columns in units of ${granularity} (${units} units) across ${degree} members`,
-    );
-  const heads = apportion(config.nKvHeads, weights);
-  const columnUnits = apportion(units, weights);
-  const slices: TensorSlice[] = [];
+  const columns = dealUnits(config.hiddenDim, granularity, weights, 'feed-forward columns');
+  const vocab = options.splitVocab
+    ? dealUnits(config.vocabSize, granularity, weights, 'vocabulary rows')
+    : undefined;
   let head = 0;
-  let unit = 0;
-  for (let rank = 0; rank < degree; rank++) {
-    const nextHead = head + heads[rank]!;
-    const nextUnit = unit + columnUnits[rank]!;
-    slices.push({
+  return apportion(config.nKvHeads, weights).map((heads, rank) => {
+    const kvHeads = { start: head, end: head + heads };
+    head = kvHeads.end;
+    return {
       degree,
       rank,
-      kvHeads: { start: head, end: nextHead },
-      columns: {
-        start: unit * granularity,
-        end: Math.min(config.hiddenDim, nextUnit * granularity),
-      },
-    });
-    head = nextHead;
-    unit = nextUnit;
-  }
-  return slices;
+      kvHeads,
+      columns: columns[rank]!,
+      ...(vocab ? { vocab: vocab[rank]! } : {}),
+    };
+  });
+}
+
+/** `total` indices dealt in whole units of `granularity` (the last may be shorter), by weight. */
+function dealUnits(
+  total: number,
+  granularity: number,
+  weights: readonly number[],
+  what: string,
+): IndexRange[] {
+  const units = Math.ceil(total / granularity);
+  if (weights.length > units)
+    throw new TensorSplitError(
+      `cannot split ${total} ${what} in units of ${granularity} (${units} units) across ${weights.length} members`,
+    );
+  let unit = 0;
+  return apportion(units, weights).map((count) => {
+    const range = { start: unit * granularity, end: Math.min(total, (unit + count) * granularity) };
+    unit += count;
+    return range;
+  });
 }
 
 /** The slice of an unsplit stage: every head and column on one member. */
@@ -94,32 +121,4 @@ export function wholeSlice(config: Pick<LlamaConfig, 'nKvHeads' | 'hiddenDim'>):
     kvHeads: { start: 0, end: config.nKvHeads },
     columns: { start: 0, end: config.hiddenDim },
   };
-}
-
-/**
- * `total` whole units dealt in proportion to `weights`, at least one each (largest
- * remainder; ties go to the lower rank). Needs total ≥ weights.length.
- */
-export function apportion(total: number, weights: readonly number[]): number[] {
-  const sum = weights.reduce((a, b) => a + b, 0);
-  const quotas = weights.map((w) => (w / sum) * total);
-  const counts = quotas.map((q) => Math.max(1, Math.floor(q)));
-  let dealt = counts.reduce((a, b) => a + b, 0);
-  // The minimum of one may over-deal: take back from the most over-served member above one.
-  while (dealt > total) {
-    let pick = -1;
-    for (let i = 0; i < counts.length; i++)
-      if (counts[i]! > 1 && (pick < 0 || counts[i]! - quotas[i]! > counts[pick]! - quotas[pick]!))
-        pick = i;
-    counts[pick] = counts[pick]! - 1;
-    dealt--;
-  }
-  while (dealt < total) {
-    let pick = 0;
-    for (let i = 1; i < counts.length; i++)
-      if (quotas[i]! - counts[i]! > quotas[pick]! - counts[pick]!) pick = i;
-    counts[pick] = counts[pick]! + 1;
-    dealt++;
-  }
-  return counts;
 }

@@ -3,7 +3,7 @@ import { TensorSplitError } from '@swarmbee/core';
 import t from 'tap';
 import { apportion, splitTensors, wholeSlice } from '../src/tensor-slice.js';
 
-const STORIES = { nKvHeads: 4, hiddenDim: 172 };
+const STORIES = { nKvHeads: 4, hiddenDim: 172, vocabSize: 512 };
 
 t.test('even splits cover every head and column once, in rank order', async (t) => {
   for (const degree of [1, 2, 4]) {
@@ -25,8 +25,8 @@ t.test('even splits cover every head and column once, in rank order', async (t) 
 
 t.test('speeds 2:1:1 give KV heads 2, 1, 1 and columns in proportion', async (t) => {
   const slices = splitTensors(
-    { nKvHeads: 4, hiddenDim: 1024 },
-    { weights: [2, 1, 1], columnGranularity: 32 },
+    { nKvHeads: 4, hiddenDim: 1024, vocabSize: 1000 },
+    { weights: [2, 1, 1], columnGranularity: 32, splitVocab: true },
   );
   t.same(
     slices.map((s) => s.kvHeads),
@@ -43,6 +43,19 @@ t.test('speeds 2:1:1 give KV heads 2, 1, 1 and columns in proportion', async (t)
       { start: 512, end: 768 },
       { start: 768, end: 1024 },
     ],
+  );
+  t.same(
+    slices.map((s) => s.vocab),
+    [
+      { start: 0, end: 512 },
+      { start: 512, end: 768 },
+      { start: 768, end: 1000 },
+    ],
+    'vocabulary rows in proportion, in units of 32, the last unit short',
+  );
+  t.notOk(
+    'vocab' in splitTensors(STORIES, { weights: [1, 1] })[0]!,
+    'no vocabulary split unless asked',
   );
 });
 
@@ -70,5 +83,17 @@ t.test('BAD SPLIT - refused with the numbers named', async (t) => {
   refused([1, Number.NaN], /member 1's weight/);
   refused([1, 1, 1], /172 feed-forward columns in units of 100 \(2 units\) across 3/, 100);
   refused([1, 1], /granularity must be a positive integer, got 0/, 0);
+  t.throws(
+    () =>
+      splitTensors(
+        { nKvHeads: 4, hiddenDim: 172, vocabSize: 30 },
+        { weights: [1, 1, 1], columnGranularity: 16, splitVocab: true },
+      ),
+    {
+      code: TensorSplitError.code,
+      message: /30 vocabulary rows in units of 16 \(2 units\) across 3/,
+    },
+    'a vocabulary too small to split is refused too',
+  );
   t.ok(new TensorSplitError('x') instanceof Error);
 });

@@ -39,6 +39,7 @@ import {
 } from '@swarmbee/core';
 import { buildLinkTable, type LinkTable, resolveWorkload, validateCluster } from './cluster.js';
 import { interpolateGrid } from './grid.js';
+import { DEFAULT_TENSOR_COSTS, GroupCosts, type TensorCosts } from './group-cost.js';
 import { type Evaluation, evaluatePlan, type StageAssignment } from './plan-evaluation.js';
 import type { Workload } from './types.js';
 import { msToNs, NS_PER_S } from './units.js';
@@ -62,13 +63,19 @@ export class CostModel {
    */
   readonly paramPrefix: Float64Array;
   readonly kvPrefix: Float64Array;
+  /** What tensor-parallel stages (device groups) cost: see group-cost.ts. */
+  readonly groups: GroupCosts;
 
   private readonly links: LinkTable;
   private readonly byName: Map<string, number>;
   private readonly decodeCache = new Map<string, Float64Array>();
   private readonly prefillCache = new Map<number, Float64Array>();
 
-  constructor(cluster: ClusterProfile, workload?: Partial<Workload>) {
+  constructor(
+    cluster: ClusterProfile,
+    workload?: Partial<Workload>,
+    tensor: Partial<TensorCosts> = {},
+  ) {
     validateCluster(cluster);
     this.cluster = cluster;
     this.model = cluster.model;
@@ -77,6 +84,7 @@ export class CostModel {
     this.links = buildLinkTable(cluster);
     this.coordinator = cluster.devices.length;
     this.byName = new Map(cluster.devices.map((d, i) => [d.name, i]));
+    this.groups = new GroupCosts(this, { ...DEFAULT_TENSOR_COSTS, ...tensor });
     const { promptTokens, prefillChunkTokens } = this.workload;
     this.prefillChunks = Math.ceil(promptTokens / prefillChunkTokens);
     this.prefillChunkLength = Math.ceil(promptTokens / this.prefillChunks);

@@ -12,6 +12,11 @@ export interface FeasibilityInput {
   pinLast?: number;
   /** Fewest sequences any plan keeps KV for (smallest micro-batch × in-flight count). */
   minSequences: number;
+  /**
+   * Only single-device stages are planned (default true): a pinned device must then hold its
+   * stage's layers whole. A group's leader holds a share, so with groups only the total is checked.
+   */
+  pipelineOnly?: boolean;
 }
 
 function kvNote(cost: CostModel, sequences: number): string {
@@ -34,6 +39,10 @@ export function checkFeasible(cost: CostModel, input: FeasibilityInput): void {
     }
   };
   const { pinFirst, pinLast } = input;
+  if (input.pipelineOnly === false) {
+    checkTotal(cost, minSequences);
+    return;
+  }
   if (pinFirst !== undefined && pinLast !== undefined && pinFirst !== pinLast && L < 2) {
     throw new PlanInfeasibleError(
       `pinning ${cost.devices[pinFirst]!.name} first and ${cost.devices[pinLast]!.name} last needs ` +
@@ -65,7 +74,12 @@ export function checkFeasible(cost: CostModel, input: FeasibilityInput): void {
       );
     }
   }
-  const need = cost.stageMemoryBytes(0, L, true, true, minSequences);
+  checkTotal(cost, minSequences);
+}
+
+/** Throws PlanInfeasibleError when all the devices together cannot hold the model. */
+function checkTotal(cost: CostModel, minSequences: number): void {
+  const need = cost.stageMemoryBytes(0, cost.nLayers, true, true, minSequences);
   const have = cost.devices.reduce((sum, d) => sum + d.memoryBytes, 0);
   if (need > have) {
     throw new PlanInfeasibleError(

@@ -89,6 +89,13 @@ export {
 } from './dp.js';
 export { planGa, type SearchOptions, type SearchOutcome } from './ga.js';
 export { interpolateAxis, interpolateGrid } from './grid.js';
+export {
+  DEFAULT_TENSOR_COSTS,
+  GroupCosts,
+  type GroupSplit,
+  type TensorCosts,
+} from './group-cost.js';
+export { HYBRID_STEP_LIMIT, planHybrid } from './hybrid-search.js';
 export { LLAMA2_7B_CONFIG, llamaModelSummary, TINYLLAMA_1B_CONFIG } from './model-summary.js';
 export {
   type BatchRun,
@@ -96,14 +103,29 @@ export {
   compareCandidates,
   compareEvaluations,
 } from './objective.js';
-export { comparePlanners, type PlannerComparison, plan } from './plan.js';
+export {
+  PARALLELISMS,
+  type Parallelism,
+  type ParallelOptions,
+  type ParallelResult,
+  planTensor,
+} from './parallel-search.js';
+export {
+  compareParallelism,
+  comparePlanners,
+  type ParallelismComparison,
+  type PlannerComparison,
+  plan,
+} from './plan.js';
 export {
   type Bottleneck,
   type Evaluation,
   evaluatePlan,
+  evaluateStage,
   type HopEvaluation,
   type StageAssignment,
   type StageEvaluation,
+  stageAssignments,
 } from './plan-evaluation.js';
 export {
   clusterFromPresets,
@@ -114,7 +136,22 @@ export {
 } from './presets.js';
 export { planPso } from './pso.js';
 export { toPlanResult } from './result.js';
-export { comparisonRows, stageRows, summaryRows } from './rows.js';
+export {
+  comparisonRows,
+  parallelismRows,
+  stageDevicesText,
+  stageRows,
+  summaryRows,
+} from './rows.js';
+export {
+  BENCH_CORE,
+  benchCorePreset,
+  findScenario,
+  PLAN_SCENARIOS,
+  type PlanScenario,
+  STORIES110M_PRESET_CONFIG,
+  scenarioCluster,
+} from './scenarios.js';
 export { decode, encode, fitCuts, type SearchSpace } from './search-space.js';
 export type {
   Objective,

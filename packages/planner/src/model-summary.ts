@@ -6,6 +6,7 @@ import {
   headDim,
   kvBytesPerTokenPerLayer,
   type LlamaConfig,
+  llamaTensorShape,
   type ModelSummary,
 } from '@swarmbee/core';
 
@@ -37,6 +38,7 @@ export function llamaModelSummary(
     // Final norm, plus the head matrix — a full copy when tied (see ModelSummary.headBytes).
     headBytes: dim * FP32_BYTES + embeddingBytes,
     tiedEmbedding: config.sharedClassifier,
+    tensorShape: llamaTensorShape(config),
   };
 }
 

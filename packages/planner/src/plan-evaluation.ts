@@ -3,18 +3,36 @@
  * (TPOT), its busiest resource (throughput), the prompt's chunks through the pipeline
  * (TTFT) and whether every stage fits its device. See cost-model.ts for the model itself.
  */
+import type { Plan } from '@swarmbee/core';
+import type { AllReduceAlgorithmName } from './all-reduce-cost.js';
 import type { CostModel } from './cost-model.js';
+import type { GroupHow } from './group-cost.js';
+import type { HeadMode } from './group-head.js';
 import { NS_PER_S } from './units.js';
 
-/** A stage before prediction: a device (by index) and the layers [layerStart, layerEnd). */
+/**
+ * A stage before prediction: a device (by index) and the layers [layerStart, layerEnd); with
+ * `group`, a tensor-parallel group runs it (devices by rank, `group[0] === device`, the leader).
+ */
 export interface StageAssignment {
   device: number;
   layerStart: number;
   layerEnd: number;
+  group?: readonly number[];
+  /** Of a group from a plan made elsewhere: its members' weights and all-reduce (see GroupHow). */
+  how?: GroupHow;
 }
 
 export interface StageEvaluation extends StageAssignment {
+  /** What the stage's device holds; of a group, its leader (rank 0). */
   memoryBytes: number;
+  /** Of a group: what each member holds, by rank. */
+  memberMemoryBytes?: number[];
+  /** Of a group: how it sums its partials. */
+  allReduce?: AllReduceAlgorithmName;
+  /** Of a group's last stage: where its LM head runs, and its time on one position. */
+  head?: HeadMode;
+  headFirstTokenNs?: number;
   decodeNs: number;
   prefillNs: number;
 }
@@ -50,6 +68,62 @@ export interface Evaluation {
   cycleNs: number;
   tokensPerS: number;
   bottleneck: Bottleneck;
+}
+
+/**
+ * A plan's stages as the cost model takes them (device indices, a tensor-parallel stage's
+ * group by rank, with the weights and all-reduce the plan records): for predicting a plan
+ * made elsewhere, or one that runs now.
+ * @throws DeviceUnknownError when the plan names a device the profile does not have
+ */
+export function stageAssignments(costs: CostModel, plan: Pick<Plan, 'stages'>): StageAssignment[] {
+  return plan.stages.map((s) => {
+    const stage: StageAssignment = {
+      device: costs.deviceIndex(s.device),
+      layerStart: s.layerStart,
+      layerEnd: s.layerEnd,
+    };
+    if (s.tensor) {
+      stage.group = s.tensor.devices.map((name) => costs.deviceIndex(name));
+      const { weights, allReduce, head } = s.tensor;
+      stage.how = { weights, allReduce, ...(head ? { head } : {}) };
+    }
+    return stage;
+  });
+}
+
+/** One stage's memory and times: a single device's, or a tensor-parallel group's. */
+export function evaluateStage(
+  costs: CostModel,
+  stage: StageAssignment,
+  first: boolean,
+  last: boolean,
+  batch: number,
+  sequences: number,
+): StageEvaluation {
+  const { device, layerStart, layerEnd, group } = stage;
+  if (!group) {
+    return {
+      device,
+      layerStart,
+      layerEnd,
+      memoryBytes: costs.stageMemoryBytes(layerStart, layerEnd, first, last, sequences),
+      decodeNs: costs.stageDecodeNs(device, layerStart, layerEnd, first, last, batch),
+      prefillNs: costs.stagePrefillNs(device, layerStart, layerEnd, first),
+    };
+  }
+  const place = { start: layerStart, end: layerEnd, first, last, batch, sequences };
+  const { memberMemoryBytes, ...times } = costs.groups.stage(group, place, stage.how);
+  return {
+    device,
+    layerStart,
+    layerEnd,
+    group: [...group],
+    ...(stage.how ? { how: stage.how } : {}),
+    memoryBytes: memberMemoryBytes[0]!,
+    memberMemoryBytes,
+    ...times,
+  };
 }
 
 /** Predicts everything about a plan; `overBytes > 0` marks a plan that does not fit. */
@@ -104,12 +178,14 @@ export function evaluatePlan(
       });
     else
       hop(from, stage.device, costs.activationFrameBytes(batch), costs.activationFrameBytes(chunk));
-    const { device, layerStart, layerEnd } = stage;
-    const memoryBytes = costs.stageMemoryBytes(layerStart, layerEnd, first, last, sequences);
-    overBytes = Math.max(overBytes, memoryBytes - costs.devices[device]!.memoryBytes);
-    const decodeNs = costs.stageDecodeNs(device, layerStart, layerEnd, first, last, batch);
-    const prefillNs = costs.stagePrefillNs(device, layerStart, layerEnd, first);
-    evaluated.push({ device, layerStart, layerEnd, memoryBytes, decodeNs, prefillNs });
+    const evaluation = evaluateStage(costs, stage, first, last, batch, sequences);
+    const { decodeNs, prefillNs } = evaluation;
+    const members = stage.group ?? [stage.device];
+    const held = evaluation.memberMemoryBytes ?? [evaluation.memoryBytes];
+    members.forEach((d, rank) => {
+      overBytes = Math.max(overBytes, held[rank]! - costs.devices[d]!.memoryBytes);
+    });
+    evaluated.push(evaluation);
     tpotNs += decodeNs;
     busiest(decodeNs, { kind: 'stage', index: k });
     prefillSum += prefillNs;
@@ -127,7 +203,7 @@ export function evaluatePlan(
   const ttftNs =
     prefillSum +
     (costs.prefillChunks - 1) * prefillMax +
-    costs.headDecodeNs(lastDevice, 1) +
+    (evaluated[S - 1]!.headFirstTokenNs ?? costs.headDecodeNs(lastDevice, 1)) +
     costs.latencyNs(lastDevice, coord) +
     costs.occupancyNs(lastDevice, coord, costs.tokenFrameBytes(1));
   const cycleNs = Math.max(inFlight * maxOcc, tpotNs);

@@ -1,13 +1,16 @@
 /** Turns a cost-model evaluation into the PlanResult the coordinator deploys and the CLI prints. */
 import { CostModel } from './cost-model.js';
-import type { Evaluation } from './plan-evaluation.js';
-import type { Objective, PlannedRange, PlannerName, PlanResult } from './types.js';
+import type { Parallelism } from './parallel-search.js';
+import type { Evaluation, StageEvaluation } from './plan-evaluation.js';
+import type { Objective, PlannedRange, PlannedStage, PlannerName, PlanResult } from './types.js';
 import { nsToMs } from './units.js';
 
 function bottleneckText(cost: CostModel, e: Evaluation): string {
   const b = e.bottleneck;
   if (b.kind === 'stage') {
-    return `stage ${b.index} (${cost.devices[e.stages[b.index]!.device]!.name})`;
+    const stage = e.stages[b.index]!;
+    const devices = stage.group ?? [stage.device];
+    return `stage ${b.index} (${devices.map((d) => cost.devices[d]!.name).join(' + ')})`;
   }
   if (b.kind === 'link') {
     const hop = e.hops[b.index]!;
@@ -23,12 +26,33 @@ function bottleneckText(cost: CostModel, e: Evaluation): string {
 function predictedRange(cost: CostModel, e: Evaluation): PlannedRange {
   const at = (risk: 'p50' | 'p90') => {
     const model =
-      risk === cost.workload.risk ? cost : new CostModel(cost.cluster, { ...cost.workload, risk });
+      risk === cost.workload.risk
+        ? cost
+        : new CostModel(cost.cluster, { ...cost.workload, risk }, cost.groups.tensor);
     const x =
       model === cost ? e : model.evaluate(e.stages, e.microBatchSize, e.microBatchesInFlight);
     return { ttftMs: nsToMs(x.ttftNs), tpotMs: nsToMs(x.tpotNs), tokensPerS: x.tokensPerS };
   };
   return { p50: at('p50'), p90: at('p90') };
+}
+
+/** A group stage's `tensor` plan and its members' memory; nothing for a single device. */
+function groupFields(
+  cost: CostModel,
+  s: StageEvaluation,
+): Pick<PlannedStage, 'tensor' | 'memberMemoryBytes' | 'memberDeviceMemoryBytes'> {
+  if (!s.group) return {};
+  const split = cost.groups.split(s.group, s.how?.weights)!;
+  return {
+    tensor: {
+      devices: s.group.map((d) => cost.devices[d]!.name),
+      weights: [...split.weights],
+      allReduce: s.allReduce ?? 'star',
+      ...(s.head === 'split' ? { head: 'split' as const } : {}),
+    },
+    memberMemoryBytes: s.memberMemoryBytes ?? [],
+    memberDeviceMemoryBytes: s.group.map((d) => cost.devices[d]!.memoryBytes),
+  };
 }
 
 export function toPlanResult(
@@ -37,6 +61,7 @@ export function toPlanResult(
   planner: Exclude<PlannerName, 'auto'>,
   objective: Objective,
   searchSteps: number,
+  parallelism: Parallelism = 'pipeline',
 ): PlanResult {
   return {
     modelHash: cost.model.modelHash,
@@ -46,6 +71,7 @@ export function toPlanResult(
       device: cost.devices[s.device]!.name,
       layerStart: s.layerStart,
       layerEnd: s.layerEnd,
+      ...groupFields(cost, s),
       memoryBytes: s.memoryBytes,
       kvBudgetBytes: Math.ceil(
         cost.stageKvBytes(s.layerStart, s.layerEnd, e.microBatchSize * e.microBatchesInFlight),
@@ -62,6 +88,7 @@ export function toPlanResult(
     })),
     planner,
     objective,
+    parallelism,
     microBatchSize: e.microBatchSize,
     microBatchesInFlight: e.microBatchesInFlight,
     ttftMs: nsToMs(e.ttftNs),

@@ -1,15 +1,41 @@
 /** Plans as rows of strings, for whoever prints tables (the CLI, benchmark reports). */
-import type { PlannerComparison } from './plan.js';
-import type { PlannedFigures, PlanResult } from './types.js';
+import type { ParallelismComparison, PlannerComparison } from './plan.js';
+import type { PlannedFigures, PlannedStage, PlanResult } from './types.js';
 import { formatBytes, formatMs } from './units.js';
 
-/** One row per stage, header first. */
+/** Who runs a stage: its device, or a group's members by rank and how they sum (`a+b ring`). */
+export function stageDevicesText(stage: PlannedStage): string {
+  return stage.tensor
+    ? `${stage.tensor.devices.join('+')} ${stage.tensor.allReduce}`
+    : stage.device;
+}
+
+/** A plan's stages on one line: `a[0-5] b+c ring[6-11]`. */
+function stagesText(result: PlanResult): string {
+  return result.stages
+    .map((s) => `${stageDevicesText(s)}[${s.layerStart}-${s.layerEnd - 1}]`)
+    .join(' ');
+}
+
+/** Stages, micro-batch, TTFT, TPOT, tokens/s and bottleneck: the cells comparisons share. */
+function figureCells(result: PlanResult): string[] {
+  return [
+    stagesText(result),
+    `${result.microBatchSize}×${result.microBatchesInFlight}`,
+    formatMs(result.ttftMs),
+    formatMs(result.tpotMs),
+    result.tokensPerS.toFixed(2),
+    result.bottleneck,
+  ];
+}
+
+/** One row per stage, header first; a group's memory is its leader's (rank 0). */
 export function stageRows(result: PlanResult): string[][] {
   const rows = [['stage', 'device', 'layers', 'memory', 'of', 'decode ms', 'prefill chunk ms']];
   for (const s of result.stages) {
     rows.push([
       String(s.index),
-      s.device,
+      stageDevicesText(s),
       `${s.layerStart}-${s.layerEnd - 1}`,
       formatBytes(s.memoryBytes),
       formatBytes(s.deviceMemoryBytes),
@@ -25,6 +51,7 @@ export function summaryRows(result: PlanResult): string[][] {
   return [
     ['planner', result.planner],
     ['objective', result.objective],
+    ['parallelism', result.parallelism],
     ['stages', String(result.stages.length)],
     ['micro-batch', `${result.microBatchSize} × ${result.microBatchesInFlight} in flight`],
     ['timings at', result.workload.risk],
@@ -73,17 +100,33 @@ export function comparisonRows(entries: readonly PlannerComparison[]): string[][
       ]);
       continue;
     }
-    rows.push([
-      planner,
-      String(result.stages.length),
-      result.stages.map((s) => `${s.device}[${s.layerStart}-${s.layerEnd - 1}]`).join(' '),
-      `${result.microBatchSize}×${result.microBatchesInFlight}`,
-      formatMs(result.ttftMs),
-      formatMs(result.tpotMs),
-      result.tokensPerS.toFixed(2),
-      result.bottleneck,
-      formatMs(elapsedMs),
-    ]);
+    rows.push([planner, String(result.stages.length), ...figureCells(result), formatMs(elapsedMs)]);
+  }
+  return rows;
+}
+
+/**
+ * One row per parallelism (pipeline, tensor, hybrid), header first: the stages with their
+ * groups, predicted TTFT, ms per token, tokens/s and bottleneck; a failure shows its code.
+ */
+export function parallelismRows(entries: readonly ParallelismComparison[]): string[][] {
+  const rows = [
+    [
+      'parallelism',
+      'stages (devices[layers])',
+      'micro-batch',
+      'TTFT ms',
+      'ms/token',
+      'tokens/s',
+      'bottleneck',
+    ],
+  ];
+  for (const { parallelism, result, error } of entries) {
+    if (!result) {
+      rows.push([parallelism, '-', '-', '-', '-', '-', error?.code ?? 'no plan']);
+      continue;
+    }
+    rows.push([parallelism, ...figureCells(result)]);
   }
   return rows;
 }

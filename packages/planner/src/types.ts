@@ -1,5 +1,7 @@
 /** The planner's request, options and result types. */
 import type { ClusterProfile, KvDtype, Plan, StagePlan, TimingRisk } from '@swarmbee/core';
+import type { TensorCosts } from './group-cost.js';
+import type { Parallelism } from './parallel-search.js';
 
 /**
  * `latency`: minimize the time per output token of one sequence (ties: time to first token).
@@ -80,20 +82,37 @@ export interface PlanOptions {
    * a second on a 2-core machine; time grows roughly in proportion.
    */
   dpStateLimit?: number;
+  /**
+   * Which plans to consider. `pipeline`: stages of one device each (what the coordinator
+   * deploys today). `tensor`: one stage of every layer run by a tensor-parallel group of 2 or
+   * more devices. `hybrid`: pipelines whose stages may each be a group; the objective decides.
+   * `tensor` and `hybrid` need the `dp` (or `auto`) planner and a model that splits
+   * (`ModelSummary.tensorShape`, a float32 KV cache). Default: `pipeline`.
+   */
+  parallelism?: Parallelism;
+  /**
+   * What a tensor-parallel stage adds, ms: per segment run (two per layer) and CPU per
+   * all-reduce part. Default: `DEFAULT_TENSOR_COSTS` (0.09 and 0.12, measured on loopback).
+   */
+  tensorCosts?: Partial<TensorCosts>;
 }
 
 /** One stage of a planned pipeline, with what the cost model predicts for it. */
 export interface PlannedStage extends StagePlan {
-  /** Weights plus KV cache the stage holds, in bytes. */
+  /** Weights plus KV cache the stage holds, in bytes (of a group: its leader, rank 0). */
   memoryBytes: number;
   /**
    * The stage's KV-cache budget, bytes: its layers' KV bytes per token × the workload's
    * context × the sequences the plan keeps (micro-batch size × micro-batches in flight).
    * The coordinator deploys the stage with this budget. Absent from plans made before it.
+   * Of a tensor-parallel stage: the whole stage's; each member holds its KV heads' share.
    */
   kvBudgetBytes?: number;
   /** Bytes the device has available. */
   deviceMemoryBytes: number;
+  /** Of a tensor-parallel stage: bytes each member holds, and has, by rank (`tensor.devices`). */
+  memberMemoryBytes?: number[];
+  memberDeviceMemoryBytes?: number[];
   /** One decode step of a micro-batch on this stage, in ms. */
   computeMs: number;
   /** One prefill chunk on this stage, in ms. */
@@ -128,6 +147,8 @@ export interface PlanResult extends Plan {
   hops: PlannedHop[];
   planner: Exclude<PlannerName, 'auto'>;
   objective: Objective;
+  /** The plans the search considered (its stages say which it made). */
+  parallelism: Parallelism;
   microBatchSize: number;
   microBatchesInFlight: number;
   /** Predicted time to first token of one prompt, in ms. */

@@ -108,5 +108,15 @@ t.test('modelSummaryFromManifest keeps what the planner needs', async (t) => {
     embeddingBytes: 100,
     headBytes: 104,
     tiedEmbedding: true,
+    // KV heads and their query heads, and feed-forward columns: what a tensor-parallel group splits.
+    tensorShape: { nHeads: 32, nKvHeads: 4, headDim: 64, hiddenDim: 5632 },
   });
+  // What a tensor-parallel member cannot be built from, the planner is never given to split.
+  const quantized = {
+    ...manifest,
+    layers: manifest.layers.map((l) => ({ ...l, precision: 'int8' as const })),
+  };
+  t.equal(modelSummaryFromManifest(quantized).tensorShape, undefined, 'quantized layers');
+  const postNorms = { ...manifest, config: { ...config, postNorms: true } };
+  t.equal(modelSummaryFromManifest(postNorms).tensorShape, undefined, 'post-norms');
 });

@@ -1,14 +1,16 @@
 /** Plans as rows of strings for tables. */
 import t from 'tap';
 import {
+  compareParallelism,
   comparePlanners,
   comparisonRows,
   formatBytes,
+  parallelismRows,
   plan,
   stageRows,
   summaryRows,
 } from '../src/index.js';
-import { cluster, device, flatModel } from './helpers/fixtures.js';
+import { cluster, device, flatModel, meshLinks } from './helpers/fixtures.js';
 
 const c = cluster(flatModel(), [device('a', 6000), device('b', 6000)]);
 
@@ -25,6 +27,7 @@ t.test('stage rows: a header, then one row per stage', async (t) => {
     [
       'planner',
       'objective',
+      'parallelism',
       'stages',
       'micro-batch',
       'timings at',
@@ -42,6 +45,25 @@ t.test('comparison rows: one per planner, errors by code', async (t) => {
   t.equal(rows[0]![0], 'planner');
   const solo = rows.find((r) => r[0] === 'solo')!;
   t.equal(solo[7], 'SWARMBEE_ERR_PLAN_INFEASIBLE');
+  t.ok(rows.every((r) => r.length === rows[0]!.length));
+});
+
+t.test('parallelism rows: pipeline, tensor and hybrid, groups by their members', async (t) => {
+  const m = flatModel({ tensorShape: { nHeads: 2, nKvHeads: 2, headDim: 4, hiddenDim: 64 } });
+  const fast = cluster(
+    m,
+    [device('a', 6000, 20), device('b', 6000, 20)],
+    meshLinks(['a', 'b'], 0.1, 1e9),
+  );
+  const rows = parallelismRows(compareParallelism({ cluster: fast }, { objective: 'latency' }));
+  t.same(
+    rows.map((r) => r[0]),
+    ['parallelism', 'pipeline', 'tensor', 'hybrid'],
+  );
+  t.match(rows[2]![1], /^a\+b (ring|star)\[0-3\]$/, 'the group, its all-reduce and its layers');
+  t.equal(rows[3]![1], rows[2]![1], 'hybrid: the group pays on these links');
+  const flat = parallelismRows(compareParallelism({ cluster: c }, { objective: 'latency' }));
+  t.equal(flat[2]![6], 'SWARMBEE_ERR_INVALID_ARGUMENT', 'a model that cannot be split');
   t.ok(rows.every((r) => r.length === rows[0]!.length));
 });
 

@@ -8,7 +8,7 @@
 
 import { type ApiTarget, postJson } from '@swarmbee/coordinator';
 import { type ClusterProfile, DEFAULT_MAX_BATCH_ROWS, type Plan } from '@swarmbee/core';
-import { CostModel, type PlanResult, type Workload } from '@swarmbee/planner';
+import { CostModel, type PlanResult, stageAssignments, type Workload } from '@swarmbee/planner';
 import { runCell } from './scenario.js';
 
 export interface PlanCase {
@@ -54,7 +54,7 @@ export interface SweepOptions {
   progress: (line: string) => void;
 }
 
-/** The cost model's view of a plan with `batch`-row micro-batches, `inFlight` at once. */
+/** The cost model's view of a plan (tensor-parallel groups included) with `batch`-row micro-batches, `inFlight` at once. */
 export function predictPlan(
   profile: ClusterProfile,
   workload: Partial<Workload>,
@@ -63,12 +63,7 @@ export function predictPlan(
   inFlight: number,
 ) {
   const cost = new CostModel(profile, workload);
-  const stages = plan.stages.map((s) => ({
-    device: cost.deviceIndex(s.device),
-    layerStart: s.layerStart,
-    layerEnd: s.layerEnd,
-  }));
-  const evaluation = cost.evaluate(stages, batch, inFlight);
+  const evaluation = cost.evaluate(stageAssignments(cost, plan), batch, inFlight);
   return { tpotMs: evaluation.tpotNs / 1e6, tokensPerS: evaluation.tokensPerS };
 }
 

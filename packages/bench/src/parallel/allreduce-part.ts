@@ -55,7 +55,7 @@ export async function measureAllReducePart(
   const predictedUs = (run: SumRun) => {
     const link = LINK_SETUPS.find((l) => l.label === run.link)!;
     // What the link adds to one hop of this size beyond its bandwidth: its latency as a probe
-    // of this size would measure it (the shaper's 1 ms timer ticks included).
+    // of this size would measure it (the shaper's own lateness included).
     const serializedUs = link.shape ? ((run.elements * 4) / link.shape.bytesPerSecond) * 1e6 : 0;
     const oneWayMs = link.shape
       ? Math.max(
@@ -130,7 +130,7 @@ export async function measureAllReducePart(
     notes: [
       "Each member is its own process (`allreduce-member.ts`) on loopback with its own data-plane server; a group is joined once per (link, k, algorithm) and sums every vector length in turn: 10 warm-up sums, then the timed ones. Wall µs per call pools every member's calls (median, p90).",
       'One hop: a `forward` frame of one row carrying [1, 1, elements] fp32, from this process to member 0 and echoed back, half the round trip, over the same kind of link: the same-run baseline ("× one hop").',
-      "Shaped links go through the repository's user-space link shaper (packages/protocol/src/link-shaper.ts), one proxy per link in the dialing member's process (its CPU counts in that member's CPU µs). The shaper's timers fire no sooner than 1 ms, so its \"0.2 ms\" link delays by about 1 ms: the model takes each link's one-way latency from the hop baseline at the same length (shaped minus loopback, minus the bytes' time at the link's bandwidth), as a link probe with frames of that size would measure it.",
+      "Shaped links go through the repository's user-space link shaper (packages/protocol/src/link-shaper.ts), one proxy per link in the dialing member's process (its CPU counts in that member's CPU µs). The shaper awaits a delivery due within 1.5 ms by checking the clock once per event-loop turn (a timer would round it up to a millisecond or more), spending that CPU in the dialing member: the model takes each link's one-way latency from the hop baseline at the same length (shaped minus loopback, minus the bytes' time at the link's bandwidth), as a link probe with frames of that size would measure it.",
       `Back to back (each member calls again as soon as its sum resolves), a star's or exchange's members finish each sum together, but a ring's drift apart: rank 0 starts sum s + 1 after k link crossings while rank k − 2 gets sum s after 2(k − 1), so the ring's pooled µs per call is below the latency of one sum started together, which is what the model predicts. The 15 % check is on star and exchange; the ring's worst error back to back was ${(100 * worstRingError).toFixed(0)} % (metric allreduce.model.ringError).`,
       'Model: predictAllReduceMs (packages/planner/src/all-reduce-cost.ts), CPU per part from the loopback exchange of 2 members at the same length (its time is 2 parts of CPU), each link on its own (sharedPort false, as the shaper emulates).',
       `Iterations per member: ${Object.entries(figures.iterations)

@@ -1,6 +1,7 @@
 /**
- * `swarmbee plan`: choose a plan from a measured profile, or explore one from
- * device presets; `--compare` shows every planner side by side. Pure: no cluster.
+ * `swarmbee plan`: choose a plan from a measured profile, or explore one from device
+ * presets or a benchmark scenario; `--compare` shows pure pipeline, pure tensor and hybrid
+ * side by side, `--compare-planners` every planner. Pure: no cluster.
  */
 import { readFile } from 'node:fs/promises';
 import {
@@ -11,16 +12,23 @@ import {
 import { openModelDir } from '@swarmbee/model';
 import {
   clusterFromPresets,
+  compareParallelism,
   comparePlanners,
   comparisonRows,
   DEVICE_PRESETS,
   findPreset,
+  findScenario,
   LLAMA2_7B_CONFIG,
   llamaModelSummary,
   type Objective,
+  PARALLELISMS,
+  type Parallelism,
+  PLAN_SCENARIOS,
   type PlannerName,
   type PlanOptions,
+  parallelismRows,
   plan,
+  scenarioCluster,
   stageRows,
   summaryRows,
   TINYLLAMA_1B_CONFIG,
@@ -43,6 +51,10 @@ export function planCommand(yargs: Argv): Argv {
         .option('profile', {
           type: 'string',
           describe: 'Cluster profile JSON from swarmbee profile --out',
+        })
+        .option('preset', {
+          choices: PLAN_SCENARIOS.map((s) => s.id),
+          describe: `A benchmark scenario instead of a profile: ${PLAN_SCENARIOS.map((s) => `${s.id} (${s.description})`).join('; ')}`,
         })
         .option('model', { type: 'string', describe: 'With --devices: a model dir to plan for' })
         .option('model-shape', {
@@ -67,6 +79,12 @@ export function planCommand(yargs: Argv): Argv {
           choices: ['latency', 'throughput'] as const,
           default: 'latency' as const,
           describe: 'What the plan optimizes',
+        })
+        .option('parallelism', {
+          choices: PARALLELISMS,
+          default: 'pipeline' as const,
+          describe:
+            'pipeline: one device per stage; tensor: one stage of every layer on a tensor-parallel group; hybrid: stages that may each be a group, as the objective prefers',
         })
         .option('planner', {
           choices: ['dp', 'ga', 'pso', 'auto', 'solo', 'even', 'memory'] as const,
@@ -103,6 +121,12 @@ export function planCommand(yargs: Argv): Argv {
         .option('compare', {
           type: 'boolean',
           default: false,
+          describe:
+            'Print pure pipeline, pure tensor and hybrid plans side by side, predicted (stages with their groups, TTFT, ms/token, tokens/s, bottleneck)',
+        })
+        .option('compare-planners', {
+          type: 'boolean',
+          default: false,
           describe: 'Print every planner side by side',
         })
         .option('json', {
@@ -119,14 +143,22 @@ export function planCommand(yargs: Argv): Argv {
       const options: PlanOptions = {
         objective: args.objective as Objective,
         planner: args.planner as PlannerName,
+        parallelism: args.parallelism as Parallelism,
       };
+      // A scenario's emulated devices stretch a segment run's fixed cost with their speed.
+      if (args.preset) options.tensorCosts = findScenario(args.preset).tensorCosts;
       if (args.pinFirst) options.pinFirst = args.pinFirst;
       if (args.pinLast) options.pinLast = args.pinLast;
       const request = { cluster, workload };
-      if (args.compare) {
+      const json = (entries: unknown) => `${JSON.stringify(entries, null, 2)}\n`;
+      if (args.comparePlanners) {
         const entries = comparePlanners(request, options);
-        if (args.json) process.stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
-        else process.stdout.write(`${table(comparisonRows(entries))}\n`);
+        process.stdout.write(args.json ? json(entries) : `${table(comparisonRows(entries))}\n`);
+        return;
+      }
+      if (args.compare) {
+        const entries = compareParallelism(request, options);
+        process.stdout.write(args.json ? json(entries) : `${table(parallelismRows(entries))}\n`);
         return;
       }
       const result = plan(request, options);
@@ -145,6 +177,7 @@ function table(rows: string[][], header = true): string {
 
 async function clusterFrom(args: {
   profile?: string;
+  preset?: string;
   model?: string;
   modelShape?: string;
   devices?: string;
@@ -152,9 +185,10 @@ async function clusterFrom(args: {
   linkRttMs: number;
 }): Promise<ClusterProfile> {
   if (args.profile) return JSON.parse(await readFile(args.profile, 'utf8')) as ClusterProfile;
+  if (args.preset) return scenarioCluster(args.preset);
   if (!args.devices)
     throw new InvalidArgumentError(
-      'give --profile FILE, or --devices with --model or --model-shape',
+      'give --profile FILE, --preset SCENARIO, or --devices with --model or --model-shape',
     );
   const model = args.model
     ? modelSummaryFromManifest((await openModelDir(args.model)).manifest)

@@ -6,7 +6,13 @@
  * for the redeploy and the replay of its tokens).
  */
 import { type ClusterProfile, InvalidArgumentError, type Plan } from '@swarmbee/core';
-import { CostModel, type Objective, type PlanResult, type Workload } from '@swarmbee/planner';
+import {
+  CostModel,
+  type Objective,
+  type PlanResult,
+  stageAssignments,
+  type Workload,
+} from '@swarmbee/planner';
 import { isPlanResult } from './planning.js';
 
 /** Smallest predicted gain that pays for a re-plan: 10 %. */
@@ -76,11 +82,7 @@ export function predictedGain(
   candidate: PlanResult,
 ): number {
   const cost = new CostModel(profile, workload);
-  const stages = current.stages.map((s) => ({
-    device: cost.deviceIndex(s.device),
-    layerStart: s.layerStart,
-    layerEnd: s.layerEnd,
-  }));
+  const stages = stageAssignments(cost, current);
   const batch = isPlanResult(current) ? current.microBatchSize : 1;
   const inFlight = isPlanResult(current) ? current.microBatchesInFlight : current.stages.length;
   const now = cost.evaluate(stages, batch, inFlight);

@@ -1,4 +1,4 @@
-import type { LlamaConfig } from '@swarmbee/core';
+import { type LlamaConfig, STORIES110M_SHAPE } from '@swarmbee/core';
 import { LLAMA2C_NORM_EPS, LLAMA2C_ROPE_THETA } from '../llama2c/checkpoint.js';
 
 export interface SynthPreset {
@@ -45,15 +45,7 @@ export const SYNTH_PRESETS = {
   stories110m: {
     description:
       'stories110M shape with a 512-token vocab (dim 768, hidden 2048, 12 layers, 12 heads): the benchmark model',
-    config: llama2cShape({
-      dim: 768,
-      hiddenDim: 2048,
-      nLayers: 12,
-      nHeads: 12,
-      nKvHeads: 12,
-      vocabSize: 512,
-      maxSeqLen: 1024,
-    }),
+    config: llama2cShape(STORIES110M_SHAPE),
   },
 } satisfies Record<string, SynthPreset>;
 
