@@ -1,12 +1,12 @@
 /**
  * Tensor-parallel stages over worker processes, deployed by `swarmbee coordinator --plan`:
- * stories260K (4 KV heads) as one TP2 stage (star), as one TP3 stage split 2:1:1 (ring), and as a
- * pipeline of one worker then a TP2 group — greedy ids equal to the unsplit model's, text
- * equal to run.c's. Four workers serve all three: each plan's coordinator takes over the
- * last one's ports, and the workers join it again. Then a member of the TP2 group, and
- * after it the leader of another, is killed after the first token: the coordinator re-plans
- * without it as for a lost stage, the stream completes with the same text, and the member
- * left standing leaves the group.
+ * stories260K (4 KV heads) as one TP2 stage (star), as one TP3 stage split 2:1:1 (ring), and
+ * as a pipeline of one worker then a TP2 group whose LM head is split by vocabulary — greedy
+ * ids equal to the unsplit model's, text equal to run.c's. Four workers serve all three: each
+ * plan's coordinator takes over the last one's ports, and the workers join it again. Then a
+ * member of the TP2 group, and after it the leader of another, is killed after the first
+ * token: the coordinator re-plans without it as for a lost stage, the stream completes with
+ * the same text, and the member left standing leaves the group.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -75,7 +75,10 @@ t.test("tensor-parallel plans over worker processes give the unsplit model's ids
     /SWARMBEE_ERR_PLAN_INVALID: .*stage 0 cannot be split by weights 1:1:1:1:1: cannot split 4 KV heads across 5 members/,
     'naming what is wrong',
   );
-  const pptp = await planFile('pptp', [stage(0, 0, 2, [W[3]!]), stage(1, 2, 5, [W[0]!, W[1]!])]);
+  // The group's LM head split by vocabulary: the members' logits summed through the hop too.
+  const split = stage(1, 2, 5, [W[0]!, W[1]!]);
+  split.tensor!.head = 'split';
+  const pptp = await planFile('pptp', [stage(0, 0, 2, [W[3]!]), split]);
 
   /** A greedy `swarmbee generate` of `steps` tokens from `source` (--model DIR or --url URL). */
   const greedy = (source: string[], steps: number, more: string[] = []) =>
@@ -158,7 +161,7 @@ t.test("tensor-parallel plans over worker processes give the unsplit model's ids
     [[W[3]], [W[0], W[1]]],
     'PP+TP: one worker, then a group of two',
   );
-  await checkOnce('PP+TP');
+  await checkOnce('PP+TP, head split');
 
   /**
    * Kills worker `victim` once the first token of a stream has arrived; `survivor`, a member

@@ -110,10 +110,12 @@ export async function startMember(
   let engine: StageEngine;
   try {
     engine = new GroupMemberStage(
+      // An emulated device paces the member's segments in its thread, not its waits for sums.
       await ThreadedStage.createMember(
         shard,
         { port: port2, rank, size: group.members.length },
         { ...load.options, ...engineOptions(options) },
+        options.emulation?.snapshot(),
       ),
       member,
     );
@@ -122,7 +124,6 @@ export async function startMember(
     await member.close().catch(() => {});
     throw error;
   }
-  if (options.emulation) engine = options.emulation.wrap(engine);
   const links: Channel<'data'>[] = [];
   const dial = (url: string, as: string) =>
     connectShaped(

@@ -80,6 +80,8 @@ interface Placement {
   shard: StoredShard;
   /** A member's rank and group, for a tensor-parallel stage. */
   tensor?: { group: TensorGroup; rank: number };
+  /** The share of the stage's KV cache this worker holds: its KV heads' (1 for a whole stage). */
+  kvShare: number;
 }
 
 let groupSerial = 0;
@@ -108,11 +110,18 @@ async function placements(
     const range = { start: stage.layerStart, end: stage.layerEnd };
     const stageLinks = links[at]!;
     if (!stage.tensor) {
-      placed.push([{ at, link: stageLinks[0]!, shard: await store.ensure(range, progress) }]);
+      placed.push([
+        { at, link: stageLinks[0]!, shard: await store.ensure(range, progress), kvShare: 1 },
+      ]);
       continue;
     }
     const config = store.model.manifest.config as LlamaConfig;
-    const slices = splitTensors(config, { weights: stage.tensor.weights });
+    // The last stage's head runs on the leader, or split by vocabulary among the members.
+    const splitVocab = stage.tensor.head === 'split' && at === plan.stages.length - 1;
+    const slices = splitTensors(config, {
+      weights: stage.tensor.weights,
+      ...(splitVocab ? { splitVocab } : {}),
+    });
     const group: TensorGroup = {
       id: `stage-${stage.index}-${process.pid}-${++groupSerial}`,
       stage: stage.index,
@@ -126,6 +135,7 @@ async function placements(
         link: stageLinks[rank]!,
         shard: await store.ensureSlice(range, slice),
         tensor: { group, rank },
+        kvShare: (slice.kvHeads.end - slice.kvHeads.start) / config.nKvHeads,
       });
     placed.push(members);
   }
@@ -153,20 +163,25 @@ export async function deployPlan(
         }),
       ),
     );
-  const kvBudgets = plan.stages.map((_, i) => stageKvBudget(plan, i, options));
+  const stageBudgets = plan.stages.map((_, i) => stageKvBudget(plan, i, options));
+  // A member holds its KV heads' share of its stage's cache: it is given that share of the budget.
+  const kvBudgets = all.map((p) => {
+    const budget = stageBudgets[p.at];
+    return budget === undefined ? undefined : Math.ceil(budget * p.kvShare);
+  });
   // Each worker judges its shard plus KV budget against its memory before a byte arrives.
   const transferred = await together(
-    all.map((p) =>
+    all.map((p, n) =>
       sendShard(p.link, p.shard, {
         ...options,
-        ...(kvBudgets[p.at] === undefined ? {} : { kvBudgetBytes: kvBudgets[p.at] }),
+        ...(kvBudgets[n] === undefined ? {} : { kvBudgetBytes: kvBudgets[n] }),
         signal,
       }),
     ),
   );
   // Every member of a group loads at once: each waits for the others' links.
   const loaded = await together(
-    all.map(async (p) => {
+    all.map(async (p, n) => {
       const stage = plan.stages[p.at]!;
       const shardId = p.shard.manifest.shardId;
       // Loading verifies every byte of the shard before onnxruntime reads it.
@@ -190,7 +205,7 @@ export async function deployPlan(
           ...(p.tensor ? { tensor: p.tensor } : {}),
           options: {
             ...options.stage,
-            ...(kvBudgets[p.at] === undefined ? {} : { kvBudgetBytes: kvBudgets[p.at] }),
+            ...(kvBudgets[n] === undefined ? {} : { kvBudgetBytes: kvBudgets[n] }),
           },
         },
         'stage.ready',

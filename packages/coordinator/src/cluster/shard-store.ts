@@ -113,8 +113,9 @@ export class ShardStore {
         'a tensor-parallel stage cannot serve an adapter: member shards are built from the base weights',
       );
     const { start, end } = range;
-    const { degree, rank, kvHeads, columns } = slice;
-    const name = `${start}-${end}-tp${degree}.${rank}-h${kvHeads.start}-${kvHeads.end}-c${columns.start}-${columns.end}`;
+    const { degree, rank, kvHeads, columns, vocab } = slice;
+    const rows = vocab ? `-v${vocab.start}-${vocab.end}` : '';
+    const name = `${start}-${end}-tp${degree}.${rank}-h${kvHeads.start}-${kvHeads.end}-c${columns.start}-${columns.end}${rows}`;
     const path = join(this.cacheDir, 'shards', `v${SHARD_FORMAT_VERSION}`, this.modelHash, name);
     return this.#once(path, () =>
       writeSliceShard(this.model, range, slice, path, { kvDtype: this.kvDtype }),
