@@ -163,6 +163,14 @@ t.test(
       undefined,
       'already serving it: kept',
     );
+    plans.refused({ worker: 'c', neededBytes: 2e9, capacityBytes: 1e9 });
+    t.not(
+      await plans.choose(['a', 'b', 'c'], true),
+      given,
+      'c refused its part for memory: planned',
+    );
+    plans.forget('c');
+    t.equal(await plans.choose(['a', 'b', 'c'], true), given, 'c joined again: the given plan');
     const split = good();
     split.stages[1]!.tensor!.weights = [2, 1];
     t.notOk(samePlan(given, split), 'plans that split a group otherwise are not the same');

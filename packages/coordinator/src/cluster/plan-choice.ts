@@ -14,6 +14,7 @@ import {
   type MemoryShortfall,
   type Plan,
   PlanInfeasibleError,
+  stageDevices,
 } from '@swarmbee/core';
 import type { ModelDir } from '@swarmbee/model';
 import type { PlanResult } from '@swarmbee/planner';
@@ -79,6 +80,18 @@ export class PlanChoice {
     this.#unprofiled.delete(worker);
   }
 
+  /**
+   * The given plan (`--plan`), while every device it names is connected and none has refused
+   * its part for memory (until it joins again: then the planner plans within what it holds).
+   */
+  #given(names: readonly string[]): Plan | undefined {
+    const { given } = this.options;
+    if (!given || !devicesConnected(given, names)) return undefined;
+    return given.stages.some((s) => stageDevices(s).some((d) => this.#shortfalls.has(d)))
+      ? undefined
+      : given;
+  }
+
   /** The profile covering these workers, those that could not be profiled left out. */
   #profileOf(names: readonly string[]): ClusterProfile | undefined {
     return this.options.profile(names.filter((name) => !this.#unprofiled.has(name)));
@@ -86,8 +99,8 @@ export class PlanChoice {
 
   /** The plan for these workers: remembered for them, unless `fresh`; else planned (profiling first if needed). */
   async choose(names: readonly string[], fresh: boolean): Promise<Plan | PlanResult> {
-    const { given } = this.options;
-    if (given && devicesConnected(given, names)) return given;
+    const given = this.#given(names);
+    if (given) return given;
     const planning = this.options.planning();
     if (!fresh) {
       const remembered = await this.options.memory.recall(names, planning);
@@ -159,8 +172,8 @@ export class PlanChoice {
   ): Promise<Plan | PlanResult | undefined> {
     // Nothing new since this deployment was planned.
     if (names.join('\n') === current.candidates.join('\n')) return undefined;
-    const { given } = this.options;
-    if (given && devicesConnected(given, names)) {
+    const given = this.#given(names);
+    if (given) {
       if (samePlan(given, current.plan)) return undefined;
       this.options.log(`${reason}: every device of the given plan is connected: deploying it`);
       return given;
