@@ -153,30 +153,52 @@ export interface ClusterOptions {
   startTimeoutMs?: number;
 }
 
+/**
+ * A test coordinator's command line: JSON logs, one onnxruntime thread per stage, and —
+ * unless `extra` asks for a planner — every worker, split evenly.
+ */
+export function coordinatorArgs(options: {
+  model: string;
+  /** Worker-facing HOST:PORT. Default 127.0.0.1:0. */
+  listen?: string;
+  /** API HOST:PORT. Default 127.0.0.1:0. */
+  api?: string;
+  minWorkers: number;
+  cacheDir: string;
+  extra?: string[];
+}): string[] {
+  const extra = options.extra ?? [];
+  return [
+    'coordinator',
+    '--model',
+    options.model,
+    '--listen',
+    options.listen ?? '127.0.0.1:0',
+    '--api',
+    options.api ?? '127.0.0.1:0',
+    '--min-workers',
+    String(options.minWorkers),
+    '--threads',
+    '1',
+    '--cache-dir',
+    options.cacheDir,
+    '--log-format',
+    'json',
+    ...extra,
+    ...(extra.includes('--planner') ? [] : ['--planner', 'even']),
+  ];
+}
+
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const token = options.token ?? `test-token-${process.pid}-${Date.now()}`;
   const env = { SWARMBEE_TOKEN: token };
   const coordinator = startProcess(
-    [
-      'coordinator',
-      '--model',
-      options.model,
-      '--listen',
-      '127.0.0.1:0',
-      '--api',
-      '127.0.0.1:0',
-      '--min-workers',
-      String(options.workers),
-      '--threads',
-      '1',
-      '--cache-dir',
-      options.coordinatorCacheDir ?? join(options.root, 'c'),
-      '--log-format',
-      'json',
-      ...(options.coordinatorArgs ?? []),
-      // Tests that do not ask for a planner get every worker, split evenly.
-      ...(options.coordinatorArgs?.includes('--planner') ? [] : ['--planner', 'even']),
-    ],
+    coordinatorArgs({
+      model: options.model,
+      minWorkers: options.workers,
+      cacheDir: options.coordinatorCacheDir ?? join(options.root, 'c'),
+      ...(options.coordinatorArgs ? { extra: options.coordinatorArgs } : {}),
+    }),
     env,
   );
   const workers: ProcessHandle[] = [];

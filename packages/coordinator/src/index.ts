@@ -25,6 +25,7 @@ export {
   CoordinatorStateMachine,
 } from './cluster/coordinator-state.js';
 export type { DeployedStage } from './cluster/deployer.js';
+export { checkGivenPlan, readGivenPlan } from './cluster/given-plan.js';
 export type { PlanningOptions } from './cluster/planning.js';
 export { DEFAULT_REPLAN_GAIN, DEFAULT_REPLAN_PAYBACK_MS } from './cluster/replan-policy.js';
 export { shardDirName } from './cluster/shard-store.js';

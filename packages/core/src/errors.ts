@@ -343,6 +343,16 @@ export class ProfileInvalidError extends SwarmBeeError {
   static override readonly httpStatus = 400;
 }
 
+/**
+ * A plan given to deploy (`swarmbee coordinator --plan`) does not fit the model or the
+ * cluster: another model's hash, layers not covered once in order, a device named twice, a
+ * tensor-parallel split that cannot be made. The message names what is wrong.
+ */
+export class PlanInvalidError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_PLAN_INVALID';
+  static override readonly httpStatus = 400;
+}
+
 /** The exact planner would take too long for this cluster; a heuristic planner can answer. */
 export class PlanTooLargeError extends SwarmBeeError {
   static override readonly code = 'SWARMBEE_ERR_PLAN_TOO_LARGE';
@@ -412,6 +422,7 @@ registerErrors(
   GroupMemberLostError,
   AllReducePartMismatchError,
   PlanInfeasibleError,
+  PlanInvalidError,
   DeviceUnknownError,
   ProfileInvalidError,
   PlanTooLargeError,

@@ -57,6 +57,7 @@ export {
   OutputExistsError,
   PeerTimeoutError,
   PlanInfeasibleError,
+  PlanInvalidError,
   PlanTooLargeError,
   ProfileInvalidError,
   ProtocolVersionError,

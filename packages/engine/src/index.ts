@@ -45,6 +45,7 @@ export { arenaCapacity } from './kv-cache.js';
 export { LayerStateChain } from './layer-states.js';
 export { LocalPipeline, type LocalPipelineOptions } from './local-pipeline.js';
 export type { Pipeline, PipelineInfo, PipelineResult, PipelineStep } from './pipeline.js';
+export { PortAllReduce, type PortGroup, serveAllReduce } from './port-all-reduce.js';
 export { type AdmissionLimits, KvAdmission } from './scheduler/admission.js';
 export {
   type BatchTransport,

@@ -8,6 +8,7 @@ import type { ShardGraph, TensorSliceShard } from '@swarmbee/model';
 import { paceSegments, type SegmentEmulation, unpaced } from './device-emulation.js';
 import { OnnxDecoderStage } from './onnx-decoder-stage.js';
 import { OrtStage } from './ort-stage.js';
+import { PortAllReduce, type PortGroup } from './port-all-reduce.js';
 import { SharedAllReduce, type SharedGroup } from './shared-all-reduce.js';
 import type { StageEngine, StageOptions } from './stage-engine.js';
 import { TensorMemberStage } from './tensor-member-stage.js';
@@ -22,18 +23,21 @@ export function createStageEngine(
 }
 
 /**
- * A tensor-parallel member over the shared memory of its in-process group; with `emulation`,
+ * A tensor-parallel member: over the shared memory of its in-process group, or through the
+ * port to the group member its process's main thread holds (a worker's); with `emulation`,
  * its segments run as on that slower device.
  */
 export function createMemberEngine(
   shard: TensorSliceShard,
-  group: SharedGroup,
+  group: SharedGroup | PortGroup,
   options: StageOptions = {},
   emulation?: SegmentEmulation,
 ): Promise<StageEngine> {
+  const allReduce =
+    'port' in group ? new PortAllReduce(group) : new SharedAllReduce(group, shard.slice.rank);
   return TensorMemberStage.create(
     shard,
-    new SharedAllReduce(group, shard.slice.rank),
+    allReduce,
     options,
     emulation ? paceSegments(emulation) : unpaced,
   );

@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { asSwarmBeeError } from '@swarmbee/core';
 import type { ShardGraph, TensorSliceShard } from '@swarmbee/model';
 import type { SegmentEmulation } from './device-emulation.js';
+import type { PortGroup } from './port-all-reduce.js';
 import type { SharedGroup } from './shared-all-reduce.js';
 import type { StageOptions, StageOutput } from './stage-engine.js';
 import { createMemberEngine, createStageEngine } from './stage-factory.js';
@@ -16,8 +17,8 @@ const port = parentPort!;
 const { shard, options, group, emulation } = workerData as {
   shard: ShardGraph | TensorSliceShard;
   options: StageOptions;
-  /** A tensor-parallel member's group (with a `llama-slice` shard). */
-  group?: SharedGroup;
+  /** A tensor-parallel member's group (with a `llama-slice` shard): shared memory, or a port. */
+  group?: SharedGroup | PortGroup;
   /** A member's emulated device (benchmarks): its segments are paced in this thread. */
   emulation?: SegmentEmulation;
 };

@@ -2,10 +2,11 @@
  * A StageEngine whose onnxruntime session lives in a worker thread, so the
  * calling thread's event loop keeps answering sockets during forward passes.
  */
-import type { Worker } from 'node:worker_threads';
+import type { TransferListItem, Worker } from 'node:worker_threads';
 import { EngineClosedError, EngineFailedError, fromWire, type SwarmBeeError } from '@swarmbee/core';
 import type { ShardGraph, TensorSliceShard } from '@swarmbee/model';
 import type { SegmentEmulation } from './device-emulation.js';
+import type { PortGroup } from './port-all-reduce.js';
 import type { SharedGroup } from './shared-all-reduce.js';
 import { ownBuffer, startThread, threadEntry, threadReady } from './source-thread.js';
 import type {
@@ -66,19 +67,27 @@ export class ThreadedStage implements StageEngine {
   }
 
   /**
-   * Starts a thread hosting one member of an in-process tensor-parallel group; `emulation`
-   * (benchmarks) paces its segments as on a slower device.
+   * Starts a thread hosting one member of a tensor-parallel group: of an in-process group
+   * (its shared memory), or of one whose member this thread's side holds (a port to it,
+   * which moves to the new thread; see `serveAllReduce`). `emulation` (benchmarks) paces its
+   * segments as on a slower device.
    */
   static async createMember(
     shard: TensorSliceShard,
-    group: SharedGroup,
+    group: SharedGroup | PortGroup,
     options: StageOptions = {},
     emulation?: SegmentEmulation,
   ): Promise<ThreadedStage> {
-    return ThreadedStage.#start({ shard, options, group, ...(emulation ? { emulation } : {}) });
+    return ThreadedStage.#start(
+      { shard, options, group, ...(emulation ? { emulation } : {}) },
+      'port' in group ? [group.port] : undefined,
+    );
   }
 
-  static async #start(workerData: object, transferList?: ArrayBuffer[]): Promise<ThreadedStage> {
+  static async #start(
+    workerData: object,
+    transferList?: TransferListItem[],
+  ): Promise<ThreadedStage> {
     const worker = startThread(THREAD_ENTRY, workerData, transferList ? { transferList } : {});
     const info = await threadReady<StageInfo>(worker, 'stage thread');
     return new ThreadedStage(worker, info);

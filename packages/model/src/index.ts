@@ -205,6 +205,7 @@ export {
 export {
   buildGroupShards,
   buildSliceShard,
+  checkSliceShard,
   type GroupShardOptions,
   type LayerSegments,
   type SliceShardOptions,

@@ -212,6 +212,44 @@ t.test('BAD FRAME - not one msgpack map', async (t) => {
 });
 
 const SHA = 'd'.repeat(64);
+
+/**
+ * `stage.load`s of member 1 of a star group of two running stage 1, before the last stage,
+ * each with its group and its load changed as given (a field set to undefined is left out).
+ */
+function memberLoads(
+  cases: [string, Record<string, unknown>, Record<string, unknown>][],
+): [string, Record<string, unknown>][] {
+  return cases.map(([name, group, load]) => {
+    const message: Record<string, unknown> = {
+      type: 'stage.load',
+      stage: 1,
+      layerStart: 0,
+      layerEnd: 3,
+      shardId: SHA,
+      nextUrl: 'ws://h:1',
+      isFirst: false,
+      isLast: false,
+      options: {},
+      tensor: {
+        group: {
+          id: 'g',
+          stage: 1,
+          members: ['ws://a:1', 'ws://b:1'],
+          algorithm: 'star',
+          ...group,
+        },
+        rank: 'rank' in load ? load.rank : 1,
+      },
+    };
+    for (const [key, value] of Object.entries(load))
+      if (key !== 'rank') {
+        if (value === undefined) delete message[key];
+        else message[key] = value;
+      }
+    return [name, message];
+  });
+}
 const schemaCases: [string, Record<string, unknown>][] = [
   [
     'register without device facts',
@@ -364,6 +402,22 @@ const schemaCases: [string, Record<string, unknown>][] = [
     },
   ],
   ['fractional stage index', { type: 'stage.ready', stage: 1.5, loadMs: 1 }],
+  ...memberLoads([
+    ['stage.load whose member rank is past its group', {}, { rank: 2 }],
+    ['stage.load whose group runs another stage', { stage: 0 }, {}],
+    ['stage.load with a group of one', { members: ['ws://a:1'] }, { rank: 0 }],
+    ['stage.load with an unknown all-reduce', { algorithm: 'tree' }, {}],
+    [
+      'stage.load with a member that is no WebSocket URL',
+      { members: ['ws://a:1', 'http://b:1'] },
+      {},
+    ],
+    [
+      'stage.load whose group leader has no nextUrl before the last stage',
+      {},
+      { rank: 0, nextUrl: undefined },
+    ],
+  ]),
   ['stats with a text value', { type: 'stats', requestId: 'r', stats: { a: 'b' } }],
   ['error without retryable', { type: 'error', code: 'X', message: 'y' }],
   [

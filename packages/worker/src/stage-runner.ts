@@ -4,6 +4,11 @@
  * the coordinator). Frames are submitted to the engine the moment they arrive
  * (its thread runs them in order), and results leave in the same order, so the
  * engine never waits for the network and every link stays FIFO.
+ *
+ * The leader of a tensor-parallel stage also hands every frame it receives (forwards and
+ * releases) to the group's other members before its own engine takes it (`members`); a
+ * member other than the leader has no downstream: its outputs are dropped (the leader's
+ * is the stage's), its failures reported like any stage's.
  */
 import { asSwarmBeeError, type SwarmBeeError } from '@swarmbee/core';
 import type { BatchRow, StageBatch, StageEngine, StageOutput } from '@swarmbee/engine';
@@ -35,8 +40,13 @@ export interface StageRunnerStats {
 export interface StageRunnerOptions {
   stage: number;
   engine: StageEngine;
-  /** Where results go: the next stage, or the coordinator from the last stage. */
-  downstream: Channel<'data'>;
+  /**
+   * Where results go: the next stage, or the coordinator from the last stage. Absent on a
+   * tensor-parallel member other than the leader: its results are dropped.
+   */
+  downstream?: Channel<'data'>;
+  /** A tensor-parallel leader's links to the group's other members, which get every frame too. */
+  members?: readonly Channel<'data'>[];
   /** Reports a batch this stage could not run (over the control plane, to the coordinator). */
   reportFailure: (batchId: number, error: SwarmBeeError) => void;
 }
@@ -63,6 +73,7 @@ export class StageRunner {
   }
 
   accept(message: DataMessage): void {
+    if (message.type === 'forward' || message.type === 'release') this.#fanOut(message);
     switch (message.type) {
       case 'forward':
         this.#forward(message);
@@ -72,7 +83,7 @@ export class StageRunner {
         this.#then(async () => {
           await released.catch(() => {});
           // A downstream that is gone took the next stages' caches with it.
-          await this.#options.downstream.write(message).catch(() => {});
+          await this.#options.downstream?.write(message).catch(() => {});
         });
         return;
       }
@@ -94,8 +105,15 @@ export class StageRunner {
     const tensor = message.tokens ?? message.hidden;
     if (message.tokens) batch.tokens = int64Values(message.tokens);
     if (message.hidden) batch.hidden = float32Values(message.hidden);
-    // The frame is read once, here: its buffer moves to the engine's thread uncopied.
-    if (tensor && tensorOwnsFrame(tensor)) batch.buffersMovable = true;
+    if (this.#options.members?.length) {
+      // The members' sockets may still hold the frame's bytes: the engine gets a copy.
+      if (batch.tokens) batch.tokens = batch.tokens.slice();
+      if (batch.hidden) batch.hidden = batch.hidden.slice();
+      batch.buffersMovable = true;
+    } else if (tensor && tensorOwnsFrame(tensor)) {
+      // The frame is read once, here: its buffer moves to the engine's thread uncopied.
+      batch.buffersMovable = true;
+    }
     const output = this.#options.engine.forward(batch);
     // Stamped when the engine answers, not when this frame's turn to send comes.
     const computedAt = output.then(epochMs, epochMs);
@@ -103,7 +121,7 @@ export class StageRunner {
       try {
         const result = await output;
         this.#account(result);
-        await this.#options.downstream.write(this.#outgoing(message, rows, result));
+        await this.#options.downstream?.write(this.#outgoing(message, rows, result));
         const computeEnd = await computedAt;
         const computeMs = result.timing.forwardMs + result.timing.kvMs;
         this.timeline.record({
@@ -121,6 +139,20 @@ export class StageRunner {
         this.#queued--;
       }
     });
+  }
+
+  /**
+   * Sends a frame on to the group's other members, before this engine may take its buffers.
+   * A member that cannot be reached fails the sums, and with them the batch: nothing to do here.
+   */
+  #fanOut(message: DataMessage): void {
+    for (const member of this.#options.members ?? []) {
+      try {
+        member.send(message);
+      } catch {
+        // Closed or full: the group's links report the member lost.
+      }
+    }
   }
 
   #outgoing(message: ForwardMessage, rows: BatchRow[], result: StageOutput): DataMessage {
@@ -177,7 +209,7 @@ export class StageRunner {
       forwardMsTotal: this.#forwardMsTotal,
       busyMsTotal: this.#busyMs,
       queueDepth: this.#queued,
-      bytesSent: this.#options.downstream.counters.bytesSent,
+      bytesSent: this.#options.downstream?.counters.bytesSent ?? 0,
       idleShare: wallMs > 0 ? Math.max(0, 1 - this.#busyMs / wallMs) : 1,
       failedBatches: this.#failed,
     };
@@ -185,7 +217,8 @@ export class StageRunner {
 
   async close(): Promise<void> {
     await this.idle().catch(() => {});
-    this.#options.downstream.close(1001, 'stage unloaded');
+    this.#options.downstream?.close(1001, 'stage unloaded');
+    for (const member of this.#options.members ?? []) member.close(1001, 'stage unloaded');
     await this.#options.engine.close();
   }
 }

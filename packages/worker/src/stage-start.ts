@@ -1,12 +1,13 @@
 /**
  * Starting a stage a worker was told to load: its verified shard opened and run by a
- * threaded engine (under the benchmarks' device emulation, if any), connected to the
+ * threaded engine (a tensor-parallel member's: member-start.ts) (under the benchmarks' device emulation, if any), connected to the
  * next stage (or the coordinator, after the last), and served by a StageRunner.
  */
-import type { SwarmBeeError } from '@swarmbee/core';
+import type { AllReduce, SwarmBeeError } from '@swarmbee/core';
 import { type StageEngine, ThreadedStage } from '@swarmbee/engine';
 import { openShard } from '@swarmbee/model';
-import { connectShaped, type StageLoadMessage } from '@swarmbee/protocol';
+import { connectShaped, type StageLoadMessage, type TensorGroup } from '@swarmbee/protocol';
+import { startMember } from './member-start.js';
 import { StageRunner } from './stage-runner.js';
 import { engineOptions, type WorkerOptions } from './worker-options.js';
 
@@ -16,11 +17,14 @@ export interface StageStartContext {
   options: WorkerOptions;
   /** Reports a batch the stage could not run. */
   reportFailure: (batchId: number, error: SwarmBeeError) => void;
+  /** Joins a tensor-parallel group (for a `stage.load` with `tensor`). */
+  joinGroup: (group: TensorGroup, rank: number) => Promise<AllReduce>;
 }
 
 /** A running stage, and where its results go. */
 export interface StartedStage {
   runner: StageRunner;
+  /** Where its results go (a member other than the leader: the leader, which sends them on). */
   nextUrl: string;
   /** What the engine admits (its KV budget), for the coordinator's scheduler. */
   limits: StageEngine['info']['limits'];
@@ -32,6 +36,7 @@ export async function startStage(
   path: string,
   context: StageStartContext,
 ): Promise<StartedStage> {
+  if (load.tensor) return startMember(load, path, context, context.joinGroup);
   const { options } = context;
   const { graph } = await openShard(path);
   // The graph read for this stage alone moves into its thread: one copy of it fewer.

@@ -6,6 +6,7 @@
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  AbortedError,
   type AllReduce,
   AuthFailedError,
   asSwarmBeeError,
@@ -67,6 +68,8 @@ export class WorkerDaemon {
   /** Cuts short the pause between attempts to re-join. */
   readonly #stopping = new AbortController();
   readonly #groups: TensorGroups;
+  /** Ends the stage.load in progress, when a newer one comes. */
+  #loading?: AbortController;
   readonly #shards: ShardIntake;
 
   constructor(options: WorkerOptions) {
@@ -262,6 +265,11 @@ export class WorkerDaemon {
   async #load(load: StageLoadMessage): Promise<void> {
     if (this.#machine.is('draining', 'stopped'))
       throw new EngineClosedError(`worker ${this.name} is shutting down: it loads no stage`);
+    // A newer stage.load replaces one still loading (a member waiting for a group that a
+    // failed deployment left short): that one stops, quietly — its deployment is gone.
+    this.#loading?.abort(new AbortedError('a newer stage.load replaced this one'));
+    const loading = new AbortController();
+    this.#loading = loading;
     const offer = await this.#cache.offerOf(load.shardId);
     if (!offer)
       throw new EngineClosedError(
@@ -291,8 +299,10 @@ export class WorkerDaemon {
         name: this.name,
         options: this.#options,
         reportFailure: (batchId, error) => this.#reportFailure(batchId, error),
+        joinGroup: (group, rank) => this.joinTensorGroup(group, rank, { signal: loading.signal }),
       });
       runner = started.runner;
+      loading.signal.throwIfAborted();
       this.#runner = runner;
       this.#loadedBytes = stageMemoryBytes(stage);
       this.#machine.to('ready');
@@ -317,8 +327,11 @@ export class WorkerDaemon {
         this.#loadedBytes = 0;
       }
       await runner?.close().catch(() => {});
+      if (loading.signal.aborted) return;
       if (this.#machine.is('loading')) this.#machine.to('idle');
       throw error;
+    } finally {
+      if (this.#loading === loading) this.#loading = undefined;
     }
   }
 

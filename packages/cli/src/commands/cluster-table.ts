@@ -7,7 +7,8 @@ export function deploymentTable(stages: readonly DeployedStage[]): string {
     ['stage', 'worker', 'layers', 'shard', 'transferred', 'load ms'],
     stages.map((s) => [
       s.stage,
-      s.worker,
+      // A tensor-parallel stage: its members by rank, the leader first.
+      s.members ? s.members.join(' + ') : s.worker,
       `[${s.layerStart}, ${s.layerEnd})`,
       s.shardId.slice(0, 12),
       s.transferredBytes === 0 ? 'cached' : formatBytes(s.transferredBytes),

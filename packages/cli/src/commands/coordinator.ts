@@ -9,8 +9,9 @@ import {
   DEFAULT_REPLAN_GAIN,
   DEFAULT_REPLAN_PAYBACK_MS,
   DEFAULT_TRANSFER_STALL_TIMEOUT_MS,
+  readGivenPlan,
 } from '@swarmbee/coordinator';
-import { installFaultHandlers } from '@swarmbee/core';
+import { installFaultHandlers, stageDevices } from '@swarmbee/core';
 import { cacheRoot, openModelDir } from '@swarmbee/model';
 import type { Argv } from 'yargs';
 import { adapterOption, servedAdapter } from '../adapter-flag.js';
@@ -82,6 +83,11 @@ export function coordinatorCommand(yargs: Argv): Argv {
           default: 'dp' as const,
           describe:
             'How layers are assigned: dp (EdgeShard, exact), ga, pso, auto, or a baseline; even skips profiling',
+        })
+        .option('plan', {
+          type: 'string',
+          describe:
+            "Deploy this plan (a JSON Plan: stages of layer ranges on named workers, a stage's `tensor` group split by its weights) whenever every worker it names is connected; checked against the model first (PLAN_INVALID names what is wrong). Without one of its workers, --planner plans. Waits for at least as many workers as it names (default: none)",
         })
         .option('objective', {
           choices: ['latency', 'throughput'] as const,
@@ -165,8 +171,16 @@ export function coordinatorCommand(yargs: Argv): Argv {
       logCoordinatorEvents(log);
       const token = resolveToken(args);
       const adapter = args.adapter === undefined ? undefined : await servedAdapter(args.adapter);
+      const model = await openModelDir(args.model);
+      const plan = args.plan === undefined ? undefined : await readGivenPlan(args.plan, model);
+      // A given plan waits for every worker it names.
+      const minWorkers = Math.max(
+        args.minWorkers,
+        plan ? plan.stages.reduce((n, s) => n + stageDevices(s).length, 0) : 0,
+      );
       const coordinator = new Coordinator({
-        model: await openModelDir(args.model),
+        model,
+        ...(plan ? { plan } : {}),
         ...(adapter ? { adapter } : {}),
         token,
         listenHost: listen.host,
@@ -176,7 +190,7 @@ export function coordinatorCommand(yargs: Argv): Argv {
         apiPort: api.port,
         apiKey: args.apiKey,
         benchDir: args.benchDir,
-        minWorkers: args.minWorkers,
+        minWorkers,
         cacheDir: args.cacheDir ?? join(cacheRoot(), 'coordinator'),
         deploy: {
           transferStallTimeoutMs: args.transferStallTimeoutMs,
@@ -200,7 +214,7 @@ export function coordinatorCommand(yargs: Argv): Argv {
         log,
       });
       await coordinator.start();
-      log(`waiting for ${args.minWorkers} worker(s) at ${coordinator.workersUrl}`);
+      log(`waiting for ${minWorkers} worker(s) at ${coordinator.workersUrl}`);
       const announcement = args.mdns
         ? announceCoordinator({
             token,

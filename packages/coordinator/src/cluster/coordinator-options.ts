@@ -1,6 +1,6 @@
 /** The coordinator's options and recovery records (its states: coordinator-state.ts). */
 
-import { InvalidArgumentError } from '@swarmbee/core';
+import { InvalidArgumentError, type Plan } from '@swarmbee/core';
 import type { SchedulerOptions } from '@swarmbee/engine';
 import {
   checkMergeable,
@@ -19,6 +19,7 @@ import type { IntakeTimeouts } from '../api/intake.js';
 import { checkDriftOptions, type DriftOptions } from '../drift/drift-monitor.js';
 import type { ServiceLimits } from '../generation-service.js';
 import type { DeployOptions } from './deployer.js';
+import { checkGivenPlan } from './given-plan.js';
 import type { PlanningOptions } from './planning.js';
 import { checkReplanPolicy } from './replan-policy.js';
 
@@ -60,6 +61,12 @@ export interface CoordinatorOptions {
   deploy?: DeployOptions;
   /** How plans are chosen. Default: profile the workers, then the DP for throughput. */
   planning?: PlanningOptions;
+  /**
+   * A plan to deploy whenever every device it names is connected (`--plan`), checked
+   * against the model (see given-plan.ts); without one of them, `planning` decides.
+   * Default: none.
+   */
+  plan?: Plan;
   /** Heartbeats, frame and queue limits of every connection. Defaults: the protocol's. */
   channel?: ChannelOptions;
   /** Benchmarks and tests only: shape the coordinator's outgoing data-plane links. */
@@ -115,6 +122,13 @@ export function checkCoordinatorOptions(options: CoordinatorOptions): void {
   if ((options.minWorkers ?? 1) < 1)
     throw new InvalidArgumentError('--min-workers must be at least 1');
   checkReplanPolicy({ gain: options.replanGain, paybackMs: options.replanPaybackMs });
+  if (options.plan)
+    checkGivenPlan(options.plan, options.model, {
+      adapter: options.adapter !== undefined,
+      ...(options.planning?.workload?.kvDtype
+        ? { kvDtype: options.planning.workload.kvDtype }
+        : {}),
+    });
   if (options.drift) checkDriftOptions(options.drift);
   if (options.adapter) {
     if (!/^[A-Za-z0-9._-]+$/.test(options.adapter.name))

@@ -143,6 +143,7 @@ export class Coordinator {
       profile: (names) => this.#profiles.covering(names),
       measure: () => this.profile(),
       policy,
+      ...(options.plan ? { given: options.plan } : {}),
       log: this.#log,
     });
     this.#plans = plans;

@@ -4,7 +4,7 @@
  * (a re-plan, or recovery from a lost worker) brings up a new deployment; the
  * scheduler replays its live sequences into it.
  */
-import type { ClusterProfile, Plan, SwarmBeeError } from '@swarmbee/core';
+import { type ClusterProfile, type Plan, type SwarmBeeError, stageDevices } from '@swarmbee/core';
 import type { PlanResult } from '@swarmbee/planner';
 import {
   type Channel,
@@ -59,8 +59,9 @@ export async function bringUp(
     options.coordinatorUrl,
     options.deploy,
   );
-  const links = plan.stages.map((s) => options.workers.get(s.device)!);
-  const first = links[0]!;
+  // Every member of a group counts: losing any breaks the stage.
+  const links = plan.stages.flatMap((s) => stageDevices(s).map((d) => options.workers.get(d)!));
+  const first = options.workers.get(plan.stages[0]!.device)!;
   const stage0 = await connectShaped(
     first.dataUrl,
     { token: options.token, role: 'coordinator', name: 'coordinator', tls: options.clientTls },

@@ -1,5 +1,6 @@
 /**
- * Which plan the coordinator deploys: for a set of workers it has deployed on before,
+ * Which plan the coordinator deploys: the plan it was given (`--plan`) while every device
+ * it names is connected; else, for a set of workers it has deployed on before,
  * the plan it remembers for them (see PlanMemory); otherwise the planner's, from the
  * cluster profile. And when a worker joins a serving cluster, whether a new plan pays:
  * the remembered plan for exactly the connected workers is restored (the one that served
@@ -18,6 +19,7 @@ import type { ModelDir } from '@swarmbee/model';
 import type { PlanResult } from '@swarmbee/planner';
 import type { Deployment } from './deployment.js';
 import { evenPlan } from './even-plan.js';
+import { devicesConnected } from './given-plan.js';
 import { type PlanMemory, samePlan } from './plan-memory.js';
 import { choosePlan, isPlanResult, needsProfile, type PlanningOptions } from './planning.js';
 import {
@@ -38,6 +40,8 @@ export interface PlanChoiceOptions {
   measure: () => Promise<ClusterProfile>;
   /** When a re-plan pays (gain and payback). */
   policy: ReplanPolicy;
+  /** A plan to deploy whenever every device it names is connected (`--plan`; see given-plan.ts). */
+  given?: Plan;
   log: (line: string) => void;
 }
 
@@ -82,6 +86,8 @@ export class PlanChoice {
 
   /** The plan for these workers: remembered for them, unless `fresh`; else planned (profiling first if needed). */
   async choose(names: readonly string[], fresh: boolean): Promise<Plan | PlanResult> {
+    const { given } = this.options;
+    if (given && devicesConnected(given, names)) return given;
     const planning = this.options.planning();
     if (!fresh) {
       const remembered = await this.options.memory.recall(names, planning);
@@ -153,6 +159,12 @@ export class PlanChoice {
   ): Promise<Plan | PlanResult | undefined> {
     // Nothing new since this deployment was planned.
     if (names.join('\n') === current.candidates.join('\n')) return undefined;
+    const { given } = this.options;
+    if (given && devicesConnected(given, names)) {
+      if (samePlan(given, current.plan)) return undefined;
+      this.options.log(`${reason}: every device of the given plan is connected: deploying it`);
+      return given;
+    }
     const planning = this.options.planning();
     const remembered = await this.options.memory.recall(names, planning);
     if (remembered) {

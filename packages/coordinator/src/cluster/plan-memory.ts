@@ -38,14 +38,19 @@ export function planningKey(options: PlanningOptions): string {
   return JSON.stringify(sorted(options));
 }
 
-/** Whether two plans run the same layers on the same workers. */
+/** Whether two plans run the same layers on the same workers, split the same way. */
 export function samePlan(a: Plan, b: Plan): boolean {
   return (
     a.modelHash === b.modelHash &&
     a.stages.length === b.stages.length &&
     a.stages.every((s, i) => {
       const t = b.stages[i]!;
-      return s.device === t.device && s.layerStart === t.layerStart && s.layerEnd === t.layerEnd;
+      return (
+        s.device === t.device &&
+        s.layerStart === t.layerStart &&
+        s.layerEnd === t.layerEnd &&
+        JSON.stringify(s.tensor ?? null) === JSON.stringify(t.tensor ?? null)
+      );
     })
   );
 }

@@ -16,6 +16,7 @@ import {
   ConnectFailedError,
   EngineClosedError,
   fromWire,
+  GroupMemberLostError,
   PeerTimeoutError,
   SendQueueFullError,
   type SwarmBeeError,
@@ -37,6 +38,8 @@ const PIPELINE_FAULTS: ReadonlySet<string> = new Set([
   PeerTimeoutError.code,
   ConnectFailedError.code,
   EngineClosedError.code,
+  // A tensor-parallel stage lost a member: the group is formed again as a lost stage is.
+  GroupMemberLostError.code,
   SendQueueFullError.code,
   TimeoutError.code,
   AbortedError.code,

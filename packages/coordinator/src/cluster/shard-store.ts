@@ -5,7 +5,12 @@
 import { createReadStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { InvalidArgumentError, type KvDtype, type LlamaConfig } from '@swarmbee/core';
+import {
+  InvalidArgumentError,
+  type KvDtype,
+  type LlamaConfig,
+  TensorSplitError,
+} from '@swarmbee/core';
 import {
   adaptedModelHash,
   adapterHash,
@@ -17,14 +22,19 @@ import {
   SHARD_FORMAT_VERSION,
   SHARD_MANIFEST_FILE,
   type ShardManifest,
+  type SliceShardManifest,
   servedConfig,
   sha256,
+  sliceShardId,
+  type TensorSlice,
   writeShard,
+  writeSliceShard,
 } from '@swarmbee/model';
 
 export interface StoredShard {
   path: string;
-  manifest: ShardManifest;
+  /** A stage's shard, or a tensor-parallel member's slice shard; both name their id and files. */
+  manifest: Pick<ShardManifest, 'shardId' | 'files'> | SliceShardManifest;
   /** Every file a worker needs: the graph, its weights and shard.json (which names the rest). */
   files: { name: string; bytes: number; sha256: string }[];
 }
@@ -78,19 +88,52 @@ export class ShardStore {
       modelHash,
       shardDirName(range, this.kvDtype, this.#shardContext()),
     );
+    return this.#once(
+      path,
+      () => {
+        const context = this.#shardContext();
+        return writeShard(this.model, range, path, progress, {
+          kvDtype: this.kvDtype,
+          ...(context === undefined ? {} : { context }),
+          ...(this.adapter ? { adapter: this.adapter } : {}),
+        });
+      },
+      async (at) => (await openShard(at)).manifest,
+    );
+  }
+
+  /**
+   * Member `slice.rank`'s shard of a tensor-parallel stage over `range`, built on first use
+   * (content-addressed by `sliceShardId`). Members keep an fp32 KV cache and the model's
+   * own weights: a `--kv-dtype float16` or an adapter is refused (TENSOR_SPLIT).
+   */
+  ensureSlice(range: LayerRange, slice: TensorSlice): Promise<StoredShard> {
+    if (this.adapter)
+      throw new TensorSplitError(
+        'a tensor-parallel stage cannot serve an adapter: member shards are built from the base weights',
+      );
+    const { start, end } = range;
+    const { degree, rank, kvHeads, columns } = slice;
+    const name = `${start}-${end}-tp${degree}.${rank}-h${kvHeads.start}-${kvHeads.end}-c${columns.start}-${columns.end}`;
+    const path = join(this.cacheDir, 'shards', `v${SHARD_FORMAT_VERSION}`, this.modelHash, name);
+    return this.#once(path, () =>
+      writeSliceShard(this.model, range, slice, path, { kvDtype: this.kvDtype }),
+    );
+  }
+
+  /** The shard at `path`: opened if written and whole, else built by `build`; one build at a time. */
+  #once(
+    path: string,
+    build: () => Promise<StoredShard['manifest']>,
+    open: (path: string) => Promise<StoredShard['manifest']> = openSliceManifest,
+  ): Promise<StoredShard> {
     let pending = this.#building.get(path);
     if (!pending) {
-      pending = openShard(path)
-        .then(({ manifest }) => manifest)
+      pending = open(path)
         .catch(async () => {
           // Missing or unreadable: build it afresh.
           await rm(path, { recursive: true, force: true });
-          const context = this.#shardContext();
-          return writeShard(this.model, range, path, progress, {
-            kvDtype: this.kvDtype,
-            ...(context === undefined ? {} : { context }),
-            ...(this.adapter ? { adapter: this.adapter } : {}),
-          });
+          return build();
         })
         .then(async (manifest) => {
           const description = await readFile(join(path, SHARD_MANIFEST_FILE));
@@ -123,6 +166,19 @@ export class ShardStore {
 export function shardDirName(range: LayerRange, kvDtype: KvDtype, context?: number): string {
   const kv = kvDtype === 'float16' ? '-kv16' : '';
   return `${range.start}-${range.end}${kv}${context === undefined ? '' : `-ctx${context}`}`;
+}
+
+/** A written member shard's manifest; throws when it is not one, or its id does not hold. */
+async function openSliceManifest(path: string): Promise<SliceShardManifest> {
+  const manifest = JSON.parse(
+    await readFile(join(path, SHARD_MANIFEST_FILE), 'utf8'),
+  ) as SliceShardManifest;
+  if (
+    manifest.kind !== 'llama-slice' ||
+    sliceShardId(manifest.slice, manifest.files) !== manifest.shardId
+  )
+    throw new InvalidArgumentError(`${path} holds no member shard`);
+  return manifest;
 }
 
 /** Reads a shard file in chunks of `chunkBytes`, from byte `start`. */

@@ -18,8 +18,9 @@ import { z } from 'zod';
  * chunk alone.
  * 5: tensor-parallel groups on the data plane: `group.join` and `allreduce.part`, whose
  * `values` is a third raw tensor section.
+ * 6: `stage.load` may carry `tensor` (the group and rank of a tensor-parallel member).
  */
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 /** Longest name, id or kind string a message may carry, in UTF-16 code units. */
 export const MAX_NAME_LENGTH = 128;

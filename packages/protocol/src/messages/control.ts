@@ -15,6 +15,7 @@ import {
   sha256Schema,
   webSocketUrlSchema,
 } from './common.js';
+import { MAX_GROUP_SIZE } from './data.js';
 
 /** An execution provider's name as onnxruntime-node spells it: lower-case letters, digits, `_`. */
 const executionProviderSchema = z
@@ -146,7 +147,22 @@ export const shardStoredSchema = z.object({
   shardId: sha256Schema,
 });
 
-/** Coordinator → worker: run layers [layerStart, layerEnd) of the pipeline as stage `stage`. */
+/** A tensor-parallel group as its members are told it (see `group/description.ts`). */
+export const tensorGroupSchema = z.object({
+  id: nameSchema,
+  /** The pipeline stage the group runs. */
+  stage: countSchema,
+  /** Each member's data-plane URL, by rank; rank 0 leads. */
+  members: z.array(webSocketUrlSchema).min(2).max(MAX_GROUP_SIZE).readonly(),
+  algorithm: z.enum(['star', 'ring']),
+});
+
+/**
+ * Coordinator → worker: run layers [layerStart, layerEnd) of the pipeline as stage `stage`
+ * — with `tensor`, as member `rank` of the tensor-parallel group that runs it (the shard is
+ * that member's slice shard). The leader (rank 0) takes the stage's input and sends its
+ * output to `nextUrl`; the other members get their input from the leader and send nothing.
+ */
 export const stageLoadSchema = z
   .object({
     type: z.literal('stage.load'),
@@ -162,6 +178,15 @@ export const stageLoadSchema = z
     nextUrl: webSocketUrlSchema.optional(),
     isFirst: z.boolean(),
     isLast: z.boolean(),
+    tensor: z
+      .object({
+        group: tensorGroupSchema,
+        rank: z
+          .int()
+          .min(0)
+          .max(MAX_GROUP_SIZE - 1),
+      })
+      .optional(),
     options: z.object({
       /** onnxruntime intra-op threads; default: the engine's choice. */
       intraOpThreads: z.int().min(1).max(1024).optional(),
@@ -182,7 +207,24 @@ export const stageLoadSchema = z
         message: 'must be true exactly for stage 0',
       });
     }
-    if (!load.isLast && load.nextUrl === undefined) {
+    const { tensor } = load;
+    if (tensor && tensor.rank >= tensor.group.members.length) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tensor', 'rank'],
+        message: `must be below the group's ${tensor.group.members.length} members`,
+      });
+    }
+    if (tensor && tensor.group.stage !== load.stage) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tensor', 'group', 'stage'],
+        message: 'must be `stage`',
+      });
+    }
+    // A member other than the leader sends nothing on.
+    const leads = !tensor || tensor.rank === 0;
+    if (leads && !load.isLast && load.nextUrl === undefined) {
       ctx.addIssue({
         code: 'custom',
         path: ['nextUrl'],

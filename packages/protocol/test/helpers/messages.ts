@@ -75,6 +75,26 @@ export const CONTROL_SAMPLES: ControlMessage[] = [
     isLast: false,
     options: { intraOpThreads: 2, maxSequences: 8, kvBudgetBytes: 256 * 2 ** 20 },
   },
+  {
+    type: 'stage.load',
+    stage: 1,
+    layerStart: 6,
+    layerEnd: 12,
+    shardId: SHA,
+    // A member other than the leader sends nothing on: no nextUrl before the last stage.
+    isFirst: false,
+    isLast: false,
+    tensor: {
+      group: {
+        id: 'stage-1-g1',
+        stage: 1,
+        members: ['ws://10.0.0.8:7701', 'ws://10.0.0.9:7701', 'ws://10.0.0.10:7701'],
+        algorithm: 'ring',
+      },
+      rank: 2,
+    },
+    options: {},
+  },
   { type: 'stage.ready', stage: 0, loadMs: 812.5 },
   {
     type: 'profile.request',
