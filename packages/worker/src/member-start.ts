@@ -114,6 +114,9 @@ export async function startMember(
         shard,
         { port: port2, rank, size: group.members.length },
         { ...load.options, ...engineOptions(options) },
+        // An emulated device paces each segment in the member's thread, not the whole forward:
+        // the waits for the group's sums are not slower on a slower device.
+        options.emulation?.snapshot(),
       ),
       member,
     );
@@ -122,7 +125,6 @@ export async function startMember(
     await member.close().catch(() => {});
     throw error;
   }
-  if (options.emulation) engine = options.emulation.wrap(engine);
   const links: Channel<'data'>[] = [];
   const dial = (url: string, as: string) =>
     connectShaped(
