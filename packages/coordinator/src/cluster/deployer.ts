@@ -112,7 +112,11 @@ async function placements(
       continue;
     }
     const config = store.model.manifest.config as LlamaConfig;
-    const slices = splitTensors(config, { weights: stage.tensor.weights });
+    const slices = splitTensors(config, {
+      weights: stage.tensor.weights,
+      // The last stage's head split by vocabulary when the plan says so.
+      splitVocab: stage.tensor.head === 'split' && range.end === config.nLayers,
+    });
     const group: TensorGroup = {
       id: `stage-${stage.index}-${process.pid}-${++groupSerial}`,
       stage: stage.index,

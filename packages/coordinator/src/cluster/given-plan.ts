@@ -89,7 +89,7 @@ function checkGroup(
   if (served.adapter)
     fail(`${at} is a tensor group, and its members cannot serve an adapter (--adapter)`);
   const config = model.manifest.config as LlamaConfig;
-  const { devices, weights, allReduce } = stage.tensor!;
+  const { devices, weights, allReduce, head } = stage.tensor!;
   if (!Array.isArray(devices) || devices.length < 2)
     fail(`${at}'s tensor group needs 2 or more devices`);
   if (devices[0] !== stage.device)
@@ -98,8 +98,13 @@ function checkGroup(
     fail(`${at}'s tensor group has ${devices.length} devices and ${weights?.length} weights`);
   if (allReduce !== 'star' && allReduce !== 'ring')
     fail(`${at}'s all-reduce ${JSON.stringify(allReduce)} is not star or ring`);
+  if (head !== undefined && head !== 'leader' && head !== 'split')
+    fail(`${at}'s head ${JSON.stringify(head)} is not leader or split`);
   try {
-    const [slice] = splitTensors(config, { weights });
+    const [slice] = splitTensors(config, {
+      weights,
+      splitVocab: head === 'split' && stage.layerEnd === config.nLayers,
+    });
     // What members cannot serve (quantized weights, an fp16 cache, post-norms), refused now.
     checkSliceShard(model, { start: stage.layerStart, end: stage.layerEnd }, slice!, {
       kvDtype: served.kvDtype ?? 'float32',
