@@ -15,7 +15,7 @@ export const deviceEmulationOptions = {
   'speed-factor': {
     type: 'number',
     describe:
-      'EMULATION, BENCHMARKS/TESTS ONLY: run as a device this fraction as fast, in (0, 1]: each forward pass is followed by an idle wait (default 1: no emulation)',
+      'EMULATION, BENCHMARKS/TESTS ONLY: run as a device this fraction as fast, in (0, 1]: each forward pass (a tensor-parallel member: each segment run) is followed by an idle wait (default 1: no emulation)',
   },
   'speed-basis': {
     choices: ['wall', 'cpu'] as const,

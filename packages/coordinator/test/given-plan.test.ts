@@ -87,6 +87,11 @@ t.test('BAD PLAN - each refusal is PLAN_INVALID and names what is wrong', async 
       /all-reduce "tree" is not star or ring/,
     ],
     [
+      'an unknown head placement',
+      (p) => ((p.stages[1]!.tensor as { head?: string }).head = 'middle'),
+      /head "middle" is not leader or split/,
+    ],
+    [
       'more members than KV heads',
       (p) => {
         p.stages[1]!.tensor = tp(['b', 'c', 'd', 'e', 'f']);

@@ -115,6 +115,8 @@ export async function startMember(
         shard,
         { port: port2, rank, size: group.members.length },
         { ...load.options, ...engineOptions(options) },
+        // An emulated device paces each segment in the member's thread, not the whole forward:
+        // the waits for the group's sums are not slower on a slower device.
         options.emulation?.snapshot(),
       ),
       member,

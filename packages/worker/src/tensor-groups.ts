@@ -13,6 +13,7 @@ import {
   type DataMessage,
   DataPlaneAllReduce,
   GroupHub,
+  type LinkShape,
   type TensorGroup,
 } from '@swarmbee/protocol';
 
@@ -35,6 +36,8 @@ export class TensorGroups {
       name: string;
       tls?: ClientTlsOptions | undefined;
       channel?: ChannelOptions | undefined;
+      /** Benchmarks and tests: shape the links this member dials. */
+      linkShape?: LinkShape | undefined;
     },
   ) {}
 
@@ -58,6 +61,7 @@ export class TensorGroups {
       name: `${this.link.name}/${group.id}/${rank}`.slice(0, 128),
       ...(this.link.tls === undefined ? {} : { tls: this.link.tls }),
       ...(this.link.channel === undefined ? {} : { channel: this.link.channel }),
+      ...(this.link.linkShape === undefined ? {} : { linkShape: this.link.linkShape }),
     });
     for (const left of this.#members) if (left.closed) this.#members.delete(left);
     this.#members.add(member);

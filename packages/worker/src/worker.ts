@@ -80,6 +80,7 @@ export class WorkerDaemon {
       name: this.name,
       tls: options.tls?.client,
       channel: options.channel,
+      linkShape: options.linkShape,
     });
     this.#cache = new ShardCache(options.cacheDir, {
       ...(options.partialShardMaxAgeMs === undefined

@@ -45,16 +45,25 @@ function layoutStages(nLayers: number, layout: (typeof LAYOUTS)[number]): StageA
 const stagesText = (r: PlanResult) =>
   r.stages.map((s) => `${stageDevicesText(s)}[${s.layerStart}-${s.layerEnd - 1}]`).join(' ');
 
+/** One stream on scenario `id`: each layout's predicted ms/token, by layout name. */
+export function predictedLayoutMs(id: string): Map<string, number> {
+  const cost = new CostModel(scenarioCluster(id), {}, findScenario(id).tensorCosts);
+  return new Map(
+    LAYOUTS.map((layout) => [
+      layout.name,
+      cost.evaluate(layoutStages(cost.nLayers, layout), 1, 1).tpotNs / 1e6,
+    ]),
+  );
+}
+
 export function planPart(context: SuiteContext): PartResult {
   context.progress('parallel plan: the planner on the benchmark scenarios');
   const metrics: PartResult['metrics'] = {};
   const layoutRows: (string | number)[][] = [];
   // One stream on the 4-device scenarios: each layout on its devices, predicted.
   for (const id of ['tp-x4-1gbit', 'tp-x4-100mbit']) {
-    const cost = new CostModel(scenarioCluster(id), {}, findScenario(id).tensorCosts);
-    const ms = LAYOUTS.map((layout) => {
-      return cost.evaluate(layoutStages(cost.nLayers, layout), 1, 1).tpotNs / 1e6;
-    });
+    const predicted = predictedLayoutMs(id);
+    const ms = LAYOUTS.map((layout) => predicted.get(layout.name)!);
     LAYOUTS.forEach((layout, i) => {
       const ratio = ms[i]! / ms[0]!;
       layoutRows.push([id, layout.name, formatMs(ms[i]!), ratio.toFixed(2)]);
