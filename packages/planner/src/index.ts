@@ -145,12 +145,15 @@ export {
 } from './rows.js';
 export {
   BENCH_CORE,
+  BENCH_CORE_MS_PER_TOKEN,
   benchCorePreset,
   findScenario,
   PLAN_SCENARIOS,
   type PlanScenario,
+  type ScenarioCalibration,
   STORIES110M_PRESET_CONFIG,
   scenarioCluster,
+  scenarioTensorCosts,
 } from './scenarios.js';
 export { decode, encode, fitCuts, type SearchSpace } from './search-space.js';
 export type {

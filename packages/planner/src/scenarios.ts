@@ -29,8 +29,14 @@ export const STORIES110M_PRESET_CONFIG: Readonly<LlamaConfig> = {
 };
 
 /**
+ * The 110M preset's ms per token in one engine on one onnxruntime thread that
+ * {@link BENCH_CORE} is fitted to (scripts/tp-costs.ts under load, docs/BENCHMARKS.md).
+ */
+export const BENCH_CORE_MS_PER_TOKEN = 29.8;
+
+/**
  * One core of this machine on one onnxruntime thread, as the analytic model: fitted to the
- * 110M preset's 29.8 ms per token in one engine (scripts/tp-costs.ts, docs/BENCHMARKS.md).
+ * 110M preset's {@link BENCH_CORE_MS_PER_TOKEN} ms per token in one engine.
  */
 export const BENCH_CORE: Readonly<DeviceSpec> = {
   memoryBytes: 4 * 1024 ** 3,
@@ -91,11 +97,45 @@ export function findScenario(id: string): PlanScenario {
   return scenario;
 }
 
-/** The cluster profile of a scenario (plan it with its `tensorCosts`). */
-export function scenarioCluster(id: string, createdAt?: string): ClusterProfile {
+export interface ScenarioCalibration {
+  /**
+   * The 110M preset's ms per token in one engine on one thread, unemulated, measured on the
+   * machine the devices are emulated on: the devices' speed and the fixed CPU costs of a
+   * segment run and an all-reduce part scale with it. Default {@link BENCH_CORE_MS_PER_TOKEN}.
+   */
+  coreMsPerToken?: number;
+}
+
+/** How much faster than the fitted core a calibrated core is (1: as fitted). */
+function coreScale(calibration: ScenarioCalibration): number {
+  const ms = calibration.coreMsPerToken ?? BENCH_CORE_MS_PER_TOKEN;
+  if (!(ms > 0)) throw new InvalidArgumentError(`a core's ms per token must be > 0, got ${ms}`);
+  return BENCH_CORE_MS_PER_TOKEN / ms;
+}
+
+/** A scenario's tensor-parallel costs on a calibrated core (its own when not calibrated). */
+export function scenarioTensorCosts(
+  id: string,
+  calibration: ScenarioCalibration = {},
+): TensorCosts {
+  const { tensorCosts } = findScenario(id);
+  const scale = coreScale(calibration);
+  return {
+    ...tensorCosts,
+    segmentRunMs: tensorCosts.segmentRunMs / scale,
+    allReducePartMs: tensorCosts.allReducePartMs / scale,
+  };
+}
+
+/** The cluster profile of a scenario (plan it with {@link scenarioTensorCosts}). */
+export function scenarioCluster(
+  id: string,
+  createdAt?: string,
+  calibration: ScenarioCalibration = {},
+): ClusterProfile {
   const scenario = findScenario(id);
   const model = llamaModelSummary(STORIES110M_PRESET_CONFIG, 'stories110m-preset');
-  const preset = benchCorePreset(scenario.speedFactor);
+  const preset = benchCorePreset(scenario.speedFactor * coreScale(calibration));
   const devices = Array.from({ length: scenario.devices }, (_, i) => ({
     name: `dev-${i + 1}`,
     preset,

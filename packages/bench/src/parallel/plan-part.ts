@@ -9,12 +9,13 @@ import { summarize } from '@swarmbee/optimize';
 import {
   CostModel,
   compareParallelism,
-  findScenario,
   formatMs,
   PLAN_SCENARIOS,
   type PlanResult,
+  type ScenarioCalibration,
   type StageAssignment,
   scenarioCluster,
+  scenarioTensorCosts,
   stageDevicesText,
 } from '@swarmbee/planner';
 import { type BenchResult, check } from '../report/report.js';
@@ -45,9 +46,19 @@ function layoutStages(nLayers: number, layout: (typeof LAYOUTS)[number]): StageA
 const stagesText = (r: PlanResult) =>
   r.stages.map((s) => `${stageDevicesText(s)}[${s.layerStart}-${s.layerEnd - 1}]`).join(' ');
 
-/** One stream on scenario `id`: each layout's predicted ms/token, by layout name. */
-export function predictedLayoutMs(id: string): Map<string, number> {
-  const cost = new CostModel(scenarioCluster(id), {}, findScenario(id).tensorCosts);
+/**
+ * One stream on scenario `id`: each layout's predicted ms/token, by layout name; with a
+ * calibration, on devices scaled to a core measured in the same run.
+ */
+export function predictedLayoutMs(
+  id: string,
+  calibration: ScenarioCalibration = {},
+): Map<string, number> {
+  const cost = new CostModel(
+    scenarioCluster(id, undefined, calibration),
+    {},
+    scenarioTensorCosts(id, calibration),
+  );
   return new Map(
     LAYOUTS.map((layout) => [
       layout.name,

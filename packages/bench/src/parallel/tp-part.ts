@@ -50,11 +50,18 @@ export async function measureTpPart(
   const f = (x: number, digits = 2) => x.toFixed(digits);
   const spread = (s: Summary, digits = 2) =>
     `${f(s.median, digits)} (${f(s.min, digits)}..${f(s.max, digits)})`;
+  const pinned = measured.find((runs) => runs.setup.pinned)!;
+  const [fast, slow] = measured.filter((runs) => runs.setup.link) as [SetupRuns, SetupRuns];
+  // The planner's devices are this machine's core as measured in this run (one worker, one
+  // thread, unemulated), slowed to the emulated speed.
+  const coreMsPerToken = summarize(
+    pinned.runs.get(ONE_DEVICE.label)!.map((r) => r.msPerToken),
+  ).median;
   /** The planner's ratio to one device for a layout on an emulated setup's scenario. */
   const predicted = (runs: SetupRuns, label: string): number | undefined => {
     const scenario = runs.setup.link?.scenario;
     if (!scenario) return undefined;
-    const ms = predictedLayoutMs(scenario);
+    const ms = predictedLayoutMs(scenario, { coreMsPerToken });
     return ms.get(label)! / ms.get(ONE_DEVICE.label)!;
   };
   const tables = measured.map((runs) => ({
@@ -80,7 +87,6 @@ export async function measureTpPart(
       ];
     }),
   }));
-  const [, slow] = measured as [SetupRuns, SetupRuns, SetupRuns];
   /** Worst |predicted / measured − 1| of the groups' ratios to one device on the slow link. */
   const slowError = Math.max(
     ...['TP2', 'TP4'].map((label) =>
@@ -88,7 +94,6 @@ export async function measureTpPart(
     ),
   );
 
-  const [fast, , pinned] = measured as [SetupRuns, SetupRuns, SetupRuns];
   const checks: BenchCheck[] = [
     ...(['TP2', 'TP4'] as const).map((label) =>
       check(
@@ -140,7 +145,7 @@ export async function measureTpPart(
       `One stream: BOS, then ${tokens} greedy tokens; ms/token is decode only (the first token excluded). Each layout runs in its own \`LocalCluster\` (the coordinator in this process, each worker a process, one onnxruntime thread each) under a given plan (\`coordinator --plan\`); the layouts of a setup are measured in turn in each of ${rounds} rounds after a warm-up, and each ratio is against one device in the same round.`,
       `Emulated devices run at ${TP_DEVICE_SPEED} of one core (\`--speed-factor ${TP_DEVICE_SPEED} --speed-basis cpu\`): a whole stage is stretched after each forward, a tensor-parallel member after each segment (its thread's own CPU time), so the waits for a group's sums are not stretched. Every outgoing data link of a worker, group links included, goes through the user-space link shaper; the coordinator's links do not.`,
       'TP2 sums by one exchange (a ring of two), TP4 at the leader (star), as the cost model picks at these sizes; the LM head is split by vocabulary at 1 Gbit/s and unemulated (one more sum, of 32,000 fp32, per token) and stays on the leader at 100 Mbit/s, as the planner chooses. Unemulated: worker i pinned to core i (taskset), so TP2 uses both cores of this machine and one device one.',
-      "Predicted: the planner's cost model on the link's four-device scenario (`swarmbee plan --preset tp-x4-1gbit` / `tp-x4-100mbit`, estimated profiles, nominal links), as a ratio to one device; not the measured cluster's own profile.",
+      `Predicted: the planner's cost model on the link's four-device scenario (\`swarmbee plan --preset tp-x4-1gbit\` / \`tp-x4-100mbit\`: nominal links), its devices calibrated to this run's unemulated one device (\${coreMsPerToken.toFixed(1)} ms/token: the core's speed and the fixed CPU of a segment run and an all-reduce part scale with it), as a ratio to one device.`,
     ],
     metrics: Object.fromEntries(
       measured.flatMap((runs) =>

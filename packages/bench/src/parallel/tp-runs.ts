@@ -107,9 +107,18 @@ export function tensorGroup(k: number, head: 'leader' | 'split'): TpLayout {
   };
 }
 
-/** The setups of a run: emulated devices behind each link, then bare pinned cores. */
+/**
+ * The setups of a run: bare pinned cores first (their one device is the core the planner's
+ * predictions are calibrated to), then emulated devices behind each link.
+ */
 export function tpSetups(): TpSetup[] {
   return [
+    {
+      label: 'unemulated, pinned cores',
+      speed: 1,
+      pinned: true,
+      layouts: [ONE_DEVICE, tensorGroup(2, 'split')],
+    },
     ...TP_LINKS.map((link) => ({
       label: `speed ${TP_DEVICE_SPEED}, ${link.label}`,
       speed: TP_DEVICE_SPEED,
@@ -117,12 +126,6 @@ export function tpSetups(): TpSetup[] {
       pinned: false,
       layouts: [ONE_DEVICE, PIPELINE_2, tensorGroup(2, link.head), tensorGroup(4, link.head)],
     })),
-    {
-      label: 'unemulated, pinned cores',
-      speed: 1,
-      pinned: true,
-      layouts: [ONE_DEVICE, tensorGroup(2, 'split')],
-    },
   ];
 }
 
