@@ -1,7 +1,7 @@
 /**
  * A shard cut to the context a deployment serves: RoPE tables of that many positions (not
- * the model's whole context, 131 072 for Llama 3), the same logits as the whole-context shard
- * at every position it holds, a position beyond it refused with a coded error, and hashes that
+ * the model's whole context, 131 072 for Llama 3), the same logits (to fp32 rounding) and
+ * tokens as the whole-context shard at every position it holds, a position beyond it refused with a coded error, and hashes that
  * tell the two apart.
  */
 import { join } from 'node:path';
@@ -13,6 +13,8 @@ import { OrtStage } from '../src/ort-stage.js';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1 };
 const CONTEXT = 40;
+/** Max |Δlogit| between the whole-context and the cut shard (fp32 rounding). */
+const LOGIT_TOLERANCE = 1e-5;
 
 t.test('a context-cut shard gives the same logits, and refuses a position beyond', async (t) => {
   const dir = await stories260kDir(t);
@@ -42,14 +44,20 @@ t.test('a context-cut shard gives the same logits, and refuses a position beyond
     const a = await whole.forward({ rows, tokens: tokens.slice(), logits: 'last' });
     const b = await cut.forward({ rows, tokens: tokens.slice(), logits: 'last' });
     if (a.kind !== 'tokens' || b.kind !== 'tokens') throw new Error('the last stage samples');
-    if (!a.logits!.every((v, i) => v === b.logits![i])) {
-      t.fail(`position ${start}: logits differ`);
+    // The same products; attention over a cache of another capacity (the cut shard's arena
+    // stops growing at its context) may add the masked slots' zeros in another order, so the
+    // last bits may differ on CPUs whose kernels vectorize by length: 1e-5 is fp32 rounding.
+    const worst = a.logits!.reduce((m, v, i) => Math.max(m, Math.abs(v - b.logits![i]!)), 0);
+    if (worst > LOGIT_TOLERANCE || a.tokens[0] !== b.tokens[0]) {
+      t.fail(
+        `position ${start}: logits differ by ${worst}, tokens ${a.tokens[0]} / ${b.tokens[0]}`,
+      );
       return;
     }
     start += tokens.length;
     tokens = BigInt64Array.of(BigInt(a.tokens[0]!));
   }
-  t.equal(start, CONTEXT, 'every position of the cut context fed, bit-identical logits');
+  t.equal(start, CONTEXT, 'every position of the cut context fed, the same logits and tokens');
   await t.rejects(
     cut.forward({
       rows: [{ seqId: 'over', start: 0, count: CONTEXT + 1, sampling: GREEDY }],
