@@ -46,6 +46,7 @@ export function parseHostPort(text: string, flag: string): { host: string; port:
 export function planningFrom(args: {
   planner?: string;
   objective?: string;
+  parallelism?: string;
   pinFirst?: string;
   pinLast?: string;
   context?: number;
@@ -55,6 +56,9 @@ export function planningFrom(args: {
   if (args.planner !== undefined) planning.planner = args.planner as PlanningOptions['planner'];
   if (args.objective !== undefined)
     planning.objective = args.objective as PlanningOptions['objective'];
+  // pipeline is the default: left out, so plans remembered before the flag existed still match.
+  if (args.parallelism !== undefined && args.parallelism !== 'pipeline')
+    planning.parallelism = args.parallelism as PlanningOptions['parallelism'];
   if (args.pinFirst !== undefined) planning.pinFirst = args.pinFirst;
   if (args.pinLast !== undefined) planning.pinLast = args.pinLast;
   const workload: PlanningOptions['workload'] = {};

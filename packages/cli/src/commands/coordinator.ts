@@ -94,6 +94,12 @@ export function coordinatorCommand(yargs: Argv): Argv {
           default: 'throughput' as const,
           describe: 'What the plan optimizes',
         })
+        .option('parallelism', {
+          choices: ['pipeline', 'tensor', 'hybrid'] as const,
+          default: 'pipeline' as const,
+          describe:
+            'How stages may run: pipeline (one worker each), tensor (every layer on one tensor-parallel group), hybrid (stages that may each be a group, as the objective decides: latency picks groups where links allow); needs --planner dp or auto',
+        })
         .option('pin-first', {
           type: 'string',
           describe: 'Worker that must run stage 0 (raw tokens never leave it)',

@@ -20,7 +20,7 @@ import { checkDriftOptions, type DriftOptions } from '../drift/drift-monitor.js'
 import type { ServiceLimits } from '../generation-service.js';
 import type { DeployOptions } from './deployer.js';
 import { checkGivenPlan } from './given-plan.js';
-import type { PlanningOptions } from './planning.js';
+import { checkPlanning, type PlanningOptions } from './planning.js';
 import { checkReplanPolicy } from './replan-policy.js';
 
 /** A LoRA adapter the coordinator serves merged into the model's shards. */
@@ -122,6 +122,7 @@ export function checkCoordinatorOptions(options: CoordinatorOptions): void {
   if ((options.minWorkers ?? 1) < 1)
     throw new InvalidArgumentError('--min-workers must be at least 1');
   checkReplanPolicy({ gain: options.replanGain, paybackMs: options.replanPaybackMs });
+  checkPlanning(options.planning ?? {});
   if (options.plan)
     checkGivenPlan(options.plan, options.model, {
       adapter: options.adapter !== undefined,

@@ -2,10 +2,12 @@
  * How the coordinator chooses a plan: the planner package over a measured cluster
  * profile, or — when no profile is wanted — an even split in name order.
  */
-import type { ClusterProfile, Plan } from '@swarmbee/core';
+import { type ClusterProfile, InvalidArgumentError, type Plan } from '@swarmbee/core';
 import type { ModelDir } from '@swarmbee/model';
 import {
   type Objective,
+  PARALLELISMS,
+  type Parallelism,
   type PlannerName,
   type PlanResult,
   plan,
@@ -22,6 +24,12 @@ export interface PlanningOptions {
   planner?: PlannerName;
   /** What the plan optimizes. Default `throughput`. */
   objective?: Objective;
+  /**
+   * How stages may be run: `pipeline` (one worker each), `tensor` (one stage of every layer on
+   * a tensor-parallel group), `hybrid` (stages that may each be a group, as the objective
+   * decides). Anything but `pipeline` needs the `dp` or `auto` planner. Default `pipeline`.
+   */
+  parallelism?: Parallelism;
   /** Worker that must run stage 0. Default: none. */
   pinFirst?: string;
   /** Worker that must run the last stage. Default: none. */
@@ -33,6 +41,19 @@ export interface PlanningOptions {
 }
 
 export const DEFAULT_PLANNER: PlannerName = 'dp';
+
+/** Throws InvalidArgumentError when the options cannot go together (a group needs the DP). */
+export function checkPlanning(options: PlanningOptions): void {
+  const { parallelism = 'pipeline', planner = DEFAULT_PLANNER } = options;
+  if (!PARALLELISMS.includes(parallelism))
+    throw new InvalidArgumentError(
+      `unknown parallelism "${parallelism}"; one of ${PARALLELISMS.join(', ')}`,
+    );
+  if (parallelism !== 'pipeline' && planner !== 'dp' && planner !== 'auto')
+    throw new InvalidArgumentError(
+      `--parallelism ${parallelism} plans tensor-parallel groups with the dp planner (or auto), not ${planner}`,
+    );
+}
 
 /** Whether choosing a plan with these options needs a cluster profile: all but `even` do. */
 export function needsProfile(options: PlanningOptions): boolean {
@@ -61,6 +82,7 @@ export function choosePlan(
     {
       planner: options.planner ?? DEFAULT_PLANNER,
       objective: options.objective ?? 'throughput',
+      ...(options.parallelism === undefined ? {} : { parallelism: options.parallelism }),
       ...(options.pinFirst === undefined ? {} : { pinFirst: options.pinFirst }),
       ...(options.pinLast === undefined ? {} : { pinLast: options.pinLast }),
       ...(options.microBatchCandidates === undefined
