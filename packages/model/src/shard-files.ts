@@ -41,8 +41,7 @@ import {
   type ShardGraph,
   type ShardManifest,
   servedConfig,
-  shardTensorNames,
-  storedTensorNames,
+  shardWeightLayout,
 } from './shard.js';
 import { StagingDir } from './staging-dir.js';
 
@@ -89,31 +88,29 @@ async function writeLlamaShard(
   const kvDtype = options.kvDtype ?? 'float32';
   checkRange(config, range);
   const adapted = options.adapter ? modulesByTensor(options.adapter, dir.manifest) : undefined;
-  const names = shardTensorNames(config, range).flatMap((n) => storedTensorNames(dir, n));
+  const layout = shardWeightLayout(dir, config, range);
+  const { names } = layout;
   for (const name of names)
     if (adapted?.has(name)) refuseQuantizedBase(dir.manifest, findTensor(dir, name));
   return StagingDir.build(out, async (staging) => {
-    const placed = new Map<string, { offset: number; bytes: number; shape: number[] }>();
     const source = await open(dir.weightsPath, 'r');
     const target = await open(join(staging, SHARD_WEIGHTS_FILE), 'w');
     const weightsHash = new ChunkedSha256();
-    const total = names.reduce((sum, n) => sum + findTensor(dir, n).bytes, 0);
+    const total = layout.totalBytes;
     let offset = 0;
     try {
       // One reused buffer: a shard of any size costs one chunk of memory, never a tensor.
       const buffer = new Uint8Array(SHARD_COPY_CHUNK_BYTES);
       for (const name of names) {
         const tensor = findTensor(dir, name);
-        // Quantized codes and zero points are bytes; keep every tensor 4-byte aligned so the
-        // fp32 ones after them stay aligned (fp32-only shards never need the padding).
-        const padding = (4 - (offset % 4)) % 4;
+        // The layout's 4-byte alignment (fp32-only shards never need the padding).
+        const padding = layout.placed.get(name)!.offset - offset;
         if (padding > 0) {
           const pad = new Uint8Array(padding);
           await target.write(pad);
           weightsHash.update(pad);
           offset += padding;
         }
-        placed.set(name, { offset, bytes: tensor.bytes, shape: tensor.shape });
         const modules = adapted?.get(name);
         if (modules && options.adapter) {
           // An adapted tensor is merged whole: one tensor's worth of memory, never the model's.
@@ -156,7 +153,7 @@ async function writeLlamaShard(
       producer: `swarmbee ${SWARMBEE_VERSION}`,
       locate: (name) =>
         locateWeight(dir, name, (stored) => {
-          const p = placed.get(stored);
+          const p = layout.placed.get(stored);
           if (!p)
             throw new ShardInvalidError(
               `shard [${range.start}, ${range.end}) needs tensor ${stored}, which was not copied`,

@@ -174,6 +174,38 @@ export function storedTensorNames(dir: LlamaModelDir, name: string): string[] {
   return q ? [name, q.scales, q.zeroPoints] : [name];
 }
 
+/** Where each stored tensor sits in a written shard's `weights.bin`: byte offset and length. */
+export interface ShardWeightLayout {
+  /** Stored tensor names in file order. */
+  names: string[];
+  placed: Map<string, { offset: number; bytes: number }>;
+  /** The file's length, bytes. */
+  totalBytes: number;
+}
+
+/**
+ * The layout of a written shard's weights file for `range`: the stored tensors in
+ * storage order, each 4-byte aligned (quantized codes and zero points are bytes; the
+ * fp32 tensors after them stay aligned). `writeShard` writes exactly this, so a graph
+ * built later for the same shard (a training stage's) can locate its weights in it.
+ */
+export function shardWeightLayout(
+  dir: LlamaModelDir,
+  config: LlamaConfig,
+  range: LayerRange,
+): ShardWeightLayout {
+  const names = shardTensorNames(config, range).flatMap((n) => storedTensorNames(dir, n));
+  const placed = new Map<string, { offset: number; bytes: number }>();
+  let offset = 0;
+  for (const name of names) {
+    offset += (4 - (offset % 4)) % 4;
+    const { bytes } = findTensor(dir, name);
+    placed.set(name, { offset, bytes });
+    offset += bytes;
+  }
+  return { names, placed, totalBytes: offset };
+}
+
 /** A weight located through `where` for each of its stored tensors (see {@link storedTensorNames}). */
 export function locateWeight(
   dir: LlamaModelDir,
