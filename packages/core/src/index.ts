@@ -205,6 +205,7 @@ export {
   AdapterBaseMismatchError,
   AdapterInvalidError,
   AdapterUnsupportedError,
+  TrainingBusyError,
   TrainingCheckpointInvalidError,
   TrainingDataInvalidError,
   TrainingDivergedError,

@@ -46,6 +46,16 @@ export class TrainingCheckpointInvalidError extends SwarmBeeError {
   static override readonly code = 'SWARMBEE_ERR_TRAINING_CHECKPOINT_INVALID';
 }
 
+/**
+ * The cluster already runs a fine-tuning job: one trains at a time (its stages hold the
+ * workers' spare memory). Retry once it has finished.
+ */
+export class TrainingBusyError extends SwarmBeeError {
+  static override readonly code = 'SWARMBEE_ERR_TRAINING_BUSY';
+  static override readonly retryable = true;
+  static override readonly httpStatus = 409;
+}
+
 registerErrors(
   AdapterInvalidError,
   AdapterUnsupportedError,
@@ -53,4 +63,5 @@ registerErrors(
   TrainingDataInvalidError,
   TrainingDivergedError,
   TrainingCheckpointInvalidError,
+  TrainingBusyError,
 );

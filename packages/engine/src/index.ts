@@ -97,6 +97,7 @@ export {
   type PipelineScheduleKind,
   type ScheduleOp,
 } from './train/pipeline-schedule.js';
+export { ThreadedTrainingStage } from './train/threaded-training-stage.js';
 export type { TrainingMicroBatch } from './train/training-batch.js';
 export {
   type LocalTrainingOptions,
@@ -106,9 +107,12 @@ export {
   TrainingPipeline,
 } from './train/training-pipeline.js';
 export type {
+  TrainingBackward,
+  TrainingForward,
   TrainingStage,
   TrainingStageInfo,
   TrainingStageOptions,
   TrainingStageState,
   TrainingStageStats,
+  TrainingUpdate,
 } from './train/training-stage.js';

@@ -116,6 +116,7 @@ export {
   type ErrorMessage,
   type ForwardMessage,
   type ForwardRow,
+  fromWireArray,
   type GroupJoinMessage,
   type HandshakeMessage,
   type HelloMessage,
@@ -151,7 +152,16 @@ export {
   type StatsRequestMessage,
   type StopMessage,
   type TokensMessage,
+  type TrainCallMessage,
+  type TrainingCall,
+  type TrainingResult,
+  type TrainLoadMessage,
+  type TrainReadyMessage,
+  type TrainResultMessage,
+  toWireArray,
   type WelcomeMessage,
+  type WireArray,
+  type WireTrainingState,
 } from './messages/index.js';
 export {
   type ChannelOptions,
@@ -179,3 +189,15 @@ export {
   type TensorArrays,
 } from './tensor.js';
 export { TENSOR_ALIGN_BYTES, TENSOR_FRAME_MARKER } from './tensor-frame.js';
+export {
+  arraysFromWire,
+  arraysToWire,
+  batchFromWire,
+  batchToWire,
+  graphsToWire,
+  readArray,
+  stateFromWire,
+  stateToWire,
+  type TrainingBatchArrays,
+  type TrainingStateArrays,
+} from './training-codec.js';

@@ -19,8 +19,9 @@ import { z } from 'zod';
  * 5: tensor-parallel groups on the data plane: `group.join` and `allreduce.part`, whose
  * `values` is a third raw tensor section.
  * 6: `stage.load` may carry `tensor` (the group and rank of a tensor-parallel member).
+ * 7: fine-tuning on the cluster: `train.load`, `train.ready`, `train.call`, `train.result`.
  */
-export const PROTOCOL_VERSION = 6;
+export const PROTOCOL_VERSION = 7;
 
 /** Longest name, id or kind string a message may carry, in UTF-16 code units. */
 export const MAX_NAME_LENGTH = 128;

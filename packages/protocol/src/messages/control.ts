@@ -16,6 +16,7 @@ import {
   webSocketUrlSchema,
 } from './common.js';
 import { MAX_GROUP_SIZE } from './data.js';
+import { trainingSchemas } from './training.js';
 
 /** An execution provider's name as onnxruntime-node spells it: lower-case letters, digits, `_`. */
 const executionProviderSchema = z
@@ -307,6 +308,7 @@ export const controlSchemas = {
   stats: statsSchema,
   drain: drainSchema,
   stop: stopSchema,
+  ...trainingSchemas,
   error: errorMessageSchema,
 } as const;
 

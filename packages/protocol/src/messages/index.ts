@@ -9,11 +9,13 @@ import { errorMessageSchema } from './common.js';
 import { controlSchemas, type ProfileRequestMessage, type StatsRequestMessage } from './control.js';
 import { dataSchemas } from './data.js';
 import { handshakeSchemas, type Role } from './handshake.js';
+import type { TrainCallMessage, TrainLoadMessage } from './training.js';
 
 export * from './common.js';
 export * from './control.js';
 export * from './data.js';
 export * from './handshake.js';
+export * from './training.js';
 
 type MessageIn<Schemas> = { [K in keyof Schemas]: z.infer<Schemas[K]> }[keyof Schemas];
 
@@ -58,12 +60,18 @@ export function planeOfRole<R extends Role>(role: R): PlaneOfRole<R> {
 export type PlaneOfRole<R extends Role> = R extends 'worker' ? 'control' : 'data';
 
 /** Messages that expect one reply carrying the same `requestId`. */
-export type RequestMessage = ProfileRequestMessage | StatsRequestMessage;
+export type RequestMessage =
+  | ProfileRequestMessage
+  | StatsRequestMessage
+  | TrainLoadMessage
+  | TrainCallMessage;
 
 /** The reply type of each request type; an `error` with the same requestId can answer any. */
 export const REPLY_TYPES = {
   'profile.request': 'profile.result',
   'stats.request': 'stats',
+  'train.load': 'train.ready',
+  'train.call': 'train.result',
 } as const satisfies Record<RequestMessage['type'], MessageType>;
 
 /** The message that answers request T. */

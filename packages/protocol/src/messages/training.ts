@@ -1,0 +1,207 @@
+/**
+ * Control plane, fine-tuning on the cluster: the coordinator drives a worker's training
+ * stage — LoRA adapters on the layers of the inference shard it holds — call by call.
+ *
+ * - `train.load` (coordinator → worker): the stage's training graphs (their frozen weights
+ *   are read from the worker's loaded shard), the adapters' starting values and the
+ *   optimizer's settings; answered by `train.ready` with the stage's facts.
+ * - `train.call`: one method of the stage (forward, backward, the optimizer's two-phase
+ *   update, state, close …); answered by `train.result`.
+ *
+ * Either is answered instead by an `error` carrying the same `requestId`. Arrays travel as
+ * raw little-endian bytes with their element type; their shapes are the stage's to check.
+ */
+import { z } from 'zod';
+import { bytesSchema, countSchema, idSchema, nameSchema } from './common.js';
+
+const ARRAY_DTYPES = { float32: 4, int32: 4, int64: 8 } as const;
+export type WireArrayDtype = keyof typeof ARRAY_DTYPES;
+
+/** A flat typed array as it travels: element type and whole elements of raw bytes. */
+export const wireArraySchema = z
+  .object({ dtype: z.enum(['float32', 'int32', 'int64']), data: bytesSchema })
+  .refine((a) => a.data.byteLength % ARRAY_DTYPES[a.dtype] === 0, {
+    message: 'must hold whole elements of its dtype',
+    path: ['data'],
+  });
+export type WireArray = z.infer<typeof wireArraySchema>;
+
+type ArrayOf<D extends WireArrayDtype> = D extends 'float32'
+  ? Float32Array
+  : D extends 'int32'
+    ? Int32Array
+    : BigInt64Array;
+
+/** The bytes of `array` as they travel (a view, not a copy). */
+export function toWireArray(array: Float32Array | Int32Array | BigInt64Array): WireArray {
+  const dtype: WireArrayDtype =
+    array instanceof Float32Array ? 'float32' : array instanceof Int32Array ? 'int32' : 'int64';
+  return { dtype, data: new Uint8Array(array.buffer, array.byteOffset, array.byteLength) };
+}
+
+/**
+ * The array a wire array holds, as `dtype` — copied into a buffer of its own (aligned,
+ * and free to move to a thread). A different dtype is refused with `what` named.
+ */
+export function fromWireArray<D extends WireArrayDtype>(
+  array: WireArray,
+  dtype: D,
+  what: string,
+): ArrayOf<D> {
+  if (array.dtype !== dtype) throw new TypeError(`${what} must be ${dtype}, not ${array.dtype}`);
+  const copy = new Uint8Array(array.data.byteLength);
+  copy.set(array.data);
+  const count = copy.byteLength / ARRAY_DTYPES[dtype];
+  const out =
+    dtype === 'float32'
+      ? new Float32Array(copy.buffer, 0, count)
+      : dtype === 'int32'
+        ? new Int32Array(copy.buffer, 0, count)
+        : new BigInt64Array(copy.buffer, 0, count);
+  return out as ArrayOf<D>;
+}
+
+/** Any number, NaN and ±Infinity included: a diverged loss must reach the driver to be refused there. */
+const anyNumberSchema = z.custom<number>((value) => typeof value === 'number', 'expected a number');
+
+const paramSchema = z.object({
+  name: nameSchema,
+  dims: z.tuple([z.int().min(1), z.int().min(1)]),
+});
+
+const activationsSchema = z.enum(['recompute', 'stash']);
+
+/** Coordinator → worker: train adapters on the loaded stage's layers, as session `session`. */
+export const trainLoadSchema = z.object({
+  type: z.literal('train.load'),
+  requestId: idSchema,
+  session: idSchema,
+  /** The pipeline stage the worker serves, and its layers: must be the loaded stage's. */
+  stage: countSchema,
+  layerStart: countSchema,
+  layerEnd: countSchema,
+  graphs: z.object({
+    forward: bytesSchema,
+    backward: bytesSchema.optional(),
+    params: z.array(paramSchema).max(4096),
+    inputGradient: z.boolean(),
+    saved: z
+      .array(
+        z.object({
+          name: nameSchema,
+          dims: z.array(z.union([countSchema, nameSchema])).max(8),
+        }),
+      )
+      .max(65536),
+  }),
+  activations: activationsSchema,
+  /** Every adapter tensor of the stage, float32, by name. */
+  adapters: z.record(nameSchema, wireArraySchema),
+  options: z.object({
+    /** onnxruntime intra-op threads of the training sessions; default: the worker's. */
+    intraOpThreads: z.int().min(1).max(1024).optional(),
+    /** AdamW's decoupled weight decay, a multiple of the learning rate; default 0. */
+    weightDecay: z.number().min(0).optional(),
+  }),
+});
+
+/** Worker → coordinator: the training stage is loaded; its facts. */
+export const trainReadySchema = z.object({
+  type: z.literal('train.ready'),
+  requestId: idSchema,
+  session: idSchema,
+  info: z.object({
+    layerStart: countSchema,
+    layerEnd: countSchema,
+    isFirst: z.boolean(),
+    isLast: z.boolean(),
+    dim: z.int().min(1),
+    vocabSize: z.int().min(1),
+    maxSeqLen: z.int().min(1),
+    params: z.array(paramSchema).max(4096),
+    inputGradient: z.boolean(),
+    activations: activationsSchema,
+  }),
+});
+
+const stageStateSchema = z.object({
+  step: countSchema,
+  tensors: z.record(
+    nameSchema,
+    z.object({ value: wireArraySchema, expAvg: wireArraySchema, expAvgSq: wireArraySchema }),
+  ),
+});
+export type WireTrainingState = z.infer<typeof stageStateSchema>;
+
+/** One method call on a training stage (see `TrainingStage` in @swarmbee/engine). */
+export const trainingCallSchema = z.discriminatedUnion('op', [
+  z.object({
+    op: z.literal('forward'),
+    batch: z.object({
+      id: countSchema,
+      lengths: wireArraySchema,
+      width: z.int().min(1),
+      tokens: wireArraySchema.optional(),
+      hidden: wireArraySchema.optional(),
+      targets: wireArraySchema.optional(),
+      lossScale: z.number().optional(),
+    }),
+    evaluate: z.boolean().optional(),
+  }),
+  z.object({ op: z.literal('backward'), id: countSchema, gradOut: wireArraySchema.optional() }),
+  z.object({ op: z.literal('gradientSquaredNorm') }),
+  z.object({ op: z.literal('gradients') }),
+  z.object({
+    op: z.literal('prepareUpdate'),
+    learningRate: z.number().min(0),
+    gradientScale: z.number().min(0),
+  }),
+  z.object({ op: z.literal('commitUpdate') }),
+  z.object({ op: z.literal('discard') }),
+  z.object({ op: z.literal('state') }),
+  z.object({ op: z.literal('loadState'), state: stageStateSchema }),
+  z.object({ op: z.literal('stats') }),
+  z.object({ op: z.literal('close') }),
+]);
+export type TrainingCall = z.infer<typeof trainingCallSchema>;
+
+export const trainCallSchema = z.object({
+  type: z.literal('train.call'),
+  requestId: idSchema,
+  session: idSchema,
+  call: trainingCallSchema,
+});
+
+/** Worker → coordinator: a call's result; which fields are set depends on the call. */
+export const trainResultSchema = z.object({
+  type: z.literal('train.result'),
+  requestId: idSchema,
+  session: idSchema,
+  result: z.object({
+    /** forward (not the last stage): the hidden state for the next stage. */
+    hidden: wireArraySchema.optional(),
+    /** forward evaluating / backward on the last stage: the micro-batch's loss. */
+    loss: anyNumberSchema.optional(),
+    /** backward: the gradient at the stage's input. */
+    gradIn: wireArraySchema.optional(),
+    /** gradientSquaredNorm. */
+    norm: anyNumberSchema.optional(),
+    /** gradients, by adapter tensor. */
+    gradients: z.record(nameSchema, wireArraySchema).optional(),
+    state: stageStateSchema.optional(),
+    stats: z.record(nameSchema, anyNumberSchema).optional(),
+  }),
+});
+export type TrainingResult = z.infer<typeof trainResultSchema>['result'];
+
+export const trainingSchemas = {
+  'train.load': trainLoadSchema,
+  'train.ready': trainReadySchema,
+  'train.call': trainCallSchema,
+  'train.result': trainResultSchema,
+} as const;
+
+export type TrainLoadMessage = z.infer<typeof trainLoadSchema>;
+export type TrainReadyMessage = z.infer<typeof trainReadySchema>;
+export type TrainCallMessage = z.infer<typeof trainCallSchema>;
+export type TrainResultMessage = z.infer<typeof trainResultSchema>;
