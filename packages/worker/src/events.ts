@@ -34,6 +34,10 @@ export const WORKER_EVENTS = {
   shardBackpressure: 'swarmbee:worker:shard-backpressure',
   /** A stage is loaded and takes batches. */
   stageReady: 'swarmbee:worker:stage-ready',
+  /** A training session started on the loaded stage's layers (`train.load`). */
+  trainingStarted: 'swarmbee:worker:training-started',
+  /** A training session ended (closed by the coordinator, or its stage went). */
+  trainingEnded: 'swarmbee:worker:training-ended',
 } as const;
 
 export type WorkerEventName = (typeof WORKER_EVENTS)[keyof typeof WORKER_EVENTS];
@@ -103,6 +107,19 @@ export interface StageReadyEvent {
   nextUrl: string;
 }
 
+export interface TrainingStartedEvent {
+  worker: string;
+  session: string;
+  stage: number;
+  layerStart: number;
+  layerEnd: number;
+}
+
+export interface TrainingEndedEvent {
+  worker: string;
+  session: string;
+}
+
 /** Each channel's payload, for typed subscribers. */
 export interface WorkerEventMap {
   'swarmbee:worker:state': WorkerStateEvent;
@@ -114,6 +131,8 @@ export interface WorkerEventMap {
   'swarmbee:worker:shard-resumed': ShardResumedEvent;
   'swarmbee:worker:shard-backpressure': ShardBackpressureEvent;
   'swarmbee:worker:stage-ready': StageReadyEvent;
+  'swarmbee:worker:training-started': TrainingStartedEvent;
+  'swarmbee:worker:training-ended': TrainingEndedEvent;
 }
 
 /** Publishes a worker event (built only when someone listens). */

@@ -23,6 +23,8 @@ export {
   type ShardResumedEvent,
   type ShardStoredEvent,
   type StageReadyEvent,
+  type TrainingEndedEvent,
+  type TrainingStartedEvent,
   WORKER_EVENTS,
   type WorkerEventMap,
   type WorkerEventName,

@@ -37,6 +37,7 @@ import type { StageRunner } from './stage-runner.js';
 import { startStage } from './stage-start.js';
 import { type WorkerState, WorkerStateMachine } from './state.js';
 import { type TensorGroupJoinOptions, TensorGroups } from './tensor-groups.js';
+import { type LoadedShard, TrainingHost } from './training-host.js';
 import {
   DEFAULT_DRAIN_TIMEOUT_MS,
   DEFAULT_REJOIN_DELAY_MS,
@@ -71,6 +72,9 @@ export class WorkerDaemon {
   /** Ends the stage.load in progress, when a newer one comes. */
   #loading?: AbortController;
   readonly #shards: ShardIntake;
+  /** The loaded stage's shard, for training on its layers. */
+  #loadedShard?: LoadedShard;
+  readonly #training: TrainingHost;
 
   constructor(options: WorkerOptions) {
     this.#options = options;
@@ -104,6 +108,14 @@ export class WorkerDaemon {
         limitBytes: options.memoryLimitBytes,
         kvBudgetBytes: options.kvBudgetBytes,
       }),
+    });
+    this.#training = new TrainingHost({
+      worker: this.name,
+      loaded: () => this.#loadedShard,
+      send: (message) => this.#control?.send(message),
+      intraOpThreads: options.threads,
+      heldBytes: () => this.#loadedBytes,
+      memoryLimitBytes: options.memoryLimitBytes,
     });
     this.#log = options.log ?? (() => {});
     this.#machine.onChange((from, to) =>
@@ -229,6 +241,7 @@ export class WorkerDaemon {
       // Shards it was sending wait on disk, verified chunk by chunk, for the next offer.
       this.#shards.reset();
       void this.#cache.suspendAll();
+      void this.#training.closeAll();
       this.#machine.to('joining');
       this.#join().catch((error: unknown) =>
         this.#log(`stopped re-joining: ${asSwarmBeeError(error).message}`),
@@ -246,6 +259,9 @@ export class WorkerDaemon {
         return this.#shards.done(message);
       case 'stage.load':
         return this.#load(message);
+      case 'train.load':
+      case 'train.call':
+        return this.#training.handle(message);
       case 'profile.request':
         await this.#profile(message);
         return;
@@ -291,6 +307,8 @@ export class WorkerDaemon {
     const previous = this.#runner;
     this.#runner = undefined;
     this.#loadedBytes = 0;
+    this.#loadedShard = undefined;
+    await this.#training.closeAll();
     await previous?.close().catch(() => {});
     let runner: StageRunner | undefined;
     try {
@@ -306,6 +324,14 @@ export class WorkerDaemon {
       loading.signal.throwIfAborted();
       this.#runner = runner;
       this.#loadedBytes = stageMemoryBytes(stage);
+      this.#loadedShard = {
+        stage: load.stage,
+        layerStart: load.layerStart,
+        layerEnd: load.layerEnd,
+        shardId: load.shardId,
+        path,
+        bytes: offer.bytes,
+      };
       this.#machine.to('ready');
       const loadMs = performance.now() - begun;
       publishWorkerEvent(WORKER_EVENTS.stageReady, () => ({
@@ -413,6 +439,7 @@ export class WorkerDaemon {
       const drainMs = this.#options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
       if (draining) await within(this.#runner?.idle(), drainMs);
       this.#machine.to('stopped');
+      await within(this.#training.closeAll(), drainMs);
       await within(this.#runner?.close(), drainMs);
       this.#runner = undefined;
       await within(this.#groups.close(), drainMs);

@@ -20,6 +20,9 @@ const WORKER_LINES: Lines<WorkerEventMap> = {
   [WORKER_EVENTS.shardBackpressure]: () => undefined,
   [WORKER_EVENTS.stageReady]: (e) =>
     `stage ${e.stage} ready: layers [${e.layerStart}, ${e.layerEnd}) in ${e.loadMs.toFixed(0)} ms, sending to ${e.nextUrl}`,
+  [WORKER_EVENTS.trainingStarted]: (e) =>
+    `training session ${e.session}: adapters on layers [${e.layerStart}, ${e.layerEnd}) of stage ${e.stage}`,
+  [WORKER_EVENTS.trainingEnded]: (e) => `training session ${e.session} ended`,
 };
 
 /** One worker's lifecycle on its log (events of other workers in this process are not its). */
