@@ -9,7 +9,9 @@ import { channel } from 'node:diagnostics_channel';
 import { readdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import {
+  asSwarmBeeError,
   OutputExistsError,
+  type SwarmBeeError,
   TrainingCheckpointInvalidError,
   TrainingDivergedError,
 } from '@swarmbee/core';
@@ -53,6 +55,15 @@ export type FinetuneEvent =
     }
   | { type: 'checkpoint'; step: number; path: string }
   | {
+      type: 'recover';
+      /** Why the pipeline failed. */
+      code: string;
+      message: string;
+      /** The step the run goes on from (its last checkpoint's), and the steps it lost. */
+      step: number;
+      lostSteps: number;
+    }
+  | {
       type: 'eval';
       /** The evaluation data file. */
       data: string;
@@ -61,6 +72,9 @@ export type FinetuneEvent =
       perplexity: number;
       targetTokens: number;
     };
+
+/** Recoveries a run makes at most, by default (see `FinetuneRun.maxRecoveries`). */
+export const DEFAULT_MAX_RECOVERIES = 3;
 
 /** Fine-tuning progress, published as {@link FinetuneEvent}s (subscribe with node:diagnostics_channel). */
 export const FINETUNE_CHANNEL = 'swarmbee:train:progress';
@@ -81,6 +95,20 @@ export interface FinetuneRun {
   onEvent?: (event: FinetuneEvent) => void;
   /** Stops after the current step, writing a checkpoint. */
   signal?: AbortSignal;
+  /**
+   * Opens the pipeline the run trains on, its stages holding `adapter`'s values. Default:
+   * `settings.stages` stages in this process.
+   */
+  openPipeline?: (adapter: LoraAdapter) => Promise<TrainingPipeline>;
+  /**
+   * Whether a step that failed with `error` (anything but a divergence) can go on: resolves
+   * true once a new pipeline can be opened (a cluster redeployed after losing a worker).
+   * The run then opens one and goes on from its last checkpoint, so a failure costs at
+   * most the steps since. Default: never (the error ends the run).
+   */
+  recoverable?: (error: SwarmBeeError) => Promise<boolean>;
+  /** Most recoveries in one run; the next failure ends it. Default 3. */
+  maxRecoveries?: number;
 }
 
 /** Loss and perplexity on one evaluation file, before and after training. */
@@ -168,16 +196,22 @@ export async function finetune(run: FinetuneRun): Promise<FinetuneResult> {
 
   const batchSize = settings.microBatchSize * settings.accumulation;
   const order = new DataOrder(examples, batchSize, settings.seed);
-  const pipeline = await TrainingPipeline.local(model, adapter, {
-    stages: settings.stages,
-    schedule: settings.pipelineSchedule,
-    activations: settings.activations,
-    stage: {
-      intraOpThreads:
-        settings.threads ?? Math.max(1, Math.floor(availableParallelism() / settings.stages)),
-      optimizer: { weightDecay: settings.weightDecay },
-    },
-  });
+  const openPipeline =
+    run.openPipeline ??
+    ((values: LoraAdapter) =>
+      TrainingPipeline.local(model, values, {
+        stages: settings.stages,
+        schedule: settings.pipelineSchedule,
+        activations: settings.activations,
+        stage: {
+          intraOpThreads:
+            settings.threads ?? Math.max(1, Math.floor(availableParallelism() / settings.stages)),
+          optimizer: { weightDecay: settings.weightDecay },
+        },
+      }));
+  const initial = adapter;
+  let pipeline = await openPipeline(adapter);
+  let recoveries = 0;
   const history: StepRecord[] = resumed ? [...resumed.state.history] : [];
   let step = resumed?.state.step ?? 0;
   const snapshot = async (): Promise<TrainingSnapshot> => {
@@ -245,7 +279,31 @@ export async function finetune(run: FinetuneRun): Promise<FinetuneResult> {
           learningRateFactor(step, { ...settings, totalSteps: settings.steps });
         await pipeline.update(done.gradNorm, { learningRate, maxGradNorm: settings.maxGradNorm });
       } catch (error) {
-        if (!(error instanceof TrainingDivergedError)) throw error;
+        if (!(error instanceof TrainingDivergedError)) {
+          const coded = asSwarmBeeError(error);
+          if (recoveries >= (run.maxRecoveries ?? DEFAULT_MAX_RECOVERIES)) throw coded;
+          if (!(await run.recoverable?.(coded))) throw coded;
+          recoveries++;
+          // Back to the last checkpoint on a new pipeline (or to the start, before the first).
+          await pipeline.close();
+          const back = lastCheckpoint ? await readCheckpoint(run.checkpointDir) : undefined;
+          const from = back?.snapshot ?? resumed;
+          pipeline = await openPipeline(
+            from ? { ...initial, tensors: from.adapter.tensors } : initial,
+          );
+          if (from) await pipeline.loadState(stageStates(pipeline, from));
+          const lostSteps = step - (from?.state.step ?? 0);
+          step = from?.state.step ?? 0;
+          history.splice(0, history.length, ...(from?.state.history ?? []));
+          emit({
+            type: 'recover',
+            code: coded.code,
+            message: coded.message,
+            step,
+            lostSteps,
+          });
+          continue;
+        }
         // Neither pass applied anything: the stages still hold the state after the last step.
         const path = await checkpoint();
         throw new TrainingDivergedError(
