@@ -67,6 +67,7 @@ t.test('no spelling of a guarded route reaches its handler without the key', asy
       '/swarmbee/bench/:run/:file',
       '/swarmbee/cluster',
       '/swarmbee/events',
+      '/swarmbee/finetune',
       '/swarmbee/profile',
       '/swarmbee/replan',
       '/swarmbee/timeline',

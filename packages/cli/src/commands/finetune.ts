@@ -3,6 +3,8 @@
  * process, over an in-process pipeline of `--stages` stages; writes the adapter as a
  * Hugging Face PEFT adapter dir that `swarmbee generate --adapter` (and PEFT) load.
  */
+
+import type { ApiTarget } from '@swarmbee/coordinator/client';
 import { InvalidArgumentError } from '@swarmbee/core';
 import {
   LEARNING_RATE_SCHEDULES,
@@ -26,6 +28,7 @@ import {
   finetune,
 } from '@swarmbee/train';
 import type { Argv } from 'yargs';
+import { clusterContext, finetuneRemote } from '../remote-finetune.js';
 import { renderTable } from '../ui/table.js';
 import { trainingProgress } from '../ui/training-progress.js';
 import { parseLayerList } from './optimize.js';
@@ -78,13 +81,28 @@ export function batchShape(args: {
 export function finetuneCommand(yargs: Argv): Argv {
   return yargs.command(
     'finetune',
-    'Fine-tune a model with LoRA on a JSONL file, in this process; writes a PEFT adapter dir',
+    'Fine-tune a model with LoRA on a JSONL file, in this process or on a cluster (--url); writes a PEFT adapter dir',
     (y) =>
       y
         .option('model', {
           type: 'string',
-          demandOption: true,
-          describe: 'Model dir to adapt (its weights stay frozen; fp32, int8 or int4)',
+          describe:
+            'Model dir to adapt in this process (its weights stay frozen; fp32, int8 or int4); or --url',
+        })
+        .option('url', {
+          type: 'string',
+          describe:
+            "A running coordinator's base URL: train over its deployed stages instead (the data goes to the coordinator)",
+        })
+        .option('api-key', {
+          type: 'string',
+          describe: 'Bearer key for --url when the coordinator requires one',
+        })
+        .option('pin-private', {
+          type: 'boolean',
+          default: false,
+          describe:
+            "With --url: train the first and last stage on the coordinator's device, so workers see no token ids",
         })
         .option('data', {
           type: 'string',
@@ -160,8 +178,7 @@ export function finetuneCommand(yargs: Argv): Argv {
         })
         .option('stages', {
           type: 'number',
-          default: D.stages,
-          describe: 'Pipeline stages (even layer ranges), each in its own thread',
+          describe: `Pipeline stages (even layer ranges), each in its own thread (default ${D.stages}; with --url the deployment's)`,
         })
         .option('schedule', {
           choices: PIPELINE_SCHEDULES,
@@ -210,7 +227,16 @@ export function finetuneCommand(yargs: Argv): Argv {
         })
         .option('json', { type: 'boolean', default: false, describe: 'Print the result as JSON' }),
     async (args) => {
-      const model = requireLlamaDir(await openModelDir(args.model), 'finetune');
+      const target = args.url === undefined ? undefined : remoteTarget(args);
+      const model =
+        target || args.model === undefined
+          ? undefined
+          : requireLlamaDir(await openModelDir(args.model), 'finetune');
+      if (!model && !target)
+        throw new InvalidArgumentError(
+          'finetune needs --model (train here) or --url (train on a cluster)',
+        );
+      const context = model ? model.manifest.config.maxSeqLen : await clusterContext(target!);
       const steps = args.steps;
       const settings: FinetuneSettings = {
         rank: args.rank,
@@ -223,9 +249,9 @@ export function finetuneCommand(yargs: Argv): Argv {
         maxGradNorm: args.maxGradNorm,
         steps,
         ...batchShape(args),
-        seqLen: args.seqLen ?? Math.min(D.seqLen, model.manifest.config.maxSeqLen),
+        seqLen: args.seqLen ?? Math.min(D.seqLen, context),
         truncate: args.truncate,
-        stages: args.stages,
+        stages: args.stages ?? D.stages,
         pipelineSchedule: args.schedule as PipelineScheduleKind,
         activations: args.activations as ActivationPolicy,
         seed: args.seed,
@@ -240,8 +266,32 @@ export function finetuneCommand(yargs: Argv): Argv {
       const progress = trainingProgress();
       let result: FinetuneResult;
       try {
+        if (target) {
+          const remote = await finetuneRemote({
+            target,
+            data: args.data,
+            evalData: args.evalData ?? [],
+            out: args.out,
+            settings,
+            pinPrivate: args.pinPrivate,
+            onEvent: progress.report,
+            signal: controller.signal,
+          });
+          progress.stop();
+          report(
+            {
+              ...remote.result,
+              checkpoint: '(on the coordinator)',
+              ...(remote.adapterDir ? { adapterDir: remote.adapterDir } : {}),
+            },
+            settings,
+            args.json,
+            remote.placement,
+          );
+          return;
+        }
         result = await finetune({
-          model,
+          model: model!,
           data: args.data,
           out: args.out,
           checkpointDir: args.checkpointDir ?? `${args.out.replace(/\/+$/, '')}.checkpoints`,
@@ -260,11 +310,39 @@ export function finetuneCommand(yargs: Argv): Argv {
   );
 }
 
-function report(result: FinetuneResult, settings: FinetuneSettings, json: boolean): void {
+/** The --url target, after refusing the options that only a run in this process has. */
+function remoteTarget(args: {
+  url?: string;
+  apiKey?: string;
+  model?: string;
+  stages?: number;
+  resume: boolean;
+  checkpointDir?: string;
+}): ApiTarget {
+  const local: [string, unknown][] = [
+    ['--model', args.model],
+    ['--stages', args.stages],
+    ['--checkpoint-dir', args.checkpointDir],
+    ['--resume', args.resume || undefined],
+  ];
+  for (const [flag, value] of local)
+    if (value !== undefined)
+      throw new InvalidArgumentError(
+        `${flag} does not go with --url: the cluster's deployment decides the stages, and its coordinator keeps the checkpoints`,
+      );
+  return { url: args.url!, ...(args.apiKey ? { apiKey: args.apiKey } : {}) };
+}
+
+function report(
+  result: FinetuneResult,
+  settings: FinetuneSettings,
+  json: boolean,
+  placement?: string[],
+): void {
   const first = result.history[0];
   const last = result.history.at(-1);
   if (json) {
-    process.stdout.write(`${JSON.stringify(result)}\n`);
+    process.stdout.write(`${JSON.stringify(placement ? { ...result, placement } : result)}\n`);
     return;
   }
   const rows: (string | number)[][] = [
@@ -280,6 +358,11 @@ function report(result: FinetuneResult, settings: FinetuneSettings, json: boolea
     rows.push([
       `perplexity on ${e.data} (before → after)`,
       `${e.before.perplexity.toFixed(3)} → ${e.after ? e.after.perplexity.toFixed(3) : '-'}`,
+    ]);
+  if (placement)
+    rows.push([
+      'stages trained on',
+      placement.map((p) => (p === 'local' ? 'the coordinator' : p)).join(', '),
     ]);
   rows.push(
     ['adapter', result.adapterDir ?? '(not written: stopped early)'],

@@ -70,6 +70,11 @@ export function trainingProgress(stream: NodeJS.WriteStream = process.stderr): T
         case 'checkpoint':
           line(`checkpoint after step ${event.step}: ${event.path}`);
           return;
+        case 'recover':
+          line(
+            `the pipeline failed (${event.code}: ${event.message}); going on from step ${event.step} on the new deployment (${event.lostSteps} step${event.lostSteps === 1 ? '' : 's'} lost)`,
+          );
+          return;
         case 'eval':
           line(
             `eval after step ${event.step} on ${event.data}: loss ${event.loss.toFixed(4)}, perplexity ${event.perplexity.toFixed(3)} over ${event.targetTokens} tokens`,

@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { PlanningOptions } from '../cluster/planning.js';
 import { toApiError } from './errors.js';
+import { type FinetuneHandler, finetuneRoutes } from './finetune.js';
 import { parseBody } from './schemas.js';
 import { EventStream } from './sse.js';
 
@@ -17,6 +18,7 @@ export interface AdminHandlers {
   replan: (planning?: PlanningOptions) => Promise<Plan | PlanResult>;
   cluster: () => Record<string, unknown>;
   timeline: (since: number) => Promise<unknown>;
+  finetune: FinetuneHandler;
 }
 
 /** Largest body of an admin route, bytes. */
@@ -72,6 +74,7 @@ const GUARDED_JSON = {
 
 export function adminRoutes(app: FastifyInstance, admin: AdminHandlers): void {
   app.get('/swarmbee/cluster', GUARDED, async () => admin.cluster());
+  finetuneRoutes(app, admin.finetune);
   app.get('/swarmbee/timeline', GUARDED, async (request) => {
     const since = Number((request.query as { since?: string }).since ?? 0);
     return { stages: await admin.timeline(Number.isFinite(since) ? since : 0) };

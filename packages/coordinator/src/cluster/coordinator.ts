@@ -25,6 +25,7 @@ import { Scheduler } from '@swarmbee/engine';
 import { loadTokenizer, type ProgressFn } from '@swarmbee/model';
 import type { PlanResult } from '@swarmbee/planner';
 import { type ChannelServer, DEFAULT_HEARTBEAT_TIMEOUT_MS, listen } from '@swarmbee/protocol';
+import type { FinetuneEvent } from '@swarmbee/train';
 import type { FastifyInstance } from 'fastify';
 import { coordinatorDrift } from '../drift/drift-candidate.js';
 import type { DriftMonitor, DriftOptions } from '../drift/drift-monitor.js';
@@ -33,6 +34,11 @@ import { GenerationService } from '../generation-service.js';
 import { Metrics, type StageMetrics } from '../metrics.js';
 import { TokenizerPool } from '../prompt/tokenizer-pool.js';
 import { TokenIdsOnly } from '../token-ids-only.js';
+import {
+  type FinetuneJobRequest,
+  type FinetuneJobResult,
+  FinetuneJobs,
+} from '../training/finetune-jobs.js';
 import { ClusterProfiles } from './cluster-profiles.js';
 import { serveCoordinatorApi } from './coordinator-api.js';
 import {
@@ -83,6 +89,7 @@ export class Coordinator {
   };
   #statsPoller?: { stop: () => void };
   readonly #drift: DriftMonitor;
+  readonly #finetune: FinetuneJobs;
 
   constructor(options: CoordinatorOptions) {
     checkCoordinatorOptions(options);
@@ -185,6 +192,13 @@ export class Coordinator {
       remeasure: (names) => this.#profiles.remeasure(names),
       policy,
       log: this.#log,
+    });
+    this.#finetune = new FinetuneJobs({
+      model,
+      cacheDir: options.cacheDir,
+      workers: () => this.#registry.links,
+      deployments: this.#deployments,
+      servesAdapter: options.adapter !== undefined,
     });
     this.#metrics = new Metrics({
       queued: () => (this.#service?.queued ?? 0) + this.#scheduler.waiting,
@@ -289,6 +303,7 @@ export class Coordinator {
           replan: (planning) => this.replan(planning),
           cluster: () => this.describe(),
           timeline: (since) => this.timeline(since),
+          finetune: (request, onEvent, signal) => this.finetune(request, onEvent, signal),
         },
       });
       this.#api = served.api;
@@ -405,6 +420,18 @@ export class Coordinator {
    * Each stage's micro-batches since `since` (epoch ms): arrival, compute and send
    * times, for a per-stage timeline. Clocks are the workers' own.
    */
+  /**
+   * Fine-tunes LoRA adapters over the deployed stages (see training/finetune-jobs.ts);
+   * `signal` stops the job after its current step.
+   */
+  finetune(
+    request: FinetuneJobRequest,
+    onEvent: (event: FinetuneEvent) => void,
+    signal?: AbortSignal,
+  ): Promise<FinetuneJobResult> {
+    return this.#finetune.run(request, onEvent, signal);
+  }
+
   timeline(since: number): Promise<StageTimelineEntry[]> {
     return stageTimelines(
       this.#deployments.current?.plan.stages ?? [],

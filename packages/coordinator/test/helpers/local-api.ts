@@ -28,7 +28,14 @@ export interface LocalApi {
   service: GenerationService;
   scheduler: Scheduler;
   /** Calls that reached each cluster handler, and the completion service. */
-  calls: { cluster: number; timeline: number; profile: number; replan: number; service: number };
+  calls: {
+    cluster: number;
+    timeline: number;
+    profile: number;
+    replan: number;
+    finetune: number;
+    service: number;
+  };
 }
 
 export interface LocalApiOptions
@@ -64,7 +71,7 @@ export async function startLocalApi(
     inFlight: () => scheduler.inFlight,
     stages: () => [],
   });
-  const calls = { cluster: 0, timeline: 0, profile: 0, replan: 0, service: 0 };
+  const calls = { cluster: 0, timeline: 0, profile: 0, replan: 0, finetune: 0, service: 0 };
   const app = createApi({
     ...api,
     service: () => {
@@ -91,6 +98,10 @@ export async function startLocalApi(
       replan: async () => {
         calls.replan++;
         return { stages: [] } as never;
+      },
+      finetune: async () => {
+        calls.finetune++;
+        throw new Error('not trained in this test');
       },
     },
   });
