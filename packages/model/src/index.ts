@@ -69,6 +69,7 @@ export {
   type LoraSpec,
   type LoraTarget,
   loraModules,
+  loraShapes,
   loraTensor,
   type TargetPlace,
 } from './lora/lora-spec.js';

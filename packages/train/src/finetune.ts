@@ -15,7 +15,12 @@ import {
   TrainingCheckpointInvalidError,
   TrainingDivergedError,
 } from '@swarmbee/core';
-import { learningRateFactor, TrainingPipeline, type TrainingStageState } from '@swarmbee/engine';
+import {
+  learningRateFactor,
+  TrainingPipeline,
+  type TrainingStageState,
+  type TrainingStageStats,
+} from '@swarmbee/engine';
 import {
   checkAdapterBase,
   checkTrainable,
@@ -131,6 +136,11 @@ export interface FinetuneResult {
   adapterDir?: string;
   checkpoint: string;
   eval: EvalFigures[];
+  /**
+   * Each stage's counters at the end (since the pipeline last opened): compute time of its
+   * forward and backward passes, for the pipeline's idle fraction.
+   */
+  stageStats: TrainingStageStats[];
 }
 
 export async function finetune(run: FinetuneRun): Promise<FinetuneResult> {
@@ -257,6 +267,7 @@ export async function finetune(run: FinetuneRun): Promise<FinetuneResult> {
     history,
     checkpoint: '',
     eval: [],
+    stageStats: [],
   };
   try {
     if (resumed) await pipeline.loadState(stageStates(pipeline, resumed));
@@ -336,6 +347,7 @@ export async function finetune(run: FinetuneRun): Promise<FinetuneResult> {
         lastCheckpoint = await checkpoint();
     }
     result.steps = step;
+    result.stageStats = await pipeline.stats();
     result.checkpoint = step > 0 || !lastCheckpoint ? await checkpoint() : lastCheckpoint;
     if (!result.stopped) {
       await evaluate('after', result);

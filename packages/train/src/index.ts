@@ -12,6 +12,19 @@
  * await finetune({ model, data: 'stories.jsonl', out: 'adapters/a', checkpointDir: 'adapters/a.ckpt', settings });
  * ```
  */
+
+export {
+  federatedAverage,
+  type OwnerUpdate,
+  truncateRank,
+} from './federated/aggregate.js';
+export { type FederatedArm, UcbBandit } from './federated/bandit.js';
+export {
+  type LocalRoundResult,
+  type LocalRoundSettings,
+  ROUND_PROBE_RECORDS,
+  trainLocalRound,
+} from './federated/local-round.js';
 export {
   type EvalFigures,
   FINETUNE_CHANNEL,

@@ -15,9 +15,20 @@ export interface AdamWOptions {
   eps?: number;
   /** Decoupled weight decay per step, as a multiple of the learning rate. Default 0. */
   weightDecay?: number;
+  /**
+   * FedProx's μ: each gradient gains μ (w − w₀), w₀ the values the stage started with (a
+   * federated round's global adapter), which keeps local training near them. Default 0.
+   */
+  proximalMu?: number;
 }
 
-export const DEFAULT_ADAMW = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 } as const;
+export const DEFAULT_ADAMW = {
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  weightDecay: 0,
+  proximalMu: 0,
+} as const;
 
 /** One tensor's optimizer state: the first and second moment estimates. */
 export interface AdamWMoments {
@@ -37,14 +48,17 @@ export function adamwStep(
   learningRate: number,
   gradScale: number,
   options: Required<AdamWOptions>,
+  /** FedProx's anchor w₀ (used when `options.proximalMu` > 0). */
+  anchor?: Float32Array,
 ): void {
-  const { beta1, beta2, eps, weightDecay } = options;
+  const { beta1, beta2, eps, weightDecay, proximalMu } = options;
+  const mu = anchor ? proximalMu : 0;
   const decay = 1 - learningRate * weightDecay;
   const stepSize = learningRate / (1 - beta1 ** step);
   const correction2 = Math.sqrt(1 - beta2 ** step);
   const { expAvg, expAvgSq } = moments;
   for (let i = 0; i < param.length; i++) {
-    const g = grad[i]! * gradScale;
+    const g = grad[i]! * gradScale + (mu === 0 ? 0 : mu * (param[i]! - anchor![i]!));
     const m = expAvg[i]! + (g - expAvg[i]!) * (1 - beta1);
     const v = expAvgSq[i]! * beta2 + g * g * (1 - beta2);
     expAvg[i] = m;

@@ -17,6 +17,8 @@ interface Tensor {
   value: Float32Array;
   grad: Float32Array;
   moments: AdamWMoments;
+  /** The starting values, for FedProx's proximal term (when μ > 0). */
+  anchor?: Float32Array;
 }
 
 type Prepared = Map<string, Pick<Tensor, 'value' | 'moments'>>;
@@ -46,6 +48,7 @@ export class AdapterState {
         value: Float32Array.from(values),
         grad: new Float32Array(size),
         moments: { expAvg: new Float32Array(size), expAvgSq: new Float32Array(size) },
+        ...(this.#optimizer.proximalMu > 0 ? { anchor: Float32Array.from(values) } : {}),
       });
     }
   }
@@ -94,6 +97,7 @@ export class AdapterState {
         update.learningRate,
         update.gradientScale,
         this.#optimizer,
+        tensor.anchor,
       );
       if (!next.value.every(Number.isFinite) || !next.moments.expAvgSq.every(Number.isFinite))
         throw new TrainingDivergedError(`${this.where}: the update would make ${name} non-finite`);

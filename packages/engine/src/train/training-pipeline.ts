@@ -24,7 +24,12 @@ import {
 } from './pipeline-schedule.js';
 import { ThreadedTrainingStage } from './threaded-training-stage.js';
 import type { TrainingMicroBatch } from './training-batch.js';
-import type { TrainingStage, TrainingStageOptions, TrainingStageState } from './training-stage.js';
+import type {
+  TrainingStage,
+  TrainingStageOptions,
+  TrainingStageState,
+  TrainingStageStats,
+} from './training-stage.js';
 
 /** One micro-batch of a step, as the driver holds it: tokens in, targets out. */
 export interface StepMicroBatch {
@@ -210,6 +215,11 @@ export class TrainingPipeline {
     for (const state of await this.state())
       for (const [name, t] of Object.entries(state.tensors)) tensors.set(name, t.value);
     return tensors;
+  }
+
+  /** Each stage's counters (passes, compute time, peak stash), in stage order. */
+  stats(): Promise<TrainingStageStats[]> {
+    return Promise.all(this.stages.map((s) => s.stats()));
   }
 
   async close(): Promise<void> {
