@@ -114,6 +114,8 @@ export {
   type DeviceFacts,
   type DrainMessage,
   type ErrorMessage,
+  type FedRoundMessage,
+  type FedUpdateMessage,
   type ForwardMessage,
   type ForwardRow,
   fromWireArray,

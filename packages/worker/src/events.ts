@@ -38,6 +38,10 @@ export const WORKER_EVENTS = {
   trainingStarted: 'swarmbee:worker:training-started',
   /** A training session ended (closed by the coordinator, or its stage went). */
   trainingEnded: 'swarmbee:worker:training-ended',
+  /** A data owner began a federated round on its own data. */
+  roundStarted: 'swarmbee:worker:round-started',
+  /** A data owner trained a federated round on its own data. */
+  roundTrained: 'swarmbee:worker:round-trained',
 } as const;
 
 export type WorkerEventName = (typeof WORKER_EVENTS)[keyof typeof WORKER_EVENTS];
@@ -120,6 +124,23 @@ export interface TrainingEndedEvent {
   session: string;
 }
 
+export interface RoundStartedEvent {
+  worker: string;
+  round: number;
+  steps: number;
+  rank: number;
+}
+
+export interface RoundTrainedEvent {
+  worker: string;
+  round: number;
+  steps: number;
+  rank: number;
+  lossBefore: number;
+  lossAfter: number;
+  trainMs: number;
+}
+
 /** Each channel's payload, for typed subscribers. */
 export interface WorkerEventMap {
   'swarmbee:worker:state': WorkerStateEvent;
@@ -133,6 +154,8 @@ export interface WorkerEventMap {
   'swarmbee:worker:stage-ready': StageReadyEvent;
   'swarmbee:worker:training-started': TrainingStartedEvent;
   'swarmbee:worker:training-ended': TrainingEndedEvent;
+  'swarmbee:worker:round-started': RoundStartedEvent;
+  'swarmbee:worker:round-trained': RoundTrainedEvent;
 }
 
 /** Publishes a worker event (built only when someone listens). */

@@ -18,6 +18,8 @@ export {
   type JoinRetryEvent,
   publishWorkerEvent,
   type RegisteredEvent,
+  type RoundStartedEvent,
+  type RoundTrainedEvent,
   type ServingEvent,
   type ShardBackpressureEvent,
   type ShardResumedEvent,
@@ -30,6 +32,7 @@ export {
   type WorkerEventName,
   type WorkerStateEvent,
 } from './events.js';
+export type { DataOwnerOptions } from './federated-owner.js';
 export type { OpenShardFile, ShardFileSink } from './incoming-shard.js';
 export { STAGE_OVERHEAD_BYTES } from './memory-fit.js';
 export { WORKER_NODE_FLAGS } from './node-flags.js';

@@ -6,6 +6,7 @@ import type {
   LinkShape,
   ServerTlsOptions,
 } from '@swarmbee/protocol';
+import type { DataOwnerOptions } from './federated-owner.js';
 import type { OpenShardFile } from './incoming-shard.js';
 
 export interface WorkerOptions {
@@ -25,6 +26,11 @@ export interface WorkerOptions {
   advertiseHost?: string;
   /** onnxruntime intra-op threads. Default: all cores. */
   threads?: number;
+  /**
+   * Make this worker a data owner (`--train-data FILE --model DIR`): it trains federated
+   * rounds on its own data with the whole model and takes no inference stage. Default: none.
+   */
+  dataOwner?: DataOwnerOptions;
   /** onnxruntime execution provider (cpu, cuda, ...). Default cpu. */
   executionProvider?: string;
   /** Bytes this worker offers for weights plus KV cache. Default: 90 % of the memory free when profiled. */

@@ -12,6 +12,7 @@ import {
   asSwarmBeeError,
   EngineClosedError,
   fromWire,
+  InvalidArgumentError,
   type SwarmBeeError,
 } from '@swarmbee/core';
 import {
@@ -29,6 +30,7 @@ import {
 import { reachableHost } from './advertise.js';
 import { deviceFacts } from './device.js';
 import { publishWorkerEvent, WORKER_EVENTS } from './events.js';
+import { FederatedOwner } from './federated-owner.js';
 import { checkMemoryFit, kvBudgetOf, stageMemoryBytes } from './memory-fit.js';
 import { answerProfileRequest } from './profile-requests.js';
 import { ShardCache } from './shard-cache.js';
@@ -75,6 +77,7 @@ export class WorkerDaemon {
   /** The loaded stage's shard, for training on its layers. */
   #loadedShard?: LoadedShard;
   readonly #training: TrainingHost;
+  readonly #owner?: FederatedOwner;
 
   constructor(options: WorkerOptions) {
     this.#options = options;
@@ -117,6 +120,13 @@ export class WorkerDaemon {
       heldBytes: () => this.#loadedBytes,
       memoryLimitBytes: options.memoryLimitBytes,
     });
+    if (options.dataOwner)
+      this.#owner = new FederatedOwner(
+        this.name,
+        options.dataOwner,
+        (message) => this.#control?.send(message),
+        options.threads,
+      );
     this.#log = options.log ?? (() => {});
     this.#machine.onChange((from, to) =>
       publishWorkerEvent(WORKER_EVENTS.state, () => ({ worker: this.name, from, to })),
@@ -227,6 +237,9 @@ export class WorkerDaemon {
           device: deviceFacts(this.#options.executionProvider),
           dataUrl: this.dataUrl,
           cachedShards,
+          ...(this.#options.dataOwner
+            ? { dataOwner: { modelHash: this.#options.dataOwner.model.manifest.modelHash } }
+            : {}),
         });
       } catch (error) {
         reject(asSwarmBeeError(error));
@@ -262,6 +275,12 @@ export class WorkerDaemon {
       case 'train.load':
       case 'train.call':
         return this.#training.handle(message);
+      case 'fed.round':
+        if (!this.#owner)
+          throw new InvalidArgumentError(
+            `worker ${this.name} holds no training data (--train-data)`,
+          );
+        return this.#owner.handle(message);
       case 'profile.request':
         await this.#profile(message);
         return;

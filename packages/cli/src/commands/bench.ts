@@ -124,7 +124,7 @@ export function benchCommand(yargs: Argv): Argv {
         .option('parts', {
           type: 'string',
           describe:
-            'With --suite scale: its parts to run, comma-separated, of steps (import, quantize, shard build), serve, transfer (default: all three); with --suite parallel: hop, allreduce, plan, tp (default: all)',
+            'With --suite scale: its parts to run, comma-separated, of steps (import, quantize, shard build), serve, transfer (default: all three); with --suite parallel: hop, allreduce, plan, tp (default: all); with --suite finetune: pipeline, cluster, federated, resources (default: all)',
         })
         .option('shapes', {
           type: 'string',

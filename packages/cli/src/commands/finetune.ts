@@ -28,6 +28,7 @@ import {
   finetune,
 } from '@swarmbee/train';
 import type { Argv } from 'yargs';
+import { checkFederatedArgs, federatedOptions, federatedRemote } from '../federated-finetune.js';
 import { clusterContext, finetuneRemote } from '../remote-finetune.js';
 import { renderTable } from '../ui/table.js';
 import { trainingProgress } from '../ui/training-progress.js';
@@ -106,7 +107,6 @@ export function finetuneCommand(yargs: Argv): Argv {
         })
         .option('data', {
           type: 'string',
-          demandOption: true,
           describe: 'Training data: JSONL, one {"text": ...} or {"messages": [...]} record a line',
         })
         .option('out', {
@@ -141,7 +141,8 @@ export function finetuneCommand(yargs: Argv): Argv {
         })
         .option('warmup-steps', {
           type: 'number',
-          describe: 'Optimizer steps of linear warm-up from 0 (default: 5% of --steps, rounded up)',
+          describe:
+            'Optimizer steps of linear warm-up from 0 (default: 5% of --steps, rounded up; federated: rounds, default 0)',
         })
         .option('weight-decay', {
           type: 'number',
@@ -153,7 +154,11 @@ export function finetuneCommand(yargs: Argv): Argv {
           default: D.maxGradNorm,
           describe: 'Clip the global gradient norm to this; 0 = no clipping',
         })
-        .option('steps', { type: 'number', default: D.steps, describe: 'Optimizer steps to run' })
+        .option('steps', {
+          type: 'number',
+          describe: `Optimizer steps to run (default ${D.steps}; federated: --rounds and --local-steps)`,
+        })
+        .options(federatedOptions)
         .option('micro-batch-size', {
           type: 'number',
           describe: `Sequences per micro-batch (default ${D.microBatchSize})`,
@@ -237,14 +242,20 @@ export function finetuneCommand(yargs: Argv): Argv {
           'finetune needs --model (train here) or --url (train on a cluster)',
         );
       const context = model ? model.manifest.config.maxSeqLen : await clusterContext(target!);
-      const steps = args.steps;
+      checkFederatedArgs(args);
+      if (!args.federated && args.data === undefined)
+        throw new InvalidArgumentError(
+          'finetune needs --data FILE.jsonl (or --federated with --url)',
+        );
+      const steps = args.steps ?? D.steps;
       const settings: FinetuneSettings = {
         rank: args.rank,
         alpha: args.alpha,
         targets: parseTargets(args.targets),
         learningRate: args.lr,
         schedule: args.lrSchedule as LearningRateSchedule,
-        warmupSteps: args.warmupSteps ?? defaultWarmupSteps(steps),
+        // Federated: the schedule runs over rounds, without a warm-up unless asked.
+        warmupSteps: args.warmupSteps ?? (args.federated ? 0 : defaultWarmupSteps(steps)),
         weightDecay: args.weightDecay,
         maxGradNorm: args.maxGradNorm,
         steps,
@@ -266,10 +277,20 @@ export function finetuneCommand(yargs: Argv): Argv {
       const progress = trainingProgress();
       let result: FinetuneResult;
       try {
+        if (target && args.federated) {
+          await federatedRemote({
+            target,
+            out: args.out,
+            settings,
+            args,
+            signal: controller.signal,
+          });
+          return;
+        }
         if (target) {
           const remote = await finetuneRemote({
             target,
-            data: args.data,
+            data: args.data!,
             evalData: args.evalData ?? [],
             out: args.out,
             settings,
@@ -292,7 +313,7 @@ export function finetuneCommand(yargs: Argv): Argv {
         }
         result = await finetune({
           model: model!,
-          data: args.data,
+          data: args.data!,
           out: args.out,
           checkpointDir: args.checkpointDir ?? `${args.out.replace(/\/+$/, '')}.checkpoints`,
           resume: args.resume,

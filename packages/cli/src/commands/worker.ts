@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError, installFaultHandlers } from '@swarmbee/core';
 import { executionProviders } from '@swarmbee/engine';
-import { cacheRoot } from '@swarmbee/model';
+import { cacheRoot, openModelDir, requireLlamaDir } from '@swarmbee/model';
 import { discoverCoordinator, WorkerDaemon } from '@swarmbee/worker';
 import type { Argv } from 'yargs';
 import {
@@ -75,6 +75,16 @@ export function workerCommand(yargs: Argv): Argv {
           describe:
             'Memory offered for weights and KV cache, MiB (default: 90% of free memory when profiled)',
         })
+        .option('train-data', {
+          type: 'string',
+          describe:
+            'Make this worker a data owner: JSONL records it trains federated rounds on (they never leave it); needs --model',
+        })
+        .option('model', {
+          type: 'string',
+          describe:
+            "With --train-data: the whole model dir a data owner trains (the coordinator's model)",
+        })
         .options(deviceEmulationOptions)
         .options(stageLimitOptions)
         .options(shutdownGraceOption)
@@ -108,7 +118,19 @@ export function workerCommand(yargs: Argv): Argv {
         coordinatorUrl = found.url;
       }
       const emulation = deviceEmulationFrom(args, log);
+      if ((args.trainData === undefined) !== (args.model === undefined))
+        throw new InvalidArgumentError(
+          '--train-data and --model go together: a data owner trains its own records on the whole model',
+        );
+      const dataOwner =
+        args.trainData === undefined
+          ? undefined
+          : {
+              data: args.trainData,
+              model: requireLlamaDir(await openModelDir(args.model!), 'a data owner'),
+            };
       const worker = new WorkerDaemon({
+        ...(dataOwner ? { dataOwner } : {}),
         coordinatorUrl,
         token,
         name,

@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { PlanningOptions } from '../cluster/planning.js';
 import { toApiError } from './errors.js';
-import { type FinetuneHandler, finetuneRoutes } from './finetune.js';
+import { type FederatedHandler, type FinetuneHandler, finetuneRoutes } from './finetune.js';
 import { parseBody } from './schemas.js';
 import { EventStream } from './sse.js';
 
@@ -19,6 +19,7 @@ export interface AdminHandlers {
   cluster: () => Record<string, unknown>;
   timeline: (since: number) => Promise<unknown>;
   finetune: FinetuneHandler;
+  federated: FederatedHandler;
 }
 
 /** Largest body of an admin route, bytes. */
@@ -74,7 +75,7 @@ const GUARDED_JSON = {
 
 export function adminRoutes(app: FastifyInstance, admin: AdminHandlers): void {
   app.get('/swarmbee/cluster', GUARDED, async () => admin.cluster());
-  finetuneRoutes(app, admin.finetune);
+  finetuneRoutes(app, admin.finetune, admin.federated);
   app.get('/swarmbee/timeline', GUARDED, async (request) => {
     const since = Number((request.query as { since?: string }).since ?? 0);
     return { stages: await admin.timeline(Number.isFinite(since) ? since : 0) };

@@ -34,7 +34,9 @@ import { GenerationService } from '../generation-service.js';
 import { Metrics, type StageMetrics } from '../metrics.js';
 import { TokenizerPool } from '../prompt/tokenizer-pool.js';
 import { TokenIdsOnly } from '../token-ids-only.js';
+import type { FederatedEvent, FederatedRequest } from '../training/federated-rounds.js';
 import {
+  type FederatedJobResult,
   type FinetuneJobRequest,
   type FinetuneJobResult,
   FinetuneJobs,
@@ -197,6 +199,7 @@ export class Coordinator {
       model,
       cacheDir: options.cacheDir,
       workers: () => this.#registry.links,
+      owners: () => this.#registry.owners(),
       deployments: this.#deployments,
       servesAdapter: options.adapter !== undefined,
     });
@@ -304,6 +307,7 @@ export class Coordinator {
           cluster: () => this.describe(),
           timeline: (since) => this.timeline(since),
           finetune: (request, onEvent, signal) => this.finetune(request, onEvent, signal),
+          federated: (request, onEvent, signal) => this.federated(request, onEvent, signal),
         },
       });
       this.#api = served.api;
@@ -373,6 +377,8 @@ export class Coordinator {
       vocabSize: manifest.config.vocabSize,
       maxSeqLen: this.#store.context,
       devices: this.#openWorkers().map((w) => ({ name: w.name, dataUrl: w.dataUrl, ...w.device })),
+      /** Data owners (`--train-data`): they train federated rounds, not stages. */
+      dataOwners: this.#registry.owners().map((w) => w.name),
       plan: this.plan,
       profiled: this.#profiles.current?.createdAt,
       measured: this.#profiles.current && profileSummary(this.#profiles.current),
@@ -430,6 +436,15 @@ export class Coordinator {
     signal?: AbortSignal,
   ): Promise<FinetuneJobResult> {
     return this.#finetune.run(request, onEvent, signal);
+  }
+
+  /** Federated rounds over the connected data owners (see training/federated-rounds.ts). */
+  federated(
+    request: FederatedRequest,
+    onEvent: (event: FederatedEvent) => void,
+    signal?: AbortSignal,
+  ): Promise<FederatedJobResult> {
+    return this.#finetune.federated(request, onEvent, signal);
   }
 
   timeline(since: number): Promise<StageTimelineEntry[]> {

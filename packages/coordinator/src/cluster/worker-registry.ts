@@ -31,10 +31,17 @@ export class WorkerRegistry {
     readonly probeTimeoutMs: number = NAME_PROBE_TIMEOUT_MS,
   ) {}
 
-  /** Connected workers, by name. */
+  /** Connected workers that may serve (data owners do not), by name. */
   open(): WorkerLink[] {
     return [...this.links.values()]
-      .filter((w) => w.open)
+      .filter((w) => w.open && !w.dataOwner)
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Connected data owners (`--train-data`): they train federated rounds, not stages. */
+  owners(): WorkerLink[] {
+    return [...this.links.values()]
+      .filter((w) => w.open && w.dataOwner)
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
@@ -71,6 +78,7 @@ export class WorkerRegistry {
     }
     if (channel.state !== 'open') return;
     const link = new WorkerLink(message.name, message.device, message.dataUrl, channel);
+    if (message.dataOwner) link.dataOwner = message.dataOwner;
     this.links.set(link.name, link);
     channel.on('close', () => {
       if (this.links.get(link.name) === link) this.links.delete(link.name);

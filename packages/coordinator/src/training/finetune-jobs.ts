@@ -18,7 +18,7 @@ import {
   type SwarmBeeError,
   TrainingBusyError,
 } from '@swarmbee/core';
-import { type ModelDir, requireLlamaDir } from '@swarmbee/model';
+import { type ModelDir, requireLlamaDir, writePeftAdapter } from '@swarmbee/model';
 import {
   type FinetuneEvent,
   type FinetuneResult,
@@ -30,6 +30,12 @@ import type { Deployments } from '../cluster/deployments.js';
 import type { WorkerLink } from '../cluster/worker-link.js';
 import { COORDINATOR_EVENTS } from '../events.js';
 import { openClusterPipeline, trainingPlacement } from './cluster-pipeline.js';
+import {
+  type FederatedEvent,
+  type FederatedOutcome,
+  type FederatedRequest,
+  runFederated,
+} from './federated-rounds.js';
 
 /** How long a job waits for the coordinator to redeploy after losing a worker, ms, by default. */
 export const DEFAULT_TRAINING_RECOVERY_TIMEOUT_MS = 120_000;
@@ -58,11 +64,19 @@ export interface FinetuneJobResult {
   adapter?: AdapterFile[];
 }
 
+export interface FederatedJobResult extends Omit<FederatedOutcome, 'adapter'> {
+  /** Stopped before its last round. */
+  stopped: boolean;
+  adapter: AdapterFile[];
+}
+
 export interface FinetuneJobsOptions {
   model: ModelDir;
   /** The coordinator's cache dir; jobs live in its `finetune/` (their data is removed when they end). */
   cacheDir: string;
   workers: () => ReadonlyMap<string, WorkerLink>;
+  /** Connected data owners (federated rounds). */
+  owners: () => WorkerLink[];
   deployments: Deployments;
   /** The coordinator serves an adapter merged into its shards (`--adapter`). */
   servesAdapter: boolean;
@@ -82,6 +96,40 @@ export class FinetuneJobs {
 
   get running(): boolean {
     return this.#running;
+  }
+
+  /**
+   * Runs federated rounds over the connected data owners (see federated-rounds.ts) and
+   * answers with the aggregated adapter's PEFT files. `signal` stops after the round in hand.
+   */
+  async federated(
+    request: FederatedRequest,
+    onEvent: (event: FederatedEvent) => void,
+    signal?: AbortSignal,
+  ): Promise<FederatedJobResult> {
+    if (this.#running)
+      throw new TrainingBusyError('the cluster is already fine-tuning; one job trains at a time');
+    this.#running = true;
+    const dir = join(this.#options.cacheDir, 'finetune', randomUUID());
+    try {
+      const model = requireLlamaDir(this.#options.model, 'fine-tuning');
+      const outcome = await runFederated(
+        { model, owners: this.#options.owners },
+        request,
+        onEvent,
+        signal,
+      );
+      await writePeftAdapter(join(dir, 'adapter'), outcome.adapter);
+      return {
+        rounds: outcome.rounds,
+        bandits: outcome.bandits,
+        stopped: signal?.aborted ?? false,
+        adapter: await adapterFiles(join(dir, 'adapter')),
+      };
+    } finally {
+      this.#running = false;
+      await rm(dir, { recursive: true, force: true });
+    }
   }
 
   /**

@@ -103,6 +103,10 @@ export async function startLocalApi(
         calls.finetune++;
         throw new Error('not trained in this test');
       },
+      federated: async () => {
+        calls.finetune++;
+        throw new Error('not trained in this test');
+      },
     },
   });
   await app.listen({ host: '127.0.0.1', port: 0 });

@@ -19,7 +19,8 @@ import { z } from 'zod';
  * 5: tensor-parallel groups on the data plane: `group.join` and `allreduce.part`, whose
  * `values` is a third raw tensor section.
  * 6: `stage.load` may carry `tensor` (the group and rank of a tensor-parallel member).
- * 7: fine-tuning on the cluster: `train.load`, `train.ready`, `train.call`, `train.result`.
+ * 7: fine-tuning on the cluster: `train.load`, `train.ready`, `train.call`, `train.result`;
+ * federated rounds: `register.dataOwner`, `fed.round`, `fed.update`.
  */
 export const PROTOCOL_VERSION = 7;
 

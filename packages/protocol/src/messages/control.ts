@@ -58,6 +58,11 @@ export const registerSchema = z.object({
   dataUrl: webSocketUrlSchema,
   /** Shards already on the worker's disk, so the coordinator need not send them again. */
   cachedShards: z.array(sha256Schema).max(MAX_CACHED_SHARDS),
+  /**
+   * A data owner (`swarmbee worker --train-data`): it holds the whole model (this hash) and
+   * its own training data, trains in federated rounds, and takes no inference stage.
+   */
+  dataOwner: z.object({ modelHash: sha256Schema }).optional(),
 });
 
 /** Coordinator → worker: accepted, under this id. */

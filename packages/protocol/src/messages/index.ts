@@ -9,7 +9,7 @@ import { errorMessageSchema } from './common.js';
 import { controlSchemas, type ProfileRequestMessage, type StatsRequestMessage } from './control.js';
 import { dataSchemas } from './data.js';
 import { handshakeSchemas, type Role } from './handshake.js';
-import type { TrainCallMessage, TrainLoadMessage } from './training.js';
+import type { FedRoundMessage, TrainCallMessage, TrainLoadMessage } from './training.js';
 
 export * from './common.js';
 export * from './control.js';
@@ -64,7 +64,8 @@ export type RequestMessage =
   | ProfileRequestMessage
   | StatsRequestMessage
   | TrainLoadMessage
-  | TrainCallMessage;
+  | TrainCallMessage
+  | FedRoundMessage;
 
 /** The reply type of each request type; an `error` with the same requestId can answer any. */
 export const REPLY_TYPES = {
@@ -72,6 +73,7 @@ export const REPLY_TYPES = {
   'stats.request': 'stats',
   'train.load': 'train.ready',
   'train.call': 'train.result',
+  'fed.round': 'fed.update',
 } as const satisfies Record<RequestMessage['type'], MessageType>;
 
 /** The message that answers request T. */

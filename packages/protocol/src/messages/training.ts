@@ -8,7 +8,10 @@
  * - `train.call`: one method of the stage (forward, backward, the optimizer's two-phase
  *   update, state, close …); answered by `train.result`.
  *
- * Either is answered instead by an `error` carrying the same `requestId`. Arrays travel as
+ * - `fed.round` (coordinator → data owner): a federated round — the global adapter, to
+ *   train on the owner's own data; answered by `fed.update` with the trained adapter.
+ *
+ * Each is answered instead by an `error` carrying the same `requestId`. Arrays travel as
  * raw little-endian bytes with their element type; their shapes are the stage's to check.
  */
 import { z } from 'zod';
@@ -194,14 +197,75 @@ export const trainResultSchema = z.object({
 });
 export type TrainingResult = z.infer<typeof trainResultSchema>['result'];
 
+const loraSpecSchema = z.object({
+  rank: z.int().min(1).max(4096),
+  alpha: z.number().positive(),
+  targets: z.array(nameSchema).min(1).max(16),
+  layers: z.array(countSchema).min(1).max(4096),
+});
+
+/**
+ * Coordinator → data owner: train the round's adapter on your own data for `steps` steps and
+ * answer with the result (`fed.update`). The adapter is the global one at the rank the
+ * owner's settings chose (its first `spec.rank` rows of A and columns of B).
+ */
+export const fedRoundSchema = z.object({
+  type: z.literal('fed.round'),
+  requestId: idSchema,
+  round: countSchema,
+  /** The base model the adapter is for: the owner's model must be this one. */
+  modelHash: z.string().regex(/^[0-9a-f]{64}$/),
+  spec: loraSpecSchema,
+  tensors: z.record(nameSchema, wireArraySchema),
+  settings: z.object({
+    steps: z.int().min(1).max(1_000_000),
+    /** The round's rate (0 in a warm-up's first round). */
+    learningRate: z.number().min(0),
+    microBatchSize: z.int().min(1).max(65536),
+    accumulation: z.int().min(1).max(65536),
+    seqLen: z
+      .int()
+      .min(1)
+      .max(1 << 24),
+    truncate: z.boolean(),
+    seed: z.int().min(0),
+    weightDecay: z.number().min(0),
+    maxGradNorm: z.number().min(0),
+    /** FedProx's μ (0: FedAvg's plain local training). */
+    proximalMu: z.number().min(0),
+    activations: activationsSchema,
+  }),
+});
+
+/** Data owner → coordinator: the adapter after its local steps, and what they bought. */
+export const fedUpdateSchema = z.object({
+  type: z.literal('fed.update'),
+  requestId: idSchema,
+  round: countSchema,
+  /** Training records the owner holds (FedAvg weighs its update by them). */
+  examples: z.int().min(1),
+  /** Real tokens trained on this round (not `tokens`: that name is a tensor field's). */
+  trainedTokens: countSchema,
+  /** Mean loss on the owner's first records before and after the round's steps, nats. */
+  lossBefore: anyNumberSchema,
+  lossAfter: anyNumberSchema,
+  /** The owner's time for the round, ms. */
+  trainMs: z.number().min(0),
+  tensors: z.record(nameSchema, wireArraySchema),
+});
+
 export const trainingSchemas = {
   'train.load': trainLoadSchema,
   'train.ready': trainReadySchema,
   'train.call': trainCallSchema,
   'train.result': trainResultSchema,
+  'fed.round': fedRoundSchema,
+  'fed.update': fedUpdateSchema,
 } as const;
 
 export type TrainLoadMessage = z.infer<typeof trainLoadSchema>;
 export type TrainReadyMessage = z.infer<typeof trainReadySchema>;
 export type TrainCallMessage = z.infer<typeof trainCallSchema>;
 export type TrainResultMessage = z.infer<typeof trainResultSchema>;
+export type FedRoundMessage = z.infer<typeof fedRoundSchema>;
+export type FedUpdateMessage = z.infer<typeof fedUpdateSchema>;
