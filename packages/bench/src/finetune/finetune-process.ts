@@ -6,6 +6,9 @@
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { EngineFailedError, fromWire } from '@swarmbee/core';
+import { summarize } from '@swarmbee/optimize';
+import type { BenchResult } from '../report/report.js';
+import { barChart } from '../report/svg.js';
 
 /** What `swarmbee finetune --json` prints (the fields the suite reads). */
 export interface FinetuneJson {
@@ -13,6 +16,8 @@ export interface FinetuneJson {
   tokens: number;
   trainingMs: number;
   history: { step: number; loss: number; gradNorm: number; learningRate: number }[];
+  /** Each stage's counters at the end (forward and backward compute time, ms). */
+  stageStats?: { forwardMsTotal: number; backwardMsTotal: number }[];
   eval: {
     data: string;
     targetTokens: number;
@@ -41,13 +46,35 @@ async function peakRss(pid: number): Promise<number | undefined> {
   return kib ? Number(kib) * 1024 : undefined;
 }
 
-export function runFinetune(
+/**
+ * `swarmbee finetune ARGS --json` as a child process: its result, and the process's peak
+ * resident memory.
+ */
+export async function runFinetune(
   cliBin: string,
   args: string[],
   timeoutMs: number,
 ): Promise<FinetuneProcessRun> {
+  const { json: result, peakRssBytes } = await runCliProcess<FinetuneJson>(
+    cliBin,
+    ['finetune', ...args, '--json'],
+    timeoutMs,
+  );
+  return { result, tokensPerSecond: result.tokens / (result.trainingMs / 1000), peakRssBytes };
+}
+
+/** `swarmbee ARGS` (which prints one JSON result) as a child process: the JSON it printed. */
+export async function runCliJson<T>(cliBin: string, args: string[], timeoutMs: number): Promise<T> {
+  return (await runCliProcess<T>(cliBin, args, timeoutMs)).json;
+}
+
+function runCliProcess<T>(
+  cliBin: string,
+  args: string[],
+  timeoutMs: number,
+): Promise<{ json: T; peakRssBytes: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliBin, 'finetune', ...args, '--json'], {
+    const child = spawn(process.execPath, [cliBin, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -77,21 +104,16 @@ export function runFinetune(
           coded
             ? fromWire({
                 code: coded[1]!,
-                message: `swarmbee finetune: ${coded[2]}`,
+                message: `swarmbee ${args[0]}: ${coded[2]}`,
                 retryable: false,
               })
             : new EngineFailedError(
-                `swarmbee finetune ${args.join(' ')} exited with ${code}: ${stderr.trim()}`,
+                `swarmbee ${args.join(' ')} exited with ${code}: ${stderr.trim()}`,
               ),
         );
         return;
       }
-      const result = JSON.parse(stdout) as FinetuneJson;
-      resolve({
-        result,
-        tokensPerSecond: result.tokens / (result.trainingMs / 1000),
-        peakRssBytes: peak,
-      });
+      resolve({ json: JSON.parse(stdout) as T, peakRssBytes: peak });
     });
   });
 }
@@ -131,4 +153,51 @@ export function formatRatio(r: { median: number; min: number; max: number }): st
   return r.min === r.max
     ? r.median.toFixed(2)
     : `${r.median.toFixed(2)} (${r.min.toFixed(2)}–${r.max.toFixed(2)})`;
+}
+
+/** max over steps of |loss − baseline loss| / baseline loss, of each row's first round. */
+export function lossDifference(
+  runs: readonly FinetuneProcessRun[],
+  baseline: readonly FinetuneProcessRun[],
+): number {
+  const base = baseline[0]!.result.history;
+  return Math.max(
+    ...runs[0]!.result.history.map((h, i) => Math.abs(h.loss - base[i]!.loss) / base[i]!.loss),
+  );
+}
+
+/** Each row's training tokens/s as a metric (its samples over the rounds). */
+export function tokensMetrics(
+  rows: readonly { row: { label: string }; runs: readonly FinetuneProcessRun[] }[],
+): BenchResult['metrics'] {
+  const metrics: BenchResult['metrics'] = {};
+  for (const { row, runs } of rows) {
+    const samples = runs.map((run) => run.tokensPerSecond);
+    metrics[`train tokens/s, ${row.label}`] = {
+      unit: 'tokens/s',
+      summary: summarize(samples),
+      samples,
+    };
+  }
+  return metrics;
+}
+
+/** A bar chart of each row's median tokens/s, with its range over the rounds. */
+export function tokensChart(
+  file: string,
+  title: string,
+  rows: readonly { row: { label: string }; runs: readonly FinetuneProcessRun[] }[],
+): BenchResult['charts'][number] {
+  return {
+    file,
+    title,
+    svg: barChart({
+      title,
+      unit: 'tokens/s',
+      bars: rows.map(({ row, runs }) => {
+        const s = summarize(runs.map((run) => run.tokensPerSecond));
+        return { label: row.label, value: s.median, low: s.min, high: s.max };
+      }),
+    }),
+  };
 }

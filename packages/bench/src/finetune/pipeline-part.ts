@@ -11,15 +11,17 @@ import { fileURLToPath } from 'node:url';
 import { importLlama2c, type LlamaModelDir } from '@swarmbee/model';
 import { DEFAULT_CORPUS_FILE, summarize } from '@swarmbee/optimize';
 import { type BenchResult, check } from '../report/report.js';
-import { barChart } from '../report/svg.js';
 import type { SuiteContext } from '../suite.js';
 import type { SuitePart } from '../suites/optimize-speed.js';
 import {
   type FinetuneProcessRun,
   formatRatio,
+  lossDifference,
   roundRatios,
   roundRobin,
   runFinetune,
+  tokensChart,
+  tokensMetrics,
   words,
 } from './finetune-process.js';
 
@@ -100,24 +102,11 @@ function assemble(
 ): SuitePart {
   const base = rows[0]!.runs;
   const history = (runs: FinetuneProcessRun[]) => runs[0]!.result.history;
-  const lossDiff = (runs: FinetuneProcessRun[]) =>
-    Math.max(
-      ...history(runs).map(
-        (h, i) => Math.abs(h.loss - history(base)[i]!.loss) / history(base)[i]!.loss,
-      ),
-    );
+  const lossDiff = (runs: FinetuneProcessRun[]) => lossDifference(runs, base);
   const speed = (runs: FinetuneProcessRun[]) => roundRatios(runs, base, (r) => r.tokensPerSecond);
   const [target, original] = base[0]!.result.eval;
   const ratio = (e: typeof target) => e!.after!.perplexity / e!.before.perplexity;
-  const metrics: BenchResult['metrics'] = {};
-  for (const { row, runs } of rows) {
-    const samples = runs.map((run) => run.tokensPerSecond);
-    metrics[`train tokens/s, ${row.label}`] = {
-      unit: 'tokens/s',
-      summary: summarize(samples),
-      samples,
-    };
-  }
+  const metrics: BenchResult['metrics'] = tokensMetrics(rows);
   metrics['target-style perplexity after / before'] = {
     unit: 'ratio',
     summary: summarize([ratio(target)]),
@@ -197,18 +186,11 @@ function assemble(
       ),
     ],
     charts: [
-      {
-        file: 'finetune-pipeline.svg',
-        title: 'Training tokens/s by pipeline',
-        svg: barChart({
-          title: 'stories260K LoRA training tokens/s (in-process stages, 2 cores)',
-          unit: 'tokens/s',
-          bars: rows.map(({ row, runs }) => {
-            const s = summarize(runs.map((run) => run.tokensPerSecond));
-            return { label: row.label, value: s.median, low: s.min, high: s.max };
-          }),
-        }),
-      },
+      tokensChart(
+        'finetune-pipeline.svg',
+        'stories260K LoRA training tokens/s (in-process stages, 2 cores)',
+        rows,
+      ),
     ],
     notes: [
       "Every run is `swarmbee finetune --json` as a child process (threads 1 per stage, recompute, seed 1); tokens/s counts real (non-padding) tokens over the steps' wall time; peak RSS is the process's VmHWM. Ratios are taken within each round (the rows alternate order between rounds): median (min–max).",

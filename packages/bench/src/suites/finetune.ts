@@ -2,23 +2,30 @@
  * `npm run bench -- finetune`: LoRA fine-tuning in one process. stories260K on the
  * lighthouse stories over 1, 2 and 3 stages (tokens/s, loss against one stage, perplexity
  * of held-out target-style and original-style text before and after), and on synthetic
- * shapes the cost of keeping activations and of a quantized frozen base. Distributed
- * runs (workers, federated rounds) extend it in phase 2.
+ * shapes the cost of keeping activations and of a quantized frozen base; and the same run
+ * over local clusters of 1-3 worker processes (`finetune --url`, cluster-part.ts).
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ModelDirInvalidError } from '@swarmbee/core';
+import { InvalidArgumentError, ModelDirInvalidError } from '@swarmbee/core';
+import { importLlama2c, type LlamaModelDir } from '@swarmbee/model';
+import { clusterPart } from '../finetune/cluster-part.js';
+import { federatedPart } from '../finetune/federated-part.js';
 import { pipelinePart } from '../finetune/pipeline-part.js';
 import { resourcesPart } from '../finetune/resources-part.js';
 import { SHARED_MODELS } from '../shared-models.js';
 import { resultHeader, type Suite } from '../suite.js';
+import type { SuitePart } from './optimize-speed.js';
+
+/** The suite's parts (`--parts`): in-process stages, worker processes, memory and quantized bases. */
+export const FINETUNE_SUITE_PARTS = ['pipeline', 'cluster', 'federated', 'resources'] as const;
 
 export const finetuneSuite: Suite = {
   name: 'finetune',
   describe:
-    'LoRA training in process: stories260K over 1-3 stages (tokens/s, loss vs 1 stage, perplexity before/after); activation memory; quantized bases',
+    'parts (--parts, default all): pipeline — LoRA training of stories260K over 1-3 in-process stages (tokens/s, loss vs 1 stage, perplexity before/after); cluster — the same over 1-3 worker processes (finetune --url: tokens/s vs in process, loss, idle fraction vs 1F1B bubble); federated — 4 data owners with different data in rounds (FedAvg, FedProx, the UCB bandit): owners’ loss by round against one site with all records, bytes per round, arms played; resources — activation memory, quantized bases',
   async run(context) {
     const started = Date.now();
     const stories = {
@@ -29,25 +36,49 @@ export const finetuneSuite: Suite = {
       throw new ModelDirInvalidError(
         `the finetune suite trains stories260K; ${stories.checkpoint} is missing`,
       );
+    const parts = context.parts ?? [...FINETUNE_SUITE_PARTS];
+    for (const part of parts)
+      if (!(FINETUNE_SUITE_PARTS as readonly string[]).includes(part))
+        throw new InvalidArgumentError(
+          `--parts names ${JSON.stringify(part)}; the finetune suite's parts are ${FINETUNE_SUITE_PARTS.join(', ')}`,
+        );
+    if (parts.length === 0)
+      throw new InvalidArgumentError('--parts names no part of the finetune suite');
     const root = await mkdtemp(join(tmpdir(), 'swarmbee-bench-finetune-'));
     try {
-      const pipeline = await pipelinePart(context, root, stories);
-      const resources = await resourcesPart(context, root);
+      const done: SuitePart[] = [];
+      let model: LlamaModelDir | undefined;
+      let steps: number | undefined;
+      if (parts.includes('pipeline')) {
+        const pipeline = await pipelinePart(context, root, stories);
+        ({ model, steps } = pipeline);
+        done.push(pipeline);
+      }
+      if (parts.includes('cluster')) {
+        model ??= await importLlama2c({ ...stories, out: join(root, 's260k') });
+        done.push(await clusterPart(context, root, model));
+      }
+      if (parts.includes('federated')) {
+        model ??= await importLlama2c({ ...stories, out: join(root, 's260k') });
+        done.push(await federatedPart(context, root, model));
+      }
+      if (parts.includes('resources')) done.push(await resourcesPart(context, root));
+      model ??= await importLlama2c({ ...stories, out: join(root, 's260k') });
       return {
         suite: 'finetune',
-        title: 'Fine-tuning: LoRA training in one process',
+        title: 'Fine-tuning: LoRA training in one process and on a local cluster',
         ...resultHeader(
           context,
           started,
-          pipeline.model,
+          model,
           'stories260K from ../shared/models (llama2.c import); synthetic small and stories110m presets',
         ),
-        options: { quick: context.quick, steps: pipeline.steps },
-        notes: [...pipeline.notes, ...resources.notes],
-        metrics: { ...pipeline.metrics, ...resources.metrics },
-        tables: [...pipeline.tables, ...resources.tables],
-        checks: [...pipeline.checks, ...resources.checks],
-        charts: [...pipeline.charts, ...resources.charts],
+        options: { quick: context.quick, parts, ...(steps === undefined ? {} : { steps }) },
+        notes: done.flatMap((p) => p.notes),
+        metrics: Object.assign({}, ...done.map((p) => p.metrics)),
+        tables: done.flatMap((p) => p.tables),
+        checks: done.flatMap((p) => p.checks),
+        charts: done.flatMap((p) => p.charts),
       };
     } finally {
       await rm(root, { recursive: true, force: true });
