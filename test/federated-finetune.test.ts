@@ -29,6 +29,7 @@ interface FederatedJson {
       lossAfter: number;
       localSteps: number;
       rank: number;
+      prunedLayers: number;
     }[];
     dropped: { owner: string; code: string }[];
   }[];
@@ -157,6 +158,43 @@ t.test('federated rounds over two data owners', async (t) => {
       result.rounds.flatMap((r) => r.owners.map((o) => `${o.localSteps}/${o.rank}`)),
     );
     t.same([...arms].sort(), ['1/2', '1/4', '2/2', '2/4']);
+  });
+
+  await t.test('bandit arms that prune a layer', async (t) => {
+    const run = await runCli(
+      [
+        'finetune',
+        ...url,
+        '--federated',
+        '--bandit',
+        '--bandit-prune',
+        '1',
+        '--rounds',
+        '8',
+        '--local-steps',
+        '1',
+        '--out',
+        join(root, 'pruned'),
+        ...SETTINGS,
+        ...BATCH,
+      ],
+      { env, timeoutMs: 240_000 },
+    );
+    t.equal(run.code, 0, run.code === 0 ? 'the run with pruning arms' : run.stderr);
+    const result = JSON.parse(run.stdout) as FederatedJson;
+    for (const bandit of result.bandits)
+      t.same(
+        bandit.arms.map((a) => a.pulls),
+        [1, 1, 1, 1, 1, 1, 1, 1],
+        `${bandit.owner}: every arm once in 8 rounds`,
+      );
+    const pruned = result.rounds.flatMap((r) => r.owners.filter((o) => o.prunedLayers === 1));
+    t.equal(pruned.length, 8, 'half the owner-rounds trained with a layer pruned');
+    t.ok(
+      (await filesUnder(join(root, 'owner-cache-0'))).some((f) => /^pruned-/.test(f)),
+      "the pruned model is kept in the owner's cache",
+    );
+    t.equal((await readPeftAdapter(join(root, 'pruned'))).spec.layers.length, 5);
   });
 
   await t.test('an owner lost mid-round is left out; the run finishes', async (t) => {

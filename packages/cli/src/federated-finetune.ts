@@ -38,6 +38,12 @@ export const federatedOptions = {
       "Choose each owner's local steps and rank per round with a UCB bandit (reward: loss decrease per second)",
   },
   'min-owners': { type: 'number', default: 1, describe: 'Data owners a round needs' },
+  'bandit-prune': {
+    type: 'number',
+    default: 0,
+    describe:
+      "With --bandit: arms that also train without this many layers (each owner's least influential, pruned as swarmbee optimize prune does)",
+  },
 } as const satisfies Record<string, Options>;
 
 interface FederatedArgs {
@@ -52,6 +58,7 @@ interface FederatedArgs {
   fedprox: number;
   bandit: boolean;
   minOwners: number;
+  banditPrune: number;
   json: boolean;
 }
 
@@ -82,6 +89,7 @@ interface RoundEvent {
     owner: string;
     localSteps: number;
     rank: number;
+    prunedLayers: number;
     lossBefore: number;
     lossAfter: number;
     seconds: number;
@@ -96,7 +104,11 @@ interface ResultEvent {
   rounds: RoundEvent[];
   bandits: {
     owner: string;
-    arms: { arm: { localSteps: number; rank: number }; pulls: number; meanReward: number }[];
+    arms: {
+      arm: { localSteps: number; rank: number; prunedLayers: number };
+      pulls: number;
+      meanReward: number;
+    }[];
   }[];
   stopped: boolean;
   adapter: { name: string; base64: string }[];
@@ -125,6 +137,7 @@ export async function federatedRemote(run: {
           proximal_mu: args.fedprox,
           bandit: args.bandit,
           min_owners: args.minOwners,
+          prune_layers: args.banditPrune,
         },
       },
       (event) => {
@@ -155,7 +168,12 @@ export async function federatedRemote(run: {
       ['round', 'owners', 'left out', 'loss after (weighted)', 'KiB sent / received'],
       result.rounds.map((r) => [
         r.round,
-        r.owners.map((o) => `${o.owner} (${o.localSteps} steps, r=${o.rank})`).join(', '),
+        r.owners
+          .map(
+            (o) =>
+              `${o.owner} (${o.localSteps} steps, r=${o.rank}${o.prunedLayers ? `, ${o.prunedLayers} layer(s) pruned` : ''})`,
+          )
+          .join(', '),
         r.dropped.map((d) => d.owner).join(', ') || '-',
         r.loss.toFixed(4),
         `${(r.bytesSent / 1024).toFixed(0)} / ${(r.bytesReceived / 1024).toFixed(0)}`,
@@ -165,11 +183,11 @@ export async function federatedRemote(run: {
   if (args.bandit)
     process.stdout.write(
       `${renderTable(
-        ['owner', 'arm (steps, rank)', 'rounds played', 'mean reward (loss / s)'],
+        ['owner', 'arm (steps, rank, layers pruned)', 'rounds played', 'mean reward (loss / s)'],
         result.bandits.flatMap((b) =>
           b.arms.map((a) => [
             b.owner,
-            `${a.arm.localSteps}, ${a.arm.rank}`,
+            `${a.arm.localSteps}, ${a.arm.rank}, ${a.arm.prunedLayers}`,
             a.pulls,
             a.meanReward.toFixed(4),
           ]),

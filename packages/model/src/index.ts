@@ -116,7 +116,7 @@ export {
   type OnnxDecoderModelDir,
 } from './onnx-decoder/import.js';
 export type { ProgressEvent, ProgressFn } from './progress.js';
-export { type PruneModelOptions, pruneModel } from './prune/prune-model.js';
+export { keptLayers, type PruneModelOptions, pruneModel } from './prune/prune-model.js';
 export {
   DEFAULT_LLAMA2C_URL,
   LLAMA2C_CATALOG,

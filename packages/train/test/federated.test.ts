@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { initLoraAdapter, readPeftAdapter } from '@swarmbee/model';
 import t from 'tap';
 import { stories260kDir } from '../../../test/helpers/stories260k.js';
+import { onPrunedLayers, onWholeLayers } from '../src/federated/pruned-round.js';
 import {
   FINETUNE_DEFAULTS,
   type FinetuneSettings,
@@ -117,12 +118,12 @@ t.test('one owner, one round: the in-process run, and FedAvg keeps it', async (t
   );
 });
 
-t.test('FedAvg weighs owners by examples; lower ranks truncate and pad', async (t) => {
-  // A tiny config: one layer, q_proj only (dim 4 → A [r, 4], B [4, r]).
+/** A model shape small enough to check sums by hand: dim 4, one head, `nLayers` layers. */
+function tinyModel(nLayers: number) {
   const config = {
     dim: 4,
     hiddenDim: 8,
-    nLayers: 1,
+    nLayers,
     nHeads: 1,
     nKvHeads: 1,
     vocabSize: 16,
@@ -131,6 +132,12 @@ t.test('FedAvg weighs owners by examples; lower ranks truncate and pad', async (
   const manifest = { config, modelHash: 'h', name: 'tiny' } as Parameters<
     typeof initLoraAdapter
   >[1];
+  return { config, manifest };
+}
+
+t.test('FedAvg weighs owners by examples; lower ranks truncate and pad', async (t) => {
+  // One layer, q_proj only (dim 4 → A [r, 4], B [4, r]).
+  const { config, manifest } = tinyModel(1);
   const global = initLoraAdapter(
     { rank: 2, alpha: 4, targets: ['q_proj'], layers: [0] },
     manifest,
@@ -177,9 +184,9 @@ t.test('FedAvg weighs owners by examples; lower ranks truncate and pad', async (
 
 t.test('UCB: every arm once, then the one with the best reward', async (t) => {
   const bandit = new UcbBandit([
-    { localSteps: 5, rank: 8 },
-    { localSteps: 10, rank: 8 },
-    { localSteps: 5, rank: 4 },
+    { localSteps: 5, rank: 8, prunedLayers: 0 },
+    { localSteps: 10, rank: 8, prunedLayers: 0 },
+    { localSteps: 5, rank: 4, prunedLayers: 0 },
   ]);
   const rewards = [0.1, 1, 0.2];
   const played: number[] = [];
@@ -193,4 +200,51 @@ t.test('UCB: every arm once, then the one with the best reward', async (t) => {
   t.ok(counts[1]! > counts[0]! + counts[2]!, `the best arm is played most: ${counts}`);
   bandit.record(0, Number.NaN);
   t.equal(bandit.summary()[0]!.pulls, counts[0]! + 1, 'a non-finite reward counts as 0');
+});
+
+t.test('an owner that pruned a layer has no say in it', async (t) => {
+  const { config, manifest } = tinyModel(3);
+  const global = initLoraAdapter(
+    { rank: 1, alpha: 1, targets: ['q_proj'], layers: [0, 1, 2] },
+    manifest,
+    1,
+  );
+  const kept = [0, 2];
+  const onPruned = onPrunedLayers(global, kept);
+  t.same(onPruned.spec.layers, [0, 1], 'layers renumbered onto the pruned model');
+  t.same([...onPruned.tensors.keys()].sort(), [
+    'layers.0.q_proj.lora_A',
+    'layers.0.q_proj.lora_B',
+    'layers.1.q_proj.lora_A',
+    'layers.1.q_proj.lora_B',
+  ]);
+  t.same(
+    onPruned.tensors.get('layers.1.q_proj.lora_A'),
+    global.tensors.get('layers.2.q_proj.lora_A'),
+  );
+  const back = onWholeLayers(
+    {
+      ...onPruned,
+      tensors: new Map([...onPruned.tensors].map(([n, v]) => [n, v.map((x) => x + 2)])),
+    },
+    kept,
+    'h',
+  );
+  t.same(back.spec.layers, [0, 2]);
+  const full = {
+    ...global,
+    tensors: new Map([...global.tensors].map(([n, v]) => [n, v.map((x) => x + 1)])),
+  };
+  const mean = federatedAverage(
+    global,
+    [
+      { adapter: full, examples: 1 },
+      { adapter: back, examples: 1 },
+    ],
+    config,
+  );
+  const delta = (name: string) =>
+    Math.round((mean.tensors.get(name)![0]! - global.tensors.get(name)![0]!) * 1e5) / 1e5;
+  t.equal(delta('layers.0.q_proj.lora_A'), 1.5, 'a layer both trained: their mean');
+  t.equal(delta('layers.1.q_proj.lora_A'), 1, 'the pruned layer: only the owner that trained it');
 });

@@ -129,6 +129,8 @@ export interface RoundStartedEvent {
   round: number;
   steps: number;
   rank: number;
+  /** Layers pruned for the round. */
+  prunedLayers: number;
 }
 
 export interface RoundTrainedEvent {

@@ -29,6 +29,8 @@ export class FederatedOwner {
     readonly worker: string,
     readonly options: DataOwnerOptions,
     readonly send: (message: ControlMessage) => void,
+    /** Where pruned models are kept between rounds. */
+    readonly cacheDir: string,
     readonly threads?: number,
   ) {}
 
@@ -45,6 +47,7 @@ export class FederatedOwner {
         round: round.round,
         steps: round.settings.steps,
         rank: round.spec.rank,
+        prunedLayers: round.settings.pruneLayers,
       }));
       const { model, data } = this.options;
       // Loaded at the first round: a worker that serves never pays for the training code.
@@ -59,6 +62,7 @@ export class FederatedOwner {
           baseModelHash: round.modelHash,
         },
         settings: { ...round.settings, ...(this.threads ? { threads: this.threads } : {}) },
+        cacheDir: this.cacheDir,
       });
       publishWorkerEvent(WORKER_EVENTS.roundTrained, () => ({
         worker: this.worker,

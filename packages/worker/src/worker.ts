@@ -125,6 +125,7 @@ export class WorkerDaemon {
         this.name,
         options.dataOwner,
         (message) => this.#control?.send(message),
+        options.cacheDir,
         options.threads,
       );
     this.#log = options.log ?? (() => {});

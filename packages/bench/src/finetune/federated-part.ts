@@ -36,6 +36,7 @@ const ROWS: FederatedRow[] = [
   { label: 'FedAvg', flags: '' },
   { label: 'FedProx (mu 0.01)', flags: '--fedprox 0.01' },
   { label: 'FedAvg + UCB bandit', flags: '--bandit' },
+  { label: 'FedAvg + UCB bandit with pruning', flags: '--bandit --bandit-prune 1' },
 ];
 
 interface RoundJson {
@@ -43,7 +44,13 @@ interface RoundJson {
   loss: number;
   bytesSent: number;
   bytesReceived: number;
-  owners: { owner: string; localSteps: number; rank: number; seconds: number }[];
+  owners: {
+    owner: string;
+    localSteps: number;
+    rank: number;
+    prunedLayers: number;
+    seconds: number;
+  }[];
 }
 
 interface FederatedJson {
@@ -170,7 +177,7 @@ function assemble(
     const arms = new Map<string, number>();
     for (const r of result.rounds)
       for (const o of r.owners) {
-        const key = `${o.localSteps} steps, r=${o.rank}`;
+        const key = `${o.localSteps} steps, r=${o.rank}${o.prunedLayers ? `, -${o.prunedLayers} layer` : ''}`;
         arms.set(key, (arms.get(key) ?? 0) + 1);
       }
     return {
@@ -222,7 +229,7 @@ function assemble(
     ],
     notes: [
       'Owners are `swarmbee worker --train-data FILE --model DIR` processes of a `LocalCluster`; each round is every owner training on its own records (one stage, 1 thread), then FedAvg (weighted by records) on the coordinator. The owners’ loss is each owner’s mean loss on its first 16 records after the round, weighted by its records; the one-site loss is the same records’ loss (token-weighted) after a `finetune --model` run on all records for rounds × local steps steps with a cosine schedule.',
-      'The bandit’s arms are (local steps 4 or 8) × (rank 8 or 4); its reward is the loss decrease per second of the owner’s round, which includes loading the tokenizer and creating the training sessions each round (most of a round at this size).',
+      'The bandit’s arms are (local steps 4 or 8) × (rank 8 or 4), × (no layer or the least influential one pruned) in the last row; its reward is the loss decrease per second of the owner’s round, which includes loading the tokenizer and creating the training sessions each round (most of a round at this size).',
     ],
   };
 }

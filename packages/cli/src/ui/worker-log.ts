@@ -24,7 +24,7 @@ const WORKER_LINES: Lines<WorkerEventMap> = {
     `training session ${e.session}: adapters on layers [${e.layerStart}, ${e.layerEnd}) of stage ${e.stage}`,
   [WORKER_EVENTS.trainingEnded]: (e) => `training session ${e.session} ended`,
   [WORKER_EVENTS.roundStarted]: (e) =>
-    `federated round ${e.round}: training ${e.steps} steps at rank ${e.rank} on this worker's data`,
+    `federated round ${e.round}: training ${e.steps} steps at rank ${e.rank}${e.prunedLayers ? ` without ${e.prunedLayers} layer(s)` : ''} on this worker's data`,
   [WORKER_EVENTS.roundTrained]: (e) =>
     `federated round ${e.round}: ${e.steps} steps at rank ${e.rank}, loss ${e.lossBefore.toFixed(4)} -> ${e.lossAfter.toFixed(4)} in ${(e.trainMs / 1000).toFixed(1)} s`,
 };

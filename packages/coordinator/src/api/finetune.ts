@@ -99,9 +99,12 @@ const bodySchema = z
         proximal_mu: number('FedProx mu').optional(),
         bandit: z.boolean().optional().describe('expected true or false'),
         min_owners: int(1).optional(),
+        prune_layers: int(0).optional(),
       })
       .optional()
-      .describe('expected {rounds, local_steps, proximal_mu?, bandit?, min_owners?}'),
+      .describe(
+        'expected {rounds, local_steps, proximal_mu?, bandit?, min_owners?, prune_layers?}',
+      ),
     eval_data: z
       .array(
         z.strictObject({
@@ -151,6 +154,7 @@ export function finetuneRoutes(
               ...(rounds.proximal_mu === undefined ? {} : { proximalMu: rounds.proximal_mu }),
               ...(rounds.bandit === undefined ? {} : { bandit: rounds.bandit }),
               ...(rounds.min_owners === undefined ? {} : { minOwners: rounds.min_owners }),
+              ...(rounds.prune_layers === undefined ? {} : { pruneLayers: rounds.prune_layers }),
             },
             (event) => events.send(event satisfies FinetuneStreamEvent),
             stop.signal,

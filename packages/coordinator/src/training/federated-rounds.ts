@@ -15,7 +15,7 @@ import {
   InvalidArgumentError,
 } from '@swarmbee/core';
 import { learningRateFactor } from '@swarmbee/engine';
-import { initLoraAdapter, type LlamaModelDir, type LoraAdapter } from '@swarmbee/model';
+import { initLoraAdapter, type LlamaModelDir, type LoraAdapter, loraTensor } from '@swarmbee/model';
 import { arraysFromWire, arraysToWire } from '@swarmbee/protocol';
 import {
   type FederatedArm,
@@ -40,6 +40,8 @@ export interface FederatedRequest {
   proximalMu?: number;
   /** Choose each owner's local steps and rank per round with a UCB bandit. Default false. */
   bandit?: boolean;
+  /** With the bandit: its arms also train without this many (least influential) layers. Default 0. */
+  pruneLayers?: number;
   /** Owners a round needs. Default 1. */
   minOwners?: number;
   roundTimeoutMs?: number;
@@ -50,6 +52,7 @@ export interface OwnerRound {
   examples: number;
   localSteps: number;
   rank: number;
+  prunedLayers: number;
   lossBefore: number;
   lossAfter: number;
   seconds: number;
@@ -87,12 +90,21 @@ export interface FederatedContext {
 
 let nextRequest = 1;
 
-/** The bandit's arms: the local steps and the rank as asked, and twice the steps / half the rank. */
-export function federatedArms(localSteps: number, rank: number, bandit: boolean): FederatedArm[] {
-  if (!bandit) return [{ localSteps, rank }];
+/**
+ * The bandit's arms: the local steps and the rank as asked, twice the steps, half the rank,
+ * and (with `pruneLayers`) each of those without that many layers.
+ */
+export function federatedArms(
+  localSteps: number,
+  rank: number,
+  bandit: boolean,
+  pruneLayers = 0,
+): FederatedArm[] {
+  if (!bandit) return [{ localSteps, rank, prunedLayers: 0 }];
   const ranks = [...new Set([rank, Math.max(1, Math.floor(rank / 2))])];
+  const pruned = pruneLayers > 0 ? [0, pruneLayers] : [0];
   return [localSteps, 2 * localSteps].flatMap((steps) =>
-    ranks.map((r) => ({ localSteps: steps, rank: r })),
+    ranks.flatMap((r) => pruned.map((p) => ({ localSteps: steps, rank: r, prunedLayers: p }))),
   );
 }
 
@@ -119,7 +131,12 @@ export async function runFederated(
     throw new ClusterUnavailableError(
       `federated fine-tuning needs ${minOwners} data owner(s) (workers started with --train-data); ${owners.length} connected`,
     );
-  const arms = federatedArms(request.localSteps, settings.rank, request.bandit ?? false);
+  const prune = request.pruneLayers ?? 0;
+  if (!Number.isInteger(prune) || prune < 0 || prune >= config.nLayers)
+    throw new InvalidArgumentError(
+      `federated pruneLayers must be an integer from 0 to ${config.nLayers - 1}, got ${prune}`,
+    );
+  const arms = federatedArms(request.localSteps, settings.rank, request.bandit ?? false, prune);
   const bandits = new Map<string, UcbBandit>();
   const layers = settings.layers ?? Array.from({ length: config.nLayers }, (_, i) => i);
   let global = initLoraAdapter(
@@ -168,15 +185,18 @@ export async function runFederated(
               weightDecay: settings.weightDecay,
               maxGradNorm: settings.maxGradNorm,
               proximalMu: request.proximalMu ?? 0,
+              pruneLayers: arm.prunedLayers,
               activations: settings.activations,
             },
           },
           { timeoutMs: request.roundTimeoutMs ?? DEFAULT_ROUND_TIMEOUT_MS, signal },
         );
-        const trained: LoraAdapter = {
-          ...sent,
-          tensors: new Map(Object.entries(arraysFromWire(update.tensors))),
-        };
+        const tensors = new Map(Object.entries(arraysFromWire(update.tensors)));
+        // An owner that trained with layers pruned sends no tensors for them.
+        const layers = sent.spec.layers.filter((l) =>
+          tensors.has(loraTensor.a(l, sent.spec.targets[0]!)),
+        );
+        const trained: LoraAdapter = { ...sent, spec: { ...sent.spec, layers }, tensors };
         bytesReceived += byteSize(trained);
         const seconds = update.trainMs / 1000;
         const reward = (update.lossBefore - update.lossAfter) / Math.max(seconds, 1e-3);
@@ -186,6 +206,7 @@ export async function runFederated(
           examples: update.examples,
           localSteps: arm.localSteps,
           rank: arm.rank,
+          prunedLayers: arm.prunedLayers,
           lossBefore: update.lossBefore,
           lossAfter: update.lossAfter,
           seconds,

@@ -233,6 +233,8 @@ export const fedRoundSchema = z.object({
     maxGradNorm: z.number().min(0),
     /** FedProx's μ (0: FedAvg's plain local training). */
     proximalMu: z.number().min(0),
+    /** Train with this many of the least influential layers pruned (0: none). */
+    pruneLayers: countSchema,
     activations: activationsSchema,
   }),
 });

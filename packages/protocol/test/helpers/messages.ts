@@ -183,6 +183,7 @@ export const CONTROL_SAMPLES: ControlMessage[] = [
       weightDecay: 0,
       maxGradNorm: 1,
       proximalMu: 0.01,
+      pruneLayers: 1,
       activations: 'recompute',
     },
   },

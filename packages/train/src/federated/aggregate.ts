@@ -17,6 +17,10 @@ function rankIndex(kind: 'a' | 'b', dims: [number, number], rank: number): (i: n
   return (i) => Math.floor(i / rank) * full + (i % rank);
 }
 
+function layerOf(name: string): number {
+  return Number(/^layers\.(\d+)\./.exec(name)![1]);
+}
+
 function* tensorsOf(adapter: LoraAdapter, config: LlamaConfig) {
   for (const module of loraModules(adapter.spec, config)) {
     const shapes = loraShapes(module);
@@ -59,7 +63,8 @@ export interface OwnerUpdate {
 
 /**
  * FedAvg: global + Σ_k (n_k / N) (w_k − global) over the values each owner trained,
- * summed in float64. With every owner at the global rank this is the examples-weighted
+ * summed in float64 (N over the owners that trained the tensor's layer: one that pruned it
+ * has no say in it). With every owner at the global rank this is the examples-weighted
  * mean of their adapters.
  */
 export function federatedAverage(
@@ -68,12 +73,15 @@ export function federatedAverage(
   config: LlamaConfig,
 ): LoraAdapter {
   if (updates.length === 0) throw new InvalidArgumentError('a round needs at least one update');
-  const total = updates.reduce((sum, u) => sum + u.examples, 0);
   const tensors = new Map<string, Float32Array>();
   for (const { name, kind, dims } of tensorsOf(global, config)) {
     const base = global.tensors.get(name)!;
     const sum = new Float64Array(base.length);
-    for (const { adapter, examples } of updates) {
+    // An owner that trained with a layer pruned has no update for its tensors: the layer's
+    // average is over the owners that trained it.
+    const trained = updates.filter((u) => u.adapter.spec.layers.includes(layerOf(name)));
+    const total = trained.reduce((s, u) => s + u.examples, 0);
+    for (const { adapter, examples } of trained) {
       const local = adapter.tensors.get(name);
       const rank = adapter.spec.rank;
       const size = kind === 'a' ? rank * dims[1] : dims[0] * rank;

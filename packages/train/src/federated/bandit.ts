@@ -1,6 +1,6 @@
 /**
  * Choosing each data owner's settings per round with a multi-armed bandit (UCB1), as
- * FedSpine does: an arm is a (local steps, LoRA rank) pair, its reward the loss decrease
+ * FedSpine does: an arm is a (local steps, LoRA rank, pruned layers) triple, its reward the loss decrease
  * the owner bought per second of its time. Every arm is tried once first; then the arm
  * with the highest mean reward plus √(2 ln t / n) wins, rewards scaled by the largest
  * magnitude seen so far so the exploration term keeps its meaning whatever their unit.
@@ -12,6 +12,8 @@ export interface FederatedArm {
   localSteps: number;
   /** LoRA rank it trains (≤ the global rank). */
   rank: number;
+  /** Layers it trains without (the least influential, pruned). */
+  prunedLayers: number;
 }
 
 export class UcbBandit {

@@ -6,6 +6,7 @@
  * this function: only the adapter and a few numbers do.
  */
 import { availableParallelism } from 'node:os';
+import { InvalidArgumentError } from '@swarmbee/core';
 import { TrainingPipeline } from '@swarmbee/engine';
 import {
   type ActivationPolicy,
@@ -16,6 +17,7 @@ import {
 } from '@swarmbee/model';
 import { DataOrder, toMicroBatches } from '../data-order.js';
 import { readTrainingData } from '../dataset.js';
+import { onPrunedLayers, onWholeLayers, prunedForRound } from './pruned-round.js';
 
 /** Records the loss before and after a round is measured on (the owner's first ones). */
 export const ROUND_PROBE_RECORDS = 16;
@@ -36,6 +38,11 @@ export interface LocalRoundSettings {
   activations: ActivationPolicy;
   /** onnxruntime intra-op threads. Default: every core. */
   threads?: number;
+  /**
+   * Train with this many layers pruned (the least influential; see pruned-round.ts); their
+   * adapters stay out of the update. Default 0.
+   */
+  pruneLayers?: number;
 }
 
 export interface LocalRoundResult {
@@ -54,10 +61,20 @@ export async function trainLocalRound(run: {
   adapter: LoraAdapter;
   round: number;
   settings: LocalRoundSettings;
+  /** Where pruned models are kept between rounds (with `pruneLayers`). */
+  cacheDir?: string;
 }): Promise<LocalRoundResult> {
-  const { model, settings } = run;
+  const { settings } = run;
   const started = performance.now();
-  checkAdapterBase(run.adapter, model.manifest);
+  checkAdapterBase(run.adapter, run.model.manifest);
+  const prune = settings.pruneLayers ?? 0;
+  if (prune > 0 && run.cacheDir === undefined)
+    throw new InvalidArgumentError(
+      'a round with pruned layers needs a cache dir for the pruned model',
+    );
+  const pruned = prune > 0 ? await prunedForRound(run.model, prune, run.cacheDir!) : undefined;
+  const model = pruned?.model ?? run.model;
+  const adapter = pruned ? onPrunedLayers(run.adapter, pruned.kept) : run.adapter;
   const tokenizer = await loadTokenizer(model);
   const examples = await readTrainingData(run.data, {
     tokenizer,
@@ -70,7 +87,7 @@ export async function trainLocalRound(run: {
     settings.seed + run.round,
   );
   const probe = toMicroBatches(examples.slice(0, ROUND_PROBE_RECORDS), settings.microBatchSize);
-  const pipeline = await TrainingPipeline.local(model, run.adapter, {
+  const pipeline = await TrainingPipeline.local(model, adapter, {
     stages: 1,
     activations: settings.activations,
     stage: {
@@ -93,8 +110,9 @@ export async function trainLocalRound(run: {
       tokens += done.tokens;
     }
     const lossAfter = await meanLoss();
+    const trained = { ...adapter, tensors: await pipeline.adapterTensors() };
     return {
-      adapter: { ...run.adapter, tensors: await pipeline.adapterTensors() },
+      adapter: pruned ? onWholeLayers(trained, pruned.kept, run.adapter.baseModelHash) : trained,
       examples: examples.length,
       tokens,
       lossBefore,
