@@ -4,7 +4,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { importLlama2c, type ModelDir } from '@swarmbee/model';
 
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+// Through the package's name, not beside this module: the CLI runs it bundled elsewhere.
+const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.resolve('@swarmbee/bench')));
 /** `$SWARMBEE_SHARED_MODELS`, else `../shared/models` beside the repository. */
 export const SHARED_MODELS =
   process.env.SWARMBEE_SHARED_MODELS ?? resolve(REPO_ROOT, '..', 'shared', 'models');

@@ -26,10 +26,10 @@ import {
 } from './finetune-process.js';
 
 export const FINETUNE_CORPUS = fileURLToPath(
-  new URL('../../corpus/lighthouse.jsonl', import.meta.url),
+  new URL('../corpus/lighthouse.jsonl', import.meta.resolve('@swarmbee/bench')),
 );
 export const FINETUNE_HELDOUT = fileURLToPath(
-  new URL('../../corpus/lighthouse-heldout.jsonl', import.meta.url),
+  new URL('../corpus/lighthouse-heldout.jsonl', import.meta.resolve('@swarmbee/bench')),
 );
 
 export const RUN_TIMEOUT_MS = 30 * 60_000;
