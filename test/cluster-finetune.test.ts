@@ -154,6 +154,22 @@ t.test('fine-tuning over three worker processes', async (t) => {
       );
   });
 
+  await t.test('one job at a time: a second is TRAINING_BUSY', async (t) => {
+    const first = startProcess(
+      ['finetune', ...apiArgs, '--out', join(root, 'first'), ...TRAIN],
+      env,
+    );
+    t.teardown(() => first.stop());
+    const exited = new Promise<number | null>((resolve) => first.child.once('exit', resolve));
+    await first.waitFor(/step 1\/8/, 120_000);
+    const second = await runCli(['finetune', ...apiArgs, '--out', join(root, 'second'), ...TRAIN], {
+      env,
+    });
+    t.equal(second.code, 1);
+    t.match(second.stderr, /SWARMBEE_ERR_TRAINING_BUSY/);
+    t.equal(await exited, 0, 'the first job finishes');
+  });
+
   await t.test('a worker lost mid-run costs the steps since the checkpoint', async (t) => {
     const run = startProcess(
       ['finetune', ...apiArgs, '--out', join(root, 'failover'), ...TRAIN],

@@ -6,9 +6,14 @@
  * tiny GQA model with the adapter SwarmBee trained, which PEFT loaded).
  */
 import { join } from 'node:path';
-import { AdapterBaseMismatchError, InvalidArgumentError } from '@swarmbee/core';
+import {
+  AdapterBaseMismatchError,
+  AdapterUnsupportedError,
+  InvalidArgumentError,
+} from '@swarmbee/core';
 import { LocalCluster } from '@swarmbee/local-cluster';
 import { readPeftAdapter, SYNTH_PRESETS, synthesizeModel } from '@swarmbee/model';
+import { FINETUNE_DEFAULTS } from '@swarmbee/train';
 import t from 'tap';
 import { CLI_BIN } from './helpers/cli.js';
 import { caseDir, loadReferenceCase, peftRoundtripLogits } from './helpers/peft-reference.js';
@@ -66,6 +71,18 @@ t.test("the cluster's greedy tokens with the adapter are PEFT's argmax", async (
       `row ${r}: PEFT's argmax after ${length} tokens`,
     );
   }
+  // Fine-tuning on this cluster would train on the merged weights, not the base: refused.
+  await t.rejects(
+    coordinator.finetune(
+      {
+        settings: { ...FINETUNE_DEFAULTS, targets: [...FINETUNE_DEFAULTS.targets], warmupSteps: 0 },
+        data: '{"text": "hi"}\n',
+      },
+      () => {},
+    ),
+    { code: AdapterUnsupportedError.code },
+    'a coordinator serving a merged adapter trains nothing',
+  );
 });
 
 t.test(

@@ -1,6 +1,6 @@
 /** The read-only test models beside the repository, which some suites measure on. */
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { importLlama2c, type ModelDir } from '@swarmbee/model';
 

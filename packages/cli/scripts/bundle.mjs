@@ -31,6 +31,8 @@ await build({
     entry('coordinator/dist/prompt/tokenizer-thread.js'),
     // The processes of `bench parallel --parts allreduce` (member-process.ts forks it by name).
     entry('bench/dist/parallel/allreduce-member.js'),
+    // The processes of `bench scale --parts steps` (step.ts runs it beside itself).
+    entry('bench/dist/scale/step-child.js'),
   ],
   outdir,
   entryNames: '[name]',
