@@ -166,7 +166,12 @@ export {
   type ShardManifest,
   servedConfig,
 } from './shard.js';
-export { openShard, type ShardWriteOptions, writeShard } from './shard-files.js';
+export {
+  openShard,
+  readShardManifest,
+  type ShardWriteOptions,
+  writeShard,
+} from './shard-files.js';
 export { StagingDir } from './staging-dir.js';
 export {
   DEFAULT_HF_SYNTH_FILE_BYTES,

@@ -194,10 +194,8 @@ async function writeLlamaShard(
   });
 }
 
-/** Loads a written shard directory for an engine. */
-export async function openShard(
-  path: string,
-): Promise<{ manifest: ShardManifest; graph: ShardGraph }> {
+/** A written shard's `shard.json`, checked: what it is, without reading its graph. */
+export async function readShardManifest(path: string): Promise<ShardManifest> {
   let manifest: ShardManifest;
   try {
     manifest = JSON.parse(await readFile(join(path, SHARD_MANIFEST_FILE), 'utf8')) as ShardManifest;
@@ -215,6 +213,14 @@ export async function openShard(
     throw new ShardInvalidError(
       `${path} holds a shard with KV type ${manifest.kvDtype}, which this SwarmBee does not run`,
     );
+  return manifest;
+}
+
+/** Loads a written shard directory for an engine. */
+export async function openShard(
+  path: string,
+): Promise<{ manifest: ShardManifest; graph: ShardGraph }> {
+  const manifest = await readShardManifest(path);
   const onnx = await readFile(join(path, SHARD_GRAPH_FILE));
   const common = {
     modelHash: manifest.modelHash,

@@ -13,7 +13,7 @@ import {
   InvalidArgumentError,
 } from '@swarmbee/core';
 import { ThreadedTrainingStage, type TrainingStage } from '@swarmbee/engine';
-import { openShard, type TrainingShard } from '@swarmbee/model';
+import { readShardManifest, type TrainingShard } from '@swarmbee/model';
 import {
   arraysFromWire,
   arraysToWire,
@@ -118,7 +118,8 @@ export class TrainingHost {
       { shardBytes: shard.bytes, kvBudgetBytes: 0 },
       limit === undefined ? {} : { limitBytes: Math.max(0, limit - this.#options.heldBytes()) },
     );
-    const { manifest } = await openShard(shard.path);
+    // The manifest only: the graph (with its inline RoPE tables) is the inference stage's.
+    const manifest = await readShardManifest(shard.path);
     if (manifest.kind !== 'llama')
       throw new AdapterUnsupportedError(
         `worker ${worker}'s shard is an imported ONNX decoder: adapters train on SwarmBee's own Llama-family graphs only`,
