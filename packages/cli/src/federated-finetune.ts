@@ -4,12 +4,12 @@
  * own records; the coordinator aggregates and streams each round back; the adapter's PEFT
  * files are written to `--out` at the end. Ctrl-C stops after the round in hand.
  */
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
-import { type ApiTarget, postEvents } from '@swarmbee/coordinator/client';
-import { AbortedError, InvalidArgumentError, OutputExistsError } from '@swarmbee/core';
+import type { FinetuneStreamEvent } from '@swarmbee/coordinator';
+import type { ApiTarget } from '@swarmbee/coordinator/client';
+import { AbortedError, InvalidArgumentError } from '@swarmbee/core';
 import type { FinetuneSettings } from '@swarmbee/train';
 import type { Options } from 'yargs';
+import { assertEmptyOut, streamJob, writeAdapterFiles } from './remote-finetune.js';
 import { renderTable } from './ui/table.js';
 
 export const federatedOptions = {
@@ -80,39 +80,12 @@ export function checkFederatedArgs(args: FederatedArgs): void {
       );
 }
 
-interface RoundEvent {
-  type: 'round';
-  round: number;
-  rounds: number;
-  loss: number;
-  owners: {
-    owner: string;
-    localSteps: number;
-    rank: number;
-    prunedLayers: number;
-    lossBefore: number;
-    lossAfter: number;
-    seconds: number;
-  }[];
-  dropped: { owner: string; code: string }[];
-  bytesSent: number;
-  bytesReceived: number;
-}
-
-interface ResultEvent {
-  type: 'federated-result';
-  rounds: RoundEvent[];
-  bandits: {
-    owner: string;
-    arms: {
-      arm: { localSteps: number; rank: number; prunedLayers: number };
-      pulls: number;
-      meanReward: number;
-    }[];
-  }[];
-  stopped: boolean;
-  adapter: { name: string; base64: string }[];
-}
+/** What `POST /swarmbee/finetune` streams for federated rounds. */
+type FederatedStreamEvent = Extract<
+  FinetuneStreamEvent,
+  { type: 'federated' | 'round' | 'federated-result' }
+>;
+type ResultEvent = Extract<FederatedStreamEvent, { type: 'federated-result' }>;
 
 export async function federatedRemote(run: {
   target: ApiTarget;
@@ -122,42 +95,33 @@ export async function federatedRemote(run: {
   signal: AbortSignal;
 }): Promise<void> {
   const { args } = run;
-  if ((await readdir(run.out).catch(() => [] as string[])).length > 0)
-    throw new OutputExistsError(`${run.out} is not empty: choose another --out`);
+  await assertEmptyOut(run.out);
   let result: ResultEvent | undefined;
-  try {
-    await postEvents<RoundEvent | ResultEvent | { type: 'federated' }>(
-      run.target,
-      '/swarmbee/finetune',
-      {
-        settings: run.settings,
-        federated: {
-          rounds: args.rounds,
-          local_steps: args.localSteps,
-          proximal_mu: args.fedprox,
-          bandit: args.bandit,
-          min_owners: args.minOwners,
-          prune_layers: args.banditPrune,
-        },
+  await streamJob<FederatedStreamEvent>(
+    run.target,
+    {
+      settings: run.settings,
+      federated: {
+        rounds: args.rounds,
+        local_steps: args.localSteps,
+        proximal_mu: args.fedprox,
+        bandit: args.bandit,
+        min_owners: args.minOwners,
+        prune_layers: args.banditPrune,
       },
-      (event) => {
-        if (event.type === 'federated-result') result = event;
-        else if (event.type === 'round')
-          process.stderr.write(
-            `round ${event.round}/${event.rounds}: loss ${event.loss.toFixed(4)} over ${event.owners.length} owner(s)${event.dropped.length ? `, without ${event.dropped.map((d) => `${d.owner} (${d.code})`).join(', ')}` : ''}\n`,
-          );
-      },
-      { signal: run.signal },
-    );
-  } catch (error) {
-    if (run.signal.aborted)
-      throw new AbortedError('stopped: the coordinator ends the run after its round');
-    throw error;
-  }
+    },
+    (event) => {
+      if (event.type === 'federated-result') result = event;
+      else if (event.type === 'round')
+        process.stderr.write(
+          `round ${event.round}/${event.rounds}: loss ${event.loss.toFixed(4)} over ${event.owners.length} owner(s)${event.dropped.length ? `, without ${event.dropped.map((d) => `${d.owner} (${d.code})`).join(', ')}` : ''}\n`,
+        );
+    },
+    run.signal,
+    'the coordinator ends the run after its round',
+  );
   if (!result) throw new AbortedError('the coordinator ended the stream without a result');
-  await mkdir(run.out, { recursive: true });
-  for (const file of result.adapter)
-    await writeFile(join(run.out, basename(file.name)), Buffer.from(file.base64, 'base64'));
+  await writeAdapterFiles(run.out, result.adapter);
   if (args.json) {
     const { adapter: _files, type: _type, ...figures } = result;
     process.stdout.write(`${JSON.stringify({ ...figures, adapterDir: run.out })}\n`);

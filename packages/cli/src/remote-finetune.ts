@@ -6,17 +6,13 @@
  */
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import type { FinetuneStreamEvent } from '@swarmbee/coordinator';
 import { type ApiTarget, getJson, postEvents } from '@swarmbee/coordinator/client';
 import { AbortedError, OutputExistsError } from '@swarmbee/core';
-import type { FinetuneEvent, FinetuneResult, FinetuneSettings } from '@swarmbee/train';
+import type { FinetuneEvent, FinetuneSettings } from '@swarmbee/train';
 
 /** The `result` event of `POST /swarmbee/finetune` (see the coordinator's api/finetune.ts). */
-interface FinetuneResultEvent {
-  type: 'result';
-  result: Omit<FinetuneResult, 'adapterDir' | 'checkpoint'>;
-  placement: string[];
-  adapter?: { name: string; base64: string }[];
-}
+type FinetuneResultEvent = Extract<FinetuneStreamEvent, { type: 'result' }>;
 
 export interface RemoteFinetuneRun {
   target: ApiTarget;
@@ -38,39 +34,64 @@ export async function clusterContext(target: ApiTarget): Promise<number> {
   return (await getJson<{ maxSeqLen: number }>(target, '/swarmbee/cluster')).maxSeqLen;
 }
 
+/** Refuses an `--out` that holds anything, before the cluster does any work. */
+export async function assertEmptyOut(out: string): Promise<void> {
+  if ((await readdir(out).catch(() => [] as string[])).length > 0)
+    throw new OutputExistsError(`${out} is not empty: choose another --out`);
+}
+
+/** Writes the adapter's files the coordinator answered with into `out`. */
+export async function writeAdapterFiles(
+  out: string,
+  files: readonly { name: string; base64: string }[],
+): Promise<void> {
+  await mkdir(out, { recursive: true });
+  for (const file of files)
+    await writeFile(join(out, basename(file.name)), Buffer.from(file.base64, 'base64'));
+}
+
+/**
+ * POSTs a fine-tuning job and hands each event to `onEvent`; a stream the user stopped
+ * (`signal`) ends with AbortedError saying what the coordinator does (`stopped`).
+ */
+export async function streamJob<E extends FinetuneStreamEvent>(
+  target: ApiTarget,
+  body: unknown,
+  onEvent: (event: E) => void,
+  signal: AbortSignal,
+  stopped: string,
+): Promise<void> {
+  try {
+    await postEvents<E>(target, '/swarmbee/finetune', body, onEvent, { signal });
+  } catch (error) {
+    if (signal.aborted) throw new AbortedError(`stopped: ${stopped}`);
+    throw error;
+  }
+}
+
 export async function finetuneRemote(run: RemoteFinetuneRun): Promise<RemoteFinetuneResult> {
-  const entries = await readdir(run.out).catch(() => [] as string[]);
-  if (entries.length > 0)
-    throw new OutputExistsError(`${run.out} is not empty: choose another --out`);
+  await assertEmptyOut(run.out);
   const evalData = [];
   for (const path of run.evalData)
     evalData.push({ name: basename(path), text: await readFile(path, 'utf8') });
   let result: FinetuneResultEvent | undefined;
-  try {
-    await postEvents<FinetuneEvent | FinetuneResultEvent>(
-      run.target,
-      '/swarmbee/finetune',
-      {
-        settings: run.settings,
-        data: await readFile(run.data, 'utf8'),
-        ...(evalData.length > 0 ? { eval_data: evalData } : {}),
-        pin_private: run.pinPrivate,
-      },
-      (event) => {
-        if (event.type === 'result') result = event;
-        else run.onEvent(event);
-      },
-      { signal: run.signal },
-    );
-  } catch (error) {
-    if (run.signal.aborted)
-      throw new AbortedError('stopped: the coordinator ends the run after its current step');
-    throw error;
-  }
+  await streamJob<FinetuneEvent | FinetuneResultEvent>(
+    run.target,
+    {
+      settings: run.settings,
+      data: await readFile(run.data, 'utf8'),
+      ...(evalData.length > 0 ? { eval_data: evalData } : {}),
+      pin_private: run.pinPrivate,
+    },
+    (event) => {
+      if (event.type === 'result') result = event;
+      else run.onEvent(event);
+    },
+    run.signal,
+    'the coordinator ends the run after its current step',
+  );
   if (!result) throw new AbortedError('the coordinator ended the stream without a result');
   if (!result.adapter) return result;
-  await mkdir(run.out, { recursive: true });
-  for (const file of result.adapter)
-    await writeFile(join(run.out, basename(file.name)), Buffer.from(file.base64, 'base64'));
+  await writeAdapterFiles(run.out, result.adapter);
   return { ...result, adapterDir: run.out };
 }

@@ -4,6 +4,7 @@
  */
 export type { ProfileEvent } from './api/admin.js';
 export { API_ERROR_STATUS, type ApiErrorBody } from './api/errors.js';
+export type { FinetuneStreamEvent } from './api/finetune.js';
 export { type ApiOptions, createApi } from './api/server.js';
 export {
   type ApiTarget,

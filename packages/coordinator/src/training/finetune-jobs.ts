@@ -94,10 +94,6 @@ export class FinetuneJobs {
     this.#options = options;
   }
 
-  get running(): boolean {
-    return this.#running;
-  }
-
   /**
    * Runs federated rounds over the connected data owners (see federated-rounds.ts) and
    * answers with the aggregated adapter's PEFT files. `signal` stops after the round in hand.
@@ -107,29 +103,26 @@ export class FinetuneJobs {
     onEvent: (event: FederatedEvent) => void,
     signal?: AbortSignal,
   ): Promise<FederatedJobResult> {
-    if (this.#running)
-      throw new TrainingBusyError('the cluster is already fine-tuning; one job trains at a time');
-    this.#running = true;
-    const dir = join(this.#options.cacheDir, 'finetune', randomUUID());
-    try {
-      const model = requireLlamaDir(this.#options.model, 'fine-tuning');
-      const outcome = await runFederated(
-        { model, owners: this.#options.owners },
-        request,
-        onEvent,
-        signal,
-      );
-      await writePeftAdapter(join(dir, 'adapter'), outcome.adapter);
-      return {
-        rounds: outcome.rounds,
-        bandits: outcome.bandits,
-        stopped: signal?.aborted ?? false,
-        adapter: await adapterFiles(join(dir, 'adapter')),
-      };
-    } finally {
-      this.#running = false;
-      await rm(dir, { recursive: true, force: true });
-    }
+    // Nothing of a federated job outlives it: the adapter is in the answer.
+    return this.#exclusive(
+      (dir) => dir,
+      async (dir) => {
+        const model = requireLlamaDir(this.#options.model, 'fine-tuning');
+        const outcome = await runFederated(
+          { model, owners: this.#options.owners },
+          request,
+          onEvent,
+          signal,
+        );
+        await writePeftAdapter(join(dir, 'adapter'), outcome.adapter);
+        return {
+          rounds: outcome.rounds,
+          bandits: outcome.bandits,
+          stopped: signal?.aborted ?? false,
+          adapter: await adapterFiles(join(dir, 'adapter')),
+        };
+      },
+    );
   }
 
   /**
@@ -141,17 +134,31 @@ export class FinetuneJobs {
     onEvent: (event: FinetuneEvent) => void,
     signal?: AbortSignal,
   ): Promise<FinetuneJobResult> {
+    // The data never stays behind; the checkpoints of a job that did not finish do.
+    return this.#exclusive(
+      (dir) => join(dir, 'data'),
+      (dir, id) => this.#run(request, dir, id, onEvent, signal),
+    );
+  }
+
+  /**
+   * Runs `work` as the one job of the cluster (another is TRAINING_BUSY meanwhile) in a
+   * directory of its own under the cache, removing `leftover(dir)` when it ends.
+   */
+  async #exclusive<T>(
+    leftover: (dir: string) => string,
+    work: (dir: string, id: string) => Promise<T>,
+  ): Promise<T> {
     if (this.#running)
       throw new TrainingBusyError('the cluster is already fine-tuning; one job trains at a time');
     this.#running = true;
     const id = randomUUID();
     const dir = join(this.#options.cacheDir, 'finetune', id);
     try {
-      return await this.#run(request, dir, id, onEvent, signal);
+      return await work(dir, id);
     } finally {
       this.#running = false;
-      // The data never stays behind; the checkpoints of a job that did not finish do.
-      await rm(join(dir, 'data'), { recursive: true, force: true });
+      await rm(leftover(dir), { recursive: true, force: true });
     }
   }
 
