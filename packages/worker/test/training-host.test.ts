@@ -160,7 +160,11 @@ t.test('a wire array must hold whole elements of its dtype', async (t) => {
     type: 'train.call',
     requestId: 'r',
     session: 's',
-    call: { op: 'backward', id: 1, gradOut: { dtype: 'float32', data: new Uint8Array(6) } },
+    call: {
+      op: 'backward',
+      id: 1,
+      gradOut: { dtype: 'float32', dims: [2], data: new Uint8Array(6) },
+    },
   };
   t.throws(() => decode(encode(message as TrainCallMessage), { plane: 'control' }), {
     code: 'SWARMBEE_ERR_MESSAGE_SCHEMA',

@@ -12,22 +12,28 @@
  *   train on the owner's own data; answered by `fed.update` with the trained adapter.
  *
  * Each is answered instead by an `error` carrying the same `requestId`. Arrays travel as
- * raw little-endian bytes with their element type; their shapes are the stage's to check.
+ * one-dimensional tensors (raw little-endian bytes); their shapes are the stage's to check.
  */
+import type { TensorData } from '@swarmbee/core';
 import { z } from 'zod';
-import { bytesSchema, countSchema, idSchema, nameSchema } from './common.js';
+import {
+  float32Tensor,
+  float32Values,
+  int32Tensor,
+  int32Values,
+  int64Tensor,
+  int64Values,
+} from '../tensor.js';
+import { bytesSchema, countSchema, idSchema, nameSchema, tensorSchema } from './common.js';
 
-const ARRAY_DTYPES = { float32: 4, int32: 4, int64: 8 } as const;
-export type WireArrayDtype = keyof typeof ARRAY_DTYPES;
+export type WireArrayDtype = 'float32' | 'int32' | 'int64';
 
-/** A flat typed array as it travels: element type and whole elements of raw bytes. */
-export const wireArraySchema = z
-  .object({ dtype: z.enum(['float32', 'int32', 'int64']), data: bytesSchema })
-  .refine((a) => a.data.byteLength % ARRAY_DTYPES[a.dtype] === 0, {
-    message: 'must hold whole elements of its dtype',
-    path: ['data'],
-  });
-export type WireArray = z.infer<typeof wireArraySchema>;
+/** A flat typed array as it travels: a one-dimensional tensor (see `tensorSchema`). */
+export const wireArraySchema = tensorSchema.refine((t) => t.dims.length === 1, {
+  message: 'must be one-dimensional',
+  path: ['dims'],
+});
+export type WireArray = TensorData;
 
 type ArrayOf<D extends WireArrayDtype> = D extends 'float32'
   ? Float32Array
@@ -35,16 +41,17 @@ type ArrayOf<D extends WireArrayDtype> = D extends 'float32'
     ? Int32Array
     : BigInt64Array;
 
-/** The bytes of `array` as they travel (a view, not a copy). */
+/** `array` as it travels: the tensor wrapping of tensor.ts, one dim, not copied. */
 export function toWireArray(array: Float32Array | Int32Array | BigInt64Array): WireArray {
-  const dtype: WireArrayDtype =
-    array instanceof Float32Array ? 'float32' : array instanceof Int32Array ? 'int32' : 'int64';
-  return { dtype, data: new Uint8Array(array.buffer, array.byteOffset, array.byteLength) };
+  const dims = [array.length];
+  if (array instanceof Float32Array) return float32Tensor(array, dims);
+  if (array instanceof Int32Array) return int32Tensor(array, dims);
+  return int64Tensor(array, dims);
 }
 
 /**
- * The array a wire array holds, as `dtype` — copied into a buffer of its own (aligned,
- * and free to move to a thread). A different dtype is refused with `what` named.
+ * The array a wire array holds, as `dtype` — copied into a buffer of its own (free to move
+ * to a thread). A different dtype is refused with `what` named.
  */
 export function fromWireArray<D extends WireArrayDtype>(
   array: WireArray,
@@ -52,16 +59,13 @@ export function fromWireArray<D extends WireArrayDtype>(
   what: string,
 ): ArrayOf<D> {
   if (array.dtype !== dtype) throw new TypeError(`${what} must be ${dtype}, not ${array.dtype}`);
-  const copy = new Uint8Array(array.data.byteLength);
-  copy.set(array.data);
-  const count = copy.byteLength / ARRAY_DTYPES[dtype];
-  const out =
+  const values =
     dtype === 'float32'
-      ? new Float32Array(copy.buffer, 0, count)
+      ? float32Values(array)
       : dtype === 'int32'
-        ? new Int32Array(copy.buffer, 0, count)
-        : new BigInt64Array(copy.buffer, 0, count);
-  return out as ArrayOf<D>;
+        ? int32Values(array)
+        : int64Values(array);
+  return values.slice() as ArrayOf<D>;
 }
 
 /** Any number, NaN and ±Infinity included: a diverged loss must reach the driver to be refused there. */
