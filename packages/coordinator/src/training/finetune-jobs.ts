@@ -12,10 +12,11 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  AbortedError,
   AdapterUnsupportedError,
+  abortError,
   ClusterUnavailableError,
   type SwarmBeeError,
+  stepSignal,
   TrainingBusyError,
 } from '@swarmbee/core';
 import { type ModelDir, requireLlamaDir, writePeftAdapter } from '@swarmbee/model';
@@ -175,7 +176,7 @@ export class FinetuneJobs {
         'this coordinator serves an adapter merged into its shards; fine-tuning trains on the base model: start it without --adapter',
       );
     const { deployments } = this.#options;
-    await raceAbort(deployments.whenReady(), signal, 'waiting for the cluster to deploy');
+    await raceAbort(deployments.whenReady(), signal, 'the cluster to deploy');
     await mkdir(join(dir, 'data'), { recursive: true });
     const data = join(dir, 'data', 'train.jsonl');
     await writeFile(data, request.data);
@@ -251,10 +252,10 @@ export class FinetuneJobs {
     if (current && current === used && !current.faulted && current.links.every((l) => l.open))
       return false;
     const timeoutMs = this.#options.recoveryTimeoutMs ?? DEFAULT_TRAINING_RECOVERY_TIMEOUT_MS;
-    const deadline = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(signal ? [signal] : [])]);
+    const deadline = stepSignal(timeoutMs, signal);
     try {
       for (;;) {
-        await raceAbort(deployments.whenReady(), deadline, 'waiting for a redeployment');
+        await raceAbort(deployments.whenReady(), deadline, 'a redeployment');
         const next = deployments.current;
         if (next && next !== used && !next.faulted) return true;
         await nextDeployed(deadline);
@@ -278,7 +279,7 @@ function nextDeployed(signal: AbortSignal): Promise<void> {
     };
     const onAbort = () => {
       settle();
-      reject(new AbortedError('waiting for a redeployment: gave up', { cause: signal.reason }));
+      reject(abortError(signal, 'a redeployment'));
     };
     if (signal.aborted) return onAbort();
     subscribe(COORDINATOR_EVENTS.deployed, listener);
@@ -286,17 +287,17 @@ function nextDeployed(signal: AbortSignal): Promise<void> {
   });
 }
 
-/** `work`, or AbortedError when `signal` aborts first. */
+/** `work`, or the coded error of `signal` (see core's abortError) when it aborts first. */
 async function raceAbort<T>(
   work: Promise<T>,
   signal: AbortSignal | undefined,
   what: string,
 ): Promise<T> {
   if (!signal) return work;
-  if (signal.aborted) throw new AbortedError(`${what}: aborted`, { cause: signal.reason });
+  if (signal.aborted) throw abortError(signal, what);
   let onAbort!: () => void;
   const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(new AbortedError(`${what}: aborted`, { cause: signal.reason }));
+    onAbort = () => reject(abortError(signal, what));
     signal.addEventListener('abort', onAbort, { once: true });
   });
   try {
