@@ -120,6 +120,11 @@ t.test('fine-tuning over three worker processes', async (t) => {
         { since: marks[i]!, timeoutMs: 5000 },
       );
       t.same([started.layerStart, started.layerEnd], ranges[i], `worker-${i} trained its layers`);
+      t.same(
+        started.links,
+        { prev: i > 0, next: i < 2 },
+        `worker-${i} hands activations and gradients to its neighbours directly`,
+      );
     }
     const trained = await readPeftAdapter(out);
     const expected = await readPeftAdapter(join(root, 'local'));
@@ -146,6 +151,7 @@ t.test('fine-tuning over three worker processes', async (t) => {
       { since: marks[1]!, timeoutMs: 5000 },
     );
     t.equal(middle.layerStart, 2);
+    t.same(middle.links, { prev: false, next: false }, 'its neighbours train on the coordinator');
     for (const i of [0, 2])
       t.notMatch(
         cluster.workers[i]!.log().slice(marks[i]!),

@@ -155,6 +155,8 @@ export {
   type StopMessage,
   type TokensMessage,
   type TrainCallMessage,
+  type TrainGradMessage,
+  type TrainHiddenMessage,
   type TrainingCall,
   type TrainingResult,
   type TrainLoadMessage,

@@ -117,6 +117,8 @@ export interface TrainingStartedEvent {
   stage: number;
   layerStart: number;
   layerEnd: number;
+  /** Whether it takes its input from / sends it on to a neighbouring worker directly. */
+  links: { prev: boolean; next: boolean };
 }
 
 export interface TrainingEndedEvent {

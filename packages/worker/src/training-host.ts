@@ -18,7 +18,9 @@ import {
   arraysFromWire,
   arraysToWire,
   batchFromWire,
+  type Channel,
   type ControlMessage,
+  type DataMessage,
   errorMessageFor,
   readArray,
   stateFromWire,
@@ -31,6 +33,7 @@ import {
 } from '@swarmbee/protocol';
 import { publishWorkerEvent, WORKER_EVENTS } from './events.js';
 import { checkMemoryFit } from './memory-fit.js';
+import { StageLinks } from './training-links.js';
 
 /** The inference stage a worker has loaded, as training needs it. */
 export interface LoadedShard {
@@ -55,11 +58,24 @@ export interface TrainingHostOptions {
   heldBytes: () => number;
   /** The worker's ceiling for weights plus KV cache (`--memory-limit-mib`), when set. */
   memoryLimitBytes?: number | undefined;
+  /** Opens a data-plane link to a neighbouring stage's worker. */
+  connect: (url: string) => Promise<Channel<'data'>>;
+  /** How long a call waits for a neighbour's hand-off, ms. Default {@link DEFAULT_HANDOFF_TIMEOUT_MS}. */
+  handOffTimeoutMs?: number;
+}
+
+/** How long a training call waits for its neighbour's hidden state or gradient, ms, by default. */
+export const DEFAULT_HANDOFF_TIMEOUT_MS = 300_000;
+
+interface Session {
+  stage: TrainingStage;
+  shard: LoadedShard;
+  links: StageLinks;
 }
 
 export class TrainingHost {
   readonly #options: TrainingHostOptions;
-  readonly #sessions = new Map<string, { stage: TrainingStage; shard: LoadedShard }>();
+  readonly #sessions = new Map<string, Session>();
 
   constructor(options: TrainingHostOptions) {
     this.#options = options;
@@ -89,10 +105,18 @@ export class TrainingHost {
     }
   }
 
+  /** Files a neighbour's hand-off (a data-plane message); false for any other message. */
+  route(message: DataMessage): boolean {
+    if (message.type !== 'train.hidden' && message.type !== 'train.grad') return false;
+    this.#sessions.get(message.session)?.links.deliver(message);
+    return true;
+  }
+
   /** Ends every session (the stage they train is going, or the coordinator is). */
   async closeAll(): Promise<void> {
     const sessions = [...this.#sessions.values()];
     this.#sessions.clear();
+    for (const s of sessions) s.links.close();
     await Promise.allSettled(sessions.map((s) => s.stage.close()));
   }
 
@@ -139,19 +163,32 @@ export class TrainingHost {
       externalDataDir: shard.path,
     };
     const intraOpThreads = load.options.intraOpThreads ?? this.#options.intraOpThreads;
-    const stage = await ThreadedTrainingStage.create(training, arraysFromWire(load.adapters), {
-      ...(intraOpThreads === undefined ? {} : { intraOpThreads }),
-      // Training shares the device with serving: no spinning against its event loop.
-      allowSpinning: false,
-      optimizer: { weightDecay: load.options.weightDecay ?? 0 },
-    });
-    this.#sessions.set(load.session, { stage, shard });
+    const links = await StageLinks.open(
+      load.session,
+      load,
+      this.#options.connect,
+      this.#options.handOffTimeoutMs ?? DEFAULT_HANDOFF_TIMEOUT_MS,
+    );
+    let stage: TrainingStage;
+    try {
+      stage = await ThreadedTrainingStage.create(training, arraysFromWire(load.adapters), {
+        ...(intraOpThreads === undefined ? {} : { intraOpThreads }),
+        // Training shares the device with serving: no spinning against its event loop.
+        allowSpinning: false,
+        optimizer: { weightDecay: load.options.weightDecay ?? 0 },
+      });
+    } catch (error) {
+      links.close();
+      throw error;
+    }
+    this.#sessions.set(load.session, { stage, shard, links });
     publishWorkerEvent(WORKER_EVENTS.trainingStarted, () => ({
       worker,
       session: load.session,
       stage: shard.stage,
       layerStart: shard.layerStart,
       layerEnd: shard.layerEnd,
+      links: { prev: links.prev !== undefined, next: links.next !== undefined },
     }));
     this.#options.send({
       type: 'train.ready',
@@ -167,7 +204,7 @@ export class TrainingHost {
       throw new EngineClosedError(
         `worker ${this.#options.worker} has no training session ${message.session} (it ended, or the worker loaded another stage)`,
       );
-    const result = await run(session.stage, message.call);
+    const result = await run(session.stage, message.call, session.links);
     if (message.call.op === 'close') await this.#close(message.session);
     this.#options.send({
       type: 'train.result',
@@ -181,6 +218,7 @@ export class TrainingHost {
     const session = this.#sessions.get(id);
     if (!session) return;
     this.#sessions.delete(id);
+    session.links.close();
     await session.stage.close();
     publishWorkerEvent(WORKER_EVENTS.trainingEnded, () => ({
       worker: this.#options.worker,
@@ -189,23 +227,39 @@ export class TrainingHost {
   }
 }
 
-/** One call on the stage, its result in wire form. */
-async function run(stage: TrainingStage, call: TrainingCall): Promise<TrainingResult> {
+/**
+ * One call on the stage, its result in wire form. With links, an input the call does not
+ * carry comes from the neighbour's hand-off, and an output goes to the neighbour instead of
+ * into the result.
+ */
+async function run(
+  stage: TrainingStage,
+  call: TrainingCall,
+  links: StageLinks,
+): Promise<TrainingResult> {
   switch (call.op) {
     case 'forward': {
-      const out = await stage.forward(batchFromWire(call.batch), {
+      const batch = batchFromWire(call.batch);
+      if (!batch.hidden && links.prev) batch.hidden = await links.take('train.hidden', batch.id);
+      const out = await stage.forward(batch, {
         ...(call.evaluate === undefined ? {} : { evaluate: call.evaluate }),
       });
+      const handOff = out.hidden && links.next;
+      if (handOff) links.send('train.hidden', batch.id, out.hidden!);
       return {
-        ...(out.hidden ? { hidden: toWireArray(out.hidden) } : {}),
+        ...(out.hidden && !handOff ? { hidden: toWireArray(out.hidden) } : {}),
         ...(out.loss === undefined ? {} : { loss: out.loss }),
       };
     }
     case 'backward': {
-      const gradOut = call.gradOut && readArray(call.gradOut, 'float32', 'gradOut');
+      let gradOut = call.gradOut && readArray(call.gradOut, 'float32', 'gradOut');
+      if (!gradOut && !stage.info.isLast && links.next)
+        gradOut = await links.take('train.grad', call.id);
       const out = await stage.backward(call.id, gradOut);
+      const handOff = out.gradIn && links.prev;
+      if (handOff) links.send('train.grad', call.id, out.gradIn!);
       return {
-        ...(out.gradIn ? { gradIn: toWireArray(out.gradIn) } : {}),
+        ...(out.gradIn && !handOff ? { gradIn: toWireArray(out.gradIn) } : {}),
         ...(out.loss === undefined ? {} : { loss: out.loss }),
       };
     }
@@ -224,6 +278,7 @@ async function run(stage: TrainingStage, call: TrainingCall): Promise<TrainingRe
       return {};
     case 'discard':
       await stage.discard();
+      links.clear();
       return {};
     case 'state':
       return { state: stateToWire(await stage.state()) };

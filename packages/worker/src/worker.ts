@@ -21,6 +21,7 @@ import {
   type ChannelServer,
   type ControlMessage,
   connect,
+  connectShaped,
   errorMessageFor,
   listen,
   type ProfileRequestMessage,
@@ -119,6 +120,18 @@ export class WorkerDaemon {
       intraOpThreads: options.threads,
       heldBytes: () => this.#loadedBytes,
       memoryLimitBytes: options.memoryLimitBytes,
+      connect: (url) =>
+        connectShaped(
+          url,
+          {
+            ...options.channel,
+            token: options.token,
+            role: 'stage',
+            name: `${this.name}/train`,
+            tls: options.tls?.client,
+          },
+          options.linkShape,
+        ),
     });
     if (options.dataOwner)
       this.#owner = new FederatedOwner(
@@ -160,7 +173,12 @@ export class WorkerDaemon {
       (channel) => {
         if (channel.plane !== 'data') return;
         channel.on('message', (message) => {
-          if (answerProbe(channel, message) || this.#groups.route(channel, message)) return;
+          if (
+            answerProbe(channel, message) ||
+            this.#groups.route(channel, message) ||
+            this.#training.route(message)
+          )
+            return;
           if (this.#runner && !this.#machine.is('draining', 'stopped'))
             this.#runner.accept(message);
           else if (message.type === 'forward')

@@ -59,6 +59,8 @@ t.test('a training session on the shard a worker holds', async (t) => {
     send: (message) => sent.push(decode(encode(message), { plane: 'control' }) as ControlMessage),
     intraOpThreads: 1,
     heldBytes: () => 0,
+    // Its neighbours train on the coordinator here: no links are asked for.
+    connect: () => Promise.reject(new Error('no neighbour links in this test')),
   });
   t.teardown(() => host.closeAll());
   const reply = async (message: TrainLoadMessage | TrainCallMessage) => {

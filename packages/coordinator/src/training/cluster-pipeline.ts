@@ -2,8 +2,9 @@
  * A training pipeline over the deployed cluster: one training stage per deployed stage,
  * on the worker that serves it, training LoRA adapters on the layers of the shard it
  * holds (the graphs are built here from the model dir and read the frozen weights from
- * the worker's own copy of the shard). Micro-batches go forward and gradients back
- * through the coordinator, in the order of the pipeline schedule.
+ * the worker's own copy of the shard). The coordinator runs the pipeline schedule; hidden
+ * states go forward and gradients back worker to worker over the data plane where both
+ * neighbours are workers, and through the coordinator where one trains here.
  *
  * With `pinPrivate`, the first and the last stage train here, in this process, on the
  * model dir's weights: token ids and targets never leave the coordinator's device, and
@@ -93,7 +94,14 @@ export async function openClusterPipeline(
         throw new ClusterUnavailableError(
           `worker ${stage.worker} of stage ${stage.stage} is not connected`,
         );
+      // A neighbour on a worker too hands activations and gradients over directly.
+      const neighbour = (j: number) =>
+        j >= 0 && j < stages.length && placement[j] !== 'local'
+          ? options.workers.get(stages[j]!.worker)?.dataUrl
+          : undefined;
       return RemoteTrainingStage.load(link, {
+        prevUrl: neighbour(i - 1),
+        nextUrl: neighbour(i + 1),
         session: options.session,
         stage: stage.stage,
         layerStart: stage.layerStart,

@@ -43,6 +43,12 @@ export interface RemoteTrainingLoad {
   activations: TrainingStageInfo['activations'];
   /** The stage's adapter tensors' starting values, by name. */
   adapters: Readonly<Record<string, Float32Array>>;
+  /**
+   * The previous / next stage's worker data URL when it trains on a worker too: hidden
+   * states and gradients then pass between the two workers, not through this process.
+   */
+  prevUrl?: string | undefined;
+  nextUrl?: string | undefined;
   intraOpThreads?: number | undefined;
   weightDecay?: number | undefined;
   /** Deadline of each call (the load included), ms. Default {@link DEFAULT_TRAINING_CALL_TIMEOUT_MS}. */
@@ -72,6 +78,8 @@ export class RemoteTrainingStage implements TrainingStage {
         stage: load.stage,
         layerStart: load.layerStart,
         layerEnd: load.layerEnd,
+        ...(load.prevUrl ? { prevUrl: load.prevUrl } : {}),
+        ...(load.nextUrl ? { nextUrl: load.nextUrl } : {}),
         graphs: graphsToWire(load.graphs),
         activations: load.activations,
         adapters: arraysToWire(load.adapters),

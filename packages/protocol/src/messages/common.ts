@@ -20,7 +20,8 @@ import { z } from 'zod';
  * `values` is a third raw tensor section.
  * 6: `stage.load` may carry `tensor` (the group and rank of a tensor-parallel member).
  * 7: fine-tuning on the cluster: `train.load`, `train.ready`, `train.call`, `train.result`;
- * federated rounds: `register.dataOwner`, `fed.round`, `fed.update`.
+ * federated rounds: `register.dataOwner`, `fed.round`, `fed.update`; stage-to-stage training
+ * hand-offs on the data plane: `train.hidden`, `train.grad`.
  */
 export const PROTOCOL_VERSION = 7;
 

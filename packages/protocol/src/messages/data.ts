@@ -196,6 +196,21 @@ export const allReducePartSchema = z
       });
   });
 
+/**
+ * Fine-tuning on the cluster, stage to stage: a training stage's output for micro-batch `id`
+ * of session `session`, sent to the next stage (`train.hidden`), or the gradient at a stage's
+ * input, sent back to the previous one (`train.grad`); `values` float32 [B·T·dim], one dim.
+ */
+const trainHandOff = <T extends 'train.hidden' | 'train.grad'>(type: T) =>
+  z
+    .object({ type: z.literal(type), session: idSchema, id: countSchema, values: tensorSchema })
+    .refine((m) => m.values.dtype === 'float32' && m.values.dims.length === 1, {
+      message: 'must be float32 [n]',
+      path: ['values'],
+    });
+export const trainHiddenSchema = trainHandOff('train.hidden');
+export const trainGradSchema = trainHandOff('train.grad');
+
 export const dataSchemas = {
   forward: forwardSchema,
   tokens: tokensSchema,
@@ -204,6 +219,8 @@ export const dataSchemas = {
   'probe.reply': probeReplySchema,
   'group.join': groupJoinSchema,
   'allreduce.part': allReducePartSchema,
+  'train.hidden': trainHiddenSchema,
+  'train.grad': trainGradSchema,
   error: errorMessageSchema,
 } as const;
 
@@ -213,6 +230,8 @@ export type SampledToken = z.infer<typeof sampledTokenSchema>;
 export type TokensMessage = z.infer<typeof tokensSchema>;
 export type ReleaseMessage = z.infer<typeof releaseSchema>;
 export type ProbeMessage = z.infer<typeof probeSchema>;
+export type TrainHiddenMessage = z.infer<typeof trainHiddenSchema>;
+export type TrainGradMessage = z.infer<typeof trainGradSchema>;
 export type ProbeReplyMessage = z.infer<typeof probeReplySchema>;
 export type GroupJoinMessage = z.infer<typeof groupJoinSchema>;
 export type AllReducePartMessage = z.infer<typeof allReducePartSchema>;

@@ -24,7 +24,14 @@ import {
   int64Tensor,
   int64Values,
 } from '../tensor.js';
-import { bytesSchema, countSchema, idSchema, nameSchema, tensorSchema } from './common.js';
+import {
+  bytesSchema,
+  countSchema,
+  idSchema,
+  nameSchema,
+  tensorSchema,
+  webSocketUrlSchema,
+} from './common.js';
 
 export type WireArrayDtype = 'float32' | 'int32' | 'int64';
 
@@ -85,6 +92,13 @@ export const trainLoadSchema = z.object({
   session: idSchema,
   /** The pipeline stage the worker serves, and its layers: must be the loaded stage's. */
   stage: countSchema,
+  /**
+   * The previous / next stage's worker (its data URL) when it trains on a worker too: this
+   * stage then takes its input from it (`train.hidden`) and sends its input's gradient back
+   * (`train.grad`) directly, and sends its output on, instead of through the coordinator.
+   */
+  prevUrl: webSocketUrlSchema.optional(),
+  nextUrl: webSocketUrlSchema.optional(),
   layerStart: countSchema,
   layerEnd: countSchema,
   graphs: z.object({

@@ -252,6 +252,8 @@ export const DATA_SAMPLES: DataMessage[] = [
     length: 12,
     values: float32Tensor(hidden.subarray(0, 6), [6]),
   },
+  { type: 'train.hidden', session: 's1', id: 4, values: float32Tensor(hidden, [hidden.length]) },
+  { type: 'train.grad', session: 's1', id: 4, values: float32Tensor(hidden.subarray(0, 4), [4]) },
   {
     type: 'error',
     code: 'SWARMBEE_ERR_KV_BUDGET_EXCEEDED',
