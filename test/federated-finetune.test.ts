@@ -70,6 +70,8 @@ t.test('federated rounds over two data owners', async (t) => {
         data,
         '--model',
         model,
+        '--threads',
+        '1',
         '--log-format',
         'json',
       ],

@@ -92,6 +92,8 @@ export async function trainLocalRound(run: {
     activations: settings.activations,
     stage: {
       intraOpThreads: settings.threads ?? availableParallelism(),
+      // The owner's worker keeps its control link alive meanwhile: no spinning against it.
+      allowSpinning: false,
       optimizer: { weightDecay: settings.weightDecay, proximalMu: settings.proximalMu },
     },
   });
