@@ -188,6 +188,87 @@ for (const name of REFERENCE_CASES) {
         worstWritten < 1e-4,
         `merged while writing the shards: within ${worstWritten.toExponential(2)} of PEFT's`,
       );
+
+      // Served unmerged beside PEFT's initial adapter, as `coordinator --adapter A --adapter B`
+      // does: one micro-batch holds each row three times, with the base, the initial and the
+      // trained adapter. The trained rows are PEFT's; the base rows the base shards'; the
+      // initial rows those of the initial adapter merged.
+      const served = [
+        { name: 'initial', adapter: c.initial },
+        { name: 'trained', adapter },
+      ];
+      const servedShards: ShardGraph[] = [];
+      for (const [i, range] of ranges.entries()) {
+        const out = join(root, `served-${i}`);
+        const manifest = await writeShard(c.dir, range, out, undefined, { adapters: served });
+        t.same(
+          manifest.kind === 'llama' && manifest.adapters?.map((a) => a.name),
+          ['initial', 'trained'],
+          `shard ${i} lists the adapters it serves, in slot order`,
+        );
+        servedShards.push((await openShard(out)).graph);
+      }
+      const pipelineOf = (shards: ShardGraph[]) =>
+        LocalPipeline.create(c.dir, { ranges, shard: (range) => shards[ranges.indexOf(range)]! });
+      const mergedInitial = await mergeAdapter(c.dir, c.initial);
+      const initialId = adapterHash(c.initial);
+      const pipelines = {
+        served: await pipelineOf(servedShards),
+        base: await LocalPipeline.create(c.dir, { ranges }),
+        initial: await LocalPipeline.create(c.dir, {
+          ranges,
+          shard: (range) => buildMergedShard(c.dir, range, mergedInitial, initialId),
+        }),
+      };
+      const worstServed = { base: 0, initial: 0, trained: 0 };
+      try {
+        for (const [r, length] of lengths.entries()) {
+          const tokens = ids[r]!.slice(0, length);
+          const step = (pipeline: LocalPipeline, adapters: number[]) =>
+            pipeline.step({
+              rows: adapters.map((adapter) => ({
+                seqId: `${r}-${adapter}`,
+                start: 0,
+                count: length,
+                adapter,
+              })),
+              tokens: BigInt64Array.from(
+                adapters.flatMap(() => tokens),
+                BigInt,
+              ),
+              logits: 'all',
+            });
+          const mixed = (await step(pipelines.served, [0, 1, 2])).logits!;
+          const row = (n: number) => mixed.subarray(n * length * vocab, (n + 1) * length * vocab);
+          const alone = async (pipeline: LocalPipeline) => (await step(pipeline, [0])).logits!;
+          const expected = peft.subarray(r * width * vocab, (r * width + length) * vocab);
+          worstServed.base = Math.max(
+            worstServed.base,
+            relativeDifference(row(0), await alone(pipelines.base)),
+          );
+          worstServed.initial = Math.max(
+            worstServed.initial,
+            relativeDifference(row(1), await alone(pipelines.initial)),
+          );
+          worstServed.trained = Math.max(worstServed.trained, relativeDifference(row(2), expected));
+          for (const p of Object.values(pipelines))
+            await p.release([0, 1, 2].map((adapter) => `${r}-${adapter}`));
+        }
+      } finally {
+        for (const p of Object.values(pipelines)) await p.close();
+      }
+      t.ok(
+        worstServed.trained < 1e-4,
+        `served unmerged, the trained adapter's rows within ${worstServed.trained.toExponential(2)} of PEFT's`,
+      );
+      t.ok(
+        worstServed.base < 1e-5,
+        `the base rows of the same batch within ${worstServed.base.toExponential(2)} of the base model's`,
+      );
+      t.ok(
+        worstServed.initial < 1e-5,
+        `the initial adapter's rows within ${worstServed.initial.toExponential(2)} of it merged`,
+      );
     },
   );
 }

@@ -97,6 +97,12 @@ export class OrtStage extends ShardStage<KvElements> {
         width,
       ]),
     };
+    if (this.info.adapters > 0)
+      feeds[SHARD_IO.adapterIds] = new ort.Tensor(
+        'int64',
+        BigInt64Array.from(rows, (row) => BigInt(row.adapter ?? 0)),
+        [rows.length],
+      );
     if (this.info.isFirst)
       feeds[SHARD_IO.inputIds] = new ort.Tensor('int64', batch.tokens!, [rows.length, width]);
     else

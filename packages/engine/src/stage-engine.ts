@@ -16,6 +16,8 @@ export interface BatchRow {
   sampling?: SamplingParams;
   /** Last stage: also return the sampled token's log-probability. */
   logprobs?: boolean;
+  /** The served adapter the row runs with: n ≥ 1 is the shard's n-th; absent or 0, the base. */
+  adapter?: number;
 }
 
 /**
@@ -74,11 +76,13 @@ export interface StageInfo {
   maxSeqLen: number;
   /** What the stage's KV cache admits; a scheduler in front of it queues what would exceed it. */
   limits: StageLimits;
+  /** LoRA adapters the stage serves unmerged (rows pick one by `adapter`); 0 for none. */
+  adapters: number;
 }
 
 /** What a stage of layers [layerStart, layerEnd) of a model with `config` says of itself. */
 export function stageInfo(
-  range: { layerStart: number; layerEnd: number },
+  range: { layerStart: number; layerEnd: number; adapters?: number },
   config: Pick<LlamaConfig, 'nLayers' | 'dim' | 'vocabSize' | 'maxSeqLen'>,
   limits: StageLimits,
 ): StageInfo {
@@ -91,6 +95,7 @@ export function stageInfo(
     vocabSize: config.vocabSize,
     maxSeqLen: config.maxSeqLen,
     limits,
+    adapters: range.adapters ?? 0,
   };
 }
 

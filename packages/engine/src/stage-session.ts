@@ -5,7 +5,12 @@
  * the last stage with one run.c-style sampler per sequence.
  */
 import { availableParallelism } from 'node:os';
-import { InvalidArgumentError, ShardInvalidError, TokenOutOfVocabularyError } from '@swarmbee/core';
+import {
+  AdapterUnsupportedError,
+  InvalidArgumentError,
+  ShardInvalidError,
+  TokenOutOfVocabularyError,
+} from '@swarmbee/core';
 import type { ShardGraph } from '@swarmbee/model';
 import ort from 'onnxruntime-node';
 import { executionProviders } from './execution-provider.js';
@@ -98,6 +103,11 @@ export function checkBatch(batch: StageBatch, info: StageInfo): number {
     if (seen.has(row.seqId))
       throw new InvalidArgumentError(`sequence ${row.seqId} appears twice in one micro-batch`);
     seen.add(row.seqId);
+    const adapter = row.adapter ?? 0;
+    if (!Number.isInteger(adapter) || adapter < 0 || adapter > info.adapters)
+      throw new AdapterUnsupportedError(
+        `row ${row.seqId} runs with adapter ${adapter}; this stage serves ${info.adapters === 0 ? 'the base model alone' : `adapters 1-${info.adapters}`}`,
+      );
   }
   const width = batchWidth(rows);
   if (info.isFirst) {

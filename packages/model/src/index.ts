@@ -83,6 +83,18 @@ export {
   writePeftAdapter,
   writePeftAdapterFiles,
 } from './lora/peft-format.js';
+export {
+  ADAPTER_NAME,
+  checkAdapterNames,
+  fillLoraStack,
+  type LoraStack,
+  loraStackDims,
+  loraStackTensor,
+  MAX_SERVED_ADAPTERS,
+  type NamedAdapter,
+  planLoraStacks,
+  servedAdaptersId,
+} from './lora/served-adapters.js';
 export { cachedSynthModel, cacheRoot } from './model-cache.js';
 export {
   type HfTokenizerFiles,

@@ -7,6 +7,7 @@ import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   AdapterUnsupportedError,
+  InvalidArgumentError,
   KV_DTYPE_BYTES,
   type KvDtype,
   ShardInvalidError,
@@ -22,6 +23,14 @@ import {
   modulesByTensor,
   refuseQuantizedBase,
 } from './lora/merge-tensor.js';
+import {
+  fillLoraStack,
+  type LoraStack,
+  loraStackDims,
+  type NamedAdapter,
+  planLoraStacks,
+  servedAdaptersId,
+} from './lora/served-adapters.js';
 import { findTensor, type LlamaModelDir, type ModelDir, readTensor } from './model-dir.js';
 import { buildLlamaShardGraph } from './onnx/llama-shard-graph.js';
 import type { OnnxDecoderModelDir } from './onnx-decoder/import.js';
@@ -54,6 +63,12 @@ export interface ShardWriteOptions {
    * (fp32 bases only). The shard is filed under the adapted model's hash. Default: none.
    */
   adapter?: LoraAdapter;
+  /**
+   * LoRA adapters served unmerged, side by side: the base weights are copied as they are (any
+   * precision) and each adapted tensor's adapters are stacked after them (`served-adapters.ts`);
+   * requests pick one per row. Not with `adapter`. Default: none.
+   */
+  adapters?: readonly NamedAdapter[];
   /** Context the shard serves, tokens (its RoPE tables' rows; see `ShardBuildOptions`). Default the model's. */
   context?: number;
 }
@@ -68,9 +83,9 @@ export async function writeShard(
 ): Promise<ShardManifest> {
   if (dir.manifest.architecture === 'onnx-decoder') {
     refuseLlamaOnlyOptions(options);
-    if (options.adapter)
+    if (options.adapter || options.adapters?.length)
       throw new AdapterUnsupportedError(
-        `${dir.manifest.name} is an imported ONNX decoder: LoRA adapters merge into SwarmBee's own Llama-family graphs only`,
+        `${dir.manifest.name} is an imported ONNX decoder: LoRA adapters apply to SwarmBee's own Llama-family graphs only`,
       );
     return writeOnnxDecoderShard(dir as OnnxDecoderModelDir, range, out, progress);
   }
@@ -87,7 +102,15 @@ async function writeLlamaShard(
   const config = servedConfig(dir.manifest.config, options.context);
   const kvDtype = options.kvDtype ?? 'float32';
   checkRange(config, range);
+  const served = options.adapters ?? [];
+  if (options.adapter && served.length > 0)
+    throw new InvalidArgumentError(
+      'a shard either merges one adapter or serves several unmerged, not both',
+    );
   const adapted = options.adapter ? modulesByTensor(options.adapter, dir.manifest) : undefined;
+  const stacks = served.length > 0 ? planLoraStacks(served, dir.manifest, range) : [];
+  /** Where each stack's A and B were written in the shard's weights. */
+  const stackPlaces = new Map<string, { a: number; b: number }>();
   const layout = shardWeightLayout(dir, config, range);
   const { names } = layout;
   for (const name of names)
@@ -141,6 +164,25 @@ async function writeLlamaShard(
           });
         }
       }
+      // The served adapters' stacks, one base tensor's at a time, after the base weights.
+      for (const stack of stacks) {
+        const { a, b } = fillLoraStack(stack, served, dir.manifest);
+        const places = { a: 0, b: 0 };
+        for (const [which, values] of [
+          ['a', a],
+          ['b', b],
+        ] as const) {
+          const padding = (4 - (offset % 4)) % 4;
+          const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+          for (const piece of padding > 0 ? [new Uint8Array(padding), bytes] : [bytes]) {
+            await target.write(piece);
+            weightsHash.update(piece);
+          }
+          places[which] = offset + padding;
+          offset += padding + bytes.length;
+        }
+        stackPlaces.set(stack.tensor, places);
+      }
     } finally {
       await source.close();
       await target.close();
@@ -160,6 +202,9 @@ async function writeLlamaShard(
             );
           return { location: SHARD_WEIGHTS_FILE, offset: p.offset, length: p.bytes };
         }),
+      ...(served.length > 0
+        ? { lora: { stack: locateStacks(stacks, stackPlaces, served.length) } }
+        : {}),
     });
     await writeFile(join(staging, SHARD_GRAPH_FILE), onnx);
     const graphHash = new ChunkedSha256();
@@ -179,10 +224,15 @@ async function writeLlamaShard(
       kind: 'llama',
       modelHash: options.adapter
         ? adaptedModelHash(dir.manifest.modelHash, adapterHash(options.adapter))
-        : dir.manifest.modelHash,
+        : served.length > 0
+          ? adaptedModelHash(dir.manifest.modelHash, servedAdaptersId(served))
+          : dir.manifest.modelHash,
       modelName: dir.manifest.name,
       config,
       ...(kvDtype === 'float32' ? {} : { kvDtype }),
+      ...(served.length > 0
+        ? { adapters: served.map((a) => ({ name: a.name, hash: adapterHash(a.adapter) })) }
+        : {}),
       layerStart: range.start,
       layerEnd: range.end,
       files,
@@ -192,6 +242,26 @@ async function writeLlamaShard(
     await writeFile(join(staging, SHARD_MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
     return manifest;
   });
+}
+
+/** The graph's view of the stacks written at `places`: each base tensor's A and B in the shard's weights. */
+function locateStacks(
+  stacks: readonly LoraStack[],
+  places: ReadonlyMap<string, { a: number; b: number }>,
+  adapters: number,
+) {
+  const byTensor = new Map(stacks.map((s) => [s.tensor, s]));
+  return (tensor: string) => {
+    const stack = byTensor.get(tensor);
+    if (!stack) return undefined;
+    const dims = loraStackDims(stack, adapters);
+    const at = places.get(tensor)!;
+    const located = (d: number[], offset: number) => ({
+      dims: d,
+      where: { location: SHARD_WEIGHTS_FILE, offset, length: d.reduce((n, x) => n * x, 4) },
+    });
+    return { a: located(dims.a, at.a), b: located(dims.b, at.b) };
+  };
 }
 
 /** A written shard's `shard.json`, checked: what it is, without reading its graph. */
@@ -237,6 +307,7 @@ export async function openShard(
           kind: 'llama',
           config: manifest.config,
           ...(manifest.kvDtype ? { kvDtype: manifest.kvDtype } : {}),
+          ...(manifest.adapters ? { adapters: manifest.adapters.length } : {}),
         };
   return { manifest, graph };
 }

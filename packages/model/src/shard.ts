@@ -54,6 +54,8 @@ export interface LlamaShardGraph extends ShardGraphBase {
   kvDtype?: KvDtype;
   /** How the graph's layers attend, and so which KV inputs and outputs it has. Absent: decomposed. */
   attention?: ShardAttention;
+  /** Adapters the graph serves unmerged, chosen per row by `adapter_ids`. Absent: none (no such input). */
+  adapters?: number;
 }
 
 /** How a Llama shard is built. */
@@ -107,6 +109,11 @@ export interface LlamaShardManifest extends ShardManifestBase {
   config: LlamaConfig;
   /** Absent in shards written before fp16 caches existed: float32. */
   kvDtype?: KvDtype;
+  /**
+   * LoRA adapters the shard serves unmerged, in slot order (a row's `adapter_ids` n ≥ 1 picks
+   * the n-th); absent when it serves the base alone.
+   */
+  adapters?: { name: string; hash: string }[];
 }
 
 export interface OnnxDecoderShardManifest extends ShardManifestBase {

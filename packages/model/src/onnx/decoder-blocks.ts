@@ -5,6 +5,7 @@
  * soft-capping. `buildLlamaShardGraph` strings them into layers.
  */
 import { headDim, type LlamaConfig, type RopeSpec, type WeightQuantization } from '@swarmbee/core';
+import { loraStackTensor } from '../lora/stack-names.js';
 import { attr, type ExternalLocation, type GraphBuilder } from './graph.js';
 import { ropeTables } from './rope.js';
 
@@ -24,6 +25,18 @@ export interface LocatedWeight extends LocatedTensor {
     scales: LocatedTensor;
     zeroPoints: LocatedTensor;
   };
+}
+
+/**
+ * LoRA adapters served unmerged (see `lora/served-adapters.ts`): each row's adapter index
+ * (`adapter_ids` int64 [B], 0 for the base) and, per base tensor some adapter changes, its
+ * stacked A [N+1, in, R] and B [N+1, R, out].
+ */
+export interface ServedLoraGraph {
+  /** The graph value of the rows' adapter indices, int64 [B]. */
+  ids: string;
+  /** A base tensor's stacks, or undefined when no served adapter changes it. */
+  stack(tensor: string): { a: LocatedTensor; b: LocatedTensor } | undefined;
 }
 
 /** onnxruntime's MatMulNBits `accuracy_level` for each way of treating activations. */
@@ -54,6 +67,8 @@ export class DecoderBlocks {
   readonly #ropes = new Map<string, RopeRows>();
   readonly #ropeCaches = new Map<string, RopeCaches>();
   #ropePositions: string | undefined;
+  /** [B], the rows of the batch, read off `adapter_ids` once. */
+  #batch: string | undefined;
   readonly #eps: string;
   readonly #two: string;
 
@@ -63,6 +78,8 @@ export class DecoderBlocks {
     readonly locate: (tensor: string) => LocatedWeight,
     /** Token positions flattened to [B·T]. */
     readonly flatPositions: string,
+    /** Adapters served unmerged, chosen per row. Default: none. */
+    readonly lora?: ServedLoraGraph,
   ) {
     this.hd = headDim(config);
     this.#eps = g.scalar('norm_eps', config.normEps);
@@ -95,21 +112,54 @@ export class DecoderBlocks {
     return g.op('Mul', [g.op('Div', [input, rms]), this.weight(weightName)], {}, 'normed');
   }
 
-  /** `input × Wᵀ (+ b)` over [rows, in]; Gemm's optional C input carries the bias. */
+  /**
+   * `input × Wᵀ (+ b)` over [rows, in]; Gemm's optional C input carries the bias. With
+   * adapters served unmerged, plus each row's adapter update (see {@link ServedLoraGraph}).
+   */
   linear(input: string, weightName: string, biasName?: string): string {
     const { g } = this;
     const located = this.locate(weightName);
+    let product: string;
     if (located.quantization) {
-      const product = quantizedLinear(g, input, weightName, located);
-      return biasName ? g.op('Add', [product, this.weight(biasName)]) : product;
+      product = quantizedLinear(g, input, weightName, located);
+      if (biasName) product = g.op('Add', [product, this.weight(biasName)]);
+    } else {
+      product = g.op(
+        'Gemm',
+        biasName
+          ? [input, this.weight(weightName), this.weight(biasName)]
+          : [input, this.weight(weightName)],
+        { transB: attr.int(1) },
+      );
     }
-    return g.op(
-      'Gemm',
-      biasName
-        ? [input, this.weight(weightName), this.weight(biasName)]
-        : [input, this.weight(weightName)],
-      { transB: attr.int(1) },
-    );
+    const stack = this.lora?.stack(weightName);
+    return stack ? g.op('Add', [product, this.#loraUpdate(input, weightName, stack)]) : product;
+  }
+
+  /**
+   * Each row's adapter update of `input` [B·T, in]: its slot of A and B gathered by
+   * `adapter_ids`, then `(x · Aᵀ) · (scale · B)ᵀ` batched over the rows, [B·T, out].
+   */
+  #loraUpdate(
+    input: string,
+    tensor: string,
+    stack: { a: LocatedTensor; b: LocatedTensor },
+  ): string {
+    const { g } = this;
+    const { ids } = this.lora!;
+    const [, inDim] = stack.a.dims as [number, number, number];
+    const [, , outDim] = stack.b.dims as [number, number, number];
+    const stacked = (name: string, located: LocatedTensor) =>
+      g.op('Gather', [initializer(g, name, 'float32', located), ids]);
+    const a = stacked(loraStackTensor.a(tensor), stack.a);
+    const b = stacked(loraStackTensor.b(tensor), stack.b);
+    this.#batch ??= g.op('Shape', [ids], {}, 'lora_batch');
+    const byRow = g.op('Concat', [this.#batch, g.ints('lora_rows_tail', [-1, inDim])], {
+      axis: attr.int(0),
+    });
+    const rows = g.op('Reshape', [input, byRow], {}, 'lora_rows');
+    const update = g.op('MatMul', [g.op('MatMul', [rows, a], {}, 'lora_down'), b], {}, 'lora_up');
+    return g.op('Reshape', [update, g.ints('lora_flat', [-1, outDim])], {}, 'lora_update');
   }
 
   /**

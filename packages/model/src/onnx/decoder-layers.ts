@@ -8,7 +8,12 @@
  */
 import { headDim, type KvDtype, type LlamaConfig, layerRope, layerWindow } from '@swarmbee/core';
 import { CLASSIFIER, FINAL_NORM, layerTensor, TOKEN_EMBEDDING } from '../llama-tensors.js';
-import { DecoderBlocks, type LocatedWeight, type RopeCaches } from './decoder-blocks.js';
+import {
+  DecoderBlocks,
+  type LocatedWeight,
+  type RopeCaches,
+  type ServedLoraGraph,
+} from './decoder-blocks.js';
 import {
   type FusedAttentionInputs,
   fusedAttention,
@@ -28,7 +33,12 @@ export interface DecoderLayersSpec {
   locate: (tensor: string) => LocatedWeight;
   kvDtype: KvDtype;
   attention: ShardAttention;
+  /** LoRA adapters served unmerged: the stacks of each base tensor they change. Default: none. */
+  lora?: ServedLora;
 }
+
+/** Adapters a shard serves unmerged, chosen per row by `adapter_ids`. */
+export type ServedLora = Pick<ServedLoraGraph, 'stack'>;
 
 /** Shapes every layer's attention shares: [B, T, …] from the positions. */
 interface AttentionShapes {
@@ -62,7 +72,11 @@ export class DecoderLayers {
       {},
       'flat_positions',
     );
-    this.blocks = new DecoderBlocks(g, config, spec.locate, flatPositions);
+    const lora = spec.lora && {
+      ids: g.input(SHARD_IO.adapterIds, 'int64', ['batch']),
+      stack: spec.lora.stack,
+    };
+    this.blocks = new DecoderBlocks(g, config, spec.locate, flatPositions, lora);
     const group = config.nHeads / config.nKvHeads;
     const biasInputs =
       spec.attention === 'fused'

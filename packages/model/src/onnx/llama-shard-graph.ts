@@ -16,12 +16,12 @@
  */
 import { InvalidArgumentError, type KvDtype, type LlamaConfig, layerWindow } from '@swarmbee/core';
 import type { LocatedWeight } from './decoder-blocks.js';
-import { DecoderLayers, type ShardAttention } from './decoder-layers.js';
+import { DecoderLayers, type ServedLora, type ShardAttention } from './decoder-layers.js';
 import { GraphBuilder } from './graph.js';
 import { SHARD_IO } from './shard-io.js';
 
 export type { LocatedTensor, LocatedWeight } from './decoder-blocks.js';
-export type { ShardAttention } from './decoder-layers.js';
+export type { ServedLora, ShardAttention } from './decoder-layers.js';
 
 export const SHARD_OPSET = 17;
 
@@ -51,6 +51,11 @@ export interface LlamaShardSpec {
    * `decomposed`: the attention spelled out in standard ops. Default `decomposed`.
    */
   attention?: ShardAttention;
+  /**
+   * LoRA adapters served unmerged (`adapter_ids` picks each row's): the located stacks of
+   * every base tensor they change. Default: none (no `adapter_ids` input).
+   */
+  lora?: ServedLora;
 }
 
 /**
@@ -74,6 +79,7 @@ export function buildLlamaShardGraph(spec: LlamaShardSpec): Uint8Array {
     locate: spec.locate,
     kvDtype,
     attention,
+    ...(spec.lora ? { lora: spec.lora } : {}),
   });
   let x = isFirst ? layers.embed() : layers.hiddenIn();
   for (let layer = layerStart; layer < layerEnd; layer++) {

@@ -12,7 +12,9 @@
  * - `past_key.L` / `past_value.L` float32 [B, kvHeads, P (W on windowed layers), headDim] for each layer L of the
  *   shard: head-major, so a single sequence's cache buffer (with room to grow) is fed as it
  *   lies; slots the bias masks may hold anything finite;
- * - on the last stage, `logit_index` int64 [B, R, 1]: which of the T positions get logits.
+ * - on the last stage, `logit_index` int64 [B, R, 1]: which of the T positions get logits;
+ * - `adapter_ids` int64 [B]: each row's adapter, 0 for the base; only on a shard built to serve
+ *   LoRA adapters unmerged (see `lora/served-adapters.ts`).
  *
  * Outputs: `hidden_out` [B, T, dim] (or `logits` [B, R, vocab] on the last stage), and
  * `new_key.L` / `new_value.L` [B, kvHeads, T, headDim]: only the new tokens' keys and values.
@@ -33,6 +35,8 @@ export const SHARD_IO = {
   attentionBias: 'attention_bias',
   attentionBiasWindow: 'attention_bias_window',
   logitIndex: 'logit_index',
+  /** Each row's served adapter, int64 [B] (0: the base); only on shards built with adapters. */
+  adapterIds: 'adapter_ids',
   hiddenOut: 'hidden_out',
   logits: 'logits',
   /** A tensor-parallel member's segment output, [B, T, dim]: its share of what the residual adds. */
