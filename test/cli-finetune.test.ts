@@ -98,7 +98,7 @@ t.test(
     t.match(quantized.stderr, /merge into the fp32 model it was quantized from/);
 
     // A coordinator checks its adapter before it listens.
-    const serve = (dir: string, ...adapters: string[]) =>
+    const serve = (dir: string, ...flags: string[]) =>
       runCli([
         'coordinator',
         '--model',
@@ -111,14 +111,26 @@ t.test(
         join(root, 'coordinator'),
         '--token',
         'cli-finetune-token',
-        ...adapters.flatMap((a) => ['--adapter', a]),
+        ...flags,
       ]);
-    const mismatch = await serve(synth, `lighthouse=${adapter}`);
+    const mismatch = await serve(synth, '--adapter', `lighthouse=${adapter}`);
     t.equal(mismatch.code, 1);
     t.match(mismatch.stderr, AdapterBaseMismatchError.code, 'coordinator: another base refused');
-    const twice = await serve(model, `a=${adapter}`, `b=${adapter}`);
+    const merged = await serve(synth, '--merge-adapter', `lighthouse=${adapter}`);
+    t.equal(merged.code, 1);
+    t.match(merged.stderr, AdapterBaseMismatchError.code, 'also the one it would merge');
+    const sameName = await serve(model, '--adapter', `a=${adapter}`, '--adapter', `a=${adapter}`);
+    t.equal(sameName.code, 1);
+    t.match(sameName.stderr, /two adapters are named "a"/);
+    const twice = await serve(
+      model,
+      ...['--merge-adapter', `a=${adapter}`, '--merge-adapter', `b=${adapter}`],
+    );
     t.equal(twice.code, 1);
-    t.match(twice.stderr, /--adapter was given 2 times: a coordinator serves one adapter/);
+    t.match(twice.stderr, /--merge-adapter was given 2 times: one adapter merges into the shards/);
+    const both = await serve(model, '--merge-adapter', `a=${adapter}`, '--adapter', `b=${adapter}`);
+    t.equal(both.code, 1);
+    t.match(both.stderr, /--merge-adapter and --adapter do not mix/);
   },
 );
 

@@ -5,7 +5,9 @@
  * adapter gradient must equal PyTorch's within 1e-4 relative, over 1, 2 and 3 stages
  * and both schedules; micro-batches are padded differently from the reference's batch.
  * Then the round trip: the adapter SwarmBee trained, loaded by PEFT, gives PEFT the
- * logits SwarmBee's merged model gives.
+ * logits SwarmBee's merged model gives — merged in memory, merged as shards are written, and
+ * served unmerged beside another adapter and the base in one micro-batch (on fp32 weights,
+ * and on int8 ones, which take no merge).
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,12 +21,15 @@ import {
   evenRanges,
   mergeAdapter,
   openShard,
+  quantizeModel,
   readPeftAdapter,
+  requireLlamaDir,
   type ShardGraph,
   writePeftAdapter,
   writeShard,
 } from '@swarmbee/model';
 import t from 'tap';
+import { argmax } from './helpers/gpt2-reference.js';
 import {
   caseDir,
   loadReferenceCase,
@@ -264,6 +269,45 @@ for (const name of REFERENCE_CASES) {
       t.ok(
         worstServed.base < 1e-5,
         `the base rows of the same batch within ${worstServed.base.toExponential(2)} of the base model's`,
+      );
+      // On int8 weights, which no merge takes: the trained rows' logits move by the
+      // quantization error alone, the same as the base rows'.
+      const int8 = requireLlamaDir(
+        await quantizeModel(c.dir, { bits: 8, out: join(root, 'int8') }),
+        'test',
+      );
+      const int8Shards: ShardGraph[] = [];
+      for (const [i, range] of ranges.entries()) {
+        const out = join(root, `int8-served-${i}`);
+        await writeShard(int8, range, out, undefined, { adapters: served });
+        int8Shards.push((await openShard(out)).graph);
+      }
+      const quantized = await LocalPipeline.create(int8, {
+        ranges,
+        shard: (range) => int8Shards[ranges.indexOf(range)]!,
+      });
+      let agree = 0;
+      try {
+        for (const [r, length] of lengths.entries()) {
+          const { logits } = await quantized.step({
+            rows: [{ seqId: `int8-${r}`, start: 0, count: length, adapter: 2 }],
+            tokens: BigInt64Array.from(ids[r]!.slice(0, length), BigInt),
+            logits: 'all',
+          });
+          const expected = peft.subarray(r * width * vocab, (r * width + length) * vocab);
+          for (let p = 0; p < length; p++) {
+            const at = (values: Float32Array) =>
+              argmax(values.subarray(p * vocab, (p + 1) * vocab));
+            if (at(logits!) === at(expected)) agree++;
+          }
+        }
+      } finally {
+        await quantized.close();
+      }
+      const positions = lengths.reduce((n, l) => n + l, 0);
+      t.ok(
+        agree >= 0.9 * positions,
+        `int8 base, served: PEFT's argmax at ${agree} of ${positions} positions`,
       );
       t.ok(
         worstServed.initial < 1e-5,

@@ -1,33 +1,41 @@
 /**
- * `swarmbee coordinator --adapter`: a LoRA adapter merged into the shards as the coordinator
- * builds them, served by worker processes. Checked against PyTorch + PEFT: for each of the
- * reference's evaluation rows, the token the cluster picks greedily after the row is the
- * argmax of PEFT's logits at the row's last position (test/fixtures/peft-reference, the
- * tiny GQA model with the adapter SwarmBee trained, which PEFT loaded).
+ * LoRA adapters served by worker processes, checked against PyTorch + PEFT
+ * (test/fixtures/peft-reference: the tiny GQA model with the adapter SwarmBee trained, which
+ * PEFT loaded): for each evaluation row, the cluster's greedy token after the row is the argmax
+ * of PEFT's logits at its last position.
+ * - `coordinator --merge-adapter`: one adapter merged into the shards as they are built.
+ * - `coordinator --adapter A --adapter B`: adapters served beside the base, chosen per request
+ *   by the API's `model`; concurrent requests for the base and both adapters share decode
+ *   micro-batches, and each gets the ids of its own model run in this process (merged weights).
  */
 import { join } from 'node:path';
 import {
   AdapterBaseMismatchError,
   AdapterUnsupportedError,
   InvalidArgumentError,
+  ModelNotFoundError,
 } from '@swarmbee/core';
+import { generate, LocalPipeline } from '@swarmbee/engine';
 import { LocalCluster } from '@swarmbee/local-cluster';
-import { readPeftAdapter, SYNTH_PRESETS, synthesizeModel } from '@swarmbee/model';
+import {
+  adapterHash,
+  buildMergedShard,
+  type LlamaModelDir,
+  type LoraAdapter,
+  mergeAdapter,
+  readPeftAdapter,
+  SYNTH_PRESETS,
+  synthesizeModel,
+} from '@swarmbee/model';
 import { FINETUNE_DEFAULTS } from '@swarmbee/train';
 import t from 'tap';
-import { CLI_BIN } from './helpers/cli.js';
+import { CLI_BIN, runCli } from './helpers/cli.js';
+import { argmax } from './helpers/gpt2-reference.js';
 import { caseDir, loadReferenceCase, peftRoundtripLogits } from './helpers/peft-reference.js';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1 };
 
-/** Index of the largest value. */
-function argmax(values: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
-  return best;
-}
-
-t.test("the cluster's greedy tokens with the adapter are PEFT's argmax", async (t) => {
+t.test("merged: the cluster's greedy tokens with the adapter are PEFT's argmax", async (t) => {
   const root = t.testdir();
   const c = await loadReferenceCase('tiny-gqa', root);
   const adapter = await readPeftAdapter(join(caseDir('tiny-gqa'), 'trained-by-swarmbee'));
@@ -85,6 +93,155 @@ t.test("the cluster's greedy tokens with the adapter are PEFT's argmax", async (
   );
 });
 
+/** Greedy ids of `prompt` in this process, with `adapter` merged (or the base without one). */
+async function inProcessIds(
+  dir: LlamaModelDir,
+  prompt: number[],
+  steps: number,
+  adapter: LoraAdapter | undefined,
+): Promise<number[]> {
+  const merged = adapter && (await mergeAdapter(dir, adapter));
+  const pipeline = await LocalPipeline.create(dir, {
+    stages: 2,
+    ...(merged
+      ? { shard: (range) => buildMergedShard(dir, range, merged, adapterHash(adapter)) }
+      : {}),
+  });
+  try {
+    const [result] = await generate(pipeline, [{ promptIds: prompt, steps, sampling: GREEDY }]);
+    return result!.ids;
+  } finally {
+    await pipeline.close();
+  }
+}
+
+t.test('served beside the base: each request runs with the adapter its model names', async (t) => {
+  const root = t.testdir();
+  const c = await loadReferenceCase('tiny-gqa', root);
+  const trained = await readPeftAdapter(join(caseDir('tiny-gqa'), 'trained-by-swarmbee'));
+  const peft = await peftRoundtripLogits('tiny-gqa');
+  const { lengths, ids } = c.reference.eval;
+  const vocab = c.dir.manifest.config.vocabSize;
+  const width = Math.max(...lengths);
+  const base = c.dir.manifest.name;
+  const adapters = { initial: c.initial, trained };
+
+  const cluster = await LocalCluster.start({
+    model: c.dir,
+    workers: 2,
+    cliBin: CLI_BIN,
+    cacheDir: join(root, 'cache'),
+    workerOutput: 'ignore',
+    coordinator: {
+      planning: { planner: 'even' },
+      adapters: Object.entries(adapters).map(([name, adapter]) => ({ name, adapter })),
+    },
+  });
+  t.teardown(() => cluster.stop());
+  const { coordinator } = cluster;
+  t.equal(coordinator.plan?.stages.length, 2, 'two stages, each serving both adapters');
+  const models = (await (await fetch(`${cluster.apiUrl}/v1/models`)).json()) as {
+    data: { id: string }[];
+  };
+  t.same(
+    models.data.map((m) => m.id),
+    [base, `${base}:initial`, `${base}:trained`],
+    '/v1/models lists the base and each adapter',
+  );
+
+  /** Row 0's ids with the trained adapter, in this process. */
+  let trainedIds: number[] = [];
+  /** Tokens each request samples: the first prefills, the rest decode side by side. */
+  const sampled = 8;
+  for (const [r, length] of lengths.entries()) {
+    const prompt = ids[r]!.slice(0, length);
+    const steps = length + sampled - 1;
+    // Three requests at once: their decode steps share micro-batches, each row its adapter.
+    const asked = [undefined, 'initial', 'trained'] as const;
+    const answers = await Promise.all(
+      asked.map(async (name) => {
+        const response = await fetch(`${cluster.apiUrl}/v1/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            ...(name ? { model: `${base}:${name}` } : {}),
+            prompt,
+            max_tokens: sampled,
+            ignore_eos: true,
+            temperature: 0,
+          }),
+        });
+        return (await response.json()) as { model: string; choices: { token_ids: number[] }[] };
+      }),
+    );
+    for (const [i, name] of asked.entries()) {
+      const answer = answers[i]!;
+      t.equal(answer.model, name ? `${base}:${name}` : base, `row ${r}: answered as its model`);
+      const expected = await inProcessIds(c.dir, prompt, steps, name && adapters[name]);
+      if (r === 0 && name === 'trained') trainedIds = expected;
+      t.same(
+        [...prompt, ...answer.choices[0]!.token_ids.slice(length)],
+        expected,
+        `row ${r}, ${name ?? 'base'}: the ids of the model run in this process`,
+      );
+    }
+    const last = peft.subarray((r * width + length - 1) * vocab, (r * width + length) * vocab);
+    t.equal(
+      answers[2]!.choices[0]!.token_ids[length],
+      argmax(last),
+      `row ${r}: the trained adapter's first token is PEFT's argmax`,
+    );
+  }
+
+  // `generate --url --adapter NAME` asks for the served adapter by its name.
+  const generateArgs = (adapter: string) => [
+    ...['generate', '--url', cluster.apiUrl, '--adapter', adapter, '--json'],
+    ...['--prompt-ids', ids[0]!.slice(0, lengths[0]).join(',')],
+    ...['--steps', String(lengths[0]! + sampled - 1), '--temperature', '0'],
+  ];
+  const cli = await runCli(generateArgs('trained'));
+  t.equal(cli.code, 0, cli.stderr);
+  t.same(
+    (JSON.parse(cli.stdout) as { token_ids: number[] }).token_ids,
+    trainedIds,
+    'generate --url --adapter trained: the same ids',
+  );
+  const unknown = await runCli(generateArgs('nope'));
+  t.equal(unknown.code, 1);
+  t.match(unknown.stderr, ModelNotFoundError.code, 'an adapter it does not serve, by name');
+
+  const missing = await fetch(`${cluster.apiUrl}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: `${base}:nope`, prompt: [1, 2], max_tokens: 1 }),
+  });
+  const refusal = (await missing.json()) as { error: { code: string; message: string } };
+  // Training runs on the base weights the served shards hold, before their stacks.
+  const job = await coordinator.finetune(
+    {
+      settings: {
+        ...FINETUNE_DEFAULTS,
+        targets: [...FINETUNE_DEFAULTS.targets],
+        steps: 2,
+        warmupSteps: 0,
+        seqLen: 32,
+      },
+      data: Array.from({ length: 8 }, (_, i) => JSON.stringify({ text: `story ${i}` })).join('\n'),
+    },
+    () => {},
+  );
+  t.equal(job.result.steps, 2, 'a fine-tuning job trains over the shards that serve adapters');
+  t.ok(
+    job.result.history.every((step) => Number.isFinite(step.loss)),
+    'with finite losses',
+  );
+  t.equal(missing.status, 404, 'an adapter it does not serve is 404');
+  t.match(refusal.error, {
+    code: ModelNotFoundError.code,
+    message: `is not served here; this coordinator serves ${base}, ${base}:initial, ${base}:trained`,
+  });
+});
+
 t.test(
   'BAD INPUT - an adapter for another model, or a bad name, is refused before anything starts',
   async (t) => {
@@ -106,6 +263,38 @@ t.test(
         coordinator: { adapter: { name, adapter } },
       });
     await t.rejects(start(other, 'trained'), { code: AdapterBaseMismatchError.code });
+    const serve = (model: typeof c.dir, named: { name: string; adapter: LoraAdapter }[]) =>
+      LocalCluster.start({
+        model,
+        workers: 1,
+        cliBin: CLI_BIN,
+        cacheDir: join(root, 'cache'),
+        workerOutput: 'ignore',
+        coordinator: { adapters: named },
+      });
+    await t.rejects(
+      serve(other, [{ name: 'trained', adapter }]),
+      { code: AdapterBaseMismatchError.code },
+      'an adapter served beside the base is checked against it too',
+    );
+    await t.rejects(
+      serve(c.dir, [
+        { name: 'same', adapter },
+        { name: 'same', adapter: c.initial },
+      ]),
+      { code: InvalidArgumentError.code, message: /two adapters are named "same"/ },
+    );
+    await t.rejects(
+      LocalCluster.start({
+        model: c.dir,
+        workers: 1,
+        cliBin: CLI_BIN,
+        cacheDir: join(root, 'cache'),
+        workerOutput: 'ignore',
+        coordinator: { adapter: { name: 'a', adapter }, adapters: [{ name: 'b', adapter }] },
+      }),
+      { code: InvalidArgumentError.code, message: /--merge-adapter and --adapter do not mix/ },
+    );
     await t.rejects(start(c.dir, 'two words'), {
       code: InvalidArgumentError.code,
       message: /--adapter names its adapter "two words"/,

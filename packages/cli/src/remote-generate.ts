@@ -2,8 +2,8 @@
  * `swarmbee generate --url`: the same flags against a running coordinator's API.
  * Text streams from server-sent events; --json asks for the whole completion.
  */
-import { postEvents, postJson } from '@swarmbee/coordinator/client';
-import type { SamplingParams } from '@swarmbee/core';
+import { getJson, postEvents, postJson } from '@swarmbee/coordinator/client';
+import { ModelNotFoundError, type SamplingParams } from '@swarmbee/core';
 
 export interface RemoteGenerateRequest {
   url: string;
@@ -11,6 +11,8 @@ export interface RemoteGenerateRequest {
   steps: number;
   sampling: SamplingParams;
   apiKey?: string;
+  /** The model asked for (`<model>:<adapter>` for a served adapter). Default: the coordinator's. */
+  model?: string;
 }
 
 interface CompletionResponse {
@@ -21,6 +23,7 @@ interface CompletionResponse {
 function body(request: RemoteGenerateRequest, stream: boolean): unknown {
   const { sampling } = request;
   return {
+    ...(request.model === undefined ? {} : { model: request.model }),
     prompt: request.prompt,
     steps: request.steps,
     temperature: sampling.temperature,
@@ -30,6 +33,24 @@ function body(request: RemoteGenerateRequest, stream: boolean): unknown {
     echo: true,
     stream,
   };
+}
+
+/**
+ * The id of adapter `name` among the models the coordinator serves (`<model>:<name>`).
+ * @throws ModelNotFoundError naming the ones it serves
+ */
+export async function servedAdapterModel(
+  target: { url: string; apiKey?: string },
+  name: string,
+): Promise<string> {
+  const { data } = await getJson<{ data: { id: string }[] }>(target, '/v1/models');
+  const ids = data.map((m) => m.id);
+  const id = ids.find((m) => m.endsWith(`:${name}`));
+  if (id === undefined)
+    throw new ModelNotFoundError(
+      `the coordinator at ${target.url} serves no adapter ${JSON.stringify(name)}; it serves ${ids.join(', ')}`,
+    );
+  return id;
 }
 
 /** The whole completion: text (prompt included), token ids and speed. */

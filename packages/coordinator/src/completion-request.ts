@@ -34,6 +34,11 @@ export interface CompletionRequest {
   logprobs?: boolean;
   /** Put the prompt's text in front of the completion. */
   echo?: boolean;
+  /**
+   * The model asked for (the API's `model`): `<model>:<adapter>` runs with that served
+   * adapter; absent or a name without `:`, the default model (see served-models.ts).
+   */
+  model?: string;
 }
 
 /** What a request is checked against. */

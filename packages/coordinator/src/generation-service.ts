@@ -13,6 +13,7 @@ import PQueue from 'p-queue';
 import type { CompletionEndpoint } from './api/requests.js';
 import type { CompletionLimits, CompletionRequest } from './completion-request.js';
 import type { CompletionJob, PromptPreparer } from './prompt/prompt.js';
+import { type ServedModel, ServedModels } from './served-models.js';
 import { TextStream } from './text-stream.js';
 
 export interface ServiceLimits {
@@ -43,6 +44,8 @@ export {
 } from './completion-request.js';
 
 export interface Completion {
+  /** The model that answered: the default one, or `<model>:<adapter>`. */
+  model: string;
   text: string;
   /** Prompt ids followed by the sampled ids. */
   tokenIds: number[];
@@ -57,6 +60,8 @@ export interface Completion {
 
 export interface PreparedCompletion {
   request: CompletionRequest;
+  /** The served model the request's `model` picked. */
+  model: ServedModel;
   promptIds: number[];
   maxTokens: number;
   /** The prompt's text when the request echoes it; else ''. */
@@ -80,6 +85,8 @@ export interface ModelInfo {
   name: string;
   vocabSize: number;
   maxSeqLen: number;
+  /** The names requests may ask for. Default: the model's name alone. */
+  served?: ServedModels;
 }
 
 export interface GenerationServiceOptions {
@@ -99,6 +106,8 @@ export class GenerationService {
   readonly #queue: PQueue;
   readonly model: ModelInfo;
   readonly limits: ServiceLimits;
+  /** The models requests may name. */
+  readonly served: ServedModels;
 
   constructor(options: GenerationServiceOptions) {
     const { model, limits = {} } = options;
@@ -106,6 +115,7 @@ export class GenerationService {
     this.#tokenizer = options.tokenizer;
     this.#prompts = options.prompts;
     this.model = model;
+    this.served = model.served ?? new ServedModels(model.name);
     const maxPromptTokens = limits.maxPromptTokens ?? model.maxSeqLen;
     this.limits = {
       maxActive: limits.maxActive ?? DEFAULT_MAX_ACTIVE,
@@ -165,6 +175,7 @@ export class GenerationService {
   ): Promise<PreparedCompletion> {
     this.#checkRoom();
     const prepared = await this.#prompts.prepare(job, options);
+    const model = this.served.resolve(prepared.request.model);
     // Refused now, as a status, rather than failed mid-stream by a stage.
     const positions = prepared.request.prompt.length + Math.max(0, prepared.maxTokens - 1);
     const refusal = this.#scheduler.refusal(positions);
@@ -172,6 +183,7 @@ export class GenerationService {
     this.#checkRoom();
     return {
       request: prepared.request,
+      model,
       promptIds: prepared.request.prompt,
       maxTokens: prepared.maxTokens,
       echo: prepared.echo,
@@ -184,7 +196,7 @@ export class GenerationService {
   }
 
   async run(prepared: PreparedCompletion, options: CompleteOptions = {}): Promise<Completion> {
-    const { request, promptIds, maxTokens, echo } = prepared;
+    const { request, promptIds, maxTokens, echo, model } = prepared;
     const stream = new TextStream(this.#tokenizer, promptIds, request.stop ?? []);
     if (echo) options.onText?.(echo);
     const result = await this.#queue.add(
@@ -195,6 +207,7 @@ export class GenerationService {
           sampling: request.sampling,
           stopIds: request.ignoreEos ? [] : [...this.#tokenizer.stopIds],
           logprobs: request.logprobs,
+          ...(model.adapter > 0 ? { adapter: model.adapter } : {}),
           signal: options.signal,
           onToken: (id) => {
             const delta = stream.push(id);
@@ -210,6 +223,7 @@ export class GenerationService {
     const completionTokens = result.ids.length - promptIds.length;
     const decodeMs = result.totalMs - result.firstTokenMs;
     return {
+      model: model.id,
       text: echo + stream.text,
       tokenIds: result.ids,
       promptTokens: promptIds.length,

@@ -89,4 +89,5 @@ export {
 } from './generation-service.js';
 export { Metrics, type MetricsSources, type StageMetrics } from './metrics.js';
 export { TokenizerPool, type TokenizerPoolOptions } from './prompt/tokenizer-pool.js';
+export { type ServedModel, ServedModels } from './served-models.js';
 export { TextStream } from './text-stream.js';

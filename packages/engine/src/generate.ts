@@ -32,6 +32,8 @@ export interface GenerateRequest {
   stopIds?: number[];
   /** Also return the log-probability of each sampled token. */
   logprobs?: boolean;
+  /** The served LoRA adapter to run with (the shards' n-th, n ≥ 1); absent: the base model. */
+  adapter?: number;
 }
 
 export interface GenerateResult {
@@ -148,5 +150,6 @@ function sequenceOf(
     sampling: request.sampling,
     stopIds: request.stopIds ?? [],
     ...(request.logprobs ? { logprobs: true } : {}),
+    ...(request.adapter ? { adapter: request.adapter } : {}),
   };
 }

@@ -3,6 +3,7 @@
  * targets side by side in the stacked rank at the widest rank any adapter gives them), checked
  * against the adapters' own update, scale · B · A · x, computed here directly.
  */
+import { join } from 'node:path';
 import { AdapterBaseMismatchError, InvalidArgumentError } from '@swarmbee/core';
 import {
   checkAdapterNames,
@@ -117,8 +118,9 @@ t.test('stacks: one per adapted tensor in range, targets side by side, widest ra
 });
 
 t.test('BAD INPUT - names, counts and adapters of another model are refused', async (t) => {
-  const dir = await synthesizeModel({ config, seed: 1, out: t.testdir() });
-  const other = await synthesizeModel({ config, seed: 2, out: `${t.testdir()}-other` });
+  const root = t.testdir();
+  const dir = await synthesizeModel({ config, seed: 1, out: join(root, 'model') });
+  const other = await synthesizeModel({ config, seed: 2, out: join(root, 'other') });
   const spec = { rank: 2, alpha: 4, targets: ['q_proj' as const], layers: [0] };
   t.throws(() => checkAdapterNames(['a', 'a']), {
     code: InvalidArgumentError.code,

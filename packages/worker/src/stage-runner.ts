@@ -99,6 +99,7 @@ export class StageRunner {
       const out: BatchRow = { seqId: row.seqId, start: row.start, count: row.count };
       if (row.sampling) out.sampling = row.sampling;
       if (row.logprobs) out.logprobs = true;
+      if (row.adapter) out.adapter = row.adapter;
       return out;
     });
     const batch: StageBatch = { rows };

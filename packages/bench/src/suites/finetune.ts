@@ -15,17 +15,24 @@ import { clusterPart } from '../finetune/cluster-part.js';
 import { federatedPart } from '../finetune/federated-part.js';
 import { pipelinePart } from '../finetune/pipeline-part.js';
 import { resourcesPart } from '../finetune/resources-part.js';
+import { servingPart } from '../finetune/serving-part.js';
 import { SHARED_MODELS } from '../shared-models.js';
 import { resultHeader, type Suite } from '../suite.js';
 import type { SuitePart } from './optimize-speed.js';
 
-/** The suite's parts (`--parts`): in-process stages, worker processes, memory and quantized bases. */
-export const FINETUNE_SUITE_PARTS = ['pipeline', 'cluster', 'federated', 'resources'] as const;
+/** The suite's parts (`--parts`): in-process stages, worker processes, memory and quantized bases, serving adapters. */
+export const FINETUNE_SUITE_PARTS = [
+  'pipeline',
+  'cluster',
+  'federated',
+  'resources',
+  'serving',
+] as const;
 
 export const finetuneSuite: Suite = {
   name: 'finetune',
   describe:
-    'parts (--parts, default all): pipeline — LoRA training of stories260K over 1-3 in-process stages (tokens/s, loss vs 1 stage, perplexity before/after); cluster — the same over 1-3 worker processes (finetune --url: tokens/s vs in process, loss, idle fraction vs 1F1B bubble); federated — 4 data owners with different data in rounds (FedAvg, FedProx, the UCB bandit): owners’ loss by round against one site with all records, bytes per round, arms played; resources — activation memory, quantized bases',
+    'parts (--parts, default all): pipeline — LoRA training of stories260K over 1-3 in-process stages (tokens/s, loss vs 1 stage, perplexity before/after); cluster — the same over 1-3 worker processes (finetune --url: tokens/s vs in process, loss, idle fraction vs 1F1B bubble); federated — 4 data owners with different data in rounds (FedAvg, FedProx, the UCB bandit): owners’ loss by round against one site with all records, bytes per round, arms played; resources — activation memory, quantized bases; serving — decode tokens/s of 8 streams with adapters merged or served unmerged (base and mixed rows), fp32 and int8',
   async run(context) {
     const started = Date.now();
     const stories = {
@@ -63,6 +70,7 @@ export const finetuneSuite: Suite = {
         done.push(await federatedPart(context, root, model));
       }
       if (parts.includes('resources')) done.push(await resourcesPart(context, root));
+      if (parts.includes('serving')) done.push(await servingPart(context, root));
       model ??= await importLlama2c({ ...stories, out: join(root, 's260k') });
       return {
         suite: 'finetune',

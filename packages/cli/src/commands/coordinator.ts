@@ -14,7 +14,7 @@ import {
 import { installFaultHandlers, stageDevices } from '@swarmbee/core';
 import { cacheRoot, openModelDir } from '@swarmbee/model';
 import type { Argv } from 'yargs';
-import { adapterOption, servedAdapter } from '../adapter-flag.js';
+import { adapterOptions, servedAdapters } from '../adapter-flag.js';
 import { channelFrom, heartbeatOptions, linkShapeFrom, linkShapeOptions } from '../bench-flags.js';
 import { parseHostPort, planningFrom } from '../options.js';
 import {
@@ -145,7 +145,7 @@ export function coordinatorCommand(yargs: Argv): Argv {
           describe:
             "Context the cluster serves, tokens: plans size the KV cache for it, its shards' RoPE tables hold that many positions, longer requests are refused (default: the model's)",
         })
-        .options(adapterOption)
+        .options(adapterOptions)
         .option('kv-dtype', {
           choices: ['float32', 'float16'] as const,
           default: 'float32' as const,
@@ -176,7 +176,7 @@ export function coordinatorCommand(yargs: Argv): Argv {
       logProtocolEvents(log);
       logCoordinatorEvents(log);
       const token = resolveToken(args);
-      const adapter = args.adapter === undefined ? undefined : await servedAdapter(args.adapter);
+      const adapters = await servedAdapters(args);
       const model = await openModelDir(args.model);
       const plan = args.plan === undefined ? undefined : await readGivenPlan(args.plan, model);
       // A given plan waits for every worker it names.
@@ -187,7 +187,7 @@ export function coordinatorCommand(yargs: Argv): Argv {
       const coordinator = new Coordinator({
         model,
         ...(plan ? { plan } : {}),
-        ...(adapter ? { adapter } : {}),
+        ...adapters,
         token,
         listenHost: listen.host,
         listenPort: listen.port,

@@ -2,10 +2,10 @@
  * `swarmbee generate`: run a model's shards chained in this process (generate-local.ts), or
  * ask a running coordinator (`--url`), and print the text.
  */
-import { InvalidArgumentError, type SamplingParams } from '@swarmbee/core';
+import type { SamplingParams } from '@swarmbee/core';
 import type { Argv } from 'yargs';
 import { parsePromptIds } from '../options.js';
-import { remoteComplete, remoteStream } from '../remote-generate.js';
+import { remoteComplete, remoteStream, servedAdapterModel } from '../remote-generate.js';
 import { roundRate } from './generate-output.js';
 
 export function generateCommand(yargs: Argv): Argv {
@@ -21,7 +21,7 @@ export function generateCommand(yargs: Argv): Argv {
         .option('adapter', {
           type: 'string',
           describe:
-            'LoRA adapter dir (PEFT format, e.g. from swarmbee finetune), merged into the fp32 weights in memory',
+            'LoRA adapter dir (PEFT format, e.g. from swarmbee finetune), merged into the fp32 weights in memory; with --url, the NAME of an adapter the coordinator serves (--adapter NAME=DIR there)',
         })
         .option('url', {
           type: 'string',
@@ -97,13 +97,13 @@ export function generateCommand(yargs: Argv): Argv {
       };
       const url = args.url;
       if (url !== undefined) {
-        if (args.adapter !== undefined)
-          throw new InvalidArgumentError(
-            '--adapter applies to generation in this process; a coordinator serves the model it deployed',
-          );
+        const model =
+          args.adapter === undefined
+            ? undefined
+            : await servedAdapterModel({ url, apiKey: args.apiKey }, args.adapter);
         const prompts =
           args.promptIds !== undefined ? parsePromptIds(args.promptIds) : [args.prompt];
-        await generateRemote(url, prompts, args.steps, sampling, args.json, args.apiKey);
+        await generateRemote(url, prompts, args.steps, sampling, args.json, args.apiKey, model);
         return;
       }
       const { generateLocal } = await import('./generate-local.js');
@@ -119,8 +119,9 @@ async function generateRemote(
   sampling: SamplingParams,
   json: boolean,
   apiKey?: string,
+  model?: string,
 ): Promise<void> {
-  const requests = prompts.map((prompt) => ({ url, prompt, steps, sampling, apiKey }));
+  const requests = prompts.map((prompt) => ({ url, prompt, steps, sampling, apiKey, model }));
   if (json || requests.length > 1) {
     // A batch travels as concurrent requests; the coordinator micro-batches them.
     const results = await Promise.all(requests.map((request) => remoteComplete(request)));

@@ -10,7 +10,7 @@ import { installFaultHandlers } from '@swarmbee/core';
 import { LocalCluster } from '@swarmbee/local-cluster';
 import { cacheRoot } from '@swarmbee/model';
 import type { Argv } from 'yargs';
-import { adapterOption, servedAdapter } from '../adapter-flag.js';
+import { adapterOptions, servedAdapters } from '../adapter-flag.js';
 import { resolveModel } from '../model-arg.js';
 import { parseHostPort } from '../options.js';
 import { logCoordinatorEvents } from '../ui/coordinator-log.js';
@@ -62,7 +62,7 @@ export function upCommand(yargs: Argv): Argv {
           describe:
             'How layers are assigned; even shows the pipeline over every worker, dp lets the planner choose (profiling first)',
         })
-        .options(adapterOption)
+        .options(adapterOptions)
         .options(shutdownGraceOption)
         .option('serve', {
           type: 'boolean',
@@ -74,7 +74,7 @@ export function upCommand(yargs: Argv): Argv {
       const api = parseHostPort(args.api, 'api');
       installFaultHandlers(logger('up'));
       const model = await resolveModel(args.model, (line) => process.stderr.write(`${line}\n`));
-      const adapter = args.adapter === undefined ? undefined : await servedAdapter(args.adapter);
+      const adapters = await servedAdapters(args);
       const abort = new AbortController();
       void stopping.then(() => abort.abort(new Error('interrupted')));
       const coordinatorLog = logger('coordinator');
@@ -90,7 +90,7 @@ export function upCommand(yargs: Argv): Argv {
             apiHost: api.host,
             apiPort: api.port,
             log: coordinatorLog,
-            coordinator: { planning: { planner: args.planner }, ...(adapter ? { adapter } : {}) },
+            coordinator: { planning: { planner: args.planner }, ...adapters },
           },
           abort.signal,
         ),

@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CompletionRequest } from '../completion-request.js';
 import type { Completion, GenerationService } from '../generation-service.js';
 import type { Metrics } from '../metrics.js';
+import { ServedModels } from '../served-models.js';
 import { toApiError } from './errors.js';
 import type { CompletionEndpoint } from './requests.js';
 import { EventStream } from './sse.js';
@@ -16,85 +17,99 @@ export interface CompletionRoutesOptions {
   service: () => GenerationService;
   metrics: Metrics;
   modelName: string;
+  /** The models requests may name (`GET /v1/models`). Default: `modelName` alone. */
+  models?: ServedModels;
 }
 
 /** Bodies reach these routes as received bytes, parsed off the event loop. */
 const GUARDED = { config: { access: 'guarded' } } as const;
 
 export function completionRoutes(app: FastifyInstance, options: CompletionRoutesOptions): void {
-  const { modelName } = options;
+  const models = options.models ?? new ServedModels(options.modelName);
   const created = () => Math.floor(Date.now() / 1000);
 
   app.get('/v1/models', GUARDED, async () => ({
     object: 'list',
-    data: [{ id: modelName, object: 'model', created: created(), owned_by: 'swarmbee' }],
+    data: models.ids.map((id) => ({
+      id,
+      object: 'model',
+      created: created(),
+      owned_by: 'swarmbee',
+    })),
   }));
 
   app.post('/v1/completions', GUARDED, async (request, reply) => {
     const id = `cmpl-${randomUUID()}`;
-    const base = { id, object: 'text_completion', created: created(), model: modelName };
-    return serve(request, reply, options, 'completions', (completion) => ({
-      chunk: (text, tokenIds) => ({
-        ...base,
-        choices: [{ index: 0, text, finish_reason: null, logprobs: null, token_ids: tokenIds }],
-      }),
-      done: (c) => ({
-        ...base,
-        choices: [{ index: 0, text: '', finish_reason: c.finishReason, logprobs: null }],
-      }),
-      whole: (c) => ({
-        ...base,
-        choices: [
-          {
-            index: 0,
-            text: c.text,
-            finish_reason: c.finishReason,
-            logprobs: completion.logprobs
-              ? { token_logprobs: c.logprobs, tokens: c.tokenIds.slice(c.promptTokens).map(String) }
-              : null,
-            token_ids: c.tokenIds,
-          },
-        ],
-        usage: usage(c),
-        timings: timings(c),
-      }),
-    }));
+    return serve(request, reply, options, 'completions', (completion, model) => {
+      const base = { id, object: 'text_completion', created: created(), model };
+      return {
+        chunk: (text, tokenIds) => ({
+          ...base,
+          choices: [{ index: 0, text, finish_reason: null, logprobs: null, token_ids: tokenIds }],
+        }),
+        done: (c) => ({
+          ...base,
+          choices: [{ index: 0, text: '', finish_reason: c.finishReason, logprobs: null }],
+        }),
+        whole: (c) => ({
+          ...base,
+          choices: [
+            {
+              index: 0,
+              text: c.text,
+              finish_reason: c.finishReason,
+              logprobs: completion.logprobs
+                ? {
+                    token_logprobs: c.logprobs,
+                    tokens: c.tokenIds.slice(c.promptTokens).map(String),
+                  }
+                : null,
+              token_ids: c.tokenIds,
+            },
+          ],
+          usage: usage(c),
+          timings: timings(c),
+        }),
+      };
+    });
   });
 
   app.post('/v1/chat/completions', GUARDED, async (request, reply) => {
     const id = `chatcmpl-${randomUUID()}`;
-    const base = { id, created: created(), model: modelName };
     let first = true;
-    return serve(request, reply, options, 'chat', () => ({
-      chunk: (text, tokenIds) => {
-        const delta = first ? { role: 'assistant', content: text } : { content: text };
-        first = false;
-        return {
+    return serve(request, reply, options, 'chat', (_, model) => {
+      const base = { id, created: created(), model };
+      return {
+        chunk: (text, tokenIds) => {
+          const delta = first ? { role: 'assistant', content: text } : { content: text };
+          first = false;
+          return {
+            ...base,
+            object: 'chat.completion.chunk',
+            choices: [{ index: 0, delta, finish_reason: null, token_ids: tokenIds }],
+          };
+        },
+        done: (c) => ({
           ...base,
           object: 'chat.completion.chunk',
-          choices: [{ index: 0, delta, finish_reason: null, token_ids: tokenIds }],
-        };
-      },
-      done: (c) => ({
-        ...base,
-        object: 'chat.completion.chunk',
-        choices: [{ index: 0, delta: {}, finish_reason: c.finishReason }],
-      }),
-      whole: (c) => ({
-        ...base,
-        object: 'chat.completion',
-        choices: [
-          {
-            index: 0,
-            message: { role: 'assistant', content: c.text },
-            finish_reason: c.finishReason,
-            token_ids: c.tokenIds,
-          },
-        ],
-        usage: usage(c),
-        timings: timings(c),
-      }),
-    }));
+          choices: [{ index: 0, delta: {}, finish_reason: c.finishReason }],
+        }),
+        whole: (c) => ({
+          ...base,
+          object: 'chat.completion',
+          choices: [
+            {
+              index: 0,
+              message: { role: 'assistant', content: c.text },
+              finish_reason: c.finishReason,
+              token_ids: c.tokenIds,
+            },
+          ],
+          usage: usage(c),
+          timings: timings(c),
+        }),
+      };
+    });
   });
 }
 
@@ -114,7 +129,8 @@ async function serve(
   reply: FastifyReply,
   options: CompletionRoutesOptions,
   kind: CompletionEndpoint,
-  shapesFor: (completion: CompletionRequest) => Shapes,
+  /** The answer's shapes for the request and the id of the model that serves it. */
+  shapesFor: (completion: CompletionRequest, model: string) => Shapes,
 ): Promise<unknown> {
   const service = options.service();
   const abort = new AbortController();
@@ -125,7 +141,7 @@ async function serve(
   const endpoint = request.routeOptions.url ?? request.url;
   const body = request.body === undefined ? null : (request.body as Buffer);
   const prepared = await service.prepareBody(kind, body, { signal: abort.signal });
-  const shapes = shapesFor(prepared.request);
+  const shapes = shapesFor(prepared.request, prepared.model.id);
   if (!prepared.stream) {
     const result = await service.run(prepared, { signal: abort.signal });
     options.metrics.observe(endpoint, result);

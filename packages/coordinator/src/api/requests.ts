@@ -48,6 +48,7 @@ export function completionFromBody(
         stop: stopsFrom(body.stop),
         ignoreEos: body.ignore_eos ?? false,
         logprobs: body.logprobs ?? false,
+        ...(body.model === undefined ? {} : { model: body.model }),
       },
       stream: body.stream ?? false,
     };
@@ -66,6 +67,7 @@ export function completionFromBody(
       ignoreEos: body.ignore_eos ?? false,
       logprobs: (body.logprobs ?? 0) > 0,
       echo: body.echo ?? false,
+      ...(body.model === undefined ? {} : { model: body.model }),
     },
     stream: body.stream ?? false,
   };

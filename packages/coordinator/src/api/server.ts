@@ -13,6 +13,7 @@ import { eventRoutes } from '../console/event-routes.js';
 import { staticRoutes } from '../console/static-routes.js';
 import type { GenerationService } from '../generation-service.js';
 import type { Metrics } from '../metrics.js';
+import type { ServedModels } from '../served-models.js';
 import { type AdminHandlers, adminRoutes } from './admin.js';
 import { completionRoutes } from './completions.js';
 import { toApiError } from './errors.js';
@@ -30,6 +31,8 @@ export interface ApiOptions extends IntakeTimeouts {
   health: () => { ready: boolean; [detail: string]: unknown };
   metrics: Metrics;
   modelName: string;
+  /** The models requests may name (`GET /v1/models`). Default: `modelName` alone. */
+  models?: ServedModels;
   /** Require `Authorization: Bearer <key>` on the /v1 and /swarmbee routes. Default: no key. */
   apiKey?: string;
   /** Largest request body, bytes. Default {@link DEFAULT_BODY_LIMIT_BYTES}. */

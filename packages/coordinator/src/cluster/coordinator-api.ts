@@ -6,7 +6,7 @@ import { type CoordinatorOptions, DEFAULT_API_PORT } from './coordinator-options
 /** What the coordinator itself answers the API with. */
 export type CoordinatorApiParts = Pick<
   ApiOptions,
-  'service' | 'health' | 'metrics' | 'modelName' | 'admin'
+  'service' | 'health' | 'metrics' | 'modelName' | 'models' | 'admin'
 >;
 
 /** Creates the API and binds its port; a port that cannot be had is a coded error, nothing left open. */

@@ -3,10 +3,12 @@
 import { InvalidArgumentError, type Plan } from '@swarmbee/core';
 import type { SchedulerOptions } from '@swarmbee/engine';
 import {
+  checkAdapterNames,
   checkMergeable,
-  type LoraAdapter,
   type ModelDir,
+  type NamedAdapter,
   type ProgressFn,
+  planLoraStacks,
   requireLlamaDir,
 } from '@swarmbee/model';
 import type {
@@ -23,17 +25,22 @@ import { checkGivenPlan } from './given-plan.js';
 import { checkPlanning, type PlanningOptions } from './planning.js';
 import { checkReplanPolicy } from './replan-policy.js';
 
-/** A LoRA adapter the coordinator serves merged into the model's shards. */
-export interface ServedAdapter {
-  /** Its name: the API serves the model as `<model>:<name>`. */
-  name: string;
-  adapter: LoraAdapter;
-}
+/** A LoRA adapter the coordinator serves, by its name: the API's model `<model>:<name>`. */
+export type ServedAdapter = NamedAdapter;
 
 export interface CoordinatorOptions {
   model: ModelDir;
-  /** A LoRA adapter merged into every shard as it is built (`--adapter NAME=DIR`). Default: none. */
+  /**
+   * A LoRA adapter merged into every shard as it is built (`--merge-adapter NAME=DIR`): the API
+   * serves `<model>:<name>` alone. Not with `adapters`. Default: none.
+   */
   adapter?: ServedAdapter;
+  /**
+   * LoRA adapters served unmerged beside the base model (`--adapter NAME=DIR`, repeated): a
+   * request picks one by its `model` field, `<model>:<name>`, and the rest of the batch runs
+   * with theirs. Any base precision. Default: none.
+   */
+  adapters?: readonly ServedAdapter[];
   /** Cluster join token workers must prove they hold. */
   token: string;
   /** Worker-facing WebSocket address. Default 127.0.0.1:7070 (use 0.0.0.0 for a LAN). */
@@ -125,18 +132,27 @@ export function checkCoordinatorOptions(options: CoordinatorOptions): void {
   checkPlanning(options.planning ?? {});
   if (options.plan)
     checkGivenPlan(options.plan, options.model, {
-      adapter: options.adapter !== undefined,
+      adapter: options.adapter !== undefined || (options.adapters?.length ?? 0) > 0,
       ...(options.planning?.workload?.kvDtype
         ? { kvDtype: options.planning.workload.kvDtype }
         : {}),
     });
   if (options.drift) checkDriftOptions(options.drift);
   if (options.adapter) {
-    if (!/^[A-Za-z0-9._-]+$/.test(options.adapter.name))
+    if (options.adapters?.length)
       throw new InvalidArgumentError(
-        `--adapter names its adapter ${JSON.stringify(options.adapter.name)}; a name is letters, digits, '.', '_' and '-'`,
+        '--merge-adapter and --adapter do not mix: serve one adapter merged, or several beside the base',
       );
-    checkMergeable(requireLlamaDir(options.model, '--adapter'), options.adapter.adapter);
+    checkAdapterNames([options.adapter.name]);
+    checkMergeable(requireLlamaDir(options.model, '--merge-adapter'), options.adapter.adapter);
+  }
+  if (options.adapters?.length) {
+    // Every adapter checked against the model now, before any shard is built.
+    const model = requireLlamaDir(options.model, '--adapter');
+    planLoraStacks(options.adapters, model.manifest, {
+      start: 0,
+      end: model.manifest.config.nLayers,
+    });
   }
   const stall = options.deploy?.transferStallTimeoutMs;
   if (stall !== undefined && !(stall > 0))

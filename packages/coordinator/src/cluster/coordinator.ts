@@ -33,6 +33,7 @@ import { COORDINATOR_EVENTS, publishCoordinatorEvent } from '../events.js';
 import { GenerationService } from '../generation-service.js';
 import { Metrics, type StageMetrics } from '../metrics.js';
 import { TokenizerPool } from '../prompt/tokenizer-pool.js';
+import { ServedModels } from '../served-models.js';
 import { TokenIdsOnly } from '../token-ids-only.js';
 import type { FederatedEvent, FederatedRequest } from '../training/federated-rounds.js';
 import {
@@ -71,6 +72,8 @@ import { NAME_PROBE_TIMEOUT_MS, WorkerRegistry } from './worker-registry.js';
 
 export class Coordinator {
   readonly #options: CoordinatorOptions;
+  /** The models requests may name: the base and `<model>:<adapter>` for each served adapter. */
+  readonly models: ServedModels;
   readonly #log: (line: string) => void;
   readonly #registry: WorkerRegistry;
   readonly #store: ShardStore;
@@ -96,6 +99,11 @@ export class Coordinator {
   constructor(options: CoordinatorOptions) {
     checkCoordinatorOptions(options);
     this.#options = options;
+    this.models = new ServedModels(
+      options.model.manifest.name,
+      options.adapters?.map((a) => a.name),
+      options.adapter?.name,
+    );
     this.#log = options.log ?? (() => {});
     const { model } = options;
     const context = options.planning?.workload?.contextTokens;
@@ -104,6 +112,7 @@ export class Coordinator {
         ? { kvDtype: options.planning.workload.kvDtype }
         : {}),
       ...(options.adapter ? { adapter: options.adapter.adapter } : {}),
+      ...(options.adapters?.length ? { adapters: options.adapters } : {}),
     };
     this.#store = new ShardStore(model, options.cacheDir, {
       ...built,
@@ -219,10 +228,9 @@ export class Coordinator {
     });
   }
 
-  /** The model the API serves: `<model>:<adapter>` with an adapter merged. */
+  /** The model a request naming none gets: `<model>:<adapter>` with an adapter merged. */
   get modelName(): string {
-    const { adapter, model } = this.#options;
-    return adapter ? `${model.manifest.name}:${adapter.name}` : model.manifest.name;
+    return this.models.defaultId;
   }
 
   get state(): CoordinatorState {
@@ -290,7 +298,12 @@ export class Coordinator {
       scheduler: this.#scheduler,
       tokenizer,
       prompts: this.#prompts,
-      model: { name, vocabSize: config.vocabSize, maxSeqLen: this.#store.context },
+      model: {
+        name,
+        vocabSize: config.vocabSize,
+        maxSeqLen: this.#store.context,
+        served: this.models,
+      },
       limits: this.#options.limits,
     });
     // Both ports are bound before anything is accepted: a port that cannot be had fails
@@ -301,6 +314,7 @@ export class Coordinator {
         health: () => this.health(),
         metrics: this.#metrics,
         modelName: name,
+        models: this.models,
         admin: {
           profile: (reprofile, progress) => this.profile({ reprofile, progress }),
           replan: (planning) => this.replan(planning),
@@ -374,6 +388,8 @@ export class Coordinator {
     const { manifest } = this.#options.model;
     return {
       ...this.health(),
+      /** Every model id requests may name: the base and each adapter served beside it. */
+      models: this.models.ids,
       vocabSize: manifest.config.vocabSize,
       maxSeqLen: this.#store.context,
       devices: this.#openWorkers().map((w) => ({ name: w.name, dataUrl: w.dataUrl, ...w.device })),

@@ -39,7 +39,7 @@ export async function readGivenPlan(path: string, model: ModelDir): Promise<Plan
 export interface ServedShards {
   /** KV-cache element type (members keep float32). Default float32. */
   kvDtype?: KvDtype;
-  /** A LoRA adapter is merged into the shards (members serve base weights only). */
+  /** LoRA adapters are merged into the shards or served beside them (members serve base weights only). */
   adapter?: boolean;
 }
 
@@ -87,7 +87,9 @@ function checkGroup(
   if (model.manifest.architecture === 'onnx-decoder')
     fail('an imported ONNX decoder cannot be split by tensor parallelism');
   if (served.adapter)
-    fail(`${at} is a tensor group, and its members cannot serve an adapter (--adapter)`);
+    fail(
+      `${at} is a tensor group, and its members cannot serve an adapter (--adapter, --merge-adapter)`,
+    );
   const config = model.manifest.config as LlamaConfig;
   const { devices, weights, allReduce, head } = stage.tensor!;
   if (!Array.isArray(devices) || devices.length < 2)

@@ -17,12 +17,14 @@ import {
   type LayerRange,
   type LoraAdapter,
   type ModelDir,
+  type NamedAdapter,
   openShard,
   type ProgressFn,
   SHARD_FORMAT_VERSION,
   SHARD_MANIFEST_FILE,
   type ShardManifest,
   type SliceShardManifest,
+  servedAdaptersId,
   servedConfig,
   sha256,
   sliceShardId,
@@ -48,6 +50,8 @@ export class ShardStore {
   readonly kvDtype: KvDtype;
   /** A LoRA adapter merged into every shard's weights as it is built. */
   readonly adapter?: LoraAdapter;
+  /** LoRA adapters every shard serves unmerged, in slot order. */
+  readonly adapters: readonly NamedAdapter[];
   /** Context the shards serve, tokens (a Llama shard's RoPE tables hold this many positions). */
   readonly context: number;
 
@@ -59,12 +63,15 @@ export class ShardStore {
       kvDtype?: KvDtype;
       /** Default: none. */
       adapter?: LoraAdapter;
+      /** Default: none. */
+      adapters?: readonly NamedAdapter[];
       /** Default the model's whole context (`maxSeqLen`). */
       context?: number;
     } = {},
   ) {
     this.kvDtype = options.kvDtype ?? 'float32';
     if (options.adapter) this.adapter = options.adapter;
+    this.adapters = options.adapters ?? [];
     const { maxSeqLen } = model.manifest.config;
     this.context = options.context ?? maxSeqLen;
     if (model.manifest.architecture !== 'onnx-decoder')
@@ -75,7 +82,9 @@ export class ShardStore {
       );
     this.modelHash = options.adapter
       ? adaptedModelHash(model.manifest.modelHash, adapterHash(options.adapter))
-      : model.manifest.modelHash;
+      : this.adapters.length > 0
+        ? adaptedModelHash(model.manifest.modelHash, servedAdaptersId(this.adapters))
+        : model.manifest.modelHash;
   }
 
   /** The shard for `range`, built on first use. */
@@ -96,6 +105,7 @@ export class ShardStore {
           kvDtype: this.kvDtype,
           ...(context === undefined ? {} : { context }),
           ...(this.adapter ? { adapter: this.adapter } : {}),
+          ...(this.adapters.length > 0 ? { adapters: this.adapters } : {}),
         });
       },
       async (at) => (await openShard(at)).manifest,
@@ -108,7 +118,7 @@ export class ShardStore {
    * own weights: a `--kv-dtype float16` or an adapter is refused (TENSOR_SPLIT).
    */
   ensureSlice(range: LayerRange, slice: TensorSlice): Promise<StoredShard> {
-    if (this.adapter)
+    if (this.adapter || this.adapters.length > 0)
       throw new TensorSplitError(
         'a tensor-parallel stage cannot serve an adapter: member shards are built from the base weights',
       );

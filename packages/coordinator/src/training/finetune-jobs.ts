@@ -173,7 +173,7 @@ export class FinetuneJobs {
     const model = requireLlamaDir(this.#options.model, 'fine-tuning');
     if (this.#options.servesAdapter)
       throw new AdapterUnsupportedError(
-        'this coordinator serves an adapter merged into its shards; fine-tuning trains on the base model: start it without --adapter',
+        'this coordinator serves an adapter merged into its shards; fine-tuning trains on the base model: start it without --merge-adapter (adapters served with --adapter keep the base weights)',
       );
     const { deployments } = this.#options;
     await raceAbort(deployments.whenReady(), signal, 'the cluster to deploy');

@@ -34,6 +34,8 @@ export interface SequenceRequest {
   /** Sampled ids that end the sequence without being part of it. */
   stopIds: number[];
   logprobs?: boolean;
+  /** The served LoRA adapter to run with (the stages' n-th, n ≥ 1); absent: the base model. */
+  adapter?: number;
   /** Called for each sampled token; return false to stop the sequence here (a stop string matched). */
   onToken?: (id: number, logprob: number | undefined) => boolean | undefined;
   signal?: AbortSignal;
@@ -125,6 +127,7 @@ export class MicroBatcher {
 
   #row(seq: Sequence, count: number): BatchRow {
     const row: BatchRow = { seqId: seq.id, start: seq.sent, count };
+    if (seq.request.adapter) row.adapter = seq.request.adapter;
     if (seq.sent + count === seq.ids.length) {
       row.sampling = seq.request.sampling;
       if (seq.request.logprobs) row.logprobs = true;

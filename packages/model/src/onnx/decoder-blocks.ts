@@ -69,6 +69,8 @@ export class DecoderBlocks {
   #ropePositions: string | undefined;
   /** [B], the rows of the batch, read off `adapter_ids` once. */
   #batch: string | undefined;
+  /** [B, -1, in] by `in`: the shape that groups [B·T, in] rows by batch row, made once each. */
+  readonly #loraRowShapes = new Map<number, string>();
   readonly #eps: string;
   readonly #two: string;
 
@@ -153,10 +155,14 @@ export class DecoderBlocks {
       g.op('Gather', [initializer(g, name, 'float32', located), ids]);
     const a = stacked(loraStackTensor.a(tensor), stack.a);
     const b = stacked(loraStackTensor.b(tensor), stack.b);
-    this.#batch ??= g.op('Shape', [ids], {}, 'lora_batch');
-    const byRow = g.op('Concat', [this.#batch, g.ints('lora_rows_tail', [-1, inDim])], {
-      axis: attr.int(0),
-    });
+    let byRow = this.#loraRowShapes.get(inDim);
+    if (byRow === undefined) {
+      this.#batch ??= g.op('Shape', [ids], {}, 'lora_batch');
+      byRow = g.op('Concat', [this.#batch, g.ints('lora_rows_tail', [-1, inDim])], {
+        axis: attr.int(0),
+      });
+      this.#loraRowShapes.set(inDim, byRow);
+    }
     const rows = g.op('Reshape', [input, byRow], {}, 'lora_rows');
     const update = g.op('MatMul', [g.op('MatMul', [rows, a], {}, 'lora_down'), b], {}, 'lora_up');
     return g.op('Reshape', [update, g.ints('lora_flat', [-1, outDim])], {}, 'lora_update');

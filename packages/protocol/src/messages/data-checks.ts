@@ -13,6 +13,7 @@ import {
   type ForwardRow,
   MAX_BATCH_ROWS,
   MAX_GROUP_SIZE,
+  MAX_ROW_ADAPTER,
   type TokensMessage,
 } from './data.js';
 
@@ -92,7 +93,7 @@ function checkSampling(at: string, value: unknown): NonNullable<ForwardRow['samp
 function checkRow(value: unknown, r: number): ForwardRow {
   const at = `rows.${r}`;
   if (!isObject(value)) fail('forward', at, 'must be an object');
-  const { seqId, start, count, sampling, logprobs } = value;
+  const { seqId, start, count, sampling, logprobs, adapter } = value;
   if (!isId(seqId)) fail('forward', `${at}.seqId`, `must be 1-${MAX_NAME_LENGTH} characters`);
   if (!isCount(start)) fail('forward', `${at}.start`, 'must be an integer >= 0');
   if (!isCount(count) || count < 1) fail('forward', `${at}.count`, 'must be an integer >= 1');
@@ -101,6 +102,11 @@ function checkRow(value: unknown, r: number): ForwardRow {
   if (logprobs !== undefined) {
     if (typeof logprobs !== 'boolean') fail('forward', `${at}.logprobs`, 'must be a boolean');
     row.logprobs = logprobs;
+  }
+  if (adapter !== undefined) {
+    if (!isCount(adapter) || adapter < 1 || adapter > MAX_ROW_ADAPTER)
+      fail('forward', `${at}.adapter`, `must be an integer from 1 to ${MAX_ROW_ADAPTER}`);
+    row.adapter = adapter;
   }
   return row;
 }

@@ -10,6 +10,9 @@ import { bytesSchema, countSchema, errorMessageSchema, idSchema, tensorSchema } 
 /** Most rows (sequences) one micro-batch may carry. */
 export const MAX_BATCH_ROWS = 4096;
 
+/** Largest adapter index a row may name (the shards refuse any beyond those they serve). */
+export const MAX_ROW_ADAPTER = 1024;
+
 /** Sampling parameters, checked as `validateSampling` in `@swarmbee/core` checks them. */
 export const samplingSchema = z.object({
   /** 0 means greedy argmax. */
@@ -35,6 +38,8 @@ export const forwardRowSchema = z.object({
   sampling: samplingSchema.optional(),
   /** Return the sampled token's log-probability. */
   logprobs: z.boolean().optional(),
+  /** The served LoRA adapter the row runs with (n-th of the shards'); absent: the base. */
+  adapter: z.int().min(1).max(MAX_ROW_ADAPTER).optional(),
 });
 
 /**

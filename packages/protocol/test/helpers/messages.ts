@@ -223,7 +223,7 @@ export const DATA_SAMPLES: DataMessage[] = [
         sampling: { temperature: 0.7, topK: 40, topP: 0.9, seed: 42 },
         logprobs: true,
       },
-      { seqId: 'b', start: 0, count: 2 },
+      { seqId: 'b', start: 0, count: 2, adapter: 2 },
     ],
     tokens: int64Tensor(tokens, [2, 3]),
     sentAt: 1_700_000_000_000.5,
