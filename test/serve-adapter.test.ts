@@ -9,6 +9,7 @@
  *   micro-batches, and each gets the ids of its own model run in this process (merged weights).
  */
 import { join } from 'node:path';
+import type { CoordinatorOptions } from '@swarmbee/coordinator';
 import {
   AdapterBaseMismatchError,
   AdapterUnsupportedError,
@@ -28,31 +29,52 @@ import {
   synthesizeModel,
 } from '@swarmbee/model';
 import { FINETUNE_DEFAULTS } from '@swarmbee/train';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { CLI_BIN, runCli } from './helpers/cli.js';
 import { argmax } from './helpers/gpt2-reference.js';
 import { caseDir, loadReferenceCase, peftRoundtripLogits } from './helpers/peft-reference.js';
 
 const GREEDY = { temperature: 0, topK: 0, topP: 1 };
 
-t.test("merged: the cluster's greedy tokens with the adapter are PEFT's argmax", async (t) => {
-  const root = t.testdir();
+/**
+ * The tiny GQA reference in `root`, the adapter SwarmBee trained, and PEFT's logits with it
+ * at row r's last position (`lastLogits`).
+ */
+async function reference(root: string) {
   const c = await loadReferenceCase('tiny-gqa', root);
-  const adapter = await readPeftAdapter(join(caseDir('tiny-gqa'), 'trained-by-swarmbee'));
+  const trained = await readPeftAdapter(join(caseDir('tiny-gqa'), 'trained-by-swarmbee'));
   const peft = await peftRoundtripLogits('tiny-gqa');
   const { lengths, ids } = c.reference.eval;
   const vocab = c.dir.manifest.config.vocabSize;
   const width = Math.max(...lengths);
+  const lastLogits = (r: number) =>
+    peft.subarray((r * width + lengths[r]! - 1) * vocab, (r * width + lengths[r]!) * vocab);
+  return { c, trained, lengths, ids, lastLogits };
+}
 
+/** Two workers over the reference model, an even plan, and the adapters `coordinator` names. */
+async function startCluster(
+  t: Test,
+  c: { dir: LlamaModelDir },
+  root: string,
+  coordinator: Pick<CoordinatorOptions, 'adapter' | 'adapters'>,
+) {
   const cluster = await LocalCluster.start({
     model: c.dir,
     workers: 2,
     cliBin: CLI_BIN,
     cacheDir: join(root, 'cache'),
     workerOutput: 'ignore',
-    coordinator: { planning: { planner: 'even' }, adapter: { name: 'trained', adapter } },
+    coordinator: { planning: { planner: 'even' }, ...coordinator },
   });
   t.teardown(() => cluster.stop());
+  return cluster;
+}
+
+t.test("merged: the cluster's greedy tokens with the adapter are PEFT's argmax", async (t) => {
+  const root = t.testdir();
+  const { c, trained: adapter, lengths, ids, lastLogits } = await reference(root);
+  const cluster = await startCluster(t, c, root, { adapter: { name: 'trained', adapter } });
   const { coordinator } = cluster;
   t.equal(coordinator.plan?.stages.length, 2, 'two stages, each built with the adapter merged');
   t.equal(coordinator.modelName, `${c.dir.manifest.name}:trained`, 'served as <model>:<adapter>');
@@ -66,7 +88,7 @@ t.test("merged: the cluster's greedy tokens with the adapter are PEFT's argmax",
     '/v1/models lists it',
   );
   for (const [r, length] of lengths.entries()) {
-    const last = peft.subarray((r * width + length - 1) * vocab, (r * width + length) * vocab);
+    const last = lastLogits(r);
     const result = await coordinator.service.complete({
       prompt: ids[r]!.slice(0, length),
       maxTokens: 1,
@@ -117,27 +139,12 @@ async function inProcessIds(
 
 t.test('served beside the base: each request runs with the adapter its model names', async (t) => {
   const root = t.testdir();
-  const c = await loadReferenceCase('tiny-gqa', root);
-  const trained = await readPeftAdapter(join(caseDir('tiny-gqa'), 'trained-by-swarmbee'));
-  const peft = await peftRoundtripLogits('tiny-gqa');
-  const { lengths, ids } = c.reference.eval;
-  const vocab = c.dir.manifest.config.vocabSize;
-  const width = Math.max(...lengths);
+  const { c, trained, lengths, ids, lastLogits } = await reference(root);
   const base = c.dir.manifest.name;
   const adapters = { initial: c.initial, trained };
-
-  const cluster = await LocalCluster.start({
-    model: c.dir,
-    workers: 2,
-    cliBin: CLI_BIN,
-    cacheDir: join(root, 'cache'),
-    workerOutput: 'ignore',
-    coordinator: {
-      planning: { planner: 'even' },
-      adapters: Object.entries(adapters).map(([name, adapter]) => ({ name, adapter })),
-    },
+  const cluster = await startCluster(t, c, root, {
+    adapters: Object.entries(adapters).map(([name, adapter]) => ({ name, adapter })),
   });
-  t.teardown(() => cluster.stop());
   const { coordinator } = cluster;
   t.equal(coordinator.plan?.stages.length, 2, 'two stages, each serving both adapters');
   const models = (await (await fetch(`${cluster.apiUrl}/v1/models`)).json()) as {
@@ -185,10 +192,9 @@ t.test('served beside the base: each request runs with the adapter its model nam
         `row ${r}, ${name ?? 'base'}: the ids of the model run in this process`,
       );
     }
-    const last = peft.subarray((r * width + length - 1) * vocab, (r * width + length) * vocab);
     t.equal(
       answers[2]!.choices[0]!.token_ids[length],
-      argmax(last),
+      argmax(lastLogits(r)),
       `row ${r}: the trained adapter's first token is PEFT's argmax`,
     );
   }
@@ -253,49 +259,41 @@ t.test(
       seed: 3,
       out: join(root, 'other'),
     });
-    const start = (model: typeof c.dir, name: string) =>
+    /** A one-worker cluster with these adapters: every case here is refused before it starts. */
+    const start = (
+      model: typeof c.dir,
+      adapters: Pick<CoordinatorOptions, 'adapter' | 'adapters'>,
+    ) =>
       LocalCluster.start({
         model,
         workers: 1,
         cliBin: CLI_BIN,
         cacheDir: join(root, 'cache'),
         workerOutput: 'ignore',
-        coordinator: { adapter: { name, adapter } },
+        coordinator: adapters,
       });
-    await t.rejects(start(other, 'trained'), { code: AdapterBaseMismatchError.code });
-    const serve = (model: typeof c.dir, named: { name: string; adapter: LoraAdapter }[]) =>
-      LocalCluster.start({
-        model,
-        workers: 1,
-        cliBin: CLI_BIN,
-        cacheDir: join(root, 'cache'),
-        workerOutput: 'ignore',
-        coordinator: { adapters: named },
-      });
+    await t.rejects(start(other, { adapter: { name: 'trained', adapter } }), {
+      code: AdapterBaseMismatchError.code,
+    });
     await t.rejects(
-      serve(other, [{ name: 'trained', adapter }]),
+      start(other, { adapters: [{ name: 'trained', adapter }] }),
       { code: AdapterBaseMismatchError.code },
       'an adapter served beside the base is checked against it too',
     );
     await t.rejects(
-      serve(c.dir, [
-        { name: 'same', adapter },
-        { name: 'same', adapter: c.initial },
-      ]),
+      start(c.dir, {
+        adapters: [
+          { name: 'same', adapter },
+          { name: 'same', adapter: c.initial },
+        ],
+      }),
       { code: InvalidArgumentError.code, message: /two adapters are named "same"/ },
     );
     await t.rejects(
-      LocalCluster.start({
-        model: c.dir,
-        workers: 1,
-        cliBin: CLI_BIN,
-        cacheDir: join(root, 'cache'),
-        workerOutput: 'ignore',
-        coordinator: { adapter: { name: 'a', adapter }, adapters: [{ name: 'b', adapter }] },
-      }),
+      start(c.dir, { adapter: { name: 'a', adapter }, adapters: [{ name: 'b', adapter }] }),
       { code: InvalidArgumentError.code, message: /--merge-adapter and --adapter do not mix/ },
     );
-    await t.rejects(start(c.dir, 'two words'), {
+    await t.rejects(start(c.dir, { adapter: { name: 'two words', adapter } }), {
       code: InvalidArgumentError.code,
       message: /--adapter names its adapter "two words"/,
     });

@@ -1,8 +1,8 @@
 /**
- * The cluster half of `npm run bench -- finetune`: the same LoRA run on stories260K as
- * `swarmbee finetune --url` over local clusters of 1, 2 and 3 worker processes (even
- * layer ranges, 1F1B), against the run in one process with one stage, in alternating
- * rounds: training tokens/s, the loss against one process, and each pipeline's idle
+ * The cluster half of `npm run bench -- finetune`: the same LoRA run on stories260K (and on
+ * the 15M shape) as `swarmbee finetune --url` over local clusters of 1, 2 and 3 worker
+ * processes (even layer ranges, 1F1B), against the run in one process with one stage, in
+ * alternating rounds: training tokens/s, the loss against one process, and each pipeline's idle
  * fraction — 1 − Σ stage compute time / (stages × step time) — beside 1F1B's bubble,
  * (K − 1) / (M + K − 1) for K stages and M micro-batches a step.
  */
@@ -55,17 +55,33 @@ export function bubbleFraction(stages: number, microBatches: number): number {
   return (stages - 1) / (microBatches + stages - 1);
 }
 
+/** A model the cluster part trains, and how long. */
+export interface ClusterShape {
+  /** What the tables call it. */
+  name: string;
+  model: LlamaModelDir;
+  /** Steps of each run (and with --quick). */
+  steps: { full: number; quick: number };
+  /** Put before each row's label (metrics and checks are named by it): '' for the first shape. */
+  key: string;
+  chartFile: string;
+}
+
 export async function clusterPart(
   context: SuiteContext,
   root: string,
-  model: LlamaModelDir,
+  shape: ClusterShape,
 ): Promise<SuitePart> {
-  const steps = context.quick ? 6 : 16;
+  const { model } = shape;
+  const steps = context.quick ? shape.steps.quick : shape.steps.full;
   const rounds = context.quick ? 1 : 3;
+  const dir = (name: string) => join(root, `${shape.chartFile.replace('.svg', '')}-${name}`);
   const clusters = new Map<number, LocalCluster>();
   try {
     for (const row of ROWS.filter((r) => r.workers > 0)) {
-      context.progress(`finetune: starting a local cluster of ${row.workers} worker(s)`);
+      context.progress(
+        `finetune: ${shape.name}, starting a local cluster of ${row.workers} worker(s)`,
+      );
       const plan: Plan = {
         modelHash: model.manifest.modelHash,
         nLayers: model.manifest.config.nLayers,
@@ -82,7 +98,7 @@ export async function clusterPart(
           model,
           workers: row.workers,
           cliBin: context.cliBin,
-          cacheDir: join(root, `cluster-${row.workers}`),
+          cacheDir: dir(`cluster-${row.workers}`),
           threads: 1,
           workerOutput: 'ignore',
           coordinator: { plan },
@@ -93,8 +109,10 @@ export async function clusterPart(
       `--data ${FINETUNE_CORPUS} --targets all --lr 2e-3 --steps ${steps} --threads 1 --accumulation ${MICRO_BATCHES} --checkpoint-interval 0`,
     );
     const runs = await roundRobin(ROWS, rounds, (row, round) => {
-      context.progress(`finetune: ${row.label}, ${steps} steps (round ${round + 1}/${rounds})`);
-      const out = ['--out', join(root, `cluster-r${round}-${row.workers}`)];
+      context.progress(
+        `finetune: ${shape.name}, ${row.label}, ${steps} steps (round ${round + 1}/${rounds})`,
+      );
+      const out = ['--out', dir(`r${round}-${row.workers}`)];
       const where =
         row.workers === 0
           ? ['--model', model.path, '--stages', '1']
@@ -102,7 +120,11 @@ export async function clusterPart(
       return runFinetune(context.cliBin, [...where, ...out, ...flags], RUN_TIMEOUT_MS);
     });
     return assemble(
-      ROWS.map((row) => ({ row, runs: runs.get(row)! })),
+      shape,
+      ROWS.map((row) => ({
+        row: { ...row, label: `${shape.key}${row.label}` },
+        runs: runs.get(row)!,
+      })),
       steps,
       rounds,
     );
@@ -112,6 +134,7 @@ export async function clusterPart(
 }
 
 function assemble(
+  shape: ClusterShape,
   rows: { row: ClusterRow; runs: FinetuneProcessRun[] }[],
   steps: number,
   rounds: number,
@@ -132,7 +155,7 @@ function assemble(
     metrics,
     tables: [
       {
-        title: `Training on the cluster: stories260K, LoRA r=8 on all 7 projections, 16 sequences a step (${MICRO_BATCHES} micro-batches of 4), ${steps} steps, ${rounds} round(s); each worker 1 thread`,
+        title: `Training on the cluster: ${shape.name}, LoRA r=8 on all 7 projections, 16 sequences a step (${MICRO_BATCHES} micro-batches of 4), ${steps} steps, ${rounds} round(s); each worker 1 thread`,
         head: [
           'where',
           'tokens/s (median)',
@@ -164,15 +187,19 @@ function assemble(
       ),
     charts: [
       tokensChart(
-        'finetune-cluster.svg',
-        'stories260K LoRA training tokens/s: in process vs worker processes (2 cores)',
+        shape.chartFile,
+        `${shape.name} LoRA training tokens/s: in process vs worker processes (2 cores)`,
         rows,
       ),
     ],
-    notes: [
-      '`swarmbee finetune --url` against `LocalCluster`s (the coordinator in the bench process, workers as `swarmbee worker` processes, a given plan of even layer ranges), alternating rounds with the in-process run; the loss is the first round’s.',
-      'Idle fraction: 1 − Σ over stages of forward + backward compute time (each stage’s own counters) / (stages × the steps’ wall time) — waiting for the neighbour stage, the hand-offs through the coordinator and the optimizer update. 1F1B’s bubble (K − 1) / (M + K − 1) is what equal stages with free hand-offs would leave idle.',
-      'All processes share this machine’s 2 cores: more workers add hand-offs, not compute, so the rows measure the distributed step’s overhead, not the speed-up devices would bring.',
-    ],
+    // Said once, with the first shape.
+    notes:
+      shape.key !== ''
+        ? []
+        : [
+            '`swarmbee finetune --url` against `LocalCluster`s (the coordinator in the bench process, workers as `swarmbee worker` processes, a given plan of even layer ranges), alternating rounds with the in-process run; the loss is the first round’s.',
+            'Idle fraction: 1 − Σ over stages of forward + backward compute time (each stage’s own counters) / (stages × the steps’ wall time) — waiting for the neighbour stage, the hand-offs through the coordinator and the optimizer update. 1F1B’s bubble (K − 1) / (M + K − 1) is what equal stages with free hand-offs would leave idle.',
+            'All processes share this machine’s 2 cores: more workers add hand-offs, not compute, so the rows measure the distributed step’s overhead, not the speed-up devices would bring.',
+          ],
   };
 }

@@ -10,7 +10,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError, ModelDirInvalidError } from '@swarmbee/core';
-import { importLlama2c, type LlamaModelDir } from '@swarmbee/model';
+import {
+  cachedSynthModel,
+  importLlama2c,
+  type LlamaModelDir,
+  requireLlamaDir,
+} from '@swarmbee/model';
 import { clusterPart } from '../finetune/cluster-part.js';
 import { federatedPart } from '../finetune/federated-part.js';
 import { pipelinePart } from '../finetune/pipeline-part.js';
@@ -32,7 +37,7 @@ export const FINETUNE_SUITE_PARTS = [
 export const finetuneSuite: Suite = {
   name: 'finetune',
   describe:
-    'parts (--parts, default all): pipeline — LoRA training of stories260K over 1-3 in-process stages (tokens/s, loss vs 1 stage, perplexity before/after); cluster — the same over 1-3 worker processes (finetune --url: tokens/s vs in process, loss, idle fraction vs 1F1B bubble); federated — 4 data owners with different data in rounds (FedAvg, FedProx, the UCB bandit): owners’ loss by round against one site with all records, bytes per round, arms played; resources — activation memory, quantized bases; serving — decode tokens/s of 8 streams with adapters merged or served unmerged (base and mixed rows), fp32 and int8',
+    'parts (--parts, default all): pipeline — LoRA training of stories260K over 1-3 in-process stages (tokens/s, loss vs 1 stage, perplexity before/after); cluster — the same over 1-3 worker processes, then the 15M shape likewise (finetune --url: tokens/s vs in process, loss, idle fraction vs 1F1B bubble); federated — 4 data owners with different data in rounds (FedAvg, FedProx, the UCB bandit): owners’ loss by round against one site with all records, bytes per round, arms played; resources — activation memory, quantized bases; serving — decode tokens/s of 8 streams with adapters merged or served unmerged (base and mixed rows), fp32 and int8',
   async run(context) {
     const started = Date.now();
     const stories = {
@@ -63,7 +68,25 @@ export const finetuneSuite: Suite = {
       }
       if (parts.includes('cluster')) {
         model ??= await importLlama2c({ ...stories, out: join(root, 's260k') });
-        done.push(await clusterPart(context, root, model));
+        done.push(
+          await clusterPart(context, root, {
+            name: 'stories260K',
+            model,
+            steps: { full: 16, quick: 6 },
+            key: '',
+            chartFile: 'finetune-cluster.svg',
+          }),
+        );
+        const small = requireLlamaDir(await cachedSynthModel('small'), 'finetune bench');
+        done.push(
+          await clusterPart(context, root, {
+            name: '15M shape (dim 288, 6 layers, random weights)',
+            model: small,
+            steps: { full: 4, quick: 2 },
+            key: '15M shape: ',
+            chartFile: 'finetune-cluster-15m.svg',
+          }),
+        );
       }
       if (parts.includes('federated')) {
         model ??= await importLlama2c({ ...stories, out: join(root, 's260k') });
