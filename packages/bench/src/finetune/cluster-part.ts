@@ -34,10 +34,13 @@ interface ClusterRow {
   label: string;
   /** Worker processes; 0: the in-process run. */
   workers: number;
+  /** onnxruntime threads of the in-process run. Default 1, as each worker's. */
+  threads?: number;
 }
 
 const ROWS: ClusterRow[] = [
   { label: 'in process, 1 stage', workers: 0 },
+  { label: 'in process, 1 stage, 2 threads', workers: 0, threads: 2 },
   { label: '1 worker', workers: 1 },
   { label: '2 workers, 1F1B', workers: 2 },
   { label: '3 workers, 1F1B', workers: 3 },
@@ -106,17 +109,17 @@ export async function clusterPart(
       );
     }
     const flags = words(
-      `--data ${FINETUNE_CORPUS} --targets all --lr 2e-3 --steps ${steps} --threads 1 --accumulation ${MICRO_BATCHES} --checkpoint-interval 0`,
+      `--data ${FINETUNE_CORPUS} --targets all --lr 2e-3 --steps ${steps} --accumulation ${MICRO_BATCHES} --checkpoint-interval 0 --truncate`,
     );
     const runs = await roundRobin(ROWS, rounds, (row, round) => {
       context.progress(
         `finetune: ${shape.name}, ${row.label}, ${steps} steps (round ${round + 1}/${rounds})`,
       );
-      const out = ['--out', dir(`r${round}-${row.workers}`)];
+      const out = ['--out', dir(`r${round}-${row.workers}-${row.threads ?? 1}`)];
       const where =
         row.workers === 0
-          ? ['--model', model.path, '--stages', '1']
-          : ['--url', clusters.get(row.workers)!.apiUrl];
+          ? ['--model', model.path, '--stages', '1', '--threads', String(row.threads ?? 1)]
+          : ['--url', clusters.get(row.workers)!.apiUrl, '--threads', '1'];
       return runFinetune(context.cliBin, [...where, ...out, ...flags], RUN_TIMEOUT_MS);
     });
     return assemble(
@@ -175,7 +178,7 @@ function assemble(
       },
     ],
     checks: rows
-      .slice(1)
+      .filter(({ row }) => row.workers > 0)
       .map(({ row, runs }) =>
         check(
           `loss of ${row.label} vs in process`,
