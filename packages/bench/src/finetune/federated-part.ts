@@ -86,7 +86,8 @@ export async function federatedPart(
   root: string,
   model: LlamaModelDir,
 ): Promise<SuitePart> {
-  const rounds = context.quick ? 3 : 8;
+  // 16 rounds: past the bandit's first pass over its arms (4, or 8 with pruning arms).
+  const rounds = context.quick ? 3 : 16;
   const localSteps = 4;
   const files = await ownerData(root);
   const settings = words(
