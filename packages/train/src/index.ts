@@ -18,7 +18,7 @@ export {
   type OwnerUpdate,
   truncateRank,
 } from './federated/aggregate.js';
-export { type FederatedArm, UcbBandit } from './federated/bandit.js';
+export { type FederatedArm, roundRelativeRewards, UcbBandit } from './federated/bandit.js';
 export {
   type LocalRoundResult,
   type LocalRoundSettings,

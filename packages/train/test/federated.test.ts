@@ -16,6 +16,7 @@ import {
   federatedAverage,
   finetune,
   type LocalRoundSettings,
+  roundRelativeRewards,
   trainLocalRound,
   truncateRank,
   UcbBandit,
@@ -200,6 +201,55 @@ t.test('UCB: every arm once, then the one with the best reward', async (t) => {
   t.ok(counts[1]! > counts[0]! + counts[2]!, `the best arm is played most: ${counts}`);
   bandit.record(0, Number.NaN);
   t.equal(bandit.summary()[0]!.pulls, counts[0]! + 1, 'a non-finite reward counts as 0');
+});
+
+t.test('UCB over rounds whose rewards all fall: relative rewards find the best arm', async (t) => {
+  const arms = [4, 8, 16].map((localSteps) => ({ localSteps, rank: 8, prunedLayers: 0 }));
+  t.same(
+    [0, 1, 2].map((first) => {
+      const bandit = new UcbBandit(arms, { firstArm: first });
+      const order: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const arm = bandit.choose();
+        order.push(arm);
+        bandit.record(arm, 1);
+      }
+      return order;
+    }),
+    [
+      [0, 1, 2],
+      [1, 2, 0],
+      [2, 0, 1],
+    ],
+    'each owner starts its first pass at its own arm',
+  );
+  t.same(
+    roundRelativeRewards([3, 1, Number.NaN]),
+    [3, 1, 0].map((r) => (r - (3 + 1 + 0) / 3) / ((3 + 1 + 0) / 3)),
+    'each reward less the round mean, over the mean magnitude; a non-finite one as 0',
+  );
+  t.same(roundRelativeRewards([5]), [5], 'one owner: its reward as it is');
+
+  // Three owners, one bandit each; arm 1 gains 1.5× the others, and every reward halves
+  // each round (the loss falls). Raw rewards favour whatever was played first.
+  const simulate = (relative: boolean) => {
+    const bandits = [0, 1, 2].map((first) => new UcbBandit(arms, { firstArm: first }));
+    for (let round = 0; round < 24; round++) {
+      const played = bandits.map((b) => b.choose());
+      const rewards = played.map((arm) => (arm === 1 ? 1.5 : 1) * 0.5 ** round);
+      const fed = relative ? roundRelativeRewards(rewards) : rewards;
+      for (const [i, b] of bandits.entries()) b.record(played[i]!, fed[i]!);
+    }
+    return bandits.map((b) => b.summary().map((s) => s.pulls));
+  };
+  const mostPlayed = (pulls: number[]) => pulls.indexOf(Math.max(...pulls));
+  for (const pulls of simulate(true))
+    t.equal(mostPlayed(pulls), 1, `relative: arm 1 played most (${pulls.join(', ')})`);
+  const raw = simulate(false);
+  t.notOk(
+    raw.every((pulls) => mostPlayed(pulls) === 1),
+    `raw falling rewards: not for every owner (${raw.map((p) => p.join(', ')).join('; ')})`,
+  );
 });
 
 t.test('an owner that pruned a layer has no say in it', async (t) => {

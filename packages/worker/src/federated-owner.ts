@@ -4,15 +4,16 @@
  * on its own data with the whole model it holds, and sends back only the adapter and a
  * few figures (`fed.update`); the records never leave it. One round at a time.
  */
-import { asSwarmBeeError, TrainingBusyError } from '@swarmbee/core';
+
+import { TrainingBusyError } from '@swarmbee/core';
 import type { LlamaModelDir, LoraTarget } from '@swarmbee/model';
 import {
   arraysFromWire,
   arraysToWire,
   type ControlMessage,
-  errorMessageFor,
   type FedRoundMessage,
 } from '@swarmbee/protocol';
+import { sendErrorReply } from './error-reply.js';
 import { publishWorkerEvent, WORKER_EVENTS } from './events.js';
 
 export interface DataOwnerOptions {
@@ -91,11 +92,8 @@ export class FederatedOwner {
     }
   }
 
+  /** The round closes without this owner (and without it, if the coordinator is gone). */
   #fail(round: FedRoundMessage, error: unknown): void {
-    try {
-      this.send(errorMessageFor(asSwarmBeeError(error), { requestId: round.requestId }));
-    } catch {
-      // The coordinator is gone; the round closes without this owner.
-    }
+    sendErrorReply(this.send, error, { requestId: round.requestId });
   }
 }

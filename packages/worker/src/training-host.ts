@@ -6,12 +6,8 @@
  * worker loads another stage, loses its coordinator or stops. Every request is answered
  * by its reply or by an `error` carrying its requestId.
  */
-import {
-  AdapterUnsupportedError,
-  asSwarmBeeError,
-  EngineClosedError,
-  InvalidArgumentError,
-} from '@swarmbee/core';
+
+import { AdapterUnsupportedError, EngineClosedError, InvalidArgumentError } from '@swarmbee/core';
 import { ThreadedTrainingStage, type TrainingStage } from '@swarmbee/engine';
 import { readShardManifest, type TrainingShard } from '@swarmbee/model';
 import {
@@ -21,7 +17,6 @@ import {
   type Channel,
   type ControlMessage,
   type DataMessage,
-  errorMessageFor,
   readArray,
   stateFromWire,
   stateToWire,
@@ -31,6 +26,7 @@ import {
   type TrainLoadMessage,
   toWireArray,
 } from '@swarmbee/protocol';
+import { sendErrorReply } from './error-reply.js';
 import { publishWorkerEvent, WORKER_EVENTS } from './events.js';
 import { checkMemoryFit } from './memory-fit.js';
 import { StageLinks } from './training-links.js';
@@ -92,16 +88,12 @@ export class TrainingHost {
       if (message.type === 'train.load') await this.#load(message);
       else await this.#call(message);
     } catch (error) {
-      const coded = asSwarmBeeError(error);
-      const stage = this.#options.loaded()?.stage;
-      try {
-        this.#options.send({
-          ...errorMessageFor(coded, { requestId: message.requestId }),
-          ...(stage === undefined ? {} : { stage }),
-        });
-      } catch {
-        // The coordinator is gone; it learns from the closed connection.
-      }
+      sendErrorReply(
+        this.#options.send,
+        error,
+        { requestId: message.requestId },
+        this.#options.loaded()?.stage,
+      );
     }
   }
 

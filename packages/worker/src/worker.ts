@@ -3,6 +3,7 @@
  * it in its disk cache), loads it, and serves forward passes on the data plane.
  * The control connection is re-established when the coordinator goes away.
  */
+
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -30,6 +31,7 @@ import {
 } from '@swarmbee/protocol';
 import { reachableHost } from './advertise.js';
 import { deviceFacts } from './device.js';
+import { sendErrorReply } from './error-reply.js';
 import { publishWorkerEvent, WORKER_EVENTS } from './events.js';
 import { FederatedOwner } from './federated-owner.js';
 import { checkMemoryFit, kvBudgetOf, stageMemoryBytes } from './memory-fit.js';
@@ -428,15 +430,13 @@ export class WorkerDaemon {
   }
 
   #sendError(error: SwarmBeeError, batchId?: number): void {
-    const stage = error.stage ?? this.#runner?.stage;
-    try {
-      this.#control?.send({
-        ...errorMessageFor(error, batchId === undefined ? {} : { batchId }),
-        ...(stage === undefined ? {} : { stage }),
-      });
-    } catch {
-      // The coordinator is gone; it will learn from the closed connection.
-    }
+    const control = this.#control;
+    sendErrorReply(
+      control && ((message) => control.send(message)),
+      error,
+      batchId === undefined ? {} : { batchId },
+      error.stage ?? this.#runner?.stage,
+    );
   }
 
   stats(): Record<string, number> {

@@ -5,7 +5,7 @@
  * (`fed.update`), and the coordinator aggregates — FedAvg weighted by the owners' examples;
  * with `proximalMu` > 0 the owners train FedProx's objective. Per owner, a UCB bandit picks
  * the round's local steps and LoRA rank, rewarded by the loss decrease per second of the
- * owner's time (FedSpine). An owner that fails or disappears mid-round is left out of that
+ * owner's time (FedSpine), relative to the other owners' in the same round. An owner that fails or disappears mid-round is left out of that
  * round, which closes with the others.
  */
 import {
@@ -22,6 +22,7 @@ import {
   type FinetuneSettings,
   federatedAverage,
   type OwnerUpdate,
+  roundRelativeRewards,
   truncateRank,
   UcbBandit,
 } from '@swarmbee/train';
@@ -160,7 +161,8 @@ export async function runFederated(
           throw new AdapterBaseMismatchError(
             `data owner ${link.name} holds model ${link.dataOwner?.modelHash.slice(0, 12)}, not ${modelHash.slice(0, 12)}`,
           );
-        const bandit = bandits.get(link.name) ?? new UcbBandit(arms);
+        // Owners start their first pass over the arms at different arms (see bandit.ts).
+        const bandit = bandits.get(link.name) ?? new UcbBandit(arms, { firstArm: bandits.size });
         bandits.set(link.name, bandit);
         const armIndex = bandit.choose();
         const arm = arms[armIndex]!;
@@ -200,7 +202,6 @@ export async function runFederated(
         bytesReceived += byteSize(trained);
         const seconds = update.trainMs / 1000;
         const reward = (update.lossBefore - update.lossAfter) / Math.max(seconds, 1e-3);
-        bandit.record(armIndex, reward);
         const figures: OwnerRound = {
           owner: link.name,
           examples: update.examples,
@@ -212,15 +213,21 @@ export async function runFederated(
           seconds,
           reward,
         };
-        return { figures, update: { adapter: trained, examples: update.examples } };
+        return {
+          figures,
+          played: { bandit, armIndex },
+          update: { adapter: trained, examples: update.examples },
+        };
       }),
     );
     const updates: OwnerUpdate[] = [];
     const figures: OwnerRound[] = [];
+    const played: { bandit: UcbBandit; armIndex: number }[] = [];
     results.forEach((result, i) => {
       if (result.status === 'fulfilled') {
         updates.push(result.value.update);
         figures.push(result.value.figures);
+        played.push(result.value.played);
       } else {
         const error = asSwarmBeeError(result.reason);
         dropped.push({ owner: present[i]!.name, code: error.code, message: error.message });
@@ -230,6 +237,9 @@ export async function runFederated(
       throw new ClusterUnavailableError(
         `round ${round + 1}: ${updates.length} of the ${minOwners} data owner(s) it needs answered (${dropped.map((d) => `${d.owner}: ${d.code}`).join('; ') || 'none connected'})`,
       );
+    // Each bandit learns from its owner's reward relative to the round's (see bandit.ts).
+    const relative = roundRelativeRewards(figures.map((f) => f.reward));
+    for (const [i, { bandit, armIndex }] of played.entries()) bandit.record(armIndex, relative[i]!);
     global = federatedAverage(global, updates, config);
     const total = figures.reduce((sum, f) => sum + f.examples, 0);
     const event = {

@@ -4,6 +4,11 @@
  * the owner bought per second of its time. Every arm is tried once first; then the arm
  * with the highest mean reward plus √(2 ln t / n) wins, rewards scaled by the largest
  * magnitude seen so far so the exploration term keeps its meaning whatever their unit.
+ *
+ * That reward falls round by round as the loss falls, for every arm alike, so the arms tried
+ * first would look best forever. The rounds therefore feed each owner's reward relative to the
+ * round's ({@link roundRelativeRewards}), and the owners' bandits try their arms in staggered
+ * orders (`firstArm`), so that each round compares different arms at the same point of training.
  */
 import { InvalidArgumentError } from '@swarmbee/core';
 
@@ -22,16 +27,25 @@ export class UcbBandit {
   #scale = 0;
   #total = 0;
 
-  constructor(readonly arms: readonly FederatedArm[]) {
+  readonly #firstArm: number;
+
+  /** `firstArm`: where the first pass over the untried arms starts (then in order, wrapping). Default 0. */
+  constructor(
+    readonly arms: readonly FederatedArm[],
+    options: { firstArm?: number } = {},
+  ) {
     if (arms.length === 0) throw new InvalidArgumentError('a bandit needs at least one arm');
     this.#pulls = arms.map(() => 0);
     this.#sums = arms.map(() => 0);
+    this.#firstArm = (options.firstArm ?? 0) % arms.length;
   }
 
-  /** The arm to play next (the first untried one, then the best upper bound). */
+  /** The arm to play next (the next untried one from `firstArm`, then the best upper bound). */
   choose(): number {
-    const untried = this.#pulls.indexOf(0);
-    if (untried >= 0) return untried;
+    for (let k = 0; k < this.arms.length; k++) {
+      const i = (this.#firstArm + k) % this.arms.length;
+      if (this.#pulls[i] === 0) return i;
+    }
     let best = 0;
     let bestBound = Number.NEGATIVE_INFINITY;
     for (let i = 0; i < this.arms.length; i++) {
@@ -62,4 +76,19 @@ export class UcbBandit {
       meanReward: this.#pulls[i] ? this.#sums[i]! / this.#pulls[i]! : 0,
     }));
   }
+}
+
+/**
+ * The owners' rewards of one round relative to the round: each less their mean, over their
+ * mean magnitude (non-finite ones count as 0). What every arm gains or loses by the round —
+ * the loss and its decrease falling, for all — cancels, in size too; what stays is how much
+ * better or worse this owner's arm did than the others' arms did in the same round. A round
+ * with one owner gives its reward as it is.
+ */
+export function roundRelativeRewards(rewards: readonly number[]): number[] {
+  const finite = rewards.map((r) => (Number.isFinite(r) ? r : 0));
+  if (finite.length < 2) return finite;
+  const mean = finite.reduce((sum, r) => sum + r, 0) / finite.length;
+  const magnitude = finite.reduce((sum, r) => sum + Math.abs(r), 0) / finite.length;
+  return finite.map((r) => (magnitude > 0 ? (r - mean) / magnitude : 0));
 }
