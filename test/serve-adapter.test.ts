@@ -262,7 +262,7 @@ t.test(
     /** A one-worker cluster with these adapters: every case here is refused before it starts. */
     const start = (
       model: typeof c.dir,
-      adapters: Pick<CoordinatorOptions, 'adapter' | 'adapters'>,
+      adapters: Pick<CoordinatorOptions, 'adapter' | 'adapters' | 'planning'>,
     ) =>
       LocalCluster.start({
         model,
@@ -292,6 +292,14 @@ t.test(
     await t.rejects(
       start(c.dir, { adapter: { name: 'a', adapter }, adapters: [{ name: 'b', adapter }] }),
       { code: InvalidArgumentError.code, message: /--merge-adapter and --adapter do not mix/ },
+    );
+    await t.rejects(
+      start(c.dir, {
+        adapters: [{ name: 'a', adapter }],
+        planning: { planner: 'dp', parallelism: 'hybrid' },
+      }),
+      { code: InvalidArgumentError.code, message: /--parallelism hybrid plans tensor-parallel/ },
+      'tensor-parallel members serve no adapter: refused before anything starts',
     );
     await t.rejects(start(c.dir, { adapter: { name: 'two words', adapter } }), {
       code: InvalidArgumentError.code,

@@ -146,6 +146,11 @@ export function checkCoordinatorOptions(options: CoordinatorOptions): void {
     checkAdapterNames([options.adapter.name]);
     checkMergeable(requireLlamaDir(options.model, '--merge-adapter'), options.adapter.adapter);
   }
+  const parallelism = options.planning?.parallelism ?? 'pipeline';
+  if ((options.adapter || options.adapters?.length) && parallelism !== 'pipeline')
+    throw new InvalidArgumentError(
+      `--parallelism ${parallelism} plans tensor-parallel groups, whose members serve the base weights only; serve adapters with --parallelism pipeline`,
+    );
   if (options.adapters?.length) {
     // Every adapter checked against the model now, before any shard is built.
     const model = requireLlamaDir(options.model, '--adapter');
