@@ -93,6 +93,7 @@ export {
   MAX_SERVED_ADAPTERS,
   type NamedAdapter,
   planLoraStacks,
+  servedAdapterLayerBytes,
   servedAdaptersId,
 } from './lora/served-adapters.js';
 export { cachedSynthModel, cacheRoot } from './model-cache.js';

@@ -15,8 +15,10 @@ import {
   MAX_SERVED_ADAPTERS,
   planLoraStacks,
   SYNTH_PRESETS,
+  servedAdapterLayerBytes,
   servedAdaptersId,
   synthesizeModel,
+  writeShard,
 } from '@swarmbee/model';
 import t from 'tap';
 
@@ -34,7 +36,8 @@ function filled(adapter: LoraAdapter, seed: number): LoraAdapter {
 }
 
 t.test('stacks: one per adapted tensor in range, targets side by side, widest rank', async (t) => {
-  const dir = await synthesizeModel({ config, seed: 1, out: t.testdir() });
+  const root = t.testdir();
+  const dir = await synthesizeModel({ config, seed: 1, out: join(root, 'model') });
   const { manifest } = dir;
   const x = filled(
     initLoraAdapter({ rank: 2, alpha: 4, targets: ['q_proj', 'v_proj'], layers: [0] }, manifest, 1),
@@ -110,6 +113,21 @@ t.test('stacks: one per adapted tensor in range, targets side by side, widest ra
       );
     }
   }
+  // What a plan counts is what the shards add: the stacks after the base weights.
+  const range = { start: 0, end: 2 };
+  const base = await writeShard(dir, range, join(root, 'base'));
+  const served = await writeShard(dir, range, join(root, 'served'), undefined, { adapters });
+  const weights = (m: typeof base) => m.files.find((f) => f.name === 'weights.bin')!.bytes;
+  const perLayer = servedAdapterLayerBytes(adapters, manifest);
+  t.equal(perLayer.length, config.nLayers);
+  const added = weights(served) - weights(base);
+  const counted = perLayer.slice(0, 2).reduce((n, b) => n + b, 0);
+  t.ok(
+    added >= counted && added - counted <= 3 * 2 * stacks.length,
+    `servedAdapterLayerBytes counts the ${added} bytes the stacks add (${counted}, alignment aside)`,
+  );
+  t.same(perLayer.slice(2), new Array(config.nLayers - 2).fill(0), 'layers no adapter touches: 0');
+
   t.not(
     servedAdaptersId(adapters),
     servedAdaptersId([...adapters].reverse()),

@@ -18,7 +18,12 @@ import {
   modelSummaryFromManifest,
   SWARMBEE_VERSION,
 } from '@swarmbee/core';
-import type { ModelDir, ProgressFn } from '@swarmbee/model';
+import {
+  type ModelDir,
+  type ProgressFn,
+  requireLlamaDir,
+  servedAdapterLayerBytes,
+} from '@swarmbee/model';
 import {
   type ClientTlsOptions,
   connectShaped,
@@ -165,7 +170,7 @@ export async function profileCluster(options: ProfileClusterOptions): Promise<Cl
     step(`link coordinator -> ${from.name}`);
   }
   return {
-    model: modelSummaryFromManifest(model.manifest),
+    model: servedSummary(model, store),
     devices,
     links,
     createdAt: new Date().toISOString(),
@@ -173,6 +178,26 @@ export async function profileCluster(options: ProfileClusterOptions): Promise<Cl
       swarmbee: SWARMBEE_VERSION,
       node: process.version,
     },
+  };
+}
+
+/**
+ * The model as its shards serve it: each layer's weights, plus the stacks of the adapters the
+ * shards serve beside them (`coordinator --adapter`), so that plans count their memory.
+ */
+function servedSummary(model: ModelDir, store: ShardStore): ClusterProfile['model'] {
+  const summary = modelSummaryFromManifest(model.manifest);
+  if (store.adapters.length === 0) return summary;
+  const stacks = servedAdapterLayerBytes(
+    store.adapters,
+    requireLlamaDir(model, '--adapter').manifest,
+  );
+  return {
+    ...summary,
+    layers: summary.layers.map((layer, i) => ({
+      ...layer,
+      paramBytes: layer.paramBytes + stacks[i]!,
+    })),
   };
 }
 

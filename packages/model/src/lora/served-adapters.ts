@@ -48,8 +48,9 @@ export interface StackSlot {
 
 /** The stacked adapters of one base tensor [out, in]. */
 export interface LoraStack {
-  /** The base tensor (canonical name). */
+  /** The base tensor (canonical name), and the layer it belongs to. */
   tensor: string;
+  layer: number;
   inDim: number;
   outDim: number;
   /** Stacked rank R: the slots' ranks side by side. */
@@ -127,7 +128,14 @@ export function planLoraStacks(
       return slot;
     });
     const { layer, inDim } = modules[0]!;
-    stacks.push({ tensor, inDim, outDim: tensorRows(manifest.config, layer, tensor), rank, slots });
+    stacks.push({
+      tensor,
+      layer,
+      inDim,
+      outDim: tensorRows(manifest.config, layer, tensor),
+      rank,
+      slots,
+    });
   }
   // Layer by layer, each layer's tensors in the order its targets are listed.
   const order = (stack: LoraStack) => {
@@ -183,4 +191,23 @@ function tensorRows(config: LlamaConfig, layer: number, tensor: string): number 
     if (place.tensor === tensor) rows = Math.max(rows, place.rowOffset + place.outDim);
   }
   return rows;
+}
+
+/**
+ * The bytes each layer's stacks add to a shard serving `adapters` (fp32 A and B of every
+ * slot, the base's zeros included), by layer: what a plan must count beside the layer's
+ * own weights. (Their 4-byte alignment adds at most 3 bytes a tensor, not counted.)
+ */
+export function servedAdapterLayerBytes(
+  adapters: readonly NamedAdapter[],
+  manifest: LlamaManifest,
+): number[] {
+  const { nLayers } = manifest.config;
+  const bytes = new Array<number>(nLayers).fill(0);
+  if (adapters.length === 0) return bytes;
+  for (const stack of planLoraStacks(adapters, manifest, { start: 0, end: nLayers })) {
+    const { a, b } = loraStackDims(stack, adapters.length);
+    bytes[stack.layer]! += 4 * (a[0] * a[1] * a[2] + b[0] * b[1] * b[2]);
+  }
+  return bytes;
 }
