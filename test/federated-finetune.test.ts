@@ -1,14 +1,14 @@
 /**
  * `swarmbee finetune --url --federated` as users run it: a coordinator serving stories260K
  * on one worker, and data owners — workers started with `--train-data` and `--model`, each
- * with its own half of the lighthouse stories. Rounds train on the owners, the coordinator
+ * with its own half of the lighthouse stories, the second on an int8 copy of the model. Rounds train on the owners, the coordinator
  * aggregates, the owners' loss falls, the adapter loads, and no record reaches the
  * coordinator. With the bandit on, each owner tries its arms. An owner killed mid-round is
  * left out of that round, which closes with the other owner; the run finishes.
  */
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readPeftAdapter } from '@swarmbee/model';
+import { openModelDir, quantizeModel, readPeftAdapter, requireLlamaDir } from '@swarmbee/model';
 import { type RoundStartedEvent, WORKER_EVENTS } from '@swarmbee/worker';
 import t from 'tap';
 import { importStories260k, runCli } from './helpers/cli.js';
@@ -48,6 +48,9 @@ t.test('federated rounds over two data owners', async (t) => {
   const model = await importStories260k(root);
   const records = (await readFile(join(CORPUS, 'lighthouse.jsonl'), 'utf8')).trim().split('\n');
   const halves = [records.slice(0, 18), records.slice(18)];
+  // The second owner holds an int8 copy: a quantized model takes the same adapter.
+  const int8 = join(root, 'stories260k-int8');
+  await quantizeModel(requireLlamaDir(await openModelDir(model), 'test'), { bits: 8, out: int8 });
   const cluster = await startCluster({ model, workers: 1, root });
   t.teardown(() => cluster.stop());
   const env = { SWARMBEE_TOKEN: cluster.token };
@@ -69,7 +72,7 @@ t.test('federated rounds over two data owners', async (t) => {
         '--train-data',
         data,
         '--model',
-        model,
+        i === 0 ? model : int8,
         '--threads',
         '1',
         '--log-format',

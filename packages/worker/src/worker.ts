@@ -14,6 +14,7 @@ import {
   EngineClosedError,
   fromWire,
   InvalidArgumentError,
+  type LlamaManifest,
   type SwarmBeeError,
 } from '@swarmbee/core';
 import {
@@ -259,7 +260,7 @@ export class WorkerDaemon {
           dataUrl: this.dataUrl,
           cachedShards,
           ...(this.#options.dataOwner
-            ? { dataOwner: { modelHash: this.#options.dataOwner.model.manifest.modelHash } }
+            ? { dataOwner: ownedModel(this.#options.dataOwner.model.manifest) }
             : {}),
         });
       } catch (error) {
@@ -509,4 +510,14 @@ async function within(work: Promise<unknown> | undefined, ms: number): Promise<v
     }),
   ]);
   clearTimeout(timer);
+}
+
+/** What a data owner registers of its model: its hash, and the model it was quantized from. */
+function ownedModel(manifest: LlamaManifest): { modelHash: string; quantizedFrom?: string } {
+  const origin = manifest.derivedFrom;
+  const quantized = origin?.steps.every((step) => step.kind === 'quantize') ?? false;
+  return {
+    modelHash: manifest.modelHash,
+    ...(origin && quantized ? { quantizedFrom: origin.fromModelHash } : {}),
+  };
 }

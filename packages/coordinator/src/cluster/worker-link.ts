@@ -33,7 +33,7 @@ export class WorkerLink {
   readonly #waiters = new Set<Waiter>();
   readonly #errorListeners = new Set<(error: SwarmBeeError) => void>();
   /** Set for a data owner (`--train-data`): the model it holds; it takes no stage. */
-  dataOwner?: { modelHash: string };
+  dataOwner?: { modelHash: string; quantizedFrom?: string };
   /** Failures of micro-batches the worker reports (batchId set). */
   onBatchError?: (error: ErrorMessage) => void;
   #closedError?: SwarmBeeError;

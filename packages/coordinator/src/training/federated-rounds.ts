@@ -157,7 +157,9 @@ export async function runFederated(
     let bytesReceived = 0;
     const results = await Promise.allSettled(
       present.map(async (link) => {
-        if (link.dataOwner?.modelHash !== modelHash)
+        // The model itself, or a quantized copy of it (the adapter applies to the same layers).
+        const owned = link.dataOwner;
+        if (owned?.modelHash !== modelHash && owned?.quantizedFrom !== modelHash)
           throw new AdapterBaseMismatchError(
             `data owner ${link.name} holds model ${link.dataOwner?.modelHash.slice(0, 12)}, not ${modelHash.slice(0, 12)}`,
           );

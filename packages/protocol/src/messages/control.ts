@@ -59,10 +59,13 @@ export const registerSchema = z.object({
   /** Shards already on the worker's disk, so the coordinator need not send them again. */
   cachedShards: z.array(sha256Schema).max(MAX_CACHED_SHARDS),
   /**
-   * A data owner (`swarmbee worker --train-data`): it holds the whole model (this hash) and
-   * its own training data, trains in federated rounds, and takes no inference stage.
+   * A data owner (`swarmbee worker --train-data`): it holds the whole model (this hash; with
+   * `quantizedFrom`, a quantized copy of that model) and its own training data, trains in
+   * federated rounds, and takes no inference stage.
    */
-  dataOwner: z.object({ modelHash: sha256Schema }).optional(),
+  dataOwner: z
+    .object({ modelHash: sha256Schema, quantizedFrom: sha256Schema.optional() })
+    .optional(),
 });
 
 /** Coordinator → worker: accepted, under this id. */
