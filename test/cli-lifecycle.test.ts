@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -222,6 +223,76 @@ t.test('SIGTERM and SIGINT stop a coordinator and a worker, exit 0', async (t) =
   lonely.child.kill('SIGTERM');
   t.equal((await exited(lonely, 20_000)).code, 0, 'a worker retrying to join stops on SIGTERM');
 });
+
+t.test(
+  'a worker whose log pipe closed carries on quietly, not in a loop of failed writes',
+  async (t) => {
+    // The "coordinator" is a TCP server that counts the worker's attempts to join and drops
+    // each: every attempt is followed by one log line, which fails once the pipe is closed.
+    const attempts: number[] = [];
+    const arrivals = new Set<() => void>();
+    const server = createServer((socket) => {
+      attempts.push(performance.now());
+      socket.destroy();
+      for (const arrived of arrivals) arrived();
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const attempt = (n: number) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no join attempt ${n} in 20 s`)), 20_000);
+        const arrived = () => {
+          if (attempts.length < n) return;
+          clearTimeout(timer);
+          arrivals.delete(arrived);
+          resolve();
+        };
+        arrivals.add(arrived);
+        arrived();
+      });
+    const { port } = server.address() as { port: number };
+    const child = spawn(
+      process.execPath,
+      [
+        join(REPO_ROOT, 'packages/cli/bin/swarmbee.js'),
+        'worker',
+        '--join',
+        `ws://127.0.0.1:${port}`,
+        '--listen',
+        '127.0.0.1:0',
+        '--cache-dir',
+        join(t.testdir(), 'w'),
+      ],
+      { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    t.teardown(() => {
+      child.kill('SIGKILL');
+    });
+    await attempt(1);
+    child.stderr!.destroy();
+    // Attempt 2's line fails; by attempt 3 a loop would have run for a whole back-off.
+    await attempt(3);
+    const before = cpuSeconds(child.pid!);
+    await attempt(4);
+    const spent = cpuSeconds(child.pid!) - before;
+    const waited = (attempts[3]! - attempts[2]!) / 1000;
+    t.ok(
+      spent < 0.25 * waited,
+      `${spent.toFixed(2)} s of CPU in the ${waited.toFixed(1)} s between two attempts to join`,
+    );
+    child.kill('SIGTERM');
+    const [code] = (await once(child, 'exit')) as [number | null];
+    t.equal(code, 0, 'and it still stops on SIGTERM, exit 0');
+  },
+);
+
+/** User and system CPU time a process has used, s (Linux /proc). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // utime and stime: fields 14 and 15 of stat(5), 12 and 13 after the command name.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 t.test('a stop that hangs ends within --shutdown-grace-ms; a second signal at once', async (t) => {
   if (!haveSharedModel(t, STORIES260K.checkpoint)) return;

@@ -14,14 +14,35 @@ export interface DaemonLog {
   event(name: string, data: object, line: string | undefined): void;
 }
 
+/**
+ * Streams whose writes failed (a closed pipe: the terminal or the supervisor that read the
+ * log went away). Writing on would fail again, and unobserved each failure is an uncaught
+ * exception the fault handler logs, to the same stream: a loop at full CPU. So the first
+ * failure ends that stream's log lines and the daemon carries on serving.
+ */
+const brokenStreams = new WeakSet<NodeJS.WritableStream>();
+
+function observeErrors(stream: NodeJS.WritableStream): void {
+  if (stream.listeners('error').includes(markBroken)) return;
+  stream.on('error', markBroken);
+}
+
+function markBroken(this: NodeJS.WritableStream): void {
+  brokenStreams.add(this);
+}
+
 export function logger(
   who: string,
   options: { format?: LogFormat; stream?: NodeJS.WritableStream } = {},
 ): DaemonLog {
   const stream = options.stream ?? process.stderr;
+  observeErrors(stream);
+  const put = (text: string) => {
+    if (!brokenStreams.has(stream)) stream.write(text);
+  };
   const time = () => new Date().toISOString();
   const write = (record: object) => {
-    stream.write(`${JSON.stringify({ time: time(), who, ...record })}\n`);
+    put(`${JSON.stringify({ time: time(), who, ...record })}\n`);
   };
   if (options.format === 'json') {
     return Object.assign((message: string) => write({ message }), {
@@ -30,7 +51,7 @@ export function logger(
     });
   }
   const line = (text: string) => {
-    stream.write(`${time()} ${who}: ${text}\n`);
+    put(`${time()} ${who}: ${text}\n`);
   };
   return Object.assign(line, {
     event: (_event: string, _data: object, text: string | undefined) => {
