@@ -64,14 +64,14 @@ t.test('a round trip takes the link delay each way: 0.2 ms as well as 2 ms', asy
     for (let i = 0; i < ROUND_TRIPS; i++) times.push((await echo(socket, Buffer.alloc(64, i))).ms);
     socket.destroy();
     await proxy.close();
-    const rtt = median(times);
+    const fastest = Math.min(...times);
     // Never faster than the link, and less than a timer tick late each way: a 0.2 ms link is not
-    // a 1 ms one (waits round up to whole milliseconds on timers).
+    // a 1 ms one (waits round up to whole milliseconds on timers). The fastest round trip says
+    // so; the median also carries the machine's scheduling noise (tests run side by side).
     t.ok(
-      Math.min(...times) >= 2 * delayMs,
-      `${delayMs} ms link: fastest round trip ${Math.min(...times).toFixed(2)} ms`,
+      fastest >= 2 * delayMs && fastest < 2 * delayMs + 1.5,
+      `${delayMs} ms link: fastest round trip ${fastest.toFixed(2)} ms (median ${median(times).toFixed(2)} ms)`,
     );
-    t.ok(rtt < 2 * delayMs + 1.5, `${delayMs} ms link: median round trip ${rtt.toFixed(2)} ms`);
   }
 });
 
