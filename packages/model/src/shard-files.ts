@@ -166,7 +166,7 @@ async function writeLlamaShard(
       }
       // The served adapters' stacks, one base tensor's at a time, after the base weights.
       for (const stack of stacks) {
-        const { a, b } = fillLoraStack(stack, served, dir.manifest);
+        const { a, b } = fillLoraStack(stack, served);
         const places = { a: 0, b: 0 };
         for (const [which, values] of [
           ['a', a],

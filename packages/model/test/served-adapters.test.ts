@@ -81,7 +81,7 @@ t.test('stacks: one per adapted tensor in range, targets side by side, widest ra
 
   // Each slot's update of a row is its adapter's own: Σ over modules of scale · B · (A · x).
   for (const stack of stacks) {
-    const { a, b } = fillLoraStack(stack, adapters, manifest);
+    const { a, b } = fillLoraStack(stack, adapters);
     const { inDim, outDim, rank } = stack;
     t.equal(a.length, 3 * inDim * rank);
     t.equal(b.length, 3 * rank * outDim);

@@ -56,6 +56,8 @@ export interface LoraStack {
   /** Stacked rank R: the slots' ranks side by side. */
   rank: number;
   slots: StackSlot[];
+  /** Each adapter's modules on this tensor, in the adapters' order (none: it leaves it as is). */
+  sources: LoraModule[][];
 }
 
 /** Dims of a stack's tensors for `adapters` adapters (slot 0 being the base). */
@@ -100,8 +102,10 @@ export function planLoraStacks(
 ): LoraStack[] {
   checkAdapterNames(adapters.map((a) => a.name));
   const byTensor = new Map<string, Map<LoraTarget, LoraModule>>();
-  for (const { adapter } of adapters) {
-    for (const [tensor, modules] of modulesByTensor(adapter, manifest)) {
+  // Each adapter's modules by tensor, checked against the model once.
+  const perAdapter = adapters.map(({ adapter }) => modulesByTensor(adapter, manifest));
+  for (const modulesOf of perAdapter) {
+    for (const [tensor, modules] of modulesOf) {
       const layer = modules[0]!.layer;
       if (layer < range.start || layer >= range.end) continue;
       const targets = byTensor.get(tensor) ?? new Map<LoraTarget, LoraModule>();
@@ -135,6 +139,7 @@ export function planLoraStacks(
       outDim: tensorRows(manifest.config, layer, tensor),
       rank,
       slots,
+      sources: perAdapter.map((modulesOf) => modulesOf.get(tensor) ?? []),
     });
   }
   // Layer by layer, each layer's tensors in the order its targets are listed.
@@ -146,20 +151,20 @@ export function planLoraStacks(
 }
 
 /**
- * A stack's A and B filled from the adapters: slot n + 1 holds adapter n, slot 0 stays zero.
+ * A stack's A and B filled from the adapters it was planned for (the same, in the same
+ * order): slot n + 1 holds adapter n, slot 0 stays zero.
  * A is laid out [N+1, in, R] (Aᵀ per slot, ready to multiply rows by), B [N+1, R, out]
  * with each module's scale folded in.
  */
 export function fillLoraStack(
   stack: LoraStack,
   adapters: readonly NamedAdapter[],
-  manifest: LlamaManifest,
 ): { a: Float32Array; b: Float32Array } {
   const { inDim, outDim, rank } = stack;
   const a = new Float32Array((adapters.length + 1) * inDim * rank);
   const b = new Float32Array((adapters.length + 1) * rank * outDim);
   for (const [n, { adapter }] of adapters.entries()) {
-    const modules = modulesByTensor(adapter, manifest).get(stack.tensor) ?? [];
+    const modules = stack.sources[n] ?? [];
     const slotA = (n + 1) * inDim * rank;
     const slotB = (n + 1) * rank * outDim;
     for (const module of modules) {
