@@ -81,3 +81,27 @@ export function logitIndex(
     for (let i = 0; i < width; i++) out[r * width + i] = BigInt(i);
   return out;
 }
+
+/**
+ * The first `width` positions of each of `lines` (row, head) lines of a cache laid out
+ * [lines, capacity, headDim], as a compact [lines, width, headDim] copy.
+ */
+export function pastPrefix<T extends Float32Array | Uint16Array>(
+  data: T,
+  lines: number,
+  capacity: number,
+  headDim: number,
+  width: number,
+): T {
+  const out = (
+    data instanceof Float32Array
+      ? new Float32Array(lines * width * headDim)
+      : new Uint16Array(lines * width * headDim)
+  ) as T;
+  const span = width * headDim;
+  for (let line = 0; line < lines; line++) {
+    const from = line * capacity * headDim;
+    out.set(data.subarray(from, from + span), line * span);
+  }
+  return out;
+}

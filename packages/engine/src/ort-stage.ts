@@ -7,7 +7,13 @@ import { headDim, layerWindow, ShardInvalidError } from '@swarmbee/core';
 import type { LlamaShardGraph, ShardGraph } from '@swarmbee/model';
 import { SHARD_IO, shardBiasInputs } from '@swarmbee/model/graph-io';
 import ort from 'onnxruntime-node';
-import { attentionBias, logitIndex, positionIds, windowAttentionBias } from './batch-feeds.js';
+import {
+  attentionBias,
+  logitIndex,
+  pastPrefix,
+  positionIds,
+  windowAttentionBias,
+} from './batch-feeds.js';
 import { type KvArena, KvCache, type KvElements } from './kv-cache.js';
 import { storeLayerRows } from './kv-rows.js';
 import { ShardStage } from './shard-stage.js';
@@ -121,9 +127,13 @@ export class OrtStage extends ShardStage<KvElements> {
       ]);
     }
     const fetches: Fetches = { [this.info.isLast ? SHARD_IO.logits : SHARD_IO.hiddenOut]: null };
-    // The arena is the past as it lies: spare capacity and other rows' history are masked.
+    // The graph attends over every past position it is fed, masked or not. A decode step
+    // reads the arena as it lies: spare capacity and other rows' history are masked, and
+    // copying would cost as much as it saves. A chunk of several tokens would compute scores
+    // over the whole capacity for each of them (B·H·T·capacity: for a prompt's first chunk
+    // all of it masked), so it gets the rows' pasts copied up to the longest one instead.
+    const pastWidth = width > 1 ? Math.max(1, ...rows.map((r) => r.start)) : arena.capacity;
     if (this.#biases.full) {
-      const pastWidth = arena.capacity;
       feeds[SHARD_IO.attentionBias] = new ort.Tensor(
         'float32',
         attentionBias(rows, width, pastWidth),
@@ -140,7 +150,7 @@ export class OrtStage extends ShardStage<KvElements> {
     }
     const arenaStart = performance.now();
     const feedsMs = arenaStart - feedsStart;
-    this.#feedArena(arena, feeds, fetches);
+    this.#feedArena(arena, feeds, fetches, pastWidth);
     kvMs += performance.now() - arenaStart;
 
     const { results, forwardMs } = await this.run(feeds, fetches);
@@ -171,8 +181,12 @@ export class OrtStage extends ShardStage<KvElements> {
     return output;
   }
 
-  /** The arena's buffers are the `past_key` / `past_value` inputs, as they lie. */
-  #feedArena(arena: KvArena<KvElements>, feeds: Feeds, fetches: Fetches): void {
+  /**
+   * The `past_key` / `past_value` inputs: the arena's buffers as they lie, or for full-context
+   * layers the first `pastWidth` positions of each row copied out (ring layers always lie
+   * as they are: a ring is its window's size).
+   */
+  #feedArena(arena: KvArena<KvElements>, feeds: Feeds, fetches: Fetches, pastWidth: number): void {
     let past = this.#pastFeeds.get(arena);
     if (!past) {
       past = {};
@@ -185,6 +199,21 @@ export class OrtStage extends ShardStage<KvElements> {
       this.#pastFeeds.set(arena, past);
     }
     Object.assign(feeds, past);
+    if (pastWidth < arena.capacity) {
+      const { kvHeads, headDim } = this.kv;
+      const dims = [arena.rows.length, kvHeads, pastWidth, headDim];
+      for (let l = 0; l < this.kv.layers; l++) {
+        if (this.kv.window(l) !== undefined) continue;
+        const layer = this.info.layerStart + l;
+        const prefix = (data: KvElements) =>
+          this.#kvTensor(
+            pastPrefix(data, arena.rows.length * kvHeads, arena.capacity, headDim, pastWidth),
+            dims,
+          );
+        feeds[SHARD_IO.pastKey(layer)] = prefix(arena.keys[l]!);
+        feeds[SHARD_IO.pastValue(layer)] = prefix(arena.values[l]!);
+      }
+    }
     for (let l = 0; l < this.kv.layers; l++) {
       const layer = this.info.layerStart + l;
       fetches[SHARD_IO.newKey(layer)] = null;
