@@ -7,8 +7,9 @@
  * lies; only the new tokens' rows are written. When a batch's rows differ (a
  * sequence joined or left) its sequences move into a fresh arena once, and
  * capacity grows by half (an amortised copy) as sequences grow. No step copies the
- * cache as such. The graph attends over the whole capacity (masked), so growing by
- * half rather than doubling keeps that waste to a third of the positions at worst.
+ * cache as such. A decode step attends over the whole capacity (masked), so growing by
+ * half rather than doubling keeps that waste to a third of the positions at worst; a chunk
+ * of several tokens is fed its rows' pasts copied up to the longest (see OrtStage).
  *
  * A sliding-window layer keeps a *ring* instead: W slots per row whatever the
  * context, position p in slot p mod W (keys are stored after RoPE, so slot order
