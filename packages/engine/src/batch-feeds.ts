@@ -83,6 +83,20 @@ export function logitIndex(
 }
 
 /**
+ * How many past positions a micro-batch's full-context layers are fed: a decode step (one
+ * token) reads the arena as it lies, its whole `capacity` (spare and other rows' positions
+ * masked; copying would cost what it saves). A chunk of several tokens would compute scores
+ * over all of it for every token (for a prompt's first chunk, all masked), so it is fed its
+ * rows' pasts up to the longest one ({@link pastPrefix}), at least one position.
+ */
+export function fedPastWidth(rows: readonly BatchRow[], width: number, capacity: number): number {
+  if (width === 1) return capacity;
+  let longest = 1;
+  for (const row of rows) longest = Math.max(longest, row.start);
+  return longest;
+}
+
+/**
  * The first `width` positions of each of `lines` (row, head) lines of a cache laid out
  * [lines, capacity, headDim], as a compact [lines, width, headDim] copy.
  */

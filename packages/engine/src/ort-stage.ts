@@ -9,6 +9,7 @@ import { SHARD_IO, shardBiasInputs } from '@swarmbee/model/graph-io';
 import ort from 'onnxruntime-node';
 import {
   attentionBias,
+  fedPastWidth,
   logitIndex,
   pastPrefix,
   positionIds,
@@ -127,12 +128,8 @@ export class OrtStage extends ShardStage<KvElements> {
       ]);
     }
     const fetches: Fetches = { [this.info.isLast ? SHARD_IO.logits : SHARD_IO.hiddenOut]: null };
-    // The graph attends over every past position it is fed, masked or not. A decode step
-    // reads the arena as it lies: spare capacity and other rows' history are masked, and
-    // copying would cost as much as it saves. A chunk of several tokens would compute scores
-    // over the whole capacity for each of them (B·H·T·capacity: for a prompt's first chunk
-    // all of it masked), so it gets the rows' pasts copied up to the longest one instead.
-    const pastWidth = width > 1 ? Math.max(1, ...rows.map((r) => r.start)) : arena.capacity;
+    // The graph attends over every past position it is fed, masked or not.
+    const pastWidth = fedPastWidth(rows, width, arena.capacity);
     if (this.#biases.full) {
       feeds[SHARD_IO.attentionBias] = new ort.Tensor(
         'float32',

@@ -19,7 +19,14 @@ import {
 import type { TensorSliceShard } from '@swarmbee/model';
 import { SHARD_IO, shardBiasInputs } from '@swarmbee/model/graph-io';
 import ort from 'onnxruntime-node';
-import { attentionBias, logitIndex, positionIds, windowAttentionBias } from './batch-feeds.js';
+import {
+  attentionBias,
+  fedPastWidth,
+  logitIndex,
+  pastPrefix,
+  positionIds,
+  windowAttentionBias,
+} from './batch-feeds.js';
 import { type SegmentPacer, unpaced } from './device-emulation.js';
 import { KvCache } from './kv-cache.js';
 import { storeLayerRows } from './kv-rows.js';
@@ -171,13 +178,15 @@ export class TensorMemberStage implements StageEngine {
         width,
       ]),
     };
-    // Each attention segment takes the bias of its own layer's kind only.
+    // Each attention segment takes the bias of its own layer's kind only; full-context
+    // layers are fed `pastWidth` positions (see fedPastWidth).
+    const pastWidth = fedPastWidth(rows, width, arena.capacity);
     const fullBias = this.#biases.full
-      ? new ort.Tensor('float32', attentionBias(rows, width, arena.capacity), [
+      ? new ort.Tensor('float32', attentionBias(rows, width, pastWidth), [
           rows.length,
           1,
           width,
-          arena.capacity + width,
+          pastWidth + width,
         ])
       : undefined;
     const windowBias =
@@ -212,15 +221,22 @@ export class TensorMemberStage implements StageEngine {
 
     for (const [l, sessions] of this.#layers.entries()) {
       const layer = this.info.layerStart + l;
-      const dims = [rows.length, this.#kv.kvHeads, this.#kv.slots(arena, l), this.#kv.headDim];
+      const { kvHeads, headDim } = this.#kv;
+      const slots = this.#kv.slots(arena, l);
+      const positions = this.#kv.window(l) === undefined ? pastWidth : slots;
+      const dims = [rows.length, kvHeads, positions, headDim];
+      const past = (data: Float32Array) =>
+        positions === slots
+          ? data
+          : pastPrefix(data, rows.length * kvHeads, slots, headDim, positions);
       const feeds: Feeds = {
         ...common,
         ...(this.#kv.window(l) === undefined
           ? { [SHARD_IO.attentionBias]: fullBias! }
           : { [SHARD_IO.attentionBiasWindow]: windowBias! }),
         [SHARD_IO.hiddenIn]: hidden,
-        [SHARD_IO.pastKey(layer)]: new ort.Tensor('float32', arena.keys[l]!, dims),
-        [SHARD_IO.pastValue(layer)]: new ort.Tensor('float32', arena.values[l]!, dims),
+        [SHARD_IO.pastKey(layer)]: new ort.Tensor('float32', past(arena.keys[l]!), dims),
+        [SHARD_IO.pastValue(layer)]: new ort.Tensor('float32', past(arena.values[l]!), dims),
       };
       const results = await this.#run(sessions.attention, feeds, timing);
       const storeStart = performance.now();
