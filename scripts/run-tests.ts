@@ -99,7 +99,10 @@ function runFile(
   running: Set<ChildProcess>,
 ): Promise<FileResult & { output: string }> {
   const started = performance.now();
+  // Its own process group: when the file ends (or is killed for its timeout, or the run is
+  // interrupted), the workers and coordinators it started end with it, not left running.
   const child = spawn(process.execPath, [...config['node-arg'], file], {
+    detached: true,
     cwd: ROOT,
     env: { ...process.env, TAP_TIMEOUT: String(config.timeout) },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -112,7 +115,7 @@ function runFile(
   const killer = setTimeout(
     () => {
       killed = true;
-      child.kill('SIGKILL');
+      killGroup(child);
     },
     config.timeout * 1000 + KILL_GRACE_MS,
   );
@@ -120,6 +123,8 @@ function runFile(
     child.on('close', (code, signal) => {
       clearTimeout(killer);
       running.delete(child);
+      // Whatever it left running (a file that timed out, or leaked a process) ends with it.
+      killGroup(child);
       const output = Buffer.concat(chunks).toString();
       const counts = /^# \{ total: \d+(?:, pass: (\d+))?(?:, fail: (\d+))?/m.exec(
         output.slice(-4000),
@@ -144,6 +149,15 @@ function runFile(
   });
 }
 
+/** SIGKILL to a test file's process and every process it started (its process group). */
+function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL'); // the group is gone already, or the platform has none
+  }
+}
+
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows
@@ -163,7 +177,7 @@ async function main(): Promise<void> {
   const running = new Set<ChildProcess>();
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
-      for (const child of running) child.kill('SIGKILL');
+      for (const child of running) killGroup(child);
       process.exit(130);
     });
   }
