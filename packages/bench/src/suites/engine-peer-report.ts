@@ -147,7 +147,7 @@ export function peerPart(
     },
   ];
   const notes = [
-    `Against llama.cpp: ${options.rounds} round(s); in each, every precision is measured in SwarmBee (one prefill of ${options.prefillTokens} tokens, then ${options.decodeSteps} greedy decode steps after a ${options.decodeContext}-token prompt) and then${withPeer ? ` llama-bench runs on its GGUF file (-p ${options.prefillTokens} -n ${options.decodeSteps} -r 1, same threads)` : ' (no llama.cpp in this run)'}. Ratios are taken within each round; the figure is the median of the per-round ratios.`,
+    `Against llama.cpp: ${options.rounds} round(s); in each, every precision is measured in SwarmBee (one prefill of ${options.prefillTokens} tokens, then ${options.decodeSteps} greedy decode steps after a ${options.decodeContext}-token prompt, the prefill after a warm-up prefill of the same length, as each llama-bench run makes one) and then${withPeer ? ` llama-bench runs on its GGUF file (-p ${options.prefillTokens} -n ${options.decodeSteps} -r 1, same threads)` : ' (no llama.cpp in this run)'}. Ratios are taken within each round; the figure is the median of the per-round ratios.`,
     'Roofline: decode tok/s × weight bytes (SwarmBee: the model dir; llama.cpp: the GGUF file) / copy bandwidth measured in the same run.',
     "Step parts: graph run (onnxruntime), feeds (ids, positions, bias), KV (room, past fed, new rows stored), sampling, the rest of the forward call inside the stage thread, and the hop to the thread and back (the caller's wall time less the time inside the thread).",
     withPeer

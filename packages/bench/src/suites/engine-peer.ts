@@ -101,6 +101,9 @@ export async function measureAgainstPeer(
           );
           const stage = pipelines[i]!.stages[0]!;
           const cell = row[i]!;
+          // A warm-up prefill of the same length first, as each llama-bench run makes: the
+          // llama.cpp process just before leaves this process's memory to be faulted in again.
+          await timeStagePrefill(stage, options.prefillTokens);
           cell.prefillMs.push(await timeStagePrefill(stage, options.prefillTokens));
           const steps = await timeStageDecode(stage, options.decodeContext, options.decodeSteps);
           cell.steps.push(...steps);
