@@ -87,35 +87,11 @@ export function logitIndex(
  * token) reads the arena as it lies, its whole `capacity` (spare and other rows' positions
  * masked; copying would cost what it saves). A chunk of several tokens would compute scores
  * over all of it for every token (for a prompt's first chunk, all masked), so it is fed its
- * rows' pasts up to the longest one ({@link pastPrefix}), at least one position.
+ * rows' pasts up to the longest one (`KvCache.fedPast`), at least one position.
  */
 export function fedPastWidth(rows: readonly BatchRow[], width: number, capacity: number): number {
   if (width === 1) return capacity;
   let longest = 1;
   for (const row of rows) longest = Math.max(longest, row.start);
   return longest;
-}
-
-/**
- * The first `width` positions of each of `lines` (row, head) lines of a cache laid out
- * [lines, capacity, headDim], as a compact [lines, width, headDim] copy.
- */
-export function pastPrefix<T extends Float32Array | Uint16Array>(
-  data: T,
-  lines: number,
-  capacity: number,
-  headDim: number,
-  width: number,
-): T {
-  const out = (
-    data instanceof Float32Array
-      ? new Float32Array(lines * width * headDim)
-      : new Uint16Array(lines * width * headDim)
-  ) as T;
-  const span = width * headDim;
-  for (let line = 0; line < lines; line++) {
-    const from = line * capacity * headDim;
-    out.set(data.subarray(from, from + span), line * span);
-  }
-  return out;
 }

@@ -29,6 +29,7 @@ import {
   KvHistoryLostError,
   SequenceUnknownError,
 } from '@swarmbee/core';
+import { pastPrefix } from './kv-rows.js';
 
 /** Arena capacities grow as `arenaCapacity` (@swarmbee/core) says: the planner and admission size by it. */
 export { arenaCapacity };
@@ -80,6 +81,16 @@ export interface BatchCache<T extends KvElements = Float32Array> {
   arena: KvArena<T>;
 }
 
+/** A layer's past as a micro-batch is fed it (see {@link KvCache.fedPast}). */
+export interface FedPast<T extends KvElements> {
+  keys: T;
+  values: T;
+  /** Positions per (row, head) line: the dims are [rows, kvHeads, positions, headDim]. */
+  positions: number;
+  /** Whether keys and values are the arena's own buffers, as they lie (else compact copies). */
+  inPlace: boolean;
+}
+
 export interface KvRequest {
   seqId: string;
   start: number;
@@ -129,6 +140,27 @@ export class KvCache<T extends KvElements = Float32Array> {
   /** The ring size of layer `layer`, or undefined when it keeps every position. */
   window(layer: number): number | undefined {
     return this.#windows[layer];
+  }
+
+  /**
+   * Layer `layer`'s past as a micro-batch over `arena` is fed it, when `pastWidth` positions
+   * are fed (see `fedPastWidth`): a ring as it lies (a ring is its window's size); a layer that
+   * keeps every position, as it lies when `pastWidth` is the arena's capacity, else the first
+   * `pastWidth` positions of each row copied out.
+   */
+  fedPast(arena: KvArena<T>, layer: number, pastWidth: number): FedPast<T> {
+    const slots = this.slots(arena, layer);
+    const positions = this.#windows[layer] === undefined ? pastWidth : slots;
+    const keys = arena.keys[layer]!;
+    const values = arena.values[layer]!;
+    if (positions === slots) return { keys, values, positions, inPlace: true };
+    const lines = arena.rows.length * this.kvHeads;
+    return {
+      keys: pastPrefix(keys, lines, slots, this.headDim, positions),
+      values: pastPrefix(values, lines, slots, this.headDim, positions),
+      positions,
+      inPlace: false,
+    };
   }
 
   /** Bytes one row takes per position of its capacity: keys and values of every layer that grows with it. */

@@ -1,6 +1,7 @@
 /**
  * Writing a graph's new keys and values into a stage's KV arena: one layer at a time,
  * each row's after its past; on a ring layer, the newest W of them into slots position mod W.
+ * And copying a prefix of each row's past out, for a chunk fed less than the arena holds.
  */
 import type { KvArena, KvCache, KvElements } from './kv-cache.js';
 import type { BatchRow } from './stage-engine.js';
@@ -38,4 +39,28 @@ export function storeLayerRows<T extends KvElements>(
       }
     }
   });
+}
+
+/**
+ * The first `width` positions of each of `lines` (row, head) lines of a cache laid out
+ * [lines, capacity, headDim], as a compact [lines, width, headDim] copy.
+ */
+export function pastPrefix<T extends Float32Array | Uint16Array>(
+  data: T,
+  lines: number,
+  capacity: number,
+  headDim: number,
+  width: number,
+): T {
+  const out = (
+    data instanceof Float32Array
+      ? new Float32Array(lines * width * headDim)
+      : new Uint16Array(lines * width * headDim)
+  ) as T;
+  const span = width * headDim;
+  for (let line = 0; line < lines; line++) {
+    const from = line * capacity * headDim;
+    out.set(data.subarray(from, from + span), line * span);
+  }
+  return out;
 }

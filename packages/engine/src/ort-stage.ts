@@ -11,7 +11,6 @@ import {
   attentionBias,
   fedPastWidth,
   logitIndex,
-  pastPrefix,
   positionIds,
   windowAttentionBias,
 } from './batch-feeds.js';
@@ -179,43 +178,35 @@ export class OrtStage extends ShardStage<KvElements> {
   }
 
   /**
-   * The `past_key` / `past_value` inputs: the arena's buffers as they lie, or for full-context
-   * layers the first `pastWidth` positions of each row copied out (ring layers always lie
-   * as they are: a ring is its window's size).
+   * The `past_key` / `past_value` inputs, each layer's past as `KvCache.fedPast` gives it:
+   * tensors over the arena's own buffers are made once per arena.
    */
   #feedArena(arena: KvArena<KvElements>, feeds: Feeds, fetches: Fetches, pastWidth: number): void {
-    let past = this.#pastFeeds.get(arena);
-    if (!past) {
-      past = {};
+    let whole = this.#pastFeeds.get(arena);
+    if (!whole) {
+      whole = {};
       for (let l = 0; l < this.kv.layers; l++) {
-        const dims = [arena.rows.length, this.kv.kvHeads, this.kv.slots(arena, l), this.kv.headDim];
         const layer = this.info.layerStart + l;
-        past[SHARD_IO.pastKey(layer)] = this.#kvTensor(arena.keys[l]!, dims);
-        past[SHARD_IO.pastValue(layer)] = this.#kvTensor(arena.values[l]!, dims);
+        const dims = this.#pastDims(arena, this.kv.slots(arena, l));
+        whole[SHARD_IO.pastKey(layer)] = this.#kvTensor(arena.keys[l]!, dims);
+        whole[SHARD_IO.pastValue(layer)] = this.#kvTensor(arena.values[l]!, dims);
       }
-      this.#pastFeeds.set(arena, past);
-    }
-    Object.assign(feeds, past);
-    if (pastWidth < arena.capacity) {
-      const { kvHeads, headDim } = this.kv;
-      const dims = [arena.rows.length, kvHeads, pastWidth, headDim];
-      for (let l = 0; l < this.kv.layers; l++) {
-        if (this.kv.window(l) !== undefined) continue;
-        const layer = this.info.layerStart + l;
-        const prefix = (data: KvElements) =>
-          this.#kvTensor(
-            pastPrefix(data, arena.rows.length * kvHeads, arena.capacity, headDim, pastWidth),
-            dims,
-          );
-        feeds[SHARD_IO.pastKey(layer)] = prefix(arena.keys[l]!);
-        feeds[SHARD_IO.pastValue(layer)] = prefix(arena.values[l]!);
-      }
+      this.#pastFeeds.set(arena, whole);
     }
     for (let l = 0; l < this.kv.layers; l++) {
       const layer = this.info.layerStart + l;
+      const [key, value] = [SHARD_IO.pastKey(layer), SHARD_IO.pastValue(layer)];
+      const past = this.kv.fedPast(arena, l, pastWidth);
+      const dims = this.#pastDims(arena, past.positions);
+      feeds[key] = past.inPlace ? whole[key]! : this.#kvTensor(past.keys, dims);
+      feeds[value] = past.inPlace ? whole[value]! : this.#kvTensor(past.values, dims);
       fetches[SHARD_IO.newKey(layer)] = null;
       fetches[SHARD_IO.newValue(layer)] = null;
     }
+  }
+
+  #pastDims(arena: KvArena<KvElements>, positions: number): number[] {
+    return [arena.rows.length, this.kv.kvHeads, positions, this.kv.headDim];
   }
 
   #kvTensor(data: KvElements, dims: number[]): ort.Tensor {

@@ -23,7 +23,6 @@ import {
   attentionBias,
   fedPastWidth,
   logitIndex,
-  pastPrefix,
   positionIds,
   windowAttentionBias,
 } from './batch-feeds.js';
@@ -221,22 +220,16 @@ export class TensorMemberStage implements StageEngine {
 
     for (const [l, sessions] of this.#layers.entries()) {
       const layer = this.info.layerStart + l;
-      const { kvHeads, headDim } = this.#kv;
-      const slots = this.#kv.slots(arena, l);
-      const positions = this.#kv.window(l) === undefined ? pastWidth : slots;
-      const dims = [rows.length, kvHeads, positions, headDim];
-      const past = (data: Float32Array) =>
-        positions === slots
-          ? data
-          : pastPrefix(data, rows.length * kvHeads, slots, headDim, positions);
+      const past = this.#kv.fedPast(arena, l, pastWidth);
+      const dims = [rows.length, this.#kv.kvHeads, past.positions, this.#kv.headDim];
       const feeds: Feeds = {
         ...common,
         ...(this.#kv.window(l) === undefined
           ? { [SHARD_IO.attentionBias]: fullBias! }
           : { [SHARD_IO.attentionBiasWindow]: windowBias! }),
         [SHARD_IO.hiddenIn]: hidden,
-        [SHARD_IO.pastKey(layer)]: new ort.Tensor('float32', past(arena.keys[l]!), dims),
-        [SHARD_IO.pastValue(layer)]: new ort.Tensor('float32', past(arena.values[l]!), dims),
+        [SHARD_IO.pastKey(layer)]: new ort.Tensor('float32', past.keys, dims),
+        [SHARD_IO.pastValue(layer)]: new ort.Tensor('float32', past.values, dims),
       };
       const results = await this.#run(sessions.attention, feeds, timing);
       const storeStart = performance.now();

@@ -7,7 +7,7 @@ import { createStageEngine } from '@swarmbee/engine';
 import { buildShard } from '@swarmbee/model';
 import t from 'tap';
 import { stories260kDir } from '../../../test/helpers/stories260k.js';
-import { pastPrefix } from '../src/batch-feeds.js';
+import { pastPrefix } from '../src/kv-rows.js';
 
 t.test('pastPrefix copies the first positions of every (row, head) line', async (t) => {
   // 2 lines, capacity 3, head dim 2: line 0 holds 0..5, line 1 holds 6..11.
