@@ -123,7 +123,9 @@ function runFile(
     child.on('close', (code, signal) => {
       clearTimeout(killer);
       running.delete(child);
-      // Whatever it left running (a file that timed out, or leaked a process) ends with it.
+      // Whatever it left running (a file that timed out, or leaked a process) ends with it;
+      // a file that ended by itself and left processes behind is told of them.
+      const left = killed ? [] : groupMembers(child.pid!);
       killGroup(child);
       const output = Buffer.concat(chunks).toString();
       const counts = /^# \{ total: \d+(?:, pass: (\d+))?(?:, fail: (\d+))?/m.exec(
@@ -135,7 +137,9 @@ function runFile(
           ? `ended by ${signal}`
           : code !== 0
             ? `exit code ${code}`
-            : undefined;
+            : left.length > 0
+              ? `left ${left.length} process(es) running: ${left.join('; ')}`
+              : undefined;
       resolveResult({
         file,
         ok: reason === undefined,
@@ -147,6 +151,33 @@ function runFile(
       });
     });
   });
+}
+
+/**
+ * The live processes of process group `group` (not zombies), each as `pid command line`.
+ * Read from /proc; elsewhere, none are found.
+ */
+function groupMembers(group: number): string[] {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return [];
+  }
+  const members: string[] = [];
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      // pid (comm) state ppid pgrp …: comm may hold spaces, so read after its ')'.
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pgrp) !== group || state === 'Z') continue;
+      const command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+      members.push(`${pid} ${command.slice(0, 160)}`);
+    } catch {
+      // the process ended while being read
+    }
+  }
+  return members;
 }
 
 /** SIGKILL to a test file's process and every process it started (its process group). */
