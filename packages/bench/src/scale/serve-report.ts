@@ -30,36 +30,53 @@ const exists = (path: string) =>
   );
 
 /**
- * The int4 and int8 model dirs of a shape, made once (checkpoint → fp32 → quantized, the
- * LM head too: an fp32 head over a Llama 3 vocabulary is most of a last stage's memory; the
- * fp32 dir deleted after) and kept in the cache: the checkpoint is the steps part's.
+ * Shapes served from a checkpoint imported straight to int4 (`model import hf --bits 4`, the
+ * head quantized too): the 8B's fp32 dir (32 GB) rarely fits beside its checkpoint, and its
+ * int8 is left out to bound the run (each straight import quantizes 16 GB on one core).
+ */
+const STRAIGHT_TO_INT4: readonly HfSynthShapeName[] = ['llama3.1-8b'];
+
+/**
+ * The quantized model dirs of a shape, made once and kept in the cache (the LM head quantized
+ * too: an fp32 head over a Llama 3 vocabulary is most of a last stage's memory): int4 and int8
+ * through an fp32 dir (deleted after), or int4 alone straight from the checkpoint for the
+ * shapes of {@link STRAIGHT_TO_INT4}. The checkpoint is the steps part's.
  */
 async function quantizedModels(
   shape: HfSynthShapeName,
   context: SuiteContext,
-): Promise<Record<4 | 8, string>> {
+): Promise<{ bits: 4 | 8; dir: string }[]> {
   const checkpoint = join(cacheRoot(), 'bench', 'scale', `${shape}-seed${SEED}`);
   const root = join(cacheRoot(), 'bench', 'scale-serve', shape);
-  const out = { 4: join(root, 'int4-head'), 8: join(root, 'int8-head') } as const;
-  if (
-    (await exists(join(out[4], 'manifest.json'))) &&
-    (await exists(join(out[8], 'manifest.json')))
-  )
-    return out;
+  const straight = STRAIGHT_TO_INT4.includes(shape);
+  const out = (straight ? ([4] as const) : ([4, 8] as const)).map((bits) => ({
+    bits,
+    dir: join(root, `int${bits}-head`),
+  }));
+  const made = await Promise.all(out.map(({ dir }) => exists(join(dir, 'manifest.json'))));
+  if (made.every(Boolean)) return out;
   await mkdir(root, { recursive: true });
   if (!(await exists(join(checkpoint, 'model.safetensors.index.json')))) {
     context.progress(`scale: serve: writing the ${shape} checkpoint`);
     await runStep({ kind: 'synth', shape, seed: SEED, out: checkpoint });
+  }
+  if (straight) {
+    for (const { bits, dir } of out) {
+      context.progress(`scale: serve: importing ${shape} straight to int${bits}`);
+      await rm(dir, { recursive: true, force: true });
+      await runStep({ kind: 'import', checkpoint, inBytes: 0, out: dir, bits, head: true });
+    }
+    return out;
   }
   const fp32 = join(root, 'fp32');
   context.progress(`scale: serve: importing ${shape}`);
   await rm(fp32, { recursive: true, force: true });
   await runStep({ kind: 'import', checkpoint, inBytes: 0, out: fp32 });
   try {
-    for (const bits of [4, 8] as const) {
+    for (const { bits, dir } of out) {
       context.progress(`scale: serve: quantizing ${shape} to int${bits}`);
-      await rm(out[bits], { recursive: true, force: true });
-      await runStep({ kind: 'quantize', model: fp32, bits, head: true, out: out[bits] });
+      await rm(dir, { recursive: true, force: true });
+      await runStep({ kind: 'quantize', model: fp32, bits, head: true, out: dir });
     }
   } finally {
     await rm(fp32, { recursive: true, force: true });
@@ -75,9 +92,8 @@ export async function measureServing(
   const started = Date.now();
   const models = [];
   for (const shape of shapes) {
-    const dirs = await quantizedModels(shape, context);
-    for (const bits of [4, 8] as const)
-      models.push({ label: `${shape} int${bits}`, dir: await openModelDir(dirs[bits]) });
+    for (const { bits, dir } of await quantizedModels(shape, context))
+      models.push({ label: `${shape} int${bits}`, dir: await openModelDir(dir) });
   }
   context.progress('scale: serve: measuring copy bandwidth');
   const bandwidthBytesPerS = measureCopyBandwidth();
@@ -119,7 +135,7 @@ export async function measureServing(
     ...runHeader(context, started),
     options: { quick: context.quick, shapes, bandwidthBytesPerS },
     notes: [
-      'Serve: synthetic checkpoints (`swarmbee model synth-hf`, seed 0) imported and quantized with `optimize quantize --bits 4|8 --head` (block 32, int8 activations; the LM head quantized too: in fp32 over 128 256 tokens it is most of a last stage).',
+      'Serve: synthetic checkpoints (`swarmbee model synth-hf`, seed 0) imported and quantized with `optimize quantize --bits 4|8 --head` (block 32, int8 activations; the LM head quantized too: in fp32 over 128 256 tokens it is most of a last stage); the 8B shape is imported straight to int4 (`model import hf --bits 4`, head quantized too) and served at int4 only.',
       "Workers are `swarmbee worker` processes on loopback, the layers split evenly, onnxruntime threads = cores ÷ workers. Peak RSS is each worker process's VmHWM at the end of the runs.",
       "The step taken apart: one-layer shards timed in this process as the profiler times a device (first = embedding + layer 0, a middle layer, last = layer + norm + LM head); head = last − middle, step = first + (L − 2) × middle + last; sampling is the last stage's time after the forward pass.",
       `Roofline: tokens/s × the model's weight bytes ÷ copy bandwidth (${(bandwidthBytesPerS / 1e9).toFixed(1)} GB/s, read + written, measured in this run). Decode streams start from 16-token prompts; TTFT is the median of three 512-token prompts.`,

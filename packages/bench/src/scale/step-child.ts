@@ -30,7 +30,9 @@ async function run(step: ScaleStep): Promise<{ inBytes: number; outBytes: number
         dir: step.checkpoint,
         out: step.out,
         tokenizer: false,
-        ...(step.bits ? { quantize: { bits: step.bits } } : {}),
+        ...(step.bits
+          ? { quantize: { bits: step.bits, ...(step.head ? { head: true } : {}) } }
+          : {}),
       });
       return { inBytes: step.inBytes, outBytes: dir.manifest.weights.bytes };
     }

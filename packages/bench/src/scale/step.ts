@@ -9,7 +9,15 @@ import type { HfSynthShape, HfSynthShapeName, LayerRange } from '@swarmbee/model
 
 export type ScaleStep =
   | { kind: 'synth'; shape: HfSynthShapeName | HfSynthShape; seed: number; out: string }
-  | { kind: 'import'; checkpoint: string; inBytes: number; out: string; bits?: 4 | 8 }
+  | {
+      kind: 'import';
+      checkpoint: string;
+      inBytes: number;
+      out: string;
+      bits?: 4 | 8;
+      /** With `bits`: quantize the LM head too. Default false. */
+      head?: boolean;
+    }
   | { kind: 'quantize'; model: string; bits: 4 | 8; head?: boolean; out: string }
   | { kind: 'shard'; model: string; range: LayerRange; out: string };
 

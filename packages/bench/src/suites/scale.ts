@@ -61,10 +61,7 @@ export const scaleSuite: Suite = {
     );
     const results: BenchResult[] = [];
     if (parts.includes('steps')) results.push(await measureSteps(context, shapes));
-    // The 8B shape's fp32 dir does not fit the disk: it is served only from the steps part's int4 run.
-    const served = shapes.filter((s) => s !== 'llama3.1-8b');
-    if (parts.includes('serve') && served.length > 0)
-      results.push(await measureServing(context, served));
+    if (parts.includes('serve')) results.push(await measureServing(context, shapes));
     if (parts.includes('transfer')) results.push(await measureTransfer(context));
     return merged(context, started, { parts, shapes }, results);
   },
