@@ -81,3 +81,19 @@ export class ProgressDeadline {
     clearTimeout(this.#timer);
   }
 }
+
+/**
+ * Waits for `work` to settle, at most `ms`: never rejects (a failure or a timeout both end
+ * the wait). For shutdown steps that must not keep a process alive.
+ */
+export async function settleWithin(work: Promise<unknown> | undefined, ms: number): Promise<void> {
+  if (!work) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    work.catch(() => {}),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}

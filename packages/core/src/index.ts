@@ -8,7 +8,7 @@
  * ```
  */
 export { type AllReduce, sumInOrder } from './all-reduce.js';
-export { abortError, isTimeout, ProgressDeadline, stepSignal } from './deadlines.js';
+export { abortError, isTimeout, ProgressDeadline, settleWithin, stepSignal } from './deadlines.js';
 export {
   headDim,
   KV_DTYPE_BYTES,

@@ -5,7 +5,7 @@
  * few figures (`fed.update`); the records never leave it. One round at a time.
  */
 
-import { TrainingBusyError } from '@swarmbee/core';
+import { type LlamaManifest, TrainingBusyError } from '@swarmbee/core';
 import type { LlamaModelDir, LoraTarget } from '@swarmbee/model';
 import {
   arraysFromWire,
@@ -96,4 +96,14 @@ export class FederatedOwner {
   #fail(round: FedRoundMessage, error: unknown): void {
     sendErrorReply(this.send, error, { requestId: round.requestId });
   }
+}
+
+/** What a data owner registers of its model: its hash, and the model it was quantized from. */
+export function ownedModel(manifest: LlamaManifest): { modelHash: string; quantizedFrom?: string } {
+  const origin = manifest.derivedFrom;
+  const quantized = origin?.steps.every((step) => step.kind === 'quantize') ?? false;
+  return {
+    modelHash: manifest.modelHash,
+    ...(origin && quantized ? { quantizedFrom: origin.fromModelHash } : {}),
+  };
 }

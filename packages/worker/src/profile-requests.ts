@@ -4,12 +4,19 @@
  * engine settings); `link` measures the data-plane link to another node.
  */
 import { freemem } from 'node:os';
-import { EngineClosedError, InvalidArgumentError, SWARMBEE_VERSION } from '@swarmbee/core';
+import {
+  asSwarmBeeError,
+  EngineClosedError,
+  InvalidArgumentError,
+  SWARMBEE_VERSION,
+} from '@swarmbee/core';
 import type { DeviceEmulation, StageOptions } from '@swarmbee/engine';
 import { openShard } from '@swarmbee/model';
 import {
   type ClientTlsOptions,
+  type ControlMessage,
   connectShaped,
+  errorMessageFor,
   type LinkShape,
   measureLink,
   type ProfileRequestMessage,
@@ -39,6 +46,19 @@ export interface ProfileContext {
   emulation?: DeviceEmulation | undefined;
   memoryLimitBytes?: number;
   log: (line: string) => void;
+}
+
+/** The control message answering `request`: its result, or the error that ended it. */
+export async function profileReply(
+  request: ProfileRequestMessage,
+  context: ProfileContext,
+): Promise<ControlMessage> {
+  try {
+    const result = await answerProfileRequest(request, context);
+    return { type: 'profile.result', requestId: request.requestId, result };
+  } catch (error) {
+    return errorMessageFor(asSwarmBeeError(error), { requestId: request.requestId });
+  }
 }
 
 export async function answerProfileRequest(

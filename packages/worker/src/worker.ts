@@ -1,21 +1,19 @@
 /**
- * The stage worker daemon: joins a coordinator, receives its shard (or finds
- * it in its disk cache), loads it, and serves forward passes on the data plane.
- * The control connection is re-established when the coordinator goes away.
+ * The stage worker daemon: joins a coordinator, receives its shard (or finds it in its disk
+ * cache), loads it (`StageSlot`), and serves forward passes on the data plane. The control
+ * connection is re-established when the coordinator goes away.
  */
-
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  AbortedError,
   type AllReduce,
   AuthFailedError,
   asSwarmBeeError,
   EngineClosedError,
   fromWire,
   InvalidArgumentError,
-  type LlamaManifest,
   type SwarmBeeError,
+  settleWithin,
 } from '@swarmbee/core';
 import {
   answerProbe,
@@ -24,26 +22,21 @@ import {
   type ControlMessage,
   connect,
   connectShaped,
-  errorMessageFor,
   listen,
-  type ProfileRequestMessage,
-  type StageLoadMessage,
   type TensorGroup,
 } from '@swarmbee/protocol';
 import { reachableHost } from './advertise.js';
 import { deviceFacts } from './device.js';
 import { sendErrorReply } from './error-reply.js';
 import { publishWorkerEvent, WORKER_EVENTS } from './events.js';
-import { FederatedOwner } from './federated-owner.js';
-import { checkMemoryFit, kvBudgetOf, stageMemoryBytes } from './memory-fit.js';
-import { answerProfileRequest } from './profile-requests.js';
+import { FederatedOwner, ownedModel } from './federated-owner.js';
+import { profileReply } from './profile-requests.js';
 import { ShardCache } from './shard-cache.js';
 import { ShardIntake } from './shard-intake.js';
-import type { StageRunner } from './stage-runner.js';
-import { startStage } from './stage-start.js';
+import { StageSlot } from './stage-slot.js';
 import { type WorkerState, WorkerStateMachine } from './state.js';
 import { type TensorGroupJoinOptions, TensorGroups } from './tensor-groups.js';
-import { type LoadedShard, TrainingHost } from './training-host.js';
+import { TrainingHost } from './training-host.js';
 import {
   DEFAULT_DRAIN_TIMEOUT_MS,
   DEFAULT_REJOIN_DELAY_MS,
@@ -61,9 +54,7 @@ export class WorkerDaemon {
   readonly #log: (line: string) => void;
   #server?: ChannelServer;
   #control?: Channel<'control'>;
-  #runner?: StageRunner;
-  /** Memory the loaded stage was admitted with (shard + KV budget + runtime), bytes; 0 when none. */
-  #loadedBytes = 0;
+  readonly #slot: StageSlot;
   /** Why the worker stopped itself (a refusal it cannot retry), if it did. */
   #fatal?: SwarmBeeError;
   #ended!: () => void;
@@ -75,11 +66,7 @@ export class WorkerDaemon {
   /** Cuts short the pause between attempts to re-join. */
   readonly #stopping = new AbortController();
   readonly #groups: TensorGroups;
-  /** Ends the stage.load in progress, when a newer one comes. */
-  #loading?: AbortController;
   readonly #shards: ShardIntake;
-  /** The loaded stage's shard, for training on its layers. */
-  #loadedShard?: LoadedShard;
   readonly #training: TrainingHost;
   readonly #owner?: FederatedOwner;
 
@@ -111,17 +98,17 @@ export class WorkerDaemon {
         ? {}
         : { maxPendingBytes: options.maxPendingShardBytes }),
       memory: () => ({
-        releasedBytes: this.#loadedBytes,
+        releasedBytes: this.#slot.loadedBytes,
         limitBytes: options.memoryLimitBytes,
         kvBudgetBytes: options.kvBudgetBytes,
       }),
     });
     this.#training = new TrainingHost({
       worker: this.name,
-      loaded: () => this.#loadedShard,
+      loaded: () => this.#slot.loadedShard,
       send: (message) => this.#control?.send(message),
       intraOpThreads: options.threads,
-      heldBytes: () => this.#loadedBytes,
+      heldBytes: () => this.#slot.loadedBytes,
       memoryLimitBytes: options.memoryLimitBytes,
       connect: (url) =>
         connectShaped(
@@ -144,6 +131,16 @@ export class WorkerDaemon {
         options.cacheDir,
         options.threads,
       );
+    this.#slot = new StageSlot({
+      name: this.name,
+      options,
+      cache: this.#cache,
+      machine: this.#machine,
+      closeTraining: () => this.#training.closeAll(),
+      reportFailure: (batchId, error) => this.#sendError(error, batchId),
+      joinGroup: (group, rank, signal) => this.joinTensorGroup(group, rank, { signal }),
+      ready: (message) => this.#control?.send(message),
+    });
     this.#log = options.log ?? (() => {});
     this.#machine.onChange((from, to) =>
       publishWorkerEvent(WORKER_EVENTS.state, () => ({ worker: this.name, from, to })),
@@ -182,12 +179,12 @@ export class WorkerDaemon {
             this.#training.route(message)
           )
             return;
-          if (this.#runner && !this.#machine.is('draining', 'stopped'))
-            this.#runner.accept(message);
+          const runner = this.#slot.runner;
+          if (runner && !this.#machine.is('draining', 'stopped')) runner.accept(message);
           else if (message.type === 'forward')
-            this.#reportFailure(
-              message.batchId,
+            this.#sendError(
               new EngineClosedError(`worker ${this.name} has no stage loaded`),
+              message.batchId,
             );
         });
       },
@@ -293,7 +290,7 @@ export class WorkerDaemon {
       case 'shard.done':
         return this.#shards.done(message);
       case 'stage.load':
-        return this.#load(message);
+        return this.#slot.load(message);
       case 'train.load':
       case 'train.call':
         return this.#training.handle(message);
@@ -303,9 +300,23 @@ export class WorkerDaemon {
             `worker ${this.name} holds no training data (--train-data)`,
           );
         return this.#owner.handle(message);
-      case 'profile.request':
-        await this.#profile(message);
+      case 'profile.request': {
+        const reply = await profileReply(message, {
+          name: this.name,
+          token: this.#options.token,
+          tls: this.#options.tls?.client,
+          linkShape: this.#options.linkShape,
+          cacheDir: this.#options.cacheDir,
+          shards: this.#cache,
+          engine: engineOptions(this.#options),
+          emulation: this.#options.emulation,
+          memoryLimitBytes: this.#options.memoryLimitBytes,
+          ...(this.#slot.runner ? { timeline: this.#slot.runner.timeline } : {}),
+          log: this.#log,
+        });
+        this.#control?.send(reply);
         return;
+      }
       case 'stats.request':
         this.#control?.send({ type: 'stats', requestId: message.requestId, stats: this.stats() });
         return;
@@ -320,135 +331,25 @@ export class WorkerDaemon {
     }
   }
 
-  async #load(load: StageLoadMessage): Promise<void> {
-    if (this.#machine.is('draining', 'stopped'))
-      throw new EngineClosedError(`worker ${this.name} is shutting down: it loads no stage`);
-    // A newer stage.load replaces one still loading (a member waiting for a group that a
-    // failed deployment left short): that one stops, quietly — its deployment is gone.
-    this.#loading?.abort(new AbortedError('a newer stage.load replaced this one'));
-    const loading = new AbortController();
-    this.#loading = loading;
-    const offer = await this.#cache.offerOf(load.shardId);
-    if (!offer)
-      throw new EngineClosedError(
-        `shard ${load.shardId.slice(0, 12)} is not in this worker's cache`,
-      );
-    // Before anything is unloaded or loaded: a stage that cannot fit is refused whole.
-    const stage = {
-      shardBytes: offer.bytes,
-      kvBudgetBytes: kvBudgetOf(this.#options.kvBudgetBytes, load.options.kvBudgetBytes),
-    };
-    checkMemoryFit(this.name, load.shardId, stage, {
-      releasedBytes: this.#loadedBytes,
-      limitBytes: this.#options.memoryLimitBytes,
-      ownKvBudgetBytes: this.#options.kvBudgetBytes,
-    });
-    this.#machine.to('loading');
-    const begun = performance.now();
-    const previous = this.#runner;
-    this.#runner = undefined;
-    this.#loadedBytes = 0;
-    this.#loadedShard = undefined;
-    await this.#training.closeAll();
-    await previous?.close().catch(() => {});
-    let runner: StageRunner | undefined;
-    try {
-      // Verify the bytes on disk before handing them to onnxruntime.
-      const path = await this.#cache.verify(offer);
-      const started = await startStage(load, path, {
-        name: this.name,
-        options: this.#options,
-        reportFailure: (batchId, error) => this.#reportFailure(batchId, error),
-        joinGroup: (group, rank) => this.joinTensorGroup(group, rank, { signal: loading.signal }),
-      });
-      runner = started.runner;
-      loading.signal.throwIfAborted();
-      this.#runner = runner;
-      this.#loadedBytes = stageMemoryBytes(stage);
-      this.#loadedShard = {
-        stage: load.stage,
-        layerStart: load.layerStart,
-        layerEnd: load.layerEnd,
-        shardId: load.shardId,
-        path,
-        bytes: offer.bytes,
-      };
-      this.#machine.to('ready');
-      const loadMs = performance.now() - begun;
-      publishWorkerEvent(WORKER_EVENTS.stageReady, () => ({
-        worker: this.name,
-        stage: load.stage,
-        layerStart: load.layerStart,
-        layerEnd: load.layerEnd,
-        loadMs,
-        nextUrl: started.nextUrl,
-      }));
-      this.#control?.send({
-        type: 'stage.ready',
-        stage: load.stage,
-        loadMs,
-        limits: started.limits,
-      });
-    } catch (error) {
-      if (runner && this.#runner === runner) {
-        this.#runner = undefined;
-        this.#loadedBytes = 0;
-      }
-      await runner?.close().catch(() => {});
-      if (loading.signal.aborted) return;
-      if (this.#machine.is('loading')) this.#machine.to('idle');
-      throw error;
-    } finally {
-      if (this.#loading === loading) this.#loading = undefined;
-    }
-  }
-
-  async #profile(request: ProfileRequestMessage): Promise<void> {
-    try {
-      const result = await answerProfileRequest(request, {
-        name: this.name,
-        token: this.#options.token,
-        tls: this.#options.tls?.client,
-        linkShape: this.#options.linkShape,
-        cacheDir: this.#options.cacheDir,
-        shards: this.#cache,
-        engine: engineOptions(this.#options),
-        emulation: this.#options.emulation,
-        memoryLimitBytes: this.#options.memoryLimitBytes,
-        ...(this.#runner ? { timeline: this.#runner.timeline } : {}),
-        log: this.#log,
-      });
-      this.#control?.send({ type: 'profile.result', requestId: request.requestId, result });
-    } catch (error) {
-      this.#control?.send(
-        errorMessageFor(asSwarmBeeError(error), { requestId: request.requestId }),
-      );
-    }
-  }
-
-  #reportFailure(batchId: number, error: SwarmBeeError): void {
-    this.#sendError(error, batchId);
-  }
-
   #sendError(error: SwarmBeeError, batchId?: number): void {
     const control = this.#control;
     sendErrorReply(
       control && ((message) => control.send(message)),
       error,
       batchId === undefined ? {} : { batchId },
-      error.stage ?? this.#runner?.stage,
+      error.stage ?? this.#slot.runner?.stage,
     );
   }
 
   stats(): Record<string, number> {
-    return workerStats(this.#shards.counters, this.#runner);
+    return workerStats(this.#shards.counters, this.#slot.runner);
   }
 
   /** Finishes the work in hand and accepts no more. */
   async drain(): Promise<void> {
     if (this.#machine.is('draining', 'stopped')) return;
     this.#machine.to('draining');
-    await this.#runner?.idle();
+    await this.#slot.runner?.idle();
   }
 
   /**
@@ -476,12 +377,11 @@ export class WorkerDaemon {
       // The work in hand gets the drain timeout; a stage that cannot finish (a downstream
       // that stopped reading, an engine that does not answer) must not keep the process.
       const drainMs = this.#options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
-      if (draining) await within(this.#runner?.idle(), drainMs);
+      if (draining) await settleWithin(this.#slot.runner?.idle(), drainMs);
       this.#machine.to('stopped');
-      await within(this.#training.closeAll(), drainMs);
-      await within(this.#runner?.close(), drainMs);
-      this.#runner = undefined;
-      await within(this.#groups.close(), drainMs);
+      await settleWithin(this.#training.closeAll(), drainMs);
+      await settleWithin(this.#slot.close(), drainMs);
+      await settleWithin(this.#groups.close(), drainMs);
       await this.#server?.close({ signal: AbortSignal.timeout(drainMs) });
       this.#ended();
     })();
@@ -497,27 +397,4 @@ export class WorkerDaemon {
     await this.#hasEnded;
     if (this.#fatal) throw this.#fatal;
   }
-}
-
-/** Waits for `work` (never rejecting), at most `ms`. */
-async function within(work: Promise<unknown> | undefined, ms: number): Promise<void> {
-  if (!work) return;
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    work.catch(() => {}),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
-    }),
-  ]);
-  clearTimeout(timer);
-}
-
-/** What a data owner registers of its model: its hash, and the model it was quantized from. */
-function ownedModel(manifest: LlamaManifest): { modelHash: string; quantizedFrom?: string } {
-  const origin = manifest.derivedFrom;
-  const quantized = origin?.steps.every((step) => step.kind === 'quantize') ?? false;
-  return {
-    modelHash: manifest.modelHash,
-    ...(origin && quantized ? { quantizedFrom: origin.fromModelHash } : {}),
-  };
 }
