@@ -10,10 +10,11 @@ import { type ProfileGrid, perLayer, profileDevice } from '../src/device-profile
 const GRID: ProfileGrid = {
   batchSizes: [1, 4],
   decodeContexts: [16],
-  // Chunks of 64 and 128 tokens, each timed 4 times (prefill takes half the repeats): two
-  // layers' prefill of them (span − middle) stands above a loaded machine's noise; with one
-  // chunk of 16 timed twice on this dim-64 model, the difference came out 0 at load 10-15.
-  prefillChunks: [64, 128],
+  // Chunks of 128 and 256 tokens, each timed 4 times (prefill takes half the repeats): two
+  // layers' prefill of them (span − middle) stands above a loaded machine's noise. With one
+  // chunk of 16 timed twice on this dim-64 model the difference came out 0 at load 10-15, and
+  // with chunks of 64 and 128 once in a CI run (both cores busy with the suite).
+  prefillChunks: [128, 256],
   prefillContexts: [0],
   repeats: 9,
 };
