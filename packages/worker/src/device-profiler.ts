@@ -110,9 +110,10 @@ async function timeShard(
     const decode: DecodeTimingGrid = {
       batchSizes: grid.batchSizes,
       contextTokens: decodeContexts,
-      ms: [],
-      p10Ms: [],
-      p90Ms: [],
+      // Per batch size, a row of times per context (filled below).
+      ms: grid.batchSizes.map(() => []),
+      p10Ms: grid.batchSizes.map(() => []),
+      p90Ms: grid.batchSizes.map(() => []),
     };
     // Every batch size is timed on the first rows of one set of sequences, grown to each
     // context once: filling the cache (untimed, batch × context tokens) was most of the
@@ -121,11 +122,6 @@ async function timeShard(
     const widest = Math.max(...grid.batchSizes);
     const ids = Array.from({ length: widest }, (_, r) => `profile-${r}`);
     const overheads: number[][] = grid.batchSizes.map(() => []);
-    for (const _ of grid.batchSizes) {
-      decode.ms.push([]);
-      decode.p10Ms!.push([]);
-      decode.p90Ms!.push([]);
-    }
     let cached = 0;
     for (const context of decodeContexts) {
       const width = context - cached;
