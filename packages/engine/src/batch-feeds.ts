@@ -1,10 +1,11 @@
 /**
- * Turns a micro-batch into onnxruntime feeds: position ids, the additive
- * attention bias and the past KV per layer. A single row feeds its cache in
- * place; several rows are padded into one [B, Pmax, kvDim] block per layer,
- * each row's past left-aligned, then masked.
+ * Turns a micro-batch into the inputs of a shard's graph beside its KV cache: position ids,
+ * the additive attention biases (over the past positions fed, then the new tokens), which
+ * positions get logits, and how many past positions the batch is fed (`fedPastWidth`; the
+ * past itself comes from `KvCache.fedPast`).
  */
 import { MASKED_BIAS } from '@swarmbee/model/graph-io';
+import ort from 'onnxruntime-node';
 import type { BatchRow } from './stage-engine.js';
 
 /** Positions: row r's token i sits at start + i; padding gets position 0. */
@@ -67,6 +68,35 @@ export function windowAttentionBias(
     }
   });
   return out;
+}
+
+/**
+ * A micro-batch's attention-bias inputs, as tensors: `full` over `pastWidth` past positions
+ * when the shard has full-context layers, `window` over a ring of `window` slots when it has
+ * sliding-window layers; none for a kind it has no layer of.
+ */
+export function attentionBiasTensors(
+  rows: readonly BatchRow[],
+  width: number,
+  pastWidth: number,
+  kinds: { full: boolean; window: number | undefined },
+): { full?: ort.Tensor; window?: ort.Tensor } {
+  const bias: { full?: ort.Tensor; window?: ort.Tensor } = {};
+  if (kinds.full)
+    bias.full = new ort.Tensor('float32', attentionBias(rows, width, pastWidth), [
+      rows.length,
+      1,
+      width,
+      pastWidth + width,
+    ]);
+  if (kinds.window !== undefined)
+    bias.window = new ort.Tensor('float32', windowAttentionBias(rows, width, kinds.window), [
+      rows.length,
+      1,
+      width,
+      kinds.window + width,
+    ]);
+  return bias;
 }
 
 /** Which positions get logits: each row's last real token, or all T. */

@@ -7,13 +7,7 @@ import { headDim, layerWindow, ShardInvalidError } from '@swarmbee/core';
 import type { LlamaShardGraph, ShardGraph } from '@swarmbee/model';
 import { SHARD_IO, shardBiasInputs } from '@swarmbee/model/graph-io';
 import ort from 'onnxruntime-node';
-import {
-  attentionBias,
-  fedPastWidth,
-  logitIndex,
-  positionIds,
-  windowAttentionBias,
-} from './batch-feeds.js';
+import { attentionBiasTensors, fedPastWidth, logitIndex, positionIds } from './batch-feeds.js';
 import { type KvArena, KvCache, type KvElements } from './kv-cache.js';
 import { storeLayerRows } from './kv-rows.js';
 import { ShardStage } from './shard-stage.js';
@@ -129,21 +123,12 @@ export class OrtStage extends ShardStage<KvElements> {
     const fetches: Fetches = { [this.info.isLast ? SHARD_IO.logits : SHARD_IO.hiddenOut]: null };
     // The graph attends over every past position it is fed, masked or not.
     const pastWidth = fedPastWidth(rows, width, arena.capacity);
-    if (this.#biases.full) {
-      feeds[SHARD_IO.attentionBias] = new ort.Tensor(
-        'float32',
-        attentionBias(rows, width, pastWidth),
-        [rows.length, 1, width, pastWidth + width],
-      );
-    }
-    if (this.#window !== undefined) {
-      const window = this.#window;
-      feeds[SHARD_IO.attentionBiasWindow] = new ort.Tensor(
-        'float32',
-        windowAttentionBias(rows, width, window),
-        [rows.length, 1, width, window + width],
-      );
-    }
+    const bias = attentionBiasTensors(rows, width, pastWidth, {
+      full: this.#biases.full,
+      window: this.#window,
+    });
+    if (bias.full) feeds[SHARD_IO.attentionBias] = bias.full;
+    if (bias.window) feeds[SHARD_IO.attentionBiasWindow] = bias.window;
     const arenaStart = performance.now();
     const feedsMs = arenaStart - feedsStart;
     this.#feedArena(arena, feeds, fetches, pastWidth);

@@ -19,13 +19,7 @@ import {
 import type { TensorSliceShard } from '@swarmbee/model';
 import { SHARD_IO, shardBiasInputs } from '@swarmbee/model/graph-io';
 import ort from 'onnxruntime-node';
-import {
-  attentionBias,
-  fedPastWidth,
-  logitIndex,
-  positionIds,
-  windowAttentionBias,
-} from './batch-feeds.js';
+import { attentionBiasTensors, fedPastWidth, logitIndex, positionIds } from './batch-feeds.js';
 import { type SegmentPacer, unpaced } from './device-emulation.js';
 import { KvCache } from './kv-cache.js';
 import { storeLayerRows } from './kv-rows.js';
@@ -180,23 +174,10 @@ export class TensorMemberStage implements StageEngine {
     // Each attention segment takes the bias of its own layer's kind only; full-context
     // layers are fed `pastWidth` positions (see fedPastWidth).
     const pastWidth = fedPastWidth(rows, width, arena.capacity);
-    const fullBias = this.#biases.full
-      ? new ort.Tensor('float32', attentionBias(rows, width, pastWidth), [
-          rows.length,
-          1,
-          width,
-          pastWidth + width,
-        ])
-      : undefined;
-    const windowBias =
-      this.#window === undefined
-        ? undefined
-        : new ort.Tensor('float32', windowAttentionBias(rows, width, this.#window), [
-            rows.length,
-            1,
-            width,
-            this.#window + width,
-          ]);
+    const bias = attentionBiasTensors(rows, width, pastWidth, {
+      full: this.#biases.full,
+      window: this.#window,
+    });
 
     let x: Float32Array;
     if (this.info.isFirst) {
@@ -225,8 +206,8 @@ export class TensorMemberStage implements StageEngine {
       const feeds: Feeds = {
         ...common,
         ...(this.#kv.window(l) === undefined
-          ? { [SHARD_IO.attentionBias]: fullBias! }
-          : { [SHARD_IO.attentionBiasWindow]: windowBias! }),
+          ? { [SHARD_IO.attentionBias]: bias.full! }
+          : { [SHARD_IO.attentionBiasWindow]: bias.window! }),
         [SHARD_IO.hiddenIn]: hidden,
         [SHARD_IO.pastKey(layer)]: new ort.Tensor('float32', past.keys, dims),
         [SHARD_IO.pastValue(layer)]: new ort.Tensor('float32', past.values, dims),
